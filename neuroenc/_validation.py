@@ -1,0 +1,140 @@
+"""Small input checkers, in mne's style.
+
+Every public function validates its inputs here, once, at the boundary, with messages that
+name the thing, the value and the fix. Never ``assert`` on user input.
+"""
+from __future__ import annotations
+
+import hashlib
+import numbers
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _fmt_allowed(allowed: Iterable[Any]) -> str:
+    allowed = list(allowed)
+    return ", ".join(repr(a) for a in allowed)
+
+
+def _check_option(name: str, value: Any, allowed: Iterable[Any], extra: str = "") -> Any:
+    """Raise a ValueError unless ``value`` is one of ``allowed``.
+
+    Examples
+    --------
+    >>> _check_option("pooling", "max", ("last", "mean", "first"))
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid value for 'pooling'. Allowed values are 'last', 'mean', 'first', but got 'max' instead.
+    """
+    allowed = list(allowed)
+    if value not in allowed:
+        msg = (
+            f"Invalid value for {name!r}{(' ' + extra) if extra else ''}. Allowed values are "
+            f"{_fmt_allowed(allowed)}, but got {value!r} instead."
+        )
+        raise ValueError(msg)
+    return value
+
+
+def _check_type(name: str, value: Any, types: type | tuple[type, ...], type_name: str | None = None):
+    """Raise a TypeError unless ``value`` is an instance of ``types``."""
+    if not isinstance(value, types):
+        if type_name is None:
+            if isinstance(types, tuple):
+                type_name = " or ".join(t.__name__ for t in types)
+            else:
+                type_name = types.__name__
+        raise TypeError(f"{name!r} must be an instance of {type_name}, got {type(value).__name__} instead.")
+    return value
+
+
+def _check_positive(name: str, value: Any, *, strict: bool = True, integer: bool = False) -> Any:
+    """Check that ``value`` is a (strictly) positive number (optionally an integer)."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        what = "an integer" if integer else "a number"
+        raise TypeError(f"{name!r} must be {what}, got {value!r} ({type(value).__name__}).")
+    if not np.isfinite(value) or (value <= 0 if strict else value < 0):
+        bound = "> 0" if strict else ">= 0"
+        raise ValueError(f"{name!r} must be {bound}, got {value!r}.")
+    return value
+
+
+def _check_path_exists(path: str | os.PathLike, what: str = "file", fix: str = "") -> Path:
+    """Return ``path`` as a Path, raising FileNotFoundError with a helpful message if absent."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        msg = f"{what} not found: {str(path)!r}."
+        if fix:
+            msg += f" {fix}"
+        raise FileNotFoundError(msg)
+    return path
+
+
+def _check_2d(name: str, array: Any, *, dtype: Any = None, allow_1d: bool = True) -> np.ndarray:
+    """Return ``array`` as a 2-D ndarray (a 1-D array becomes one column)."""
+    arr = np.asarray(array, dtype=dtype)
+    if arr.ndim == 1 and allow_1d:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{name!r} must be a 2-D array (n_samples, n_features), got shape {arr.shape}.")
+    return arr
+
+
+def _check_finite(name: str, array: np.ndarray, *, where: str = "", fix: str = "") -> np.ndarray:
+    """Raise a ValueError naming the first offending rows/columns if ``array`` has NaN or inf."""
+    arr = np.asarray(array)
+    if not np.issubdtype(arr.dtype, np.number):
+        return arr
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        if arr.ndim == 2:
+            cols = np.flatnonzero(bad.any(axis=0))
+            rows = np.flatnonzero(bad.any(axis=1))
+            detail = (
+                f"{int(bad.sum())} non-finite values (NaN or inf) in {cols.size} column(s) "
+                f"{_preview(cols)} and {rows.size} row(s) {_preview(rows)}"
+            )
+        else:
+            idx = np.flatnonzero(bad.ravel())
+            detail = f"{idx.size} non-finite values (NaN or inf) at index {_preview(idx)}"
+        msg = f"{name}{(' ' + where) if where else ''} has {detail}."
+        if fix:
+            msg += f" {fix}"
+        raise ValueError(msg)
+    return arr
+
+
+def _preview(values: Sequence[Any] | np.ndarray, n: int = 5) -> str:
+    """A short list for error messages: ``[1, 2, 3, ...] (10 in all)``."""
+    values = list(np.asarray(values).tolist())
+    head = ", ".join(repr(v) for v in values[:n])
+    if len(values) > n:
+        return f"[{head}, ...] ({len(values)} in all)"
+    return f"[{head}]"
+
+
+def _check_random_state(random_state: Any) -> np.random.Generator:
+    """A numpy Generator from ``None``, an int, a Generator or a RandomState."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.integer)):
+        return np.random.default_rng(random_state)
+    raise TypeError(
+        f"'random_state' must be None, an int or a numpy Generator, got {type(random_state).__name__}."
+    )
+
+
+def _sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """The sha256 hex digest of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fid:
+        for chunk in iter(lambda: fid.read(chunk_size), b""):
+            h.update(chunk)
+    return h.hexdigest()

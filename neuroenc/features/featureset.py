@@ -1,0 +1,163 @@
+"""The :class:`FeatureSet`: per-layer, per-word features that know their times and model."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .._validation import _check_option
+
+
+class FeatureSet:
+    """Per-layer word-level features of one run/story.
+
+    Row ``i`` of every layer belongs to word ``i``, at time ``times[i]`` (word onsets by
+    default, midpoints on request), on the same clock as the run's transcript and response.
+
+    Parameters
+    ----------
+    layers : mapping of int -> array-like, shape (n_words, n_features)
+        Hidden states per layer index (0 = embeddings, ``n_model_layers - 1`` = last block).
+        Arrays may be lazy (``h5py.Dataset``); they are read on access.
+    onsets : array-like, shape (n_words,)
+        Word onsets in seconds.
+    offsets : array-like, shape (n_words,) | None
+        Word offsets in seconds (default: the onsets).
+    words : sequence of str | None
+        The words, for reference.
+    run : str
+        The run/story name; alignment matches runs by name.
+    model : str | None
+        The model id (hub id, path or alias).
+    n_model_layers : int | None
+        How many hidden states the model has in all (embeddings + blocks), for relative depth.
+        Default: ``max(layers) + 1``.
+    reference : {"onset", "midpoint"}
+        Which word time the rows are placed at.
+    attrs : dict | None
+        Provenance (context policy, pooling, hashes, versions...).
+    """
+
+    def __init__(
+        self,
+        layers: Mapping[int, Any],
+        onsets: Sequence[float] | np.ndarray,
+        offsets: Sequence[float] | np.ndarray | None = None,
+        words: Sequence[str] | None = None,
+        *,
+        run: str = "run-1",
+        model: str | None = None,
+        n_model_layers: int | None = None,
+        reference: str = "onset",
+        attrs: dict[str, Any] | None = None,
+    ) -> None:
+        _check_option("reference", reference, ("onset", "midpoint"))
+        if not layers:
+            raise ValueError(f"FeatureSet for run {run!r} has no layers.")
+        self.onsets = np.asarray(onsets, dtype=np.float64).reshape(-1)
+        self.offsets = self.onsets.copy() if offsets is None else np.asarray(offsets, np.float64).reshape(-1)
+        n = self.onsets.shape[0]
+        if self.offsets.shape[0] != n:
+            raise ValueError(f"FeatureSet for run {run!r}: {n} onsets but {self.offsets.shape[0]} offsets.")
+        self._layers = {}
+        for idx, arr in layers.items():
+            shape = getattr(arr, "shape", None) or np.shape(arr)
+            if len(shape) != 2 or shape[0] != n:
+                raise ValueError(
+                    f"FeatureSet for run {run!r}: layer {idx} has shape {tuple(shape)}, expected "
+                    f"({n}, n_features) to match the {n} word onsets."
+                )
+            self._layers[int(idx)] = arr
+        self.words = None if words is None else [str(w) for w in words]
+        if self.words is not None and len(self.words) != n:
+            raise ValueError(f"FeatureSet for run {run!r}: {n} onsets but {len(self.words)} words.")
+        self.run = str(run)
+        self.model = model
+        self.n_model_layers = int(n_model_layers) if n_model_layers is not None else max(self._layers) + 1
+        self.reference = reference
+        self.attrs = dict(attrs or {})
+
+    @property
+    def layer_indices(self) -> list[int]:
+        """The layer indices held, sorted."""
+        return sorted(self._layers)
+
+    @property
+    def n_words(self) -> int:
+        """Number of rows (words)."""
+        return int(self.onsets.shape[0])
+
+    @property
+    def times(self) -> np.ndarray:
+        """The time of each row: onsets, or midpoints if ``reference="midpoint"``."""
+        if self.reference == "midpoint":
+            return (self.onsets + self.offsets) / 2.0
+        return self.onsets
+
+    def n_features(self, layer: int | None = None) -> int:
+        """Number of columns of ``layer`` (default: the first layer held)."""
+        layer = self.layer_indices[0] if layer is None else layer
+        return int(self._layers[self._check_layer(layer)].shape[1])
+
+    def _check_layer(self, layer: int) -> int:
+        if int(layer) not in self._layers:
+            raise KeyError(
+                f"FeatureSet for run {self.run!r} (model {self.model!r}) has no layer {layer}; it "
+                f"has layers {self.layer_indices}."
+            )
+        return int(layer)
+
+    def __getitem__(self, layer: int) -> np.ndarray:
+        """The features of one layer as a float ndarray, shape (n_words, n_features)."""
+        return np.asarray(self._layers[self._check_layer(layer)][()])
+
+    def __contains__(self, layer: object) -> bool:
+        return layer in self._layers
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self):
+        return iter(self.layer_indices)
+
+    def relative_depth(self, layer: int | Iterable[int] | None = None) -> np.ndarray | float:
+        """Relative depth ``layer / (n_model_layers - 1)`` in [0, 1] (0 = embeddings)."""
+        denom = max(self.n_model_layers - 1, 1)
+        if layer is None:
+            return np.asarray(self.layer_indices, dtype=float) / denom
+        if np.isscalar(layer):
+            return float(layer) / denom
+        return np.asarray(list(layer), dtype=float) / denom
+
+    def select(self, layers: Iterable[int]) -> "FeatureSet":
+        """A FeatureSet with only the given layers (no copy of the arrays)."""
+        layers = [self._check_layer(i) for i in layers]
+        return self._replace(layers={i: self._layers[i] for i in layers})
+
+    def with_reference(self, reference: str) -> "FeatureSet":
+        """The same features placed at word ``"onset"`` or ``"midpoint"`` times."""
+        return self._replace(reference=reference)
+
+    def stack(self, layers: Iterable[int] | None = None) -> np.ndarray:
+        """Layers stacked into one array, shape (n_layers, n_words, n_features)."""
+        layers = self.layer_indices if layers is None else list(layers)
+        return np.stack([self[i] for i in layers])
+
+    def _replace(self, **changes: Any) -> "FeatureSet":
+        kwargs = dict(
+            layers=self._layers, onsets=self.onsets, offsets=self.offsets, words=self.words,
+            run=self.run, model=self.model, n_model_layers=self.n_model_layers,
+            reference=self.reference, attrs=self.attrs,
+        )
+        kwargs.update(changes)
+        layers = kwargs.pop("layers")
+        onsets = kwargs.pop("onsets")
+        return FeatureSet(layers, onsets, **kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"<FeatureSet {self.run!r} | model {self.model!r}, {self.n_words} words, "
+            f"layers {self.layer_indices[:3]}{'...' if len(self) > 3 else ''} of "
+            f"{self.n_model_layers}>"
+        )

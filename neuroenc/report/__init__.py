@@ -1,0 +1,1 @@
+"""neuroenc.report"""
