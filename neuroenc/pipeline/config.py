@@ -1,0 +1,270 @@
+"""The run configuration (YAML): data set, model, alignment, encoding, outputs, executor.
+
+A config is plain YAML with six sections; every key has a default except ``dataset.loader``::
+
+    name: alice_layers
+    dataset:   {loader: alice, args: {resolution: 10mm}, subjects: all, group_mean: true}
+    model:     {name: smollm2-135m, layers: all, context_tokens: 256, stride: 128}
+    alignment: {method: lanczos, delays: [1, 2, 3, 4], trim: [0, 0]}
+    encoding:  {alphas: {logspace: [-1, 7, 17]}, cv: auto, n_permutations: 1000,
+                baseline: [word_rate, sound_power]}
+    output:    {dir: neuroenc-results, report: report.html}
+    executor:  {kind: serial}
+
+Unknown keys are errors (with a "did you mean" hint), so a typo never silently falls back to a
+default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .._validation import _check_option
+
+
+class ConfigError(ValueError):
+    """A run configuration is invalid."""
+
+
+@dataclass
+class DatasetConfig:
+    """Which data set, subjects and runs.
+
+    ``loader`` is a registered name (``alice``, ``naturalstories``, ``lebel2023``,
+    ``narratives``, ``lpp``, ``megmasc``) or ``"package.module:function"``; ``args`` are passed
+    to it. ``group_mean`` adds a subject ``"group"``: the mean response over subjects (for data
+    sets where every subject heard the same runs, like Alice).
+    """
+
+    loader: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+    subjects: Any = "all"
+    runs: Any = "all"
+    group_mean: bool = False
+
+
+@dataclass
+class ModelConfig:
+    """The language model and how features are extracted (see ``neuroenc.features``)."""
+
+    name: str = "smollm2-135m"
+    layers: Any = "all"
+    context_tokens: int = 256
+    stride: int = 128
+    policy: str = "strided"
+    pooling: str = "last"
+    right_context: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: Any = "auto"
+    intervention: Any = None
+    gguf_file: str | None = None
+    revision: str | None = None
+
+
+@dataclass
+class AlignmentConfig:
+    """Word-rate features to the response grid (see ``neuroenc.align``)."""
+
+    method: str = "lanczos"
+    window: int = 3
+    cutoff_mult: float = 1.0
+    reference: str = "onset"
+    trim: list[int] = field(default_factory=lambda: [0, 0])
+    delays: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    zscore: bool = True
+    tmin: float = -0.1
+    tmax: float = 0.6
+    decim: int = 1
+
+
+@dataclass
+class EncodingConfig:
+    """Encoding models, cross-validation and statistics (see ``neuroenc.encoding``)."""
+
+    alphas: Any = field(default_factory=lambda: {"logspace": [-1, 7, 17]})
+    cv: Any = "auto"
+    n_blocks: int = 5
+    gap: int | None = None
+    inner_cv: int = 5
+    n_permutations: int = 1000
+    permutation: str = "circular"
+    baseline: list[str] | None = None
+    nuisance: list[str] | None = None
+    backend: str = "auto"
+    n_targets_batch: int | None = None
+    random_state: int = 0
+
+    def alpha_grid(self) -> np.ndarray:
+        """The ridge penalties as an array."""
+        alphas = self.alphas
+        if isinstance(alphas, dict):
+            if set(alphas) != {"logspace"} or len(alphas["logspace"]) != 3:
+                raise ConfigError(
+                    "encoding.alphas must be a list of numbers or {logspace: [start, stop, num]} "
+                    f"(powers of 10), got {alphas!r}."
+                )
+            start, stop, num = alphas["logspace"]
+            return np.logspace(float(start), float(stop), int(num))
+        grid = np.asarray(alphas, dtype=float).reshape(-1)
+        if grid.size == 0 or (grid <= 0).any():
+            raise ConfigError(f"encoding.alphas must be positive numbers, got {alphas!r}.")
+        return grid
+
+
+@dataclass
+class OutputConfig:
+    """Where results, the feature cache and the report go (relative to the config's folder
+    unless absolute; ``dir`` relative to the working directory)."""
+
+    dir: str = "neuroenc-results"
+    cache_dir: str | None = None
+    report: str | None = "report.html"
+    overwrite: bool = False
+
+
+@dataclass
+class ExecutorConfig:
+    """How tasks run: ``serial``, ``local:N`` (a Dask LocalCluster), ``dask:tcp://host:port``
+    (an existing scheduler) or ``slurm`` (dask-jobqueue; options in ``slurm``)."""
+
+    kind: str = "serial"
+    slurm: dict[str, Any] = field(default_factory=dict)
+    retries: int = 2
+
+
+@dataclass
+class RunConfig:
+    """A whole run: every section, plus the name and the file it came from."""
+
+    name: str = "neuroenc-run"
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    encoding: EncodingConfig = field(default_factory=EncodingConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (as it would be written to YAML), for provenance."""
+        out = dataclasses.asdict(self)
+        out.pop("source")
+        return out
+
+    def validate(self) -> "RunConfig":
+        """Check values that have a fixed set of choices; returns self."""
+        where = f" in {self.source!r}" if self.source else ""
+        if not self.dataset.loader:
+            raise ConfigError(f"dataset.loader is required{where}: e.g. 'alice'.")
+        choices = [
+            ("model.policy", self.model.policy, ("strided", "window")),
+            ("model.pooling", self.model.pooling, ("last", "mean", "first")),
+            ("alignment.method", self.alignment.method, ("lanczos", "sinc", "rect", "nearest")),
+            ("alignment.reference", self.alignment.reference, ("onset", "midpoint")),
+            ("encoding.permutation", self.encoding.permutation, ("circular", "block")),
+        ]
+        for name, value, allowed in choices:
+            try:
+                _check_option(name, value, allowed, where.strip())
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+        if len(self.alignment.trim) != 2 or any(int(t) < 0 for t in self.alignment.trim):
+            raise ConfigError(f"alignment.trim must be [first, last] TR counts >= 0{where}, got {self.alignment.trim!r}.")
+        if not self.alignment.delays or any(int(d) < 0 for d in self.alignment.delays):
+            raise ConfigError(f"alignment.delays must be a non-empty list of TR counts >= 0{where}, got {self.alignment.delays!r}.")
+        if self.model.context_tokens < 1 or self.model.stride < 1:
+            raise ConfigError(f"model.context_tokens and model.stride must be >= 1{where}.")
+        kind = self.executor.kind
+        if not (kind in ("serial", "slurm") or kind.startswith("local:") or kind.startswith("dask:")):
+            raise ConfigError(
+                f"Invalid value for 'executor.kind'{where}. Allowed values are 'serial', 'local:N', "
+                f"'dask:tcp://host:port', 'slurm', but got {kind!r} instead."
+            )
+        self.encoding.alpha_grid()
+        return self
+
+    def resolve(self, path: str | None) -> Path | None:
+        """A path from the config: absolute as is; relative to the config file's folder."""
+        if path is None:
+            return None
+        p = Path(os.path.expandvars(str(path))).expanduser()
+        if p.is_absolute() or self.source is None:
+            return p
+        return Path(self.source).parent / p
+
+
+_SECTIONS = {
+    "dataset": DatasetConfig,
+    "model": ModelConfig,
+    "alignment": AlignmentConfig,
+    "encoding": EncodingConfig,
+    "output": OutputConfig,
+    "executor": ExecutorConfig,
+}
+
+
+def _build(cls: type, values: Any, section: str, where: str) -> Any:
+    if values is None:
+        return cls()
+    if not isinstance(values, dict):
+        raise ConfigError(f"section {section!r}{where} must be a mapping, got {type(values).__name__}.")
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            hint = difflib.get_close_matches(str(key), names, n=1)
+            raise ConfigError(
+                f"unknown key {section}.{key}{where}"
+                + (f"; did you mean {section}.{hint[0]}?" if hint else f"; allowed keys: {names}.")
+            )
+    return cls(**values)
+
+
+def config_from_dict(values: dict[str, Any], source: str | None = None) -> RunConfig:
+    """Build and validate a :class:`RunConfig` from a dict (as parsed from YAML)."""
+    where = f" in {source!r}" if source else ""
+    if not isinstance(values, dict):
+        raise ConfigError(f"a run config must be a YAML mapping{where}.")
+    allowed = ["name", *_SECTIONS]
+    for key in values:
+        if key not in allowed:
+            hint = difflib.get_close_matches(str(key), allowed, n=1)
+            raise ConfigError(
+                f"unknown section {key!r}{where}"
+                + (f"; did you mean {hint[0]!r}?" if hint else f"; sections are {allowed}.")
+            )
+    kwargs = {name: _build(cls, values.get(name), name, where) for name, cls in _SECTIONS.items()}
+    return RunConfig(name=str(values.get("name", "neuroenc-run")), source=source, **kwargs).validate()
+
+
+def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML run config.
+
+    Parameters
+    ----------
+    path : path-like
+        The YAML file.
+    overrides : dict | None
+        Dotted keys to override, e.g. ``{"output.dir": "out", "model.layers": [0, 5]}``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"config file not found: {str(path)!r}.")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"could not parse {str(path)!r} as YAML: {err}") from err
+    for dotted, value in (overrides or {}).items():
+        node = values
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return config_from_dict(values, source=str(path))
