@@ -1,4 +1,50 @@
-"""Alignment: word-rate features to fMRI TRs and to MEG/EEG sample grids."""
-from .response import Response
+"""Alignment: word-rate features to fMRI TRs and to MEG/EEG sample grids.
 
-__all__ = ["Response"]
+- :func:`resample` / :func:`filter_matrix`: word values to a TR grid (Lanczos, sinc, rect,
+  nearest), one sparse matrix per run applied to all layers.
+- :func:`make_delayed`, :class:`Delayer`: FIR delays (zero-filled, within runs);
+  :func:`convolve_hrf`, :class:`HRFConvolver`: canonical HRF; :func:`zscore`, :class:`ZScore`.
+- :func:`event_matrix`, :func:`lag_samples`, :func:`resample_response`: the MEG/EEG side.
+- :func:`make_fmri_design`, :func:`make_meg_design` → :class:`Design`: features and responses
+  paired by run name, checked, aligned, z-scored, delayed/lagged, stacked;
+  :func:`word_rate` for a word-rate nuisance band.
+- :func:`check_coverage`, :func:`match_runs`: the checks, usable on their own.
+"""
+from .checks import check_coverage, check_response, match_runs
+from .delays import Delayer, make_delayed, reshape_by_delays, run_bounds
+from .design import Design, make_fmri_design, make_meg_design, word_rate
+from .events import event_matrix, lag_samples, resample_response
+from .hrf import HRFConvolver, convolve_hrf, hrf_kernel
+from .resample import filter_matrix, lanczos_kernel, rect_kernel, resample, sinc_kernel
+from .response import Response
+from .zscore import ZScore, ZStats, zscore, zscore_stats
+
+__all__ = [
+    "Delayer",
+    "Design",
+    "HRFConvolver",
+    "Response",
+    "ZScore",
+    "ZStats",
+    "check_coverage",
+    "check_response",
+    "convolve_hrf",
+    "event_matrix",
+    "filter_matrix",
+    "hrf_kernel",
+    "lag_samples",
+    "lanczos_kernel",
+    "make_delayed",
+    "make_fmri_design",
+    "make_meg_design",
+    "match_runs",
+    "rect_kernel",
+    "resample",
+    "resample_response",
+    "reshape_by_delays",
+    "run_bounds",
+    "sinc_kernel",
+    "word_rate",
+    "zscore",
+    "zscore_stats",
+]

@@ -79,6 +79,9 @@ class AlignmentConfig:
     reference: str = "onset"
     trim: list[int] = field(default_factory=lambda: [0, 0])
     delays: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    hrf: str | None = None
+    normalize: bool = False
+    on_uncovered: str = "raise"
     zscore: bool = True
     tmin: float = -0.1
     tmax: float = 0.6
@@ -169,6 +172,8 @@ class RunConfig:
             ("model.pooling", self.model.pooling, ("last", "mean", "first")),
             ("alignment.method", self.alignment.method, ("lanczos", "sinc", "rect", "nearest")),
             ("alignment.reference", self.alignment.reference, ("onset", "midpoint")),
+            ("alignment.hrf", self.alignment.hrf, (None, "glover", "spm")),
+            ("alignment.on_uncovered", self.alignment.on_uncovered, ("raise", "warn", "ignore")),
             ("encoding.permutation", self.encoding.permutation, ("circular", "block")),
         ]
         for name, value, allowed in choices:
