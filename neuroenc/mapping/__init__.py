@@ -1,1 +1,35 @@
-"""neuroenc.mapping"""
+"""Which layers predict which targets: best layer, layer-preference index, profiles, brain maps.
+
+Start from one model's results (one file per subject): :func:`map_layers` computes every
+table at once; the functions below compute one each from the tidy scores table
+(:func:`scores_table`).
+"""
+from .brainmaps import load_mesh, mapping_maps, surface_values, target_space, volume_image, voxel_indices
+from .collect import check_group, fold_table, load_results, scores_table, subject_labels
+from .group import fdr_bh, group_summary, sign_flip_test
+from .layers import best_layers, preference_index
+from .profiles import bootstrap_mean_ci, layer_profiles
+from .summary import LayerMapping, map_layers
+
+__all__ = [
+    "LayerMapping",
+    "best_layers",
+    "bootstrap_mean_ci",
+    "check_group",
+    "fdr_bh",
+    "fold_table",
+    "group_summary",
+    "layer_profiles",
+    "load_mesh",
+    "load_results",
+    "map_layers",
+    "mapping_maps",
+    "preference_index",
+    "scores_table",
+    "sign_flip_test",
+    "subject_labels",
+    "surface_values",
+    "target_space",
+    "volume_image",
+    "voxel_indices",
+]

@@ -1,0 +1,54 @@
+"""Write the self-contained HTML report of encoding results (one results file per subject)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", nargs="+", required=True, metavar="PATH",
+                        help="results files (.h5, one per subject), folders of them, or glob patterns")
+    parser.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    parser.add_argument("--title", default=None, help="page title (default: from the model and data set)")
+    parser.add_argument("--mask", default=None,
+                        help="NIfTI mask of voxel targets, when the results' provenance does not name it")
+    parser.add_argument("--score", default="r", choices=("r", "r2"), help="score to map (default: r)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the profiles (default: 1000)")
+    parser.add_argument("--n-permutations", type=int, default=10000,
+                        help="sign flips of the group test (default: 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap and the test (default: 0)")
+    parser.add_argument("--metrics", default=None, metavar="TABLE",
+                        help="layer-science metrics: a `neuroenc metrics` .h5 file, or a .csv/.tsv table (metric, layer, value)")
+    parser.add_argument("--interventions", default=None, metavar="TABLE",
+                        help="layer-science interventions table (.csv/.tsv: intervention, target, layer, r)")
+
+
+def _read_table(path: str, what: str) -> pd.DataFrame:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{what} table not found: {path!r}.")
+    if what == "metrics" and p.suffix.lower() in (".h5", ".hdf5"):
+        from ..features.metrics_layers import LayerMetrics
+
+        return LayerMetrics.load(p).to_frame()
+    if p.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        allowed = ".h5 (neuroenc metrics), .csv or .tsv" if what == "metrics" else ".csv or .tsv"
+        raise ValueError(f"{what} table {path!r} must be a {allowed} file, got {p.suffix!r}.")
+    return pd.read_csv(p, sep="," if p.suffix.lower() == ".csv" else "\t")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..mapping import map_layers
+    from ..report import make_report
+
+    mapping = map_layers(args.results, score=args.score, n_boot=args.n_boot,
+                         n_permutations=args.n_permutations, random_state=args.seed)
+    metrics = _read_table(args.metrics, "metrics") if args.metrics else None
+    interventions = _read_table(args.interventions, "interventions") if args.interventions else None
+    out = make_report(mapping, args.out, title=args.title, mask_img=args.mask,
+                      metrics=metrics, interventions=interventions)
+    print(f"Report written to {out.resolve()}")
+    print(mapping.summary())
+    return 0

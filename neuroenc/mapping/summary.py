@@ -1,0 +1,213 @@
+"""All the mapping tables of one group of results, in one call: :func:`map_layers`."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import _check_option, _check_random_state
+from ..encoding.results import EncodingResults
+from ._cube import ScoreCube, cube_from_folds, cube_from_results
+from .collect import load_results, scores_table
+from .group import _nanmean, group_from_cube
+from .layers import best_layers_from_cube
+from .profiles import profiles_from_cube
+
+logger = logging.getLogger(__name__)
+
+PROFILE_UNITS = ("auto", "subject", "fold")
+
+
+@dataclass
+class LayerMapping:
+    """Which layers predict which targets, for one model and one or more subjects.
+
+    Attributes
+    ----------
+    best : DataFrame
+        One row per (subject, target): best layer and depth, scores there, gains, preference
+        index (:func:`~neuroenc.mapping.best_layers`).
+    profiles : DataFrame
+        One row per (target, layer): mean score and bootstrap interval
+        (:func:`~neuroenc.mapping.layer_profiles`).
+    group : DataFrame
+        One row per target: the group mean profile's best layer, scores, gains and the group
+        test (:func:`~neuroenc.mapping.group_summary`).
+    results : list of EncodingResults
+        The results it was computed from (one per subject).
+    subjects, targets : list of str
+    layers, relative_depth : ndarray
+    model : str | None
+    score : str
+        The score that was maximised (``"r"`` or ``"r2"``).
+    params : dict
+        The parameters of :func:`map_layers` (n_boot, ci, negative, n_permutations, random_state,
+        profile unit).
+    """
+
+    best: pd.DataFrame
+    profiles: pd.DataFrame
+    group: pd.DataFrame
+    results: list[EncodingResults]
+    subjects: list[str]
+    targets: list[str]
+    layers: np.ndarray
+    relative_depth: np.ndarray
+    model: str | None
+    score: str = "r"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_subjects(self) -> int:
+        """Number of subjects."""
+        return len(self.subjects)
+
+    def scores(self) -> pd.DataFrame:
+        """The tidy scores table (one row per subject, layer and target)."""
+        return scores_table(self.results)
+
+    def summary(self, max_targets: int = 10) -> str:
+        """A one-paragraph summary in words: best layer per target, its score and p-value."""
+        g = self.group
+        who = f"{self.n_subjects} subject{'s' if self.n_subjects != 1 else ''}"
+        head = (
+            f"{self.model or 'The model'} ({self.layers.size} layers) on {who} and "
+            f"{len(self.targets)} target{'s' if len(self.targets) != 1 else ''}"
+        )
+        # Targets in their own order (ROIs); the best-scoring ones first when not all fit.
+        ranked = g if len(g) <= max_targets else g.sort_values(self.score, ascending=False, na_position="last")
+        parts = []
+        for _, row in ranked.head(max_targets).iterrows():
+            if pd.isna(row["best_layer"]):
+                parts.append(f"{row['target']}: no finite score")
+                continue
+            text = (
+                f"{row['target']} best at layer {int(row['best_layer'])} (depth "
+                f"{row['best_depth']:.2f}), {self.score} = {row[self.score]:.3f}"
+            )
+            if "baseline_" + self.score in g and np.isfinite(row["baseline_" + self.score]):
+                text += f" vs baseline {row['baseline_' + self.score]:.3f}"
+            if np.isfinite(row.get("p", np.nan)):
+                text += f", p = {_fmt_p(row['p'])}"
+            parts.append(text)
+        body = "; ".join(parts)
+        if len(g) > max_targets:
+            body += f"; ... ({len(g) - max_targets} more targets)"
+        test = str(g["test"].iloc[0]) if "test" in g and len(g) else ""
+        n_sig = int((g["q"] < 0.05).sum()) if "q" in g else 0
+        tail = f" p-values: {test}; {n_sig} of {len(g)} targets have q < 0.05." if test else ""
+        return f"{head}: {body}.{tail}"
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _mean_over_targets(cube: ScoreCube, score: str) -> ScoreCube:
+    """A cube with one pseudo-target: the mean score over all targets."""
+    mean = _nanmean(cube.values(score), axis=2)[..., None]
+    return ScoreCube(
+        unit=cube.unit,
+        units=cube.units,
+        layers=cube.layers,
+        depth=cube.depth,
+        targets=[f"mean of {len(cube.targets)} targets"],
+        layer_fields={score: mean},
+        model=cube.model,
+    )
+
+
+def map_layers(
+    results: str | os.PathLike | EncodingResults | Iterable[str | os.PathLike | EncodingResults],
+    *,
+    score: str = "r",
+    negative: str = "clip",
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    n_permutations: int = 10000,
+    profile_unit: str = "auto",
+    max_profile_targets: int = 24,
+    random_state=0,
+) -> LayerMapping:
+    """Best layers, layer profiles and group summaries of one model's results.
+
+    Parameters
+    ----------
+    results : path | EncodingResults | iterable of these
+        One results file per subject (files, folders, glob patterns or objects; see
+        :func:`~neuroenc.mapping.load_results`).
+    score : "r" | "r2"
+        The score to maximise and average.
+    negative : "clip" | "shift"
+        How the preference index treats negative scores (see :func:`preference_index`).
+    n_boot : int
+        Bootstrap resamples of the layer profiles' intervals.
+    ci : float
+        Confidence level of the intervals.
+    n_permutations : int
+        Sign flips of the group test.
+    profile_unit : "auto" | "subject" | "fold"
+        What the profile bootstrap resamples: subjects, or the outer CV folds of a single
+        subject. ``"auto"``: subjects when there are several, else folds when the results have
+        fold scores.
+    max_profile_targets : int
+        With more targets than this (voxels, vertices), the profile is computed for the mean
+        over all targets (one pseudo-target ``"mean of N targets"``) rather than per target.
+    random_state : None | int | numpy Generator
+        Seeds the bootstrap and the sign flips.
+
+    Returns
+    -------
+    mapping : LayerMapping
+    """
+    _check_option("score", score, ("r", "r2"))
+    _check_option("profile_unit", profile_unit, PROFILE_UNITS)
+    rng = _check_random_state(random_state)
+    loaded = load_results(results)
+    cube = cube_from_results(loaded)
+    unit = profile_unit
+    if unit == "auto":
+        unit = "subject" if len(loaded) >= 2 or loaded[0].fold_r is None else "fold"
+    if unit == "fold":
+        if len(loaded) != 1:
+            raise ValueError(
+                f"profile_unit='fold' resamples the CV folds of one subject, but {len(loaded)} "
+                "subjects were given; use profile_unit='subject'."
+            )
+        profile_cube = cube_from_folds(loaded[0], subject=cube.units[0])
+    else:
+        profile_cube = cube
+    if len(cube.targets) > max_profile_targets:
+        profile_cube = _mean_over_targets(profile_cube, score)
+    best = best_layers_from_cube(cube, score=score, negative=negative)
+    profiles = profiles_from_cube(profile_cube, score=score, n_boot=n_boot, ci=ci, random_state=rng)
+    group = group_from_cube(cube, score=score, negative=negative, n_permutations=n_permutations,
+                            random_state=rng)
+    logger.info("mapped %d layers x %d targets x %d subjects", cube.layers.size, len(cube.targets),
+                len(cube.units))
+    return LayerMapping(
+        best=best,
+        profiles=profiles,
+        group=group,
+        results=loaded,
+        subjects=cube.units,
+        targets=cube.targets,
+        layers=cube.layers,
+        relative_depth=cube.depth,
+        model=cube.model,
+        score=score,
+        params={
+            "score": score,
+            "negative": negative,
+            "n_boot": n_boot,
+            "ci": ci,
+            "n_permutations": n_permutations,
+            "profile_unit": unit,
+            "random_state": random_state if isinstance(random_state, (int, type(None))) else "generator",
+        },
+    )

@@ -1,0 +1,582 @@
+"""The self-contained HTML report: :func:`make_report` and :func:`render_report`.
+
+One HTML file, nothing outside it: figures are embedded as base64 PNG, the CSS is inline and
+there is no script, so the page opens offline in any browser. Every number in a table is shown
+rounded and carries its exact value in a ``data-value`` attribute (``repr`` of the float), so
+the page can be checked against the results files.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import io
+import json
+import logging
+import math
+import os
+import struct
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from .._validation import _check_positive
+from ..encoding.results import EncodingResults
+from ..mapping import LayerMapping, map_layers, mapping_maps, target_space
+from . import figures as F
+from .sections import ReportSection, layer_science_section
+
+logger = logging.getLogger(__name__)
+
+#: Table columns: label and number format ("f3": 3 decimals, "f2", "p": p-value, "d": integer, "g": general).
+COLUMNS: dict[str, tuple[str, str]] = {
+    "subject": ("subject", "s"),
+    "target": ("target", "s"),
+    "n_subjects": ("n", "d"),
+    "best_layer": ("best layer", "d"),
+    "best_depth": ("depth", "f2"),
+    "preference_index": ("pref. index", "f2"),
+    "r": ("r", "f3"),
+    "r_sem": ("± sem", "f3"),
+    "r2": ("R²", "f3"),
+    "r2_sem": ("± sem", "f3"),
+    "r_last": ("r last layer", "f3"),
+    "r2_last": ("R² last layer", "f3"),
+    "last_layer": ("last layer", "d"),
+    "gain_over_last": ("gain vs last", "f3"),
+    "baseline_r": ("baseline r", "f3"),
+    "baseline_r2": ("baseline R²", "f3"),
+    "gain_over_baseline": ("gain vs baseline", "f3"),
+    "noise_ceiling": ("noise ceiling", "f3"),
+    "ceiling_fraction": ("r / ceiling", "f2"),
+    "loso_effect": ("LOSO effect", "f3"),
+    "t": ("t", "f2"),
+    "p_t": ("p (t-test)", "p"),
+    "p": ("p", "p"),
+    "q": ("q", "p"),
+    "alpha": ("alpha", "g"),
+    "layer": ("layer", "d"),
+    "relative_depth": ("depth", "f2"),
+    "mean": ("mean", "f3"),
+    "ci_low": ("CI low", "f3"),
+    "ci_high": ("CI high", "f3"),
+}
+#: Targets above which the report summarises (histograms, top rows) instead of listing all.
+MANY_TARGETS = 24
+
+
+# ---------------------------------------------------------------- formatting
+def format_number(value: Any, fmt: str) -> tuple[str, str | None]:
+    """Display text and exact ``data-value`` of one table cell."""
+    if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+        return "–", "nan" if fmt != "s" else None
+    if fmt == "s" or isinstance(value, str) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value), None
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)), None
+    if fmt == "d" or (isinstance(value, (int, np.integer)) and fmt == "g"):
+        return str(int(value)), str(int(value))
+    v = float(value)
+    exact = repr(v)
+    if math.isinf(v):
+        return ("∞" if v > 0 else "-∞"), exact
+    if fmt == "f3":
+        return f"{v:.3f}", exact
+    if fmt == "f2":
+        return f"{v:.2f}", exact
+    if fmt == "p":
+        return (f"{v:.3g}" if v >= 1e-3 else f"{v:.2e}"), exact
+    return f"{v:.4g}", exact
+
+
+def _auto_fmt(series: pd.Series) -> str:
+    if pd.api.types.is_integer_dtype(series):
+        return "d"
+    if pd.api.types.is_float_dtype(series):
+        return "g"
+    return "s"
+
+
+def _table_block(
+    df: pd.DataFrame,
+    *,
+    table_id: str,
+    caption: str,
+    columns: Sequence[str] | None = None,
+    max_rows: int | None = None,
+    sort_by: str | None = None,
+    collapsed: bool = False,
+    note: str = "",
+    cls: str = "numbers",
+    formats: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A table for the template; ``formats`` (column -> format) overrides :data:`COLUMNS`."""
+    formats = formats or {}
+    columns = [c for c in (columns if columns is not None else df.columns) if c in df.columns]
+    shown = df
+    if max_rows is not None and len(df) > max_rows:
+        if sort_by is not None and sort_by in df:
+            shown = df.sort_values(sort_by, ascending=False, na_position="last")
+        shown = shown.head(max_rows)
+        extra = f"Showing {max_rows} of {len(df)} rows"
+        extra += f" (highest {sort_by} first)." if sort_by is not None else "."
+        note = f"{note} {extra}".strip()
+    fmts = {c: formats.get(c) or (COLUMNS[c][1] if c in COLUMNS else _auto_fmt(df[c])) for c in columns}
+    rows = []
+    for record in shown[columns].itertuples(index=False, name=None):
+        row = []
+        for col, value in zip(columns, record):
+            text, exact = format_number(value, fmts[col])
+            cell_cls = "num" if exact is not None else ""
+            if col == "q" and exact not in (None, "nan") and float(exact) < 0.05:
+                cell_cls += " sig"
+            row.append({"col": col, "text": text, "value": exact, "cls": cell_cls.strip()})
+        rows.append(row)
+    return {
+        "kind": "table",
+        "table_id": table_id,
+        "caption": caption,
+        "columns": [{"name": c, "label": COLUMNS[c][0] if c in COLUMNS and c not in formats else c}
+                    for c in columns],
+        "rows": rows,
+        "collapsed": collapsed,
+        "note": note,
+        "cls": cls,
+    }
+
+
+def _kv_block(items: Iterable[tuple[str, Any]], *, table_id: str, caption: str, collapsed: bool = False) -> dict:
+    df = pd.DataFrame([(k, _show(v)) for k, v in items], columns=["key", "value"])
+    block = _table_block(df, table_id=table_id, caption=caption, collapsed=collapsed, cls="kv")
+    for col in block["columns"]:
+        col["label"] = ""
+    return block
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
+
+
+def figure_data_uri(fig: Any, *, dpi: int = 96) -> tuple[str, int, int]:
+    """A figure as a ``data:image/png;base64,...`` URI, with its pixel width and height."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    data = buf.getvalue()
+    width, height = _png_size(data)
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii"), width, height
+
+
+def _figure_block(fig: Any, caption: str, *, close: bool = True) -> dict[str, Any]:
+    uri, width, height = figure_data_uri(fig)
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return {"kind": "figure", "uri": uri, "caption": caption, "width": width, "height": height}
+
+
+def _text_block(text: str) -> dict[str, Any]:
+    return {"kind": "text", "paragraphs": [p.strip() for p in text.split("\n\n") if p.strip()]}
+
+
+# ---------------------------------------------------------------- sections
+def _common(dicts: Sequence[dict[str, Any]]) -> tuple[list[tuple[str, Any]], list[str]]:
+    """Keys with one value across subjects, and keys whose value varies."""
+    keys: list[str] = []
+    for d in dicts:
+        keys += [k for k in d if k not in keys]
+    same, varies = [], []
+    for k in keys:
+        values = [_show(d.get(k)) for d in dicts]
+        if len(set(values)) == 1:
+            same.append((k, dicts[0].get(k)))
+        else:
+            varies.append(k)
+    return same, varies
+
+
+def _data_section(mapping: LayerMapping, space: dict[str, Any]) -> dict[str, Any]:
+    results = mapping.results
+    prov = [r.provenance for r in results]
+    dataset = prov[0].get("dataset", "unknown")
+    targets = mapping.targets
+    facts = [
+        ("data set", dataset),
+        ("model", mapping.model or "unknown"),
+        ("subjects", f"{mapping.n_subjects}: " + ", ".join(mapping.subjects)),
+        ("layers", f"{mapping.layers.size} (indices {int(mapping.layers.min())}–{int(mapping.layers.max())}; 0 = embeddings)"),
+        ("targets", f"{len(targets)} ({space['kind']})" + (": " + ", ".join(targets) if len(targets) <= 30 else "")),
+        ("score", {"r": "held-out Pearson r (mean over outer CV folds)", "r2": "held-out R²"}[mapping.score]),
+        ("mapping", mapping.params),
+    ]
+    blocks = [_kv_block(facts, table_id="facts", caption="Data set, subjects and model")]
+    settings_same, settings_vary = _common([r.settings for r in results])
+    if settings_same or settings_vary:
+        items = settings_same + [(k, "varies across subjects (see below)") for k in settings_vary]
+        blocks.append(_kv_block(items, table_id="settings", caption="Encoding settings"))
+    prov_same, prov_vary = _common(prov)
+    prov_same = [(k, v) for k, v in prov_same if k not in ("results_dir",)]
+    blocks.append(_kv_block(prov_same, table_id="provenance", caption="Provenance (common to all subjects)"))
+    per_subject = [k for k in settings_vary + prov_vary if k not in ("results_dir",)]
+    if per_subject:
+        rows = []
+        for label, r in zip(mapping.subjects, results):
+            merged = {**r.settings, **r.provenance}
+            rows.append({"subject": label, **{k: _show(merged.get(k)) for k in per_subject}})
+        blocks.append(_table_block(
+            pd.DataFrame(rows), table_id="per-subject", caption="Provenance per subject", collapsed=True,
+        ))
+    return {"id": "data", "title": "Data, model and settings", "blocks": blocks}
+
+
+def _profiles_section(mapping: LayerMapping) -> dict[str, Any]:
+    prof, score = mapping.profiles, mapping.score
+    unit = str(prof["unit"].iloc[0])
+    n_units = int(prof["n"].max()) if len(prof) else 0
+    ci = mapping.params.get("ci", 0.95)
+    text = (
+        f"Mean held-out {score} of each layer, from the embeddings (depth 0) to the last layer "
+        f"(depth 1). The band is the {ci:.0%} percentile bootstrap interval over {n_units} {unit}s "
+        f"({mapping.params.get('n_boot')} resamples); the dashed line marks the best layer of the "
+        "mean profile and the dotted line the baseline model."
+    )
+    if n_units < 2:
+        text = (
+            f"Mean held-out {score} of each layer (depth 0 = embeddings, 1 = last layer). With one "
+            f"{unit} there is no interval."
+        )
+    blocks = [_text_block(text)]
+    group = mapping.group if prof["target"].iloc[0] in set(mapping.group["target"]) else None
+    blocks.append(_figure_block(F.plot_layer_profiles(prof, group, score=score), "Layer profile per target."))
+    n_targets = prof["target"].nunique()
+    if 1 < n_targets <= MANY_TARGETS:
+        blocks.append(_figure_block(F.plot_score_matrix(prof, score=score), f"Mean {score} per layer and target."))
+    if n_targets <= 12:
+        wide = prof.pivot_table(index="layer", columns="target", values="mean", sort=False, dropna=False)
+        wide = wide[list(pd.unique(prof["target"]))].sort_index().reset_index()
+        wide.insert(1, "relative_depth", mapping.relative_depth[np.searchsorted(mapping.layers, wide["layer"])])
+        wide.columns = [str(c) for c in wide.columns]
+        blocks.append(_table_block(
+            wide, table_id="profiles", caption=f"Mean {score} per layer (rows) and target (columns)",
+            collapsed=True, formats={str(t): "f3" for t in wide.columns[2:]},
+        ))
+    return {"id": "profiles", "title": "Layer profiles", "blocks": blocks}
+
+
+def _best_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any]:
+    score, g = mapping.score, mapping.group
+    many = len(g) > MANY_TARGETS
+    who = f"the mean over {mapping.n_subjects} subjects" if mapping.n_subjects > 1 else f"subject {mapping.subjects[0]}"
+    blocks = [_text_block(
+        f"Best layer of {who} per target: the layer with the highest mean {score}, as an index and "
+        "as a relative depth, the layer-preference index (score-weighted mean depth, negative "
+        f"scores count as zero), and the gain of the best layer over the last layer and over the "
+        "baseline model."
+    )]
+    if many:
+        blocks.append(_figure_block(F.plot_depth_histogram(g, column="best_depth"), "Best-layer depth across targets."))
+        blocks.append(_figure_block(F.plot_depth_histogram(g, column="preference_index"),
+                                    "Layer-preference index across targets."))
+    else:
+        blocks.append(_figure_block(F.plot_best_layers(g, score=score),
+                                    f"Best-layer {score} (with baseline and noise ceiling) and best depth per target."))
+    cols = ["target", "best_layer", "best_depth", "preference_index", score, f"{score}_sem", f"{score}_last",
+            "gain_over_last", f"baseline_{score}", "gain_over_baseline"]
+    blocks.append(_table_block(
+        g, table_id="group", caption=f"Best layer per target ({who})", columns=cols, max_rows=max_rows, sort_by=score,
+    ))
+    if mapping.n_subjects > 1:
+        if mapping.n_subjects >= 3 and not many:
+            blocks.append(_figure_block(F.plot_subject_best_layers(mapping.best), "Best layer of each subject."))
+        cols = ["subject", "target", "best_layer", "best_depth", "preference_index", score, "p", "q",
+                f"baseline_{score}", "gain_over_baseline", "gain_over_last", "noise_ceiling"]
+        blocks.append(_table_block(
+            mapping.best, table_id="best", caption="Best layer per subject and target", columns=cols,
+            max_rows=max_rows if many else None, sort_by=score if many else None, collapsed=True,
+        ))
+    else:
+        cols = ["subject", "target", "best_layer", "best_depth", score, "r2", "p", "q", "alpha"]
+        blocks.append(_table_block(
+            mapping.best, table_id="best", caption="Scores at the best layer", columns=cols,
+            max_rows=max_rows, sort_by=score,
+        ))
+    return {"id": "best", "title": "Best layers", "blocks": blocks}
+
+
+def _significance_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any]:
+    score, g = mapping.score, mapping.group
+    test = str(g["test"].iloc[0])
+    n_sig = int((g["q"] < 0.05).sum())
+    if mapping.n_subjects > 1:
+        text = (
+            f"Group test ({test}). For each subject, the layer is chosen from the mean profile of the "
+            "other subjects (leave-one-subject-out), so the test does not reuse the data that chose "
+            f"the layer; LOSO effect is the mean over subjects of that {score} minus the baseline "
+            "(or minus zero without a baseline). p: one-sided sign-flip permutation test; p (t-test): "
+            "one-sample t-test; q: Benjamini-Hochberg FDR across targets."
+        )
+    else:
+        text = (
+            f"p: the encoding model's permutation p-value of {score} at the best layer; q: its "
+            "Benjamini-Hochberg FDR across targets (both from the results file)."
+        )
+    text += (
+        f"\n\n{n_sig} of {len(g)} targets have q < 0.05. The noise ceiling is the highest r the "
+        "responses allow (from repeats or split halves); r / ceiling is the share of the explainable "
+        "signal the best layer reaches."
+    )
+    cols = ["target", "n_subjects", score, "noise_ceiling", "ceiling_fraction", "loso_effect", "t", "p_t", "p", "q"]
+    block = _table_block(g, table_id="significance", caption="Significance and noise ceiling per target",
+                         columns=cols, max_rows=max_rows, sort_by=score)
+    return {"id": "significance", "title": "Significance and noise ceiling", "blocks": [_text_block(text), block]}
+
+
+def _brain_section(mapping: LayerMapping, space: dict[str, Any], notes: list[str]) -> dict[str, Any] | None:
+    if space["kind"] not in ("volume", "surface"):
+        return None
+    g = mapping.group
+    per_target = {name: g[name].to_numpy(float) for name in ("best_depth", "preference_index", mapping.score)}
+    try:
+        maps = mapping_maps(per_target, space)
+    except FileNotFoundError as err:
+        if space["kind"] != "surface":
+            raise
+        notes.append(f"No surface maps: {err}")  # a mesh that cannot be fetched offline
+        logger.warning("no surface maps: %s", err)
+        return None
+    titles = {"best_depth": "best layer (relative depth)", "preference_index": "layer-preference index",
+              mapping.score: f"best-layer {mapping.score}"}
+    scales = {"best_depth": ("viridis", 0.0, 1.0), "preference_index": ("viridis", 0.0, 1.0)}
+    vals = per_target[mapping.score]
+    top = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
+    scales[mapping.score] = ("RdBu_r", -top, top)
+    blocks = [_text_block(
+        "Per target (voxel or vertex) values of the group table drawn on the brain: the depth of "
+        f"the best layer, the layer-preference index and the best-layer {mapping.score}."
+    )]
+    for name, img in maps.items():
+        cmap, vmin, vmax = scales[name]
+        if space["kind"] == "volume":
+            fig = F.plot_brain_map(img, title=titles[name], kind="glass", cmap=cmap, vmin=vmin, vmax=vmax)
+        else:
+            fig = F.plot_surface_map(img, mesh=space["mesh"], title=titles[name], cmap=cmap, vmin=vmin, vmax=vmax)
+        blocks.append(_figure_block(fig, f"{titles[name]} ({'glass brain' if space['kind'] == 'volume' else space['mesh']})."))
+    if space["kind"] == "volume":
+        cmap, vmin, vmax = scales[mapping.score]
+        fig = F.plot_brain_map(maps[mapping.score], title=titles[mapping.score], kind="stat", cmap=cmap,
+                               vmin=vmin, vmax=vmax)
+        blocks.append(_figure_block(fig, f"{titles[mapping.score]} (slices)."))
+    return {"id": "brain", "title": "Brain maps", "blocks": blocks}
+
+
+def _split_section(mapping: LayerMapping) -> dict[str, Any] | None:
+    """Banded-model split scores (mean over subjects), one table per score name."""
+    keys: list[str] = []
+    for res in mapping.results:
+        keys += [k for k in res.split_scores if k not in keys]
+    if not keys:
+        return None
+    blocks = [_text_block(
+        "Split scores of the banded model: the share of the prediction each band (layer, layer "
+        "group or nuisance regressor) carries, averaged over the subjects that have it."
+    )]
+    for key in keys:
+        arrays = [np.atleast_2d(res.split_scores[key]) for res in mapping.results if key in res.split_scores]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) != 1 or next(iter(shapes))[1] != len(mapping.targets):
+            raise ValueError(
+                f"split scores {key!r} have shapes {sorted(shapes)} across subjects; expected "
+                f"(n_bands, {len(mapping.targets)}) in every results file."
+            )
+        mean = np.mean(arrays, axis=0)
+        names = mapping.results[0].settings.get("bands")
+        if not (isinstance(names, list) and len(names) == mean.shape[0]):
+            names = [key] if mean.shape[0] == 1 else [f"band {i}" for i in range(mean.shape[0])]
+        table = pd.DataFrame(mean, columns=mapping.targets)
+        table.insert(0, "band", [str(n) for n in names])
+        blocks.append(_table_block(
+            table, table_id=f"split-{key}", caption=f"Split scores {key!r} per band (rows) and target (columns)",
+            formats={t: "f3" for t in mapping.targets}, max_rows=None,
+        ))
+    return {"id": "banded", "title": "Banded model", "blocks": blocks}
+
+
+def _warnings_section(mapping: LayerMapping, extra: Sequence[str]) -> dict[str, Any]:
+    seen: dict[str, list[str]] = {}
+    for label, res in zip(mapping.subjects, mapping.results):
+        for message in res.warnings:
+            seen.setdefault(str(message), []).append(label)
+    items = []
+    for message, who in seen.items():
+        source = "all subjects" if len(who) == mapping.n_subjects and len(who) > 1 else "subject " + ", ".join(who)
+        items.append({"message": message, "source": source})
+    items += [{"message": m, "source": "report"} for m in extra]
+    return {"id": "warnings", "title": f"Warnings ({len(items)})", "blocks": [{"kind": "warnings", "entries": items}]}
+
+
+def _extra_section(section: ReportSection, index: int) -> dict[str, Any]:
+    blocks = [_text_block(section.text)] if section.text else []
+    blocks += [_figure_block(fig, caption, close=False) for caption, fig in section.figures]
+    blocks += [
+        _table_block(table, table_id=f"extra-{index}-{i}", caption=caption)
+        for i, (caption, table) in enumerate(section.tables)
+    ]
+    return {"id": f"extra-{index}", "title": section.title, "blocks": blocks}
+
+
+_HOW_TO_READ = [
+    ("r", "Pearson correlation between the measured and the predicted response on held-out data "
+          "(outer cross-validation), averaged over folds. 0 = no prediction."),
+    ("Layer, relative depth", "Layer 0 is the embedding layer; relative depth = layer / last layer, so "
+                              "models of different depth compare on one axis from 0 to 1."),
+    ("Best layer", "The layer with the highest score; for a group, of the mean profile over subjects."),
+    ("Layer-preference index", "Score-weighted mean depth of all layers (negative scores count as zero): "
+                               "a smoother summary of where along the depth a target is predicted."),
+    ("Gain", "Best-layer score minus the last layer's score, and minus the baseline model's score "
+             "(e.g. word rate and sound power)."),
+    ("Interval", "Percentile bootstrap interval of the mean over subjects (or over CV folds for one subject)."),
+    ("p, q", "p-values of the test named in the significance section, and their Benjamini-Hochberg "
+             "false discovery rate across targets; q < 0.05 is shown in bold."),
+    ("Noise ceiling", "The highest r the data allow; r / ceiling is the share reached."),
+]
+
+
+# ---------------------------------------------------------------- entry points
+def render_report(
+    mapping: LayerMapping,
+    *,
+    title: str | None = None,
+    mask_img: Any = None,
+    sections: Sequence[ReportSection] = (),
+    max_table_rows: int = 200,
+) -> str:
+    """Render the HTML report of a :class:`~neuroenc.mapping.LayerMapping` as a string.
+
+    See :func:`make_report` for the parameters.
+    """
+    if not isinstance(mapping, LayerMapping):
+        raise TypeError(f"render_report needs a LayerMapping (from map_layers), got {type(mapping).__name__}.")
+    _check_positive("max_table_rows", max_table_rows, integer=True)
+    for s in sections:
+        if not isinstance(s, ReportSection):
+            raise TypeError(f"sections must be ReportSection objects, got {type(s).__name__}.")
+    import jinja2
+
+    space = target_space(mapping.results[0], mask_img=mask_img)
+    dataset = mapping.results[0].provenance.get("dataset")
+    if title is None:
+        title = f"neuroenc report: {mapping.model or 'model'}" + (f" on {dataset}" if dataset else "")
+    notes = []
+    if space["kind"] == "roi" and space.get("space") not in (None, "roi"):
+        notes.append(
+            f"The targets are in space {space['space']!r}, but the results name no mask, affine or "
+            "fsaverage mesh, so there are no brain maps."
+        )
+    if mapping.profiles["ci_low"].isna().all():
+        notes.append("The layer profiles have no confidence interval (one subject and no fold scores).")
+    parts = [
+        _data_section(mapping, space),
+        _profiles_section(mapping),
+        _best_section(mapping, max_table_rows),
+        _brain_section(mapping, space, notes),
+        _significance_section(mapping, max_table_rows),
+        _split_section(mapping),
+        _warnings_section(mapping, notes),
+    ]
+    parts += [_extra_section(s, i) for i, s in enumerate(sections)]
+    parts.append({"id": "how-to-read", "title": "How to read this report",
+                  "blocks": [{"kind": "definitions", "entries": _HOW_TO_READ}]})
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("neuroenc.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("report.html.j2").render(
+        title=title,
+        version=__version__,
+        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        summary=mapping.summary(),
+        sections=[p for p in parts if p is not None],
+    )
+
+
+def make_report(
+    results: LayerMapping | str | os.PathLike | EncodingResults | Iterable[str | os.PathLike | EncodingResults],
+    out: str | os.PathLike,
+    *,
+    title: str | None = None,
+    mask_img: Any = None,
+    sections: Sequence[ReportSection] = (),
+    metrics: pd.DataFrame | None = None,
+    interventions: pd.DataFrame | None = None,
+    score: str = "r",
+    n_boot: int = 1000,
+    n_permutations: int = 10000,
+    random_state=0,
+    max_table_rows: int = 200,
+) -> Path:
+    """Write the self-contained HTML report of one model's encoding results.
+
+    Parameters
+    ----------
+    results : LayerMapping | path | EncodingResults | iterable of these
+        A mapping from :func:`~neuroenc.mapping.map_layers`, or the results to map: one file
+        per subject (files, folders, glob patterns or objects).
+    out : path
+        The HTML file to write (written atomically; folders are created).
+    title : str | None
+        Page title; default from the model and data set.
+    mask_img : Nifti1Image | path | None
+        The mask of voxel targets, when the results' provenance does not name it.
+    sections : sequence of ReportSection
+        Extra sections, rendered after the mapping sections.
+    metrics, interventions : DataFrame | None
+        Tidy layer-science tables; when given, a "Layer science" section is added (see
+        :func:`~neuroenc.report.layer_science_section`).
+    score : "r" | "r2"
+        The score to map.
+    n_boot, n_permutations, random_state
+        Passed to :func:`~neuroenc.mapping.map_layers` (ignored when ``results`` is a mapping).
+    max_table_rows : int
+        Longest table; longer ones show the highest-scoring rows.
+
+    Returns
+    -------
+    path : Path
+        The report file.
+    """
+    if isinstance(results, LayerMapping):
+        mapping = results
+    else:
+        mapping = map_layers(results, score=score, n_boot=n_boot, n_permutations=n_permutations,
+                             random_state=random_state)
+    sections = list(sections)
+    if metrics is not None or interventions is not None:
+        sections.append(layer_science_section(metrics, interventions, profiles=mapping.profiles, score=mapping.score))
+    html = render_report(mapping, title=title, mask_img=mask_img, sections=sections, max_table_rows=max_table_rows)
+    out = Path(out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fid:
+            fid.write(html)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    logger.info("wrote the report to %s (%.1f MB)", out, out.stat().st_size / 1e6)
+    return out

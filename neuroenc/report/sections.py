@@ -1,0 +1,216 @@
+"""Extra report sections: a generic container, and the layer-science section (issue 7).
+
+Any analysis can add a section to the report: a :class:`ReportSection` holds a title, plain
+text, figures and tables, and :func:`~neuroenc.report.make_report` renders it after the
+mapping sections. :func:`layer_science_section` builds one from the tidy tables of the
+layer-science analyses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy import stats
+
+from .._validation import _check_option, _preview
+from .figures import _require, _with_depth, plot_intervention_profiles, plot_metric_profiles
+
+
+@dataclass
+class ReportSection:
+    """A section of the HTML report.
+
+    Parameters
+    ----------
+    title : str
+        The section heading.
+    text : str
+        Plain text (escaped in the HTML); blank lines separate paragraphs.
+    figures : list of (caption, Figure)
+        Embedded as PNG, in order.
+    tables : list of (caption, DataFrame)
+        Rendered as HTML tables (numbers formatted, exact values in ``data-value``).
+    """
+
+    title: str
+    text: str = ""
+    figures: list[tuple[str, Figure]] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.title, str) or not self.title.strip():
+            raise ValueError(f"a report section needs a non-empty title, got {self.title!r}.")
+        for caption, fig in self.figures:
+            if not hasattr(fig, "savefig"):
+                raise TypeError(
+                    f"figure {caption!r} of section {self.title!r} is a {type(fig).__name__}; "
+                    "pass matplotlib Figures."
+                )
+        for caption, table in self.tables:
+            if not isinstance(table, pd.DataFrame):
+                raise TypeError(
+                    f"table {caption!r} of section {self.title!r} is a {type(table).__name__}; "
+                    "pass pandas DataFrames."
+                )
+
+
+def metric_brain_correlations(
+    metrics: pd.DataFrame, profiles: pd.DataFrame, *, method: str = "spearman"
+) -> pd.DataFrame:
+    """Rank correlation across layers between each metric and each target's mean brain score.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        Tidy: ``metric, layer, value`` (several rows per (metric, layer) are averaged).
+    profiles : DataFrame
+        From :func:`~neuroenc.mapping.layer_profiles`: ``target, layer, mean``.
+    method : "spearman" | "kendall"
+
+    Returns
+    -------
+    table : DataFrame
+        One row per (metric, target): ``rho``, ``p`` and ``n_layers`` (layers in both tables).
+    """
+    _check_option("method", method, ("spearman", "kendall"))
+    _require(metrics, ("metric", "layer", "value"), "the metrics table")
+    _require(profiles, ("target", "layer", "mean"), "the profiles table")
+    per_metric = metrics.groupby(["metric", "layer"], sort=False)["value"].mean()
+    func = stats.spearmanr if method == "spearman" else stats.kendalltau
+    rows = []
+    for metric in pd.unique(metrics["metric"]):
+        m = per_metric.loc[metric]
+        for target in pd.unique(profiles["target"]):
+            p = profiles[profiles["target"] == target].set_index("layer")["mean"]
+            common = np.intersect1d(m.index.to_numpy(), p.index.to_numpy())
+            x, y = m.loc[common].to_numpy(float), p.loc[common].to_numpy(float)
+            ok = np.isfinite(x) & np.isfinite(y)
+            if ok.sum() >= 3 and np.ptp(x[ok]) > 0 and np.ptp(y[ok]) > 0:
+                res = func(x[ok], y[ok])
+                rho, pval = float(res.statistic), float(res.pvalue)
+            else:
+                rho = pval = np.nan
+            rows.append({"metric": metric, "target": target, "rho": rho, "p": pval, "n_layers": int(ok.sum())})
+    return pd.DataFrame(rows)
+
+
+def intervention_effects(
+    interventions: pd.DataFrame, *, score: str = "r", reference: str = "intact"
+) -> pd.DataFrame:
+    """Per (intervention, target): best layer and score, and the change from the intact model.
+
+    Parameters
+    ----------
+    interventions : DataFrame
+        Tidy: ``intervention, target, layer, <score>``; rows of several subjects are averaged.
+    score : str
+        The score column.
+    reference : str
+        The intervention name of the intact model; ``delta_best`` (best score minus the
+        reference's best score) and ``mean_delta`` (mean over layers of the score minus the
+        reference's score at the same layer) are NaN when it is absent.
+
+    Returns
+    -------
+    table : DataFrame
+        ``intervention, target, best_layer, best_depth, <score>, delta_best, mean_delta``.
+    """
+    _require(interventions, ("intervention", "target", "layer", score), "the interventions table")
+    mean = (
+        _with_depth(interventions)
+        .groupby(["intervention", "target", "layer"], sort=False)[[score, "relative_depth"]]
+        .mean()
+        .reset_index()
+    )
+    has_ref = reference in set(mean["intervention"].astype(str))
+    rows = []
+    for (name, target), sub in mean.groupby(["intervention", "target"], sort=False):
+        sub = sub.sort_values("layer")
+        vals = sub[score].to_numpy(float)
+        if not np.isfinite(vals).any():
+            continue
+        i = int(np.nanargmax(vals))
+        row = {"intervention": name, "target": target, "best_layer": int(sub["layer"].iloc[i]),
+               "best_depth": float(sub["relative_depth"].iloc[i]), score: float(vals[i]),
+               "delta_best": np.nan, "mean_delta": np.nan}
+        if has_ref:
+            ref = mean[(mean["intervention"].astype(str) == reference) & (mean["target"] == target)]
+            ref = ref.set_index("layer")[score]
+            if len(ref):
+                row["delta_best"] = float(vals[i] - np.nanmax(ref.to_numpy(float)))
+                common = np.intersect1d(sub["layer"].to_numpy(), ref.index.to_numpy())
+                diffs = sub.set_index("layer").loc[common, score].to_numpy(float) - ref.loc[common].to_numpy(float)
+                row["mean_delta"] = float(np.nanmean(diffs)) if np.isfinite(diffs).any() else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def layer_science_section(
+    metrics: pd.DataFrame | None = None,
+    interventions: pd.DataFrame | None = None,
+    *,
+    profiles: pd.DataFrame | None = None,
+    score: str = "r",
+    reference: str = "intact",
+    title: str = "Layer science",
+) -> ReportSection:
+    """The report section of the layer-science analyses (per-layer metrics, interventions).
+
+    Parameters
+    ----------
+    metrics : DataFrame | LayerMetrics | None
+        Tidy per-layer representation metrics: ``metric, layer, value`` (+ ``relative_depth``),
+        or an object with ``to_frame()`` giving that table (``neuroenc.features.LayerMetrics``).
+    interventions : DataFrame | None
+        Tidy brain scores under interventions: ``intervention, target, layer, <score>``
+        (+ ``subject``, ``relative_depth``); the intact model is named ``reference``.
+    profiles : DataFrame | None
+        The mapping's layer profiles; with ``metrics``, adds the rank correlations between each
+        metric and each target's brain-score profile across layers.
+    score, reference, title
+        The score column, the name of the intact model, the section title.
+
+    Returns
+    -------
+    section : ReportSection
+    """
+    if metrics is None and interventions is None:
+        raise ValueError("layer_science_section needs a metrics table, an interventions table, or both.")
+    # Result objects of the layer-science code (e.g. LayerMetrics) give their tidy table.
+    if hasattr(metrics, "to_frame") and not isinstance(metrics, pd.DataFrame):
+        metrics = metrics.to_frame()
+    if hasattr(interventions, "to_frame") and not isinstance(interventions, pd.DataFrame):
+        interventions = interventions.to_frame()
+    section = ReportSection(title=title)
+    text = []
+    if metrics is not None:
+        _require(metrics, ("metric", "layer", "value"), "the metrics table")
+        names = list(pd.unique(metrics["metric"].astype(str)))
+        text.append(f"Representation metrics per layer: {', '.join(names)}.")
+        section.figures.append(("Representation metrics against relative depth.", plot_metric_profiles(metrics)))
+        if profiles is not None:
+            section.tables.append((
+                "Spearman rank correlation across layers between each metric and the mean brain "
+                "score of each target.",
+                metric_brain_correlations(metrics, profiles),
+            ))
+    if interventions is not None:
+        effects = intervention_effects(interventions, score=score, reference=reference)
+        names = list(pd.unique(interventions["intervention"].astype(str)))
+        text.append(
+            f"Brain {score} per layer under {len(names)} conditions ({_preview(names, n=8)}); "
+            f"changes are relative to the {reference!r} model."
+        )
+        section.figures.append((
+            f"Mean {score} against relative depth under each intervention.",
+            plot_intervention_profiles(interventions, score=score),
+        ))
+        section.tables.append((
+            f"Best layer and {score} per intervention and target; delta_best: best {score} minus "
+            f"the intact model's; mean_delta: mean change over layers.",
+            effects,
+        ))
+    section.text = "\n\n".join(text)
+    return section
