@@ -1,4 +1,18 @@
 """The pipeline: ``neuroenc run config.yaml`` = extract → align → fit → map → report."""
 from .config import ConfigError, RunConfig, config_from_dict, load_config
+from .loaders import LOADERS, add_group_mean, get_loader, load_dataset
+from .run import RunOutput, group_best_table, run_pipeline
 
-__all__ = ["ConfigError", "RunConfig", "config_from_dict", "load_config"]
+__all__ = [
+    "LOADERS",
+    "ConfigError",
+    "RunConfig",
+    "RunOutput",
+    "add_group_mean",
+    "config_from_dict",
+    "get_loader",
+    "group_best_table",
+    "load_config",
+    "load_dataset",
+    "run_pipeline",
+]

@@ -1,0 +1,53 @@
+"""Run a config end to end: extract, align, fit, map and write the report."""
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="the YAML run config (see analyses/*.yaml)")
+    parser.add_argument("--executor", default=None,
+                        help="serial (default), local:N, dask:tcp://host:port or slurm")
+    parser.add_argument("--out", default=None, help="output folder (overrides output.dir)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set model.layers=[0,15,30] (YAML value)")
+
+
+def parse_overrides(items: list[str], out: str | None = None) -> dict:
+    """``["a.b=1", ...]`` -> ``{"a.b": 1}`` (values parsed as YAML)."""
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set needs KEY=VALUE, got {item!r}.")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = yaml.safe_load(value)
+    if out is not None:
+        overrides["output.dir"] = out
+    return overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline import run_pipeline
+
+    output = run_pipeline(args.config, executor=args.executor,
+                          overrides=parse_overrides(args.overrides, args.out))
+    print_outcome(output)
+    return 0
+
+
+def print_outcome(output) -> None:
+    """Print where the outputs are and the summary paragraph."""
+    print(f"results: {', '.join(str(p) for p in output.results.values())}"
+          if len(output.results) <= 3 else
+          f"results: {len(output.results)} files in {next(iter(output.results.values())).parent}")
+    if output.report is not None:
+        print(f"report:  {output.report.resolve()}")
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in output.timings.items())
+    if timing:
+        print(f"time:    {timing}")
+    summary = output.summary()
+    if summary:
+        print()
+        print(summary)

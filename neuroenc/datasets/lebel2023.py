@@ -1,0 +1,294 @@
+"""LeBel et al. 2023 (ds003020): 9 subjects listening to up to 84 podcast stories, TR 2 s.
+
+Timing conventions (from the authors' code, HuthLab/deep-fMRI-dataset): ``derivative/respdict.json``
+gives each story's number of TRs ``n``. The authors build a grid of ``n - 5`` TRs of 2 s whose
+first trigger is 10 s before the sound starts (TR ``j`` at audio time ``2 j - 10``), interpolate
+the stimulus on it and keep rows ``[5 + trim : -trim]`` with ``trim = 5``: ``n - 20`` rows, the
+first at audio time 10 s. The preprocessed responses (``derivative/preprocessed_data/<S>/
+<story>.hf5``, key ``resp``) have exactly those ``n - 20`` rows, so their row 0 is stimulus time
+10.0 s on the TextGrid clock. The raw BOLD runs have ``n`` volumes; trimming them the same way
+drops the first 10 and the last 10 volumes (the 10 s of silence before and after each story
+and the first and last 5 TRs of the story).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import _check_option
+from ..align.response import Response
+from ..stimuli.transcript import Transcript
+from ._base import DatasetError, EncodingDataset
+from ._bold import check_content, read_bold
+from ._textgrid import word_transcript
+from .bids import dataset_root, check_tr, index_runs, read_sidecar
+
+logger = logging.getLogger(__name__)
+
+LEBEL_DIRNAME = "ds003020"
+LEBEL_TR = 2.0
+#: Stimulus time of row 0 of the trimmed responses: 10 TRs after the first trigger, which came
+#: 10 s before the sound.
+LEBEL_START = 10.0
+#: Volumes dropped at each end by the authors' trimming (5 padding + 5 trim TRs).
+LEBEL_TRIM = 10
+#: Labels the authors drop from the word tier (compared lower-cased, without braces).
+LEBEL_BAD_WORDS = ("sentence_start", "sentence_end", "br", "lg", "ls", "ns", "sp", "sil", "")
+LEBEL_TEST_STORY = "wheretheressmoke"
+LEBEL_CITATION = (
+    "LeBel, A., Wagner, L., Jain, S., Adhikari-Desai, A., Gupta, B., Morgenthal, A., Tang, J., "
+    "Xu, L., & Huth, A. G. (2023). A natural language fMRI dataset for voxelwise encoding "
+    "models. Scientific Data, 10, 555. https://doi.org/10.1038/s41597-023-02437-z"
+)
+LEBEL_URL = "https://openneuro.org/datasets/ds003020"
+
+
+def _subjects(root: Path, subject: str | Sequence[str] | None, source: str) -> list[str]:
+    if subject is not None:
+        subs = [subject] if isinstance(subject, str) else list(subject)
+        return [str(s).removeprefix("sub-") for s in subs]
+    if source == "preprocessed":
+        base = root / "derivative" / "preprocessed_data"
+        found = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    else:
+        found = sorted(p.name.removeprefix("sub-") for p in root.glob("sub-*") if p.is_dir())
+    if not found:
+        raise DatasetError(
+            f"no subjects found under {str(root)!r} (looked for "
+            f"{'derivative/preprocessed_data/UTS*' if source == 'preprocessed' else 'sub-*'}). "
+            "Is root the ds003020 folder, with the data fetched?"
+        )
+    return found
+
+
+def read_respdict(root: str | os.PathLike) -> dict[str, int]:
+    """Story -> number of TRs, from ``derivative/respdict.json``."""
+    path = check_content(Path(root) / "derivative" / "respdict.json", "respdict file")
+    with open(path, encoding="utf-8") as fid:
+        return {str(k): int(v) for k, v in json.load(fid).items()}
+
+
+def _story_tr(root: Path, story: str) -> float:
+    """``RepetitionTime`` of the top-level ``task-<story>_bold.json`` sidecar."""
+    path = root / f"task-{story}_bold.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"sidecar not found: {str(path)!r}; ds003020 has one top-level sidecar per story with "
+            "its RepetitionTime."
+        )
+    meta = read_sidecar(path)
+    if "RepetitionTime" not in meta:
+        raise DatasetError(f"sidecar {str(path)!r} has no 'RepetitionTime'.")
+    return float(meta["RepetitionTime"])
+
+
+def read_lebel_transcript(root: str | os.PathLike, story: str, tier: str | None = None) -> Transcript:
+    """The words of one story from ``derivative/TextGrids/<story>.TextGrid``.
+
+    Silences and the noise/sentence marks the authors drop (:data:`LEBEL_BAD_WORDS`, e.g.
+    ``sp``, ``{LG}``, ``{BR}``) are removed. Any of Praat's text formats is read, including
+    the chronological one some of these TextGrids use. Times are seconds from the start of the
+    story's audio.
+    """
+    path = Path(root) / "derivative" / "TextGrids" / f"{story}.TextGrid"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"run {story!r} has no transcript: {str(path)!r} is missing. Fetch it "
+            f"('datalad get derivative/TextGrids/{story}.TextGrid') or leave the story out."
+        )
+    check_content(path, "TextGrid")
+    return word_transcript(path, name=story, drop=LEBEL_BAD_WORDS, tier=tier, fallback_index=1)
+
+
+def _read_resp(path: Path, n_rows: int, voxels: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``resp`` array of an hf5 file: (n_rows, n_vox), and the repeats if it holds several."""
+    import h5py
+
+    check_content(path, "preprocessed response file")
+    with h5py.File(path, "r") as f:
+        if "resp" not in f:
+            raise DatasetError(
+                f"{str(path)!r} has no dataset 'resp' (it has {list(f.keys())}); is it a "
+                "ds003020 preprocessed response file?"
+            )
+        dset = f["resp"]
+        shape = dset.shape
+        if len(shape) == 2 and shape[0] == n_rows:
+            data = dset[:, :] if voxels is None else dset[:, voxels]
+            return np.asarray(data), None
+        if len(shape) == 2 and shape[0] % n_rows == 0 and shape[0] > n_rows:
+            data = dset[:, :] if voxels is None else dset[:, voxels]
+            reps = np.asarray(data).reshape(shape[0] // n_rows, n_rows, -1)
+            return reps.mean(axis=0), reps
+        if len(shape) == 3 and shape[1] == n_rows:
+            data = dset[:, :, :] if voxels is None else dset[:, :, voxels]
+            reps = np.asarray(data)
+            return reps.mean(axis=0), reps
+    raise DatasetError(
+        f"{str(path)!r} has 'resp' of shape {shape}; expected {n_rows} rows (respdict.json minus "
+        f"the {2 * LEBEL_TRIM} trimmed TRs), or a multiple of it for the repeated test story."
+    )
+
+
+def load_lebel2023(
+    root: str | os.PathLike | None = None,
+    subject: str | Sequence[str] | None = "UTS03",
+    stories: Iterable[str] | None = None,
+    source: str = "preprocessed",
+    trim: bool = True,
+    voxels: Any = None,
+    mask: Any = None,
+    tier: str | None = None,
+) -> EncodingDataset:
+    """Load LeBel et al. 2023 (ds003020): stories, word TextGrids and BOLD responses (TR 2 s).
+
+    Parameters
+    ----------
+    root : path-like | None
+        The ds003020 folder; default ``<data dir>/ds003020`` (``$NEUROENC_DATA``).
+    subject : str | sequence of str | None
+        ``"UTS01"`` ... ``"UTS09"`` (``sub-`` prefix optional); ``None`` for all subjects found.
+    stories : iterable of str | None
+        Stories (task labels); default every story of ``respdict.json`` that the subject has.
+        ``"wheretheressmoke"`` is the repeated test story.
+    source : {"preprocessed", "bold"}
+        ``"preprocessed"``: the authors' responses (``derivative/preprocessed_data``), already
+        trimmed. ``"bold"``: the raw BIDS runs (``sub-*/ses-*/func/*_bold.nii.gz``; TR from the
+        sidecars, checked against the NIfTI header).
+    trim : bool
+        Apply the authors' trimming. The preprocessed files are trimmed already (``trim=False``
+        is an error there); for raw BOLD, ``True`` drops the first and last 10 volumes
+        (``start=10.0``) and ``False`` keeps them (``start=-10.0``: the sound starts 10 s into
+        the run).
+    voxels : array-like of int | None
+        Columns to read from the preprocessed files (all by default: 81,126-98,336 voxels,
+        about 1 GB per 10 stories in float32).
+    mask : path-like | array | None
+        Voxels to keep from raw BOLD (see :func:`neuroenc.datasets._bold.read_bold`).
+    tier : str | None
+        TextGrid tier holding the words; default the tier named ``word``, else the second one.
+
+    Returns
+    -------
+    dataset : EncodingDataset
+        ``transcripts[story]`` (seconds from the start of the story audio);
+        ``responses[subject][story]`` with ``tr`` from the story's sidecar and ``start=10.0``
+        (trimmed; see the module notes). Raw runs of a repeated story are keyed
+        ``"<story>_run-<N>"`` (each with the story's transcript). For the preprocessed test
+        story, whose file stacks its repeats, the response is their mean and
+        ``Response.info["repeats"]`` holds them (n_repeats, n_rows, n_voxels). ``info``: citation,
+        licence, TR, start, ``respdict``, ``trim``, ``source``.
+    """
+    _check_option("source", source, ("preprocessed", "bold"))
+    root = dataset_root(
+        root, LEBEL_DIRNAME,
+        "Get it with 'datalad install https://github.com/OpenNeuroDatasets/ds003020.git' (or openneuro-py)",
+    )
+    if source == "preprocessed" and not trim:
+        raise ValueError(
+            "The preprocessed ds003020 responses are already trimmed (respdict - 20 rows), so "
+            "trim=False cannot undo it. Use source='bold' to get every volume of the raw runs."
+        )
+    respdict = read_respdict(root)
+    if voxels is not None:
+        voxels = np.asarray(voxels, dtype=int).reshape(-1)
+        if voxels.size == 0 or (np.diff(voxels) <= 0).any() or voxels[0] < 0:
+            raise ValueError(
+                "voxels must be non-negative column indices in increasing order without repeats "
+                f"(h5py reads them so), got {voxels[:5].tolist()}...; pass np.unique(voxels)."
+            )
+    subjects = _subjects(root, subject, source)
+    wanted = None if stories is None else [str(s) for s in stories]
+    if wanted is not None:
+        unknown = [s for s in wanted if s not in respdict]
+        if unknown:
+            raise ValueError(
+                f"ds003020 has no story {unknown[0]!r} in respdict.json; stories are e.g. "
+                f"{sorted(respdict)[:5]}."
+            )
+    transcripts: dict[str, Transcript] = {}
+    responses: dict[str, dict[str, Response]] = {}
+    base_transcripts: dict[str, Transcript] = {}
+
+    def transcript_for(story: str) -> Transcript:
+        if story not in base_transcripts:
+            base_transcripts[story] = read_lebel_transcript(root, story, tier=tier)
+        return base_transcripts[story]
+
+    for sub in subjects:
+        runs: dict[str, Response] = {}
+        if source == "preprocessed":
+            folder = root / "derivative" / "preprocessed_data" / sub
+            if not folder.is_dir():
+                raise FileNotFoundError(
+                    f"no preprocessed data for subject {sub!r}: {str(folder)!r} is missing."
+                )
+            available = [s for s in respdict if (folder / f"{s}.hf5").exists()
+                         or (folder / f"{s}.hf5").is_symlink()]
+            todo = available if wanted is None else wanted
+            for story in todo:
+                path = folder / f"{story}.hf5"
+                n_rows = respdict[story] - 2 * LEBEL_TRIM
+                tr = _story_tr(root, story)
+                transcript_for(story)
+                data, reps = _read_resp(path, n_rows, voxels)
+                names = ([f"v{i}" for i in range(data.shape[1])] if voxels is None
+                         else [f"v{int(i)}" for i in voxels])
+                info = {"source": str(path), "space": "subject volume (pycortex)"}
+                if reps is not None:
+                    info["repeats"] = reps
+                runs[story] = Response(data, tr=tr, start=LEBEL_START, names=names, run=story,
+                                       subject=sub, info=info)
+                transcripts[story] = base_transcripts[story]
+        else:
+            table = index_runs(root, subjects=[sub], tasks=wanted)
+            table = table[table["task"].isin(respdict)]
+            if not len(table):
+                raise FileNotFoundError(
+                    f"no raw BOLD runs of subject {sub!r} found under {str(root)!r} "
+                    f"(stories {wanted or 'any'})."
+                )
+            counts = table["task"].value_counts()
+            for row in table.itertuples():
+                story = row.task
+                key = story if counts[story] == 1 else f"{story}_run-{row.run}"
+                data, header_tr, binfo = read_bold(row.path, mask=mask)
+                tr = check_tr(row.path, row.tr, header_tr, sidecar=f"sidecar of {row.path.name}")
+                n = respdict[story]
+                if trim:
+                    if data.shape[0] != n:
+                        raise DatasetError(
+                            f"{str(row.path)!r} has {data.shape[0]} volumes but respdict.json says "
+                            f"{n} for story {story!r}; the authors' trimming assumes the full run. "
+                            "Pass trim=False to load the volumes as they are."
+                        )
+                    data = data[LEBEL_TRIM: n - LEBEL_TRIM]
+                    start = LEBEL_START
+                else:
+                    start = LEBEL_START - LEBEL_TRIM * tr
+                transcripts[key] = transcript_for(story).rename(key)
+                runs[key] = Response(data, tr=tr, start=start, names=binfo["names"], run=key,
+                                     subject=sub, info={"source": str(row.path), **binfo})
+        if not runs:
+            raise DatasetError(f"subject {sub!r}: none of the requested stories has data.")
+        responses[sub] = runs
+    info = {
+        "citation": LEBEL_CITATION,
+        "license": "CC0",
+        "url": LEBEL_URL,
+        "openneuro": LEBEL_DIRNAME,
+        "tr": LEBEL_TR,
+        "start": LEBEL_START if trim else LEBEL_START - LEBEL_TRIM * LEBEL_TR,
+        "trim": trim,
+        "source": source,
+        "respdict": respdict,
+        "test_story": LEBEL_TEST_STORY,
+        "root": str(root),
+    }
+    return EncodingDataset("lebel2023", transcripts, responses, {}, {}, info)

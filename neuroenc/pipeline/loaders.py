@@ -1,0 +1,140 @@
+"""Data-set loaders by name, for run configs (``dataset.loader: alice``)."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..align.response import Response
+from ..datasets._base import EncodingDataset
+from .config import ConfigError, DatasetConfig
+
+logger = logging.getLogger(__name__)
+
+#: Registered loaders: name -> "module:function".
+LOADERS: dict[str, str] = {
+    "alice": "neuroenc.datasets.alice:load_alice",
+    "naturalstories": "neuroenc.datasets.naturalstories:load_naturalstories",
+    "lebel2023": "neuroenc.datasets.lebel2023:load_lebel2023",
+    "narratives": "neuroenc.datasets.narratives:load_narratives",
+    "lpp": "neuroenc.datasets.lpp:load_lpp",
+    "megmasc": "neuroenc.datasets.megmasc:load_megmasc",
+}
+
+GROUP = "group"
+
+
+def get_loader(name: str) -> Callable[..., EncodingDataset]:
+    """The loader function for a registered name or a ``"package.module:function"`` string."""
+    target = LOADERS.get(name, name)
+    if ":" not in target:
+        raise ConfigError(
+            f"Unknown data-set loader {name!r}. Registered loaders are {sorted(LOADERS)}; or give "
+            "'package.module:function'."
+        )
+    module_name, func_name = target.split(":", 1)
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, func_name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"cannot import data-set loader {target!r}: {err}") from err
+
+
+def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None) -> EncodingDataset:
+    """Load the data set of a config, restricted to its subjects and runs.
+
+    Parameters
+    ----------
+    cfg : DatasetConfig
+        The ``dataset`` section.
+    subjects : sequence of str | None
+        Load only these subjects (a task that fits one subject loads only its data). The
+        pseudo-subject ``"group"`` (``group_mean: true``) needs every subject.
+    """
+    loader = get_loader(cfg.loader)
+    kwargs = {k: os.path.expandvars(v) if isinstance(v, str) else v for k, v in cfg.args.items()}
+    wanted = None if cfg.subjects in (None, "all") else [str(s) for s in _as_list(cfg.subjects)]
+    if subjects is not None and GROUP not in subjects:
+        wanted = [str(s) for s in subjects]
+    params = inspect.signature(loader).parameters
+    if wanted is not None:
+        for key in ("subjects", "subject"):
+            if key in params:
+                kwargs[key] = wanted if key == "subjects" else (wanted[0] if len(wanted) == 1 else wanted)
+                break
+    dataset = loader(**kwargs)
+    if wanted is not None:
+        missing = [s for s in wanted if s not in dataset.responses and s != GROUP]
+        if missing:
+            raise ConfigError(
+                f"data set {dataset.name!r} has no subject(s) {missing}; it has {dataset.subjects}"
+                + (f" (excluded: {dataset.excluded})" if dataset.excluded else "") + "."
+            )
+        dataset.responses = {s: dataset.responses[s] for s in wanted if s in dataset.responses}
+        dataset.confounds = {s: v for s, v in dataset.confounds.items() if s in dataset.responses}
+    if cfg.runs not in (None, "all"):
+        runs = [str(r) for r in _as_list(cfg.runs)]
+        unknown = [r for r in runs if r not in dataset.transcripts]
+        if unknown:
+            raise ConfigError(f"data set {dataset.name!r} has no run(s) {unknown}; runs are {dataset.runs}.")
+        dataset.transcripts = {r: dataset.transcripts[r] for r in runs}
+        dataset.responses = {s: {r: v for r, v in rs.items() if r in runs} for s, rs in dataset.responses.items()}
+        dataset.confounds = {s: {r: v for r, v in rs.items() if r in runs} for s, rs in dataset.confounds.items()}
+    if cfg.group_mean and (subjects is None or GROUP in subjects):
+        add_group_mean(dataset)
+        if subjects is not None:
+            dataset.responses = {s: dataset.responses[s] for s in subjects if s in dataset.responses}
+    return dataset
+
+
+def add_group_mean(dataset: EncodingDataset) -> None:
+    """Add the pseudo-subject ``"group"``: per run, the mean of the subjects' z-scored responses.
+
+    Every subject must have the run on the same grid (same TR, start and length) and the same
+    targets. Confounds that do not vary across subjects (``word_rate``, ``sound_power``) are
+    averaged too; per-subject ones (motion) are dropped. ``dataset.info["group_members"]``
+    lists the subjects averaged.
+    """
+    subjects = [s for s in dataset.responses if s != GROUP]
+    if len(subjects) < 2:
+        raise ConfigError(f"group_mean needs at least 2 subjects; data set {dataset.name!r} has {subjects}.")
+    group: dict[str, Response] = {}
+    group_confounds: dict[str, Response] = {}
+    for run in dataset.runs:
+        have = [s for s in subjects if run in dataset.responses[s]]
+        if not have:
+            continue
+        first = dataset.responses[have[0]][run]
+        stack = []
+        for s in have:
+            resp = dataset.responses[s][run]
+            if (resp.n_samples, resp.period, resp.start, resp.names) != (first.n_samples, first.period, first.start, first.names):
+                raise ConfigError(
+                    f"group_mean: subject {s!r} run {run!r} is on another grid or has other targets "
+                    f"than subject {have[0]!r} ({resp!r} vs {first!r}); group means need identical grids."
+                )
+            data = resp.data
+            std = data.std(axis=0)
+            stack.append((data - data.mean(axis=0)) / np.where(std > 0, std, 1.0))
+        group[run] = first.copy(data=np.mean(stack, axis=0), subject=GROUP,
+                                info={"group_members": have})
+        confs = [dataset.confounds.get(s, {}).get(run) for s in have]
+        if all(c is not None for c in confs):
+            shared = [n for n in confs[0].names if n in ("word_rate", "sound_power")]
+            if shared:
+                cols = [confs[0].names.index(n) for n in shared]
+                group_confounds[run] = confs[0].copy(
+                    data=np.mean([c.data[:, cols] for c in confs], axis=0), names=shared, subject=GROUP)
+    dataset.responses[GROUP] = group
+    if group_confounds:
+        dataset.confounds[GROUP] = group_confounds
+    dataset.info["group_members"] = subjects
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]

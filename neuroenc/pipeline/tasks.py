@@ -1,0 +1,282 @@
+"""The pipeline's tasks: pure functions of the config and their inputs, each writing one file.
+
+Every task is idempotent and cacheable: its output path is a function of its inputs, it is
+written atomically, and a complete output is reused. The serial runner calls them in order;
+a Dask executor submits the same functions (see :mod:`neuroenc.pipeline.run`).
+
+- :func:`extract_run`: features of one run with one model → a features HDF5 file;
+- :func:`fit_subject`: the encoding models of one subject (optionally a chunk of its targets
+  and a subset of layers) → a results HDF5 file;
+- :func:`merge_parts`: target chunks / layer subsets of one subject → its results file;
+- :func:`write_report`: every subject's results → the HTML report.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._validation import _sha256_file
+from ..encoding.results import EncodingResults
+from .config import RunConfig
+from .loaders import GROUP, load_dataset
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------- paths
+def output_dir(config: RunConfig) -> Path:
+    """The run's output folder (``output.dir``, relative to the working directory)."""
+    return Path(config.output.dir).expanduser()
+
+
+def cache_dir(config: RunConfig) -> Path:
+    """The features cache folder (``output.cache_dir``, default ``<output.dir>/cache``)."""
+    if config.output.cache_dir:
+        return config.resolve(config.output.cache_dir)
+    return output_dir(config) / "cache"
+
+
+def results_path(config: RunConfig, subject: str, part: str | None = None) -> Path:
+    """Where the results of ``subject`` (or one part of them) are written."""
+    folder = output_dir(config) / "results"
+    if part is None:
+        return folder / f"sub-{subject}.h5"
+    return folder / "parts" / f"sub-{subject}_{part}.h5"
+
+
+def extractor_params(config: RunConfig) -> dict[str, Any]:
+    """The :class:`~neuroenc.features.FeatureExtractor` parameters of a config."""
+    m = config.model
+    return dict(
+        layers=m.layers, context_tokens=m.context_tokens, stride=m.stride, policy=m.policy,
+        pooling=m.pooling, right_context=m.right_context, batch_size=m.batch_size,
+        device=m.device, dtype=m.dtype, revision=m.revision, gguf_file=m.gguf_file,
+        intervention=m.intervention, reference=config.alignment.reference,
+    )
+
+
+def make_extractor(config: RunConfig, model: Any = None, verbose: Any = "info"):
+    """A :class:`~neuroenc.features.FeatureExtractor` for the config (``model``: a loaded
+    model to reuse, else the config's model name, loaded on first use)."""
+    from ..features import FeatureExtractor
+
+    return FeatureExtractor(model if model is not None else config.model.name,
+                            cache_dir=cache_dir(config), verbose=verbose, **extractor_params(config))
+
+
+# ---------------------------------------------------------------------- extraction
+def extract_run(config: RunConfig, transcript: Any, extractor: Any = None) -> Path:
+    """Features of one run (cached): returns the features file.
+
+    ``extractor`` is reused across runs (one model load); without it one is made.
+    """
+    extractor = extractor if extractor is not None else make_extractor(config)
+    path = extractor.cache_path(transcript)
+    extractor.transform(transcript)
+    return Path(path)
+
+
+def features_paths(config: RunConfig, transcripts: dict[str, Any], extractor: Any = None) -> dict[str, Path]:
+    """The cache file of each run's features, without loading the model."""
+    extractor = extractor if extractor is not None else make_extractor(config)
+    return {run: Path(extractor.cache_path(t)) for run, t in transcripts.items()}
+
+
+# ---------------------------------------------------------------------- noise ceilings
+def noise_ceilings(config: RunConfig, dataset: Any) -> dict[str, np.ndarray]:
+    """Noise ceilings per subject from inter-subject agreement (subjects heard the same runs).
+
+    Used when every subject has the same runs on the same grid and there are ≥ 3 subjects:
+    each subject's ceiling is its leave-one-subject-out agreement corrected as in
+    :func:`~neuroenc.encoding.noise_ceiling_intersubject`; the ``"group"`` pseudo-subject gets
+    the ceiling of the group mean. Otherwise (or for MEG) no ceiling: an empty dict.
+    """
+    from ..encoding import noise_ceiling_intersubject
+
+    subjects = [s for s in dataset.responses if s != GROUP]
+    if len(subjects) < 3:
+        return {}
+    runs = sorted(set.intersection(*(set(dataset.responses[s]) for s in subjects)))
+    if not runs:
+        return {}
+    stacks = []
+    for s in subjects:
+        parts = []
+        for run in runs:
+            resp = dataset.responses[s][run]
+            if resp.kind != "fmri":
+                return {}
+            parts.append(resp.data)
+        stacks.append(np.concatenate(parts))
+    shapes = {a.shape for a in stacks}
+    if len(shapes) != 1:
+        return {}
+    data = np.stack(stacks)
+    data = (data - data.mean(1, keepdims=True)) / np.where(data.std(1, keepdims=True) > 0, data.std(1, keepdims=True), 1)
+    individual = noise_ceiling_intersubject(data, "individual")
+    out = {s: individual[i] for i, s in enumerate(subjects)}
+    out[GROUP] = noise_ceiling_intersubject(data, "group")
+    return out
+
+
+# ---------------------------------------------------------------------- fitting
+def _design(config: RunConfig, features: dict[str, Any], responses: dict[str, Any]):
+    from ..align import make_fmri_design, make_meg_design
+
+    a = config.alignment
+    kinds = {r.kind for r in responses.values()}
+    if kinds == {"meg"}:
+        return make_meg_design(features, responses, tmin=a.tmin, tmax=a.tmax, decim=a.decim,
+                               zscore=a.zscore, reference=a.reference, on_uncovered=a.on_uncovered)
+    return make_fmri_design(
+        features, responses, method=a.method, window=a.window, cutoff_mult=a.cutoff_mult,
+        normalize=a.normalize, trim=tuple(a.trim), delays=tuple(a.delays), hrf=a.hrf,
+        zscore=a.zscore, reference=a.reference, on_uncovered=a.on_uncovered,
+    )
+
+
+def fit_subject(
+    config: RunConfig,
+    subject: str,
+    features: dict[str, str | Path],
+    *,
+    layers: Sequence[int] | None = None,
+    targets: slice | None = None,
+    noise_ceiling: np.ndarray | None = None,
+    out: str | Path | None = None,
+    dataset: Any = None,
+    verbose: bool = False,
+) -> Path:
+    """Fit the encoding models of one subject and write its results file.
+
+    Parameters
+    ----------
+    config : RunConfig
+    subject : str
+        The subject (or ``"group"``).
+    features : dict of run -> path
+        The features file of each run (from :func:`extract_run`).
+    layers : sequence of int | None
+        Fit only these layers (default: every layer in the features files).
+    targets : slice | None
+        Fit only this chunk of the targets (for large voxel sets split across workers).
+    noise_ceiling : ndarray | None
+        Ceiling per target (all targets; the chunk is taken here).
+    out : path | None
+        The results file (default :func:`results_path`). Reused when complete.
+    dataset : EncodingDataset | None
+        The loaded data set (default: loaded here for this subject only).
+    """
+    from ..encoding import fit_encoding
+    from ..features import load_features
+
+    out = Path(out) if out is not None else results_path(config, subject)
+    key = config_hash(config)
+    if out.exists():
+        try:
+            previous = EncodingResults.load(out)
+        except Exception:  # a partial or foreign file: recompute
+            logger.warning("results file %s is unreadable; recomputing it", out)
+        else:
+            if previous.provenance.get("config_hash") == key:
+                logger.info("results of %s already complete: %s", subject, out)
+                return out
+            logger.info("results file %s was made with other settings; recomputing it", out)
+    started = time.time()
+    if dataset is None:
+        dataset = load_dataset(config.dataset, subjects=[subject])
+    if subject not in dataset.responses:
+        raise ValueError(f"data set {dataset.name!r} has no subject {subject!r}; it has {dataset.subjects}.")
+    responses = dataset.responses[subject]
+    missing = [r for r in responses if r not in features]
+    if missing:
+        raise ValueError(f"no features for run(s) {missing} of subject {subject!r}; extract them first.")
+    if targets is not None:
+        responses = {r: resp.select(np.arange(resp.n_targets)[targets]) for r, resp in responses.items()}
+        if noise_ceiling is not None:
+            noise_ceiling = np.asarray(noise_ceiling)[targets]
+    feats = {run: load_features(features[run], layers=layers) for run in responses}
+    design = _design(config, feats, responses)
+    nuisance = None
+    baseline_names = config.encoding.baseline
+    confounds = dataset.confounds.get(subject, {})
+    if baseline_names and all(r in confounds for r in responses):
+        available = set(next(iter(confounds.values())).names)
+        use = [n for n in baseline_names if n in available]
+        if use:
+            nuisance = design.nuisance({r: confounds[r] for r in responses}, columns=use)
+    enc = config.encoding
+    first_fs = next(iter(feats.values()))
+    provenance = {
+        "dataset": dataset.name,
+        "subject": subject,
+        "model": config.model.name,
+        "n_model_layers": first_fs.n_model_layers,
+        "runs": list(responses),
+        "features_sha256": {run: _sha256_file(features[run]) for run in responses},
+        "features_files": {run: str(features[run]) for run in responses},
+        "config": config.to_dict(),
+        "config_file": config.source,
+        "config_hash": key,
+        "neuroenc_version": __version__,
+    }
+    info = next(iter(responses.values())).info
+    for key in ("mask", "affine", "shape", "space", "mesh"):
+        if key in info:
+            provenance[key] = info[key]
+    if subject == GROUP:
+        provenance["group_members"] = dataset.info.get("group_members")
+    settings = {"alignment": design.settings, "baseline": baseline_names if nuisance is not None else None}
+    results = fit_encoding(
+        design, nuisance=nuisance, noise_ceiling=noise_ceiling, alphas=enc.alpha_grid(), cv=enc.cv,
+        n_blocks=enc.n_blocks, gap=enc.gap, inner_cv=enc.inner_cv, backend=enc.backend,
+        n_targets_batch=enc.n_targets_batch, n_permutations=enc.n_permutations,
+        permutation=enc.permutation, random_state=enc.random_state, provenance=provenance,
+        settings=settings, verbose=verbose,
+    )
+    results.warnings = list(dict.fromkeys(list(design.warnings) + list(results.warnings)))
+    results.provenance["wall_seconds"] = time.time() - started
+    results.save(out)
+    logger.info("fitted %s: %d layers x %d targets in %.1f s -> %s", subject, results.n_layers,
+                results.n_targets, time.time() - started, out)
+    return out
+
+
+def merge_parts(parts: Sequence[str | Path], out: str | Path, axis: str = "targets") -> Path:
+    """Merge results parts (target chunks or layer subsets) of one subject, atomically."""
+    from ..encoding import merge_results
+
+    merged = merge_results([EncodingResults.load(p) for p in parts], axis=axis)
+    return merged.save(out)
+
+
+# ---------------------------------------------------------------------- report
+def write_report(config: RunConfig, results: Sequence[str | Path], out: str | Path | None = None,
+                 sections: Sequence[Any] = (), metrics: Any = None, interventions: Any = None):
+    """Map layers across subjects and write the HTML report; returns ``(path, mapping)``."""
+    from ..mapping import map_layers
+    from ..report import make_report
+
+    out = Path(out) if out is not None else output_dir(config) / (config.output.report or "report.html")
+    individual = [p for p in results if not Path(p).name.startswith(f"sub-{GROUP}.")]
+    mapping = map_layers(individual or list(results), random_state=config.encoding.random_state)
+    title = f"neuroenc: {config.model.name} on {config.dataset.loader} ({config.name})"
+    path = make_report(mapping, out, title=title, sections=sections, metrics=metrics,
+                       interventions=interventions)
+    return Path(path), mapping
+
+
+def config_hash(config: RunConfig) -> str:
+    """A short hash of everything in the config that changes the results."""
+    d = config.to_dict()
+    d.pop("output", None)
+    d.pop("executor", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
