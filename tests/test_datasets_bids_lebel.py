@@ -9,7 +9,8 @@ import pytest
 from _bids_fixtures import best_lag, copy_tree, layouts, mini_lebel  # noqa: F401
 
 from neuroenc.datasets import DatasetError, load_lebel2023, read_lebel_transcript
-from neuroenc.datasets._textgrid import read_chronological, read_tiers
+from neuroenc.stimuli.textgrid import read_chronological
+from neuroenc.stimuli.textgrid import read_textgrid_tiers as read_tiers
 from neuroenc.datasets.miniature import write_textgrid
 
 

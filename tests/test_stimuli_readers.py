@@ -268,3 +268,29 @@ def test_read_transcript_dispatch(long_tg, tmp_path):
     assert read_transcript(long_tg, tier="word").words == ("Hello,", "world.")
     with pytest.raises(TranscriptError, match=r"extension '.csv'"):
         read_transcript(tmp_path / "x.csv")
+
+
+CHRONO = '''"Praat chronological TextGrid text file"
+0 2.5   ! Time domain.
+2   ! Number of tiers.
+"IntervalTier" "phone" 0 2.5
+"IntervalTier" "word" 0 2.5
+1 0 0.5
+"HH"
+2 0 0.5
+"{LG}"
+2 0.5 1.25
+"Hello,"
+2 1.25 2.5
+"world"
+'''
+
+
+def test_textgrid_chronological_format(tmp_path):
+    path = tmp_path / "c.TextGrid"
+    path.write_text(CHRONO, encoding="utf-8")
+    assert list(read_textgrid_tiers(path)) == ["phone", "word"]
+    t = read_textgrid(path, silence=("lg", "sp"))  # tier named "word"; {LG} dropped as "lg"
+    assert t.words == ("Hello,", "world")
+    np.testing.assert_allclose(t.onsets, [0.5, 1.25])
+    assert read_textgrid(path, tier="phone").words == ("HH",)

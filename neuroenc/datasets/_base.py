@@ -160,9 +160,11 @@ class EncodingDataset:
 
     @property
     def target_names(self) -> list[str]:
-        """Target (ROI/voxel/channel) names of the first response."""
-        first = next(iter(next(iter(self.responses.values())).values()))
-        return list(first.names)
+        """Target (ROI/voxel/channel) names of the first response (empty without responses)."""
+        for runs in self.responses.values():
+            for response in runs.values():
+                return list(response.names)
+        return []
 
     def __repr__(self) -> str:
         return (

@@ -23,10 +23,10 @@ import numpy as np
 
 from .._validation import _check_option
 from ..align.response import Response
+from ..stimuli.textgrid import read_textgrid
 from ..stimuli.transcript import Transcript
 from ._base import DatasetError, EncodingDataset
 from ._bold import check_content, read_bold
-from ._textgrid import word_transcript
 from .bids import dataset_root, check_tr, index_runs, read_sidecar
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ def read_lebel_transcript(root: str | os.PathLike, story: str, tier: str | None 
             f"('datalad get derivative/TextGrids/{story}.TextGrid') or leave the story out."
         )
     check_content(path, "TextGrid")
-    return word_transcript(path, name=story, drop=LEBEL_BAD_WORDS, tier=tier, fallback_index=1)
+    return read_textgrid(path, tier=tier, name=story, silence=LEBEL_BAD_WORDS, fix_inverted=True,
+                         tier_index=1)
 
 
 def _read_resp(path: Path, n_rows: int, voxels: Any) -> tuple[np.ndarray, np.ndarray | None]:

@@ -23,11 +23,10 @@ from typing import Any
 
 from .._validation import _check_option
 from ..align.response import Response
-from ..stimuli.textgrid import SILENCE_MARKS
+from ..stimuli.textgrid import read_textgrid
 from ..stimuli.transcript import Transcript
 from ._base import DatasetError, EncodingDataset
 from ._bold import check_content, n_volumes, read_bold
-from ._textgrid import word_transcript
 from .bids import dataset_root, check_tr, index_runs, natural_key, normalize_subject
 
 logger = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ def read_lpp_transcript(root: str | os.PathLike, language: str, section: int, ti
             f"('datalad get annotation/{language}') or leave the section out."
         )
     check_content(path, "TextGrid")
-    return word_transcript(path, name=f"section-{section}", drop=tuple(SILENCE_MARKS), tier=tier)
+    return read_textgrid(path, tier=tier, name=f"section-{section}", fix_inverted=True)
 
 
 def _language_subjects(root: Path, folder: Path, language: str) -> list[str]:

@@ -27,13 +27,96 @@ def _read_text(path: Path) -> str:
         return raw.decode("latin-1")
 
 
+CHRONOLOGICAL_HEADER = "Praat chronological TextGrid text file"
+
+
+def _tokens(text: str) -> list[str]:
+    """Praat text tokens: quoted strings (``""`` escapes a quote) and bare words; ``!`` comments."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+        elif c == "!":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif c == '"':
+            j, buf = i + 1, []
+            while True:
+                k = text.find('"', j)
+                if k < 0:
+                    raise TranscriptError("unterminated string in TextGrid")
+                buf.append(text[j:k])
+                if k + 1 < n and text[k + 1] == '"':
+                    buf.append('"')
+                    j = k + 2
+                    continue
+                i = k + 1
+                break
+            out.append("\x00" + "".join(buf))  # mark strings so "1" and 1 differ
+        else:
+            j = i
+            while j < n and not text[j].isspace():
+                j += 1
+            out.append(text[i:j])
+            i = j
+    return out
+
+
+def read_chronological(path: str | os.PathLike) -> dict[str, list[tuple[float, float, str]]]:
+    """Read a TextGrid in Praat's chronological text format.
+
+    Returns
+    -------
+    tiers : dict
+        Tier name -> ``(xmin, xmax, text)`` entries in time order (points have xmin == xmax).
+    """
+    path = Path(path)
+    text = _read_text(path)
+    tok = _tokens(text)
+    try:
+        if not tok or tok[0] != "\x00" + CHRONOLOGICAL_HEADER:
+            raise TranscriptError(f"{str(path)!r} is not a chronological TextGrid.")
+        pos = 3  # header, xmin, xmax
+        n_tiers = int(tok[pos])
+        pos += 1
+        kinds, names = [], []
+        for _ in range(n_tiers):
+            kinds.append(tok[pos].lstrip("\x00"))
+            names.append(tok[pos + 1].lstrip("\x00"))
+            pos += 4  # class, name, xmin, xmax
+        tiers: list[list[tuple[float, float, str]]] = [[] for _ in range(n_tiers)]
+        while pos < len(tok):
+            k = int(tok[pos]) - 1
+            if kinds[k] == "IntervalTier":
+                start, end, label = float(tok[pos + 1]), float(tok[pos + 2]), tok[pos + 3]
+                pos += 4
+            else:
+                start = end = float(tok[pos + 1])
+                label = tok[pos + 2]
+                pos += 3
+            tiers[k].append((start, end, label.lstrip("\x00")))
+    except (ValueError, IndexError) as err:
+        raise TranscriptError(
+            f"Could not parse chronological TextGrid {str(path)!r} near token {pos}: {err}. Is "
+            "the file complete?"
+        ) from err
+    out: dict[str, list[tuple[float, float, str]]] = {}
+    for name, entries in zip(names, tiers):
+        out.setdefault(name, sorted(entries, key=lambda e: (e[0], e[1])))
+    return out
+
+
 def read_textgrid_tiers(path: str | os.PathLike) -> dict[str, list[tuple[float, float, str]]]:
     """Read every interval tier of a Praat TextGrid.
 
     Parameters
     ----------
     path : path-like
-        A Praat TextGrid in the long ("ooTextFile") or short text format, UTF-8 or UTF-16.
+        A Praat TextGrid in the long ("ooTextFile"), short or chronological text format,
+        UTF-8 or UTF-16. The long and short formats are parsed by praatio, without its
+        validation (real forced alignments have overlapping or inverted intervals; the
+        :class:`Transcript` checks what matters, with messages that name the row).
 
     Returns
     -------
@@ -45,6 +128,8 @@ def read_textgrid_tiers(path: str | os.PathLike) -> dict[str, list[tuple[float, 
 
     path = _check_path_exists(path, "TextGrid file")
     data = _read_text(path)
+    if CHRONOLOGICAL_HEADER in data[:200]:
+        return read_chronological(path)
     if "TextGrid" not in data[:200]:
         raise TranscriptError(
             f"{str(path)!r} is not a Praat TextGrid: its header lacks 'Object class = \"TextGrid\"'. "
@@ -81,6 +166,7 @@ def read_textgrid(
     name: str | None = None,
     silence: Iterable[str] = SILENCE_MARKS,
     fix_inverted: bool = False,
+    tier_index: int | None = None,
 ) -> Transcript:
     """Read one tier of a Praat TextGrid as a :class:`Transcript`.
 
@@ -90,12 +176,14 @@ def read_textgrid(
         The TextGrid file (long or short text format).
     tier : str | None
         The tier name. ``None`` picks the only tier, else a tier named ``word`` or ``words``
-        (case-insensitive); anything else is an error that lists the tiers.
+        (case-insensitive), else the tier at ``tier_index``; anything else is an error that
+        lists the tiers.
     name : str | None
         The run/story name; defaults to the file's stem.
     silence : iterable of str
-        Labels dropped as silence (compared stripped and case-insensitively);
-        default :data:`SILENCE_MARKS` (``""``, ``sp``, ``sil``, ``<s>`` ...).
+        Labels dropped as silence or noise (compared stripped, case-insensitively, with and
+        without surrounding braces: ``{LG}`` matches ``lg``); default :data:`SILENCE_MARKS`
+        (``""``, ``sp``, ``sil``, ``<s>`` ...).
     fix_inverted : bool
         If an interval ends before it starts (a forced-aligner glitch seen in real corpora),
         set its offset to its onset and log a warning naming the intervals, instead of
@@ -116,7 +204,9 @@ def read_textgrid(
         if len(tiers) == 1:
             tier = next(iter(tiers))
         else:
-            candidates = [t for t in tiers if t.lower() in ("word", "words")]
+            candidates = [t for t in tiers if t.strip().lower() in ("word", "words")]
+            if not candidates and tier_index is not None and len(tiers) > tier_index:
+                candidates = [list(tiers)[tier_index]]
             if len(candidates) != 1:
                 raise TranscriptError(
                     f"TextGrid {str(path)!r} has tiers {list(tiers)}; say which holds the words, "
@@ -132,7 +222,8 @@ def read_textgrid(
     words, onsets, offsets, rows = [], [], [], []
     for i, (start, end, label) in enumerate(tiers[tier], start=1):
         text = label.strip()
-        if text.lower() in marks:
+        key = text.lower()
+        if key in marks or key.strip("{}").strip() in marks:
             continue
         words.append(text)
         onsets.append(start)
