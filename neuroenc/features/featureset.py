@@ -155,6 +155,19 @@ class FeatureSet:
         onsets = kwargs.pop("onsets")
         return FeatureSet(layers, onsets, **kwargs)
 
+    def save(self, path: Any) -> Any:
+        """Write to an HDF5 file (atomically); see :func:`neuroenc.features.save_features`."""
+        from .cache import save_features
+
+        return save_features(self, path)
+
+    @classmethod
+    def load(cls, path: Any, layers: Iterable[int] | None = None) -> "FeatureSet":
+        """Read an HDF5 feature file; see :func:`neuroenc.features.load_features`."""
+        from .cache import load_features
+
+        return load_features(path, layers=layers)
+
     def __repr__(self) -> str:
         return (
             f"<FeatureSet {self.run!r} | model {self.model!r}, {self.n_words} words, "

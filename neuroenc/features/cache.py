@@ -1,0 +1,220 @@
+"""The feature cache: one HDF5 file per (model, transcript, settings), content-hashed.
+
+Layout::
+
+    /words           (n_words,) utf-8
+    /onsets          (n_words,) float64, seconds
+    /offsets         (n_words,) float64, seconds
+    /context_start   (n_words,) int64   first story token of the context each feature saw
+    /context_len     (n_words,) int64   number of story tokens of that context
+    /layers/<i>      (n_words, hidden) float32, one dataset per layer i (0 = embeddings)
+    attrs:  format = "neuroenc-features/1", provenance (JSON: every setting below), and
+            each provenance entry on its own for h5dump readers: model, model_source,
+            gguf_file, revision, model_sha256, tokenizer, model_kind, n_model_layers,
+            hidden_size, dtype, policy, context_tokens, stride, right_context, pooling,
+            layers, intervention, run, reference, transcript_sha256, neuroenc_version,
+            n_token_forwards, cache_key; complete = True (written last).
+
+Files are written to a temporary file in the same folder and moved into place with
+:func:`os.replace`, so a reader never sees a half-written file under the final name; a file
+that is truncated, lacks ``complete`` or a layer is reported incomplete by
+:func:`is_complete` and recomputed by the extractor.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import _check_path_exists
+from .featureset import FeatureSet
+
+logger = logging.getLogger(__name__)
+
+FEATURES_FORMAT = "neuroenc-features/1"
+_ARRAY_ATTRS = ("context_start", "context_len")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def cache_key(settings: Mapping[str, Any]) -> str:
+    """The sha256 of a settings dict (canonical JSON, sorted keys)."""
+    text = json.dumps(dict(settings), sort_keys=True, default=_json_default, ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _slug(text: str, n: int = 40) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-.")
+    return (slug or "x")[-n:]
+
+
+def cache_file_name(model_name: str, run: str, key: str) -> str:
+    """``<model>_<run>_<key[:20]>.h5``, readable and content-addressed."""
+    return f"{_slug(Path(str(model_name)).name or model_name)}_{_slug(run)}_{key[:20]}.h5"
+
+
+def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
+    """Write a :class:`FeatureSet` to an HDF5 file, atomically (temp file + ``os.replace``).
+
+    Parameters
+    ----------
+    features : FeatureSet
+        The features; ``features.attrs`` holds the provenance (JSON-able values), and
+        optionally ``context_start`` / ``context_len`` arrays.
+    path : path-like
+        Where to write. Its folder is created.
+
+    Returns
+    -------
+    path : Path
+    """
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    attrs = dict(features.attrs)
+    arrays = {k: np.asarray(attrs.pop(k), dtype=np.int64) for k in _ARRAY_ATTRS if k in attrs}
+    provenance = {
+        **attrs,
+        "run": features.run,
+        "model": features.model,
+        "n_model_layers": features.n_model_layers,
+        "reference": features.reference,
+    }
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FEATURES_FORMAT
+            f.attrs["complete"] = False
+            words = features.words if features.words is not None else [""] * features.n_words
+            f.create_dataset("words", data=np.asarray(words, dtype=object), dtype=h5py.string_dtype("utf-8"))
+            f.create_dataset("onsets", data=features.onsets)
+            f.create_dataset("offsets", data=features.offsets)
+            for name, arr in arrays.items():
+                f.create_dataset(name, data=arr)
+            group = f.create_group("layers")
+            for idx in features.layer_indices:
+                _write_layer(group, idx, features[idx])
+            f.attrs["provenance"] = json.dumps(provenance, default=_json_default, sort_keys=True)
+            for key, value in provenance.items():
+                if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
+                    f.attrs[key] = value
+                elif value is None:
+                    f.attrs[key] = "none"
+                else:
+                    f.attrs[key] = json.dumps(value, default=_json_default, sort_keys=True)
+            f.attrs["layer_indices"] = np.asarray(features.layer_indices, dtype=np.int64)
+            f.attrs["complete"] = True
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _write_layer(group: Any, idx: int, data: np.ndarray) -> None:
+    group.create_dataset(str(int(idx)), data=np.asarray(data, dtype=np.float32))
+
+
+def is_complete(path: str | os.PathLike, layers: Iterable[int] | None = None) -> bool:
+    """Whether ``path`` is a complete, readable feature file (holding ``layers``, if given).
+
+    A missing, truncated or unreadable file, one without the ``complete`` flag, with a layer
+    missing or of the wrong number of rows, is not complete.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FEATURES_FORMAT or not bool(f.attrs.get("complete", False)):
+                return False
+            n = f["words"].shape[0]
+            if f["onsets"].shape != (n,) or f["offsets"].shape != (n,):
+                return False
+            stored = [int(i) for i in f.attrs["layer_indices"]]
+            wanted = stored if layers is None else [int(i) for i in layers]
+            group = f["layers"]
+            for idx in wanted:
+                if str(idx) not in group or group[str(idx)].shape[0] != n:
+                    return False
+            return True
+    except (OSError, KeyError, ValueError) as err:
+        logger.warning("Feature file %s is unreadable (%s); it will be recomputed.", path, err)
+        return False
+
+
+def load_features(path: str | os.PathLike, layers: Iterable[int] | None = None) -> FeatureSet:
+    """Read a feature file written by :func:`save_features` (or by the extractor's cache).
+
+    Parameters
+    ----------
+    path : path-like
+        The HDF5 file.
+    layers : iterable of int | None
+        The layers to read (default: all stored layers).
+
+    Returns
+    -------
+    features : FeatureSet
+        With the file's provenance in ``attrs`` (and the ``context_start`` /
+        ``context_len`` arrays when stored).
+
+    Raises
+    ------
+    ValueError
+        If the file is incomplete or corrupt, or lacks a requested layer.
+    """
+    import h5py
+
+    path = _check_path_exists(path, "feature file", "Extract features first (neuroenc extract).")
+    if not is_complete(path):
+        raise ValueError(
+            f"Feature file {str(path)!r} is incomplete or corrupt (an interrupted write?); delete it "
+            "and extract the features again."
+        )
+    with h5py.File(path, "r") as f:
+        stored = [int(i) for i in f.attrs["layer_indices"]]
+        wanted = stored if layers is None else [int(i) for i in layers]
+        missing = [i for i in wanted if i not in stored]
+        if missing:
+            raise ValueError(
+                f"Feature file {str(path)!r} has no layer(s) {missing}; it holds layers {stored}."
+            )
+        data = {i: f["layers"][str(i)][()] for i in wanted}
+        provenance = json.loads(f.attrs["provenance"])
+        words = [w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in f["words"][()]]
+        onsets = f["onsets"][()]
+        offsets = f["offsets"][()]
+        for name in _ARRAY_ATTRS:
+            if name in f:
+                provenance[name] = f[name][()]
+    run = provenance.pop("run", "run-1")
+    model = provenance.pop("model", None)
+    n_model_layers = provenance.pop("n_model_layers", None)
+    reference = provenance.pop("reference", "onset")
+    provenance["path"] = str(path)
+    return FeatureSet(data, onsets, offsets, words, run=run, model=model,
+                      n_model_layers=n_model_layers, reference=reference, attrs=provenance)

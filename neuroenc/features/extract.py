@@ -1,0 +1,625 @@
+"""Per-word, per-layer hidden states of a language model with exact, recorded context.
+
+:class:`FeatureExtractor` holds a loaded model and its settings and turns transcripts into
+:class:`~neuroenc.features.FeatureSet` objects (``.transform(transcript)``), so one model
+load serves many transcripts (a Dask worker keeps one extractor). :func:`extract_features`
+is the one-call form. With ``cache_dir``, results are stored in content-hashed HDF5 files
+(:mod:`neuroenc.features.cache`) and reused.
+
+How a feature is computed
+-------------------------
+1. The words are joined by spaces and tokenised once; the tokenizer's offset mapping assigns
+   tokens to words (:func:`~neuroenc.features.tokens.align_tokens`).
+2. A context policy (:mod:`neuroenc.features.context`) plans forward sequences: ``strided``
+   overlapping chunks (default) or one ``window`` per word (the reference).
+3. Sequences are batched (right-padded, with an attention mask), run once each with
+   ``output_hidden_states=True`` under :func:`torch.inference_mode`, and every word's rows
+   are gathered from every requested layer in one indexing operation per layer: the last
+   (``pooling="last"``), first or mean of the word's tokens.
+4. Each word's context is recorded (``context_start``, ``context_len`` in story tokens): for
+   a causal model, a forward pass over exactly those tokens (after the model's prefix special
+   tokens) gives the same hidden state.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import numbers
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._logging import use_log_level
+from .._validation import _check_option, _check_positive, _check_type
+from ..stimuli.transcript import Transcript
+from .cache import cache_file_name, cache_key, is_complete, load_features, save_features
+from .context import POLICIES, ContextPlan, plan_contexts
+from .featureset import FeatureSet
+from .layers import resolve_layers
+from .models import LoadedModel, load_model, model_identity, resolve_device, resolve_dtype
+from .tokens import TokenAlignment, _ranges, align_tokens
+
+logger = logging.getLogger(__name__)
+
+POOLINGS = ("last", "mean", "first")
+#: Tokens per forward batch when ``batch_size="auto"`` (sequences = budget // length).
+AUTO_TOKEN_BUDGET = {"cpu": 4096, "mps": 16384, "cuda": 65536}
+#: Bumped when the features a setting gives change, so old cache files are not reused.
+CACHE_VERSION = 1
+
+
+def _check_transcript(transcript: Any) -> Transcript:
+    if isinstance(transcript, Transcript):
+        return transcript
+    if isinstance(transcript, Sequence) and not isinstance(transcript, str) and len(transcript) == 0:
+        raise ValueError(
+            "Cannot extract features of an empty transcript: it has no words. Check the file (and "
+            "its tier or column), or drop this run."
+        )
+    raise TypeError(
+        f"'transcript' must be a neuroenc Transcript (words with onsets), got "
+        f"{type(transcript).__name__}. Build one with Transcript(words, onsets, offsets, name=...) "
+        "or read it with neuroenc.stimuli.read_transcript(path)."
+    )
+
+
+def _intervention_tools():
+    from .interventions import check_context_policy, parse_intervention
+    from .interventions_patch import apply_intervention
+
+    return parse_intervention, apply_intervention, check_context_policy
+
+
+def _is_oom(err: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", RuntimeError)
+    return isinstance(err, oom) or (isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
+
+
+class FeatureExtractor:
+    """Extract per-word, per-layer features of transcripts with one loaded model.
+
+    Parameters
+    ----------
+    model : str | path | LoadedModel
+        An alias (``"smollm2-135m"``, ``"minilm-l6"``), hub id, local folder, ``.gguf``
+        path, or an already loaded model (:func:`~neuroenc.features.load_model`). A name is
+        loaded on first use (:meth:`fit` or :meth:`transform`), and not at all when every
+        requested transcript is already in the cache.
+    layers : "all" | int | float | list
+        Layers to keep (see :func:`~neuroenc.features.layers.resolve_layers`): ``"all"``
+        (0 = embeddings .. last block), indices, or relative depths as floats (0.5 = middle).
+    context_tokens : int
+        Tokens of left context before each word's first token.
+    stride : int | None
+        Step between ``strided`` chunks (default ``context_tokens // 2``, at least 1). Each
+        word sees ``context_tokens`` to ``context_tokens + stride - 1`` tokens of left context.
+    policy : {"strided", "window"}
+        ``strided`` (fast, default) or ``window`` (one forward pass per word; the reference).
+        See :mod:`neuroenc.features.context`.
+    pooling : {"last", "mean", "first"}
+        Which of a word's tokens give its feature: the last (default; for a causal model the
+        state after the whole word), the mean, or the first.
+    right_context : int
+        Masked models only: tokens after each word (exact with ``window``; at least this
+        many with ``strided``). Causal models see left context only.
+    batch_size : int | "auto"
+        Sequences per forward pass; ``"auto"`` fills a token budget per device
+        (:data:`AUTO_TOKEN_BUDGET`). On a CUDA out-of-memory error the batch is halved and
+        retried.
+    device, dtype : str
+        Passed to :func:`~neuroenc.features.load_model` when ``model`` is a name.
+    revision, gguf_file : str | None
+        Passed to :func:`~neuroenc.features.load_model` when ``model`` is a name.
+    cache_dir : path-like | None
+        Folder of the HDF5 feature cache; ``None`` disables caching.
+    intervention : None | str | dict | Intervention
+        A model intervention applied during the forward passes (see
+        :mod:`neuroenc.features.interventions`); recorded in provenance and the cache key.
+    reference : {"onset", "midpoint"}
+        Which word time the feature rows are placed at.
+    verbose : bool | str | int | None
+        Log level for this call (mne style); a progress bar shows at ``"info"`` or below.
+
+    Attributes
+    ----------
+    model_ : LoadedModel
+        The loaded model (after :meth:`fit`, or the first :meth:`transform` that computes).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | LoadedModel,
+        layers: Any = "all",
+        context_tokens: int = 256,
+        stride: int | None = None,
+        policy: str = "strided",
+        pooling: str = "last",
+        right_context: int = 0,
+        batch_size: int | str = "auto",
+        device: Any = "auto",
+        dtype: Any = "auto",
+        revision: str | None = None,
+        gguf_file: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        intervention: Any = None,
+        reference: str = "onset",
+        verbose: bool | str | int | None = None,
+    ) -> None:
+        self.model = model
+        self.layers = layers
+        self.context_tokens = context_tokens
+        self.stride = stride
+        self.policy = policy
+        self.pooling = pooling
+        self.right_context = right_context
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.revision = revision
+        self.gguf_file = gguf_file
+        self.cache_dir = cache_dir
+        self.intervention = intervention
+        self.reference = reference
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ settings
+    def _check_params(self) -> dict[str, Any]:
+        _check_option("policy", self.policy, POLICIES)
+        _check_option("pooling", self.pooling, POOLINGS)
+        _check_option("reference", self.reference, ("onset", "midpoint"))
+        _check_positive("context_tokens", self.context_tokens, strict=False, integer=True)
+        stride = max(int(self.context_tokens) // 2, 1) if self.stride is None else self.stride
+        _check_positive("stride", stride, integer=True)
+        _check_positive("right_context", self.right_context, strict=False, integer=True)
+        if self.batch_size != "auto":
+            _check_positive("batch_size", self.batch_size, integer=True)
+        layers = _layers_key(self.layers)
+        intervention = None
+        if self.intervention is not None:
+            parse, _, check_policy = _intervention_tools()
+            intervention = parse(self.intervention)
+            if intervention is not None:
+                check_policy(intervention, self.policy, self.pooling)
+        return {"stride": int(stride), "layers": layers, "intervention": intervention}
+
+    def _settings(self, transcript: Transcript, checked: dict[str, Any]) -> dict[str, Any]:
+        """Everything that changes the features of ``transcript`` (the cache key's content)."""
+        iv = checked["intervention"]
+        return {
+            "cache_version": CACHE_VERSION,
+            "model_identity": self._identity(),
+            "transcript_sha256": transcript.sha256(),
+            "run": transcript.name,
+            "policy": self.policy,
+            "context_tokens": int(self.context_tokens),
+            "stride": checked["stride"] if self.policy == "strided" else None,
+            "right_context": int(self.right_context),
+            "pooling": self.pooling,
+            "layers": checked["layers"],
+            "dtype": self._dtype_name(),
+            "intervention": None if iv is None else iv.to_dict(),
+        }
+
+    # ------------------------------------------------------------------ model
+    def fit(self, X: Any = None, y: Any = None) -> "FeatureExtractor":
+        """Load the model (if not loaded yet). Returns self."""
+        if not hasattr(self, "model_"):
+            self.model_ = load_model(self.model, device=self.device, dtype=self.dtype,
+                                     revision=self.revision, gguf_file=self.gguf_file)
+        return self
+
+    def _loaded(self) -> LoadedModel | None:
+        if hasattr(self, "model_"):
+            return self.model_
+        return self.model if isinstance(self.model, LoadedModel) else None
+
+    def _model_name(self) -> str:
+        lm = self._loaded()
+        return lm.name if lm is not None else str(self.model)
+
+    def _identity(self) -> str:
+        if not hasattr(self, "identity_"):
+            lm = self._loaded()
+            self.identity_ = lm.identity if lm is not None else model_identity(
+                self.model, revision=self.revision, gguf_file=self.gguf_file)
+        return self.identity_
+
+    def _dtype_name(self) -> str:
+        lm = self._loaded()
+        if lm is not None:
+            return _dtype_name(lm.dtype)
+        return _dtype_name(resolve_dtype(self.dtype, resolve_device(self.device)))
+
+    # ------------------------------------------------------------------ cache
+    def cache_path(self, transcript: Transcript) -> Path | None:
+        """Where the features of ``transcript`` are cached (``None`` without ``cache_dir``).
+
+        The name hashes the model's identity (revision or weights sha256), the transcript's
+        content and run name, and every setting that changes the features. Computing it does
+        not load the model.
+        """
+        if self.cache_dir is None:
+            return None
+        transcript = _check_transcript(transcript)
+        return self._path(transcript, self._settings(transcript, self._check_params()))
+
+    def _path(self, transcript: Transcript, settings: dict[str, Any]) -> Path:
+        name = cache_file_name(self._model_name(), transcript.name, cache_key(settings))
+        return Path(self.cache_dir) / name
+
+    def _cached(self, transcript: Transcript, checked: dict[str, Any]) -> FeatureSet | None:
+        """The cached features, from this setting's file or from an all-layers file."""
+        settings = self._settings(transcript, checked)
+        candidates = [settings]
+        if settings["layers"] != "all":
+            candidates.append(dict(settings, layers="all"))
+        for cand in candidates:
+            path = self._path(transcript, cand)
+            if not path.exists():
+                continue
+            if not is_complete(path):
+                logger.warning("Cached features %s are incomplete or corrupt; recomputing.", path)
+                continue
+            fs = load_features(path)
+            wanted = resolve_layers(self.layers, fs.n_model_layers, repr(fs.model))
+            if not all(i in fs for i in wanted):
+                continue
+            logger.info("Reusing cached features %s", path)
+            return fs if wanted == fs.layer_indices else fs.select(wanted)
+        return None
+
+    # ------------------------------------------------------------------ extraction
+    def transform(self, transcript: Transcript) -> FeatureSet:
+        """Per-word features of ``transcript`` (from the cache when there).
+
+        Returns
+        -------
+        features : FeatureSet
+            One row per word, one array per requested layer (float32), placed at word
+            onsets (or midpoints); ``attrs`` holds the provenance and the
+            ``context_start`` / ``context_len`` of each word.
+        """
+        transcript = _check_transcript(transcript)
+        ctx = use_log_level(self.verbose) if self.verbose is not None else contextlib.nullcontext()
+        with ctx:
+            checked = self._check_params()
+            if self.cache_dir is not None:
+                cached = self._cached(transcript, checked)
+                if cached is not None:
+                    return cached
+            self.fit()
+            fs = self._compute(transcript, checked)
+            if self.cache_dir is not None:
+                path = self.cache_path(transcript)
+                save_features(fs, path)
+                fs.attrs["path"] = str(path)
+                logger.info("Wrote %s", path)
+            return fs
+
+    def _compute(self, transcript: Transcript, checked: dict[str, Any]) -> FeatureSet:
+        lm = self.model_
+        if self.right_context and lm.kind == "causal":
+            raise ValueError(
+                f"right_context={self.right_context} needs a masked model, but {lm.name!r} is causal: "
+                "a causal model's hidden state at a word never sees later tokens. Use right_context=0."
+            )
+        layers = resolve_layers(self.layers, lm.n_layers, repr(lm.name))
+        C, S, R = int(self.context_tokens), checked["stride"], int(self.right_context)
+        n_special = len(lm.prefix_ids) + len(lm.suffix_ids)
+        strided = self.policy == "strided"
+        what = (f"context_tokens={C}" + (f" + stride={S}" if strided else " + 1 word token")
+                + (f" + right_context={R}" if R else "") + f" + {n_special} special token(s)")
+        _check_positions(lm, C + (S if strided else 1) + R + n_special, what)
+        alignment = align_tokens(transcript.words, lm.tokenizer)
+        plan = plan_contexts(alignment, self.policy, C, S, R, lm.kind)
+        longest = int(plan.seq_len.max()) + n_special
+        if lm.max_positions is not None and longest > lm.max_positions:
+            i = int(np.argmax(alignment.word_n_tokens))
+            _check_positions(lm, longest, f"the longest sequence (word {i} {transcript.words[i]!r} has "
+                             f"{int(alignment.word_n_tokens[i])} tokens)")
+        iv = checked["intervention"]
+        data, n_forwards = run_plan(lm, alignment, plan, layers, self.pooling, self.batch_size,
+                                    iv, desc=f"{transcript.name}")
+        attrs = {
+            **lm.provenance(),
+            "policy": self.policy,
+            "context_tokens": C,
+            "stride": S if self.policy == "strided" else None,
+            "right_context": R,
+            "pooling": self.pooling,
+            "layers": layers,
+            "intervention": None if iv is None else iv.to_dict(),
+            "transcript_sha256": transcript.sha256(),
+            "transcript_source": transcript.source,
+            "neuroenc_version": __version__,
+            "n_tokens": alignment.n_tokens,
+            "n_token_forwards": n_forwards,
+            "cache_key": cache_key(self._settings(transcript, checked)),
+            "context_start": plan.context_start,
+            "context_len": plan.context_len,
+        }
+        return FeatureSet(data, transcript.onsets, transcript.offsets, list(transcript.words),
+                          run=transcript.name, model=lm.name, n_model_layers=lm.n_layers,
+                          reference=self.reference, attrs=attrs)
+
+    def __repr__(self) -> str:
+        return (f"FeatureExtractor(model={getattr(self.model, 'name', self.model)!r}, "
+                f"layers={self.layers!r}, context_tokens={self.context_tokens}, stride={self.stride}, "
+                f"policy={self.policy!r}, pooling={self.pooling!r})")
+
+
+def _layers_key(layers: Any) -> Any:
+    """A canonical, JSON-able form of a layer selection (checked, but not resolved: resolving
+    relative depths and negative indices needs the model's depth)."""
+    if isinstance(layers, str):
+        resolve_layers(layers, 1)  # only "all" is a valid string
+        return layers
+    resolve_layers(layers, 1 << 30)  # type checks that need no model
+    items = [layers] if isinstance(layers, (numbers.Number, np.number)) else list(layers)
+    canon = {(float(x), isinstance(x, (numbers.Integral, np.integer))) for x in items}
+    return [int(v) if is_int else v for v, is_int in sorted(canon)]
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _check_positions(lm: LoadedModel, needed: int, what: str) -> None:
+    if lm.max_positions is not None and needed > lm.max_positions:
+        raise ValueError(
+            f"{what} need {needed} positions, but model {lm.name!r} has at most {lm.max_positions}. "
+            "Lower context_tokens (or stride/right_context); neuroenc never truncates silently."
+        )
+
+
+# ---------------------------------------------------------------------- the engine
+def run_plan(
+    lm: LoadedModel,
+    alignment: TokenAlignment,
+    plan: ContextPlan,
+    layers: Sequence[int],
+    pooling: str = "last",
+    batch_size: int | str = "auto",
+    intervention: Any = None,
+    desc: str = "",
+) -> tuple[dict[int, np.ndarray], int]:
+    """Run the forward sequences of ``plan`` and gather each word's pooled hidden states.
+
+    Parameters
+    ----------
+    lm : LoadedModel
+    alignment : TokenAlignment
+    plan : ContextPlan
+    layers : sequence of int
+        Valid layer indices.
+    pooling : {"last", "mean", "first"}
+    batch_size : int | "auto"
+    intervention : Intervention | None
+        Applied (patched in) around all forward passes.
+    desc : str
+        Progress-bar label.
+
+    Returns
+    -------
+    features : dict of int -> ndarray, shape (n_words, hidden), float32
+    n_token_forwards : int
+        Tokens forwarded (special tokens included, padding excluded).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    prefix = np.asarray(lm.prefix_ids, dtype=np.int64)
+    suffix = np.asarray(lm.suffix_ids, dtype=np.int64)
+    P = prefix.size
+    lengths = plan.seq_len + P + suffix.size
+    n_words = alignment.n_words
+    a, b = alignment.word_start, alignment.word_stop
+
+    # Words grouped by their sequence, and the in-sequence positions of their pooled tokens.
+    by_seq = np.argsort(plan.word_seq, kind="stable")
+    seq_bounds = np.searchsorted(plan.word_seq[by_seq], np.arange(plan.n_sequences + 1))
+    first_tok = {"last": b - 1, "first": a, "mean": a}[pooling]
+    n_pool = (b - a) if pooling == "mean" else np.ones(n_words, dtype=np.int64)
+    pos0 = P + first_tok - plan.seq_start[plan.word_seq]
+
+    order = np.argsort(-lengths, kind="stable")  # longest first: memory errors show at once
+    out = {int(i): np.empty((n_words, lm.hidden_size), dtype=np.float32) for i in layers}
+    layer_list = [int(i) for i in layers]
+    pad_id = int(getattr(lm.tokenizer, "pad_token_id", None) or 0)
+    if batch_size == "auto":
+        budget = AUTO_TOKEN_BUDGET.get(lm.device.type, 4096)
+        size = max(1, budget // max(int(lengths.max()), 1))
+    else:
+        size = int(batch_size)
+
+    iv_cm = contextlib.nullcontext(None)
+    if intervention is not None:
+        _, apply_intervention, _ = _intervention_tools()
+        iv_cm = apply_intervention(lm, intervention)
+    show = logging.getLogger("neuroenc").isEnabledFor(logging.INFO)
+    done = 0
+    with iv_cm as handle, torch.inference_mode(), tqdm(
+        total=plan.n_sequences, desc=f"features {desc}".strip(), unit="seq", disable=not show,
+        leave=False,
+    ) as bar:
+        while done < plan.n_sequences:
+            seqs = order[done:done + size]
+            try:
+                _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_seq,
+                           seq_bounds, pos0, n_pool, layer_list, out, handle, a, b)
+            except Exception as err:  # noqa: BLE001 - only memory errors are retried
+                if not _is_oom(err) or size == 1:
+                    raise
+                size = max(1, size // 2)
+                if lm.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                logger.warning("Out of memory with %d sequences per batch; retrying with %d.",
+                               len(seqs), size)
+                continue
+            done += len(seqs)
+            bar.update(len(seqs))
+    return out, int(lengths.sum())
+
+
+def _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_seq, seq_bounds,
+               pos0, n_pool, layers, out, handle, a, b) -> None:
+    import torch
+
+    B = len(seqs)
+    L = int(lengths[seqs].max())
+    ids = np.full((B, L), pad_id, dtype=np.int64)
+    P = prefix.size
+    for row, s in enumerate(seqs):
+        start, stop = int(plan.seq_start[s]), int(plan.seq_stop[s])
+        n = stop - start
+        ids[row, :P] = prefix
+        ids[row, P:P + n] = alignment.input_ids[start:stop]
+        ids[row, P + n:P + n + suffix.size] = suffix
+    padded = bool((lengths[seqs] != L).any())
+    device = lm.device
+    input_ids = torch.from_numpy(ids).to(device)
+    mask = None
+    if padded:
+        real = np.arange(L)[None, :] < lengths[seqs][:, None]
+        mask = torch.from_numpy(real).to(device=device, dtype=torch.long)
+
+    # The words read from these sequences and the flat row of each pooled token.
+    words = np.concatenate([by_seq[seq_bounds[s]:seq_bounds[s + 1]] for s in seqs])
+    rows = np.repeat(np.arange(B), [seq_bounds[s + 1] - seq_bounds[s] for s in seqs])
+    counts = n_pool[words]
+    seg = np.repeat(np.arange(words.size), counts)
+    flat = np.repeat(rows * L + pos0[words], counts) + _ranges(counts)
+    if handle is not None and getattr(handle.intervention, "needs_last_token", False):
+        # Context-freezing interventions run one word per sequence (the window policy): its
+        # last token is the "current" token, also when right context or [SEP] follows it.
+        last = np.zeros(B, dtype=np.int64)
+        last[rows] = P + (b[words] - 1) - plan.seq_start[plan.word_seq[words]]
+        handle.query_positions = torch.from_numpy(last).to(device)
+    states = lm.hidden_states(input_ids, mask)
+    flat_t = torch.from_numpy(flat).to(device)
+    pooled = bool(counts.max() > 1)
+    if pooled:
+        seg_t = torch.from_numpy(seg).to(device)
+        count_t = torch.from_numpy(counts).to(device=device, dtype=torch.float32)[:, None]
+    gathered = []
+    for i in layers:
+        h = states[i].reshape(B * L, -1).index_select(0, flat_t)
+        if pooled:
+            total = torch.zeros((words.size, h.shape[1]), dtype=torch.float32, device=device)
+            h = total.index_add_(0, seg_t, h.float()) / count_t
+        gathered.append(h)
+    stacked = torch.stack(gathered).float().cpu().numpy()
+    for k, i in enumerate(layers):
+        out[i][words] = stacked[k]
+
+
+def extract_features(
+    transcript: Transcript,
+    model: str | os.PathLike | LoadedModel,
+    layers: Any = "all",
+    context_tokens: int = 256,
+    stride: int | None = None,
+    policy: str = "strided",
+    pooling: str = "last",
+    right_context: int = 0,
+    batch_size: int | str = "auto",
+    device: Any = "auto",
+    dtype: Any = "auto",
+    revision: str | None = None,
+    gguf_file: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    intervention: Any = None,
+    reference: str = "onset",
+    verbose: bool | str | int | None = None,
+) -> FeatureSet:
+    """Per-word, per-layer features of one transcript (see :class:`FeatureExtractor`).
+
+    To extract many transcripts with one model, load it once (:func:`load_model`) or use a
+    :class:`FeatureExtractor`.
+
+    Examples
+    --------
+    >>> from neuroenc.testing import tiny_gpt2, tiny_transcript
+    >>> fs = extract_features(tiny_transcript(30), tiny_gpt2(), context_tokens=16, stride=8)
+    >>> fs.layer_indices, fs[4].shape
+    ([0, 1, 2, 3, 4], (30, 64))
+    """
+    return FeatureExtractor(
+        model, layers=layers, context_tokens=context_tokens, stride=stride, policy=policy,
+        pooling=pooling, right_context=right_context, batch_size=batch_size, device=device,
+        dtype=dtype, revision=revision, gguf_file=gguf_file, cache_dir=cache_dir,
+        intervention=intervention, reference=reference, verbose=verbose,
+    ).transform(transcript)
+
+
+def feature_cache_path(
+    cache_dir: str | os.PathLike,
+    transcript: Transcript,
+    model: str | os.PathLike | LoadedModel,
+    **settings: Any,
+) -> Path:
+    """Where :func:`extract_features` caches ``transcript`` with ``model`` and ``settings``.
+
+    Computed without loading the model (only its identity: revision or weights sha256), so
+    a scheduler can skip work whose output is complete (:func:`~neuroenc.features.cache.is_complete`).
+    ``settings`` are :class:`FeatureExtractor` parameters (``layers``, ``context_tokens``,
+    ``stride``, ``policy``, ``pooling``, ``right_context``, ``dtype``, ``intervention``,
+    ``revision``, ``gguf_file``).
+    """
+    return FeatureExtractor(model, cache_dir=cache_dir, **settings).cache_path(transcript)
+
+
+def token_states(
+    model: LoadedModel,
+    inputs: str | Sequence[int] | np.ndarray,
+    layers: Any = "all",
+    intervention: Any = None,
+    add_special_tokens: bool = True,
+) -> dict[int, np.ndarray]:
+    """Per-token hidden states of one sequence (for layer metrics such as prompt entropy).
+
+    Parameters
+    ----------
+    model : LoadedModel
+    inputs : str | sequence of int
+        A text (tokenised without special tokens) or token ids of the story (e.g. a slice of
+        ``align_tokens(transcript, model.tokenizer).input_ids``).
+    layers : "all" | int | float | list
+    intervention : None | str | dict | Intervention
+    add_special_tokens : bool
+        Put the model's prefix (and, for masked models, suffix) special tokens around the
+        sequence, as the extractor does; their rows are not returned.
+
+    Returns
+    -------
+    states : dict of int -> ndarray, shape (n_tokens, hidden), float32
+        One row per input token (special tokens excluded).
+    """
+    import torch
+
+    _check_type("model", model, LoadedModel, "LoadedModel (from neuroenc.features.load_model)")
+    if isinstance(inputs, str):
+        ids = list(model.tokenizer(inputs, add_special_tokens=False)["input_ids"])
+    else:
+        ids = [int(i) for i in np.asarray(inputs).reshape(-1)]
+    if not ids:
+        raise ValueError("token_states needs at least one token; got an empty input.")
+    prefix = model.prefix_ids if add_special_tokens else []
+    suffix = model.suffix_ids if add_special_tokens else []
+    _check_positions(model, len(prefix) + len(ids) + len(suffix), f"{len(ids)} tokens")
+    wanted = resolve_layers(layers, model.n_layers, repr(model.name))
+    iv_cm = contextlib.nullcontext()
+    if intervention is not None:
+        parse, apply_intervention, _ = _intervention_tools()
+        iv_cm = apply_intervention(model, parse(intervention))
+    seq = torch.tensor([prefix + ids + suffix], device=model.device)
+    with iv_cm, torch.inference_mode():
+        states = model.hidden_states(seq)
+        sl = slice(len(prefix), len(prefix) + len(ids))
+        return {i: states[i][0, sl].float().cpu().numpy() for i in wanted}
