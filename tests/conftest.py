@@ -4,6 +4,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# One BLAS/OpenMP thread per test process: the tests' matrices are small (threads only add
+# synchronisation), results are bitwise reproducible, and a busy machine is not oversubscribed.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import matplotlib
 
 matplotlib.use("Agg")

@@ -6,13 +6,28 @@
 - :func:`load_features`, :func:`save_features`, :func:`feature_cache_path`,
   :func:`is_complete`: the cache files;
 - :func:`align_tokens`, :func:`plan_contexts`, :func:`token_states`: the building blocks;
-- :func:`resolve_layers`, :func:`layer_at_depth`: layer selection and relative depth.
+- :func:`resolve_layers`, :func:`layer_at_depth`: layer selection and relative depth;
+- :func:`parse_intervention` / :func:`apply_intervention`: model interventions (skip, repeat,
+  swap, parallel, no-attention, freeze/random context) applied while extracting;
+- :func:`layer_metrics` and the metric functions: per-layer representation geometry
+  (entropies, curvature, intrinsic dimension, effective rank).
 """
 from .cache import FEATURES_FORMAT, is_complete, load_features, save_features
 from .context import ContextPlan, plan_contexts
 from .extract import FeatureExtractor, extract_features, feature_cache_path, token_states
 from .featureset import FeatureSet
+from .interventions import Intervention, check_context_policy, parse_intervention
 from .layers import layer_at_depth, resolve_layers
+from .metrics import (
+    curvature,
+    dataset_entropy,
+    effective_rank,
+    intrinsic_dimension,
+    matrix_entropy,
+    prompt_entropy,
+    sliding_windows,
+)
+from .metrics_layers import LayerMetrics, layer_metrics
 from .models import (
     MODEL_ALIASES,
     LoadedModel,
@@ -24,7 +39,38 @@ from .models import (
 )
 from .tokens import TokenAlignment, TokenMappingError, align_tokens
 
+#: Names that need torch, imported on first access (``import neuroenc.features`` stays light).
+_LAZY = {
+    "apply_intervention": "interventions_patch",
+    "InterventionHandle": "interventions_patch",
+    "intervention_plan_table": "interventions_patch",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "Intervention",
+    "InterventionHandle",
+    "LayerMetrics",
+    "apply_intervention",
+    "check_context_policy",
+    "curvature",
+    "dataset_entropy",
+    "effective_rank",
+    "intervention_plan_table",
+    "intrinsic_dimension",
+    "layer_metrics",
+    "matrix_entropy",
+    "parse_intervention",
+    "prompt_entropy",
+    "sliding_windows",
     "FEATURES_FORMAT",
     "MODEL_ALIASES",
     "ContextPlan",

@@ -206,6 +206,14 @@ def _common(dicts: Sequence[dict[str, Any]]) -> tuple[list[tuple[str, Any]], lis
     return same, varies
 
 
+def _runs_fact(prov: list[dict[str, Any]]) -> str:
+    """The runs/stories the subjects' fits used, as named in their provenance."""
+    runs: list[str] = []
+    for p in prov:
+        runs += [str(r) for r in p.get("runs", []) if str(r) not in runs]
+    return f"{len(runs)}: " + ", ".join(runs) if runs else "not recorded"
+
+
 def _data_section(mapping: LayerMapping, space: dict[str, Any]) -> dict[str, Any]:
     results = mapping.results
     prov = [r.provenance for r in results]
@@ -215,6 +223,7 @@ def _data_section(mapping: LayerMapping, space: dict[str, Any]) -> dict[str, Any
         ("data set", dataset),
         ("model", mapping.model or "unknown"),
         ("subjects", f"{mapping.n_subjects}: " + ", ".join(mapping.subjects)),
+        ("runs", _runs_fact(prov)),
         ("layers", f"{mapping.layers.size} (indices {int(mapping.layers.min())}–{int(mapping.layers.max())}; 0 = embeddings)"),
         ("targets", f"{len(targets)} ({space['kind']})" + (": " + ", ".join(targets) if len(targets) <= 30 else "")),
         ("score", {"r": "held-out Pearson r (mean over outer CV folds)", "r2": "held-out R²"}[mapping.score]),

@@ -1,0 +1,341 @@
+"""Per-layer representation metrics of a feature set, and their HDF5 file.
+
+:func:`layer_metrics` runs the metrics of :mod:`neuroenc.features.metrics` on every layer of a
+:class:`~neuroenc.features.FeatureSet` (or a features HDF5 file, or token states), with a
+progress bar, and returns a :class:`LayerMetrics`: one value per (layer, metric), which
+:meth:`LayerMetrics.save` writes atomically. File layout::
+
+    /layers              (n_layers,) int64     layer indices (0 = embeddings)
+    /relative_depth      (n_layers,) float64   layer / (n_model_layers - 1)
+    /metrics/<name>      (n_layers,) float64   one dataset per metric
+    attrs: "format" = "neuroenc-metrics/1", "metric_names" (JSON list, in order),
+           "settings" (JSON), "provenance" (JSON)
+
+What each metric sees, for word-level features (rows = words, in story order):
+
+- ``prompt_entropy`` and ``curvature``: windows of ``window`` consecutive words (every
+  ``step`` words), averaged over windows: the words of a passage stand for a prompt's tokens;
+- ``dataset_entropy``, ``intrinsic_dimension``, ``effective_rank``: all words as items.
+
+For token states, shape (n_windows, n_tokens, dim) per layer, prompt entropy and curvature use
+each window's tokens and the item metrics use each window's mean token (Skean et al. 2025
+mean-pool prompts for dataset entropy).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .. import __version__
+from .._logging import _to_level
+from .._validation import _check_option, _check_path_exists, _sha256_file
+from .featureset import FeatureSet
+from .metrics import (
+    curvature,
+    dataset_entropy,
+    effective_rank,
+    intrinsic_dimension,
+    prompt_entropy,
+    sliding_windows,
+)
+
+logger = logging.getLogger(__name__)
+
+METRICS_FORMAT = "neuroenc-metrics/1"
+
+
+def _prompt_entropy(seqs: np.ndarray, items: np.ndarray, s: dict) -> float:
+    return float(np.mean(prompt_entropy(seqs, s["alpha"], center=s["center"])))
+
+
+def _curvature(seqs: np.ndarray, items: np.ndarray, s: dict) -> float:
+    return float(np.nanmean(curvature(seqs)))
+
+
+def _dataset_entropy(seqs: np.ndarray, items: np.ndarray, s: dict) -> float:
+    return dataset_entropy(items, s["alpha"], center=s["center"])
+
+
+def _intrinsic_dimension(seqs: np.ndarray, items: np.ndarray, s: dict) -> float:
+    return intrinsic_dimension(items, method=s["id_method"], discard_fraction=s["discard_fraction"])
+
+
+def _effective_rank(seqs: np.ndarray, items: np.ndarray, s: dict) -> float:
+    return effective_rank(items, center=s["center"])
+
+
+#: The per-layer metrics by name: ``f(sequences, items, settings) -> float``.
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray, dict], float]] = {
+    "prompt_entropy": _prompt_entropy,
+    "dataset_entropy": _dataset_entropy,
+    "curvature": _curvature,
+    "intrinsic_dimension": _intrinsic_dimension,
+    "effective_rank": _effective_rank,
+}
+
+
+@dataclass
+class LayerMetrics:
+    """Representation metrics per layer of one feature set.
+
+    Parameters
+    ----------
+    layers : ndarray of int, shape (n_layers,)
+        Layer indices (0 = embeddings).
+    values : dict of str -> ndarray, shape (n_layers,)
+        One array per metric name.
+    relative_depth : ndarray, shape (n_layers,) | None
+        Relative depth of each layer (default ``layers / max(layers)``).
+    settings : dict
+        The parameters that made the values (window, step, alpha...).
+    provenance : dict
+        Model, run, features file and its hash, intervention, neuroenc version.
+    """
+
+    layers: np.ndarray
+    values: dict[str, np.ndarray]
+    relative_depth: np.ndarray | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.layers = np.asarray(self.layers, dtype=np.int64).reshape(-1)
+        n = self.layers.size
+        values = {}
+        for name, value in self.values.items():
+            value = np.asarray(value, dtype=np.float64).reshape(-1)
+            if value.size != n:
+                raise ValueError(f"LayerMetrics: metric {name!r} has {value.size} values for {n} layers.")
+            values[str(name)] = value
+        self.values = values
+        if self.relative_depth is None:
+            self.relative_depth = self.layers / max(int(self.layers.max(initial=0)), 1)
+        self.relative_depth = np.asarray(self.relative_depth, dtype=np.float64).reshape(-1)
+        if self.relative_depth.size != n:
+            raise ValueError(f"LayerMetrics: {self.relative_depth.size} relative depths for {n} layers.")
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The metrics held."""
+        return list(self.values)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.values:
+            raise KeyError(f"LayerMetrics has no metric {name!r}; it has {self.metric_names}.")
+        return self.values[name]
+
+    def to_frame(self) -> pd.DataFrame:
+        """A tidy table: one row per (layer, metric) with value, depth, model, run, intervention."""
+        frames = [
+            pd.DataFrame(
+                {
+                    "layer": self.layers,
+                    "relative_depth": self.relative_depth,
+                    "metric": name,
+                    "value": value,
+                }
+            )
+            for name, value in self.values.items()
+        ]
+        df = pd.concat(frames, ignore_index=True)
+        for key in ("model", "run", "intervention"):
+            df[key] = self.provenance.get(key)
+        return df
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write an HDF5 file, atomically (temp file in the same folder + ``os.replace``)."""
+        import h5py
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["format"] = METRICS_FORMAT
+                f.create_dataset("layers", data=self.layers)
+                f.create_dataset("relative_depth", data=self.relative_depth)
+                for name, value in self.values.items():
+                    f.create_dataset(f"metrics/{name}", data=value)
+                f.attrs["metric_names"] = json.dumps(self.metric_names)
+                f.attrs["settings"] = json.dumps(self.settings, default=_json_default)
+                f.attrs["provenance"] = json.dumps(self.provenance, default=_json_default)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LayerMetrics":
+        """Read a file written by :meth:`save`."""
+        import h5py
+
+        path = _check_path_exists(path, "metrics file")
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != METRICS_FORMAT:
+                raise ValueError(
+                    f"{str(path)!r} is not a neuroenc metrics file (format attribute "
+                    f"{f.attrs.get('format')!r}, expected {METRICS_FORMAT!r})."
+                )
+            order = json.loads(f.attrs.get("metric_names", "[]")) or sorted(f["metrics"])
+            return cls(
+                layers=f["layers"][()],
+                values={name: f["metrics"][name][()] for name in order},
+                relative_depth=f["relative_depth"][()],
+                settings=json.loads(f.attrs.get("settings", "{}")),
+                provenance=json.loads(f.attrs.get("provenance", "{}")),
+            )
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return repr(obj)
+
+
+# ---------------------------------------------------------------------- sources
+class _Source:
+    """Uniform access to the layers of a FeatureSet, a features file or token states."""
+
+    def __init__(self, features: Any, layers: list[int] | None) -> None:
+        self.provenance: dict[str, Any] = {}
+        self.n_model_layers: int | None = None
+        if isinstance(features, (str, os.PathLike)):
+            from .cache import load_features
+
+            path = _check_path_exists(features, "features file", "Run `neuroenc extract` first.")
+            fs = load_features(path, layers)
+            self.provenance.update(features_file=str(path), features_sha256=_sha256_file(path))
+            features = fs
+        if isinstance(features, FeatureSet):
+            self._get = features.__getitem__
+            self.layers = features.layer_indices
+            self.n_model_layers = features.n_model_layers
+            self.provenance.update(
+                model=features.model, run=features.run,
+                intervention=features.attrs.get("intervention"),
+            )
+        elif isinstance(features, Mapping):
+            if not features:
+                raise ValueError("layer_metrics got an empty mapping of layers.")
+            arrays = {int(k): v for k, v in features.items()}
+            self._get = lambda i: np.asarray(arrays[i])
+            self.layers = sorted(arrays)
+        else:
+            raise TypeError(
+                "layer_metrics needs a FeatureSet, a path to a features HDF5 file or a mapping "
+                f"{{layer: array}}, got {type(features).__name__}."
+            )
+
+    def __getitem__(self, layer: int) -> np.ndarray:
+        return np.asarray(self._get(layer), dtype=np.float64)
+
+
+def layer_metrics(
+    features: FeatureSet | str | os.PathLike | Mapping[int, np.ndarray],
+    metrics: str | Sequence[str] = "all",
+    *,
+    layers: Iterable[int] | None = None,
+    window: int = 32,
+    step: int | None = None,
+    alpha: float = 1.0,
+    center: bool = False,
+    id_method: str = "fit",
+    discard_fraction: float = 0.1,
+    verbose: bool | str | int | None = None,
+) -> LayerMetrics:
+    """Representation metrics (Skean et al. 2025) of every layer of a feature set.
+
+    Parameters
+    ----------
+    features : FeatureSet | path | mapping of int -> array
+        Word-level features (a FeatureSet or a features HDF5 file written by
+        ``neuroenc extract``: per layer ``(n_words, dim)``, rows in story order), or token
+        states per layer, ``(n_windows, n_tokens, dim)``.
+    metrics : "all" | sequence of str
+        Names among :data:`METRICS`: ``prompt_entropy``, ``dataset_entropy``, ``curvature``,
+        ``intrinsic_dimension``, ``effective_rank``.
+    layers : iterable of int | None
+        Layers to measure (default: all held).
+    window, step : int
+        For word-level features, the windows of consecutive words that prompt entropy and
+        curvature see (default: non-overlapping windows of 32 words).
+    alpha : float
+        Order of the matrix-based Rényi entropies (1 = Shannon).
+    center : bool
+        Centre states before the entropies and the effective rank.
+    id_method : {"fit", "mle"}
+        TwoNN estimator (see :func:`~neuroenc.features.metrics.intrinsic_dimension`).
+    discard_fraction : float
+        Fraction of the largest TwoNN ratios left out of the fit.
+    verbose : bool | str | int | None
+        Show a progress bar over layers when ``True`` / ``"info"``.
+
+    Returns
+    -------
+    metrics : LayerMetrics
+    """
+    names = list(METRICS) if metrics == "all" else [metrics] if isinstance(metrics, str) else list(metrics)
+    if not names:
+        raise ValueError("layer_metrics got an empty list of metrics; pass 'all' or names from "
+                         f"{list(METRICS)}.")
+    for name in names:
+        _check_option("metric", name, list(METRICS))
+    _check_option("id_method", id_method, ("fit", "mle"))
+    settings = dict(metrics=names, window=window, step=window if step is None else step, alpha=alpha,
+                    center=bool(center), id_method=id_method, discard_fraction=discard_fraction)
+    layers = None if layers is None else [int(i) for i in layers]
+    source = _Source(features, layers)
+    chosen = source.layers if layers is None else layers
+    missing = [i for i in chosen if i not in source.layers]
+    if missing:
+        raise KeyError(f"layer_metrics: no layer(s) {missing} in the features; they have {source.layers}.")
+    values = {name: np.full(len(chosen), np.nan) for name in names}
+    level = logging.getLogger("neuroenc").getEffectiveLevel() if verbose is None else _to_level(verbose)
+    for row, layer in enumerate(tqdm(chosen, desc="layer metrics", unit="layer", disable=level > logging.INFO)):
+        seqs, items = _views(source[layer], layer, window, step)
+        for name in names:
+            values[name][row] = METRICS[name](seqs, items, settings)
+    provenance = dict(source.provenance, neuroenc_version=__version__)
+    top = (source.n_model_layers or (max(source.layers) + 1)) - 1
+    return LayerMetrics(
+        layers=np.asarray(chosen),
+        values=values,
+        relative_depth=np.asarray(chosen, dtype=float) / max(top, 1),
+        settings=settings,
+        provenance=provenance,
+    )
+
+
+def _views(states: np.ndarray, layer: int, window: int, step: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(sequences, items) of one layer's states."""
+    if states.ndim == 2:
+        try:
+            seqs = sliding_windows(states, window, step)
+        except ValueError as err:
+            raise ValueError(f"layer {layer}: {err}") from err
+        return seqs, states
+    if states.ndim == 3:
+        return states, states.mean(axis=1)
+    raise ValueError(
+        f"layer {layer} has shape {states.shape}; expected word features (n_words, dim) or token "
+        "states (n_windows, n_tokens, dim)."
+    )

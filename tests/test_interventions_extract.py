@@ -1,0 +1,68 @@
+"""Interventions through the feature extractor: known answers on a tiny Llama."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuroenc.features import extract_features
+from neuroenc.testing import tiny_llama, tiny_transcript
+
+N_BLOCKS = 4
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return tiny_llama(n_layer=N_BLOCKS, hidden_size=32)
+
+
+@pytest.fixture(scope="module")
+def transcript():
+    return tiny_transcript(30)
+
+
+def _extract(transcript, lm, intervention=None, policy="window"):
+    return extract_features(transcript, lm, context_tokens=12, stride=6, policy=policy, pooling="last",
+                            intervention=intervention)
+
+
+@pytest.fixture(scope="module")
+def intact(transcript, lm):
+    return {policy: _extract(transcript, lm, policy=policy) for policy in ("window", "strided")}
+
+
+@pytest.mark.parametrize("policy", ["window", "strided"])
+def test_skip_and_parallel_through_the_extractor(transcript, lm, intact, policy):
+    ref = intact[policy]
+    skipped = _extract(transcript, lm, "skip:2", policy)
+    for layer in range(3):
+        np.testing.assert_array_equal(skipped[layer], ref[layer])
+    np.testing.assert_array_equal(skipped[3], skipped[2])  # the skipped block passes its input on
+    assert not np.allclose(skipped[4], ref[4], atol=1e-3)
+    assert skipped.attrs["intervention"] == {"kind": "skip", "start": 2, "stop": 2, "spec": "skip:2"}
+    single = _extract(transcript, lm, "parallel:1", policy)
+    for layer in ref.layer_indices:
+        np.testing.assert_array_equal(single[layer], ref[layer])
+
+
+def test_freeze_context_through_the_window_policy(transcript, lm, intact):
+    ref = intact["window"]
+    # Frozen from the last block: the current word's own state is never changed.
+    last = _extract(transcript, lm, f"freeze-context:{N_BLOCKS - 1}")
+    for layer in ref.layer_indices:
+        np.testing.assert_allclose(last[layer], ref[layer], rtol=1e-6, atol=1e-6)
+    # Frozen from block 1: block 1 still sees the intact context (hidden state 1), so layers
+    # 0..2 are unchanged and layers 3 and 4 change.
+    frozen = _extract(transcript, lm, "freeze-context:1")
+    for layer in range(3):
+        np.testing.assert_allclose(frozen[layer], ref[layer], rtol=1e-6, atol=1e-6)
+    for layer in (3, 4):
+        assert not np.allclose(frozen[layer], ref[layer], atol=1e-3)
+    # Random context from block 1 already changes what block 1 reads.
+    noisy = _extract(transcript, lm, "random-context:1:seed=3")
+    np.testing.assert_allclose(noisy[1], ref[1], rtol=1e-6, atol=1e-6)
+    assert not np.allclose(noisy[2], ref[2], atol=1e-3)
+
+
+def test_context_interventions_need_the_window_policy(transcript, lm):
+    with pytest.raises(ValueError, match="needs policy='window' and pooling='last'"):
+        _extract(transcript, lm, "freeze-context:1", policy="strided")

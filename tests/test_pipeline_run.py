@@ -1,0 +1,150 @@
+"""``neuroenc run`` end to end: Alice with a tiny model, cache reuse, and the four public data
+sets' configs on miniature copies of their real layouts."""
+from __future__ import annotations
+
+import html
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _bids_fixtures import layouts, mini_megmasc, mini_narratives  # noqa: F401
+
+from neuroenc.cli import main as cli_main
+from neuroenc.datasets import make_miniature
+from neuroenc.encoding import EncodingResults
+from neuroenc.pipeline import ConfigError, load_config, run_pipeline
+from neuroenc.testing import tiny_gpt2
+
+ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    tiny_gpt2(n_layer=3, n_embd=32, n_positions=128, path=path)
+    return path
+
+
+def _small(model_dir: Path, out: Path, **extra):
+    overrides = {
+        "model.name": str(model_dir),
+        "model.context_tokens": 16,
+        "model.stride": 8,
+        "model.device": "cpu",
+        "model.dtype": "float32",
+        "encoding.alphas": {"logspace": [0, 6, 7]},
+        "encoding.n_permutations": 50,
+        "output.dir": str(out),
+    }
+    overrides.update(extra)
+    return overrides
+
+
+def test_alice_end_to_end_and_cache_reuse(tiny_model_dir, tmp_path, data_dir):
+    out = tmp_path / "alice"
+    overrides = _small(tiny_model_dir, out, **{
+        "dataset.args": {"data_dir": str(data_dir), "download": False},
+        "dataset.subjects": ["s18", "s22", "s23"],
+    })
+    first = run_pipeline(ANALYSES / "alice_layers.yaml", overrides=overrides, verbose=False)
+    assert sorted(first.results) == ["group", "s18", "s22", "s23"]
+    res = EncodingResults.load(first.results["s18"])
+    assert res.targets == ["LATL", "RATL", "LPTL", "LIPL", "LPreM", "LIFG"]
+    np.testing.assert_array_equal(res.layers, [0, 1, 2, 3])  # embeddings + 3 blocks
+    assert res.provenance["subject"] == "s18" and res.provenance["dataset"] == "alice"
+    assert res.provenance["runs"] == ["alice"]
+    assert set(res.baseline) >= {"r", "pvalues"}  # word rate + sound power baseline
+    assert res.noise_ceiling is not None and np.all((res.noise_ceiling >= 0) & (res.noise_ceiling <= 1))
+    assert np.all((res.pvalues > 0) & (res.pvalues <= 1))
+    group = EncodingResults.load(first.results["group"])
+    assert group.provenance["group_members"] == ["s18", "s22", "s23"]
+    # the group-mean response is the mean of the subjects' z-scored ROI time courses
+    page = first.report.read_text()
+    assert "Group-mean response" in page and "s22" in page
+    assert first.group_table is not None and list(first.group_table["target"]) == res.targets
+    assert "LPTL: layer" in first.summary()
+
+    # second run: features and results reused, nothing recomputed
+    mtimes = {k: p.stat().st_mtime_ns for k, p in first.results.items()}
+    feat_mtime = first.features["alice"].stat().st_mtime_ns
+    second = run_pipeline(ANALYSES / "alice_layers.yaml", overrides=overrides, verbose=False)
+    assert {k: p.stat().st_mtime_ns for k, p in second.results.items()} == mtimes
+    assert second.features["alice"].stat().st_mtime_ns == feat_mtime
+
+    # a changed setting invalidates the results (not the features)
+    third = run_pipeline(ANALYSES / "alice_layers.yaml",
+                         overrides={**overrides, "alignment.delays": [1, 2, 3]}, verbose=False)
+    assert third.results["s18"].stat().st_mtime_ns != mtimes["s18"]
+    assert third.features["alice"].stat().st_mtime_ns == feat_mtime
+    assert EncodingResults.load(third.results["s18"]).provenance["config"]["alignment"]["delays"] == [1, 2, 3]
+
+
+def test_cli_run_prints_report_and_summary(tiny_model_dir, tmp_path, data_dir, capsys):
+    out = tmp_path / "cli"
+    sets = [f"{k}={v}" for k, v in {
+        "model.name": str(tiny_model_dir), "model.context_tokens": 16, "model.stride": 8,
+        "encoding.n_permutations": 20, "dataset.subjects": "[s18, s22]", "dataset.group_mean": "false",
+        "dataset.args": "{data_dir: " + str(data_dir) + ", download: false}",
+    }.items()]
+    argv = ["-q", "run", str(ANALYSES / "alice_layers.yaml"), "--out", str(out)]
+    for s in sets:
+        argv += ["--set", s]
+    assert cli_main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"report:  {(out / 'report.html').resolve()}" in printed
+    assert "LPTL best at layer" in printed
+    assert (out / "results" / "sub-s18.h5").exists()
+
+
+def test_run_bad_config(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset:\n  loader: nosuchset\n")
+    with pytest.raises(ConfigError, match="Unknown data-set loader 'nosuchset'"):
+        run_pipeline(bad, verbose=False)
+    assert cli_main(["-q", "run", str(bad)]) == 1
+    assert "Unknown data-set loader" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"no subject\(s\) \[.s99.\]"):
+        run_pipeline(ANALYSES / "alice_layers.yaml", overrides={"dataset.subjects": ["s99"]}, verbose=False)
+
+
+def _runs_named(page: str, runs) -> bool:
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    return all(run in text for run in runs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lebel2023", "narratives", "lpp", "megmasc"])
+def test_public_dataset_configs_run_on_miniatures(name, tiny_model_dir, tmp_path, layouts,
+                                                  mini_narratives, mini_megmasc):
+    config = load_config(ANALYSES / f"{name}_layers.yaml")
+    args = dict(config.dataset.args)
+    if name == "lebel2023":
+        stories = args["stories"][:2] + ["wheretheressmoke"]
+        root = make_miniature("lebel2023", tmp_path / "mini", subjects=["UTS03"], runs=stories,
+                              layouts=layouts, n_voxels=6)
+        args.update(stories=stories)
+    elif name == "lpp":
+        root = make_miniature("lpp", tmp_path / "mini", subjects=["EN057", "EN058"], layouts=layouts,
+                              n_voxels=6)
+        args.update(subjects=["EN057", "EN058"], sections=[1, 2, 3])
+    elif name == "narratives":
+        root = mini_narratives
+    else:
+        root = mini_megmasc
+        args.update(subject=["01", "12"], tasks=[0])
+    args["root"] = str(root)
+    overrides = _small(tiny_model_dir, tmp_path / "out", **{"dataset.args": args,
+                                                            "encoding.n_permutations": 20})
+    if name == "megmasc":
+        overrides.update({"alignment.tmin": 0.0, "alignment.tmax": 0.2})
+    output = run_pipeline(ANALYSES / f"{name}_layers.yaml", overrides=overrides, verbose=False)
+    assert output.results and output.report.exists()
+    runs = sorted({r for p in output.results.values() for r in EncodingResults.load(p).provenance["runs"]})
+    assert len(runs) >= 2
+    page = output.report.read_text()
+    assert _runs_named(page, runs), f"the report does not name every run of {runs}"
+    for path in output.results.values():
+        res = EncodingResults.load(path)
+        assert np.isfinite(res.r).any() and res.provenance["dataset"] == name
