@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .._io import atomic_path, json_default
 
 RESULTS_FORMAT = "neuroenc-results/1"
 
@@ -170,10 +171,7 @@ class EncodingResults:
         import h5py
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             with h5py.File(tmp, "w") as f:
                 f.attrs["format"] = RESULTS_FORMAT
                 f.create_dataset("scores/r", data=self.r)
@@ -194,14 +192,9 @@ class EncodingResults:
                     f.create_dataset(f"baseline/{key}", data=value)
                 for key, value in self.split_scores.items():
                     f.create_dataset(f"split_scores/{key}", data=value)
-                f.attrs["settings"] = json.dumps(self.settings, default=_json_default)
-                f.attrs["provenance"] = json.dumps(self.provenance, default=_json_default)
+                f.attrs["settings"] = json.dumps(self.settings, default=json_default)
+                f.attrs["provenance"] = json.dumps(self.provenance, default=json_default)
                 f.attrs["warnings"] = json.dumps(list(self.warnings))
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         return path
 
     @classmethod
@@ -240,15 +233,3 @@ class EncodingResults:
                 provenance=json.loads(f.attrs.get("provenance", "{}")),
                 warnings=json.loads(f.attrs.get("warnings", "[]")),
             )
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return repr(obj)

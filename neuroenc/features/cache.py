@@ -27,13 +27,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._io import atomic_path, json_default_strict
 from .._validation import _check_path_exists
 from .featureset import FeatureSet
 
@@ -43,21 +43,9 @@ FEATURES_FORMAT = "neuroenc-features/1"
 _ARRAY_ATTRS = ("context_start", "context_len")
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
 def cache_key(settings: Mapping[str, Any]) -> str:
     """The sha256 of a settings dict (canonical JSON, sorted keys)."""
-    text = json.dumps(dict(settings), sort_keys=True, default=_json_default, ensure_ascii=True)
+    text = json.dumps(dict(settings), sort_keys=True, default=json_default_strict, ensure_ascii=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -89,9 +77,6 @@ def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
     import h5py
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     attrs = dict(features.attrs)
     arrays = {k: np.asarray(attrs.pop(k), dtype=np.int64) for k in _ARRAY_ATTRS if k in attrs}
     provenance = {
@@ -101,34 +86,28 @@ def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
         "n_model_layers": features.n_model_layers,
         "reference": features.reference,
     }
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FEATURES_FORMAT
-            f.attrs["complete"] = False
-            words = features.words if features.words is not None else [""] * features.n_words
-            f.create_dataset("words", data=np.asarray(words, dtype=object), dtype=h5py.string_dtype("utf-8"))
-            f.create_dataset("onsets", data=features.onsets)
-            f.create_dataset("offsets", data=features.offsets)
-            for name, arr in arrays.items():
-                f.create_dataset(name, data=arr)
-            group = f.create_group("layers")
-            for idx in features.layer_indices:
-                _write_layer(group, idx, features[idx])
-            f.attrs["provenance"] = json.dumps(provenance, default=_json_default, sort_keys=True)
-            for key, value in provenance.items():
-                if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
-                    f.attrs[key] = value
-                elif value is None:
-                    f.attrs[key] = "none"
-                else:
-                    f.attrs[key] = json.dumps(value, default=_json_default, sort_keys=True)
-            f.attrs["layer_indices"] = np.asarray(features.layer_indices, dtype=np.int64)
-            f.attrs["complete"] = True
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FEATURES_FORMAT
+        f.attrs["complete"] = False
+        words = features.words if features.words is not None else [""] * features.n_words
+        f.create_dataset("words", data=np.asarray(words, dtype=object), dtype=h5py.string_dtype("utf-8"))
+        f.create_dataset("onsets", data=features.onsets)
+        f.create_dataset("offsets", data=features.offsets)
+        for name, arr in arrays.items():
+            f.create_dataset(name, data=arr)
+        group = f.create_group("layers")
+        for idx in features.layer_indices:
+            _write_layer(group, idx, features[idx])
+        f.attrs["provenance"] = json.dumps(provenance, default=json_default_strict, sort_keys=True)
+        for key, value in provenance.items():
+            if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
+                f.attrs[key] = value
+            elif value is None:
+                f.attrs[key] = "none"
+            else:
+                f.attrs[key] = json.dumps(value, default=json_default_strict, sort_keys=True)
+        f.attrs["layer_indices"] = np.asarray(features.layer_indices, dtype=np.int64)
+        f.attrs["complete"] = True
     return path
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import __version__
+from .._io import atomic_path, json_default
 from .._logging import _to_level
 from .._validation import _check_option, _check_path_exists, _sha256_file
 from .featureset import FeatureSet
@@ -157,24 +157,15 @@ class LayerMetrics:
         import h5py
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            with h5py.File(tmp, "w") as f:
-                f.attrs["format"] = METRICS_FORMAT
-                f.create_dataset("layers", data=self.layers)
-                f.create_dataset("relative_depth", data=self.relative_depth)
-                for name, value in self.values.items():
-                    f.create_dataset(f"metrics/{name}", data=value)
-                f.attrs["metric_names"] = json.dumps(self.metric_names)
-                f.attrs["settings"] = json.dumps(self.settings, default=_json_default)
-                f.attrs["provenance"] = json.dumps(self.provenance, default=_json_default)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            f.attrs["format"] = METRICS_FORMAT
+            f.create_dataset("layers", data=self.layers)
+            f.create_dataset("relative_depth", data=self.relative_depth)
+            for name, value in self.values.items():
+                f.create_dataset(f"metrics/{name}", data=value)
+            f.attrs["metric_names"] = json.dumps(self.metric_names)
+            f.attrs["settings"] = json.dumps(self.settings, default=json_default)
+            f.attrs["provenance"] = json.dumps(self.provenance, default=json_default)
         return path
 
     @classmethod
@@ -197,18 +188,6 @@ class LayerMetrics:
                 settings=json.loads(f.attrs.get("settings", "{}")),
                 provenance=json.loads(f.attrs.get("provenance", "{}")),
             )
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return repr(obj)
 
 
 # ---------------------------------------------------------------------- sources

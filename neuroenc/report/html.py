@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import struct
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from .._io import atomic_path
 from .._validation import _check_positive
 from ..encoding.results import EncodingResults
 from ..mapping import LayerMapping, map_layers, mapping_maps, target_space
@@ -577,15 +577,7 @@ def make_report(
         sections.append(layer_science_section(metrics, interventions, profiles=mapping.profiles, score=mapping.score))
     html = render_report(mapping, title=title, mask_img=mask_img, sections=sections, max_table_rows=max_table_rows)
     out = Path(out).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fid:
-            fid.write(html)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(html, encoding="utf-8")
     logger.info("wrote the report to %s (%.1f MB)", out, out.stat().st_size / 1e6)
     return out
