@@ -253,8 +253,9 @@ class FeatureExtractor:
         name = cache_file_name(self._model_name(), transcript.name, cache_key(settings))
         return Path(self.cache_dir) / name
 
-    def _cached(self, transcript: Transcript, checked: dict[str, Any]) -> FeatureSet | None:
-        """The cached features, from this setting's file or from an all-layers file."""
+    def _find_cached(self, transcript: Transcript, checked: dict[str, Any]) -> tuple[Path, FeatureSet] | None:
+        """The complete cache file holding these features (this setting's, or an all-layers
+        file with every requested layer) and its features."""
         settings = self._settings(transcript, checked)
         candidates = [settings]
         if settings["layers"] != "all":
@@ -270,9 +271,28 @@ class FeatureExtractor:
             wanted = resolve_layers(self.layers, fs.n_model_layers, repr(fs.model))
             if not all(i in fs for i in wanted):
                 continue
-            logger.info("Reusing cached features %s", path)
-            return fs if wanted == fs.layer_indices else fs.select(wanted)
+            return path, (fs if wanted == fs.layer_indices else fs.select(wanted))
         return None
+
+    def cached_path(self, transcript: Transcript) -> Path | None:
+        """The complete cache file that holds the features of ``transcript``, or ``None``.
+
+        Unlike :meth:`cache_path` (where this setting's file goes), this may be an all-layers
+        file that also serves a request for a subset of layers.
+        """
+        if self.cache_dir is None:
+            return None
+        transcript = _check_transcript(transcript)
+        found = self._find_cached(transcript, self._check_params())
+        return None if found is None else found[0]
+
+    def _cached(self, transcript: Transcript, checked: dict[str, Any]) -> FeatureSet | None:
+        """The cached features, from this setting's file or from an all-layers file."""
+        found = self._find_cached(transcript, checked)
+        if found is None:
+            return None
+        logger.info("Reusing cached features %s", found[0])
+        return found[1]
 
     # ------------------------------------------------------------------ extraction
     def transform(self, transcript: Transcript) -> FeatureSet:

@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from .._validation import _check_option
+from .dask_memory import MEMORY_FRACTION
 
 
 class ConfigError(ValueError):
@@ -130,17 +131,25 @@ class OutputConfig:
     dir: str = "neuroenc-results"
     cache_dir: str | None = None
     report: str | None = "report.html"
-    overwrite: bool = False
 
 
 @dataclass
 class ExecutorConfig:
     """How tasks run: ``serial``, ``local:N`` (a Dask LocalCluster), ``dask:tcp://host:port``
-    (an existing scheduler) or ``slurm`` (dask-jobqueue; options in ``slurm``)."""
+    (an existing scheduler) or ``slurm`` (dask-jobqueue; options in ``slurm``).
+
+    ``retries``: retries of a failed task; ``layers_per_task`` / ``target_chunk``: the size of
+    a fit task (default: from the workers' memory); ``memory_fraction``: the share of a
+    worker's memory one fit task may plan to use; ``timeout``: seconds to wait for a
+    scheduler and its first worker."""
 
     kind: str = "serial"
     slurm: dict[str, Any] = field(default_factory=dict)
     retries: int = 2
+    layers_per_task: int | None = None
+    target_chunk: int | None = None
+    memory_fraction: float = MEMORY_FRACTION
+    timeout: float = 30.0
 
 
 @dataclass

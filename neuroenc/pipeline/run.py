@@ -43,6 +43,9 @@ class RunOutput:
     mapping: Any = None
     group_table: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: Task counts of a distributed run (see :func:`neuroenc.pipeline.distributed.run_distributed`):
+    #: ``skipped`` (outputs already complete), ``submitted``, ``computed``; empty when serial.
+    tasks: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One paragraph: best layer per target, its r and p (group-mean fit when there is one)."""
@@ -161,7 +164,13 @@ def run_pipeline(
         results[subject] = fit_subject(config, subject, features, dataset=dataset,
                                        noise_ceiling=ceilings.get(subject))
     timings["fit"] = time.time() - t0
+    return _finish_run(config, features, results, timings)
 
+
+def _finish_run(config: RunConfig, features: dict[str, Path], results: dict[str, Path],
+                timings: dict[str, float]) -> RunOutput:
+    """Map layers and write the report from the results files (the serial and distributed
+    runners' common end)."""
     report = None
     mapping = None
     group_table = None

@@ -79,15 +79,9 @@ def extract_run(config: RunConfig, transcript: Any, extractor: Any = None) -> Pa
     ``extractor`` is reused across runs (one model load); without it one is made.
     """
     extractor = extractor if extractor is not None else make_extractor(config)
-    path = extractor.cache_path(transcript)
     extractor.transform(transcript)
-    return Path(path)
-
-
-def features_paths(config: RunConfig, transcripts: dict[str, Any], extractor: Any = None) -> dict[str, Path]:
-    """The cache file of each run's features, without loading the model."""
-    extractor = extractor if extractor is not None else make_extractor(config)
-    return {run: Path(extractor.cache_path(t)) for run, t in transcripts.items()}
+    # the file that holds them: this setting's, or an all-layers file that serves a subset
+    return Path(extractor.cached_path(transcript))
 
 
 # ---------------------------------------------------------------------- noise ceilings
@@ -252,10 +246,26 @@ def fit_subject(
 
 def merge_parts(parts: Sequence[str | Path], out: str | Path, axis: str = "targets") -> Path:
     """Merge results parts (target chunks or layer subsets) of one subject, atomically."""
+    merged = merge_part_results([EncodingResults.load(p) for p in parts], axis=axis)
+    return merged.save(out)
+
+
+def merge_part_results(parts: Sequence[EncodingResults], axis: str = "targets") -> EncodingResults:
+    """:func:`~neuroenc.encoding.merge_results` for parts written by :func:`fit_subject`.
+
+    Each part records its own wall time (provenance ``wall_seconds``), which differs between
+    parts: it is summed rather than required to agree. The parts are not modified.
+    """
+    import dataclasses
+
     from ..encoding import merge_results
 
-    merged = merge_results([EncodingResults.load(p) for p in parts], axis=axis)
-    return merged.save(out)
+    wall = sum(float(p.provenance.get("wall_seconds", 0.0)) for p in parts)
+    parts = [dataclasses.replace(p, provenance={k: v for k, v in p.provenance.items() if k != "wall_seconds"})
+             for p in parts]
+    merged = merge_results(parts, axis=axis)
+    merged.provenance["wall_seconds"] = wall
+    return merged
 
 
 # ---------------------------------------------------------------------- report

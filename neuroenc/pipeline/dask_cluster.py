@@ -1,0 +1,292 @@
+"""Executors: parse ``executor.kind``, start or reach a Dask cluster, close what was started.
+
+- ``local:N``: a :class:`distributed.LocalCluster` of N worker processes with one thread each,
+  listening on the loopback interface only (127.0.0.1);
+- ``dask:tcp://host:port``: a scheduler that is already running (``dask scheduler`` and
+  ``dask worker tcp://host:port`` on the machines that should work);
+- ``slurm``: a :class:`dask_jobqueue.SLURMCluster` built from ``executor.slurm``: ``cores``
+  and ``memory`` per job are required, with ``jobs`` (a fixed number of jobs) or
+  ``maximum_jobs`` (and ``minimum_jobs``; adaptive); ``gpus`` per job adds
+  ``--gres=gpu:N`` to the job script and a ``GPU`` resource to its worker, so that feature
+  extraction runs only where there is a GPU. ``processes`` (worker processes per job)
+  defaults to 1 (one model load per job); every other key is passed to ``SLURMCluster``
+  (``queue``, ``account``, ``walltime``, ``job_extra_directives``, ``job_script_prologue``,
+  ``interface``, ``local_directory``, ``log_directory``...).
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib.util
+import inspect
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .config import ConfigError, ExecutorConfig
+
+logger = logging.getLogger(__name__)
+
+#: ``dask:`` addresses: a protocol, a host and a port.
+_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/:]+:\d{1,5}$")
+#: Keys of ``executor.slurm`` handled here rather than passed to ``SLURMCluster``.
+SLURM_SCALE_KEYS = ("jobs", "minimum_jobs", "maximum_jobs")
+SLURM_REQUIRED = ("cores", "memory")
+#: Parameters of dask-jobqueue that are set here or make no sense in a config.
+_SLURM_INTERNAL = {"self", "scheduler", "name", "config_name", "loop", "job_cls", "asynchronous",
+                   "n_workers", "base_class_kwargs", "job_kwargs", "scheduler_cls", "security",
+                   "job_extra", "env_extra", "extra", "project"}
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """A parsed ``executor.kind``: ``kind`` is ``serial``, ``local``, ``dask`` or ``slurm``."""
+
+    kind: str
+    n_workers: int | None = None
+    address: str | None = None
+
+
+def parse_executor(kind: str) -> ExecutorSpec:
+    """Parse ``"serial"``, ``"local:N"``, ``"dask:tcp://host:port"`` or ``"slurm"``.
+
+    Raises
+    ------
+    ConfigError
+        With the expected form and an example.
+    """
+    if not isinstance(kind, str):
+        raise ConfigError(f"executor.kind must be a string such as 'local:2', got {kind!r}.")
+    if kind in ("serial", "slurm"):
+        return ExecutorSpec(kind)
+    if kind.startswith("local:"):
+        n = kind[len("local:"):]
+        if not n.isdigit() or int(n) < 1:
+            raise ConfigError(
+                f"Invalid executor {kind!r}: N in 'local:N' must be a whole number of worker "
+                "processes >= 1, e.g. 'local:2'."
+            )
+        return ExecutorSpec("local", n_workers=int(n))
+    if kind.startswith("dask:"):
+        address = kind[len("dask:"):]
+        if not _ADDRESS.match(address):
+            raise ConfigError(
+                f"Invalid executor {kind!r}: give the scheduler's address as 'dask:tcp://host:port', "
+                "e.g. 'dask:tcp://10.0.0.5:8786' (the address 'dask scheduler' prints)."
+            )
+        return ExecutorSpec("dask", address=address)
+    raise ConfigError(
+        f"Invalid value for 'executor.kind'. Allowed values are 'serial', 'local:N', "
+        f"'dask:tcp://host:port', 'slurm', but got {kind!r} instead."
+    )
+
+
+# ---------------------------------------------------------------------- SLURM
+def _slurm_parameters() -> list[str]:
+    from dask_jobqueue.core import Job, JobQueueCluster
+    from dask_jobqueue.slurm import SLURMJob
+
+    names: set[str] = set()
+    for fn in (SLURMJob.__init__, Job.__init__, JobQueueCluster.__init__):
+        names.update(p.name for p in inspect.signature(fn).parameters.values()
+                     if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+    return sorted((names - _SLURM_INTERNAL) | {"gpus", *SLURM_SCALE_KEYS})
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"executor.slurm.{name} must be a whole number >= 1, got {value!r}.")
+    return value
+
+
+def check_slurm_options(options: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, int]]:
+    """Validate ``executor.slurm``; returns ``(SLURMCluster keyword arguments, scaling)``.
+
+    ``scaling`` is ``{"jobs": n}`` (fixed) or ``{"minimum_jobs": a, "maximum_jobs": b}``
+    (adaptive).
+
+    Raises
+    ------
+    ConfigError
+        For a missing required option, an unknown option (with a "did you mean" hint) or a
+        bad value.
+    """
+    from dask.utils import parse_bytes
+
+    options = dict(options or {})
+    missing = [k for k in SLURM_REQUIRED if options.get(k) in (None, "")]
+    if missing:
+        raise ConfigError(
+            f"executor.slurm is missing {', '.join(repr(m) for m in missing)}: a SLURM executor needs "
+            "the cores and memory of each job, and how many jobs, e.g. executor: {kind: slurm, "
+            "slurm: {cores: 8, memory: 32GB, gpus: 1, walltime: '04:00:00', jobs: 4}}."
+        )
+    allowed = _slurm_parameters()
+    for key in options:
+        if key not in allowed:
+            hint = difflib.get_close_matches(str(key), allowed, n=1)
+            raise ConfigError(
+                f"unknown option executor.slurm.{key}"
+                + (f"; did you mean executor.slurm.{hint[0]}?" if hint else f"; allowed options: {allowed}.")
+            )
+    scale = {k: _positive_int(k, options.pop(k)) for k in SLURM_SCALE_KEYS if k in options}
+    if "jobs" in scale and len(scale) > 1:
+        raise ConfigError("executor.slurm: give either 'jobs' (a fixed number of jobs) or "
+                          "'minimum_jobs'/'maximum_jobs' (adaptive), not both.")
+    if not scale or ("minimum_jobs" in scale and "maximum_jobs" not in scale):
+        raise ConfigError(
+            "executor.slurm needs 'jobs' (how many SLURM jobs to start, e.g. jobs: 4) or "
+            "'maximum_jobs' (to scale with the work, between 'minimum_jobs' and it)."
+        )
+    if scale.get("minimum_jobs", 0) > scale.get("maximum_jobs", 1 << 30):
+        raise ConfigError(f"executor.slurm.minimum_jobs ({scale['minimum_jobs']}) is above maximum_jobs "
+                          f"({scale['maximum_jobs']}).")
+    _positive_int("cores", options["cores"])
+    try:
+        parse_bytes(str(options["memory"]))
+    except ValueError:
+        raise ConfigError(f"executor.slurm.memory must be a size such as '32GB', got {options['memory']!r}.") from None
+    options.setdefault("processes", 1)
+    _positive_int("processes", options["processes"])
+    gpus = options.pop("gpus", None)
+    if gpus is not None:
+        _positive_int("gpus", gpus)
+        options["job_extra_directives"] = [*options.get("job_extra_directives", []), f"--gres=gpu:{gpus}"]
+        options["worker_extra_args"] = [*options.get("worker_extra_args", []), "--resources", f"GPU={gpus}"]
+    return options, scale
+
+
+def slurm_cluster(options: dict[str, Any] | None, scale: bool = True):
+    """A :class:`dask_jobqueue.SLURMCluster` from ``executor.slurm`` options.
+
+    Parameters
+    ----------
+    options : dict
+        The ``executor.slurm`` section (see the module docstring).
+    scale : bool
+        Submit the jobs (``jobs``) or start adaptive scaling (``maximum_jobs``). Without it
+        nothing is submitted: ``cluster.job_script()`` shows what would be.
+
+    Returns
+    -------
+    cluster : dask_jobqueue.SLURMCluster
+    """
+    from dask_jobqueue import SLURMCluster
+
+    kwargs, scaling = check_slurm_options(options)
+    cluster = SLURMCluster(**kwargs)
+    if scale:
+        if "jobs" in scaling:
+            cluster.scale(jobs=scaling["jobs"])
+        else:
+            cluster.adapt(minimum_jobs=scaling.get("minimum_jobs", 0), maximum_jobs=scaling["maximum_jobs"])
+    return cluster
+
+
+# ---------------------------------------------------------------------- clients
+def _has_bokeh() -> bool:
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def dashboard(client: Any) -> str | None:
+    """The dashboard link of a client's scheduler (None without bokeh, which serves it)."""
+    if not _has_bokeh():
+        return None
+    try:
+        return client.dashboard_link
+    except Exception:  # noqa: BLE001 - a scheduler without an HTTP server
+        return None
+
+
+@contextlib.contextmanager
+def connect(executor: ExecutorConfig, *, client: Any = None, timeout: float = 10.0) -> Iterator[Any]:
+    """A :class:`distributed.Client` for an executor; what is started here is closed on exit.
+
+    Parameters
+    ----------
+    executor : ExecutorConfig
+        ``kind`` and, for ``slurm``, the ``slurm`` options.
+    client : distributed.Client | None
+        Use this client (it is left open).
+    timeout : float
+        Seconds to wait for an existing scheduler (``dask:``).
+
+    Raises
+    ------
+    ConfigError
+        For a bad ``executor.kind`` or SLURM options.
+    ConnectionError
+        When the scheduler of ``dask:tcp://host:port`` cannot be reached.
+    """
+    if client is not None:
+        yield client
+        return
+    from distributed import Client, LocalCluster
+
+    spec = parse_executor(executor.kind)
+    cluster = None
+    if spec.kind == "serial":
+        raise ConfigError("executor.kind is 'serial': there is no Dask cluster to connect to; use "
+                          "'local:N', 'dask:tcp://host:port' or 'slurm'.")
+    if spec.kind == "local":
+        cluster = LocalCluster(n_workers=spec.n_workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0")
+        client = Client(cluster)
+    elif spec.kind == "dask":
+        try:
+            client = Client(spec.address, timeout=timeout)
+        except (OSError, TimeoutError) as err:
+            raise ConnectionError(
+                f"could not reach the Dask scheduler at {spec.address!r} within {timeout:g} s ({err}). "
+                f"Start one with 'dask scheduler' and workers with 'dask worker {spec.address}', or "
+                "check the host, the port and the firewall."
+            ) from err
+    else:
+        cluster = slurm_cluster(executor.slurm)
+        client = Client(cluster)
+    link = dashboard(client)
+    logger.info("Dask %s: dashboard %s", spec.kind,
+                link or "unavailable (install bokeh>=3.1 to get one)")
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def worker_memory(client: Any, executor: ExecutorConfig | None = None,
+                  resource: str | None = None) -> int | None:
+    """Memory one task may use on the smallest worker, in bytes.
+
+    A worker's memory limit is shared by the tasks it runs at once: one per thread, or, for
+    tasks that each hold one unit of ``resource`` (``"GPU"``), one per unit. Workers that are
+    up are asked; for ``slurm`` before any job has started, the configured ``memory`` per job
+    over its ``processes``, then over ``cores / processes`` threads (or ``gpus``). None when
+    no worker has a limit and none is configured.
+    """
+    per_task = []
+    for info in client.scheduler_info(n_workers=-1).get("workers", {}).values():
+        limit = info.get("memory_limit") or 0
+        slots = (info.get("resources") or {}).get(resource) if resource else info.get("nthreads")
+        if limit and slots:
+            per_task.append(int(limit) // max(int(slots), 1))
+    if per_task:
+        return min(per_task)
+    if executor is not None and executor.kind == "slurm":
+        from dask.utils import parse_bytes
+
+        opts, _ = check_slurm_options(executor.slurm)
+        processes = int(opts.get("processes", 1))
+        if resource == "GPU" and executor.slurm.get("gpus"):
+            slots = int(executor.slurm["gpus"])
+        else:
+            slots = max(int(opts["cores"]) // processes, 1)
+        return parse_bytes(str(opts["memory"])) // processes // slots
+    return None
+
+
+__all__ = ["ExecutorSpec", "check_slurm_options", "connect", "dashboard", "parse_executor",
+           "slurm_cluster", "worker_memory"]

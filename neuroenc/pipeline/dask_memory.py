@@ -1,0 +1,249 @@
+"""How big a fit task may be: layers and targets per task from a worker's memory.
+
+A fit task (:func:`neuroenc.pipeline.tasks.fit_subject` on a subset of layers and a chunk of
+targets) holds, at its peak, what :func:`fit_task_bytes` adds up, mirroring
+:func:`neuroenc.encoding.fit_encoding`:
+
+- fixed, whatever the chunk: the subject's responses as the loader returns them; the features
+  of the task's layers (float32, every word of every run); one layer's design at a time (and
+  its copy in the working dtype); the layer's Gram matrix (``X X^T``, n × n, in the dual form
+  used when features outnumber samples; ``X^T X`` otherwise); the eigendecompositions of the
+  inner and outer splits of one outer fold, held together;
+- per target: the responses of the chunk and their copies (z-scored design ``Y``, backend
+  copy), the held-out predictions of one layer, the permutation null (FFT of each fold,
+  ``n_permutations`` draws) and the score arrays;
+- per batch of targets: the predictions of every penalty for the validation rows, capped by
+  :data:`neuroenc.encoding._ridge.DEFAULT_BATCH_BYTES`; and, once the chunk has more targets
+  than ``n_alphas × n_validation`` rows, the dual form's "resolve first" matrices
+  ``(n_alphas, n_validation, n_train)`` of every inner split (dual form only), which can dwarf
+  everything else (7.7 GB for 10,000 samples, 4 x 4,096 columns, 15 penalties, 5 inner folds):
+  chunking below that threshold avoids them.
+
+:func:`partition_fit` turns that into ``(layers per task, targets per task)`` for a worker's
+memory limit; :func:`target_chunk_size` is the targets part alone. All are pure functions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .._validation import _check_positive
+
+#: Fraction of a worker's memory limit a fit task may plan to use. Dask starts spilling at 60%
+#: and pauses a worker at 80% of its limit; estimates are upper bounds, but other tasks' data
+#: and the interpreter live there too.
+MEMORY_FRACTION = 0.5
+#: Bytes of one batch of penalty predictions (as in ``neuroenc.encoding._ridge``).
+BATCH_BYTES = 512 * 2**20
+#: When layers must be split, a task should still fit at least this many targets.
+MIN_TARGETS_PER_TASK = 256
+
+
+@dataclass(frozen=True)
+class FitShape:
+    """The size of one subject's fit, as far as memory goes.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows of the design (TRs or MEG samples, after trimming, over all runs).
+    n_features : int
+        Columns of one layer's design (hidden size × delays or lags).
+    n_targets : int
+        Targets of the subject (voxels, ROIs, sensors).
+    n_layers : int
+        Layers to fit.
+    n_words : int
+        Words over all runs (rows of the features files).
+    hidden_size : int
+        Features per layer and word (float32 in the features files).
+    response_bytes : int
+        The subject's responses (all targets, all runs) as the data-set loader returns them.
+    n_alphas : int
+        Ridge penalties.
+    n_folds : int
+        Outer CV folds (runs, or blocks of a single run).
+    inner_cv : int
+        Inner CV folds.
+    n_permutations : int
+        Permutations of the null (0: none).
+    itemsize : int
+        Bytes per value of the working dtype (8: float64 on CPU; 4: float32 on a GPU).
+    """
+
+    n_samples: int
+    n_features: int
+    n_targets: int
+    n_layers: int
+    n_words: int = 0
+    hidden_size: int = 0
+    response_bytes: int = 0
+    n_alphas: int = 15
+    n_folds: int = 5
+    inner_cv: int = 5
+    n_permutations: int = 1000
+    itemsize: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("n_samples", "n_features", "n_targets", "n_layers", "n_alphas", "n_folds",
+                     "inner_cv", "itemsize"):
+            _check_positive(f"FitShape.{name}", getattr(self, name), integer=True)
+        for name in ("n_words", "hidden_size", "response_bytes", "n_permutations"):
+            _check_positive(f"FitShape.{name}", getattr(self, name), strict=False, integer=True)
+        if self.n_folds < 2 and self.n_samples > 1:
+            raise ValueError(f"FitShape.n_folds must be >= 2 (outer CV folds), got {self.n_folds}.")
+
+
+def fit_task_bytes(shape: FitShape, n_targets: int | None = None, n_layers: int | None = None,
+                   batch_bytes: int = BATCH_BYTES) -> int:
+    """Peak bytes of one fit task of ``n_layers`` layers × ``n_targets`` targets (an upper bound).
+
+    Parameters
+    ----------
+    shape : FitShape
+        The subject's fit.
+    n_targets, n_layers : int | None
+        The task's targets and layers (default: all of ``shape``'s).
+    batch_bytes : int
+        The cap on one batch of penalty predictions.
+
+    Returns
+    -------
+    n_bytes : int
+    """
+    t = shape.n_targets if n_targets is None else int(n_targets)
+    L = shape.n_layers if n_layers is None else int(n_layers)
+    _check_positive("n_targets", t, integer=True)
+    _check_positive("n_layers", L, integer=True)
+    s = shape.itemsize
+    n, p = shape.n_samples, shape.n_features
+    n_test = math.ceil(n / shape.n_folds)
+    n_train = max(n - n_test, 1)
+    n_val = math.ceil(n_train / shape.inner_cv)
+    kernel = p > n_train
+    m = min(n_train, p)  # size of each split's eigendecomposition
+    fixed = (
+        shape.response_bytes
+        + 4 * shape.n_words * shape.hidden_size * L  # the task's features, float32
+        + 2 * n * p * s  # one layer's design and its copy in the working dtype
+        + min(n, p) ** 2 * s  # the Gram matrix (kernel n x n, or primal p x p)
+        + (shape.inner_cv + 1) * (m * m + max(n_val, n_test) * m) * s  # eigenvectors, projections
+        + 2 * m * m * s  # eigh workspace
+    )
+    resolve_first = kernel and shape.n_alphas * n_val < t  # as neuroenc.encoding._ridge._resolve_first
+    per_target = (
+        8 * n  # the chunk of the subject's responses (a selection, float64)
+        + s * n  # the design's z-scored responses Y
+        + 8 * n  # held-out predictions of one layer (float64)
+        + 8 * (5 * n_test + 2 * shape.n_permutations)  # one fold's FFTs; the null and its draws
+        + 8 * (3 * shape.n_folds + 5) * L  # fold and mean scores, alphas, p-values
+    )
+    # predictions on the validation rows: every penalty at once when resolving first, else one
+    # penalty at a time (and its residual)
+    batch = min(int(batch_bytes), (shape.n_alphas if resolve_first else 2) * n_val * s * t)
+    resolve = shape.inner_cv * shape.n_alphas * n_val * n_train * s if resolve_first else 0
+    return int(fixed + per_target * t + batch + resolve)
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.2f} GiB"
+
+
+def target_chunk_size(shape: FitShape, memory_limit: int, *, n_layers: int | None = None,
+                      fraction: float = MEMORY_FRACTION, batch_bytes: int = BATCH_BYTES) -> int:
+    """Targets per fit task so that a task fits in ``fraction`` of a worker's memory.
+
+    The largest chunk that fits is found, then the targets are cut into equal chunks no larger
+    than it (so the last chunk is not a sliver).
+
+    Parameters
+    ----------
+    shape : FitShape
+        The subject's fit.
+    memory_limit : int
+        A worker's memory limit in bytes.
+    n_layers : int | None
+        Layers per task (default all of ``shape``'s).
+    fraction : float
+        Share of ``memory_limit`` a task may plan to use.
+    batch_bytes : int
+        The cap on one batch of penalty predictions.
+
+    Returns
+    -------
+    chunk : int
+        Targets per task, between 1 and ``shape.n_targets``.
+
+    Raises
+    ------
+    ValueError
+        If even one target does not fit.
+    """
+    _check_positive("memory_limit", memory_limit)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}.")
+    L = shape.n_layers if n_layers is None else int(n_layers)
+    budget = fraction * float(memory_limit)
+    one = fit_task_bytes(shape, 1, L, batch_bytes)
+    if one > budget:
+        raise ValueError(
+            f"a fit task of {L} layer(s) of a {shape.n_samples} x {shape.n_features} design needs "
+            f"{_gib(one)} even for one target, but workers have {_gib(memory_limit)} "
+            f"({fraction:.0%} usable: {_gib(budget)}). Give workers more memory (fewer workers per "
+            "machine, or executor.slurm.memory), fit fewer layers per task (layers_per_task), "
+            "or use fewer delays."
+        )
+    lo, hi = 1, shape.n_targets  # invariant: lo fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fit_task_bytes(shape, mid, L, batch_bytes) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    n_chunks = math.ceil(shape.n_targets / lo)
+    return math.ceil(shape.n_targets / n_chunks)
+
+
+def partition_fit(shape: FitShape, memory_limit: int, *, layers_per_task: int | None = None,
+                  target_chunk: int | None = None, fraction: float = MEMORY_FRACTION,
+                  min_targets: int = MIN_TARGETS_PER_TASK,
+                  batch_bytes: int = BATCH_BYTES) -> tuple[int, int]:
+    """Layers and targets per fit task for a worker's memory.
+
+    Every layer goes in one task (the responses are read and the baseline fitted once) unless
+    the features of all layers leave no room for ``min_targets`` targets; then the layers are
+    halved until they do. Targets are then chunked by :func:`target_chunk_size`. Either number
+    can be given instead.
+
+    Parameters
+    ----------
+    shape : FitShape
+    memory_limit : int
+        A worker's memory limit in bytes.
+    layers_per_task, target_chunk : int | None
+        Fixed values (not chosen from memory); ``target_chunk`` is capped at the number of
+        targets.
+    fraction, batch_bytes : see :func:`target_chunk_size`
+    min_targets : int
+        Targets a task should hold before layers are split.
+
+    Returns
+    -------
+    layers_per_task, target_chunk : int, int
+    """
+    if layers_per_task is not None:
+        _check_positive("layers_per_task", layers_per_task, integer=True)
+        L = min(int(layers_per_task), shape.n_layers)
+    else:
+        L = shape.n_layers
+        want = min(int(min_targets), shape.n_targets)
+        while L > 1 and fit_task_bytes(shape, want, L, batch_bytes) > fraction * float(memory_limit):
+            L = math.ceil(L / 2)
+    if target_chunk is not None:
+        _check_positive("target_chunk", target_chunk, integer=True)
+        return L, min(int(target_chunk), shape.n_targets)
+    return L, target_chunk_size(shape, memory_limit, n_layers=L, fraction=fraction,
+                                batch_bytes=batch_bytes)
+
+
+__all__ = ["FitShape", "fit_task_bytes", "partition_fit", "target_chunk_size"]

@@ -1,0 +1,362 @@
+"""``neuroenc run`` on a Dask cluster: the same tasks and files as the serial path, in parallel.
+
+:func:`run_distributed` is what :func:`neuroenc.pipeline.run_pipeline` calls when
+``executor.kind`` is not ``serial``. It plans, submits and follows three kinds of tasks
+(:mod:`neuroenc.pipeline.dask_worker`):
+
+1. **extract**, one per run: the run's features with the config's model, into the same
+   content-hashed cache file as the serial path. Every worker keeps its loaded model between
+   tasks (:class:`~neuroenc.pipeline.dask_worker.WorkerCache`): one model load per worker.
+2. **fit**, one per (subject, layer band, target chunk): :func:`~neuroenc.pipeline.tasks.fit_subject`
+   on a subset of layers and a chunk of targets. Band and chunk sizes come from the workers'
+   memory and the design's size (:func:`~neuroenc.pipeline.dask_memory.partition_fit`); a
+   subject that fits in one task is written straight to its results file.
+3. **merge**, one per subject cut into parts: the parts, merged exactly
+   (:func:`~neuroenc.encoding.merge_results`; q-values recomputed) into the subject's
+   results file, written atomically by that task alone; the parts are then deleted.
+
+The layer mapping and the report are made at the end, in this process, exactly as in the
+serial path.
+
+Fault tolerance: every task is retried ``executor.retries`` times (a task lost with a killed
+worker is rescheduled by Dask); every output is written to a temporary file and moved into
+place, and is reused only when complete and made with the same settings (features: the
+cache's ``complete`` flag; results: the config hash in their provenance). So a rerun after an
+interruption submits only what is missing: ``RunOutput.tasks`` counts the tasks skipped,
+submitted and computed.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ConfigError, RunConfig
+from .dask_cluster import check_slurm_options, connect, parse_executor, worker_memory
+from .dask_memory import FitShape, partition_fit
+from .dask_worker import PLUGIN_NAME, WorkerCache, extract_task, fit_task, merge_task, results_current
+from .loaders import GROUP, load_dataset
+from .run import RunOutput, _finish_run
+from .tasks import config_hash, make_extractor, noise_ceilings, output_dir, results_path
+
+logger = logging.getLogger(__name__)
+
+
+class TaskError(RuntimeError):
+    """A task failed on the cluster after all its retries."""
+
+
+class _Tracker:
+    """Submits tasks, follows them as they finish (progress bar, callback) and counts them."""
+
+    def __init__(self, client: Any, retries: int, verbose: bool, callback: Callable | None):
+        self.client = client
+        self.retries = retries
+        self.verbose = verbose
+        self.callback = callback
+        self.labels: dict[Any, str] = {}
+        self.counts = {"skipped": 0, "submitted": 0, "computed": 0}
+
+    def skip(self, kind: str) -> None:
+        self.counts["skipped"] += 1
+        self.counts[f"{kind}_skipped"] = self.counts.get(f"{kind}_skipped", 0) + 1
+
+    def submit(self, kind: str, label: str, fn: Callable, *args: Any, resources: dict | None = None,
+               **kwargs: Any) -> Any:
+        key = f"neuroenc-{kind}-{label}-{uuid.uuid4().hex[:8]}"
+        future = self.client.submit(fn, *args, key=key, pure=False, retries=self.retries,
+                                    resources=resources, **kwargs)
+        self.labels[future.key] = f"{kind} {label}"
+        self.counts["submitted"] += 1
+        return future
+
+    def wait(self, futures: list, desc: str) -> list[dict]:
+        """Wait for ``futures``; raise :class:`TaskError` (cancelling the rest) if one fails."""
+        from distributed import as_completed
+        from tqdm.auto import tqdm
+
+        records = []
+        bar = tqdm(total=len(futures), desc=desc, unit="task", disable=not self.verbose)
+        try:
+            for future in as_completed(futures):
+                if future.status != "finished":
+                    err = future.exception() if future.status == "error" else None
+                    raise TaskError(
+                        f"task {self.labels.get(future.key, future.key)!r} failed after "
+                        f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}: "
+                        + (f"{type(err).__name__}: {err}" if err is not None else future.status)
+                    ) from err
+                record = future.result()
+                records.append(record)
+                if record["computed"]:
+                    self.counts["computed"] += 1
+                    k = f"{record['task']}_computed"
+                    self.counts[k] = self.counts.get(k, 0) + 1
+                bar.update(1)
+                logger.debug("done: %s (%s, %.1f s, %s)", self.labels.get(future.key), record["output"],
+                             record["seconds"], record["worker"])
+                if self.callback is not None:
+                    self.callback(record)
+        except BaseException:
+            self.client.cancel([f for f in futures if not f.done()])
+            raise
+        finally:
+            bar.close()
+        return records
+
+
+def _features_layout(path: Path) -> tuple[list[int], int, int]:
+    """(layer indices, words, hidden size) of a features file, from its metadata."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        layers = [int(i) for i in f.attrs["layer_indices"]]
+        return layers, int(f["words"].shape[0]), int(f["layers"][str(layers[0])].shape[1])
+
+
+def _n_lags(config: RunConfig, response: Any) -> int:
+    if response.kind == "meg":
+        a = config.alignment
+        return int((a.tmax - a.tmin) * response.sfreq / max(a.decim, 1)) + 1
+    return len(config.alignment.delays)
+
+
+def _subject_sizes(config: RunConfig, dataset: Any) -> dict[str, dict[str, Any]]:
+    """Per subject: runs, samples, targets, bytes of responses as loaded, response kind."""
+    everyone = sum(r.data.nbytes for rs in dataset.responses.values() for r in rs.values() if rs)
+    out = {}
+    for subject, responses in dataset.responses.items():
+        first = next(iter(responses.values()))
+        nbytes = sum(r.data.nbytes for r in responses.values())
+        nbytes += sum(c.data.nbytes for c in dataset.confounds.get(subject, {}).values())
+        out[subject] = {
+            "runs": list(responses),
+            "n_samples": sum(r.n_samples for r in responses.values()),
+            "n_targets": first.n_targets,
+            "response_bytes": everyone if subject == GROUP else nbytes,
+            "first": first,
+        }
+    return out
+
+
+def _fit_shape(config: RunConfig, size: dict[str, Any], layouts: dict[str, tuple]) -> tuple[FitShape, list[int]]:
+    runs = size["runs"]
+    layers, _, hidden = layouts[runs[0]]
+    enc = config.encoding
+    n_runs = len(runs)
+    if isinstance(enc.cv, int) and not isinstance(enc.cv, bool):
+        n_folds = enc.cv
+    else:
+        n_folds = n_runs if n_runs > 1 else enc.n_blocks
+    inner = enc.inner_cv if isinstance(enc.inner_cv, int) and enc.inner_cv > 1 else 5
+    shape = FitShape(
+        n_samples=size["n_samples"], n_features=hidden * _n_lags(config, size["first"]),
+        n_targets=size["n_targets"], n_layers=len(layers),
+        n_words=sum(layouts[r][1] for r in runs), hidden_size=hidden,
+        response_bytes=int(size["response_bytes"]), n_alphas=len(enc.alpha_grid()),
+        n_folds=max(int(n_folds), 2), inner_cv=int(inner), n_permutations=int(enc.n_permutations),
+    )
+    return shape, layers
+
+
+def _band_name(band: list[int], all_layers: list[int]) -> str:
+    if band == all_layers:
+        return "all"
+    if band == list(range(band[0], band[-1] + 1)):
+        return f"l{band[0]}-{band[-1]}"
+    import hashlib
+
+    return "l" + hashlib.sha256(",".join(map(str, band)).encode()).hexdigest()[:8]
+
+
+def _submit_subject(tracker: _Tracker, config: RunConfig, subject: str, size: dict[str, Any],
+                    features: dict[str, Path], noise_ceiling: np.ndarray | None, sizing: dict[str, Any],
+                    resources: dict | None) -> list:
+    """Submit the fit tasks of one subject (one task, or parts and their merge); returns their
+    futures (none when its results file is complete)."""
+    key = config_hash(config)
+    final = results_path(config, subject)
+    if results_current(final, key):
+        tracker.skip("fit")
+        return []
+    layouts = {run: _features_layout(features[run]) for run in size["runs"]}
+    files = {run: str(path) for run, path in features.items()}
+    shape, layers = _fit_shape(config, size, layouts)
+    per_band, chunk = partition_fit(shape, sizing["memory"], layers_per_task=sizing["layers_per_task"],
+                                    target_chunk=sizing["target_chunk"], fraction=sizing["fraction"])
+    bands = [layers[i:i + per_band] for i in range(0, len(layers), per_band)]
+    spans = [(a, min(a + chunk, shape.n_targets)) for a in range(0, shape.n_targets, chunk)]
+    common = dict(noise_ceiling=noise_ceiling, resources=resources)
+    if len(bands) == 1 and len(spans) == 1:
+        return [tracker.submit("fit", subject, fit_task, config, subject, files, out=str(final), **common)]
+    logger.info("subject %s: %d layer band(s) x %d target chunk(s) of <= %d targets", subject,
+                len(bands), len(spans), chunk)
+    grid, parts = [], []
+    for band in bands:
+        name = _band_name(band, layers)
+        row = []
+        for start, stop in spans:
+            out = results_path(config, subject, part=f"{name}_t{start}-{stop}")
+            row.append(str(out))
+            if results_current(out, key):
+                tracker.skip("fit")
+                continue
+            parts.append(tracker.submit("fit", f"{subject}-{name}-t{start}-{stop}", fit_task, config, subject,
+                                        files, out=str(out), layers=None if name == "all" else band,
+                                        targets=(start, stop), **common))
+        grid.append(row)
+    merge = tracker.submit("merge", subject, merge_task, config, subject, grid, str(final), after=parts)
+    return [*parts, merge]
+
+
+def _check_retries(retries: Any) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"executor.retries must be a whole number >= 0, got {retries!r}.")
+    return retries
+
+
+def run_distributed(
+    config: RunConfig,
+    *,
+    verbose: bool = True,
+    client: Any = None,
+    layers_per_task: int | None = None,
+    target_chunk: int | None = None,
+    memory_fraction: float | None = None,
+    timeout: float | None = None,
+    callback: Callable[[dict], None] | None = None,
+) -> RunOutput:
+    """Run a config on a Dask cluster (``executor.kind``: ``local:N``, ``dask:...``, ``slurm``).
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run; ``executor.kind`` picks the cluster and ``executor.retries`` the retries of
+        each task.
+    verbose : bool
+        Progress bars (tasks as they finish) and info messages (the dashboard link).
+    client : distributed.Client | None
+        Run on this client's cluster instead of the one ``executor.kind`` names (left open).
+    layers_per_task, target_chunk : int | None
+        Layers and targets per fit task; default ``executor.layers_per_task`` /
+        ``executor.target_chunk``, else from the workers' memory
+        (:func:`~neuroenc.pipeline.dask_memory.partition_fit`).
+    memory_fraction : float | None
+        Share of a worker's memory (per thread) one fit task may plan to use; default
+        ``executor.memory_fraction``.
+    timeout : float | None
+        Seconds to wait for the scheduler of ``dask:tcp://...`` and for its first worker;
+        default ``executor.timeout``.
+    callback : callable | None
+        Called in this process with each task's record (``task``, ``output``, ``computed``,
+        ``seconds``, ``worker``...) as it finishes.
+
+    Returns
+    -------
+    output : RunOutput
+        As :func:`~neuroenc.pipeline.run_pipeline`'s, with ``tasks`` holding the counts of
+        tasks ``skipped`` (output already complete), ``submitted`` and ``computed`` (also per
+        kind: ``extract_computed``, ``fit_computed``, ``merge_computed``...).
+
+    Raises
+    ------
+    ConfigError
+        For a bad executor or SLURM options (before any data is loaded).
+    ConnectionError
+        When a ``dask:`` scheduler cannot be reached.
+    TaskError
+        When a task still fails after its retries.
+    """
+    spec = None
+    if client is None:
+        spec = parse_executor(config.executor.kind)
+        if spec.kind == "serial":
+            raise ConfigError("run_distributed needs a Dask executor ('local:N', 'dask:tcp://host:port' "
+                              "or 'slurm'), got executor.kind 'serial'; use run_pipeline for a serial run.")
+        if spec.kind == "slurm":
+            check_slurm_options(config.executor.slurm)
+    retries = _check_retries(config.executor.retries)
+    ex = config.executor
+    layers_per_task = ex.layers_per_task if layers_per_task is None else layers_per_task
+    target_chunk = ex.target_chunk if target_chunk is None else target_chunk
+    memory_fraction = ex.memory_fraction if memory_fraction is None else memory_fraction
+    timeout = ex.timeout if timeout is None else timeout
+    if not 0 < memory_fraction <= 1:
+        raise ValueError(f"memory_fraction must be in (0, 1], got {memory_fraction!r}.")
+    timings: dict[str, float] = {}
+
+    with connect(config.executor, client=client, timeout=timeout) as client:
+        client.register_plugin(WorkerCache(), name=PLUGIN_NAME)
+        if spec is not None and spec.kind == "dask":
+            try:
+                client.wait_for_workers(1, timeout=timeout)
+            except TimeoutError as err:
+                raise ConnectionError(
+                    f"the Dask scheduler at {spec.address!r} has no workers after {timeout:g} s; start "
+                    f"some with 'dask worker {spec.address}'."
+                ) from err
+
+        t0 = time.time()
+        dataset = load_dataset(config.dataset)
+        logger.info("data set %r: %d subjects, %d runs", dataset.name, len(dataset.subjects), len(dataset.runs))
+        output_dir(config).mkdir(parents=True, exist_ok=True)
+        runs = sorted({r for rs in dataset.responses.values() for r in rs}) or dataset.runs
+        transcripts = {run: dataset.transcripts[run] for run in runs}
+        extractor = make_extractor(config, verbose="warning")
+        cached = {run: extractor.cached_path(t) for run, t in transcripts.items()}
+        features = {run: Path(cached[run] or extractor.cache_path(t)) for run, t in transcripts.items()}
+        ceilings = noise_ceilings(config, dataset)
+        sizes = _subject_sizes(config, dataset)
+        del dataset  # workers load their subject's data themselves
+        timings["load"] = time.time() - t0
+
+        tracker = _Tracker(client, retries, verbose, callback)
+        # with GPUs, every extraction and fit task holds one: one model, one fit per GPU at a time
+        gpu = bool(spec is not None and spec.kind == "slurm" and config.executor.slurm.get("gpus"))
+        resources = {"GPU": 1} if gpu else None
+
+        # 1. features, one task per run
+        t0 = time.time()
+        pending = []
+        for run, transcript in transcripts.items():
+            if cached[run] is not None:
+                tracker.skip("extract")
+            else:
+                pending.append(tracker.submit("extract", run, extract_task, config, transcript, run=run,
+                                              resources=resources))
+        for record in tracker.wait(pending, "extract"):
+            # the worker's path: its device may give another dtype, hence another cache key
+            features[record["run"]] = Path(record["output"])
+        timings["extract"] = time.time() - t0
+
+        # 2. fits (and merges), sized to the workers' memory
+        t0 = time.time()
+        memory = worker_memory(client, config.executor, resource="GPU" if gpu else None)
+        if memory is None:
+            import psutil
+
+            memory = int(psutil.virtual_memory().total)
+            logger.info("workers report no memory limit; sizing fit tasks for %.1f GiB", memory / 2**30)
+        sizing = dict(memory=memory, layers_per_task=layers_per_task, target_chunk=target_chunk,
+                      fraction=memory_fraction)
+        results: dict[str, Path] = {}
+        pending = []
+        for subject, size in sizes.items():
+            results[subject] = results_path(config, subject)
+            pending.extend(_submit_subject(tracker, config, subject, size, features, ceilings.get(subject),
+                                           sizing, resources))
+        tracker.wait(pending, "fit")
+        timings["fit"] = time.time() - t0
+
+    output = _finish_run(config, features, results, timings)
+    output.tasks = dict(tracker.counts)
+    logger.info("tasks: %s", ", ".join(f"{k} {v}" for k, v in output.tasks.items()))
+    return output
+
+
+__all__ = ["TaskError", "run_distributed"]
