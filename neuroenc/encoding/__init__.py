@@ -1,1 +1,67 @@
-"""neuroenc.encoding"""
+"""Encoding models: ridge sweeps over layers and banded ridge (himalaya), CV, scores, statistics.
+
+The public names, re-exported from the modules that do one job each:
+
+- :class:`LayerSweep` (``sweep``): a ridge model per layer, per-target penalties by nested CV;
+- :mod:`cv`: :class:`BlockedKFold`, :class:`LeaveOneRunOut`, :class:`RunKFold`, :func:`make_cv`,
+  :func:`inner_splits`;
+- :class:`BandedLayerModel` (``banded``): banded ridge, one band per layer (group) + nuisance
+  bands, split scores per band; :func:`make_bands`;
+- :func:`fit_encoding` (``encode``): designs + responses -> :class:`EncodingResults` with
+  p-values, q-values, baseline; :func:`merge_results` (``merge``) for target chunks / layers;
+- :mod:`stats`: permutation tests, FDR, noise ceilings;
+- :mod:`backend`: :func:`use_backend` (himalaya backend, restored afterwards);
+- :mod:`designs`: :class:`LayerDesigns` (one layer's design at a time);
+- :func:`read_responses` (``io``): responses from .npy, .txt/.tsv, NIfTI + mask, mne .fif;
+- :func:`memory_estimate`: bytes per layer fit, fixed and per target, to size target chunks;
+- :class:`EncodingResults` (``results``): the results file.
+"""
+from ._ridge import memory_estimate
+from .backend import resolve_backend, use_backend
+from .banded import BandedLayerModel, make_bands
+from .cv import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits, make_cv
+from .designs import LayerDesigns, as_layer_designs
+from .io import read_responses
+from .encode import fit_encoding
+from .merge import merge_results
+from .results import EncodingResults
+from .stats import (
+    fdr_bh,
+    noise_ceiling_intersubject,
+    noise_ceiling_repeats,
+    noise_ceiling_split_half,
+    permutation_null,
+    permutation_test,
+    spearman_brown,
+    split_half_reliability,
+)
+from .sweep import DEFAULT_ALPHAS, LayerSweep
+
+__all__ = [
+    "BandedLayerModel",
+    "fit_encoding",
+    "make_bands",
+    "merge_results",
+    "BlockedKFold",
+    "DEFAULT_ALPHAS",
+    "EncodingResults",
+    "LayerDesigns",
+    "LayerSweep",
+    "LeaveOneRunOut",
+    "RunKFold",
+    "as_layer_designs",
+    "fdr_bh",
+    "inner_splits",
+    "make_cv",
+    "memory_estimate",
+    "read_responses",
+    "noise_ceiling_intersubject",
+    "noise_ceiling_repeats",
+    "noise_ceiling_split_half",
+    "permutation_null",
+    "permutation_test",
+    "resolve_backend",
+    "spearman_brown",
+    "split_half_reliability",
+    "use_backend",
+]

@@ -1,0 +1,593 @@
+"""Ridge maths for layer sweeps: nested CV of per-target penalties, on any himalaya backend.
+
+One layer's design ``X`` (n_samples, n_features) and a chunk of targets ``Y``. For every outer
+fold, penalties are chosen per target by inner CV on the outer training part only, the model
+is refit on the whole outer training part with each target's penalty, and the held-out test
+part is predicted and scored. The functions work on any subset of targets and any single layer,
+so target chunks and layers can be computed apart (on Dask workers) and merged exactly.
+
+The maths, shared by the kernel and the primal form
+---------------------------------------------------
+For a split (train ``T``, held-out ``H``) the ridge prediction of ``Y[H]`` from ``Y[T]`` with
+penalty ``a`` is ``P @ diag(1 / (lam + a)) @ Q.T @ Y[T]``, where
+
+- kernel form (more features than training samples), ``K = X X^T`` computed once per layer:
+  ``K[T, T] = V diag(lam) V^T``, ``P = K[H, T] V``, ``Q = V``;
+- primal form, ``G = X^T X`` computed once per layer: ``G - X[R]^T X[R] = V diag(lam) V^T``
+  (the Gram of the training rows; ``R`` the rows left out, held-out and gap),
+  ``P = X[H] V``, ``Q^T Y[T] = V^T (X^T Y - X[R]^T Y[R])``.
+
+One eigendecomposition per split serves every penalty and every target, and in nested
+leave-one-run-out CV one serves two splits (:class:`EigenCache`). The filters
+``d_a = 1 / (lam + alpha_a)`` of a penalty grid are nearly linearly dependent, so they are
+replaced by a few basis filters when that saves work (:func:`filter_basis`, exact to far below
+the rounding of the products). The predictions of all filters are then either
+``P @ (g_m * (Q^T Y[T]))`` ("project first") or ``((P * g_m) @ Q^T) @ Y[T]`` ("resolve first",
+one stacked matrix reused for every target batch); the cheaper order is chosen from the shapes.
+Inner-CV scores are himalaya's (``l2_neg_loss`` averaged over inner folds in float64, ties
+broken towards larger penalties), so the chosen penalties are those of
+``himalaya.kernel_ridge.KernelRidgeCV`` / ``himalaya.ridge.RidgeCV`` given the same folds (to
+1e-14 in float64; float32 differs only where two penalties' CV losses tie within rounding).
+The refit of each outer fold predicts the test rows with each target's penalty without forming
+weights of every penalty (himalaya forms them); primal weights are never formed.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+FORMS = ("auto", "kernel", "primal")
+#: Bytes one block of predictions (n_alphas, n_heldout, n_targets_batch) may take by default.
+DEFAULT_BATCH_BYTES = 512 * 2**20
+
+
+def choose_form(n_train: int, n_features: int, form: str = "auto") -> str:
+    """``"kernel"`` when features outnumber training samples, else ``"primal"`` (or ``form``)."""
+    if form != "auto":
+        return form
+    return "kernel" if n_features > n_train else "primal"
+
+
+def _B():
+    from himalaya.backend import get_backend
+
+    return get_backend()
+
+
+def _idx(B, idx: np.ndarray):
+    """Indices usable on the backend's arrays."""
+    if B.name == "numpy":
+        return idx
+    import torch
+
+    return torch.as_tensor(idx, dtype=torch.long, device="cuda" if B.name == "torch_cuda" else "cpu")
+
+
+def _eigh(B, A):
+    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix.
+
+    On the NumPy backend LAPACK's divide-and-conquer driver (``syevd``) is used: about twice
+    as fast as SciPy's default (``syevr``, which himalaya's NumPy backend calls) for the
+    full spectra needed here, at the same accuracy.
+    """
+    if B.name == "numpy":
+        import scipy.linalg
+
+        return scipy.linalg.eigh(A, driver="evd", check_finite=False)
+    return B.eigh(A)
+
+
+def _rows(B, A, idx):
+    return A[_idx(B, idx)]
+
+
+def _block(B, A, rows, cols):
+    return A[_idx(B, rows)][:, _idx(B, cols)]
+
+
+def _f64(B, A):
+    if B.name == "numpy":
+        return A.astype(np.float64)
+    import torch
+
+    return A.to(torch.float64)
+
+
+@dataclass
+class LayerGram:
+    """What is computed once per layer and shared by every split: ``K = X X^T`` or ``G = X^T X``."""
+
+    form: str
+    X: Any
+    gram: Any
+
+    @classmethod
+    def compute(cls, X, form: str) -> "LayerGram":
+        """``X`` is a backend array (n_samples, n_features); ``form`` is kernel or primal."""
+        gram = X @ X.T if form == "kernel" else X.T @ X
+        return cls(form, X, gram)
+
+    def flops(self) -> float:
+        n, p = self.X.shape
+        return 2.0 * n * n * p if self.form == "kernel" else 2.0 * n * p * p
+
+
+@dataclass
+class Split:
+    """The spectral pieces of one (train, held-out) split, shared by all penalties and targets."""
+
+    train: np.ndarray
+    test: np.ndarray
+    lam: Any  # (r,) eigenvalues, ascending
+    P: Any  # (n_test, r)
+    V: Any  # (r, r) eigenvectors (kernel: of K[T,T]; primal: of the training Gram)
+    form: str
+    flops: float = 0.0
+    resolve: Any = None  # (n_filters, n_test, n_train): ((P * g_m) @ Q^T), when resolving first
+    removed: np.ndarray | None = None  # primal: rows not in train, when subtracting is cheaper
+    filters: Any = None  # (n_filters, r): the spectral filters g_m applied (d_a, or a basis of them)
+    combine: Any = None  # (n_alphas, n_filters): d_a = sum_m combine[a, m] g_m, or None if g = d
+
+    def project(self, B, gram: LayerGram, Y, XtY=None):
+        """``Q^T Y[T]`` for a chunk ``Y`` (all samples); primal may use ``XtY = X^T Y``."""
+        if self.form == "kernel":
+            return self.V.T @ _rows(B, Y, self.train)
+        if self.removed is None:
+            return self.V.T @ (_rows(B, gram.X, self.train).T @ _rows(B, Y, self.train))
+        Xr = _rows(B, gram.X, self.removed)
+        return self.V.T @ (XtY - Xr.T @ _rows(B, Y, self.removed))
+
+    def project_flops(self, gram: LayerGram, t: int) -> float:
+        r = self.lam.shape[0]
+        if self.form == "kernel":
+            return 2.0 * r * self.train.size * t
+        rows = self.train.size if self.removed is None else self.removed.size
+        return 2.0 * rows * r * t + 2.0 * r * r * t
+
+
+class EigenCache:
+    """Eigendecompositions shared by splits with the same training set.
+
+    In nested leave-one-run-out CV, the inner split "train on all runs but o and j" of outer
+    fold o has the same training set as the inner split of outer fold j that holds out o:
+    one eigendecomposition serves both. Entries are dropped as soon as their last user has
+    taken them, so at most the pending ones are held.
+    """
+
+    def __init__(self, trains) -> None:
+        from collections import Counter
+
+        self.left = Counter(np.asarray(t).tobytes() for t in trains)
+        self.store: dict[bytes, tuple] = {}
+
+    def take(self, train: np.ndarray):
+        key = np.asarray(train).tobytes()
+        entry = self.store.get(key)
+        self.left[key] -= 1
+        if self.left[key] <= 0:
+            self.store.pop(key, None)
+        return entry
+
+    def offer(self, train: np.ndarray, entry: tuple) -> None:
+        key = np.asarray(train).tobytes()
+        if self.left.get(key, 0) > 0:
+            self.store[key] = entry
+
+
+def _train_spectrum(B, gram: LayerGram, train: np.ndarray):
+    """``(lam, V, removed, flops)`` of the training Gram of ``train``."""
+    if gram.form == "kernel":
+        lam, V = _eigh(B, _block(B, gram.gram, train, train))
+        return lam, V, None, 9.0 * train.size**3
+    # the training Gram: subtract the rows left out (held-out and gap) when they are fewer
+    n = gram.X.shape[0]
+    removed = np.setdiff1d(np.arange(n), train)
+    if removed.size < train.size:
+        Xr = _rows(B, gram.X, removed)
+        Gtr = gram.gram - Xr.T @ Xr
+    else:
+        Xt = _rows(B, gram.X, train)
+        Gtr, removed = Xt.T @ Xt, None
+    lam, V = _eigh(B, Gtr)
+    r = Gtr.shape[0]
+    rows = train.size if removed is None else removed.size
+    return lam, V, removed, 2.0 * rows * r * r + 9.0 * r**3
+
+
+def decompose(B, gram: LayerGram, train: np.ndarray, test: np.ndarray, cache: EigenCache | None = None) -> Split:
+    """Eigendecompose the training Gram of a split (or reuse it) and project the held-out rows."""
+    train, test = np.asarray(train), np.asarray(test)
+    entry = cache.take(train) if cache is not None else None
+    flops = 0.0
+    if entry is None:
+        entry = _train_spectrum(B, gram, train)
+        flops += entry[3]
+        if cache is not None:
+            cache.offer(train, entry)
+    lam, V, removed, _ = entry
+    r = lam.shape[0]
+    if gram.form == "kernel":
+        P = _block(B, gram.gram, test, train) @ V
+    else:
+        P = _rows(B, gram.X, test) @ V
+    flops += 2.0 * test.size * r * r
+    return Split(train, test, lam, P, V, gram.form, flops, removed=removed)
+
+
+def _weights(B, lam, alphas):
+    """``1 / (lam + alpha)`` for each alpha: (n_alphas, r)."""
+    return 1.0 / (lam[None, :] + alphas[:, None])
+
+
+def _invalid_alphas(B, lam, alphas) -> np.ndarray:
+    """Penalties too small to compensate negative eigenvalues (float round-off), as himalaya."""
+    lam0 = float(B.to_numpy(lam[:1])[0])
+    if lam0 >= 0:
+        return np.zeros(alphas.shape[0], dtype=bool)
+    return B.to_numpy(alphas) < -2.0 * lam0
+
+
+def _resolve_first(split: Split, n_filters: int, t_total: int) -> bool:
+    """Whether ``((P g_m) Q^T) Y`` is cheaper than ``P (g_m Q^T Y)`` (kernel form only)."""
+    if split.form != "kernel":
+        return False
+    return n_filters * split.test.size < t_total
+
+
+#: Relative tolerance of the low-rank basis of the spectral filters, per working precision:
+#: far below the rounding of the matrix products that use it.
+FILTER_TOL = {"float32": 1e-9, "float64": 1e-15}
+
+
+def filter_basis(lam: np.ndarray, alphas: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """A low-rank basis of the ridge filters ``d_a = 1 / (lam + alpha_a)``, if it saves work.
+
+    The filters of a grid of penalties are far from independent (a Cauchy-like matrix): every
+    penalty much larger than the largest eigenvalue gives nearly ``1 / alpha``, every one much
+    smaller than the smallest gives nearly ``1 / lam``. The SVD of the (n_alphas, r) filter
+    matrix, rows scaled to a maximum of 1, truncated at ``tol`` of its largest singular value,
+    gives ``d_a = sum_m C[a, m] G[m]`` with ``m`` basis filters; the predictions of all
+    penalties then cost ``m`` matrix products instead of ``n_alphas``, plus a small
+    (n_alphas, m) combination. Returns ``(C, G)``, or None when ``m`` would not be smaller than
+    ``n_alphas - 1`` (or a filter is not finite).
+
+    Examples
+    --------
+    >>> lam = np.logspace(0, 4, 300)
+    >>> C, G = filter_basis(lam, np.logspace(1, 20, 20), 1e-12)
+    >>> G.shape[0] < 20, np.allclose(C @ G, 1 / (lam + np.logspace(1, 20, 20)[:, None]), rtol=1e-9)
+    (True, True)
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    denom = lam[None, :] + alphas[:, None]
+    if np.any(denom <= 0):
+        return None
+    F = 1.0 / denom
+    scale = F.max(1)
+    U, S, Wt = np.linalg.svd(F / scale[:, None], full_matrices=False)
+    m = int(np.sum(S > tol * S[0]))
+    if m >= alphas.size - 1:
+        return None
+    return scale[:, None] * U[:, :m] * S[:m], Wt[:m]
+
+
+def prepare_filters(B, split: Split, alphas, t_total: int, dtype: str) -> None:
+    """Choose the filters of a split (all penalties, or a low-rank basis) and the product order."""
+    basis = filter_basis(B.to_numpy(split.lam), B.to_numpy(alphas), FILTER_TOL.get(dtype, 1e-15))
+    if basis is None:
+        split.filters, split.combine = _weights(B, split.lam, alphas), None
+    else:
+        C, G = basis
+        split.filters = B.asarray_like(G, split.P)
+        split.combine = B.asarray_like(C, split.P)
+    m = split.filters.shape[0]
+    if _resolve_first(split, m, t_total):
+        # one stacked matrix for all filters: (m, n_test, n_train), reused by every target batch
+        split.resolve = (split.P[None, :, :] * split.filters[:, None, :]) @ split.V.T
+        split.flops += 2.0 * m * split.test.size * split.lam.shape[0] ** 2
+
+
+def _sqsum(B, E):
+    """Column sums of squares of a 2-D or stacked 3-D array (over the sample axis)."""
+    if B.name == "numpy":
+        return np.einsum("...ij,...ij->...j", E, E)
+    return (E * E).sum(-2)
+
+
+def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=None):
+    """himalaya's ``l2_neg_loss`` of every penalty on the held-out rows: (n_alphas, n_targets).
+
+    ``Y`` is the chunk of targets for all samples (backend array); ``counter`` (a dict) gets
+    the floating-point operations done added to its ``"flops"`` key. The split's filters must
+    have been chosen (:func:`prepare_filters`).
+    """
+    Yh = _rows(B, Y, split.test)
+    n_te, t = Yh.shape
+    a = alphas.shape[0]
+    G = split.filters
+    m = G.shape[0]
+    flops = 0.0
+    if split.resolve is not None:
+        # one matrix product for all filters: (m * n_te, n_train) @ (n_train, t)
+        H = split.resolve.reshape(m * n_te, -1) @ _rows(B, Y, split.train)
+        flops += 2.0 * m * n_te * split.train.size * t
+    else:
+        Z = split.project(B, gram, Y, XtY)
+        flops += split.project_flops(gram, t)
+        H = B.stack([(split.P * G[i][None, :]) @ Z for i in range(m)])
+        flops += 2.0 * m * n_te * split.lam.shape[0] * t
+    if split.combine is not None:
+        # the predictions of every penalty from those of the basis filters
+        pred = (split.combine @ H.reshape(m, n_te * t)).reshape(a, n_te, t)
+        flops += 2.0 * a * m * n_te * t
+    else:
+        pred = H.reshape(a, n_te, t)
+    del H
+    pred -= Yh[None]
+    loss = -_sqsum(B, pred) / n_te
+    flops += 3.0 * a * n_te * t
+    invalid = _invalid_alphas(B, split.lam, alphas)
+    if invalid.any():
+        loss[_idx(B, np.flatnonzero(invalid))] = -1e5
+    if counter is not None:
+        counter["flops"] = counter.get("flops", 0.0) + flops
+    return loss
+
+
+def select_alphas(B, losses_sum, n_splits: int, alphas):
+    """Index of the best penalty per target, as himalaya's ``_select_best_alphas`` (local alpha).
+
+    ``losses_sum``: (n_alphas, n_targets) float64 sum over inner folds of ``l2_neg_loss``.
+    """
+    mean = losses_sum / n_splits
+    mean = mean + (B.log(_f64(B, alphas)) * 1e-10)[:, None]
+    return B.argmax(mean, 0)
+
+
+def refit_predict(B, split: Split, gram: LayerGram, Y, alphas, best, XtY=None, counter=None):
+    """Predict the held-out rows with each target's penalty ``alphas[best[t]]``: (n_test, t).
+
+    The refit treats negative eigenvalues (round-off) as zeros, as himalaya's refit does.
+    """
+    lam = B.clip(split.lam, 0, None)
+    best_np = B.to_numpy(best)
+    t = best_np.shape[0]
+    n_te, r = split.test.size, lam.shape[0]
+    used = np.unique(best_np)
+    flops = 0.0
+    if split.form == "kernel" and used.size * n_te < t:
+        pred = B.zeros_like(split.P, shape=(n_te, t))
+        Ytr = _rows(B, Y, split.train)
+        for k in used:
+            cols = np.flatnonzero(best_np == k)
+            M = (split.P * (1.0 / (lam + alphas[int(k)]))[None, :]) @ split.V.T
+            pred[:, _idx(B, cols)] = M @ Ytr[:, _idx(B, cols)]
+            flops += 2.0 * n_te * r * r + 2.0 * n_te * r * cols.size
+    else:
+        Z = split.project(B, gram, Y, XtY)
+        flops += split.project_flops(gram, t)
+        D = 1.0 / (lam[:, None] + alphas[best][None, :])
+        pred = split.P @ (D * Z)
+        flops += 2.0 * n_te * r * t
+    if counter is not None:
+        counter["flops"] = counter.get("flops", 0.0) + flops
+    return pred
+
+
+def dual_or_primal_coef(B, gram: LayerGram, Y, alphas, best, train=None):
+    """Refit on ``train`` (default all samples) with per-target penalties.
+
+    Returns ``("dual", coef (n_train, t))`` in the kernel form (features outnumber samples;
+    primal weights are never formed) and ``("primal", coef (n_features, t))`` otherwise.
+    """
+    n = gram.X.shape[0]
+    train = np.arange(n) if train is None else np.asarray(train)
+    lam_alpha = alphas[best][None, :]
+    if gram.form == "kernel":
+        K = _block(B, gram.gram, train, train)
+        lam, V = _eigh(B, K)
+        lam = B.clip(lam, 0, None)
+        Z = V.T @ _rows(B, Y, train)
+        return "dual", V @ (Z / (lam[:, None] + lam_alpha))
+    Xtr = _rows(B, gram.X, train)
+    G = Xtr.T @ Xtr
+    lam, V = _eigh(B, G)
+    lam = B.clip(lam, 0, None)
+    Z = V.T @ (Xtr.T @ _rows(B, Y, train))
+    return "primal", V @ (Z / (lam[:, None] + lam_alpha))
+
+
+def fold_scores(B, Yt, pred):
+    """Pearson r and R² per target of held-out predictions: two (n_targets,) float64 arrays.
+
+    A target constant in the held-out part gets r = NaN and R² = NaN; a constant prediction
+    (e.g. every penalty maximal) gets r = 0.
+    """
+    Yt = _f64(B, Yt)
+    pred = _f64(B, pred)
+    yc = Yt - Yt.mean(0)
+    pc = pred - pred.mean(0)
+    syy = (yc * yc).sum(0)
+    spp = (pc * pc).sum(0)
+    spy = (pc * yc).sum(0)
+    ss_res = ((Yt - pred) ** 2).sum(0)
+    syy_np, spp_np, spy_np, ss_np = (B.to_numpy(v) for v in (syy, spp, spy, ss_res))
+    syy_np, spp_np = np.asarray(syy_np, float), np.asarray(spp_np, float)
+    tiny = np.finfo(np.float64).tiny
+    const_y = syy_np <= tiny
+    const_p = spp_np <= tiny
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = spy_np / np.sqrt(syy_np * spp_np)
+        r2 = 1.0 - ss_np / syy_np
+    r = np.where(const_p, 0.0, r)
+    r = np.where(const_y, np.nan, r)
+    r2 = np.where(const_y, np.nan, r2)
+    return np.clip(r, -1.0, 1.0), r2
+
+
+def auto_batch(n_alphas: int, n_heldout: int, itemsize: int, n_targets: int,
+               batch_bytes: int = DEFAULT_BATCH_BYTES) -> int:
+    """Targets per batch so that a block of predictions fits in ``batch_bytes``."""
+    per_target = max(n_alphas * n_heldout * itemsize * 2, 1)
+    return int(max(1, min(n_targets, batch_bytes // per_target)))
+
+
+def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_batch: int | None = None,
+                 return_predictions: bool = True, counter: dict | None = None,
+                 progress: Any = None) -> dict[str, np.ndarray]:
+    """Nested-CV ridge of one layer on a chunk of targets.
+
+    Parameters
+    ----------
+    X : backend array, shape (n_samples, n_features)
+        The layer's design (already on the backend and in the working dtype).
+    Y : backend array, shape (n_samples, n_targets)
+        Responses (a chunk of targets is fine).
+    outer : list of (train, test)
+        Outer splits (absolute indices).
+    inner : list of list of (train, val)
+        For each outer split, its inner splits (absolute indices, inside the outer train).
+    alphas : backend array, shape (n_alphas,)
+        Ridge penalties.
+    form : {"auto", "kernel", "primal"}
+        Kernel (``X X^T``) or primal (``X^T X``) form; auto picks kernel when features outnumber
+        the samples.
+    n_targets_batch : int | None
+        Targets per batch (memory); default from :func:`auto_batch`.
+    return_predictions : bool
+        Also return the held-out predictions (for permutation tests).
+    counter : dict | None
+        Receives ``"flops"``: floating-point operations of decompositions, projections,
+        predictions and scores.
+    progress : callable | None
+        Called with no argument after each outer fold.
+
+    Returns
+    -------
+    out : dict
+        ``fold_r``, ``fold_r2``, ``fold_alpha`` (n_folds, n_targets) float64; ``predictions``
+        (n_samples, n_targets) held-out predictions (NaN for samples in no test set) when asked;
+        ``form`` the form used.
+    """
+    B = _B()
+    n, p = X.shape
+    t = Y.shape[1]
+    a = alphas.shape[0]
+    n_train_max = max(tr.size for tr, _ in outer)
+    form = choose_form(n_train_max, p, form)
+    counter = {} if counter is None else counter
+    gram = LayerGram.compute(X, form)
+    counter["flops"] = counter.get("flops", 0.0) + gram.flops()
+    itemsize = 4 if "32" in str(X.dtype) else 8
+    dtype_name = "float32" if itemsize == 4 else "float64"
+    max_held = max(max(va.size for _, va in inn) for inn in inner)
+    batch = n_targets_batch or auto_batch(a, max_held, itemsize, t)
+    n_folds = len(outer)
+    fold_r = np.full((n_folds, t), np.nan)
+    fold_r2 = np.full((n_folds, t), np.nan)
+    fold_alpha = np.full((n_folds, t), np.nan)
+    predictions = np.full((n, t), np.nan) if return_predictions else None
+    alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
+    cache = EigenCache([tr for inn in inner for tr, _ in inn] + [tr for tr, _ in outer])
+    for k, ((train, test), inner_k) in enumerate(zip(outer, inner)):
+        splits = [decompose(B, gram, tr, va, cache) for tr, va in inner_k]
+        for s in splits:
+            prepare_filters(B, s, alphas, t, dtype_name)
+        outer_split = decompose(B, gram, train, test, cache)
+        counter["flops"] += sum(s.flops for s in splits) + outer_split.flops
+        for start in range(0, t, batch):
+            cols = slice(start, min(start + batch, t))
+            Yc = Y[:, cols]
+            XtY = gram.X.T @ Yc if form == "primal" else None  # shared by all splits
+            if XtY is not None:
+                counter["flops"] += 2.0 * n * p * Yc.shape[1]
+            total = None
+            for s in splits:
+                loss = _f64(B, cv_losses(B, s, gram, Yc, alphas, XtY, counter))
+                total = loss if total is None else total + loss
+            best = select_alphas(B, total, len(splits), alphas)
+            pred = refit_predict(B, outer_split, gram, Yc, alphas, best, XtY, counter)
+            r, r2 = fold_scores(B, _rows(B, Yc, test), pred)
+            fold_r[k, cols] = r
+            fold_r2[k, cols] = r2
+            fold_alpha[k, cols] = alphas_np[B.to_numpy(best)]
+            if predictions is not None:
+                predictions[test, cols] = np.asarray(B.to_numpy(pred), dtype=np.float64)
+        del splits, outer_split
+        if progress is not None:
+            progress()
+    out = {"fold_r": fold_r, "fold_r2": fold_r2, "fold_alpha": fold_alpha, "form": form}
+    if predictions is not None:
+        out["predictions"] = predictions
+    return out
+
+
+def refit_layer(X, Y, splits, alphas, *, form: str = "auto", n_targets_batch: int | None = None):
+    """Choose per-target penalties by CV over ``splits`` on all samples, then refit on all samples.
+
+    This is what ``himalaya.ridge.RidgeCV(alphas, cv=splits).fit(X, Y)`` does, returning
+    ``(kind, coef, best_alpha)``: ``kind`` is ``"dual"`` (kernel form, coef of shape
+    (n_samples, n_targets)) or ``"primal"`` (coef (n_features, n_targets)); ``best_alpha`` is a
+    (n_targets,) float64 array.
+    """
+    B = _B()
+    n, p = X.shape
+    t = Y.shape[1]
+    a = alphas.shape[0]
+    form = choose_form(n, p, form)
+    gram = LayerGram.compute(X, form)
+    itemsize = 4 if "32" in str(X.dtype) else 8
+    batch = n_targets_batch or auto_batch(a, max(va.size for _, va in splits), itemsize, t)
+    decs = [decompose(B, gram, tr, va) for tr, va in splits]
+    for s in decs:
+        prepare_filters(B, s, alphas, t, "float32" if itemsize == 4 else "float64")
+    best_all = []
+    for start in range(0, t, batch):
+        Yc = Y[:, start:start + batch]
+        XtY = gram.X.T @ Yc if form == "primal" else None
+        total = None
+        for s in decs:
+            loss = _f64(B, cv_losses(B, s, gram, Yc, alphas, XtY))
+            total = loss if total is None else total + loss
+        best_all.append(np.asarray(B.to_numpy(select_alphas(B, total, len(decs), alphas))))
+    del decs
+    best = np.concatenate(best_all)
+    kind, coef = dual_or_primal_coef(B, gram, Y, alphas, _idx(B, best))
+    alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
+    return kind, coef, alphas_np[best]
+
+
+def memory_estimate(n_samples: int, n_features: int, n_alphas: int, *, n_folds: int = 5, n_inner: int = 4,
+                    itemsize: int = 4, form: str = "auto", permutations: bool = True) -> tuple[int, int]:
+    """Bytes a layer's fit needs: ``(fixed, per_target)``, to size target chunks.
+
+    ``fixed`` is what does not grow with the targets (the design, its kernel or Gram, the
+    eigenvectors and resolution matrices of one outer fold's splits); ``per_target`` is what
+    does (responses, batch predictions of every penalty, held-out predictions, scores). A chunk
+    of ``t`` targets needs about ``fixed + t * per_target`` bytes (the prediction batch is
+    capped at 512 MiB by default, so ``per_target`` is an upper bound for large chunks).
+
+    Examples
+    --------
+    >>> fixed, per_target = memory_estimate(2000, 2304, 20)
+    >>> int((4 * 2**30 - fixed) // per_target)  # targets that fit in 4 GiB
+    43710
+    """
+    n_train = n_samples - n_samples // n_folds
+    n_held = max(1, n_train // max(n_inner, 1))
+    n_inner_train = n_train - n_held
+    form = choose_form(n_train, n_features, form)
+    r = n_inner_train if form == "kernel" else n_features
+    gram = n_samples**2 if form == "kernel" else n_features**2
+    splits = (n_inner + 1) * (r * r + n_held * r)
+    resolve = n_inner * n_alphas * n_held * n_inner_train if form == "kernel" else 0
+    fixed = itemsize * (n_samples * n_features + gram + splits + resolve)
+    per_target = (itemsize * (n_samples + 2 * n_alphas * n_held + r + (n_features if form == "primal" else 0))
+                  + 8 * (3 * n_folds + n_alphas + (n_samples if permutations else 0)))
+    return int(fixed), int(per_target)

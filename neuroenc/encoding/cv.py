@@ -1,0 +1,303 @@
+"""Cross-validation splitters for time series recorded in runs (scikit-learn compatible).
+
+Brain responses to a story are autocorrelated, and FIR-delayed designs mix neighbouring
+samples, so samples are never split at random:
+
+- several runs: hold out whole runs (:class:`LeaveOneRunOut`, or :class:`RunKFold` for groups
+  of runs); delays are zero-filled at run boundaries, so runs do not leak into each other;
+- one long run (Alice: one 362-TR run): contiguous blocks (:class:`BlockedKFold`), with ``gap``
+  samples dropped from the training set on each side of the test block, so that no training
+  sample shares a delayed feature or the tail of a haemodynamic response with a test sample.
+
+:func:`make_cv` picks among them (``cv="auto"``); :func:`inner_splits` builds the inner
+splits used to choose ridge penalties, from the training part of an outer split only.
+"""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import BaseCrossValidator
+
+from .._validation import _check_option, _preview
+
+#: Samples dropped on each side of a test block when none is given: 5 TRs = 10 s at TR 2 s,
+#: longer than the default FIR delays (1-4 TRs) and the peak of the haemodynamic response.
+DEFAULT_GAP = 5
+
+CV_NAMES = ("auto", "runs", "blocks")
+
+
+def check_groups(groups: Any, n_samples: int) -> np.ndarray:
+    """Run labels as an array of one label per sample (all ``0`` when ``groups`` is None)."""
+    if groups is None:
+        return np.zeros(n_samples, dtype=int)
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or groups.shape[0] != n_samples:
+        raise ValueError(
+            f"groups (run labels) has shape {groups.shape} but there are {n_samples} samples; "
+            "give one run label per sample (e.g. np.repeat(run_names, run_lengths))."
+        )
+    return groups
+
+
+def _runs_in_order(groups: np.ndarray) -> list[Any]:
+    """Unique run labels in order of first appearance."""
+    _, first = np.unique(groups, return_index=True)
+    return [groups[i] for i in np.sort(first)]
+
+
+def _blocked(positions: np.ndarray, n_splits: int, gap: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Contiguous blocks of ``positions`` (sorted sample indices), ``gap`` samples dropped around each."""
+    n = positions.shape[0]
+    if n < 2 * n_splits:
+        raise ValueError(
+            f"Cannot cut n_samples={n} into {n_splits} contiguous blocks of at least 2 samples; "
+            f"use fewer folds (cv/n_blocks) or more samples."
+        )
+    out = []
+    for chunk in np.array_split(np.arange(n), n_splits):
+        test = positions[chunk]
+        keep = (positions < test[0] - gap) | (positions > test[-1] + gap)
+        train = positions[keep]
+        if train.size < 2:
+            raise ValueError(
+                f"Blocked CV with n_samples={n}, {n_splits} blocks and gap={gap} leaves "
+                f"{train.size} training samples for the block {test[0]}..{test[-1]}; use a "
+                "smaller gap or fewer blocks."
+            )
+        out.append((train, test))
+    return out
+
+
+class BlockedKFold(BaseCrossValidator):
+    """K contiguous blocks as test sets, with a gap dropped from training on each side.
+
+    Parameters
+    ----------
+    n_splits : int
+        Number of blocks (folds), at least 2.
+    gap : int
+        Samples dropped from the training set on each side of the test block (e.g. the
+        longest FIR delay plus the haemodynamic lag). ``0`` gives plain contiguous K-fold.
+
+    Examples
+    --------
+    >>> cv = BlockedKFold(n_splits=3, gap=1)
+    >>> [(tr.tolist(), te.tolist()) for tr, te in cv.split(np.zeros((9, 1)))]
+    [([4, 5, 6, 7, 8], [0, 1, 2]), ([0, 1, 7, 8], [3, 4, 5]), ([0, 1, 2, 3, 4], [6, 7, 8])]
+    """
+
+    def __init__(self, n_splits: int = 5, gap: int = DEFAULT_GAP) -> None:
+        self.n_splits = n_splits
+        self.gap = gap
+
+    def _check(self) -> None:
+        if isinstance(self.n_splits, bool) or not isinstance(self.n_splits, numbers.Integral) or self.n_splits < 2:
+            raise ValueError(f"BlockedKFold needs n_splits >= 2 (an int), got {self.n_splits!r}.")
+        if isinstance(self.gap, bool) or not isinstance(self.gap, numbers.Integral) or self.gap < 0:
+            raise ValueError(f"BlockedKFold needs gap >= 0 (an int, in samples), got {self.gap!r}.")
+
+    def split(self, X, y=None, groups=None):
+        """Yield ``(train, test)`` index arrays."""
+        self._check()
+        n = len(X) if not hasattr(X, "shape") else X.shape[0]
+        yield from _blocked(np.arange(n), int(self.n_splits), int(self.gap))
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """Number of folds."""
+        return int(self.n_splits)
+
+    def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover - split overrides
+        for _, test in self.split(X, y, groups):
+            yield test
+
+
+class LeaveOneRunOut(BaseCrossValidator):
+    """Hold out one run at a time (runs in order of first appearance).
+
+    Like scikit-learn's ``LeaveOneGroupOut``, with folds in the order the runs appear and a
+    clear error for a single run.
+    """
+
+    def split(self, X, y=None, groups=None):
+        """Yield ``(train, test)`` index arrays; ``groups`` holds one run label per sample."""
+        n = len(X) if not hasattr(X, "shape") else X.shape[0]
+        groups = check_groups(groups, n) if groups is not None else None
+        if groups is None:
+            raise ValueError("LeaveOneRunOut needs groups= (one run label per sample).")
+        runs = _runs_in_order(groups)
+        if len(runs) < 2:
+            raise ValueError(
+                f"Leave-one-run-out needs at least 2 runs, got 1 ({str(runs[0])!r}); use "
+                "cv='blocks' (contiguous blocks with a gap) for a single run."
+            )
+        idx = np.arange(n)
+        for run in runs:
+            mask = groups == run
+            yield idx[~mask], idx[mask]
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """Number of runs."""
+        if groups is None:
+            raise ValueError("LeaveOneRunOut needs groups= (one run label per sample).")
+        return len(_runs_in_order(np.asarray(groups)))
+
+    def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover - split overrides
+        for _, test in self.split(X, y, groups):
+            yield test
+
+
+class RunKFold(BaseCrossValidator):
+    """K folds of whole runs: runs (in order of appearance) dealt into ``n_splits`` contiguous groups."""
+
+    def __init__(self, n_splits: int = 5) -> None:
+        self.n_splits = n_splits
+
+    def split(self, X, y=None, groups=None):
+        """Yield ``(train, test)`` index arrays; ``groups`` holds one run label per sample."""
+        n = len(X) if not hasattr(X, "shape") else X.shape[0]
+        if groups is None:
+            raise ValueError("RunKFold needs groups= (one run label per sample).")
+        groups = check_groups(groups, n)
+        runs = _runs_in_order(groups)
+        if len(runs) < self.n_splits:
+            raise ValueError(
+                f"RunKFold(n_splits={self.n_splits}) needs at least {self.n_splits} runs, got "
+                f"{len(runs)}; use fewer folds or leave-one-run-out."
+            )
+        idx = np.arange(n)
+        for chunk in np.array_split(np.arange(len(runs)), self.n_splits):
+            mask = np.isin(groups, [runs[i] for i in chunk])
+            yield idx[~mask], idx[mask]
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """Number of folds."""
+        return int(self.n_splits)
+
+    def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover - split overrides
+        for _, test in self.split(X, y, groups):
+            yield test
+
+
+def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
+            n_blocks: int = 5, gap: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The outer cross-validation splits, as a list of ``(train, test)`` index arrays.
+
+    Parameters
+    ----------
+    cv : {"auto", "runs", "blocks"} | int | splitter | iterable of (train, test)
+        ``"auto"``: leave-one-run-out when ``groups`` has at least 2 runs, else ``n_blocks``
+        contiguous blocks with a gap. ``"runs"``: leave-one-run-out. ``"blocks"``: blocked
+        K-fold (ignores runs). An int ``k``: ``k`` folds of whole runs when there are several
+        runs, else ``k`` blocks. A scikit-learn splitter (its ``split(X, y, groups)`` is
+        called) or an explicit list of splits.
+    groups : array-like, shape (n_samples,) | None
+        Run label of each sample.
+    n_samples : int
+        Number of samples.
+    n_blocks : int
+        Number of blocks for a single run.
+    gap : int | None
+        Samples dropped on each side of a test block (default :data:`DEFAULT_GAP`).
+
+    Returns
+    -------
+    splits : list of (ndarray, ndarray)
+        Sorted train and test indices of each fold; every test set is non-empty.
+    """
+    if n_samples is None:
+        raise ValueError("make_cv needs n_samples.")
+    groups_arr = check_groups(groups, n_samples)
+    n_runs = len(_runs_in_order(groups_arr))
+    gap = DEFAULT_GAP if gap is None else gap
+    dummy = np.zeros((n_samples, 1))
+    if isinstance(cv, str):
+        _check_option("cv", cv, CV_NAMES)
+        if cv == "runs" or (cv == "auto" and n_runs >= 2):
+            splitter: Any = LeaveOneRunOut()
+        else:
+            splitter = BlockedKFold(n_blocks, gap)
+        splits = list(splitter.split(dummy, groups=groups_arr))
+    elif isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+        splitter = RunKFold(int(cv)) if n_runs >= 2 else BlockedKFold(int(cv), gap)
+        splits = list(splitter.split(dummy, groups=groups_arr))
+    elif hasattr(cv, "split"):
+        splits = list(cv.split(dummy, None, groups_arr))
+    elif isinstance(cv, Iterable):
+        splits = [(np.asarray(tr), np.asarray(te)) for tr, te in cv]
+    else:
+        raise TypeError(
+            f"cv must be 'auto', 'runs', 'blocks', an int, a splitter or a list of (train, test) "
+            f"splits, got {type(cv).__name__}."
+        )
+    return _check_splits(splits, n_samples)
+
+
+def _check_splits(splits: Sequence[tuple[Any, Any]], n_samples: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    out = []
+    if len(splits) < 2:
+        raise ValueError(f"Cross-validation needs at least 2 folds, got {len(splits)}.")
+    for k, (train, test) in enumerate(splits):
+        train = np.sort(np.asarray(train, dtype=np.intp).reshape(-1))
+        test = np.sort(np.asarray(test, dtype=np.intp).reshape(-1))
+        if train.size == 0 or test.size == 0:
+            raise ValueError(f"Fold {k} has an empty train ({train.size}) or test ({test.size}) set.")
+        bad = np.concatenate([train, test])
+        bad = bad[(bad < 0) | (bad >= n_samples)]
+        if bad.size:
+            raise ValueError(f"Fold {k} has indices {_preview(bad)} outside 0..{n_samples - 1}.")
+        if np.intersect1d(train, test).size:
+            raise ValueError(f"Fold {k} has samples in both its train and test sets.")
+        out.append((train, test))
+    return out
+
+
+def inner_splits(train: np.ndarray, groups: Any = None, inner_cv: Any = 5,
+                 gap: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner splits of an outer training set, to choose ridge penalties without the test data.
+
+    Parameters
+    ----------
+    train : ndarray of int
+        Sample indices of the outer training set (absolute, sorted).
+    groups : array-like, shape (n_samples,) | None
+        Run label of every sample (all samples, not only ``train``).
+    inner_cv : int | iterable
+        Number of inner folds: whole runs when ``train`` spans several runs (leave-one-run-out
+        if there are no more runs than folds, else runs dealt into ``inner_cv`` groups);
+        contiguous blocks with ``gap`` (measured in original sample positions, so the hole
+        left by the outer test set counts) when it spans one run. An iterable of
+        ``(inner_train, inner_val)`` indices relative to ``train`` is used as is.
+    gap : int | None
+        As in :func:`make_cv`.
+
+    Returns
+    -------
+    splits : list of (ndarray, ndarray)
+        Absolute sample indices (subsets of ``train``).
+    """
+    train = np.sort(np.asarray(train, dtype=np.intp))
+    gap = DEFAULT_GAP if gap is None else gap
+    if not isinstance(inner_cv, numbers.Integral) or isinstance(inner_cv, bool):
+        if isinstance(inner_cv, Iterable):
+            splits = [(train[np.asarray(tr, dtype=np.intp)], train[np.asarray(va, dtype=np.intp)])
+                      for tr, va in inner_cv]
+            return _check_splits(splits, int(train.max()) + 1)
+        raise TypeError(f"inner_cv must be an int or a list of splits, got {type(inner_cv).__name__}.")
+    k = int(inner_cv)
+    if k < 2:
+        raise ValueError(f"inner_cv must be >= 2, got {k}.")
+    if groups is not None:
+        g = np.asarray(groups)[train]
+        runs = _runs_in_order(g)
+        if len(runs) >= 2:
+            chunks = np.array_split(np.arange(len(runs)), min(k, len(runs)))
+            out = []
+            for chunk in chunks:
+                mask = np.isin(g, [runs[i] for i in chunk])
+                out.append((train[~mask], train[mask]))
+            return out
+    return _blocked(train, k, int(gap))

@@ -1,0 +1,175 @@
+"""One call from aligned designs and responses to an :class:`EncodingResults`.
+
+:func:`fit_encoding` runs the layer sweep (nested CV), the permutation tests, the FDR correction
+across targets, an optional baseline model of nuisance regressors (e.g. word rate + sound
+power) under the same folds, and records settings, provenance and warnings. Every number it
+computes for a target depends on that target only (the permutation draws depend on the seed and
+on the designs, never on the other targets), so target chunks and layer subsets can be fitted
+apart and merged exactly with :func:`neuroenc.encoding.merge_results`.
+"""
+from __future__ import annotations
+
+import logging
+import platform
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .designs import as_layer_designs
+from .results import EncodingResults
+from .stats import fdr_bh
+from .sweep import LayerSweep, check_responses, constant_targets
+
+logger = logging.getLogger(__name__)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape the numbers."""
+    import himalaya
+    import scipy
+    import sklearn
+
+    import neuroenc
+
+    out = {"neuroenc": neuroenc.__version__, "himalaya": himalaya.__version__, "numpy": np.__version__,
+           "scipy": scipy.__version__, "scikit-learn": sklearn.__version__, "python": platform.python_version()}
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def _nuisance_design(nuisance: Any, n: int) -> tuple[np.ndarray, list[str]]:
+    if isinstance(nuisance, Mapping):
+        names = [str(k) for k in nuisance]
+        cols = [np.asarray(v, dtype=np.float64).reshape(n, -1) for v in nuisance.values()]
+        return np.hstack(cols), names
+    arr = np.asarray(nuisance, dtype=np.float64)
+    arr = arr[:, None] if arr.ndim == 1 else arr
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise ValueError(f"nuisance has shape {arr.shape}; expected ({n}, n_regressors) on the response grid.")
+    return arr, [f"nuisance_{i}" for i in range(arr.shape[1])]
+
+
+def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Sequence[str] | None = None,
+                 nuisance: Any = None, noise_ceiling: Any = None, alphas: Any = None, cv: Any = "auto",
+                 n_blocks: int = 5, gap: int | None = None, inner_cv: Any = 5, form: str = "auto",
+                 backend: str = "auto", dtype: str = "auto", n_targets_batch: int | None = None,
+                 n_permutations: int = 1000, permutation: str = "circular", block_size: Any = "auto",
+                 random_state: int = 0, provenance: dict | None = None, settings: dict | None = None,
+                 verbose: bool = False) -> EncodingResults:
+    """Fit a ridge model per layer and return held-out scores with statistics.
+
+    Parameters
+    ----------
+    designs : LayerDesigns | list/dict of arrays | 3-D array | design object
+        Per-layer designs on the response grid (z-scored, delayed); see
+        :func:`neuroenc.encoding.as_layer_designs`.
+    Y : array-like, shape (n_samples, n_targets) | None
+        Responses (z-scored per run); default the design's ``Y``. NaN/inf raise an error; constant targets are kept, with
+        NaN scores and a warning recorded in the results.
+    groups : array-like, shape (n_samples,) | None
+        Run label per sample (default: the designs' ``groups``).
+    targets : sequence of str | None
+        Target names (ROIs, voxels, sensors); default the design's ``target_names`` when it
+        has as many, else ``"0"``, ``"1"``...
+    nuisance : array (n_samples, k) | dict of str -> array | None
+        Regressors of a baseline model (e.g. word rate and sound power, as aligned to the grid);
+        fitted with the same folds and penalties; its scores go to ``results.baseline``.
+    noise_ceiling : array (n_targets,) | None
+        A ceiling on r per target (see :mod:`neuroenc.encoding.stats`).
+    alphas, cv, n_blocks, gap, inner_cv, form, backend, dtype, n_targets_batch : see :class:`LayerSweep`
+    n_permutations : int
+        Permutations for p-values (0: no p-values).
+    permutation : {"circular", "block"}
+    block_size : int | sequence of int | "auto"
+        Permutation block / smallest shift in samples, for all folds or one per fold; "auto":
+        the autocorrelation length of each layer's design in each test fold.
+    random_state : int
+        Seed of the permutation draws (the same draws for every layer and target).
+    provenance, settings : dict | None
+        Extra entries for the results (features file hash, data set, subject, model...).
+    verbose : bool
+        Progress bars.
+
+    Returns
+    -------
+    results : EncodingResults
+        ``r``, ``r2``, ``pvalues``, ``qvalues`` (BH across targets, per layer), ``alphas``,
+        fold scores, ``baseline`` (``r``, ``r2``, ``pvalues``, ``qvalues``, ``alphas``) when
+        ``nuisance`` is given, ``noise_ceiling``, settings, provenance and warnings.
+    """
+    started = time.time()
+    source = designs
+    if Y is None:
+        if getattr(source, "Y", None) is None:
+            raise ValueError("Give the responses Y (or a neuroenc.align.Design, which carries them).")
+        Y = source.Y
+        if targets is None:
+            targets = getattr(source, "target_names", None)
+    designs = as_layer_designs(designs)
+    names = getattr(source, "target_names", None)
+    if targets is None and names is not None and np.ndim(Y) == 2 and np.shape(Y)[1] == len(names):
+        targets = names
+    Y = check_responses(Y, names=targets)
+    n, t = Y.shape
+    designs = designs.with_n_samples(n)
+    targets = [str(i) for i in range(t)] if targets is None else [str(x) for x in targets]
+    if len(targets) != t:
+        raise ValueError(f"{len(targets)} target names for {t} targets; give one name per column.")
+    if groups is None:
+        groups = designs.groups
+    messages: list[str] = list(getattr(source, "warnings", []) or [])
+    const = constant_targets(Y)
+    if const.size:
+        msg = (f"{const.size} constant target(s) {[targets[i] for i in const[:5]]}"
+               f"{'...' if const.size > 5 else ''}: their scores are NaN.")
+        messages.append(msg)
+        logger.warning(msg)
+    common = dict(alphas=alphas, cv=cv, n_blocks=n_blocks, gap=gap, inner_cv=inner_cv, form=form,
+                  backend=backend, dtype=dtype, n_targets_batch=n_targets_batch,
+                  n_permutations=n_permutations, permutation=permutation, refit=False,
+                  random_state=random_state, verbose=verbose)
+    if isinstance(block_size, str) or np.ndim(block_size) == 0:
+        sweep_block = block_size
+    else:
+        sweep_block = [int(b) for b in block_size]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*constant.*", category=UserWarning)
+        sweep = LayerSweep(block_size=sweep_block, **common).fit(designs, Y, groups=groups)
+    pvalues = sweep.pvalues_
+    qvalues = fdr_bh(pvalues, axis=-1) if pvalues is not None else None
+    baseline: dict[str, np.ndarray] = {}
+    baseline_names: list[str] = []
+    if nuisance is not None:
+        N, baseline_names = _nuisance_design(nuisance, n)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*constant.*", category=UserWarning)
+            base = LayerSweep(block_size=sweep_block, **common).fit(N, Y, groups=groups)
+        baseline = {"r": base.r_[0], "r2": base.r2_[0], "alphas": base.alphas_[0]}
+        if base.pvalues_ is not None:
+            baseline["pvalues"] = base.pvalues_[0]
+            baseline["qvalues"] = fdr_bh(base.pvalues_[0])
+    if noise_ceiling is not None:
+        noise_ceiling = np.asarray(noise_ceiling, dtype=np.float64).reshape(-1)
+        if noise_ceiling.size != t:
+            raise ValueError(f"noise_ceiling has {noise_ceiling.size} values for {t} targets.")
+    all_settings = sweep.settings_()
+    all_settings.update({"n_samples": n, "baseline_regressors": baseline_names,
+                         "block_size": sweep_block})
+    all_settings.update(settings or {})
+    prov = {"versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "fit_seconds": round(time.time() - started, 3), "flops": sweep.flops_}
+    prov.update(designs.info)
+    prov.update(provenance or {})
+    return EncodingResults(r=sweep.r_, r2=sweep.r2_, layers=sweep.layers_, targets=targets,
+                           pvalues=pvalues, qvalues=qvalues, alphas=sweep.alphas_,
+                           fold_r=sweep.fold_r_, fold_r2=sweep.fold_r2_, baseline=baseline,
+                           noise_ceiling=noise_ceiling, settings=all_settings, provenance=prov,
+                           warnings=messages)

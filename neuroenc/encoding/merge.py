@@ -1,0 +1,115 @@
+"""Merge :class:`EncodingResults` fitted on target chunks or layer subsets, exactly.
+
+Every score of :func:`neuroenc.encoding.fit_encoding` depends on one (layer, target) only, so a
+big fit can be cut into tasks (a subset of layers x a chunk of targets, e.g. on Dask workers)
+and put back together here. The only quantity that couples targets, the Benjamini-Hochberg
+q-values, is recomputed across all targets after the merge.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .results import EncodingResults
+from .stats import fdr_bh
+
+
+def _same(parts: Sequence[EncodingResults], what: str, get) -> None:
+    first = get(parts[0])
+    for k, part in enumerate(parts[1:], 1):
+        other = get(part)
+        if isinstance(first, np.ndarray) or isinstance(other, np.ndarray):
+            same = np.array_equal(np.asarray(first), np.asarray(other), equal_nan=True)
+        else:
+            same = first == other
+        if not same:
+            raise ValueError(f"Cannot merge results: part {k} has different {what} than part 0.")
+
+
+def _cat(parts, name, axis):
+    values = [getattr(p, name) for p in parts]
+    if any(v is None for v in values):
+        if not all(v is None for v in values):
+            raise ValueError(f"Cannot merge results: {name!r} is missing from some parts only.")
+        return None
+    return np.concatenate(values, axis=axis)
+
+
+def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> EncodingResults:
+    """Concatenate results along targets (chunks) or layers (subsets), recomputing q-values.
+
+    Parameters
+    ----------
+    parts : sequence of EncodingResults
+        Fits of the same data set, subject, model and settings.
+    axis : {"targets", "layers"}
+        ``"targets"``: parts hold the same layers and disjoint target chunks (concatenated in
+        the order given). ``"layers"``: parts hold the same targets and disjoint layers (sorted
+        by layer index in the output); baselines and noise ceilings must agree.
+
+    Returns
+    -------
+    results : EncodingResults
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("merge_results needs at least one part.")
+    if axis not in ("targets", "layers"):
+        raise ValueError(f"Invalid value for 'axis'. Allowed values are 'targets', 'layers', but got {axis!r} instead.")
+    strip = ("created", "fit_seconds", "flops")
+    _same(parts, "settings", lambda p: {k: v for k, v in p.settings.items() if k not in ("block_size", "forms")})
+    settings = dict(parts[0].settings)
+    if any("forms" in p.settings for p in parts):
+        settings["forms"] = {k: v for p in parts for k, v in p.settings.get("forms", {}).items()}
+    _same(parts, "provenance", lambda p: {k: v for k, v in p.provenance.items() if k not in strip})
+    provenance = dict(parts[0].provenance)
+    provenance["flops"] = float(sum(p.provenance.get("flops", 0.0) for p in parts))
+    provenance["fit_seconds"] = float(sum(p.provenance.get("fit_seconds", 0.0) for p in parts))
+    provenance["merged_parts"] = len(parts)
+    warnings_ = [w for p in parts for w in p.warnings]
+    if axis == "targets":
+        _same(parts, "layers", lambda p: p.layers)
+        targets = [t for p in parts for t in p.targets]
+        if len(set(targets)) != len(targets):
+            raise ValueError("Cannot merge results: target names repeat across parts.")
+        baseline_keys = set(parts[0].baseline)
+        _same(parts, "baseline keys", lambda p: set(p.baseline))
+        baseline = {k: np.concatenate([p.baseline[k] for p in parts]) for k in baseline_keys}
+        if "pvalues" in baseline:
+            baseline["qvalues"] = fdr_bh(baseline["pvalues"])
+        split_keys = set(parts[0].split_scores)
+        _same(parts, "split score keys", lambda p: set(p.split_scores))
+        pvalues = _cat(parts, "pvalues", 1)
+        return EncodingResults(
+            r=_cat(parts, "r", 1), r2=_cat(parts, "r2", 1), layers=parts[0].layers, targets=targets,
+            relative_depth=parts[0].relative_depth, pvalues=pvalues,
+            qvalues=None if pvalues is None else fdr_bh(pvalues, axis=-1),
+            alphas=_cat(parts, "alphas", 1), fold_r=_cat(parts, "fold_r", 2), fold_r2=_cat(parts, "fold_r2", 2),
+            baseline=baseline, noise_ceiling=_cat(parts, "noise_ceiling", 0),
+            split_scores={k: np.concatenate([p.split_scores[k] for p in parts], axis=-1) for k in split_keys},
+            settings=settings, provenance=provenance, warnings=warnings_,
+        )
+    _same(parts, "targets", lambda p: p.targets)
+    _same(parts, "baseline keys", lambda p: set(p.baseline))
+    for key in parts[0].baseline:
+        _same(parts, f"baseline {key!r}", lambda p: p.baseline[key])
+    _same(parts, "noise ceiling", lambda p: p.noise_ceiling)
+    layers = np.concatenate([p.layers for p in parts])
+    if np.unique(layers).size != layers.size:
+        raise ValueError(f"Cannot merge results: layers repeat across parts ({layers.tolist()}).")
+    order = np.argsort(layers, kind="stable")
+
+    def cat(name, ax):
+        value = _cat(parts, name, ax)
+        return None if value is None else np.take(value, order, axis=ax)
+
+    pvalues = cat("pvalues", 0)
+    return EncodingResults(
+        r=cat("r", 0), r2=cat("r2", 0), layers=layers[order], targets=parts[0].targets,
+        relative_depth=np.concatenate([p.relative_depth for p in parts])[order], pvalues=pvalues,
+        qvalues=None if pvalues is None else fdr_bh(pvalues, axis=-1), alphas=cat("alphas", 0),
+        fold_r=cat("fold_r", 1), fold_r2=cat("fold_r2", 1), baseline=parts[0].baseline,
+        noise_ceiling=parts[0].noise_ceiling, split_scores=parts[0].split_scores,
+        settings=settings, provenance=provenance, warnings=warnings_,
+    )

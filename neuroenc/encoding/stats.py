@@ -1,0 +1,280 @@
+"""Statistics of held-out scores: permutation nulls, FDR, noise ceilings.
+
+- :func:`permutation_test`: a null for the cross-validated Pearson r that keeps the
+  autocorrelation of brain responses: each test fold's response is circularly shifted (or its
+  blocks are permuted) against its prediction, batched as array operations (all circular shifts
+  of a fold at once by FFT), with the same draws for every target, so that target chunks give
+  the same p-values as one big run.
+- :func:`fdr_bh`: Benjamini-Hochberg q-values across targets.
+- Noise ceilings: :func:`noise_ceiling_repeats` (repeated presentations),
+  :func:`split_half_reliability` / :func:`noise_ceiling_split_half` (random halves of repeats or
+  subjects, Spearman-Brown corrected) and :func:`noise_ceiling_intersubject`
+  (leave-one-subject-out correlation with the mean of the others, Spearman-Brown).
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._validation import _check_option, _check_random_state
+
+logger = logging.getLogger(__name__)
+
+PERMUTATIONS = ("circular", "block")
+
+
+def _zscore(a: np.ndarray) -> np.ndarray:
+    """Columns with zero mean and unit (population) variance; constant columns become NaN."""
+    a = np.asarray(a, dtype=np.float64)
+    c = a - a.mean(0)
+    sd = np.sqrt((c * c).mean(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return c / np.where(sd > 0, sd, np.nan)
+
+
+def autocorrelation_length(Y: np.ndarray, threshold: float = 0.1) -> int:
+    """First lag at which the mean autocorrelation of the columns of ``Y`` drops below ``threshold``.
+
+    Used to size permutation blocks and the smallest circular shift: samples closer than this
+    are not exchangeable. Clipped to ``[2, n_samples // 4]``.
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    n = Y.shape[0]
+    hi = max(2, n // 4)
+    z = _zscore(Y)
+    z = z[:, np.isfinite(z).all(0)]
+    if z.shape[1] == 0 or n < 8:
+        return int(min(2, hi))
+    f = np.fft.rfft(z, n=2 * n, axis=0)
+    acf = np.fft.irfft(f * np.conj(f), axis=0)[:n].mean(1) / n
+    below = np.flatnonzero(acf < threshold)
+    lag = int(below[0]) if below.size else hi
+    return int(np.clip(lag, 2, hi))
+
+
+def _fold_draws(n: int, method: str, n_permutations: int, block: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """Per permutation, either a circular shift (shape (P,)) or an index order (shape (P, n))."""
+    if method == "circular":
+        lo, hi = block, n - block
+        if hi < lo:
+            lo, hi = 1, n - 1
+        return rng.integers(lo, hi + 1, size=n_permutations)
+    starts = np.arange(0, n, block)
+    blocks = [np.arange(s, min(s + block, n)) for s in starts]
+    return np.stack([np.concatenate([blocks[i] for i in rng.permutation(len(blocks))])
+                     for _ in range(n_permutations)])
+
+
+def permutation_null(Y: np.ndarray, predictions: np.ndarray, folds: Sequence[np.ndarray],
+                     n_permutations: int = 1000, method: str = "circular",
+                     block_size: int | str = "auto", random_state: Any = None,
+                     n_permutations_batch: int = 250) -> np.ndarray:
+    """Null distribution of the fold-mean Pearson r, shape (n_permutations, n_targets).
+
+    Parameters
+    ----------
+    Y, predictions : ndarray, shape (n_samples, n_targets)
+        Responses and held-out predictions.
+    folds : sequence of ndarray of int
+        The test indices of each outer fold (the statistic is the mean over folds of the r
+        within each fold).
+    n_permutations : int
+        Number of draws (each fold drawn independently in each).
+    method : {"circular", "block"}
+        ``"circular"``: shift each fold's response circularly by at least ``block_size``
+        samples (all shifts computed at once by FFT); ``"block"``: permute contiguous blocks of
+        ``block_size`` samples.
+    block_size : int | sequence of int | "auto"
+        Blocks (and smallest shift) in samples, one for all folds or one per fold; ``"auto"``:
+        :func:`autocorrelation_length` of each fold's responses (over the targets given, so
+        pass explicit sizes when fitting target chunks apart).
+    random_state : None | int | Generator
+        Seed; the same draws are used for every target.
+    n_permutations_batch : int
+        Permutations per batch for the block method (memory).
+    """
+    _check_option("method", method, PERMUTATIONS)
+    rng = _check_random_state(random_state)
+    Y = np.asarray(Y, dtype=np.float64)
+    predictions = np.asarray(predictions, dtype=np.float64)
+    t = Y.shape[1]
+    null = np.zeros((n_permutations, t))
+    if not isinstance(block_size, str) and np.ndim(block_size) == 1:
+        if len(block_size) != len(folds):
+            raise ValueError(f"block_size has {len(block_size)} values for {len(folds)} folds; give one per fold.")
+        sizes = [int(b) for b in block_size]
+    else:
+        sizes = [block_size] * len(folds)
+    for test, size in zip(folds, sizes):
+        test = np.asarray(test)
+        zy = _zscore(Y[test])
+        zp = _zscore(predictions[test])
+        zp = np.where(np.isfinite(zp), zp, 0.0)  # a constant prediction correlates 0 with anything
+        n = test.size
+        block = autocorrelation_length(Y[test]) if size == "auto" else int(size)
+        if block < 1:
+            raise ValueError(f"block_size must be >= 1 sample, got {block}.")
+        draws = _fold_draws(n, method, n_permutations, block, rng)
+        if method == "circular":
+            # c[s] = mean_i zp[i] * zy[(i + s) % n], every shift s at once
+            c = np.fft.irfft(np.conj(np.fft.rfft(zp, axis=0)) * np.fft.rfft(zy, axis=0), n=n, axis=0) / n
+            null += c[draws]
+        else:
+            for start in range(0, n_permutations, n_permutations_batch):
+                idx = draws[start:start + n_permutations_batch]
+                null[start:start + idx.shape[0]] += np.einsum("pit,it->pt", zy[idx], zp) / n
+    return null / len(folds)
+
+
+def permutation_test(Y: np.ndarray, predictions: np.ndarray, folds: Sequence[np.ndarray],
+                     observed: np.ndarray | None = None, n_permutations: int = 1000,
+                     method: str = "circular", block_size: int | str = "auto",
+                     random_state: Any = None) -> np.ndarray:
+    """One-sided permutation p-values of the fold-mean Pearson r, shape (n_targets,).
+
+    ``p = (1 + #{null >= observed}) / (1 + n_permutations)``; NaN where the observed r is NaN.
+    See :func:`permutation_null` for the parameters. ``observed`` defaults to the fold-mean r
+    of ``predictions``.
+    """
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}.")
+    if observed is None:
+        fold_r = np.stack([(_zscore(Y[f]) * _zscore(predictions[f])).mean(0) for f in folds])
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            observed = np.nanmean(fold_r, 0)
+    observed = np.asarray(observed, dtype=np.float64)
+    null = permutation_null(Y, predictions, folds, n_permutations, method, block_size, random_state)
+    count = (null >= observed[None, :] - 1e-12).sum(0)
+    p = (1.0 + count) / (1.0 + n_permutations)
+    return np.where(np.isfinite(observed), p, np.nan)
+
+
+def fdr_bh(pvalues: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Benjamini-Hochberg q-values along ``axis`` (across targets); NaNs are left out and kept.
+
+    Examples
+    --------
+    >>> fdr_bh(np.array([0.01, 0.04, 0.03, 0.5])).round(3).tolist()
+    [0.04, 0.053, 0.053, 0.5]
+    """
+    p = np.moveaxis(np.asarray(pvalues, dtype=np.float64), axis, -1)
+    q = np.full_like(p, np.nan)
+    flat_p = p.reshape(-1, p.shape[-1])
+    flat_q = q.reshape(-1, p.shape[-1])
+    for row in range(flat_p.shape[0]):
+        ok = np.flatnonzero(np.isfinite(flat_p[row]))
+        m = ok.size
+        if m == 0:
+            continue
+        order = ok[np.argsort(flat_p[row, ok], kind="stable")]
+        ranked = flat_p[row, order] * m / np.arange(1, m + 1)
+        ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+        flat_q[row, order] = np.minimum(ranked, 1.0)
+    return np.moveaxis(flat_q.reshape(p.shape), -1, axis)
+
+
+# ----------------------------------------------------------------------------- noise ceilings
+def _check_units(data: Any, what: str) -> np.ndarray:
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.ndim != 3 or data.shape[0] < 2:
+        raise ValueError(
+            f"{what} must have shape (n_{what}, n_samples, n_targets) with at least 2 {what}, "
+            f"got shape {data.shape}."
+        )
+    if not np.isfinite(data).all():
+        raise ValueError(f"{what} contain NaN or inf; drop or impute them first.")
+    return data
+
+
+def spearman_brown(r: np.ndarray | float, factor: float) -> np.ndarray:
+    """Reliability of a mean of ``factor`` times as many units: ``k r / (1 + (k - 1) r)``."""
+    r = np.asarray(r, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return factor * r / (1.0 + (factor - 1.0) * r)
+
+
+def noise_ceiling_repeats(repeats: Any) -> np.ndarray:
+    """Ceiling on the r of any model of the mean over repeated presentations, per target.
+
+    ``repeats``: (n_repeats, n_samples, n_targets). With ``y_k = s + e_k``, the signal
+    variance is ``(N var(mean) - mean_k var(y_k)) / (N - 1)`` and the ceiling is
+    ``sqrt(var(s) / var(mean))`` (Schoppe et al. 2016's CC_max); clipped to [0, 1].
+    """
+    data = _check_units(repeats, "repeats")
+    n = data.shape[0]
+    var_mean = data.mean(0).var(0)
+    mean_var = data.var(1).mean(0)
+    signal = (n * var_mean - mean_var) / (n - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ceiling = np.sqrt(np.clip(signal / var_mean, 0.0, 1.0))
+    return np.where(var_mean > 0, ceiling, np.nan)
+
+
+def split_half_reliability(data: Any, n_splits: int = 100, random_state: Any = None) -> np.ndarray:
+    """Spearman-Brown corrected split-half reliability of the mean over units, per target.
+
+    ``data``: (n_units, n_samples, n_targets), units being repeats or subjects. Units are split
+    at random into two halves ``n_splits`` times; the correlation of the two half-means,
+    averaged over splits, is corrected to the full number of units (``2 r / (1 + r)``).
+    """
+    data = _check_units(data, "units")
+    rng = _check_random_state(random_state)
+    n = data.shape[0]
+    rs = []
+    for _ in range(n_splits):
+        perm = rng.permutation(n)
+        a, b = data[perm[: n // 2]].mean(0), data[perm[n // 2:]].mean(0)
+        rs.append(np.mean(_zscore(a) * _zscore(b), 0))
+    r = np.mean(rs, 0)
+    return spearman_brown(r, 2.0)
+
+
+def noise_ceiling_split_half(data: Any, n_splits: int = 100, random_state: Any = None) -> np.ndarray:
+    """Ceiling on the r of a model of the mean over units: ``sqrt`` of :func:`split_half_reliability`."""
+    rel = split_half_reliability(data, n_splits, random_state)
+    return np.sqrt(np.clip(rel, 0.0, 1.0))
+
+
+def noise_ceiling_intersubject(data: Any, target: str = "individual") -> np.ndarray:
+    """Noise ceiling from leave-one-subject-out correlations (subjects heard the same stimulus).
+
+    For each subject ``s``, ``r_s = corr(y_s, mean of the others)``. With a common signal and
+    equally reliable subjects, ``r_s^2 = rho_1 * rho_{N-1}`` where ``rho_1`` is one subject's
+    reliability and ``rho_{N-1}`` the Spearman-Brown reliability of a mean of N - 1 subjects;
+    ``rho_1`` is solved from the mean ``r_s``.
+
+    Parameters
+    ----------
+    data : array-like, shape (n_subjects, n_samples, n_targets)
+        Responses of every subject to the same stimulus, on the same grid.
+    target : {"individual", "group"}
+        ``"individual"``: the ceiling on r of a model of each subject,
+        ``corr(y_s, signal) = r_s / sqrt(rho_{N-1})``, shape (n_subjects, n_targets).
+        ``"group"``: the ceiling for a model of the group mean, ``sqrt(rho_N)``, shape
+        (n_targets,).
+    """
+    _check_option("target", target, ("individual", "group"))
+    data = _check_units(data, "subjects")
+    n = data.shape[0]
+    if n < 3:
+        raise ValueError(f"Inter-subject noise ceilings need at least 3 subjects, got {n}.")
+    total = data.sum(0)
+    r_s = np.stack([np.mean(_zscore(data[s]) * _zscore((total - data[s]) / (n - 1)), 0) for s in range(n)])
+    r = np.clip(np.nanmean(r_s, 0), 0.0, 1.0)
+    k = n - 1
+    # k rho^2 - r^2 (k - 1) rho - r^2 = 0, positive root
+    rho1 = (r**2 * (k - 1) + np.sqrt(r**4 * (k - 1) ** 2 + 4 * k * r**2)) / (2 * k)
+    if target == "group":
+        return np.sqrt(np.clip(spearman_brown(rho1, n), 0.0, 1.0))
+    rho_k = spearman_brown(rho1, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ceiling = r_s / np.sqrt(rho_k)[None, :]
+    return np.clip(ceiling, 0.0, 1.0)

@@ -1,0 +1,367 @@
+"""The :class:`LayerSweep`: one ridge model per layer, per-target penalties, held-out scores."""
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+from scipy.sparse import issparse
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+from tqdm.auto import tqdm
+
+from .._validation import _check_option, _check_random_state, _preview
+from . import _ridge
+from .backend import resolve_backend, resolve_dtype, to_numpy, use_backend
+from .cv import DEFAULT_GAP, check_groups, inner_splits, make_cv
+from .designs import LayerDesigns, as_layer_designs, gap_for
+from .stats import PERMUTATIONS, autocorrelation_length, permutation_test
+
+logger = logging.getLogger(__name__)
+
+#: Ridge penalties used when none are given: 10^-1 ... 10^7 (17 values).
+DEFAULT_ALPHAS = tuple(np.logspace(-1, 7, 17).tolist())
+
+
+def check_responses(Y: Any, n_samples: int | None = None, names: Any = None) -> np.ndarray:
+    """Responses as a finite float 2-D array; NaN/inf raise an error naming targets and rows."""
+    Y = np.asarray(Y)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if Y.ndim != 2:
+        raise ValueError(f"Responses must be 2-D (n_samples, n_targets), got shape {Y.shape}.")
+    if not np.issubdtype(Y.dtype, np.floating):
+        Y = Y.astype(np.float64)
+    if n_samples is not None and Y.shape[0] != n_samples:
+        raise ValueError(
+            f"The responses have {Y.shape[0]} samples but the designs have {n_samples} rows; "
+            "align features and responses on the same grid (and the same runs) first."
+        )
+    bad = ~np.isfinite(Y)
+    if bad.any():
+        cols = np.flatnonzero(bad.any(0))
+        label = _preview([names[c] for c in cols]) if names is not None else _preview(cols)
+        raise ValueError(
+            f"The responses have NaN or inf in {cols.size} target(s) {label} "
+            f"(rows {_preview(np.flatnonzero(bad.any(1)))}); drop those targets, or interpolate "
+            "the missing samples, before fitting."
+        )
+    return Y
+
+
+def constant_targets(Y: np.ndarray) -> np.ndarray:
+    """Indices of targets that do not vary over samples."""
+    return np.flatnonzero(np.ptp(Y, axis=0) == 0)
+
+
+class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Ridge encoding models of every layer, with per-target penalties chosen by nested CV.
+
+    For every layer and every outer fold, each target's penalty is chosen by inner CV on the
+    outer training part only (himalaya's criterion), the model is refit on the outer training
+    part and scored on the held-out part (Pearson r and R²). The kernel form (``X X^T``) is
+    used when features outnumber samples, the primal form (``X^T X``) otherwise; one
+    eigendecomposition per split serves every penalty and target, and the design of each layer
+    is loaded once. Targets are processed in batches, so 100k voxels fit in memory.
+
+    Parameters
+    ----------
+    alphas : sequence of float | None
+        Ridge penalties (default :data:`DEFAULT_ALPHAS`, 10^-1 ... 10^7).
+    cv : {"auto", "runs", "blocks"} | int | splitter | list of (train, test)
+        Outer CV (see :func:`neuroenc.encoding.make_cv`): leave-one-run-out with several runs
+        (``groups``), else ``n_blocks`` contiguous blocks with a ``gap``.
+    n_blocks : int
+        Blocks of a single run.
+    gap : int | None
+        Samples dropped on each side of a test block (default: the longest delay + 1 when the
+        designs know their delays, else 5).
+    inner_cv : int | None
+        Inner folds to choose penalties (whole runs or blocks, inside the outer training part).
+    form : {"auto", "kernel", "primal"}
+        Ridge form (``"auto"``: kernel when features outnumber samples).
+    backend : {"auto", "numpy", "torch", "torch_cuda"}
+        himalaya backend for the fit (``"auto"``: CUDA when available); restored afterwards.
+    dtype : {"auto", "float32", "float64"}
+        Working precision (``"auto"``: float32 on a GPU, the input's on CPU).
+    n_targets_batch : int | None
+        Targets per batch (default: from a 512 MiB budget for the predictions).
+    n_permutations : int
+        Permutations for p-values of r (0: none). The null shifts each test fold's response
+        circularly (or permutes its blocks) against the prediction, keeping autocorrelation.
+    permutation : {"circular", "block"}
+        Permutation scheme.
+    block_size : int | sequence of int | "auto"
+        Block length / smallest shift in samples, for all folds or one per fold (``"auto"``:
+        the autocorrelation length of the layer's design in each test fold, so that the draws
+        do not depend on which targets are fitted together).
+    refit : bool
+        Refit each target's best layer on all samples (penalty chosen by CV over the outer
+        splits), so that :meth:`predict` works. Dual coefficients are kept when features
+        outnumber samples.
+    random_state : None | int | Generator
+        Seed of the permutations.
+    verbose : bool
+        Progress bar over layers.
+
+    Attributes
+    ----------
+    layers_ : ndarray of int, shape (n_layers,)
+    r_, r2_ : ndarray, shape (n_layers, n_targets)
+        Held-out Pearson r and R², mean over outer folds.
+    fold_r_, fold_r2_ : ndarray, shape (n_folds, n_layers, n_targets)
+    fold_alphas_ : ndarray, shape (n_folds, n_layers, n_targets)
+        Penalty chosen in each outer fold.
+    alphas_ : ndarray, shape (n_layers, n_targets)
+        Geometric mean over folds of the chosen penalties.
+    pvalues_ : ndarray, shape (n_layers, n_targets) | None
+        Permutation p-values of ``r_``.
+    best_layer_ : ndarray of int, shape (n_targets,)
+        Layer with the highest ``r_`` per target.
+    cv_splits_ : list of (ndarray, ndarray)
+        The outer splits.
+    forms_ : dict of int -> str
+        Ridge form used per layer.
+    flops_ : float
+        Floating-point operations of the CV solves (decompositions, projections, predictions).
+    constant_targets_ : ndarray of int
+        Targets constant over samples (their r is NaN).
+    refit_alphas_ : ndarray, shape (n_targets,)
+        With ``refit``: the penalty of each target's refit (CV over the outer splits).
+    coefs_ : dict of int -> dict
+        With ``refit``: per best layer, ``targets`` (indices), ``kind`` (``"dual"`` or
+        ``"primal"``), ``coef`` and, for dual coefficients, ``X_fit`` (the training design).
+    n_features_in_ : int
+        Only when fitted on a single 2-D array.
+    """
+
+    def __init__(self, alphas=None, cv="auto", n_blocks=5, gap=None, inner_cv=5, form="auto",
+                 backend="auto", dtype="auto", n_targets_batch=None, n_permutations=0,
+                 permutation="circular", block_size="auto", refit=True, random_state=None,
+                 verbose=False):
+        self.alphas = alphas
+        self.cv = cv
+        self.n_blocks = n_blocks
+        self.gap = gap
+        self.inner_cv = inner_cv
+        self.form = form
+        self.backend = backend
+        self.dtype = dtype
+        self.n_targets_batch = n_targets_batch
+        self.n_permutations = n_permutations
+        self.permutation = permutation
+        self.block_size = block_size
+        self.refit = refit
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ helpers
+    def _alphas(self) -> np.ndarray:
+        alphas = np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64).reshape(-1)
+        if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
+            raise ValueError(f"alphas must be positive finite numbers, got {_preview(alphas)}.")
+        return np.sort(alphas)
+
+    def _designs(self, X: Any, reset: bool) -> LayerDesigns:
+        plain = (isinstance(X, np.ndarray) and X.ndim <= 2) or issparse(X) or (
+            isinstance(X, (list, tuple)) and not all(np.ndim(x) == 2 for x in X))
+        if plain:
+            # one layer given as a plain array: scikit-learn's checks and n_features_in_
+            X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        return as_layer_designs(X)
+
+    def _check_params(self) -> None:
+        _check_option("form", self.form, _ridge.FORMS)
+        _check_option("permutation", self.permutation, PERMUTATIONS)
+        if not isinstance(self.n_permutations, (int, np.integer)) or self.n_permutations < 0:
+            raise ValueError(f"n_permutations must be an int >= 0, got {self.n_permutations!r}.")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None, groups=None):
+        """Fit and score every layer.
+
+        Parameters
+        ----------
+        X : array (n_samples, n_features) | list/dict of arrays | LayerDesigns | design object
+            One design per layer (a single 2-D array is one layer, index 0).
+        y : array-like, shape (n_samples,) or (n_samples, n_targets)
+            Responses, z-scored per run (no intercept is fitted, as himalaya's default).
+        groups : array-like, shape (n_samples,) | None
+            Run label of each sample (default: the designs' ``groups``, else one run).
+
+        Returns
+        -------
+        self : LayerSweep
+        """
+        self._check_params()
+        if y is None:
+            raise ValueError("LayerSweep requires y to be passed, but the target y is None.")
+        designs = self._designs(X, reset=True)
+        y_arr = np.asarray(y)
+        self._ravel = y_arr.ndim == 1
+        Y = check_responses(y_arr)
+        n, t = Y.shape
+        designs = designs.with_n_samples(n)
+        if n < 2:
+            raise ValueError(f"LayerSweep needs several samples, got n_samples={n}.")
+        if groups is None:
+            groups = designs.groups
+        groups = check_groups(groups, n)
+        alphas = self._alphas()
+        self.constant_targets_ = constant_targets(Y)
+        if self.constant_targets_.size:
+            warnings.warn(
+                f"{self.constant_targets_.size} target(s) {_preview(self.constant_targets_)} are "
+                "constant; their scores are NaN.", UserWarning, stacklevel=2,
+            )
+        gap = self.gap if self.gap is not None else gap_for(designs, DEFAULT_GAP)
+        outer = make_cv(self.cv, groups, n, self.n_blocks, gap)
+        inner = [inner_splits(tr, groups, self.inner_cv, gap) for tr, _ in outer]
+        self.cv_splits_, self.gap_ = outer, gap
+        layers = list(designs.layers)
+        n_l, n_f = len(layers), len(outer)
+        fold_r = np.full((n_f, n_l, t), np.nan)
+        fold_r2 = np.full((n_f, n_l, t), np.nan)
+        fold_alpha = np.full((n_f, n_l, t), np.nan)
+        pvalues = np.full((n_l, t), np.nan) if self.n_permutations else None
+        self.forms_ = {}
+        counter: dict[str, float] = {"flops": 0.0}
+        backend_name = resolve_backend(self.backend)
+        dtype = resolve_dtype(self.dtype, backend_name, Y)
+        # the same permutation draws for every layer (and every target chunk)
+        perm_seed = int(_check_random_state(self.random_state).integers(2**62))
+        with use_backend(backend_name) as B:
+            Yb = B.asarray(Y, dtype=dtype)
+            ab = B.asarray(alphas, dtype=dtype)
+            for j, layer in enumerate(tqdm(layers, desc="layers", disable=not self.verbose)):
+                X = designs[layer]
+                Xb = B.asarray(X, dtype=dtype)
+                if self.n_permutations and isinstance(self.block_size, str):
+                    # "auto": the decorrelation length of this layer's design in each test fold,
+                    # the same for every chunk of targets (a prediction is as autocorrelated
+                    # as the design it is made from)
+                    blocks = [autocorrelation_length(X[te]) for _, te in outer]
+                else:
+                    blocks = self.block_size
+                del X
+                out = _ridge.fit_layer_cv(Xb, Yb, outer, inner, ab, form=self.form,
+                                          n_targets_batch=self.n_targets_batch,
+                                          return_predictions=bool(self.n_permutations), counter=counter)
+                del Xb
+                fold_r[:, j], fold_r2[:, j], fold_alpha[:, j] = out["fold_r"], out["fold_r2"], out["fold_alpha"]
+                self.forms_[layer] = out["form"]
+                if self.n_permutations:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        observed = np.nanmean(out["fold_r"], 0)
+                    pvalues[j] = permutation_test(
+                        Y, out["predictions"], [te for _, te in outer], observed=observed,
+                        n_permutations=int(self.n_permutations), method=self.permutation,
+                        block_size=blocks, random_state=perm_seed)
+                if logger.isEnabledFor(logging.DEBUG) and np.isfinite(out["fold_r"]).any():
+                    logger.debug("layer %s: mean r %.4f", layer, np.nanmean(out["fold_r"]))
+        self.layers_ = np.asarray(layers, dtype=np.int64)
+        self.fold_r_, self.fold_r2_, self.fold_alphas_ = fold_r, fold_r2, fold_alpha
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.r_ = np.nanmean(fold_r, 0)
+            self.r2_ = np.nanmean(fold_r2, 0)
+        self.alphas_ = np.exp(np.mean(np.log(fold_alpha), 0))
+        self.pvalues_ = pvalues
+        r_filled = np.where(np.isfinite(self.r_), self.r_, -np.inf)
+        self.best_layer_ = self.layers_[np.argmax(r_filled, 0)]
+        self.flops_ = counter["flops"]
+        self.backend_, self.dtype_ = backend_name, dtype
+        self.coefs_ = {}
+        if self.refit:
+            self._refit(designs, Y, outer, alphas, backend_name, dtype)
+        return self
+
+    def _refit(self, designs, Y, outer, alphas, backend_name, dtype) -> None:
+        """Refit each target's best layer on all samples (dual coefficients in kernel form)."""
+        self.refit_alphas_ = np.full(Y.shape[1], np.nan)
+        with use_backend(backend_name) as B:
+            ab = B.asarray(alphas, dtype=dtype)
+            for layer in np.unique(self.best_layer_):
+                cols = np.flatnonzero(self.best_layer_ == layer)
+                X = designs[int(layer)]
+                Xb = B.asarray(X, dtype=dtype)
+                kind, coef, best = _ridge.refit_layer(Xb, B.asarray(Y[:, cols], dtype=dtype), outer, ab,
+                                                      form=self.form, n_targets_batch=self.n_targets_batch)
+                self.coefs_[int(layer)] = {
+                    "targets": cols, "kind": kind, "coef": to_numpy(coef),
+                    "X_fit": np.asarray(X, dtype=dtype) if kind == "dual" else None,
+                }
+                self.refit_alphas_[cols] = best
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, X):
+        """Predict every target with its best layer (refit on all samples).
+
+        Parameters
+        ----------
+        X : same kind as in :meth:`fit`
+            Designs of (at least) the layers that are best for some target.
+
+        Returns
+        -------
+        Y_hat : ndarray, shape (n_samples, n_targets) (or (n_samples,) if fitted on 1-D y)
+        """
+        check_is_fitted(self, "r_")
+        if not self.refit:
+            raise ValueError("This LayerSweep was fitted with refit=False and keeps only scores; "
+                             "set refit=True to predict.")
+        designs = self._designs(X, reset=False)
+        n_targets = self.r_.shape[1]
+        out = None
+        for layer, item in self.coefs_.items():
+            Xl = np.asarray(designs[layer], dtype=item["coef"].dtype)
+            if out is None:
+                out = np.zeros((Xl.shape[0], n_targets))
+            if item["kind"] == "dual":
+                pred = (Xl @ item["X_fit"].T) @ item["coef"]
+            else:
+                pred = Xl @ item["coef"]
+            out[:, item["targets"]] = pred
+        if self._ravel:
+            return out[:, 0]
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+    def to_results(self, targets: Any = None, **kwargs: Any):
+        """The scores as an :class:`~neuroenc.encoding.EncodingResults` (see its parameters)."""
+        from .results import EncodingResults
+
+        check_is_fitted(self, "r_")
+        n_t = self.r_.shape[1]
+        targets = [str(i) for i in range(n_t)] if targets is None else list(targets)
+        qvalues = None
+        if self.pvalues_ is not None:
+            from .stats import fdr_bh
+
+            qvalues = fdr_bh(self.pvalues_, axis=-1)
+        settings = dict(kwargs.pop("settings", {}))
+        settings.update(self.settings_())
+        return EncodingResults(r=self.r_, r2=self.r2_, layers=self.layers_, targets=targets,
+                               pvalues=self.pvalues_, qvalues=qvalues, alphas=self.alphas_,
+                               fold_r=self.fold_r_, fold_r2=self.fold_r2_, settings=settings, **kwargs)
+
+    def settings_(self) -> dict[str, Any]:
+        """The parameters and fitted choices, for results files."""
+        check_is_fitted(self, "r_")
+        params = {k: v for k, v in self.get_params().items() if k != "verbose"}
+        params["alphas"] = self._alphas().tolist()
+        params["cv_folds"] = [[int(tr.size), int(te.size)] for tr, te in self.cv_splits_]
+        params["gap_used"] = int(self.gap_)
+        params["forms"] = {str(k): v for k, v in self.forms_.items()}
+        params["backend_used"] = self.backend_
+        params["dtype_used"] = self.dtype_
+        if isinstance(params.get("random_state"), np.random.Generator):
+            params["random_state"] = repr(params["random_state"])
+        return params
+
