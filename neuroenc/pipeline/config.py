@@ -91,7 +91,12 @@ class AlignmentConfig:
 
 @dataclass
 class EncodingConfig:
-    """Encoding models, cross-validation and statistics (see ``neuroenc.encoding``)."""
+    """Encoding models, cross-validation and statistics (see ``neuroenc.encoding``).
+
+    ``blas_threads``: BLAS threads during the fits (1 by default: the decompositions of
+    ROI-size problems are small, and extra threads only add synchronisation, which on a busy
+    machine can make them hundreds of times slower; ``null`` lets BLAS use every core, which
+    pays off for large voxel sets on a machine of one's own)."""
 
     alphas: Any = field(default_factory=lambda: {"logspace": [-1, 7, 17]})
     cv: Any = "auto"
@@ -104,6 +109,7 @@ class EncodingConfig:
     nuisance: list[str] | None = None
     backend: str = "auto"
     n_targets_batch: int | None = None
+    blas_threads: int | None = 1
     random_state: int = 0
 
     def alpha_grid(self) -> np.ndarray:

@@ -12,6 +12,7 @@ a Dask executor submits the same functions (see :mod:`neuroenc.pipeline.run`).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -122,6 +123,18 @@ def noise_ceilings(config: RunConfig, dataset: Any) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------------- fitting
+@contextlib.contextmanager
+def blas_threads(n: int | None):
+    """Limit BLAS (and OpenMP) threads in a ``with`` block; ``None`` leaves them alone."""
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=int(n)):
+        yield
+
+
 def _design(config: RunConfig, features: dict[str, Any], responses: dict[str, Any]):
     from ..align import make_fmri_design, make_meg_design
 
@@ -229,13 +242,14 @@ def fit_subject(
     if subject == GROUP:
         provenance["group_members"] = dataset.info.get("group_members")
     settings = {"alignment": design.settings, "baseline": baseline_names if nuisance is not None else None}
-    results = fit_encoding(
-        design, nuisance=nuisance, noise_ceiling=noise_ceiling, alphas=enc.alpha_grid(), cv=enc.cv,
-        n_blocks=enc.n_blocks, gap=enc.gap, inner_cv=enc.inner_cv, backend=enc.backend,
-        n_targets_batch=enc.n_targets_batch, n_permutations=enc.n_permutations,
-        permutation=enc.permutation, random_state=enc.random_state, provenance=provenance,
-        settings=settings, verbose=verbose,
-    )
+    with blas_threads(enc.blas_threads):
+        results = fit_encoding(
+            design, nuisance=nuisance, noise_ceiling=noise_ceiling, alphas=enc.alpha_grid(), cv=enc.cv,
+            n_blocks=enc.n_blocks, gap=enc.gap, inner_cv=enc.inner_cv, backend=enc.backend,
+            n_targets_batch=enc.n_targets_batch, n_permutations=enc.n_permutations,
+            permutation=enc.permutation, random_state=enc.random_state, provenance=provenance,
+            settings=settings, verbose=verbose,
+        )
     results.warnings = list(dict.fromkeys(list(design.warnings) + list(results.warnings)))
     results.provenance["wall_seconds"] = time.time() - started
     results.save(out)
