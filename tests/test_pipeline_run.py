@@ -66,12 +66,21 @@ def test_alice_end_to_end_and_cache_reuse(tiny_model_dir, tmp_path, data_dir):
     assert first.group_table is not None and list(first.group_table["target"]) == res.targets
     assert "LPTL: layer" in first.summary()
 
-    # second run: features and results reused, nothing recomputed
+    assert "Layer science" not in page
+    # second run: features and results reused, nothing recomputed; layer-science tables found
+    # in <out>/layer-science become a report section
+    science = out / "layer-science"
+    science.mkdir()
+    import pandas as pd
+
+    pd.DataFrame({"metric": "curvature", "layer": [0, 1, 2, 3], "value": [1.0, 0.9, 0.8, 0.7]}).to_csv(
+        science / "metrics.csv", index=False)
     mtimes = {k: p.stat().st_mtime_ns for k, p in first.results.items()}
     feat_mtime = first.features["alice"].stat().st_mtime_ns
     second = run_pipeline(ANALYSES / "alice_layers.yaml", overrides=overrides, verbose=False)
     assert {k: p.stat().st_mtime_ns for k, p in second.results.items()} == mtimes
     assert second.features["alice"].stat().st_mtime_ns == feat_mtime
+    assert "Layer science" in second.report.read_text()
 
     # a changed setting invalidates the results (not the features)
     third = run_pipeline(ANALYSES / "alice_layers.yaml",

@@ -380,3 +380,20 @@ def test_report_without_a_mesh_still_renders(tmp_path, monkeypatch):
     html = make_report(res, tmp_path / "nomesh.html", n_boot=20).read_text()
     assert 'id="brain"' not in html
     assert "No surface maps: the fsaverage6 mesh is not available" in html
+
+
+def test_intervention_effects_compare_within_policy():
+    import pandas as pd
+
+    from neuroenc.report import intervention_effects
+
+    rows = []
+    for name, policy, base in [("intact", "strided", 0.5), ("skip:1", "strided", 0.3),
+                               ("intact (window)", "window", 0.4), ("freeze-context:1", "window", 0.35)]:
+        for layer in range(3):
+            rows.append({"intervention": name, "policy": policy, "target": "LPTL", "layer": layer,
+                         "r": base + 0.01 * layer})
+    effects = intervention_effects(pd.DataFrame(rows)).set_index("intervention")
+    assert effects.loc["skip:1", "mean_delta"] == pytest.approx(-0.2)
+    assert effects.loc["freeze-context:1", "mean_delta"] == pytest.approx(-0.05)  # vs intact (window)
+    assert effects.loc["intact (window)", "delta_best"] == pytest.approx(0.0)

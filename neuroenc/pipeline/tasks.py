@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .. import __version__
 from .._validation import _sha256_file
@@ -285,11 +286,21 @@ def merge_part_results(parts: Sequence[EncodingResults], axis: str = "targets") 
 # ---------------------------------------------------------------------- report
 def write_report(config: RunConfig, results: Sequence[str | Path], out: str | Path | None = None,
                  sections: Sequence[Any] = (), metrics: Any = None, interventions: Any = None):
-    """Map layers across subjects and write the HTML report; returns ``(path, mapping)``."""
+    """Map layers across subjects and write the HTML report; returns ``(path, mapping)``.
+
+    The layer-science tables of ``analyses/alice_metrics_vs_brain.py`` and
+    ``analyses/alice_interventions.py`` (``<output.dir>/layer-science/metrics.csv`` and
+    ``interventions.csv``) become a section of the report when they are there.
+    """
     from ..mapping import map_layers
     from ..report import make_report
 
     out = Path(out) if out is not None else output_dir(config) / (config.output.report or "report.html")
+    science = output_dir(config) / "layer-science"
+    if metrics is None and (science / "metrics.csv").exists():
+        metrics = pd.read_csv(science / "metrics.csv")
+    if interventions is None and (science / "interventions.csv").exists():
+        interventions = pd.read_csv(science / "interventions.csv")
     individual = [p for p in results if not Path(p).name.startswith(f"sub-{GROUP}.")]
     mapping = map_layers(individual or list(results), random_state=config.encoding.random_state)
     title = f"neuroenc: {config.model.name} on {config.dataset.loader} ({config.name})"

@@ -110,7 +110,10 @@ def intervention_effects(
     reference : str
         The intervention name of the intact model; ``delta_best`` (best score minus the
         reference's best score) and ``mean_delta`` (mean over layers of the score minus the
-        reference's score at the same layer) are NaN when it is absent.
+        reference's score at the same layer) are NaN when it is absent. With a ``policy``
+        column (context policies differ, e.g. freeze-context needs ``window``), each policy's
+        conditions are compared with the intact model of that policy: the one named
+        ``reference``, or whose name starts with it (``"intact (window)"``).
 
     Returns
     -------
@@ -118,6 +121,15 @@ def intervention_effects(
         ``intervention, target, best_layer, best_depth, <score>, delta_best, mean_delta``.
     """
     _require(interventions, ("intervention", "target", "layer", score), "the interventions table")
+    if "policy" in interventions.columns and interventions["policy"].nunique() > 1:
+        # compare each condition with the intact model extracted the same way (same policy)
+        parts = []
+        for _, sub in interventions.groupby("policy", sort=False):
+            names = [str(n) for n in dict.fromkeys(sub["intervention"])]
+            ref = next((n for n in names if n == reference), None) or next(
+                (n for n in names if n.startswith(reference)), reference)
+            parts.append(intervention_effects(sub.drop(columns="policy"), score=score, reference=ref))
+        return pd.concat(parts, ignore_index=True)
     mean = (
         _with_depth(interventions)
         .groupby(["intervention", "target", "layer"], sort=False)[[score, "relative_depth"]]
