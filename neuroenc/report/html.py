@@ -233,10 +233,11 @@ def _data_section(mapping: LayerMapping, space: dict[str, Any]) -> dict[str, Any
     settings_same, settings_vary = _common([r.settings for r in results])
     if settings_same or settings_vary:
         items = settings_same + [(k, "varies across subjects (see below)") for k in settings_vary]
-        blocks.append(_kv_block(items, table_id="settings", caption="Encoding settings"))
+        blocks.append(_kv_block(items, table_id="settings", caption="Encoding settings", collapsed=True))
     prov_same, prov_vary = _common(prov)
     prov_same = [(k, v) for k, v in prov_same if k not in ("results_dir",)]
-    blocks.append(_kv_block(prov_same, table_id="provenance", caption="Provenance (common to all subjects)"))
+    blocks.append(_kv_block(prov_same, table_id="provenance", caption="Provenance (common to all subjects)",
+                             collapsed=True))
     per_subject = [k for k in settings_vary + prov_vary if k not in ("results_dir",)]
     if per_subject:
         rows = []
