@@ -73,10 +73,11 @@ def main() -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from neuroenc.align import Response, make_fmri_design
+    from neuroenc.align import make_fmri_design
     from neuroenc.datasets import load_alice
     from neuroenc.encoding import fit_encoding
     from neuroenc.features import extract_features, load_model
+    from neuroenc.pipeline import add_group_mean
     from neuroenc.report import intervention_effects, plot_intervention_profiles
 
     torch.set_num_threads(TORCH_THREADS)
@@ -88,9 +89,8 @@ def main() -> None:
     alice = load_alice()
     transcript = alice.transcripts["alice"]
     subjects = sorted(alice.responses)
-    first = alice.responses[subjects[0]]["alice"]
-    group = Response(np.mean([alice.responses[s]["alice"].data for s in subjects], axis=0),
-                     tr=first.tr, start=first.start, names=first.names, run="alice", subject="group")
+    add_group_mean(alice)  # the mean of the subjects' z-scored responses, as `neuroenc run` fits
+    group = alice.responses["group"]["alice"]
     lm = load_model(MODEL)
     n_blocks = lm.n_layers - 1
     print(f"{len(transcript)} words, {len(subjects)} subjects, {MODEL}: {n_blocks} blocks "

@@ -28,7 +28,9 @@ def event_matrix(
 
     ``event_matrix(...) @ features`` gives the feature time series: with ``"impulse"``, word
     ``w`` adds its features at the sample nearest its onset; with ``"boxcar"``, at every sample
-    whose time lies in ``[onset, offset)`` (at least the onset sample). Words off the grid add
+    from that one (the sample nearest the onset, which may lie up to half a sample before it,
+    as for impulses) to the last sample before the offset, at least one sample. Words off the
+    grid add
     nothing (check coverage first: :func:`~neuroenc.align.check_coverage`).
 
     Parameters

@@ -88,39 +88,41 @@ def extract_run(config: RunConfig, transcript: Any, extractor: Any = None) -> Pa
 
 # ---------------------------------------------------------------------- noise ceilings
 def noise_ceilings(config: RunConfig, dataset: Any) -> dict[str, np.ndarray]:
-    """Noise ceilings per subject from inter-subject agreement (subjects heard the same runs).
+    """The noise ceiling of the group-mean response (``group_mean: true``), from inter-subject
+    agreement.
 
-    Used when every subject has the same runs on the same grid and there are ≥ 3 subjects:
-    each subject's ceiling is its leave-one-subject-out agreement corrected as in
-    :func:`~neuroenc.encoding.noise_ceiling_intersubject`; the ``"group"`` pseudo-subject gets
-    the ceiling of the group mean. Otherwise (or for MEG) no ceiling: an empty dict.
+    The subjects' responses (z-scored per run, runs concatenated) give, per target, the
+    reliability of one subject from the mean leave-one-subject-out correlation, and the
+    Spearman-Brown reliability of the mean of all N subjects; its square root bounds the r of
+    any model of the group mean (:func:`~neuroenc.encoding.noise_ceiling_intersubject`).
+    Needs ≥ 3 subjects with the same fMRI runs on the same grid; otherwise an empty dict.
+
+    Individual subjects get no ceiling: inter-subject agreement only measures the signal
+    subjects share, and a per-subject model with FIR delays also captures a subject's own
+    response shape, so its r can exceed such a "ceiling" (with repeated presentations, use
+    :func:`~neuroenc.encoding.noise_ceiling_repeats` instead).
     """
     from ..encoding import noise_ceiling_intersubject
 
+    if GROUP not in dataset.responses:
+        return {}
     subjects = [s for s in dataset.responses if s != GROUP]
     if len(subjects) < 3:
         return {}
     runs = sorted(set.intersection(*(set(dataset.responses[s]) for s in subjects)))
-    if not runs:
+    if not runs or any(dataset.responses[s][r].kind != "fmri" for s in subjects for r in runs):
         return {}
     stacks = []
     for s in subjects:
         parts = []
         for run in runs:
-            resp = dataset.responses[s][run]
-            if resp.kind != "fmri":
-                return {}
-            parts.append(resp.data)
+            data = dataset.responses[s][run].data
+            std = data.std(0)
+            parts.append((data - data.mean(0)) / np.where(std > 0, std, 1.0))
         stacks.append(np.concatenate(parts))
-    shapes = {a.shape for a in stacks}
-    if len(shapes) != 1:
+    if len({a.shape for a in stacks}) != 1:
         return {}
-    data = np.stack(stacks)
-    data = (data - data.mean(1, keepdims=True)) / np.where(data.std(1, keepdims=True) > 0, data.std(1, keepdims=True), 1)
-    individual = noise_ceiling_intersubject(data, "individual")
-    out = {s: individual[i] for i, s in enumerate(subjects)}
-    out[GROUP] = noise_ceiling_intersubject(data, "group")
-    return out
+    return {GROUP: noise_ceiling_intersubject(np.stack(stacks), "group")}
 
 
 # ---------------------------------------------------------------------- fitting
