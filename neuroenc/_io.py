@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -32,11 +31,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def json_default(obj: Any) -> Any:
@@ -58,8 +64,3 @@ def json_default_strict(obj: Any) -> Any:
     if isinstance(obj, (np.generic, np.ndarray, Path, set, tuple)):
         return json_default(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def dumps(obj: Any) -> str:
-    """JSON text of provenance/settings dicts (numpy-aware)."""
-    return json.dumps(obj, default=json_default)

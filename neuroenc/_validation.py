@@ -15,6 +15,11 @@ from typing import Any
 import numpy as np
 
 
+class NeuroencError(Exception):
+    """Base of errors that report a problem with the user's data, files or run (not a bug):
+    the command line prints their message without a traceback."""
+
+
 def _fmt_allowed(allowed: Iterable[Any]) -> str:
     allowed = list(allowed)
     return ", ".join(repr(a) for a in allowed)

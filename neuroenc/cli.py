@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from ._logging import set_log_level
+from ._validation import NeuroencError
 
 
 def _commands() -> dict[str, object]:
@@ -34,9 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Which layers of a language model best predict the brain?",
     )
     parser.add_argument("--version", action="version", version=f"neuroenc {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=1,
-                        help="more messages (-vv for debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="debug messages, and tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="warnings only, no progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in _commands().items():
         doc = (module.__doc__ or "").strip().splitlines()
@@ -53,13 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    level = "warning" if args.quiet else ("debug" if args.verbose >= 3 else "info")
+    level = "warning" if args.quiet else ("debug" if args.verbose else "info")
     set_log_level(level)
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError, TypeError) as err:
-        # Bad input: the library's message says what to do; no traceback for the user.
-        if args.verbose >= 3:
+    except (ValueError, FileNotFoundError, KeyError, TypeError, ConnectionError, NeuroencError) as err:
+        # Bad input or a failed task: the library's message says what to do; no traceback
+        # for the user unless asked for (-v).
+        if args.verbose:
             raise
         print(f"neuroenc {args.command}: error: {err}", file=sys.stderr)
         return 1

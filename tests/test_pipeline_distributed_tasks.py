@@ -12,8 +12,8 @@ import pytest
 from neuroenc.encoding import EncodingResults
 from neuroenc.encoding.stats import fdr_bh
 from neuroenc.pipeline import config_from_dict
-from neuroenc.pipeline.dask_worker import WorkerCache, extract_task, merge_task, results_current
-from neuroenc.pipeline.tasks import config_hash, merge_parts
+from neuroenc.pipeline.dask_worker import WorkerCache, extract_task, merge_task
+from neuroenc.pipeline.tasks import merge_parts, results_current
 
 KEY = "0123456789ab"
 
@@ -28,7 +28,7 @@ def _results(rng, layers=(0, 1, 2, 3), n_targets=6, wall=1.0) -> EncodingResults
         fold_r2=rng.uniform(-0.1, 0.3, (5, *shape)),
         baseline={"r": np.linspace(0, 0.5, n_targets), "pvalues": np.linspace(0.01, 0.5, n_targets)},
         noise_ceiling=np.linspace(0.3, 0.8, n_targets), settings={"alphas": [1.0, 10.0]},
-        provenance={"subject": "s1", "config_hash": KEY, "n_model_layers": 4, "wall_seconds": wall},
+        provenance={"subject": "s1", "results_key": KEY, "n_model_layers": 4, "wall_seconds": wall},
     )
 
 
@@ -76,7 +76,7 @@ def test_merge_task_rebuilds_the_whole_subject(rng, tmp_path):
         grid.append(row)
     config = config_from_dict({"dataset": {"loader": "alice"}})
     out = tmp_path / "sub-s1.h5"
-    record = merge_task(config, "s1", grid, str(out))
+    record = merge_task(config, "s1", grid, str(out), "another-key")
     assert record["computed"] and record["n_parts"] == 4
     merged = EncodingResults.load(out)
     for name in ("r", "r2", "pvalues", "alphas", "fold_r", "qvalues"):
@@ -85,11 +85,9 @@ def test_merge_task_rebuilds_the_whole_subject(rng, tmp_path):
     assert merged.targets == full.targets and list(merged.layers) == [0, 1, 2, 3]
     assert merged.provenance["wall_seconds"] == pytest.approx(1 + 2 + 3 + 4)
     assert not any((tmp_path / "parts").iterdir())  # parts deleted
-    assert merged.provenance["config_hash"] == KEY  # the parts' (that is, the run's) hash
+    assert merged.provenance["results_key"] == KEY  # the parts' (that is, the run's) key
     # a retried merge whose first attempt finished finds the file done (the parts are gone)
-    merged.provenance["config_hash"] = config_hash(config)
-    merged.save(out)
-    assert merge_task(config, "s1", grid, str(out))["computed"] is False
+    assert merge_task(config, "s1", grid, str(out), KEY)["computed"] is False
 
 
 def test_merge_parts_sums_the_parts_wall_time(rng, tmp_path):

@@ -158,3 +158,21 @@ def test_public_dataset_configs_run_on_miniatures(name, tiny_model_dir, tmp_path
     for path in output.results.values():
         res = EncodingResults.load(path)
         assert np.isfinite(res.r).any() and res.provenance["dataset"] == name
+
+
+def test_results_key_covers_what_changes_results(monkeypatch):
+    from neuroenc.pipeline import config_from_dict
+    from neuroenc.pipeline.tasks import results_key
+
+    config = config_from_dict({"dataset": {"loader": "lebel2023", "args": {"root": "$LEBEL_ROOT"}}})
+    feats = {"a": "/cache/m_a_0123.h5"}
+    monkeypatch.setenv("LEBEL_ROOT", "/data/one")
+    one = results_key(config, feats)
+    assert results_key(config, feats) == one  # deterministic
+    monkeypatch.setenv("LEBEL_ROOT", "/data/two")
+    assert results_key(config, feats) != one  # another data set on disk
+    monkeypatch.setenv("LEBEL_ROOT", "/data/one")
+    assert results_key(config, {"a": "/cache/m_a_4567.h5"}) != one  # other features
+    assert results_key(config, feats, np.array([0.5, 0.6])) != one  # a noise ceiling
+    config.output.dir = "elsewhere"
+    assert results_key(config, feats) == one  # outputs do not change results

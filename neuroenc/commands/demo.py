@@ -16,6 +16,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = resources.files("neuroenc.pipeline").joinpath("configs", "alice_layers.yaml")
     with resources.as_file(config) as path:
-        output = run_pipeline(path, executor=args.executor, overrides={"output.dir": args.out})
+        output = run_pipeline(path, executor=args.executor, overrides={"output.dir": args.out},
+                              verbose=not getattr(args, "quiet", False))
     print_outcome(output)
     return 0

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import run_pipeline
 
     output = run_pipeline(args.config, executor=args.executor,
-                          overrides=parse_overrides(args.overrides, args.out))
+                          overrides=parse_overrides(args.overrides, args.out),
+                          verbose=not getattr(args, "quiet", False))
     print_outcome(output)
     return 0
 

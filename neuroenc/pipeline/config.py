@@ -131,8 +131,12 @@ class EncodingConfig:
 
 @dataclass
 class OutputConfig:
-    """Where results, the feature cache and the report go (relative to the config's folder
-    unless absolute; ``dir`` relative to the working directory)."""
+    """Where results, the feature cache and the report go.
+
+    ``dir``: the output folder, relative to the working directory (results in
+    ``<dir>/results/``); ``cache_dir``: the features cache, relative to the config file's folder
+    (default ``<dir>/cache``; share one across configs to reuse features); ``report``: the report's
+    file name inside ``dir`` (``null``: no report)."""
 
     dir: str = "neuroenc-results"
     cache_dir: str | None = None
@@ -281,10 +285,28 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"could not parse {str(path)!r} as YAML: {err}") from err
+    if not isinstance(values, dict):
+        raise ConfigError(f"a run config must be a YAML mapping in {str(path)!r}.")
+    return config_from_dict(apply_overrides(values, overrides), source=str(path))
+
+
+def apply_overrides(values: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Set dotted keys (``{"model.layers": [0, 5]}``) in a config dict (a copy); an empty
+    section (``model:`` with nothing under it) is filled in."""
+    import copy
+
+    values = copy.deepcopy(values)
     for dotted, value in (overrides or {}).items():
         node = values
         *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
+        for i, key in enumerate(parents):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(
+                    f"cannot set {dotted!r}: {'.'.join(parents[:i + 1])!r} is {child!r}, not a section."
+                )
+            node = child
         node[leaf] = value
-    return config_from_dict(values, source=str(path))
+    return values

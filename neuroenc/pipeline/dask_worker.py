@@ -13,6 +13,7 @@ finished on a worker that was then lost, does not redo the work.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,12 +29,13 @@ import numpy as np
 from .config import RunConfig
 from .tasks import (
     cache_dir,
-    config_hash,
     extract_run,
     extractor_params,
     fit_subject,
     make_extractor,
     merge_part_results,
+    results_current,
+    results_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -129,7 +131,7 @@ class WorkerCache(_WorkerPlugin):
         """The data of ``subject`` (loaded as :func:`fit_subject` would load it)."""
         from .loaders import load_dataset
 
-        key = json.dumps([config_hash(config), subject])
+        key = json.dumps([dataclasses.asdict(config.dataset), subject], sort_keys=True, default=str)
         with self.lock:
             if key in self._datasets:
                 self._datasets.move_to_end(key)
@@ -158,33 +160,6 @@ def _worker_cache() -> tuple[WorkerCache | None, str]:
     except (ImportError, ValueError):
         return None, "local"
     return worker.plugins.get(PLUGIN_NAME), worker.address
-
-
-def results_current(path: str | os.PathLike, key: str) -> bool:
-    """Whether ``path`` is a complete results file made with config hash ``key``.
-
-    Reads the file's attributes and the shapes of its scores only. A missing, truncated or
-    foreign file, or one made with other settings, is not current.
-    """
-    import h5py
-
-    from ..encoding.results import RESULTS_FORMAT
-
-    path = Path(path)
-    if not path.is_file():
-        return False
-    try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != RESULTS_FORMAT:
-                return False
-            provenance = json.loads(f.attrs["provenance"])
-            shape = (f["layers"].shape[0], f["targets"].shape[0])
-            if f["scores/r"].shape != shape or f["scores/r2"].shape != shape:
-                return False
-    except (OSError, KeyError, ValueError, TypeError) as err:
-        logger.warning("results file %s is unreadable (%s); it will be recomputed", path, err)
-        return False
-    return provenance.get("config_hash") == key
 
 
 def _record(task: str, output: Any, computed: bool, started: float, worker: str, **extra: Any) -> dict:
@@ -219,7 +194,7 @@ def fit_task(config: RunConfig, subject: str, features: dict[str, str], *, out: 
     """Fit one subject (a layer subset × a target chunk ``[start, stop)``) into ``out``."""
     started = time.time()
     cache, address = _worker_cache()
-    if results_current(out, config_hash(config)):
+    if results_current(out, results_key(config, features, noise_ceiling)):
         return _record("fit", out, False, started, address, subject=subject)
     dataset = cache.dataset(config, subject) if cache is not None else None
     fit_subject(config, subject, features, layers=None if layers is None else list(layers),
@@ -228,7 +203,7 @@ def fit_task(config: RunConfig, subject: str, features: dict[str, str], *, out: 
     return _record("fit", out, True, started, address, subject=subject)
 
 
-def merge_task(config: RunConfig, subject: str, parts: Sequence[Sequence[str]], out: str,
+def merge_task(config: RunConfig, subject: str, parts: Sequence[Sequence[str]], out: str, key: str,
                keep_parts: bool = False, after: Any = None) -> dict[str, Any]:
     """Merge a subject's parts into its results file, atomically, then delete the parts.
 
@@ -236,6 +211,9 @@ def merge_task(config: RunConfig, subject: str, parts: Sequence[Sequence[str]], 
     ----------
     parts : list of list of path
         One list per layer band, each the band's target chunks in target order.
+    key : str
+        The subject's :func:`~neuroenc.pipeline.tasks.results_key` (a complete, current ``out``
+        is kept).
     keep_parts : bool
         Keep the part files after the merge.
     after : any
@@ -245,7 +223,7 @@ def merge_task(config: RunConfig, subject: str, parts: Sequence[Sequence[str]], 
 
     started = time.time()
     _, address = _worker_cache()
-    if results_current(out, config_hash(config)):
+    if results_current(out, key):
         return _record("merge", out, False, started, address, subject=subject)
     bands = [merge_part_results([EncodingResults.load(p) for p in band], axis="targets")
              for band in parts]
@@ -259,4 +237,4 @@ def merge_task(config: RunConfig, subject: str, parts: Sequence[Sequence[str]], 
                    n_parts=sum(len(b) for b in parts))
 
 
-__all__ = ["PLUGIN_NAME", "WorkerCache", "extract_task", "fit_task", "merge_task", "results_current"]
+__all__ = ["PLUGIN_NAME", "WorkerCache", "extract_task", "fit_task", "merge_task"]

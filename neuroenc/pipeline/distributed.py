@@ -36,18 +36,19 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import NeuroencError
 from .config import ConfigError, RunConfig
 from .dask_cluster import check_slurm_options, connect, parse_executor, worker_memory
 from .dask_memory import FitShape, partition_fit
-from .dask_worker import PLUGIN_NAME, WorkerCache, extract_task, fit_task, merge_task, results_current
+from .dask_worker import PLUGIN_NAME, WorkerCache, extract_task, fit_task, merge_task
 from .loaders import GROUP, load_dataset
 from .run import RunOutput, _finish_run
-from .tasks import config_hash, make_extractor, noise_ceilings, output_dir, results_path
+from .tasks import make_extractor, noise_ceilings, output_dir, results_current, results_key, results_path
 
 logger = logging.getLogger(__name__)
 
 
-class TaskError(RuntimeError):
+class TaskError(NeuroencError, RuntimeError):
     """A task failed on the cluster after all its retries."""
 
 
@@ -179,7 +180,7 @@ def _submit_subject(tracker: _Tracker, config: RunConfig, subject: str, size: di
                     resources: dict | None) -> list:
     """Submit the fit tasks of one subject (one task, or parts and their merge); returns their
     futures (none when its results file is complete)."""
-    key = config_hash(config)
+    key = results_key(config, features, noise_ceiling)
     final = results_path(config, subject)
     if results_current(final, key):
         tracker.skip("fit")
@@ -210,7 +211,7 @@ def _submit_subject(tracker: _Tracker, config: RunConfig, subject: str, size: di
                                         files, out=str(out), layers=None if name == "all" else band,
                                         targets=(start, stop), **common))
         grid.append(row)
-    merge = tracker.submit("merge", subject, merge_task, config, subject, grid, str(final), after=parts)
+    merge = tracker.submit("merge", subject, merge_task, config, subject, grid, str(final), key, after=parts)
     return [*parts, merge]
 
 

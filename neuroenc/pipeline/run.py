@@ -6,6 +6,7 @@ so a second run reuses everything that is complete.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..encoding.results import EncodingResults
-from .config import RunConfig, load_config
+from .config import RunConfig, apply_overrides, config_from_dict, load_config
 from .loaders import GROUP, load_dataset
 from .tasks import (
     extract_run,
@@ -119,7 +120,7 @@ def run_pipeline(
         Override ``executor.kind`` (``"serial"``, ``"local:N"``, ``"dask:tcp://..."``,
         ``"slurm"``).
     overrides : dict | None
-        Dotted-key overrides when ``config`` is a path (``{"output.dir": "out"}``).
+        Dotted-key overrides (``{"output.dir": "out"}``), applied to a copy.
     verbose : bool
         Progress bars and info messages.
 
@@ -129,7 +130,11 @@ def run_pipeline(
     """
     if not isinstance(config, RunConfig):
         config = load_config(config, overrides=overrides)
+    elif overrides:
+        config = config_from_dict(apply_overrides(config.to_dict(), overrides),
+                                  source=config.source)
     if executor is not None:
+        config = copy.deepcopy(config)  # the caller's config is left as it was
         config.executor.kind = executor
         config.validate()
     if config.executor.kind != "serial":

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -125,6 +126,33 @@ def noise_ceilings(config: RunConfig, dataset: Any) -> dict[str, np.ndarray]:
     return {GROUP: noise_ceiling_intersubject(np.stack(stacks), "group")}
 
 
+def results_current(path: str | os.PathLike, key: str) -> bool:
+    """Whether ``path`` is a complete results file with :func:`results_key` ``key``.
+
+    Reads the file's attributes and the shapes of its scores only. A missing, truncated or
+    foreign file, or one made with other settings, is not current.
+    """
+    import h5py
+
+    from ..encoding.results import RESULTS_FORMAT
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != RESULTS_FORMAT:
+                return False
+            provenance = json.loads(f.attrs["provenance"])
+            shape = (f["layers"].shape[0], f["targets"].shape[0])
+            if f["scores/r"].shape != shape or f["scores/r2"].shape != shape:
+                return False
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        logger.warning("results file %s is unreadable (%s); it will be recomputed", path, err)
+        return False
+    return provenance.get("results_key") == key
+
+
 # ---------------------------------------------------------------------- fitting
 @contextlib.contextmanager
 def blas_threads(n: int | None):
@@ -189,17 +217,10 @@ def fit_subject(
     from ..features import load_features
 
     out = Path(out) if out is not None else results_path(config, subject)
-    key = config_hash(config)
-    if out.exists():
-        try:
-            previous = EncodingResults.load(out)
-        except Exception:  # a partial or foreign file: recompute
-            logger.warning("results file %s is unreadable; recomputing it", out)
-        else:
-            if previous.provenance.get("config_hash") == key:
-                logger.info("results of %s already complete: %s", subject, out)
-                return out
-            logger.info("results file %s was made with other settings; recomputing it", out)
+    key = results_key(config, features, noise_ceiling)
+    if results_current(out, key):
+        logger.info("results of %s already complete: %s", subject, out)
+        return out
     started = time.time()
     if dataset is None:
         dataset = load_dataset(config.dataset, subjects=[subject])
@@ -235,13 +256,13 @@ def fit_subject(
         "features_files": {run: str(features[run]) for run in responses},
         "config": config.to_dict(),
         "config_file": config.source,
-        "config_hash": key,
+        "results_key": key,
         "neuroenc_version": __version__,
     }
     info = next(iter(responses.values())).info
-    for key in ("mask", "affine", "shape", "space", "mesh"):
-        if key in info:
-            provenance[key] = info[key]
+    for name in ("mask", "affine", "shape", "space", "mesh"):
+        if name in info:
+            provenance[name] = info[name]
     if subject == GROUP:
         provenance["group_members"] = dataset.info.get("group_members")
     settings = {"alignment": design.settings, "baseline": baseline_names if nuisance is not None else None}
@@ -311,9 +332,27 @@ def write_report(config: RunConfig, results: Sequence[str | Path], out: str | Pa
     return Path(path), mapping
 
 
-def config_hash(config: RunConfig) -> str:
-    """A short hash of everything in the config that changes the results."""
+def results_key(config: RunConfig, features: dict[str, str | Path],
+                noise_ceiling: np.ndarray | None = None) -> str:
+    """The key that says whether a results file is current.
+
+    It covers everything that changes the results: the config (data-set arguments with their
+    environment variables expanded; not the output or executor sections), the features files
+    (their names are content hashes of the model identity, transcript and extraction
+    settings), the noise ceiling given, and the neuroenc version.
+    """
+    from ..features.cache import cache_key
+
     d = config.to_dict()
     d.pop("output", None)
     d.pop("executor", None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    d["dataset"]["args"] = {k: os.path.expandvars(v) if isinstance(v, str) else v
+                            for k, v in d["dataset"]["args"].items()}
+    payload = {
+        "config": d,
+        "features": {str(run): Path(path).name for run, path in sorted(features.items())},
+        "noise_ceiling": None if noise_ceiling is None else hashlib.sha256(
+            np.ascontiguousarray(noise_ceiling, dtype="<f8").tobytes()).hexdigest(),
+        "version": __version__,
+    }
+    return cache_key(payload)[:20]
