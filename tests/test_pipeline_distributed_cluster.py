@@ -126,6 +126,10 @@ def test_slurm_options_to_cluster_arguments():
     assert "gpus" not in kwargs and "jobs" not in kwargs
     _, adaptive = check_slurm_options({"cores": 4, "memory": "8GB", "maximum_jobs": 10})
     assert adaptive == {"maximum_jobs": 10}
+    shared, _ = check_slurm_options({"cores": 8, "memory": "64GB", "jobs": 1, "gpus": 4, "processes": 2})
+    assert shared["worker_extra_args"] == ["--resources", "GPU=2"]  # the job's 4 GPUs, 2 per worker
+    with pytest.raises(ConfigError, match=r"2 GPU\(s\) per job shared by 4 worker processes"):
+        check_slurm_options({"cores": 8, "memory": "64GB", "jobs": 1, "gpus": 2, "processes": 4})
 
 
 def test_slurm_job_script_asks_for_the_configured_resources():

@@ -154,7 +154,15 @@ def check_slurm_options(options: dict[str, Any] | None) -> tuple[dict[str, Any],
     if gpus is not None:
         _positive_int("gpus", gpus)
         options["job_extra_directives"] = [*options.get("job_extra_directives", []), f"--gres=gpu:{gpus}"]
-        options["worker_extra_args"] = [*options.get("worker_extra_args", []), "--resources", f"GPU={gpus}"]
+        # each of a job's worker processes holds its share of the job's GPUs
+        per_worker = gpus // options["processes"]
+        if per_worker < 1:
+            raise ConfigError(
+                f"executor.slurm asks for {gpus} GPU(s) per job shared by {options['processes']} "
+                "worker processes: give each process at least one GPU (processes <= gpus)."
+            )
+        options["worker_extra_args"] = [*options.get("worker_extra_args", []), "--resources",
+                                        f"GPU={per_worker}"]
     return options, scale
 
 
