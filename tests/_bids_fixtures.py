@@ -80,3 +80,22 @@ def best_lag(response: np.ndarray, onsets: np.ndarray, times: np.ndarray, tr: fl
         pred = hrf_word_rate(onsets + lag * tr, times, tr)
         scores.append(np.corrcoef(pred, signal)[0, 1])
     return list(lags)[int(np.nanargmax(scores))]
+
+
+def flatten_nifti(path: Path) -> np.ndarray:
+    """A NIfTI's data as (n_volumes, n_voxels), voxels in C order (as the loaders number them)."""
+    import nibabel as nib
+
+    vol = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+    return vol.reshape(-1, vol.shape[-1]).T
+
+
+def make_voxel_constant(path: Path, voxel: int, value: float = 100.0) -> None:
+    """Overwrite a 4-D NIfTI so that flat voxel ``voxel`` is ``value`` in every volume."""
+    import nibabel as nib
+
+    img = nib.load(str(path))
+    vol = np.asarray(img.dataobj, dtype=np.float32).copy()
+    flat = vol.reshape(-1, vol.shape[-1])
+    flat[voxel] = value
+    nib.save(nib.Nifti1Image(flat.reshape(vol.shape), img.affine, img.header), str(path))

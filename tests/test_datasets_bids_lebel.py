@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 
 import h5py
 import numpy as np
 import pytest
-from _bids_fixtures import best_lag, copy_tree, layouts, mini_lebel  # noqa: F401
+from _bids_fixtures import (  # noqa: F401
+    best_lag,
+    copy_tree,
+    flatten_nifti,
+    layouts,
+    make_voxel_constant,
+    mini_lebel,
+)
 
 from neuroenc.datasets import DatasetError, load_lebel2023, read_lebel_transcript
+from neuroenc.datasets.lebel2023 import split_repeats
 from neuroenc.stimuli.textgrid import read_chronological
 from neuroenc.stimuli.textgrid import read_textgrid_tiers as read_tiers
 from neuroenc.datasets.miniature import write_textgrid
@@ -35,11 +45,91 @@ def test_repeated_test_story_is_averaged(mini_lebel):
     ds = load_lebel2023(mini_lebel, subject="UTS01", stories=["wheretheressmoke"])
     resp = ds.responses["UTS01"]["wheretheressmoke"]
     reps = resp.info["repeats"]
-    # 11 blocks of 291 rows, as the annex size of the real file implies
-    assert reps.shape == (11, 291, 16)
+    # 11 blocks of 291 rows, as the annex size of the real file implies: the 10 raw repeats and
+    # their mean, which is not a repeat
+    assert reps.shape == (10, 291, 16) and resp.info["stored_mean_dropped"] is True
     np.testing.assert_allclose(resp.data, reps.mean(axis=0), rtol=1e-6)
     with h5py.File(mini_lebel / "derivative/preprocessed_data/UTS01/wheretheressmoke.hf5") as f:
+        assert f["resp"].shape == (11 * 291, 16)
         np.testing.assert_array_equal(reps[3], f["resp"][3 * 291: 4 * 291])
+        np.testing.assert_allclose(resp.data, f["resp"][10 * 291:], rtol=1e-5, atol=1e-5)
+
+
+def _write_smoke(root, blocks, flat=True):
+    path = root / "derivative/preprocessed_data/UTS01/wheretheressmoke.hf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("resp", data=blocks.reshape(-1, blocks.shape[-1]) if flat else blocks)
+    return path
+
+
+@pytest.mark.parametrize("flat", [True, False])
+def test_repeat_layouts_with_and_without_a_stored_mean(mini_lebel, tmp_path, rng, flat):
+    root = copy_tree(mini_lebel, tmp_path)
+    reps = rng.standard_normal((5, 291, 4))
+    # 5 repeats and their mean (UTS04-09's 6 blocks): the mean is dropped
+    _write_smoke(root, np.concatenate([reps, reps.mean(axis=0, keepdims=True)]), flat)
+    resp = load_lebel2023(root, subject="UTS01", stories=["wheretheressmoke"]).responses["UTS01"]["wheretheressmoke"]
+    np.testing.assert_array_equal(resp.info["repeats"], reps)
+    assert resp.info["stored_mean_dropped"] is True
+    np.testing.assert_allclose(resp.data, reps.mean(axis=0), rtol=1e-12)
+    # 6 blocks without a mean: all six are repeats
+    six = np.concatenate([reps, rng.standard_normal((1, 291, 4))])
+    _write_smoke(root, six, flat)
+    resp = load_lebel2023(root, subject="UTS01", stories=["wheretheressmoke"]).responses["UTS01"]["wheretheressmoke"]
+    np.testing.assert_array_equal(resp.info["repeats"], six)
+    assert resp.info["stored_mean_dropped"] is False
+    np.testing.assert_allclose(resp.data, six.mean(axis=0), rtol=1e-12)
+    # voxels= reads the same columns of every block
+    _write_smoke(root, np.concatenate([reps, reps.mean(axis=0, keepdims=True)]), flat)
+    ds = load_lebel2023(root, subject="UTS01", stories=["wheretheressmoke"], voxels=[1, 3])
+    resp = ds.responses["UTS01"]["wheretheressmoke"]
+    np.testing.assert_array_equal(resp.info["repeats"], reps[:, :, [1, 3]])
+    assert resp.names == ["v1", "v3"]
+
+
+def test_split_repeats_tolerance():
+    rng = np.random.default_rng(3)
+    reps = rng.standard_normal((10, 20, 3)).astype(np.float32)
+    mean = reps.mean(axis=0)
+    out, had = split_repeats(np.concatenate([reps, mean[None]]))
+    assert had and out.shape == (10, 20, 3)
+    # float32 rounding of the stored mean is within tolerance; a real difference is not
+    off = mean.copy()
+    off[4, 1] += 1e-2 * np.abs(reps).max()
+    out, had = split_repeats(np.concatenate([reps, off[None]]))
+    assert not had and out.shape == (11, 20, 3)
+    # NaN voxels in the repeats are NaN in their mean too
+    reps[:, :, 2] = np.nan
+    out, had = split_repeats(np.concatenate([reps, reps.mean(axis=0)[None]]))
+    assert had and out.shape[0] == 10
+    # two blocks, or all zeros: nothing to tell a mean from a repeat
+    assert split_repeats(np.zeros((3, 5, 2)))[1] is False
+    assert split_repeats(np.ones((2, 5, 2)))[1] is False
+
+
+def test_raw_runs_share_one_voxel_set(mini_lebel, tmp_path, caplog):
+    root = copy_tree(mini_lebel, tmp_path)
+    func = root / "sub-UTS01/ses-5/func"
+    path = func / "sub-UTS01_ses-5_task-adollshouse_bold.nii.gz"
+    make_voxel_constant(path, 3)
+    with caplog.at_level(logging.INFO, logger="neuroenc"):
+        ds = load_lebel2023(root, subject="UTS01", source="bold", stories=["adollshouse", "inamoment"])
+    a, b = ds.responses["UTS01"]["adollshouse"], ds.responses["UTS01"]["inamoment"]
+    assert a.names == b.names == [f"v{i}" for i in range(16) if i != 3]
+    np.testing.assert_array_equal(a.data, np.delete(flatten_nifti(path), 3, axis=1)[10:-10])
+    assert "sub-UTS01: kept the 15 voxels that vary in all 2 runs; dropped 1" in caplog.text
+
+
+def test_no_subject_folders(mini_lebel, tmp_path):
+    root = copy_tree(mini_lebel, tmp_path)
+    shutil.rmtree(root / "derivative/preprocessed_data")
+    with pytest.raises(DatasetError, match=r"no subject folders 'UTS\*' under .*derivative/preprocessed_data'\. "
+                                           r"Is root the ds003020 folder"):
+        load_lebel2023(root, subject=None)
+    for sub in ("sub-UTS01", "sub-UTS02"):
+        shutil.rmtree(root / sub)
+    with pytest.raises(DatasetError, match=r"no subject folders 'sub-\*' under"):
+        load_lebel2023(root, subject=None, source="bold")
 
 
 def test_transcripts_drop_noise_marks_and_follow_the_textgrid(mini_lebel):

@@ -1,10 +1,20 @@
 """Le Petit Prince (ds003643) on a miniature copy of its real layout."""
 from __future__ import annotations
 
+import logging
+import shutil
+
 import nibabel as nib
 import numpy as np
 import pytest
-from _bids_fixtures import best_lag, copy_tree, layouts, mini_lpp  # noqa: F401
+from _bids_fixtures import (  # noqa: F401
+    best_lag,
+    copy_tree,
+    flatten_nifti,
+    layouts,
+    make_voxel_constant,
+    mini_lpp,
+)
 
 from neuroenc.datasets import DatasetError, index_runs, load_lpp, make_miniature
 from neuroenc.datasets.lpp import LPP_SCAN_PREPROC, LPP_SCAN_RAW
@@ -95,3 +105,52 @@ def test_errors_name_the_file(mini_lpp, tmp_path):
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header), str(path))
     with pytest.raises(DatasetError, match=r"TR mismatch for .*run-15_space-MNIColin27.*RepetitionTime=2 s"):
         load_lpp(root, "EN", subjects=["EN057"], sections=[1], check_lengths=False)
+
+
+def test_trailing_aborted_raw_run_after_the_ninth_section(mini_lpp, tmp_path, caplog):
+    root = copy_tree(mini_lpp, tmp_path)
+    func = root / "sub-EN057/func"
+    last = func / "sub-EN057_task-lppEN_run-23_echo-2_bold.nii.gz"
+    extra = func / "sub-EN057_task-lppEN_run-24_echo-2_bold.nii.gz"
+    img = nib.load(str(last))
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., :10], img.affine, img.header), str(extra))
+    shutil.copyfile(str(last).replace(".nii.gz", ".json"), str(extra).replace(".nii.gz", ".json"))
+    with caplog.at_level(logging.INFO, logger="neuroenc"):
+        ds = load_lpp(root, "EN", subjects=["EN057"], sections=[9], source="raw", echo=2)
+    assert ds.info["run_map"]["EN057"] == {k: str(14 + k) for k in range(1, 10)}  # runs 15..23
+    assert ds.responses["EN057"]["section-9"].n_samples == LPP_SCAN_RAW["EN"][8] == 372
+    assert "skipped raw run(s) ['run-24 (10 volumes)']" in caplog.text
+    by_order = load_lpp(root, "EN", subjects=["EN057"], sections=[9], source="raw", echo=2,
+                        check_lengths=False)
+    assert by_order.info["run_map"]["EN057"][9] == "23"
+    # a tenth full-length run is not a section either: still nine sections, run-24 skipped
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header), str(extra))
+    again = load_lpp(root, "EN", subjects=["EN057"], sections=[9], source="raw", echo=2,
+                     check_lengths=False)
+    assert again.info["run_map"]["EN057"][9] == "23"
+
+
+def test_one_voxel_set_per_subject(mini_lpp, tmp_path, caplog):
+    root = copy_tree(mini_lpp, tmp_path)
+    deriv = root / "derivatives/sub-EN057/func"
+    paths = {k: deriv / f"sub-EN057_task-lppEN_run-{14 + k}_space-MNIColin27_desc-preproc_bold.nii.gz"
+             for k in (1, 2, 3)}
+    make_voxel_constant(paths[2], 5)  # constant in section 2 only
+    with caplog.at_level(logging.INFO, logger="neuroenc"):
+        ds = load_lpp(root, "EN", subjects=["EN057", "EN059"], sections=[1, 2, 3])
+    expected = [f"v{i}" for i in range(16) if i != 5]
+    for k in (1, 2, 3):
+        resp = ds.responses["EN057"][f"section-{k}"]
+        assert resp.names == expected
+        np.testing.assert_array_equal(resp.data, np.delete(flatten_nifti(paths[k]), 5, axis=1))
+    assert "sub-EN057: kept the 15 voxels that vary in all 3 runs; dropped 1" in caplog.text
+    # the other subject keeps every voxel
+    assert ds.responses["EN059"]["section-2"].names == [f"v{i}" for i in range(16)]
+    # sections loaded without section 2 keep voxel 5
+    ds13 = load_lpp(root, "EN", subjects=["EN057"], sections=[1, 3])
+    assert ds13.responses["EN057"]["section-3"].n_targets == 16
+    # an explicit mask is used as given
+    mask = np.zeros((16, 1, 1), bool)
+    mask[[2, 5, 7]] = True
+    masked = load_lpp(root, "EN", subjects=["EN057"], sections=[2], mask=mask)
+    assert masked.responses["EN057"]["section-2"].names == ["v2", "v5", "v7"]

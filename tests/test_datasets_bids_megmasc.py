@@ -128,3 +128,20 @@ def test_malformed_dict_events_name_the_line(tmp_path):
     path.write_text("onset\tduration\tvalue\n1.0\t0.0\t1\n", encoding="utf-8")
     with pytest.raises(DatasetError, match="neither 'kind' nor 'trial_type'"):
         read_megmasc_events(path)
+
+
+def test_missing_events_and_subject_discovery(mini_megmasc, tmp_path):
+    ds = load_megmasc(mini_megmasc, subject=None, tasks=[0], raw=False)
+    assert ds.subjects == [] and sorted(ds.info["sounds"]) == ["01", "12"]  # the sub-* folders
+    root = copy_tree(mini_megmasc, tmp_path)
+    _events(root, "12", "0").unlink()
+    with pytest.raises(FileNotFoundError, match=r"run 'lw1' has no transcript: .*sub-12_ses-0_task-0_events\.tsv' "
+                                                r"is missing\. The word timings of every sound file of story 'lw1'"):
+        load_megmasc(root, subject="12", tasks=[0], raw=False)
+    _events(root, "01", "0").write_text("")
+    with pytest.raises(DatasetError, match=r"events file .*sub-01_ses-0_task-0_events\.tsv' is empty"):
+        load_megmasc(root, subject="01", tasks=[0], raw=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match=r"no subject folders 'sub-\*' under .*empty'\. Is root the MEG-MASC"):
+        load_megmasc(empty, subject=None, raw=False)

@@ -2,10 +2,18 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
-from _bids_fixtures import best_lag, copy_tree, layouts, mini_narratives  # noqa: F401
+from _bids_fixtures import (  # noqa: F401
+    best_lag,
+    copy_tree,
+    flatten_nifti,
+    layouts,
+    make_voxel_constant,
+    mini_narratives,
+)
 
 from neuroenc.datasets import DatasetError, load_narratives
 from neuroenc.datasets.narratives import NARRATIVES_STORY_OFFSETS, read_participants
@@ -117,3 +125,36 @@ def test_errors_name_the_file(mini_narratives, tmp_path):
     (root / "sub-038/func/sub-038_task-milkyway_events.tsv").unlink()
     with pytest.raises(FileNotFoundError, match=r"has no events\.tsv .*sub-038_task-milkyway_events\.tsv"):
         load_narratives(root, task="milkyway", subjects=["038"])
+
+
+def test_without_the_task_mask_runs_share_one_voxel_set(mini_narratives, tmp_path, caplog):
+    root = copy_tree(mini_narratives, tmp_path)
+    (root / "derivatives/afni-smooth/tpl-MNI152NLin2009cAsym/"
+            "tpl-MNI152NLin2009cAsym_res-pieman_desc-brain_mask.nii.gz").unlink()
+    func = root / "derivatives/afni-nosmooth/sub-001/func"
+    run1 = func / "sub-001_task-pieman_run-1_space-MNI152NLin2009cAsym_res-native_desc-clean_bold.nii.gz"
+    run2 = func / "sub-001_task-pieman_run-2_space-MNI152NLin2009cAsym_res-native_desc-clean_bold.nii.gz"
+    make_voxel_constant(run2, 7)
+    expected = [f"v{i}" for i in range(16) if i != 7]
+    for mask in ("auto", None):  # no template: "auto" falls back to the subject-level mask
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="neuroenc"):
+            ds = load_narratives(root, task="pieman", subjects=["001"], mask=mask, crop=False)
+        a, b = ds.responses["001"]["pieman_run-1"], ds.responses["001"]["pieman_run-2"]
+        assert a.names == b.names == expected
+        np.testing.assert_array_equal(a.data, np.delete(flatten_nifti(run1), 7, axis=1))
+        assert "sub-001: kept the 15 voxels that vary in all 2 runs; dropped 1" in caplog.text
+
+
+def test_missing_transcript_is_reported_before_reading_the_runs(mini_narratives, tmp_path):
+    root = copy_tree(mini_narratives, tmp_path)
+    (root / "stimuli/gentle/pieman/align.json").write_text("")
+    bold = root / ("derivatives/afni-nosmooth/sub-023/func/"
+                   "sub-023_task-pieman_space-MNI152NLin2009cAsym_res-native_desc-clean_bold.nii.gz")
+    bold.write_bytes(b"")  # would be refused as empty if it were read first
+    with pytest.raises(DatasetError, match=r"Gentle alignment .*gentle/pieman/align\.json' is empty"):
+        load_narratives(root, task="pieman", subjects=["023"])
+    (root / "stimuli/gentle/pieman/align.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"run 'pieman' has no transcript: .*gentle/pieman/align\.json' "
+                                                r"is missing\. The Gentle alignments are in the DataLad release"):
+        load_narratives(root, task="pieman", subjects=["023"])

@@ -61,8 +61,29 @@ def test_load_alice_options(data_dir):
         load_alice(data_dir, subjects=["s99"])
     with pytest.raises(ValueError, match="Invalid value for 'resolution'"):
         load_alice(data_dir, resolution="8mm")
-    with pytest.raises(ValueError, match="every requested subject was excluded"):
+    with pytest.raises(DatasetError, match=r"every requested subject was excluded: \{'s33': "
+                                           r"'fmri/10mm/s33-timecourses\.txt: all values are zero'\}"):
         load_alice(data_dir, subjects=["s33"])
+
+
+def test_load_alice_data_problems_are_dataset_errors(data_dir, tmp_path):
+    local = tmp_path / "copy"
+    shutil.copytree(data_dir / "alice-brennan2016", local / "alice-brennan2016")
+    root = local / "alice-brennan2016"
+    tc = root / "fmri/10mm/s18-timecourses.txt"
+    lines = tc.read_text().splitlines()
+    tc.write_text("\n".join(lines[:-1]) + "\n")  # one row short
+    with pytest.raises(DatasetError, match=r"s18-timecourses\.txt' has shape \(361, 6\); expected \(362, 6\)"):
+        load_alice(local, subjects=["s18"], download=False)
+    tc.write_text("\n".join(lines[:5] + ["1.0 2.0 oops 4.0 5.0 6.0"] + lines[6:]) + "\n")
+    with pytest.raises(DatasetError, match=r"s18-timecourses\.txt' is not a numeric table .*delete it and load again"):
+        load_alice(local, subjects=["s18"], download=False)
+    tc.write_text("\n".join(lines) + "\n")
+    rate = root / "fmri/s18-rate.txt"
+    rate.write_text("\n".join(rate.read_text().splitlines()[:100]) + "\n")
+    with pytest.raises(DatasetError, match=r"s18-rate\.txt' has 100 rows; expected 362 \(or 372 with the 10 "
+                                           r"discarded volumes\)"):
+        load_alice(local, subjects=["s18"], download=False)
 
 
 def test_load_naturalstories(data_dir):

@@ -25,8 +25,10 @@ def test_generating_band_gets_the_largest_split_score(rng, form):
     assert np.all(np.argmax(model.split_r2_, 0) == 1)
     assert np.mean(model.split_r2_[1]) > 0.3
     assert np.all(np.abs(model.split_r2_[3]) < 0.05)  # the nuisance band explains nothing
-    # the split scores add up to the (centred) joint score of each fold
-    np.testing.assert_allclose(model.fold_split_r2_.sum(1), model.fold_r2_, atol=1e-8)
+    # the split R² add up to the joint R² of the fold-centred prediction, which is the joint R²
+    # (LayerSweep's definition) plus the offset term; the split r to the joint r
+    np.testing.assert_allclose(model.fold_split_r2_.sum(1), model.fold_r2_ + model.fold_offset_r2_, atol=1e-8)
+    assert np.all(model.fold_offset_r2_ >= -1e-12) and np.any(model.fold_offset_r2_ > 1e-6)
     np.testing.assert_allclose(model.fold_split_r_.sum(1), model.fold_r_, atol=1e-8)
     assert model.deltas_.shape == (3, 4, 10)
 
@@ -83,3 +85,44 @@ def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         check(estimator)
+
+
+@pytest.mark.parametrize("form", ["primal", "kernel"])
+def test_banded_r2_is_the_layer_sweep_r2(rng, form):
+    """One band: the banded model is the layer sweep, and its joint R² is defined as the sweep's
+    (the prediction as it is, not re-centred on the test fold); centring would add
+    fold_offset_r2_, here > 0."""
+    from neuroenc.encoding import LayerSweep
+
+    layers = layer_walk(rng, n_samples=200, n_features=8, n_layers=2)
+    Y = responses_from(rng, layers[1], n_targets=5, snr=0.5)
+    kw = dict(cv=4, gap=2, inner_cv=3, form=form, refit=False, alphas=np.logspace(-1, 4, 6))
+    banded = BandedLayerModel(n_iter=1, random_state=0, **kw).fit({"a": layers[1]}, Y)
+    sweep = LayerSweep(**kw).fit([layers[1]], Y)
+    np.testing.assert_allclose(banded.fold_r_, sweep.fold_r_[:, 0], atol=1e-10)
+    np.testing.assert_allclose(banded.fold_r2_, sweep.fold_r2_[:, 0], atol=1e-10)
+    np.testing.assert_allclose(banded.r2_, sweep.r2_[0], atol=1e-10)
+    assert banded.fold_offset_r2_.max() > 1e-3
+    np.testing.assert_allclose(banded.fold_split_r2_[:, 0], banded.fold_r2_ + banded.fold_offset_r2_, atol=1e-10)
+
+
+def test_banded_gap_comes_from_the_design(rng):
+    """Bands made from an alignment design carry its delays and resampling: the gap is 4 + 3 + 1."""
+    from neuroenc.align import Response, make_fmri_design
+    from neuroenc.encoding import make_cv
+    from neuroenc.features import FeatureSet
+
+    n_tr = 150
+    onsets = np.sort(rng.uniform(0, n_tr * 2.0 - 4, 500))
+    feats = layer_walk(rng, n_samples=500, n_features=4, n_layers=2, smooth=1)
+    design = make_fmri_design(FeatureSet(dict(enumerate(feats)), onsets, onsets + 0.2, run="r"),
+                              Response(rng.standard_normal((n_tr, 2)), tr=2.0, start=0.0, run="r"))
+    bands = make_bands(design, [0, 1])
+    assert bands.info["delays"] == [1, 2, 3, 4]
+    model = BandedLayerModel(n_iter=2, inner_cv=2, refit=False, random_state=0).fit(bands, design.Y)
+    assert model.gap_ == 8
+    expected = make_cv("auto", None, n_tr, 5, 8)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+               for a, b in zip(model.cv_splits_, expected))
+    plain = BandedLayerModel(n_iter=2, inner_cv=2, refit=False, random_state=0).fit(dict(bands), design.Y)
+    assert plain.gap_ == 5  # a plain dict knows nothing of the design: the default

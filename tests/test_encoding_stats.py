@@ -11,6 +11,7 @@ from neuroenc.encoding import (
     noise_ceiling_split_half,
     permutation_null,
     permutation_test,
+    permutation_test_best,
     spearman_brown,
     split_half_reliability,
 )
@@ -122,3 +123,76 @@ def test_alice_group_reliability_matches_published(data_dir):
         assert abs(rel[roi] - ds.info["reliability"][roi]) < 0.06, roi
         assert abs(isc[roi] - ds.info["reliability"][roi]) < 0.06, roi
     assert max(rel, key=rel.get) == "LPTL"
+
+
+@pytest.mark.parametrize("method", ["circular", "block"])
+def test_target_constant_in_one_fold_leaves_that_fold_out(rng, method):
+    """A target constant in a test fold gets the p-value of its other folds (its r there is NaN,
+    and nanmean leaves it out), not the smallest p-value (a NaN null is never >= observed)."""
+    n = 180
+    Y, P = _smooth(rng, n, 3), _smooth(rng, n, 3)  # pure noise: no signal
+    folds = np.array_split(np.arange(n), 3)
+    Y[folds[0], 1] = 2.5  # target 1 is constant in fold 0
+    kw = dict(n_permutations=400, method=method, block_size=5)
+    p = permutation_test(Y, P, folds, random_state=np.random.default_rng(11), **kw)
+    # the same draws for folds 1 and 2: fold 0's are drawn first, then the rest
+    rng2 = np.random.default_rng(11)
+    permutation_null(Y[:, 1:2], P[:, 1:2], folds[:1], random_state=rng2, **kw)
+    p_rest = permutation_test(Y[:, 1:2], P[:, 1:2], folds[1:], random_state=rng2, **kw)
+    assert p[1] == p_rest[0]
+    assert p[1] > 10 / 401  # the old null (NaN in fold 0) gave the smallest p, 1 / 401
+    # the null itself: the mean over the folds where the target varies; NaN if it never varies
+    null = permutation_null(Y, P, folds, random_state=0, **kw)
+    assert np.isfinite(null).all()
+    Y[:, 2] = 1.0
+    assert np.isnan(permutation_null(Y, P, folds, random_state=0, **kw)[:, 2]).all()
+    assert np.isnan(permutation_test(Y, P, folds, random_state=0, **kw)[2])
+
+
+def test_noise_ceiling_intersubject_is_nan_without_shared_signal(rng):
+    """Pure noise: where the mean inter-subject r is <= 0 there is no ceiling (NaN), not 1.0."""
+    data = rng.standard_normal((6, 300, 400))
+    n = data.shape[0]
+    total = data.sum(0)
+    z = lambda a: (a - a.mean(0)) / a.std(0)  # noqa: E731
+    mean_r = np.mean([np.mean(z(data[s]) * z((total - data[s]) / (n - 1)), 0) for s in range(n)], 0)
+    assert 100 < np.sum(mean_r <= 0) < 300  # about half the targets
+    individual = noise_ceiling_intersubject(data)
+    group = noise_ceiling_intersubject(data, "group")
+    assert np.isnan(individual[:, mean_r <= 0]).all() and np.isnan(group[mean_r <= 0]).all()
+    assert np.isfinite(group[mean_r > 0]).all() and np.nanmax(group) < 0.5
+    # (the old result there: rho_1 = 0, so r_s / sqrt(0) = inf, clipped to a ceiling of 1)
+
+
+def test_best_layer_p_values_corrected_by_the_max_over_layers(rng):
+    """The reviewer's simulation: many correlated layers of pure noise. The best layer's own
+    p-value is below 0.05 for about a third of the targets; the max-statistic p-value for ~5 %."""
+    n, t, n_layers = 200, 600, 20
+    preds = [_smooth(rng, n, t, 4)]
+    for _ in range(n_layers - 1):  # adjacent layers correlate 0.9
+        preds.append(0.9 * preds[-1] + np.sqrt(1 - 0.81) * _smooth(rng, n, t, 4))
+    Y = _smooth(rng, n, t, 4)  # independent of every layer
+    folds = np.array_split(np.arange(n), 4)
+    p, p_best = permutation_test_best(Y, preds, folds, n_permutations=500, random_state=0)
+    observed = np.stack([np.mean([np.mean(_z(Y[f]) * _z(q[f]), 0) for f in folds], 0) for q in preds])
+    best = np.argmax(observed, 0)
+    p_at_best = p[best, np.arange(t)]
+    assert np.mean(p_at_best < 0.05) > 0.2
+    assert 0.02 < np.mean(p_best < 0.05) < 0.1
+    # never below the best layer's own p-value (the same draws for every layer); each layer's
+    # p-values are those of permutation_test
+    assert np.all(p_best >= p_at_best)
+    np.testing.assert_array_equal(
+        p[3], permutation_test(Y, preds[3], folds, n_permutations=500,
+                               random_state=int(np.random.default_rng(0).integers(2**62))))
+    # one layer: nothing to correct
+    p1, p1_best = permutation_test_best(Y, preds[:1], folds, n_permutations=200, random_state=1)
+    np.testing.assert_array_equal(p1[0], p1_best)
+    with pytest.raises(ValueError, match=r"observed has shape \(2, 600\); expected \(20, 600\)"):
+        permutation_test_best(Y, preds, folds, observed=observed[:2], n_permutations=10)
+    with pytest.raises(ValueError, match="at least one layer"):
+        permutation_test_best(Y, [], folds)
+
+
+def _z(a):
+    return (a - a.mean(0)) / a.std(0)

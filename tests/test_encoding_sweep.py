@@ -134,3 +134,58 @@ def test_bad_parameters_and_refit_false(rng):
     sweep = LayerSweep(cv=2, gap=0, refit=False).fit([X], Y)
     with pytest.raises(ValueError, match="fitted with refit=False and keeps only scores"):
         sweep.predict([X])
+
+
+# ---------------------------------------------------------------- p-values of the best layer
+def test_best_layer_pvalues_are_the_max_statistic_over_layers(rng):
+    """pvalues_best_ = permutation_test_best on the held-out predictions of every layer, with the
+    same draws for every layer; never below the best layer's own p-value."""
+    from neuroenc.encoding import _ridge, inner_splits, permutation_test_best
+    from neuroenc.encoding.backend import use_backend
+
+    layers = layer_walk(rng, n_samples=150, n_features=6, n_layers=5, step=0.4)
+    Y = rng.standard_normal((150, 40))
+    Y[:, :5] += layers[2] @ rng.standard_normal((6, 5)) * 0.6  # a few targets with signal
+    alphas = np.logspace(0, 4, 5)
+    sweep = LayerSweep(alphas=alphas, cv=3, gap=3, inner_cv=2, n_permutations=300, refit=False,
+                       random_state=5, dtype="float64", backend="numpy").fit(layers, Y)
+    assert sweep.block_sizes_ == [3, 3, 3]  # the gap, for every layer
+    outer = sweep.cv_splits_
+    inner = [inner_splits(tr, None, 2, 3) for tr, _ in outer]
+    with use_backend("numpy") as B:
+        preds = [_ridge.fit_layer_cv(B.asarray(X), B.asarray(Y), outer, inner, B.asarray(alphas),
+                                     return_predictions=True)["predictions"] for X in layers]
+    p, p_best = permutation_test_best(Y, preds, [te for _, te in outer], observed=sweep.r_,
+                                      n_permutations=300, block_size=[3, 3, 3], random_state=5)
+    np.testing.assert_array_equal(sweep.pvalues_, p)
+    np.testing.assert_array_equal(sweep.pvalues_best_, p_best)
+    best = np.argmax(sweep.r_, 0)
+    assert np.all(sweep.pvalues_best_ >= sweep.pvalues_[best, np.arange(40)])
+    assert np.all(sweep.pvalues_best_[:5] < 0.01)  # real signal survives the correction
+    res = sweep.to_results()
+    np.testing.assert_array_equal(res.pvalues_best, sweep.pvalues_best_)
+    assert res.qvalues_best.shape == (40,) and np.all(res.qvalues_best >= res.pvalues_best)
+    # the same layer twice: identical nulls, so the maximum changes nothing
+    twice = LayerSweep(alphas=alphas, cv=3, gap=3, inner_cv=2, n_permutations=300, refit=False,
+                       random_state=5).fit([layers[2], layers[2]], Y)
+    np.testing.assert_array_equal(twice.pvalues_best_, twice.pvalues_[0])
+
+
+def test_auto_block_sizes_depend_on_the_gap_and_folds_only(rng):
+    """"auto": the gap clipped to [2, n_test // 4], the same for layers of any autocorrelation."""
+    white = rng.standard_normal((120, 4))
+    smooth = np.cumsum(rng.standard_normal((120, 4)), 0)  # very autocorrelated
+    Y = rng.standard_normal((120, 3))
+    kw = dict(alphas=(1.0, 10.0), inner_cv=2, n_permutations=20, refit=False, random_state=0)
+    assert LayerSweep(cv=3, gap=0, **kw).fit([white, smooth], Y).block_sizes_ == [2, 2, 2]
+    assert LayerSweep(cv=3, gap=7, **kw).fit([white, smooth], Y).block_sizes_ == [7, 7, 7]
+    big = rng.standard_normal((400, 2))
+    assert LayerSweep(cv=2, gap=60, **kw).fit([big], big[:, ::-1]).block_sizes_ == [50, 50]  # 200 // 4
+    sweep = LayerSweep(cv=3, gap=7, block_size=4, **kw).fit([white], Y)
+    assert sweep.block_sizes_ == 4 and sweep.settings_()["block_sizes_used"] == 4
+    # the p-values of a layer do not depend on the other layers fitted with it
+    both = LayerSweep(cv=3, gap=7, **kw).fit([white, smooth], Y)
+    alone = LayerSweep(cv=3, gap=7, **kw).fit([smooth], Y)
+    np.testing.assert_array_equal(both.pvalues_[1], alone.pvalues_[0])
+    with pytest.raises(ValueError, match="Invalid value for 'block_size'"):
+        LayerSweep(cv=3, gap=7, block_size="acf", **kw).fit([white], Y)

@@ -20,6 +20,7 @@ from neuroenc.features import (
     is_complete,
     load_features,
     model_identity,
+    read_feature_info,
     save_features,
 )
 from neuroenc.testing import tiny_gpt2, tiny_transcript
@@ -108,7 +109,8 @@ def test_cache_path_without_loading_the_model(tmp_path, monkeypatch):
     lm = tiny_gpt2(n_layer=2, path=folder)
     tr = tiny_transcript(15)
     assert model_identity(str(folder)) == lm.identity == f"sha256:{lm.sha256}"
-    assert model_identity(str(folder), revision="v1") == "revision:v1"
+    # For a local folder a revision is only a label: the weights' sha256 stays the identity.
+    assert model_identity(str(folder), revision="v1") == lm.identity
     before = feature_cache_path(tmp_path / "cache", tr, str(folder), layers=[0.5], **KW)
     fs = extract_features(tr, str(folder), cache_dir=tmp_path / "cache", layers=[0.5], **KW)
     assert fs.attrs["path"] == str(before) and fs.layer_indices == [1]
@@ -185,3 +187,71 @@ def test_corrupt_or_partial_cache_file_is_recomputed(tmp_path, gpt2, caplog):
     fs = extract_features(tr, gpt2, cache_dir=tmp_path, **KW)
     assert is_complete(path)
     np.testing.assert_array_equal(fs[2], good[2])
+
+
+def test_cache_hit_returns_the_requested_reference(tmp_path, gpt2, monkeypatch):
+    """The reference is not part of the key: a cached file serves both, at the one asked for."""
+    tr = tiny_transcript(20)
+    onset = extract_features(tr, gpt2, cache_dir=tmp_path, reference="onset", **KW)
+    assert onset.reference == "onset"
+    monkeypatch.setattr(extract_module, "run_plan", _fail)
+    mid = extract_features(tr, gpt2, cache_dir=tmp_path, reference="midpoint", **KW)
+    assert mid.reference == "midpoint" and mid.attrs["path"] == onset.attrs["path"]
+    np.testing.assert_allclose(mid.times, (tr.onsets + tr.offsets) / 2)
+    np.testing.assert_array_equal(mid[2], onset[2])
+    subset = extract_features(tr, gpt2, cache_dir=tmp_path, reference="midpoint", layers=[1], **KW)
+    assert subset.reference == "midpoint" and subset.layer_indices == [1]
+    again = extract_features(tr, gpt2, cache_dir=tmp_path, reference="onset", **KW)
+    np.testing.assert_array_equal(again.times, tr.onsets)
+
+
+def test_cache_lookup_reads_no_features(tmp_path, gpt2, monkeypatch):
+    """Finding a cached file reads attributes and shapes only; a hit reads the asked layers only."""
+    tr = tiny_transcript(20)
+    full = extract_features(tr, gpt2, cache_dir=tmp_path, **KW)
+    read = []
+    original = h5py.Dataset.__getitem__
+
+    def spy(self, key):
+        read.append(self.name)
+        return original(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    ext = FeatureExtractor(gpt2, cache_dir=tmp_path, layers=[1, -1], **KW)
+    assert str(ext.cached_path(tr)) == full.attrs["path"]  # the all-layers file serves [1, 3]
+    assert FeatureExtractor(gpt2, cache_dir=tmp_path, layers=[1], **{**KW, "stride": 3}).cached_path(tr) is None
+    assert read == []
+    monkeypatch.setattr(extract_module, "run_plan", _fail)
+    fs = ext.transform(tr)
+    assert fs.layer_indices == [1, 3]
+    np.testing.assert_array_equal(fs[3], full[3])
+    assert sorted(n for n in read if n.startswith("/layers/")) == ["/layers/1", "/layers/3"]
+
+
+def test_read_feature_info(tmp_path, gpt2):
+    tr = tiny_transcript(20, name="story-2")
+    fs = extract_features(tr, gpt2, cache_dir=tmp_path, layers=[0, 2], **KW)
+    info = read_feature_info(fs.attrs["path"])
+    assert info["layer_indices"] == [0, 2] and info["n_words"] == 20 and info["n_model_layers"] == 4
+    assert (info["model"], info["run"], info["reference"]) == ("tiny-gpt2", "story-2", "onset")
+    assert info["cache_key"] == fs.attrs["cache_key"] and info["path"] == fs.attrs["path"]
+    with pytest.raises(FileNotFoundError, match="feature file not found"):
+        read_feature_info(tmp_path / "missing.h5")
+    with h5py.File(fs.attrs["path"], "r+") as f:
+        f.attrs["complete"] = False
+    with pytest.raises(ValueError, match="is incomplete or corrupt"):
+        read_feature_info(fs.attrs["path"])
+
+
+def test_load_features_layer_grammar(tmp_path, gpt2):
+    """load_features takes the layer grammar of extraction: negative indices, relative depths."""
+    path = save_features(extract_features(tiny_transcript(15), gpt2, **KW), tmp_path / "f.h5")
+    assert load_features(path, layers=[-1, 0.5]).layer_indices == [2, 3]
+    assert load_features(path, layers="all").layer_indices == [0, 1, 2, 3]
+    assert load_features(path, layers=1.0).layer_indices == [3]
+    with pytest.raises(ValueError, match="Invalid value for 'layers': 'middle'"):
+        load_features(path, layers="middle")
+    with pytest.raises(ValueError, match="Layer -5 is out of range for 'tiny-gpt2', which has 4 hidden states"):
+        load_features(path, layers=[-5])
+    with pytest.raises(ValueError, match=r"Relative depth must be in \[0, 1\]"):
+        load_features(path, layers=[1.5])

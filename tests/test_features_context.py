@@ -70,3 +70,22 @@ def test_strided_token_forwards_per_token():
     window = plan_contexts(al, "window", C).n_token_forwards() / al.n_tokens
     assert strided == pytest.approx((C + S) / S, rel=0.02)
     assert window == pytest.approx(C + 1, rel=0.02)
+
+
+def test_plan_contexts_bad_input():
+    with pytest.raises(ValueError, match="Invalid value for 'policy'. Allowed values are 'strided', 'window', "
+                       "but got 'sliding' instead"):
+        plan_contexts(AL, "sliding", context_tokens=3, stride=2)
+    with pytest.raises(ValueError, match="Invalid value for 'kind'. Allowed values are 'causal', 'masked', "
+                       "but got 'seq2seq' instead"):
+        plan_contexts(AL, "window", context_tokens=3, kind="seq2seq")
+    with pytest.raises(ValueError, match="'stride' must be > 0, got 0"):
+        plan_contexts(AL, "strided", context_tokens=3, stride=0)
+    with pytest.raises(ValueError, match="'context_tokens' must be >= 0, got -1"):
+        plan_contexts(AL, "strided", context_tokens=-1, stride=2)
+    with pytest.raises(ValueError, match="'right_context' must be >= 0, got -2"):
+        plan_contexts(AL, "window", context_tokens=3, right_context=-2, kind="masked")
+    with pytest.raises(TypeError, match="'stride' must be an integer, got 2.5"):
+        plan_contexts(AL, "strided", context_tokens=3, stride=2.5)
+    with pytest.raises(TypeError, match="'alignment' must be an instance of TokenAlignment"):
+        plan_contexts([1, 2, 3], "window")

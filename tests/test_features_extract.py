@@ -268,3 +268,79 @@ def test_intervention_is_applied_and_recorded(gpt2, transcript):
     assert np.abs(skip[3] - plain[3]).max() > 1e-3
     assert skip.attrs["intervention"]["kind"] == "skip"
     assert skip.attrs["cache_key"] != plain.attrs["cache_key"]
+
+
+@pytest.fixture
+def neuroenc_logger():
+    """The package logger, restored (level and handlers) after the test."""
+    log = logging.getLogger("neuroenc")
+    level, handlers = log.level, list(log.handlers)
+    yield log
+    log.setLevel(level)
+    log.handlers[:] = handlers
+
+
+def _messages(caplog, text):
+    return [r for r in caplog.records if text in r.getMessage()]
+
+
+def test_verbose_never_changes_the_shared_logger(tmp_path, neuroenc_logger, monkeypatch, caplog, capsys):
+    """verbose=None inherits the logger's level; an explicit level applies to the call's own
+    messages and progress bar only, and the shared logger's level is never touched."""
+    import neuroenc.features.extract as extract_module
+
+    lm = tiny_gpt2(n_layer=1)
+    levels = []
+    original = extract_module.run_plan
+
+    def spy(*args, **kwargs):
+        levels.append(neuroenc_logger.level)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(extract_module, "run_plan", spy)
+    kw = dict(context_tokens=4, cache_dir=tmp_path)
+    neuroenc_logger.setLevel(logging.WARNING)  # as `neuroenc -q` sets it
+    # Inherit: quiet, no progress bar.
+    extract_features(tiny_transcript(12, name="a"), lm, **kw)
+    assert not _messages(caplog, "Wrote") and "features a" not in capsys.readouterr().err
+    # An explicit "info" shows this call's messages and bar, without changing the logger.
+    extract_features(tiny_transcript(12, name="b"), lm, verbose="info", **kw)
+    assert len(_messages(caplog, "Wrote")) == 1 and "features b" in capsys.readouterr().err
+    extract_features(tiny_transcript(12, name="b"), lm, verbose=True, **kw)
+    assert len(_messages(caplog, "Reusing cached features")) == 1
+    assert levels == [logging.WARNING, logging.WARNING] and neuroenc_logger.level == logging.WARNING
+    # Inherit a verbose logger: messages and bar show; an explicit "error" silences this call only.
+    neuroenc_logger.setLevel(logging.INFO)
+    extract_features(tiny_transcript(12, name="c"), lm, **kw)
+    assert len(_messages(caplog, "Wrote")) == 2 and "features c" in capsys.readouterr().err
+    extract_features(tiny_transcript(12, name="d"), lm, verbose="error", **kw)
+    extract_features(tiny_transcript(12, name="d"), lm, verbose="error", **kw)
+    assert len(_messages(caplog, "Wrote")) == 2 and len(_messages(caplog, "Reusing")) == 1
+    assert "features d" not in capsys.readouterr().err
+    assert levels[2:] == [logging.INFO, logging.INFO] and neuroenc_logger.level == logging.INFO
+    with pytest.raises(ValueError, match="Invalid value for 'verbose'. Allowed values are 'debug'"):
+        extract_features(tiny_transcript(12, name="e"), lm, verbose="loud", **kw)
+
+
+def test_learned_attributes_only_after_fit(tmp_path):
+    """As scikit-learn estimators: nothing ending in "_" before fit (cache_path included)."""
+    from neuroenc.features import model_identity
+
+    def learned(est):  # scikit-learn's check_is_fitted rule
+        return sorted(k for k in vars(est) if k.endswith("_") and not k.startswith("__"))
+
+    tiny_gpt2(n_layer=1, path=tmp_path / "m")
+    tiny_gpt2(n_layer=1, seed=1, path=tmp_path / "m2")
+    tr = tiny_transcript(10)
+    ext = FeatureExtractor(str(tmp_path / "m"), cache_dir=tmp_path / "c", context_tokens=4)
+    path = ext.cache_path(tr)
+    assert learned(ext) == []
+    # The memoised identity follows the model parameter.
+    ext.model = str(tmp_path / "m2")
+    assert ext.cache_path(tr) != path
+    ext.model = str(tmp_path / "m")
+    assert ext.cache_path(tr) == path
+    ext.fit()
+    assert learned(ext) == ["identity_", "model_"]
+    assert ext.identity_ == ext.model_.identity == model_identity(str(tmp_path / "m"))
+    assert ext.cache_path(tr) == path

@@ -13,6 +13,7 @@ from neuroenc.features import (
     LoadedModel,
     ModelNotAvailableError,
     extract_features,
+    feature_cache_path,
     load_model,
     model_identity,
     resolve_device,
@@ -82,7 +83,9 @@ def test_local_folder_round_trip(tmp_path, builder, kind, prefix, suffix):
     assert disk.identity == model_identity(str(tmp_path / "m"))
     assert load_model(disk) is disk
     labelled = load_model(str(tmp_path / "m"), revision="v1")
-    assert labelled.identity == "revision:v1" and labelled.provenance()["revision"] == "v1"
+    # A local folder's revision is a label in provenance; its weights' sha256 identifies it.
+    assert labelled.identity == disk.identity == f"sha256:{disk.sha256}"
+    assert labelled.provenance()["revision"] == "v1" and not labelled.from_hub
     assert "LoadedModel" in repr(disk) and f"{kind}, 3 hidden states x 64" in repr(disk)
 
 
@@ -122,3 +125,84 @@ def test_slow_tokenizer_is_rejected():
         LoadedModel(lm.model, slow, name="x", kind="causal")
     with pytest.raises(ValueError, match="Invalid value for 'kind'"):
         LoadedModel(lm.model, tiny_tokenizer(), name="x", kind="seq2seq")
+
+
+A, B = "a" * 40, "b" * 40
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """A Hugging Face cache holding hub model 'org/tiny' at two commits (different weights)."""
+    import huggingface_hub.constants as hub_constants
+
+    repo = tmp_path / "hub" / "models--org--tiny"
+    for seed, commit in ((0, A), (1, B)):
+        tiny_gpt2(n_layer=1, seed=seed, path=repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(A)
+    (repo / "refs" / "dev").write_text(A)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return repo
+
+
+def test_hub_revision_is_recorded_as_its_commit(fake_hub, tmp_path):
+    """A branch name is resolved to the commit it points to, so features cached for one
+    commit are not reused after the branch moves."""
+    tr = tiny_transcript(12)
+    assert model_identity("org/tiny") == model_identity("org/tiny", revision="dev") == f"revision:{A}"
+    lm = load_model("org/tiny", revision="dev")
+    assert lm.from_hub and lm.revision == A and lm.identity == f"revision:{A}"
+    assert lm.provenance()["revision"] == A
+    before = feature_cache_path(tmp_path / "cache", tr, "org/tiny", revision="dev", context_tokens=4)
+    fs = extract_features(tr, "org/tiny", revision="dev", cache_dir=tmp_path / "cache", context_tokens=4)
+    assert fs.attrs["path"] == str(before) and fs.attrs["revision"] == A
+    # The branch moves to commit B: another identity, another cache file, other features.
+    (fake_hub / "refs" / "dev").write_text(B)
+    assert model_identity("org/tiny", revision="dev") == f"revision:{B}"
+    after = feature_cache_path(tmp_path / "cache", tr, "org/tiny", revision="dev", context_tokens=4)
+    assert after != before
+    moved = extract_features(tr, "org/tiny", revision="dev", cache_dir=tmp_path / "cache", context_tokens=4)
+    assert moved.attrs["path"] == str(after) and moved.attrs["revision"] == B
+    assert np.abs(moved[1] - fs[1]).max() > 1e-3
+    # A commit hash is its own identity; an unknown branch is not available offline.
+    assert model_identity("org/tiny", revision=B) == f"revision:{B}"
+    assert load_model("org/tiny", revision=B).identity == f"revision:{B}"
+    with pytest.raises(ModelNotAvailableError, match="Model 'org/tiny' is not available: HF_HUB_OFFLINE is set"):
+        model_identity("org/tiny", revision="no-such-branch")
+
+
+def test_public_functions_declare_return_types():
+    assert resolve_device.__annotations__["return"] == "torch.device"
+    assert resolve_dtype.__annotations__["return"] == "torch.dtype"
+    assert LoadedModel.hidden_states.__annotations__["return"] == "tuple[torch.Tensor, ...]"
+
+
+def test_hub_model_without_a_known_commit_is_identified_by_its_weights(fake_hub, monkeypatch, caplog):
+    import transformers
+
+    original = transformers.AutoConfig.from_pretrained
+
+    def no_commit(*args, **kwargs):
+        out = original(*args, **kwargs)  # (config, unused kwargs) when the model asks
+        (out[0] if isinstance(out, tuple) else out)._commit_hash = None
+        return out
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", no_commit)
+    monkeypatch.setattr(models_module, "_hub_commit", lambda *args, **kwargs: None)
+    with caplog.at_level("WARNING", logger="neuroenc"):
+        lm = load_model("org/tiny", revision="dev")
+    assert "Could not find the hub commit of 'org/tiny' (revision 'dev')" in caplog.text
+    assert not lm.from_hub and lm.revision == "dev" and lm.identity == f"sha256:{lm.sha256}"
+    assert lm.sha256 == tiny_gpt2(n_layer=1, seed=0).sha256  # the parameters of commit A
+
+
+def test_hub_commit_that_cannot_be_found_is_an_error(monkeypatch):
+    import transformers.utils
+
+    for resolved in (None, "/somewhere/not/a/snapshot/config.json"):
+        monkeypatch.setattr(transformers.utils, "cached_file", lambda *args, _r=resolved, **kwargs: _r)
+        with pytest.raises(ModelNotAvailableError, match=r"Model 'org/tiny' is not available.*"
+                           r"no commit of revision 'dev' is known"):
+            model_identity("org/tiny", revision="dev")
+    assert model_identity("org/tiny", revision=A) == f"revision:{A}"  # a commit needs no lookup

@@ -66,3 +66,20 @@ def test_freeze_context_through_the_window_policy(transcript, lm, intact):
 def test_context_interventions_need_the_window_policy(transcript, lm):
     with pytest.raises(ValueError, match="needs policy='window' and pooling='last'"):
         _extract(transcript, lm, "freeze-context:1", policy="strided")
+
+
+def test_random_context_does_not_depend_on_batching(transcript, lm):
+    """Each word's random context is drawn from its own sequence's tokens: batch size, row and
+    padding leave its features unchanged (with one generator per batch they differed by ~1)."""
+    kw = dict(context_tokens=12, policy="window", pooling="last", intervention="random-context:1:seed=3")
+    one = extract_features(transcript, lm, batch_size=1, **kw)
+    three = extract_features(transcript, lm, batch_size=3, **kw)
+    many = extract_features(transcript, lm, batch_size=64, **kw)
+    for layer in one.layer_indices:
+        np.testing.assert_allclose(three[layer], one[layer], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(many[layer], one[layer], rtol=1e-5, atol=1e-5)
+    # The seed still matters, and the recorded spec says how the noise was drawn.
+    other = extract_features(transcript, lm, batch_size=3, **dict(kw, intervention="random-context:1:seed=4"))
+    assert not np.allclose(other[2], one[2], atol=1e-3)
+    assert one.attrs["intervention"] == {"kind": "random-context", "start": 1, "seed": 3,
+                                         "noise": "per-sequence", "spec": "random-context:1:seed=3"}

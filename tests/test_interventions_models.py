@@ -254,6 +254,45 @@ def test_random_context_matches_norms_and_is_seeded(llama, ids):
     assert torch.equal(a[k + 2][:, :-1], context)  # then frozen
 
 
+def test_random_context_is_drawn_per_sequence(llama, ids):
+    """A row's random context depends on its own tokens only: not on the batch, its row, the
+    padding after it or the forward calls before it (one generator per batch made it all four)."""
+    short = ids[1:, : SEQ - 3]
+    padded = torch.cat([ids[:1], torch.cat([short, torch.zeros(1, 3, dtype=ids.dtype)], 1)])
+    mask = torch.ones_like(padded)
+    mask[1, SEQ - 3:] = 0
+    with apply_intervention(llama, "random-context:1:seed=5"):
+        alone = _hidden(llama, short)
+        _hidden(llama, ids)  # an unrelated call in between changes nothing
+        both = _hidden(llama, padded, attention_mask=mask)
+        again = _hidden(llama, short)
+        swapped = _hidden(llama, torch.cat([padded[1:], padded[:1]]), attention_mask=torch.cat([mask[1:], mask[:1]]))
+        embeds = llama(inputs_embeds=llama.embed_tokens(short), output_hidden_states=True).hidden_states
+        embeds_again = llama(inputs_embeds=llama.embed_tokens(short), output_hidden_states=True).hidden_states
+    for layer in range(N_BLOCKS + 1):
+        assert torch.equal(again[layer], alone[layer])
+        torch.testing.assert_close(both[layer][1, : SEQ - 3], alone[layer][0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(swapped[layer][0, : SEQ - 3], alone[layer][0], rtol=1e-5, atol=1e-5)
+        assert torch.equal(embeds[layer], embeds_again[layer])
+    # Padding keeps its hidden state; the same tokens with another seed get another context.
+    ref = _hidden(llama, padded, attention_mask=mask)
+    assert torch.equal(both[2][1, SEQ - 3:], ref[1][1, SEQ - 3:])
+    with apply_intervention(llama, "random-context:1:seed=6"):
+        other = _hidden(llama, short)
+    assert not torch.allclose(other[2], alone[2], atol=1e-3)
+
+
+def test_random_context_block_called_alone_is_an_error(llama):
+    hidden = torch.randn(1, 5, 32, generator=torch.Generator().manual_seed(0))
+    position_ids = torch.arange(5)[None]
+    pe = llama.rotary_emb(hidden, position_ids=position_ids)
+    with apply_intervention(llama, "random-context:1"):
+        with pytest.raises(ValueError, match=r"found no input_ids or inputs_embeds of shape \(batch, length\) "
+                           r"= \(1, 5\) passed to the model \(was a block called on its own\?\)"):
+            llama.layers[1](hidden, attention_mask=_causal_mask(5), position_ids=position_ids,
+                            position_embeddings=pe)
+
+
 def test_model_is_restored_after_exit_and_exception(llama, ids):
     ref = _hidden(llama, ids)  # installs transformers' own capture hooks first
 

@@ -51,6 +51,11 @@ def test_str_and_dict_forms():
     assert parse_intervention("repeat:5x4").to_dict() == {"kind": "repeat", "start": 5, "n": 4, "spec": "repeat:5x4"}
     assert parse_intervention("freeze-context:2").to_dict() == {
         "kind": "freeze-context", "start": 2, "spec": "freeze-context:2"}
+    # random-context records how its vectors are drawn, so other draws never share a cache key.
+    assert parse_intervention("random-context:2").to_dict() == {
+        "kind": "random-context", "start": 2, "seed": 0, "noise": "per-sequence",
+        "spec": "random-context:2:seed=0"}
+    assert parse_intervention({"kind": "random-context", "start": 2, "seed": 1}).to_dict()["noise"] == "per-sequence"
     shuffled = parse_intervention("shuffle:0-3:seed=1").to_dict()
     assert sorted(shuffled["order"]) == [0, 1, 2, 3]
     assert parse_intervention({"kind": "skip", "start": 2}) == Intervention("skip", 2, 2)
@@ -152,10 +157,18 @@ def test_bad_dicts_and_types():
         parse_intervention({"kind": "shuffle", "start": 0, "stop": 2, "seed": 0, "order": wrong})
     with pytest.raises(TypeError, match="must be a spec string"):
         parse_intervention(3)
+    with pytest.raises(ValueError, match=r"the recorded noise 'per-batch' is not how this version draws "
+                       r"random contexts \('per-sequence', for 'random-context' only\).*Re-extract them"):
+        parse_intervention({"kind": "random-context", "start": 1, "seed": 0, "noise": "per-batch"})
+    with pytest.raises(ValueError, match="the recorded noise 'per-sequence' is not how"):
+        parse_intervention({"kind": "skip", "start": 1, "noise": "per-sequence"})
 
 
 def test_check_blocks():
     assert parse_intervention("skip:1-3").check(4).stop == 3
+    assert parse_intervention("swap:0-1,4").last_block() == 5
+    assert parse_intervention("freeze-context:2").last_block() == 2
+    assert parse_intervention("no-attention:3").last_block() == 3
     with pytest.raises(ValueError, match=r"needs block 9 but the model has 4 blocks \(0..3\)"):
         parse_intervention("skip:2-9").check(4)
     with pytest.raises(ValueError, match="needs block 4 but the model has 4 blocks"):

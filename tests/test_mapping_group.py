@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from _mapping_fixtures import PEAKS, ROIS, make_group, make_results
-from neuroenc.mapping import fdr_bh, group_summary, scores_table, sign_flip_test
+from neuroenc.mapping import fdr_bh, group_summary, map_layers, scores_table, sign_flip_test
 
 
 def test_sign_flip_exact_p_values():
@@ -118,3 +118,16 @@ def test_group_summary_bad_input():
         group_summary(table, negative="none")
     with pytest.raises(TypeError, match="'n_permutations' must be an integer"):
         group_summary(table, n_permutations=1.5)
+
+
+def test_group_of_one_subject_uses_the_p_values_corrected_for_the_layer_choice():
+    import dataclasses
+
+    res = make_results()
+    res = dataclasses.replace(res, pvalues_best=np.linspace(0.001, 0.3, len(ROIS)))
+    for g in (group_summary(scores_table(res)), map_layers(res, n_boot=10).group):
+        g = g.set_index("target")
+        np.testing.assert_array_equal(g.loc[list(ROIS), "p"], res.pvalues_best)
+        np.testing.assert_array_equal(g.loc[list(ROIS), "q"], res.qvalues_best)
+        assert set(g["p_method"]) == {"max over layers"}
+        assert g["test"].iloc[0] == "permutation test of the encoding model (one subject), max over 9 layers"

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from _mapping_fixtures import PEAKS, ROIS, make_group, make_results
-from neuroenc.mapping import best_layers, preference_index, scores_table
+from neuroenc.mapping import best_layers, map_layers, preference_index, scores_table
 
 
 @pytest.mark.parametrize("layer", [0, 3, 7])
@@ -108,3 +108,34 @@ def test_best_layers_bad_table():
         best_layers(np.zeros((3, 3)))
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['r2'\]; it needs one row per"):
         best_layers(pd.DataFrame({"subject": "a", "layer": [0], "target": ["x"], "r": [0.1]}), score="r2")
+
+
+def _with_best_p(res, seed):
+    """The results with p-values of the best layer corrected for the choice of layer."""
+    import dataclasses
+
+    p_best = np.random.default_rng(seed).uniform(0.01, 0.2, res.n_targets)
+    return dataclasses.replace(res, pvalues_best=p_best)
+
+
+def test_best_layers_report_the_p_value_corrected_for_the_layer_choice():
+    """With pvalues_best, p/q at the best layer are the max-over-layers ones; the best layer's own
+    stay in p_layer/q_layer; results without them fall back (p_method says which)."""
+    from neuroenc.encoding.stats import fdr_bh
+
+    corrected = _with_best_p(make_results("s01", seed=0), 1)
+    np.testing.assert_allclose(corrected.qvalues_best, fdr_bh(corrected.pvalues_best))
+    plain = make_results("s02", seed=1)
+    for best in (best_layers(scores_table([corrected, plain])),
+                 map_layers([corrected, plain], n_boot=10, n_permutations=10).best):
+        one = best[best.subject == "s01"].set_index("target")
+        two = best[best.subject == "s02"].set_index("target")
+        for j, target in enumerate(ROIS):
+            k = PEAKS[target]
+            assert one.loc[target, "p"] == corrected.pvalues_best[j]
+            assert one.loc[target, "q"] == corrected.qvalues_best[j]
+            assert one.loc[target, "p_layer"] == corrected.pvalues[k, j]
+            assert one.loc[target, "q_layer"] == corrected.qvalues[k, j]
+            assert two.loc[target, "p"] == two.loc[target, "p_layer"] == plain.pvalues[k, j]
+            assert two.loc[target, "q"] == plain.qvalues[k, j]
+        assert set(one["p_method"]) == {"max over layers"} and set(two["p_method"]) == {"best layer only"}

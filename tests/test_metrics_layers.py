@@ -1,6 +1,8 @@
 """Per-layer metrics of feature sets, their HDF5 file and the ``neuroenc metrics`` command."""
 from __future__ import annotations
 
+import logging
+
 import h5py
 import numpy as np
 import pytest
@@ -11,6 +13,16 @@ from neuroenc.features.cache import save_features
 from neuroenc.features.metrics_layers import METRICS, LayerMetrics, layer_metrics
 
 N_WORDS, DIM, WINDOW = 40, 64, 8
+
+
+@pytest.fixture(autouse=True)
+def restore_logger():
+    """``main`` sets the package logger's level and adds a handler: undo it after each test."""
+    log = logging.getLogger("neuroenc")
+    level, handlers = log.level, list(log.handlers)
+    yield
+    log.setLevel(level)
+    log.handlers[:] = handlers
 
 
 @pytest.fixture
@@ -104,10 +116,42 @@ def test_metrics_command_errors(features, tmp_path, capsys):
     out = str(tmp_path / "m.h5")
     assert main(["metrics", "--features", str(tmp_path / "missing.h5"), "--out", out]) == 1
     assert "features file not found" in capsys.readouterr().err
-    assert main(["metrics", "--features", str(feats), "--out", out, "--layers", "a,b"]) == 1
-    assert "--layers must be 'all' or comma-separated integers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["metrics", "--features", str(feats), "--out", out, "--layers", "a,b"])
+    assert "argument --layers: invalid layer 'a'" in capsys.readouterr().err
+    # -1 is the model's last block (layer 4 of 5), which this file does not hold.
+    assert main(["metrics", "--features", str(feats), "--out", out, "--layers=-1"]) == 1
+    assert "has no layer(s) [4]; it holds layers [0, 1, 2]" in capsys.readouterr().err
     assert main(["metrics", "--features", str(feats), "--out", out, "--metrics", "entropy"]) == 1
     assert "Invalid value for 'metric'" in capsys.readouterr().err
+
+
+def test_metrics_command_layer_grammar_and_quiet(features, tmp_path, capsys):
+    """--layers takes the grammar of `neuroenc extract` (ranges, relative depths); -q hides the
+    progress bar (the command no longer forces verbose output)."""
+    feats = save_features(features, tmp_path / "features.h5")
+    out = tmp_path / "m.h5"
+    args = ["metrics", "--features", str(feats), "--out", str(out), "--window", str(WINDOW),
+            "--metrics", "curvature"]
+    assert main(["-q", *args, "--layers", "0.5,0-1"]) == 0
+    assert "layer metrics" not in capsys.readouterr().err
+    result = LayerMetrics.load(out)
+    assert list(result.layers) == [0, 1, 2]  # 0.5 of 5 hidden states is layer 2
+    np.testing.assert_allclose(result["curvature"][2], 2 * np.pi / 10)
+    assert main([*args, "--layers", "0.5"]) == 0
+    assert "layer metrics" in capsys.readouterr().err
+    assert list(LayerMetrics.load(out).layers) == [2]
+
+
+def test_layer_metrics_layer_grammar(features):
+    assert list(layer_metrics(features, ["curvature"], layers=[0.5, 0], window=WINDOW).layers) == [0, 2]
+    assert list(layer_metrics(features, ["curvature"], layers="all", window=WINDOW).layers) == [0, 1, 2]
+    # A mapping has no model depth: the highest layer held is the last.
+    assert list(layer_metrics({0: features[0], 2: features[2]}, ["curvature"], layers=[-1], window=WINDOW).layers) == [2]
+    with pytest.raises(KeyError, match=r"no layer\(s\) \[4\] in the features; they have \[0, 1, 2\]"):
+        layer_metrics(features, layers=[-1])
+    with pytest.raises(ValueError, match="Invalid value for 'layers': 'top'"):
+        layer_metrics(features, layers="top")
 
 
 def test_layer_metrics_bad_input(features, tmp_path):

@@ -397,3 +397,34 @@ def test_intervention_effects_compare_within_policy():
     assert effects.loc["skip:1", "mean_delta"] == pytest.approx(-0.2)
     assert effects.loc["freeze-context:1", "mean_delta"] == pytest.approx(-0.05)  # vs intact (window)
     assert effects.loc["intact (window)", "delta_best"] == pytest.approx(0.0)
+
+
+def test_report_labels_p_values_corrected_for_the_layer_choice(tmp_path):
+    """With max-over-layers p-values, the best-layer tables show them, labelled as such, and the
+    text says they are corrected for choosing the best layer; best-layer r is called biased."""
+    import dataclasses
+
+    res = make_results("sub-07")
+    res = dataclasses.replace(res, pvalues_best=np.linspace(0.001, 0.2, len(ROIS)))
+    out = make_report(res, tmp_path / "one.html", n_boot=50)
+    page = _parse(out)
+    text = out.read_text()
+    for table in ("best", "significance"):
+        rows = {row["target"][0]: row for row in page.tables[table]}
+        for j, target in enumerate(ROIS):
+            assert float(rows[target]["p_max"][1]) == res.pvalues_best[j]
+            assert float(rows[target]["q_max"][1]) == res.qvalues_best[j]
+            assert "p" not in rows[target]
+    assert ">p (max over layers)<" in text and ">q (max over layers)<" in text
+    assert "corrected for choosing the best of the layers" in text
+    assert "optimistically biased" in text and "leave-one-subject-out" in text
+    # a group where only some results have them: plain p/q labels, and a column saying which
+    other = make_results("sub-08", seed=3)
+    out = make_report([res, other], tmp_path / "two.html", n_boot=50, n_permutations=100)
+    rows = _parse(out).tables["best"]
+    methods = {(row["subject"][0], row["p_method"][0]) for row in rows}
+    assert methods == {("sub-07", "max over layers"), ("sub-08", "best layer only")}
+    for row in rows:
+        j = ROIS.index(row["target"][0])
+        expected = res.pvalues_best[j] if row["subject"][0] == "sub-07" else other.pvalues[int(row["best_layer"][1]), j]
+        assert float(row["p"][1]) == expected

@@ -4,39 +4,47 @@ Examples::
 
     neuroenc extract --model smollm2-135m --transcript story.TextGrid --tier word \\
         --context-tokens 256 --stride 128 --pooling last --layers all --out features.h5
-    neuroenc extract --model minilm-l6 --transcript events.tsv --layers 0,3,6 \\
+    neuroenc extract --model minilm-l6 --transcript events.tsv --word-column word --layers 0,3,6 \\
         --policy window --right-context 4 --cache-dir features/
+    neuroenc extract --model smollm2-135m --transcript story.txt --words-per-second 2.5 \\
+        --layers 0.5,-1 --out features.h5
+
+Options of one transcript format (``--tier`` for TextGrid, ``--word-column`` for events .tsv,
+``--words-per-second`` for plain text) and ``--stride`` (``--policy strided``) are errors
+elsewhere, never silently ignored.
 """
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
+from ._common import LAYERS_HELP, parse_layers
 
-def _parse_layers(text: str):
-    """``all``, or comma-separated layer indices (ints) and relative depths (floats)."""
-    text = text.strip()
-    if text == "all":
-        return "all"
-    out = []
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        if re.fullmatch(r"-?\d+", item):
-            out.append(int(item))
-        else:
-            try:
-                out.append(float(item))
-            except ValueError:
-                raise argparse.ArgumentTypeError(
-                    f"invalid layer {item!r}: use 'all' or indices/relative depths like 0,6,12 or 0.5,1.0"
-                ) from None
-    if not out:
-        raise argparse.ArgumentTypeError("no layers given: use 'all' or e.g. 0,6,12")
-    return out
+#: Reader options of one transcript format: reader argument -> (file suffix, format name, flag).
+_FORMAT_OPTIONS = {
+    "tier": (".textgrid", "TextGrid", "--tier"),
+    "word_column": (".tsv", "events .tsv", "--word-column"),
+    "words_per_second": (".txt", "plain text .txt", "--words-per-second"),
+}
 
 
 def _parse_batch(text: str):
-    return "auto" if text == "auto" else int(text)
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid batch size {text!r}: use 'auto' or a number of sequences") from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,14 +52,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="alias (smollm2-135m, minilm-l6), hub id, local folder or .gguf file")
     parser.add_argument("--transcript", required=True,
                         help="transcript file: .TextGrid, events .tsv, aligner .json or .txt")
-    parser.add_argument("--tier", default=None, help="TextGrid tier holding the words (default: 'word(s)')")
+    parser.add_argument("--tier", default=None,
+                        help="TextGrid only: the tier holding the words (default: 'word(s)')")
+    parser.add_argument("--word-column", default=None,
+                        help="events .tsv only: the column holding the words (default: 'word', else 'trial_type')")
+    parser.add_argument("--words-per-second", type=_positive_float, default=None,
+                        help="plain text .txt only: speech rate giving the word times (default: 2.5)")
     parser.add_argument("--name", default=None, help="run/story name (default: the file's stem)")
-    parser.add_argument("--layers", type=_parse_layers, default="all",
-                        help="'all' or comma-separated indices / relative depths (default: all)")
+    parser.add_argument("--layers", type=parse_layers, default="all", help=LAYERS_HELP)
     parser.add_argument("--context-tokens", type=int, default=256,
                         help="left context in tokens (default: 256)")
     parser.add_argument("--stride", type=int, default=None,
-                        help="step between strided chunks (default: context-tokens // 2)")
+                        help="--policy strided only: step between chunks (default: context-tokens // 2)")
     parser.add_argument("--policy", default="strided", choices=["strided", "window"],
                         help="context policy (default: strided)")
     parser.add_argument("--pooling", default="last", choices=["last", "mean", "first"],
@@ -64,25 +76,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sequences per forward pass, or 'auto' (default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
     parser.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16 (default: auto)")
-    parser.add_argument("--revision", default=None, help="hub revision (or a label for a local folder)")
+    parser.add_argument("--revision", default=None,
+                        help="hub revision (branch, tag or commit; recorded as the commit it resolves to), "
+                             "or a label for a local folder (provenance only)")
     parser.add_argument("--gguf-file", default=None, help="GGUF file inside --model (a folder or hub repo)")
     parser.add_argument("--out", default=None, help="output HDF5 file")
     parser.add_argument("--cache-dir", default=None,
                         help="feature cache folder (content-hashed files, reused when complete)")
 
 
+def _reader_options(args: argparse.Namespace) -> dict:
+    """The transcript reader's keyword arguments; an option of another format is an error."""
+    suffix = Path(args.transcript).suffix.lower()
+    kwargs = {}
+    for key, (wanted, fmt, flag) in _FORMAT_OPTIONS.items():
+        value = getattr(args, key)
+        if value is None:
+            continue
+        if suffix != wanted:
+            raise ValueError(
+                f"{flag} applies to {fmt} transcripts only, but --transcript {args.transcript!r} is a "
+                f"{suffix or 'suffix-less'} file; drop {flag} (or pass a {fmt} transcript)."
+            )
+        kwargs[key] = value
+    if args.name is not None:
+        kwargs["name"] = args.name
+    return kwargs
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    if args.out is None and args.cache_dir is None:
+        raise ValueError("give --out FILE.h5 (or --cache-dir DIR) to say where the features go.")
+    if args.stride is not None and args.policy != "strided":
+        raise ValueError(
+            f"--stride applies to --policy strided only; --policy {args.policy} runs one forward "
+            "pass per word. Drop --stride, or use --policy strided."
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from ..features import FeatureExtractor, save_features
     from ..stimuli import read_transcript
 
-    if args.out is None and args.cache_dir is None:
-        raise ValueError("give --out FILE.h5 (or --cache-dir DIR) to say where the features go.")
-    kwargs = {}
-    if args.tier is not None and Path(args.transcript).suffix.lower() == ".textgrid":
-        kwargs["tier"] = args.tier
-    if args.name is not None:
-        kwargs["name"] = args.name
-    transcript = read_transcript(args.transcript, **kwargs)
+    _check_combinations(args)
+    transcript = read_transcript(args.transcript, **_reader_options(args))
     extractor = FeatureExtractor(
         args.model, layers=args.layers, context_tokens=args.context_tokens, stride=args.stride,
         policy=args.policy, pooling=args.pooling, right_context=args.right_context,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import LAYERS_HELP, parse_layers
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..features.metrics_layers import METRICS
@@ -11,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output metrics HDF5 file")
     parser.add_argument("--metrics", default="all",
                         help=f"comma-separated metric names or 'all' (default); among {', '.join(METRICS)}")
-    parser.add_argument("--layers", default="all", help="comma-separated layer indices or 'all' (default)")
+    parser.add_argument("--layers", type=parse_layers, default="all", help=LAYERS_HELP)
     parser.add_argument("--window", type=int, default=32,
                         help="words per window for prompt entropy and curvature (default: 32)")
     parser.add_argument("--step", type=int, default=None,
@@ -25,15 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of the largest TwoNN ratios left out of the fit (default: 0.1)")
 
 
-def _int_list(text: str, what: str) -> list[int] | None:
-    if text.strip().lower() == "all":
-        return None
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"--{what} must be 'all' or comma-separated integers, got {text!r}.") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from ..features.metrics_layers import layer_metrics
 
@@ -41,14 +34,13 @@ def run(args: argparse.Namespace) -> int:
     result = layer_metrics(
         args.features,
         metrics,
-        layers=_int_list(args.layers, "layers"),
+        layers=args.layers,
         window=args.window,
         step=args.step,
         alpha=args.alpha,
         center=args.center,
         id_method=args.id_method,
         discard_fraction=args.discard_fraction,
-        verbose=True,
     )
     path = result.save(args.out)
     table = result.to_frame().pivot(index="layer", columns="metric", values="value")

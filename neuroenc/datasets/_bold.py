@@ -3,32 +3,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._base import DatasetError
+from ._base import DatasetError, check_content
 
 logger = logging.getLogger(__name__)
-
-
-def check_content(path: str | os.PathLike, what: str = "data file") -> Path:
-    """``path`` as a Path; a clear error if it is missing, a dangling annex link or empty."""
-    path = Path(path)
-    if path.is_symlink() and not path.exists():
-        raise FileNotFoundError(
-            f"{what} {str(path)!r} is a git-annex link whose content is not here; fetch it with "
-            f"'datalad get {path.name}' (or openneuro-py) first."
-        )
-    if not path.exists():
-        raise FileNotFoundError(f"{what} not found: {str(path)!r}.")
-    if path.stat().st_size == 0:
-        raise DatasetError(
-            f"{what} {str(path)!r} is empty (0 bytes): a placeholder, or a download that did "
-            "not finish. Fetch it again."
-        )
-    return path
 
 
 def _nifti_tr(img: Any) -> float | None:
@@ -87,7 +70,9 @@ def read_bold(
         array per volume, as fMRIPrep writes them).
     mask : path-like | nibabel image | array of bool | None
         For NIfTI: the voxels to keep (same 3-D shape). ``None`` keeps every voxel whose time
-        course is not constant (drops the zero background). Ignored for GIfTI.
+        course is not constant in this run (drops the zero background); for the runs of one
+        subject use :func:`read_subject_bold`, which keeps the same voxels in every run.
+        Ignored for GIfTI.
     dtype : numpy dtype
         Output dtype.
 
@@ -136,3 +121,70 @@ def read_bold(
     info = {"names": [f"v{i}" for i in idx], "shape": tuple(int(s) for s in shape),
             "affine": np.asarray(img.affine), "voxel_index": idx}
     return np.ascontiguousarray(flat[:, idx]), _nifti_tr(img), info
+
+
+def read_subject_bold(
+    paths: Sequence[str | os.PathLike],
+    mask: Any = None,
+    dtype: Any = np.float32,
+    subject: str = "",
+) -> list[tuple[np.ndarray, float | None, dict[str, Any]]]:
+    """Read the BOLD runs of one subject with the same targets in every run.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        The subject's runs (see :func:`read_bold`).
+    mask : path-like | nibabel image | array of bool | None
+        Voxels to keep in every run. ``None`` (NIfTI): the subject-level mask, the voxels
+        whose time course varies in *every* run given; a voxel that is constant in one run
+        (outside the brain, or cut by that run's field of view) is dropped from all of them,
+        and the number dropped is logged. GIfTI runs keep every vertex.
+    dtype : numpy dtype
+        Output dtype.
+    subject : str
+        The subject's label, for messages.
+
+    Returns
+    -------
+    runs : list of (data, tr, info)
+        As :func:`read_bold` returns them, in the order of ``paths``; with ``mask=None`` all
+        NIfTI runs share ``info["names"]`` and ``info["voxel_index"]``.
+    """
+    runs = [read_bold(p, mask=mask, dtype=dtype) for p in paths]
+    if mask is not None:
+        return runs
+    volumes = [k for k, (_, _, info) in enumerate(runs) if "voxel_index" in info]
+    if len(volumes) < 2:
+        return runs
+    who = f"sub-{subject}" if subject else "subject"
+    shapes = {runs[k][2]["shape"] for k in volumes}
+    if len(shapes) > 1:
+        raise DatasetError(
+            f"{who}: the runs have different volume shapes {sorted(shapes)} "
+            f"({[str(paths[k]) for k in volumes]}); they are not in one space, so they cannot "
+            "share a voxel mask. Resample them to one space, or pass mask=."
+        )
+    indices = [runs[k][2]["voxel_index"] for k in volumes]
+    common = indices[0]
+    for idx in indices[1:]:
+        common = np.intersect1d(common, idx, assume_unique=True)
+    union = np.unique(np.concatenate(indices))
+    if common.size == 0:
+        raise DatasetError(
+            f"{who}: no voxel varies in every run ({len(volumes)} runs: "
+            f"{[str(paths[k]) for k in volumes]}). Check that the runs are in one space, or pass mask=."
+        )
+    n_dropped = union.size - common.size
+    if n_dropped:
+        logger.info(
+            "%s: kept the %d voxels that vary in all %d runs; dropped %d that are constant in "
+            "some run (subject-level mask).", who, common.size, len(volumes), n_dropped,
+        )
+    names = [f"v{i}" for i in common]
+    for k in volumes:
+        data, tr, info = runs[k]
+        cols = np.searchsorted(info["voxel_index"], common)
+        info = {**info, "names": list(names), "voxel_index": common}
+        runs[k] = (np.ascontiguousarray(data[:, cols]), tr, info)
+    return runs

@@ -10,7 +10,7 @@ import numpy as np
 from .._validation import _check_option
 from ..align.response import Response
 from ..stimuli.textgrid import read_textgrid
-from ._base import EncodingDataset, fetch_files, get_data_dir, read_checksums
+from ._base import DatasetError, EncodingDataset, fetch_files, get_data_dir, read_checksums
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +56,24 @@ def _alice_files(checksums: dict[str, str], resolution: str) -> dict[str, dict[s
     return dict(sorted(subjects.items()))
 
 
+def _loadtxt(path: os.PathLike) -> np.ndarray:
+    """A whitespace-separated numeric table, with an error naming the file if it is not one."""
+    try:
+        return np.loadtxt(path, ndmin=2)
+    except ValueError as err:
+        raise DatasetError(
+            f"{str(path)!r} is not a numeric table ({err}). The file is corrupt or another "
+            "version; delete it and load again with download=True to fetch it."
+        ) from err
+
+
 def _load_rows(path: os.PathLike, n_rows: int, n_discarded: int) -> np.ndarray:
     """Load a regressor file, dropping the discarded volumes if it still has them."""
-    arr = np.loadtxt(path, ndmin=2)
+    arr = _loadtxt(path)
     if arr.shape[0] == n_rows + n_discarded:
         arr = arr[n_discarded:]
     if arr.shape[0] != n_rows:
-        raise ValueError(
+        raise DatasetError(
             f"{str(path)!r} has {arr.shape[0]} rows; expected {n_rows} (or {n_rows + n_discarded} "
             f"with the {n_discarded} discarded volumes)."
         )
@@ -105,6 +116,14 @@ def load_alice(
         parameters on the same grid. Subjects whose time courses are constant or not finite
         (s33 is all zeros) are listed in ``excluded`` with the reason, and logged.
         ``info["predictors"]``: the authors' 12 HRF-convolved linguistic predictors.
+
+    Raises
+    ------
+    ValueError
+        For bad arguments (an unknown subject or resolution).
+    DatasetError
+        For data problems: missing files that cannot be fetched, checksum mismatches,
+        files of the wrong shape or not numeric, every requested subject excluded.
     """
     _check_option("resolution", resolution, ("10mm", "6mm"))
     root = get_data_dir(data_dir) / ALICE_DIRNAME
@@ -126,9 +145,9 @@ def load_alice(
     excluded: dict[str, str] = {}
     for sid, files in per_subject.items():
         path = root / files["timecourses"]
-        data = np.loadtxt(path, ndmin=2)
+        data = _loadtxt(path)
         if data.shape != (ALICE_N_TRS, len(ALICE_ROIS)):
-            raise ValueError(
+            raise DatasetError(
                 f"{str(path)!r} has shape {data.shape}; expected ({ALICE_N_TRS}, {len(ALICE_ROIS)})."
             )
         reason = _rejection_reason(data)
@@ -149,7 +168,7 @@ def load_alice(
                               run="alice", subject=sid)
         }
     if not responses:
-        raise ValueError(f"Alice: every requested subject was excluded: {excluded}.")
+        raise DatasetError(f"Alice: every requested subject was excluded: {excluded}.")
     predictors = Response(
         _load_rows(root / ALICE_PREDICTORS, ALICE_N_TRS, n_discarded), tr=ALICE_TR,
         start=ALICE_START, names=ALICE_PREDICTOR_NAMES, run="alice",

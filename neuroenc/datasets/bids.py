@@ -260,6 +260,44 @@ def natural_key(label: str | None) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", str(label)) if p)
 
 
+def find_subjects(folder: str | os.PathLike, *, prefix: str = "sub-", label_start: str = "",
+                  hint: str = "") -> list[str]:
+    """The subject labels of the ``<prefix><label>`` folders directly under ``folder``.
+
+    Parameters
+    ----------
+    folder : path-like
+        A data set (``sub-*`` folders) or a derivative folder.
+    prefix : str
+        The folder names' prefix, removed from the labels (``""`` for ds003020's
+        ``preprocessed_data/UTS01``).
+    label_start : str
+        Only labels starting with this (``"EN"`` for the English cohort of ds003643).
+    hint : str
+        Appended to the error when there is none (where the data come from).
+
+    Returns
+    -------
+    subjects : list of str
+        Labels without the prefix, in natural order (``2`` before ``10``).
+
+    Raises
+    ------
+    DatasetError
+        If no such folder exists (the message names the folder and the pattern).
+    """
+    folder = Path(folder)
+    pattern = f"{prefix}{label_start}*"
+    found = ([p.name[len(prefix):] for p in folder.glob(pattern) if p.is_dir()]
+             if folder.is_dir() else [])
+    if not found:
+        raise DatasetError(
+            f"no subject folders {pattern!r} under {str(folder)!r}."
+            + (f" {hint}" if hint else "")
+        )
+    return sorted(found, key=natural_key)
+
+
 def dataset_root(root: str | os.PathLike | None, dirname: str, how: str) -> Path:
     """The folder of a data set: ``root`` (``~`` and ``$VARS`` expanded), else
     ``<data dir>/<dirname>``; an error saying how to get it if it is not there."""

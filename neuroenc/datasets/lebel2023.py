@@ -25,9 +25,9 @@ from .._validation import _check_option
 from ..align.response import Response
 from ..stimuli.textgrid import read_textgrid
 from ..stimuli.transcript import Transcript
-from ._base import DatasetError, EncodingDataset
-from ._bold import check_content, read_bold
-from .bids import dataset_root, check_tr, index_runs, read_sidecar
+from ._base import DatasetError, EncodingDataset, check_content, check_transcript
+from ._bold import read_subject_bold
+from .bids import dataset_root, check_tr, find_subjects, index_runs, normalize_subject, read_sidecar
 
 logger = logging.getLogger(__name__)
 
@@ -52,19 +52,12 @@ LEBEL_URL = "https://openneuro.org/datasets/ds003020"
 def _subjects(root: Path, subject: str | Sequence[str] | None, source: str) -> list[str]:
     if subject is not None:
         subs = [subject] if isinstance(subject, str) else list(subject)
-        return [str(s).removeprefix("sub-") for s in subs]
+        return [normalize_subject(s) for s in subs]
+    hint = "Is root the ds003020 folder, with the data fetched?"
     if source == "preprocessed":
-        base = root / "derivative" / "preprocessed_data"
-        found = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-    else:
-        found = sorted(p.name.removeprefix("sub-") for p in root.glob("sub-*") if p.is_dir())
-    if not found:
-        raise DatasetError(
-            f"no subjects found under {str(root)!r} (looked for "
-            f"{'derivative/preprocessed_data/UTS*' if source == 'preprocessed' else 'sub-*'}). "
-            "Is root the ds003020 folder, with the data fetched?"
-        )
-    return found
+        return find_subjects(root / "derivative" / "preprocessed_data", prefix="", label_start="UTS",
+                             hint=hint)
+    return find_subjects(root, hint=hint)
 
 
 def read_respdict(root: str | os.PathLike) -> dict[str, int]:
@@ -96,19 +89,18 @@ def read_lebel_transcript(root: str | os.PathLike, story: str, tier: str | None 
     the chronological one some of these TextGrids use. Times are seconds from the start of the
     story's audio.
     """
-    path = Path(root) / "derivative" / "TextGrids" / f"{story}.TextGrid"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"run {story!r} has no transcript: {str(path)!r} is missing. Fetch it "
-            f"('datalad get derivative/TextGrids/{story}.TextGrid') or leave the story out."
-        )
-    check_content(path, "TextGrid")
+    path = check_transcript(
+        Path(root) / "derivative" / "TextGrids" / f"{story}.TextGrid", story,
+        f"Fetch it ('datalad get derivative/TextGrids/{story}.TextGrid') or leave the story out.",
+        what="TextGrid",
+    )
     return read_textgrid(path, tier=tier, name=story, silence=LEBEL_BAD_WORDS, fix_inverted=True,
                          tier_index=1)
 
 
-def _read_resp(path: Path, n_rows: int, voxels: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """The ``resp`` array of an hf5 file: (n_rows, n_vox), and the repeats if it holds several."""
+def _read_resp(path: Path, n_rows: int, voxels: Any) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """The ``resp`` array of an hf5 file: (n_rows, n_vox), the repeats if it holds several, and
+    whether a stored mean of the repeats was dropped (see :func:`split_repeats`)."""
     import h5py
 
     check_content(path, "preprocessed response file")
@@ -122,19 +114,58 @@ def _read_resp(path: Path, n_rows: int, voxels: Any) -> tuple[np.ndarray, np.nda
         shape = dset.shape
         if len(shape) == 2 and shape[0] == n_rows:
             data = dset[:, :] if voxels is None else dset[:, voxels]
-            return np.asarray(data), None
+            return np.asarray(data), None, False
+        blocks = None
         if len(shape) == 2 and shape[0] % n_rows == 0 and shape[0] > n_rows:
             data = dset[:, :] if voxels is None else dset[:, voxels]
-            reps = np.asarray(data).reshape(shape[0] // n_rows, n_rows, -1)
-            return reps.mean(axis=0), reps
-        if len(shape) == 3 and shape[1] == n_rows:
+            blocks = np.asarray(data).reshape(shape[0] // n_rows, n_rows, -1)
+        elif len(shape) == 3 and shape[1] == n_rows:
             data = dset[:, :, :] if voxels is None else dset[:, :, voxels]
-            reps = np.asarray(data)
-            return reps.mean(axis=0), reps
-    raise DatasetError(
-        f"{str(path)!r} has 'resp' of shape {shape}; expected {n_rows} rows (respdict.json minus "
-        f"the {2 * LEBEL_TRIM} trimmed TRs), or a multiple of it for the repeated test story."
-    )
+            blocks = np.asarray(data)
+    if blocks is None:
+        raise DatasetError(
+            f"{str(path)!r} has 'resp' of shape {shape}; expected {n_rows} rows (respdict.json minus "
+            f"the {2 * LEBEL_TRIM} trimmed TRs), or a multiple of it for the repeated test story."
+        )
+    reps, had_mean = split_repeats(blocks)
+    if had_mean:
+        logger.info("%s: the last of %d blocks is the mean of the others; keeping %d repeats.",
+                    path, blocks.shape[0], reps.shape[0])
+    return reps.mean(axis=0), reps, had_mean
+
+
+def split_repeats(blocks: np.ndarray, rtol: float = 1e-4) -> tuple[np.ndarray, bool]:
+    """The repeats of a stacked test story, without their mean if the file stores it last.
+
+    The ``wheretheressmoke.hf5`` files hold 11 (UTS01-03) or 6 (UTS04-09) blocks for 10 or 5
+    recorded repeats: the repeats and, it seems, their mean. When the last block equals the
+    mean of the others (within ``rtol`` of the data's scale), it is dropped. NaN voxels match
+    NaN voxels; with fewer than 3 blocks, or only zeros, nothing is dropped.
+
+    Parameters
+    ----------
+    blocks : ndarray, shape (n_blocks, n_rows, n_voxels)
+    rtol : float
+        Tolerance, relative to the largest finite absolute value of the last block and of the
+        mean of the others.
+
+    Returns
+    -------
+    repeats : ndarray, shape (n_repeats, n_rows, n_voxels)
+    had_mean : bool
+        Whether the last block was the mean (and was dropped).
+    """
+    if blocks.shape[0] < 3:  # with 2 blocks the "mean" of one block is itself
+        return blocks, False
+    reps = blocks[:-1]
+    mean = reps.mean(axis=0, dtype=np.float64)  # no float64 copy of the repeats
+    last = blocks[-1].astype(np.float64)
+    finite = np.concatenate([np.abs(mean[np.isfinite(mean)]), np.abs(last[np.isfinite(last)])])
+    scale = float(finite.max()) if finite.size else 0.0
+    if scale == 0.0:  # all zeros: nothing tells a mean from a repeat
+        return blocks, False
+    is_mean = bool(np.allclose(last, mean, rtol=0.0, atol=rtol * scale, equal_nan=True))
+    return (reps, True) if is_mean else (blocks, False)
 
 
 def load_lebel2023(
@@ -171,7 +202,9 @@ def load_lebel2023(
         Columns to read from the preprocessed files (all by default: 81,126-98,336 voxels,
         about 1 GB per 10 stories in float32).
     mask : path-like | array | None
-        Voxels to keep from raw BOLD (see :func:`neuroenc.datasets._bold.read_bold`).
+        Voxels to keep from raw BOLD. ``None``: the voxels whose time course varies in every
+        loaded run of the subject, so that all its runs share one set of targets (see
+        :func:`neuroenc.datasets._bold.read_subject_bold`; the number dropped is logged).
     tier : str | None
         TextGrid tier holding the words; default the tier named ``word``, else the second one.
 
@@ -183,8 +216,11 @@ def load_lebel2023(
         (trimmed; see the module notes). Raw runs of a repeated story are keyed
         ``"<story>_run-<N>"`` (each with the story's transcript). For the preprocessed test
         story, whose file stacks its repeats, the response is their mean and
-        ``Response.info["repeats"]`` holds them (n_repeats, n_rows, n_voxels). ``info``: citation,
-        licence, TR, start, ``respdict``, ``trim``, ``source``.
+        ``Response.info["repeats"]`` holds them (n_repeats, n_rows, n_voxels); when the file's
+        last block is the mean of the others (11 blocks for 10 repeats, 6 for 5), it is not a
+        repeat and is left out (``Response.info["stored_mean_dropped"]`` is then ``True``; see
+        :func:`split_repeats`). ``info``: citation, licence, TR, start, ``respdict``, ``trim``,
+        ``source``.
     """
     _check_option("source", source, ("preprocessed", "bold"))
     root = dataset_root(
@@ -238,12 +274,13 @@ def load_lebel2023(
                 n_rows = respdict[story] - 2 * LEBEL_TRIM
                 tr = _story_tr(root, story)
                 transcript_for(story)
-                data, reps = _read_resp(path, n_rows, voxels)
+                data, reps, had_mean = _read_resp(path, n_rows, voxels)
                 names = ([f"v{i}" for i in range(data.shape[1])] if voxels is None
                          else [f"v{int(i)}" for i in voxels])
                 info = {"source": str(path), "space": "subject volume (pycortex)"}
                 if reps is not None:
                     info["repeats"] = reps
+                    info["stored_mean_dropped"] = had_mean
                 runs[story] = Response(data, tr=tr, start=LEBEL_START, names=names, run=story,
                                        subject=sub, info=info)
                 transcripts[story] = base_transcripts[story]
@@ -256,10 +293,10 @@ def load_lebel2023(
                     f"(stories {wanted or 'any'})."
                 )
             counts = table["task"].value_counts()
-            for row in table.itertuples():
+            bold = read_subject_bold(list(table["path"]), mask=mask, subject=sub)
+            for row, (data, header_tr, binfo) in zip(table.itertuples(), bold):
                 story = row.task
                 key = story if counts[story] == 1 else f"{story}_run-{row.run}"
-                data, header_tr, binfo = read_bold(row.path, mask=mask)
                 tr = check_tr(row.path, row.tr, header_tr, sidecar=f"sidecar of {row.path.name}")
                 n = respdict[story]
                 if trim:

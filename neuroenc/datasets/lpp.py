@@ -25,9 +25,9 @@ from .._validation import _check_option
 from ..align.response import Response
 from ..stimuli.textgrid import read_textgrid
 from ..stimuli.transcript import Transcript
-from ._base import DatasetError, EncodingDataset
-from ._bold import check_content, n_volumes, read_bold
-from .bids import dataset_root, check_tr, index_runs, natural_key, normalize_subject
+from ._base import DatasetError, EncodingDataset, check_transcript
+from ._bold import n_volumes, read_subject_bold
+from .bids import dataset_root, check_tr, find_subjects, index_runs, normalize_subject
 
 logger = logging.getLogger(__name__)
 
@@ -64,22 +64,13 @@ LPP_URL = "https://openneuro.org/datasets/ds003643"
 
 def read_lpp_transcript(root: str | os.PathLike, language: str, section: int, tier: str | None = None) -> Transcript:
     """The words of one section: ``annotation/<L>/lpp<L>_section<k>.TextGrid``."""
-    path = Path(root) / "annotation" / language / f"lpp{language}_section{section}.TextGrid"
-    if not path.exists() and not path.is_symlink():
-        raise FileNotFoundError(
-            f"run 'section-{section}' has no transcript: {str(path)!r} is missing. Fetch it "
-            f"('datalad get annotation/{language}') or leave the section out."
-        )
-    check_content(path, "TextGrid")
+    path = check_transcript(
+        Path(root) / "annotation" / language / f"lpp{language}_section{section}.TextGrid",
+        f"section-{section}",
+        f"Fetch it ('datalad get annotation/{language}') or leave the section out.",
+        what="TextGrid",
+    )
     return read_textgrid(path, tier=tier, name=f"section-{section}", fix_inverted=True)
-
-
-def _language_subjects(root: Path, folder: Path, language: str) -> list[str]:
-    found = sorted((p.name.removeprefix("sub-") for p in folder.glob(f"sub-{language}*") if p.is_dir()),
-                   key=natural_key)
-    if not found:
-        raise FileNotFoundError(f"no sub-{language}* folders under {str(folder)!r}.")
-    return found
 
 
 def _map_raw_runs(paths: list[Path], runs: list[str], language: str, subject: str,
@@ -89,8 +80,7 @@ def _map_raw_runs(paths: list[Path], runs: list[str], language: str, subject: st
     counts = [n_volumes(p) for p in paths]
     out, k, skipped = {}, 0, []
     for i, n in enumerate(counts):
-        ok = (n == expected[k]) if check_lengths else (n >= 0.5 * min(expected))
-        if k < 9 and ok:
+        if k < 9 and ((n == expected[k]) if check_lengths else (n >= 0.5 * min(expected))):
             out[k + 1] = i
             k += 1
         else:
@@ -135,7 +125,9 @@ def load_lpp(
     echo : int
         The echo of the raw runs (1, 2 or 3).
     mask : path-like | array | None
-        Voxels to keep (default: every voxel whose time course is not constant).
+        Voxels to keep. ``None``: the voxels whose time course varies in every loaded section
+        of the subject, so that all its sections share one set of targets (the number dropped
+        is logged; see :func:`neuroenc.datasets._bold.read_subject_bold`).
     check_lengths : bool
         Check each run's number of volumes against the README table (and, for raw runs, use
         them to recognise aborted runs). ``False`` maps runs to sections by order only.
@@ -162,8 +154,9 @@ def load_lpp(
     task = f"lpp{language}"
     deriv = root / "derivatives"
     folder = deriv if source == "preproc" else root
-    subs = (_language_subjects(root, folder, language) if subjects is None
-            else [normalize_subject(s) for s in subjects])
+    subs = (find_subjects(folder, label_start=language,
+                          hint="Fetch the subjects' runs ('datalad get') or pass subjects=.")
+            if subjects is None else [normalize_subject(s) for s in subjects])
     wrong = [s for s in subs if not s.startswith(language)]
     if wrong:
         raise ValueError(f"subject(s) {wrong} are not in the {language} cohort (labels start with {language!r}).")
@@ -194,10 +187,10 @@ def load_lpp(
         else:
             mapping = _map_raw_runs(paths, runs, language, sub, check_lengths)
         run_map[sub] = {k: runs[i] for k, i in mapping.items()}
+        bold = read_subject_bold([paths[mapping[k]] for k in wanted], mask=mask, subject=sub)
         out: dict[str, Response] = {}
-        for k in wanted:
+        for k, (data, header_tr, binfo) in zip(wanted, bold):
             row = rows.iloc[mapping[k]]
-            data, header_tr, binfo = read_bold(row["path"], mask=mask)
             tr = check_tr(row["path"], row["tr"], header_tr, sidecar=f"sidecar of {row['path'].name}")
             if source == "preproc" and check_lengths and data.shape[0] != LPP_SCAN_PREPROC[language][k - 1]:
                 raise DatasetError(

@@ -37,9 +37,8 @@ import pandas as pd
 from .._validation import _check_option
 from ..align.response import Response
 from ..stimuli.transcript import Transcript, TranscriptError
-from ._base import DatasetError, EncodingDataset
-from ._bold import check_content
-from .bids import dataset_root, normalize_subject, read_sidecar
+from ._base import DatasetError, EncodingDataset, check_content, check_transcript
+from .bids import dataset_root, find_subjects, normalize_subject, read_sidecar
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +245,7 @@ def load_megmasc(
         for c in conditions:
             _check_option("conditions", c, MEGMASC_CONDITIONS)
     if subject is None:
-        subjects = sorted(p.name.removeprefix("sub-") for p in root.glob("sub-*") if p.is_dir())
+        subjects = find_subjects(root, hint="Is root the MEG-MASC BIDS folder (nm000229)?")
     else:
         subjects = [normalize_subject(s) for s in ([subject] if isinstance(subject, str) else subject)]
     participants = {}
@@ -270,12 +269,12 @@ def load_megmasc(
         tables = []
         for task in task_list:
             story = MEGMASC_STORIES[task]
-            ev_path = _bids_path(root, sub, session, task, "events", ".tsv").fpath
-            if not ev_path.exists() and not ev_path.is_symlink():
-                raise FileNotFoundError(
-                    f"run(s) of story {story!r} have no transcript: {str(ev_path)!r} is missing "
-                    "(the word timings are in this file)."
-                )
+            ev_path = check_transcript(
+                _bids_path(root, sub, session, task, "events", ".tsv").fpath, story,
+                f"The word timings of every sound file of story {story!r} are in this file; fetch "
+                "it ('datalad get'), or leave the task out (tasks=).",
+                what="events file",
+            )
             events = read_megmasc_events(ev_path)
             stories = sorted(set(events["story"].dropna().astype(str)) - {""})
             if stories != [story]:

@@ -12,8 +12,8 @@ the real folder structure, sidecars and events.
 What is synthetic, per data set (everything else in the folder is a real copy):
 
 - ``ds003020`` (LeBel 2023): ``derivative/preprocessed_data/<S>/<story>.hf5`` (key ``resp``,
-  ``respdict[story] - 20`` rows; ``wheretheressmoke`` holds its repeats stacked, their number read
-  from the annex sizes), the raw ``*_bold.nii.gz`` (``respdict[story]`` volumes, TR 2 s in the
+  ``respdict[story] - 20`` rows; ``wheretheressmoke`` stacks as many blocks as the annex sizes
+  imply, 11 or 6: the 10 or 5 repeats of the raw data, then their mean), the raw ``*_bold.nii.gz`` (``respdict[story]`` volumes, TR 2 s in the
   header) and ``derivative/TextGrids/<story>.TextGrid`` (tiers ``phone``, ``word``; silences
   ``sp`` and the noise marks ``{LG}``/``{BR}``; one story in Praat's chronological format).
 - ``ds002345`` (Narratives): ``derivatives/afni-nosmooth/...desc-clean_bold.nii.gz`` and
@@ -377,7 +377,9 @@ def _build_lebel(b: _Builder) -> None:
             times = 10.0 + 2.0 * np.arange(n)
             block = _bold_signal(onsets, times, 2.0, b.n_voxels, b.rng)
             reps = [block + 0.3 * b.rng.standard_normal(block.shape).astype(np.float32)
-                    for _ in range(n_rep)]
+                    for _ in range(max(1, n_rep - 1))]
+            if n_rep > 1:  # n - 1 repeats and their mean (11 blocks for the 10 raw repeats)
+                reps.append(np.mean(reps, axis=0, dtype=np.float64).astype(np.float32))
             with h5py.File(b.out(rel), "w") as f:
                 f.create_dataset("resp", data=np.concatenate(reps, axis=0))
         bids_sub = f"sub-{subject}"

@@ -31,8 +31,8 @@ from .._validation import _check_option
 from ..align.response import Response
 from ..stimuli.gentle import read_gentle
 from ..stimuli.transcript import Transcript
-from ._base import DatasetError, EncodingDataset
-from ._bold import check_content, read_bold
+from ._base import DatasetError, EncodingDataset, check_content, check_transcript
+from ._bold import read_bold, read_subject_bold
 from .bids import dataset_root, check_tr, index_runs, normalize_subject, round_half_up
 
 logger = logging.getLogger(__name__)
@@ -105,14 +105,12 @@ def _story_rows(events_path: Path) -> tuple[pd.DataFrame, str]:
 
 def read_narratives_transcript(root: str | os.PathLike, stim: str, name: str | None = None) -> Transcript:
     """The Gentle alignment ``stimuli/gentle/<stim>/align.json`` (seconds from audio start)."""
-    path = Path(root) / "stimuli" / "gentle" / stim / "align.json"
-    if not path.exists() and not path.is_symlink():
-        raise FileNotFoundError(
-            f"run {name or stim!r} has no transcript: {str(path)!r} is missing. The Gentle "
-            "alignments are in the DataLad release (///labs/hasson/narratives: "
-            f"'datalad get stimuli/gentle/{stim}'), not on OpenNeuro."
-        )
-    check_content(path, "Gentle alignment")
+    path = check_transcript(
+        Path(root) / "stimuli" / "gentle" / stim / "align.json", name or stim,
+        "The Gentle alignments are in the DataLad release (///labs/hasson/narratives: "
+        f"'datalad get stimuli/gentle/{stim}'), not on OpenNeuro.",
+        what="Gentle alignment",
+    )
     return read_gentle(path, name=name or stim)
 
 
@@ -167,7 +165,9 @@ def load_narratives(
     mask : "auto" | path-like | array | None
         Voxels to keep (volumes only). ``"auto"``: the task's brain mask of the release
         (``derivatives/afni-smooth/tpl-<space>/tpl-<space>_res-<task>_desc-brain_mask.nii.gz``)
-        if present, else every voxel whose time course is not constant.
+        if present, else as ``None``. ``None``: the voxels whose time course varies in every
+        run of the subject, so that all its runs share one set of targets (the number dropped
+        is logged; see :func:`neuroenc.datasets._bold.read_subject_bold`).
     story_offsets : mapping | None
         Override :data:`NARRATIVES_STORY_OFFSETS` (seconds from audio start to story onset).
 
@@ -230,26 +230,30 @@ def load_narratives(
                 f"{'_run-' + run if run else ''}_events.tsv); its story onset is unknown."
             )
         story, stim = _story_rows(row.events)
+        if stim not in offsets:
+            raise DatasetError(
+                f"no audio offset known for stimulus {stim!r} ({str(row.events)!r}); pass "
+                "story_offsets={" + repr(stim) + ": seconds from audio start to story onset}."
+            )
         per_subject.setdefault(sub, []).append((stim, story, row, rec))
     for sub, items in per_subject.items():
         counts = pd.Series([item[0] for item in items]).value_counts()
-        out: dict[str, Response] = {}
-        for stim, story, row, rec in items:
-            key = stim if counts[stim] == 1 else f"{stim}_run-{row.run}"
-            if stim not in offsets:
-                raise DatasetError(
-                    f"no audio offset known for stimulus {stim!r} ({str(row.events)!r}); pass "
-                    "story_offsets={" + repr(stim) + ": seconds from audio start to story onset}."
-                )
+        keys = [stim if counts[stim] == 1 else f"{stim}_run-{row.run}" for stim, _, row, _ in items]
+        for key, (stim, _, _, _) in zip(keys, items):  # transcripts first: cheap, and often missing
             if stim not in base:
                 base[stim] = read_narratives_transcript(root, stim, name=key)
             transcripts[key] = base[stim].rename(key)
+        if not surface:
+            volumes = read_subject_bold([rec["paths"]["vol"] for _, _, _, rec in items], mask=mask,
+                                        subject=sub)
+        out: dict[str, Response] = {}
+        for i, (key, (stim, story, row, rec)) in enumerate(zip(keys, items)):
             if surface:
                 data, names = _read_surface(rec["paths"])
                 header_tr = None
                 src = [str(p) for p in rec["paths"].values()]
             else:
-                data, header_tr, binfo = read_bold(rec["paths"]["vol"], mask=mask)
+                data, header_tr, binfo = volumes[i]
                 names = binfo["names"]
                 src = str(rec["paths"]["vol"])
             tr = check_tr(row.path, row.tr, header_tr, sidecar=f"sidecar of {row.path.name}")

@@ -18,7 +18,7 @@ The public names, re-exported from the modules that do one job each:
 """
 from ._ridge import memory_estimate
 from .backend import resolve_backend, use_backend
-from .banded import BandedLayerModel, make_bands
+from .banded import BandedLayerModel, Bands, make_bands
 from .cv import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits, make_cv
 from .designs import LayerDesigns, as_layer_designs
 from .io import read_responses
@@ -32,6 +32,7 @@ from .stats import (
     noise_ceiling_split_half,
     permutation_null,
     permutation_test,
+    permutation_test_best,
     spearman_brown,
     split_half_reliability,
 )
@@ -39,6 +40,7 @@ from .sweep import DEFAULT_ALPHAS, LayerSweep
 
 __all__ = [
     "BandedLayerModel",
+    "Bands",
     "fit_encoding",
     "make_bands",
     "merge_results",
@@ -60,6 +62,7 @@ __all__ = [
     "noise_ceiling_split_half",
     "permutation_null",
     "permutation_test",
+    "permutation_test_best",
     "resolve_backend",
     "spearman_brown",
     "split_half_reliability",

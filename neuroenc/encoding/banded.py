@@ -6,6 +6,16 @@ over the simplex (``MultipleKernelRidgeCV`` with precomputed linear kernels when
 outnumber samples, ``BandedRidgeCV`` otherwise) inside each outer training part. The held-out
 prediction is split into the bands' contributions, and himalaya's ``r2_score_split`` and
 ``correlation_score_split`` say how much each band explains.
+
+Scores. The joint held-out r and R² (``r_``, ``r2_``) are those of
+:class:`~neuroenc.encoding.LayerSweep`: per test fold, Pearson r, and ``R² = 1 - sum((y -
+ŷ)²) / sum((y - mean(y))²)`` with the prediction as it is (no intercept is fitted, so a
+prediction that misses the test fold's mean is penalised), so the two compare directly. The
+split R² (a product measure) needs a zero-mean response, so it is computed on the fold-centred
+response and band predictions: per fold the split R² sum to the joint R² of the *centred*
+prediction, which exceeds ``fold_r2_`` by ``fold_offset_r2_ = n (mean(y) - mean(ŷ))² / sum((y -
+mean(y))²)`` (the part of the error that is a constant offset over the fold; 0 when every test
+fold is a whole run z-scored on its own). The split r sum to the joint r exactly.
 """
 from __future__ import annotations
 
@@ -22,13 +32,22 @@ from tqdm.auto import tqdm
 from .._validation import _check_finite, _check_option, _preview
 from . import _ridge
 from .backend import resolve_backend, resolve_dtype, to_numpy, use_backend
-from .cv import check_groups, inner_splits, make_cv
-from .designs import as_layer_designs
+from .cv import DEFAULT_GAP, check_groups, inner_splits, make_cv
+from .designs import as_layer_designs, gap_for
 from .sweep import DEFAULT_ALPHAS, check_responses, constant_targets
 
 
+class Bands(dict):
+    """Band name -> design (n_samples, n_features), with the designs' ``info`` (delays, HRF,
+    resampling settings), from which :class:`BandedLayerModel` derives its CV gap."""
+
+    def __init__(self, *args: Any, info: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.info = dict(info or {})
+
+
 def make_bands(designs: Any, layers: Sequence[int | Sequence[int]],
-               nuisance: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+               nuisance: Mapping[str, Any] | None = None) -> Bands:
     """Bands for :class:`BandedLayerModel` from layer designs and nuisance regressors.
 
     Parameters
@@ -43,10 +62,11 @@ def make_bands(designs: Any, layers: Sequence[int | Sequence[int]],
 
     Returns
     -------
-    bands : dict of str -> ndarray
+    bands : Bands
+        A dict of str -> ndarray that also carries the designs' ``info`` (for the gap).
     """
     designs = as_layer_designs(designs)
-    bands: dict[str, np.ndarray] = {}
+    bands = Bands(info=designs.info)
     for entry in layers:
         if np.ndim(entry) == 0:
             bands[f"layer_{int(entry)}"] = designs[int(entry)]
@@ -74,8 +94,12 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Band weightings tried by himalaya's random search (the first is uniform).
     concentration : float | sequence of float
         Dirichlet concentrations of the random search.
-    cv, n_blocks, gap, inner_cv : see :class:`~neuroenc.encoding.LayerSweep`
+    cv, n_blocks, inner_cv : see :class:`~neuroenc.encoding.LayerSweep`
         Outer and inner cross-validation.
+    gap : int | None
+        Samples dropped on each side of a test block; default as in
+        :class:`~neuroenc.encoding.LayerSweep`: from the designs' delays, HRF and resampling
+        window when the bands come from :func:`make_bands` on an alignment design, else 5.
     form : {"auto", "kernel", "primal"}
         ``"kernel"``: ``MultipleKernelRidgeCV`` on precomputed linear kernels; ``"primal"``:
         ``BandedRidgeCV``; ``"auto"``: kernel when the bands' features outnumber samples.
@@ -92,15 +116,22 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
     ----------
     band_names_ : list of str
     r_, r2_ : ndarray, shape (n_targets,)
-        Held-out r and R² of the joint model (mean over folds).
+        Held-out r and R² of the joint model (mean over folds), defined as in
+        :class:`~neuroenc.encoding.LayerSweep` (see the module docstring).
     split_r2_, split_r_ : ndarray, shape (n_bands, n_targets)
-        Held-out split scores per band (mean over folds); they sum to the joint R² / r of each
-        fold.
+        Held-out split scores per band (mean over folds). Per fold, the split r sum to the joint
+        r; the split R² sum to the joint R² of the fold-centred prediction,
+        ``fold_r2_ + fold_offset_r2_``.
     fold_r_, fold_r2_ : ndarray, shape (n_folds, n_targets)
+    fold_offset_r2_ : ndarray, shape (n_folds, n_targets)
+        ``n (mean(y) - mean(ŷ))² / sum((y - mean(y))²)`` of each test fold: what centring the
+        prediction would add to its R².
     fold_split_r2_, fold_split_r_ : ndarray, shape (n_folds, n_bands, n_targets)
     deltas_ : ndarray, shape (n_folds, n_bands, n_targets)
         Log band weights chosen in each outer fold.
     cv_splits_ : list of (ndarray, ndarray)
+    gap_ : int
+        The gap used.
     """
 
     def __init__(self, alphas=None, n_iter=20, concentration=(0.1, 1.0), cv="auto", n_blocks=5,
@@ -201,8 +232,10 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"BandedLayerModel needs several samples, got n_samples={n}.")
         groups = check_groups(groups, n)
         self.constant_targets_ = constant_targets(Y)
-        outer = make_cv(self.cv, groups, n, self.n_blocks, self.gap)
-        self.cv_splits_ = outer
+        gap = self.gap if self.gap is not None else (
+            gap_for(X, DEFAULT_GAP) if hasattr(X, "info") else DEFAULT_GAP)
+        outer = make_cv(self.cv, groups, n, self.n_blocks, gap)
+        self.cv_splits_, self.gap_ = outer, gap
         n_feat = sum(b.shape[1] for b in bands)
         form = _ridge.choose_form(max(tr.size for tr, _ in outer), n_feat, self.form)
         backend_name = resolve_backend(self.backend)
@@ -210,6 +243,7 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
         alphas = self._alphas()
         n_f, n_b = len(outer), len(bands)
         fold_r, fold_r2 = np.full((n_f, t), np.nan), np.full((n_f, t), np.nan)
+        offset = np.full((n_f, t), np.nan)
         split_r, split_r2 = np.full((n_f, n_b, t), np.nan), np.full((n_f, n_b, t), np.nan)
         deltas = np.full((n_f, n_b, t), np.nan)
         with use_backend(backend_name) as B, warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
@@ -219,7 +253,7 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Yb = B.asarray(Y, dtype=dtype)
             Ks = B.stack([x @ x.T for x in Xs]) if form == "kernel" else None
             for k, (train, test) in enumerate(tqdm(outer, desc="folds", disable=not self.verbose)):
-                inner = inner_splits(train, groups, self.inner_cv, self.gap)
+                inner = inner_splits(train, groups, self.inner_cv, gap)
                 pos = np.full(n, -1)
                 pos[train] = np.arange(train.size)
                 cv = [(pos[a], pos[b]) for a, b in inner]
@@ -231,13 +265,16 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 else:
                     model.fit([x[tr] for x in Xs], Yb[tr])
                     pred = model.predict([x[te] for x in Xs], split=True)
+                # the joint scores as LayerSweep's: the prediction as it is, against the response
+                r, r2 = _ridge.fold_scores(B, Yb[te], pred.sum(0))
+                fold_r[k], fold_r2[k] = r, r2
                 # split scores need a zero-mean held-out response: centre it and the predictions
                 Yt = Yb[te] - Yb[te].mean(0)
                 pred = pred - pred.mean(1)[:, None, :]
                 split_r2[k] = to_numpy(r2_score_split(Yt, pred))
                 split_r[k] = to_numpy(correlation_score_split(Yt, pred))
-                r, r2 = _ridge.fold_scores(B, Yt, pred.sum(0))
-                fold_r[k], fold_r2[k] = r, r2
+                _, r2_centred = _ridge.fold_scores(B, Yt, pred.sum(0))
+                offset[k] = r2_centred - r2
                 deltas[k] = to_numpy(model.deltas_)
             if self.refit:
                 pos_cv = outer
@@ -250,11 +287,11 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 self.X_fit_ = [np.asarray(b, dtype=dtype) for b in bands] if form == "kernel" else None
         self.form_, self.backend_, self.dtype_ = form, backend_name, dtype
         const = self.constant_targets_
-        for arr in (fold_r, fold_r2):
+        for arr in (fold_r, fold_r2, offset):
             arr[:, const] = np.nan
         for arr in (split_r, split_r2):
             arr[:, :, const] = np.nan
-        self.fold_r_, self.fold_r2_ = fold_r, fold_r2
+        self.fold_r_, self.fold_r2_, self.fold_offset_r2_ = fold_r, fold_r2, offset
         self.fold_split_r_, self.fold_split_r2_ = split_r, split_r2
         self.deltas_ = deltas
         with warnings.catch_warnings():

@@ -88,12 +88,66 @@ class LayerDesigns:
         return f"<LayerDesigns | {len(self.layers)} layers {self.layers[:4]}{'...' if len(self) > 4 else ''}>"
 
 
-def gap_for(designs: LayerDesigns, default: int) -> int:
-    """Samples to drop around a test block: the longest delay/lag + 1 when known, else ``default``."""
-    delays = designs.info.get("delays")
-    if delays:
-        return int(max(abs(int(d)) for d in delays)) + 1
-    return int(default)
+def _hrf_rows(info: Mapping[str, Any]) -> int:
+    """Rows after lag 0 that the HRF kernel of the design spans (0 without an HRF)."""
+    settings = info.get("design") or {}
+    model = settings.get("hrf") or info.get("hrf")
+    if not model:
+        return 0
+    tr = settings.get("tr") or info.get("period")
+    if tr is None:
+        raise ValueError(
+            f"The design is convolved with the {model!r} HRF but its TR is unknown; give gap= "
+            "(samples dropped around a test block) explicitly."
+        )
+    from ..align import hrf_kernel
+
+    return len(hrf_kernel(float(tr), str(model))) - 1
+
+
+def _resampling_rows(info: Mapping[str, Any]) -> int:
+    """Half-width, in rows, of the kernel that resampled words onto the grid (0 if none)."""
+    settings = info.get("design") or {}
+    method = settings.get("method")
+    cutoff_mult = float(settings.get("cutoff_mult") or 1.0)
+    if method in ("lanczos", "sinc"):
+        half = float(settings.get("window", 3)) / cutoff_mult  # window lobes of 1 / cutoff each
+    elif method in ("rect", "nearest"):
+        half = 0.5 / cutoff_mult
+    else:  # MEG/EEG designs: words are impulses (or boxcars) on the sample grid
+        return 0
+    return int(np.ceil(half - 1e-9))
+
+
+def design_reach(designs: Any) -> int | None:
+    """How many rows away from a row its design row reaches into the stimulus, or None if unknown.
+
+    The longest delay/lag, plus the HRF kernel's length after lag 0 (``len(hrf_kernel(tr,
+    model)) - 1`` rows, when the design is convolved with an HRF), plus the half-width of the
+    resampling kernel (``ceil(window / cutoff_mult)`` rows for Lanczos/sinc, ``ceil(0.5 /
+    cutoff_mult)`` for rect/nearest, 0 for MEG/EEG impulses). Read from ``designs.info`` (a
+    :class:`LayerDesigns` made from a :class:`neuroenc.align.Design` carries its delays and
+    settings) or from a dict of that form.
+    """
+    info = designs.info if hasattr(designs, "info") else dict(designs or {})
+    delays = info.get("delays")
+    settings = info.get("design") or {}
+    if not delays and not settings:
+        return None
+    reach = max((abs(int(d)) for d in delays), default=0) if delays else 0
+    return int(reach + _hrf_rows(info) + _resampling_rows(info))
+
+
+def gap_for(designs: Any, default: int) -> int:
+    """Samples to drop around a test block: :func:`design_reach` + 1 when known, else ``default``.
+
+    Training rows closer than this to a test row would share stimulus (through the delays, the
+    HRF or the resampling window) with it. E.g. FIR delays 1-4 with Lanczos resampling (3
+    lobes): 4 + 3 + 1 = 8; ``hrf="glover"`` at TR 2 s (a 16-tap kernel), delay 0, Lanczos: 0
+    + 15 + 3 + 1 = 19.
+    """
+    reach = design_reach(designs)
+    return int(default) if reach is None else reach + 1
 
 
 def as_layer_designs(X: Any, n_samples: int | None = None) -> LayerDesigns:
@@ -105,7 +159,7 @@ def as_layer_designs(X: Any, n_samples: int | None = None) -> LayerDesigns:
         info = {"design": dict(getattr(X, "settings", {}) or {})}
         if getattr(X, "delays", None) is not None:
             info["delays"] = [int(d) for d in X.delays]
-        for key in ("kind", "period"):
+        for key in ("kind", "period", "hrf"):
             if getattr(X, key, None) is not None:
                 info[key] = getattr(X, key)
         return LayerDesigns(list(X.layers), X.X, n_samples or getattr(X, "n_samples", None),

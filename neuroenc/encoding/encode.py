@@ -2,10 +2,12 @@
 
 :func:`fit_encoding` runs the layer sweep (nested CV), the permutation tests, the FDR correction
 across targets, an optional baseline model of nuisance regressors (e.g. word rate + sound
-power) under the same folds, and records settings, provenance and warnings. Every number it
-computes for a target depends on that target only (the permutation draws depend on the seed and
-on the designs, never on the other targets), so target chunks and layer subsets can be fitted
-apart and merged exactly with :func:`neuroenc.encoding.merge_results`.
+power) under the same folds (the same outer splits and gap), and records settings, provenance
+and warnings. Every number it computes for a target depends on that target only (the permutation
+draws depend on the seed, the settings and the folds, never on the other targets or layers), so
+target chunks and layer subsets can be fitted apart and merged exactly with
+:func:`neuroenc.encoding.merge_results` -- except ``pvalues_best``, the p-value corrected for
+choosing the best layer, which needs every layer's null in one fit (a merge over layers drops it).
 """
 from __future__ import annotations
 
@@ -81,7 +83,8 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         has as many, else ``"0"``, ``"1"``...
     nuisance : array (n_samples, k) | dict of str -> array | None
         Regressors of a baseline model (e.g. word rate and sound power, as aligned to the grid);
-        fitted with the same folds and penalties; its scores go to ``results.baseline``.
+        fitted with the same folds (the main fit's gap), penalties and permutation draws; its
+        scores go to ``results.baseline``.
     noise_ceiling : array (n_targets,) | None
         A ceiling on r per target (see :mod:`neuroenc.encoding.stats`).
     alphas, cv, n_blocks, gap, inner_cv, form, backend, dtype, n_targets_batch : see :class:`LayerSweep`
@@ -90,7 +93,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     permutation : {"circular", "block"}
     block_size : int | sequence of int | "auto"
         Permutation block / smallest shift in samples, for all folds or one per fold; "auto":
-        the autocorrelation length of each layer's design in each test fold.
+        the CV gap, clipped to a quarter of each test fold (see :class:`LayerSweep`).
     random_state : int
         Seed of the permutation draws (the same draws for every layer and target).
     provenance, settings : dict | None
@@ -102,8 +105,11 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     -------
     results : EncodingResults
         ``r``, ``r2``, ``pvalues``, ``qvalues`` (BH across targets, per layer), ``alphas``,
-        fold scores, ``baseline`` (``r``, ``r2``, ``pvalues``, ``qvalues``, ``alphas``) when
-        ``nuisance`` is given, ``noise_ceiling``, settings, provenance and warnings.
+        fold scores, ``pvalues_best`` and ``qvalues_best`` (per target: the p-value of the best
+        layer's r corrected for choosing among the layers, by the maximum over layers of the
+        null, and its BH q-values), ``baseline`` (``r``, ``r2``, ``pvalues``, ``qvalues``,
+        ``alphas``) when ``nuisance`` is given, ``noise_ceiling``, settings, provenance and
+        warnings.
     """
     started = time.time()
     source = designs
@@ -145,13 +151,16 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         sweep = LayerSweep(block_size=sweep_block, **common).fit(designs, Y, groups=groups)
     pvalues = sweep.pvalues_
     qvalues = fdr_bh(pvalues, axis=-1) if pvalues is not None else None
+    pvalues_best = sweep.pvalues_best_
+    qvalues_best = fdr_bh(pvalues_best) if pvalues_best is not None else None
     baseline: dict[str, np.ndarray] = {}
     baseline_names: list[str] = []
     if nuisance is not None:
         N, baseline_names = _nuisance_design(nuisance, n)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*constant.*", category=UserWarning)
-            base = LayerSweep(block_size=sweep_block, **common).fit(N, Y, groups=groups)
+            # the main fit's gap: the same outer and inner splits and permutation blocks
+            base = LayerSweep(block_size=sweep_block, **dict(common, gap=sweep.gap_)).fit(N, Y, groups=groups)
         baseline = {"r": base.r_[0], "r2": base.r2_[0], "alphas": base.alphas_[0]}
         if base.pvalues_ is not None:
             baseline["pvalues"] = base.pvalues_[0]
@@ -172,4 +181,4 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                            pvalues=pvalues, qvalues=qvalues, alphas=sweep.alphas_,
                            fold_r=sweep.fold_r_, fold_r2=sweep.fold_r2_, baseline=baseline,
                            noise_ceiling=noise_ceiling, settings=all_settings, provenance=prov,
-                           warnings=messages)
+                           warnings=messages, pvalues_best=pvalues_best, qvalues_best=qvalues_best)

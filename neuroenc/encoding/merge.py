@@ -4,6 +4,11 @@ Every score of :func:`neuroenc.encoding.fit_encoding` depends on one (layer, tar
 big fit can be cut into tasks (a subset of layers x a chunk of targets, e.g. on Dask workers)
 and put back together here. The only quantity that couples targets, the Benjamini-Hochberg
 q-values, is recomputed across all targets after the merge.
+
+The one quantity that couples layers, ``pvalues_best`` (the p-value of each target's best layer
+corrected for choosing among the layers, from the maximum over layers of the permutation null),
+cannot be rebuilt from layer subsets: a merge along layers sets it to None and says so in the
+results' warnings (tables then fall back to the best layer's own, uncorrected p-value).
 """
 from __future__ import annotations
 
@@ -13,6 +18,13 @@ import numpy as np
 
 from .results import EncodingResults
 from .stats import fdr_bh
+
+#: The warning a merge along layers adds when the parts had ``pvalues_best``.
+LAYER_MERGE_WARNING = (
+    "The layers were fitted in separate parts and merged, so the p-values at the best layer are "
+    "not corrected for choosing the best of the layers (pvalues_best needs every layer's "
+    "permutation null in one fit); treat them as optimistic, or fit all layers together."
+)
 
 
 def _same(parts: Sequence[EncodingResults], what: str, get) -> None:
@@ -38,6 +50,10 @@ def _cat(parts, name, axis):
 
 def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> EncodingResults:
     """Concatenate results along targets (chunks) or layers (subsets), recomputing q-values.
+
+    ``pvalues_best`` (corrected for the choice of layer) is concatenated along targets (its
+    q-values recomputed); along layers it cannot be computed from the parts, so the merged
+    results have none and a warning (:data:`LAYER_MERGE_WARNING`) when the parts had it.
 
     Parameters
     ----------
@@ -68,6 +84,9 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
     provenance["fit_seconds"] = float(sum(p.provenance.get("fit_seconds", 0.0) for p in parts))
     provenance["merged_parts"] = len(parts)
     warnings_ = [w for p in parts for w in p.warnings]
+    if warnings_.count(LAYER_MERGE_WARNING) > 1:  # once, however many parts carried it
+        first = warnings_.index(LAYER_MERGE_WARNING)
+        warnings_ = [w for i, w in enumerate(warnings_) if w != LAYER_MERGE_WARNING or i == first]
     if axis == "targets":
         _same(parts, "layers", lambda p: p.layers)
         targets = [t for p in parts for t in p.targets]
@@ -81,6 +100,7 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         split_keys = set(parts[0].split_scores)
         _same(parts, "split score keys", lambda p: set(p.split_scores))
         pvalues = _cat(parts, "pvalues", 1)
+        pvalues_best = _cat(parts, "pvalues_best", 0)
         return EncodingResults(
             r=_cat(parts, "r", 1), r2=_cat(parts, "r2", 1), layers=parts[0].layers, targets=targets,
             relative_depth=parts[0].relative_depth, pvalues=pvalues,
@@ -88,7 +108,8 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
             alphas=_cat(parts, "alphas", 1), fold_r=_cat(parts, "fold_r", 2), fold_r2=_cat(parts, "fold_r2", 2),
             baseline=baseline, noise_ceiling=_cat(parts, "noise_ceiling", 0),
             split_scores={k: np.concatenate([p.split_scores[k] for p in parts], axis=-1) for k in split_keys},
-            settings=settings, provenance=provenance, warnings=warnings_,
+            settings=settings, provenance=provenance, warnings=warnings_, pvalues_best=pvalues_best,
+            qvalues_best=None if pvalues_best is None else fdr_bh(pvalues_best),
         )
     _same(parts, "targets", lambda p: p.targets)
     _same(parts, "baseline keys", lambda p: set(p.baseline))
@@ -105,6 +126,8 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         return None if value is None else np.take(value, order, axis=ax)
 
     pvalues = cat("pvalues", 0)
+    if any(p.pvalues_best is not None for p in parts) and LAYER_MERGE_WARNING not in warnings_:
+        warnings_.append(LAYER_MERGE_WARNING)
     return EncodingResults(
         r=cat("r", 0), r2=cat("r2", 0), layers=layers[order], targets=parts[0].targets,
         relative_depth=np.concatenate([p.relative_depth for p in parts])[order], pvalues=pvalues,

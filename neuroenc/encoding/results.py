@@ -4,8 +4,12 @@ One results file per (model, subject) fit. Layout::
 
     /scores/r            (n_layers, n_targets) float64   held-out Pearson r (CV mean)
     /scores/r2           (n_layers, n_targets) float64   held-out R² (CV mean)
-    /pvalues             (n_layers, n_targets) float64   permutation p-values of r
+    /pvalues             (n_layers, n_targets) float64   permutation p-values of r (each layer on its own)
     /qvalues             (n_layers, n_targets) float64   Benjamini-Hochberg q-values (across targets)
+    /pvalues_best        (n_targets,) float64  optional: p-value of the best layer's r, corrected for
+                                               choosing the best of the layers (max over layers of
+                                               the permutation null, the same draws for every layer)
+    /qvalues_best        (n_targets,) float64  optional: their BH q-values (across targets)
     /layers              (n_layers,) int64               layer indices (0 = embeddings)
     /relative_depth      (n_layers,) float64             layer / (n_model_layers - 1)
     /targets             (n_targets,) utf-8              target names (ROIs, voxels, sensors)
@@ -52,7 +56,9 @@ class EncodingResults:
     relative_depth : ndarray, shape (n_layers,) | None
         Relative depth of each layer in [0, 1]; default ``layers / max(layers)``.
     pvalues, qvalues : ndarray, shape (n_layers, n_targets) | None
-        Permutation p-values of ``r`` and their FDR (Benjamini-Hochberg) q-values.
+        Permutation p-values of ``r`` and their FDR (Benjamini-Hochberg) q-values, each layer
+        on its own: the p-value at a target's best layer is *not* corrected for having chosen
+        that layer among many (use ``pvalues_best``).
     alphas : ndarray, shape (n_layers, n_targets) | None
         Chosen ridge penalties.
     fold_r, fold_r2 : ndarray, shape (n_folds, n_layers, n_targets) | None
@@ -69,6 +75,12 @@ class EncodingResults:
         Features file hash, data set, subject, model, package versions, creation time.
     warnings : list of str
         Warnings the pipeline raised on the way.
+    pvalues_best, qvalues_best : ndarray, shape (n_targets,) | None
+        The permutation p-value of each target's best r (the highest ``r`` over layers),
+        corrected for choosing that layer: ``(1 + #{max over layers of the null >= r at the best
+        layer}) / (1 + n_permutations)``, with the same permutations for every layer; and its
+        Benjamini-Hochberg q-values across targets. None when there were no permutations, or
+        when the layers were fitted apart and merged (it needs every layer's null at once).
     """
 
     r: np.ndarray
@@ -87,6 +99,8 @@ class EncodingResults:
     settings: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    pvalues_best: np.ndarray | None = None
+    qvalues_best: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.r = np.atleast_2d(np.asarray(self.r, dtype=np.float64))
@@ -113,6 +127,20 @@ class EncodingResults:
                         f"EncodingResults.{name} has shape {value.shape}; expected (n_folds,) + {shape}."
                     )
                 setattr(self, name, value)
+        for name in ("pvalues_best", "qvalues_best"):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value, dtype=np.float64)
+                if value.shape != (len(self.targets),):
+                    raise ValueError(
+                        f"EncodingResults.{name} has shape {value.shape}; expected "
+                        f"({len(self.targets)},) (n_targets,)."
+                    )
+                setattr(self, name, value)
+        if self.qvalues_best is None and self.pvalues_best is not None:
+            from .stats import fdr_bh
+
+            self.qvalues_best = fdr_bh(self.pvalues_best)
         if self.relative_depth is None:
             top = max(int(self.provenance.get("n_model_layers", 0)) - 1, int(self.layers.max(initial=0)), 1)
             self.relative_depth = self.layers / top
@@ -143,7 +171,12 @@ class EncodingResults:
         return self.provenance.get("model")
 
     def to_frame(self) -> pd.DataFrame:
-        """A tidy table: one row per (layer, target) with r, r2, p, q, alpha, depth, subject, model."""
+        """A tidy table: one row per (layer, target) with r, r2, p, q, alpha, depth, subject, model.
+
+        ``p`` and ``q`` are each layer's own; with ``pvalues_best``, the columns ``p_best`` and
+        ``q_best`` repeat each target's p- and q-value of its best layer corrected for the
+        choice of layer (the same on every row of the target).
+        """
         n_l, n_t = self.r.shape
         df = pd.DataFrame(
             {
@@ -159,6 +192,9 @@ class EncodingResults:
         for name, col in (("pvalues", "p"), ("qvalues", "q"), ("alphas", "alpha")):
             value = getattr(self, name)
             df[col] = value.ravel() if value is not None else np.nan
+        if self.pvalues_best is not None:
+            df["p_best"] = np.tile(self.pvalues_best, n_l)
+            df["q_best"] = np.tile(self.qvalues_best, n_l)
         if "r" in self.baseline:
             df["baseline_r"] = np.tile(self.baseline["r"], n_l)
         if self.noise_ceiling is not None:
@@ -180,7 +216,7 @@ class EncodingResults:
                 f.create_dataset("relative_depth", data=self.relative_depth)
                 f.create_dataset("targets", data=np.asarray(self.targets, dtype=object),
                                  dtype=h5py.string_dtype("utf-8"))
-                for name in ("pvalues", "qvalues", "alphas", "noise_ceiling"):
+                for name in ("pvalues", "qvalues", "alphas", "noise_ceiling", "pvalues_best", "qvalues_best"):
                     value = getattr(self, name)
                     if value is not None:
                         f.create_dataset(name, data=value)
@@ -232,4 +268,6 @@ class EncodingResults:
                 settings=json.loads(f.attrs.get("settings", "{}")),
                 provenance=json.loads(f.attrs.get("provenance", "{}")),
                 warnings=json.loads(f.attrs.get("warnings", "[]")),
+                pvalues_best=opt("pvalues_best"),
+                qvalues_best=opt("qvalues_best"),
             )

@@ -5,6 +5,9 @@
   blocks are permuted) against its prediction, batched as array operations (all circular shifts
   of a fold at once by FFT), with the same draws for every target, so that target chunks give
   the same p-values as one big run.
+- :func:`permutation_test_best`: the same for several layers, plus each target's best-layer
+  p-value corrected for choosing the layer (maximum over layers of the null, the same draws for
+  every layer), as :class:`~neuroenc.encoding.LayerSweep` computes it layer by layer.
 - :func:`fdr_bh`: Benjamini-Hochberg q-values across targets.
 - Noise ceilings: :func:`noise_ceiling_repeats` (repeated presentations),
   :func:`split_half_reliability` / :func:`noise_ceiling_split_half` (random halves of repeats or
@@ -97,6 +100,13 @@ def permutation_null(Y: np.ndarray, predictions: np.ndarray, folds: Sequence[np.
         Seed; the same draws are used for every target.
     n_permutations_batch : int
         Permutations per batch for the block method (memory).
+
+    Notes
+    -----
+    A target that is constant within a test fold has no r in that fold (the observed statistic,
+    the mean over folds, leaves that fold out, as ``nanmean`` does). Its null leaves the same
+    fold out: the null of a target is the mean over the folds where it varies, and NaN for a
+    target constant in every fold.
     """
     _check_option("method", method, PERMUTATIONS)
     rng = _check_random_state(random_state)
@@ -104,6 +114,7 @@ def permutation_null(Y: np.ndarray, predictions: np.ndarray, folds: Sequence[np.
     predictions = np.asarray(predictions, dtype=np.float64)
     t = Y.shape[1]
     null = np.zeros((n_permutations, t))
+    n_valid = np.zeros(t)
     if not isinstance(block_size, str) and np.ndim(block_size) == 1:
         if len(block_size) != len(folds):
             raise ValueError(f"block_size has {len(block_size)} values for {len(folds)} folds; give one per fold.")
@@ -113,6 +124,10 @@ def permutation_null(Y: np.ndarray, predictions: np.ndarray, folds: Sequence[np.
     for test, size in zip(folds, sizes):
         test = np.asarray(test)
         zy = _zscore(Y[test])
+        # a target constant in this fold has no r here: leave the fold out of its null
+        valid = np.isfinite(zy).all(0)
+        zy = np.where(valid, zy, 0.0)
+        n_valid += valid
         zp = _zscore(predictions[test])
         zp = np.where(np.isfinite(zp), zp, 0.0)  # a constant prediction correlates 0 with anything
         n = test.size
@@ -128,7 +143,31 @@ def permutation_null(Y: np.ndarray, predictions: np.ndarray, folds: Sequence[np.
             for start in range(0, n_permutations, n_permutations_batch):
                 idx = draws[start:start + n_permutations_batch]
                 null[start:start + idx.shape[0]] += np.einsum("pit,it->pt", zy[idx], zp) / n
-    return null / len(folds)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_valid > 0, null / n_valid, np.nan)
+
+
+def null_pvalues(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """One-sided p-values of ``observed`` (n_targets,) against a null (n_permutations, n_targets).
+
+    ``p = (1 + #{null >= observed}) / (1 + n_permutations)``; NaN where the observed value is NaN.
+    """
+    observed = np.asarray(observed, dtype=np.float64)
+    n_permutations = null.shape[0]
+    with np.errstate(invalid="ignore"):
+        count = (null >= observed[None, :] - 1e-12).sum(0)
+    p = (1.0 + count) / (1.0 + n_permutations)
+    return np.where(np.isfinite(observed), p, np.nan)
+
+
+def _fold_mean_r(Y: np.ndarray, predictions: np.ndarray, folds: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean over folds of the r within each fold (a constant prediction: 0; a constant response:
+    NaN, left out of the mean)."""
+    fold_r = np.stack([(_zscore(Y[f]) * np.nan_to_num(_zscore(predictions[f]), nan=0.0)).mean(0)
+                       for f in folds])
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(fold_r, 0)
 
 
 def permutation_test(Y: np.ndarray, predictions: np.ndarray, folds: Sequence[np.ndarray],
@@ -143,16 +182,68 @@ def permutation_test(Y: np.ndarray, predictions: np.ndarray, folds: Sequence[np.
     """
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}.")
+    Y = np.asarray(Y, dtype=np.float64)
+    predictions = np.asarray(predictions, dtype=np.float64)
     if observed is None:
-        fold_r = np.stack([(_zscore(Y[f]) * _zscore(predictions[f])).mean(0) for f in folds])
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            observed = np.nanmean(fold_r, 0)
-    observed = np.asarray(observed, dtype=np.float64)
+        observed = _fold_mean_r(Y, predictions, folds)
     null = permutation_null(Y, predictions, folds, n_permutations, method, block_size, random_state)
-    count = (null >= observed[None, :] - 1e-12).sum(0)
-    p = (1.0 + count) / (1.0 + n_permutations)
-    return np.where(np.isfinite(observed), p, np.nan)
+    return null_pvalues(null, observed)
+
+
+def permutation_test_best(Y: np.ndarray, predictions: Sequence[np.ndarray], folds: Sequence[np.ndarray],
+                          observed: np.ndarray | None = None, n_permutations: int = 1000,
+                          method: str = "circular", block_size: int | str = "auto",
+                          random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Permutation p-values of several layers' r, and of each target's best layer corrected for
+    choosing it (the maximum statistic over layers).
+
+    Every layer's null is drawn with the same permutations (the same seed, and block sizes that
+    do not depend on the layer: give explicit ``block_size`` or ``"auto"``, which depends on the
+    responses only). Each target's best layer is the one with the highest observed r, and its
+    corrected p-value is ``(1 + #{max over layers of the null >= observed r at the best layer})
+    / (1 + n_permutations)``: it controls the error of declaring the best of many (correlated)
+    layers significant, which the best layer's own p-value does not.
+
+    Parameters
+    ----------
+    Y : ndarray, shape (n_samples, n_targets)
+    predictions : sequence of ndarray, shape (n_samples, n_targets)
+        Held-out predictions, one array per layer.
+    folds, n_permutations, method, block_size
+        As in :func:`permutation_null`.
+    observed : ndarray, shape (n_layers, n_targets) | None
+        The observed fold-mean r per layer (default: computed from ``predictions``).
+    random_state : None | int | Generator
+        Seed; one seed is drawn from it and used for every layer.
+
+    Returns
+    -------
+    pvalues : ndarray, shape (n_layers, n_targets)
+        Each layer's own p-values (as :func:`permutation_test`).
+    pvalues_best : ndarray, shape (n_targets,)
+        The corrected p-value of each target's best layer (NaN where every r is NaN).
+    """
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}.")
+    if len(predictions) == 0:
+        raise ValueError("permutation_test_best needs the predictions of at least one layer.")
+    Y = np.asarray(Y, dtype=np.float64)
+    seed = int(_check_random_state(random_state).integers(2**62))
+    if observed is None:
+        observed = np.stack([_fold_mean_r(Y, np.asarray(p, dtype=np.float64), folds) for p in predictions])
+    observed = np.asarray(observed, dtype=np.float64)
+    if observed.shape != (len(predictions), Y.shape[1]):
+        raise ValueError(f"observed has shape {observed.shape}; expected {(len(predictions), Y.shape[1])} "
+                         "(n_layers, n_targets).")
+    pvalues = np.full(observed.shape, np.nan)
+    null_max = np.full((n_permutations, Y.shape[1]), -np.inf)
+    for j, pred in enumerate(predictions):
+        null = permutation_null(Y, pred, folds, n_permutations, method, block_size, seed)
+        pvalues[j] = null_pvalues(null, observed[j])
+        np.fmax(null_max, null, out=null_max)
+    filled = np.where(np.isfinite(observed), observed, -np.inf)
+    best = np.argmax(filled, 0)
+    return pvalues, null_pvalues(null_max, observed[best, np.arange(Y.shape[1])])
 
 
 def fdr_bh(pvalues: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -260,6 +351,13 @@ def noise_ceiling_intersubject(data: Any, target: str = "individual") -> np.ndar
         ``corr(y_s, signal) = r_s / sqrt(rho_{N-1})``, shape (n_subjects, n_targets).
         ``"group"``: the ceiling for a model of the group mean, ``sqrt(rho_N)``, shape
         (n_targets,).
+
+    Returns
+    -------
+    ceiling : ndarray
+        NaN (for every subject, and for the group) where the mean ``r_s`` is not positive: the
+        subjects share no measurable signal there, so there is no ceiling to estimate (not a
+        ceiling of 0 or 1).
     """
     _check_option("target", target, ("individual", "group"))
     data = _check_units(data, "subjects")
@@ -268,13 +366,17 @@ def noise_ceiling_intersubject(data: Any, target: str = "individual") -> np.ndar
         raise ValueError(f"Inter-subject noise ceilings need at least 3 subjects, got {n}.")
     total = data.sum(0)
     r_s = np.stack([np.mean(_zscore(data[s]) * _zscore((total - data[s]) / (n - 1)), 0) for s in range(n)])
-    r = np.clip(np.nanmean(r_s, 0), 0.0, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean_r = np.nanmean(r_s, 0)
+    shared = mean_r > 0  # False for NaN too
+    r = np.where(shared, np.minimum(mean_r, 1.0), np.nan)
     k = n - 1
     # k rho^2 - r^2 (k - 1) rho - r^2 = 0, positive root
     rho1 = (r**2 * (k - 1) + np.sqrt(r**4 * (k - 1) ** 2 + 4 * k * r**2)) / (2 * k)
     if target == "group":
-        return np.sqrt(np.clip(spearman_brown(rho1, n), 0.0, 1.0))
+        return np.where(shared, np.sqrt(np.clip(spearman_brown(rho1, n), 0.0, 1.0)), np.nan)
     rho_k = spearman_brown(rho1, k)
     with np.errstate(invalid="ignore", divide="ignore"):
         ceiling = r_s / np.sqrt(rho_k)[None, :]
-    return np.clip(ceiling, 0.0, 1.0)
+    return np.where(shared[None, :], np.clip(ceiling, 0.0, 1.0), np.nan)

@@ -16,7 +16,7 @@ from . import _ridge
 from .backend import resolve_backend, resolve_dtype, to_numpy, use_backend
 from .cv import DEFAULT_GAP, check_groups, inner_splits, make_cv
 from .designs import LayerDesigns, as_layer_designs, gap_for
-from .stats import PERMUTATIONS, autocorrelation_length, permutation_test
+from .stats import PERMUTATIONS, null_pvalues, permutation_null
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,10 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     n_blocks : int
         Blocks of a single run.
     gap : int | None
-        Samples dropped on each side of a test block (default: the longest delay + 1 when the
-        designs know their delays, else 5).
+        Samples dropped on each side of a test block (default: when the designs come from a
+        :class:`neuroenc.align.Design`, how far a design row reaches into the stimulus + 1: the
+        longest delay, the HRF kernel and the resampling half-window, see
+        :func:`~neuroenc.encoding.designs.gap_for`; else 5).
     inner_cv : int | None
         Inner folds to choose penalties (whole runs or blocks, inside the outer training part).
     form : {"auto", "kernel", "primal"}
@@ -90,12 +92,18 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     n_permutations : int
         Permutations for p-values of r (0: none). The null shifts each test fold's response
         circularly (or permutes its blocks) against the prediction, keeping autocorrelation.
+        The draws are the same for every layer and target, so the maximum over layers of the
+        null gives p-values corrected for choosing each target's best layer
+        (``pvalues_best_``).
     permutation : {"circular", "block"}
         Permutation scheme.
     block_size : int | sequence of int | "auto"
-        Block length / smallest shift in samples, for all folds or one per fold (``"auto"``:
-        the autocorrelation length of the layer's design in each test fold, so that the draws
-        do not depend on which targets are fitted together).
+        Block length / smallest shift in samples, for all folds or one per fold. ``"auto"``:
+        the CV gap (how far a design row reaches into the stimulus + 1; shifts shorter than
+        that let the delays re-align the response with its own stimulus), clipped to
+        ``[2, n_test // 4]`` in each test fold. It depends on the settings and the folds only,
+        so the draws are identical for every layer, every target chunk and every layer subset
+        fitted apart.
     refit : bool
         Refit each target's best layer on all samples (penalty chosen by CV over the outer
         splits), so that :meth:`predict` works. Dual coefficients are kept when features
@@ -116,7 +124,15 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     alphas_ : ndarray, shape (n_layers, n_targets)
         Geometric mean over folds of the chosen penalties.
     pvalues_ : ndarray, shape (n_layers, n_targets) | None
-        Permutation p-values of ``r_``.
+        Permutation p-values of ``r_``, each layer on its own (not corrected for choosing a
+        layer).
+    pvalues_best_ : ndarray, shape (n_targets,) | None
+        Permutation p-value of each target's best ``r_``, corrected for choosing the best of the
+        layers (max statistic): ``(1 + #{max over layers of the null >= r at the best layer})
+        / (1 + n_permutations)``, the null of every layer from the same draws. Valid for the
+        layers fitted together.
+    block_sizes_ : list of int | None
+        The permutation block / smallest shift used in each outer fold.
     best_layer_ : ndarray of int, shape (n_targets,)
         Layer with the highest ``r_`` per target.
     cv_splits_ : list of (ndarray, ndarray)
@@ -171,6 +187,13 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
         return as_layer_designs(X)
 
+    def _block_sizes(self, tests: list[np.ndarray], gap: int) -> Any:
+        """The permutation block / smallest shift of each test fold (see ``block_size``)."""
+        if not isinstance(self.block_size, str):
+            return self.block_size
+        _check_option("block_size", self.block_size, ("auto",))
+        return [int(np.clip(gap, 2, max(2, te.size // 4))) for te in tests]
+
     def _check_params(self) -> None:
         _check_option("form", self.form, _ridge.FORMS)
         _check_option("permutation", self.permutation, PERMUTATIONS)
@@ -224,41 +247,40 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         fold_r = np.full((n_f, n_l, t), np.nan)
         fold_r2 = np.full((n_f, n_l, t), np.nan)
         fold_alpha = np.full((n_f, n_l, t), np.nan)
-        pvalues = np.full((n_l, t), np.nan) if self.n_permutations else None
+        n_perm = int(self.n_permutations)
+        pvalues = np.full((n_l, t), np.nan) if n_perm else None
+        # running maximum over layers of the null, for p-values corrected for the layer choice
+        null_max = np.full((n_perm, t), -np.inf) if n_perm else None
+        tests = [te for _, te in outer]
+        blocks = self._block_sizes(tests, gap) if n_perm else None
+        self.block_sizes_ = blocks
         self.forms_ = {}
         counter: dict[str, float] = {"flops": 0.0}
         backend_name = resolve_backend(self.backend)
         dtype = resolve_dtype(self.dtype, backend_name, Y)
-        # the same permutation draws for every layer (and every target chunk)
+        # the same permutation draws for every layer (and every target chunk and layer subset)
         perm_seed = int(_check_random_state(self.random_state).integers(2**62))
         with use_backend(backend_name) as B:
             Yb = B.asarray(Y, dtype=dtype)
             ab = B.asarray(alphas, dtype=dtype)
             for j, layer in enumerate(tqdm(layers, desc="layers", disable=not self.verbose)):
-                X = designs[layer]
-                Xb = B.asarray(X, dtype=dtype)
-                if self.n_permutations and isinstance(self.block_size, str):
-                    # "auto": the decorrelation length of this layer's design in each test fold,
-                    # the same for every chunk of targets (a prediction is as autocorrelated
-                    # as the design it is made from)
-                    blocks = [autocorrelation_length(X[te]) for _, te in outer]
-                else:
-                    blocks = self.block_size
-                del X
+                Xb = B.asarray(designs[layer], dtype=dtype)
                 out = _ridge.fit_layer_cv(Xb, Yb, outer, inner, ab, form=self.form,
                                           n_targets_batch=self.n_targets_batch,
-                                          return_predictions=bool(self.n_permutations), counter=counter)
+                                          return_predictions=bool(n_perm), counter=counter)
                 del Xb
                 fold_r[:, j], fold_r2[:, j], fold_alpha[:, j] = out["fold_r"], out["fold_r2"], out["fold_alpha"]
                 self.forms_[layer] = out["form"]
-                if self.n_permutations:
+                if n_perm:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", RuntimeWarning)
                         observed = np.nanmean(out["fold_r"], 0)
-                    pvalues[j] = permutation_test(
-                        Y, out["predictions"], [te for _, te in outer], observed=observed,
-                        n_permutations=int(self.n_permutations), method=self.permutation,
-                        block_size=blocks, random_state=perm_seed)
+                    null = permutation_null(Y, out["predictions"], tests, n_permutations=n_perm,
+                                            method=self.permutation, block_size=blocks,
+                                            random_state=perm_seed)
+                    pvalues[j] = null_pvalues(null, observed)
+                    np.fmax(null_max, null, out=null_max)  # NaN (constant target) is skipped
+                    del null
                 if logger.isEnabledFor(logging.DEBUG) and np.isfinite(out["fold_r"]).any():
                     logger.debug("layer %s: mean r %.4f", layer, np.nanmean(out["fold_r"]))
         self.layers_ = np.asarray(layers, dtype=np.int64)
@@ -270,7 +292,11 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.alphas_ = np.exp(np.mean(np.log(fold_alpha), 0))
         self.pvalues_ = pvalues
         r_filled = np.where(np.isfinite(self.r_), self.r_, -np.inf)
-        self.best_layer_ = self.layers_[np.argmax(r_filled, 0)]
+        best = np.argmax(r_filled, 0)
+        self.best_layer_ = self.layers_[best]
+        self.pvalues_best_ = None
+        if n_perm:
+            self.pvalues_best_ = null_pvalues(null_max, self.r_[best, np.arange(t)])
         self.flops_ = counter["flops"]
         self.backend_, self.dtype_ = backend_name, dtype
         self.coefs_ = {}
@@ -340,16 +366,18 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self, "r_")
         n_t = self.r_.shape[1]
         targets = [str(i) for i in range(n_t)] if targets is None else list(targets)
-        qvalues = None
+        qvalues = qvalues_best = None
         if self.pvalues_ is not None:
             from .stats import fdr_bh
 
             qvalues = fdr_bh(self.pvalues_, axis=-1)
+            qvalues_best = fdr_bh(self.pvalues_best_)
         settings = dict(kwargs.pop("settings", {}))
         settings.update(self.settings_())
         return EncodingResults(r=self.r_, r2=self.r2_, layers=self.layers_, targets=targets,
                                pvalues=self.pvalues_, qvalues=qvalues, alphas=self.alphas_,
-                               fold_r=self.fold_r_, fold_r2=self.fold_r2_, settings=settings, **kwargs)
+                               fold_r=self.fold_r_, fold_r2=self.fold_r2_, settings=settings,
+                               pvalues_best=self.pvalues_best_, qvalues_best=qvalues_best, **kwargs)
 
     def settings_(self) -> dict[str, Any]:
         """The parameters and fitted choices, for results files."""
@@ -358,6 +386,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         params["alphas"] = self._alphas().tolist()
         params["cv_folds"] = [[int(tr.size), int(te.size)] for tr, te in self.cv_splits_]
         params["gap_used"] = int(self.gap_)
+        if self.block_sizes_ is not None:
+            params["block_sizes_used"] = np.asarray(self.block_sizes_).astype(int).tolist()
         params["forms"] = {str(k): v for k, v in self.forms_.items()}
         params["backend_used"] = self.backend_
         params["dtype_used"] = self.dtype_

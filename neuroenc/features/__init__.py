@@ -4,20 +4,21 @@
 - :func:`extract_features` / :class:`FeatureExtractor`: per-word features with exact,
   recorded context (``strided`` or ``window`` policy), cached in HDF5;
 - :func:`load_features`, :func:`save_features`, :func:`feature_cache_path`,
-  :func:`is_complete`: the cache files;
+  :func:`is_complete`, :func:`read_feature_info`: the cache files;
 - :func:`align_tokens`, :func:`plan_contexts`, :func:`token_states`: the building blocks;
-- :func:`resolve_layers`, :func:`layer_at_depth`: layer selection and relative depth;
+- :func:`resolve_layers`, :func:`resolve_stored_layers`, :func:`layer_at_depth`: layer
+  selection and relative depth;
 - :func:`parse_intervention` / :func:`apply_intervention`: model interventions (skip, repeat,
   swap, parallel, no-attention, freeze/random context) applied while extracting;
 - :func:`layer_metrics` and the metric functions: per-layer representation geometry
   (entropies, curvature, intrinsic dimension, effective rank).
 """
-from .cache import FEATURES_FORMAT, is_complete, load_features, save_features
+from .cache import FEATURES_FORMAT, is_complete, load_features, read_feature_info, save_features
 from .context import ContextPlan, plan_contexts
 from .extract import FeatureExtractor, extract_features, feature_cache_path, token_states
 from .featureset import FeatureSet
 from .interventions import Intervention, check_context_policy, parse_intervention
-from .layers import layer_at_depth, resolve_layers
+from .layers import layer_at_depth, resolve_layers, resolve_stored_layers
 from .metrics import (
     curvature,
     dataset_entropy,
@@ -89,9 +90,11 @@ __all__ = [
     "load_model",
     "model_identity",
     "plan_contexts",
+    "read_feature_info",
     "resolve_device",
     "resolve_dtype",
     "resolve_layers",
+    "resolve_stored_layers",
     "save_features",
     "token_states",
 ]

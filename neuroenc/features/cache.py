@@ -36,6 +36,7 @@ import numpy as np
 from .._io import atomic_path, json_default_strict
 from .._validation import _check_path_exists
 from .featureset import FeatureSet
+from .layers import resolve_stored_layers
 
 logger = logging.getLogger(__name__)
 
@@ -145,15 +146,53 @@ def is_complete(path: str | os.PathLike, layers: Iterable[int] | None = None) ->
         return False
 
 
-def load_features(path: str | os.PathLike, layers: Iterable[int] | None = None) -> FeatureSet:
+def read_feature_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The provenance, layers and size of a feature file, without reading its features.
+
+    Parameters
+    ----------
+    path : path-like
+        A feature file written by :func:`save_features`.
+
+    Returns
+    -------
+    info : dict
+        The provenance (``model``, ``run``, ``n_model_layers``, ``reference``, the settings...)
+        plus ``layer_indices`` (the stored layers), ``n_words`` and ``path``.
+
+    Raises
+    ------
+    ValueError
+        If the file is incomplete or corrupt (see :func:`is_complete`).
+    """
+    import h5py
+
+    path = _check_path_exists(path, "feature file", "Extract features first (neuroenc extract).")
+    if not is_complete(path):
+        raise ValueError(
+            f"Feature file {str(path)!r} is incomplete or corrupt (an interrupted write?); delete it "
+            "and extract the features again."
+        )
+    with h5py.File(path, "r") as f:
+        info = json.loads(f.attrs["provenance"])
+        info["layer_indices"] = [int(i) for i in f.attrs["layer_indices"]]
+        info["n_words"] = int(f["words"].shape[0])
+    info["path"] = str(path)
+    return info
+
+
+def load_features(path: str | os.PathLike, layers: Any = None) -> FeatureSet:
     """Read a feature file written by :func:`save_features` (or by the extractor's cache).
 
     Parameters
     ----------
     path : path-like
         The HDF5 file.
-    layers : iterable of int | None
-        The layers to read (default: all stored layers).
+    layers : None | "all" | int | float | iterable of int or float
+        The layers to read (default: all stored layers). Non-negative ints are layer
+        indices; negative ints (``-1`` = last block) and floats (relative depths in [0, 1])
+        are resolved against the model's number of hidden states (see
+        :func:`~neuroenc.features.layers.resolve_stored_layers`).
 
     Returns
     -------
@@ -176,7 +215,12 @@ def load_features(path: str | os.PathLike, layers: Iterable[int] | None = None) 
         )
     with h5py.File(path, "r") as f:
         stored = [int(i) for i in f.attrs["layer_indices"]]
-        wanted = stored if layers is None else [int(i) for i in layers]
+        if layers is None:
+            wanted = stored
+        else:
+            n_model_layers = f.attrs.get("n_model_layers")
+            n_model_layers = int(n_model_layers) if isinstance(n_model_layers, (int, np.integer)) else None
+            wanted = resolve_stored_layers(layers, stored, n_model_layers, repr(str(f.attrs.get("model", path))))
         missing = [i for i in wanted if i not in stored]
         if missing:
             raise ValueError(

@@ -34,9 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._validation import _check_option, _check_positive, _check_type
 from .tokens import TokenAlignment
 
 POLICIES = ("strided", "window")
+KINDS = ("causal", "masked")
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,19 @@ def plan_contexts(
     Returns
     -------
     plan : ContextPlan
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``policy`` or ``kind``, a negative ``context_tokens`` or
+        ``right_context``, or a ``stride`` below 1.
     """
+    _check_type("alignment", alignment, TokenAlignment, "TokenAlignment (from align_tokens)")
+    _check_option("policy", policy, POLICIES)
+    _check_option("kind", kind, KINDS)
+    _check_positive("context_tokens", context_tokens, strict=False, integer=True)
+    _check_positive("stride", stride, integer=True)
+    _check_positive("right_context", right_context, strict=False, integer=True)
     a = alignment.word_start
     b = alignment.word_stop
     n_tok = alignment.n_tokens

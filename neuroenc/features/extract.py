@@ -33,10 +33,17 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._logging import use_log_level
+from .._logging import _to_level
 from .._validation import _check_option, _check_positive, _check_type
 from ..stimuli.transcript import Transcript
-from .cache import cache_file_name, cache_key, is_complete, load_features, save_features
+from .cache import (
+    cache_file_name,
+    cache_key,
+    is_complete,
+    load_features,
+    read_feature_info,
+    save_features,
+)
 from .context import POLICIES, ContextPlan, plan_contexts
 from .featureset import FeatureSet
 from .layers import resolve_layers
@@ -72,6 +79,33 @@ def _intervention_tools():
     from .interventions_patch import apply_intervention
 
     return parse_intervention, apply_intervention, check_context_policy
+
+
+class _CallLog:
+    """One call's log level (mne-style ``verbose``), without touching the shared logger.
+
+    ``verbose=None`` inherits the ``neuroenc`` logger's effective level (what the CLI's
+    ``-q``/``-v`` or :func:`neuroenc.set_log_level` chose). An explicit level applies to this
+    call's own messages and progress bar only: the logger's level is never changed, so calls
+    in other threads and the caller's settings are unaffected.
+    """
+
+    def __init__(self, verbose: bool | str | int | None) -> None:
+        self.explicit = verbose is not None
+        self.level = _to_level(verbose) if self.explicit else logger.getEffectiveLevel()
+
+    @property
+    def progress(self) -> bool:
+        """Whether to show progress bars (at ``INFO`` or below)."""
+        return self.level <= logging.INFO
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        if level < self.level or logger.disabled:
+            return
+        if logger.isEnabledFor(level):
+            logger.log(level, msg, *args)
+        elif self.explicit:  # asked for by this call, below the logger's own threshold
+            logger.handle(logger.makeRecord(logger.name, level, __file__, 0, msg, args, None))
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -122,14 +156,20 @@ class FeatureExtractor:
         A model intervention applied during the forward passes (see
         :mod:`neuroenc.features.interventions`); recorded in provenance and the cache key.
     reference : {"onset", "midpoint"}
-        Which word time the feature rows are placed at.
+        Which word time the feature rows are placed at (not part of the cache key: cached
+        features are returned at this reference).
     verbose : bool | str | int | None
-        Log level for this call (mne style); a progress bar shows at ``"info"`` or below.
+        Level of this extractor's messages (mne style); ``None`` (default) inherits the
+        ``neuroenc`` logger's level. The shared logger is never changed. A progress bar shows
+        at ``"info"`` or below.
 
     Attributes
     ----------
     model_ : LoadedModel
         The loaded model (after :meth:`fit`, or the first :meth:`transform` that computes).
+    identity_ : str
+        The loaded model's identity in cache keys (:attr:`LoadedModel.identity`), set by
+        :meth:`fit`.
     """
 
     def __init__(
@@ -212,6 +252,7 @@ class FeatureExtractor:
         if not hasattr(self, "model_"):
             self.model_ = load_model(self.model, device=self.device, dtype=self.dtype,
                                      revision=self.revision, gguf_file=self.gguf_file)
+            self.identity_ = self.model_.identity
         return self
 
     def _loaded(self) -> LoadedModel | None:
@@ -224,11 +265,17 @@ class FeatureExtractor:
         return lm.name if lm is not None else str(self.model)
 
     def _identity(self) -> str:
-        if not hasattr(self, "identity_"):
-            lm = self._loaded()
-            self.identity_ = lm.identity if lm is not None else model_identity(
-                self.model, revision=self.revision, gguf_file=self.gguf_file)
-        return self.identity_
+        """The model's identity, without loading it (memoised per model/revision/gguf_file:
+        hashing a folder's weights or finding a hub commit is done once)."""
+        lm = self._loaded()
+        if lm is not None:
+            return lm.identity
+        key = (str(self.model), self.revision, self.gguf_file)
+        memo = self.__dict__.get("_identity_memo")
+        if memo is None or memo[0] != key:
+            memo = (key, model_identity(self.model, revision=self.revision, gguf_file=self.gguf_file))
+            self._identity_memo = memo
+        return memo[1]
 
     def _dtype_name(self) -> str:
         lm = self._loaded()
@@ -240,7 +287,7 @@ class FeatureExtractor:
     def cache_path(self, transcript: Transcript) -> Path | None:
         """Where the features of ``transcript`` are cached (``None`` without ``cache_dir``).
 
-        The name hashes the model's identity (revision or weights sha256), the transcript's
+        The name hashes the model's identity (hub commit or weights sha256), the transcript's
         content and run name, and every setting that changes the features. Computing it does
         not load the model.
         """
@@ -253,9 +300,14 @@ class FeatureExtractor:
         name = cache_file_name(self._model_name(), transcript.name, cache_key(settings))
         return Path(self.cache_dir) / name
 
-    def _find_cached(self, transcript: Transcript, checked: dict[str, Any]) -> tuple[Path, FeatureSet] | None:
+    def _find_cached(self, transcript: Transcript, checked: dict[str, Any],
+                     log: _CallLog | None = None) -> tuple[Path, list[int]] | None:
         """The complete cache file holding these features (this setting's, or an all-layers
-        file with every requested layer) and its features."""
+        file with every requested layer) and the layers to read from it.
+
+        Only the files' attributes and dataset shapes are read, never the features.
+        """
+        log = _CallLog(self.verbose) if log is None else log
         settings = self._settings(transcript, checked)
         candidates = [settings]
         if settings["layers"] != "all":
@@ -265,13 +317,13 @@ class FeatureExtractor:
             if not path.exists():
                 continue
             if not is_complete(path):
-                logger.warning("Cached features %s are incomplete or corrupt; recomputing.", path)
+                log.log(logging.WARNING, "Cached features %s are incomplete or corrupt; recomputing.", path)
                 continue
-            fs = load_features(path)
-            wanted = resolve_layers(self.layers, fs.n_model_layers, repr(fs.model))
-            if not all(i in fs for i in wanted):
+            info = read_feature_info(path)
+            wanted = resolve_layers(self.layers, info["n_model_layers"], repr(info["model"]))
+            if not set(wanted) <= set(info["layer_indices"]):
                 continue
-            return path, (fs if wanted == fs.layer_indices else fs.select(wanted))
+            return path, wanted
         return None
 
     def cached_path(self, transcript: Transcript) -> Path | None:
@@ -286,13 +338,15 @@ class FeatureExtractor:
         found = self._find_cached(transcript, self._check_params())
         return None if found is None else found[0]
 
-    def _cached(self, transcript: Transcript, checked: dict[str, Any]) -> FeatureSet | None:
-        """The cached features, from this setting's file or from an all-layers file."""
-        found = self._find_cached(transcript, checked)
+    def _cached(self, transcript: Transcript, checked: dict[str, Any], log: _CallLog) -> FeatureSet | None:
+        """The cached features (at this extractor's ``reference``), from this setting's file
+        or from an all-layers file."""
+        found = self._find_cached(transcript, checked, log)
         if found is None:
             return None
-        logger.info("Reusing cached features %s", found[0])
-        return found[1]
+        path, wanted = found
+        log.log(logging.INFO, "Reusing cached features %s", path)
+        return load_features(path, layers=wanted).with_reference(self.reference)
 
     # ------------------------------------------------------------------ extraction
     def transform(self, transcript: Transcript) -> FeatureSet:
@@ -306,21 +360,20 @@ class FeatureExtractor:
             ``context_start`` / ``context_len`` of each word.
         """
         transcript = _check_transcript(transcript)
-        ctx = use_log_level(self.verbose) if self.verbose is not None else contextlib.nullcontext()
-        with ctx:
-            checked = self._check_params()
-            if self.cache_dir is not None:
-                cached = self._cached(transcript, checked)
-                if cached is not None:
-                    return cached
-            self.fit()
-            fs = self._compute(transcript, checked)
-            if self.cache_dir is not None:
-                path = self.cache_path(transcript)
-                save_features(fs, path)
-                fs.attrs["path"] = str(path)
-                logger.info("Wrote %s", path)
-            return fs
+        log = _CallLog(self.verbose)
+        checked = self._check_params()
+        if self.cache_dir is not None:
+            cached = self._cached(transcript, checked, log)
+            if cached is not None:
+                return cached
+        self.fit()
+        fs = self._compute(transcript, checked)
+        if self.cache_dir is not None:
+            path = self._path(transcript, self._settings(transcript, checked))
+            save_features(fs, path)
+            fs.attrs["path"] = str(path)
+            log.log(logging.INFO, "Wrote %s", path)
+        return fs
 
     def _compute(self, transcript: Transcript, checked: dict[str, Any]) -> FeatureSet:
         lm = self.model_
@@ -345,7 +398,7 @@ class FeatureExtractor:
                              f"{int(alignment.word_n_tokens[i])} tokens)")
         iv = checked["intervention"]
         data, n_forwards = run_plan(lm, alignment, plan, layers, self.pooling, self.batch_size,
-                                    iv, desc=f"{transcript.name}")
+                                    iv, desc=f"{transcript.name}", verbose=self.verbose)
         attrs = {
             **lm.provenance(),
             "policy": self.policy,
@@ -408,6 +461,7 @@ def run_plan(
     batch_size: int | str = "auto",
     intervention: Any = None,
     desc: str = "",
+    verbose: bool | str | int | None = None,
 ) -> tuple[dict[int, np.ndarray], int]:
     """Run the forward sequences of ``plan`` and gather each word's pooled hidden states.
 
@@ -424,6 +478,9 @@ def run_plan(
         Applied (patched in) around all forward passes.
     desc : str
         Progress-bar label.
+    verbose : bool | str | int | None
+        Level of messages and progress bar (``None``: the ``neuroenc`` logger's level; the
+        logger is never changed).
 
     Returns
     -------
@@ -462,10 +519,10 @@ def run_plan(
     if intervention is not None:
         _, apply_intervention, _ = _intervention_tools()
         iv_cm = apply_intervention(lm, intervention)
-    show = logging.getLogger("neuroenc").isEnabledFor(logging.INFO)
+    log = _CallLog(verbose)
     done = 0
     with iv_cm as handle, torch.inference_mode(), tqdm(
-        total=plan.n_sequences, desc=f"features {desc}".strip(), unit="seq", disable=not show,
+        total=plan.n_sequences, desc=f"features {desc}".strip(), unit="seq", disable=not log.progress,
         leave=False,
     ) as bar:
         while done < plan.n_sequences:
@@ -479,8 +536,8 @@ def run_plan(
                 size = max(1, size // 2)
                 if lm.device.type == "cuda":
                     torch.cuda.empty_cache()
-                logger.warning("Out of memory with %d sequences per batch; retrying with %d.",
-                               len(seqs), size)
+                log.log(logging.WARNING, "Out of memory with %d sequences per batch; retrying with %d.",
+                        len(seqs), size)
                 continue
             done += len(seqs)
             bar.update(len(seqs))
@@ -586,7 +643,7 @@ def feature_cache_path(
 ) -> Path:
     """Where :func:`extract_features` caches ``transcript`` with ``model`` and ``settings``.
 
-    Computed without loading the model (only its identity: revision or weights sha256), so
+    Computed without loading the model (only its identity: hub commit or weights sha256), so
     a scheduler can skip work whose output is complete (:func:`~neuroenc.features.cache.is_complete`).
     ``settings`` are :class:`FeatureExtractor` parameters (``layers``, ``context_tokens``,
     ``stride``, ``policy``, ``pooling``, ``right_context``, ``dtype``, ``intervention``,

@@ -27,7 +27,8 @@ Grammar (``I``, ``J``, ``K``, ``N``, ``S`` are non-negative integers)::
     freeze-context:K         from block K on, the previous tokens keep their hidden state K
                              (Ben-Artzy & Schwartz 2024, "Attend first, consolidate later")
     random-context:K[:seed=S]  from block K on, the previous tokens' states are random vectors
-                             with the norms of their hidden state K
+                             with the norms of their hidden state K (drawn per sequence from
+                             S and the sequence's tokens: batching never changes them)
 
 ``None`` and ``"none"`` mean no intervention (:func:`parse_intervention` returns ``None``).
 
@@ -71,6 +72,9 @@ _GRAMMAR = (
 )
 _RANGE_KINDS = ("skip", "reverse", "shuffle", "parallel")
 _SEED_KINDS = ("shuffle", "random-context")
+#: How ``random-context`` draws its vectors (recorded in :meth:`Intervention.to_dict`, hence in
+#: cache keys): one generator per sequence, seeded from the seed and the sequence's tokens.
+RANDOM_CONTEXT_NOISE = "per-sequence"
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,9 @@ class Intervention:
         """A JSON-able dict for provenance and cache keys; :func:`parse_intervention` reads it.
 
         ``shuffle`` also records its block ``order`` (from the seed), so a cache key never
-        silently depends on numpy's random stream.
+        silently depends on numpy's random stream; ``random-context`` records how its random
+        vectors are drawn (``noise``: :data:`RANDOM_CONTEXT_NOISE`), so features drawn another
+        way are never taken from the cache.
         """
         out: dict[str, Any] = {"kind": self.kind, "start": int(self.start)}
         if self.kind == "repeat":
@@ -161,6 +167,8 @@ class Intervention:
             out["seed"] = int(self.seed)
         if self.kind == "shuffle":
             out["order"] = [int(b) for b in self._shuffle_order()]
+        if self.kind == "random-context":
+            out["noise"] = RANDOM_CONTEXT_NOISE
         out["spec"] = str(self)
         return out
 
@@ -178,7 +186,7 @@ class Intervention:
     # ------------------------------------------------------------ the plan
     def check(self, n_blocks: int) -> "Intervention":
         """Raise a ValueError unless every block this intervention names exists."""
-        top = self.last_block(n_blocks)
+        top = self.last_block()
         if top >= n_blocks:
             raise ValueError(
                 f"intervention {str(self)!r} needs block {top} but the model has {n_blocks} "
@@ -186,8 +194,8 @@ class Intervention:
             )
         return self
 
-    def last_block(self, n_blocks: int) -> int:
-        """The highest block index this intervention names."""
+    def last_block(self) -> int:
+        """The highest block index this intervention names (a model needs more blocks)."""
         if self.kind == "swap":
             return self.other + self.stop - self.start
         if self.stop is None:
@@ -297,7 +305,9 @@ def parse_intervention(spec: str | Mapping[str, Any] | Intervention | None) -> I
     >>> str(parse_intervention("skip:10-14"))
     'skip:10-14'
     >>> parse_intervention({"kind": "repeat", "start": 12, "n": 3})
-    Intervention(kind='repeat', start=12, stop=None, n=3, seed=None)
+    Intervention(kind='repeat', start=12, stop=None, n=3, seed=None, other=None)
+    >>> parse_intervention("swap:3,7").to_dict()
+    {'kind': 'swap', 'start': 3, 'stop': 3, 'other': 7, 'spec': 'swap:3,7'}
     """
     if spec is None or isinstance(spec, Intervention):
         return spec
@@ -365,7 +375,7 @@ def _parse_dict(spec: Mapping[str, Any]) -> Intervention | None:
     if kind == "none":
         return None
     _check_option("intervention kind", kind, KINDS)
-    known = {"kind", "start", "stop", "n", "seed", "other", "order", "spec"}
+    known = {"kind", "start", "stop", "n", "seed", "other", "order", "noise", "spec"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ValueError(
@@ -386,6 +396,12 @@ def _parse_dict(spec: Mapping[str, Any]) -> Intervention | None:
             f"Invalid intervention dict {dict(spec)!r}: 'swap' needs 'other', the start of the second range."
         )
     out = _build(dict(spec), kind, start, stop, n, seed, other=other)
+    if "noise" in spec and (kind != "random-context" or spec["noise"] != RANDOM_CONTEXT_NOISE):
+        raise ValueError(
+            f"intervention {str(out)!r}: the recorded noise {spec['noise']!r} is not how this version "
+            f"draws random contexts ({RANDOM_CONTEXT_NOISE!r}, for 'random-context' only); features "
+            "made with it cannot be reproduced. Re-extract them."
+        )
     if "order" in spec and kind == "shuffle":
         order = [int(b) for b in spec["order"]]
         if order != out._shuffle_order():

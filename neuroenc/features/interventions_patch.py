@@ -29,6 +29,7 @@ encoders (``encoder.layer``, attention ``attention`` with its residual and Layer
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -58,6 +59,8 @@ class InterventionHandle:
         The active intervention.
     n_blocks : int
         Number of blocks of the model.
+    seed : int
+        The seed of ``random-context``'s random vectors (0 when ``random_state`` is None).
     query_positions : None | int | sequence of int | torch.Tensor
         For ``freeze-context`` / ``random-context``: the position of the current token in
         each sequence of the next forward passes. ``None`` (default) takes the last
@@ -69,10 +72,11 @@ class InterventionHandle:
     def __init__(self, intervention: Intervention, n_blocks: int, random_state: int | None) -> None:
         self.intervention = intervention
         self.n_blocks = n_blocks
+        self.seed = 0 if random_state is None else int(random_state)
         self.query_positions: Any = None
+        # Recorded by the base model's pre-hook at every forward pass.
         self._mask: torch.Tensor | None = None
-        self._generator = torch.Generator(device="cpu")
-        self._generator.manual_seed(0 if random_state is None else int(random_state))
+        self._inputs: torch.Tensor | None = None
 
     def __repr__(self) -> str:
         return f"<InterventionHandle {str(self.intervention)!r} on {self.n_blocks} blocks>"
@@ -140,8 +144,10 @@ def apply_intervention(
     -----
     The model is restored exactly on exit, also when the body raises: every ``forward``
     attribute and hook the intervention added is removed (parameters are never touched).
-    ``random-context`` draws its random vectors from a generator seeded with the
-    intervention's seed at entry, so a given sequence of forward calls is reproducible.
+    ``random-context`` draws the random vectors of each row (sequence) from a generator
+    seeded with the intervention's seed and a hash of that row's tokens (its non-padding
+    ``input_ids``, or ``inputs_embeds``), so a sequence gets the same random context whatever
+    the batch it is in, its row, the padding around it or the calls before it.
 
     Examples
     --------
@@ -359,6 +365,10 @@ def _base_pre_hook(handle: InterventionHandle, base: nn.Module) -> Callable:
         kwargs["use_cache"] = False
         mask = kwargs.get("attention_mask")
         handle._mask = mask if isinstance(mask, torch.Tensor) else None
+        inputs = kwargs.get("input_ids")
+        if not isinstance(inputs, torch.Tensor):
+            inputs = kwargs.get("inputs_embeds")
+        handle._inputs = inputs if isinstance(inputs, torch.Tensor) else None
         return args, kwargs
 
     return hook
@@ -379,7 +389,7 @@ def _context_forward(caller: _Caller, position: int, iv: Intervention, handle: I
         queries = handle._queries(hidden)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         if iv.kind == "random-context" and position == iv.start:
-            hidden = _randomise_context(hidden, rows, queries, handle._generator)
+            hidden = _randomise_context(hidden, rows, queries, handle)
         out = caller(hidden, args, kwargs)
         new = hidden.clone()
         new[rows, queries] = _hidden_of(out)[rows, queries]
@@ -388,12 +398,52 @@ def _context_forward(caller: _Caller, position: int, iv: Intervention, handle: I
     return forward
 
 
+def _real_positions(hidden: torch.Tensor, handle: InterventionHandle) -> torch.Tensor:
+    """Which positions of each row are tokens (not padding), shape (batch, length), on CPU."""
+    batch, length = hidden.shape[:2]
+    mask = handle._mask
+    if mask is None or mask.ndim != 2 or tuple(mask.shape) != (batch, length):
+        return torch.ones((batch, length), dtype=torch.bool)
+    return mask.detach().to("cpu").to(torch.bool)
+
+
+def _row_seed(seed: int, row_inputs: torch.Tensor) -> int:
+    """A 63-bit generator seed from the intervention's seed and one row's tokens."""
+    data = row_inputs.detach().to("cpu").contiguous()
+    digest = hashlib.sha256()
+    digest.update(f"neuroenc-random-context:{int(seed)}:{data.dtype}:{tuple(data.shape)}:".encode("ascii"))
+    digest.update(data.view(-1).view(torch.uint8).numpy().tobytes())
+    return int.from_bytes(digest.digest()[:8], "little") & ((1 << 63) - 1)
+
+
 def _randomise_context(hidden: torch.Tensor, rows: torch.Tensor, queries: torch.Tensor,
-                       generator: torch.Generator) -> torch.Tensor:
-    """Random Gaussian directions scaled to each token's norm, except at the query tokens."""
-    noise = torch.randn(hidden.shape, generator=generator, dtype=torch.float32).to(hidden.device, hidden.dtype)
+                       handle: InterventionHandle) -> torch.Tensor:
+    """Random Gaussian directions scaled to each token's norm, except at the query tokens.
+
+    Each row's vectors come from its own generator, seeded with the intervention's seed and a
+    hash of the row's tokens (padding left out), so they do not depend on batching. Padding
+    positions keep their hidden state.
+    """
+    batch, length, dim = hidden.shape
+    real = _real_positions(hidden, handle)
+    inputs = handle._inputs
+    if inputs is None or tuple(inputs.shape[:2]) != (batch, length):
+        raise ValueError(
+            f"intervention {str(handle.intervention)!r} seeds each sequence's random context from "
+            f"its tokens, but found no input_ids or inputs_embeds of shape (batch, length) = "
+            f"({batch}, {length}) passed to the model (was a block called on its own?); call the "
+            "whole model with input_ids."
+        )
+    noise = torch.zeros((batch, length, dim), dtype=torch.float32)
+    for row in range(batch):
+        positions = torch.nonzero(real[row]).reshape(-1)
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(_row_seed(handle.seed, inputs[row, positions.to(inputs.device)]))
+        noise[row, positions] = torch.randn((positions.numel(), dim), generator=generator,
+                                            dtype=torch.float32)
+    noise = noise.to(hidden.device, hidden.dtype)
     scale = hidden.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    out = noise * scale
+    out = torch.where(real.to(hidden.device)[..., None], noise * scale, hidden)
     out[rows, queries] = hidden[rows, queries]
     return out
 

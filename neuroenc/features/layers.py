@@ -91,3 +91,63 @@ def resolve_layers(layers: Any, n_layers: int, model: str = "the model") -> list
         else:
             raise TypeError(f"'layers' must hold ints or floats, got {item!r} ({type(item).__name__}).")
     return sorted(set(out))
+
+
+def resolve_stored_layers(
+    layers: Any,
+    stored: Iterable[int],
+    n_layers: int | None = None,
+    model: str = "the features",
+) -> list[int]:
+    """Layer indices of a selection among the layers a feature set or file holds.
+
+    Parameters
+    ----------
+    layers : None | "all" | int | float | iterable of int or float
+        ``None`` or ``"all"``: every stored layer. A non-negative int is a layer index, taken
+        as is (the caller reports it if it is not stored); a negative int (``-1`` = last
+        block) or a float (a relative depth in [0, 1]) is resolved as in
+        :func:`resolve_layers` against the model's ``n_layers`` hidden states.
+    stored : iterable of int
+        The layers held.
+    n_layers : int | None
+        The model's number of hidden states (default: the highest stored layer + 1).
+    model : str
+        The model's name, for messages.
+
+    Returns
+    -------
+    layers : list of int
+        Sorted and unique.
+
+    Examples
+    --------
+    >>> resolve_stored_layers("all", [0, 15, 30], 31)
+    [0, 15, 30]
+    >>> resolve_stored_layers([0.5, -1, 3], [0, 3, 15, 30], 31)
+    [3, 15, 30]
+    """
+    stored = sorted(int(i) for i in stored)
+    if layers is None or isinstance(layers, str):
+        if layers not in (None, "all"):
+            resolve_layers(layers, 1)  # raises: "all" is the only string
+        return stored
+    if n_layers is None:
+        n_layers = (max(stored) + 1) if stored else 1
+    items = [layers] if isinstance(layers, (numbers.Number, np.number)) else layers
+    try:
+        items = list(items)
+    except TypeError:
+        raise TypeError(
+            f"'layers' must be 'all', an int, a float or a list of them, got {type(layers).__name__}."
+        ) from None
+    if not items:
+        raise ValueError("'layers' is empty; pass 'all' or at least one layer index.")
+    out = set()
+    for item in items:
+        if isinstance(item, (numbers.Integral, np.integer)) and not isinstance(item, (bool, np.bool_)) \
+                and item >= 0:
+            out.add(int(item))
+        else:
+            out.update(resolve_layers([item], n_layers, model))
+    return sorted(out)

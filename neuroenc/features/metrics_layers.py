@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from .._io import atomic_path, json_default
 from .._logging import _to_level
 from .._validation import _check_option, _check_path_exists, _sha256_file
 from .featureset import FeatureSet
+from .layers import resolve_stored_layers
 from .metrics import (
     curvature,
     dataset_entropy,
@@ -194,7 +195,7 @@ class LayerMetrics:
 class _Source:
     """Uniform access to the layers of a FeatureSet, a features file or token states."""
 
-    def __init__(self, features: Any, layers: list[int] | None) -> None:
+    def __init__(self, features: Any, layers: Any) -> None:
         self.provenance: dict[str, Any] = {}
         self.n_model_layers: int | None = None
         if isinstance(features, (str, os.PathLike)):
@@ -232,7 +233,7 @@ def layer_metrics(
     features: FeatureSet | str | os.PathLike | Mapping[int, np.ndarray],
     metrics: str | Sequence[str] = "all",
     *,
-    layers: Iterable[int] | None = None,
+    layers: Any = None,
     window: int = 32,
     step: int | None = None,
     alpha: float = 1.0,
@@ -252,8 +253,10 @@ def layer_metrics(
     metrics : "all" | sequence of str
         Names among :data:`METRICS`: ``prompt_entropy``, ``dataset_entropy``, ``curvature``,
         ``intrinsic_dimension``, ``effective_rank``.
-    layers : iterable of int | None
-        Layers to measure (default: all held).
+    layers : None | "all" | int | float | iterable of int or float
+        Layers to measure (default: all held): indices, negative indices (``-1`` = last
+        block) or relative depths in [0, 1] (see
+        :func:`~neuroenc.features.layers.resolve_stored_layers`).
     window, step : int
         For word-level features, the windows of consecutive words that prompt entropy and
         curvature see (default: non-overlapping windows of 32 words).
@@ -281,9 +284,8 @@ def layer_metrics(
     _check_option("id_method", id_method, ("fit", "mle"))
     settings = dict(metrics=names, window=window, step=window if step is None else step, alpha=alpha,
                     center=bool(center), id_method=id_method, discard_fraction=discard_fraction)
-    layers = None if layers is None else [int(i) for i in layers]
     source = _Source(features, layers)
-    chosen = source.layers if layers is None else layers
+    chosen = resolve_stored_layers(layers, source.layers, source.n_model_layers)
     missing = [i for i in chosen if i not in source.layers]
     if missing:
         raise KeyError(f"layer_metrics: no layer(s) {missing} in the features; they have {source.layers}.")

@@ -14,14 +14,20 @@ import hashlib
 import importlib.util
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._validation import _check_option, _sha256_file
 
+if TYPE_CHECKING:  # torch is imported lazily: ``import neuroenc.features`` stays light
+    import torch
+
 logger = logging.getLogger(__name__)
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 #: Built-in model aliases (models that ship on PyPI and work offline).
 MODEL_ALIASES = {
@@ -95,7 +101,7 @@ def resolve_alias(name: str) -> dict[str, Any] | None:
     return out
 
 
-def resolve_device(device: Any = "auto"):
+def resolve_device(device: Any = "auto") -> torch.device:
     """A :class:`torch.device` from ``"auto"`` (cuda, then mps, then cpu) or any torch spec."""
     import torch
 
@@ -118,7 +124,7 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16"
            "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
 
-def resolve_dtype(dtype: Any, device) -> Any:
+def resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
     """A :class:`torch.dtype` from ``"auto"`` (bf16 or fp16 on GPU, fp32 on CPU) or a name."""
     import torch
 
@@ -192,18 +198,14 @@ def _weights_sha256(folder: Path) -> str:
 
 def _state_dict_sha256(model: Any) -> str:
     """A sha256 over the parameters and buffers of an in-memory model."""
+    import torch
+
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode("utf-8"))
         h.update(str(tuple(tensor.shape)).encode("ascii"))
-        h.update(tensor.detach().to("cpu").contiguous().view(-1).view(dtype=_byte_dtype()).numpy().tobytes())
+        h.update(tensor.detach().to("cpu").contiguous().view(-1).view(dtype=torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _byte_dtype():
-    import torch
-
-    return torch.uint8
 
 
 class LoadedModel:
@@ -227,7 +229,11 @@ class LoadedModel:
     gguf_file : str | None
         The GGUF file name inside ``source``, if any.
     revision : str | None
-        The hub revision (commit hash when known).
+        The hub revision: for a model loaded from the hub, the commit its files came from
+        (a branch or tag given to :func:`load_model` is resolved to its commit); for a local
+        folder, the label given (provenance only).
+    from_hub : bool
+        Whether the files came from the Hugging Face hub (cache) at commit ``revision``.
     n_layers : int
         Number of hidden states: the embeddings (layer 0) and one per block. The last one is
         taken after the model's final norm, as ``transformers`` reports it.
@@ -251,6 +257,7 @@ class LoadedModel:
         source: str | None = None,
         gguf_file: str | None = None,
         revision: str | None = None,
+        from_hub: bool = False,
         sha256: str | None = None,
         device: Any = None,
         dtype: Any = None,
@@ -271,6 +278,7 @@ class LoadedModel:
         self.source = str(source if source is not None else name)
         self.gguf_file = gguf_file
         self.revision = revision
+        self.from_hub = bool(from_hub and revision)
         self._sha256 = sha256
         first = next(iter(model.parameters()), None)
         self.device = torch.device(device) if device is not None else (
@@ -293,7 +301,8 @@ class LoadedModel:
 
         A model with a language-model head (``GPT2LMHeadModel``...) is replaced by its base
         model (the head is not needed for hidden states). Its identity for cache keys is a
-        sha256 of its parameters (computed on first use).
+        sha256 of its parameters (computed on first use); ``revision`` is recorded in
+        provenance only.
         """
         kind = kind or _detect_kind(model.config)
         base = getattr(model, "base_model", model)
@@ -315,9 +324,10 @@ class LoadedModel:
 
     @property
     def identity(self) -> str:
-        """What identifies the weights in cache keys: the revision when one is known (a hub
-        commit, or the label given for a local folder), else the weights' sha256."""
-        if self.revision:
+        """What identifies the weights in cache keys: ``"revision:<commit>"`` for a model
+        loaded from the hub (the commit, never a branch name that may move), else
+        ``"sha256:<digest>"`` of the weights (a local folder, a GGUF file, an in-memory model)."""
+        if self.from_hub:
             return f"revision:{self.revision}"
         return f"sha256:{self.sha256}"
 
@@ -333,7 +343,7 @@ class LoadedModel:
             "model_source": str(Path(self.source).resolve()) if Path(self.source).is_dir() else self.source,
             "gguf_file": self.gguf_file,
             "revision": self.revision,
-            "model_sha256": self._sha256 if self.revision else self.sha256,
+            "model_sha256": self._sha256 if self.from_hub else self.sha256,
             "tokenizer": self.tokenizer_name,
             "model_kind": self.kind,
             "n_model_layers": self.n_layers,
@@ -342,7 +352,9 @@ class LoadedModel:
         }
 
     # ------------------------------------------------------------------ forward
-    def hidden_states(self, input_ids, attention_mask=None):
+    def hidden_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
         """All hidden states of a batch: a tuple of ``n_layers`` tensors (batch, tokens, dim).
 
         Call it under :func:`torch.inference_mode`.
@@ -445,8 +457,10 @@ def load_model(
         ``"auto"``: bfloat16 (or float16) on a GPU, float32 on CPU; or ``"float32"``,
         ``"float16"``, ``"bfloat16"``.
     revision : str | None
-        Hub revision (branch, tag or commit). For local folders, a label recorded in
-        provenance and cache keys instead of the weights' sha256.
+        Hub revision (branch, tag or commit); the commit it resolves to when loaded is the
+        model's identity in cache keys (a branch that moves later does not reuse features
+        of the old weights). For local folders and GGUF files, a label recorded in
+        provenance only: their identity is the sha256 of their weights.
     gguf_file : str | None
         A GGUF file inside ``model`` (a folder or hub repo); weights are de-quantised.
     kind : {"causal", "masked"} | None
@@ -514,12 +528,15 @@ def load_model(
     net = net.to(device_).eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    hub_revision = revision
-    if hub_revision is None and not Path(source).is_dir():
-        hub_revision = getattr(config, "_commit_hash", None)
+    commit = None
+    if not Path(source).is_dir():
+        commit = getattr(config, "_commit_hash", None) or _hub_commit(name, revision, gguf_file)
+        if commit is None:
+            logger.warning("Could not find the hub commit of %r (revision %r); its weights' sha256 "
+                           "identifies it in cache keys instead.", name, revision)
     loaded = LoadedModel(
         net, tokenizer, name=name, kind=kind, source=source, gguf_file=gguf_file,
-        revision=hub_revision, device=device_, dtype=dtype_,
+        revision=commit or revision, from_hub=commit is not None, device=device_, dtype=dtype_,
     )
     logger.info("Loaded %r", loaded)
     return loaded
@@ -532,10 +549,16 @@ def model_identity(
 ) -> str:
     """What identifies a model's weights in cache keys, without loading it.
 
-    The same string as :attr:`LoadedModel.identity` of the loaded model: ``"revision:<rev>"``
-    for a hub model (its commit, found in the local Hugging Face cache, or the revision given)
-    or a local folder given a ``revision`` label; else ``"sha256:<digest>"`` of the GGUF file
-    or of the folder's config and weight files.
+    The same string as :attr:`LoadedModel.identity` of the loaded model: for a hub model,
+    ``"revision:<commit>"``, the commit that ``revision`` (default: the main branch) points to
+    in the local Hugging Face cache (or on the hub, when online); for a local folder or GGUF
+    file, ``"sha256:<digest>"`` of the GGUF file or of the folder's config and weight files
+    (``revision`` is then only a label, not part of the identity).
+
+    Raises
+    ------
+    ModelNotAvailableError
+        If a hub model is neither in the local cache nor downloadable.
     """
     if isinstance(model, LoadedModel):
         return model.identity
@@ -548,18 +571,33 @@ def model_identity(
         if source.is_file() and source.suffix == ".gguf":
             source, gguf_file = source.parent, source.name
     if source.is_dir():
-        if revision:
-            return f"revision:{revision}"
         if gguf_file:
             return f"sha256:{_sha256_file(source / gguf_file)}"
         return f"sha256:{_weights_sha256(source)}"
-    if revision:
-        return f"revision:{revision}"
+    try:
+        commit = _hub_commit(name, revision, gguf_file, strict=True)
+    except OSError as err:
+        raise _not_available(name, err) from err
+    if commit is None:
+        raise _not_available(name, OSError(f"no commit of revision {revision or 'main'!r} is known"))
+    return f"revision:{commit}"
+
+
+def _hub_commit(name: str, revision: str | None, gguf_file: str | None, strict: bool = False) -> str | None:
+    """The commit of a hub model's ``revision`` (default ``main``): the revision itself when it
+    is a commit hash, else the snapshot folder its files resolve to in the Hugging Face cache
+    (.../models--org--name/snapshots/<commit>/...). ``None`` when it cannot be found (or an
+    OSError with ``strict``)."""
+    if revision is not None and _COMMIT.match(revision):
+        return revision
     from transformers.utils import cached_file
 
     try:
-        config = cached_file(name, gguf_file or "config.json", _raise_exceptions_for_missing_entries=True)
-    except (OSError, EnvironmentError) as err:
-        raise _not_available(name, err) from err
-    # .../models--org--name/snapshots/<commit>/config.json
-    return f"revision:{Path(config).parent.name}"
+        resolved = cached_file(name, gguf_file or "config.json", revision=revision,
+                               _raise_exceptions_for_missing_entries=True)
+    except OSError:
+        if strict:
+            raise
+        return None
+    match = re.search(r"snapshots/([0-9a-f]{40})/", Path(resolved).as_posix()) if resolved else None
+    return match.group(1) if match else None

@@ -15,7 +15,12 @@ Group test (two or more subjects)
     q-values are Benjamini-Hochberg across targets.
 One subject
     There is no group test; ``p`` and ``q`` are the encoding model's own permutation p- and
-    q-values at the best layer (from the results file).
+    q-values at the best layer (from the results file), corrected for choosing the best of the
+    layers when the results have ``pvalues_best`` (max over layers of the permutation null;
+    ``p_method`` says which, see :mod:`neuroenc.mapping.layers`).
+Selection bias
+    The group profile's best-layer score and its gains are maxima over layers, so they are
+    optimistically biased; the leave-one-subject-out effect and its test are not.
 """
 from __future__ import annotations
 
@@ -28,7 +33,14 @@ from scipy import stats
 
 from .._validation import _check_option, _check_positive, _check_random_state
 from ._cube import ScoreCube, cube_from_table
-from .layers import NEGATIVE_POLICIES, _best_index, preference_index
+from .layers import (
+    NEGATIVE_POLICIES,
+    P_MAX_OVER_LAYERS,
+    _best_index,
+    attach_best_pvalues,
+    best_layer_pvalues,
+    preference_index,
+)
 
 _CHUNK = 4_000_000
 ALTERNATIVES = ("greater", "less", "two-sided")
@@ -194,11 +206,15 @@ def group_from_cube(
             f"best layer vs {against}"
         )
     else:
-        for name in ("p", "q"):
-            arr = cube.layer_fields.get(name)
-            out[name] = arr[0, safe, cols] if arr is not None else np.full(n_t, np.nan)
-            out[name] = np.where(valid, out[name], np.nan)
-        out["test"] = "permutation test of the encoding model (one subject)"
+        picked = best_layer_pvalues(cube, best[None, :], valid[None, :])
+        if picked:
+            for name in ("p", "q", "p_method"):
+                out[name] = picked[name][0]
+        else:
+            out["p"] = out["q"] = np.full(n_t, np.nan)
+        corrected = bool(picked) and bool(np.any(picked["p_method"] == P_MAX_OVER_LAYERS))
+        out["test"] = "permutation test of the encoding model (one subject)" + (
+            f", max over {n_l} layers" if corrected else "")
     return pd.DataFrame(out)
 
 
@@ -254,9 +270,10 @@ def group_summary(
         ``gain_over_baseline`` (with a baseline), ``noise_ceiling`` and ``ceiling_fraction``
         (with a ceiling); with two or more subjects ``loso_effect``, ``t``, ``p_t`` and the
         sign-flip ``p`` and its FDR ``q`` (see the module docstring), with one subject the
-        encoding model's ``p`` and ``q``; ``test`` names the test.
+        encoding model's ``p`` and ``q`` at the best layer (corrected for the choice of layer
+        when the results allow; ``p_method`` says so); ``test`` names the test.
     """
-    cube = cube_from_table(table, score=score)
+    cube = attach_best_pvalues(cube_from_table(table, score=score), table)
     return group_from_cube(
         cube, score=score, negative=negative, n_permutations=n_permutations, random_state=random_state
     )

@@ -22,16 +22,92 @@ Layer-preference index
 Gains
     ``gain_over_last`` = best score - score of the last (deepest) layer scored;
     ``gain_over_baseline`` = best score - the baseline model's score (when there is one).
+Selection bias
+    The best score is the maximum over layers of noisy held-out scores, so the best-layer score
+    and the gains are optimistically biased (more so with more layers and noisier targets); the
+    group test of :func:`~neuroenc.mapping.group_summary` chooses each subject's layer from the
+    other subjects and is not.
+p-values at the best layer
+    ``p`` and ``q`` are the encoding model's permutation p-value of the best layer's score and its
+    FDR q-value, *corrected for choosing the best of the layers* when the results have
+    ``pvalues_best`` (the maximum over layers of the permutation null, the same permutations for
+    every layer); ``p_method`` is then ``"max over layers"``. Results without it (no
+    permutations saved that way, or layers fitted apart and merged) fall back to the best
+    layer's own p-value, which is not corrected (``p_method`` ``"best layer only"``).
+    ``p_layer`` and ``q_layer`` always hold the best layer's own values.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .._validation import _check_option
+from ..encoding.results import EncodingResults
 from ._cube import ScoreCube, cube_from_table
 
 NEGATIVE_POLICIES = ("clip", "shift")
+#: ``p_method`` of p-values corrected for the choice of layer, and of those that are not.
+P_MAX_OVER_LAYERS = "max over layers"
+P_BEST_LAYER_ONLY = "best layer only"
+
+
+def attach_best_pvalues(cube: ScoreCube, source: pd.DataFrame | Sequence[EncodingResults]) -> ScoreCube:
+    """Add the p- and q-values corrected for the choice of layer to ``cube.target_fields``.
+
+    ``source`` is the tidy table the cube was made from (columns ``p_best`` and ``q_best``, see
+    :meth:`EncodingResults.to_frame`) or the results, one per unit (``pvalues_best``,
+    ``qvalues_best``). Adds ``"p_best"`` and ``"q_best"`` of shape (n_units, n_targets), NaN for
+    units without them; adds nothing when no unit has them. Returns the cube.
+    """
+    shape = (len(cube.units), len(cube.targets))
+    if isinstance(source, pd.DataFrame):
+        if "p_best" not in source.columns:
+            return cube
+        if cube.unit in source.columns:
+            u = pd.Categorical(source[cube.unit].astype(str), categories=cube.units).codes
+        else:
+            u = np.zeros(len(source), dtype=int)
+        t = pd.Categorical(source["target"].astype(str), categories=cube.targets).codes
+        for name in ("p_best", "q_best"):
+            if name in source.columns:
+                arr = np.full(shape, np.nan)
+                arr[u, t] = source[name].to_numpy(np.float64)
+                cube.target_fields[name] = arr
+        return cube
+    results = list(source)
+    if len(results) != shape[0]:
+        raise ValueError(f"{len(results)} results for a cube of {shape[0]} {cube.unit}s; give one per {cube.unit}.")
+    for name, attr in (("p_best", "pvalues_best"), ("q_best", "qvalues_best")):
+        arrays = [getattr(res, attr) for res in results]
+        if any(a is not None for a in arrays):
+            cube.target_fields[name] = np.stack([a if a is not None else np.full(shape[1], np.nan) for a in arrays])
+    return cube
+
+
+def best_layer_pvalues(cube: ScoreCube, best: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
+    """The p-values to report at each (unit, target)'s best layer, shape (n_units, n_targets) each.
+
+    ``p``, ``q``: corrected for the choice of layer where the cube has ``p_best`` (finite),
+    else the best layer's own; ``p_layer``, ``q_layer``: the best layer's own; ``p_method``:
+    :data:`P_MAX_OVER_LAYERS` or :data:`P_BEST_LAYER_ONLY`. Empty without any p-values.
+    """
+    if "p" not in cube.layer_fields and "p_best" not in cube.target_fields:
+        return {}
+    nan = np.full(best.shape, np.nan)
+    p_layer = _take_layer(cube.layer_fields["p"], best, valid) if "p" in cube.layer_fields else nan
+    q_layer = _take_layer(cube.layer_fields["q"], best, valid) if "q" in cube.layer_fields else nan
+    p_best = cube.target_fields.get("p_best", nan)
+    q_best = cube.target_fields.get("q_best", nan)
+    corrected = valid & np.isfinite(p_best)
+    return {
+        "p": np.where(corrected, p_best, p_layer),
+        "q": np.where(corrected, q_best, q_layer),
+        "p_layer": p_layer,
+        "q_layer": q_layer,
+        "p_method": np.where(corrected, P_MAX_OVER_LAYERS, P_BEST_LAYER_ONLY).astype(object),
+    }
 
 
 def preference_index(
@@ -111,9 +187,13 @@ def best_layers_from_cube(cube: ScoreCube, *, score: str = "r", negative: str = 
         ),
         "best_depth": np.where(valid, cube.depth[np.clip(best, 0, None)], np.nan).ravel(),
     }
-    for name in ("r", "r2", "p", "q", "alpha"):
+    for name in ("r", "r2"):
         if name in cube.layer_fields:
             out[name] = _take_layer(cube.layer_fields[name], best, valid).ravel()
+    for name, value in best_layer_pvalues(cube, best, valid).items():
+        out[name] = value.ravel()
+    if "alpha" in cube.layer_fields:
+        out["alpha"] = _take_layer(cube.layer_fields["alpha"], best, valid).ravel()
     best_score = _take_layer(values, best, valid)
     last = values[:, -1, :]
     out["last_layer"] = np.full(n_u * n_t, int(cube.layers[-1]))
@@ -150,9 +230,12 @@ def best_layers(table: pd.DataFrame, *, score: str = "r", negative: str = "clip"
     -------
     best : DataFrame
         One row per (subject, target): ``best_layer`` (index), ``best_depth`` (0-1), the
-        scores at the best layer (``r``, ``r2``, ``p``, ``q``, ``alpha`` when present),
+        scores at the best layer (``r``, ``r2``, ``alpha`` when present), ``p`` and ``q`` (with
+        ``p_method``, ``p_layer``, ``q_layer``; see the module docstring: corrected for the
+        choice of layer when the results allow),
         ``last_layer``, ``<score>_last``, ``gain_over_last``, ``baseline_<score>`` and
         ``gain_over_baseline`` (with a baseline), ``noise_ceiling`` and ``ceiling_fraction``
         (best r / ceiling, with a ceiling) and ``preference_index``.
     """
-    return best_layers_from_cube(cube_from_table(table, score=score), score=score, negative=negative)
+    cube = attach_best_pvalues(cube_from_table(table, score=score), table)
+    return best_layers_from_cube(cube, score=score, negative=negative)

@@ -15,7 +15,7 @@ from ..encoding.results import EncodingResults
 from ._cube import ScoreCube, cube_from_folds, cube_from_results
 from .collect import load_results, scores_table
 from .group import _nanmean, group_from_cube
-from .layers import best_layers_from_cube
+from .layers import attach_best_pvalues, best_layers_from_cube
 from .profiles import profiles_from_cube
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def map_layers(
     _check_option("profile_unit", profile_unit, PROFILE_UNITS)
     rng = _check_random_state(random_state)
     loaded = load_results(results)
-    cube = cube_from_results(loaded)
+    cube = attach_best_pvalues(cube_from_results(loaded), loaded)
     unit = profile_unit
     if unit == "auto":
         unit = "subject" if len(loaded) >= 2 or loaded[0].fold_r is None else "fold"

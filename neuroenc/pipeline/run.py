@@ -65,36 +65,76 @@ class RunOutput:
 
 
 def group_best_table(results: EncodingResults) -> pd.DataFrame:
-    """Best layer per target of one results file (e.g. the group-mean fit), with r, p, baseline."""
-    best = np.nanargmax(np.where(np.isfinite(results.r), results.r, -np.inf), axis=0)
-    idx = np.arange(results.n_targets)
+    """Best layer per target of one results file (e.g. the group-mean fit), with r, p, baseline.
+
+    ``p`` and ``q`` are the permutation p- and q-values of the best layer's r corrected for
+    choosing the best of the layers (``results.pvalues_best``: max over layers of the null) when
+    the results have them, else the best layer's own (uncorrected) values; ``p_method`` says
+    which (``"max over layers"`` or ``"best layer only"``), ``p_layer`` and ``q_layer`` are the
+    best layer's own. The best-layer ``r`` is a maximum over layers, so it is optimistically
+    biased.
+    """
+    from ..mapping.layers import P_BEST_LAYER_ONLY, P_MAX_OVER_LAYERS
+
+    n_t = results.n_targets
+    finite = np.isfinite(results.r)
+    best = np.argmax(np.where(finite, results.r, -np.inf), axis=0)
+    valid = finite.any(0)
+    idx = np.arange(n_t)
+    nan = np.full(n_t, np.nan)
     base = results.baseline.get("r")
+    p_layer = np.where(valid, results.pvalues[best, idx], np.nan) if results.pvalues is not None else nan
+    q_layer = np.where(valid, results.qvalues[best, idx], np.nan) if results.qvalues is not None else nan
+    p_best = results.pvalues_best if results.pvalues_best is not None else nan
+    q_best = results.qvalues_best if results.qvalues_best is not None else nan
+    corrected = valid & np.isfinite(p_best)
     return pd.DataFrame({
         "target": results.targets,
         "best_layer": results.layers[best],
         "depth": results.relative_depth[best],
         "r": results.r[best, idx],
         "r_last_layer": results.r[-1],
-        "baseline_r": base if base is not None else np.full(results.n_targets, np.nan),
-        "p": results.pvalues[best, idx] if results.pvalues is not None else np.full(results.n_targets, np.nan),
-        "q": results.qvalues[best, idx] if results.qvalues is not None else np.full(results.n_targets, np.nan),
-        "noise_ceiling": results.noise_ceiling if results.noise_ceiling is not None else np.full(results.n_targets, np.nan),
+        "baseline_r": base if base is not None else nan,
+        "p": np.where(corrected, p_best, p_layer),
+        "q": np.where(corrected, q_best, q_layer),
+        "p_method": np.where(corrected, P_MAX_OVER_LAYERS, P_BEST_LAYER_ONLY).astype(object),
+        "p_layer": p_layer,
+        "q_layer": q_layer,
+        "noise_ceiling": results.noise_ceiling if results.noise_ceiling is not None else nan,
     })
 
 
 def _group_section(results: EncodingResults, random_state: int = 0):
     """A report section for the group-mean fit: profiles with CIs over CV folds, best layers."""
     from ..mapping import map_layers
+    from ..mapping.layers import P_MAX_OVER_LAYERS
     from ..report import ReportSection, plot_layer_profiles
 
     table = group_best_table(results)
     members = results.provenance.get("group_members") or []
+    corrected = bool((table["p_method"] == P_MAX_OVER_LAYERS).any())
+    if corrected:
+        p_text = (
+            f"p, q (max over layers): the permutation p-value of the best layer's r against the "
+            f"maximum over all {results.n_layers} layers of the permutation null (the same "
+            "permutations for every layer), so it is corrected for choosing the best layer, and "
+            "its Benjamini-Hochberg q-value across targets; p_layer, q_layer: that layer's own, "
+            "uncorrected values."
+        )
+        table = table.rename(columns={"p": "p_max", "q": "q_max"})
+    else:
+        p_text = (
+            "p, q: the best layer's own permutation p-value and its q-value, not corrected for "
+            f"choosing the best of the {results.n_layers} layers (these results have no "
+            "max-over-layers p-values), so they are optimistic."
+        )
     text = (
         f"The mean of the {len(members)} subjects' z-scored responses, fitted as one more "
         "subject (same features, delays, cross-validation and permutation test). Averaging "
         "removes most subject-specific noise, so its scores are higher than a single "
         "subject's; its noise ceiling is that of the group mean. Bands: 95% bootstrap "
-        "intervals over the outer CV folds."
+        "intervals over the outer CV folds. The best-layer r is the maximum over layers, so it "
+        f"is optimistically biased. {p_text}"
     )
     mapping = map_layers(results, profile_unit="fold" if results.fold_r is not None else "auto",
                          random_state=random_state)

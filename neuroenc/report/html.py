@@ -27,6 +27,7 @@ from .._io import atomic_path
 from .._validation import _check_positive
 from ..encoding.results import EncodingResults
 from ..mapping import LayerMapping, map_layers, mapping_maps, target_space
+from ..mapping.layers import P_MAX_OVER_LAYERS
 from . import figures as F
 from .sections import ReportSection, layer_science_section
 
@@ -58,6 +59,11 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "p_t": ("p (t-test)", "p"),
     "p": ("p", "p"),
     "q": ("q", "p"),
+    "p_max": ("p (max over layers)", "p"),
+    "q_max": ("q (max over layers)", "p"),
+    "p_layer": ("p (this layer only)", "p"),
+    "q_layer": ("q (this layer only)", "p"),
+    "p_method": ("p-value", "s"),
     "alpha": ("alpha", "g"),
     "layer": ("layer", "d"),
     "relative_depth": ("depth", "f2"),
@@ -132,7 +138,7 @@ def _table_block(
         for col, value in zip(columns, record):
             text, exact = format_number(value, fmts[col])
             cell_cls = "num" if exact is not None else ""
-            if col == "q" and exact not in (None, "nan") and float(exact) < 0.05:
+            if col in ("q", "q_max") and exact not in (None, "nan") and float(exact) < 0.05:
                 cell_cls += " sig"
             row.append({"col": col, "text": text, "value": exact, "cls": cell_cls.strip()})
         rows.append(row)
@@ -284,6 +290,24 @@ def _profiles_section(mapping: LayerMapping) -> dict[str, Any]:
     return {"id": "profiles", "title": "Layer profiles", "blocks": blocks}
 
 
+def _p_columns(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Show ``p``/``q`` as "max over layers" columns when every p-value of the table is one.
+
+    With a mix (some results corrected for the choice of layer, some not), ``p``/``q`` keep their
+    plain labels and the ``p_method`` column says which is which.
+    """
+    if "p_method" not in df.columns or "p" not in df.columns:
+        return df, columns
+    methods = df.loc[df["p"].notna(), "p_method"]
+    if len(methods) and (methods == P_MAX_OVER_LAYERS).all():
+        swap = {"p": "p_max", "q": "q_max"}
+        return df.rename(columns=swap), [swap.get(c, c) for c in columns]
+    if (methods == P_MAX_OVER_LAYERS).any() and "q" in columns:
+        i = columns.index("q") + 1
+        columns = columns[:i] + ["p_method"] + columns[i:]
+    return df, columns
+
+
 def _best_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any]:
     score, g = mapping.score, mapping.group
     many = len(g) > MANY_TARGETS
@@ -292,7 +316,11 @@ def _best_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any]:
         f"Best layer of {who} per target: the layer with the highest mean {score}, as an index and "
         "as a relative depth, the layer-preference index (score-weighted mean depth, negative "
         f"scores count as zero), and the gain of the best layer over the last layer and over the "
-        "baseline model."
+        f"baseline model. The best-layer {score} and the gains are maxima over "
+        f"{mapping.layers.size} layers of noisy held-out scores, so they are optimistically biased "
+        "(the more so the more layers and the noisier the target)"
+        + ("; the group test of the significance section, which chooses each subject's layer from "
+           "the other subjects (leave-one-subject-out), is not." if mapping.n_subjects > 1 else ".")
     )]
     if many:
         blocks.append(_figure_block(F.plot_depth_histogram(g, column="best_depth"), "Best-layer depth across targets."))
@@ -311,14 +339,16 @@ def _best_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any]:
             blocks.append(_figure_block(F.plot_subject_best_layers(mapping.best), "Best layer of each subject."))
         cols = ["subject", "target", "best_layer", "best_depth", "preference_index", score, "p", "q",
                 f"baseline_{score}", "gain_over_baseline", "gain_over_last", "noise_ceiling"]
+        shown, cols = _p_columns(mapping.best, cols)
         blocks.append(_table_block(
-            mapping.best, table_id="best", caption="Best layer per subject and target", columns=cols,
+            shown, table_id="best", caption="Best layer per subject and target", columns=cols,
             max_rows=max_rows if many else None, sort_by=score if many else None, collapsed=True,
         ))
     else:
         cols = ["subject", "target", "best_layer", "best_depth", score, "r2", "p", "q", "alpha"]
+        shown, cols = _p_columns(mapping.best, cols)
         blocks.append(_table_block(
-            mapping.best, table_id="best", caption="Scores at the best layer", columns=cols,
+            shown, table_id="best", caption="Scores at the best layer", columns=cols,
             max_rows=max_rows, sort_by=score,
         ))
     return {"id": "best", "title": "Best layers", "blocks": blocks}
@@ -336,10 +366,21 @@ def _significance_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any
             "(or minus zero without a baseline). p: one-sided sign-flip permutation test; p (t-test): "
             "one-sample t-test; q: Benjamini-Hochberg FDR across targets."
         )
+    elif (g.get("p_method", pd.Series(dtype=object)) == P_MAX_OVER_LAYERS).any():
+        text = (
+            f"p (max over layers): the encoding model's permutation p-value of {score} at the best "
+            f"layer, against the maximum over all {mapping.layers.size} layers of the permutation "
+            "null (the same permutations for every layer), so it is corrected for choosing the "
+            "best of the layers; q: its Benjamini-Hochberg FDR across targets (both from the "
+            "results file)."
+        )
     else:
         text = (
-            f"p: the encoding model's permutation p-value of {score} at the best layer; q: its "
-            "Benjamini-Hochberg FDR across targets (both from the results file)."
+            f"p: the encoding model's permutation p-value of {score} at the best layer, for that "
+            f"layer alone: it is not corrected for choosing the best of the {mapping.layers.size} "
+            "layers (these results have no max-over-layers p-values, e.g. because the layers were "
+            "fitted apart), so it is optimistic; q: its Benjamini-Hochberg FDR across targets "
+            "(both from the results file)."
         )
     text += (
         f"\n\n{n_sig} of {len(g)} targets have q < 0.05. The noise ceiling is the highest r the "
@@ -347,7 +388,8 @@ def _significance_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any
         "signal the best layer reaches."
     )
     cols = ["target", "n_subjects", score, "noise_ceiling", "ceiling_fraction", "loso_effect", "t", "p_t", "p", "q"]
-    block = _table_block(g, table_id="significance", caption="Significance and noise ceiling per target",
+    shown, cols = _p_columns(g, cols)
+    block = _table_block(shown, table_id="significance", caption="Significance and noise ceiling per target",
                          columns=cols, max_rows=max_rows, sort_by=score)
     return {"id": "significance", "title": "Significance and noise ceiling", "blocks": [_text_block(text), block]}
 
@@ -450,14 +492,23 @@ _HOW_TO_READ = [
           "(outer cross-validation), averaged over folds. 0 = no prediction."),
     ("Layer, relative depth", "Layer 0 is the embedding layer; relative depth = layer / last layer, so "
                               "models of different depth compare on one axis from 0 to 1."),
-    ("Best layer", "The layer with the highest score; for a group, of the mean profile over subjects."),
+    ("Best layer", "The layer with the highest score; for a group, of the mean profile over subjects. "
+                   "The best-layer score is the maximum over layers of noisy held-out scores, so it "
+                   "is optimistically biased (more so with more layers and noisier targets)."),
     ("Layer-preference index", "Score-weighted mean depth of all layers (negative scores count as zero): "
                                "a smoother summary of where along the depth a target is predicted."),
     ("Gain", "Best-layer score minus the last layer's score, and minus the baseline model's score "
-             "(e.g. word rate and sound power)."),
+             "(e.g. word rate and sound power). Being differences from a maximum over layers, the "
+             "gains are optimistically biased too; the group sign-flip test, which chooses each "
+             "subject's layer from the other subjects (leave-one-subject-out), is not."),
     ("Interval", "Percentile bootstrap interval of the mean over subjects (or over CV folds for one subject)."),
     ("p, q", "p-values of the test named in the significance section, and their Benjamini-Hochberg "
-             "false discovery rate across targets; q < 0.05 is shown in bold."),
+             "false discovery rate across targets; q < 0.05 is shown in bold. At a subject's best "
+             "layer, \"p (max over layers)\" is the encoding model's permutation p-value of the best "
+             "layer's score against the maximum over all layers of the permutation null (the same "
+             "permutations for every layer): it is corrected for choosing the best of the layers. "
+             "A plain \"p\" there (results without max-over-layers p-values) is the best layer's "
+             "own p-value, not corrected for that choice, and so optimistic."),
     ("Noise ceiling", "The highest r the data allow; r / ceiling is the share reached."),
 ]
 

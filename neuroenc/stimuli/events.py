@@ -1,8 +1,8 @@
 """BIDS ``events.tsv`` reader."""
 from __future__ import annotations
 
+import io
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +10,40 @@ import pandas as pd
 from .._validation import _check_path_exists
 from .transcript import Transcript, TranscriptError
 
-_NA = {"", "n/a", "nan", "none"}
+#: BIDS's mark for a missing value (compared exactly, after stripping white space).
+BIDS_NA = "n/a"
+
+
+def _read_table(path: os.PathLike) -> pd.DataFrame:
+    """The TSV as strings, blank lines dropped, with each row's file line number in ``_line``.
+
+    pandas skips blank lines by default, which would shift every later line number; here they
+    are read as empty rows (``skip_blank_lines=False``) and dropped after numbering. Blank
+    lines before the header are skipped too.
+    """
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fid:
+            text = fid.read()
+    except UnicodeDecodeError as err:
+        raise TranscriptError(
+            f"Could not read events file {str(path)!r}: it is not UTF-8 text ({err.reason} at "
+            f"byte {err.start}). Save it as UTF-8."
+        ) from err
+    lines = text.split("\n")
+    n_leading = 0
+    while n_leading < len(lines) - 1 and not lines[n_leading].strip():
+        n_leading += 1
+    try:
+        df = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False,
+                         skip_blank_lines=False, skiprows=n_leading)
+    except Exception as err:
+        raise TranscriptError(f"Could not read events file {str(path)!r} as TSV: {err}") from err
+    df = df.fillna("")  # rows with fewer fields than the header
+    df["_line"] = np.arange(len(df)) + 2 + n_leading
+    blank = np.ones(len(df), dtype=bool)
+    for col in df.columns[:-1]:
+        blank &= df[col].str.strip().eq("").to_numpy()
+    return df[~blank]
 
 
 def read_events_tsv(
@@ -29,34 +62,39 @@ def read_events_tsv(
         The column holding the words. ``None`` uses ``word`` if present, else ``trial_type``.
     query : str | None
         A :meth:`pandas.DataFrame.query` expression selecting the word rows, e.g.
-        ``"kind == 'word'"``. Rows whose word is empty or ``n/a`` are dropped either way.
+        ``"kind == 'word'"``. Rows whose word is empty or exactly ``n/a`` (BIDS's missing
+        value) are dropped either way; every other word is kept as written, including words
+        such as ``none``, ``nan`` or ``N/A``.
     name : str | None
         The run name; defaults to the file name without ``_events.tsv``.
 
     Returns
     -------
     transcript : Transcript
-        Offsets are ``onset + duration`` (``duration`` ``n/a`` counts as 0). ``rows`` holds the
-        1-based line numbers of the file (the header is line 1).
+        Offsets are ``onset + duration`` (a ``duration`` of ``n/a`` or empty counts as 0).
+        ``rows`` holds the 1-based line numbers of the file (the header is line 1; blank
+        lines are counted).
+
+    Raises
+    ------
+    TranscriptError
+        If a column is missing, or an ``onset`` or ``duration`` is not a finite number; the
+        message names the file and line.
     """
     path = _check_path_exists(path, "events file")
-    try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except Exception as err:
-        raise TranscriptError(f"Could not read events file {str(path)!r} as TSV: {err}") from err
+    df = _read_table(path)
     if "onset" not in df.columns:
         raise TranscriptError(
-            f"events file {str(path)!r} has no 'onset' column (columns: {list(df.columns)}); "
+            f"events file {str(path)!r} has no 'onset' column (columns: {list(df.columns[:-1])}); "
             "BIDS events need 'onset' and 'duration'."
         )
     if word_column is None:
         word_column = "word" if "word" in df.columns else "trial_type"
     if word_column not in df.columns:
         raise TranscriptError(
-            f"events file {str(path)!r} has no column {word_column!r} (columns: {list(df.columns)}); "
-            "pass word_column= the column that holds the words."
+            f"events file {str(path)!r} has no column {word_column!r} (columns: "
+            f"{list(df.columns[:-1])}); pass word_column= the column that holds the words."
         )
-    df["_line"] = np.arange(len(df)) + 2
     if query is not None:
         numeric = df.copy()
         for col in ("onset", "duration"):
@@ -67,19 +105,11 @@ def read_events_tsv(
         except Exception as err:
             raise TranscriptError(f"query {query!r} failed on events file {str(path)!r}: {err}") from err
     words = df[word_column].astype(str).str.strip()
-    df = df[~words.str.lower().isin(_NA)]
+    df = df[~words.isin(("", BIDS_NA))]
     words = words.loc[df.index]
-    onsets = pd.to_numeric(df["onset"], errors="coerce").to_numpy(float)
-    bad = np.flatnonzero(~np.isfinite(onsets))
-    if bad.size:
-        line = int(df["_line"].iloc[bad[0]])
-        raise TranscriptError(
-            f"events file {str(path)!r}, line {line}: onset {df['onset'].iloc[bad[0]]!r} is not a "
-            "number."
-        )
+    onsets = _numbers(df, "onset", path, missing=None)
     if "duration" in df.columns:
-        dur = pd.to_numeric(df["duration"].replace({"n/a": "0"}), errors="coerce").fillna(0.0)
-        offsets = onsets + dur.to_numpy(float)
+        offsets = onsets + _numbers(df, "duration", path, missing=0.0)
     else:
         offsets = None
     if name is None:
@@ -87,3 +117,19 @@ def read_events_tsv(
     return Transcript(
         words.tolist(), onsets, offsets, name=name, source=str(path), rows=df["_line"].to_numpy()
     )
+
+
+def _numbers(df: pd.DataFrame, column: str, path: os.PathLike, missing: float | None) -> np.ndarray:
+    """``df[column]`` as floats; ``n/a`` or empty become ``missing`` (an error if ``None``)."""
+    text = df[column].astype(str).str.strip()
+    absent = text.isin(("", BIDS_NA)).to_numpy()
+    values = pd.to_numeric(text.where(~absent, "0"), errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(values) | (absent if missing is None else False)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise TranscriptError(
+            f"events file {str(path)!r}, line {int(df['_line'].iloc[i])}: {column} "
+            f"{df[column].iloc[i]!r} is not a number. Fix the file (BIDS: seconds, or 'n/a' for "
+            "an unknown duration)."
+        )
+    return values if missing is None else np.where(absent, missing, values)

@@ -27,8 +27,13 @@ def read_gentle(
         The run name; defaults to the parent folder's name when the file is ``align.json``
         (Narratives' ``gentle/<story>/align.json``), else the file's stem.
     use_transcript_text : bool
-        Take each word's text from the original transcript (``startOffset:endOffset``), which
-        keeps the punctuation attached, as Narratives does; else the aligner's ``word``.
+        Take each word's text from the original transcript (``startOffset:endOffset``), with
+        the punctuation attached to it, as Narratives does; else the aligner's ``word``. A
+        word is extended over the non-alphanumeric, non-space characters next to it (``"``,
+        ``,``, ``.``, ``-``...), never into a neighbouring word's span: every character of
+        the transcript goes to at most one word, the one before it when two could take it.
+        Gentle splits ``"well-known"`` into ``well`` and ``known``, which become ``"well-"``
+        and ``"known"``.
 
     Returns
     -------
@@ -52,18 +57,18 @@ def read_gentle(
             "(words[].word/start/end)."
         )
     text = data.get("transcript") if use_transcript_text else None
-    words, onsets, offsets, rows, skipped = [], [], [], [], []
     for i, entry in enumerate(data["words"]):
         if not isinstance(entry, dict) or "word" not in entry:
             raise TranscriptError(f"{str(path)!r}: words[{i}] has no 'word' field: {entry!r}.")
+    texts = ([entry["word"] for entry in data["words"]] if not isinstance(text, str)
+             else _transcript_tokens(text, data["words"], path))
+    words, onsets, offsets, rows, skipped = [], [], [], [], []
+    for i, entry in enumerate(data["words"]):
         aligned = entry.get("case", "success") == "success" and "start" in entry and "end" in entry
         if not aligned:
             skipped.append((i, entry["word"]))
             continue
-        word = entry["word"]
-        if text is not None and "startOffset" in entry and "endOffset" in entry:
-            word = _extend_punctuation(text, int(entry["startOffset"]), int(entry["endOffset"]))
-        words.append(word)
+        words.append(texts[i])
         onsets.append(float(entry["start"]))
         offsets.append(float(entry["end"]))
         rows.append(i)
@@ -77,10 +82,46 @@ def read_gentle(
     return Transcript(words, onsets, offsets, name=name, source=str(path), rows=rows)
 
 
-def _extend_punctuation(text: str, start: int, end: int) -> str:
-    """The transcript's token around ``text[start:end]``, with attached punctuation."""
-    while start > 0 and not text[start - 1].isspace():
-        start -= 1
-    while end < len(text) and not text[end].isspace():
-        end += 1
-    return text[start:end].strip()
+def _span(entry: dict) -> tuple[int, int] | None:
+    """An entry's ``(startOffset, endOffset)`` in the transcript, ``None`` if it has none."""
+    try:
+        return int(entry["startOffset"]), int(entry["endOffset"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _transcript_tokens(text: str, entries: list[dict], path: os.PathLike) -> list[str]:
+    """Each entry's text in the transcript, with the punctuation attached to it.
+
+    A word's span ``text[startOffset:endOffset]`` grows over adjacent characters that are
+    neither alphanumeric nor white space, but not past the end of the previous word (as
+    grown) nor the start of the next one, so no character is given to two words. Entries
+    without offsets keep the aligner's ``word``.
+    """
+    spans = [_span(entry) for entry in entries]
+    out = []
+    claimed = 0  # end of the previous word's span, punctuation included
+    for i, (entry, span) in enumerate(zip(entries, spans)):
+        if span is None:
+            out.append(str(entry["word"]))
+            continue
+        start, end = span
+        if not 0 <= start <= end <= len(text):
+            raise TranscriptError(
+                f"{str(path)!r}: words[{i}] ({entry['word']!r}) has startOffset {start} and "
+                f"endOffset {end}, outside the {len(text)}-character transcript. Is the "
+                "'transcript' the one that was aligned? Pass use_transcript_text=False to use "
+                "the aligner's words."
+            )
+        limit = next((s[0] for s in spans[i + 1:] if s is not None), len(text))
+        while start > claimed and _is_punctuation(text[start - 1]):
+            start -= 1
+        while end < min(limit, len(text)) and _is_punctuation(text[end]):
+            end += 1
+        claimed = max(claimed, end)
+        out.append(text[start:end].strip() or str(entry["word"]))
+    return out
+
+
+def _is_punctuation(char: str) -> bool:
+    return not (char.isalnum() or char.isspace())

@@ -30,7 +30,7 @@ def _read_text(path: Path) -> str:
 CHRONOLOGICAL_HEADER = "Praat chronological TextGrid text file"
 
 
-def _tokens(text: str) -> list[str]:
+def _tokens(text: str, path: Path) -> list[str]:
     """Praat text tokens: quoted strings (``""`` escapes a quote) and bare words; ``!`` comments."""
     out, i, n = [], 0, len(text)
     while i < n:
@@ -45,7 +45,11 @@ def _tokens(text: str) -> list[str]:
             while True:
                 k = text.find('"', j)
                 if k < 0:
-                    raise TranscriptError("unterminated string in TextGrid")
+                    line = text.count("\n", 0, i) + 1
+                    raise TranscriptError(
+                        f"TextGrid {str(path)!r}, line {line}: a string opened here is never "
+                        "closed (no matching '\"'). Is the file truncated?"
+                    )
                 buf.append(text[j:k])
                 if k + 1 < n and text[k + 1] == '"':
                     buf.append('"')
@@ -66,18 +70,27 @@ def _tokens(text: str) -> list[str]:
 def read_chronological(path: str | os.PathLike) -> dict[str, list[tuple[float, float, str]]]:
     """Read a TextGrid in Praat's chronological text format.
 
+    Parameters
+    ----------
+    path : path-like
+        The file; its first token must be ``"Praat chronological TextGrid text file"``.
+
     Returns
     -------
     tiers : dict
         Tier name -> ``(xmin, xmax, text)`` entries in time order (points have xmin == xmax).
+        Of two tiers with the same name, the first is kept and a warning is logged, as
+        :func:`read_textgrid_tiers` does for the other formats.
     """
-    path = Path(path)
-    text = _read_text(path)
-    tok = _tokens(text)
+    path = _check_path_exists(path, "TextGrid file")
+    tok = _tokens(_read_text(path), path)
+    if not tok or tok[0] != "\x00" + CHRONOLOGICAL_HEADER:
+        raise TranscriptError(
+            f"{str(path)!r} is not a chronological TextGrid: it does not start with "
+            f"{CHRONOLOGICAL_HEADER!r}. Read it with read_textgrid_tiers(), which detects the format."
+        )
+    pos = 3  # header, xmin, xmax
     try:
-        if not tok or tok[0] != "\x00" + CHRONOLOGICAL_HEADER:
-            raise TranscriptError(f"{str(path)!r} is not a chronological TextGrid.")
-        pos = 3  # header, xmin, xmax
         n_tiers = int(tok[pos])
         pos += 1
         kinds, names = [], []
@@ -88,6 +101,8 @@ def read_chronological(path: str | os.PathLike) -> dict[str, list[tuple[float, f
         tiers: list[list[tuple[float, float, str]]] = [[] for _ in range(n_tiers)]
         while pos < len(tok):
             k = int(tok[pos]) - 1
+            if not 0 <= k < n_tiers:
+                raise ValueError(f"tier number {k + 1} is not between 1 and {n_tiers}")
             if kinds[k] == "IntervalTier":
                 start, end, label = float(tok[pos + 1]), float(tok[pos + 2]), tok[pos + 3]
                 pos += 4
@@ -101,9 +116,21 @@ def read_chronological(path: str | os.PathLike) -> dict[str, list[tuple[float, f
             f"Could not parse chronological TextGrid {str(path)!r} near token {pos}: {err}. Is "
             "the file complete?"
         ) from err
+    return _first_of_each_name(
+        path, zip(names, (sorted(entries, key=lambda e: (e[0], e[1])) for entries in tiers))
+    )
+
+
+def _first_of_each_name(
+    path: Path, tiers: Iterable[tuple[str, list[tuple[float, float, str]]]]
+) -> dict[str, list[tuple[float, float, str]]]:
+    """Tier name -> entries, keeping the first of tiers that share a name (with a warning)."""
     out: dict[str, list[tuple[float, float, str]]] = {}
-    for name, entries in zip(names, tiers):
-        out.setdefault(name, sorted(entries, key=lambda e: (e[0], e[1])))
+    for name, entries in tiers:
+        if name in out:
+            logger.warning("TextGrid %s has two tiers named %r; keeping the first.", path, name)
+            continue
+        out[name] = entries
     return out
 
 
@@ -121,8 +148,9 @@ def read_textgrid_tiers(path: str | os.PathLike) -> dict[str, list[tuple[float, 
     Returns
     -------
     tiers : dict
-        Tier name -> list of ``(xmin, xmax, text)`` intervals, in file order. Point tiers are
-        returned with ``xmin == xmax``.
+        Tier name -> list of ``(xmin, xmax, text)`` intervals, in file order (time order for
+        the chronological format). Point tiers are returned with ``xmin == xmax``. Of two
+        tiers with the same name, the first is kept and a warning is logged.
     """
     from praatio.utilities import textgrid_io
 
@@ -142,7 +170,7 @@ def read_textgrid_tiers(path: str | os.PathLike) -> dict[str, list[tuple[float, 
             f"Could not parse TextGrid {str(path)!r}: {type(err).__name__}: {err}. Is it a Praat "
             "text TextGrid (long or short format), not truncated?"
         ) from err
-    tiers: dict[str, list[tuple[float, float, str]]] = {}
+    tiers = []
     for tier in parsed["tiers"]:
         entries = []
         for entry in tier["entries"]:
@@ -152,12 +180,8 @@ def read_textgrid_tiers(path: str | os.PathLike) -> dict[str, list[tuple[float, 
                 start, label = entry
                 end = start
             entries.append((float(start), float(end), str(label)))
-        name = tier["name"]
-        if name in tiers:
-            logger.warning("TextGrid %s has two tiers named %r; keeping the first.", path, name)
-            continue
-        tiers[name] = entries
-    return tiers
+        tiers.append((tier["name"], entries))
+    return _first_of_each_name(path, tiers)
 
 
 def read_textgrid(
@@ -173,7 +197,7 @@ def read_textgrid(
     Parameters
     ----------
     path : path-like
-        The TextGrid file (long or short text format).
+        The TextGrid file (long, short or chronological text format).
     tier : str | None
         The tier name. ``None`` picks the only tier, else a tier named ``word`` or ``words``
         (case-insensitive), else the tier at ``tier_index``; anything else is an error that
@@ -188,6 +212,12 @@ def read_textgrid(
         If an interval ends before it starts (a forced-aligner glitch seen in real corpora),
         set its offset to its onset and log a warning naming the intervals, instead of
         raising an error.
+    tier_index : int | None
+        Fallback when ``tier`` is ``None`` and no tier is named ``word(s)``: the position of
+        the word tier among the file's tiers (0-based, distinct names in file order; negative
+        counts from the end), e.g. ``1`` for TextGrids whose tiers are a phone tier then the
+        word tier under other names. Ignored when ``tier`` is given or a tier is named
+        ``word(s)``; out of range, it is an error that lists the tiers.
 
     Returns
     -------
@@ -205,7 +235,7 @@ def read_textgrid(
             tier = next(iter(tiers))
         else:
             candidates = [t for t in tiers if t.strip().lower() in ("word", "words")]
-            if not candidates and tier_index is not None and len(tiers) > tier_index:
+            if not candidates and tier_index is not None and -len(tiers) <= tier_index < len(tiers):
                 candidates = [list(tiers)[tier_index]]
             if len(candidates) != 1:
                 raise TranscriptError(
