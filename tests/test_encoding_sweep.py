@@ -148,7 +148,7 @@ def test_best_layer_pvalues_are_the_max_statistic_over_layers(rng):
     Y[:, :5] += layers[2] @ rng.standard_normal((6, 5)) * 0.6  # a few targets with signal
     alphas = np.logspace(0, 4, 5)
     sweep = LayerSweep(alphas=alphas, cv=3, gap=3, inner_cv=2, n_permutations=300, refit=False,
-                       random_state=5, dtype="float64", backend="numpy").fit(layers, Y)
+                       permutation="circular", random_state=5, dtype="float64", backend="numpy").fit(layers, Y)
     assert sweep.block_sizes_ == [3, 3, 3]  # the gap, for every layer
     outer = sweep.cv_splits_
     inner = [inner_splits(tr, None, 2, 3) for tr, _ in outer]
@@ -167,7 +167,7 @@ def test_best_layer_pvalues_are_the_max_statistic_over_layers(rng):
     assert res.qvalues_best.shape == (40,) and np.all(res.qvalues_best >= res.pvalues_best)
     # the same layer twice: identical nulls, so the maximum changes nothing
     twice = LayerSweep(alphas=alphas, cv=3, gap=3, inner_cv=2, n_permutations=300, refit=False,
-                       random_state=5).fit([layers[2], layers[2]], Y)
+                       permutation="circular", random_state=5).fit([layers[2], layers[2]], Y)
     np.testing.assert_array_equal(twice.pvalues_best_, twice.pvalues_[0])
 
 
@@ -176,7 +176,8 @@ def test_auto_block_sizes_depend_on_the_gap_and_folds_only(rng):
     white = rng.standard_normal((120, 4))
     smooth = np.cumsum(rng.standard_normal((120, 4)), 0)  # very autocorrelated
     Y = rng.standard_normal((120, 3))
-    kw = dict(alphas=(1.0, 10.0), inner_cv=2, n_permutations=20, refit=False, random_state=0)
+    kw = dict(alphas=(1.0, 10.0), inner_cv=2, n_permutations=20, refit=False, random_state=0,
+              permutation="circular")
     assert LayerSweep(cv=3, gap=0, **kw).fit([white, smooth], Y).block_sizes_ == [2, 2, 2]
     assert LayerSweep(cv=3, gap=7, **kw).fit([white, smooth], Y).block_sizes_ == [7, 7, 7]
     big = rng.standard_normal((400, 2))
@@ -189,3 +190,80 @@ def test_auto_block_sizes_depend_on_the_gap_and_folds_only(rng):
     np.testing.assert_array_equal(both.pvalues_[1], alone.pvalues_[0])
     with pytest.raises(ValueError, match="Invalid value for 'block_size'"):
         LayerSweep(cv=3, gap=7, block_size="acf", **kw).fit([white], Y)
+
+
+def _smooth_noise(rng, n, t, width=6):
+    x = rng.standard_normal((n + width, t))
+    return np.stack([x[i:i + width].mean(0) for i in range(n)])
+
+
+@pytest.mark.parametrize("groups", [None, np.repeat([0, 1, 2], 40)])
+@pytest.mark.parametrize("form", ["primal", "kernel"])
+def test_refit_null_equals_explicit_refits(rng, groups, form):
+    """The refit null: each run's response rolled, ridge refitted per outer fold with each target's
+    chosen penalty, fold-mean held-out r, the same draws for every layer."""
+    from neuroenc.encoding.stats import run_indices, run_shifts
+
+    n, t = 120, 4
+    X = _smooth_noise(rng, n, 5 if form == "primal" else 300)
+    Y = _smooth_noise(rng, n, t)
+    Y[:, 0] += X[:, :3].sum(1)
+    sweep = LayerSweep(alphas=np.logspace(-1, 3, 5), cv=3, gap=2, inner_cv=2, n_permutations=25,
+                       permutation="refit", refit=False, random_state=7, form=form,
+                       dtype="float64", backend="numpy").fit([X, X[:, ::-1] * 2.0], Y, groups=groups)
+    assert sweep.permutation_ == "refit" and sweep.settings_()["permutation_used"] == "refit"
+    assert sweep.settings_()["min_shift_used"] == 2 and sweep.block_sizes_ is None
+    runs = run_indices(np.zeros(n) if groups is None else groups)
+    seed = int(np.random.default_rng(7).integers(2**62))
+    shifts = run_shifts(runs, 25, 2, seed)
+    null = np.zeros((25, t))
+    for k, (train, test) in enumerate(sweep.cv_splits_):
+        alpha = sweep.fold_alphas_[k, 0]
+        for d in range(25):
+            Yp = Y.copy()
+            for i, run in enumerate(runs):
+                Yp[run] = np.roll(Y[run], -shifts[d, i], axis=0)
+            Xtr = X[train]
+            for j in range(t):
+                w = np.linalg.solve(Xtr.T @ Xtr + alpha[j] * np.eye(X.shape[1]), Xtr.T @ Yp[train, j])
+                null[d, j] += np.corrcoef(X[test] @ w, Yp[test, j])[0, 1] / len(sweep.cv_splits_)
+    observed = sweep.r_[0]
+    expected = (1 + (null >= observed).sum(0)) / 26
+    np.testing.assert_allclose(sweep.pvalues_[0], expected)
+    if form == "primal":
+        assert sweep.pvalues_[0, 0] == 1 / 26  # the target with signal
+    best = np.argmax(sweep.r_, 0)
+    assert np.all(sweep.pvalues_best_ >= sweep.pvalues_[best, np.arange(t)])
+
+
+def test_refit_null_is_calibrated_where_fixed_predictions_are_not(rng):
+    """Independent, autocorrelated features and responses, one run in contiguous folds: about 5 %
+    of refit p-values below 0.05 (the best layer's, corrected, too); a shift of each test fold
+    against fixed cross-validated predictions gives far more."""
+    n, t = 240, 300
+    layers = [_smooth_noise(rng, n, 30) for _ in range(2)]
+    Y = _smooth_noise(rng, n, t)
+    kw = dict(alphas=np.logspace(-1, 4, 6), n_permutations=300, refit=False, random_state=0)
+    refit = LayerSweep(permutation="refit", **kw).fit(layers, Y)
+    fixed = LayerSweep(permutation="circular", **kw).fit(layers, Y)
+    np.testing.assert_array_equal(refit.r_, fixed.r_)
+    rate = np.mean(refit.pvalues_ < 0.05)
+    assert 0.025 < rate < 0.08
+    assert 0.02 < np.mean(refit.pvalues_best_ < 0.05) < 0.09
+    assert np.mean(fixed.pvalues_ < 0.05) > 1.6 * rate
+
+
+def test_auto_permutation_falls_back_to_fixed_predictions_when_costly(rng, monkeypatch):
+    from neuroenc.encoding import fit_encoding, stats, sweep as sweep_mod
+
+    layers = [_smooth_noise(rng, 90, 4) for _ in range(2)]
+    Y = _smooth_noise(rng, 90, 3)
+    res = fit_encoding(layers, Y, alphas=(1.0, 10.0), n_permutations=20, inner_cv=2, cv=3)
+    assert res.settings["permutation_used"] == "refit"
+    assert not any("too costly" in w for w in res.warnings)
+    monkeypatch.setattr(sweep_mod, "REFIT_NULL_BUDGET", 0.0)
+    with pytest.warns(UserWarning, match="refit permutation null would cost"):
+        res = fit_encoding(layers, Y, alphas=(1.0, 10.0), n_permutations=20, inner_cv=2, cv=3)
+    assert res.settings["permutation_used"] == "circular"
+    assert any("too costly to refit" in w for w in res.warnings)
+    assert stats.REFIT_NULL_BUDGET > 0  # the module constant itself is untouched

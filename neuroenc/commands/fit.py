@@ -18,6 +18,8 @@ import sys
 
 import numpy as np
 
+from ._common import LAYERS_HELP, parse_layers
+
 
 def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
@@ -25,21 +27,6 @@ def _floats(text: str) -> list[float]:
 
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
-
-
-def parse_layers(text: str) -> list[int] | None:
-    """``"all"`` -> None; ``"0,4,8-10"`` -> [0, 4, 8, 9, 10]."""
-    if text.strip().lower() == "all":
-        return None
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part[1:]:
-            lo, hi = part.split("-", 1)
-            out.extend(range(int(lo), int(hi) + 1))
-        elif part:
-            out.append(int(part))
-    return out
 
 
 def parse_alphas(text: str) -> np.ndarray:
@@ -85,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", default=None, help="brain mask for NIfTI responses")
     parser.add_argument("--target-names", type=lambda t: [x.strip() for x in t.split(",")], default=None,
                         help="names of the response columns, e.g. LATL,RATL,LPTL (default: from the file)")
-    parser.add_argument("--layers", type=parse_layers, default=None, help="'all' (default) or e.g. 0,4,8-12")
+    parser.add_argument("--layers", type=parse_layers, default="all", help=LAYERS_HELP)
     parser.add_argument("--delays", type=_ints, default=[1, 2, 3, 4], help="FIR delays in TRs (default 1,2,3,4)")
     parser.add_argument("--hrf", default=None, choices=("glover", "spm"), help="convolve with a canonical HRF")
     parser.add_argument("--method", default="lanczos", choices=("lanczos", "sinc", "rect", "nearest"),
@@ -103,7 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alphas", type=parse_alphas, default=None,
                         help="ridge penalties: 'logspace:-1,7,17' (default) or a comma list")
     parser.add_argument("--n-permutations", type=int, default=1000, help="permutations for p-values (default 1000)")
-    parser.add_argument("--permutation", default="circular", choices=("circular", "block"))
+    parser.add_argument("--permutation", default="auto", choices=("auto", "refit", "circular", "block"),
+                        help="null of the permutation test: refit (calibrated), circular or block (fixed "
+                        "predictions: cheaper, p too small), auto (refit unless too costly; default)")
     parser.add_argument("--backend", default="auto", choices=("auto", "numpy", "torch", "torch_cuda"))
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "float64"))
     parser.add_argument("--n-targets-batch", type=int, default=None, help="targets per batch (memory)")
@@ -168,10 +157,15 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for j, target in enumerate(results.targets[:20]):
         i = best[j]
-        p = results.pvalues[i, j] if results.pvalues is not None else float("nan")
+        if results.pvalues_best is not None:
+            p = results.pvalues_best[j]
+        else:
+            p = results.pvalues[i, j] if results.pvalues is not None else float("nan")
         base = results.baseline["r"][j] if "r" in results.baseline else float("nan")
         rows.append(f"  {target:>12}  best layer {int(results.layers[i]):>3}  r={results.r[i, j]:.3f}  "
                     f"baseline r={base:.3f}  p={p:.4f}")
+    if rows and results.pvalues_best is not None:
+        rows.insert(0, "  (p of the best layer: permutation test of the maximum r over layers)")
     if rows:
         print("\n".join(rows) + ("\n  ..." if results.n_targets > 20 else ""))
     for message in results.warnings:

@@ -431,6 +431,60 @@ def fold_scores(B, Yt, pred):
     return np.clip(r, -1.0, 1.0), r2
 
 
+def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, runs, shifts, *,
+               batch_bytes: int = DEFAULT_BATCH_BYTES // 2, counter=None) -> np.ndarray:
+    """Held-out r of the refitted model for each circular shift of the responses: (n_draws, t).
+
+    For each draw, every run's response is shifted circularly (``shifts``: (n_draws, n_runs),
+    ``runs``: the sample indices of each run; see
+    :func:`~neuroenc.encoding.stats.shifted_indices`), the model is refitted on the split's
+    training rows with each target's penalty ``alphas[best]`` (the one chosen on the real
+    responses) and scored on its held-out rows. Unlike a shift of the held-out response against
+    fixed predictions, the draws keep the dependence between the folds' scores that their shared
+    training data create, so the fold-mean null is calibrated.
+    """
+    from .stats import shifted_indices
+
+    lam = B.clip(split.lam, 0, None)
+    D = 1.0 / (lam[:, None] + alphas[best][None, :])  # (r, t)
+    n, t = Y.shape
+    r = lam.shape[0]
+    n_draws = shifts.shape[0]
+    itemsize = 4 if "32" in str(Y.dtype) else 8
+    per_draw = max(1, 3 * n * t * itemsize)
+    step = int(max(1, min(n_draws, batch_bytes // per_draw)))
+    out = np.empty((n_draws, t))
+    flops = 0.0
+    for start in range(0, n_draws, step):
+        idx = shifted_indices(runs, shifts[start:start + step], n)  # (k, n)
+        k = idx.shape[0]
+        # sample-major: row i, column d * t + c is draw d's response of target c at sample i
+        Yp = _rows(B, Y, idx.T.reshape(-1)).reshape(n, k * t)
+        XtY = gram.X.T @ Yp if split.removed is not None else None
+        Z = split.project(B, gram, Yp, XtY)
+        pred = split.P @ (Z.reshape(r, k, t) * D[:, None, :]).reshape(r, k * t)
+        rk, _ = fold_scores(B, _rows(B, Yp, split.test), pred)
+        out[start:start + k] = rk.reshape(k, t)
+        flops += split.project_flops(gram, k * t) + 2.0 * split.test.size * r * k * t
+        if XtY is not None:
+            flops += 2.0 * n * gram.X.shape[1] * k * t
+    if counter is not None:
+        counter["flops"] = counter.get("flops", 0.0) + flops
+    return out
+
+
+def refit_null_flops(outer, n_features: int, n_targets: int, n_draws: int, form: str = "auto") -> float:
+    """Floating-point operations of :func:`refit_null` for one layer, all outer folds."""
+    total = 0.0
+    n = int(sum(te.size for _, te in outer) + max(tr.size for tr, _ in outer))
+    for train, test in outer:
+        f = choose_form(train.size, n_features, form)
+        r = min(train.size, n_features)
+        rows = train.size if f == "kernel" else n
+        total += 2.0 * rows * r + 2.0 * test.size * r + (2.0 * r * r if f == "primal" else 0.0)
+    return total * n_targets * n_draws
+
+
 def auto_batch(n_alphas: int, n_heldout: int, itemsize: int, n_targets: int,
                batch_bytes: int = DEFAULT_BATCH_BYTES) -> int:
     """Targets per batch so that a block of predictions fits in ``batch_bytes``."""
@@ -440,7 +494,7 @@ def auto_batch(n_alphas: int, n_heldout: int, itemsize: int, n_targets: int,
 
 def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_batch: int | None = None,
                  return_predictions: bool = True, counter: dict | None = None,
-                 progress: Any = None) -> dict[str, np.ndarray]:
+                 progress: Any = None, null_shifts: Any = None) -> dict[str, np.ndarray]:
     """Nested-CV ridge of one layer on a chunk of targets.
 
     Parameters
@@ -467,13 +521,18 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         predictions and scores.
     progress : callable | None
         Called with no argument after each outer fold.
+    null_shifts : (runs, shifts) | None
+        For a refit permutation null (:func:`refit_null`): the sample indices of each run and
+        the circular shifts of each run per draw, (n_draws, n_runs).
 
     Returns
     -------
     out : dict
         ``fold_r``, ``fold_r2``, ``fold_alpha`` (n_folds, n_targets) float64; ``predictions``
         (n_samples, n_targets) held-out predictions (NaN for samples in no test set) when asked;
-        ``form`` the form used.
+        ``form`` the form used; with ``null_shifts``, ``null`` (n_draws, n_targets): the
+        fold-mean r of each draw, over the folds where the observed r is defined (NaN for a
+        target with none).
     """
     B = _B()
     n, p = X.shape
@@ -495,6 +554,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     predictions = np.full((n, t), np.nan) if return_predictions else None
     alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
     cache = EigenCache([tr for inn in inner for tr, _ in inn] + [tr for tr, _ in outer])
+    if null_shifts is not None:
+        null_runs, null_draws = null_shifts
+        null_sum = np.zeros((null_draws.shape[0], t))
+        null_count = np.zeros(t)
     for k, ((train, test), inner_k) in enumerate(zip(outer, inner)):
         splits = [decompose(B, gram, tr, va, cache) for tr, va in inner_k]
         for s in splits:
@@ -519,12 +582,20 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             fold_alpha[k, cols] = alphas_np[B.to_numpy(best)]
             if predictions is not None:
                 predictions[test, cols] = np.asarray(B.to_numpy(pred), dtype=np.float64)
+            if null_shifts is not None:
+                nr = refit_null(B, outer_split, gram, Yc, alphas, best, null_runs, null_draws, counter=counter)
+                defined = np.isfinite(r)  # the folds the observed fold-mean uses
+                null_sum[:, cols] += np.where(defined[None, :], np.nan_to_num(nr), 0.0)
+                null_count[cols] += defined
         del splits, outer_split
         if progress is not None:
             progress()
     out = {"fold_r": fold_r, "fold_r2": fold_r2, "fold_alpha": fold_alpha, "form": form}
     if predictions is not None:
         out["predictions"] = predictions
+    if null_shifts is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["null"] = np.where(null_count > 0, null_sum / np.maximum(null_count, 1), np.nan)
     return out
 
 

@@ -63,7 +63,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                  nuisance: Any = None, noise_ceiling: Any = None, alphas: Any = None, cv: Any = "auto",
                  n_blocks: int = 5, gap: int | None = None, inner_cv: Any = 5, form: str = "auto",
                  backend: str = "auto", dtype: str = "auto", n_targets_batch: int | None = None,
-                 n_permutations: int = 1000, permutation: str = "circular", block_size: Any = "auto",
+                 n_permutations: int = 1000, permutation: str = "auto", block_size: Any = "auto",
                  random_state: int = 0, provenance: dict | None = None, settings: dict | None = None,
                  verbose: bool = False) -> EncodingResults:
     """Fit a ridge model per layer and return held-out scores with statistics.
@@ -90,7 +90,11 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     alphas, cv, n_blocks, gap, inner_cv, form, backend, dtype, n_targets_batch : see :class:`LayerSweep`
     n_permutations : int
         Permutations for p-values (0: no p-values).
-    permutation : {"circular", "block"}
+    permutation : {"auto", "refit", "circular", "block"}
+        ``"refit"``: shift each run's response circularly and refit the held-out predictions
+        (calibrated); ``"circular"`` / ``"block"``: shift each test fold against fixed predictions
+        (cheaper, p-values too small); ``"auto"``: refit unless too costly (see
+        :class:`LayerSweep`).
     block_size : int | sequence of int | "auto"
         Permutation block / smallest shift in samples, for all folds or one per fold; "auto":
         the CV gap, clipped to a quarter of each test fold (see :class:`LayerSweep`).
@@ -149,6 +153,13 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*constant.*", category=UserWarning)
         sweep = LayerSweep(block_size=sweep_block, **common).fit(designs, Y, groups=groups)
+    if n_permutations and permutation == "auto" and sweep.permutation_ != "refit":
+        messages.append(
+            "The permutation null was too costly to refit for this many targets and samples, so the "
+            "p-values shift each test fold against fixed predictions ('circular'): they are too small "
+            "(the folds' scores are correlated through their training data). Fit with "
+            "permutation='refit' (and fewer permutations) for calibrated p-values."
+        )
     pvalues = sweep.pvalues_
     qvalues = fdr_bh(pvalues, axis=-1) if pvalues is not None else None
     pvalues_best = sweep.pvalues_best_
@@ -160,7 +171,9 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*constant.*", category=UserWarning)
             # the main fit's gap: the same outer and inner splits and permutation blocks
-            base = LayerSweep(block_size=sweep_block, **dict(common, gap=sweep.gap_)).fit(N, Y, groups=groups)
+            base = LayerSweep(block_size=sweep_block,
+                              **dict(common, gap=sweep.gap_, permutation=sweep.permutation_ or permutation)
+                              ).fit(N, Y, groups=groups)
         baseline = {"r": base.r_[0], "r2": base.r2_[0], "alphas": base.alphas_[0]}
         if base.pvalues_ is not None:
             baseline["pvalues"] = base.pvalues_[0]

@@ -27,7 +27,65 @@ from .._validation import _check_option, _check_random_state
 
 logger = logging.getLogger(__name__)
 
-PERMUTATIONS = ("circular", "block")
+#: Permutation schemes of the encoding models: ``"refit"`` (shift each run's response, refit
+#: the held-out predictions: valid for cross-validated predictions), ``"circular"`` and
+#: ``"block"`` (shift or shuffle each test fold against fixed predictions: cheaper, but
+#: anti-conservative for cross-validated predictions, whose fold scores are correlated through
+#: the shared training data) and ``"auto"`` (refit unless its cost exceeds
+#: :data:`REFIT_NULL_BUDGET`, then circular, with a warning).
+PERMUTATIONS = ("auto", "refit", "circular", "block")
+#: The schemes of :func:`permutation_null` (fixed predictions).
+FIXED_PERMUTATIONS = ("circular", "block")
+#: Floating-point operations above which ``permutation="auto"`` falls back to fixed predictions.
+REFIT_NULL_BUDGET = 2e13
+
+
+def run_indices(groups: np.ndarray) -> list[np.ndarray]:
+    """The sample indices of each run (label), in order of first appearance."""
+    groups = np.asarray(groups)
+    _, first = np.unique(groups, return_index=True)
+    return [np.flatnonzero(groups == groups[i]) for i in np.sort(first)]
+
+
+def run_shifts(runs: Sequence[np.ndarray], n_permutations: int, min_shift: int,
+               random_state: Any = None) -> np.ndarray:
+    """Circular shifts of each run's response for a refit null: (n_permutations, n_runs) ints.
+
+    Each run is shifted by at least ``min_shift`` samples and at most its length minus
+    ``min_shift`` (any shift, 1 to length - 1, when the run is shorter than that), drawn
+    independently per run and permutation; a run of one sample is not shifted.
+    """
+    rng = _check_random_state(random_state)
+    out = np.zeros((n_permutations, len(runs)), dtype=np.int64)
+    for i, idx in enumerate(runs):
+        n = len(idx)
+        if n < 2:
+            continue
+        lo, hi = min_shift, n - min_shift
+        if hi < lo:
+            lo, hi = 1, n - 1
+        out[:, i] = rng.integers(lo, hi + 1, size=n_permutations)
+    return out
+
+
+def shifted_indices(runs: Sequence[np.ndarray], shifts: np.ndarray, n_samples: int) -> np.ndarray:
+    """Sample order of the shifted responses: (n_draws, n_samples), ``Y[idx[d]]`` is draw ``d``.
+
+    Within each run, sample ``i`` takes the response of sample ``(i + shift) % length`` of
+    that run (so ``np.roll(y_run, -shift)``); samples in no run keep their place.
+
+    Examples
+    --------
+    >>> shifted_indices([np.arange(3), np.arange(3, 5)], np.array([[1, 1]]), 5)
+    array([[1, 2, 0, 4, 3]])
+    """
+    shifts = np.atleast_2d(shifts)
+    idx = np.tile(np.arange(n_samples), (shifts.shape[0], 1))
+    for i, run in enumerate(runs):
+        n = len(run)
+        pos = (np.arange(n)[None, :] + shifts[:, i:i + 1]) % n
+        idx[:, run] = np.asarray(run)[pos]
+    return idx
 
 
 def _zscore(a: np.ndarray) -> np.ndarray:
@@ -108,7 +166,7 @@ def permutation_null(Y: np.ndarray, predictions: np.ndarray, folds: Sequence[np.
     fold out: the null of a target is the mean over the folds where it varies, and NaN for a
     target constant in every fold.
     """
-    _check_option("method", method, PERMUTATIONS)
+    _check_option("method", method, FIXED_PERMUTATIONS)
     rng = _check_random_state(random_state)
     Y = np.asarray(Y, dtype=np.float64)
     predictions = np.asarray(predictions, dtype=np.float64)

@@ -16,7 +16,14 @@ from . import _ridge
 from .backend import resolve_backend, resolve_dtype, to_numpy, use_backend
 from .cv import DEFAULT_GAP, check_groups, inner_splits, make_cv
 from .designs import LayerDesigns, as_layer_designs, gap_for
-from .stats import PERMUTATIONS, null_pvalues, permutation_null
+from .stats import (
+    PERMUTATIONS,
+    REFIT_NULL_BUDGET,
+    null_pvalues,
+    permutation_null,
+    run_indices,
+    run_shifts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,20 +97,29 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     n_targets_batch : int | None
         Targets per batch (default: from a 512 MiB budget for the predictions).
     n_permutations : int
-        Permutations for p-values of r (0: none). The null shifts each test fold's response
-        circularly (or permutes its blocks) against the prediction, keeping autocorrelation.
-        The draws are the same for every layer and target, so the maximum over layers of the
-        null gives p-values corrected for choosing each target's best layer
-        (``pvalues_best_``).
-    permutation : {"circular", "block"}
-        Permutation scheme.
+        Permutations for p-values of r (0: none). The draws are the same for every layer and
+        target, so the maximum over layers of the null gives p-values corrected for choosing
+        each target's best layer (``pvalues_best_``).
+    permutation : {"auto", "refit", "circular", "block"}
+        Permutation scheme. ``"refit"``: each run's response is shifted circularly (by at least
+        the CV gap, keeping its autocorrelation), and the held-out predictions of every outer
+        fold are refitted on the shifted training responses with the penalties chosen on the
+        real ones; calibrated for cross-validated scores. ``"circular"`` / ``"block"``: each
+        test fold's response is shifted circularly (or its blocks permuted) against fixed
+        predictions; much cheaper, but the fold scores of a cross-validated model are
+        correlated through their shared training data, which such a null ignores, so its
+        p-values are too small (about 15 % below 0.05 under the null in our simulations).
+        ``"auto"``: refit unless it would cost more than
+        :data:`~neuroenc.encoding.stats.REFIT_NULL_BUDGET` floating-point operations, then
+        circular, with a warning.
     block_size : int | sequence of int | "auto"
-        Block length / smallest shift in samples, for all folds or one per fold. ``"auto"``:
-        the CV gap (how far a design row reaches into the stimulus + 1; shifts shorter than
-        that let the delays re-align the response with its own stimulus), clipped to
-        ``[2, n_test // 4]`` in each test fold. It depends on the settings and the folds only,
-        so the draws are identical for every layer, every target chunk and every layer subset
-        fitted apart.
+        For ``"circular"`` / ``"block"``: block length / smallest shift in samples, for all
+        folds or one per fold. ``"auto"``: the CV gap (how far a design row reaches into the
+        stimulus + 1; shifts shorter than that let the delays re-align the response with its
+        own stimulus), clipped to ``[2, n_test // 4]`` in each test fold. It depends on the
+        settings and the folds only, so the draws are identical for every layer, every target
+        chunk and every layer subset fitted apart. (``"refit"`` shifts each run by at least
+        the gap, and at least 2 samples.)
     refit : bool
         Refit each target's best layer on all samples (penalty chosen by CV over the outer
         splits), so that :meth:`predict` works. Dual coefficients are kept when features
@@ -132,7 +148,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         / (1 + n_permutations)``, the null of every layer from the same draws. Valid for the
         layers fitted together.
     block_sizes_ : list of int | None
-        The permutation block / smallest shift used in each outer fold.
+        The permutation block / smallest shift used in each outer fold (circular and block).
+    permutation_ : str | None
+        The permutation scheme used (``"refit"``, ``"circular"`` or ``"block"``).
     best_layer_ : ndarray of int, shape (n_targets,)
         Layer with the highest ``r_`` per target.
     cv_splits_ : list of (ndarray, ndarray)
@@ -154,7 +172,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def __init__(self, alphas=None, cv="auto", n_blocks=5, gap=None, inner_cv=5, form="auto",
                  backend="auto", dtype="auto", n_targets_batch=None, n_permutations=0,
-                 permutation="circular", block_size="auto", refit=True, random_state=None,
+                 permutation="auto", block_size="auto", refit=True, random_state=None,
                  verbose=False):
         self.alphas = alphas
         self.cv = cv
@@ -193,6 +211,24 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return self.block_size
         _check_option("block_size", self.block_size, ("auto",))
         return [int(np.clip(gap, 2, max(2, te.size // 4))) for te in tests]
+
+    def _permutation_method(self, n_features: int, outer: list, n_targets: int, n_perm: int,
+                            n_layers: int) -> str:
+        """The scheme used: ``permutation``, with ``"auto"`` resolved by the refit's cost."""
+        if self.permutation != "auto":
+            return self.permutation
+        flops = n_layers * _ridge.refit_null_flops(outer, n_features, n_targets, n_perm, self.form)
+        if flops <= REFIT_NULL_BUDGET:
+            return "refit"
+        warnings.warn(
+            f"permutation='auto': a refit permutation null would cost {flops:.1e} floating-point "
+            f"operations (more than {REFIT_NULL_BUDGET:.0e}), so the null shifts each test fold "
+            "against fixed predictions ('circular'), which ignores the dependence between the "
+            "folds' scores and gives p-values that are too small. Pass permutation='refit' (and "
+            "fewer n_permutations, or fewer targets) for calibrated p-values.",
+            UserWarning, stacklevel=3,
+        )
+        return "circular"
 
     def _check_params(self) -> None:
         _check_option("form", self.form, _ridge.FORMS)
@@ -252,8 +288,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         # running maximum over layers of the null, for p-values corrected for the layer choice
         null_max = np.full((n_perm, t), -np.inf) if n_perm else None
         tests = [te for _, te in outer]
-        blocks = self._block_sizes(tests, gap) if n_perm else None
-        self.block_sizes_ = blocks
+        method = blocks = null_shifts = None
+        self.block_sizes_ = None
         self.forms_ = {}
         counter: dict[str, float] = {"flops": 0.0}
         backend_name = resolve_backend(self.backend)
@@ -264,10 +300,22 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Yb = B.asarray(Y, dtype=dtype)
             ab = B.asarray(alphas, dtype=dtype)
             for j, layer in enumerate(tqdm(layers, desc="layers", disable=not self.verbose)):
-                Xb = B.asarray(designs[layer], dtype=dtype)
+                X = designs[layer]
+                if n_perm and method is None:
+                    # the scheme, from the first layer's size (every layer's cost is alike)
+                    method = self._permutation_method(X.shape[1], outer, t, n_perm, n_l)
+                    if method == "refit":
+                        runs = run_indices(groups)
+                        self.min_shift_ = int(max(2, gap))
+                        null_shifts = (runs, run_shifts(runs, n_perm, self.min_shift_, perm_seed))
+                    else:
+                        blocks = self.block_sizes_ = self._block_sizes(tests, gap)
+                Xb = B.asarray(X, dtype=dtype)
+                del X
                 out = _ridge.fit_layer_cv(Xb, Yb, outer, inner, ab, form=self.form,
                                           n_targets_batch=self.n_targets_batch,
-                                          return_predictions=bool(n_perm), counter=counter)
+                                          return_predictions=method in ("circular", "block"),
+                                          counter=counter, null_shifts=null_shifts)
                 del Xb
                 fold_r[:, j], fold_r2[:, j], fold_alpha[:, j] = out["fold_r"], out["fold_r2"], out["fold_alpha"]
                 self.forms_[layer] = out["form"]
@@ -275,14 +323,17 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", RuntimeWarning)
                         observed = np.nanmean(out["fold_r"], 0)
-                    null = permutation_null(Y, out["predictions"], tests, n_permutations=n_perm,
-                                            method=self.permutation, block_size=blocks,
-                                            random_state=perm_seed)
+                    if method == "refit":
+                        null = out["null"]
+                    else:
+                        null = permutation_null(Y, out["predictions"], tests, n_permutations=n_perm,
+                                                method=method, block_size=blocks, random_state=perm_seed)
                     pvalues[j] = null_pvalues(null, observed)
                     np.fmax(null_max, null, out=null_max)  # NaN (constant target) is skipped
                     del null
                 if logger.isEnabledFor(logging.DEBUG) and np.isfinite(out["fold_r"]).any():
                     logger.debug("layer %s: mean r %.4f", layer, np.nanmean(out["fold_r"]))
+        self.permutation_ = method
         self.layers_ = np.asarray(layers, dtype=np.int64)
         self.fold_r_, self.fold_r2_, self.fold_alphas_ = fold_r, fold_r2, fold_alpha
         with warnings.catch_warnings():
@@ -388,6 +439,10 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         params["gap_used"] = int(self.gap_)
         if self.block_sizes_ is not None:
             params["block_sizes_used"] = np.asarray(self.block_sizes_).astype(int).tolist()
+        if getattr(self, "permutation_", None) is not None:
+            params["permutation_used"] = self.permutation_
+        if self.permutation_ == "refit":
+            params["min_shift_used"] = int(self.min_shift_)
         params["forms"] = {str(k): v for k, v in self.forms_.items()}
         params["backend_used"] = self.backend_
         params["dtype_used"] = self.dtype_

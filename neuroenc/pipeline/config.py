@@ -104,7 +104,7 @@ class EncodingConfig:
     gap: int | None = None
     inner_cv: int = 5
     n_permutations: int = 1000
-    permutation: str = "circular"
+    permutation: str = "auto"
     baseline: list[str] | None = None
     nuisance: list[str] | None = None
     backend: str = "auto"
@@ -193,7 +193,7 @@ class RunConfig:
             ("alignment.reference", self.alignment.reference, ("onset", "midpoint")),
             ("alignment.hrf", self.alignment.hrf, (None, "glover", "spm")),
             ("alignment.on_uncovered", self.alignment.on_uncovered, ("raise", "warn", "ignore")),
-            ("encoding.permutation", self.encoding.permutation, ("circular", "block")),
+            ("encoding.permutation", self.encoding.permutation, ("auto", "refit", "circular", "block")),
         ]
         for name, value, allowed in choices:
             try:

@@ -190,7 +190,7 @@ def run_pipeline(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     t0 = time.time()
-    extractor = make_extractor(config, verbose="info" if verbose else "warning")
+    extractor = make_extractor(config, verbose=None if verbose else "warning")
     runs = sorted({r for rs in dataset.responses.values() for r in rs}) or dataset.runs
     features = {run: extract_run(config, dataset.transcripts[run], extractor) for run in runs}
     timings["extract"] = time.time() - t0

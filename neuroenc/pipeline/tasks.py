@@ -66,7 +66,7 @@ def extractor_params(config: RunConfig) -> dict[str, Any]:
     )
 
 
-def make_extractor(config: RunConfig, model: Any = None, verbose: Any = "info"):
+def make_extractor(config: RunConfig, model: Any = None, verbose: Any = None):
     """A :class:`~neuroenc.features.FeatureExtractor` for the config (``model``: a loaded
     model to reuse, else the config's model name, loaded on first use)."""
     from ..features import FeatureExtractor

@@ -382,11 +382,19 @@ def _significance_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any
             "fitted apart), so it is optimistic; q: its Benjamini-Hochberg FDR across targets "
             "(both from the results file)."
         )
-    text += (
-        f"\n\n{n_sig} of {len(g)} targets have q < 0.05. The noise ceiling is the highest r the "
-        "responses allow (from repeats or split halves); r / ceiling is the share of the explainable "
-        "signal the best layer reaches."
-    )
+    text += f"\n\n{n_sig} of {len(g)} targets have q < 0.05."
+    if "noise_ceiling" in g and np.isfinite(np.asarray(g["noise_ceiling"], dtype=float)).any():
+        text += (
+            " The noise ceiling is the highest r the subjects' responses allow, from their "
+            "reliability (e.g. repeated presentations); r / ceiling is the share of the explainable "
+            "signal the best layer reaches."
+        )
+    else:
+        text += (
+            " Individual subjects have no noise ceiling here: agreement between subjects bounds only "
+            "the signal they share, so the inter-subject ceiling is given for the group-mean "
+            "response (its own section)."
+        )
     cols = ["target", "n_subjects", score, "noise_ceiling", "ceiling_fraction", "loso_effect", "t", "p_t", "p", "q"]
     shown, cols = _p_columns(g, cols)
     block = _table_block(shown, table_id="significance", caption="Significance and noise ceiling per target",
@@ -509,7 +517,9 @@ _HOW_TO_READ = [
              "permutations for every layer): it is corrected for choosing the best of the layers. "
              "A plain \"p\" there (results without max-over-layers p-values) is the best layer's "
              "own p-value, not corrected for that choice, and so optimistic."),
-    ("Noise ceiling", "The highest r the data allow; r / ceiling is the share reached."),
+    ("Noise ceiling", "The highest r the data allow; r / ceiling is the share reached. For the "
+                      "group-mean response it comes from inter-subject agreement (the reliability of "
+                      "the mean of N subjects); a single subject's needs repeated presentations."),
 ]
 
 
