@@ -36,7 +36,7 @@ from .stats import (
     spearman_brown,
     split_half_reliability,
 )
-from .sweep import DEFAULT_ALPHAS, LayerSweep
+from .sweep import DEFAULT_ALPHAS, LayerSweep, resolve_permutation
 
 __all__ = [
     "BandedLayerModel",
@@ -64,6 +64,7 @@ __all__ = [
     "permutation_test",
     "permutation_test_best",
     "resolve_backend",
+    "resolve_permutation",
     "spearman_brown",
     "split_half_reliability",
     "use_backend",

@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 FORMS = ("auto", "kernel", "primal")
 #: Bytes one block of predictions (n_alphas, n_heldout, n_targets_batch) may take by default.
 DEFAULT_BATCH_BYTES = 512 * 2**20
+#: Cap on the memory of one batch of draws of the refit permutation null.
+REFIT_BATCH_BYTES = 128 * 2**20
 
 
 def choose_form(n_train: int, n_features: int, form: str = "auto") -> str:
@@ -432,7 +434,7 @@ def fold_scores(B, Yt, pred):
 
 
 def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, runs, shifts, *,
-               batch_bytes: int = DEFAULT_BATCH_BYTES // 2, counter=None) -> np.ndarray:
+               batch_bytes: int = REFIT_BATCH_BYTES, counter=None) -> np.ndarray:
     """Held-out r of the refitted model for each circular shift of the responses: (n_draws, t).
 
     For each draw, every run's response is shifted circularly (``shifts``: (n_draws, n_runs),
@@ -451,7 +453,8 @@ def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, runs, shifts, 
     r = lam.shape[0]
     n_draws = shifts.shape[0]
     itemsize = 4 if "32" in str(Y.dtype) else 8
-    per_draw = max(1, 3 * n * t * itemsize)
+    p_xty = gram.X.shape[1] if split.removed is not None else 0
+    per_draw = refit_null_draw_bytes(n, p_xty, r, split.test.size, t, itemsize)
     step = int(max(1, min(n_draws, batch_bytes // per_draw)))
     out = np.empty((n_draws, t))
     flops = 0.0
@@ -473,16 +476,27 @@ def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, runs, shifts, 
     return out
 
 
-def refit_null_flops(outer, n_features: int, n_targets: int, n_draws: int, form: str = "auto") -> float:
-    """Floating-point operations of :func:`refit_null` for one layer, all outer folds."""
-    total = 0.0
-    n = int(sum(te.size for _, te in outer) + max(tr.size for tr, _ in outer))
-    for train, test in outer:
-        f = choose_form(train.size, n_features, form)
-        r = min(train.size, n_features)
-        rows = train.size if f == "kernel" else n
-        total += 2.0 * rows * r + 2.0 * test.size * r + (2.0 * r * r if f == "primal" else 0.0)
-    return total * n_targets * n_draws
+def refit_null_draw_bytes(n_samples: int, n_xty: int, rank: int, n_test: int, n_targets: int,
+                          itemsize: int) -> int:
+    """Bytes one draw of :func:`refit_null` holds at once: the shifted responses, ``X^T Y``
+    (``n_xty`` rows, primal form only), the projections and their filtered copy, the held-out
+    predictions and responses, the float64 temporaries of the scores, and the draw's indices."""
+    work = n_samples + n_xty + 2 * rank + 2 * n_test
+    return int(max(1, n_targets * (itemsize * work + 8 * 6 * n_test) + 16 * n_samples))
+
+
+def refit_null_flops(n_samples: int, n_features: int, n_targets: int, n_draws: int, n_folds: int,
+                     n_layers: int = 1) -> float:
+    """About the floating-point operations of :func:`refit_null` for ``n_layers`` layers.
+
+    Per draw, target and outer fold: the projection of the shifted responses on the training
+    spectrum (``2 n r``, r = min(n, p)), the ``X^T Y`` product of the primal form (``2 n p``
+    when p < n) and the held-out predictions (``2 (n / n_folds) r``).
+    """
+    n, p = int(n_samples), int(n_features)
+    r = min(n, p)
+    per = 2.0 * n * r + (2.0 * n * p if p < n else 0.0) + 2.0 * (n / max(n_folds, 1)) * r
+    return per * n_targets * n_draws * n_folds * n_layers
 
 
 def auto_batch(n_alphas: int, n_heldout: int, itemsize: int, n_targets: int,

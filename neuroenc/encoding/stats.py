@@ -37,7 +37,7 @@ PERMUTATIONS = ("auto", "refit", "circular", "block")
 #: The schemes of :func:`permutation_null` (fixed predictions).
 FIXED_PERMUTATIONS = ("circular", "block")
 #: Floating-point operations above which ``permutation="auto"`` falls back to fixed predictions.
-REFIT_NULL_BUDGET = 2e13
+REFIT_NULL_BUDGET = 5e12
 
 
 def run_indices(groups: np.ndarray) -> list[np.ndarray]:

@@ -62,6 +62,34 @@ def constant_targets(Y: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.ptp(Y, axis=0) == 0)
 
 
+def resolve_permutation(permutation: str, n_samples: int, n_features: int, n_targets: int, n_layers: int,
+                        n_permutations: int, n_folds: int) -> str:
+    """The permutation scheme to use: ``permutation``, with ``"auto"`` resolved by cost.
+
+    ``"auto"`` is ``"refit"`` unless the refit null of ``n_layers`` layers of ``n_features``
+    columns and ``n_targets`` targets would cost more than
+    :data:`~neuroenc.encoding.stats.REFIT_NULL_BUDGET` floating-point operations
+    (:func:`~neuroenc.encoding._ridge.refit_null_flops`); then ``"circular"``, with a warning.
+    Fits cut into target chunks or layer subsets should resolve it once, for the whole fit, and
+    pass the result, so that every part uses the same scheme.
+    """
+    _check_option("permutation", permutation, PERMUTATIONS)
+    if permutation != "auto":
+        return permutation
+    flops = _ridge.refit_null_flops(n_samples, n_features, n_targets, n_permutations, n_folds, n_layers)
+    if flops <= REFIT_NULL_BUDGET:
+        return "refit"
+    warnings.warn(
+        f"permutation='auto': a refit permutation null would cost about {flops:.1e} floating-point "
+        f"operations (more than {REFIT_NULL_BUDGET:.0e}), so the null shifts each test fold "
+        "against fixed predictions ('circular'), which ignores the dependence between the "
+        "folds' scores and gives p-values that are too small. Pass permutation='refit' (and "
+        "fewer n_permutations, or fewer targets) for calibrated p-values.",
+        UserWarning, stacklevel=3,
+    )
+    return "circular"
+
+
 class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Ridge encoding models of every layer, with per-target penalties chosen by nested CV.
 
@@ -212,24 +240,6 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         _check_option("block_size", self.block_size, ("auto",))
         return [int(np.clip(gap, 2, max(2, te.size // 4))) for te in tests]
 
-    def _permutation_method(self, n_features: int, outer: list, n_targets: int, n_perm: int,
-                            n_layers: int) -> str:
-        """The scheme used: ``permutation``, with ``"auto"`` resolved by the refit's cost."""
-        if self.permutation != "auto":
-            return self.permutation
-        flops = n_layers * _ridge.refit_null_flops(outer, n_features, n_targets, n_perm, self.form)
-        if flops <= REFIT_NULL_BUDGET:
-            return "refit"
-        warnings.warn(
-            f"permutation='auto': a refit permutation null would cost {flops:.1e} floating-point "
-            f"operations (more than {REFIT_NULL_BUDGET:.0e}), so the null shifts each test fold "
-            "against fixed predictions ('circular'), which ignores the dependence between the "
-            "folds' scores and gives p-values that are too small. Pass permutation='refit' (and "
-            "fewer n_permutations, or fewer targets) for calibrated p-values.",
-            UserWarning, stacklevel=3,
-        )
-        return "circular"
-
     def _check_params(self) -> None:
         _check_option("form", self.form, _ridge.FORMS)
         _check_option("permutation", self.permutation, PERMUTATIONS)
@@ -303,7 +313,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 X = designs[layer]
                 if n_perm and method is None:
                     # the scheme, from the first layer's size (every layer's cost is alike)
-                    method = self._permutation_method(X.shape[1], outer, t, n_perm, n_l)
+                    method = resolve_permutation(self.permutation, n, X.shape[1], t, n_l, n_perm, n_f)
                     if method == "refit":
                         runs = run_indices(groups)
                         self.min_shift_ = int(max(2, gap))

@@ -10,10 +10,12 @@ targets) holds, at its peak, what :func:`fit_task_bytes` adds up, mirroring
   used when features outnumber samples; ``X^T X`` otherwise); the eigendecompositions of the
   inner and outer splits of one outer fold, held together;
 - per target: the responses of the chunk and their copies (z-scored design ``Y``, backend
-  copy), the held-out predictions of one layer, the permutation null (FFT of each fold,
+  copy), the held-out predictions of one layer, the permutation null (FFT of each fold and
   ``n_permutations`` draws) and the score arrays;
 - per batch of targets: the predictions of every penalty for the validation rows, capped by
-  :data:`neuroenc.encoding._ridge.DEFAULT_BATCH_BYTES`; and, once the chunk has more targets
+  :data:`neuroenc.encoding._ridge.DEFAULT_BATCH_BYTES`, or (not at the same time) a batch of
+  draws of the refit permutation null, capped by
+  :data:`neuroenc.encoding._ridge.REFIT_BATCH_BYTES`; and, once the chunk has more targets
   than ``n_alphas × n_validation`` rows, the dual form's "resolve first" matrices
   ``(n_alphas, n_validation, n_train)`` of every inner split (dual form only), which can dwarf
   everything else (7.7 GB for 10,000 samples, 4 x 4,096 columns, 15 penalties, 5 inner folds):
@@ -28,6 +30,8 @@ import math
 from dataclasses import dataclass
 
 from .._validation import _check_positive
+from ..encoding._ridge import REFIT_BATCH_BYTES, refit_null_draw_bytes, refit_null_flops
+from ..encoding.stats import REFIT_NULL_BUDGET
 
 #: Fraction of a worker's memory limit a fit task may plan to use. Dask starts spilling at 60%
 #: and pauses a worker at 80% of its limit; estimates are upper bounds, but other tasks' data
@@ -69,6 +73,9 @@ class FitShape:
         Permutations of the null (0: none).
     itemsize : int
         Bytes per value of the working dtype (8: float64 on CPU; 4: float32 on a GPU).
+    permutation : str
+        The permutation scheme (``"auto"`` is resolved as the fit resolves it, from the whole
+        subject's size: :func:`~neuroenc.encoding.resolve_permutation`).
     """
 
     n_samples: int
@@ -83,6 +90,18 @@ class FitShape:
     inner_cv: int = 5
     n_permutations: int = 1000
     itemsize: int = 8
+    permutation: str = "auto"
+
+    @property
+    def refit_null(self) -> bool:
+        """Whether the fit refits its permutation null (``"refit"``, or ``"auto"`` within budget)."""
+        if not self.n_permutations or self.permutation in ("circular", "block"):
+            return False
+        if self.permutation == "refit":
+            return True
+        flops = refit_null_flops(self.n_samples, self.n_features, self.n_targets, self.n_permutations,
+                                 self.n_folds, self.n_layers)
+        return flops <= REFIT_NULL_BUDGET
 
     def __post_init__(self) -> None:
         for name in ("n_samples", "n_features", "n_targets", "n_layers", "n_alphas", "n_folds",
@@ -135,14 +154,19 @@ def fit_task_bytes(shape: FitShape, n_targets: int | None = None, n_layers: int 
         8 * n  # the chunk of the subject's responses (a selection, float64)
         + s * n  # the design's z-scored responses Y
         + 8 * n  # held-out predictions of one layer (float64)
-        + 8 * (5 * n_test + 2 * shape.n_permutations)  # one fold's FFTs; the null and its draws
+        + 8 * (5 * n_test + 3 * shape.n_permutations)  # one fold's FFTs, or the refit null's sums
         + 8 * (3 * shape.n_folds + 5) * L  # fold and mean scores, alphas, p-values
     )
     # predictions on the validation rows: every penalty at once when resolving first, else one
     # penalty at a time (and its residual)
     batch = min(int(batch_bytes), (shape.n_alphas if resolve_first else 2) * n_val * s * t)
     resolve = shape.inner_cv * shape.n_alphas * n_val * n_train * s if resolve_first else 0
-    return int(fixed + per_target * t + batch + resolve)
+    # the refit permutation null: a batch of shifted responses and their refitted predictions
+    refit = 0
+    if shape.refit_null:
+        draw = refit_null_draw_bytes(n, 0 if kernel else p, m, n_test, t, s)
+        refit = min(REFIT_BATCH_BYTES + draw, shape.n_permutations * draw)
+    return int(fixed + per_target * t + max(batch, refit) + resolve)
 
 
 def _gib(n_bytes: float) -> str:

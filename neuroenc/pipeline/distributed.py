@@ -161,6 +161,7 @@ def _fit_shape(config: RunConfig, size: dict[str, Any], layouts: dict[str, tuple
         n_words=sum(layouts[r][1] for r in runs), hidden_size=hidden,
         response_bytes=int(size["response_bytes"]), n_alphas=len(enc.alpha_grid()),
         n_folds=max(int(n_folds), 2), inner_cv=int(inner), n_permutations=int(enc.n_permutations),
+        permutation=enc.permutation,
     )
     return shape, layers
 

@@ -181,6 +181,35 @@ def _design(config: RunConfig, features: dict[str, Any], responses: dict[str, An
     )
 
 
+def _permutation_scheme(config: RunConfig, design: Any, features: dict[str, Any],
+                        n_targets: int) -> tuple[str, list[str]]:
+    """The permutation scheme of a subject's fit, resolved for the whole fit (all targets, all
+    layers), so that target chunks and layer subsets fitted apart use the same one."""
+    import warnings
+
+    from ..encoding.sweep import resolve_permutation
+    from ..features import read_feature_info
+
+    enc = config.encoding
+    if enc.permutation != "auto" or not enc.n_permutations:
+        return enc.permutation, []
+    n_layers = len(read_feature_info(next(iter(features.values())))["layer_indices"])
+    n_runs = len(set(np.asarray(design.groups).tolist()))
+    if isinstance(enc.cv, int) and not isinstance(enc.cv, bool):
+        n_folds = enc.cv
+    else:
+        n_folds = n_runs if n_runs > 1 else enc.n_blocks
+    n_columns = design.n_delays * design.n_features(design.layers[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scheme = resolve_permutation("auto", design.n_samples, n_columns, n_targets, n_layers,
+                                     enc.n_permutations, n_folds)
+    messages = [str(w.message) for w in caught]
+    for message in messages:
+        logger.warning(message)
+    return scheme, messages
+
+
 def fit_subject(
     config: RunConfig,
     subject: str,
@@ -230,6 +259,7 @@ def fit_subject(
     missing = [r for r in responses if r not in features]
     if missing:
         raise ValueError(f"no features for run(s) {missing} of subject {subject!r}; extract them first.")
+    n_targets_all = next(iter(responses.values())).n_targets
     if targets is not None:
         responses = {r: resp.select(np.arange(resp.n_targets)[targets]) for r, resp in responses.items()}
         if noise_ceiling is not None:
@@ -266,15 +296,16 @@ def fit_subject(
     if subject == GROUP:
         provenance["group_members"] = dataset.info.get("group_members")
     settings = {"alignment": design.settings, "baseline": baseline_names if nuisance is not None else None}
+    permutation, messages = _permutation_scheme(config, design, features, n_targets_all)
     with blas_threads(enc.blas_threads):
         results = fit_encoding(
             design, nuisance=nuisance, noise_ceiling=noise_ceiling, alphas=enc.alpha_grid(), cv=enc.cv,
             n_blocks=enc.n_blocks, gap=enc.gap, inner_cv=enc.inner_cv, backend=enc.backend,
             n_targets_batch=enc.n_targets_batch, n_permutations=enc.n_permutations,
-            permutation=enc.permutation, random_state=enc.random_state, provenance=provenance,
+            permutation=permutation, random_state=enc.random_state, provenance=provenance,
             settings=settings, verbose=verbose,
         )
-    results.warnings = list(dict.fromkeys(list(design.warnings) + list(results.warnings)))
+    results.warnings = list(dict.fromkeys(list(design.warnings) + messages + list(results.warnings)))
     results.provenance["wall_seconds"] = time.time() - started
     results.save(out)
     logger.info("fitted %s: %d layers x %d targets in %.1f s -> %s", subject, results.n_layers,
