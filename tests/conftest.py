@@ -33,6 +33,19 @@ def _shared_data() -> Path | None:
 
 
 @pytest.fixture(autouse=True)
+def restore_logger():
+    """The CLI's ``main`` sets the package logger's level and adds a handler (to the stderr of
+    the moment, which pytest's capture closes after the test): undo it after each test."""
+    import logging
+
+    log = logging.getLogger("neuroenc")
+    level, handlers = log.level, list(log.handlers)
+    yield
+    log.setLevel(level)
+    log.handlers[:] = handlers
+
+
+@pytest.fixture(autouse=True)
 def _close_figures():
     yield
     plt.close("all")

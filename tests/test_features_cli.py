@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 
 import numpy as np
@@ -46,16 +45,6 @@ def files(tmp_path_factory):
     (root / "events.tsv").write_text("\n".join(rows) + "\n")
     (root / "story.TextGrid").write_text(_textgrid(WORDS))
     return root
-
-
-@pytest.fixture(autouse=True)
-def restore_logger():
-    """``main`` sets the package logger's level and adds a handler: undo it after each test."""
-    log = logging.getLogger("neuroenc")
-    level, handlers = log.level, list(log.handlers)
-    yield
-    log.setLevel(level)
-    log.handlers[:] = handlers
 
 
 def test_extract_command_writes_the_features(files, capsys):

@@ -1,7 +1,6 @@
 """Per-layer metrics of feature sets, their HDF5 file and the ``neuroenc metrics`` command."""
 from __future__ import annotations
 
-import logging
 
 import h5py
 import numpy as np
@@ -13,16 +12,6 @@ from neuroenc.features.cache import save_features
 from neuroenc.features.metrics_layers import METRICS, LayerMetrics, layer_metrics
 
 N_WORDS, DIM, WINDOW = 40, 64, 8
-
-
-@pytest.fixture(autouse=True)
-def restore_logger():
-    """``main`` sets the package logger's level and adds a handler: undo it after each test."""
-    log = logging.getLogger("neuroenc")
-    level, handlers = log.level, list(log.handlers)
-    yield
-    log.setLevel(level)
-    log.handlers[:] = handlers
 
 
 @pytest.fixture

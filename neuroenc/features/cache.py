@@ -146,6 +146,17 @@ def is_complete(path: str | os.PathLike, layers: Iterable[int] | None = None) ->
         return False
 
 
+def _check_feature_file(path: str | os.PathLike) -> Path:
+    """The path of an existing, complete feature file, or a ValueError that says what to do."""
+    path = _check_path_exists(path, "feature file", "Extract features first (neuroenc extract).")
+    if not is_complete(path):
+        raise ValueError(
+            f"Feature file {str(path)!r} is incomplete or corrupt (an interrupted write?); delete it "
+            "and extract the features again."
+        )
+    return path
+
+
 def read_feature_info(path: str | os.PathLike) -> dict[str, Any]:
     """The provenance, layers and size of a feature file, without reading its features.
 
@@ -167,12 +178,7 @@ def read_feature_info(path: str | os.PathLike) -> dict[str, Any]:
     """
     import h5py
 
-    path = _check_path_exists(path, "feature file", "Extract features first (neuroenc extract).")
-    if not is_complete(path):
-        raise ValueError(
-            f"Feature file {str(path)!r} is incomplete or corrupt (an interrupted write?); delete it "
-            "and extract the features again."
-        )
+    path = _check_feature_file(path)
     with h5py.File(path, "r") as f:
         info = json.loads(f.attrs["provenance"])
         info["layer_indices"] = [int(i) for i in f.attrs["layer_indices"]]
@@ -207,12 +213,7 @@ def load_features(path: str | os.PathLike, layers: Any = None) -> FeatureSet:
     """
     import h5py
 
-    path = _check_path_exists(path, "feature file", "Extract features first (neuroenc extract).")
-    if not is_complete(path):
-        raise ValueError(
-            f"Feature file {str(path)!r} is incomplete or corrupt (an interrupted write?); delete it "
-            "and extract the features again."
-        )
+    path = _check_feature_file(path)
     with h5py.File(path, "r") as f:
         stored = [int(i) for i in f.attrs["layer_indices"]]
         if layers is None:

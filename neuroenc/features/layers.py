@@ -38,6 +38,20 @@ def layer_at_depth(depth: float, n_layers: int) -> int:
     return int(round(depth * (int(n_layers) - 1)))
 
 
+def _layer_items(layers: Any) -> list[Any]:
+    """A non-string ``layers`` argument as a non-empty list of items (one number -> [number])."""
+    items: Iterable[Any] = [layers] if isinstance(layers, (numbers.Number, np.number)) else layers
+    try:
+        items = list(items)
+    except TypeError:
+        raise TypeError(
+            f"'layers' must be 'all', an int, a float or a list of them, got {type(layers).__name__}."
+        ) from None
+    if not items:
+        raise ValueError("'layers' is empty; pass 'all' or at least one layer index.")
+    return items
+
+
 def resolve_layers(layers: Any, n_layers: int, model: str = "the model") -> list[int]:
     """Layer indices, sorted and unique, from a user's selection.
 
@@ -64,15 +78,7 @@ def resolve_layers(layers: Any, n_layers: int, model: str = "the model") -> list
                 "depth in [0, 1] (float) or a list of them."
             )
         return list(range(int(n_layers)))
-    items: Iterable[Any] = [layers] if isinstance(layers, (numbers.Number, np.number)) else layers
-    try:
-        items = list(items)
-    except TypeError:
-        raise TypeError(
-            f"'layers' must be 'all', an int, a float or a list of them, got {type(layers).__name__}."
-        ) from None
-    if not items:
-        raise ValueError("'layers' is empty; pass 'all' or at least one layer index.")
+    items = _layer_items(layers)
     out = []
     for item in items:
         if isinstance(item, (bool, np.bool_)):
@@ -134,15 +140,7 @@ def resolve_stored_layers(
         return stored
     if n_layers is None:
         n_layers = (max(stored) + 1) if stored else 1
-    items = [layers] if isinstance(layers, (numbers.Number, np.number)) else layers
-    try:
-        items = list(items)
-    except TypeError:
-        raise TypeError(
-            f"'layers' must be 'all', an int, a float or a list of them, got {type(layers).__name__}."
-        ) from None
-    if not items:
-        raise ValueError("'layers' is empty; pass 'all' or at least one layer index.")
+    items = _layer_items(layers)
     out = set()
     for item in items:
         if isinstance(item, (numbers.Integral, np.integer)) and not isinstance(item, (bool, np.bool_)) \
