@@ -267,3 +267,28 @@ def test_auto_permutation_falls_back_to_fixed_predictions_when_costly(rng, monke
     assert res.settings["permutation_used"] == "circular"
     assert any("too costly to refit" in w for w in res.warnings)
     assert stats.REFIT_NULL_BUDGET > 0  # the module constant itself is untouched
+
+
+@pytest.mark.parametrize("p", [6, 200])  # primal and kernel forms
+def test_refit_null_orders_agree(rng, p):
+    """The "hat" and "project" orders of the refit null are the same products, reordered."""
+    from neuroenc.encoding import _ridge
+    from neuroenc.encoding.backend import use_backend
+    from neuroenc.encoding.stats import ShiftedDraws, run_indices, run_shifts
+
+    n, t = 90, 5
+    X, Y = rng.standard_normal((n, p)), rng.standard_normal((n, t))
+    groups = np.repeat([0, 1], 45)
+    runs = run_indices(groups)
+    draws = ShiftedDraws(runs, run_shifts(runs, 30, 2, 0), n, cache_bytes=0)  # computed per batch
+    cached = ShiftedDraws(runs, draws.shifts, n)
+    assert cached._all is not None and np.array_equal(cached.indices(3, 9), draws.indices(3, 9))
+    alphas = np.array([0.1, 10.0, 1000.0])
+    best = np.array([0, 2, 2, 1, 0])
+    with use_backend("numpy") as B:
+        gram = _ridge.LayerGram.compute(X, _ridge.choose_form(60, p))
+        split = _ridge.decompose(B, gram, np.arange(60), np.arange(70, 90))
+        hat = _ridge.refit_null(B, split, gram, Y, alphas, best, draws, order="hat", batch_bytes=10_000)
+        proj = _ridge.refit_null(B, split, gram, Y, alphas, best, cached, order="project")
+    np.testing.assert_allclose(hat, proj, atol=1e-10)
+    assert np.all(np.abs(hat) <= 1)

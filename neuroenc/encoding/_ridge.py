@@ -433,33 +433,75 @@ def fold_scores(B, Yt, pred):
     return np.clip(r, -1.0, 1.0), r2
 
 
-def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, runs, shifts, *,
-               batch_bytes: int = REFIT_BATCH_BYTES, counter=None) -> np.ndarray:
+def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
+               batch_bytes: int = REFIT_BATCH_BYTES, counter=None, order: str = "auto") -> np.ndarray:
     """Held-out r of the refitted model for each circular shift of the responses: (n_draws, t).
 
-    For each draw, every run's response is shifted circularly (``shifts``: (n_draws, n_runs),
-    ``runs``: the sample indices of each run; see
-    :func:`~neuroenc.encoding.stats.shifted_indices`), the model is refitted on the split's
+    For each draw, every run's response is shifted circularly (``draws``: a
+    :class:`~neuroenc.encoding.stats.ShiftedDraws`), the model is refitted on the split's
     training rows with each target's penalty ``alphas[best]`` (the one chosen on the real
     responses) and scored on its held-out rows. Unlike a shift of the held-out response against
     fixed predictions, the draws keep the dependence between the folds' scores that their shared
     training data create, so the fold-mean null is calibrated.
-    """
-    from .stats import shifted_indices
 
+    Two orders of the same products, the cheaper chosen (``order="auto"``): ``"project"``
+    projects every draw's training responses on the split's spectrum (as
+    :func:`refit_predict`), ``"hat"`` forms the (n_test, n_train) map from training responses
+    to held-out predictions once per penalty used, then applies it to every draw (cheaper when
+    the held-out rows are few and the targets share few penalties, as for ROIs).
+    """
     lam = B.clip(split.lam, 0, None)
-    D = 1.0 / (lam[:, None] + alphas[best][None, :])  # (r, t)
     n, t = Y.shape
     r = lam.shape[0]
-    n_draws = shifts.shape[0]
+    n_draws = draws.n_draws
+    n_te, n_tr = split.test.size, split.train.size
     itemsize = 4 if "32" in str(Y.dtype) else 8
     p_xty = gram.X.shape[1] if split.removed is not None else 0
-    per_draw = refit_null_draw_bytes(n, p_xty, r, split.test.size, t, itemsize)
-    step = int(max(1, min(n_draws, batch_bytes // per_draw)))
+    best_np = np.asarray(B.to_numpy(best))
+    used = np.unique(best_np)
+    if order == "auto":
+        per_col = split.project_flops(gram, 1) + 2.0 * n * p_xty + 2.0 * n_te * r
+        hat_map = 2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if split.form == "primal" else 0.0)
+        order = "hat" if used.size * hat_map + 2.0 * n_te * n_tr * n_draws * t < per_col * n_draws * t \
+            else "project"
     out = np.empty((n_draws, t))
     flops = 0.0
+    if order == "hat":
+        # batches of draws sized for the largest group of targets sharing a penalty
+        c_max = int(max(np.sum(best_np == a) for a in used))
+        step = int(max(1, min(n_draws, batch_bytes // refit_null_draw_bytes(n_tr, 0, 0, n_te, c_max, itemsize))))
+        starts = list(range(0, n_draws, step))
+        # the sample orders of the split's rows, draw-minor: kept for every penalty when small
+        keep = n_draws * n <= 2**26
+
+        def rows_of(start):
+            idx = draws.indices(start, start + step)
+            return idx.shape[0], idx[:, split.train].T.reshape(-1), idx[:, split.test].T.reshape(-1)
+
+        kept = [rows_of(start) for start in starts] if keep else None
+        for a in used:
+            cols = np.flatnonzero(best_np == a)
+            c = cols.size
+            M = (split.P * (1.0 / (lam + alphas[int(a)]))[None, :]) @ split.V.T  # (n_te, r)
+            if split.form == "primal":
+                M = M @ _rows(B, gram.X, split.train).T  # (n_te, n_tr)
+            flops += 2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if split.form == "primal" else 0.0)
+            Yc = Y[:, _idx(B, cols)]
+            for b, start in enumerate(starts):
+                k, tr_rows, te_rows = kept[b] if keep else rows_of(start)
+                ytr = _rows(B, Yc, tr_rows).reshape(n_tr, k * c)
+                yte = _rows(B, Yc, te_rows).reshape(n_te, k * c)
+                rk, _ = fold_scores(B, yte, M @ ytr)
+                out[start:start + k, cols] = rk.reshape(k, c)
+                flops += 2.0 * n_te * n_tr * k * c
+        if counter is not None:
+            counter["flops"] = counter.get("flops", 0.0) + flops
+        return out
+    D = 1.0 / (lam[:, None] + alphas[best][None, :])  # (r, t)
+    per_draw = refit_null_draw_bytes(n, p_xty, r, split.test.size, t, itemsize)
+    step = int(max(1, min(n_draws, batch_bytes // per_draw)))
     for start in range(0, n_draws, step):
-        idx = shifted_indices(runs, shifts[start:start + step], n)  # (k, n)
+        idx = draws.indices(start, start + step)  # (k, n)
         k = idx.shape[0]
         # sample-major: row i, column d * t + c is draw d's response of target c at sample i
         Yp = _rows(B, Y, idx.T.reshape(-1)).reshape(n, k * t)
@@ -535,9 +577,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         predictions and scores.
     progress : callable | None
         Called with no argument after each outer fold.
-    null_shifts : (runs, shifts) | None
-        For a refit permutation null (:func:`refit_null`): the sample indices of each run and
-        the circular shifts of each run per draw, (n_draws, n_runs).
+    null_shifts : ShiftedDraws | None
+        For a refit permutation null (:func:`refit_null`): the circular shifts of each run per
+        draw (:class:`~neuroenc.encoding.stats.ShiftedDraws`).
 
     Returns
     -------
@@ -569,8 +611,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
     cache = EigenCache([tr for inn in inner for tr, _ in inn] + [tr for tr, _ in outer])
     if null_shifts is not None:
-        null_runs, null_draws = null_shifts
-        null_sum = np.zeros((null_draws.shape[0], t))
+        null_sum = np.zeros((null_shifts.n_draws, t))
         null_count = np.zeros(t)
     for k, ((train, test), inner_k) in enumerate(zip(outer, inner)):
         splits = [decompose(B, gram, tr, va, cache) for tr, va in inner_k]
@@ -597,7 +638,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             if predictions is not None:
                 predictions[test, cols] = np.asarray(B.to_numpy(pred), dtype=np.float64)
             if null_shifts is not None:
-                nr = refit_null(B, outer_split, gram, Yc, alphas, best, null_runs, null_draws, counter=counter)
+                nr = refit_null(B, outer_split, gram, Yc, alphas, best, null_shifts, counter=counter)
                 defined = np.isfinite(r)  # the folds the observed fold-mean uses
                 null_sum[:, cols] += np.where(defined[None, :], np.nan_to_num(nr), 0.0)
                 null_count[cols] += defined

@@ -68,6 +68,46 @@ def run_shifts(runs: Sequence[np.ndarray], n_permutations: int, min_shift: int,
     return out
 
 
+class ShiftedDraws:
+    """The draws of a refit null: each run's response shifted circularly, per draw.
+
+    Parameters
+    ----------
+    runs : sequence of ndarray of int
+        The sample indices of each run (:func:`run_indices`).
+    shifts : ndarray of int, shape (n_draws, n_runs)
+        The shift of each run in each draw (:func:`run_shifts`).
+    n_samples : int
+        Samples in all.
+    cache_bytes : int
+        The sample orders of all draws are computed once and kept when they take at most this
+        many bytes (they serve every layer and fold); else per batch of draws.
+    """
+
+    def __init__(self, runs: Sequence[np.ndarray], shifts: np.ndarray, n_samples: int,
+                 cache_bytes: int = 256 * 2**20) -> None:
+        self.runs = [np.asarray(r) for r in runs]
+        self.shifts = np.atleast_2d(np.asarray(shifts))
+        self.n_samples = int(n_samples)
+        self._all = None
+        if self.n_draws * self.n_samples * 4 <= cache_bytes:
+            self._all = self._compute(0, self.n_draws)
+
+    @property
+    def n_draws(self) -> int:
+        return self.shifts.shape[0]
+
+    def _compute(self, start: int, stop: int) -> np.ndarray:
+        idx = shifted_indices(self.runs, self.shifts[start:stop], self.n_samples)
+        return idx.astype(np.int32) if self.n_samples < 2**31 else idx
+
+    def indices(self, start: int, stop: int) -> np.ndarray:
+        """The sample order of draws ``start`` to ``stop``: (n, n_samples), ``Y[idx[d]]``."""
+        if self._all is not None:
+            return self._all[start:stop]
+        return self._compute(start, stop)
+
+
 def shifted_indices(runs: Sequence[np.ndarray], shifts: np.ndarray, n_samples: int) -> np.ndarray:
     """Sample order of the shifted responses: (n_draws, n_samples), ``Y[idx[d]]`` is draw ``d``.
 

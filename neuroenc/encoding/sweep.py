@@ -19,6 +19,7 @@ from .designs import LayerDesigns, as_layer_designs, gap_for
 from .stats import (
     PERMUTATIONS,
     REFIT_NULL_BUDGET,
+    ShiftedDraws,
     null_pvalues,
     permutation_null,
     run_indices,
@@ -317,7 +318,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     if method == "refit":
                         runs = run_indices(groups)
                         self.min_shift_ = int(max(2, gap))
-                        null_shifts = (runs, run_shifts(runs, n_perm, self.min_shift_, perm_seed))
+                        null_shifts = ShiftedDraws(runs, run_shifts(runs, n_perm, self.min_shift_, perm_seed), n)
                     else:
                         blocks = self.block_sizes_ = self._block_sizes(tests, gap)
                 Xb = B.asarray(X, dtype=dtype)
