@@ -196,3 +196,21 @@ def test_best_layer_p_values_corrected_by_the_max_over_layers(rng):
 
 def _z(a):
     return (a - a.mean(0)) / a.std(0)
+
+
+def test_describe_null_and_shifted_indices():
+    from neuroenc.encoding.stats import describe_null, run_indices, run_shifts, shifted_indices
+
+    assert "refitted" in describe_null({"permutation_used": "refit", "min_shift_used": 8})
+    assert "at least 8 samples" in describe_null({"permutation_used": "refit", "min_shift_used": 8})
+    assert "too small" in describe_null({"permutation_used": "circular"})
+    assert describe_null({}) == ""
+    groups = np.array(["b", "b", "a", "a", "a", "b"])  # runs in order of first appearance
+    runs = run_indices(groups)
+    np.testing.assert_array_equal(runs[0], [0, 1, 5])
+    np.testing.assert_array_equal(runs[1], [2, 3, 4])
+    idx = shifted_indices(runs, np.array([[1, 2]]), 6)
+    np.testing.assert_array_equal(idx, [[1, 5, 4, 2, 3, 0]])
+    shifts = run_shifts(runs + [np.array([9])], 200, 1, 0)
+    assert shifts.shape == (200, 3) and np.all(shifts[:, 2] == 0)  # a run of one is not shifted
+    assert shifts[:, :2].min() >= 1 and shifts[:, :2].max() <= 2

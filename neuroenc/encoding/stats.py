@@ -40,6 +40,22 @@ FIXED_PERMUTATIONS = ("circular", "block")
 REFIT_NULL_BUDGET = 5e12
 
 
+def describe_null(settings: dict) -> str:
+    """One sentence on the permutation null a fit used (from its results' ``settings``), for
+    reports; empty when the settings do not say (results written before the scheme was kept)."""
+    used = settings.get("permutation_used")
+    if used == "refit":
+        return ("Permutation null: each run's response shifted circularly (by at least "
+                f"{settings.get('min_shift_used', 2)} samples) and the held-out predictions of "
+                "every fold refitted, so the p-values are calibrated for cross-validated scores.")
+    if used in ("circular", "block"):
+        how = "shifted circularly" if used == "circular" else "cut into shuffled blocks"
+        return (f"Permutation null: each test fold's response {how} against fixed predictions; "
+                "the folds' scores share training data, which this null ignores, so these "
+                "p-values are too small (refit the null, permutation='refit', to calibrate them).")
+    return ""
+
+
 def run_indices(groups: np.ndarray) -> list[np.ndarray]:
     """The sample indices of each run (label), in order of first appearance."""
     groups = np.asarray(groups)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..encoding.results import EncodingResults
+from ..encoding.stats import describe_null
 from .config import RunConfig, apply_overrides, config_from_dict, load_config
 from .loaders import GROUP, load_dataset
 from .tasks import (
@@ -134,8 +135,8 @@ def _group_section(results: EncodingResults, random_state: int = 0):
         "removes most subject-specific noise, so its scores are higher than a single "
         "subject's; its noise ceiling is that of the group mean. Bands: 95% bootstrap "
         "intervals over the outer CV folds. The best-layer r is the maximum over layers, so it "
-        f"is optimistically biased. {p_text}"
-    )
+        f"is optimistically biased. {p_text} {describe_null(results.settings)}"
+    ).strip()
     mapping = map_layers(results, profile_unit="fold" if results.fold_r is not None else "auto",
                          random_state=random_state)
     figure = plot_layer_profiles(mapping.profiles, title="Group-mean response: held-out r per layer")

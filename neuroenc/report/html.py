@@ -26,6 +26,7 @@ from .. import __version__
 from .._io import atomic_path
 from .._validation import _check_positive
 from ..encoding.results import EncodingResults
+from ..encoding.stats import describe_null
 from ..mapping import LayerMapping, map_layers, mapping_maps, target_space
 from ..mapping.layers import P_MAX_OVER_LAYERS
 from . import figures as F
@@ -382,6 +383,9 @@ def _significance_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any
             "fitted apart), so it is optimistic; q: its Benjamini-Hochberg FDR across targets "
             "(both from the results file)."
         )
+    if mapping.n_subjects == 1 and mapping.results:
+        null = describe_null(mapping.results[0].settings)
+        text += f" {null}" if null else ""
     text += f"\n\n{n_sig} of {len(g)} targets have q < 0.05."
     if "noise_ceiling" in g and np.isfinite(np.asarray(g["noise_ceiling"], dtype=float)).any():
         text += (
@@ -516,7 +520,10 @@ _HOW_TO_READ = [
              "layer's score against the maximum over all layers of the permutation null (the same "
              "permutations for every layer): it is corrected for choosing the best of the layers. "
              "A plain \"p\" there (results without max-over-layers p-values) is the best layer's "
-             "own p-value, not corrected for that choice, and so optimistic."),
+             "own p-value, not corrected for that choice, and so optimistic. The encoding model's "
+             "permutation null shifts each run's response circularly and refits the held-out "
+             "predictions (unless the results say it shifted test folds against fixed "
+             "predictions, whose p-values are too small)."),
     ("Noise ceiling", "The highest r the data allow; r / ceiling is the share reached. For the "
                       "group-mean response it comes from inter-subject agreement (the reliability of "
                       "the mean of N subjects); a single subject's needs repeated presentations."),
