@@ -46,6 +46,8 @@ FORMS = ("auto", "kernel", "primal")
 DEFAULT_BATCH_BYTES = 512 * 2**20
 #: Cap on the memory of one batch of draws of the refit permutation null.
 REFIT_BATCH_BYTES = 128 * 2**20
+#: Sample orders of all draws (int32) are computed once and kept when they take at most this.
+REFIT_INDEX_BYTES = 64 * 2**20
 
 
 def choose_form(n_train: int, n_features: int, form: str = "auto") -> str:
@@ -472,7 +474,7 @@ def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
         step = int(max(1, min(n_draws, batch_bytes // refit_null_draw_bytes(n_tr, 0, 0, n_te, c_max, itemsize))))
         starts = list(range(0, n_draws, step))
         # the sample orders of the split's rows, draw-minor: kept for every penalty when small
-        keep = n_draws * n <= 2**26
+        keep = n_draws * n * 4 <= REFIT_INDEX_BYTES
 
         def rows_of(start):
             idx = draws.indices(start, start + step)

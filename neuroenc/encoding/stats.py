@@ -101,7 +101,7 @@ class ShiftedDraws:
     """
 
     def __init__(self, runs: Sequence[np.ndarray], shifts: np.ndarray, n_samples: int,
-                 cache_bytes: int = 256 * 2**20) -> None:
+                 cache_bytes: int = 64 * 2**20) -> None:
         self.runs = [np.asarray(r) for r in runs]
         self.shifts = np.atleast_2d(np.asarray(shifts))
         self.n_samples = int(n_samples)

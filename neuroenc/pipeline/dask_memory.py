@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 
 from .._validation import _check_positive
-from ..encoding._ridge import REFIT_BATCH_BYTES, refit_null_draw_bytes, refit_null_flops
+from ..encoding._ridge import REFIT_BATCH_BYTES, REFIT_INDEX_BYTES, refit_null_draw_bytes, refit_null_flops
 from ..encoding.stats import REFIT_NULL_BUDGET
 
 #: Fraction of a worker's memory limit a fit task may plan to use. Dask starts spilling at 60%
@@ -166,6 +166,8 @@ def fit_task_bytes(shape: FitShape, n_targets: int | None = None, n_layers: int 
     if shape.refit_null:
         draw = refit_null_draw_bytes(n, 0 if kernel else p, m, n_test, t, s)
         refit = min(REFIT_BATCH_BYTES + draw, shape.n_permutations * draw)
+        # the draws' sample orders (int32), kept for all layers and, per fold, for all penalties
+        fixed += 2 * min(4 * shape.n_permutations * n, REFIT_INDEX_BYTES)
     return int(fixed + per_target * t + max(batch, refit) + resolve)
 
 
