@@ -156,35 +156,22 @@ CHRONO = '''"Praat chronological TextGrid text file"
 "Hello,"
 '''
 
-LONG_DUP = '''File type = "ooTextFile"
-Object class = "TextGrid"
 
-xmin = 0
-xmax = 2
-tiers? <exists>
-size = 2
-item []:
-    item [1]:
-        class = "IntervalTier"
-        name = "word"
-        xmin = 0
-        xmax = 2
-        intervals: size = 1
-        intervals [1]:
-            xmin = 0
-            xmax = 2
-            text = "first"
-    item [2]:
-        class = "IntervalTier"
-        name = "word"
-        xmin = 0
-        xmax = 2
-        intervals: size = 1
-        intervals [1]:
-            xmin = 0
-            xmax = 2
-            text = "second"
-'''
+def _long_textgrid(tiers: list[tuple[str, list[tuple[float, float, str]]]], xmax: float) -> str:
+    """A Praat long-format TextGrid of interval tiers ``(name, [(xmin, xmax, text), ...])``."""
+    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {xmax}",
+             "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
+    for i, (name, intervals) in enumerate(tiers, 1):
+        lines += [f"    item [{i}]:", '        class = "IntervalTier"', f'        name = "{name}"',
+                  "        xmin = 0", f"        xmax = {xmax}", f"        intervals: size = {len(intervals)}"]
+        for j, (a, b, text) in enumerate(intervals, 1):
+            lines += [f"        intervals [{j}]:", f"            xmin = {a}", f"            xmax = {b}",
+                      f'            text = "{text}"']
+    return "\n".join(lines) + "\n"
+
+
+# two tiers of the same name
+LONG_DUP = _long_textgrid([("word", [(0, 2, "first")]), ("word", [(0, 2, "second")])], xmax=2)
 
 
 def test_read_chronological_refuses_other_formats(tmp_path):
