@@ -184,23 +184,18 @@ def test_read_chronological_refuses_other_formats(tmp_path):
         read_chronological(tmp_path / "none.TextGrid")
 
 
-def test_read_chronological_malformed(tmp_path):
-    bad_tier = tmp_path / "t.TextGrid"
-    bad_tier.write_text(CHRONO + '3 1.25 2.5\n"extra"\n', encoding="utf-8")
-    with pytest.raises(TranscriptError, match=r"t\.TextGrid' near token \d+: tier number 3 is not between 1 and 2"):
-        read_chronological(bad_tier)
-    zero = tmp_path / "z.TextGrid"
-    zero.write_text(CHRONO + '0 1.25 2.5\n"extra"\n', encoding="utf-8")
-    with pytest.raises(TranscriptError, match="tier number 0 is not between 1 and 2"):
-        read_chronological(zero)
-    truncated = tmp_path / "c.TextGrid"
-    truncated.write_text(CHRONO + "2 1.25\n", encoding="utf-8")
-    with pytest.raises(TranscriptError, match=r"Could not parse chronological TextGrid .*c\.TextGrid"):
-        read_textgrid_tiers(truncated)
-    unterminated = tmp_path / "u.TextGrid"
-    unterminated.write_text(CHRONO + '2 1.25 2.5\n"world\n', encoding="utf-8")
-    with pytest.raises(TranscriptError, match=r"u\.TextGrid', line 11: a string opened here is never closed"):
-        read_textgrid_tiers(unterminated)
+@pytest.mark.parametrize("name, tail, reader, message", [
+    ("t", '3 1.25 2.5\n"extra"\n', "chronological", r"t\.TextGrid' near token \d+: tier number 3 is not between 1 and 2"),
+    ("z", '0 1.25 2.5\n"extra"\n', "chronological", "tier number 0 is not between 1 and 2"),
+    ("c", "2 1.25\n", "tiers", r"Could not parse chronological TextGrid .*c\.TextGrid"),
+    ("u", '2 1.25 2.5\n"world\n', "tiers", r"u\.TextGrid', line 11: a string opened here is never closed"),
+])
+def test_read_chronological_malformed(tmp_path, name, tail, reader, message):
+    path = tmp_path / f"{name}.TextGrid"
+    path.write_text(CHRONO + tail, encoding="utf-8")
+    read = read_chronological if reader == "chronological" else read_textgrid_tiers
+    with pytest.raises(TranscriptError, match=message):
+        read(path)
 
 
 def test_duplicate_tier_names_warn_in_every_format(tmp_path, caplog):
