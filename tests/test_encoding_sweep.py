@@ -212,10 +212,10 @@ def test_refit_null_equals_explicit_refits(rng, groups, form):
                        permutation="refit", refit=False, random_state=7, form=form,
                        dtype="float64", backend="numpy").fit([X, X[:, ::-1] * 2.0], Y, groups=groups)
     assert sweep.permutation_ == "refit" and sweep.settings_()["permutation_used"] == "refit"
-    assert sweep.settings_()["min_shift_used"] == 2 and sweep.block_sizes_ is None
+    assert sweep.block_sizes_ is None
     runs = run_indices(np.zeros(n) if groups is None else groups)
     seed = int(np.random.default_rng(7).integers(2**62))
-    shifts = run_shifts(runs, 25, 2, seed)
+    shifts = run_shifts(runs, 25, 1, seed)
     null = np.zeros((25, t))
     for k, (train, test) in enumerate(sweep.cv_splits_):
         alpha = sweep.fold_alphas_[k, 0]
@@ -292,3 +292,35 @@ def test_refit_null_orders_agree(rng, p):
         proj = _ridge.refit_null(B, split, gram, Y, alphas, best, cached, order="project")
     np.testing.assert_allclose(hat, proj, atol=1e-10)
     assert np.all(np.abs(hat) <= 1)
+
+
+@pytest.mark.parametrize("p, t", [(300, 8), (300, 200), (10, 50)])
+def test_refit_null_flops_estimate_follows_the_cheaper_order(rng, p, t):
+    """The estimate that decides permutation="auto" is within 2x of the flops counted by
+    refit_null, which picks the cheaper of its orders (hat for few targets)."""
+    from neuroenc.encoding import _ridge, make_cv
+    from neuroenc.encoding.backend import use_backend
+    from neuroenc.encoding.stats import ShiftedDraws, run_indices, run_shifts
+
+    n, n_draws, n_folds = 200, 50, 5
+    X, Y = rng.standard_normal((n, p)), rng.standard_normal((n, t))
+    runs = run_indices(np.zeros(n))
+    draws = ShiftedDraws(runs, run_shifts(runs, n_draws, 1, 0), n)
+    alphas = np.logspace(0, 3, 4)
+    best = rng.integers(0, 4, t)
+    counter = {"flops": 0.0}
+    with use_backend("numpy") as B:
+        for train, test in make_cv("blocks", None, n, n_blocks=n_folds, gap=0):
+            gram = _ridge.LayerGram.compute(X, _ridge.choose_form(train.size, p))
+            split = _ridge.decompose(B, gram, train, test)
+            _ridge.refit_null(B, split, gram, Y, alphas, best, draws, counter=counter)
+    estimate = _ridge.refit_null_flops(n, p, t, n_draws, n_folds, n_alphas=4)
+    assert 0.5 < estimate / counter["flops"] < 2.0
+
+
+def test_n_outer_folds_follows_make_cv():
+    from neuroenc.pipeline.tasks import n_outer_folds
+
+    assert n_outer_folds("auto", 1, 5) == 5 and n_outer_folds("auto", 9, 5) == 9
+    assert n_outer_folds("blocks", 9, 4) == 4 and n_outer_folds("runs", 9, 4) == 9
+    assert n_outer_folds(3, 9, 5) == 3

@@ -530,17 +530,25 @@ def refit_null_draw_bytes(n_samples: int, n_xty: int, rank: int, n_test: int, n_
 
 
 def refit_null_flops(n_samples: int, n_features: int, n_targets: int, n_draws: int, n_folds: int,
-                     n_layers: int = 1) -> float:
+                     n_layers: int = 1, n_alphas: int | None = None) -> float:
     """About the floating-point operations of :func:`refit_null` for ``n_layers`` layers.
 
-    Per draw, target and outer fold: the projection of the shifted responses on the training
-    spectrum (``2 n r``, r = min(n, p)), the ``X^T Y`` product of the primal form (``2 n p``
-    when p < n) and the held-out predictions (``2 (n / n_folds) r``).
+    Per outer fold, the cheaper of its two orders: ``"project"`` (per draw and target, the
+    projection of the shifted training responses on the spectrum, ``2 n_train r`` with
+    r = min(n_train, p), the ``X^T Y`` product of the primal form, ``2 n p``, and the held-out
+    predictions, ``2 n_test r``) and ``"hat"`` (one (n_test, n_train) map per penalty used, at
+    most ``min(n_targets, n_alphas)`` of them, then ``2 n_test n_train`` per draw and target).
     """
-    n, p = int(n_samples), int(n_features)
-    r = min(n, p)
-    per = 2.0 * n * r + (2.0 * n * p if p < n else 0.0) + 2.0 * (n / max(n_folds, 1)) * r
-    return per * n_targets * n_draws * n_folds * n_layers
+    n, p, t = int(n_samples), int(n_features), int(n_targets)
+    n_te = n / max(n_folds, 1)
+    n_tr = max(n - n_te, 1.0)
+    r = min(n_tr, p)
+    primal = p < n_tr
+    project = n_draws * t * (2.0 * n_tr * r + (2.0 * n * p if primal else 0.0) + 2.0 * n_te * r)
+    used = min(t, n_alphas) if n_alphas else t
+    hat = used * (2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if primal else 0.0)) \
+        + 2.0 * n_te * n_tr * n_draws * t
+    return min(project, hat) * n_folds * n_layers
 
 
 def auto_batch(n_alphas: int, n_heldout: int, itemsize: int, n_targets: int,

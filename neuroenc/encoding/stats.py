@@ -45,9 +45,9 @@ def describe_null(settings: dict) -> str:
     reports; empty when the settings do not say (results written before the scheme was kept)."""
     used = settings.get("permutation_used")
     if used == "refit":
-        return ("Permutation null: each run's response shifted circularly (by at least "
-                f"{settings.get('min_shift_used', 2)} samples) and the held-out predictions of "
-                "every fold refitted, so the p-values are calibrated for cross-validated scores.")
+        return ("Permutation null: each run's response shifted circularly and the held-out "
+                "predictions of every fold refitted, so the p-values are calibrated for "
+                "cross-validated scores.")
     if used in ("circular", "block"):
         how = "shifted circularly" if used == "circular" else "cut into shuffled blocks"
         return (f"Permutation null: each test fold's response {how} against fixed predictions; "
@@ -63,7 +63,7 @@ def run_indices(groups: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(groups == groups[i]) for i in np.sort(first)]
 
 
-def run_shifts(runs: Sequence[np.ndarray], n_permutations: int, min_shift: int,
+def run_shifts(runs: Sequence[np.ndarray], n_permutations: int, min_shift: int = 1,
                random_state: Any = None) -> np.ndarray:
     """Circular shifts of each run's response for a refit null: (n_permutations, n_runs) ints.
 

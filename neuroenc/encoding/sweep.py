@@ -64,7 +64,7 @@ def constant_targets(Y: np.ndarray) -> np.ndarray:
 
 
 def resolve_permutation(permutation: str, n_samples: int, n_features: int, n_targets: int, n_layers: int,
-                        n_permutations: int, n_folds: int) -> str:
+                        n_permutations: int, n_folds: int, n_alphas: int | None = None) -> str:
     """The permutation scheme to use: ``permutation``, with ``"auto"`` resolved by cost.
 
     ``"auto"`` is ``"refit"`` unless the refit null of ``n_layers`` layers of ``n_features``
@@ -77,7 +77,8 @@ def resolve_permutation(permutation: str, n_samples: int, n_features: int, n_tar
     _check_option("permutation", permutation, PERMUTATIONS)
     if permutation != "auto":
         return permutation
-    flops = _ridge.refit_null_flops(n_samples, n_features, n_targets, n_permutations, n_folds, n_layers)
+    flops = _ridge.refit_null_flops(n_samples, n_features, n_targets, n_permutations, n_folds, n_layers,
+                                    n_alphas)
     if flops <= REFIT_NULL_BUDGET:
         return "refit"
     warnings.warn(
@@ -130,8 +131,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         target, so the maximum over layers of the null gives p-values corrected for choosing
         each target's best layer (``pvalues_best_``).
     permutation : {"auto", "refit", "circular", "block"}
-        Permutation scheme. ``"refit"``: each run's response is shifted circularly (by at least
-        the CV gap, keeping its autocorrelation), and the held-out predictions of every outer
+        Permutation scheme. ``"refit"``: each run's response is shifted circularly (by any
+        shift, uniformly: excluding small shifts would drop the draws most like the data and
+        make one-run p-values too small; the shift keeps the autocorrelation), and the held-out predictions of every outer
         fold are refitted on the shifted training responses with the penalties chosen on the
         real ones; calibrated for cross-validated scores. ``"circular"`` / ``"block"``: each
         test fold's response is shifted circularly (or its blocks permuted) against fixed
@@ -147,8 +149,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         stimulus + 1; shifts shorter than that let the delays re-align the response with its
         own stimulus), clipped to ``[2, n_test // 4]`` in each test fold. It depends on the
         settings and the folds only, so the draws are identical for every layer, every target
-        chunk and every layer subset fitted apart. (``"refit"`` shifts each run by at least
-        the gap, and at least 2 samples.)
+        chunk and every layer subset fitted apart.
     refit : bool
         Refit each target's best layer on all samples (penalty chosen by CV over the outer
         splits), so that :meth:`predict` works. Dual coefficients are kept when features
@@ -314,11 +315,11 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 X = designs[layer]
                 if n_perm and method is None:
                     # the scheme, from the first layer's size (every layer's cost is alike)
-                    method = resolve_permutation(self.permutation, n, X.shape[1], t, n_l, n_perm, n_f)
+                    method = resolve_permutation(self.permutation, n, X.shape[1], t, n_l, n_perm, n_f,
+                                                 len(alphas))
                     if method == "refit":
                         runs = run_indices(groups)
-                        self.min_shift_ = int(max(2, gap))
-                        null_shifts = ShiftedDraws(runs, run_shifts(runs, n_perm, self.min_shift_, perm_seed), n)
+                        null_shifts = ShiftedDraws(runs, run_shifts(runs, n_perm, 1, perm_seed), n)
                     else:
                         blocks = self.block_sizes_ = self._block_sizes(tests, gap)
                 Xb = B.asarray(X, dtype=dtype)
@@ -452,8 +453,6 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             params["block_sizes_used"] = np.asarray(self.block_sizes_).astype(int).tolist()
         if getattr(self, "permutation_", None) is not None:
             params["permutation_used"] = self.permutation_
-        if self.permutation_ == "refit":
-            params["min_shift_used"] = int(self.min_shift_)
         params["forms"] = {str(k): v for k, v in self.forms_.items()}
         params["backend_used"] = self.backend_
         params["dtype_used"] = self.dtype_

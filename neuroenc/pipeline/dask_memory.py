@@ -94,14 +94,16 @@ class FitShape:
 
     @property
     def refit_null(self) -> bool:
-        """Whether the fit refits its permutation null (``"refit"``, or ``"auto"`` within budget)."""
+        """Whether the fit may refit its permutation null (``"refit"``, or ``"auto"`` within
+        twice the budget: the fit decides from the trimmed design, this from the data's size, so
+        the memory estimate errs on the side of counting the refit's buffers)."""
         if not self.n_permutations or self.permutation in ("circular", "block"):
             return False
         if self.permutation == "refit":
             return True
         flops = refit_null_flops(self.n_samples, self.n_features, self.n_targets, self.n_permutations,
-                                 self.n_folds, self.n_layers)
-        return flops <= REFIT_NULL_BUDGET
+                                 self.n_folds, self.n_layers, self.n_alphas)
+        return flops <= 2 * REFIT_NULL_BUDGET
 
     def __post_init__(self) -> None:
         for name in ("n_samples", "n_features", "n_targets", "n_layers", "n_alphas", "n_folds",

@@ -43,7 +43,15 @@ from .dask_memory import FitShape, partition_fit
 from .dask_worker import PLUGIN_NAME, WorkerCache, extract_task, fit_task, merge_task
 from .loaders import GROUP, load_dataset
 from .run import RunOutput, _finish_run
-from .tasks import make_extractor, noise_ceilings, output_dir, results_current, results_key, results_path
+from .tasks import (
+    make_extractor,
+    n_outer_folds,
+    noise_ceilings,
+    output_dir,
+    results_current,
+    results_key,
+    results_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +158,7 @@ def _fit_shape(config: RunConfig, size: dict[str, Any], layouts: dict[str, tuple
     layers, _, hidden = layouts[runs[0]]
     enc = config.encoding
     n_runs = len(runs)
-    if isinstance(enc.cv, int) and not isinstance(enc.cv, bool):
-        n_folds = enc.cv
-    else:
-        n_folds = n_runs if n_runs > 1 else enc.n_blocks
+    n_folds = n_outer_folds(enc.cv, n_runs, enc.n_blocks)
     inner = enc.inner_cv if isinstance(enc.inner_cv, int) and enc.inner_cv > 1 else 5
     shape = FitShape(
         n_samples=size["n_samples"], n_features=hidden * _n_lags(config, size["first"]),

@@ -181,6 +181,16 @@ def _design(config: RunConfig, features: dict[str, Any], responses: dict[str, An
     )
 
 
+def n_outer_folds(cv: Any, n_runs: int, n_blocks: int) -> int:
+    """How many outer folds ``encoding.cv`` makes for ``n_runs`` runs (as
+    :func:`~neuroenc.encoding.make_cv` does), for cost and memory estimates."""
+    if isinstance(cv, int) and not isinstance(cv, bool):
+        return int(cv)
+    if cv == "blocks" or (cv == "auto" and n_runs < 2):
+        return int(n_blocks)
+    return max(int(n_runs), 2)
+
+
 def _permutation_scheme(config: RunConfig, design: Any, features: dict[str, Any],
                         n_targets: int) -> tuple[str, list[str]]:
     """The permutation scheme of a subject's fit, resolved for the whole fit (all targets, all
@@ -195,15 +205,12 @@ def _permutation_scheme(config: RunConfig, design: Any, features: dict[str, Any]
         return enc.permutation, []
     n_layers = len(read_feature_info(next(iter(features.values())))["layer_indices"])
     n_runs = len(set(np.asarray(design.groups).tolist()))
-    if isinstance(enc.cv, int) and not isinstance(enc.cv, bool):
-        n_folds = enc.cv
-    else:
-        n_folds = n_runs if n_runs > 1 else enc.n_blocks
+    n_folds = n_outer_folds(enc.cv, n_runs, enc.n_blocks)
     n_columns = design.n_delays * design.n_features(design.layers[0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scheme = resolve_permutation("auto", design.n_samples, n_columns, n_targets, n_layers,
-                                     enc.n_permutations, n_folds)
+                                     enc.n_permutations, n_folds, len(enc.alpha_grid()))
     messages = [str(w.message) for w in caught]
     for message in messages:
         logger.warning(message)
