@@ -210,6 +210,6 @@ def test_describe_null_and_shifted_indices():
     np.testing.assert_array_equal(runs[1], [2, 3, 4])
     idx = shifted_indices(runs, np.array([[1, 2]]), 6)
     np.testing.assert_array_equal(idx, [[1, 5, 4, 2, 3, 0]])
-    shifts = run_shifts(runs + [np.array([9])], 200, 1, 0)
+    shifts = run_shifts(runs + [np.array([9])], 200, 0)
     assert shifts.shape == (200, 3) and np.all(shifts[:, 2] == 0)  # a run of one is not shifted
     assert shifts[:, :2].min() >= 1 and shifts[:, :2].max() <= 2

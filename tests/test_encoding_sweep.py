@@ -215,7 +215,7 @@ def test_refit_null_equals_explicit_refits(rng, groups, form):
     assert sweep.block_sizes_ is None
     runs = run_indices(np.zeros(n) if groups is None else groups)
     seed = int(np.random.default_rng(7).integers(2**62))
-    shifts = run_shifts(runs, 25, 1, seed)
+    shifts = run_shifts(runs, 25, seed)
     null = np.zeros((25, t))
     for k, (train, test) in enumerate(sweep.cv_splits_):
         alpha = sweep.fold_alphas_[k, 0]
@@ -280,7 +280,7 @@ def test_refit_null_orders_agree(rng, p):
     X, Y = rng.standard_normal((n, p)), rng.standard_normal((n, t))
     groups = np.repeat([0, 1], 45)
     runs = run_indices(groups)
-    draws = ShiftedDraws(runs, run_shifts(runs, 30, 2, 0), n, cache_bytes=0)  # computed per batch
+    draws = ShiftedDraws(runs, run_shifts(runs, 30, 0), n, cache_bytes=0)  # computed per batch
     cached = ShiftedDraws(runs, draws.shifts, n)
     assert cached._all is not None and np.array_equal(cached.indices(3, 9), draws.indices(3, 9))
     alphas = np.array([0.1, 10.0, 1000.0])
@@ -305,7 +305,7 @@ def test_refit_null_flops_estimate_follows_the_cheaper_order(rng, p, t):
     n, n_draws, n_folds = 200, 50, 5
     X, Y = rng.standard_normal((n, p)), rng.standard_normal((n, t))
     runs = run_indices(np.zeros(n))
-    draws = ShiftedDraws(runs, run_shifts(runs, n_draws, 1, 0), n)
+    draws = ShiftedDraws(runs, run_shifts(runs, n_draws, 0), n)
     alphas = np.logspace(0, 3, 4)
     best = rng.integers(0, 4, t)
     counter = {"flops": 0.0}

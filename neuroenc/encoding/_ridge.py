@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from .stats import REFIT_INDEX_BYTES
+
 logger = logging.getLogger(__name__)
 
 FORMS = ("auto", "kernel", "primal")
@@ -46,8 +48,6 @@ FORMS = ("auto", "kernel", "primal")
 DEFAULT_BATCH_BYTES = 512 * 2**20
 #: Cap on the memory of one batch of draws of the refit permutation null.
 REFIT_BATCH_BYTES = 128 * 2**20
-#: Sample orders of all draws (int32) are computed once and kept when they take at most this.
-REFIT_INDEX_BYTES = 64 * 2**20
 
 
 def choose_form(n_train: int, n_features: int, form: str = "auto") -> str:

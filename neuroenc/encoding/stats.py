@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import _check_option, _check_random_state
+from .cv import _runs_in_order
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ PERMUTATIONS = ("auto", "refit", "circular", "block")
 FIXED_PERMUTATIONS = ("circular", "block")
 #: Floating-point operations above which ``permutation="auto"`` falls back to fixed predictions.
 REFIT_NULL_BUDGET = 5e12
+#: The sample orders of a refit null's draws (int32) are computed once and kept when they take
+#: at most this many bytes.
+REFIT_INDEX_BYTES = 64 * 2**20
 
 
 def describe_null(settings: dict) -> str:
@@ -59,28 +63,21 @@ def describe_null(settings: dict) -> str:
 def run_indices(groups: np.ndarray) -> list[np.ndarray]:
     """The sample indices of each run (label), in order of first appearance."""
     groups = np.asarray(groups)
-    _, first = np.unique(groups, return_index=True)
-    return [np.flatnonzero(groups == groups[i]) for i in np.sort(first)]
+    return [np.flatnonzero(groups == g) for g in _runs_in_order(groups)]
 
 
-def run_shifts(runs: Sequence[np.ndarray], n_permutations: int, min_shift: int = 1,
-               random_state: Any = None) -> np.ndarray:
+def run_shifts(runs: Sequence[np.ndarray], n_permutations: int, random_state: Any = None) -> np.ndarray:
     """Circular shifts of each run's response for a refit null: (n_permutations, n_runs) ints.
 
-    Each run is shifted by at least ``min_shift`` samples and at most its length minus
-    ``min_shift`` (any shift, 1 to length - 1, when the run is shorter than that), drawn
-    independently per run and permutation; a run of one sample is not shifted.
+    Each run's shift is drawn uniformly from 1 to its length - 1, independently per run and
+    permutation (no minimum shift: leaving out the small shifts would drop the draws most like
+    the data and make one-run p-values too small); a run of one sample is not shifted.
     """
     rng = _check_random_state(random_state)
     out = np.zeros((n_permutations, len(runs)), dtype=np.int64)
     for i, idx in enumerate(runs):
-        n = len(idx)
-        if n < 2:
-            continue
-        lo, hi = min_shift, n - min_shift
-        if hi < lo:
-            lo, hi = 1, n - 1
-        out[:, i] = rng.integers(lo, hi + 1, size=n_permutations)
+        if len(idx) >= 2:
+            out[:, i] = rng.integers(1, len(idx), size=n_permutations)
     return out
 
 
@@ -101,7 +98,7 @@ class ShiftedDraws:
     """
 
     def __init__(self, runs: Sequence[np.ndarray], shifts: np.ndarray, n_samples: int,
-                 cache_bytes: int = 64 * 2**20) -> None:
+                 cache_bytes: int = REFIT_INDEX_BYTES) -> None:
         self.runs = [np.asarray(r) for r in runs]
         self.shifts = np.atleast_2d(np.asarray(shifts))
         self.n_samples = int(n_samples)

@@ -131,11 +131,11 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         target, so the maximum over layers of the null gives p-values corrected for choosing
         each target's best layer (``pvalues_best_``).
     permutation : {"auto", "refit", "circular", "block"}
-        Permutation scheme. ``"refit"``: each run's response is shifted circularly (by any
-        shift, uniformly: excluding small shifts would drop the draws most like the data and
-        make one-run p-values too small; the shift keeps the autocorrelation), and the held-out predictions of every outer
-        fold are refitted on the shifted training responses with the penalties chosen on the
-        real ones; calibrated for cross-validated scores. ``"circular"`` / ``"block"``: each
+        Permutation scheme. ``"refit"``: each run's response is shifted circularly (keeping
+        its autocorrelation; any shift, see :func:`~neuroenc.encoding.stats.run_shifts`), and
+        the held-out predictions of every outer fold are refitted on the shifted training
+        responses with the penalties chosen on the real ones; calibrated for cross-validated
+        scores. ``"circular"`` / ``"block"``: each
         test fold's response is shifted circularly (or its blocks permuted) against fixed
         predictions; much cheaper, but the fold scores of a cross-validated model are
         correlated through their shared training data, which such a null ignores, so its
@@ -319,7 +319,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                                  len(alphas))
                     if method == "refit":
                         runs = run_indices(groups)
-                        null_shifts = ShiftedDraws(runs, run_shifts(runs, n_perm, 1, perm_seed), n)
+                        null_shifts = ShiftedDraws(runs, run_shifts(runs, n_perm, perm_seed), n)
                     else:
                         blocks = self.block_sizes_ = self._block_sizes(tests, gap)
                 Xb = B.asarray(X, dtype=dtype)
@@ -451,7 +451,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         params["gap_used"] = int(self.gap_)
         if self.block_sizes_ is not None:
             params["block_sizes_used"] = np.asarray(self.block_sizes_).astype(int).tolist()
-        if getattr(self, "permutation_", None) is not None:
+        if self.permutation_ is not None:
             params["permutation_used"] = self.permutation_
         params["forms"] = {str(k): v for k, v in self.forms_.items()}
         params["backend_used"] = self.backend_

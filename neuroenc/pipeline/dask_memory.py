@@ -30,8 +30,8 @@ import math
 from dataclasses import dataclass
 
 from .._validation import _check_positive
-from ..encoding._ridge import REFIT_BATCH_BYTES, REFIT_INDEX_BYTES, refit_null_draw_bytes, refit_null_flops
-from ..encoding.stats import REFIT_NULL_BUDGET
+from ..encoding._ridge import REFIT_BATCH_BYTES, refit_null_draw_bytes, refit_null_flops
+from ..encoding.stats import REFIT_INDEX_BYTES, REFIT_NULL_BUDGET
 
 #: Fraction of a worker's memory limit a fit task may plan to use. Dask starts spilling at 60%
 #: and pauses a worker at 80% of its limit; estimates are upper bounds, but other tasks' data
