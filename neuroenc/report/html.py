@@ -28,7 +28,7 @@ from .._validation import _check_positive
 from ..encoding.results import EncodingResults
 from ..encoding.stats import describe_null
 from ..mapping import LayerMapping, map_layers, mapping_maps, target_space
-from ..mapping.layers import P_MAX_OVER_LAYERS
+from ..encoding.results import P_MAX_OVER_LAYERS
 from . import figures as F
 from .sections import ReportSection, layer_science_section
 
