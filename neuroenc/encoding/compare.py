@@ -50,8 +50,8 @@ logger = logging.getLogger(__name__)
 
 #: Default level of the confidence set of best layers (one-sided).
 DEFAULT_ALPHA = 0.05
-#: Largest number of (layer x draw x target) values held at once.
-_CHUNK = 8_000_000
+#: Largest number of (layer x draw x target) values held at once by :func:`compare_layers`.
+CHUNK_VALUES = 8_000_000
 
 
 def describe_comparison(source: str, n_layers: int, n_draws: int, alpha: float = DEFAULT_ALPHA) -> str:
@@ -140,7 +140,7 @@ def _quantiles(draws: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def _best_rows(observed: np.ndarray) -> np.ndarray:
+def best_rows(observed: np.ndarray) -> np.ndarray:
     finite = np.isfinite(observed)
     best = np.argmax(np.where(finite, observed, -np.inf), axis=0)
     return np.where(finite.any(0), best, -1)
@@ -185,7 +185,7 @@ def compare_layers(observed: np.ndarray, draws: np.ndarray, *, alpha: float = DE
     n_d, n_l, n_t = draws.shape
     if n_d < 2:
         raise ValueError(f"layer comparisons need at least 2 draws, got {n_d}.")
-    best = _best_rows(observed)
+    best = best_rows(observed)
     cols = np.arange(n_t)
     safe = np.clip(best, 0, None)
     at_best = np.where(best >= 0, observed[safe, cols], np.nan)
@@ -193,7 +193,7 @@ def compare_layers(observed: np.ndarray, draws: np.ndarray, *, alpha: float = DE
     pvalues = np.full((n_l, n_t), np.nan)
     low = np.full((n_l, n_t), np.nan)
     high = np.full((n_l, n_t), np.nan)
-    step = max(1, _CHUNK // max(n_l * n_d, 1))
+    step = max(1, CHUNK_VALUES // max(n_l * n_d, 1))
     for start in range(0, n_t, step):
         sl = slice(start, min(start + step, n_t))
         obs = observed[:, sl]
@@ -317,7 +317,7 @@ def compare_layers_across_units(values: np.ndarray, *, n_draws: int = 2000, alph
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         profile = np.nanmean(values, 0)
-    step = max(1, _CHUNK // max(n_l * signs.shape[0], 1))
+    step = max(1, CHUNK_VALUES // max(n_l * signs.shape[0], 1))
     parts = [compare_layers(profile[:, sl], sign_flip_draws(values[:, :, sl], signs), alpha=alpha, ci=ci,
                             source="sign-flip", exact=exact)
              for sl in (slice(a, min(a + step, n_t)) for a in range(0, n_t, step))]

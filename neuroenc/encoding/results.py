@@ -385,12 +385,12 @@ class EncodingResults:
 
 def _load_comparison(group, r: np.ndarray) -> LayerComparison:
     """A :class:`LayerComparison` from the ``/compare`` group of a results file."""
-    from .compare import _best_rows
+    from .compare import best_rows
 
     return LayerComparison(
         delta_r=group["delta_r"][()], pvalues=group["pvalues"][()],
         in_best_set=group["in_best_set"][()].astype(bool), ci_low=group["ci_low"][()],
-        ci_high=group["ci_high"][()], best=_best_rows(np.atleast_2d(r)),
+        ci_high=group["ci_high"][()], best=best_rows(np.atleast_2d(r)),
         alpha=float(group.attrs["alpha"]), ci=float(group.attrs["ci"]),
         n_draws=int(group.attrs["n_draws"]), source=str(group.attrs["source"]),
     )

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import _check_option, _check_random_state
-from ..encoding.compare import DEFAULT_ALPHA, LayerComparison
+from ..encoding.compare import DEFAULT_ALPHA, LayerComparison, best_rows
 from ..encoding.results import EncodingResults
 from ._cube import ScoreCube, cube_from_folds, cube_from_results
 from .collect import load_results, scores_table
@@ -159,10 +159,8 @@ def _own_comparison(results: EncodingResults, cube: ScoreCube) -> LayerCompariso
     order = np.argsort(results.layers, kind="stable")
     if np.array_equal(order, np.arange(order.size)):
         return comp
-    from ..encoding.compare import _best_rows
-
     fields = {name: getattr(comp, name)[order] for name in ("delta_r", "pvalues", "in_best_set", "ci_low", "ci_high")}
-    return LayerComparison(**fields, best=_best_rows(results.r[order]), alpha=comp.alpha, ci=comp.ci,
+    return LayerComparison(**fields, best=best_rows(results.r[order]), alpha=comp.alpha, ci=comp.ci,
                            n_draws=comp.n_draws, source=comp.source)
 
 
