@@ -170,7 +170,7 @@ def test_fit_encoding_results_carry_the_comparison(tmp_path):
     assert (table["delta_last"] > 0).all() and (table["delta_last_low"] > 0).mean() >= 0.8
     # layers 0 and 1 are equally good and span half the depth: the words say so, with the margins
     assert table["verdict"].str.startswith("the data cannot single out a best layer: layers 0–").all()
-    assert table["verdict"].str.contains("the last layer (Δr = |the last layer Δr = ").all()
+    assert table["verdict"].str.contains(r"the last layer \(Δr = |the last layer Δr = ").all()
     # chunks of targets merge to the same comparison; layer subsets cannot carry it
     parts = [fit_encoding(layers, Y[:, cols], n_permutations=60, targets=[f"t{i}" for i in range(6)][cols])
              for cols in (slice(0, 2), slice(2, 6))]
