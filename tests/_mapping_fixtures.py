@@ -41,7 +41,6 @@ def make_results(
     r = fold_r.mean(0)
     r2 = np.sign(r) * r**2
     pvalues = np.clip(np.exp(-40 * r), 1e-4, 1.0)
-    qvalues = np.minimum(1.0, pvalues * len(targets))
     prov = {"subject": subject, "model": model, "dataset": "synthetic", "n_model_layers": n_layers,
             "features_sha256": f"{seed:064x}"}
     prov.update(provenance or {})
@@ -51,7 +50,6 @@ def make_results(
         layers=np.arange(n_layers),
         targets=list(targets),
         pvalues=pvalues,
-        qvalues=qvalues,
         alphas=np.full(r.shape, 10.0) * (1 + np.arange(n_layers))[:, None],
         fold_r=fold_r,
         fold_r2=np.sign(fold_r) * fold_r**2,

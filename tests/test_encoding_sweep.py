@@ -183,7 +183,7 @@ def test_auto_block_sizes_depend_on_the_gap_and_folds_only(rng):
     big = rng.standard_normal((400, 2))
     assert LayerSweep(cv=2, gap=60, **kw).fit([big], big[:, ::-1]).block_sizes_ == [50, 50]  # 200 // 4
     sweep = LayerSweep(cv=3, gap=7, block_size=4, **kw).fit([white], Y)
-    assert sweep.block_sizes_ == 4 and sweep.settings_()["block_sizes_used"] == 4
+    assert sweep.block_sizes_ == 4 and sweep.fitted_settings()["block_sizes_used"] == 4
     # the p-values of a layer do not depend on the other layers fitted with it
     both = LayerSweep(cv=3, gap=7, **kw).fit([white, smooth], Y)
     alone = LayerSweep(cv=3, gap=7, **kw).fit([smooth], Y)
@@ -211,7 +211,7 @@ def test_refit_null_equals_explicit_refits(rng, groups, form):
     sweep = LayerSweep(alphas=np.logspace(-1, 3, 5), cv=3, gap=2, inner_cv=2, n_permutations=25,
                        permutation="refit", refit=False, random_state=7, form=form,
                        dtype="float64", backend="numpy").fit([X, X[:, ::-1] * 2.0], Y, groups=groups)
-    assert sweep.permutation_ == "refit" and sweep.settings_()["permutation_used"] == "refit"
+    assert sweep.permutation_ == "refit" and sweep.fitted_settings()["permutation_used"] == "refit"
     assert sweep.block_sizes_ is None
     runs = run_indices(np.zeros(n) if groups is None else groups)
     seed = int(np.random.default_rng(7).integers(2**62))

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from _mapping_fixtures import PEAKS, ROIS, make_group, make_results
-from neuroenc.mapping import fdr_bh, group_summary, map_layers, scores_table, sign_flip_test
+from neuroenc.encoding.stats import fdr_bh
+from neuroenc.mapping import group_summary, map_layers, scores_table, sign_flip_test
 
 
 def test_sign_flip_exact_p_values():

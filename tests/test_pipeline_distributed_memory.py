@@ -46,14 +46,17 @@ def test_fit_task_bytes_terms():
     shape = FitShape(n_samples=1000, n_features=2000, n_targets=10_000, n_layers=8, n_words=5000,
                      hidden_size=500, response_bytes=123, n_alphas=10, n_folds=5, inner_cv=5,
                      n_permutations=1000)
-    # features: float32, every word, per layer of the task
-    assert fit_task_bytes(shape, 10, 3) - fit_task_bytes(shape, 10, 2) == 4 * 5000 * 500 + 8 * (3 * 5 + 5) * 10
+    # per layer of the task: its features (float32, every word), its scores, and its null draws kept
+    # for the layer comparisons (float32) with the comparisons' float64 working arrays
+    assert fit_task_bytes(shape, 10, 3) - fit_task_bytes(shape, 10, 2) == \
+        4 * 5000 * 500 + 8 * (3 * 5 + 5) * 10 + (4 + 5 * 8) * 1000 * 10
     # the subject's responses count once, whatever the chunk
     assert fit_task_bytes(FitShape(**{**shape.__dict__, "response_bytes": 10**6}), 10) \
         - fit_task_bytes(shape, 10) == 10**6 - 123
-    # linear in targets below the "resolve first" threshold: n_alphas * n_validation = 10 * 160
+    # linear in targets below the "resolve first" threshold (n_alphas * n_validation = 10 * 160)
+    # and while the comparisons' working arrays are below their cap (8e6 values: 1000 x 8 x 1000)
     step = fit_task_bytes(shape, 101) - fit_task_bytes(shape, 100)
-    assert fit_task_bytes(shape, 1100) - fit_task_bytes(shape, 100) == 1000 * step
+    assert fit_task_bytes(shape, 900) - fit_task_bytes(shape, 100) == 800 * step
     # above it, every inner split holds (n_alphas, n_validation, n_train) matrices
     jump = fit_task_bytes(shape, 1601) - fit_task_bytes(shape, 1600)
     assert jump - step >= 5 * 10 * 160 * 800 * 8

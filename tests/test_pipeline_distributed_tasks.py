@@ -23,7 +23,7 @@ def _results(rng, layers=(0, 1, 2, 3), n_targets=6, wall=1.0) -> EncodingResults
     pvalues = rng.uniform(0.001, 1, shape)
     return EncodingResults(
         r=rng.uniform(-0.2, 0.6, shape), r2=rng.uniform(-0.1, 0.3, shape), layers=list(layers),
-        targets=[f"t{i}" for i in range(n_targets)], pvalues=pvalues, qvalues=fdr_bh(pvalues, axis=-1),
+        targets=[f"t{i}" for i in range(n_targets)], pvalues=pvalues,
         alphas=10.0 ** rng.integers(0, 7, shape), fold_r=rng.uniform(-0.2, 0.6, (5, *shape)),
         fold_r2=rng.uniform(-0.1, 0.3, (5, *shape)),
         baseline={"r": np.linspace(0, 0.5, n_targets), "pvalues": np.linspace(0.01, 0.5, n_targets)},
@@ -37,7 +37,7 @@ def _part(full: EncodingResults, layers: list[int], cols: slice, wall: float) ->
     base = {k: v[cols] for k, v in full.baseline.items()}
     return EncodingResults(
         r=full.r[rows][:, cols], r2=full.r2[rows][:, cols], layers=layers, targets=full.targets[cols],
-        pvalues=full.pvalues[rows][:, cols], qvalues=fdr_bh(full.pvalues[rows][:, cols], axis=-1),
+        pvalues=full.pvalues[rows][:, cols],
         alphas=full.alphas[rows][:, cols], fold_r=full.fold_r[:, rows][:, :, cols],
         fold_r2=full.fold_r2[:, rows][:, :, cols], baseline=base,
         noise_ceiling=full.noise_ceiling[cols], settings=dict(full.settings),

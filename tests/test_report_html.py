@@ -122,7 +122,7 @@ def test_report_numbers_equal_the_results_files(group_report):
         assert float(row["best_depth"][1]) == pytest.approx(k / 8)
     # Significance: every subject beats the baseline -> exact sign-flip p = 1/16 with 4 subjects.
     for j, row in enumerate(page.tables["significance"]):
-        assert float(row["p"][1]) == pytest.approx(1 / 16)
+        assert float(row["p_vs_baseline"][1]) == pytest.approx(1 / 16)
         assert float(row["noise_ceiling"][1]) == pytest.approx(results[0].noise_ceiling[j])
     # Layer profiles: one row per layer, one column per target.
     profiles = page.tables["profiles"]
@@ -302,7 +302,8 @@ def test_cli_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0 and out.exists()
     assert f"Report written to {out.resolve()}" in printed
-    assert "tiny-model (9 layers) on 2 subjects and 6 targets: LATL best at layer 2" in printed
+    assert ("tiny-model (9 layers) on 2 subjects and 6 targets: LATL: the data cannot single out a best layer: "
+            "layers 0–8 are indistinguishable from the best (layer 2)") in printed
     assert "<title>CLI report</title>" in out.read_text()
     # bad input: a message, no traceback, exit code 1
     code = main(["report", "--results", str(tmp_path / "missing.h5"), "--out", str(out)])
@@ -415,7 +416,7 @@ def test_report_labels_p_values_corrected_for_the_layer_choice(tmp_path):
             assert float(rows[target]["p_max"][1]) == res.pvalues_best[j]
             assert float(rows[target]["q_max"][1]) == res.qvalues_best[j]
             assert "p" not in rows[target]
-    assert ">p (max over layers)<" in text and ">q (max over layers)<" in text
+    assert ">p vs chance (max over layers)<" in text and ">q vs chance (max over layers)<" in text
     assert "corrected for choosing the best of the layers" in text
     assert "optimistically biased" in text and "leave-one-subject-out" in text
     # a group where only some results have them: plain p/q labels, and a column saying which

@@ -17,6 +17,7 @@ import json
 import sys
 
 import numpy as np
+import pandas as pd
 
 from ._common import LAYERS_HELP, parse_layers
 
@@ -58,6 +59,33 @@ def _nuisance_source(paths, responses, runs):
                  for p in parts for c in range(p.n_targets)]
         return {runs[0]: parts[0].copy(np.hstack([p.data for p in parts]), names=names)}
     raise ValueError(f"--nuisance has {len(paths)} files for {len(runs)} runs; give one per run.")
+
+
+def best_lines(results, max_targets: int = 20) -> str:
+    """Per target: the best layer, the layers not reliably worse than it, r, baseline r and p,
+    each p said against what it was tested."""
+    table = results.best()
+    lines = []
+    if results.pvalues_best is not None:
+        lines.append("  p: the best layer's r against chance, corrected for choosing it (max over layers)")
+    if results.comparison is not None:
+        c = results.comparison
+        lines.append(f"  best set: layers not reliably worse than the best, tested against the other layers "
+                     f"({c.source} draws, one-sided alpha = {c.alpha:g}, max over layers)")
+    for row in table.head(max_targets).itertuples():
+        if pd.isna(row.best_layer):
+            lines.append(f"  {row.target:>12}  no finite score")
+            continue
+        text = f"  {row.target:>12}  best layer {int(row.best_layer):>3}"
+        if "best_set" in table:
+            text += f"  best set {row.best_set:<12}"
+        text += f"  r={row.r:.3f}  baseline r={row.baseline_r:.3f}  p={row.p:.4f}"
+        if "delta_last" in table and row.best_layer != row.last_layer:
+            text += f"  vs last {row.delta_last:+.3f} [{row.delta_last_low:+.3f}, {row.delta_last_high:+.3f}]"
+        lines.append(text)
+    if results.n_targets > max_targets:
+        lines.append("  ...")
+    return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,21 +181,7 @@ def run(args: argparse.Namespace) -> int:
     )
     path = results.save(args.out)
     print(f"Results written to {path.resolve()} ({results.n_layers} layers x {results.n_targets} targets)")
-    best = np.nanargmax(np.where(np.isfinite(results.r), results.r, -np.inf), axis=0)
-    rows = []
-    for j, target in enumerate(results.targets[:20]):
-        i = best[j]
-        if results.pvalues_best is not None:
-            p = results.pvalues_best[j]
-        else:
-            p = results.pvalues[i, j] if results.pvalues is not None else float("nan")
-        base = results.baseline["r"][j] if "r" in results.baseline else float("nan")
-        rows.append(f"  {target:>12}  best layer {int(results.layers[i]):>3}  r={results.r[i, j]:.3f}  "
-                    f"baseline r={base:.3f}  p={p:.4f}")
-    if rows and results.pvalues_best is not None:
-        rows.insert(0, "  (p of the best layer: permutation test of the maximum r over layers)")
-    if rows:
-        print("\n".join(rows) + ("\n  ..." if results.n_targets > 20 else ""))
+    print(best_lines(results))
     for message in results.warnings:
         print(f"warning: {message}", file=sys.stderr)
     if args.verbose >= 3:

@@ -22,7 +22,6 @@ import numpy as np
 
 from .designs import as_layer_designs
 from .results import EncodingResults
-from .stats import fdr_bh
 from .sweep import LayerSweep, check_responses, constant_targets
 
 logger = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                  n_blocks: int = 5, gap: int | None = None, inner_cv: Any = 5, form: str = "auto",
                  backend: str = "auto", dtype: str = "auto", n_targets_batch: int | None = None,
                  n_permutations: int = 1000, permutation: str = "auto", block_size: Any = "auto",
-                 random_state: int = 0, provenance: dict | None = None, settings: dict | None = None,
+                 compare: bool = True, compare_alpha: float = 0.05, random_state: int = 0, provenance: dict | None = None, settings: dict | None = None,
                  verbose: bool = False) -> EncodingResults:
     """Fit a ridge model per layer and return held-out scores with statistics.
 
@@ -98,6 +97,10 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     block_size : int | sequence of int | "auto"
         Permutation block / smallest shift in samples, for all folds or one per fold; "auto":
         the CV gap, clipped to a quarter of each test fold (see :class:`LayerSweep`).
+    compare, compare_alpha : bool, float
+        Compare every layer with each target's best layer from the permutation draws, and the
+        level of the best-layer set (see :class:`LayerSweep` and
+        :mod:`neuroenc.encoding.compare`).
     random_state : int
         Seed of the permutation draws (the same draws for every layer and target).
     provenance, settings : dict | None
@@ -108,12 +111,13 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     Returns
     -------
     results : EncodingResults
-        ``r``, ``r2``, ``pvalues``, ``qvalues`` (BH across targets, per layer), ``alphas``,
-        fold scores, ``pvalues_best`` and ``qvalues_best`` (per target: the p-value of the best
-        layer's r corrected for choosing among the layers, by the maximum over layers of the
-        null, and its BH q-values), ``baseline`` (``r``, ``r2``, ``pvalues``, ``qvalues``,
-        ``alphas``) when ``nuisance`` is given, ``noise_ceiling``, settings, provenance and
-        warnings.
+        ``r``, ``r2``, ``pvalues`` (against chance; q-values derived, BH across targets per
+        layer), ``alphas``, fold scores, ``pvalues_best`` (per target: the p-value of the best
+        layer's r against chance, corrected for choosing among the layers by the maximum over
+        layers of the null), ``comparison`` (every layer against the best layer: tested against
+        the other layers), ``baseline`` (``r``, ``r2``, ``pvalues``, ``alphas``) when
+        ``nuisance`` is given, ``noise_ceiling``, settings, provenance and warnings (including
+        layers whose penalties pile up at an edge of the grid).
     """
     started = time.time()
     source = designs
@@ -145,6 +149,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     common = dict(alphas=alphas, cv=cv, n_blocks=n_blocks, gap=gap, inner_cv=inner_cv, form=form,
                   backend=backend, dtype=dtype, n_targets_batch=n_targets_batch,
                   n_permutations=n_permutations, permutation=permutation, refit=False,
+                  compare=compare, compare_alpha=compare_alpha,
                   random_state=random_state, verbose=verbose)
     if isinstance(block_size, str) or np.ndim(block_size) == 0:
         sweep_block = block_size
@@ -160,10 +165,10 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
             "(the folds' scores are correlated through their training data). Fit with "
             "permutation='refit' (and fewer permutations) for calibrated p-values."
         )
-    pvalues = sweep.pvalues_
-    qvalues = fdr_bh(pvalues, axis=-1) if pvalues is not None else None
-    pvalues_best = sweep.pvalues_best_
-    qvalues_best = fdr_bh(pvalues_best) if pvalues_best is not None else None
+    edges = sweep.alpha_edges()
+    for message in edges:
+        logger.warning(message)
+    messages.extend(edges)
     baseline: dict[str, np.ndarray] = {}
     baseline_names: list[str] = []
     if nuisance is not None:
@@ -172,26 +177,20 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
             warnings.filterwarnings("ignore", message=".*constant.*", category=UserWarning)
             # the main fit's gap: the same outer and inner splits and permutation blocks
             base = LayerSweep(block_size=sweep_block,
-                              **dict(common, gap=sweep.gap_, permutation=sweep.permutation_ or permutation)
-                              ).fit(N, Y, groups=groups)
+                              **dict(common, gap=sweep.gap_, permutation=sweep.permutation_ or permutation,
+                                     compare=False)).fit(N, Y, groups=groups)
         baseline = {"r": base.r_[0], "r2": base.r2_[0], "alphas": base.alphas_[0]}
         if base.pvalues_ is not None:
             baseline["pvalues"] = base.pvalues_[0]
-            baseline["qvalues"] = fdr_bh(base.pvalues_[0])
     if noise_ceiling is not None:
         noise_ceiling = np.asarray(noise_ceiling, dtype=np.float64).reshape(-1)
         if noise_ceiling.size != t:
             raise ValueError(f"noise_ceiling has {noise_ceiling.size} values for {t} targets.")
-    all_settings = sweep.settings_()
-    all_settings.update({"n_samples": n, "baseline_regressors": baseline_names,
-                         "block_size": sweep_block})
+    all_settings = {"n_samples": n, "baseline_regressors": baseline_names, "block_size": sweep_block}
     all_settings.update(settings or {})
     prov = {"versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "fit_seconds": round(time.time() - started, 3), "flops": sweep.flops_}
     prov.update(designs.info)
     prov.update(provenance or {})
-    return EncodingResults(r=sweep.r_, r2=sweep.r2_, layers=sweep.layers_, targets=targets,
-                           pvalues=pvalues, qvalues=qvalues, alphas=sweep.alphas_,
-                           fold_r=sweep.fold_r_, fold_r2=sweep.fold_r2_, baseline=baseline,
-                           noise_ceiling=noise_ceiling, settings=all_settings, provenance=prov,
-                           warnings=messages, pvalues_best=pvalues_best, qvalues_best=qvalues_best)
+    return sweep.to_results(targets=targets, baseline=baseline, noise_ceiling=noise_ceiling,
+                            settings=all_settings, provenance=prov, warnings=messages)

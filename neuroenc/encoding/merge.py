@@ -5,10 +5,12 @@ big fit can be cut into tasks (a subset of layers x a chunk of targets, e.g. on 
 and put back together here. The only quantity that couples targets, the Benjamini-Hochberg
 q-values, is recomputed across all targets after the merge.
 
-The one quantity that couples layers, ``pvalues_best`` (the p-value of each target's best layer
-corrected for choosing among the layers, from the maximum over layers of the permutation null),
-cannot be rebuilt from layer subsets: a merge along layers sets it to None and says so in the
-results' warnings (tables then fall back to the best layer's own, uncorrected p-value).
+The quantities that couple layers, ``pvalues_best`` (the p-value of each target's best layer
+corrected for choosing among the layers, from the maximum over layers of the permutation null)
+and the layer comparisons (``comparison``: every layer against the best, from every layer's
+null draws), cannot be rebuilt from layer subsets: a merge along layers sets them to None and
+says so in the results' warnings (tables then fall back to the best layer's own, uncorrected
+p-value, and have no best-layer set).
 """
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .compare import LayerComparison
 from .results import EncodingResults
-from .stats import fdr_bh
 
 #: The warning a merge along layers adds when the parts had ``pvalues_best``.
 LAYER_MERGE_WARNING = (
     "The layers were fitted in separate parts and merged, so the p-values at the best layer are "
-    "not corrected for choosing the best of the layers (pvalues_best needs every layer's "
-    "permutation null in one fit); treat them as optimistic, or fit all layers together."
+    "not corrected for choosing the best of the layers, and the layers are not compared with "
+    "each other (both need every layer's permutation null in one fit); treat the best layer's "
+    "p-value as optimistic, or fit all layers together."
 )
 
 
@@ -48,12 +51,22 @@ def _cat(parts, name, axis):
     return np.concatenate(values, axis=axis)
 
 
-def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> EncodingResults:
-    """Concatenate results along targets (chunks) or layers (subsets), recomputing q-values.
+def _cat_comparisons(parts: Sequence[EncodingResults]) -> LayerComparison | None:
+    comps = [p.comparison for p in parts]
+    if all(c is None for c in comps):
+        return None
+    if any(c is None for c in comps):
+        raise ValueError("Cannot merge results: the layer comparisons are missing from some parts only.")
+    return LayerComparison.concatenate(comps)
 
-    ``pvalues_best`` (corrected for the choice of layer) is concatenated along targets (its
-    q-values recomputed); along layers it cannot be computed from the parts, so the merged
-    results have none and a warning (:data:`LAYER_MERGE_WARNING`) when the parts had it.
+
+def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> EncodingResults:
+    """Concatenate results along targets (chunks) or layers (subsets).
+
+    The q-values are derived from the merged p-values (across all targets). ``pvalues_best``
+    (corrected for the choice of layer) and the layer comparisons are concatenated along
+    targets; along layers they cannot be computed from the parts, so the merged results have
+    none and a warning (:data:`LAYER_MERGE_WARNING`) when the parts had them.
 
     Parameters
     ----------
@@ -94,9 +107,7 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
             raise ValueError("Cannot merge results: target names repeat across parts.")
         baseline_keys = set(parts[0].baseline)
         _same(parts, "baseline keys", lambda p: set(p.baseline))
-        baseline = {k: np.concatenate([p.baseline[k] for p in parts]) for k in baseline_keys}
-        if "pvalues" in baseline:
-            baseline["qvalues"] = fdr_bh(baseline["pvalues"])
+        baseline = {k: np.concatenate([p.baseline[k] for p in parts]) for k in baseline_keys if k != "qvalues"}
         split_keys = set(parts[0].split_scores)
         _same(parts, "split score keys", lambda p: set(p.split_scores))
         pvalues = _cat(parts, "pvalues", 1)
@@ -104,12 +115,11 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         return EncodingResults(
             r=_cat(parts, "r", 1), r2=_cat(parts, "r2", 1), layers=parts[0].layers, targets=targets,
             relative_depth=parts[0].relative_depth, pvalues=pvalues,
-            qvalues=None if pvalues is None else fdr_bh(pvalues, axis=-1),
             alphas=_cat(parts, "alphas", 1), fold_r=_cat(parts, "fold_r", 2), fold_r2=_cat(parts, "fold_r2", 2),
             baseline=baseline, noise_ceiling=_cat(parts, "noise_ceiling", 0),
             split_scores={k: np.concatenate([p.split_scores[k] for p in parts], axis=-1) for k in split_keys},
             settings=settings, provenance=provenance, warnings=warnings_, pvalues_best=pvalues_best,
-            qvalues_best=None if pvalues_best is None else fdr_bh(pvalues_best),
+            comparison=_cat_comparisons(parts),
         )
     _same(parts, "targets", lambda p: p.targets)
     _same(parts, "baseline keys", lambda p: set(p.baseline))
@@ -126,12 +136,13 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         return None if value is None else np.take(value, order, axis=ax)
 
     pvalues = cat("pvalues", 0)
-    if any(p.pvalues_best is not None for p in parts) and LAYER_MERGE_WARNING not in warnings_:
+    coupled = any(p.pvalues_best is not None or p.comparison is not None for p in parts)
+    if coupled and LAYER_MERGE_WARNING not in warnings_:
         warnings_.append(LAYER_MERGE_WARNING)
     return EncodingResults(
         r=cat("r", 0), r2=cat("r2", 0), layers=layers[order], targets=parts[0].targets,
         relative_depth=np.concatenate([p.relative_depth for p in parts])[order], pvalues=pvalues,
-        qvalues=None if pvalues is None else fdr_bh(pvalues, axis=-1), alphas=cat("alphas", 0),
+        alphas=cat("alphas", 0),
         fold_r=cat("fold_r", 1), fold_r2=cat("fold_r2", 1), baseline=parts[0].baseline,
         noise_ceiling=parts[0].noise_ceiling, split_scores=parts[0].split_scores,
         settings=settings, provenance=provenance, warnings=warnings_,

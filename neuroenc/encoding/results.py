@@ -5,11 +5,19 @@ One results file per (model, subject) fit. Layout::
     /scores/r            (n_layers, n_targets) float64   held-out Pearson r (CV mean)
     /scores/r2           (n_layers, n_targets) float64   held-out R² (CV mean)
     /pvalues             (n_layers, n_targets) float64   permutation p-values of r (each layer on its own)
-    /qvalues             (n_layers, n_targets) float64   Benjamini-Hochberg q-values (across targets)
+    /qvalues             (n_layers, n_targets) float64   Benjamini-Hochberg q-values (across targets);
+                                                         written for readers of the file, derived
+                                                         from /pvalues when loaded
     /pvalues_best        (n_targets,) float64  optional: p-value of the best layer's r, corrected for
                                                choosing the best of the layers (max over layers of
                                                the permutation null, the same draws for every layer)
-    /qvalues_best        (n_targets,) float64  optional: their BH q-values (across targets)
+    /qvalues_best        (n_targets,) float64  optional: their BH q-values (across targets; derived)
+    /compare/delta_r     (n_layers, n_targets) float64 optional: r(layer) - r(best layer) per target
+    /compare/pvalues     (n_layers, n_targets) float64 optional: p of "this layer is one of the best",
+                                               tested against the other layers (NaN at the best)
+    /compare/in_best_set (n_layers, n_targets) bool   optional: the confidence set of best layers
+    /compare/ci_low, /compare/ci_high                 optional: interval of delta_r
+        attrs: alpha, ci, n_draws, source, description (see :mod:`neuroenc.encoding.compare`)
     /layers              (n_layers,) int64               layer indices (0 = embeddings)
     /relative_depth      (n_layers,) float64             layer / (n_model_layers - 1)
     /targets             (n_targets,) utf-8              target names (ROIs, voxels, sensors)
@@ -37,8 +45,13 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_path, json_default
+from .compare import LayerComparison
+from .stats import fdr_bh
 
 RESULTS_FORMAT = "neuroenc-results/1"
+#: ``p_method`` of p-values corrected for the choice of layer, and of those that are not.
+P_MAX_OVER_LAYERS = "max over layers"
+P_BEST_LAYER_ONLY = "best layer only"
 
 
 @dataclass
@@ -55,16 +68,17 @@ class EncodingResults:
         Target names.
     relative_depth : ndarray, shape (n_layers,) | None
         Relative depth of each layer in [0, 1]; default ``layers / max(layers)``.
-    pvalues, qvalues : ndarray, shape (n_layers, n_targets) | None
-        Permutation p-values of ``r`` and their FDR (Benjamini-Hochberg) q-values, each layer
-        on its own: the p-value at a target's best layer is *not* corrected for having chosen
-        that layer among many (use ``pvalues_best``).
+    pvalues : ndarray, shape (n_layers, n_targets) | None
+        Permutation p-values of ``r`` against chance, each layer on its own: the p-value at a
+        target's best layer is *not* corrected for having chosen that layer among many (use
+        ``pvalues_best``). Their Benjamini-Hochberg q-values across targets are the derived
+        property :attr:`qvalues`.
     alphas : ndarray, shape (n_layers, n_targets) | None
         Chosen ridge penalties.
     fold_r, fold_r2 : ndarray, shape (n_folds, n_layers, n_targets) | None
         Scores of each outer fold.
     baseline : dict of str -> ndarray (n_targets,)
-        A baseline model's ``r``, ``r2``, ``pvalues``.
+        A baseline model's ``r``, ``r2``, ``pvalues`` (``qvalues`` is derived from them).
     noise_ceiling : ndarray, shape (n_targets,) | None
         Ceiling on r per target.
     split_scores : dict of str -> ndarray (n_bands, n_targets)
@@ -75,12 +89,17 @@ class EncodingResults:
         Features file hash, data set, subject, model, package versions, creation time.
     warnings : list of str
         Warnings the pipeline raised on the way.
-    pvalues_best, qvalues_best : ndarray, shape (n_targets,) | None
-        The permutation p-value of each target's best r (the highest ``r`` over layers),
-        corrected for choosing that layer: ``(1 + #{max over layers of the null >= r at the best
-        layer}) / (1 + n_permutations)``, with the same permutations for every layer; and its
-        Benjamini-Hochberg q-values across targets. None when there were no permutations, or
+    pvalues_best : ndarray, shape (n_targets,) | None
+        The permutation p-value of each target's best r (the highest ``r`` over layers) against
+        chance, corrected for choosing that layer: ``(1 + #{max over layers of the null >= r at
+        the best layer}) / (1 + n_permutations)``, with the same permutations for every layer
+        (q-values: the derived :attr:`qvalues_best`). None when there were no permutations, or
         when the layers were fitted apart and merged (it needs every layer's null at once).
+    comparison : LayerComparison | None
+        Every layer against each target's best layer, tested against the other layers (not
+        against chance): ``delta_r``, its interval, p-values and the confidence set of best
+        layers (:func:`~neuroenc.encoding.compare.compare_layers`). None without permutations,
+        or when the layers were fitted apart and merged.
     """
 
     r: np.ndarray
@@ -89,7 +108,6 @@ class EncodingResults:
     targets: list[str]
     relative_depth: np.ndarray | None = None
     pvalues: np.ndarray | None = None
-    qvalues: np.ndarray | None = None
     alphas: np.ndarray | None = None
     fold_r: np.ndarray | None = None
     fold_r2: np.ndarray | None = None
@@ -100,7 +118,7 @@ class EncodingResults:
     provenance: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     pvalues_best: np.ndarray | None = None
-    qvalues_best: np.ndarray | None = None
+    comparison: LayerComparison | None = None
 
     def __post_init__(self) -> None:
         self.r = np.atleast_2d(np.asarray(self.r, dtype=np.float64))
@@ -108,7 +126,7 @@ class EncodingResults:
         self.layers = np.asarray(self.layers, dtype=np.int64).reshape(-1)
         self.targets = [str(t) for t in self.targets]
         shape = (self.layers.size, len(self.targets))
-        for name in ("r", "r2", "pvalues", "qvalues", "alphas"):
+        for name in ("r", "r2", "pvalues", "alphas"):
             value = getattr(self, name)
             if value is not None:
                 value = np.asarray(value, dtype=np.float64)
@@ -127,7 +145,7 @@ class EncodingResults:
                         f"EncodingResults.{name} has shape {value.shape}; expected (n_folds,) + {shape}."
                     )
                 setattr(self, name, value)
-        for name in ("pvalues_best", "qvalues_best"):
+        for name in ("pvalues_best",):
             value = getattr(self, name)
             if value is not None:
                 value = np.asarray(value, dtype=np.float64)
@@ -137,18 +155,31 @@ class EncodingResults:
                         f"({len(self.targets)},) (n_targets,)."
                     )
                 setattr(self, name, value)
-        if self.qvalues_best is None and self.pvalues_best is not None:
-            from .stats import fdr_bh
-
-            self.qvalues_best = fdr_bh(self.pvalues_best)
+        if self.comparison is not None and self.comparison.delta_r.shape != shape:
+            raise ValueError(
+                f"EncodingResults.comparison has shape {self.comparison.delta_r.shape}; expected {shape}."
+            )
         if self.relative_depth is None:
             top = max(int(self.provenance.get("n_model_layers", 0)) - 1, int(self.layers.max(initial=0)), 1)
             self.relative_depth = self.layers / top
         self.relative_depth = np.asarray(self.relative_depth, dtype=np.float64).reshape(-1)
-        self.baseline = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in self.baseline.items()}
+        self.baseline = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in self.baseline.items()
+                         if k != "qvalues"}
+        if "pvalues" in self.baseline:
+            self.baseline["qvalues"] = fdr_bh(self.baseline["pvalues"])
         if self.noise_ceiling is not None:
             self.noise_ceiling = np.asarray(self.noise_ceiling, dtype=np.float64).reshape(-1)
         self.split_scores = {k: np.asarray(v, dtype=np.float64) for k, v in self.split_scores.items()}
+
+    @property
+    def qvalues(self) -> np.ndarray | None:
+        """Benjamini-Hochberg q-values of :attr:`pvalues` across targets, per layer."""
+        return None if self.pvalues is None else fdr_bh(self.pvalues, axis=-1)
+
+    @property
+    def qvalues_best(self) -> np.ndarray | None:
+        """Benjamini-Hochberg q-values of :attr:`pvalues_best` across targets."""
+        return None if self.pvalues_best is None else fdr_bh(self.pvalues_best)
 
     @property
     def n_layers(self) -> int:
@@ -199,7 +230,80 @@ class EncodingResults:
             df["baseline_r"] = np.tile(self.baseline["r"], n_l)
         if self.noise_ceiling is not None:
             df["noise_ceiling"] = np.tile(self.noise_ceiling, n_l)
+        if self.comparison is not None:
+            df["delta_r"] = self.comparison.delta_r.ravel()
+            df["p_vs_best"] = self.comparison.pvalues.ravel()
+            df["in_best_set"] = self.comparison.in_best_set.ravel()
         return df
+
+    def best(self) -> pd.DataFrame:
+        """The best layer of each target, with what it was tested against.
+
+        Returns
+        -------
+        table : DataFrame
+            One row per target: ``best_layer``, ``best_depth``, ``r`` and ``r2`` there; ``p``
+            and ``q``: the permutation p-value of that r *against chance* and its FDR q-value,
+            corrected for choosing the best of the layers when the results have
+            ``pvalues_best`` (``p_method`` ``"max over layers"``; otherwise the best layer's
+            own, ``"best layer only"``), ``p_layer``/``q_layer`` the best layer's own;
+            ``r_last`` (the last layer's r), ``baseline_r`` and ``noise_ceiling`` (NaN when
+            absent). With layer comparisons (tested *against the other layers*): ``best_set``
+            (the layers not reliably worse than the best, e.g. ``"12–30"``), ``n_in_set``,
+            ``set_span`` (its extent in relative depth), ``delta_last`` (best minus last layer)
+            and ``delta_mid`` (best minus the best intermediate layer ``mid_layer``, relative
+            depth 1/3-2/3) with their intervals (``_low``, ``_high``), and ``verdict``: the
+            same in words. The best-layer r is a maximum over layers, so it is optimistically
+            biased.
+        """
+        from .compare import describe_best_set, margin_columns
+
+        n_t = self.n_targets
+        finite = np.isfinite(self.r)
+        valid = finite.any(0)
+        best = np.argmax(np.where(finite, self.r, -np.inf), axis=0)
+        idx = np.arange(n_t)
+        nan = np.full(n_t, np.nan)
+
+        def at_best(arr):
+            return np.where(valid, arr[best, idx], np.nan) if arr is not None else nan
+
+        p_layer, q_layer = at_best(self.pvalues), at_best(self.qvalues)
+        p_best = self.pvalues_best if self.pvalues_best is not None else nan
+        q_best = self.qvalues_best if self.qvalues_best is not None else nan
+        corrected = valid & np.isfinite(p_best)
+        table = pd.DataFrame({
+            "target": self.targets,
+            "best_layer": pd.array(np.where(valid, self.layers[best], np.nan), dtype="Int64"),
+            "best_depth": np.where(valid, self.relative_depth[best], np.nan),
+            "r": at_best(self.r),
+            "r2": at_best(self.r2),
+            "p": np.where(corrected, p_best, p_layer),
+            "q": np.where(corrected, q_best, q_layer),
+            "p_method": np.where(corrected, P_MAX_OVER_LAYERS, P_BEST_LAYER_ONLY).astype(object),
+            "p_layer": p_layer,
+            "q_layer": q_layer,
+            "r_last": self.r[int(np.argmax(self.layers))],
+            "baseline_r": self.baseline.get("r", nan),
+            "noise_ceiling": self.noise_ceiling if self.noise_ceiling is not None else nan,
+        })
+        if self.comparison is None:
+            return table
+        comp = self.comparison
+        margins = margin_columns(comp, self.r, self.layers, self.relative_depth)
+        for name, value in margins.items():
+            table[name] = value
+        table["verdict"] = [
+            describe_best_set(int(self.layers[best[j]]), margins["best_set"][j], margins["set_span"][j],
+                              int(margins["last_layer"][j]),
+                              (margins["delta_last"][j], margins["delta_last_low"][j], margins["delta_last_high"][j]),
+                              int(margins["mid_layer"][j]),
+                              (margins["delta_mid"][j], margins["delta_mid_low"][j], margins["delta_mid_high"][j]),
+                              comp.ci)
+            if valid[j] else "no finite score"
+            for j in range(n_t)
+        ]
+        return table
 
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | os.PathLike) -> Path:
@@ -220,6 +324,13 @@ class EncodingResults:
                     value = getattr(self, name)
                     if value is not None:
                         f.create_dataset(name, data=value)
+                if self.comparison is not None:
+                    c = self.comparison
+                    group = f.create_group("compare")
+                    for name in ("delta_r", "pvalues", "in_best_set", "ci_low", "ci_high"):
+                        group.create_dataset(name, data=getattr(c, name))
+                    for key, value in c.attrs().items():
+                        group.attrs[key] = value
                 if self.fold_r is not None:
                     f.create_dataset("fold_scores/r", data=self.fold_r)
                 if self.fold_r2 is not None:
@@ -258,7 +369,6 @@ class EncodingResults:
                 targets=[t.decode() if isinstance(t, bytes) else str(t) for t in f["targets"][()]],
                 relative_depth=opt("relative_depth"),
                 pvalues=opt("pvalues"),
-                qvalues=opt("qvalues"),
                 alphas=opt("alphas"),
                 fold_r=opt("fold_scores/r"),
                 fold_r2=opt("fold_scores/r2"),
@@ -269,5 +379,18 @@ class EncodingResults:
                 provenance=json.loads(f.attrs.get("provenance", "{}")),
                 warnings=json.loads(f.attrs.get("warnings", "[]")),
                 pvalues_best=opt("pvalues_best"),
-                qvalues_best=opt("qvalues_best"),
+                comparison=_load_comparison(f["compare"], f["scores/r"][()]) if "compare" in f else None,
             )
+
+
+def _load_comparison(group, r: np.ndarray) -> LayerComparison:
+    """A :class:`LayerComparison` from the ``/compare`` group of a results file."""
+    from .compare import best_rows
+
+    return LayerComparison(
+        delta_r=group["delta_r"][()], pvalues=group["pvalues"][()],
+        in_best_set=group["in_best_set"][()].astype(bool), ci_low=group["ci_low"][()],
+        ci_high=group["ci_high"][()], best=best_rows(np.atleast_2d(r)),
+        alpha=float(group.attrs["alpha"]), ci=float(group.attrs["ci"]),
+        n_draws=int(group.attrs["n_draws"]), source=str(group.attrs["source"]),
+    )

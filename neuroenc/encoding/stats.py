@@ -360,24 +360,25 @@ def permutation_test_best(Y: np.ndarray, predictions: Sequence[np.ndarray], fold
 def fdr_bh(pvalues: np.ndarray, axis: int = -1) -> np.ndarray:
     """Benjamini-Hochberg q-values along ``axis`` (across targets); NaNs are left out and kept.
 
+    scipy's :func:`~scipy.stats.false_discovery_control` on the finite p-values of each slice.
+
     Examples
     --------
     >>> fdr_bh(np.array([0.01, 0.04, 0.03, 0.5])).round(3).tolist()
     [0.04, 0.053, 0.053, 0.5]
+    >>> fdr_bh(np.array([0.01, np.nan, 0.02])).tolist()
+    [0.02, nan, 0.02]
     """
+    from scipy.stats import false_discovery_control
+
     p = np.moveaxis(np.asarray(pvalues, dtype=np.float64), axis, -1)
     q = np.full_like(p, np.nan)
-    flat_p = p.reshape(-1, p.shape[-1])
-    flat_q = q.reshape(-1, p.shape[-1])
+    flat_p = p.reshape(-1, p.shape[-1]) if p.ndim else p.reshape(1, 1)
+    flat_q = q.reshape(flat_p.shape)
     for row in range(flat_p.shape[0]):
-        ok = np.flatnonzero(np.isfinite(flat_p[row]))
-        m = ok.size
-        if m == 0:
-            continue
-        order = ok[np.argsort(flat_p[row, ok], kind="stable")]
-        ranked = flat_p[row, order] * m / np.arange(1, m + 1)
-        ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-        flat_q[row, order] = np.minimum(ranked, 1.0)
+        ok = np.isfinite(flat_p[row])
+        if ok.any():
+            flat_q[row, ok] = false_discovery_control(flat_p[row, ok], method="bh")
     return np.moveaxis(flat_q.reshape(p.shape), -1, axis)
 
 

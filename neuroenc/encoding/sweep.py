@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from .._validation import _check_option, _check_random_state, _preview
 from . import _ridge
+from .compare import centred_null, compare_layers
 from .backend import resolve_backend, resolve_dtype, to_numpy, use_backend
 from .cv import DEFAULT_GAP, check_groups, inner_splits, make_cv
 from .designs import LayerDesigns, as_layer_designs, gap_for
@@ -150,6 +151,14 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         own stimulus), clipped to ``[2, n_test // 4]`` in each test fold. It depends on the
         settings and the folds only, so the draws are identical for every layer, every target
         chunk and every layer subset fitted apart.
+    compare : bool
+        With permutations, compare every layer with each target's best layer from the same
+        draws (:func:`~neuroenc.encoding.compare.compare_layers`): ``comparison_`` holds each
+        layer's difference from the best, its interval, its p-value against the other layers
+        and the confidence set of best layers. Keeps every layer's null draws
+        (n_layers x n_permutations x n_targets, float32) until the end of the fit.
+    compare_alpha : float
+        Level of the one-sided test of the best-layer set (``p > compare_alpha`` stays in).
     refit : bool
         Refit each target's best layer on all samples (penalty chosen by CV over the outer
         splits), so that :meth:`predict` works. Dual coefficients are kept when features
@@ -177,6 +186,10 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         layers (max statistic): ``(1 + #{max over layers of the null >= r at the best layer})
         / (1 + n_permutations)``, the null of every layer from the same draws. Valid for the
         layers fitted together.
+    comparison_ : LayerComparison | None
+        With ``compare`` and permutations: every layer against each target's best layer
+        (``delta_r``, ``pvalues``, ``in_best_set``, ``ci_low``, ``ci_high``), from the centred
+        permutation draws. Valid for the layers fitted together.
     block_sizes_ : list of int | None
         The permutation block / smallest shift used in each outer fold (circular and block).
     permutation_ : str | None
@@ -202,8 +215,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def __init__(self, alphas=None, cv="auto", n_blocks=5, gap=None, inner_cv=5, form="auto",
                  backend="auto", dtype="auto", n_targets_batch=None, n_permutations=0,
-                 permutation="auto", block_size="auto", refit=True, random_state=None,
-                 verbose=False):
+                 permutation="auto", block_size="auto", compare=True, compare_alpha=0.05,
+                 refit=True, random_state=None, verbose=False):
         self.alphas = alphas
         self.cv = cv
         self.n_blocks = n_blocks
@@ -216,6 +229,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.n_permutations = n_permutations
         self.permutation = permutation
         self.block_size = block_size
+        self.compare = compare
+        self.compare_alpha = compare_alpha
         self.refit = refit
         self.random_state = random_state
         self.verbose = verbose
@@ -299,6 +314,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         pvalues = np.full((n_l, t), np.nan) if n_perm else None
         # running maximum over layers of the null, for p-values corrected for the layer choice
         null_max = np.full((n_perm, t), -np.inf) if n_perm else None
+        # every layer's null, for the paired layer comparisons (the same draws for every layer)
+        nulls = np.full((n_perm, n_l, t), np.nan, dtype=np.float32) if n_perm and self.compare else None
         tests = [te for _, te in outer]
         method = blocks = null_shifts = None
         self.block_sizes_ = None
@@ -342,6 +359,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                                 method=method, block_size=blocks, random_state=perm_seed)
                     pvalues[j] = null_pvalues(null, observed)
                     np.fmax(null_max, null, out=null_max)  # NaN (constant target) is skipped
+                    if nulls is not None:
+                        nulls[:, j] = null
                     del null
                 if logger.isEnabledFor(logging.DEBUG) and np.isfinite(out["fold_r"]).any():
                     logger.debug("layer %s: mean r %.4f", layer, np.nanmean(out["fold_r"]))
@@ -358,8 +377,13 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         best = np.argmax(r_filled, 0)
         self.best_layer_ = self.layers_[best]
         self.pvalues_best_ = None
+        self.comparison_ = None
         if n_perm:
             self.pvalues_best_ = null_pvalues(null_max, self.r_[best, np.arange(t)])
+        if nulls is not None and n_perm >= 2:
+            self.comparison_ = compare_layers(self.r_, centred_null(nulls), alpha=self.compare_alpha,
+                                              source=method)
+            del nulls
         self.flops_ = counter["flops"]
         self.backend_, self.dtype_ = backend_name, dtype
         self.coefs_ = {}
@@ -423,26 +447,67 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return tags
 
     def to_results(self, targets: Any = None, **kwargs: Any):
-        """The scores as an :class:`~neuroenc.encoding.EncodingResults` (see its parameters)."""
+        """The scores as an :class:`~neuroenc.encoding.EncodingResults`.
+
+        The one conversion from a fitted sweep to results (:func:`~neuroenc.encoding.fit_encoding`
+        uses it): scores, fold scores, penalties, p-values (``pvalues_best`` corrected for the
+        choice of layer), the layer comparisons and the fitted settings.
+
+        Parameters
+        ----------
+        targets : sequence of str | None
+            Target names (default ``"0"``, ``"1"``...).
+        **kwargs
+            Other :class:`~neuroenc.encoding.EncodingResults` fields (``baseline``,
+            ``noise_ceiling``, ``provenance``, ``warnings``...); ``settings`` are updated with
+            :meth:`fitted_settings`.
+        """
         from .results import EncodingResults
 
         check_is_fitted(self, "r_")
         n_t = self.r_.shape[1]
         targets = [str(i) for i in range(n_t)] if targets is None else list(targets)
-        qvalues = qvalues_best = None
-        if self.pvalues_ is not None:
-            from .stats import fdr_bh
-
-            qvalues = fdr_bh(self.pvalues_, axis=-1)
-            qvalues_best = fdr_bh(self.pvalues_best_)
-        settings = dict(kwargs.pop("settings", {}))
-        settings.update(self.settings_())
+        settings = dict(kwargs.pop("settings", {}) or {})
+        fitted = self.fitted_settings()
+        fitted.update(settings)
         return EncodingResults(r=self.r_, r2=self.r2_, layers=self.layers_, targets=targets,
-                               pvalues=self.pvalues_, qvalues=qvalues, alphas=self.alphas_,
-                               fold_r=self.fold_r_, fold_r2=self.fold_r2_, settings=settings,
-                               pvalues_best=self.pvalues_best_, qvalues_best=qvalues_best, **kwargs)
+                               pvalues=self.pvalues_, alphas=self.alphas_,
+                               fold_r=self.fold_r_, fold_r2=self.fold_r2_, settings=fitted,
+                               pvalues_best=self.pvalues_best_, comparison=self.comparison_, **kwargs)
 
-    def settings_(self) -> dict[str, Any]:
+    def alpha_edges(self, threshold: float = 0.1) -> list[str]:
+        """Warnings for layers whose chosen penalties pile up at an edge of the grid.
+
+        A penalty at the smallest or largest value of the grid may be a boundary of the search
+        rather than the best one: extend the grid on that side. One message per layer where
+        more than ``threshold`` of the (fold, target) penalties sit at an edge (constant
+        targets are left out).
+        """
+        check_is_fitted(self, "fold_alphas_")
+        grid = self._alphas()
+        if grid.size < 2:
+            return []
+        messages = []
+        keep = np.ones(self.fold_alphas_.shape[2], dtype=bool)
+        keep[self.constant_targets_] = False
+        for j, layer in enumerate(self.layers_):
+            chosen = self.fold_alphas_[:, j][:, keep]
+            chosen = chosen[np.isfinite(chosen)]
+            if chosen.size == 0:
+                continue
+            for share, side, value, fix in (
+                (np.mean(np.isclose(chosen, grid[0])), "smallest", grid[0], "lower"),
+                (np.mean(np.isclose(chosen, grid[-1])), "largest", grid[-1], "higher"),
+            ):
+                if share > threshold:
+                    messages.append(
+                        f"Layer {int(layer)}: {share:.0%} of the chosen ridge penalties sit at the "
+                        f"{side} value of the grid ({value:.3g}); the best penalty may lie beyond "
+                        f"it: extend the alphas {fix} (e.g. encoding.alphas)."
+                    )
+        return messages
+
+    def fitted_settings(self) -> dict[str, Any]:
         """The parameters and fitted choices, for results files."""
         check_is_fitted(self, "r_")
         params = {k: v for k, v in self.get_params().items() if k != "verbose"}

@@ -6,7 +6,7 @@ table at once; the functions below compute one each from the tidy scores table
 """
 from .brainmaps import load_mesh, mapping_maps, surface_values, target_space, volume_image, voxel_indices
 from .collect import check_group, fold_table, load_results, scores_table, subject_labels
-from .group import fdr_bh, group_summary, sign_flip_test
+from .group import group_summary, sign_flip_test
 from .layers import best_layers, preference_index
 from .profiles import bootstrap_mean_ci, layer_profiles
 from .summary import LayerMapping, map_layers
@@ -16,7 +16,6 @@ __all__ = [
     "best_layers",
     "bootstrap_mean_ci",
     "check_group",
-    "fdr_bh",
     "fold_table",
     "group_summary",
     "layer_profiles",

@@ -13,6 +13,17 @@ Group test (two or more subjects)
     ``2 ** n_subjects <= n_permutations``, else ``n_permutations`` random sign flips and
     ``p = (1 + #{null >= observed}) / (1 + n_permutations)``) and by a one-sample t-test;
     q-values are Benjamini-Hochberg across targets.
+Layer comparisons (two or more subjects)
+    Every layer against the best layer of the mean profile, tested against the other layers
+    (not against chance): sign flips of the subjects' paired differences, the same flips for every
+    layer, and the studentized maximum over the other layers
+    (:func:`~neuroenc.encoding.compare.compare_layers_across_units`). ``best_set`` holds the
+    layers not reliably worse than the best (one-sided, alpha 0.05). The margins ``delta_last``
+    and ``delta_mid`` choose the best (and the best intermediate) layer leave-one-subject-out:
+    for subject s, the layers that are best in the mean profile of the other subjects; the
+    margin is the mean over subjects of s's score there minus its score at the last layer (or
+    at that best intermediate layer), so it is not biased by the choice, with the interval of
+    the same sign flips.
 One subject
     There is no group test; ``p`` and ``q`` are the encoding model's own permutation p- and
     q-values at the best layer (from the results file), corrected for choosing the best of the
@@ -32,10 +43,21 @@ import pandas as pd
 from scipy import stats
 
 from .._validation import _check_option, _check_positive, _check_random_state
+from ..encoding.compare import (
+    DEFAULT_ALPHA,
+    LayerComparison,
+    compare_layers_across_units,
+    describe_best_set,
+    intermediate_layers,
+    margin_columns,
+    sign_flip_interval,
+    sign_flips,
+)
+from ..encoding.results import P_MAX_OVER_LAYERS
+from ..encoding.stats import fdr_bh
 from ._cube import ScoreCube, cube_from_table
 from .layers import (
     NEGATIVE_POLICIES,
-    P_MAX_OVER_LAYERS,
     _best_index,
     attach_best_pvalues,
     best_layer_pvalues,
@@ -128,16 +150,6 @@ def _random_signs(rng: np.random.Generator, n_permutations: int, n: int, batch: 
         done += size
 
 
-def fdr_bh(pvalues: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg q-values of the finite p-values (NaN stays NaN)."""
-    pvalues = np.asarray(pvalues, dtype=np.float64)
-    out = np.full(pvalues.shape, np.nan)
-    ok = np.isfinite(pvalues)
-    if ok.any():
-        out[ok] = stats.false_discovery_control(pvalues[ok], method="bh")
-    return out
-
-
 def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -150,9 +162,15 @@ def group_from_cube(
     score: str = "r",
     negative: str = "clip",
     n_permutations: int = 10000,
+    compare_alpha: float = DEFAULT_ALPHA,
+    comparison: LayerComparison | None = None,
     random_state=None,
-) -> pd.DataFrame:
-    """Group summary from a :class:`ScoreCube` of subjects (see :func:`group_summary`)."""
+) -> tuple[pd.DataFrame, LayerComparison | None]:
+    """Group summary from a :class:`ScoreCube` of subjects (see :func:`group_summary`).
+
+    Returns the table and the layer comparison it used: across subjects (sign flips) with two
+    or more, else ``comparison`` (one subject's own, from its results), which may be None.
+    """
     _check_option("negative", negative, NEGATIVE_POLICIES)
     _check_positive("n_permutations", n_permutations, integer=True)
     rng = _check_random_state(random_state)
@@ -205,6 +223,8 @@ def group_from_cube(
             f"sign-flip permutation across {n_s} subjects: {score} at the leave-one-subject-out "
             f"best layer vs {against}"
         )
+        signs = sign_flips(n_s, min(n_permutations, 2000), rng)
+        comparison = compare_layers_across_units(values, alpha=compare_alpha, signs=signs)
     else:
         picked = best_layer_pvalues(cube, best[None, :], valid[None, :])
         if picked:
@@ -215,26 +235,80 @@ def group_from_cube(
         corrected = bool(picked) and bool(np.any(picked["p_method"] == P_MAX_OVER_LAYERS))
         out["test"] = "permutation test of the encoding model (one subject)" + (
             f", max over {n_l} layers" if corrected else "")
-    return pd.DataFrame(out)
+    if comparison is not None:
+        margins = margin_columns(comparison, profile, cube.layers, cube.depth)
+        if n_s >= 2:
+            margins.update(_loso_margins(values, cube.depth, signs[0], ci=comparison.ci))
+        out.update(margins)
+        out["verdict"] = _verdicts(out, valid, comparison.ci)
+    return pd.DataFrame(out), comparison
+
+
+def _verdicts(out: dict, valid: np.ndarray, ci: float) -> list[str]:
+    """The plain-words verdict of each target (:func:`~neuroenc.encoding.compare.describe_best_set`)."""
+    return [
+        describe_best_set(int(out["best_layer"][j]), out["best_set"][j], out["set_span"][j],
+                          int(out["last_layer"][j]),
+                          (out["delta_last"][j], out["delta_last_low"][j], out["delta_last_high"][j]),
+                          int(out["mid_layer"][j]),
+                          (out["delta_mid"][j], out["delta_mid_low"][j], out["delta_mid_high"][j]), ci)
+        if valid[j] else "no finite score"
+        for j in range(len(valid))
+    ]
+
+
+def _loso_best(values: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per subject and target: the best layer (row) of the mean profile of the other subjects,
+    among ``rows`` (default all); and whether there is one. Shapes (n_subjects, n_targets)."""
+    finite = np.isfinite(values)
+    data = np.where(finite, values, 0.0)
+    total, count = data.sum(0), finite.sum(0)
+    rows = np.arange(values.shape[1]) if rows is None else np.asarray(rows)
+    n_s, _, n_t = values.shape
+    best = np.full((n_s, n_t), -1)
+    valid = np.zeros((n_s, n_t), dtype=bool)
+    for s in range(n_s):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            others = (total - data[s]) / (count - finite[s])
+        b, v = _best_index(others[rows], axis=0)
+        best[s] = np.where(v, rows[np.clip(b, 0, None)], -1)
+        valid[s] = v
+    return best, valid
+
+
+def _loso_margins(values: np.ndarray, depth: np.ndarray, signs: np.ndarray, ci: float = 0.95
+                  ) -> dict[str, np.ndarray]:
+    """Margins of the leave-one-subject-out best layer over the last layer and over the
+    leave-one-subject-out best intermediate layer: mean over subjects with a sign-flip interval
+    (the same flips as the layer comparisons)."""
+    n_s, n_l, n_t = values.shape
+    cols = np.arange(n_t)
+    best, ok = _loso_best(values)
+    at_best = np.where(ok, values[np.arange(n_s)[:, None], np.clip(best, 0, None), cols[None, :]], np.nan)
+    last = int(np.argmax(depth))
+    out = {}
+    pairs = [("delta_last", at_best - values[:, last, :])]
+    mid = np.flatnonzero(intermediate_layers(depth))
+    if mid.size:
+        mbest, mok = _loso_best(values, mid)
+        at_mid = np.where(mok, values[np.arange(n_s)[:, None], np.clip(mbest, 0, None), cols[None, :]], np.nan)
+        pairs.append(("delta_mid", at_best - at_mid))
+    else:
+        for name in ("delta_mid", "delta_mid_low", "delta_mid_high"):
+            out[name] = np.full(n_t, np.nan)
+    for name, diff in pairs:
+        out[name], out[f"{name}_low"], out[f"{name}_high"] = sign_flip_interval(diff, signs, ci)
+    return out
 
 
 def _loso_effect(values: np.ndarray, base: np.ndarray | None) -> np.ndarray:
     """Per subject and target: score at the best layer of the others' mean profile minus baseline."""
-    finite = np.isfinite(values)
-    data = np.where(finite, values, 0.0)
-    total, count = data.sum(0), finite.sum(0)
     n_s, _, n_t = values.shape
-    effect = np.full((n_s, n_t), np.nan)
-    cols = np.arange(n_t)
-    for s in range(n_s):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            others = (total - data[s]) / (count - finite[s])
-        best, valid = _best_index(others, axis=0)
-        picked = values[s, np.clip(best, 0, None), cols]
-        if base is not None:
-            picked = picked - base[s]
-        effect[s] = np.where(valid, picked, np.nan)
-    return effect
+    best, valid = _loso_best(values)
+    picked = values[np.arange(n_s)[:, None], np.clip(best, 0, None), np.arange(n_t)[None, :]]
+    if base is not None:
+        picked = picked - base
+    return np.where(valid, picked, np.nan)
 
 
 def group_summary(
@@ -271,9 +345,13 @@ def group_summary(
         (with a ceiling); with two or more subjects ``loso_effect``, ``t``, ``p_t`` and the
         sign-flip ``p`` and its FDR ``q`` (see the module docstring), with one subject the
         encoding model's ``p`` and ``q`` at the best layer (corrected for the choice of layer
-        when the results allow; ``p_method`` says so); ``test`` names the test.
+        when the results allow; ``p_method`` says so); ``test`` names the test. With two or
+        more subjects, the layer comparisons (tested against the other layers): ``best_set``,
+        ``n_in_set``, ``set_span``, ``delta_last`` and ``delta_mid`` (leave-one-subject-out
+        margins over the last layer and over the best intermediate layer ``mid_layer``) with
+        their intervals, and ``verdict`` in words.
     """
     cube = attach_best_pvalues(cube_from_table(table, score=score), table)
     return group_from_cube(
         cube, score=score, negative=negative, n_permutations=n_permutations, random_state=random_state
-    )
+    )[0]

@@ -44,13 +44,10 @@ import numpy as np
 import pandas as pd
 
 from .._validation import _check_option
-from ..encoding.results import EncodingResults
+from ..encoding.results import P_BEST_LAYER_ONLY, P_MAX_OVER_LAYERS, EncodingResults
 from ._cube import ScoreCube, cube_from_table
 
 NEGATIVE_POLICIES = ("clip", "shift")
-#: ``p_method`` of p-values corrected for the choice of layer, and of those that are not.
-P_MAX_OVER_LAYERS = "max over layers"
-P_BEST_LAYER_ONLY = "best layer only"
 
 
 def attach_best_pvalues(cube: ScoreCube, source: pd.DataFrame | Sequence[EncodingResults]) -> ScoreCube:

@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 
 from .._validation import _check_option, _check_random_state
+from ..encoding.compare import DEFAULT_ALPHA, LayerComparison, best_rows
 from ..encoding.results import EncodingResults
 from ._cube import ScoreCube, cube_from_folds, cube_from_results
 from .collect import load_results, scores_table
 from .group import _nanmean, group_from_cube
 from .layers import attach_best_pvalues, best_layers_from_cube
 from .profiles import profiles_from_cube
+from .stability import split_half_stability
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +38,11 @@ class LayerMapping:
         One row per (target, layer): mean score and bootstrap interval
         (:func:`~neuroenc.mapping.layer_profiles`).
     group : DataFrame
-        One row per target: the group mean profile's best layer, scores, gains and the group
-        test (:func:`~neuroenc.mapping.group_summary`).
+        One row per target: the group mean profile's best layer, scores, gains, the group
+        test against the baseline (:func:`~neuroenc.mapping.group_summary`), the layer
+        comparisons (``best_set``, margins over the last and the best intermediate layer with
+        intervals, ``verdict``) and, with 4 or more subjects, the split-half stability of the
+        best layer (``split_half_agreement``, ``split_half_distance``).
     results : list of EncodingResults
         The results it was computed from (one per subject).
     subjects, targets : list of str
@@ -48,6 +53,12 @@ class LayerMapping:
     params : dict
         The parameters of :func:`map_layers` (n_boot, ci, negative, n_permutations, random_state,
         profile unit).
+    comparison : LayerComparison | None
+        Every layer against the best layer of the group profile (sign flips across subjects),
+        or one subject's own comparison; None without one.
+    stability : DataFrame | None
+        Split-half stability: one row per (target, layer) with ``share_best``, the share of
+        random halves of the subjects whose mean profile is best at that layer (4+ subjects).
     """
 
     best: pd.DataFrame
@@ -61,6 +72,8 @@ class LayerMapping:
     model: str | None
     score: str = "r"
     params: dict[str, Any] = field(default_factory=dict)
+    comparison: LayerComparison | None = None
+    stability: pd.DataFrame | None = None
 
     @property
     def n_subjects(self) -> int:
@@ -72,7 +85,8 @@ class LayerMapping:
         return scores_table(self.results)
 
     def summary(self, max_targets: int = 10) -> str:
-        """A one-paragraph summary in words: best layer per target, its score and p-value."""
+        """A one-paragraph summary in words: per target, the best layer with the layers the data
+        cannot tell apart from it, its margins, its score and what its p-value tests."""
         g = self.group
         who = f"{self.n_subjects} subject{'s' if self.n_subjects != 1 else ''}"
         head = (
@@ -81,27 +95,42 @@ class LayerMapping:
         )
         # Targets in their own order (ROIs); the best-scoring ones first when not all fit.
         ranked = g if len(g) <= max_targets else g.sort_values(self.score, ascending=False, na_position="last")
-        parts = []
-        for _, row in ranked.head(max_targets).iterrows():
-            if pd.isna(row["best_layer"]):
-                parts.append(f"{row['target']}: no finite score")
-                continue
-            text = (
-                f"{row['target']} best at layer {int(row['best_layer'])} (depth "
-                f"{row['best_depth']:.2f}), {self.score} = {row[self.score]:.3f}"
-            )
-            if "baseline_" + self.score in g and np.isfinite(row["baseline_" + self.score]):
-                text += f" vs baseline {row['baseline_' + self.score]:.3f}"
-            if np.isfinite(row.get("p", np.nan)):
-                text += f", p = {_fmt_p(row['p'])}"
-            parts.append(text)
+        parts = [describe_target(row, self.score, self.n_subjects) for _, row in ranked.head(max_targets).iterrows()]
         body = "; ".join(parts)
         if len(g) > max_targets:
             body += f"; ... ({len(g) - max_targets} more targets)"
         test = str(g["test"].iloc[0]) if "test" in g and len(g) else ""
         n_sig = int((g["q"] < 0.05).sum()) if "q" in g else 0
-        tail = f" p-values: {test}; {n_sig} of {len(g)} targets have q < 0.05." if test else ""
+        tail = f" p against {'the baseline' if self.n_subjects > 1 else 'chance'}: {test}; " \
+               f"{n_sig} of {len(g)} targets have q < 0.05." if test else ""
+        if self.comparison is not None:
+            tail += (f" Best-layer sets: the layers not reliably worse than the best, tested against "
+                     f"the other layers ({'sign flips across subjects' if self.n_subjects > 1 else self.comparison.source + ' draws'}, "
+                     f"one-sided alpha = {self.comparison.alpha:g}, max over layers).")
         return f"{head}: {body}.{tail}"
+
+
+def describe_target(row: Any, score: str = "r", n_subjects: int = 1) -> str:
+    """One target's line of a summary: its verdict on the best layer (never a lone best layer),
+    its score against the baseline, and its p-value with what it tests."""
+    if pd.isna(row["best_layer"]):
+        return f"{row['target']}: no finite score"
+    verdict = row.get("verdict") if isinstance(row.get("verdict"), str) else None
+    if verdict is None:
+        verdict = (f"best layer {int(row['best_layer'])} (not compared with the other layers: "
+                   "no permutation draws)")
+    text = f"{row['target']}: {verdict}; {score} = {row[score]:.3f} at layer {int(row['best_layer'])}"
+    base = row.get("baseline_" + score, np.nan)
+    if np.isfinite(base):
+        text += f" vs baseline {base:.3f}"
+    p = row.get("p", np.nan)
+    if np.isfinite(p):
+        against = "vs baseline, across subjects" if n_subjects > 1 else "vs chance"
+        text += f" (p = {_fmt_p(p)}, {against})"
+    if np.isfinite(row.get("split_half_distance", np.nan)):
+        text += (f"; in random halves of the subjects the best layer moves by a median of "
+                 f"{row['split_half_distance']:.0f} layers")
+    return text
 
 
 def _fmt_p(p: float) -> str:
@@ -122,6 +151,19 @@ def _mean_over_targets(cube: ScoreCube, score: str) -> ScoreCube:
     )
 
 
+def _own_comparison(results: EncodingResults, cube: ScoreCube) -> LayerComparison | None:
+    """One subject's layer comparison, in the cube's (sorted) layer order; None without one."""
+    comp = results.comparison
+    if comp is None:
+        return None
+    order = np.argsort(results.layers, kind="stable")
+    if np.array_equal(order, np.arange(order.size)):
+        return comp
+    fields = {name: getattr(comp, name)[order] for name in ("delta_r", "pvalues", "in_best_set", "ci_low", "ci_high")}
+    return LayerComparison(**fields, best=best_rows(results.r[order]), alpha=comp.alpha, ci=comp.ci,
+                           n_draws=comp.n_draws, source=comp.source)
+
+
 def map_layers(
     results: str | os.PathLike | EncodingResults | Iterable[str | os.PathLike | EncodingResults],
     *,
@@ -132,6 +174,8 @@ def map_layers(
     n_permutations: int = 10000,
     profile_unit: str = "auto",
     max_profile_targets: int = 24,
+    compare_alpha: float = DEFAULT_ALPHA,
+    n_splits: int = 500,
     random_state=0,
 ) -> LayerMapping:
     """Best layers, layer profiles and group summaries of one model's results.
@@ -158,8 +202,15 @@ def map_layers(
     max_profile_targets : int
         With more targets than this (voxels, vertices), the profile is computed for the mean
         over all targets (one pseudo-target ``"mean of N targets"``) rather than per target.
+    compare_alpha : float
+        Level of the best-layer sets (one-sided): with several subjects, every layer is tested
+        against the best of the group profile by sign flips across subjects (at most 2,000, or
+        ``n_permutations``); with one subject, its results' own comparison is used.
+    n_splits : int
+        Random splits of the subjects into halves for the split-half stability of the best
+        layer (4 or more subjects).
     random_state : None | int | numpy Generator
-        Seeds the bootstrap and the sign flips.
+        Seeds the bootstrap, the sign flips and the splits.
 
     Returns
     -------
@@ -186,8 +237,14 @@ def map_layers(
         profile_cube = _mean_over_targets(profile_cube, score)
     best = best_layers_from_cube(cube, score=score, negative=negative)
     profiles = profiles_from_cube(profile_cube, score=score, n_boot=n_boot, ci=ci, random_state=rng)
-    group = group_from_cube(cube, score=score, negative=negative, n_permutations=n_permutations,
-                            random_state=rng)
+    own = _own_comparison(loaded[0], cube) if len(loaded) == 1 and score == "r" else None
+    group, comparison = group_from_cube(cube, score=score, negative=negative, n_permutations=n_permutations,
+                                        compare_alpha=compare_alpha, comparison=own, random_state=rng)
+    stability = None
+    if len(loaded) >= 4:
+        stability, halves = split_half_stability(cube.values(score), cube.layers, cube.depth, cube.targets,
+                                                 n_splits=n_splits, random_state=rng)
+        group = group.merge(halves.drop(columns="n_splits"), on="target", how="left")
     logger.info("mapped %d layers x %d targets x %d subjects", cube.layers.size, len(cube.targets),
                 len(cube.units))
     return LayerMapping(
@@ -201,6 +258,8 @@ def map_layers(
         relative_depth=cube.depth,
         model=cube.model,
         score=score,
+        comparison=comparison,
+        stability=stability,
         params={
             "score": score,
             "negative": negative,
@@ -208,6 +267,8 @@ def map_layers(
             "ci": ci,
             "n_permutations": n_permutations,
             "profile_unit": unit,
+            "compare_alpha": compare_alpha,
+            "n_splits": n_splits,
             "random_state": random_state if isinstance(random_state, (int, type(None))) else "generator",
         },
     )

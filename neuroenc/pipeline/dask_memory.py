@@ -11,7 +11,8 @@ targets) holds, at its peak, what :func:`fit_task_bytes` adds up, mirroring
   inner and outer splits of one outer fold, held together;
 - per target: the responses of the chunk and their copies (z-scored design ``Y``, backend
   copy), the held-out predictions of one layer, the permutation null (FFT of each fold and
-  ``n_permutations`` draws) and the score arrays;
+  ``n_permutations`` draws), every layer's null draws kept for the layer comparisons (float32)
+  and the score arrays; plus, once, the comparisons' working chunk;
 - per batch of targets: the predictions of every penalty for the validation rows, capped by
   :data:`neuroenc.encoding._ridge.DEFAULT_BATCH_BYTES`, or (not at the same time) a batch of
   draws of the refit permutation null, capped by
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 from .._validation import _check_positive
 from ..encoding._ridge import REFIT_BATCH_BYTES, refit_null_draw_bytes, refit_null_flops
+from ..encoding.compare import CHUNK_VALUES as COMPARE_CHUNK
 from ..encoding.stats import REFIT_INDEX_BYTES, REFIT_NULL_BUDGET
 
 #: Fraction of a worker's memory limit a fit task may plan to use. Dask starts spilling at 60%
@@ -158,7 +160,11 @@ def fit_task_bytes(shape: FitShape, n_targets: int | None = None, n_layers: int 
         + 8 * n  # held-out predictions of one layer (float64)
         + 8 * (5 * n_test + 3 * shape.n_permutations)  # one fold's FFTs, or the refit null's sums
         + 8 * (3 * shape.n_folds + 5) * L  # fold and mean scores, alphas, p-values
+        + 4 * shape.n_permutations * L  # every layer's null draws (float32), for the layer comparisons
     )
+    if shape.n_permutations:
+        # the layer comparisons' working arrays: a few float64 (draws x layers x targets) chunks
+        fixed += 5 * 8 * min(COMPARE_CHUNK, shape.n_permutations * L * t)
     # predictions on the validation rows: every penalty at once when resolving first, else one
     # penalty at a time (and its residual)
     batch = min(int(batch_bytes), (shape.n_alphas if resolve_first else 2) * n_val * s * t)

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..encoding.results import EncodingResults
+from ..encoding.results import P_MAX_OVER_LAYERS, EncodingResults
 from ..encoding.stats import describe_null
+from ..mapping import map_layers
 from .config import RunConfig, apply_overrides, config_from_dict, load_config
 from .loaders import GROUP, load_dataset
 from .tasks import (
@@ -50,65 +51,65 @@ class RunOutput:
     tasks: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
-        """One paragraph: best layer per target, its r and p (group-mean fit when there is one)."""
+        """One paragraph per fit: per target, the best layer with the layers the data cannot tell
+        apart from it and its margins (group-mean fit, when there is one), then the subjects'."""
+        from ..mapping.summary import describe_target
+
         lines = []
         if self.group_table is not None and len(self.group_table):
-            parts = [
-                f"{row.target}: layer {int(row.best_layer)} (depth {row.depth:.2f}), r = {row.r:.3f}"
-                + (f" vs baseline {row.baseline_r:.3f}" if np.isfinite(row.baseline_r) else "")
-                + (f", p = {row.p:.3g}" if np.isfinite(row.p) else "")
-                for row in self.group_table.itertuples()
-            ]
-            lines.append("Group-mean response, best layer per target: " + "; ".join(parts) + ".")
+            parts = [describe_target(row, "r", 1) for _, row in self.group_table.iterrows()]
+            lines.append("Group-mean response: " + "; ".join(parts) + ".")
         if self.mapping is not None:
             lines.append(self.mapping.summary())
         return "\n\n".join(lines)
 
 
 def group_best_table(results: EncodingResults) -> pd.DataFrame:
-    """Best layer per target of one results file (e.g. the group-mean fit), with r, p, baseline.
+    """Best layer per target of one results file (e.g. the group-mean fit): :meth:`EncodingResults.best`.
 
-    ``p`` and ``q`` are the permutation p- and q-values of the best layer's r corrected for
-    choosing the best of the layers (``results.pvalues_best``: max over layers of the null) when
-    the results have them, else the best layer's own (uncorrected) values; ``p_method`` says
-    which (``"max over layers"`` or ``"best layer only"``), ``p_layer`` and ``q_layer`` are the
-    best layer's own. The best-layer ``r`` is a maximum over layers, so it is optimistically
-    biased.
+    ``depth`` repeats ``best_depth`` and ``r_last_layer`` repeats ``r_last`` under the names
+    earlier versions of this table used.
     """
-    from ..mapping.layers import P_BEST_LAYER_ONLY, P_MAX_OVER_LAYERS
-
-    n_t = results.n_targets
-    finite = np.isfinite(results.r)
-    best = np.argmax(np.where(finite, results.r, -np.inf), axis=0)
-    valid = finite.any(0)
-    idx = np.arange(n_t)
-    nan = np.full(n_t, np.nan)
-    base = results.baseline.get("r")
-    p_layer = np.where(valid, results.pvalues[best, idx], np.nan) if results.pvalues is not None else nan
-    q_layer = np.where(valid, results.qvalues[best, idx], np.nan) if results.qvalues is not None else nan
-    p_best = results.pvalues_best if results.pvalues_best is not None else nan
-    q_best = results.qvalues_best if results.qvalues_best is not None else nan
-    corrected = valid & np.isfinite(p_best)
-    return pd.DataFrame({
-        "target": results.targets,
-        "best_layer": results.layers[best],
-        "depth": results.relative_depth[best],
-        "r": results.r[best, idx],
-        "r_last_layer": results.r[-1],
-        "baseline_r": base if base is not None else nan,
-        "p": np.where(corrected, p_best, p_layer),
-        "q": np.where(corrected, q_best, q_layer),
-        "p_method": np.where(corrected, P_MAX_OVER_LAYERS, P_BEST_LAYER_ONLY).astype(object),
-        "p_layer": p_layer,
-        "q_layer": q_layer,
-        "noise_ceiling": results.noise_ceiling if results.noise_ceiling is not None else nan,
-    })
+    table = results.best()
+    table.insert(2, "depth", table["best_depth"])
+    table["r_last_layer"] = table["r_last"]
+    return table
 
 
-def _group_section(results: EncodingResults, random_state: int = 0):
-    """A report section for the group-mean fit: profiles with CIs over CV folds, best layers."""
+def _subjects_best(mapping: Any, targets: list[str], best_set: pd.Series | None) -> pd.DataFrame:
+    """Per target: the individual subjects' best layers beside the group-mean fit's."""
+    best = mapping.best
+    rows = []
+    for target in targets:
+        layers = best.loc[best["target"] == target, "best_layer"].dropna().astype(int).to_numpy()
+        if layers.size == 0:
+            rows.append({"target": target})
+            continue
+        q1, med, q3 = np.percentile(layers, [25, 50, 75])
+        row = {"target": target, "subjects_best_median": med, "subjects_best_iqr": f"{q1:.0f}–{q3:.0f}",
+               "subjects_best": ", ".join(f"{k}×{v}" if v > 1 else str(k)
+                                          for k, v in zip(*np.unique(layers, return_counts=True)))}
+        if best_set is not None and isinstance(best_set.get(target), str):
+            allowed = _set_layers(best_set[target])
+            row["subjects_in_group_set"] = f"{np.isin(layers, allowed).sum()} of {layers.size}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _set_layers(text: str) -> list[int]:
+    """``"3, 12–14"`` -> [3, 12, 13, 14] (the inverse of :func:`~neuroenc.encoding.compare.format_layer_set`)."""
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, _, hi = part.partition("–")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _group_section(results: EncodingResults, random_state: int = 0, mapping: Any = None):
+    """A report section for the group-mean fit: profiles with CIs over CV folds and the best-layer
+    set, best layers with what each p-value tests, and the subjects' own best layers."""
+    from ..encoding.compare import describe_comparison
     from ..mapping import map_layers
-    from ..mapping.layers import P_MAX_OVER_LAYERS
     from ..report import ReportSection, plot_layer_profiles
 
     table = group_best_table(results)
@@ -116,18 +117,27 @@ def _group_section(results: EncodingResults, random_state: int = 0):
     corrected = bool((table["p_method"] == P_MAX_OVER_LAYERS).any())
     if corrected:
         p_text = (
-            f"p, q (max over layers): the permutation p-value of the best layer's r against the "
-            f"maximum over all {results.n_layers} layers of the permutation null (the same "
+            f"p, q (against chance, max over layers): the permutation p-value of the best layer's r "
+            f"against the maximum over all {results.n_layers} layers of the permutation null (the same "
             "permutations for every layer), so it is corrected for choosing the best layer, and "
             "its Benjamini-Hochberg q-value across targets; p_layer, q_layer: that layer's own, "
-            "uncorrected values."
+            "uncorrected values. They test the best layer against chance, not against the other layers."
         )
         table = table.rename(columns={"p": "p_max", "q": "q_max"})
     else:
         p_text = (
-            "p, q: the best layer's own permutation p-value and its q-value, not corrected for "
-            f"choosing the best of the {results.n_layers} layers (these results have no "
+            "p, q: the best layer's own permutation p-value against chance and its q-value, not "
+            f"corrected for choosing the best of the {results.n_layers} layers (these results have no "
             "max-over-layers p-values), so they are optimistic."
+        )
+    comp = results.comparison
+    c_text = ""
+    if comp is not None:
+        c_text = (
+            " Against the other layers: " + describe_comparison(comp.source, results.n_layers, comp.n_draws, comp.alpha)
+            + " The band on each profile marks that set. delta_last, delta_mid: the best layer's r minus "
+            f"the last layer's and minus the best intermediate layer's (depth 1/3–2/3), with {comp.ci:.0%} "
+            "intervals from the same draws; the best layer is chosen on these data, so they are optimistic."
         )
     text = (
         f"The mean of the {len(members)} subjects' z-scored responses, fitted as one more "
@@ -135,13 +145,22 @@ def _group_section(results: EncodingResults, random_state: int = 0):
         "removes most subject-specific noise, so its scores are higher than a single "
         "subject's; its noise ceiling is that of the group mean. Bands: 95% bootstrap "
         "intervals over the outer CV folds. The best-layer r is the maximum over layers, so it "
-        f"is optimistically biased. {p_text} {describe_null(results.settings)}"
+        f"is optimistically biased. {p_text}{c_text} {describe_null(results.settings)}"
     ).strip()
-    mapping = map_layers(results, profile_unit="fold" if results.fold_r is not None else "auto",
-                         random_state=random_state)
-    figure = plot_layer_profiles(mapping.profiles, title="Group-mean response: held-out r per layer")
+    own = map_layers(results, profile_unit="fold" if results.fold_r is not None else "auto",
+                     random_state=random_state)
+    figure = plot_layer_profiles(own.profiles, own.group, title="Group-mean response: held-out r per layer "
+                                 "(band: bootstrap over CV folds; shaded: best-layer set)")
+    tables = [("Best layer per target (group-mean fit)", table)]
+    if mapping is not None and mapping.n_subjects > 1:
+        sets = table.set_index("target")["best_set"] if "best_set" in table else None
+        tables.append((
+            "The individual subjects' best layers beside the group-mean fit (median, interquartile "
+            "range, each layer with its count, and how many fall in the group-mean fit's best-layer set)",
+            _subjects_best(mapping, list(results.targets), sets),
+        ))
     return ReportSection("Group-mean response", text, figures=[("Layer profiles of the group-mean fit", figure)],
-                         tables=[("Best layer per target (group-mean fit)", table)])
+                         tables=tables)
 
 
 def run_pipeline(
@@ -224,9 +243,12 @@ def _finish_run(config: RunConfig, features: dict[str, Path], results: dict[str,
         group_table = group_best_table(EncodingResults.load(results[GROUP]))
     if config.output.report:
         t0 = time.time()
-        sections = ([_group_section(EncodingResults.load(results[GROUP]), config.encoding.random_state)]
+        individual = [p for s, p in results.items() if s != GROUP]
+        if GROUP in results and individual:
+            mapping = map_layers(individual, random_state=config.encoding.random_state)
+        sections = ([_group_section(EncodingResults.load(results[GROUP]), config.encoding.random_state, mapping)]
                     if GROUP in results else [])
-        report, mapping = write_report(config, list(results.values()), sections=sections)
+        report, mapping = write_report(config, list(results.values()), sections=sections, mapping=mapping)
         timings["report"] = time.time() - t0
     return RunOutput(config, features, results, report, mapping, group_table, timings)
 

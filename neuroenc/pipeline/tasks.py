@@ -347,8 +347,11 @@ def merge_part_results(parts: Sequence[EncodingResults], axis: str = "targets") 
 
 # ---------------------------------------------------------------------- report
 def write_report(config: RunConfig, results: Sequence[str | Path], out: str | Path | None = None,
-                 sections: Sequence[Any] = (), metrics: Any = None, interventions: Any = None):
+                 sections: Sequence[Any] = (), metrics: Any = None, interventions: Any = None,
+                 mapping: Any = None):
     """Map layers across subjects and write the HTML report; returns ``(path, mapping)``.
+
+    ``mapping``: the subjects' :class:`~neuroenc.mapping.LayerMapping` when already computed.
 
     The layer-science tables of ``analyses/alice_metrics_vs_brain.py`` and
     ``analyses/alice_interventions.py`` (``<output.dir>/layer-science/metrics.csv`` and
@@ -364,7 +367,8 @@ def write_report(config: RunConfig, results: Sequence[str | Path], out: str | Pa
     if interventions is None and (science / "interventions.csv").exists():
         interventions = pd.read_csv(science / "interventions.csv")
     individual = [p for p in results if not Path(p).name.startswith(f"sub-{GROUP}.")]
-    mapping = map_layers(individual or list(results), random_state=config.encoding.random_state)
+    if mapping is None:
+        mapping = map_layers(individual or list(results), random_state=config.encoding.random_state)
     title = f"neuroenc: {config.model.name} on {config.dataset.loader} ({config.name})"
     path = make_report(mapping, out, title=title, sections=sections, metrics=metrics,
                        interventions=interventions)

@@ -5,6 +5,7 @@ one HTML file with everything embedded; :class:`ReportSection` lets other analys
 own sections (:func:`layer_science_section` for the layer-science tables).
 """
 from .figures import (
+    plot_best_layer_stability,
     plot_best_layers,
     plot_brain_map,
     plot_depth_histogram,
@@ -26,6 +27,7 @@ __all__ = [
     "layer_science_section",
     "make_report",
     "metric_brain_correlations",
+    "plot_best_layer_stability",
     "plot_best_layers",
     "plot_brain_map",
     "plot_depth_histogram",

@@ -18,6 +18,30 @@ from .._validation import _check_option, _preview
 _C_SCORE = "#1f5fa8"
 _C_BASE = "#8a8a8a"
 _C_CEIL = "#c0392b"
+_C_SET = "#e6a019"
+
+
+def _set_spans(best_set: str, layers: np.ndarray, depth: np.ndarray) -> list[tuple[float, float]]:
+    """Depth intervals covering the layers of ``best_set`` (``"3, 12–30"``), each layer widened by
+    half the distance to its neighbours, contiguous layers merged."""
+    members: set[int] = set()
+    for part in filter(None, (q.strip() for q in best_set.split(","))):
+        lo, _, hi = part.partition("–")
+        members.update(range(int(lo), int(hi or lo) + 1))
+    order = np.argsort(depth)
+    layers, depth = np.asarray(layers)[order], np.asarray(depth, dtype=float)[order]
+    half = np.diff(depth) / 2 if depth.size > 1 else np.array([0.02])
+    left = depth - np.concatenate([[half[0]], half])
+    right = depth + np.concatenate([half, [half[-1]]])
+    spans: list[tuple[float, float]] = []
+    for i, layer in enumerate(layers):
+        if int(layer) not in members:
+            continue
+        if spans and np.isclose(spans[-1][1], left[i]):
+            spans[-1] = (spans[-1][0], right[i])
+        else:
+            spans.append((left[i], right[i]))
+    return spans
 
 
 def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -57,7 +81,8 @@ def plot_layer_profiles(
         ci_low, ci_high``.
     group : DataFrame | None
         From :func:`~neuroenc.mapping.group_summary`: marks the best layer (dashed line) and the
-        baseline (grey line) of each target.
+        baseline (grey line) of each target, and, with a ``best_set`` column (e.g.
+        ``"12–30"``), shades the layers not reliably worse than the best.
     score : str
         The score's name, for the axis label.
     ncols : int
@@ -82,6 +107,10 @@ def plot_layer_profiles(
         ax.plot(x, p["mean"].to_numpy(float), color=_C_SCORE, marker="o", markersize=2.5, linewidth=1.5)
         if info is not None and target in info.index:
             row = info.loc[target]
+            best_set = row.get("best_set")
+            if isinstance(best_set, str) and best_set:
+                for lo, hi in _set_spans(best_set, p["layer"].to_numpy(int), x):
+                    ax.axvspan(lo, hi, color=_C_SET, alpha=0.18, linewidth=0)
             if np.isfinite(row.get("best_depth", np.nan)):
                 ax.axvline(row["best_depth"], color=_C_SCORE, linestyle="--", linewidth=1)
             base = row.get(f"baseline_{score}", np.nan)
@@ -94,7 +123,8 @@ def plot_layer_profiles(
         ax.set_ylabel(f"mean {score}", fontsize=8)
         ax.tick_params(labelsize=7)
     if title is None:
-        title = f"Layer profiles (band: bootstrap interval over {unit}s; dashed: best layer; dotted: baseline)"
+        title = f"Layer profiles (band: bootstrap interval over {unit}s; dashed: best layer; dotted: baseline"
+        title += "; shaded: layers not reliably worse than the best)" if info is not None and "best_set" in info else ")"
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -158,6 +188,43 @@ def plot_subject_best_layers(best: pd.DataFrame, *, title: str | None = None) ->
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("best layer (relative depth) of each subject; black: median")
     fig.suptitle(title or "Best layer per subject", fontsize=10)
+    return fig
+
+
+def plot_best_layer_stability(shares: pd.DataFrame, summary: pd.DataFrame | None = None, *,
+                              title: str | None = None) -> Figure:
+    """How often each layer is the best of a random half of the subjects, per target (heat map).
+
+    Parameters
+    ----------
+    shares : DataFrame
+        From :func:`~neuroenc.mapping.split_half_stability`: ``target, layer, share_best``.
+    summary : DataFrame | None
+        Its per-target summary (or the group table): ``split_half_distance`` is written beside
+        each target's name.
+
+    Returns
+    -------
+    fig : Figure
+    """
+    _require(shares, ("target", "layer", "share_best"), "the stability table")
+    mat = shares.pivot_table(index="target", columns="layer", values="share_best", sort=False, dropna=False)
+    mat = mat.loc[list(pd.unique(shares["target"]))]
+    labels = [str(t) for t in mat.index]
+    if summary is not None and "split_half_distance" in summary:
+        dist = summary.set_index("target")["split_half_distance"]
+        labels = [f"{t} (median move {dist.get(t, np.nan):.0f})" if np.isfinite(dist.get(t, np.nan)) else str(t)
+                  for t in mat.index]
+    fig = Figure(figsize=(max(5.0, 0.22 * mat.shape[1] + 3.0), 1.2 + 0.35 * mat.shape[0]), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(mat.to_numpy(float), aspect="auto", cmap="Greens", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks(np.arange(mat.shape[0]), labels, fontsize=8)
+    step = max(1, mat.shape[1] // 16)
+    ax.set_xticks(np.arange(0, mat.shape[1], step), [str(c) for c in mat.columns[::step]], fontsize=7)
+    ax.set_xlabel("layer")
+    fig.colorbar(im, ax=ax, label="share of halves where best")
+    fig.suptitle(title or "Split-half stability of the best layer: how often each layer is the best of a random "
+                 "half of the subjects", fontsize=9)
     return fig
 
 

@@ -25,10 +25,11 @@ import pandas as pd
 from .. import __version__
 from .._io import atomic_path
 from .._validation import _check_positive
+from ..encoding.compare import describe_comparison
 from ..encoding.results import EncodingResults
 from ..encoding.stats import describe_null
 from ..mapping import LayerMapping, map_layers, mapping_maps, target_space
-from ..mapping.layers import P_MAX_OVER_LAYERS
+from ..encoding.results import P_MAX_OVER_LAYERS
 from . import figures as F
 from .sections import ReportSection, layer_science_section
 
@@ -60,10 +61,27 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "p_t": ("p (t-test)", "p"),
     "p": ("p", "p"),
     "q": ("q", "p"),
-    "p_max": ("p (max over layers)", "p"),
-    "q_max": ("q (max over layers)", "p"),
-    "p_layer": ("p (this layer only)", "p"),
-    "q_layer": ("q (this layer only)", "p"),
+    "p_max": ("p vs chance (max over layers)", "p"),
+    "q_max": ("q vs chance (max over layers)", "p"),
+    "p_layer": ("p vs chance (this layer only)", "p"),
+    "q_layer": ("q vs chance (this layer only)", "p"),
+    "p_vs_baseline": ("p vs baseline (sign flips)", "p"),
+    "q_vs_baseline": ("q vs baseline", "p"),
+    "best_set": ("best-layer set (vs other layers)", "s"),
+    "n_in_set": ("layers in set", "d"),
+    "set_span": ("set span (depth)", "f2"),
+    "delta_last": ("Δr best − last", "f3"),
+    "delta_last_ci": ("95% CI", "s"),
+    "mid_layer": ("best intermediate layer", "d"),
+    "delta_mid": ("Δr best − intermediate", "f3"),
+    "delta_mid_ci": ("95% CI", "s"),
+    "split_half_distance": ("split-half move (layers)", "g"),
+    "split_half_agreement": ("halves agree", "f2"),
+    "verdict": ("in words", "s"),
+    "subjects_best_median": ("subjects' best layer (median)", "g"),
+    "subjects_best_iqr": ("IQR", "s"),
+    "subjects_best": ("each subject's best layer", "s"),
+    "subjects_in_group_set": ("subjects in the group set", "s"),
     "p_method": ("p-value", "s"),
     "alpha": ("alpha", "g"),
     "layer": ("layer", "d"),
@@ -139,7 +157,7 @@ def _table_block(
         for col, value in zip(columns, record):
             text, exact = format_number(value, fmts[col])
             cell_cls = "num" if exact is not None else ""
-            if col in ("q", "q_max") and exact not in (None, "nan") and float(exact) < 0.05:
+            if col in ("q", "q_max", "q_vs_baseline") and exact not in (None, "nan") and float(exact) < 0.05:
                 cell_cls += " sig"
             row.append({"col": col, "text": text, "value": exact, "cls": cell_cls.strip()})
         rows.append(row)
@@ -309,8 +327,41 @@ def _p_columns(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list
     return df, columns
 
 
+def _with_ci_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``delta_last_ci`` / ``delta_mid_ci`` ("[low, high]") beside the margins."""
+    df = df.copy()
+    for name in ("delta_last", "delta_mid"):
+        if f"{name}_low" in df:
+            df[f"{name}_ci"] = [
+                f"[{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) and np.isfinite(hi) else "–"
+                for lo, hi in zip(df[f"{name}_low"].to_numpy(float), df[f"{name}_high"].to_numpy(float))
+            ]
+    return df
+
+
+def _comparison_text(mapping: LayerMapping) -> str:
+    """What the best-layer sets and margins test, in words."""
+    comp = mapping.comparison
+    if comp is None:
+        return ("These results have no layer comparisons (no permutation draws, or the layers were fitted "
+                "apart), so no layer is tested against the best one: read the best layer as a point estimate.")
+    text = ("Best-layer set (tested against the other layers, not against chance): "
+            + describe_comparison(comp.source, mapping.layers.size, comp.n_draws, comp.alpha))
+    if mapping.n_subjects > 1:
+        text += (" Δr best − last and Δr best − intermediate: for each subject, the best layer (and the best "
+                 "intermediate layer, relative depth 1/3–2/3) of the other subjects' mean profile "
+                 "(leave-one-subject-out), so the choice does not inflate them; the mean over subjects of "
+                 f"that subject's r there minus its r at the last (or that intermediate) layer, with a {comp.ci:.0%} "
+                 "interval from the same sign flips.")
+    else:
+        text += (f" Δr best − last and Δr best − intermediate: the best layer's r minus the last layer's and "
+                 f"minus the best intermediate layer's (relative depth 1/3–2/3), with {comp.ci:.0%} intervals "
+                 "from the same draws; the best layer is chosen on these data, so they are optimistic.")
+    return text
+
+
 def _best_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any]:
-    score, g = mapping.score, mapping.group
+    score, g = mapping.score, _with_ci_text(mapping.group)
     many = len(g) > MANY_TARGETS
     who = f"the mean over {mapping.n_subjects} subjects" if mapping.n_subjects > 1 else f"subject {mapping.subjects[0]}"
     blocks = [_text_block(
@@ -322,7 +373,7 @@ def _best_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any]:
         "(the more so the more layers and the noisier the target)"
         + ("; the group test of the significance section, which chooses each subject's layer from "
            "the other subjects (leave-one-subject-out), is not." if mapping.n_subjects > 1 else ".")
-    )]
+    ), _text_block(_comparison_text(mapping))]
     if many:
         blocks.append(_figure_block(F.plot_depth_histogram(g, column="best_depth"), "Best-layer depth across targets."))
         blocks.append(_figure_block(F.plot_depth_histogram(g, column="preference_index"),
@@ -330,11 +381,22 @@ def _best_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any]:
     else:
         blocks.append(_figure_block(F.plot_best_layers(g, score=score),
                                     f"Best-layer {score} (with baseline and noise ceiling) and best depth per target."))
-    cols = ["target", "best_layer", "best_depth", "preference_index", score, f"{score}_sem", f"{score}_last",
-            "gain_over_last", f"baseline_{score}", "gain_over_baseline"]
+    cols = ["target", "best_layer", "best_set", "delta_last", "delta_last_ci", "mid_layer", "delta_mid",
+            "delta_mid_ci", "split_half_distance", "best_depth", "preference_index", score, f"{score}_sem",
+            f"{score}_last", f"baseline_{score}", "gain_over_baseline"]
     blocks.append(_table_block(
         g, table_id="group", caption=f"Best layer per target ({who})", columns=cols, max_rows=max_rows, sort_by=score,
     ))
+    if "verdict" in g and not many:
+        blocks.append(_table_block(g, table_id="verdicts", caption="The best layers in words",
+                                   columns=["target", "verdict"], cls="text"))
+    if mapping.stability is not None and len(mapping.stability) and not many:
+        blocks.append(_figure_block(
+            F.plot_best_layer_stability(mapping.stability, g),
+            f"Split-half stability ({mapping.params.get('n_splits')} random splits of the {mapping.n_subjects} "
+            "subjects into halves): how often each layer is the best of a half's mean profile; beside each target, "
+            "the median distance between the two halves' best layers.",
+        ))
     if mapping.n_subjects > 1:
         if mapping.n_subjects >= 3 and not many:
             blocks.append(_figure_block(F.plot_subject_best_layers(mapping.best), "Best layer of each subject."))
@@ -364,8 +426,10 @@ def _significance_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any
             f"Group test ({test}). For each subject, the layer is chosen from the mean profile of the "
             "other subjects (leave-one-subject-out), so the test does not reuse the data that chose "
             f"the layer; LOSO effect is the mean over subjects of that {score} minus the baseline "
-            "(or minus zero without a baseline). p: one-sided sign-flip permutation test; p (t-test): "
-            "one-sample t-test; q: Benjamini-Hochberg FDR across targets."
+            "(or minus zero without a baseline). p vs baseline: one-sided sign-flip permutation test "
+            "of that effect; p (t-test): one-sample t-test; q: Benjamini-Hochberg FDR across targets. "
+            "These p-values test the best layer against the baseline model, not against the other "
+            "layers (for that, see the best-layer sets of the Best layers section)."
         )
     elif (g.get("p_method", pd.Series(dtype=object)) == P_MAX_OVER_LAYERS).any():
         text = (
@@ -400,7 +464,12 @@ def _significance_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any
             "response (its own section)."
         )
     cols = ["target", "n_subjects", score, "noise_ceiling", "ceiling_fraction", "loso_effect", "t", "p_t", "p", "q"]
-    shown, cols = _p_columns(g, cols)
+    if mapping.n_subjects > 1:
+        # these p-values test the best layer against the baseline model, across subjects
+        shown = g.rename(columns={"p": "p_vs_baseline", "q": "q_vs_baseline"})
+        cols = [{"p": "p_vs_baseline", "q": "q_vs_baseline"}.get(c, c) for c in cols]
+    else:
+        shown, cols = _p_columns(g, cols)
     block = _table_block(shown, table_id="significance", caption="Significance and noise ceiling per target",
                          columns=cols, max_rows=max_rows, sort_by=score)
     return {"id": "significance", "title": "Significance and noise ceiling", "blocks": [_text_block(text), block]}
@@ -514,7 +583,24 @@ _HOW_TO_READ = [
              "gains are optimistically biased too; the group sign-flip test, which chooses each "
              "subject's layer from the other subjects (leave-one-subject-out), is not."),
     ("Interval", "Percentile bootstrap interval of the mean over subjects (or over CV folds for one subject)."),
-    ("p, q", "p-values of the test named in the significance section, and their Benjamini-Hochberg "
+    ("Best-layer set", "The layers the data cannot rule out as the best one, tested against the other "
+                       "layers (not against chance): a layer leaves the set only when another layer "
+                       "beats it reliably (one-sided, alpha = 0.05, corrected for the number of layers "
+                       "by the maximum over them). A wide set (more than a third of the depth) means "
+                       "the data cannot single out a best layer. Across subjects the test flips the "
+                       "signs of the subjects' paired differences; for one response it uses the "
+                       "permutation null's draws, which keep the time structure."),
+    ("Δr best − last, best − intermediate", "How much the best layer beats the last layer and the best "
+                                            "layer of the middle third of the depth, with a 95% interval; "
+                                            "an interval that includes 0 means no reliable difference."),
+    ("Split-half stability", "The subjects are split into random halves many times; how often each layer "
+                             "is the best of a half's mean profile, and the median distance (in layers) "
+                             "between the two halves' best layers. A best layer that moves a lot between "
+                             "halves is not a stable property of the group."),
+    ("p, q", "Each p-value says what it was tested against: \"vs chance\" (the encoding model's "
+             "permutation test of a layer's score), \"vs baseline\" (the group test of the best "
+             "layer against the baseline model, across subjects) or \"vs other layers\" (the "
+             "best-layer sets). p-values of the test named in the significance section, and their Benjamini-Hochberg "
              "false discovery rate across targets; q < 0.05 is shown in bold. At a subject's best "
              "layer, \"p (max over layers)\" is the encoding model's permutation p-value of the best "
              "layer's score against the maximum over all layers of the permutation null (the same "
