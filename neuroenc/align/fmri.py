@@ -126,7 +126,7 @@ def make_fmri_design(
     n_post = max(-min(delays), 0)
     warnings: list[str] = []
     planned = plan_runs(items, responses, run_names, n_pre=n_pre, n_post=n_post, trim=trim,
-                         on_uncovered=on_uncovered, warnings=warnings)
+                        on_uncovered=on_uncovered, warnings=warnings)
     settings = {
         "kind": "fmri", "method": method, "window": float(window), "cutoff_mult": float(cutoff_mult),
         "normalize": bool(normalize),
@@ -142,7 +142,6 @@ def make_fmri_design(
                     warnings=warnings, rebuild=_rebuild)
     logger.info("fMRI design: %s", design)
     return design
-
 
 
 def _rebuild(design: Design, items: dict, responses: dict, delays: Sequence[int] | None,

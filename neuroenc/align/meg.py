@@ -105,7 +105,7 @@ def _build_meg(items, responses, run_names, layers, delays, kind, zscore, on_unc
     warnings: list[str] = []
     n_pre, n_post = max(max(delays), 0), max(-min(delays), 0)
     planned = plan_runs(items, responses, run_names, n_pre=n_pre, n_post=n_post, trim=(0, 0),
-                         on_uncovered=on_uncovered, warnings=warnings)
+                        on_uncovered=on_uncovered, warnings=warnings)
     design = Design(kind="meg", runs=planned, layers=layers, delays=delays, hrf=None,
                     zscore=zscore, resampling={"event_kind": kind}, dtype=dtype, settings=settings,
                     warnings=warnings, rebuild=_rebuild)
@@ -128,4 +128,3 @@ def _meg_design_from_delays(items, responses, design: Design, delays, common) ->
     return _build_meg(items, responses, common["runs"], layers, tuple(delays),
                       design.resampling["event_kind"], common["zscore"], common["on_uncovered"],
                       common["dtype"], settings)
-
