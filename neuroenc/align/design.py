@@ -43,8 +43,8 @@ import scipy.sparse as sp
 from .._validation import _check_finite, _check_option, _check_positive, _preview
 from ..features.featureset import FeatureSet
 from ..stimuli.transcript import Transcript
-from .checks import (ON_UNCOVERED, _coverage, as_run_dict, check_response, match_runs,
-                     report_uncovered)
+from .checks import (ON_UNCOVERED, _coverage, as_run_dict, check_grid_extent, check_response,
+                     match_runs, report_uncovered)
 from .delays import _check_delays, make_delayed, reshape_by_delays
 from .events import EVENT_KINDS, event_matrix, lag_samples, resample_response
 from .hrf import HRF_MODELS, convolve_hrf, hrf_kernel
@@ -538,6 +538,8 @@ def _plan_runs(items: dict, responses: dict, runs: list[str], *, n_pre: int, n_p
         period = resp.period
         _, msg = _coverage(times, resp, n_pre * period, n_post * period, "words")
         report_uncovered(msg, on_uncovered, warnings)
+        check_grid_extent(times, resp, reach_before=n_pre * period, reach_after=n_post * period,
+                          trim=trim, sink=warnings)
         planned.append(_Run(name=name, features=fs, times=times,
                             onsets=np.asarray(fs.onsets, dtype=np.float64),
                             offsets=np.asarray(fs.offsets, dtype=np.float64), response=resp,
