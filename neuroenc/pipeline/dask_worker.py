@@ -186,18 +186,18 @@ def extract_task(config: RunConfig, transcript: Any, run: str | None = None) -> 
                    model_loads=cache.model_loads if cache is not None else 1)
 
 
-def fit_task(config: RunConfig, subject: str, features: dict[str, str], *, out: str, key: str,
+def fit_task(config: RunConfig, subject: str, features: dict[str, str], *, out: str, results_key: str,
              layers: Sequence[int] | None = None, targets: tuple[int, int] | None = None,
              noise_ceiling: np.ndarray | None = None) -> dict[str, Any]:
     """Fit one subject (a layer subset × a target chunk ``[start, stop)``) into ``out``.
 
-    ``key``: the subject's :func:`~neuroenc.pipeline.tasks.results_key`, as the planner
+    ``results_key``: the subject's :func:`~neuroenc.pipeline.tasks.results_key`, as the planner
     computed it from the data it loaded; a complete ``out`` with that key is kept without
     loading anything (:func:`~neuroenc.pipeline.tasks.fit_subject` computes the key again from
     the data this worker reads)."""
     started = time.time()
     cache, address = _worker_cache()
-    if results_current(out, key):
+    if results_current(out, results_key):
         return _record("fit", out, False, started, address, subject=subject)
     dataset = cache.dataset(config, subject) if cache is not None else None
     fit_subject(config, subject, features, layers=None if layers is None else list(layers),

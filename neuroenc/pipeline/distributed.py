@@ -201,7 +201,7 @@ def _submit_subject(tracker: _Tracker, config: RunConfig, subject: str, size: di
                                     target_chunk=sizing["target_chunk"], fraction=sizing["fraction"])
     bands = [layers[i:i + per_band] for i in range(0, len(layers), per_band)]
     spans = [(a, min(a + chunk, shape.n_targets)) for a in range(0, shape.n_targets, chunk)]
-    common = dict(noise_ceiling=noise_ceiling, resources=resources, key=key)
+    common = dict(noise_ceiling=noise_ceiling, resources=resources, results_key=key)
     if len(bands) == 1 and len(spans) == 1:
         return [tracker.submit("fit", subject, fit_task, config, subject, files, out=str(final), **common)]
     logger.info("subject %s: %d layer band(s) x %d target chunk(s) of <= %d targets", subject,
