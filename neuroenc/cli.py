@@ -80,7 +80,7 @@ _OPTION_HINTS: dict[str, list[tuple[str, str]]] = {
          r"config\)", "--set dataset.transcript_encoding=NAME"),
         (r"\bencoding=", "--set dataset.transcript_encoding="), (r"\bgap=", "--set encoding.gap="),
         (r"\bdownload=True", "--set dataset.args.download=true"),
-        (r"allow_code=True in Python", "NEUROENC_ALLOW_CODE=1"),
+        (r" \(allow_code=True in Python\)", ""),
     ],
     "metrics": [(r"\blayers=", "--layers ")],
     "report": [(r"\bmask=", "--mask ")],

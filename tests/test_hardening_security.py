@@ -45,7 +45,7 @@ def test_config_cannot_run_a_function_as_loader(tmp_path, capsys):
         run_pipeline(path, verbose=False)
     assert cli_main(["-q", "run", str(path)]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--allow-code" in err and "NEUROENC_ALLOW_CODE=1" in err
+    assert err.count("\n") == 1 and "--allow-code" in err and "NEUROENC_ALLOW_CODE=1" in err and "allow_code" not in err
     assert not marker.exists() and not (tmp_path / "out").exists()
 
 
