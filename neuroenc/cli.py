@@ -48,6 +48,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Errors that report a problem with the user's input, files, machine or run (not a bug): their
+#: message is printed on one line, without a traceback (``-v`` shows it). OSError covers
+#: FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError and ConnectionError.
+#: TypeError, KeyError and the rest are bugs: their traceback is shown.
+USER_ERRORS = (NeuroencError, ValueError, OSError)
+
+#: Library hints name API arguments (``pass start=20``); on the command line they become the
+#: option that does the same, per command. Patterns are applied in order.
+_OPTION_HINTS: dict[str, list[tuple[str, str]]] = {
+    "fit": [
+        (r"Response\(\.\.\., start=([^)]*)\)", r"--start \1"),
+        (r"\bstart=", "--start "), (r"\btr=", "--tr "), (r"\bsfreq=", "--sfreq "),
+        (r"\btrim=\(first, last\)", "--trim FIRST,LAST"), (r"\btrim=", "--trim "),
+        (r"\bdelays=", "--delays "), (r"\bgap=", "--gap "), (r"\bmask=", "--mask "),
+        (r"\blayers=", "--layers "), (r"\bn_blocks=", "--n-blocks "),
+        (r" Or pass on_uncovered='warn' to go on without them \([^)]*\)\.", ""),
+    ],
+    "extract": [
+        (r"\btier=", "--tier "), (r"\bword_column=", "--word-column "),
+        (r"\bwords_per_second=", "--words-per-second "), (r"\bdevice=", "--device "),
+        (r"\blayers=", "--layers "), (r"\bgguf_file=", "--gguf-file "),
+        (r"\bencoding= \(--encoding on the command line, dataset\.transcript_encoding in a run "
+         r"config\)", "--encoding"), (r"\bencoding=", "--encoding "),
+    ],
+    "run": [
+        (r"\btrim=\(first, last\)", "--set alignment.trim=[FIRST,LAST]"),
+        (r"\btrim=", "--set alignment.trim="), (r"\bdelays=", "--set alignment.delays="),
+        (r"\bon_uncovered=", "--set alignment.on_uncovered="), (r"\bdevice=", "--set model.device="),
+        (r"\bencoding= \(--encoding on the command line, dataset\.transcript_encoding in a run "
+         r"config\)", "--set dataset.transcript_encoding=NAME"),
+        (r"\bencoding=", "--set dataset.transcript_encoding="), (r"\bgap=", "--set encoding.gap="),
+        (r"\bdownload=True", "--set dataset.args.download=true"),
+        (r" \(allow_code=True in Python\)", ""),
+    ],
+    "metrics": [(r"\blayers=", "--layers ")],
+    "report": [(r"\bmask=", "--mask ")],
+}
+_OPTION_HINTS["demo"] = _OPTION_HINTS["run"]
+
+
+def user_message(err: BaseException, command: str | None = None) -> str:
+    """The one-line message of a user error, its hints in the command's own options."""
+    import re
+
+    message = " ".join(str(err).split())  # one line
+    if isinstance(err, OSError) and not isinstance(err, NeuroencError) and err.strerror and err.filename:
+        # PermissionError(13, ...) and friends: say which file and what went wrong, plainly
+        message = f"{err.strerror}: {err.filename!r}" + (f" -> {err.filename2!r}" if err.filename2 else "")
+    for pattern, replacement in _OPTION_HINTS.get(command or "", []):
+        message = re.sub(pattern, replacement, message)
+    return message or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``neuroenc`` command."""
     parser = build_parser()
@@ -59,12 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_log_level(level)
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError, TypeError, ConnectionError, NeuroencError) as err:
-        # Bad input or a failed task: the library's message says what to do; no traceback
-        # for the user unless asked for (-v).
+    except USER_ERRORS as err:
+        # Bad input, a missing or unwritable file, a failed task: the library's message says
+        # what to do; no traceback for the user unless asked for (-v).
         if args.verbose:
             raise
-        print(f"neuroenc {args.command}: error: {err}", file=sys.stderr)
+        print(f"neuroenc {args.command}: error: {user_message(err, args.command)}", file=sys.stderr)
         return 1
 
 

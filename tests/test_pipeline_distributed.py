@@ -94,8 +94,9 @@ def test_bands_and_chunks_merge_to_serial(model_dir, data_dir, tmp_path, serial,
     np.testing.assert_allclose(merged.qvalues, serial["s18"].qvalues, atol=1e-6)
 
 
-def test_task_failing_once_is_retried(model_dir, data_dir, tmp_path, serial, client):
+def test_task_failing_once_is_retried(model_dir, data_dir, tmp_path, serial, client, monkeypatch):
     """A task that fails once (its data loader raises on the worker) is retried; same results."""
+    monkeypatch.setenv("NEUROENC_ALLOW_CODE", "1")  # a loader named as module:function
     flag = tmp_path / "fail-once"
     flag.write_text("")
     config = _config(model_dir, data_dir, tmp_path / "out", **{
@@ -110,7 +111,8 @@ def test_task_failing_once_is_retried(model_dir, data_dir, tmp_path, serial, cli
     assert output.tasks["fit_computed"] == N_FITS
 
 
-def test_task_failing_without_retries_names_the_task(model_dir, data_dir, tmp_path, client):
+def test_task_failing_without_retries_names_the_task(model_dir, data_dir, tmp_path, client, monkeypatch):
+    monkeypatch.setenv("NEUROENC_ALLOW_CODE", "1")  # a loader named as module:function
     flag = tmp_path / "fail-once"
     flag.write_text("")
     config = _config(model_dir, data_dir, tmp_path / "out", **{

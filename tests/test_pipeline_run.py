@@ -169,16 +169,18 @@ def test_results_key_covers_what_changes_results(monkeypatch):
 
     config = config_from_dict({"dataset": {"loader": "lebel2023", "args": {"root": "$LEBEL_ROOT"}}})
     feats = {"a": "/cache/m_a_0123.h5"}
+    data = "0" * 64  # the subject's data hash (tasks.subject_data_hash)
     monkeypatch.setenv("LEBEL_ROOT", "/data/one")
-    one = results_key(config, feats)
-    assert results_key(config, feats) == one  # deterministic
+    one = results_key(config, feats, data_hash=data)
+    assert results_key(config, feats, data_hash=data) == one  # deterministic
     monkeypatch.setenv("LEBEL_ROOT", "/data/two")
-    assert results_key(config, feats) != one  # another data set on disk
+    assert results_key(config, feats, data_hash=data) != one  # another data set on disk
     monkeypatch.setenv("LEBEL_ROOT", "/data/one")
-    assert results_key(config, {"a": "/cache/m_a_4567.h5"}) != one  # other features
-    assert results_key(config, feats, np.array([0.5, 0.6])) != one  # a noise ceiling
+    assert results_key(config, {"a": "/cache/m_a_4567.h5"}, data_hash=data) != one  # other features
+    assert results_key(config, feats, np.array([0.5, 0.6]), data_hash=data) != one  # a noise ceiling
+    assert results_key(config, feats, data_hash="1" * 64) != one  # other responses or confounds
     config.output.dir = "elsewhere"
-    assert results_key(config, feats) == one  # outputs do not change results
+    assert results_key(config, feats, data_hash=data) == one  # outputs do not change results
 
 
 def test_group_best_table_reports_the_p_value_corrected_for_the_layer_choice():

@@ -227,3 +227,88 @@ def check_response(response: Response, rows: slice | None = None) -> None:
             f"{_preview(const)}) over its {data.shape[0]} kept rows; a constant target cannot be "
             "z-scored or predicted. Drop them with response.select(...)."
         )
+
+
+#: Share of a run's kept rows that may lie outside its transcript before a warning / an error.
+GRID_OUTSIDE_WARN = 0.2
+GRID_OUTSIDE_ERROR = 0.5
+
+
+def check_grid_extent(
+    times: np.ndarray,
+    response: Response,
+    *,
+    reach_before: float = 0.0,
+    reach_after: float = 0.0,
+    trim: tuple[int, int] = (0, 0),
+    sink: list[str] | None = None,
+) -> float:
+    """Check that an fMRI response grid is not much longer than its transcript.
+
+    A row at time ``t`` sees the words in ``[t − reach_before, t + reach_after]`` (the delays,
+    in seconds); a row that sees none lies outside the transcript. When more than 20 % of the
+    kept rows (``trim`` dropped) lie outside, a warning is logged (and appended to ``sink``);
+    over 50 %, a ValueError. Such a grid is a wrong ``tr`` (``--tr 20`` on a story of 362 TRs
+    of 2 s gives 7,240 s of grid for 723 s of words), a wrong ``start``, or responses much
+    longer than the story; fitting it would mostly fit silence. MEG/EEG responses are not
+    checked (their recordings often hold long pauses around a story).
+
+    Parameters
+    ----------
+    times : array-like, shape (n_words,)
+        Word times, seconds.
+    response : Response
+    reach_before, reach_after : float
+        Seconds before / after a row that still influence it (longest delay, look-ahead).
+    trim : (int, int)
+        Rows dropped at the start and end of the run.
+    sink : list of str | None
+        Warnings are appended to it.
+
+    Returns
+    -------
+    outside : float
+        The share of kept rows outside the transcript.
+
+    Raises
+    ------
+    ValueError
+        Over 50 %: the message names ``tr=``, ``start=`` and ``trim=`` (and the TR that would
+        fit the story).
+    """
+    if response.kind != "fmri":
+        return 0.0
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    first, last = (int(t) for t in trim)
+    rows = response.times[first:response.n_samples - last]
+    if times.size == 0 or rows.size == 0:
+        return 0.0
+    t_first, t_last = float(times.min()), float(times.max())
+    tol = 1e-9 * max(1.0, abs(t_last))
+    outside = (rows - reach_before > t_last + tol) | (rows + reach_after < t_first - tol)
+    share = float(outside.mean())
+    if share <= GRID_OUTSIDE_WARN:
+        return share
+    period = response.period
+    span = t_last - t_first
+    grid = (f"{rows.size} kept TRs of {period:g} s from {rows[0]:g} s to {rows[-1] + period:g} s "
+            f"(start={response.start:g})")
+    msg = (
+        f"run {response.run!r}: {share:.0%} of the response grid lies outside the transcript: "
+        f"{grid}, {rows.size * period:g} s, for words from {t_first:.1f} s to {t_last:.1f} s "
+        f"({span:.0f} s); {int(outside.sum())} TRs see no word."
+    )
+    fits = span / rows.size
+    hint = (
+        f" Check tr={period:g} (the {response.n_samples} rows would span the story with a TR of "
+        f"about {fits:.2g} s) and start={response.start:g} (the stimulus time of row 0); if the "
+        "responses are longer than the story, drop the extra rows with trim=(first, last)."
+    )
+    if share > GRID_OUTSIDE_ERROR:
+        raise ValueError(msg + hint + f" Over {GRID_OUTSIDE_ERROR:.0%} is refused: the fit would "
+                         "mostly be of rows without words.")
+    msg += hint
+    logger.warning(msg)
+    if sink is not None:
+        sink.append(msg)
+    return share

@@ -9,7 +9,7 @@ import numpy as np
 from .._validation import _check_finite, _check_option, _preview
 from ..features.featureset import FeatureSet, check_compatible_features
 from ..responses import Response
-from .checks import _coverage, as_run_dict, report_uncovered
+from .checks import _coverage, as_run_dict, check_grid_extent, report_uncovered
 from .design import RunPlan
 
 
@@ -117,6 +117,8 @@ def plan_runs(items: dict, responses: dict, runs: list[str], *, n_pre: int, n_po
         period = resp.period
         _, msg = _coverage(times, resp, n_pre * period, n_post * period, "words")
         report_uncovered(msg, on_uncovered, warnings)
+        check_grid_extent(times, resp, reach_before=n_pre * period, reach_after=n_post * period,
+                          trim=trim, sink=warnings)
         planned.append(RunPlan(name=name, features=fs, times=times,
                             onsets=np.asarray(fs.onsets, dtype=np.float64),
                             offsets=np.asarray(fs.offsets, dtype=np.float64), response=resp,

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+from collections.abc import Iterable
+from pathlib import Path
 
 _INT = re.compile(r"^-?\d+$")
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
@@ -64,3 +67,45 @@ def parse_layers(text: str) -> str | list[int | float]:
     if not out:
         raise argparse.ArgumentTypeError(f"no layers in {text!r}: use 'all' or e.g. 0,6,12")
     return out
+
+
+def check_out(out: str | None, inputs: Iterable[str | os.PathLike | None], option: str = "--out",
+              example: str = "results.h5") -> None:
+    """Refuse an output file that is an existing folder or one of the command's inputs.
+
+    Parameters
+    ----------
+    out : str | None
+        The output file (``--out``); None: nothing to check.
+    inputs : iterable of path | None
+        The files the command reads (None entries are skipped).
+    option : str
+        The option's name, for messages.
+    example : str
+        A file name to suggest inside a folder.
+
+    Raises
+    ------
+    ValueError
+        Naming the option, the path and the fix.
+    """
+    if out is None:
+        return
+    target = Path(out).expanduser()
+    if target.is_dir():
+        raise ValueError(
+            f"{option} {out!r} is an existing folder; give the file to write, e.g. "
+            f"{option} {str(target / example)!r}."
+        )
+    for item in inputs:
+        if item is None:
+            continue
+        source = Path(item).expanduser()
+        same = source.resolve() == target.resolve()
+        if not same and source.exists() and target.exists():
+            same = os.path.samefile(source, target)
+        if same:
+            raise ValueError(
+                f"{option} {out!r} is also an input of this command ({str(item)!r}): writing it would "
+                f"overwrite that input. Give {option} another file."
+            )

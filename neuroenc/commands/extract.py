@@ -83,6 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="events .tsv only: the column holding the words (default: 'word', else 'trial_type')")
     parser.add_argument("--words-per-second", type=_positive_float, default=None,
                         help="plain text .txt only: speech rate giving the word times (default: 2.5)")
+    parser.add_argument("--encoding", default=None,
+                        help="the transcript's text encoding when it is not UTF-8, e.g. cp1252, latin-1")
     parser.add_argument("--name", default=None, help="run/story name (default: the file's stem)")
     parser.add_argument("--layers", type=parse_layers, default="all", help=LAYERS_HELP)
     parser.add_argument("--context-tokens", type=_parse_context, default=256,
@@ -137,12 +139,20 @@ def _reader_options(args: argparse.Namespace) -> dict:
         kwargs[key] = value
     if args.name is not None:
         kwargs["name"] = args.name
+    if args.encoding is not None:
+        kwargs["encoding"] = args.encoding
     return kwargs
 
 
 def _check_combinations(args: argparse.Namespace) -> None:
+    from ..pipeline.preflight import check_device, check_model_source
+    from ._common import check_out
+
     if args.out is None and args.cache_dir is None:
         raise ValueError("give --out FILE.h5 (or --cache-dir DIR) to say where the features go.")
+    check_out(args.out, [args.transcript, args.model], example="features.h5")
+    check_device(args.device)
+    check_model_source(args.model, args.gguf_file)
     if args.stride is not None and args.policy != "strided":
         raise ValueError(
             f"--stride applies to --policy strided only; --policy {args.policy} runs one forward "

@@ -137,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
     from ..responses import read_responses
     from ..features import load_features
 
+    from ._common import check_out
+
+    check_out(args.out, [*args.features, *args.responses, *(args.nuisance or []), args.mask])
     if len(args.features) != len(args.responses):
         raise ValueError(f"{len(args.features)} features files but {len(args.responses)} responses files; "
                          "give one responses file per features file, in the same order.")

@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..features.metrics_layers import layer_metrics
+    from ._common import check_out
 
+    check_out(args.out, [args.features], example="metrics.h5")
     metrics = "all" if args.metrics.strip().lower() == "all" else [m.strip() for m in args.metrics.split(",")]
     result = layer_metrics(
         args.features,

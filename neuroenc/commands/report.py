@@ -39,11 +39,75 @@ def _read_table(path: str, what: str) -> pd.DataFrame:
     return pd.read_csv(p, sep="," if p.suffix.lower() == ".csv" else "\t")
 
 
+def _read_dataset(name: str, obj) -> None:
+    import h5py
+
+    if isinstance(obj, h5py.Dataset):
+        obj[()]
+
+
+def _results_files(sources: list[str]) -> list[Path]:
+    """The results files of ``--results`` (folders and patterns expanded), each readable, none
+    twice.
+
+    Raises
+    ------
+    ValueError
+        For a file given twice (the same path, or identical content: one subject counted twice)
+        or a file that is not a complete results file (truncated, or another kind of file).
+    """
+    import hashlib
+
+    import h5py
+
+    from ..encoding.results import RESULTS_FORMAT
+    from ..mapping.collect import _expand
+
+    files = [p for source in sources for p in _expand(source)]
+    seen: dict[str, Path] = {}
+    for path in files:
+        real = str(path.resolve())
+        if real in seen:
+            raise ValueError(
+                f"--results names the results file {str(path)!r} twice (it would count as two "
+                "subjects); give each subject's file once."
+            )
+        seen[real] = path
+    digests: dict[str, Path] = {}
+    for path in files:
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("format") != RESULTS_FORMAT:
+                    raise ValueError(f"results file {str(path)!r} is not a neuroenc results file (no "
+                                     f"format {RESULTS_FORMAT!r}); pass the .h5 files `neuroenc fit` wrote.")
+                f.visititems(_read_dataset)  # every byte: a truncated file fails here
+        except (OSError, KeyError, RuntimeError) as err:  # h5py's errors for truncated files
+            raise ValueError(
+                f"results file {str(path)!r} cannot be read ({' '.join(str(err).split())}): it is "
+                "truncated or damaged. Fit that subject again (neuroenc fit ... --out) to rewrite it."
+            ) from err
+        h = hashlib.sha256()
+        with open(path, "rb") as fid:
+            for chunk in iter(lambda: fid.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+        if digest in digests:
+            raise ValueError(
+                f"--results files {str(digests[digest])!r} and {str(path)!r} are identical: the same "
+                "results twice would count as two subjects. Give each subject's file once."
+            )
+        digests[digest] = path
+    return files
+
+
 def run(args: argparse.Namespace) -> int:
     from ..mapping import map_layers
     from ..report import make_report
+    from ._common import check_out
 
-    mapping = map_layers(args.results, score=args.score, n_boot=args.n_boot,
+    files = _results_files(args.results)
+    check_out(args.out, [*files, args.metrics, args.interventions, args.mask], example="report.html")
+    mapping = map_layers([str(p) for p in files], score=args.score, n_boot=args.n_boot,
                          n_permutations=args.n_permutations, random_state=args.seed)
     metrics = _read_table(args.metrics, "metrics") if args.metrics else None
     interventions = _read_table(args.interventions, "interventions") if args.interventions else None

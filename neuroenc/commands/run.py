@@ -1,4 +1,9 @@
-"""Run a config end to end: extract, align, fit, map and write the report."""
+"""Run a config end to end: extract, align, fit, map and write the report.
+
+A config file cannot run code, reach another machine or write outside its output folder:
+``--allow-code`` (or ``NEUROENC_ALLOW_CODE=1``) lets it name a loader as ``module:function``,
+give SLURM shell code and name a remote Dask scheduler (see ``neuroenc.pipeline.trust``).
+"""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (overrides output.dir)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set model.layers=[0,15,30] (YAML value)")
+    parser.add_argument("--allow-code", action="store_true",
+                        help="let the config run code: a loader given as module:function, SLURM shell "
+                             "code (job_script_prologue...), a Dask scheduler on another machine "
+                             "(also: NEUROENC_ALLOW_CODE=1)")
 
 
 def parse_overrides(items: list[str], out: str | None = None) -> dict:
@@ -33,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     output = run_pipeline(args.config, executor=args.executor,
                           overrides=parse_overrides(args.overrides, args.out),
-                          verbose=not getattr(args, "quiet", False))
+                          verbose=not getattr(args, "quiet", False),
+                          allow_code=getattr(args, "allow_code", False) or None)
     print_outcome(output)
     return 0
 

@@ -100,23 +100,29 @@ def fetch_files(
         import pooch
 
         logger.info("Downloading %d file(s) of %s from %s", len(missing), dataset, base_url)
-        for rel in missing:
-            target = dataset_dir / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            known = checksums.get(rel)
-            if known is None:
-                raise DatasetError(f"no known sha256 for {rel!r} of data set {dataset!r}; refusing to download it unverified.")
-            url = f"{base_url.rstrip('/')}/{rel}"
-            try:
-                pooch.retrieve(url, known_hash=f"sha256:{known}", fname=target.name,
-                               path=target.parent, progressbar=False)
-            except ValueError as err:  # pooch: hash mismatch
-                raise DatasetError(f"downloaded {url} does not match its known sha256: {err}") from err
-            except Exception as err:
-                raise DatasetError(
-                    f"could not download {url} into {str(target)!r}: {type(err).__name__}: {err}. "
-                    f"Check the network, or copy the data set into {str(dataset_dir)!r}."
-                ) from err
+        unknown = [rel for rel in missing if rel not in checksums]
+        if unknown:
+            raise DatasetError(f"no known sha256 for {unknown[0]!r} of data set {dataset!r}; refusing to "
+                               "download it unverified.")
+        created: list[Path] = []  # folders made here, removed again if the download fails
+        try:
+            for rel in missing:
+                target = dataset_dir / rel
+                _make_folders(target.parent, created)
+                url = f"{base_url.rstrip('/')}/{rel}"
+                try:
+                    pooch.retrieve(url, known_hash=f"sha256:{checksums[rel]}", fname=target.name,
+                                   path=target.parent, progressbar=False)
+                except ValueError as err:  # pooch: hash mismatch
+                    raise DatasetError(f"downloaded {url} does not match its known sha256: {err}") from err
+                except Exception as err:
+                    raise DatasetError(
+                        f"could not download {url} into {str(target)!r}: {type(err).__name__}: {err}. "
+                        f"Check the network, or copy the data set into {str(dataset_dir)!r}."
+                    ) from err
+        except BaseException:
+            _remove_empty(created)
+            raise
     if verify:
         for rel, path in zip(files, paths):
             known = checksums.get(rel)
@@ -126,6 +132,32 @@ def fetch_files(
                     "corrupt or another version; delete it and load again to re-download."
                 )
     return paths
+
+
+def _make_folders(folder: Path, created: list[Path]) -> None:
+    """Create ``folder`` and its missing parents, appending each one made here to ``created``
+    (as it is made: a failure half-way leaves the list right)."""
+    missing = []
+    for parent in [folder, *folder.parents]:
+        if parent.exists():
+            break
+        missing.append(parent)
+    for parent in reversed(missing):
+        try:
+            parent.mkdir()
+        except FileExistsError:  # made by another process meanwhile: not ours to remove
+            continue
+        created.append(parent)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders that are still empty, innermost first (a failed download leaves
+    nothing behind; a folder that received files meanwhile is kept)."""
+    for folder in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 @dataclass

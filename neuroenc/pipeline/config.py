@@ -40,9 +40,13 @@ class DatasetConfig:
     """Which data set, subjects and runs.
 
     ``loader`` is a registered name (``alice``, ``naturalstories``, ``lebel2023``,
-    ``narratives``, ``lpp``, ``megmasc``) or ``"package.module:function"``; ``args`` are passed
-    to it. ``group_mean`` adds a subject ``"group"``: the mean response over subjects (for data
-    sets where every subject heard the same runs, like Alice).
+    ``narratives``, ``lpp``, ``megmasc``), a name an installed package declares in the
+    entry-point group ``neuroenc.loaders``, or ``"package.module:function"`` (runs code: needs
+    ``--allow-code``, see :mod:`neuroenc.pipeline.trust`); ``args`` are passed to it.
+    ``group_mean`` adds a subject ``"group"``: the mean response over subjects (for data sets
+    where every subject heard the same runs, like Alice). ``transcript_encoding``: the encoding
+    of the data set's transcript files when they are not UTF-8 (or UTF-16 with a byte-order
+    mark), e.g. ``cp1252``; every transcript the loader reads uses it.
     """
 
     loader: str = ""
@@ -50,6 +54,7 @@ class DatasetConfig:
     subjects: Any = "all"
     runs: Any = "all"
     group_mean: bool = False
+    transcript_encoding: str | None = None
 
 
 @dataclass
@@ -179,8 +184,10 @@ class OutputConfig:
 
     ``dir``: the output folder, relative to the working directory (results in
     ``<dir>/results/``); ``cache_dir``: the features cache, relative to the config file's folder
-    (default ``<dir>/cache``; share one across configs to reuse features); ``report``: the report's
-    file name inside ``dir`` (``null``: no report)."""
+    and inside it (default ``<dir>/cache``; share one across the configs of a folder to reuse
+    features); ``report``: the report's file name inside ``dir`` (``null``: no report).
+    Absolute paths, or paths that leave their folder, are accepted only from the command
+    line (``--set``), never from a config file (see :mod:`neuroenc.pipeline.trust`)."""
 
     dir: str = "neuroenc-results"
     cache_dir: str | None = None
@@ -190,7 +197,15 @@ class OutputConfig:
 @dataclass
 class ExecutorConfig:
     """How tasks run: ``serial``, ``local:N`` (a Dask LocalCluster), ``dask:tcp://host:port``
-    (an existing scheduler) or ``slurm`` (dask-jobqueue; options in ``slurm``).
+    (an existing scheduler; or ``kind: dask`` with ``address``) or ``slurm`` (dask-jobqueue;
+    options in ``slurm``).
+
+    A config file may name only a scheduler on this machine; give another machine's address on
+    the command line (``--executor dask:tls://host:8786``) or opt in with ``--allow-code``.
+    ``security``: TLS certificates for a ``tls://`` scheduler, as dask's
+    :class:`~distributed.security.Security` takes them: ``tls_ca_file``, ``tls_client_cert``,
+    ``tls_client_key`` (paths relative to the config file's folder) and
+    ``require_encryption``.
 
     ``retries``: retries of a failed task; ``layers_per_task`` / ``target_chunk``: the size of
     a fit task (default: from the workers' memory); ``memory_fraction``: the share of a
@@ -198,6 +213,8 @@ class ExecutorConfig:
     scheduler and its first worker."""
 
     kind: str = "serial"
+    address: str | None = None
+    security: dict[str, Any] = field(default_factory=dict)
     slurm: dict[str, Any] = field(default_factory=dict)
     retries: int = 2
     layers_per_task: int | None = None
@@ -208,7 +225,13 @@ class ExecutorConfig:
 
 @dataclass
 class RunConfig:
-    """A whole run: every section, plus the name and the file it came from."""
+    """A whole run: every section, plus the name and the file it came from.
+
+    ``caller_keys``: the dotted keys given by the caller (command line, ``overrides``) rather
+    than read from the config file; ``allow_code``: the user's opt-in to what a config file may
+    not do alone (see :mod:`neuroenc.pipeline.trust`). Neither can be set by a config file, and
+    neither is part of :meth:`to_dict`.
+    """
 
     name: str = "neuroenc-run"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -218,11 +241,14 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     source: str | None = None
+    caller_keys: frozenset[str] = frozenset()
+    allow_code: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (as it would be written to YAML), for provenance."""
         out = dataclasses.asdict(self)
-        out.pop("source")
+        for name in ("source", "caller_keys", "allow_code"):
+            out.pop(name)
         return out
 
     def validate(self) -> "RunConfig":
@@ -248,11 +274,21 @@ class RunConfig:
         if not self.alignment.delays or any(int(d) < 0 for d in self.alignment.delays):
             raise ConfigError(f"alignment.delays must be a non-empty list of TR counts >= 0{where}, got {self.alignment.delays!r}.")
         kind = self.executor.kind
-        if not (kind in ("serial", "slurm") or kind.startswith("local:") or kind.startswith("dask:")):
+        if not (kind in ("serial", "slurm", "dask") or kind.startswith("local:") or kind.startswith("dask:")):
             raise ConfigError(
                 f"Invalid value for 'executor.kind'{where}. Allowed values are 'serial', 'local:N', "
                 f"'dask:tcp://host:port', 'slurm', but got {kind!r} instead."
             )
+        if self.dataset.transcript_encoding is not None:
+            import codecs
+
+            try:
+                codecs.lookup(str(self.dataset.transcript_encoding))
+            except LookupError:
+                raise ConfigError(
+                    f"dataset.transcript_encoding{where} is {self.dataset.transcript_encoding!r}, not an "
+                    "encoding Python knows; use e.g. 'cp1252', 'latin-1', 'utf-16'."
+                ) from None
         self.encoding.alpha_grid()
         return self
 
@@ -292,8 +328,13 @@ def _build(cls: type, values: Any, section: str, where: str) -> Any:
     return cls(**values)
 
 
-def config_from_dict(values: dict[str, Any], source: str | None = None) -> RunConfig:
-    """Build and validate a :class:`RunConfig` from a dict (as parsed from YAML)."""
+def config_from_dict(values: dict[str, Any], source: str | None = None,
+                     caller_keys: Any = (), allow_code: bool = False) -> RunConfig:
+    """Build and validate a :class:`RunConfig` from a dict (as parsed from YAML).
+
+    ``source``: the config file the values came from (None: the caller's own values);
+    ``caller_keys``: the dotted keys among them that the caller gave (overrides).
+    """
     where = f" in {source!r}" if source else ""
     if not isinstance(values, dict):
         raise ConfigError(f"a run config must be a YAML mapping{where}.")
@@ -306,7 +347,8 @@ def config_from_dict(values: dict[str, Any], source: str | None = None) -> RunCo
                 + (f"; did you mean {hint[0]!r}?" if hint else f"; sections are {allowed}.")
             )
     kwargs = {name: _build(cls, values.get(name), name, where) for name, cls in _SECTIONS.items()}
-    return RunConfig(name=str(values.get("name", "neuroenc-run")), source=source, **kwargs).validate()
+    return RunConfig(name=str(values.get("name", "neuroenc-run")), source=source,
+                     caller_keys=frozenset(caller_keys), allow_code=bool(allow_code), **kwargs).validate()
 
 
 def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -328,7 +370,8 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
         raise ConfigError(f"could not parse {str(path)!r} as YAML: {err}") from err
     if not isinstance(values, dict):
         raise ConfigError(f"a run config must be a YAML mapping in {str(path)!r}.")
-    return config_from_dict(apply_overrides(values, overrides), source=str(path))
+    return config_from_dict(apply_overrides(values, overrides), source=str(path),
+                            caller_keys=frozenset(overrides or ()))
 
 
 def apply_overrides(values: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:

@@ -2,8 +2,12 @@
 
 - ``local:N``: a :class:`distributed.LocalCluster` of N worker processes with one thread each,
   listening on the loopback interface only (127.0.0.1);
-- ``dask:tcp://host:port``: a scheduler that is already running (``dask scheduler`` and
-  ``dask worker tcp://host:port`` on the machines that should work);
+- ``dask:tcp://host:port`` (or ``kind: dask`` with ``address``): a scheduler that is already
+  running (``dask scheduler`` and ``dask worker tcp://host:port`` on the machines that should
+  work). A Dask client unpickles what its scheduler sends: a config file may name only a
+  scheduler on this machine (see :mod:`neuroenc.pipeline.trust`), a plain ``tcp://`` address
+  on another machine is warned about (unencrypted, unauthenticated), and ``tls://`` takes the
+  certificates of ``executor.security`` (:func:`make_security`);
 - ``slurm``: a :class:`dask_jobqueue.SLURMCluster` built from ``executor.slurm``: ``cores``
   and ``memory`` per job are required, with ``jobs`` (a fixed number of jobs) or
   ``maximum_jobs`` (and ``minimum_jobs``; adaptive); ``gpus`` per job adds
@@ -23,14 +27,19 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, ExecutorConfig
 
 logger = logging.getLogger(__name__)
 
-#: ``dask:`` addresses: a protocol, a host and a port.
-_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/:]+:\d{1,5}$")
+#: ``dask:`` addresses: a protocol, a host (or a bracketed IPv6 address) and a port.
+_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://([^\s/:\[\]]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$")
+#: Protocols whose traffic is encrypted and authenticated by certificates.
+_ENCRYPTED = ("tls", "wss")
+#: ``executor.security`` keys: those of :class:`distributed.security.Security` a client uses.
+SECURITY_KEYS = ("tls_ca_file", "tls_client_cert", "tls_client_key", "require_encryption")
 #: Keys of ``executor.slurm`` handled here rather than passed to ``SLURMCluster``.
 SLURM_SCALE_KEYS = ("jobs", "minimum_jobs", "maximum_jobs")
 SLURM_REQUIRED = ("cores", "memory")
@@ -49,8 +58,11 @@ class ExecutorSpec:
     address: str | None = None
 
 
-def parse_executor(kind: str) -> ExecutorSpec:
+def parse_executor(kind: str, address: str | None = None) -> ExecutorSpec:
     """Parse ``"serial"``, ``"local:N"``, ``"dask:tcp://host:port"`` or ``"slurm"``.
+
+    ``address`` is ``executor.address``, the scheduler of ``kind="dask"`` (given either way,
+    not both).
 
     Raises
     ------
@@ -59,6 +71,16 @@ def parse_executor(kind: str) -> ExecutorSpec:
     """
     if not isinstance(kind, str):
         raise ConfigError(f"executor.kind must be a string such as 'local:2', got {kind!r}.")
+    if address is not None and kind != "dask":
+        raise ConfigError(
+            f"executor.address ({address!r}) goes with executor.kind 'dask', but kind is {kind!r}: "
+            "use kind: dask with address: tcp://host:port, or kind: 'dask:tcp://host:port' alone."
+        )
+    if kind == "dask":
+        if address is None:
+            raise ConfigError("executor.kind 'dask' needs executor.address, the scheduler's address, "
+                              "e.g. address: tls://10.0.0.5:8786.")
+        kind = f"dask:{address}"
     if kind in ("serial", "slurm"):
         return ExecutorSpec(kind)
     if kind.startswith("local:"):
@@ -185,12 +207,93 @@ def slurm_cluster(options: dict[str, Any] | None, scale: bool = True):
 
     kwargs, scaling = check_slurm_options(options)
     cluster = SLURMCluster(**kwargs)
+    shell = {k: kwargs[k] for k in ("job_script_prologue", "python", "worker_command", "shebang") if kwargs.get(k)}
+    if shell:
+        logger.warning("every SLURM job runs this shell code from executor.slurm: %s",
+                       "; ".join(f"{k}: {v!r}" for k, v in shell.items()))
+    logger.info("SLURM job script:\n%s", cluster.job_script())
     if scale:
         if "jobs" in scaling:
             cluster.scale(jobs=scaling["jobs"])
         else:
             cluster.adapt(minimum_jobs=scaling.get("minimum_jobs", 0), maximum_jobs=scaling["maximum_jobs"])
     return cluster
+
+
+# ---------------------------------------------------------------------- security
+def make_security(options: dict[str, Any] | None, address: str | None = None,
+                  resolve: Any = None) -> Any:
+    """A :class:`distributed.security.Security` from ``executor.security`` (None without it).
+
+    Parameters
+    ----------
+    options : dict | None
+        ``tls_ca_file`` (the certificate authority that signed the scheduler's certificate),
+        ``tls_client_cert`` and ``tls_client_key`` (this client's certificate and key, PEM
+        files; the key may be inside the certificate file) and ``require_encryption`` (default true: refuse
+        unencrypted connections), as :class:`~distributed.security.Security` takes them.
+    address : str | None
+        The scheduler's address: certificates need a ``tls://`` (or ``wss://``) one.
+    resolve : callable | None
+        Maps a path from the config to a file (relative to the config file's folder); default
+        as given.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key, a missing certificate file, or certificates with an unencrypted
+        address.
+    """
+    if not options:
+        return None
+    from distributed.security import Security
+
+    if not isinstance(options, dict):
+        raise ConfigError(f"executor.security must be a mapping of {list(SECURITY_KEYS)}, got {options!r}.")
+    for key in options:
+        if key not in SECURITY_KEYS:
+            hint = difflib.get_close_matches(str(key), SECURITY_KEYS, n=1)
+            raise ConfigError(
+                f"unknown option executor.security.{key}"
+                + (f"; did you mean executor.security.{hint[0]}?" if hint
+                   else f"; allowed options: {list(SECURITY_KEYS)}.")
+            )
+    protocol = address.split("://", 1)[0] if address else None
+    if protocol not in _ENCRYPTED:
+        raise ConfigError(
+            f"executor.security gives TLS certificates, but the scheduler address is {address!r}: "
+            "certificates need a tls:// address (e.g. dask:tls://10.0.0.5:8786), with the scheduler "
+            "and workers started with the same certificates (dask scheduler --tls-ca-file ...)."
+        )
+    kwargs: dict[str, Any] = {}
+    for key in ("tls_ca_file", "tls_client_cert", "tls_client_key"):
+        if options.get(key) in (None, ""):
+            continue
+        path = resolve(options[key]) if resolve is not None else options[key]
+        if not Path(path).is_file():
+            raise ConfigError(f"executor.security.{key}: certificate file not found: {str(path)!r}.")
+        kwargs[key] = str(path)
+    if "tls_client_key" in kwargs and "tls_client_cert" not in kwargs:
+        raise ConfigError("executor.security.tls_client_key needs tls_client_cert (the certificate of "
+                          "that key).")
+    require = options.get("require_encryption", True)
+    if not isinstance(require, bool):
+        raise ConfigError(f"executor.security.require_encryption must be true or false, got {require!r}.")
+    return Security(require_encryption=require, **kwargs)
+
+
+def warn_if_exposed(address: str) -> None:
+    """Warn when a scheduler on another machine is reached without encryption."""
+    from .trust import is_loopback
+
+    protocol = address.split("://", 1)[0]
+    if protocol not in _ENCRYPTED and not is_loopback(address):
+        logger.warning(
+            "the Dask scheduler %s is reached over plain %s:// on another machine: unencrypted and "
+            "unauthenticated, so anyone who can reach it can read the data and run code here. Use "
+            "tls:// with certificates (executor.security), or an SSH tunnel to 127.0.0.1.",
+            address, protocol,
+        )
 
 
 # ---------------------------------------------------------------------- clients
@@ -209,17 +312,21 @@ def dashboard(client: Any) -> str | None:
 
 
 @contextlib.contextmanager
-def connect(executor: ExecutorConfig, *, client: Any = None, timeout: float = 10.0) -> Iterator[Any]:
+def connect(executor: ExecutorConfig, *, client: Any = None, timeout: float = 10.0,
+            security: Any = None) -> Iterator[Any]:
     """A :class:`distributed.Client` for an executor; what is started here is closed on exit.
 
     Parameters
     ----------
     executor : ExecutorConfig
-        ``kind`` and, for ``slurm``, the ``slurm`` options.
+        ``kind`` (and ``address``), ``security`` and, for ``slurm``, the ``slurm`` options.
     client : distributed.Client | None
         Use this client (it is left open).
     timeout : float
         Seconds to wait for an existing scheduler (``dask:``).
+    security : distributed.security.Security | None
+        For a ``tls://`` scheduler; default from ``executor.security`` (:func:`make_security`,
+        paths as given).
 
     Raises
     ------
@@ -233,7 +340,7 @@ def connect(executor: ExecutorConfig, *, client: Any = None, timeout: float = 10
         return
     from distributed import Client, LocalCluster
 
-    spec = parse_executor(executor.kind)
+    spec = parse_executor(executor.kind, executor.address)
     cluster = None
     if spec.kind == "serial":
         raise ConfigError("executor.kind is 'serial': there is no Dask cluster to connect to; use "
@@ -243,8 +350,11 @@ def connect(executor: ExecutorConfig, *, client: Any = None, timeout: float = 10
                                host="127.0.0.1", dashboard_address="127.0.0.1:0")
         client = Client(cluster)
     elif spec.kind == "dask":
+        if security is None:
+            security = make_security(executor.security, spec.address)
+        warn_if_exposed(spec.address)
         try:
-            client = Client(spec.address, timeout=timeout)
+            client = Client(spec.address, timeout=timeout, security=security)
         except (OSError, TimeoutError) as err:
             raise ConnectionError(
                 f"could not reach the Dask scheduler at {spec.address!r} within {timeout:g} s ({err}). "
@@ -296,5 +406,5 @@ def worker_memory(client: Any, executor: ExecutorConfig | None = None,
     return None
 
 
-__all__ = ["ExecutorSpec", "check_slurm_options", "connect", "dashboard", "parse_executor",
-           "slurm_cluster", "worker_memory"]
+__all__ = ["ExecutorSpec", "check_slurm_options", "connect", "dashboard", "make_security", "parse_executor",
+           "slurm_cluster", "warn_if_exposed", "worker_memory"]

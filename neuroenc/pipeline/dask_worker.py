@@ -34,7 +34,6 @@ from .tasks import (
     make_extractor,
     merge_part_results,
     results_current,
-    results_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -137,7 +136,7 @@ class WorkerCache(_WorkerPlugin):
                 return self._datasets[key]
             while self._datasets and len(self._datasets) >= self.max_datasets:
                 self._datasets.popitem(last=False)  # free a subject before loading the next
-            dataset = load_dataset(config.dataset, subjects=[subject])
+            dataset = load_dataset(config.dataset, subjects=[subject], allow_code=config.allow_code)
             self._put(self._datasets, key, dataset, self.max_datasets)
             return dataset
 
@@ -187,13 +186,18 @@ def extract_task(config: RunConfig, transcript: Any, run: str | None = None) -> 
                    model_loads=cache.model_loads if cache is not None else 1)
 
 
-def fit_task(config: RunConfig, subject: str, features: dict[str, str], *, out: str,
+def fit_task(config: RunConfig, subject: str, features: dict[str, str], *, out: str, results_key: str,
              layers: Sequence[int] | None = None, targets: tuple[int, int] | None = None,
              noise_ceiling: np.ndarray | None = None) -> dict[str, Any]:
-    """Fit one subject (a layer subset × a target chunk ``[start, stop)``) into ``out``."""
+    """Fit one subject (a layer subset × a target chunk ``[start, stop)``) into ``out``.
+
+    ``results_key``: the subject's :func:`~neuroenc.pipeline.tasks.results_key`, as the planner
+    computed it from the data it loaded; a complete ``out`` with that key is kept without
+    loading anything (:func:`~neuroenc.pipeline.tasks.fit_subject` computes the key again from
+    the data this worker reads)."""
     started = time.time()
     cache, address = _worker_cache()
-    if results_current(out, results_key(config, features, noise_ceiling)):
+    if results_current(out, results_key):
         return _record("fit", out, False, started, address, subject=subject)
     dataset = cache.dataset(config, subject) if cache is not None else None
     fit_subject(config, subject, features, layers=None if layers is None else list(layers),

@@ -38,7 +38,7 @@ import numpy as np
 
 from .._validation import NeuroencError
 from .config import ConfigError, RunConfig
-from .dask_cluster import check_slurm_options, connect, parse_executor, worker_memory
+from .dask_cluster import check_slurm_options, connect, make_security, parse_executor, worker_memory
 from .dask_memory import FitShape, partition_fit
 from .dask_worker import PLUGIN_NAME, WorkerCache, extract_task, fit_task, merge_task
 from .loaders import GROUP, load_dataset
@@ -51,7 +51,9 @@ from .tasks import (
     results_current,
     results_key,
     results_path,
+    subject_data_hash,
 )
+from .trust import check_trust, code_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +151,7 @@ def _subject_sizes(config: RunConfig, dataset: Any) -> dict[str, dict[str, Any]]
             "n_targets": first.n_targets,
             "response_bytes": everyone if subject == GROUP else nbytes,
             "first": first,
+            "data_hash": subject_data_hash(dataset, subject),
         }
     return out
 
@@ -186,7 +189,7 @@ def _submit_subject(tracker: _Tracker, config: RunConfig, subject: str, size: di
                     resources: dict | None) -> list:
     """Submit the fit tasks of one subject (one task, or parts and their merge); returns their
     futures (none when its results file is complete)."""
-    key = results_key(config, features, noise_ceiling)
+    key = results_key(config, features, noise_ceiling, data_hash=size["data_hash"])
     final = results_path(config, subject)
     if results_current(final, key):
         tracker.skip("fit")
@@ -198,7 +201,7 @@ def _submit_subject(tracker: _Tracker, config: RunConfig, subject: str, size: di
                                     target_chunk=sizing["target_chunk"], fraction=sizing["fraction"])
     bands = [layers[i:i + per_band] for i in range(0, len(layers), per_band)]
     spans = [(a, min(a + chunk, shape.n_targets)) for a in range(0, shape.n_targets, chunk)]
-    common = dict(noise_ceiling=noise_ceiling, resources=resources)
+    common = dict(noise_ceiling=noise_ceiling, resources=resources, results_key=key)
     if len(bands) == 1 and len(spans) == 1:
         return [tracker.submit("fit", subject, fit_task, config, subject, files, out=str(final), **common)]
     logger.info("subject %s: %d layer band(s) x %d target chunk(s) of <= %d targets", subject,
@@ -279,14 +282,25 @@ def run_distributed(
     TaskError
         When a task still fails after its retries.
     """
+    import copy
+
+    config = copy.copy(config)  # the opt-in travels to the workers with the config
+    config.allow_code = code_allowed(config.allow_code)
+    check_trust(config)
     spec = None
+    security = None
     if client is None:
-        spec = parse_executor(config.executor.kind)
+        spec = parse_executor(config.executor.kind, config.executor.address)
         if spec.kind == "serial":
             raise ConfigError("run_distributed needs a Dask executor ('local:N', 'dask:tcp://host:port' "
                               "or 'slurm'), got executor.kind 'serial'; use run_pipeline for a serial run.")
         if spec.kind == "slurm":
             check_slurm_options(config.executor.slurm)
+        if spec.kind == "dask":
+            security = make_security(config.executor.security, spec.address, resolve=config.resolve)
+        elif config.executor.security:
+            raise ConfigError(f"executor.security applies to a dask: tls:// scheduler; executor.kind is "
+                              f"{config.executor.kind!r}. Remove the security section.")
     retries = _check_retries(config.executor.retries)
     ex = config.executor
     layers_per_task = ex.layers_per_task if layers_per_task is None else layers_per_task
@@ -297,7 +311,7 @@ def run_distributed(
         raise ValueError(f"memory_fraction must be in (0, 1], got {memory_fraction!r}.")
     timings: dict[str, float] = {}
 
-    with connect(config.executor, client=client, timeout=timeout) as client:
+    with connect(config.executor, client=client, timeout=timeout, security=security) as client:
         client.register_plugin(WorkerCache(), name=PLUGIN_NAME)
         if spec is not None and spec.kind == "dask":
             try:
@@ -309,7 +323,7 @@ def run_distributed(
                 ) from err
 
         t0 = time.time()
-        dataset = load_dataset(config.dataset)
+        dataset = load_dataset(config.dataset, allow_code=config.allow_code)
         logger.info("data set %r: %d subjects, %d runs", dataset.name, len(dataset.subjects), len(dataset.runs))
         output_dir(config).mkdir(parents=True, exist_ok=True)
         runs = sorted({r for rs in dataset.responses.values() for r in rs}) or dataset.runs

@@ -27,16 +27,83 @@ LOADERS: dict[str, str] = {
 }
 
 GROUP = "group"
+#: The entry-point group in which installed packages declare more loaders (name -> function).
+ENTRY_POINT_GROUP = "neuroenc.loaders"
 
 
-def get_loader(name: str) -> Callable[..., EncodingDataset]:
-    """The loader function for a registered name or a ``"package.module:function"`` string."""
-    target = LOADERS.get(name, name)
-    if ":" not in target:
+def _entry_points() -> dict[str, Any]:
+    """The loaders installed packages declare (group ``neuroenc.loaders``), by name."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_loaders() -> list[str]:
+    """The loader names a config may use without the opt-in: registered, then declared by
+    installed packages (entry-point group ``neuroenc.loaders``)."""
+    return sorted(LOADERS) + sorted(set(_entry_points()) - set(LOADERS))
+
+
+def check_loader(name: str, allow_code: bool | None = False, where: str = "") -> str:
+    """How ``name`` is resolved: ``"registered"``, ``"entry point"`` or ``"code"`` (a
+    ``"package.module:function"`` string, allowed only with the opt-in).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name, or a function named without the opt-in.
+    """
+    from .trust import OPT_IN, code_allowed
+
+    if name in LOADERS:
+        return "registered"
+    if name in _entry_points():
+        return "entry point"
+    if ":" not in str(name):
         raise ConfigError(
-            f"Unknown data-set loader {name!r}. Registered loaders are {sorted(LOADERS)}; or give "
-            "'package.module:function'."
+            f"Unknown data-set loader {name!r}{where}. Loaders are {available_loaders()} (installed "
+            f"packages add more through the entry-point group {ENTRY_POINT_GROUP!r})."
         )
+    if not code_allowed(allow_code):
+        raise ConfigError(
+            f"dataset.loader{where} is {name!r}, a Python function named by the config: loading it "
+            f"runs code of the config's choosing. Use a registered loader ({available_loaders()}) or "
+            f"one a package declares in the entry-point group {ENTRY_POINT_GROUP!r}; or, if you "
+            f"trust this config, {OPT_IN}."
+        )
+    return "code"
+
+
+def get_loader(name: str, allow_code: bool | None = False) -> Callable[..., EncodingDataset]:
+    """The loader function of a name.
+
+    Parameters
+    ----------
+    name : str
+        A registered name (:data:`LOADERS`), a name declared by an installed package in the
+        entry-point group ``neuroenc.loaders``, or ``"package.module:function"``.
+    allow_code : bool | None
+        Allow ``"package.module:function"`` (it imports and runs any function); also allowed
+        by the environment variable ``NEUROENC_ALLOW_CODE=1``. Its use is logged.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name, a function named without ``allow_code``, or one that cannot be
+        imported.
+    """
+    how = check_loader(name, allow_code)
+    if how == "entry point":
+        ep = _entry_points()[name]
+        try:
+            return ep.load()
+        except Exception as err:  # noqa: BLE001 - a broken third-party package
+            raise ConfigError(f"cannot load data-set loader {name!r} ({ep.value}, declared by an "
+                              f"installed package): {type(err).__name__}: {err}") from err
+    target = LOADERS.get(name, name)
+    if how == "code":
+        logger.warning("importing and running the data-set loader %r named by the config "
+                       "(code allowed by the opt-in)", target)
     module_name, func_name = target.split(":", 1)
     try:
         module = importlib.import_module(module_name)
@@ -45,18 +112,24 @@ def get_loader(name: str) -> Callable[..., EncodingDataset]:
         raise ConfigError(f"cannot import data-set loader {target!r}: {err}") from err
 
 
-def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None) -> EncodingDataset:
+def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None,
+                 allow_code: bool | None = False) -> EncodingDataset:
     """Load the data set of a config, restricted to its subjects and runs.
 
     Parameters
     ----------
     cfg : DatasetConfig
-        The ``dataset`` section.
+        The ``dataset`` section. Its transcripts are read with ``cfg.transcript_encoding``
+        when it is set.
     subjects : sequence of str | None
         Load only these subjects (a task that fits one subject loads only its data). The
         pseudo-subject ``"group"`` (``group_mean: true``) needs every subject.
+    allow_code : bool | None
+        Allow a loader named as ``"package.module:function"`` (see :func:`get_loader`).
     """
-    loader = get_loader(cfg.loader)
+    from ..stimuli import default_encoding
+
+    loader = get_loader(cfg.loader, allow_code=allow_code)
     kwargs = {k: os.path.expandvars(v) if isinstance(v, str) else v for k, v in cfg.args.items()}
     wanted = None if cfg.subjects in (None, "all") else [str(s) for s in _as_list(cfg.subjects)]
     if subjects is not None and GROUP not in subjects:
@@ -67,7 +140,8 @@ def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None) -> E
             if key in params:
                 kwargs[key] = wanted if key == "subjects" else (wanted[0] if len(wanted) == 1 else wanted)
                 break
-    dataset = loader(**kwargs)
+    with default_encoding(cfg.transcript_encoding):
+        dataset = loader(**kwargs)
     if wanted is not None:
         missing = [s for s in wanted if s not in dataset.responses and s != GROUP]
         if missing:

@@ -22,6 +22,7 @@ from ..encoding.stats import describe_null
 from ..mapping import map_layers
 from .config import RunConfig, apply_overrides, config_from_dict, load_config
 from .loaders import GROUP, load_dataset
+from .trust import check_trust, code_allowed
 from .tasks import (
     extract_run,
     fit_subject,
@@ -169,6 +170,7 @@ def run_pipeline(
     executor: str | None = None,
     overrides: dict[str, Any] | None = None,
     verbose: bool = True,
+    allow_code: bool | None = None,
 ) -> RunOutput:
     """Run a config end to end: extract features, fit every subject, map layers, write the report.
 
@@ -183,27 +185,42 @@ def run_pipeline(
         Dotted-key overrides (``{"output.dir": "out"}``), applied to a copy.
     verbose : bool
         Progress bars and info messages.
+    allow_code : bool | None
+        The opt-in to what a config file may not do alone (a loader named as
+        ``"module:function"``, SLURM shell code, a scheduler on another machine: see
+        :mod:`neuroenc.pipeline.trust`); ``None``: the environment variable
+        ``NEUROENC_ALLOW_CODE``. The executor and overrides given here are the caller's.
 
     Returns
     -------
     output : RunOutput
+
+    Raises
+    ------
+    ConfigError
+        For a bad config, or one that asks for what needs the opt-in (before anything is
+        loaded).
     """
     if not isinstance(config, RunConfig):
         config = load_config(config, overrides=overrides)
     elif overrides:
-        config = config_from_dict(apply_overrides(config.to_dict(), overrides),
-                                  source=config.source)
+        config = config_from_dict(apply_overrides(config.to_dict(), overrides), source=config.source,
+                                  caller_keys=config.caller_keys | set(overrides),
+                                  allow_code=config.allow_code)
+    config = copy.deepcopy(config)  # the caller's config is left as it was
+    config.allow_code = code_allowed(allow_code or config.allow_code)
     if executor is not None:
-        config = copy.deepcopy(config)  # the caller's config is left as it was
         config.executor.kind = executor
+        config.caller_keys = config.caller_keys | {"executor.kind"}
         config.validate()
+    check_trust(config)
     if config.executor.kind != "serial":
         from .distributed import run_distributed
 
         return run_distributed(config, verbose=verbose)
     timings: dict[str, float] = {}
     t0 = time.time()
-    dataset = load_dataset(config.dataset)
+    dataset = load_dataset(config.dataset, allow_code=config.allow_code)
     timings["load"] = time.time() - t0
     logger.info("data set %r: %d subjects, %d runs", dataset.name, len(dataset.subjects), len(dataset.runs))
     out_dir = output_dir(config)

@@ -30,21 +30,14 @@ from .._validation import _sha256_file
 from ..encoding.results import EncodingResults
 from .config import RunConfig
 from .loaders import GROUP, load_dataset
+from .trust import cache_dir, output_dir, report_path
 
 logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- paths
-def output_dir(config: RunConfig) -> Path:
-    """The run's output folder (``output.dir``, relative to the working directory)."""
-    return Path(config.output.dir).expanduser()
-
-
-def cache_dir(config: RunConfig) -> Path:
-    """The features cache folder (``output.cache_dir``, default ``<output.dir>/cache``)."""
-    if config.output.cache_dir:
-        return config.resolve(config.output.cache_dir)
-    return output_dir(config) / "cache"
+# output_dir, cache_dir and report_path (from .trust) confine the paths a config file gives to
+# its output folder; see neuroenc.pipeline.trust.
 
 
 def results_path(config: RunConfig, subject: str, part: str | None = None) -> Path:
@@ -69,8 +62,15 @@ def extractor_params(config: RunConfig) -> dict[str, Any]:
 
 def make_extractor(config: RunConfig, model: Any = None, verbose: Any = None):
     """A :class:`~neuroenc.features.FeatureExtractor` for the config (``model``: a loaded
-    model to reuse, else the config's model name, loaded on first use)."""
+    model to reuse, else the config's model name, loaded on first use).
+
+    A local model folder is checked first (:func:`~neuroenc.pipeline.preflight.check_model_source`:
+    a tokenizer, complete weights)."""
     from ..features import FeatureExtractor
+    from .preflight import check_model_source
+
+    if model is None:
+        check_model_source(config.model.name, config.model.gguf_file)
 
     return FeatureExtractor(model if model is not None else config.model.name,
                             cache_dir=cache_dir(config), verbose=verbose, **extractor_params(config))
@@ -82,7 +82,11 @@ def extract_run(config: RunConfig, transcript: Any, extractor: Any = None) -> Pa
 
     ``extractor`` is reused across runs (one model load); without it one is made.
     """
+    from .preflight import check_device
+
     extractor = extractor if extractor is not None else make_extractor(config)
+    if extractor.cached_path(transcript) is None:  # the model will run here: is its device?
+        check_device(config.model.device)
     extractor.transform(transcript)
     # the file that holds them: this setting's, or an all-layers file that serves a subset
     return Path(extractor.cached_path(transcript))
@@ -254,15 +258,15 @@ def fit_subject(
     from ..features import load_features
 
     out = Path(out) if out is not None else results_path(config, subject)
-    key = results_key(config, features, noise_ceiling)
+    started = time.time()
+    if dataset is None:
+        dataset = load_dataset(config.dataset, subjects=[subject], allow_code=config.allow_code)
+    if subject not in dataset.responses:
+        raise ValueError(f"data set {dataset.name!r} has no subject {subject!r}; it has {dataset.subjects}.")
+    key = results_key(config, features, noise_ceiling, data_hash=subject_data_hash(dataset, subject))
     if results_current(out, key):
         logger.info("results of %s already complete: %s", subject, out)
         return out
-    started = time.time()
-    if dataset is None:
-        dataset = load_dataset(config.dataset, subjects=[subject])
-    if subject not in dataset.responses:
-        raise ValueError(f"data set {dataset.name!r} has no subject {subject!r}; it has {dataset.subjects}.")
     responses = dataset.responses[subject]
     missing = [r for r in responses if r not in features]
     if missing:
@@ -360,7 +364,7 @@ def write_report(config: RunConfig, results: Sequence[str | Path], out: str | Pa
     from ..mapping import map_layers
     from ..report import make_report
 
-    out = Path(out) if out is not None else output_dir(config) / (config.output.report or "report.html")
+    out = Path(out) if out is not None else (report_path(config) or output_dir(config) / "report.html")
     science = output_dir(config) / "layer-science"
     if metrics is None and (science / "metrics.csv").exists():
         metrics = pd.read_csv(science / "metrics.csv")
@@ -375,14 +379,44 @@ def write_report(config: RunConfig, results: Sequence[str | Path], out: str | Pa
     return Path(path), mapping
 
 
+def subject_data_hash(dataset: Any, subject: str) -> str:
+    """The sha256 of a subject's responses and confounds as loaded (every run of the subject).
+
+    What is hashed is what the fit reads: each response's and confound's values (their bytes,
+    little-endian float64 or as stored), shape, dtype, target names, grid (kind, period,
+    start), per run in name order. Replacing a subject's response file (or its motion file)
+    changes it; re-reading the same file does not. It is computed from the arrays in memory,
+    which the run loads anyway, so nothing is cached on disk: a cache keyed by a file's path,
+    size and mtime could not see the other files a loader combines into one response (a
+    mask, confound files), and hashing is fast next to loading (about 1 GB/s).
+    """
+    h = hashlib.sha256()
+    responses = dataset.responses[subject]
+    confounds = dataset.confounds.get(subject, {}) if getattr(dataset, "confounds", None) else {}
+    for part, items in (("responses", responses), ("confounds", confounds)):
+        for run in sorted(items):
+            if part == "confounds" and run not in responses:
+                continue
+            item = items[run]
+            data = np.ascontiguousarray(item.data)
+            if data.dtype.byteorder == ">":
+                data = data.astype(data.dtype.newbyteorder("<"))
+            meta = [part, str(run), list(map(str, item.names)), item.kind, float(item.period),
+                    float(item.start), list(data.shape), data.dtype.str]
+            h.update(json.dumps(meta).encode())
+            h.update(memoryview(data).cast("B"))
+    return h.hexdigest()
+
+
 def results_key(config: RunConfig, features: dict[str, str | Path],
-                noise_ceiling: np.ndarray | None = None) -> str:
+                noise_ceiling: np.ndarray | None = None, *, data_hash: str) -> str:
     """The key that says whether a results file is current.
 
     It covers everything that changes the results: the config (data-set arguments with their
     environment variables expanded; not the output or executor sections), the features files
     (their names are content hashes of the model identity, transcript and extraction
-    settings), the noise ceiling given, and the neuroenc version.
+    settings), the subject's data (``data_hash``: :func:`subject_data_hash` of its responses
+    and confounds), the noise ceiling given, and the neuroenc version.
     """
     from ..features.cache import cache_key
 
@@ -394,6 +428,7 @@ def results_key(config: RunConfig, features: dict[str, str | Path],
     payload = {
         "config": d,
         "features": {str(run): Path(path).name for run, path in sorted(features.items())},
+        "data": str(data_hash),
         "noise_ceiling": None if noise_ceiling is None else hashlib.sha256(
             np.ascontiguousarray(noise_ceiling, dtype="<f8").tobytes()).hexdigest(),
         "version": __version__,

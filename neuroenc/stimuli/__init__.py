@@ -1,4 +1,5 @@
 """Stimuli: word-level transcripts and their readers."""
+from .decode import default_encoding
 from .events import read_events_tsv
 from .gentle import read_gentle
 from .io import read_transcript
@@ -11,6 +12,7 @@ __all__ = [
     "Transcript",
     "TranscriptError",
     "Word",
+    "default_encoding",
     "read_events_tsv",
     "read_gentle",
     "read_text",

@@ -8,27 +8,21 @@ import numpy as np
 import pandas as pd
 
 from .._validation import _check_path_exists
+from .decode import read_text_file
 from .transcript import Transcript, TranscriptError
 
 #: BIDS's mark for a missing value (compared exactly, after stripping white space).
 BIDS_NA = "n/a"
 
 
-def _read_table(path: os.PathLike) -> pd.DataFrame:
+def _read_table(path: os.PathLike, encoding: str | None = None) -> pd.DataFrame:
     """The TSV as strings, blank lines dropped, with each row's file line number in ``_line``.
 
     pandas skips blank lines by default, which would shift every later line number; here they
     are read as empty rows (``skip_blank_lines=False``) and dropped after numbering. Blank
     lines before the header are skipped too.
     """
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fid:
-            text = fid.read()
-    except UnicodeDecodeError as err:
-        raise TranscriptError(
-            f"Could not read events file {str(path)!r}: it is not UTF-8 text ({err.reason} at "
-            f"byte {err.start}). Save it as UTF-8."
-        ) from err
+    text = read_text_file(path, "events file", encoding)
     lines = text.split("\n")
     n_leading = 0
     while n_leading < len(lines) - 1 and not lines[n_leading].strip():
@@ -51,6 +45,7 @@ def read_events_tsv(
     word_column: str | None = None,
     query: str | None = None,
     name: str | None = None,
+    encoding: str | None = None,
 ) -> Transcript:
     """Read word events from a BIDS ``events.tsv`` as a :class:`Transcript`.
 
@@ -67,6 +62,9 @@ def read_events_tsv(
         such as ``none``, ``nan`` or ``N/A``.
     name : str | None
         The run name; defaults to the file name without ``_events.tsv``.
+    encoding : str | None
+        The file's encoding; default UTF-8 (or UTF-16 by its byte-order mark). Never guessed:
+        a file in another encoding is an error naming the first byte that is not UTF-8.
 
     Returns
     -------
@@ -82,7 +80,7 @@ def read_events_tsv(
         message names the file and line.
     """
     path = _check_path_exists(path, "events file")
-    df = _read_table(path)
+    df = _read_table(path, encoding)
     if "onset" not in df.columns:
         raise TranscriptError(
             f"events file {str(path)!r} has no 'onset' column (columns: {list(df.columns[:-1])}); "

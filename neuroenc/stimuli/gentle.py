@@ -6,6 +6,7 @@ import logging
 import os
 
 from .._validation import _check_path_exists
+from .decode import read_text_file
 from .transcript import Transcript, TranscriptError
 
 logger = logging.getLogger(__name__)
@@ -15,6 +16,7 @@ def read_gentle(
     path: str | os.PathLike,
     name: str | None = None,
     use_transcript_text: bool = True,
+    encoding: str | None = None,
 ) -> Transcript:
     """Read a Gentle forced-alignment JSON as a :class:`Transcript`.
 
@@ -34,6 +36,9 @@ def read_gentle(
         the transcript goes to at most one word, the one before it when two could take it.
         Gentle splits ``"well-known"`` into ``well`` and ``known``, which become ``"well-"``
         and ``"known"``.
+    encoding : str | None
+        The file's encoding; default UTF-8 (or UTF-16 by its byte-order mark). Never guessed:
+        a file in another encoding is an error naming the first byte that is not UTF-8.
 
     Returns
     -------
@@ -43,9 +48,9 @@ def read_gentle(
         ``rows`` holds each word's index in the JSON's ``words`` list.
     """
     path = _check_path_exists(path, "Gentle JSON file")
+    text = read_text_file(path, "Gentle JSON file", encoding)
     try:
-        with open(path, encoding="utf-8") as fid:
-            data = json.load(fid)
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise TranscriptError(
             f"Could not read {str(path)!r} as JSON: {err.msg} at line {err.lineno}, column "

@@ -17,7 +17,8 @@ def read_transcript(path: str | os.PathLike, **kwargs: Any) -> Transcript:
 
     ``.TextGrid`` → :func:`read_textgrid`, ``.tsv`` → :func:`read_events_tsv`, ``.json`` →
     :func:`read_gentle`, ``.txt`` → :func:`read_text`. Keyword arguments go to the reader
-    (e.g. ``tier="word"``, ``words_per_second=2.5``).
+    (e.g. ``tier="word"``, ``words_per_second=2.5``, ``encoding="cp1252"``: every reader takes
+    ``encoding``).
     """
     path = Path(path)
     suffix = path.suffix.lower()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import _check_positive
+from .decode import read_text_file
 from .transcript import Transcript, TranscriptError
 
 
@@ -15,6 +16,7 @@ def read_text(
     words_per_second: float = 2.5,
     start: float = 0.0,
     name: str | None = None,
+    encoding: str | None = None,
 ) -> Transcript:
     """Build a :class:`Transcript` from plain text at a constant speech rate.
 
@@ -30,6 +32,9 @@ def read_text(
         Onset of the first word, in seconds.
     name : str | None
         The run name; defaults to the file's stem (or ``"text"``).
+    encoding : str | None
+        The file's encoding; default UTF-8 (or UTF-16 by its byte-order mark). Never guessed:
+        a file in another encoding is an error naming the first byte that is not UTF-8.
     """
     _check_positive("words_per_second", words_per_second)
     if start < 0:
@@ -38,7 +43,7 @@ def read_text(
     if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
                                            and len(source) < 4096 and Path(source).is_file()):
         path = Path(source)
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_text_file(path, "text file", encoding)
     else:
         text = str(source)
     words = text.split()

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from .._validation import _check_path_exists
+from .decode import read_text_file
 from .transcript import Transcript, TranscriptError
 
 logger = logging.getLogger(__name__)
@@ -17,14 +19,31 @@ logger = logging.getLogger(__name__)
 SILENCE_MARKS: tuple[str, ...] = ("", "sp", "sil", "sp1", "spn", "<s>", "</s>", "<sil>", "{sl}", "{ns}", "#")
 
 
-def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+def _read_text(path: Path, encoding: str | None = None) -> str:
+    text = read_text_file(path, "TextGrid", encoding)
+    _check_no_negative_times(text, path)
+    return text
+
+
+_STRING = re.compile(r'"(?:[^"]|"")*"')
+_NEGATIVE = re.compile(r'(?<![\w.])-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?')
+
+
+def _check_no_negative_times(text: str, path: Path) -> None:
+    """A TranscriptError that says so if a TextGrid holds a negative number (a time: the
+    formats have no other signed numbers), instead of the parser's "field missing"."""
+    bare = _STRING.sub(lambda m: "\n" * m.group(0).count("\n"), text)  # numbers outside strings
+    match = _NEGATIVE.search(bare)
+    if match is None:
+        return
+    line = bare.count("\n", 0, match.start()) + 1
+    end = bare.find("\n", match.end())
+    row = bare[bare.rfind("\n", 0, match.start()) + 1:len(bare) if end < 0 else end]
+    raise TranscriptError(
+        f"TextGrid {str(path)!r} has a negative time, {match.group(0)} s, on line {line} "
+        f"({row.strip()!r}). Times must be seconds >= 0 from the start of the audio: shift the "
+        "TextGrid (Praat: Modify times > Shift times to... 0) or fix the aligner's output."
+    )
 
 
 CHRONOLOGICAL_HEADER = "Praat chronological TextGrid text file"
@@ -67,13 +86,17 @@ def _tokens(text: str, path: Path) -> list[str]:
     return out
 
 
-def read_chronological(path: str | os.PathLike) -> dict[str, list[tuple[float, float, str]]]:
+def read_chronological(path: str | os.PathLike, encoding: str | None = None
+                       ) -> dict[str, list[tuple[float, float, str]]]:
     """Read a TextGrid in Praat's chronological text format.
 
     Parameters
     ----------
     path : path-like
         The file; its first token must be ``"Praat chronological TextGrid text file"``.
+    encoding : str | None
+        The file's encoding; default UTF-8, or UTF-16 by its byte-order mark (see
+        :func:`read_textgrid_tiers`).
 
     Returns
     -------
@@ -83,7 +106,7 @@ def read_chronological(path: str | os.PathLike) -> dict[str, list[tuple[float, f
         :func:`read_textgrid_tiers` does for the other formats.
     """
     path = _check_path_exists(path, "TextGrid file")
-    tok = _tokens(_read_text(path), path)
+    tok = _tokens(_read_text(path, encoding), path)
     if not tok or tok[0] != "\x00" + CHRONOLOGICAL_HEADER:
         raise TranscriptError(
             f"{str(path)!r} is not a chronological TextGrid: it does not start with "
@@ -134,16 +157,27 @@ def _first_of_each_name(
     return out
 
 
-def read_textgrid_tiers(path: str | os.PathLike) -> dict[str, list[tuple[float, float, str]]]:
+def read_textgrid_tiers(path: str | os.PathLike, encoding: str | None = None
+                        ) -> dict[str, list[tuple[float, float, str]]]:
     """Read every interval tier of a Praat TextGrid.
 
     Parameters
     ----------
     path : path-like
-        A Praat TextGrid in the long ("ooTextFile"), short or chronological text format,
-        UTF-8 or UTF-16. The long and short formats are parsed by praatio, without its
-        validation (real forced alignments have overlapping or inverted intervals; the
-        :class:`Transcript` checks what matters, with messages that name the row).
+        A Praat TextGrid in the long ("ooTextFile"), short or chronological text format.
+        The long and short formats are parsed by praatio, without its validation (real
+        forced alignments have overlapping or inverted intervals; the :class:`Transcript`
+        checks what matters, with messages that name the row).
+    encoding : str | None
+        The file's encoding. Default: UTF-8 (with or without a BOM), or UTF-16 when the file
+        starts with its byte-order mark (as Praat writes non-ASCII text); anything else is an
+        error naming the byte that is not UTF-8: pass e.g. ``encoding="cp1252"``. Never
+        guessed (see :mod:`neuroenc.stimuli.decode`).
+
+    Raises
+    ------
+    TranscriptError
+        For a file that cannot be decoded, has a negative time, or cannot be parsed.
 
     Returns
     -------
@@ -155,9 +189,9 @@ def read_textgrid_tiers(path: str | os.PathLike) -> dict[str, list[tuple[float, 
     from praatio.utilities import textgrid_io
 
     path = _check_path_exists(path, "TextGrid file")
-    data = _read_text(path)
+    data = _read_text(path, encoding)
     if CHRONOLOGICAL_HEADER in data[:200]:
-        return read_chronological(path)
+        return read_chronological(path, encoding)
     if "TextGrid" not in data[:200]:
         raise TranscriptError(
             f"{str(path)!r} is not a Praat TextGrid: its header lacks 'Object class = \"TextGrid\"'. "
@@ -191,6 +225,7 @@ def read_textgrid(
     silence: Iterable[str] = SILENCE_MARKS,
     fix_inverted: bool = False,
     tier_index: int | None = None,
+    encoding: str | None = None,
 ) -> Transcript:
     """Read one tier of a Praat TextGrid as a :class:`Transcript`.
 
@@ -218,21 +253,38 @@ def read_textgrid(
         counts from the end), e.g. ``1`` for TextGrids whose tiers are a phone tier then the
         word tier under other names. Ignored when ``tier`` is given or a tier is named
         ``word(s)``; out of range, it is an error that lists the tiers.
+    encoding : str | None
+        The file's encoding (default UTF-8, or UTF-16 by its BOM; see
+        :func:`read_textgrid_tiers`).
 
     Returns
     -------
     transcript : Transcript
         One word per non-silence interval, text stripped of surrounding white space, with
         punctuation kept as the TextGrid has it. ``transcript.rows`` holds the 1-based interval
-        numbers, as Praat shows them.
+        numbers, as Praat shows them. A word whose interval runs past the onset of a later
+        word is kept, with a warning that names it.
+
+    Raises
+    ------
+    TranscriptError
+        For a file that cannot be read (see :func:`read_textgrid_tiers`), a tier that cannot be
+        chosen, a single tier named ``phone*`` (phones, not words) unless ``tier`` names it, or
+        a tier without words.
     """
     path = Path(path)
-    tiers = read_textgrid_tiers(path)
+    tiers = read_textgrid_tiers(path, encoding=encoding)
     if not tiers:
         raise TranscriptError(f"TextGrid {str(path)!r} has no tiers.")
     if tier is None:
         if len(tiers) == 1:
             tier = next(iter(tiers))
+            if tier.strip().lower().startswith("phon"):
+                raise TranscriptError(
+                    f"TextGrid {str(path)!r} has a single tier, {tier!r}, which holds phones, not "
+                    f"words; it is not used as the word tier unless named: if it does hold words, "
+                    f"pass tier={tier!r}; else use the TextGrid with the word tier."
+                )
         else:
             candidates = [t for t in tiers if t.strip().lower() in ("word", "words")]
             if not candidates and tier_index is not None and -len(tiers) <= tier_index < len(tiers):
@@ -269,6 +321,7 @@ def read_textgrid(
                 "set to their onsets (intervals %s).", path, tier, len(inverted),
                 [rows[k] for k in inverted[:5]],
             )
+    _warn_overlaps(path, tier, words, onsets, offsets, rows)
     if not words:
         raise TranscriptError(
             f"TextGrid {str(path)!r}, tier {tier!r}: no words (all {len(tiers[tier])} intervals are "
@@ -281,4 +334,32 @@ def read_textgrid(
         name=name if name is not None else path.stem,
         source=f"{path} [tier {tier!r}]",
         rows=rows,
+    )
+
+
+def _warn_overlaps(path: Path, tier: str, words: list[str], onsets: list[float], offsets: list[float],
+                   rows: list[int]) -> None:
+    """Log a warning naming the words whose interval runs past the onset of a later word."""
+    if len(words) < 2:
+        return
+    on = np.asarray(onsets, dtype=np.float64)
+    off = np.asarray(offsets, dtype=np.float64)
+    later_onset = on[1:]
+    tol = 1e-6
+    bad = np.flatnonzero(off[:-1] > later_onset + tol)
+    if not bad.size:
+        return
+    parts = []
+    for k in bad[:3]:
+        k = int(k)
+        n_over = int(np.count_nonzero(on[k + 1:] < off[k] - tol))
+        parts.append(
+            f"interval {rows[k]} {words[k]!r} ({on[k]:.3f}-{off[k]:.3f} s) overlaps "
+            + (f"the next word {words[k + 1]!r} (onset {on[k + 1]:.3f} s)" if n_over <= 1 else
+               f"the {n_over} words from {words[k + 1]!r} (onset {on[k + 1]:.3f} s)")
+        )
+    logger.warning(
+        "TextGrid %s, tier %r: %d word interval(s) overlap later words: %s%s. The words are kept "
+        "in onset order; check the alignment.", path, tier, bad.size, "; ".join(parts),
+        "; ..." if bad.size > 3 else "",
     )

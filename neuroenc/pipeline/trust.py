@@ -1,0 +1,240 @@
+"""What a run config may do: configs are shared between labs like data, so a config file never
+runs code, reaches a remote machine or writes outside its output folder unless the user says so.
+
+A config file (YAML) may:
+
+- name a registered data-set loader (:data:`~neuroenc.pipeline.loaders.LOADERS`) or one that an
+  installed package declares in the entry-point group ``neuroenc.loaders``;
+- run on this machine (``serial``, ``local:N``), on a Dask scheduler on this machine
+  (``dask:tcp://127.0.0.1:8786``), or on SLURM with plain options (cores, memory, queue...);
+- write inside ``output.dir`` (the report) and, for the features cache, inside its own folder.
+
+It may not, unless the user opts in with ``neuroenc run --allow-code`` (``allow_code=True``
+in Python, or the environment variable ``NEUROENC_ALLOW_CODE=1``), which is then logged:
+
+- name a loader as ``"package.module:function"`` (that imports and runs any function);
+- give SLURM shell code (``executor.slurm.job_script_prologue``, ``python``,
+  ``worker_command``, ``shebang``) or option values with shell metacharacters;
+- name a Dask scheduler on another machine (a Dask client unpickles what its scheduler sends):
+  give that address on the command line (``--executor dask:tls://host:8786``) instead.
+
+Absolute output paths, or relative ones that leave their folder (``report: ../x.html``), are
+accepted only from the command line or the caller (``--set``, ``--out``, ``overrides=``), never
+from the config file. Values given by the caller rather than read from the file are listed in
+:attr:`RunConfig.caller_keys`; a config built in Python (no source file) is the caller's.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, RunConfig
+
+logger = logging.getLogger(__name__)
+
+#: The environment variable that opts in, as ``--allow-code`` does.
+ALLOW_CODE_ENV = "NEUROENC_ALLOW_CODE"
+#: How to opt in, for messages.
+OPT_IN = f"pass --allow-code to `neuroenc run` (allow_code=True in Python) or set {ALLOW_CODE_ENV}=1"
+#: ``executor.slurm`` options that are shell code run in every job.
+SLURM_SHELL_KEYS = ("job_script_prologue", "python", "worker_command", "shebang")
+#: Characters that end a line of a job script or start another shell command.
+_SHELL_META = re.compile(r"[\n\r;&|`<>]|\$\(")
+
+
+def code_allowed(allow_code: bool | None = None) -> bool:
+    """Whether the opt-in is given: ``allow_code``, else the ``NEUROENC_ALLOW_CODE`` variable
+    (``1``, ``true``, ``yes`` or ``on``)."""
+    if allow_code:
+        return True
+    return os.environ.get(ALLOW_CODE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def from_caller(config: RunConfig, key: str) -> bool:
+    """Whether the dotted ``key`` was given by the caller (command line, overrides, a config
+    built in Python) rather than read from the config file."""
+    if config.source is None:
+        return True
+    return any(key == k or key.startswith(k + ".") for k in config.caller_keys)
+
+
+def _where(config: RunConfig) -> str:
+    return f" in {config.source!r}" if config.source else ""
+
+
+# ---------------------------------------------------------------------- output paths
+def _inside(path: Path, folder: Path) -> bool:
+    path = Path(os.path.normpath(os.path.abspath(path)))
+    folder = Path(os.path.normpath(os.path.abspath(folder)))
+    return path == folder or folder in path.parents
+
+
+def _user_path(value: Any) -> Path:
+    return Path(os.path.expandvars(str(value))).expanduser()
+
+
+def output_dir(config: RunConfig) -> Path:
+    """The run's output folder (``output.dir``, relative to the working directory)."""
+    return _user_path(config.output.dir)
+
+
+def report_path(config: RunConfig) -> Path | None:
+    """Where the report goes: ``output.report`` inside ``output.dir`` (None: no report).
+
+    Raises
+    ------
+    ConfigError
+        For a path that leaves ``output.dir``, or an absolute one that the config file gave.
+    """
+    value = config.output.report
+    if value is None:
+        return None
+    out = output_dir(config)
+    path = _user_path(value)
+    if path.is_absolute():
+        if from_caller(config, "output.report"):
+            return path
+        raise ConfigError(
+            f"output.report{_where(config)} is the absolute path {str(value)!r}: a config file writes "
+            "only inside output.dir. Give a file name relative to output.dir (report: report.html), "
+            "or pass the absolute path on the command line (--set output.report=/path/report.html)."
+        )
+    full = out / path
+    if not _inside(full, out) or os.path.normpath(full) == os.path.normpath(out):
+        raise ConfigError(
+            f"output.report{_where(config)} is {str(value)!r}, which leaves the output folder "
+            f"{str(out)!r}: a report is written inside output.dir. Give a file name such as "
+            "report.html (or an absolute path on the command line: --set output.report=/path/x.html)."
+        )
+    return full
+
+
+def cache_dir(config: RunConfig) -> Path:
+    """The features cache: ``output.cache_dir`` (relative to the config file's folder), default
+    ``<output.dir>/cache``.
+
+    Raises
+    ------
+    ConfigError
+        For a path from the config file that is absolute or leaves the config file's folder.
+    """
+    value = config.output.cache_dir
+    if not value:
+        return output_dir(config) / "cache"
+    path = config.resolve(value)
+    if from_caller(config, "output.cache_dir"):
+        return path
+    base = Path(config.source).parent
+    if _user_path(value).is_absolute() or not _inside(path, base):
+        raise ConfigError(
+            f"output.cache_dir{_where(config)} is {str(value)!r}, outside the config file's folder "
+            f"{str(base)!r}: a config file writes its features cache only below its own folder "
+            "(e.g. cache_dir: feature-cache, shared by the configs beside it). Pass another folder on "
+            "the command line (--set output.cache_dir=/path/cache)."
+        )
+    return path
+
+
+# ---------------------------------------------------------------------- executors
+def address_host(address: str) -> str:
+    """The host of ``proto://host:port`` (brackets of an IPv6 address dropped)."""
+    rest = address.split("://", 1)[-1]
+    host = rest.rsplit(":", 1)[0]
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a scheduler address is on this machine's loopback interface (127.0.0.0/8,
+    ``::1`` or ``localhost``); host names are not resolved."""
+    host = address_host(address)
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_executor(config: RunConfig) -> None:
+    from .dask_cluster import parse_executor
+
+    ex = config.executor
+    spec = parse_executor(ex.kind, ex.address)
+    if spec.kind == "dask" and not is_loopback(spec.address):
+        key = "executor.address" if ex.address else "executor.kind"
+        if not from_caller(config, key):
+            if not code_allowed(config.allow_code):
+                raise ConfigError(
+                    f"{key}{_where(config)} names the Dask scheduler {spec.address!r} on another "
+                    "machine. A Dask client runs what its scheduler sends (pickled tasks and "
+                    "results), so a config file may only name a scheduler on this machine "
+                    "(tcp://127.0.0.1:PORT). Give the address on the command line instead "
+                    f"(neuroenc run CONFIG --executor dask:{spec.address}), or {OPT_IN} to accept "
+                    "the config's."
+                )
+            logger.warning("using the Dask scheduler %s named by %s (code allowed by the opt-in)",
+                           spec.address, config.source)
+    if spec.kind == "slurm":
+        _check_slurm(config)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _check_slurm(config: RunConfig) -> None:
+    allowed = code_allowed(config.allow_code)
+    for key, value in (config.executor.slurm or {}).items():
+        if from_caller(config, f"executor.slurm.{key}"):
+            continue
+        if key in SLURM_SHELL_KEYS:
+            if not allowed:
+                raise ConfigError(
+                    f"executor.slurm.{key}{_where(config)} is shell code that every SLURM job would "
+                    f"run ({value!r}). A config file cannot run code unless you opt in: read it, "
+                    f"then {OPT_IN}."
+                )
+            logger.warning("executor.slurm.%s from %s is shell code run in every SLURM job "
+                           "(allowed by the opt-in): %r", key, config.source, value)
+            continue
+        bad = next((s for s in _strings(value) if _SHELL_META.search(s)), None)
+        if bad is not None and not allowed:
+            char = _SHELL_META.search(bad).group(0)
+            raise ConfigError(
+                f"executor.slurm.{key}{_where(config)} is {bad!r}: its {char!r} would end the job "
+                "script's line and run what follows as shell code. Fix the value; if it is meant, "
+                f"{OPT_IN}."
+            )
+
+
+# ---------------------------------------------------------------------- everything
+def check_trust(config: RunConfig) -> None:
+    """Check what the config file asks for against what a config file may do (see the module
+    docstring): the loader, the executor (scheduler address, SLURM shell code) and the output
+    paths. Called by :func:`~neuroenc.pipeline.run_pipeline` before anything is loaded.
+
+    Raises
+    ------
+    ConfigError
+        Naming the value, the file, and how to give it instead (command line, or the opt-in).
+    """
+    from .loaders import check_loader
+
+    _check_executor(config)
+    check_loader(config.dataset.loader, allow_code=config.allow_code, where=_where(config))
+    report_path(config)
+    cache_dir(config)
+
+
+__all__ = ["ALLOW_CODE_ENV", "cache_dir", "check_trust", "code_allowed", "from_caller", "is_loopback",
+           "output_dir", "report_path"]
