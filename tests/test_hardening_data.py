@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from _hardening_fixtures import copy_alice
 
-from neuroenc.align import Response, make_fmri_design
+from neuroenc.align import make_fmri_design
+from neuroenc.responses import Response
 from neuroenc.encoding import EncodingResults
 from neuroenc.features import FeatureSet
 from neuroenc.pipeline import run_pipeline
