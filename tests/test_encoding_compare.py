@@ -186,7 +186,9 @@ def test_fit_encoding_results_carry_the_comparison(tmp_path):
 def test_penalties_at_the_edge_of_the_grid_are_warned():
     layers, Y = simulate_layers(n_samples=200, n_targets=5, noise=(1.0,), signal=1.0, random_state=0)
     res = fit_encoding(layers, Y, alphas=[1e-3, 1e-2], n_permutations=0)
-    assert any("Layer 0:" in w and "sit at the largest value of the grid (0.01)" in w and "extend the alphas higher"
-               in w for w in res.warnings)
+    assert any(w.startswith("In layer(s) 0, more than 10% of the chosen ridge penalties sit at the largest "
+                            "value of the grid (0.01; up to 100%, layer 0)") and "extend the alphas higher" in w
+               for w in res.warnings)
+    assert res.settings["alpha_edge_shares"] == {"low": [0.0], "high": [1.0]}
     res = fit_encoding(layers, Y, alphas=np.logspace(-2, 8, 11), n_permutations=0)
     assert not any("of the grid" in w for w in res.warnings)

@@ -475,36 +475,45 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                fold_r=self.fold_r_, fold_r2=self.fold_r2_, settings=fitted,
                                pvalues_best=self.pvalues_best_, comparison=self.comparison_, **kwargs)
 
+    def alpha_edge_shares(self) -> dict[str, list[float]]:
+        """Per layer, the share of the chosen (fold, target) penalties at the smallest (``"low"``)
+        and at the largest (``"high"``) value of the grid; constant targets are left out."""
+        check_is_fitted(self, "fold_alphas_")
+        grid = self._alphas()
+        keep = np.ones(self.fold_alphas_.shape[2], dtype=bool)
+        keep[self.constant_targets_] = False
+        out: dict[str, list[float]] = {"low": [], "high": []}
+        for j in range(self.layers_.size):
+            chosen = self.fold_alphas_[:, j][:, keep]
+            chosen = chosen[np.isfinite(chosen)]
+            for side, value in (("low", grid[0]), ("high", grid[-1])):
+                out[side].append(float(np.mean(np.isclose(chosen, value))) if chosen.size and grid.size > 1
+                                 else 0.0)
+        return out
+
     def alpha_edges(self, threshold: float = 0.1) -> list[str]:
         """Warnings for layers whose chosen penalties pile up at an edge of the grid.
 
         A penalty at the smallest or largest value of the grid may be a boundary of the search
-        rather than the best one: extend the grid on that side. One message per layer where
-        more than ``threshold`` of the (fold, target) penalties sit at an edge (constant
-        targets are left out).
+        rather than the best one: extend the grid on that side. One message per edge, naming the
+        layers where more than ``threshold`` of the (fold, target) penalties sit there.
         """
-        check_is_fitted(self, "fold_alphas_")
+        from .compare import format_layer_set
+
+        shares = self.alpha_edge_shares()
         grid = self._alphas()
-        if grid.size < 2:
-            return []
         messages = []
-        keep = np.ones(self.fold_alphas_.shape[2], dtype=bool)
-        keep[self.constant_targets_] = False
-        for j, layer in enumerate(self.layers_):
-            chosen = self.fold_alphas_[:, j][:, keep]
-            chosen = chosen[np.isfinite(chosen)]
-            if chosen.size == 0:
-                continue
-            for share, side, value, fix in (
-                (np.mean(np.isclose(chosen, grid[0])), "smallest", grid[0], "lower"),
-                (np.mean(np.isclose(chosen, grid[-1])), "largest", grid[-1], "higher"),
-            ):
-                if share > threshold:
-                    messages.append(
-                        f"Layer {int(layer)}: {share:.0%} of the chosen ridge penalties sit at the "
-                        f"{side} value of the grid ({value:.3g}); the best penalty may lie beyond "
-                        f"it: extend the alphas {fix} (e.g. encoding.alphas)."
-                    )
+        for side, word, value, fix in (("low", "smallest", grid[0], "lower"), ("high", "largest", grid[-1], "higher")):
+            share = np.asarray(shares[side])
+            over = share > threshold
+            if over.any():
+                worst = int(np.argmax(share))
+                messages.append(
+                    f"In layer(s) {format_layer_set(self.layers_[over])}, more than {threshold:.0%} of the chosen "
+                    f"ridge penalties sit at the {word} value of the grid ({value:.3g}; up to {share[worst]:.0%}, "
+                    f"layer {int(self.layers_[worst])}): the best penalty may lie beyond it; extend the alphas "
+                    f"{fix} (e.g. encoding.alphas)."
+                )
         return messages
 
     def fitted_settings(self) -> dict[str, Any]:
@@ -519,6 +528,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if self.permutation_ is not None:
             params["permutation_used"] = self.permutation_
         params["forms"] = {str(k): v for k, v in self.forms_.items()}
+        params["alpha_edge_shares"] = self.alpha_edge_shares()
         params["backend_used"] = self.backend_
         params["dtype_used"] = self.dtype_
         if isinstance(params.get("random_state"), np.random.Generator):
