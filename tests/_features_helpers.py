@@ -6,21 +6,23 @@ import pytest
 import torch
 
 
-def direct_features(lm, alignment, starts, stops, pooling="last", words=None):
+def direct_features(lm, alignment, starts, stops, pooling="last", words=None, prefix=None):
     """Per-word features from a direct forward over tokens ``[starts[w], stops[w])``.
 
     Contexts of equal length are stacked into one batch without padding or attention mask:
-    the rows of such a batch are independent forward passes, each over exactly its tokens.
+    the rows of such a batch are independent forward passes, each over exactly its tokens,
+    after ``prefix`` (default: the tokenizer's own prefix special tokens).
     Returns an array (n_layers, n_selected_words, hidden).
     """
     words = np.arange(alignment.n_words) if words is None else np.asarray(words)
-    P = len(lm.prefix_ids)
+    prefix = list(lm.prefix_ids) if prefix is None else list(prefix)
+    P = len(prefix)
     starts, stops = np.asarray(starts)[words], np.asarray(stops)[words]
     out = np.zeros((lm.n_layers, words.size, lm.hidden_size), dtype=np.float64)
     lengths = stops - starts
     for length in np.unique(lengths):
         rows = np.flatnonzero(lengths == length)
-        seqs = [list(lm.prefix_ids) + alignment.input_ids[starts[k]:stops[k]].tolist()
+        seqs = [prefix + alignment.input_ids[starts[k]:stops[k]].tolist()
                 + list(lm.suffix_ids) for k in rows]
         with torch.inference_mode():
             states = lm.hidden_states(torch.tensor(seqs, device=lm.device))

@@ -80,3 +80,22 @@ def test_minilm_layers_and_pooling_equal_direct_forward(minilm, alice200):
     stops = np.minimum(al.word_stop + 2, al.n_tokens)
     ref = direct_features(minilm, al, starts, stops, pooling="mean")
     assert max_rel_err(fs[6], ref[6]) < TOL
+
+
+def test_smollm2_first_word_is_no_attention_sink_after_a_bos(smollm2, alice200):
+    """Without a BOS, Alice's first word sits at position 0, SmolLM2's attention sink: its
+    residual norm is ~24,000 in layers 12-28, against a median of 130-700 over the other
+    words. With prepend_bos="auto" (SmolLM2's BOS, <|im_start|>) it is within a few medians."""
+    plain = extract_features(alice200, smollm2, layers=list(range(12, 29)))
+    bos = extract_features(alice200, smollm2, layers=list(range(12, 29)), prepend_bos="auto")
+    assert plain.attrs["prefix_ids"] == [] and bos.attrs["prefix_ids"] == [smollm2.tokenizer.bos_token_id]
+    assert "word 0 'Alice'" in plain.attrs["warnings"][0] and bos.attrs["warnings"] == []
+    for layer in plain.layer_indices:
+        for fs, low, high in ((plain, 20_000, 30_000), (bos, 0, 5)):
+            norms = np.linalg.norm(fs[layer], axis=1)
+            ratio = norms[0] / np.median(norms[1:])
+            if fs is plain:
+                assert low < norms[0] < high, (layer, norms[0])
+                assert ratio > 30, (layer, ratio)
+            else:
+                assert ratio < high, (layer, ratio)

@@ -41,7 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import _check_finite, _check_option, _check_positive, _preview
-from ..features.featureset import FeatureSet
+from ..features.featureset import FeatureSet, check_compatible_features
 from ..stimuli.transcript import Transcript
 from .checks import (ON_UNCOVERED, _coverage, as_run_dict, check_response, match_runs,
                      report_uncovered)
@@ -495,6 +495,7 @@ def _check_features(features: Any, layers: Any, reference: str | None) -> tuple[
             raise ValueError(f"features for run {name!r} have no words.")
         _check_finite("word times", fs.times, where=f"of the features for run {name!r}",
                       fix="Drop unaligned words before extracting features.")
+    check_compatible_features(items)
     return items, layers
 
 

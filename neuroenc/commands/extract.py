@@ -8,10 +8,12 @@ Examples::
         --policy window --right-context 4 --cache-dir features/
     neuroenc extract --model smollm2-135m --transcript story.txt --words-per-second 2.5 \\
         --layers 0.5,-1 --out features.h5
+    neuroenc extract --model smollm2-135m --transcript story.TextGrid --context-tokens full \\
+        --prepend-bos auto --last-layer pre-norm --out features.h5
 
 Options of one transcript format (``--tier`` for TextGrid, ``--word-column`` for events .tsv,
-``--words-per-second`` for plain text) and ``--stride`` (``--policy strided``) are errors
-elsewhere, never silently ignored.
+``--words-per-second`` for plain text) and ``--stride`` (``--policy strided`` with a number of
+``--context-tokens``) are errors elsewhere, never silently ignored.
 """
 from __future__ import annotations
 
@@ -37,6 +39,29 @@ def _parse_batch(text: str):
         raise argparse.ArgumentTypeError(f"invalid batch size {text!r}: use 'auto' or a number of sequences") from None
 
 
+def _parse_context(text: str):
+    if text == "full":
+        return "full"
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid context {text!r}: use a number of tokens (>= 0) or 'full' (the whole run)")
+    return value
+
+
+_BOS = {"true": True, "false": False, "auto": "auto"}
+
+
+def _parse_bos(text: str):
+    try:
+        return _BOS[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"invalid choice {text!r}: use true, false or auto") from None
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -60,16 +85,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="plain text .txt only: speech rate giving the word times (default: 2.5)")
     parser.add_argument("--name", default=None, help="run/story name (default: the file's stem)")
     parser.add_argument("--layers", type=parse_layers, default="all", help=LAYERS_HELP)
-    parser.add_argument("--context-tokens", type=int, default=256,
-                        help="left context in tokens (default: 256)")
+    parser.add_argument("--context-tokens", type=_parse_context, default=256,
+                        help="left context in tokens (default: 256), or 'full': all of the run before "
+                             "each word (the whole run in one forward pass; an error if it does not fit "
+                             "the model)")
     parser.add_argument("--stride", type=int, default=None,
-                        help="--policy strided only: step between chunks (default: context-tokens // 2)")
+                        help="--policy strided with a number of --context-tokens only: step between "
+                             "chunks (default: context-tokens // 2)")
     parser.add_argument("--policy", default="strided", choices=["strided", "window"],
                         help="context policy (default: strided)")
     parser.add_argument("--pooling", default="last", choices=["last", "mean", "first"],
                         help="which of a word's tokens gives its feature (default: last)")
     parser.add_argument("--right-context", type=int, default=0,
                         help="masked models: tokens of right context (default: 0)")
+    parser.add_argument("--prepend-bos", type=_parse_bos, default=False, metavar="{true,false,auto}",
+                        help="put the model's BOS token before every forward sequence, so that no word "
+                             "sits at position 0 (the attention sink); auto: where the model is causal "
+                             "and its tokenizer has one (default: false, the tokenizer's own special "
+                             "tokens only)")
+    parser.add_argument("--last-layer", default="normed", choices=["normed", "pre-norm"],
+                        help="the last layer after the model's final norm, as transformers gives it "
+                             "(normed, default), or the last block's output before it (pre-norm)")
     parser.add_argument("--intervention", default=None,
                         help="model intervention, e.g. skip:10-14 (see neuroenc.features.interventions)")
     parser.add_argument("--batch-size", type=_parse_batch, default="auto",
@@ -112,6 +148,11 @@ def _check_combinations(args: argparse.Namespace) -> None:
             f"--stride applies to --policy strided only; --policy {args.policy} runs one forward "
             "pass per word. Drop --stride, or use --policy strided."
         )
+    if args.stride is not None and args.context_tokens == "full":
+        raise ValueError(
+            "--stride applies to a number of --context-tokens; --context-tokens full puts the whole "
+            "run in one forward pass. Drop --stride, or give --context-tokens a number."
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,8 +164,9 @@ def run(args: argparse.Namespace) -> int:
     extractor = FeatureExtractor(
         args.model, layers=args.layers, context_tokens=args.context_tokens, stride=args.stride,
         policy=args.policy, pooling=args.pooling, right_context=args.right_context,
-        batch_size=args.batch_size, device=args.device, dtype=args.dtype, revision=args.revision,
-        gguf_file=args.gguf_file, cache_dir=args.cache_dir, intervention=args.intervention,
+        prepend_bos=args.prepend_bos, last_layer=args.last_layer, batch_size=args.batch_size,
+        device=args.device, dtype=args.dtype, revision=args.revision, gguf_file=args.gguf_file,
+        cache_dir=args.cache_dir, intervention=args.intervention,
     )
     features = extractor.transform(transcript)
     path = features.attrs.get("path")

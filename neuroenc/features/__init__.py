@@ -4,7 +4,13 @@
 - :func:`extract_features` / :class:`FeatureExtractor`: per-word features with exact,
   recorded context (``strided`` or ``window`` policy), cached in HDF5;
 - :func:`load_features`, :func:`save_features`, :func:`feature_cache_path`,
-  :func:`is_complete`, :func:`read_feature_info`: the cache files;
+  :func:`is_complete`, :func:`read_feature_info`: the cache files (checksummed;
+  :class:`FeatureFileError` when one is corrupt);
+- :func:`check_compatible_features`: refuse runs whose features came from different models
+  or settings;
+- :func:`sequence_prefix` (``prepend_bos``) and :func:`capture_last_block`
+  (``last_layer="pre-norm"``): the special tokens before each sequence, the last block's
+  output before the final norm;
 - :func:`align_tokens`, :func:`plan_contexts`, :func:`token_states`: the building blocks;
 - :func:`resolve_layers`, :func:`resolve_stored_layers`, :func:`layer_at_depth`: layer
   selection and relative depth;
@@ -13,10 +19,17 @@
 - :func:`layer_metrics` and the metric functions: per-layer representation geometry
   (entropies, curvature, intrinsic dimension, effective rank).
 """
-from .cache import FEATURES_FORMAT, is_complete, load_features, read_feature_info, save_features
+from .cache import (
+    FEATURES_FORMAT,
+    FeatureFileError,
+    is_complete,
+    load_features,
+    read_feature_info,
+    save_features,
+)
 from .context import ContextPlan, plan_contexts
 from .extract import FeatureExtractor, extract_features, feature_cache_path, token_states
-from .featureset import FeatureSet
+from .featureset import FeatureSet, check_compatible_features
 from .interventions import Intervention, check_context_policy, parse_intervention
 from .layers import layer_at_depth, resolve_layers, resolve_stored_layers
 from .metrics import (
@@ -37,7 +50,9 @@ from .models import (
     model_identity,
     resolve_device,
     resolve_dtype,
+    sequence_prefix,
 )
+from .prenorm import capture_last_block
 from .tokens import TokenAlignment, TokenMappingError, align_tokens
 
 #: Names that need torch, imported on first access (``import neuroenc.features`` stays light).
@@ -61,6 +76,8 @@ __all__ = [
     "InterventionHandle",
     "LayerMetrics",
     "apply_intervention",
+    "capture_last_block",
+    "check_compatible_features",
     "check_context_policy",
     "curvature",
     "dataset_entropy",
@@ -76,6 +93,7 @@ __all__ = [
     "MODEL_ALIASES",
     "ContextPlan",
     "FeatureExtractor",
+    "FeatureFileError",
     "FeatureSet",
     "LoadedModel",
     "ModelNotAvailableError",
@@ -96,5 +114,6 @@ __all__ = [
     "resolve_layers",
     "resolve_stored_layers",
     "save_features",
+    "sequence_prefix",
     "token_states",
 ]

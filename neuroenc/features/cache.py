@@ -13,12 +13,20 @@ Layout::
             gguf_file, revision, model_sha256, tokenizer, model_kind, n_model_layers,
             hidden_size, dtype, policy, context_tokens, stride, right_context, pooling,
             layers, intervention, run, reference, transcript_sha256, neuroenc_version,
-            n_token_forwards, cache_key; complete = True (written last).
+            n_token_forwards, cache_key, prepend_bos, prefix_ids, last_layer, warnings...;
+            checksums = "fletcher32"; complete = True (written last).
 
 Files are written to a temporary file in the same folder and moved into place with
 :func:`os.replace`, so a reader never sees a half-written file under the final name; a file
 that is truncated, lacks ``complete`` or a layer is reported incomplete by
 :func:`is_complete` and recomputed by the extractor.
+
+Every numeric dataset (the layers, times and contexts) carries an HDF5 Fletcher-32 checksum
+per chunk, verified by HDF5 whenever it is read: :func:`load_features` refuses a file whose
+data no longer match (:class:`FeatureFileError`, naming the file and the dataset), and the
+extractor's cache treats such a file as missing and recomputes it. Files written before
+checksums existed are still read, unverified, by :func:`load_features`; the cache recomputes
+them.
 """
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_path, json_default_strict
-from .._validation import _check_path_exists
+from .._validation import NeuroencError, _check_path_exists
 from .featureset import FeatureSet
 from .layers import resolve_stored_layers
 
@@ -42,6 +50,12 @@ logger = logging.getLogger(__name__)
 
 FEATURES_FORMAT = "neuroenc-features/1"
 _ARRAY_ATTRS = ("context_start", "context_len")
+#: The checksum every numeric dataset carries (an HDF5 filter, verified on each read).
+CHECKSUM = "fletcher32"
+
+
+class FeatureFileError(NeuroencError, ValueError):
+    """A feature file is incomplete, corrupt or fails its checksums."""
 
 
 def cache_key(settings: Mapping[str, Any]) -> str:
@@ -92,10 +106,10 @@ def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
         f.attrs["complete"] = False
         words = features.words if features.words is not None else [""] * features.n_words
         f.create_dataset("words", data=np.asarray(words, dtype=object), dtype=h5py.string_dtype("utf-8"))
-        f.create_dataset("onsets", data=features.onsets)
-        f.create_dataset("offsets", data=features.offsets)
+        f.create_dataset("onsets", data=features.onsets, fletcher32=True)
+        f.create_dataset("offsets", data=features.offsets, fletcher32=True)
         for name, arr in arrays.items():
-            f.create_dataset(name, data=arr)
+            f.create_dataset(name, data=arr, fletcher32=True)
         group = f.create_group("layers")
         for idx in features.layer_indices:
             _write_layer(group, idx, features[idx])
@@ -108,19 +122,31 @@ def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
             else:
                 f.attrs[key] = json.dumps(value, default=json_default_strict, sort_keys=True)
         f.attrs["layer_indices"] = np.asarray(features.layer_indices, dtype=np.int64)
+        f.attrs["checksums"] = CHECKSUM
         f.attrs["complete"] = True
     return path
 
 
 def _write_layer(group: Any, idx: int, data: np.ndarray) -> None:
-    group.create_dataset(str(int(idx)), data=np.asarray(data, dtype=np.float32))
+    group.create_dataset(str(int(idx)), data=np.asarray(data, dtype=np.float32), fletcher32=True)
 
 
-def is_complete(path: str | os.PathLike, layers: Iterable[int] | None = None) -> bool:
+def is_complete(path: str | os.PathLike, layers: Iterable[int] | None = None,
+                checksums: bool = False) -> bool:
     """Whether ``path`` is a complete, readable feature file (holding ``layers``, if given).
 
     A missing, truncated or unreadable file, one without the ``complete`` flag, with a layer
-    missing or of the wrong number of rows, is not complete.
+    missing or of the wrong number of rows, is not complete. Only attributes and shapes are
+    read: the data's checksums are verified when the data are read (:func:`load_features`).
+
+    Parameters
+    ----------
+    path : path-like
+    layers : iterable of int | None
+        Layers that must be present (default: the layers the file lists).
+    checksums : bool
+        Also require that these layers carry checksums (files written before checksums
+        existed do not; the extractor's cache recomputes them).
     """
     import h5py
 
@@ -140,6 +166,8 @@ def is_complete(path: str | os.PathLike, layers: Iterable[int] | None = None) ->
             for idx in wanted:
                 if str(idx) not in group or group[str(idx)].shape[0] != n:
                     return False
+                if checksums and not group[str(idx)].fletcher32:
+                    return False
             return True
     except (OSError, KeyError, ValueError) as err:
         logger.warning("Feature file %s is unreadable (%s); it will be recomputed.", path, err)
@@ -150,11 +178,23 @@ def _check_feature_file(path: str | os.PathLike) -> Path:
     """The path of an existing, complete feature file, or a ValueError that says what to do."""
     path = _check_path_exists(path, "feature file", "Extract features first (neuroenc extract).")
     if not is_complete(path):
-        raise ValueError(
+        raise FeatureFileError(
             f"Feature file {str(path)!r} is incomplete or corrupt (an interrupted write?); delete it "
             "and extract the features again."
         )
     return path
+
+
+def _read(f: Any, name: str, path: Path) -> np.ndarray:
+    """Read a dataset whole; HDF5 verifies its checksums (a mismatch is a FeatureFileError)."""
+    try:
+        return f[name][()]
+    except OSError as err:
+        raise FeatureFileError(
+            f"Feature file {str(path)!r} is corrupt: dataset {name!r} cannot be read or fails its "
+            f"checksum ({str(err).splitlines()[0]}). Delete the file and extract the features again "
+            "(a feature-cache entry is recomputed by the next extraction)."
+        ) from None
 
 
 def read_feature_info(path: str | os.PathLike) -> dict[str, Any]:
@@ -208,8 +248,11 @@ def load_features(path: str | os.PathLike, layers: Any = None) -> FeatureSet:
 
     Raises
     ------
+    FeatureFileError
+        If the file is incomplete or corrupt: truncated, interrupted, or data that fail their
+        checksums (a subclass of ValueError).
     ValueError
-        If the file is incomplete or corrupt, or lacks a requested layer.
+        If the file lacks a requested layer.
     """
     import h5py
 
@@ -227,14 +270,14 @@ def load_features(path: str | os.PathLike, layers: Any = None) -> FeatureSet:
             raise ValueError(
                 f"Feature file {str(path)!r} has no layer(s) {missing}; it holds layers {stored}."
             )
-        data = {i: f["layers"][str(i)][()] for i in wanted}
+        data = {i: _read(f, f"layers/{i}", path) for i in wanted}
         provenance = json.loads(f.attrs["provenance"])
-        words = [w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in f["words"][()]]
-        onsets = f["onsets"][()]
-        offsets = f["offsets"][()]
+        words = [w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in _read(f, "words", path)]
+        onsets = _read(f, "onsets", path)
+        offsets = _read(f, "offsets", path)
         for name in _ARRAY_ATTRS:
             if name in f:
-                provenance[name] = f[name][()]
+                provenance[name] = _read(f, name, path)
     run = provenance.pop("run", "run-1")
     model = provenance.pop("model", None)
     n_model_layers = provenance.pop("n_model_layers", None)

@@ -27,10 +27,17 @@ on the left and ``right_context`` tokens on the right (fewer at the story's edge
 ``strided``, it sees ``context_tokens`` to ``context_tokens + stride - 1`` tokens on the left
 and, on the right, whatever the chunk holds after it (up to ``stride - 1`` tokens more
 than ``right_context``). Use ``window`` for an exact right context.
+
+``context_tokens="full"``
+    Every word sees all the tokens of the run before it: with ``strided``, the whole run is
+    one forward sequence (one pass; ``stride`` is unused); with ``window``, each word's
+    sequence starts at the run's first token. The caller checks that the run fits the
+    model's positions (:class:`~neuroenc.features.FeatureExtractor` does, and names the fix).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +46,21 @@ from .tokens import TokenAlignment
 
 POLICIES = ("strided", "window")
 KINDS = ("causal", "masked")
+#: The ``context_tokens`` value for "all the run's preceding tokens".
+FULL = "full"
+
+
+def _check_context_tokens(value: Any) -> int | str:
+    """``context_tokens`` is an int >= 0 or ``"full"``."""
+    if isinstance(value, str):
+        if value != FULL:
+            raise ValueError(
+                f"Invalid value for 'context_tokens': {value!r}. Use a number of tokens (an int >= 0) "
+                f"or {FULL!r} (the whole run in one forward pass)."
+            )
+        return value
+    _check_positive("context_tokens", value, strict=False, integer=True)
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -79,7 +101,7 @@ class ContextPlan:
 def plan_contexts(
     alignment: TokenAlignment,
     policy: str = "strided",
-    context_tokens: int = 256,
+    context_tokens: int | str = 256,
     stride: int = 128,
     right_context: int = 0,
     kind: str = "causal",
@@ -91,10 +113,11 @@ def plan_contexts(
     alignment : TokenAlignment
         Tokens and word spans (:func:`~neuroenc.features.tokens.align_tokens`).
     policy : {"strided", "window"}
-    context_tokens : int
-        Tokens of left context each word should see (before its first token).
+    context_tokens : int | "full"
+        Tokens of left context each word should see (before its first token); ``"full"``:
+        all the run's tokens before it.
     stride : int
-        Step between chunk starts (``strided`` only).
+        Step between chunk starts (``strided`` only; unused with ``"full"``).
     right_context : int
         Tokens after each word (masked models only).
     kind : {"causal", "masked"}
@@ -106,19 +129,22 @@ def plan_contexts(
     Raises
     ------
     ValueError
-        For an unknown ``policy`` or ``kind``, a negative ``context_tokens`` or
-        ``right_context``, or a ``stride`` below 1.
+        For an unknown ``policy`` or ``kind``, a negative ``context_tokens`` (or a string
+        other than ``"full"``) or ``right_context``, or a ``stride`` below 1.
     """
     _check_type("alignment", alignment, TokenAlignment, "TokenAlignment (from align_tokens)")
     _check_option("policy", policy, POLICIES)
     _check_option("kind", kind, KINDS)
-    _check_positive("context_tokens", context_tokens, strict=False, integer=True)
+    context_tokens = _check_context_tokens(context_tokens)
     _check_positive("stride", stride, integer=True)
     _check_positive("right_context", right_context, strict=False, integer=True)
     a = alignment.word_start
     b = alignment.word_stop
     n_tok = alignment.n_tokens
-    C, S, R = int(context_tokens), int(stride), int(right_context)
+    # "full": a left context as long as the run, so no word's context is ever cut (strided:
+    # every word falls in the first chunk, which spans the run).
+    C = n_tok if context_tokens == FULL else int(context_tokens)
+    S, R = int(stride), int(right_context)
     if policy == "window":
         seq_start = np.maximum(a - C, 0)
         seq_stop = np.minimum(b + R, n_tok) if kind == "masked" else b.copy()

@@ -11,14 +11,19 @@ How a feature is computed
 1. The words are joined by spaces and tokenised once; the tokenizer's offset mapping assigns
    tokens to words (:func:`~neuroenc.features.tokens.align_tokens`).
 2. A context policy (:mod:`neuroenc.features.context`) plans forward sequences: ``strided``
-   overlapping chunks (default) or one ``window`` per word (the reference).
-3. Sequences are batched (right-padded, with an attention mask), run once each with
+   overlapping chunks (default) or one ``window`` per word (the reference); with
+   ``context_tokens="full"`` the whole run is one sequence (when it fits the model).
+3. Each sequence gets the model's prefix special tokens (the tokenizer's own, plus a BOS with
+   ``prepend_bos``: :func:`~neuroenc.features.models.sequence_prefix`). Sequences are batched
+   (right-padded, with an attention mask), run once each with
    ``output_hidden_states=True`` under :func:`torch.inference_mode`, and every word's rows
    are gathered from every requested layer in one indexing operation per layer: the last
-   (``pooling="last"``), first or mean of the word's tokens.
+   (``pooling="last"``), first or mean of the word's tokens. With ``last_layer="pre-norm"``
+   the last layer is the last block's output before the final norm
+   (:mod:`neuroenc.features.prenorm`).
 4. Each word's context is recorded (``context_start``, ``context_len`` in story tokens): for
-   a causal model, a forward pass over exactly those tokens (after the model's prefix special
-   tokens) gives the same hidden state.
+   a causal model, a forward pass over exactly those tokens (after the prefix special tokens,
+   recorded as ``prefix_ids``) gives the same hidden state.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from .._logging import _to_level
 from .._validation import _check_option, _check_positive, _check_type
 from ..stimuli.transcript import Transcript
 from .cache import (
+    FeatureFileError,
     cache_file_name,
     cache_key,
     is_complete,
@@ -44,10 +50,19 @@ from .cache import (
     read_feature_info,
     save_features,
 )
-from .context import POLICIES, ContextPlan, plan_contexts
+from .context import FULL, POLICIES, ContextPlan, _check_context_tokens, plan_contexts
 from .featureset import FeatureSet
 from .layers import resolve_layers
-from .models import LoadedModel, load_model, model_identity, resolve_device, resolve_dtype
+from .models import (
+    LoadedModel,
+    _check_prepend_bos,
+    load_model,
+    model_identity,
+    resolve_device,
+    resolve_dtype,
+    sequence_prefix,
+)
+from .prenorm import _check_last_layer
 from .tokens import TokenAlignment, _ranges, align_tokens
 
 logger = logging.getLogger(__name__)
@@ -128,11 +143,14 @@ class FeatureExtractor:
     layers : "all" | int | float | list
         Layers to keep (see :func:`~neuroenc.features.layers.resolve_layers`): ``"all"``
         (0 = embeddings .. last block), indices, or relative depths as floats (0.5 = middle).
-    context_tokens : int
-        Tokens of left context before each word's first token.
+    context_tokens : int | "full"
+        Tokens of left context before each word's first token. ``"full"``: all the tokens of
+        the run before the word; with ``strided``, the whole run is one forward pass (an
+        error naming the model's limit when the run does not fit its positions).
     stride : int | None
         Step between ``strided`` chunks (default ``context_tokens // 2``, at least 1). Each
         word sees ``context_tokens`` to ``context_tokens + stride - 1`` tokens of left context.
+        Not used (and an error if given) with ``context_tokens="full"``.
     policy : {"strided", "window"}
         ``strided`` (fast, default) or ``window`` (one forward pass per word; the reference).
         See :mod:`neuroenc.features.context`.
@@ -142,6 +160,23 @@ class FeatureExtractor:
     right_context : int
         Masked models only: tokens after each word (exact with ``window``; at least this
         many with ``strided``). Causal models see left context only.
+    prepend_bos : {False, True, "auto"}
+        Put the model's BOS (document) token before every forward sequence, so that a story
+        word never sits at position 0, where a causal model's attention sink is (its hidden
+        states there are outliers: on SmolLM2 the first word's norm is 35-180 times the
+        median). ``False`` (default): the tokenizer's own special tokens only (a BOS for
+        Llama-2/3 tokenizers, none for GPT-2's or SmolLM2's); ``True``: a BOS, unless the
+        tokenizer adds it already (an error if it has none); ``"auto"``: as ``True`` for a
+        causal model whose tokenizer has a BOS token. Masked models keep their tokenizer's
+        ``[CLS] ... [SEP]``. A BOS takes one of the model's positions. A word left at
+        position 0 with no BOS is logged as a warning and recorded in ``attrs["warnings"]``.
+        See :func:`~neuroenc.features.models.sequence_prefix`.
+    last_layer : {"normed", "pre-norm"}
+        The last layer's features: ``"normed"`` (default), as ``transformers`` returns it,
+        after the final norm for models that have one (Llama family, GPT-2's ``ln_f``) while
+        the other layers are raw block outputs; or ``"pre-norm"``, the last block's output
+        before that norm, recorded by a forward hook (:mod:`neuroenc.features.prenorm`).
+        For models without a final norm (BERT-like) the two are equal.
     batch_size : int | "auto"
         Sequences per forward pass; ``"auto"`` fills a token budget per device
         (:data:`AUTO_TOKEN_BUDGET`). On a CUDA out-of-memory error the batch is halved and
@@ -176,11 +211,13 @@ class FeatureExtractor:
         self,
         model: str | os.PathLike | LoadedModel,
         layers: Any = "all",
-        context_tokens: int = 256,
+        context_tokens: int | str = 256,
         stride: int | None = None,
         policy: str = "strided",
         pooling: str = "last",
         right_context: int = 0,
+        prepend_bos: bool | str = False,
+        last_layer: str = "normed",
         batch_size: int | str = "auto",
         device: Any = "auto",
         dtype: Any = "auto",
@@ -198,6 +235,8 @@ class FeatureExtractor:
         self.policy = policy
         self.pooling = pooling
         self.right_context = right_context
+        self.prepend_bos = prepend_bos
+        self.last_layer = last_layer
         self.batch_size = batch_size
         self.device = device
         self.dtype = dtype
@@ -213,10 +252,22 @@ class FeatureExtractor:
         _check_option("policy", self.policy, POLICIES)
         _check_option("pooling", self.pooling, POOLINGS)
         _check_option("reference", self.reference, ("onset", "midpoint"))
-        _check_positive("context_tokens", self.context_tokens, strict=False, integer=True)
-        stride = max(int(self.context_tokens) // 2, 1) if self.stride is None else self.stride
-        _check_positive("stride", stride, integer=True)
+        context = _check_context_tokens(self.context_tokens)
+        if context == FULL:
+            if self.stride is not None:
+                raise ValueError(
+                    f"stride={self.stride!r} applies to a number of context_tokens, but "
+                    "context_tokens='full' puts each run in one forward pass. Drop stride (or give "
+                    "context_tokens a number)."
+                )
+            stride = None
+        else:
+            stride = max(context // 2, 1) if self.stride is None else self.stride
+            _check_positive("stride", stride, integer=True)
+            stride = int(stride)
         _check_positive("right_context", self.right_context, strict=False, integer=True)
+        _check_prepend_bos(self.prepend_bos)
+        _check_last_layer(self.last_layer)
         if self.batch_size != "auto":
             _check_positive("batch_size", self.batch_size, integer=True)
         layers = _layers_key(self.layers)
@@ -226,18 +277,23 @@ class FeatureExtractor:
             intervention = parse(self.intervention)
             if intervention is not None:
                 check_policy(intervention, self.policy, self.pooling)
-        return {"stride": int(stride), "layers": layers, "intervention": intervention}
+        return {"context_tokens": context, "stride": stride, "layers": layers,
+                "intervention": intervention}
 
     def _settings(self, transcript: Transcript, checked: dict[str, Any]) -> dict[str, Any]:
-        """Everything that changes the features of ``transcript`` (the cache key's content)."""
+        """Everything that changes the features of ``transcript`` (the cache key's content).
+
+        ``prepend_bos`` and ``last_layer`` enter only when they differ from their defaults,
+        so the default settings keep the keys (and cache files) they had before these
+        options existed."""
         iv = checked["intervention"]
-        return {
+        settings = {
             "cache_version": CACHE_VERSION,
             "model_identity": self._identity(),
             "transcript_sha256": transcript.sha256(),
             "run": transcript.name,
             "policy": self.policy,
-            "context_tokens": int(self.context_tokens),
+            "context_tokens": checked["context_tokens"],
             "stride": checked["stride"] if self.policy == "strided" else None,
             "right_context": int(self.right_context),
             "pooling": self.pooling,
@@ -245,6 +301,11 @@ class FeatureExtractor:
             "dtype": self._dtype_name(),
             "intervention": None if iv is None else iv.to_dict(),
         }
+        if self.prepend_bos is not False:
+            settings["prepend_bos"] = self.prepend_bos
+        if self.last_layer != "normed":
+            settings["last_layer"] = self.last_layer
+        return settings
 
     # ------------------------------------------------------------------ model
     def fit(self, X: Any = None, y: Any = None) -> "FeatureExtractor":
@@ -305,7 +366,10 @@ class FeatureExtractor:
         """The complete cache file holding these features (this setting's, or an all-layers
         file with every requested layer) and the layers to read from it.
 
-        Only the files' attributes and dataset shapes are read, never the features.
+        A file is trusted only if the ``cache_key`` it stores is the one its name stands for
+        (a file copied or renamed under another key's name is not), and its layers carry
+        checksums (verified when they are read). Only the files' attributes and dataset
+        shapes are read here, never the features.
         """
         log = _CallLog(self.verbose) if log is None else log
         settings = self._settings(transcript, checked)
@@ -320,6 +384,16 @@ class FeatureExtractor:
                 log.log(logging.WARNING, "Cached features %s are incomplete or corrupt; recomputing.", path)
                 continue
             info = read_feature_info(path)
+            expected = cache_key(cand)
+            if info.get("cache_key") != expected:
+                log.log(logging.WARNING, "Cached features %s store cache_key %r, not the %r their name "
+                        "stands for (a copied or renamed file?); recomputing.", path,
+                        info.get("cache_key"), expected)
+                continue
+            if not is_complete(path, checksums=True):
+                log.log(logging.INFO, "Cached features %s were written without checksums (an older "
+                        "neuroenc); recomputing.", path)
+                continue
             wanted = resolve_layers(self.layers, info["n_model_layers"], repr(info["model"]))
             if not set(wanted) <= set(info["layer_indices"]):
                 continue
@@ -345,8 +419,15 @@ class FeatureExtractor:
         if found is None:
             return None
         path, wanted = found
+        try:
+            fs = load_features(path, layers=wanted)
+        except FeatureFileError as err:
+            log.log(logging.WARNING, "%s Recomputing.", err)
+            return None
         log.log(logging.INFO, "Reusing cached features %s", path)
-        return load_features(path, layers=wanted).with_reference(self.reference)
+        for message in fs.attrs.get("warnings") or []:
+            log.log(logging.WARNING, "%s", message)
+        return fs.with_reference(self.reference)
 
     # ------------------------------------------------------------------ extraction
     def transform(self, transcript: Transcript) -> FeatureSet:
@@ -377,35 +458,49 @@ class FeatureExtractor:
 
     def _compute(self, transcript: Transcript, checked: dict[str, Any]) -> FeatureSet:
         lm = self.model_
+        log = _CallLog(self.verbose)
         if self.right_context and lm.kind == "causal":
             raise ValueError(
                 f"right_context={self.right_context} needs a masked model, but {lm.name!r} is causal: "
                 "a causal model's hidden state at a word never sees later tokens. Use right_context=0."
             )
         layers = resolve_layers(self.layers, lm.n_layers, repr(lm.name))
-        C, S, R = int(self.context_tokens), checked["stride"], int(self.right_context)
-        n_special = len(lm.prefix_ids) + len(lm.suffix_ids)
+        C, S, R = checked["context_tokens"], checked["stride"], int(self.right_context)
+        prefix = sequence_prefix(lm, self.prepend_bos)
+        n_special = len(prefix) + len(lm.suffix_ids)
         strided = self.policy == "strided"
-        what = (f"context_tokens={C}" + (f" + stride={S}" if strided else " + 1 word token")
-                + (f" + right_context={R}" if R else "") + f" + {n_special} special token(s)")
-        _check_positions(lm, C + (S if strided else 1) + R + n_special, what)
+        if C != FULL:
+            what = (f"context_tokens={C}" + (f" + stride={S}" if strided else " + 1 word token")
+                    + (f" + right_context={R}" if R else "") + f" + {n_special} special token(s)")
+            _check_positions(lm, C + (S if strided else 1) + R + n_special, what)
         alignment = align_tokens(transcript.words, lm.tokenizer)
-        plan = plan_contexts(alignment, self.policy, C, S, R, lm.kind)
+        plan = plan_contexts(alignment, self.policy, C, S if S is not None else 1, R, lm.kind)
         longest = int(plan.seq_len.max()) + n_special
         if lm.max_positions is not None and longest > lm.max_positions:
+            if C == FULL:
+                _run_too_long(lm, transcript.name, alignment.n_tokens, n_special, R)
             i = int(np.argmax(alignment.word_n_tokens))
             _check_positions(lm, longest, f"the longest sequence (word {i} {transcript.words[i]!r} has "
                              f"{int(alignment.word_n_tokens[i])} tokens)")
+        warnings = _position_zero_warnings(lm, prefix, alignment, plan, transcript)
+        for message in warnings:
+            log.log(logging.WARNING, "%s", message)
         iv = checked["intervention"]
         data, n_forwards = run_plan(lm, alignment, plan, layers, self.pooling, self.batch_size,
-                                    iv, desc=f"{transcript.name}", verbose=self.verbose)
+                                    iv, desc=f"{transcript.name}", verbose=self.verbose,
+                                    prefix_ids=prefix, last_layer=self.last_layer)
         attrs = {
             **lm.provenance(),
+            "model_identity": lm.identity,
             "policy": self.policy,
             "context_tokens": C,
-            "stride": S if self.policy == "strided" else None,
+            "stride": S if strided else None,
             "right_context": R,
             "pooling": self.pooling,
+            "prepend_bos": self.prepend_bos,
+            "prefix_ids": [int(t) for t in prefix],
+            "suffix_ids": [int(t) for t in lm.suffix_ids],
+            "last_layer": self.last_layer,
             "layers": layers,
             "intervention": None if iv is None else iv.to_dict(),
             "transcript_sha256": transcript.sha256(),
@@ -414,6 +509,7 @@ class FeatureExtractor:
             "n_tokens": alignment.n_tokens,
             "n_token_forwards": n_forwards,
             "cache_key": cache_key(self._settings(transcript, checked)),
+            "warnings": warnings,
             "context_start": plan.context_start,
             "context_len": plan.context_len,
         }
@@ -423,8 +519,9 @@ class FeatureExtractor:
 
     def __repr__(self) -> str:
         return (f"FeatureExtractor(model={getattr(self.model, 'name', self.model)!r}, "
-                f"layers={self.layers!r}, context_tokens={self.context_tokens}, stride={self.stride}, "
-                f"policy={self.policy!r}, pooling={self.pooling!r})")
+                f"layers={self.layers!r}, context_tokens={self.context_tokens!r}, stride={self.stride}, "
+                f"policy={self.policy!r}, pooling={self.pooling!r}, prepend_bos={self.prepend_bos!r}, "
+                f"last_layer={self.last_layer!r})")
 
 
 def _layers_key(layers: Any) -> Any:
@@ -451,6 +548,40 @@ def _check_positions(lm: LoadedModel, needed: int, what: str) -> None:
         )
 
 
+def _run_too_long(lm: LoadedModel, run: str, n_tokens: int, n_special: int, right_context: int) -> None:
+    """The error for ``context_tokens="full"`` when a run does not fit the model's positions."""
+    limit = int(lm.max_positions)
+    fit = max((limit - n_special - right_context) * 2 // 3, 0)
+    raise ValueError(
+        f"context_tokens='full' puts all of run {run!r} in one forward sequence: its {n_tokens} tokens + "
+        f"{n_special} special token(s) need {n_tokens + n_special} positions, but model {lm.name!r} "
+        f"has at most {limit} (its maximum positions). Give context_tokens a number instead (e.g. "
+        f"context_tokens={fit} with the strided policy: context + stride + special tokens must fit "
+        f"{limit}), or use a model with a longer context."
+    )
+
+
+def _position_zero_warnings(lm: LoadedModel, prefix: Sequence[int], alignment: TokenAlignment,
+                            plan: ContextPlan, transcript: Transcript) -> list[str]:
+    """A warning when words are read from sequences where they sit at position 0 with no BOS
+    (or other special token) before them: a causal model's first position is its attention
+    sink, and its hidden states there are outliers."""
+    if len(prefix) or lm.kind != "causal":
+        return []
+    at_zero = np.flatnonzero(alignment.word_start == plan.seq_start[plan.word_seq])
+    if at_zero.size == 0:
+        return []
+    first = int(at_zero[0])
+    bos = getattr(lm.tokenizer, "bos_token", None)
+    fix = (f"pass prepend_bos='auto' (or True) to put the model's BOS token {bos!r} first"
+           if bos is not None else "this model's tokenizer has no BOS token to put first")
+    return [
+        f"{at_zero.size} word(s) of run {transcript.name!r} sit at position 0 of their forward "
+        f"sequence with no BOS token before them (first: word {first} {transcript.words[first]!r}); "
+        f"a causal model's first position is its attention sink, with outlying hidden states: {fix}."
+    ]
+
+
 # ---------------------------------------------------------------------- the engine
 def run_plan(
     lm: LoadedModel,
@@ -462,6 +593,8 @@ def run_plan(
     intervention: Any = None,
     desc: str = "",
     verbose: bool | str | int | None = None,
+    prefix_ids: Sequence[int] | None = None,
+    last_layer: str = "normed",
 ) -> tuple[dict[int, np.ndarray], int]:
     """Run the forward sequences of ``plan`` and gather each word's pooled hidden states.
 
@@ -481,6 +614,12 @@ def run_plan(
     verbose : bool | str | int | None
         Level of messages and progress bar (``None``: the ``neuroenc`` logger's level; the
         logger is never changed).
+    prefix_ids : sequence of int | None
+        Special tokens before every sequence (default: the tokenizer's own,
+        ``lm.prefix_ids``; see :func:`~neuroenc.features.models.sequence_prefix`).
+    last_layer : {"normed", "pre-norm"}
+        ``"pre-norm"``: the last layer is the last block's output before the final norm
+        (:func:`~neuroenc.features.prenorm.capture_last_block`).
 
     Returns
     -------
@@ -491,7 +630,8 @@ def run_plan(
     import torch
     from tqdm.auto import tqdm
 
-    prefix = np.asarray(lm.prefix_ids, dtype=np.int64)
+    _check_last_layer(last_layer)
+    prefix = np.asarray(lm.prefix_ids if prefix_ids is None else list(prefix_ids), dtype=np.int64)
     suffix = np.asarray(lm.suffix_ids, dtype=np.int64)
     P = prefix.size
     lengths = plan.seq_len + P + suffix.size
@@ -519,9 +659,14 @@ def run_plan(
     if intervention is not None:
         _, apply_intervention, _ = _intervention_tools()
         iv_cm = apply_intervention(lm, intervention)
+    last_cm = contextlib.nullcontext(None)
+    if last_layer == "pre-norm":
+        from .prenorm import capture_last_block
+
+        last_cm = capture_last_block(lm)
     log = _CallLog(verbose)
     done = 0
-    with iv_cm as handle, torch.inference_mode(), tqdm(
+    with iv_cm as handle, last_cm as last_block, torch.inference_mode(), tqdm(
         total=plan.n_sequences, desc=f"features {desc}".strip(), unit="seq", disable=not log.progress,
         leave=False,
     ) as bar:
@@ -529,7 +674,7 @@ def run_plan(
             seqs = order[done:done + size]
             try:
                 _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_seq,
-                           seq_bounds, pos0, n_pool, layer_list, out, handle, a, b)
+                           seq_bounds, pos0, n_pool, layer_list, out, handle, a, b, last_block)
             except Exception as err:  # noqa: BLE001 - only memory errors are retried
                 if not _is_oom(err) or size == 1:
                     raise
@@ -545,7 +690,7 @@ def run_plan(
 
 
 def _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_seq, seq_bounds,
-               pos0, n_pool, layers, out, handle, a, b) -> None:
+               pos0, n_pool, layers, out, handle, a, b, last_block=None) -> None:
     import torch
 
     B = len(seqs)
@@ -579,6 +724,8 @@ def _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_se
         last[rows] = P + (b[words] - 1) - plan.seq_start[plan.word_seq[words]]
         handle.query_positions = torch.from_numpy(last).to(device)
     states = lm.hidden_states(input_ids, mask)
+    if last_block is not None:
+        states = last_block.replace(states)
     flat_t = torch.from_numpy(flat).to(device)
     pooled = bool(counts.max() > 1)
     if pooled:
@@ -600,11 +747,13 @@ def extract_features(
     transcript: Transcript,
     model: str | os.PathLike | LoadedModel,
     layers: Any = "all",
-    context_tokens: int = 256,
+    context_tokens: int | str = 256,
     stride: int | None = None,
     policy: str = "strided",
     pooling: str = "last",
     right_context: int = 0,
+    prepend_bos: bool | str = False,
+    last_layer: str = "normed",
     batch_size: int | str = "auto",
     device: Any = "auto",
     dtype: Any = "auto",
@@ -629,7 +778,8 @@ def extract_features(
     """
     return FeatureExtractor(
         model, layers=layers, context_tokens=context_tokens, stride=stride, policy=policy,
-        pooling=pooling, right_context=right_context, batch_size=batch_size, device=device,
+        pooling=pooling, right_context=right_context, prepend_bos=prepend_bos,
+        last_layer=last_layer, batch_size=batch_size, device=device,
         dtype=dtype, revision=revision, gguf_file=gguf_file, cache_dir=cache_dir,
         intervention=intervention, reference=reference, verbose=verbose,
     ).transform(transcript)
@@ -646,8 +796,8 @@ def feature_cache_path(
     Computed without loading the model (only its identity: hub commit or weights sha256), so
     a scheduler can skip work whose output is complete (:func:`~neuroenc.features.cache.is_complete`).
     ``settings`` are :class:`FeatureExtractor` parameters (``layers``, ``context_tokens``,
-    ``stride``, ``policy``, ``pooling``, ``right_context``, ``dtype``, ``intervention``,
-    ``revision``, ``gguf_file``).
+    ``stride``, ``policy``, ``pooling``, ``right_context``, ``prepend_bos``, ``last_layer``,
+    ``dtype``, ``intervention``, ``revision``, ``gguf_file``).
     """
     return FeatureExtractor(model, cache_dir=cache_dir, **settings).cache_path(transcript)
 

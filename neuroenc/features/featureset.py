@@ -1,6 +1,7 @@
 """The :class:`FeatureSet`: per-layer, per-word features that know their times and model."""
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -174,3 +175,73 @@ class FeatureSet:
             f"layers {self.layer_indices[:3]}{'...' if len(self) > 3 else ''} of "
             f"{self.n_model_layers}>"
         )
+
+
+#: Provenance fields that must agree between the runs of one design: (attribute, its value
+#: when a file predates the field, or ``_REQUIRED``: compared only when both runs record it).
+_REQUIRED = object()
+_COMPATIBLE_FIELDS = (
+    ("model_identity", _REQUIRED),
+    ("dtype", _REQUIRED),
+    ("policy", _REQUIRED),
+    ("context_tokens", _REQUIRED),
+    ("stride", _REQUIRED),
+    ("right_context", _REQUIRED),
+    ("pooling", _REQUIRED),
+    ("prefix_ids", _REQUIRED),
+    ("last_layer", "normed"),
+    ("intervention", _REQUIRED),
+)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def check_compatible_features(featuresets: Mapping[str, FeatureSet] | Sequence[FeatureSet]) -> None:
+    """Raise if feature sets of several runs were not made by the same model and settings.
+
+    Features fitted together must be comparable: runs extracted from different weights or
+    tokenizers, or with a different context, pooling, BOS, last layer, intervention or dtype,
+    would be fitted as if they were one feature space. Compared: the model name and
+    identity, and each provenance field in ``attrs`` (``model_identity``, else for older
+    files ``model_sha256``; ``dtype``, ``policy``, ``context_tokens``, ``stride``, ``right_context``,
+    ``pooling``, ``prefix_ids`` (set by ``prepend_bos``), ``last_layer``, ``intervention``)
+    that both runs record, and the word time ``reference``. Feature sets built by hand,
+    without provenance, are only compared by model name.
+
+    Parameters
+    ----------
+    featuresets : dict of str -> FeatureSet | sequence of FeatureSet
+        The runs' features (keyed by run name, or in a list named by their ``run``).
+
+    Raises
+    ------
+    ValueError
+        Naming the first field that differs, the two runs and their two values.
+    """
+    items = list(featuresets.items()) if isinstance(featuresets, Mapping) else \
+        [(fs.run, fs) for fs in featuresets]
+    if len(items) < 2:
+        return
+    first_name, first = items[0]
+    for name, fs in items[1:]:
+        pairs = [("model", fs.model, first.model), ("reference", fs.reference, first.reference)]
+        if "model_identity" not in fs.attrs or "model_identity" not in first.attrs:
+            # files written before model_identity was recorded: their weights' sha256
+            if fs.attrs.get("model_sha256") and first.attrs.get("model_sha256"):
+                pairs.append(("model_sha256", fs.attrs["model_sha256"], first.attrs["model_sha256"]))
+        for field, default in _COMPATIBLE_FIELDS:
+            mine = fs.attrs.get(field, default)
+            theirs = first.attrs.get(field, default)
+            if mine is not _REQUIRED and theirs is not _REQUIRED:
+                pairs.append((field, mine, theirs))
+        for field, mine, theirs in pairs:
+            if _canonical(mine) != _canonical(theirs):
+                hint = " (set by prepend_bos)" if field == "prefix_ids" else ""
+                raise ValueError(
+                    f"features for run {name!r} were made with {field}{hint}={mine!r} but those for "
+                    f"run {first_name!r} with {field}={theirs!r}; one design needs every run's "
+                    "features from the same model and extraction settings. Extract them again with "
+                    "one setting (the feature cache keeps each setting apart)."
+                )

@@ -185,19 +185,115 @@ def _special_tokens(tokenizer: Any, kind: str) -> tuple[list[int], list[int]]:
     return prefix, (suffix if kind == "masked" else [])
 
 
-def _weights_sha256(folder: Path) -> str:
-    """A sha256 over the config and weight files of a local model folder."""
-    h = hashlib.sha256()
-    patterns = ("config.json", "*.safetensors", "*.bin", "*.gguf", "*.pt", "*.pth")
+#: Values of ``prepend_bos`` (see :func:`sequence_prefix`).
+PREPEND_BOS = (False, True, "auto")
+
+
+def _check_prepend_bos(value: Any) -> Any:
+    """``prepend_bos`` must be True, False or "auto" (not 0/1, which compare equal to bools)."""
+    if not (isinstance(value, bool) or (isinstance(value, str) and value == "auto")):
+        raise ValueError(
+            "Invalid value for 'prepend_bos'. Allowed values are True, False, 'auto', but got "
+            f"{value!r} instead."
+        )
+    return value
+
+
+def sequence_prefix(lm: "LoadedModel", prepend_bos: bool | str = False) -> list[int]:
+    """The special tokens put before every forward sequence, after ``prepend_bos``.
+
+    Parameters
+    ----------
+    lm : LoadedModel
+    prepend_bos : {False, True, "auto"}
+        ``False``: the tokenizer's own prefix (:attr:`LoadedModel.prefix_ids`: a BOS for
+        tokenizers that add one, as Llama-2/3's; nothing for GPT-2's or SmolLM2's).
+        ``True``: the model's BOS token (the tokenizer's ``bos_token``, for GPT-2 and
+        SmolLM2 their document token) first, unless the tokenizer's prefix already starts
+        with it; an error when the tokenizer has no BOS token. ``"auto"``: as ``True`` for a
+        causal model whose tokenizer has a BOS token, else as ``False``. A masked model's
+        sequences start with the tokenizer's own ``[CLS]`` (or ``<s>``), which plays this
+        role: nothing is added, and ``True`` is an error if the tokenizer adds no prefix.
+
+    Returns
+    -------
+    prefix_ids : list of int
+    """
+    _check_prepend_bos(prepend_bos)
+    prefix = list(lm.prefix_ids)
+    if prepend_bos is False:
+        return prefix
+    if lm.kind == "masked":
+        if prefix or prepend_bos == "auto":
+            return prefix
+        raise ValueError(
+            f"prepend_bos=True, but the tokenizer of masked model {lm.name!r} puts no start token "
+            "([CLS] or <s>) before a text. Use prepend_bos=False (or 'auto')."
+        )
+    bos = getattr(lm.tokenizer, "bos_token_id", None)
+    if bos is None:
+        if prepend_bos == "auto":
+            return prefix
+        raise ValueError(
+            f"prepend_bos=True, but the tokenizer of model {lm.name!r} has no BOS token "
+            "(tokenizer.bos_token is None). Use prepend_bos='auto' (adds one only where it exists) "
+            "or False."
+        )
+    if prefix[:1] == [int(bos)]:
+        return prefix
+    return [int(bos), *prefix]
+
+
+#: Files of a local model folder that change its features: the config, the weights and the
+#: tokenizer (fast ``tokenizer.json``, its config and special tokens, vocab/merges files,
+#: sentencepiece and tiktoken models).
+_WEIGHT_FILES = ("config.json", "*.safetensors", "*.bin", "*.gguf", "*.pt", "*.pth")
+_TOKENIZER_FILES = ("tokenizer*.json", "tokenizer*.model", "special_tokens_map.json",
+                    "added_tokens.json", "vocab*", "merges*", "*.model", "*.tiktoken")
+
+
+def _files_sha256(folder: Path, patterns: tuple[str, ...]) -> str | None:
+    """A sha256 over the names and contents of the files of ``folder`` matching ``patterns``
+    (``None`` when none matches)."""
     files = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
+    if not files:
+        return None
+    h = hashlib.sha256()
     for path in files:
         h.update(path.name.encode("utf-8"))
         h.update(_sha256_file(path).encode("ascii"))
     return h.hexdigest()
 
 
+def _weights_sha256(folder: Path) -> str:
+    """A sha256 over the config, weight and tokenizer files of a local model folder."""
+    return _files_sha256(folder, _WEIGHT_FILES + _TOKENIZER_FILES) or hashlib.sha256(b"").hexdigest()
+
+
+def _gguf_sha256(folder: Path, gguf_file: str) -> str:
+    """A sha256 of a GGUF file (it holds the tokenizer), combined with the tokenizer files
+    beside it if there are any (``transformers`` may read their settings too)."""
+    digest = _sha256_file(folder / gguf_file)
+    beside = _files_sha256(folder, _TOKENIZER_FILES)
+    if beside is None:
+        return digest
+    return hashlib.sha256(f"{digest}:{beside}".encode("ascii")).hexdigest()
+
+
+def _tokenizer_sha256(tokenizer: Any) -> str:
+    """A sha256 of an in-memory fast tokenizer: its full definition (``tokenizer.json``:
+    vocabulary, merges, normalizer, pre-tokenizer, post-processor, added tokens) and its
+    special tokens."""
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else repr(tokenizer)
+    special = json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str)
+    return hashlib.sha256(f"{text}\n{special}".encode("utf-8")).hexdigest()
+
+
 def _state_dict_sha256(model: Any) -> str:
-    """A sha256 over the parameters and buffers of an in-memory model."""
+    """A sha256 over the parameters and buffers of an in-memory model (weights only)."""
     import torch
 
     h = hashlib.sha256()
@@ -311,22 +407,26 @@ class LoadedModel:
     # ------------------------------------------------------------------ identity
     @property
     def sha256(self) -> str:
-        """A sha256 of the weights (the GGUF file, the weight files, or the parameters)."""
+        """A sha256 of the weights and the tokenizer: of the GGUF file (which holds both), of a
+        local folder's config, weight and tokenizer files, or of an in-memory model's
+        parameters and tokenizer definition."""
         if self._sha256 is None:
             source = Path(self.source)
             if self.gguf_file and (source / self.gguf_file).is_file():
-                self._sha256 = _sha256_file(source / self.gguf_file)
+                self._sha256 = _gguf_sha256(source, self.gguf_file)
             elif source.is_dir():
                 self._sha256 = _weights_sha256(source)
             else:
-                self._sha256 = _state_dict_sha256(self.model)
+                both = f"{_state_dict_sha256(self.model)}:{_tokenizer_sha256(self.tokenizer)}"
+                self._sha256 = hashlib.sha256(both.encode("ascii")).hexdigest()
         return self._sha256
 
     @property
     def identity(self) -> str:
         """What identifies the weights in cache keys: ``"revision:<commit>"`` for a model
         loaded from the hub (the commit, never a branch name that may move), else
-        ``"sha256:<digest>"`` of the weights (a local folder, a GGUF file, an in-memory model)."""
+        ``"sha256:<digest>"`` of the weights and tokenizer (a local folder, a GGUF file, an
+        in-memory model; see :attr:`sha256`)."""
         if self.from_hub:
             return f"revision:{self.revision}"
         return f"sha256:{self.sha256}"
@@ -552,8 +652,10 @@ def model_identity(
     The same string as :attr:`LoadedModel.identity` of the loaded model: for a hub model,
     ``"revision:<commit>"``, the commit that ``revision`` (default: the main branch) points to
     in the local Hugging Face cache (or on the hub, when online); for a local folder or GGUF
-    file, ``"sha256:<digest>"`` of the GGUF file or of the folder's config and weight files
-    (``revision`` is then only a label, not part of the identity).
+    file, ``"sha256:<digest>"`` of the GGUF file or of the folder's config, weight and
+    tokenizer files (``tokenizer.json``, ``tokenizer_config.json``, ``special_tokens_map.json``,
+    vocab/merges files, sentencepiece models); ``revision`` is then only a label, not part of
+    the identity.
 
     Raises
     ------
@@ -572,7 +674,7 @@ def model_identity(
             source, gguf_file = source.parent, source.name
     if source.is_dir():
         if gguf_file:
-            return f"sha256:{_sha256_file(source / gguf_file)}"
+            return f"sha256:{_gguf_sha256(source, gguf_file)}"
         return f"sha256:{_weights_sha256(source)}"
     try:
         commit = _hub_commit(name, revision, gguf_file, strict=True)

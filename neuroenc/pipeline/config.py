@@ -4,7 +4,8 @@ A config is plain YAML with six sections; every key has a default except ``datas
 
     name: alice_layers
     dataset:   {loader: alice, args: {resolution: 10mm}, subjects: all, group_mean: true}
-    model:     {name: smollm2-135m, layers: all, context_tokens: 256, stride: 128}
+    model:     {name: smollm2-135m, layers: all, context_tokens: 256, stride: 128,
+                prepend_bos: false, last_layer: normed}
     alignment: {method: lanczos, delays: [1, 2, 3, 4], trim: [0, 0]}
     encoding:  {alphas: {logspace: [-1, 7, 17]}, cv: auto, n_permutations: 1000,
                 baseline: [word_rate, sound_power]}
@@ -53,21 +54,64 @@ class DatasetConfig:
 
 @dataclass
 class ModelConfig:
-    """The language model and how features are extracted (see ``neuroenc.features``)."""
+    """The language model and how features are extracted (see
+    :class:`neuroenc.features.FeatureExtractor`).
+
+    ``context_tokens``: tokens of left context (an int), or ``full`` (the whole run in one
+    forward pass); ``stride``: step between chunks of the strided policy (default
+    ``context_tokens // 2``; not with ``full``); ``prepend_bos``: ``true``, ``false``
+    (default: the tokenizer's own special tokens) or ``auto``, a BOS token before every
+    sequence; ``last_layer``: ``normed`` (default, as transformers returns it) or
+    ``pre-norm`` (the last block's output before the final norm)."""
 
     name: str = "smollm2-135m"
     layers: Any = "all"
-    context_tokens: int = 256
-    stride: int = 128
+    context_tokens: int | str = 256
+    stride: int | None = None
     policy: str = "strided"
     pooling: str = "last"
     right_context: int = 0
+    prepend_bos: bool | str = False
+    last_layer: str = "normed"
     device: str = "auto"
     dtype: str = "auto"
     batch_size: Any = "auto"
     intervention: Any = None
     gguf_file: str | None = None
     revision: str | None = None
+
+    def validate(self, where: str = "") -> "ModelConfig":
+        """Check the extraction settings' types and values; returns self."""
+        choices = [
+            ("model.policy", self.policy, ("strided", "window")),
+            ("model.pooling", self.pooling, ("last", "mean", "first")),
+            ("model.last_layer", self.last_layer, ("normed", "pre-norm")),
+        ]
+        for name, value, allowed in choices:
+            try:
+                _check_option(name, value, allowed, where.strip())
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+        context = self.context_tokens
+        if context != "full" and (isinstance(context, bool) or not isinstance(context, int) or context < 1):
+            raise ConfigError(
+                f"model.context_tokens{where} must be a number of tokens (an int >= 1) or 'full', "
+                f"got {context!r}."
+            )
+        stride = self.stride
+        if stride is not None and (isinstance(stride, bool) or not isinstance(stride, int) or stride < 1):
+            raise ConfigError(f"model.stride{where} must be an int >= 1 (or null: context_tokens // 2), "
+                              f"got {stride!r}.")
+        if context == "full" and stride is not None:
+            raise ConfigError(
+                f"model.stride{where} applies to a number of context_tokens, but context_tokens is "
+                "'full' (the whole run in one forward pass); drop model.stride."
+            )
+        if not (isinstance(self.prepend_bos, bool) or self.prepend_bos == "auto"):
+            raise ConfigError(
+                f"model.prepend_bos{where} must be true, false or auto, got {self.prepend_bos!r}."
+            )
+        return self
 
 
 @dataclass
@@ -186,9 +230,8 @@ class RunConfig:
         where = f" in {self.source!r}" if self.source else ""
         if not self.dataset.loader:
             raise ConfigError(f"dataset.loader is required{where}: e.g. 'alice'.")
+        self.model.validate(where)
         choices = [
-            ("model.policy", self.model.policy, ("strided", "window")),
-            ("model.pooling", self.model.pooling, ("last", "mean", "first")),
             ("alignment.method", self.alignment.method, ("lanczos", "sinc", "rect", "nearest")),
             ("alignment.reference", self.alignment.reference, ("onset", "midpoint")),
             ("alignment.hrf", self.alignment.hrf, (None, "glover", "spm")),
@@ -204,8 +247,6 @@ class RunConfig:
             raise ConfigError(f"alignment.trim must be [first, last] TR counts >= 0{where}, got {self.alignment.trim!r}.")
         if not self.alignment.delays or any(int(d) < 0 for d in self.alignment.delays):
             raise ConfigError(f"alignment.delays must be a non-empty list of TR counts >= 0{where}, got {self.alignment.delays!r}.")
-        if self.model.context_tokens < 1 or self.model.stride < 1:
-            raise ConfigError(f"model.context_tokens and model.stride must be >= 1{where}.")
         kind = self.executor.kind
         if not (kind in ("serial", "slurm") or kind.startswith("local:") or kind.startswith("dask:")):
             raise ConfigError(

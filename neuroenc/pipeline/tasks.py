@@ -60,7 +60,8 @@ def extractor_params(config: RunConfig) -> dict[str, Any]:
     m = config.model
     return dict(
         layers=m.layers, context_tokens=m.context_tokens, stride=m.stride, policy=m.policy,
-        pooling=m.pooling, right_context=m.right_context, batch_size=m.batch_size,
+        pooling=m.pooling, right_context=m.right_context, prepend_bos=m.prepend_bos,
+        last_layer=m.last_layer, batch_size=m.batch_size,
         device=m.device, dtype=m.dtype, revision=m.revision, gguf_file=m.gguf_file,
         intervention=m.intervention, reference=config.alignment.reference,
     )
