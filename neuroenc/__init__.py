@@ -3,6 +3,8 @@
 The package reads as the pipeline, left to right:
 
 - :mod:`neuroenc.stimuli`: word-level transcripts and their readers;
+- :mod:`neuroenc.responses`: brain responses on their time grid, with the geometry of their
+  targets (voxels, vertices, parcels, ROIs, sensors), and their readers;
 - :mod:`neuroenc.features`: per-layer hidden states of language models, cached in HDF5;
 - :mod:`neuroenc.align`: word-rate features to fMRI TRs and MEG/EEG samples;
 - :mod:`neuroenc.encoding`: ridge and banded-ridge encoding models (himalaya), CV, statistics;

@@ -20,6 +20,14 @@ class NeuroencError(Exception):
     the command line prints their message without a traceback."""
 
 
+class DatasetError(ValueError):
+    """A data set's files are missing or wrong and cannot be fetched.
+
+    A :class:`ValueError`, like every other bad-input error of neuroenc (the command line
+    reports them without a traceback).
+    """
+
+
 def _fmt_allowed(allowed: Iterable[Any]) -> str:
     allowed = list(allowed)
     return ", ".join(repr(a) for a in allowed)
@@ -80,6 +88,40 @@ def _check_path_exists(path: str | os.PathLike, what: str = "file", fix: str = "
     return path
 
 
+def check_content(path: str | os.PathLike, what: str = "data file", fix: str = "") -> Path:
+    """``path`` as a Path; a clear error if it is missing, a dangling annex link or empty.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    what : str
+        What the file is, for messages (``"TextGrid"``, ``"BOLD file"``...).
+    fix : str
+        How to get the file, appended to the message when it is missing.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing, or is a git-annex link whose content was not fetched.
+    DatasetError
+        If the file is empty (a placeholder, or an unfinished download).
+    """
+    path = Path(path).expanduser()
+    if path.is_symlink() and not path.exists():
+        raise FileNotFoundError(
+            f"{what} {str(path)!r} is a git-annex link whose content is not here; fetch it with "
+            f"'datalad get {path.name}' (or openneuro-py) first."
+        )
+    path = _check_path_exists(path, what, fix)
+    if path.stat().st_size == 0:
+        raise DatasetError(
+            f"{what} {str(path)!r} is empty (0 bytes): a placeholder, or a download that did "
+            "not finish. Fetch it again."
+        )
+    return path
+
+
 def _check_2d(name: str, array: Any, *, dtype: Any = None, allow_1d: bool = True) -> np.ndarray:
     """Return ``array`` as a 2-D ndarray (a 1-D array becomes one column)."""
     arr = np.asarray(array, dtype=dtype)
@@ -112,6 +154,26 @@ def _check_finite(name: str, array: np.ndarray, *, where: str = "", fix: str = "
             msg += f" {fix}"
         raise ValueError(msg)
     return arr
+
+
+def _check_response_data(data: np.ndarray, names: Sequence[str], where: str) -> None:
+    """Raise if response data have NaN/inf or constant columns, or fewer than 2 rows.
+
+    ``where`` says whose data they are (``"(run 'alice', subject 's18')"``); constant columns
+    are named with ``names`` (one per column).
+    """
+    _check_finite("response data", data, where=where,
+                  fix="Drop those targets (response.select(...)) or interpolate the bad rows.")
+    if data.shape[0] < 2:
+        raise ValueError(f"response {where} has {data.shape[0]} row(s) left; it needs at least 2.")
+    const = np.flatnonzero(np.ptp(data, axis=0) == 0)
+    if const.size:
+        which = [names[i] for i in const]
+        raise ValueError(
+            f"response {where} has {const.size} constant column(s) {_preview(which)} (indices "
+            f"{_preview(const)}) over its {data.shape[0]} kept rows; a constant target cannot be "
+            "z-scored or predicted. Drop them with response.select(...)."
+        )
 
 
 def _preview(values: Sequence[Any] | np.ndarray, n: int = 5) -> str:

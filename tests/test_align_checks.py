@@ -4,7 +4,8 @@ import logging
 import numpy as np
 import pytest
 
-from neuroenc.align import Response, check_coverage, check_response, match_runs
+from neuroenc.align import check_coverage, check_response, match_runs
+from neuroenc.responses import Response
 
 
 def _grid(n=100, start=20.0, tr=2.0):

@@ -5,8 +5,9 @@ import logging
 import numpy as np
 import pytest
 
-from neuroenc.align import (Response, ZScore, convolve_hrf, make_delayed, make_fmri_design,
-                            make_meg_design, resample)
+from neuroenc.align import (ZScore, convolve_hrf, make_delayed, make_fmri_design, make_meg_design,
+                            resample)
+from neuroenc.responses import Response
 from neuroenc.features import FeatureSet
 
 TR = 2.0

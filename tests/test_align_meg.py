@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
-from neuroenc.align import (Response, event_matrix, lag_samples, make_meg_design,
-                            resample_response, word_rate)
+from neuroenc.align import event_matrix, lag_samples, make_meg_design, resample_response, word_rate
 from neuroenc.features import FeatureSet
+from neuroenc.responses import Response
 from neuroenc.stimuli import Transcript
 
 SFREQ = 100.0

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from neuroenc.datasets import DatasetError
-from neuroenc.datasets._base import check_content, check_transcript
-from neuroenc.datasets._bold import read_bold, read_subject_bold
+from neuroenc._validation import check_content
+from neuroenc.datasets._base import check_transcript
+from neuroenc.responses import read_bold, read_subject_bold
 from neuroenc.datasets.bids import find_subjects
 from neuroenc.datasets.miniature import write_gifti, write_nifti
 

@@ -108,7 +108,8 @@ def test_banded_r2_is_the_layer_sweep_r2(rng, form):
 
 def test_banded_gap_comes_from_the_design(rng):
     """Bands made from an alignment design carry its delays and resampling: the gap is 4 + 3 + 1."""
-    from neuroenc.align import Response, make_fmri_design
+    from neuroenc.align import make_fmri_design
+    from neuroenc.responses import Response
     from neuroenc.encoding import make_cv
     from neuroenc.features import FeatureSet
 

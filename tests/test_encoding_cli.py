@@ -7,7 +7,7 @@ import pytest
 from _encoding_fixtures import _one_blas_thread, layer_walk  # noqa: F401
 from neuroenc.cli import main
 from neuroenc.encoding import EncodingResults
-from neuroenc.encoding.io import read_responses
+from neuroenc.responses import read_responses
 from neuroenc.features import FeatureSet, save_features
 
 TR, N_TR = 2.0, 80
@@ -16,7 +16,8 @@ TR, N_TR = 2.0, 80
 @pytest.fixture
 def files(tmp_path, rng):
     """Two runs: feature files (4 layers) and ROI responses driven by layer 2 of the words."""
-    from neuroenc.align import Response, make_fmri_design
+    from neuroenc.align import make_fmri_design
+    from neuroenc.responses import Response
 
     feats, paths = {}, {}
     for run in ("run-1", "run-2"):
@@ -139,7 +140,8 @@ def test_fit_cli_bad_input(files, capsys):
 def test_fit_cli_meg_fif(tmp_path, rng):
     """An mne .fif recording gets a time-lagged design; a channel driven by layer 1 picks it."""
     mne = pytest.importorskip("mne")
-    from neuroenc.align import Response, make_meg_design
+    from neuroenc.align import make_meg_design
+    from neuroenc.responses import Response
 
     sfreq, n = 50.0, 3000
     onsets = np.sort(rng.uniform(1.0, n / sfreq - 2.0, 240))

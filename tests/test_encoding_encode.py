@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from _encoding_fixtures import _one_blas_thread, layer_walk, responses_from  # noqa: F401
-from neuroenc.align import Response, make_fmri_design
+from neuroenc.align import make_fmri_design
 from neuroenc.encoding import (
     EncodingResults,
     LayerDesigns,
@@ -16,6 +16,7 @@ from neuroenc.encoding import (
 )
 from neuroenc.encoding.merge import LAYER_MERGE_WARNING
 from neuroenc.features import FeatureSet
+from neuroenc.responses import Response
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import pytest
 import neuroenc.features.cache as cache_module
 import neuroenc.features.extract as extract_module
 from _features_helpers import one_torch_thread  # noqa: F401
-from neuroenc.align import Response, make_fmri_design, make_meg_design
+from neuroenc.align import make_fmri_design, make_meg_design
+from neuroenc.responses import Response
 from neuroenc.features import (
     FeatureExtractor,
     FeatureFileError,

@@ -5,25 +5,30 @@
 - :func:`make_delayed`, :class:`Delayer`: FIR delays (zero-filled, within runs);
   :func:`convolve_hrf`, :class:`HRFConvolver`: canonical HRF; :func:`zscore`, :class:`ZScore`.
 - :func:`event_matrix`, :func:`lag_samples`, :func:`resample_response`: the MEG/EEG side.
-- :func:`make_fmri_design`, :func:`make_meg_design` → :class:`Design`: features and responses
-  paired by run name, checked, aligned, z-scored, delayed/lagged, stacked;
-  :func:`word_rate` for a word-rate nuisance band.
+- :func:`make_fmri_design` (``fmri``), :func:`make_meg_design` (``meg``) → :class:`Design`
+  (``design``): features and responses paired by run name, checked, aligned, z-scored,
+  delayed/lagged, stacked; :meth:`Design.nuisance` (``nuisance``) and :func:`word_rate`
+  (``wordrate``) for nuisance bands; :attr:`Design.reach` for CV gaps.
 - :func:`check_coverage`, :func:`match_runs`: the checks, usable on their own.
+
+The responses themselves (:class:`~neuroenc.responses.Response`) live in
+:mod:`neuroenc.responses`.
 """
 from .checks import check_coverage, check_response, match_runs
 from .delays import Delayer, make_delayed, reshape_by_delays, run_bounds
-from .design import Design, make_fmri_design, make_meg_design, word_rate
+from .design import Design
 from .events import event_matrix, lag_samples, resample_response
+from .fmri import make_fmri_design
 from .hrf import HRFConvolver, convolve_hrf, hrf_kernel
-from .resample import filter_matrix, lanczos_kernel, rect_kernel, resample, sinc_kernel
-from .response import Response
+from .meg import make_meg_design
+from .resample import filter_matrix, kernel_reach, lanczos_kernel, rect_kernel, resample, sinc_kernel
+from .wordrate import word_rate
 from .zscore import ZScore, ZStats, zscore, zscore_stats
 
 __all__ = [
     "Delayer",
     "Design",
     "HRFConvolver",
-    "Response",
     "ZScore",
     "ZStats",
     "check_coverage",
@@ -32,6 +37,7 @@ __all__ = [
     "event_matrix",
     "filter_matrix",
     "hrf_kernel",
+    "kernel_reach",
     "lag_samples",
     "lanczos_kernel",
     "make_delayed",

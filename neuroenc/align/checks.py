@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import _check_finite, _check_option, _preview
-from .response import Response
+from ..responses import Response
 
 logger = logging.getLogger(__name__)
 

@@ -1,27 +1,12 @@
-"""Designs for encoding models: word features and brain responses paired by run name, aligned
-on the response grid, z-scored, delayed (fMRI) or lagged (MEG/EEG), stacked over runs.
+"""The :class:`Design`: word features and brain responses of several runs, aligned on the
+response grid, ready for encoding models. Built by :func:`~neuroenc.align.make_fmri_design`
+(:mod:`neuroenc.align.fmri`) or :func:`~neuroenc.align.make_meg_design`
+(:mod:`neuroenc.align.meg`); nuisance bands on the same rows come from :meth:`Design.nuisance`
+(:mod:`neuroenc.align.nuisance`).
 
-What happens to one run of an fMRI design, in order:
-
-1. **Pairing and checks.** Features and responses are paired by run name; the response grid
-   must cover every word (:func:`~neuroenc.align.check_coverage`); responses must be finite
-   and non-constant over their kept rows.
-2. **Resampling** of each layer onto the TR grid, extended by the longest delay (and the HRF
-   length) before ``start``, so that the delays of the first rows see the stimulus that
-   preceded them, and by the longest look-ahead after the end. The sparse filter matrix is
-   built once per run and reused for every layer (:func:`~neuroenc.align.filter_matrix`).
-3. **Z-scoring** (``zscore=True``): each feature column, per run, with the mean and standard
-   deviation of that run's *kept* TRs (after trimming), before the delays; the same statistics
-   are applied to the extension rows. Responses: each column per run over its kept TRs. The
-   statistics are in :meth:`Design.feature_stats` and :attr:`Design.response_stats`.
-4. **HRF convolution** (``hrf="glover"``/``"spm"``, optional) and **FIR delays** (``delays``,
-   in TRs), computed on the extended grid, so no row is zero-filled unless the stimulus was
-   silent there.
-5. **Trimming**: the first/last ``trim`` TRs of the response grid are dropped from both sides.
-
-MEG/EEG designs (:func:`make_meg_design`) differ in two steps: z-scoring of the features is
-over the run's *words* (before they become impulses, so silent samples stay exactly 0), and
-words become impulses (or boxcars) on the sample grid, then lags ``tmin..tmax`` seconds.
+The design of one layer is built on demand (:meth:`Design.X`), one run at a time: each run's
+words are put on its extended response grid (one sparse matrix per run, reused for every
+layer), z-scored, HRF-convolved and delayed, then the kept rows are stacked.
 
 Why per-run z-scoring (the convention of Huth et al. 2016 and LeBel et al. 2023): the
 statistics of a run use that run only, so nothing crosses runs in leave-one-run-out CV, and
@@ -33,30 +18,33 @@ the head of the pipeline.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import _check_finite, _check_option, _check_positive, _preview
-from ..features.featureset import FeatureSet, check_compatible_features
-from ..stimuli.transcript import Transcript
-from .checks import (ON_UNCOVERED, _coverage, as_run_dict, check_response, match_runs,
-                     report_uncovered)
-from .delays import _check_delays, make_delayed, reshape_by_delays
-from .events import EVENT_KINDS, event_matrix, lag_samples, resample_response
-from .hrf import HRF_MODELS, convolve_hrf, hrf_kernel
-from .resample import KERNELS, filter_matrix
-from .response import Response
+from .._validation import _check_finite, _preview
+from ..features.featureset import FeatureSet
+from ..responses import Response
+from .checks import as_run_dict
+from .delays import reshape_by_delays
+from .events import event_matrix
+from .hrf import convolve_hrf, hrf_kernel
+from .nuisance import response_band
+from .resample import filter_matrix, kernel_reach
 from .zscore import ZStats, zscore_stats
 
 logger = logging.getLogger(__name__)
 
+#: ``rebuild(design, features, responses, delays, hrf, common)``: a design of other features
+#: (a nuisance band) on the same runs, grids and settings, made by the builder of ``design``.
+Rebuild = Callable[..., "Design"]
+
 
 @dataclass
-class _Run:
+class RunPlan:
     """One run's plan: its words, its response grid, and how they line up."""
 
     name: str
@@ -94,6 +82,7 @@ class _Run:
         return self.response.start - self.n_pre * self.response.period
 
 
+
 class Design:
     """An aligned design for encoding models, built by :func:`make_fmri_design` or
     :func:`make_meg_design` (not meant to be built directly).
@@ -117,6 +106,8 @@ class Design:
     run_lengths : ndarray of int
         Rows per run, in the order of ``runs``.
     target_names : list of str
+    space : TargetSpace
+        Where the targets are (voxels, vertices, parcels, ROIs, sensors), the same in every run.
     delays : tuple of int
         The delays/lags in rows (TRs or samples), in the order of the column blocks.
     lags : ndarray of float
@@ -132,10 +123,11 @@ class Design:
         Warnings raised while building (uncovered words, constant feature columns).
     """
 
-    def __init__(self, *, kind: str, runs: list[_Run], layers: list[int], delays: tuple[int, ...],
+    def __init__(self, *, kind: str, runs: list[RunPlan], layers: list[int], delays: tuple[int, ...],
                  hrf: str | None, zscore: bool, resampling: dict[str, Any], dtype: Any,
-                 settings: dict[str, Any], warnings: list[str]):
+                 settings: dict[str, Any], warnings: list[str], rebuild: Rebuild):
         self.kind = kind
+        self._rebuild = rebuild
         self._runs = runs
         self.runs = [r.name for r in runs]
         self.layers = list(layers)
@@ -154,6 +146,7 @@ class Design:
         self.groups = np.repeat(np.array(self.runs, dtype=str), self.run_lengths)
         self.times = np.concatenate([r.response.times[r.resp_keep] for r in runs])
         self.target_names = list(runs[0].response.names)
+        self.space = runs[0].response.space
         self._feature_stats: dict[int, dict[str, ZStats]] = {}
         self.response_stats: dict[str, ZStats | None] = {}
         Y = np.empty((self.n_samples, len(self.target_names)), dtype=self.dtype)
@@ -183,6 +176,30 @@ class Design:
     def n_delays(self) -> int:
         """Number of delays/lags (column blocks)."""
         return len(self.delays)
+
+    @property
+    def resampling(self) -> dict[str, Any]:
+        """How words were put on the grid: ``method``, ``window``, ``cutoff_mult``, ``normalize``
+        (fMRI) or ``event_kind`` (MEG/EEG)."""
+        return dict(self._resampling)
+
+    @property
+    def reach(self) -> int:
+        """Rows of the response grid that one design row reaches into the stimulus, back or forward.
+
+        The longest delay/lag (in rows), plus the HRF kernel after lag 0 (``len(hrf_kernel(TR,
+        hrf)) - 1`` rows, when convolved), plus the half-width of the kernel that resampled the
+        words onto the grid (:func:`~neuroenc.align.kernel_reach`; 0 for MEG/EEG impulses). Two
+        rows further apart than this share no stimulus: a CV gap of ``reach + 1`` rows keeps
+        training rows from seeing the stimulus of a test row.
+        """
+        reach = max((abs(int(d)) for d in self.delays), default=0)
+        if self.hrf is not None:
+            reach += len(hrf_kernel(self.period, self.hrf)) - 1
+        if self.kind == "fmri":
+            reach += kernel_reach(self._resampling["method"], self._resampling["window"],
+                                  self._resampling["cutoff_mult"])
+        return int(reach)
 
     def n_features(self, layer: int) -> int:
         """Columns of one layer before delays (``X(layer)`` has ``n_delays`` times more)."""
@@ -320,8 +337,10 @@ class Design:
                                            zscore)
         if layer is not None:
             raise ValueError("'layer' selects a FeatureSet layer; for Responses pass columns=.")
-        return self._nuisance_responses({r: items[r] for r in self.runs}, columns, delays, hrf,
-                                        zscore)
+        return response_band([(r.name, r.response, r.resp_keep) for r in self._runs],
+                             {r: items[r] for r in self.runs}, columns=columns, delays=delays,
+                             hrf=hrf, zscore=zscore, kind=self.kind, period=self.period,
+                             dtype=self.dtype, warn_constant=self._warn_constant)
 
     def _nuisance_features(self, items, layer, delays, hrf, zscore) -> np.ndarray:
         first = items[self.runs[0]]
@@ -329,50 +348,9 @@ class Design:
         responses = {run.name: run.response for run in self._runs}
         common = dict(layers=[layer], runs=self.runs, zscore=zscore, dtype=self.dtype,
                       on_uncovered=self.settings["on_uncovered"])
-        if self.kind == "fmri":
-            sub = make_fmri_design(
-                items, responses, **self._resampling, trim=self.settings["trim"],
-                delays=self.delays if delays is None else delays,
-                hrf=self.hrf if hrf == "default" else hrf, **common)
-        else:
-            if hrf not in ("default", None):
-                raise ValueError("'hrf' is for fMRI designs; MEG/EEG designs use lags.")
-            sub = _meg_design_from_delays(items, responses, self, delays, common)
+        sub = self._rebuild(self, items, responses, delays, hrf, common)
         self.warnings.extend(w for w in sub.warnings if w not in self.warnings)
         return sub.X(layer)
-
-    def _nuisance_responses(self, items, columns, delays, hrf, zscore) -> np.ndarray:
-        delays = (0,) if delays is None else _check_delays(delays)
-        hrf = None if hrf == "default" else hrf
-        if hrf is not None:
-            if self.kind != "fmri":
-                raise ValueError("'hrf' is for fMRI designs; MEG/EEG designs use lags.")
-            _check_option("hrf", hrf, HRF_MODELS)
-        blocks = []
-        names = None
-        for run in self._runs:
-            conf = items[run.name]
-            _check_same_grid(conf, run.response)
-            if columns is not None:
-                conf = conf.select(list(columns))
-            if names is None:
-                names = conf.names
-            elif conf.names != names:
-                raise ValueError(
-                    f"nuisance columns for run {run.name!r} are {conf.names} but for run "
-                    f"{self.runs[0]!r} they are {names}; select the same columns (columns=[...])."
-                )
-            data = conf.data.astype(np.float64)
-            _check_finite("nuisance data", data, where=f"for run {run.name!r}",
-                          fix="Interpolate or drop those columns.")
-            if zscore:
-                st = zscore_stats(data[run.resp_keep])
-                self._warn_constant(st, f"nuisance columns for run {run.name!r}", names=names)
-                data = st.apply(data)
-            if hrf is not None:
-                data = convolve_hrf(data, self.period, hrf)
-            blocks.append(make_delayed(data, delays)[run.resp_keep])
-        return np.vstack(blocks).astype(self.dtype, copy=False)
 
     def _warn_constant(self, stats: ZStats, what: str, names: Sequence[str] | None = None) -> None:
         if stats.constant.size:
@@ -391,8 +369,9 @@ class Design:
                 f"{', HRF ' + self.hrf if self.hrf else ''}, zscore={self.zscore}>")
 
 
+
 # ---------------------------------------------------------------------- helpers
-def _on_grid(design: Design, run: _Run, F: np.ndarray, *, zscore: bool,
+def _on_grid(design: Design, run: RunPlan, F: np.ndarray, *, zscore: bool,
              hrf: str | None) -> tuple[np.ndarray, ZStats | None]:
     """Word features of one run on its extended grid (resampled, z-scored, HRF-convolved)."""
     if run.matrix is None:
@@ -413,7 +392,7 @@ def _on_grid(design: Design, run: _Run, F: np.ndarray, *, zscore: bool,
     return grid, stats
 
 
-def _run_matrix(run: _Run, kind: str, **resampling: Any) -> sp.csr_matrix:
+def _run_matrix(run: RunPlan, kind: str, **resampling: Any) -> sp.csr_matrix:
     """The sparse (extended grid × words) matrix of one run."""
     if kind == "fmri":
         grid = run.ext_start + np.arange(run.n_ext) * run.response.period
@@ -430,407 +409,3 @@ def _write_delayed(dest: np.ndarray, grid: np.ndarray, keep: slice, delays: tupl
     for k, d in enumerate(delays):
         dest[:, k * nf:(k + 1) * nf] = grid[keep.start - d:keep.stop - d]
 
-
-def _check_same_grid(conf: Response, response: Response) -> None:
-    problems = []
-    if conf.kind != response.kind or not np.isclose(conf.period, response.period):
-        problems.append(f"a period of {conf.period:g} s instead of {response.period:g} s")
-    if not np.isclose(conf.start, response.start):
-        problems.append(f"start={conf.start:g} s instead of {response.start:g} s")
-    if conf.n_samples != response.n_samples:
-        problems.append(f"{conf.n_samples} rows instead of {response.n_samples}")
-    if problems:
-        raise ValueError(
-            f"nuisance regressors for run {response.run!r} are not on the grid of its response: "
-            f"they have {', '.join(problems)}. Build them on the response grid (e.g. "
-            "word_rate(transcript, response)) or fix their start/rows."
-        )
-
-
-def _check_trim(trim: Any) -> tuple[int, int]:
-    if isinstance(trim, (int, np.integer)) and not isinstance(trim, bool):
-        trim = (int(trim), int(trim))
-    try:
-        first, last = trim
-    except (TypeError, ValueError):
-        raise TypeError(f"'trim' must be (first, last) numbers of TRs, or one int for both; got {trim!r}.") from None
-    for name, value in (("first", first), ("last", last)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"'trim' {name} must be an int >= 0 (TRs), got {value!r}.")
-    return int(first), int(last)
-
-
-def _check_features(features: Any, layers: Any, reference: str | None) -> tuple[dict, list[int]]:
-    items = as_run_dict(features, "features", FeatureSet)
-    if reference is not None:
-        _check_option("reference", reference, ("onset", "midpoint"))
-        items = {k: v.with_reference(reference) for k, v in items.items()}
-    first_name, first = next(iter(items.items()))
-    if layers is None:
-        layers = first.layer_indices
-    elif isinstance(layers, (int, np.integer)) and not isinstance(layers, bool):
-        layers = [int(layers)]
-    layers = [int(i) for i in layers]
-    if not layers:
-        raise ValueError("'layers' is empty; give at least one layer index.")
-    for name, fs in items.items():
-        missing = [i for i in layers if i not in fs]
-        if missing:
-            raise ValueError(
-                f"features for run {name!r} have no layer(s) {missing} (they have "
-                f"{fs.layer_indices}); extract them, or pass layers= that every run has."
-            )
-        if fs.model != first.model:
-            raise ValueError(
-                f"features for run {name!r} come from model {fs.model!r} but those for run "
-                f"{first_name!r} from {first.model!r}; one design needs one model."
-            )
-        for i in layers:
-            if fs.n_features(i) != first.n_features(i):
-                raise ValueError(
-                    f"layer {i} has {fs.n_features(i)} columns for run {name!r} but "
-                    f"{first.n_features(i)} for run {first_name!r}."
-                )
-        if fs.n_words == 0:
-            raise ValueError(f"features for run {name!r} have no words.")
-        _check_finite("word times", fs.times, where=f"of the features for run {name!r}",
-                      fix="Drop unaligned words before extracting features.")
-    check_compatible_features(items)
-    return items, layers
-
-
-def _check_responses(responses: Any, kind: str, runs: list[str], trim: tuple[int, int]) -> None:
-    ref = responses[runs[0]]
-    for name in runs:
-        resp = responses[name]
-        if resp.kind != kind:
-            other = "make_meg_design" if resp.kind == "meg" else "make_fmri_design"
-            raise ValueError(
-                f"response for run {name!r} is on a {resp.kind!r} grid ("
-                f"{'TR ' + format(resp.tr, 'g') + ' s' if resp.tr else format(resp.sfreq, 'g') + ' Hz'}); "
-                f"use {other} for it."
-            )
-        if not np.isclose(resp.period, ref.period):
-            raise ValueError(
-                f"response for run {name!r} has a period of {resp.period:g} s but run "
-                f"{runs[0]!r} has {ref.period:g} s; delays in rows need one period (resample "
-                "MEG with sfreq=, or build one design per TR)."
-            )
-        if resp.names != ref.names:
-            raise ValueError(
-                f"responses for run {name!r} have targets {_preview(resp.names)} but run "
-                f"{runs[0]!r} has {_preview(ref.names)}; select the same targets in every run."
-            )
-        first, last = trim
-        if resp.n_samples - first - last < 2:
-            raise ValueError(
-                f"trim=({first}, {last}) leaves {resp.n_samples - first - last} of the "
-                f"{resp.n_samples} rows of run {name!r}; trim less."
-            )
-        check_response(resp, slice(first, resp.n_samples - last))
-
-
-def _plan_runs(items: dict, responses: dict, runs: list[str], *, n_pre: int, n_post: int,
-               trim: tuple[int, int], on_uncovered: str, warnings: list[str]) -> list[_Run]:
-    planned = []
-    for name in runs:
-        fs, resp = items[name], responses[name]
-        times = np.asarray(fs.times, dtype=np.float64)
-        period = resp.period
-        _, msg = _coverage(times, resp, n_pre * period, n_post * period, "words")
-        report_uncovered(msg, on_uncovered, warnings)
-        planned.append(_Run(name=name, features=fs, times=times,
-                            onsets=np.asarray(fs.onsets, dtype=np.float64),
-                            offsets=np.asarray(fs.offsets, dtype=np.float64), response=resp,
-                            n_pre=n_pre, n_post=n_post, first=trim[0], last=trim[1]))
-    return planned
-
-
-def _as_responses(responses: Any) -> dict[str, Response]:
-    if isinstance(responses, dict):
-        converted = {}
-        for key, value in responses.items():
-            if not isinstance(value, Response) and _is_mne(value):
-                value = Response.from_mne(value, run=str(key))
-            converted[key] = value
-        responses = converted
-    elif _is_mne(responses):
-        raise TypeError(
-            "an mne object has no run name: pass {run: raw} or Response.from_mne(raw, run=...)."
-        )
-    return as_run_dict(responses, "responses", Response)
-
-
-def _is_mne(obj: Any) -> bool:
-    return type(obj).__module__.startswith("mne.")
-
-
-# ---------------------------------------------------------------------- public builders
-def make_fmri_design(
-    features: Any,
-    responses: Any,
-    *,
-    layers: int | Sequence[int] | None = None,
-    runs: Sequence[str] | None = None,
-    method: str = "lanczos",
-    window: float = 3,
-    cutoff_mult: float = 1.0,
-    normalize: bool = False,
-    trim: int | tuple[int, int] = (0, 0),
-    delays: Sequence[int] | None = None,
-    hrf: str | None = None,
-    zscore: bool = True,
-    reference: str | None = None,
-    on_uncovered: str = "raise",
-    dtype: Any = np.float32,
-) -> Design:
-    """Pair word features with fMRI responses by run and build the encoding design.
-
-    See the module docstring for the exact order of operations (resample on a grid extended
-    before ``start`` → z-score per run over the kept TRs → HRF → delays → trim).
-
-    Parameters
-    ----------
-    features : FeatureSet | list of FeatureSet | dict of str -> FeatureSet
-        Per run, the word features (times from ``FeatureSet.times``).
-    responses : Response | list of Response | dict of str -> Response
-        Per run, the TR-grid responses of one subject (row ``i`` at ``start + i·TR``).
-    layers : int | sequence of int | None
-        Layers :meth:`Design.X` may build; default all layers of the first run (every run must
-        have them).
-    runs : sequence of str | None
-        Runs to use, in this order; default all, in the order of ``features``. Runs present on
-        one side only are an error unless ``runs`` leaves them out.
-    method : {"lanczos", "sinc", "rect", "nearest"}
-        Resampling, see :func:`~neuroenc.align.resample`.
-    window : float
-        Lanczos/sinc lobes.
-    cutoff_mult : float
-        Cutoff = ``cutoff_mult / TR``.
-    normalize : bool
-        Weighted mean instead of the published weighted sum, see
-        :func:`~neuroenc.align.resample`.
-    trim : (int, int) | int
-        TRs dropped at the start and end of every run, from features and responses alike
-        (after delays, so the first kept rows still see the stimulus before them).
-    delays : sequence of int | None
-        FIR delays in TRs; default ``(1, 2, 3, 4)``, or ``(0,)`` with ``hrf``.
-    hrf : {"glover", "spm"} | None
-        Convolve with nilearn's canonical HRF instead of (or before) FIR delays.
-    zscore : bool
-        Z-score features (per layer) and responses per run over the kept TRs.
-    reference : {"onset", "midpoint"} | None
-        Word time to use; default each FeatureSet's own.
-    on_uncovered : {"raise", "warn", "ignore"}
-        What to do when a response grid does not cover every word of its run (a wrong
-        ``start``, a scan shorter than the story, responses trimmed by the provider).
-    dtype : numpy dtype
-        Of ``X`` and ``Y`` (float32 by default; computations are float64 per run).
-
-    Returns
-    -------
-    design : Design
-
-    Examples
-    --------
-    >>> design = make_fmri_design(features, responses, trim=(5, 5))     # doctest: +SKIP
-    >>> X, Y, groups = design.X(12), design.Y, design.groups            # doctest: +SKIP
-    """
-    _check_option("method", method, KERNELS)
-    _check_positive("window", window)
-    _check_positive("cutoff_mult", cutoff_mult)
-    _check_option("on_uncovered", on_uncovered, ON_UNCOVERED)
-    if hrf is not None:
-        _check_option("hrf", hrf, HRF_MODELS)
-    trim = _check_trim(trim)
-    delays = ((0,) if hrf else (1, 2, 3, 4)) if delays is None else _check_delays(delays)
-    items, layers = _check_features(features, layers, reference)
-    responses = _as_responses(responses)
-    run_names = match_runs(items, responses, runs)
-    _check_responses(responses, "fmri", run_names, trim)
-    tr = responses[run_names[0]].tr
-    n_hrf = len(hrf_kernel(tr, hrf)) - 1 if hrf else 0
-    n_pre = max(max(delays), 0) + n_hrf
-    n_post = max(-min(delays), 0)
-    warnings: list[str] = []
-    planned = _plan_runs(items, responses, run_names, n_pre=n_pre, n_post=n_post, trim=trim,
-                         on_uncovered=on_uncovered, warnings=warnings)
-    settings = {
-        "kind": "fmri", "method": method, "window": float(window), "cutoff_mult": float(cutoff_mult),
-        "normalize": bool(normalize),
-        "trim": list(trim), "delays": list(delays), "hrf": hrf, "zscore": bool(zscore),
-        "reference": reference, "on_uncovered": on_uncovered, "tr": tr, "runs": run_names,
-        "starts": {r: responses[r].start for r in run_names},
-        "n_rows": {r: responses[r].n_samples for r in run_names},
-    }
-    resampling = {"method": method, "window": window, "cutoff_mult": cutoff_mult,
-                  "normalize": bool(normalize)}
-    design = Design(kind="fmri", runs=planned, layers=layers, delays=delays, hrf=hrf,
-                    zscore=zscore, resampling=resampling, dtype=dtype, settings=settings,
-                    warnings=warnings)
-    logger.info("fMRI design: %s", design)
-    return design
-
-
-def make_meg_design(
-    features: Any,
-    responses: Any,
-    *,
-    layers: int | Sequence[int] | None = None,
-    runs: Sequence[str] | None = None,
-    tmin: float = -0.1,
-    tmax: float = 0.6,
-    sfreq: float | None = None,
-    decim: int = 1,
-    kind: str = "impulse",
-    zscore: bool = True,
-    reference: str | None = None,
-    on_uncovered: str = "raise",
-    resample_method: str = "fft",
-    dtype: Any = np.float32,
-) -> Design:
-    """Pair word features with MEG/EEG responses by run and build a time-lagged design.
-
-    Words become impulses at their times on the sample grid (or boxcars over their
-    durations), and the design holds lags ``tmin..tmax`` seconds at the response's ``sfreq``
-    (:attr:`Design.lags`, in seconds). Features are z-scored per run over the words before
-    they become impulses (silent samples stay 0); responses per run over their samples.
-
-    Parameters
-    ----------
-    features : FeatureSet | list of FeatureSet | dict of str -> FeatureSet
-    responses : Response | list | dict of str -> Response or mne Raw/Epochs/Evoked
-        sfreq-grid responses (``Response.from_mne(raw, run=...)``); mne objects in a dict are
-        converted with their key as run name.
-    layers, runs, zscore, reference, on_uncovered, dtype
-        As in :func:`make_fmri_design`.
-    tmin, tmax : float
-        First and last lag in seconds (response time minus word time).
-    sfreq : float | None
-        Resample the responses to this rate first, with mne (anti-aliased); default: keep.
-    decim : int
-        Or decimate by this factor (``sfreq = response sfreq / decim``), also with mne's
-        anti-aliased resampling.
-    kind : {"impulse", "boxcar"}
-        Words as one sample at their time, or every sample of their duration.
-    resample_method : {"fft", "polyphase"}
-        mne's method when ``sfreq`` is given.
-
-    Returns
-    -------
-    design : Design
-    """
-    _check_option("kind", kind, EVENT_KINDS)
-    _check_option("on_uncovered", on_uncovered, ON_UNCOVERED)
-    items, layers = _check_features(features, layers, reference)
-    responses = _as_responses(responses)
-    run_names = match_runs(items, responses, runs)
-    _check_responses(responses, "meg", run_names, (0, 0))
-    if isinstance(decim, bool) or not isinstance(decim, (int, np.integer)) or decim < 1:
-        raise ValueError(f"'decim' must be an int >= 1, got {decim!r}.")
-    if decim > 1:
-        if sfreq is not None:
-            raise ValueError("Give either 'sfreq' or 'decim', not both.")
-        sfreq = responses[run_names[0]].sfreq / decim
-    if sfreq is not None:
-        responses = {r: resample_response(responses[r], sfreq, method=resample_method)
-                     for r in run_names}
-    rate = responses[run_names[0]].sfreq
-    delays = tuple(int(d) for d in lag_samples(tmin, tmax, rate))
-    settings = {
-        "kind": "meg", "event_kind": kind, "tmin": float(tmin), "tmax": float(tmax),
-        "sfreq": rate, "resampled": sfreq is not None, "zscore": bool(zscore),
-        "reference": reference, "on_uncovered": on_uncovered, "runs": run_names,
-        "lags_s": [d / rate for d in delays], "trim": [0, 0],
-        "starts": {r: responses[r].start for r in run_names},
-        "n_rows": {r: responses[r].n_samples for r in run_names},
-    }
-    return _build_meg(items, responses, run_names, layers, delays, kind, zscore, on_uncovered,
-                      dtype, settings)
-
-
-def _build_meg(items, responses, run_names, layers, delays, kind, zscore, on_uncovered, dtype,
-               settings) -> Design:
-    warnings: list[str] = []
-    n_pre, n_post = max(max(delays), 0), max(-min(delays), 0)
-    planned = _plan_runs(items, responses, run_names, n_pre=n_pre, n_post=n_post, trim=(0, 0),
-                         on_uncovered=on_uncovered, warnings=warnings)
-    design = Design(kind="meg", runs=planned, layers=layers, delays=delays, hrf=None,
-                    zscore=zscore, resampling={"event_kind": kind}, dtype=dtype, settings=settings,
-                    warnings=warnings)
-    logger.info("MEG/EEG design: %s", design)
-    return design
-
-
-def _meg_design_from_delays(items, responses, design: Design, delays, common) -> Design:
-    delays = design.delays if delays is None else _check_delays(delays)
-    items, layers = _check_features(items, common["layers"], None)
-    settings = dict(design.settings, lags_s=[d * design.period for d in delays])
-    return _build_meg(items, responses, common["runs"], layers, tuple(delays),
-                      design._resampling["event_kind"], common["zscore"], common["on_uncovered"],
-                      common["dtype"], settings)
-
-
-def word_rate(
-    transcript: Transcript,
-    response: Response,
-    *,
-    method: str = "lanczos",
-    window: float = 3,
-    cutoff_mult: float = 1.0,
-    hrf: str | None = None,
-    kind: str = "impulse",
-    reference: str = "onset",
-    on_uncovered: str = "raise",
-) -> Response:
-    """The word rate of a run on its response grid, as a one-column :class:`Response`.
-
-    fMRI: a 1 per word resampled onto the TR grid (about the number of words per TR with the
-    default unnormalised Lanczos filter), optionally convolved with the canonical HRF (computed
-    on a grid extended before ``start``, so the first TRs carry the words before them). MEG/EEG:
-    word impulses (or boxcars) on the sample grid. The result is on the response's untrimmed
-    grid, not z-scored: pass it to :meth:`Design.nuisance` as a separate band.
-
-    Parameters
-    ----------
-    transcript : Transcript
-        The run's words; its ``name`` must equal ``response.run``.
-    response : Response
-        Gives the grid (TR or sfreq, start, rows).
-    method, window, cutoff_mult
-        fMRI resampling, see :func:`~neuroenc.align.resample`.
-    hrf : {"glover", "spm"} | None
-        fMRI only.
-    kind : {"impulse", "boxcar"}
-        MEG/EEG only.
-    reference : {"onset", "midpoint"}
-        The word time used.
-    on_uncovered : {"raise", "warn", "ignore"}
-        See :func:`~neuroenc.align.check_coverage`.
-    """
-    if not isinstance(transcript, Transcript):
-        raise TypeError(f"'transcript' must be a Transcript, got {type(transcript).__name__}.")
-    if not isinstance(response, Response):
-        raise TypeError(f"'response' must be a Response, got {type(response).__name__}.")
-    if transcript.name != response.run:
-        raise ValueError(
-            f"transcript {transcript.name!r} and response run {response.run!r} differ; runs are "
-            "matched by name (rename one: transcript.rename(...))."
-        )
-    _check_option("reference", reference, ("onset", "midpoint"))
-    ones = FeatureSet({0: np.ones((len(transcript), 1))}, transcript.onsets, transcript.offsets,
-                      run=transcript.name, model="word_rate", reference=reference)
-    if response.kind == "fmri":
-        design = make_fmri_design(ones, response.copy(data=np.arange(response.n_samples)[:, None],
-                                                      names=["t"]),
-                                  method=method, window=window, cutoff_mult=cutoff_mult,
-                                  delays=(0,), hrf=hrf, zscore=False, on_uncovered=on_uncovered,
-                                  dtype=np.float64)
-    else:
-        if hrf is not None:
-            raise ValueError("'hrf' is for fMRI responses; this response is on an sfreq grid.")
-        design = make_meg_design(ones, response.copy(data=np.arange(response.n_samples)[:, None],
-                                                     names=["t"]),
-                                 tmin=0.0, tmax=0.0, kind=kind, zscore=False,
-                                 on_uncovered=on_uncovered, dtype=np.float64)
-    return response.copy(data=design.X(0), names=["word_rate"])

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import _check_option, _check_positive
-from .response import Response
+from ..responses import Response
 
 logger = logging.getLogger(__name__)
 

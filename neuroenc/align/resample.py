@@ -79,6 +79,24 @@ _SUPPORT: dict[str, Callable[[float], float]] = {
 }
 
 
+def kernel_reach(method: str = "lanczos", window: float = 3, cutoff_mult: float = 1.0) -> int:
+    """Rows of a regular grid on each side of a grid time that the resampling kernel reaches.
+
+    The kernel's support is ``window`` periods for Lanczos/sinc and half a period for
+    rect/nearest, where a period is ``1 / cutoff = TR / cutoff_mult``; in rows of the grid that
+    is ``ceil(window / cutoff_mult)`` or ``ceil(0.5 / cutoff_mult)``.
+
+    Examples
+    --------
+    >>> kernel_reach("lanczos", window=3), kernel_reach("rect"), kernel_reach("sinc", 2, 0.5)
+    (3, 1, 4)
+    """
+    _check_option("method", method, KERNELS)
+    _check_positive("window", window)
+    _check_positive("cutoff_mult", cutoff_mult)
+    return int(np.ceil(_SUPPORT[method](window) / float(cutoff_mult) - 1e-9))
+
+
 def _check_times(name: str, times: object, min_len: int = 1) -> np.ndarray:
     arr = np.asarray(times, dtype=np.float64)
     if arr.ndim != 1:

@@ -46,7 +46,7 @@ def _nuisance_source(paths, responses, runs):
     """Nuisance regressors as Responses on each run's grid: one file per run, or several for one run."""
     from pathlib import Path
 
-    from ..encoding.io import read_responses
+    from ..responses import read_responses
 
     def read(path, resp):
         return read_responses(path, tr=resp.tr, sfreq=resp.sfreq, start=resp.start, run=resp.run)
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from .._validation import _sha256_file
     from ..align import make_fmri_design, make_meg_design
     from ..encoding import fit_encoding
-    from ..encoding.io import read_responses
+    from ..responses import read_responses
     from ..features import load_features
 
     if len(args.features) != len(args.responses):

@@ -1,5 +1,6 @@
 """Data sets: where they live, how they are fetched, and loaders that return timed runs."""
-from ._base import DATA_ENV, DatasetError, EncodingDataset, fetch_files, get_data_dir
+from .._validation import DatasetError
+from ._base import DATA_ENV, EncodingDataset, fetch_files, get_data_dir
 from .alice import load_alice
 from .naturalstories import load_naturalstories
 from .bids import bids_layout, index_runs

@@ -8,8 +8,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .._validation import _check_path_exists, _sha256_file
-from ..align.response import Response
+from .._validation import DatasetError, _sha256_file, check_content
+from ..responses import Response
 from ..stimuli.transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -41,48 +41,6 @@ def read_checksums(name: str) -> dict[str, str]:
             digest, rel = line.split(maxsplit=1)
             out[rel.strip().removeprefix("./")] = digest
     return out
-
-
-class DatasetError(ValueError):
-    """A data set's files are missing or wrong and cannot be fetched.
-
-    A :class:`ValueError`, like every other bad-input error of neuroenc (the command line
-    reports them without a traceback).
-    """
-
-
-def check_content(path: str | os.PathLike, what: str = "data file", fix: str = "") -> Path:
-    """``path`` as a Path; a clear error if it is missing, a dangling annex link or empty.
-
-    Parameters
-    ----------
-    path : path-like
-        The file.
-    what : str
-        What the file is, for messages (``"TextGrid"``, ``"BOLD file"``...).
-    fix : str
-        How to get the file, appended to the message when it is missing.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file is missing, or is a git-annex link whose content was not fetched.
-    DatasetError
-        If the file is empty (a placeholder, or an unfinished download).
-    """
-    path = Path(path).expanduser()
-    if path.is_symlink() and not path.exists():
-        raise FileNotFoundError(
-            f"{what} {str(path)!r} is a git-annex link whose content is not here; fetch it with "
-            f"'datalad get {path.name}' (or openneuro-py) first."
-        )
-    path = _check_path_exists(path, what, fix)
-    if path.stat().st_size == 0:
-        raise DatasetError(
-            f"{what} {str(path)!r} is empty (0 bytes): a placeholder, or a download that did "
-            "not finish. Fetch it again."
-        )
-    return path
 
 
 def check_transcript(path: str | os.PathLike, run: str, fix: str, what: str = "transcript") -> Path:

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .._validation import _check_option
-from ..align.response import Response
+from .._validation import DatasetError, _check_option
+from ..responses import Response
 from ..stimuli.textgrid import read_textgrid
-from ._base import DatasetError, EncodingDataset, fetch_files, get_data_dir, read_checksums
+from ._base import EncodingDataset, fetch_files, get_data_dir, read_checksums
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._validation import _check_path_exists
-from ._base import DatasetError
+from .._validation import DatasetError, _check_path_exists
 
 logger = logging.getLogger(__name__)
 

@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import _check_option
-from ..align.response import Response
+from .._validation import DatasetError, _check_option, check_content
+from ..responses import Response, read_subject_bold
 from ..stimuli.textgrid import read_textgrid
 from ..stimuli.transcript import Transcript
-from ._base import DatasetError, EncodingDataset, check_content, check_transcript
-from ._bold import read_subject_bold
+from ._base import EncodingDataset, check_transcript
 from .bids import dataset_root, check_tr, find_subjects, index_runs, normalize_subject, read_sidecar
 
 logger = logging.getLogger(__name__)
@@ -204,7 +203,7 @@ def load_lebel2023(
     mask : path-like | array | None
         Voxels to keep from raw BOLD. ``None``: the voxels whose time course varies in every
         loaded run of the subject, so that all its runs share one set of targets (see
-        :func:`neuroenc.datasets._bold.read_subject_bold`; the number dropped is logged).
+        :func:`neuroenc.responses.read_subject_bold`; the number dropped is logged).
     tier : str | None
         TextGrid tier holding the words; default the tier named ``word``, else the second one.
 
@@ -312,7 +311,8 @@ def load_lebel2023(
                     start = LEBEL_START - LEBEL_TRIM * tr
                 transcripts[key] = transcript_for(story).rename(key)
                 runs[key] = Response(data, tr=tr, start=start, names=binfo["names"], run=key,
-                                     subject=sub, info={"source": str(row.path), **binfo})
+                                     subject=sub, info={"source": str(row.path), **binfo},
+                                     space=binfo["target_space"])
         if not runs:
             raise DatasetError(f"subject {sub!r}: none of the requested stories has data.")
         responses[sub] = runs

@@ -21,12 +21,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .._validation import _check_option
-from ..align.response import Response
+from .._validation import DatasetError, _check_option
+from ..responses import Response, n_volumes, read_subject_bold
 from ..stimuli.textgrid import read_textgrid
 from ..stimuli.transcript import Transcript
-from ._base import DatasetError, EncodingDataset, check_transcript
-from ._bold import n_volumes, read_subject_bold
+from ._base import EncodingDataset, check_transcript
 from .bids import dataset_root, check_tr, find_subjects, index_runs, normalize_subject
 
 logger = logging.getLogger(__name__)
@@ -127,7 +126,7 @@ def load_lpp(
     mask : path-like | array | None
         Voxels to keep. ``None``: the voxels whose time course varies in every loaded section
         of the subject, so that all its sections share one set of targets (the number dropped
-        is logged; see :func:`neuroenc.datasets._bold.read_subject_bold`).
+        is logged; see :func:`neuroenc.responses.read_subject_bold`).
     check_lengths : bool
         Check each run's number of volumes against the README table (and, for raw runs, use
         them to recognise aborted runs). ``False`` maps runs to sections by order only.
@@ -202,7 +201,7 @@ def load_lpp(
             key = f"section-{k}"
             out[key] = Response(data, tr=tr, start=start, names=binfo["names"], run=key, subject=sub,
                                 info={"source": str(row["path"]), "run_label": row["run"],
-                                      "section": k, **binfo})
+                                      "section": k, **binfo}, space=binfo["target_space"])
         responses[sub] = out
     info = {
         "citation": LPP_CITATION,

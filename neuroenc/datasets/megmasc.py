@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._validation import _check_option
-from ..align.response import Response
+from .._validation import DatasetError, _check_option, check_content
+from ..responses import Response, SensorSpace
 from ..stimuli.transcript import Transcript, TranscriptError
-from ._base import DatasetError, EncodingDataset, check_content, check_transcript
+from ._base import EncodingDataset, check_transcript
 from .bids import dataset_root, find_subjects, normalize_subject, read_sidecar
 
 logger = logging.getLogger(__name__)
@@ -368,7 +368,7 @@ def _cut(rec: Any, sounds: pd.DataFrame, subject: str, picks: Any, l_freq: float
             )
         out[row.run] = Response(
             data[:, i0:i1].T, sfreq=sfreq, start=i0 / sfreq - row.onset, names=inst.ch_names,
-            run=row.run, subject=subject,
+            run=row.run, subject=subject, space=SensorSpace.from_info(inst.info),
             info={"recording": row.recording, "sound_onset": row.onset, "events": row.events},
         )
     return out

@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._validation import _check_option, _check_random_state
-from ._base import DatasetError, get_data_dir
+from .._validation import DatasetError, _check_option, _check_random_state
+from ._base import get_data_dir
 from .lpp import LPP_AUDIO, LPP_SCAN_PREPROC, LPP_SCAN_RAW
 from .narratives import NARRATIVES_STORY_OFFSETS
 

@@ -27,12 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._validation import _check_option
-from ..align.response import Response
+from .._validation import DatasetError, _check_option, check_content
+from ..responses import Response, TargetSpace, concat_spaces, read_bold, read_subject_bold
 from ..stimuli.gentle import read_gentle
 from ..stimuli.transcript import Transcript
-from ._base import DatasetError, EncodingDataset, check_content, check_transcript
-from ._bold import read_bold, read_subject_bold
+from ._base import EncodingDataset, check_transcript
 from .bids import dataset_root, check_tr, index_runs, normalize_subject, round_half_up
 
 logger = logging.getLogger(__name__)
@@ -114,19 +113,20 @@ def read_narratives_transcript(root: str | os.PathLike, stim: str, name: str | N
     return read_gentle(path, name=name or stim)
 
 
-def _read_surface(paths: Mapping[str, Path]) -> tuple[np.ndarray, list[str]]:
-    blocks, names = [], []
+def _read_surface(paths: Mapping[str, Path]) -> tuple[np.ndarray, list[str], TargetSpace]:
+    blocks, names, spaces = [], [], []
     for hemi in ("L", "R"):
         if hemi not in paths:
             raise FileNotFoundError(f"no hemi-{hemi} file next to {list(paths.values())[0]!s}.")
         data, _, info = read_bold(paths[hemi])
         blocks.append(data)
         names += [f"{hemi}{n}" for n in info["names"]]
+        spaces.append(info["target_space"])
     n = {b.shape[0] for b in blocks}
     if len(n) != 1:
         raise DatasetError(f"the two hemispheres have different numbers of volumes: {sorted(n)} "
                            f"({[str(p) for p in paths.values()]}).")
-    return np.hstack(blocks), names
+    return np.hstack(blocks), names, concat_spaces(spaces)
 
 
 def load_narratives(
@@ -167,7 +167,7 @@ def load_narratives(
         (``derivatives/afni-smooth/tpl-<space>/tpl-<space>_res-<task>_desc-brain_mask.nii.gz``)
         if present, else as ``None``. ``None``: the voxels whose time course varies in every
         run of the subject, so that all its runs share one set of targets (the number dropped
-        is logged; see :func:`neuroenc.datasets._bold.read_subject_bold`).
+        is logged; see :func:`neuroenc.responses.read_subject_bold`).
     story_offsets : mapping | None
         Override :data:`NARRATIVES_STORY_OFFSETS` (seconds from audio start to story onset).
 
@@ -249,12 +249,12 @@ def load_narratives(
         out: dict[str, Response] = {}
         for i, (key, (stim, story, row, rec)) in enumerate(zip(keys, items)):
             if surface:
-                data, names = _read_surface(rec["paths"])
+                data, names, space_ = _read_surface(rec["paths"])
                 header_tr = None
                 src = [str(p) for p in rec["paths"].values()]
             else:
                 data, header_tr, binfo = volumes[i]
-                names = binfo["names"]
+                names, space_ = binfo["names"], binfo["target_space"]
                 src = str(rec["paths"]["vol"])
             tr = check_tr(row.path, row.tr, header_tr, sidecar=f"sidecar of {row.path.name}")
             onset = float(story["onset"].iloc[0])
@@ -277,6 +277,7 @@ def load_narratives(
                 info={"source": src, "events": str(row.events), "stimulus": stim,
                       "story_onset": onset, "audio_offset": offsets[stim], "space": space,
                       "pipeline": pipeline, "cropped_volumes": first},
+                space=space_,
             )
         responses[sub] = out
     info = {

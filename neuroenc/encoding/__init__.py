@@ -12,16 +12,16 @@ The public names, re-exported from the modules that do one job each:
 - :mod:`stats`: permutation tests, FDR, noise ceilings;
 - :mod:`backend`: :func:`use_backend` (himalaya backend, restored afterwards);
 - :mod:`designs`: :class:`LayerDesigns` (one layer's design at a time);
-- :func:`read_responses` (``io``): responses from .npy, .txt/.tsv, NIfTI + mask, mne .fif;
 - :func:`memory_estimate`: bytes per layer fit, fixed and per target, to size target chunks;
 - :class:`EncodingResults` (``results``): the results file.
+
+Responses are read by :func:`neuroenc.responses.read_responses`.
 """
 from ._ridge import memory_estimate
 from .backend import resolve_backend, use_backend
 from .banded import BandedLayerModel, Bands, make_bands
 from .cv import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits, make_cv
 from .designs import LayerDesigns, as_layer_designs
-from .io import read_responses
 from .encode import fit_encoding
 from .merge import merge_results
 from .results import EncodingResults
@@ -56,7 +56,6 @@ __all__ = [
     "inner_splits",
     "make_cv",
     "memory_estimate",
-    "read_responses",
     "noise_ceiling_intersubject",
     "noise_ceiling_repeats",
     "noise_ceiling_split_half",

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import as_index, current_backend, eigh, take_block, take_rows, to_float64
 from .stats import REFIT_INDEX_BYTES
 
 logger = logging.getLogger(__name__)
@@ -55,51 +56,6 @@ def choose_form(n_train: int, n_features: int, form: str = "auto") -> str:
     if form != "auto":
         return form
     return "kernel" if n_features > n_train else "primal"
-
-
-def _B():
-    from himalaya.backend import get_backend
-
-    return get_backend()
-
-
-def _idx(B, idx: np.ndarray):
-    """Indices usable on the backend's arrays."""
-    if B.name == "numpy":
-        return idx
-    import torch
-
-    return torch.as_tensor(idx, dtype=torch.long, device="cuda" if B.name == "torch_cuda" else "cpu")
-
-
-def _eigh(B, A):
-    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix.
-
-    On the NumPy backend LAPACK's divide-and-conquer driver (``syevd``) is used: about twice
-    as fast as SciPy's default (``syevr``, which himalaya's NumPy backend calls) for the
-    full spectra needed here, at the same accuracy.
-    """
-    if B.name == "numpy":
-        import scipy.linalg
-
-        return scipy.linalg.eigh(A, driver="evd", check_finite=False)
-    return B.eigh(A)
-
-
-def _rows(B, A, idx):
-    return A[_idx(B, idx)]
-
-
-def _block(B, A, rows, cols):
-    return A[_idx(B, rows)][:, _idx(B, cols)]
-
-
-def _f64(B, A):
-    if B.name == "numpy":
-        return A.astype(np.float64)
-    import torch
-
-    return A.to(torch.float64)
 
 
 @dataclass
@@ -140,11 +96,11 @@ class Split:
     def project(self, B, gram: LayerGram, Y, XtY=None):
         """``Q^T Y[T]`` for a chunk ``Y`` (all samples); primal may use ``XtY = X^T Y``."""
         if self.form == "kernel":
-            return self.V.T @ _rows(B, Y, self.train)
+            return self.V.T @ take_rows(B, Y, self.train)
         if self.removed is None:
-            return self.V.T @ (_rows(B, gram.X, self.train).T @ _rows(B, Y, self.train))
-        Xr = _rows(B, gram.X, self.removed)
-        return self.V.T @ (XtY - Xr.T @ _rows(B, Y, self.removed))
+            return self.V.T @ (take_rows(B, gram.X, self.train).T @ take_rows(B, Y, self.train))
+        Xr = take_rows(B, gram.X, self.removed)
+        return self.V.T @ (XtY - Xr.T @ take_rows(B, Y, self.removed))
 
     def project_flops(self, gram: LayerGram, t: int) -> float:
         r = self.lam.shape[0]
@@ -186,18 +142,18 @@ class EigenCache:
 def _train_spectrum(B, gram: LayerGram, train: np.ndarray):
     """``(lam, V, removed, flops)`` of the training Gram of ``train``."""
     if gram.form == "kernel":
-        lam, V = _eigh(B, _block(B, gram.gram, train, train))
+        lam, V = eigh(B, take_block(B, gram.gram, train, train))
         return lam, V, None, 9.0 * train.size**3
     # the training Gram: subtract the rows left out (held-out and gap) when they are fewer
     n = gram.X.shape[0]
     removed = np.setdiff1d(np.arange(n), train)
     if removed.size < train.size:
-        Xr = _rows(B, gram.X, removed)
+        Xr = take_rows(B, gram.X, removed)
         Gtr = gram.gram - Xr.T @ Xr
     else:
-        Xt = _rows(B, gram.X, train)
+        Xt = take_rows(B, gram.X, train)
         Gtr, removed = Xt.T @ Xt, None
-    lam, V = _eigh(B, Gtr)
+    lam, V = eigh(B, Gtr)
     r = Gtr.shape[0]
     rows = train.size if removed is None else removed.size
     return lam, V, removed, 2.0 * rows * r * r + 9.0 * r**3
@@ -216,9 +172,9 @@ def decompose(B, gram: LayerGram, train: np.ndarray, test: np.ndarray, cache: Ei
     lam, V, removed, _ = entry
     r = lam.shape[0]
     if gram.form == "kernel":
-        P = _block(B, gram.gram, test, train) @ V
+        P = take_block(B, gram.gram, test, train) @ V
     else:
-        P = _rows(B, gram.X, test) @ V
+        P = take_rows(B, gram.X, test) @ V
     flops += 2.0 * test.size * r * r
     return Split(train, test, lam, P, V, gram.form, flops, removed=removed)
 
@@ -311,7 +267,7 @@ def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=Non
     the floating-point operations done added to its ``"flops"`` key. The split's filters must
     have been chosen (:func:`prepare_filters`).
     """
-    Yh = _rows(B, Y, split.test)
+    Yh = take_rows(B, Y, split.test)
     n_te, t = Yh.shape
     a = alphas.shape[0]
     G = split.filters
@@ -319,7 +275,7 @@ def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=Non
     flops = 0.0
     if split.resolve is not None:
         # one matrix product for all filters: (m * n_te, n_train) @ (n_train, t)
-        H = split.resolve.reshape(m * n_te, -1) @ _rows(B, Y, split.train)
+        H = split.resolve.reshape(m * n_te, -1) @ take_rows(B, Y, split.train)
         flops += 2.0 * m * n_te * split.train.size * t
     else:
         Z = split.project(B, gram, Y, XtY)
@@ -338,7 +294,7 @@ def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=Non
     flops += 3.0 * a * n_te * t
     invalid = _invalid_alphas(B, split.lam, alphas)
     if invalid.any():
-        loss[_idx(B, np.flatnonzero(invalid))] = -1e5
+        loss[as_index(B, np.flatnonzero(invalid))] = -1e5
     if counter is not None:
         counter["flops"] = counter.get("flops", 0.0) + flops
     return loss
@@ -350,7 +306,7 @@ def select_alphas(B, losses_sum, n_splits: int, alphas):
     ``losses_sum``: (n_alphas, n_targets) float64 sum over inner folds of ``l2_neg_loss``.
     """
     mean = losses_sum / n_splits
-    mean = mean + (B.log(_f64(B, alphas)) * 1e-10)[:, None]
+    mean = mean + (B.log(to_float64(B, alphas)) * 1e-10)[:, None]
     return B.argmax(mean, 0)
 
 
@@ -367,11 +323,11 @@ def refit_predict(B, split: Split, gram: LayerGram, Y, alphas, best, XtY=None, c
     flops = 0.0
     if split.form == "kernel" and used.size * n_te < t:
         pred = B.zeros_like(split.P, shape=(n_te, t))
-        Ytr = _rows(B, Y, split.train)
+        Ytr = take_rows(B, Y, split.train)
         for k in used:
             cols = np.flatnonzero(best_np == k)
             M = (split.P * (1.0 / (lam + alphas[int(k)]))[None, :]) @ split.V.T
-            pred[:, _idx(B, cols)] = M @ Ytr[:, _idx(B, cols)]
+            pred[:, as_index(B, cols)] = M @ Ytr[:, as_index(B, cols)]
             flops += 2.0 * n_te * r * r + 2.0 * n_te * r * cols.size
     else:
         Z = split.project(B, gram, Y, XtY)
@@ -394,16 +350,16 @@ def dual_or_primal_coef(B, gram: LayerGram, Y, alphas, best, train=None):
     train = np.arange(n) if train is None else np.asarray(train)
     lam_alpha = alphas[best][None, :]
     if gram.form == "kernel":
-        K = _block(B, gram.gram, train, train)
-        lam, V = _eigh(B, K)
+        K = take_block(B, gram.gram, train, train)
+        lam, V = eigh(B, K)
         lam = B.clip(lam, 0, None)
-        Z = V.T @ _rows(B, Y, train)
+        Z = V.T @ take_rows(B, Y, train)
         return "dual", V @ (Z / (lam[:, None] + lam_alpha))
-    Xtr = _rows(B, gram.X, train)
+    Xtr = take_rows(B, gram.X, train)
     G = Xtr.T @ Xtr
-    lam, V = _eigh(B, G)
+    lam, V = eigh(B, G)
     lam = B.clip(lam, 0, None)
-    Z = V.T @ (Xtr.T @ _rows(B, Y, train))
+    Z = V.T @ (Xtr.T @ take_rows(B, Y, train))
     return "primal", V @ (Z / (lam[:, None] + lam_alpha))
 
 
@@ -413,8 +369,8 @@ def fold_scores(B, Yt, pred):
     A target constant in the held-out part gets r = NaN and R² = NaN; a constant prediction
     (e.g. every penalty maximal) gets r = 0.
     """
-    Yt = _f64(B, Yt)
-    pred = _f64(B, pred)
+    Yt = to_float64(B, Yt)
+    pred = to_float64(B, pred)
     yc = Yt - Yt.mean(0)
     pc = pred - pred.mean(0)
     syy = (yc * yc).sum(0)
@@ -486,13 +442,13 @@ def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
             c = cols.size
             M = (split.P * (1.0 / (lam + alphas[int(a)]))[None, :]) @ split.V.T  # (n_te, r)
             if split.form == "primal":
-                M = M @ _rows(B, gram.X, split.train).T  # (n_te, n_tr)
+                M = M @ take_rows(B, gram.X, split.train).T  # (n_te, n_tr)
             flops += 2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if split.form == "primal" else 0.0)
-            Yc = Y[:, _idx(B, cols)]
+            Yc = Y[:, as_index(B, cols)]
             for b, start in enumerate(starts):
                 k, tr_rows, te_rows = kept[b] if keep else rows_of(start)
-                ytr = _rows(B, Yc, tr_rows).reshape(n_tr, k * c)
-                yte = _rows(B, Yc, te_rows).reshape(n_te, k * c)
+                ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
+                yte = take_rows(B, Yc, te_rows).reshape(n_te, k * c)
                 rk, _ = fold_scores(B, yte, M @ ytr)
                 out[start:start + k, cols] = rk.reshape(k, c)
                 flops += 2.0 * n_te * n_tr * k * c
@@ -506,11 +462,11 @@ def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
         idx = draws.indices(start, start + step)  # (k, n)
         k = idx.shape[0]
         # sample-major: row i, column d * t + c is draw d's response of target c at sample i
-        Yp = _rows(B, Y, idx.T.reshape(-1)).reshape(n, k * t)
+        Yp = take_rows(B, Y, idx.T.reshape(-1)).reshape(n, k * t)
         XtY = gram.X.T @ Yp if split.removed is not None else None
         Z = split.project(B, gram, Yp, XtY)
         pred = split.P @ (Z.reshape(r, k, t) * D[:, None, :]).reshape(r, k * t)
-        rk, _ = fold_scores(B, _rows(B, Yp, split.test), pred)
+        rk, _ = fold_scores(B, take_rows(B, Yp, split.test), pred)
         out[start:start + k] = rk.reshape(k, t)
         flops += split.project_flops(gram, k * t) + 2.0 * split.test.size * r * k * t
         if XtY is not None:
@@ -600,7 +556,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         fold-mean r of each draw, over the folds where the observed r is defined (NaN for a
         target with none).
     """
-    B = _B()
+    B = current_backend()
     n, p = X.shape
     t = Y.shape[1]
     a = alphas.shape[0]
@@ -637,11 +593,11 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                 counter["flops"] += 2.0 * n * p * Yc.shape[1]
             total = None
             for s in splits:
-                loss = _f64(B, cv_losses(B, s, gram, Yc, alphas, XtY, counter))
+                loss = to_float64(B, cv_losses(B, s, gram, Yc, alphas, XtY, counter))
                 total = loss if total is None else total + loss
             best = select_alphas(B, total, len(splits), alphas)
             pred = refit_predict(B, outer_split, gram, Yc, alphas, best, XtY, counter)
-            r, r2 = fold_scores(B, _rows(B, Yc, test), pred)
+            r, r2 = fold_scores(B, take_rows(B, Yc, test), pred)
             fold_r[k, cols] = r
             fold_r2[k, cols] = r2
             fold_alpha[k, cols] = alphas_np[B.to_numpy(best)]
@@ -672,7 +628,7 @@ def refit_layer(X, Y, splits, alphas, *, form: str = "auto", n_targets_batch: in
     (n_samples, n_targets)) or ``"primal"`` (coef (n_features, n_targets)); ``best_alpha`` is a
     (n_targets,) float64 array.
     """
-    B = _B()
+    B = current_backend()
     n, p = X.shape
     t = Y.shape[1]
     a = alphas.shape[0]
@@ -689,12 +645,12 @@ def refit_layer(X, Y, splits, alphas, *, form: str = "auto", n_targets_batch: in
         XtY = gram.X.T @ Yc if form == "primal" else None
         total = None
         for s in decs:
-            loss = _f64(B, cv_losses(B, s, gram, Yc, alphas, XtY))
+            loss = to_float64(B, cv_losses(B, s, gram, Yc, alphas, XtY))
             total = loss if total is None else total + loss
         best_all.append(np.asarray(B.to_numpy(select_alphas(B, total, len(decs), alphas))))
     del decs
     best = np.concatenate(best_all)
-    kind, coef = dual_or_primal_coef(B, gram, Y, alphas, _idx(B, best))
+    kind, coef = dual_or_primal_coef(B, gram, Y, alphas, as_index(B, best))
     alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
     return kind, coef, alphas_np[best]
 

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .._validation import _check_finite, _check_option, _preview
 from . import _ridge
-from .backend import resolve_backend, resolve_dtype, to_numpy, use_backend
+from .backend import as_index, resolve_backend, resolve_dtype, to_numpy, use_backend
 from .cv import DEFAULT_GAP, check_groups, inner_splits, make_cv
 from .designs import as_layer_designs, gap_for
 from .sweep import DEFAULT_ALPHAS, check_responses, constant_targets
@@ -258,7 +258,7 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 pos[train] = np.arange(train.size)
                 cv = [(pos[a], pos[b]) for a, b in inner]
                 model = self._model(form, cv, ab, n_b)
-                tr, te = _ridge._idx(B, train), _ridge._idx(B, test)
+                tr, te = as_index(B, train), as_index(B, test)
                 if form == "kernel":
                     model.fit(Ks[:, tr][:, :, tr], Yb[tr])
                     pred = model.predict(Ks[:, te][:, :, tr], split=True)

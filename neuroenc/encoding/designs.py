@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from .._validation import _check_finite
+from ..align.hrf import hrf_kernel
+from ..align.resample import kernel_reach
 
 
 class LayerDesigns:
@@ -88,54 +90,38 @@ class LayerDesigns:
         return f"<LayerDesigns | {len(self.layers)} layers {self.layers[:4]}{'...' if len(self) > 4 else ''}>"
 
 
-def _hrf_rows(info: Mapping[str, Any]) -> int:
-    """Rows after lag 0 that the HRF kernel of the design spans (0 without an HRF)."""
-    settings = info.get("design") or {}
-    model = settings.get("hrf") or info.get("hrf")
-    if not model:
-        return 0
-    tr = settings.get("tr") or info.get("period")
-    if tr is None:
-        raise ValueError(
-            f"The design is convolved with the {model!r} HRF but its TR is unknown; give gap= "
-            "(samples dropped around a test block) explicitly."
-        )
-    from ..align import hrf_kernel
-
-    return len(hrf_kernel(float(tr), str(model))) - 1
-
-
-def _resampling_rows(info: Mapping[str, Any]) -> int:
-    """Half-width, in rows, of the kernel that resampled words onto the grid (0 if none)."""
-    settings = info.get("design") or {}
-    method = settings.get("method")
-    cutoff_mult = float(settings.get("cutoff_mult") or 1.0)
-    if method in ("lanczos", "sinc"):
-        half = float(settings.get("window", 3)) / cutoff_mult  # window lobes of 1 / cutoff each
-    elif method in ("rect", "nearest"):
-        half = 0.5 / cutoff_mult
-    else:  # MEG/EEG designs: words are impulses (or boxcars) on the sample grid
-        return 0
-    return int(np.ceil(half - 1e-9))
-
-
 def design_reach(designs: Any) -> int | None:
     """How many rows away from a row its design row reaches into the stimulus, or None if unknown.
 
-    The longest delay/lag, plus the HRF kernel's length after lag 0 (``len(hrf_kernel(tr,
-    model)) - 1`` rows, when the design is convolved with an HRF), plus the half-width of the
-    resampling kernel (``ceil(window / cutoff_mult)`` rows for Lanczos/sinc, ``ceil(0.5 /
-    cutoff_mult)`` for rect/nearest, 0 for MEG/EEG impulses). Read from ``designs.info`` (a
-    :class:`LayerDesigns` made from a :class:`neuroenc.align.Design` carries its delays and
-    settings) or from a dict of that form.
+    A :class:`LayerDesigns` made from a :class:`neuroenc.align.Design` carries the design's own
+    :attr:`~neuroenc.align.Design.reach` in ``info["reach"]`` (the longest delay/lag + the HRF
+    kernel after lag 0 + the half-width of the resampling kernel). Other designs (a
+    ``LayerDesigns`` or a dict of that form with ``"delays"`` and the alignment settings under
+    ``"design"``) have it computed with the same align functions: the longest delay, plus
+    ``len(hrf_kernel(tr, hrf)) - 1`` rows with an HRF, plus
+    :func:`~neuroenc.align.kernel_reach` of the resampling method (0 for MEG/EEG impulses).
     """
     info = designs.info if hasattr(designs, "info") else dict(designs or {})
+    if info.get("reach") is not None:
+        return int(info["reach"])
     delays = info.get("delays")
     settings = info.get("design") or {}
     if not delays and not settings:
         return None
     reach = max((abs(int(d)) for d in delays), default=0) if delays else 0
-    return int(reach + _hrf_rows(info) + _resampling_rows(info))
+    model = settings.get("hrf") or info.get("hrf")
+    if model:
+        tr = settings.get("tr") or info.get("period")
+        if tr is None:
+            raise ValueError(
+                f"The design is convolved with the {model!r} HRF but its TR is unknown; give gap= "
+                "(samples dropped around a test block) explicitly."
+            )
+        reach += len(hrf_kernel(float(tr), str(model))) - 1
+    if settings.get("method") is not None:  # fMRI: words resampled onto the TR grid
+        reach += kernel_reach(settings["method"], float(settings.get("window", 3)),
+                              float(settings.get("cutoff_mult") or 1.0))
+    return int(reach)
 
 
 def gap_for(designs: Any, default: int) -> int:
@@ -155,13 +141,16 @@ def as_layer_designs(X: Any, n_samples: int | None = None) -> LayerDesigns:
     if isinstance(X, LayerDesigns):
         return X if n_samples is None else X.with_n_samples(n_samples)
     if hasattr(X, "layers") and callable(getattr(X, "X", None)):
-        # neuroenc.align.Design: ``.layers``, ``.X(layer)``, ``.groups``, ``.delays``, ``.settings``
+        # neuroenc.align.Design: ``.layers``, ``.X(layer)``, ``.groups``, ``.delays``, ``.settings``,
+        # ``.reach`` and ``.space`` (where the targets are; written to the results' provenance)
         info = {"design": dict(getattr(X, "settings", {}) or {})}
         if getattr(X, "delays", None) is not None:
             info["delays"] = [int(d) for d in X.delays]
-        for key in ("kind", "period", "hrf"):
+        for key in ("kind", "period", "hrf", "reach"):
             if getattr(X, key, None) is not None:
                 info[key] = getattr(X, key)
+        if getattr(X, "space", None) is not None:
+            info["target_space"] = X.space.to_dict()
         return LayerDesigns(list(X.layers), X.X, n_samples or getattr(X, "n_samples", None),
                             getattr(X, "groups", None), info)
     if isinstance(X, Mapping):

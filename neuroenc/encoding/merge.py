@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..responses.space import concat_spaces, space_from_dict
 from .compare import LayerComparison
 from .results import EncodingResults
 
@@ -99,7 +100,7 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         raise ValueError("merge_results needs at least one part.")
     if axis not in ("targets", "layers"):
         raise ValueError(f"Invalid value for 'axis'. Allowed values are 'targets', 'layers', but got {axis!r} instead.")
-    strip = ("created", "fit_seconds", "flops")
+    strip = ("created", "fit_seconds", "flops") + (("target_space",) if axis == "targets" else ())
     _same(parts, "settings", lambda p: {k: v for k, v in p.settings.items()
                                         if k not in ("block_size", "forms", "alpha_edge_shares")})
     settings = dict(parts[0].settings)
@@ -112,6 +113,12 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
     provenance["flops"] = float(sum(p.provenance.get("flops", 0.0) for p in parts))
     provenance["fit_seconds"] = float(sum(p.provenance.get("fit_seconds", 0.0) for p in parts))
     provenance["merged_parts"] = len(parts)
+    if axis == "targets" and any("target_space" in p.provenance for p in parts):
+        if not all("target_space" in p.provenance for p in parts):
+            raise ValueError("Cannot merge results: 'target_space' is missing from the provenance of some parts only.")
+        # the chunks' targets side by side
+        provenance["target_space"] = concat_spaces(
+            [space_from_dict(p.provenance["target_space"]) for p in parts]).to_dict()
     warnings_ = [w for p in parts for w in p.warnings]
     if warnings_.count(LAYER_MERGE_WARNING) > 1:  # once, however many parts carried it
         first = warnings_.index(LAYER_MERGE_WARNING)

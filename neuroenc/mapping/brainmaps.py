@@ -2,22 +2,30 @@
 
 Where the targets live (the convention between the pipeline and the report)
 ---------------------------------------------------------------------------
-The results' provenance (written by the pipeline from the response's ``info``) says what the
-targets are. In order of precedence:
+The results' provenance says what the targets are. In order of precedence:
 
-1. A mask image passed explicitly (``mask_img=``, ``neuroenc report --mask PATH``), or
-   ``provenance["mask"]``: a path to a 3-D NIfTI mask (absolute, or relative to the results
-   file's folder). The targets are the mask's non-zero voxels in nilearn's order
-   (``NiftiMasker``: C order of the 3-D array), so there are exactly as many targets as mask
-   voxels.
-2. ``provenance["affine"]`` (4 x 4) and ``provenance["shape"]`` (the 3-D volume shape), with
-   targets named ``v<flat index>`` (the C-order index of the voxel in that volume), as
-   :func:`neuroenc.datasets` readers name voxels. Any subset and order of voxels works.
-3. ``provenance["mesh"]`` (e.g. ``"fsaverage5"``), or ``provenance["space"]`` naming an
-   fsaverage mesh (``"fsaverage6"``), or ``"surface"`` (fsaverage5): vertices. Targets named
-   ``L<vertex>`` / ``R<vertex>`` go to that vertex of the left / right hemisphere (any subset);
-   otherwise the targets are all vertices, left then right (``provenance["hemi"] = "both"``,
-   the default) or of one hemisphere (``"left"`` / ``"right"``).
+1. A mask image passed explicitly (``mask_img=``, ``neuroenc report --mask PATH``): the
+   targets are the mask's non-zero voxels in nilearn's order (``NiftiMasker``: C order of the
+   3-D array), so there are exactly as many targets as mask voxels.
+2. ``provenance["target_space"]``: the geometry of the targets, written from the responses'
+   :class:`~neuroenc.responses.space.TargetSpace` (:meth:`~neuroenc.responses.TargetSpace.to_dict`):
+   voxels of a grid (affine, shape, the voxel of each target), vertices of a mesh (the
+   hemisphere and vertex of each target; drawn on fsaverage meshes), parcels of an atlas (its
+   labels image), or ROIs/sensors (no geometry: the keys below are consulted, then no map).
+   Nothing is read from the target names.
+3. Results written before target spaces, from their other provenance keys and target names:
+
+   - ``provenance["mask"]``: a path to a 3-D NIfTI mask (absolute, or relative to the results
+     file's folder), as in 1;
+   - ``provenance["affine"]`` (4 x 4) and ``provenance["shape"]`` (the 3-D volume shape), with
+     targets named ``v<flat index>`` (the C-order index of the voxel in that volume);
+   - ``provenance["mesh"]`` (e.g. ``"fsaverage5"``), or ``provenance["space"]`` naming an
+     fsaverage mesh (``"fsaverage6"``), or ``"surface"`` (fsaverage5): vertices. Targets named
+     ``L<vertex>`` / ``R<vertex>`` go to that vertex of the left / right hemisphere (any
+     subset); otherwise the targets are all vertices, left then right
+     (``provenance["hemi"] = "both"``, the default) or of one hemisphere (``"left"`` /
+     ``"right"``).
+
 4. Anything else (``"roi"``, ``"sensor"``, a space without a mask, affine or mesh, or no
    key): named regions or sensors; no brain map, the report shows charts labelled with the
    target names. ``provenance["space"] = "volume"`` without a mask or affine is an error.
@@ -35,6 +43,8 @@ import numpy as np
 
 from .._validation import _check_option, _preview
 from ..encoding.results import EncodingResults
+from ..responses.space import (CompositeSpace, ParcelSpace, RoiSpace, SensorSpace, SurfaceSpace,
+                               TargetSpace, VolumeSpace, space_from_dict)
 
 logger = logging.getLogger(__name__)
 
@@ -91,23 +101,69 @@ def target_space(results: EncodingResults, *, mask_img: Any = None) -> dict[str,
     Returns
     -------
     space : dict
-        ``{"kind": "volume", "mask_img": img, "voxel_index": ndarray | None}``,
-        ``{"kind": "surface", "mesh": str, "hemi": str, "names": list}``, or
+        ``{"kind": "volume", "mask_img": img, "voxel_index": ndarray | None}`` (with
+        ``"parcels"``: a :class:`~neuroenc.responses.ParcelSpace` for atlas parcels),
+        ``{"kind": "surface", "mesh": str, "hemi": str, "names": list}`` (with ``"surface"``:
+        the :class:`~neuroenc.responses.SurfaceSpace`, when stored), or
         ``{"kind": "roi" | "sensor", "space": <provenance space>}``.
     """
+    prov = results.provenance
+    if mask_img is not None:
+        return _explicit_mask(results, mask_img, prov.get("results_dir"))
+    stored = prov.get("target_space")
+    if stored is not None:
+        ts = space_from_dict(stored)
+        if ts.n_targets != results.n_targets:  # e.g. fitted on other responses than the design's
+            logger.warning(
+                "the results' target space describes %d targets but the results have %d; it is "
+                "ignored (the responses fitted were not those of the design).", ts.n_targets,
+                results.n_targets)
+        elif not isinstance(ts, RoiSpace):  # ROIs carry no geometry: the older keys may
+            return _from_target_space(ts, results)
+    return _from_legacy_provenance(results)
+
+
+def _explicit_mask(results: EncodingResults, mask: Any, base_dir: str | None) -> dict[str, Any]:
+    img = _load_mask(mask, base_dir)
+    n_vox = int(np.count_nonzero(np.asarray(img.dataobj)))
+    if n_vox != results.n_targets:
+        raise ValueError(
+            f"the mask has {n_vox} voxels but the results have {results.n_targets} targets; "
+            "pass the mask used to extract the responses."
+        )
+    return {"kind": "volume", "mask_img": img, "voxel_index": None}
+
+
+def _from_target_space(ts: TargetSpace, results: EncodingResults) -> dict[str, Any]:
+    """The brain-map space of a stored :class:`TargetSpace` (no target name is read)."""
+    prov = results.provenance
+    if isinstance(ts, VolumeSpace):
+        return {"kind": "volume", "mask_img": ts.mask_img(), "voxel_index": ts.voxel_index}
+    if isinstance(ts, SurfaceSpace):
+        mesh = ts.mesh or prov.get("mesh")
+        if mesh not in MESHES:
+            return {"kind": "roi", "space": f"surface ({ts.n_targets} vertices of a mesh that is not "
+                                            "fsaverage)"}
+        return {"kind": "surface", "mesh": mesh, "hemi": "both", "names": list(results.targets),
+                "surface": ts}
+    if isinstance(ts, ParcelSpace) and ts.labels_img is not None:
+        img = ts.load_labels(prov.get("results_dir"))
+        return {"kind": "volume", "mask_img": img, "voxel_index": None,
+                "parcels": ParcelSpace(ts.labels, img)}
+    if isinstance(ts, SensorSpace):
+        return {"kind": "sensor", "space": prov.get("space")}
+    what = "composite" if isinstance(ts, CompositeSpace) else ts.kind
+    return {"kind": "roi", "space": prov.get("space") or what}
+
+
+def _from_legacy_provenance(results: EncodingResults) -> dict[str, Any]:
+    """Results written before target spaces: provenance keys and target names."""
     import nibabel as nib
 
     prov = results.provenance
     space = prov.get("space")
-    if mask_img is not None or prov.get("mask") is not None:
-        img = _load_mask(mask_img if mask_img is not None else prov["mask"], prov.get("results_dir"))
-        n_vox = int(np.count_nonzero(np.asarray(img.dataobj)))
-        if n_vox != results.n_targets:
-            raise ValueError(
-                f"the mask has {n_vox} voxels but the results have {results.n_targets} targets; "
-                "pass the mask used to extract the responses."
-            )
-        return {"kind": "volume", "mask_img": img, "voxel_index": None}
+    if prov.get("mask") is not None:
+        return _explicit_mask(results, prov["mask"], prov.get("results_dir"))
     if prov.get("affine") is not None and prov.get("shape") is not None:
         affine = np.asarray(prov["affine"], dtype=np.float64)
         shape = tuple(int(s) for s in np.asarray(prov["shape"]).reshape(-1)[:3])
@@ -211,6 +267,7 @@ def surface_values(
     mesh: str = "fsaverage5",
     hemi: str = "both",
     names: Sequence[str] | None = None,
+    surface: SurfaceSpace | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-vertex values of the hemispheres of an fsaverage mesh.
 
@@ -224,8 +281,11 @@ def surface_values(
         Without vertex names: the targets are every vertex, left then right (``"both"``), or
         those of one hemisphere.
     names : sequence of str | None
-        Target names; when all are ``L<vertex>`` / ``R<vertex>``, each value goes to its vertex
-        and the other vertices are NaN.
+        Target names of results written before target spaces; when all are ``L<vertex>`` /
+        ``R<vertex>``, each value goes to its vertex and the other vertices are NaN.
+    surface : SurfaceSpace | None
+        The targets' hemispheres and vertices (from the results' ``target_space``): each
+        value goes to its vertex, the other vertices are NaN. Takes precedence over ``names``.
 
     Returns
     -------
@@ -237,6 +297,14 @@ def surface_values(
     surf = load_mesh(mesh)
     n = {h: surf["inflated"].parts[h].n_vertices for h in ("left", "right")}
     values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if surface is not None:
+        for side, (_, vertex) in surface.by_hemisphere().items():
+            if vertex.max() >= n[side]:
+                raise ValueError(
+                    f"vertex {int(vertex.max())} of the {side} hemisphere is outside {mesh} "
+                    f"({n[side]} vertices); the targets are not on this mesh."
+                )
+        return surface.to_vertices(values, n_vertices=n)
     named = _vertex_indices(names) if names is not None else None
     if named is not None:
         if len(names) != values.size:
@@ -284,12 +352,15 @@ def mapping_maps(
         or sensor targets.
     """
     kind = space.get("kind")
+    if kind == "volume" and space.get("parcels") is not None:
+        return {name: space["parcels"].to_image(vals) for name, vals in per_target.items()}
     if kind == "volume":
         return {name: volume_image(vals, space["mask_img"], space.get("voxel_index"))
                 for name, vals in per_target.items()}
     if kind == "surface":
         return {
-            name: surface_values(vals, mesh=space["mesh"], hemi=space["hemi"], names=space.get("names"))
+            name: surface_values(vals, mesh=space["mesh"], hemi=space["hemi"], names=space.get("names"),
+                                 surface=space.get("surface"))
             for name, vals in per_target.items()
         }
     return {}

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..align.response import Response
+from ..responses import Response
 from ..datasets._base import EncodingDataset
 from .config import ConfigError, DatasetConfig
 

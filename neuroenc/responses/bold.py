@@ -1,34 +1,24 @@
-"""Reading BOLD data files (NIfTI volumes, GIfTI surfaces) into (n_volumes, n_targets) arrays."""
+"""BOLD runs of data sets as (n_volumes, n_targets) arrays: NIfTI volumes, GIfTI surfaces, CIFTI.
+
+The data set loaders (:mod:`neuroenc.datasets`) read runs here; the formats themselves are read
+by :mod:`neuroenc.responses.formats`, the same readers as :func:`~neuroenc.responses.read_responses`.
+What is added for data sets: without a mask, the voxels of a NIfTI run are those whose time
+course varies, and :func:`read_subject_bold` keeps the voxels that vary in every run of a subject.
+"""
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._base import DatasetError, check_content
+from .._validation import DatasetError, check_content
+from .formats import file_kind, load_nifti, nifti_tr, read_cifti, read_gifti, read_nifti
+from .space import VolumeSpace
 
 logger = logging.getLogger(__name__)
-
-
-def _nifti_tr(img: Any) -> float | None:
-    """The TR stored in a NIfTI header (seconds), or ``None`` when the header has none."""
-    zooms = img.header.get_zooms()
-    if len(zooms) < 4 or not zooms[3]:
-        return None
-    tr = float(zooms[3])
-    try:
-        unit = img.header.get_xyzt_units()[1]
-    except Exception:  # some headers (Analyze) have no units
-        unit = "unknown"
-    if unit == "msec":
-        tr /= 1000.0
-    elif unit == "usec":
-        tr /= 1e6
-    return tr
 
 
 def n_volumes(path: str | os.PathLike) -> int:
@@ -38,22 +28,6 @@ def n_volumes(path: str | os.PathLike) -> int:
     path = check_content(path, "BOLD file")
     img = nib.load(str(path))
     return int(img.shape[3]) if len(img.shape) == 4 else 1
-
-
-def _mask_array(mask: Any, shape: tuple[int, ...], path: Path) -> np.ndarray:
-    import nibabel as nib
-
-    if isinstance(mask, (str, os.PathLike)):
-        mask = nib.load(str(check_content(mask, "mask file")))
-    if hasattr(mask, "get_fdata"):
-        mask = np.asanyarray(mask.dataobj)
-    mask = np.asarray(mask).astype(bool)
-    if mask.shape != tuple(shape):
-        raise DatasetError(
-            f"mask shape {mask.shape} does not match the volumes of {str(path)!r} {tuple(shape)}; "
-            "use a mask in the same space and resolution."
-        )
-    return mask
 
 
 def read_bold(
@@ -66,13 +40,14 @@ def read_bold(
     Parameters
     ----------
     path : path-like
-        A 4-D NIfTI (``.nii``/``.nii.gz``) or a GIfTI time series (``.func.gii``, one data
-        array per volume, as fMRIPrep writes them).
+        A 4-D NIfTI (``.nii``/``.nii.gz``), a GIfTI time series (``.func.gii``, one data
+        array per volume, as fMRIPrep writes them) or a CIFTI-2 dense time series
+        (``.dtseries.nii``).
     mask : path-like | nibabel image | array of bool | None
-        For NIfTI: the voxels to keep (same 3-D shape). ``None`` keeps every voxel whose time
+        For NIfTI: the voxels to keep (same 3-D grid). ``None`` keeps every voxel whose time
         course is not constant in this run (drops the zero background); for the runs of one
         subject use :func:`read_subject_bold`, which keeps the same voxels in every run.
-        Ignored for GIfTI.
+        Ignored for GIfTI and CIFTI.
     dtype : numpy dtype
         Output dtype.
 
@@ -80,47 +55,41 @@ def read_bold(
     -------
     data : ndarray, shape (n_volumes, n_targets)
     tr : float | None
-        The TR in the file's header (NIfTI ``pixdim[4]``), ``None`` for GIfTI.
+        The TR stored in the file, in seconds (NIfTI ``pixdim[4]`` in its time unit, GIfTI
+        ``TimeStep``, CIFTI series step), ``None`` if it stores none.
     info : dict
-        ``names`` (``v<flat index>`` for voxels, ``<i>`` for vertices), ``shape`` (volume shape)
-        and ``affine`` (NIfTI) for mapping results back to the brain.
+        ``names`` (``v<flat index>`` for voxels, ``<i>`` for GIfTI vertices, ``L<i>``/``R<i>``
+        and ``<structure>:<i>_<j>_<k>`` for CIFTI), ``target_space`` (the
+        :class:`~neuroenc.responses.space.TargetSpace` of the columns); for NIfTI also
+        ``shape``, ``affine`` and ``voxel_index``.
     """
-    import nibabel as nib
-
     path = check_content(path, "BOLD file")
-    name = path.name
-    if name.endswith(".gii"):
-        img = nib.load(str(path))
-        arrays = [np.asarray(d.data) for d in img.darrays]
-        if not arrays:
-            raise DatasetError(f"GIfTI file {str(path)!r} has no data arrays.")
-        if arrays[0].ndim == 1:  # one array per volume (fMRIPrep)
-            data = np.stack(arrays, axis=0).astype(dtype)
-        else:  # one (n_vertices, n_volumes) array
-            data = np.asarray(arrays[0], dtype=dtype).T
+    kind = file_kind(path)
+    if kind == "gifti":
+        data, space, stored = read_gifti(path, dtype=dtype)
         names = [str(i) for i in range(data.shape[1])]
-        return data, None, {"names": names, "n_vertices": data.shape[1]}
-    try:
-        img = nib.load(str(path))
-    except Exception as err:
-        raise DatasetError(f"could not read {str(path)!r} as NIfTI: {type(err).__name__}: {err}") from err
-    if len(img.shape) != 4:
-        raise DatasetError(f"{str(path)!r} is not a 4-D BOLD series: its shape is {img.shape}.")
-    vol = np.asarray(img.dataobj, dtype=dtype)
-    shape = vol.shape[:3]
-    flat = vol.reshape(-1, vol.shape[3]).T  # (n_volumes, n_voxels)
-    if mask is None:
-        keep = np.ptp(flat, axis=0) > 0
+        return data, stored.seconds, {"names": names, "n_vertices": data.shape[1], "target_space": space}
+    if kind == "cifti":
+        data, space, names, stored = read_cifti(path, dtype=dtype)
+        return data, stored.seconds, {"names": names, "target_space": space}
+    img = load_nifti(path)
+    if mask is not None:
+        data, space, stored = read_nifti(path, mask, dtype=dtype)
+        tr = stored.seconds
     else:
-        keep = _mask_array(mask, shape, path).reshape(-1)
-    idx = np.flatnonzero(keep)
-    if idx.size == 0:
-        raise DatasetError(
-            f"{str(path)!r}: no voxels left (every time course is constant or the mask is empty)."
-        )
-    info = {"names": [f"v{i}" for i in idx], "shape": tuple(int(s) for s in shape),
-            "affine": np.asarray(img.affine), "voxel_index": idx}
-    return np.ascontiguousarray(flat[:, idx]), _nifti_tr(img), info
+        vol = np.asarray(img.dataobj, dtype=dtype)
+        flat = vol.reshape(-1, vol.shape[3]).T  # (n_volumes, n_voxels)
+        idx = np.flatnonzero(np.ptp(flat, axis=0) > 0)
+        if idx.size == 0:
+            raise DatasetError(
+                f"{str(path)!r}: no voxels left (every time course is constant or the mask is empty)."
+            )
+        space = VolumeSpace(img.affine, vol.shape[:3], idx)
+        data = np.ascontiguousarray(flat[:, idx])
+        tr = nifti_tr(img)[0]
+    info = {"names": [f"v{i}" for i in space.voxel_index], "shape": space.shape,
+            "affine": np.asarray(space.affine), "voxel_index": space.voxel_index, "target_space": space}
+    return data, tr, info
 
 
 def read_subject_bold(
@@ -149,7 +118,7 @@ def read_subject_bold(
     -------
     runs : list of (data, tr, info)
         As :func:`read_bold` returns them, in the order of ``paths``; with ``mask=None`` all
-        NIfTI runs share ``info["names"]`` and ``info["voxel_index"]``.
+        NIfTI runs share ``info["names"]``, ``info["voxel_index"]`` and ``info["target_space"]``.
     """
     runs = [read_bold(p, mask=mask, dtype=dtype) for p in paths]
     if mask is not None:
@@ -185,6 +154,7 @@ def read_subject_bold(
     for k in volumes:
         data, tr, info = runs[k]
         cols = np.searchsorted(info["voxel_index"], common)
-        info = {**info, "names": list(names), "voxel_index": common}
+        info = {**info, "names": list(names), "voxel_index": common,
+                "target_space": VolumeSpace(info["affine"], info["shape"], common)}
         runs[k] = (np.ascontiguousarray(data[:, cols]), tr, info)
     return runs

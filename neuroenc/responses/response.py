@@ -1,4 +1,4 @@
-"""The :class:`Response`: brain data that knows its sampling grid."""
+"""The :class:`Response`: brain data that knows its sampling grid and where its targets are."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import _check_2d, _check_positive
+from .._validation import _check_2d, _check_positive, _check_response_data, _check_type
+from .space import RoiSpace, SensorSpace, TargetSpace
 
 
 class Response:
@@ -33,7 +34,12 @@ class Response:
     subject : str | None
         The subject.
     info : dict | None
-        Free-form metadata (mask path, affine, space, sidecar...), carried along.
+        Free-form metadata (source file, sidecar...), carried along.
+    space : TargetSpace | None
+        Where the targets are (:mod:`neuroenc.responses.space`): voxels, vertices, parcels,
+        ROIs or sensors, one entry per column. Default: :class:`RoiSpace` (no geometry) for
+        fMRI, :class:`SensorSpace` of ``"misc"`` channels for MEG/EEG. Written into the
+        results' provenance, so that brain maps need no target names.
 
     Attributes
     ----------
@@ -52,6 +58,7 @@ class Response:
         run: str = "run-1",
         subject: str | None = None,
         info: dict[str, Any] | None = None,
+        space: TargetSpace | None = None,
     ) -> None:
         if (tr is None) == (sfreq is None):
             raise ValueError("Give exactly one of 'tr' (fMRI, seconds) and 'sfreq' (MEG/EEG, Hz).")
@@ -76,6 +83,15 @@ class Response:
         self.run = str(run)
         self.subject = None if subject is None else str(subject)
         self.info = dict(info or {})
+        if space is None:
+            space = RoiSpace(n_targets) if tr is not None else SensorSpace(["misc"] * n_targets)
+        _check_type("space", space, TargetSpace)
+        if space.n_targets != n_targets:
+            raise ValueError(
+                f"response for run {run!r} has {n_targets} columns but its space describes "
+                f"{space.n_targets} targets ({space!r}); give one target per column."
+            )
+        self.space = space
 
     @property
     def kind(self) -> str:
@@ -110,11 +126,18 @@ class Response:
         return self.start + self.n_samples * self.period
 
     def copy(self, data: Any = None, **changes: Any) -> "Response":
-        """A copy, optionally with new data or changed fields (``start=``, ``names=``...)."""
+        """A copy, optionally with new data or changed fields (``start=``, ``names=``...).
+
+        New data with another number of columns (a derived signal, such as a word rate on this
+        grid) gets the default space unless ``space=`` is given.
+        """
         kwargs = dict(
             tr=self.tr, sfreq=self.sfreq, start=self.start, names=self.names, run=self.run,
-            subject=self.subject, info=self.info,
+            subject=self.subject, info=self.info, space=self.space,
         )
+        if data is not None and "space" not in changes and np.ndim(data) in (1, 2):
+            if (1 if np.ndim(data) == 1 else np.shape(data)[1]) != self.n_targets:
+                kwargs["space"] = None
         kwargs.update(changes)
         if "sfreq" in changes and changes["sfreq"] is not None:
             kwargs["tr"] = None
@@ -136,7 +159,8 @@ class Response:
             idx = np.flatnonzero(targets)
         else:
             idx = targets.astype(int)
-        return self.copy(data=self.data[:, idx], names=[self.names[i] for i in idx])
+        return self.copy(data=self.data[:, idx], names=[self.names[i] for i in idx],
+                         space=self.space.select(idx))
 
     def crop(self, first: int = 0, last: int = 0) -> "Response":
         """A copy without the first ``first`` and last ``last`` rows; ``start`` moves with it."""
@@ -147,6 +171,11 @@ class Response:
                 f"run {self.run!r}."
             )
         return self.copy(data=self.data[first:stop], start=self.start + first * self.period)
+
+    def check(self, rows: slice | None = None) -> None:
+        """Raise if the data (over ``rows``) have NaN/inf or constant columns, naming them."""
+        where = f"(run {self.run!r}" + (f", subject {self.subject!r})" if self.subject else ")")
+        _check_response_data(self.data if rows is None else self.data[rows], self.names, where)
 
     @classmethod
     def from_mne(
@@ -164,7 +193,8 @@ class Response:
         inst : mne.io.BaseRaw | mne.BaseEpochs | mne.Evoked
             The recording. Epochs are averaged into an Evoked first.
         picks : str | list
-            Channels to keep, as mne's ``picks`` (default: all data channels).
+            Channels to keep, as mne's ``picks`` (default: all data channels that are not
+            marked bad).
         run, subject : str
             Names for this run and subject.
         start : float | None
@@ -173,7 +203,6 @@ class Response:
             seconds from recording start line up), and the Evoked's ``tmin``.
         """
         import mne
-        from mne._fiff.pick import _picks_to_idx
 
         if isinstance(inst, mne.BaseEpochs):
             inst = inst.average(picks=picks)
@@ -181,12 +210,13 @@ class Response:
             raise TypeError(
                 f"Response.from_mne needs an mne Raw, Epochs or Evoked, got {type(inst).__name__}."
             )
-        idx = _picks_to_idx(inst.info, picks)
+        idx = pick_channels(inst.info, picks)
         data = inst.get_data(picks=idx).T
         ch_names = [inst.ch_names[i] for i in idx]
         t0 = float(inst.times[0]) if start is None else float(start)
+        space = SensorSpace.from_info(mne.pick_info(inst.info, idx.tolist(), verbose="error"))
         return cls(data, sfreq=float(inst.info["sfreq"]), start=t0, names=ch_names, run=run,
-                   subject=subject, info={"mne_info": inst.info})
+                   subject=subject, info={"mne_info": inst.info}, space=space)
 
     def __repr__(self) -> str:
         grid = f"TR {self.tr:g} s" if self.tr is not None else f"{self.sfreq:g} Hz"
@@ -195,3 +225,19 @@ class Response:
             f"<Response {who}{self.run!r} | {self.n_samples} × {self.n_targets}, {grid}, "
             f"{self.start:g}–{self.end:g} s>"
         )
+
+
+def pick_channels(info: Any, picks: Any = "data") -> np.ndarray:
+    """The indices of the channels that mne's ``picks`` select in ``info``, bad channels excluded.
+
+    Any form mne accepts (``"data"``, channel types, names, indices; ``None`` is ``"data"``),
+    through mne's public API: ``Evoked.pick`` on a one-sample Evoked of zeros with this ``info``.
+    """
+    import mne
+
+    if picks is None:
+        picks = "data"
+
+    probe = mne.EvokedArray(np.zeros((len(info["ch_names"]), 1)), info, verbose="error")
+    names = probe.pick(picks, exclude="bads").ch_names
+    return mne.pick_channels(info["ch_names"], names, ordered=True)
