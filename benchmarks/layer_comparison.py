@@ -93,7 +93,7 @@ def single_response(args) -> None:
     for i, pair in enumerate(("A - C (weaker layer)", "A - B (equal layers)")):
         truth = diffs[:, i].std(0).mean()
         drawn = spreads[:, i].mean()
-        print(f"   sd of r({pair}) across {args.sd_repeats} data sets {truth:.3f}; from the null draws "
+        print(f"   sd of r({pair}) across {args.sd_repeats} data sets {truth:.3f}; from the comparison draws "
               f"{drawn:.3f} ({drawn / truth:.2f}x: >1 is conservative)")
 
 
