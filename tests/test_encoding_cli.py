@@ -55,6 +55,11 @@ def test_fit_cli_text_and_npy(files, capsys):
     printed = capsys.readouterr().out
     assert "Results written to" in printed and "LPTL  best layer   2" in printed
     res = EncodingResults.load(out)
+    # per target: the best layer and the best-layer set, each p-value said against what it tests
+    sets = res.best().set_index("target")["best_set"]
+    assert f"LPTL  best layer   2  best set {sets['LPTL']:<12}  r=" in printed
+    assert "best set: layers not reliably worse than the best, tested against the other layers" in printed
+    assert "p: the best layer's r against chance" in printed
     assert res.targets == ["LATL", "LPTL", "LIFG"] and res.layers.tolist() == [0, 1, 2, 3]
     assert np.all(np.argmax(res.r, 0) == 2)
     assert res.baseline["r"].shape == (3,) and res.pvalues.shape == (4, 3)

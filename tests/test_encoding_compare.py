@@ -124,7 +124,7 @@ def test_simulation_equal_layers_together_and_a_worse_layer_out():
         sweep = LayerSweep(alphas=np.logspace(-1, 4, 8), permutation="refit", refit=False, n_permutations=200,
                            random_state=seed).fit(layers, Y)
         c = sweep.comparison_
-        assert c.source == "refit" and c.n_draws == 200
+        assert c.source == "residual" and c.n_draws == 200
         together.append(np.mean(c.in_best_set[0] & c.in_best_set[1]))
         excluded.append(np.mean(~c.in_best_set[2]))
     assert np.mean(together) >= 0.90
@@ -150,7 +150,7 @@ def test_fit_encoding_results_carry_the_comparison(tmp_path):
     layers, Y = simulate_layers(n_samples=240, n_targets=6, noise=(1.0, 1.0, np.inf), signal=1.5, random_state=3)
     res = fit_encoding(layers, Y, n_permutations=60, targets=[f"t{i}" for i in range(6)])
     c = res.comparison
-    assert c is not None and c.delta_r.shape == (3, 6) and c.attrs()["source"] == "refit"
+    assert c is not None and c.delta_r.shape == (3, 6) and c.attrs()["source"] == "residual"
     assert np.all(res.r - res.r.max(0) == pytest.approx(c.delta_r))
     # round trip through HDF5: /compare/delta_r, /compare/pvalues, /compare/in_best_set
     path = res.save(tmp_path / "res.h5")
@@ -186,7 +186,26 @@ def test_fit_encoding_results_carry_the_comparison(tmp_path):
 def test_penalties_at_the_edge_of_the_grid_are_warned():
     layers, Y = simulate_layers(n_samples=200, n_targets=5, noise=(1.0,), signal=1.0, random_state=0)
     res = fit_encoding(layers, Y, alphas=[1e-3, 1e-2], n_permutations=0)
-    assert any("Layer 0:" in w and "sit at the largest value of the grid (0.01)" in w and "extend the alphas higher"
-               in w for w in res.warnings)
+    assert any(w.startswith("In layer(s) 0, more than 10% of the chosen ridge penalties sit at the largest "
+                            "value of the grid (0.01; up to 100%, layer 0)") and "extend the alphas higher" in w
+               for w in res.warnings)
+    assert res.settings["alpha_edge_shares"] == {"low": [0.0], "high": [1.0]}
     res = fit_encoding(layers, Y, alphas=np.logspace(-2, 8, 11), n_permutations=0)
     assert not any("of the grid" in w for w in res.warnings)
+
+
+def test_compare_modes(rng):
+    layers, Y = simulate_layers(n_samples=200, n_targets=4, noise=(1.0, np.inf), signal=1.5, random_state=1)
+    kw = dict(alphas=np.logspace(-1, 4, 6), refit=False, n_permutations=40, random_state=0)
+    null = LayerSweep(compare="null", permutation="refit", **kw).fit(layers, Y).comparison_
+    assert null.source == "refit" and null.n_draws == 40
+    fixed = LayerSweep(compare="auto", permutation="circular", **kw).fit(layers, Y).comparison_
+    assert fixed.source == "circular"  # nothing is refitted: the fixed-prediction null's draws
+    assert LayerSweep(compare=False, permutation="refit", **kw).fit(layers, Y).comparison_ is None
+    with pytest.raises(ValueError, match="compare='residual' refits every layer on resampled responses"):
+        LayerSweep(compare="residual", permutation="circular", **kw).fit(layers, Y)
+    with pytest.raises(ValueError, match="Invalid value for 'compare'"):
+        LayerSweep(compare="bootstrap", **kw).fit(layers, Y)
+    # the residual draws keep the signal: their spread of r differences is narrower than the null's
+    res = LayerSweep(compare="residual", permutation="refit", **kw).fit(layers, Y).comparison_
+    assert np.all((res.ci_high - res.ci_low)[1] < (null.ci_high - null.ci_low)[1])

@@ -50,6 +50,10 @@ def test_fit_task_bytes_terms():
     # for the layer comparisons (float32) with the comparisons' float64 working arrays
     assert fit_task_bytes(shape, 10, 3) - fit_task_bytes(shape, 10, 2) == \
         4 * 5000 * 500 + 8 * (3 * 5 + 5) * 10 + (4 + 5 * 8) * 1000 * 10
+    # with a refitted null, each layer's held-out predictions are kept for the comparisons' residual draws
+    refit = FitShape(**{**shape.__dict__, "permutation": "refit"})
+    assert (fit_task_bytes(refit, 10, 3) - fit_task_bytes(refit, 10, 2)) \
+        - (fit_task_bytes(shape, 10, 3) - fit_task_bytes(shape, 10, 2)) == 8 * 1000 * 10
     # the subject's responses count once, whatever the chunk
     assert fit_task_bytes(FitShape(**{**shape.__dict__, "response_bytes": 10**6}), 10) \
         - fit_task_bytes(shape, 10) == 10**6 - 123

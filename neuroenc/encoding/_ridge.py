@@ -392,7 +392,8 @@ def fold_scores(B, Yt, pred):
 
 
 def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
-               batch_bytes: int = REFIT_BATCH_BYTES, counter=None, order: str = "auto") -> np.ndarray:
+               batch_bytes: int = REFIT_BATCH_BYTES, counter=None, order: str = "auto",
+               base=None) -> np.ndarray:
     """Held-out r of the refitted model for each circular shift of the responses: (n_draws, t).
 
     For each draw, every run's response is shifted circularly (``draws``: a
@@ -407,6 +408,10 @@ def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
     :func:`refit_predict`), ``"hat"`` forms the (n_test, n_train) map from training responses
     to held-out predictions once per penalty used, then applies it to every draw (cheaper when
     the held-out rows are few and the targets share few penalties, as for ROIs).
+
+    With ``base`` (a backend array shaped like ``Y``), each draw's response is ``base + Y[idx]``
+    instead of ``Y[idx]``: a fixed signal plus shifted residuals (the draws of the layer
+    comparisons, :func:`comparison_draws`).
     """
     lam = B.clip(split.lam, 0, None)
     n, t = Y.shape
@@ -445,10 +450,14 @@ def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
                 M = M @ take_rows(B, gram.X, split.train).T  # (n_te, n_tr)
             flops += 2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if split.form == "primal" else 0.0)
             Yc = Y[:, as_index(B, cols)]
+            bc = base[:, as_index(B, cols)] if base is not None else None
             for b, start in enumerate(starts):
                 k, tr_rows, te_rows = kept[b] if keep else rows_of(start)
                 ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
                 yte = take_rows(B, Yc, te_rows).reshape(n_te, k * c)
+                if bc is not None:
+                    ytr = (ytr.reshape(n_tr, k, c) + take_rows(B, bc, split.train)[:, None, :]).reshape(n_tr, k * c)
+                    yte = (yte.reshape(n_te, k, c) + take_rows(B, bc, split.test)[:, None, :]).reshape(n_te, k * c)
                 rk, _ = fold_scores(B, yte, M @ ytr)
                 out[start:start + k, cols] = rk.reshape(k, c)
                 flops += 2.0 * n_te * n_tr * k * c
@@ -463,6 +472,8 @@ def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
         k = idx.shape[0]
         # sample-major: row i, column d * t + c is draw d's response of target c at sample i
         Yp = take_rows(B, Y, idx.T.reshape(-1)).reshape(n, k * t)
+        if base is not None:
+            Yp = (Yp.reshape(n, k, t) + base[:, None, :]).reshape(n, k * t)
         XtY = gram.X.T @ Yp if split.removed is not None else None
         Z = split.project(B, gram, Yp, XtY)
         pred = split.P @ (Z.reshape(r, k, t) * D[:, None, :]).reshape(r, k * t)
@@ -618,6 +629,68 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         with np.errstate(invalid="ignore", divide="ignore"):
             out["null"] = np.where(null_count > 0, null_sum / np.maximum(null_count, 1), np.nan)
     return out
+
+
+def comparison_draws(X, signal, residuals, outer, alphas, fold_best, draws, *, form: str = "auto",
+                     n_targets_batch: int | None = None, counter: dict | None = None) -> np.ndarray:
+    """Held-out r of one layer's model refitted on each draw of ``signal + shifted residuals``.
+
+    The draws of the layer comparisons (:mod:`neuroenc.encoding.compare`) for one response:
+    each draw's response is a fixed signal (e.g. the best layer's held-out prediction) plus the
+    residuals with every run shifted circularly (``draws``, as for the refit null); every outer
+    fold is refitted with the penalty chosen there on the real responses (``fold_best``) and
+    scored on its held-out rows, and the fold-mean r is returned. Unlike a null draw, each draw
+    keeps the signal, so the spread of the layers' r across draws is the spread of their
+    differences under the alternative, with the folds' shared training data and the
+    autocorrelation kept.
+
+    Parameters
+    ----------
+    X : backend array, shape (n_samples, n_features)
+        The layer's design.
+    signal, residuals : backend arrays, shape (n_samples, n_targets)
+    outer : list of (train, test)
+    alphas : backend array, shape (n_alphas,)
+    fold_best : ndarray of int, shape (n_folds, n_targets)
+        Index in ``alphas`` of the penalty chosen in each outer fold.
+    draws : ShiftedDraws
+    form, n_targets_batch, counter
+        As in :func:`fit_layer_cv`.
+
+    Returns
+    -------
+    r : ndarray, shape (n_draws, n_targets)
+        Fold-mean r per draw, over the folds where the real r was defined (``fold_best >= 0``).
+    """
+    B = current_backend()
+    n, p = X.shape
+    t = signal.shape[1]
+    n_train_max = max(tr.size for tr, _ in outer)
+    form = choose_form(n_train_max, p, form)
+    counter = {} if counter is None else counter
+    gram = LayerGram.compute(X, form)
+    counter["flops"] = counter.get("flops", 0.0) + gram.flops()
+    batch = n_targets_batch or t
+    total = np.zeros((draws.n_draws, t))
+    count = np.zeros(t)
+    for k, (train, test) in enumerate(outer):
+        split = decompose(B, gram, train, test)
+        counter["flops"] += split.flops
+        defined = fold_best[k] >= 0
+        for start in range(0, t, batch):
+            cols = np.arange(start, min(start + batch, t))
+            cols = cols[defined[cols]]
+            if cols.size == 0:
+                continue
+            ci = as_index(B, cols)
+            best = as_index(B, fold_best[k, cols])
+            nr = refit_null(B, split, gram, residuals[:, ci], alphas, best, draws, counter=counter,
+                            base=signal[:, ci])
+            total[:, cols] += np.nan_to_num(nr)
+            count[cols] += 1
+        del split
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def refit_layer(X, Y, splits, alphas, *, form: str = "auto", n_targets_batch: int | None = None):

@@ -63,7 +63,8 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                  n_blocks: int = 5, gap: int | None = None, inner_cv: Any = 5, form: str = "auto",
                  backend: str = "auto", dtype: str = "auto", n_targets_batch: int | None = None,
                  n_permutations: int = 1000, permutation: str = "auto", block_size: Any = "auto",
-                 compare: bool = True, compare_alpha: float = 0.05, random_state: int = 0, provenance: dict | None = None, settings: dict | None = None,
+                 compare: bool | str = "auto", compare_alpha: float = 0.05, random_state: int = 0,
+                 provenance: dict | None = None, settings: dict | None = None,
                  verbose: bool = False) -> EncodingResults:
     """Fit a ridge model per layer and return held-out scores with statistics.
 
@@ -97,7 +98,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     block_size : int | sequence of int | "auto"
         Permutation block / smallest shift in samples, for all folds or one per fold; "auto":
         the CV gap, clipped to a quarter of each test fold (see :class:`LayerSweep`).
-    compare, compare_alpha : bool, float
+    compare, compare_alpha : str | bool, float
         Compare every layer with each target's best layer from the permutation draws, and the
         level of the best-layer set (see :class:`LayerSweep` and
         :mod:`neuroenc.encoding.compare`).

@@ -52,6 +52,19 @@ def _cat(parts, name, axis):
     return np.concatenate(values, axis=axis)
 
 
+def _merge_edge_shares(parts: Sequence[EncodingResults], axis: str) -> dict[str, list[float]]:
+    """Per-layer shares of penalties at the grid's edges: weighted by targets across target
+    chunks, in layer order across layer subsets."""
+    shares = [p.settings["alpha_edge_shares"] for p in parts]
+    if axis == "targets":
+        weights = np.array([p.n_targets for p in parts], dtype=float)
+        return {side: (np.average([s[side] for s in shares], axis=0, weights=weights)).tolist()
+                for side in ("low", "high")}
+    layers = np.concatenate([p.layers for p in parts])
+    order = np.argsort(layers, kind="stable")
+    return {side: np.concatenate([s[side] for s in shares])[order].tolist() for side in ("low", "high")}
+
+
 def _cat_comparisons(parts: Sequence[EncodingResults]) -> LayerComparison | None:
     comps = [p.comparison for p in parts]
     if all(c is None for c in comps):
@@ -88,8 +101,11 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
     if axis not in ("targets", "layers"):
         raise ValueError(f"Invalid value for 'axis'. Allowed values are 'targets', 'layers', but got {axis!r} instead.")
     strip = ("created", "fit_seconds", "flops") + (("target_space",) if axis == "targets" else ())
-    _same(parts, "settings", lambda p: {k: v for k, v in p.settings.items() if k not in ("block_size", "forms")})
+    _same(parts, "settings", lambda p: {k: v for k, v in p.settings.items()
+                                        if k not in ("block_size", "forms", "alpha_edge_shares")})
     settings = dict(parts[0].settings)
+    if all("alpha_edge_shares" in p.settings for p in parts):
+        settings["alpha_edge_shares"] = _merge_edge_shares(parts, axis)
     if any("forms" in p.settings for p in parts):
         settings["forms"] = {k: v for p in parts for k, v in p.settings.get("forms", {}).items()}
     _same(parts, "provenance", lambda p: {k: v for k, v in p.provenance.items() if k not in strip})

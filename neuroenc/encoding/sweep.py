@@ -29,6 +29,9 @@ from .stats import (
 
 logger = logging.getLogger(__name__)
 
+#: Largest held-out predictions (bytes: samples x layers x targets, float64) kept for the layer
+#: comparisons' refits on signal + shifted residuals; above it they use the permutation null's draws.
+COMPARE_PREDICTION_BYTES = 2**30
 #: Ridge penalties used when none are given: 10^-1 ... 10^7 (17 values).
 DEFAULT_ALPHAS = tuple(np.logspace(-1, 7, 17).tolist())
 
@@ -151,12 +154,16 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         own stimulus), clipped to ``[2, n_test // 4]`` in each test fold. It depends on the
         settings and the folds only, so the draws are identical for every layer, every target
         chunk and every layer subset fitted apart.
-    compare : bool
-        With permutations, compare every layer with each target's best layer from the same
-        draws (:func:`~neuroenc.encoding.compare.compare_layers`): ``comparison_`` holds each
-        layer's difference from the best, its interval, its p-value against the other layers
-        and the confidence set of best layers. Keeps every layer's null draws
-        (n_layers x n_permutations x n_targets, float32) until the end of the fit.
+    compare : {"auto", "residual", "null"} | bool
+        With permutations, compare every layer with each target's best layer
+        (:func:`~neuroenc.encoding.compare.compare_layers`): ``comparison_`` holds each layer's
+        difference from the best, its interval, its p-value against the other layers and the
+        confidence set of best layers. ``"residual"``: draws that refit every layer on the best
+        layer's held-out prediction plus circularly shifted residuals (``n_permutations`` draws,
+        after the main fit; needs ``permutation="refit"`` and keeps every layer's held-out
+        predictions); ``"null"``: the permutation null's own draws (free, but conservative when
+        there is signal); ``"auto"`` or True: residual when the null is refitted and the
+        predictions take at most :data:`COMPARE_PREDICTION_BYTES`, else null; False: none.
     compare_alpha : float
         Level of the one-sided test of the best-layer set (``p > compare_alpha`` stays in).
     refit : bool
@@ -215,7 +222,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def __init__(self, alphas=None, cv="auto", n_blocks=5, gap=None, inner_cv=5, form="auto",
                  backend="auto", dtype="auto", n_targets_batch=None, n_permutations=0,
-                 permutation="auto", block_size="auto", compare=True, compare_alpha=0.05,
+                 permutation="auto", block_size="auto", compare="auto", compare_alpha=0.05,
                  refit=True, random_state=None, verbose=False):
         self.alphas = alphas
         self.cv = cv
@@ -259,6 +266,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _check_params(self) -> None:
         _check_option("form", self.form, _ridge.FORMS)
+        _check_option("compare", self.compare, (True, False, "auto", "residual", "null"))
         _check_option("permutation", self.permutation, PERMUTATIONS)
         if not isinstance(self.n_permutations, (int, np.integer)) or self.n_permutations < 0:
             raise ValueError(f"n_permutations must be an int >= 0, got {self.n_permutations!r}.")
@@ -314,8 +322,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         pvalues = np.full((n_l, t), np.nan) if n_perm else None
         # running maximum over layers of the null, for p-values corrected for the layer choice
         null_max = np.full((n_perm, t), -np.inf) if n_perm else None
-        # every layer's null, for the paired layer comparisons (the same draws for every layer)
-        nulls = np.full((n_perm, n_l, t), np.nan, dtype=np.float32) if n_perm and self.compare else None
+        # the layer comparisons: "residual" keeps every layer's held-out predictions (for the second
+        # pass of refits), "null" every layer's permutation null (the same draws for every layer)
+        compare_mode = predictions = nulls = None
         tests = [te for _, te in outer]
         method = blocks = null_shifts = None
         self.block_sizes_ = None
@@ -339,14 +348,22 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                         null_shifts = ShiftedDraws(runs, run_shifts(runs, n_perm, perm_seed), n)
                     else:
                         blocks = self.block_sizes_ = self._block_sizes(tests, gap)
+                    compare_mode = self._compare_mode(method, n, n_l, t)
+                    if compare_mode == "residual":
+                        predictions = np.full((n_l, n, t), np.nan)
+                    elif compare_mode == "null":
+                        nulls = np.full((n_perm, n_l, t), np.nan, dtype=np.float32)
                 Xb = B.asarray(X, dtype=dtype)
                 del X
                 out = _ridge.fit_layer_cv(Xb, Yb, outer, inner, ab, form=self.form,
                                           n_targets_batch=self.n_targets_batch,
-                                          return_predictions=method in ("circular", "block"),
+                                          return_predictions=method in ("circular", "block")
+                                          or compare_mode == "residual",
                                           counter=counter, null_shifts=null_shifts)
                 del Xb
                 fold_r[:, j], fold_r2[:, j], fold_alpha[:, j] = out["fold_r"], out["fold_r2"], out["fold_alpha"]
+                if predictions is not None:
+                    predictions[j] = out["predictions"]
                 self.forms_[layer] = out["form"]
                 if n_perm:
                     with warnings.catch_warnings():
@@ -380,7 +397,13 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.comparison_ = None
         if n_perm:
             self.pvalues_best_ = null_pvalues(null_max, self.r_[best, np.arange(t)])
-        if nulls is not None and n_perm >= 2:
+        if compare_mode == "residual" and n_perm >= 2:
+            draws = self._comparison_draws(designs, Y, groups, outer, alphas, predictions, best,
+                                           backend_name, dtype, perm_seed, counter)
+            del predictions
+            self.comparison_ = compare_layers(self.r_, centred_null(draws), alpha=self.compare_alpha,
+                                              source="residual")
+        elif nulls is not None and n_perm >= 2:
             self.comparison_ = compare_layers(self.r_, centred_null(nulls), alpha=self.compare_alpha,
                                               source=method)
             del nulls
@@ -390,6 +413,55 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if self.refit:
             self._refit(designs, Y, outer, alphas, backend_name, dtype)
         return self
+
+    def _compare_mode(self, method: str, n: int, n_layers: int, n_targets: int) -> str | None:
+        """How the layers are compared: ``"residual"`` (refits on the best layer's prediction plus
+        shifted residuals: needs the refit null and every layer's held-out predictions in memory),
+        ``"null"`` (the permutation null's own draws) or None."""
+        if self.compare is False:
+            return None
+        if self.compare == "null":
+            return "null"
+        affordable = 8 * n * n_layers * n_targets <= COMPARE_PREDICTION_BYTES
+        if self.compare == "residual":
+            if method != "refit":
+                raise ValueError(f"compare='residual' refits every layer on resampled responses, which needs "
+                                 f"permutation='refit' (got {method!r}); use compare='null' or 'auto'.")
+            return "residual"
+        return "residual" if method == "refit" and affordable else "null"
+
+    def _comparison_draws(self, designs, Y, groups, outer, alphas, predictions, best, backend_name, dtype,
+                          perm_seed, counter) -> np.ndarray:
+        """Draws of every layer's fold-mean r for the layer comparisons, shape (n_draws, n_layers, t).
+
+        The signal is each target's best-layer held-out prediction, scaled to the response by
+        least squares; the residuals are shifted circularly within each run (draws seeded apart
+        from the permutation null's), and every layer is refitted on signal + shifted residuals
+        with the penalties chosen on the real responses
+        (:func:`~neuroenc.encoding._ridge.comparison_draws`).
+        """
+        n, t = Y.shape
+        cols = np.arange(t)
+        signal = np.nan_to_num(predictions[best, :, cols].T)  # (n, t)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = (signal * Y).sum(0) / (signal * signal).sum(0)
+        signal = signal * np.nan_to_num(scale)
+        runs = run_indices(groups)
+        seed = int(np.random.default_rng([perm_seed, 1]).integers(2**62))
+        draws = ShiftedDraws(runs, run_shifts(runs, int(self.n_permutations), seed), n)
+        grid = np.asarray(alphas)
+        out = np.full((draws.n_draws, len(designs.layers), t), np.nan, dtype=np.float32)
+        with use_backend(backend_name) as B:
+            ab = B.asarray(alphas, dtype=dtype)
+            sb, rb = B.asarray(signal, dtype=dtype), B.asarray(Y - signal, dtype=dtype)
+            for j, layer in enumerate(tqdm(designs.layers, desc="layer comparisons", disable=not self.verbose)):
+                chosen = np.where(np.isfinite(self.fold_r_[:, j]), self.fold_alphas_[:, j], np.nan)
+                fold_best = np.where(np.isfinite(chosen), np.searchsorted(grid, np.nan_to_num(chosen)), -1)
+                Xb = B.asarray(designs[layer], dtype=dtype)
+                out[:, j] = _ridge.comparison_draws(Xb, sb, rb, outer, ab, fold_best, draws, form=self.form,
+                                                    n_targets_batch=self.n_targets_batch, counter=counter)
+                del Xb
+        return out
 
     def _refit(self, designs, Y, outer, alphas, backend_name, dtype) -> None:
         """Refit each target's best layer on all samples (dual coefficients in kernel form)."""
@@ -475,36 +547,45 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                fold_r=self.fold_r_, fold_r2=self.fold_r2_, settings=fitted,
                                pvalues_best=self.pvalues_best_, comparison=self.comparison_, **kwargs)
 
+    def alpha_edge_shares(self) -> dict[str, list[float]]:
+        """Per layer, the share of the chosen (fold, target) penalties at the smallest (``"low"``)
+        and at the largest (``"high"``) value of the grid; constant targets are left out."""
+        check_is_fitted(self, "fold_alphas_")
+        grid = self._alphas()
+        keep = np.ones(self.fold_alphas_.shape[2], dtype=bool)
+        keep[self.constant_targets_] = False
+        out: dict[str, list[float]] = {"low": [], "high": []}
+        for j in range(self.layers_.size):
+            chosen = self.fold_alphas_[:, j][:, keep]
+            chosen = chosen[np.isfinite(chosen)]
+            for side, value in (("low", grid[0]), ("high", grid[-1])):
+                out[side].append(float(np.mean(np.isclose(chosen, value))) if chosen.size and grid.size > 1
+                                 else 0.0)
+        return out
+
     def alpha_edges(self, threshold: float = 0.1) -> list[str]:
         """Warnings for layers whose chosen penalties pile up at an edge of the grid.
 
         A penalty at the smallest or largest value of the grid may be a boundary of the search
-        rather than the best one: extend the grid on that side. One message per layer where
-        more than ``threshold`` of the (fold, target) penalties sit at an edge (constant
-        targets are left out).
+        rather than the best one: extend the grid on that side. One message per edge, naming the
+        layers where more than ``threshold`` of the (fold, target) penalties sit there.
         """
-        check_is_fitted(self, "fold_alphas_")
+        from .compare import format_layer_set
+
+        shares = self.alpha_edge_shares()
         grid = self._alphas()
-        if grid.size < 2:
-            return []
         messages = []
-        keep = np.ones(self.fold_alphas_.shape[2], dtype=bool)
-        keep[self.constant_targets_] = False
-        for j, layer in enumerate(self.layers_):
-            chosen = self.fold_alphas_[:, j][:, keep]
-            chosen = chosen[np.isfinite(chosen)]
-            if chosen.size == 0:
-                continue
-            for share, side, value, fix in (
-                (np.mean(np.isclose(chosen, grid[0])), "smallest", grid[0], "lower"),
-                (np.mean(np.isclose(chosen, grid[-1])), "largest", grid[-1], "higher"),
-            ):
-                if share > threshold:
-                    messages.append(
-                        f"Layer {int(layer)}: {share:.0%} of the chosen ridge penalties sit at the "
-                        f"{side} value of the grid ({value:.3g}); the best penalty may lie beyond "
-                        f"it: extend the alphas {fix} (e.g. encoding.alphas)."
-                    )
+        for side, word, value, fix in (("low", "smallest", grid[0], "lower"), ("high", "largest", grid[-1], "higher")):
+            share = np.asarray(shares[side])
+            over = share > threshold
+            if over.any():
+                worst = int(np.argmax(share))
+                messages.append(
+                    f"In layer(s) {format_layer_set(self.layers_[over])}, more than {threshold:.0%} of the chosen "
+                    f"ridge penalties sit at the {word} value of the grid ({value:.3g}; up to {share[worst]:.0%}, "
+                    f"layer {int(self.layers_[worst])}): the best penalty may lie beyond it; extend the alphas "
+                    f"{fix} (e.g. encoding.alphas)."
+                )
         return messages
 
     def fitted_settings(self) -> dict[str, Any]:
@@ -519,6 +600,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if self.permutation_ is not None:
             params["permutation_used"] = self.permutation_
         params["forms"] = {str(k): v for k, v in self.forms_.items()}
+        params["alpha_edge_shares"] = self.alpha_edge_shares()
         params["backend_used"] = self.backend_
         params["dtype_used"] = self.dtype_
         if isinstance(params.get("random_state"), np.random.Generator):

@@ -11,7 +11,8 @@ targets) holds, at its peak, what :func:`fit_task_bytes` adds up, mirroring
   inner and outer splits of one outer fold, held together;
 - per target: the responses of the chunk and their copies (z-scored design ``Y``, backend
   copy), the held-out predictions of one layer, the permutation null (FFT of each fold and
-  ``n_permutations`` draws), every layer's null draws kept for the layer comparisons (float32)
+  ``n_permutations`` draws), every layer's draws kept for the layer comparisons (float32) and,
+  with a refitted null, every layer's held-out predictions (the comparisons' residual draws),
   and the score arrays; plus, once, the comparisons' working chunk;
 - per batch of targets: the predictions of every penalty for the validation rows, capped by
   :data:`neuroenc.encoding._ridge.DEFAULT_BATCH_BYTES`, or (not at the same time) a batch of
@@ -160,7 +161,8 @@ def fit_task_bytes(shape: FitShape, n_targets: int | None = None, n_layers: int 
         + 8 * n  # held-out predictions of one layer (float64)
         + 8 * (5 * n_test + 3 * shape.n_permutations)  # one fold's FFTs, or the refit null's sums
         + 8 * (3 * shape.n_folds + 5) * L  # fold and mean scores, alphas, p-values
-        + 4 * shape.n_permutations * L  # every layer's null draws (float32), for the layer comparisons
+        + 4 * shape.n_permutations * L  # every layer's comparison draws (float32)
+        + (8 * n * L if shape.refit_null else 0)  # every layer's held-out predictions (residual draws)
     )
     if shape.n_permutations:
         # the layer comparisons' working arrays: a few float64 (draws x layers x targets) chunks
