@@ -60,6 +60,11 @@ def test_alice_end_to_end_and_cache_reuse(tiny_model_dir, tmp_path, data_dir):
     assert np.all((res.pvalues > 0) & (res.pvalues <= 1))
     group = EncodingResults.load(first.results["group"])
     assert group.provenance["group_members"] == ["s18", "s22", "s23"]
+    # layers compared: the group mean by the residual draws, subjects of a group by their own null's
+    # draws (the group's comparison across subjects is the mapping's sign flips)
+    assert group.comparison.source == "residual" and res.comparison.source == "refit"
+    assert group.settings["layer_comparisons"] == "auto" and res.settings["layer_comparisons"] == "null"
+    assert "best_set" in first.group_table and first.group_table["verdict"].str.len().gt(0).all()
     # NaN where the 3 subjects share no signal (mean inter-subject r <= 0): no ceiling to estimate
     ceiling = group.noise_ceiling
     assert ceiling is not None and np.isfinite(ceiling).any()

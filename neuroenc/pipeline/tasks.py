@@ -222,6 +222,18 @@ def _permutation_scheme(config: RunConfig, design: Any, features: dict[str, Any]
     return scheme, messages
 
 
+def comparison_mode(config: RunConfig, subject: str, dataset: Any) -> str:
+    """How a subject's fit compares its layers (``compare`` of :func:`~neuroenc.encoding.fit_encoding`).
+
+    When several subjects are fitted, the layers are compared across subjects (sign flips, in
+    the mapping), so an individual subject's own comparison uses the permutation null's draws
+    (``"null"``: free, conservative); the group-mean response and a lone subject get the
+    residual draws (``"auto"``), which cost about as much as the permutation null again.
+    """
+    several = bool(config.dataset.group_mean) or len(getattr(dataset, "subjects", ())) > 1
+    return "null" if subject != GROUP and several else "auto"
+
+
 def fit_subject(
     config: RunConfig,
     subject: str,
@@ -309,12 +321,14 @@ def fit_subject(
         provenance["group_members"] = dataset.info.get("group_members")
     settings = {"alignment": design.settings, "baseline": baseline_names if nuisance is not None else None}
     permutation, messages = _permutation_scheme(config, design, features, n_targets_all)
+    compare = comparison_mode(config, subject, dataset)
+    settings["layer_comparisons"] = compare
     with blas_threads(enc.blas_threads):
         results = fit_encoding(
             design, nuisance=nuisance, noise_ceiling=noise_ceiling, alphas=enc.alpha_grid(), cv=enc.cv,
             n_blocks=enc.n_blocks, gap=enc.gap, inner_cv=enc.inner_cv, backend=enc.backend,
             n_targets_batch=enc.n_targets_batch, n_permutations=enc.n_permutations,
-            permutation=permutation, random_state=enc.random_state, provenance=provenance,
+            permutation=permutation, compare=compare, random_state=enc.random_state, provenance=provenance,
             settings=settings, verbose=verbose,
         )
     results.warnings = list(dict.fromkeys(list(design.warnings) + messages + list(results.warnings)))
