@@ -65,6 +65,12 @@ def test_alice_end_to_end_and_cache_reuse(tiny_model_dir, tmp_path, data_dir):
     assert group.comparison.source == "residual" and res.comparison.source == "refit"
     assert group.settings["layer_comparisons"] == "auto" and res.settings["layer_comparisons"] == "null"
     assert "best_set" in first.group_table and first.group_table["verdict"].str.len().gt(0).all()
+    # the summary tables, as CSV beside the results
+    import pandas as pd
+
+    assert set(first.tables) == {"best_layers", "best_layers_per_subject", "group_mean_best_layers"}
+    written = pd.read_csv(first.tables["best_layers"])
+    assert list(written["target"]) == res.targets and {"best_set", "delta_last", "delta_last_low"} <= set(written)
     # NaN where the 3 subjects share no signal (mean inter-subject r <= 0): no ceiling to estimate
     ceiling = group.noise_ceiling
     assert ceiling is not None and np.isfinite(ceiling).any()

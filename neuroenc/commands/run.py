@@ -55,6 +55,9 @@ def print_outcome(output) -> None:
           f"results: {len(output.results)} files in {next(iter(output.results.values())).parent}")
     if output.report is not None:
         print(f"report:  {output.report.resolve()}")
+    if output.tables:
+        print(f"tables:  {next(iter(output.tables.values())).parent.resolve()} "
+              f"({', '.join(p.name for p in output.tables.values())})")
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in output.timings.items())
     if timing:
         print(f"time:    {timing}")

@@ -50,6 +50,8 @@ class RunOutput:
     #: Task counts of a distributed run (see :func:`neuroenc.pipeline.distributed.run_distributed`):
     #: ``skipped`` (outputs already complete), ``submitted``, ``computed``; empty when serial.
     tasks: dict[str, int] = field(default_factory=dict)
+    #: The summary tables written as CSV (:func:`write_tables`), by name.
+    tables: dict[str, Path] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One paragraph per fit: per target, the best layer with the layers the data cannot tell
@@ -267,7 +269,37 @@ def _finish_run(config: RunConfig, features: dict[str, Path], results: dict[str,
                     if GROUP in results else [])
         report, mapping = write_report(config, list(results.values()), sections=sections, mapping=mapping)
         timings["report"] = time.time() - t0
-    return RunOutput(config, features, results, report, mapping, group_table, timings)
+    tables = write_tables(output_dir(config) / "tables", mapping, group_table)
+    return RunOutput(config, features, results, report, mapping, group_table, timings, tables=tables)
+
+
+def write_tables(folder: Path, mapping: Any, group_table: pd.DataFrame | None) -> dict[str, Path]:
+    """The run's summary tables as CSV files in ``folder``, written atomically.
+
+    ``best_layers.csv`` (the subjects' mapping: per target the best layer, the best-layer set,
+    the margins with their intervals, the split-half stability, the group test),
+    ``best_layers_per_subject.csv``, ``best_layer_stability.csv`` (share of random halves of the
+    subjects whose mean profile is best at each layer) and ``group_mean_best_layers.csv`` (the
+    group-mean fit's :meth:`~neuroenc.encoding.EncodingResults.best`), when there is one.
+    """
+    from .._io import atomic_path
+
+    tables = {}
+    if mapping is not None:
+        tables["best_layers"] = mapping.group
+        tables["best_layers_per_subject"] = mapping.best
+        if mapping.stability is not None and len(mapping.stability):
+            tables["best_layer_stability"] = mapping.stability
+    if group_table is not None:
+        tables["group_mean_best_layers"] = group_table
+    written = {}
+    for name, table in tables.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.csv"
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+        written[name] = path
+    return written
 
 
 __all__ = ["RunOutput", "group_best_table", "results_path", "run_pipeline"]
