@@ -15,11 +15,12 @@ from .._validation import _check_option, _check_random_state, _preview
 from . import _ridge
 from .compare import centred_null, compare_layers
 from .backend import resolve_backend, resolve_dtype, to_numpy, use_backend
-from .cv import DEFAULT_GAP, check_groups, inner_splits, make_cv
+from .cv import DEFAULT_GAP, _seed, check_groups, inner_splits, make_cv, parse_stimulus_cv
 from .designs import LayerDesigns, as_layer_designs, gap_for
 from .stats import (
     PERMUTATIONS,
     REFIT_NULL_BUDGET,
+    PermutedDraws,
     ShiftedDraws,
     null_pvalues,
     permutation_null,
@@ -29,6 +30,14 @@ from .stats import (
 
 logger = logging.getLogger(__name__)
 
+#: What each score of the results is (``settings["scores"]``).
+SCORES = {
+    "r": "held-out Pearson r, computed within each outer fold, mean over folds (/scores/r)",
+    "r_pooled": "held-out Pearson r of the predictions of all outer folds pooled (/scores/r_pooled)",
+    "r2": "held-out R², computed within each outer fold, mean over folds (/scores/r2)",
+}
+#: What the layer comparisons of a stimulus-level fit draw from (their ``source``).
+STIMULUS_NULL_SOURCE = "the refit null's draws (stimuli permuted, within groups if any; the model refitted)"
 #: Ridge penalties used when none are given: 10^-1 ... 10^7 (17 values).
 DEFAULT_ALPHAS = tuple(np.logspace(-1, 7, 17).tolist())
 
@@ -107,9 +116,14 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     ----------
     alphas : sequence of float | None
         Ridge penalties (default :data:`DEFAULT_ALPHAS`, 10^-1 ... 10^7).
-    cv : {"auto", "runs", "blocks"} | int | splitter | list of (train, test)
+    cv : {"auto", "runs", "blocks"} | "kfold:K" | "group-kfold:K" | int | splitter | list of (train, test)
         Outer CV (see :func:`neuroenc.encoding.make_cv`): leave-one-run-out with several runs
-        (``groups``), else ``n_blocks`` contiguous blocks with a ``gap``.
+        (``groups``), else ``n_blocks`` contiguous blocks with a ``gap``. For stimulus-level
+        data (no time): ``"group-kfold:K"`` holds out whole groups (``groups``: passages,
+        topics), ``"kfold:K"`` shuffles the stimuli (seeded by ``random_state``); there is no
+        gap, the inner splits follow the same scheme inside each outer training set, and the
+        permutation null permutes stimuli (within groups when there are groups) instead of
+        shifting runs in time.
     n_blocks : int
         Blocks of a single run.
     gap : int | None
@@ -136,7 +150,11 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         its autocorrelation; any shift, see :func:`~neuroenc.encoding.stats.run_shifts`), and
         the held-out predictions of every outer fold are refitted on the shifted training
         responses with the penalties chosen on the real ones; calibrated for cross-validated
-        scores. ``"circular"`` / ``"block"``: each
+        scores. With a stimulus-level ``cv`` (``kfold:K``, ``group-kfold:K``) the refit null's
+        draws permute the stimuli instead, within groups when ``groups`` are given
+        (:class:`~neuroenc.encoding.stats.PermutedDraws`); ``"circular"`` is then an error
+        and ``"block"`` shuffles each test fold's stimuli against fixed predictions.
+        ``"circular"`` / ``"block"``: each
         test fold's response is shifted circularly (or its blocks permuted) against fixed
         predictions; much cheaper, but the fold scores of a cross-validated model are
         correlated through their shared training data, which such a null ignores, so its
@@ -173,6 +191,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     layers_ : ndarray of int, shape (n_layers,)
     r_, r2_ : ndarray, shape (n_layers, n_targets)
         Held-out Pearson r and R², mean over outer folds.
+    r_pooled_ : ndarray, shape (n_layers, n_targets)
+        Held-out Pearson r of the predictions of all outer folds pooled (one r over every
+        sample; the usual score of stimulus-level studies).
     fold_r_, fold_r2_ : ndarray, shape (n_folds, n_layers, n_targets)
     fold_alphas_ : ndarray, shape (n_folds, n_layers, n_targets)
         Penalty chosen in each outer fold.
@@ -194,6 +215,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         The permutation block / smallest shift used in each outer fold (circular and block).
     permutation_ : str | None
         The permutation scheme used (``"refit"``, ``"circular"`` or ``"block"``).
+    null_unit_ : {"runs", "stimuli"}
+        What the permutation draws move: runs shifted in time, or stimuli permuted (a
+        stimulus-level ``cv``).
     best_layer_ : ndarray of int, shape (n_targets,)
         Layer with the highest ``r_`` per target.
     cv_splits_ : list of (ndarray, ndarray)
@@ -257,6 +281,25 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         _check_option("block_size", self.block_size, ("auto",))
         return [int(np.clip(gap, 2, max(2, te.size // 4))) for te in tests]
 
+    def _stimulus_permutation(self, n, n_features, t, n_layers, n_perm, n_folds, n_alphas) -> str:
+        """The null of a stimulus-level fit: the refit null (stimuli permuted), or with
+        ``"auto"`` above the cost budget, each test fold's stimuli shuffled against fixed
+        predictions (``"block"`` of one stimulus), with a warning."""
+        if self.permutation in ("refit", "block"):
+            return self.permutation
+        flops = _ridge.refit_null_flops(n, n_features, t, n_perm, n_folds, n_layers, n_alphas)
+        if flops <= REFIT_NULL_BUDGET:
+            return "refit"
+        warnings.warn(
+            f"permutation='auto': a refit permutation null would cost about {flops:.1e} floating-point "
+            f"operations (more than {REFIT_NULL_BUDGET:.0e}), so the null shuffles each test fold's "
+            "stimuli against fixed predictions, which ignores the dependence between the folds' "
+            "scores and gives p-values that are too small. Pass permutation='refit' (and fewer "
+            "n_permutations, or fewer targets) for calibrated p-values.",
+            UserWarning, stacklevel=3,
+        )
+        return "block"
+
     def _check_params(self) -> None:
         _check_option("form", self.form, _ridge.FORMS)
         _check_option("permutation", self.permutation, PERMUTATIONS)
@@ -293,7 +336,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"LayerSweep needs several samples, got n_samples={n}.")
         if groups is None:
             groups = designs.groups
+        given_groups = None if groups is None else check_groups(groups, n)
         groups = check_groups(groups, n)
+        stimulus = parse_stimulus_cv(self.cv)
         alphas = self._alphas()
         self.constant_targets_ = constant_targets(Y)
         if self.constant_targets_.size:
@@ -301,15 +346,35 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 f"{self.constant_targets_.size} target(s) {_preview(self.constant_targets_)} are "
                 "constant; their scores are NaN.", UserWarning, stacklevel=2,
             )
-        gap = self.gap if self.gap is not None else gap_for(designs, DEFAULT_GAP)
-        outer = make_cv(self.cv, groups, n, self.n_blocks, gap)
-        inner = [inner_splits(tr, groups, self.inner_cv, gap) for tr, _ in outer]
+        if stimulus is not None:
+            if self.gap:
+                raise ValueError(
+                    f"gap={self.gap!r}: stimulus-level CV ({self.cv!r}) has no time, so no gap; drop gap.")
+            gap = 0
+            # one seed for the outer and inner shuffles (the same splits for a baseline fit)
+            cv_seed = _seed(self.random_state) if self.random_state is not None else \
+                int(np.random.default_rng().integers(2**31 - 1))
+            outer = make_cv(self.cv, given_groups, n, random_state=cv_seed)
+            inner = [inner_splits(tr, given_groups, self.inner_cv, 0, scheme=stimulus[0],
+                                  random_state=cv_seed) for tr, _ in outer]
+            if self.permutation == "circular":
+                raise ValueError(
+                    "permutation='circular' shifts responses in time, but stimulus-level CV "
+                    f"({self.cv!r}) has no time; use permutation='refit' (or 'auto'): the stimuli "
+                    "are permuted (within groups) and the model refitted.")
+        else:
+            gap = self.gap if self.gap is not None else gap_for(designs, DEFAULT_GAP)
+            outer = make_cv(self.cv, groups, n, self.n_blocks, gap)
+            inner = [inner_splits(tr, groups, self.inner_cv, gap) for tr, _ in outer]
         self.cv_splits_, self.gap_ = outer, gap
+        self.null_unit_ = "runs" if stimulus is None else "stimuli"
+        self.null_within_groups_ = stimulus is not None and given_groups is not None
         layers = list(designs.layers)
         n_l, n_f = len(layers), len(outer)
         fold_r = np.full((n_f, n_l, t), np.nan)
         fold_r2 = np.full((n_f, n_l, t), np.nan)
         fold_alpha = np.full((n_f, n_l, t), np.nan)
+        pooled = np.full((n_l, t), np.nan)
         n_perm = int(self.n_permutations)
         pvalues = np.full((n_l, t), np.nan) if n_perm else None
         # running maximum over layers of the null, for p-values corrected for the layer choice
@@ -330,7 +395,14 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             ab = B.asarray(alphas, dtype=dtype)
             for j, layer in enumerate(tqdm(layers, desc="layers", disable=not self.verbose)):
                 X = designs[layer]
-                if n_perm and method is None:
+                if n_perm and method is None and stimulus is not None:
+                    method = self._stimulus_permutation(n, X.shape[1], t, n_l, n_perm, n_f, len(alphas))
+                    if method == "refit":
+                        units = run_indices(given_groups) if given_groups is not None else [np.arange(n)]
+                        null_shifts = PermutedDraws(units, n_perm, n, perm_seed)
+                    else:  # each test fold's stimuli shuffled against fixed predictions
+                        blocks = self.block_sizes_ = [1] * n_f
+                elif n_perm and method is None:
                     # the scheme, from the first layer's size (every layer's cost is alike)
                     method = resolve_permutation(self.permutation, n, X.shape[1], t, n_l, n_perm, n_f,
                                                  len(alphas))
@@ -347,6 +419,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                           counter=counter, null_shifts=null_shifts)
                 del Xb
                 fold_r[:, j], fold_r2[:, j], fold_alpha[:, j] = out["fold_r"], out["fold_r2"], out["fold_alpha"]
+                pooled[j] = out["pooled_r"]
                 self.forms_[layer] = out["form"]
                 if n_perm:
                     with warnings.catch_warnings():
@@ -367,6 +440,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.permutation_ = method
         self.layers_ = np.asarray(layers, dtype=np.int64)
         self.fold_r_, self.fold_r2_, self.fold_alphas_ = fold_r, fold_r2, fold_alpha
+        self.r_pooled_ = pooled
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             self.r_ = np.nanmean(fold_r, 0)
@@ -381,8 +455,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if n_perm:
             self.pvalues_best_ = null_pvalues(null_max, self.r_[best, np.arange(t)])
         if nulls is not None and n_perm >= 2:
+            source = method if stimulus is None or method != "refit" else STIMULUS_NULL_SOURCE
             self.comparison_ = compare_layers(self.r_, centred_null(nulls), alpha=self.compare_alpha,
-                                              source=method)
+                                              source=source)
             del nulls
         self.flops_ = counter["flops"]
         self.backend_, self.dtype_ = backend_name, dtype
@@ -473,7 +548,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return EncodingResults(r=self.r_, r2=self.r2_, layers=self.layers_, targets=targets,
                                pvalues=self.pvalues_, alphas=self.alphas_,
                                fold_r=self.fold_r_, fold_r2=self.fold_r2_, settings=fitted,
-                               pvalues_best=self.pvalues_best_, comparison=self.comparison_, **kwargs)
+                               pvalues_best=self.pvalues_best_, comparison=self.comparison_,
+                               r_pooled=self.r_pooled_, **kwargs)
 
     def alpha_edges(self, threshold: float = 0.1) -> list[str]:
         """Warnings for layers whose chosen penalties pile up at an edge of the grid.
@@ -514,6 +590,10 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         params["alphas"] = self._alphas().tolist()
         params["cv_folds"] = [[int(tr.size), int(te.size)] for tr, te in self.cv_splits_]
         params["gap_used"] = int(self.gap_)
+        params["scores"] = dict(SCORES)
+        params["null_unit"] = self.null_unit_
+        if self.null_unit_ == "stimuli":
+            params["null_within_groups"] = bool(self.null_within_groups_)
         if self.block_sizes_ is not None:
             params["block_sizes_used"] = np.asarray(self.block_sizes_).astype(int).tolist()
         if self.permutation_ is not None:
