@@ -36,8 +36,9 @@ SCORES = {
     "r_pooled": "held-out Pearson r of the predictions of all outer folds pooled (/scores/r_pooled)",
     "r2": "held-out R², computed within each outer fold, mean over folds (/scores/r2)",
 }
-#: What the layer comparisons of a stimulus-level fit draw from (their ``source``).
-STIMULUS_NULL_SOURCE = "the refit null's draws (stimuli permuted, within groups if any; the model refitted)"
+#: What the layer comparisons of a stimulus-level fit draw from (their ``source``): the refit
+#: null's draws, stimuli permuted within groups (if any) and the model refitted.
+STIMULUS_NULL_SOURCE = "permuted stimuli (refit)"
 #: Ridge penalties used when none are given: 10^-1 ... 10^7 (17 values).
 DEFAULT_ALPHAS = tuple(np.logspace(-1, 7, 17).tolist())
 

@@ -596,6 +596,7 @@ def run_plan(
     prefix_ids: Sequence[int] | None = None,
     last_layer: str = "normed",
     padding_side: str = "right",
+    on_batch: Any = None,
 ) -> tuple[dict[int, np.ndarray], int]:
     """Run the forward sequences of ``plan`` and gather each word's pooled hidden states.
 
@@ -626,6 +627,10 @@ def run_plan(
         ``"left"`` the position ids are given explicitly (counted from each sequence's first
         real token), so every token keeps the position it has alone. Right padding needs no
         position ids (a causal model's real tokens never see the padding after them).
+    on_batch : callable | None
+        Called after each batch's forward pass as ``on_batch(seqs, states, offset)`` (the
+        sequences, the model's hidden states as it returns them, each row's left padding), e.g.
+        to read surprisal from the same pass (:class:`~neuroenc.features.surprisal.SurprisalAccumulator`).
 
     Returns
     -------
@@ -682,7 +687,7 @@ def run_plan(
             try:
                 _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_seq,
                            seq_bounds, pos0, n_pool, layer_list, out, handle, a, b, last_block,
-                           padding_side == "left")
+                           padding_side == "left", on_batch)
             except Exception as err:  # noqa: BLE001 - only memory errors are retried
                 if not _is_oom(err) or size == 1:
                     raise
@@ -729,7 +734,7 @@ def _batch_inputs(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, le
 
 
 def _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_seq, seq_bounds,
-               pos0, n_pool, layers, out, handle, a, b, last_block=None, left=False) -> None:
+               pos0, n_pool, layers, out, handle, a, b, last_block=None, left=False, on_batch=None) -> None:
     import torch
 
     B = len(seqs)
@@ -752,6 +757,8 @@ def _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_se
         handle.query_positions = torch.from_numpy(last).to(device)
     states = lm.hidden_states(input_ids, mask, positions) if positions is not None else \
         lm.hidden_states(input_ids, mask)
+    if on_batch is not None:
+        on_batch(seqs, states, offset)
     if last_block is not None:
         states = last_block.replace(states)
     flat_t = torch.from_numpy(flat).to(device)

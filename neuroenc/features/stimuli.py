@@ -196,6 +196,7 @@ def save_stimulus_features(features: StimulusFeatures, path: str | os.PathLike) 
         /groups         (n,) utf-8      when the stimuli have groups
         /context_text   (n,) utf-8      the text each stimulus was read after
         /context_start, /context_len   (n,) int64   its context in tokens of its group's text
+        /surprisal      (n,) float64    with ``surprisal=True``: bits, summed over its tokens
         /layers/<i>     (n, hidden) float32, Fletcher-32 checksums
         attrs: format, kind = "stimuli", provenance (JSON), each entry on its own, complete
     """
@@ -205,6 +206,7 @@ def save_stimulus_features(features: StimulusFeatures, path: str | os.PathLike) 
     attrs = dict(features.attrs)
     arrays = {k: np.asarray(attrs.pop(k), dtype=np.int64) for k in _ARRAYS if k in attrs}
     context_text = attrs.pop("context_text", None)
+    surprisal = attrs.pop("surprisal", None)
     provenance = {**attrs, "run": features.name, "model": features.model,
                   "n_model_layers": features.n_model_layers, "kind": STIMULI_KIND}
     text = h5py.string_dtype("utf-8")
@@ -220,6 +222,8 @@ def save_stimulus_features(features: StimulusFeatures, path: str | os.PathLike) 
             f.create_dataset("context_text", data=np.asarray(list(context_text), dtype=object), dtype=text)
         for name, arr in arrays.items():
             f.create_dataset(name, data=arr, fletcher32=True)
+        if surprisal is not None:
+            f.create_dataset("surprisal", data=np.asarray(surprisal, dtype=np.float64), fletcher32=True)
         group = f.create_group("layers")
         for idx in features.layer_indices:
             _write_layer(group, idx, features[idx])
@@ -293,7 +297,7 @@ def load_stimulus_features(path: str | os.PathLike, layers: Any = None) -> Stimu
         groups = _strings(f, "groups", path) if "groups" in f else None
         if "context_text" in f:
             provenance["context_text"] = _strings(f, "context_text", path)
-        for name in _ARRAYS:
+        for name in _ARRAYS + ("surprisal",):
             if name in f:
                 provenance[name] = _read(f, name, path)
     name = provenance.pop("run", "stimuli")
@@ -351,6 +355,11 @@ class StimulusExtractor(FeatureExtractor):
     device, dtype, revision, gguf_file : see :func:`~neuroenc.features.load_model`
     cache_dir : path-like | None
         Folder of the HDF5 feature cache (content-hashed file names; ``None``: no cache).
+    surprisal : bool
+        Causal models: also the surprisal of each stimulus (bits, summed over its tokens, given
+        its context), read from the same forward passes as the features
+        (:class:`~neuroenc.features.surprisal.SurprisalAccumulator`), in ``attrs["surprisal"]``
+        and the file's ``/surprisal``. Equal to :func:`~neuroenc.features.stimulus_surprisal`.
     verbose : bool | str | int | None
 
     Examples
@@ -368,13 +377,15 @@ class StimulusExtractor(FeatureExtractor):
                  prepend_bos: bool | str = "auto", last_layer: str = "normed", batch_size: int | str = "auto",
                  padding_side: str = "right", device: Any = "auto", dtype: Any = "auto",
                  revision: str | None = None, gguf_file: str | None = None,
-                 cache_dir: str | os.PathLike | None = None, verbose: bool | str | int | None = None) -> None:
+                 cache_dir: str | os.PathLike | None = None, surprisal: bool = False,
+                 verbose: bool | str | int | None = None) -> None:
         super().__init__(model, layers=layers, context_tokens=context_tokens, stride=stride,
                          pooling=pooling, prepend_bos=prepend_bos, last_layer=last_layer,
                          batch_size=batch_size, device=device, dtype=dtype, revision=revision,
                          gguf_file=gguf_file, cache_dir=cache_dir, verbose=verbose)
         self.context = context
         self.padding_side = padding_side
+        self.surprisal = surprisal
 
     # ------------------------------------------------------------------ settings
     def _check_params(self) -> dict[str, Any]:
@@ -423,6 +434,8 @@ class StimulusExtractor(FeatureExtractor):
             "prepend_bos": self.prepend_bos,
             "last_layer": self.last_layer,
         }
+        if self.surprisal:
+            settings["surprisal"] = True
         return settings
 
     # ------------------------------------------------------------------ cache
@@ -504,9 +517,20 @@ class StimulusExtractor(FeatureExtractor):
         a = tokens.last_word_start if self.pooling == "last-word" else tokens.stim_start
         pooled = TokenAlignment(tokens.input_ids, np.zeros((tokens.input_ids.size, 2), dtype=np.int64),
                                 np.full(tokens.input_ids.size, -1, dtype=np.int64), a, tokens.stim_stop, "")
+        on_batch = acc = None
+        if self.surprisal:
+            from .surprisal import SurprisalAccumulator
+
+            acc = SurprisalAccumulator(lm, tokens.input_ids, tokens.plan, tokens.stim_start, tokens.stim_stop,
+                                       len(prefix))
+
+            def on_batch(seqs, states, offset):
+                acc.add(seqs, states[-1], offset)
+
         data, n_forwards = run_plan(lm, pooled, tokens.plan, layers, pool, self.batch_size, None,
                                     desc=stimuli.name, verbose=self.verbose, prefix_ids=prefix,
-                                    last_layer=self.last_layer, padding_side=self.padding_side)
+                                    last_layer=self.last_layer, padding_side=self.padding_side,
+                                    on_batch=on_batch)
         policy = "alone" if self.context == "none" else ("strided" if lm.kind == "causal" else "window")
         attrs = {
             **lm.provenance(),
@@ -534,6 +558,8 @@ class StimulusExtractor(FeatureExtractor):
             "context_len": tokens.context_len,
             "context_text": tokens.context_text,
         }
+        if acc is not None:
+            attrs["surprisal"] = acc.result()
         return StimulusFeatures(data, stimuli.ids, stimuli.texts, stimuli.groups, name=stimuli.name,
                                 model=lm.name, n_model_layers=lm.n_layers, attrs=attrs)
 

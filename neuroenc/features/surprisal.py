@@ -76,22 +76,74 @@ def output_head(lm: LoadedModel):
     return lm.head
 
 
+class SurprisalAccumulator:
+    """Sums the surprisal (bits) of the tokens ``[start[i], stop[i])`` of each unit ``i``, batch
+    by batch, from the last hidden states of the forward sequences that read them.
+
+    Used by :func:`word_surprisal` and :func:`stimulus_surprisal`, and by the stimulus extractor
+    to get surprisal from the same forward passes as the features (``surprisal=True``).
+
+    Parameters
+    ----------
+    lm : LoadedModel
+    input_ids : ndarray of int
+        The token stream the plan's sequences index.
+    plan : ContextPlan
+        The sequences; unit ``i`` is read from ``plan.word_seq[i]``.
+    start, stop : ndarray of int, shape (n_units,)
+    n_prefix : int
+        Special tokens before every sequence.
+    """
+
+    def __init__(self, lm: LoadedModel, input_ids: np.ndarray, plan: ContextPlan, start: np.ndarray,
+                 stop: np.ndarray, n_prefix: int) -> None:
+        self.lm, self.head = lm, output_head(lm)
+        self.input_ids, self.plan = input_ids, plan
+        self.start, self.stop, self.P = np.asarray(start), np.asarray(stop), int(n_prefix)
+        self.values = np.zeros(self.start.size)
+        self.undefined = np.zeros(self.start.size, dtype=bool)
+        self.by_seq = np.argsort(plan.word_seq, kind="stable")
+        self.bounds = np.searchsorted(plan.word_seq[self.by_seq], np.arange(plan.n_sequences + 1))
+
+    def add(self, seqs: np.ndarray, last: Any, offset: np.ndarray) -> None:
+        """Add the batch of sequences ``seqs`` (rows of ``last``: (batch, L, hidden), the last
+        hidden state; ``offset``: the left padding of each row)."""
+        import torch
+
+        L = last.shape[1]
+        flat, targets, owner = [], [], []
+        for row, s in enumerate(seqs):
+            for i in self.by_seq[self.bounds[s]:self.bounds[s + 1]]:
+                toks = np.arange(self.start[i], self.stop[i])
+                pos = self.P + toks - self.plan.seq_start[s]  # in-sequence position of each token
+                ok = pos >= 1  # a token needs one before it to be predicted
+                self.undefined[i] |= not ok.all()
+                flat.append(row * L + int(offset[row]) + pos[ok] - 1)
+                targets.append(self.input_ids[toks[ok]])
+                owner.append(np.full(int(ok.sum()), i))
+        if not flat:
+            return
+        index = torch.from_numpy(np.concatenate(flat)).to(last.device)
+        h = last.reshape(-1, last.shape[-1]).index_select(0, index)
+        logp = torch.log_softmax(self.head(h).float(), dim=-1)
+        tgt = torch.from_numpy(np.concatenate(targets)).to(last.device)
+        nll = -logp.gather(1, tgt[:, None])[:, 0].double().cpu().numpy() / LOG2
+        np.add.at(self.values, np.concatenate(owner), nll)
+
+    def result(self) -> np.ndarray:
+        """The summed surprisal of each unit (NaN where a token had nothing before it)."""
+        return np.where(self.undefined, np.nan, self.values)
+
+
 def _run_surprisal(lm: LoadedModel, input_ids: np.ndarray, plan: ContextPlan, start: np.ndarray,
                    stop: np.ndarray, prefix: Sequence[int], batch_size: int | str = "auto") -> np.ndarray:
     """Summed surprisal (bits) of the tokens ``[start[i], stop[i])`` of each unit ``i``, each read
     from sequence ``plan.word_seq[i]`` (``input_ids`` coordinates)."""
     import torch
 
-    head = output_head(lm)
+    acc = SurprisalAccumulator(lm, input_ids, plan, start, stop, len(prefix))
     prefix = np.asarray(list(prefix), dtype=np.int64)
-    P = prefix.size
-    suffix = np.zeros(0, dtype=np.int64)
-    lengths = plan.seq_len + P
-    n = start.size
-    out = np.zeros(n)
-    undefined = np.zeros(n, dtype=bool)
-    by_seq = np.argsort(plan.word_seq, kind="stable")
-    bounds = np.searchsorted(plan.word_seq[by_seq], np.arange(plan.n_sequences + 1))
+    lengths = plan.seq_len + prefix.size
     pad_id = int(getattr(lm.tokenizer, "pad_token_id", None) or 0)
     if batch_size == "auto":
         size = max(1, AUTO_TOKEN_BUDGET.get(lm.device.type, 4096) // max(int(lengths.max()), 1))
@@ -102,29 +154,10 @@ def _run_surprisal(lm: LoadedModel, input_ids: np.ndarray, plan: ContextPlan, st
     with torch.inference_mode():
         for b0 in range(0, plan.n_sequences, size):
             seqs = order[b0:b0 + size]
-            ids_t, mask, _, _, L = _batch_inputs(lm, tokens, plan, seqs, lengths, prefix, suffix, pad_id)
-            last = lm.hidden_states(ids_t, mask)[-1]
-            rows, preds, targets, owner = [], [], [], []
-            for row, s in enumerate(seqs):
-                for i in by_seq[bounds[s]:bounds[s + 1]]:
-                    toks = np.arange(start[i], stop[i])
-                    pos = P + toks - plan.seq_start[s]  # in-sequence position of each token
-                    ok = pos >= 1
-                    if not ok.all():
-                        undefined[i] = True
-                    rows.append(np.full(ok.sum(), row))
-                    preds.append(pos[ok] - 1)
-                    targets.append(input_ids[toks[ok]])
-                    owner.append(np.full(ok.sum(), i))
-            rows_a, preds_a = np.concatenate(rows), np.concatenate(preds)
-            flat = torch.from_numpy(rows_a * L + preds_a).to(lm.device)
-            h = last.reshape(-1, last.shape[-1]).index_select(0, flat)
-            logp = torch.log_softmax(head(h).float(), dim=-1)
-            tgt = torch.from_numpy(np.concatenate(targets)).to(lm.device)
-            nll = -logp.gather(1, tgt[:, None])[:, 0].double().cpu().numpy() / LOG2
-            np.add.at(out, np.concatenate(owner), nll)
-    out[undefined] = np.nan
-    return out
+            ids_t, mask, _, offset, _ = _batch_inputs(lm, tokens, plan, seqs, lengths, prefix,
+                                                      np.zeros(0, dtype=np.int64), pad_id)
+            acc.add(seqs, lm.hidden_states(ids_t, mask)[-1], offset)
+    return acc.result()
 
 
 def word_surprisal(words: Any, model: Any, context_tokens: int | str = "full", stride: int | None = None,

@@ -197,6 +197,10 @@ def run_pipeline(
         config = copy.deepcopy(config)  # the caller's config is left as it was
         config.executor.kind = executor
         config.validate()
+    from .stimuli_run import is_stimulus_config, run_stimulus_pipeline
+
+    if is_stimulus_config(config):  # stimulus-level data sets: no time, no runs
+        return run_stimulus_pipeline(config, verbose=verbose)
     if config.executor.kind != "serial":
         from .distributed import run_distributed
 
