@@ -271,3 +271,27 @@ def test_cli_fit_stimuli_errors(cli_files, tmp_path, capsys):
     assert main(["fit", "--features", str(feats), "--responses", str(cli_files / "responses.csv"),
                  "--cv", "group-kfold:3", "--n-permutations", "0", "--out", str(tmp_path / "r.h5")]) == 1
     assert "no groups were given" in capsys.readouterr().err
+
+
+def test_cli_fit_subjects_and_baseline(cli_files, tmp_path, capsys):
+    """Several responses files are subjects (their mean fitted, a split-half ceiling); --nuisance
+    is a table of baseline regressors matched by id."""
+    from neuroenc.cli import main
+
+    feats = tmp_path / "f.h5"
+    main(["extract", "--model", str(cli_files / "model"), "--stimuli", str(cli_files / "sentences.csv"),
+          "--text-column", "sentence", "--group-column", "passage", "--out", str(feats)])
+    rng = np.random.default_rng(3)
+    ids = [f"s{i:02d}" for i in range(1, 19)]
+    for k in range(3):
+        rows = ["id,lang"] + [f"{i},{rng.standard_normal():.5f}" for i in ids]
+        (tmp_path / f"sub-{k}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "base.csv").write_text("id,length\n" + "\n".join(f"{i},{len(i) + n % 4}" for n, i in enumerate(ids))
+                                       + "\n", encoding="utf-8")
+    assert main(["fit", "--features", str(feats), "--responses", *[str(tmp_path / f"sub-{k}.csv") for k in range(3)],
+                 "--nuisance", str(tmp_path / "base.csv"), "--cv", "group-kfold:3", "--n-permutations", "9",
+                 "--out", str(tmp_path / "r.h5")]) == 0
+    res = EncodingResults.load(tmp_path / "r.h5")
+    assert res.noise_ceiling is not None and res.provenance["subjects_averaged"] == ["sub-0.csv", "sub-1.csv",
+                                                                                     "sub-2.csv"]
+    assert "r" in res.baseline and res.settings["baseline_regressors"] == ["length"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-import numpy as np
 import pandas as pd
 
 from ..stimuli.responses import StimulusResponses

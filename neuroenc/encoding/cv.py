@@ -319,8 +319,8 @@ def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
         splits = [(np.asarray(tr), np.asarray(te)) for tr, te in cv]
     else:
         raise TypeError(
-            f"cv must be 'auto', 'runs', 'blocks', 'kfold:K', 'group-kfold:K', an int, a splitter or a "
-            f"list of (train, test) splits, got {type(cv).__name__}."
+            f"cv must be 'auto', 'runs', 'blocks', an int, 'kfold:K', 'group-kfold:K' (stimuli), a splitter "
+            f"or a list of (train, test) splits, got {type(cv).__name__}."
         )
     return _check_splits(splits, n_samples)
 

@@ -34,8 +34,14 @@ STIMULUS_LOADERS = ("stimuli", "naturalstories_rt")
 
 
 def is_stimulus_loader(name: str) -> bool:
-    """Whether the loader ``name`` returns a stimulus-level data set."""
-    return name in STIMULUS_LOADERS or bool(getattr(get_loader(name), "stimulus_level", False))
+    """Whether the loader ``name`` returns a stimulus-level data set (False for a custom loader
+    that cannot be imported: loading it reports why)."""
+    if name in STIMULUS_LOADERS or name in LOADERS:
+        return name in STIMULUS_LOADERS
+    try:
+        return bool(getattr(get_loader(name), "stimulus_level", False))
+    except ConfigError:
+        return False
 
 GROUP = "group"
 
