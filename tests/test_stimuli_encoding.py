@@ -19,7 +19,7 @@ from neuroenc.encoding import (
     noise_ceiling_split_half,
     stimulus_cv,
 )
-from neuroenc.features.stimuli import StimulusFeatures
+from neuroenc.features import StimulusFeatures
 from neuroenc.stimuli import StimulusResponses
 
 

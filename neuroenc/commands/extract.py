@@ -230,7 +230,7 @@ def _check_source(args: argparse.Namespace) -> None:
 
 
 def _run_stimuli(args: argparse.Namespace) -> int:
-    from ..features.stimuli import StimulusExtractor, save_stimulus_features
+    from ..features import StimulusExtractor, save_stimulus_features
     from ..stimuli import read_stimuli, read_stimuli_events
 
     if args.stimuli.lower().endswith("_events.tsv"):

@@ -57,10 +57,9 @@ from .models import (
     sequence_prefix,
 )
 from .prenorm import capture_last_block
-from .stimuli import (
-    StimulusExtractor,
+from .stimuli import StimulusExtractor, extract_stimulus_features
+from .stimulus_features import (
     StimulusFeatures,
-    extract_stimulus_features,
     is_stimulus_file,
     load_stimulus_features,
     save_stimulus_features,
