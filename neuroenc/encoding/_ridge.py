@@ -396,8 +396,8 @@ def pooled_sums(B, Yt, pred) -> np.ndarray:
 
     Rows: ``n``, ``sum y``, ``sum p``, ``sum y^2``, ``sum p^2``, ``sum y p`` (float64).
     """
-    Yt = _f64(B, Yt)
-    pred = _f64(B, pred)
+    Yt = to_float64(B, Yt)
+    pred = to_float64(B, pred)
     sums = [Yt.sum(0), pred.sum(0), (Yt * Yt).sum(0), (pred * pred).sum(0), (Yt * pred).sum(0)]
     out = np.stack([np.asarray(B.to_numpy(v), dtype=np.float64) for v in sums])
     return np.vstack([np.full((1, out.shape[1]), float(Yt.shape[0])), out])

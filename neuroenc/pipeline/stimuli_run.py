@@ -184,6 +184,20 @@ def _stimulus_section(config: RunConfig, results: Any, baselines: pd.DataFrame |
     return ReportSection("Stimulus-level encoding", text, tables=tables)
 
 
+def stimulus_data_hash(responses: Any) -> str:
+    """The sha256 of a subject's stimulus responses as loaded (values, ids, target names), or of
+    every subject's for the group mean (a dict of them, in name order): the results key's data part."""
+    h = hashlib.sha256()
+    items = responses if isinstance(responses, dict) else {"": responses}
+    for name in sorted(items):
+        item = items[name]
+        data = np.ascontiguousarray(np.asarray(item.data, dtype="<f8"))
+        h.update(json.dumps([str(name), list(map(str, item.ids)), list(map(str, item.names)),
+                             list(data.shape)]).encode())
+        h.update(memoryview(data).cast("B"))
+    return h.hexdigest()
+
+
 def run_stimulus_pipeline(config: RunConfig, verbose: bool = True):
     """Run a stimulus-level config end to end (see the module docstring); returns a
     :class:`~neuroenc.pipeline.RunOutput`."""
@@ -228,10 +242,10 @@ def run_stimulus_pipeline(config: RunConfig, verbose: bool = True):
     base = {"features_files": {"stimuli": str(features_path)},
             "features_sha256": {"stimuli": _sha256_file(features_path)}, "dataset": dataset.name,
             "config": config.to_dict(), "config_file": config.source, "neuroenc_version": __version__}
-    key = results_key(config, {"stimuli": features_path})
     for subject, responses in fits.items():
         out = results_path(config, subject)
         paths[subject] = out
+        key = results_key(config, {"stimuli": features_path}, data_hash=stimulus_data_hash(responses))
         if results_current(out, key):
             logger.info("results of %s already complete: %s", subject, out)
             continue
