@@ -30,36 +30,13 @@ _FORMAT_OPTIONS = {
 }
 
 
-def _parse_batch(text: str):
-    if text == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid batch size {text!r}: use 'auto' or a number of sequences") from None
+def extractor_settings() -> dict:
+    """The extractor's options: :class:`~neuroenc.features.FeatureExtractor`'s parameters
+    (signature, constraints, numpydoc), as the run config's ``model`` section has them."""
+    from .._settings import settings_of
+    from ..features import FeatureExtractor
 
-
-def _parse_context(text: str):
-    if text == "full":
-        return "full"
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"invalid context {text!r}: use a number of tokens (>= 0) or 'full' (the whole run)")
-    return value
-
-
-_BOS = {"true": True, "false": False, "auto": "auto"}
-
-
-def _parse_bos(text: str):
-    try:
-        return _BOS[text.lower()]
-    except KeyError:
-        raise argparse.ArgumentTypeError(f"invalid choice {text!r}: use true, false or auto") from None
+    return settings_of(FeatureExtractor, exclude=("model", "verbose"))
 
 
 def _positive_float(text: str) -> float:
@@ -73,6 +50,8 @@ def _positive_float(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .._settings import add_options
+
     parser.add_argument("--model", required=True,
                         help="alias (smollm2-135m, minilm-l6), hub id, local folder or .gguf file")
     parser.add_argument("--transcript", required=True,
@@ -86,41 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoding", default=None,
                         help="the transcript's text encoding when it is not UTF-8, e.g. cp1252, latin-1")
     parser.add_argument("--name", default=None, help="run/story name (default: the file's stem)")
-    parser.add_argument("--layers", type=parse_layers, default="all", help=LAYERS_HELP)
-    parser.add_argument("--context-tokens", type=_parse_context, default=256,
-                        help="left context in tokens (default: 256), or 'full': all of the run before "
-                             "each word (the whole run in one forward pass; an error if it does not fit "
-                             "the model)")
-    parser.add_argument("--stride", type=int, default=None,
-                        help="--policy strided with a number of --context-tokens only: step between "
-                             "chunks (default: context-tokens // 2)")
-    parser.add_argument("--policy", default="strided", choices=["strided", "window"],
-                        help="context policy (default: strided)")
-    parser.add_argument("--pooling", default="last", choices=["last", "mean", "first"],
-                        help="which of a word's tokens gives its feature (default: last)")
-    parser.add_argument("--right-context", type=int, default=0,
-                        help="masked models: tokens of right context (default: 0)")
-    parser.add_argument("--prepend-bos", type=_parse_bos, default=False, metavar="{true,false,auto}",
-                        help="put the model's BOS token before every forward sequence, so that no word "
-                             "sits at position 0 (the attention sink); auto: where the model is causal "
-                             "and its tokenizer has one (default: false, the tokenizer's own special "
-                             "tokens only)")
-    parser.add_argument("--last-layer", default="normed", choices=["normed", "pre-norm"],
-                        help="the last layer after the model's final norm, as transformers gives it "
-                             "(normed, default), or the last block's output before it (pre-norm)")
-    parser.add_argument("--intervention", default=None,
-                        help="model intervention, e.g. skip:10-14 (see neuroenc.features.interventions)")
-    parser.add_argument("--batch-size", type=_parse_batch, default="auto",
-                        help="sequences per forward pass, or 'auto' (default)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
-    parser.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16 (default: auto)")
-    parser.add_argument("--revision", default=None,
-                        help="hub revision (branch, tag or commit; recorded as the commit it resolves to), "
-                             "or a label for a local folder (provenance only)")
-    parser.add_argument("--gguf-file", default=None, help="GGUF file inside --model (a folder or hub repo)")
     parser.add_argument("--out", default=None, help="output HDF5 file")
-    parser.add_argument("--cache-dir", default=None,
-                        help="feature cache folder (content-hashed files, reused when complete)")
+    # FeatureExtractor's parameters: defaults, allowed values and help from the library; an
+    # option not given is not passed, so the extractor's default applies.
+    add_options(parser.add_argument_group("extraction (neuroenc.features.FeatureExtractor)"),
+                extractor_settings(), types={"layers": parse_layers}, helps={"layers": "Command line: " + LAYERS_HELP + "."},
+                metavars={"layers": "LAYERS"})
 
 
 def _reader_options(args: argparse.Namespace) -> dict:
@@ -145,20 +95,22 @@ def _reader_options(args: argparse.Namespace) -> dict:
 
 
 def _check_combinations(args: argparse.Namespace) -> None:
+    from .._settings import effective
     from ..pipeline.preflight import check_device, check_model_source
     from ._common import check_out
 
-    if args.out is None and args.cache_dir is None:
+    opts = argparse.Namespace(**effective(args, extractor_settings()))
+    if args.out is None and opts.cache_dir is None:
         raise ValueError("give --out FILE.h5 (or --cache-dir DIR) to say where the features go.")
     check_out(args.out, [args.transcript, args.model], example="features.h5")
-    check_device(args.device)
-    check_model_source(args.model, args.gguf_file)
-    if args.stride is not None and args.policy != "strided":
+    check_device(opts.device)
+    check_model_source(args.model, opts.gguf_file)
+    if opts.stride is not None and opts.policy != "strided":
         raise ValueError(
-            f"--stride applies to --policy strided only; --policy {args.policy} runs one forward "
+            f"--stride applies to --policy strided only; --policy {opts.policy} runs one forward "
             "pass per word. Drop --stride, or use --policy strided."
         )
-    if args.stride is not None and args.context_tokens == "full":
+    if opts.stride is not None and opts.context_tokens == "full":
         raise ValueError(
             "--stride applies to a number of --context-tokens; --context-tokens full puts the whole "
             "run in one forward pass. Drop --stride, or give --context-tokens a number."
@@ -166,18 +118,13 @@ def _check_combinations(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._settings import given
     from ..features import FeatureExtractor, save_features
     from ..stimuli import read_transcript
 
     _check_combinations(args)
     transcript = read_transcript(args.transcript, **_reader_options(args))
-    extractor = FeatureExtractor(
-        args.model, layers=args.layers, context_tokens=args.context_tokens, stride=args.stride,
-        policy=args.policy, pooling=args.pooling, right_context=args.right_context,
-        prepend_bos=args.prepend_bos, last_layer=args.last_layer, batch_size=args.batch_size,
-        device=args.device, dtype=args.dtype, revision=args.revision, gguf_file=args.gguf_file,
-        cache_dir=args.cache_dir, intervention=args.intervention,
-    )
+    extractor = FeatureExtractor(args.model, **given(args, extractor_settings()))
     features = extractor.transform(transcript)
     path = features.attrs.get("path")
     if args.out is not None:
@@ -185,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     n_fwd = features.attrs.get("n_token_forwards")
     print(
         f"{features.n_words} words x {len(features)} layers x {features.n_features()} features "
-        f"({features.model}, {args.policy}, context {args.context_tokens}"
+        f"({features.model}, {extractor.policy}, context {extractor.context_tokens}"
         + (f", {n_fwd / features.n_words:.2f} token-forwards/word" if n_fwd else "")
         + f") -> {path}"
     )

@@ -4,11 +4,17 @@ Example::
 
     neuroenc fit --features alice.h5 --responses s18-timecourses.txt --tr 2.0 --start 20.0 \\
         --delays 1,2,3,4 --cv auto --nuisance s18-rate.txt s18-sndpwr.txt --out s18.h5
+    neuroenc fit --features alice.h5 --responses s18-timecourses.txt --tr 2.0 --start 20.0 \\
+        --hrf glover --out s18-hrf.h5          # the HRF carries the lag: delay 0
 
 One features file (from ``neuroenc extract``) per run; the responses files are paired with them
 in order and take their run names. Responses: ``.npy``, ``.txt``/``.tsv``/``.csv`` (a header row
 names the targets), NIfTI (``--mask`` needed) or an mne ``.fif`` (a time-lagged MEG/EEG design,
-``--lags``).
+``--tmin``/``--tmax``).
+
+The design and fit options are the parameters of :func:`~neuroenc.align.make_fmri_design`
+(:func:`~neuroenc.align.make_meg_design`) and :func:`~neuroenc.encoding.fit_encoding`, with
+their defaults: an option not given is not passed.
 """
 from __future__ import annotations
 
@@ -26,20 +32,26 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+#: Options of the design that the command line names otherwise or not at all: ``sfreq`` (the
+#: rate of array responses here, ``--sfreq``) and MEG's event ``kind`` (``--event-kind``).
+_OPTION_NAMES = {"kind": "--event-kind"}
 
 
-def parse_alphas(text: str) -> np.ndarray:
-    """``"logspace:-1,7,17"`` (powers of 10) or a comma list of numbers."""
-    if text.startswith("logspace:"):
-        start, stop, num = _floats(text.split(":", 1)[1])
-        return np.logspace(start, stop, int(num))
-    return np.asarray(_floats(text))
+def design_settings() -> dict:
+    """The design's options: :func:`~neuroenc.align.make_fmri_design`'s and
+    :func:`~neuroenc.align.make_meg_design`'s parameters, as the run config's ``alignment``
+    section has them (less ``sfreq``, which names the responses' rate here)."""
+    from ..pipeline.config import section_settings
+
+    return {k: v for k, v in section_settings("alignment").items() if k != "sfreq"}
 
 
-def parse_cv(text: str):
-    return int(text) if text.isdigit() else text
+def encoding_settings() -> dict:
+    """The fit's options: :func:`~neuroenc.encoding.fit_encoding`'s parameters, as the run
+    config's ``encoding`` section has them (less its config-only keys)."""
+    from ..pipeline.config import ENCODING_ONLY, section_settings
+
+    return {k: v for k, v in section_settings("encoding").items() if k not in ENCODING_ONLY}
 
 
 def _nuisance_source(paths, responses, runs):
@@ -89,6 +101,8 @@ def best_lines(results, max_targets: int = 20) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .._settings import add_options
+
     parser.add_argument("--features", nargs="+", required=True, metavar="F.h5",
                         help="feature files, one per run (neuroenc extract)")
     parser.add_argument("--responses", nargs="+", required=True, metavar="PATH",
@@ -101,36 +115,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-names", type=lambda t: [x.strip() for x in t.split(",")], default=None,
                         help="names of the response columns, e.g. LATL,RATL,LPTL (default: from the file)")
     parser.add_argument("--layers", type=parse_layers, default="all", help=LAYERS_HELP)
-    parser.add_argument("--delays", type=_ints, default=[1, 2, 3, 4], help="FIR delays in TRs (default 1,2,3,4)")
-    parser.add_argument("--hrf", default=None, choices=("glover", "spm"), help="convolve with a canonical HRF")
-    parser.add_argument("--method", default="lanczos", choices=("lanczos", "sinc", "rect", "nearest"),
-                        help="resampling to the TR grid (default lanczos)")
-    parser.add_argument("--trim", type=_ints, default=[0, 0], help="TRs dropped at the start,end of every run")
-    parser.add_argument("--lags", type=_floats, default=[-0.1, 0.6], help="MEG/EEG lags tmin,tmax in seconds")
     parser.add_argument("--nuisance", nargs="+", default=None, metavar="PATH",
                         help="baseline regressors on the response grid (e.g. word rate, sound power): "
                              "one file per run, or several files for a single run")
-    parser.add_argument("--cv", type=parse_cv, default="auto",
-                        help="'auto' (leave-one-run-out, or blocks for one run), 'runs', 'blocks' or a number of folds")
-    parser.add_argument("--n-blocks", type=int, default=5, help="blocks for a single run (default 5)")
-    parser.add_argument("--gap", type=int, default=None, help="samples dropped around test blocks (default: longest delay + 1)")
-    parser.add_argument("--inner-cv", type=int, default=5, help="inner folds for the penalties (default 5)")
-    parser.add_argument("--alphas", type=parse_alphas, default=None,
-                        help="ridge penalties: 'logspace:-1,7,17' (default) or a comma list")
-    parser.add_argument("--n-permutations", type=int, default=1000, help="permutations for p-values (default 1000)")
-    parser.add_argument("--permutation", default="auto", choices=("auto", "refit", "circular", "block"),
-                        help="null of the permutation test: refit (calibrated), circular or block (fixed "
-                        "predictions: cheaper, p too small), auto (refit unless too costly; default)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "numpy", "torch", "torch_cuda"))
-    parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "float64"))
-    parser.add_argument("--n-targets-batch", type=int, default=None, help="targets per batch (memory)")
     parser.add_argument("--subject", default=None, help="subject id, for the results' provenance")
     parser.add_argument("--dataset", default=None, help="data set name, for the results' provenance")
-    parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--out", required=True, help="the results file to write (.h5)")
+    # The library's parameters: defaults, allowed values and help from its signatures and
+    # docstrings; an option not given is not passed, so the library's default applies.
+    add_options(parser.add_argument_group(
+        "design (neuroenc.align.make_fmri_design; tmin, tmax, decim, event kind, resample method: "
+        "make_meg_design, for MEG/EEG responses)"), design_settings(), names=_OPTION_NAMES)
+    add_options(parser.add_argument_group("encoding (neuroenc.encoding.fit_encoding)"), encoding_settings())
+
+
+def _design_options(args: argparse.Namespace, make) -> dict:
+    """The design options given, for ``make``; one that does not apply to the responses is an
+    error (never silently ignored)."""
+    import inspect
+
+    from .._settings import given, option_name
+
+    options = given(args, design_settings())
+    accepted = set(inspect.signature(make).parameters)
+    wrong = [k for k in options if k not in accepted]
+    if wrong:
+        kind = "MEG/EEG" if make.__name__ == "make_meg_design" else "fMRI"
+        flags = ", ".join(_OPTION_NAMES.get(k, option_name(k)) for k in wrong)
+        raise ValueError(f"{flags} do(es) not apply to {kind} responses ({make.__name__}); drop {flags}.")
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._settings import given
     from .._validation import _sha256_file
     from ..align import make_fmri_design, make_meg_design
     from ..encoding import fit_encoding
@@ -154,12 +171,8 @@ def run(args: argparse.Namespace) -> int:
                                 subject=args.subject, names=args.target_names)
                  for path, start, run in zip(args.responses, starts, runs)]
     kinds = {r.kind for r in responses}
-    if kinds == {"meg"}:
-        tmin, tmax = args.lags
-        design = make_meg_design(features, responses, tmin=tmin, tmax=tmax)
-    else:
-        design = make_fmri_design(features, responses, method=args.method, trim=tuple(args.trim),
-                                  delays=tuple(args.delays), hrf=args.hrf)
+    make = make_meg_design if kinds == {"meg"} else make_fmri_design
+    design = make(features, responses, **_design_options(args, make))
     nuisance = None
     if args.nuisance:
         nuisance = design.nuisance(_nuisance_source(args.nuisance, responses, runs))
@@ -176,12 +189,9 @@ def run(args: argparse.Namespace) -> int:
     for key in ("mask", "affine", "shape"):
         if key in responses[0].info:
             provenance[key] = responses[0].info[key]
-    results = fit_encoding(
-        design, nuisance=nuisance, alphas=args.alphas, cv=args.cv, n_blocks=args.n_blocks, gap=args.gap,
-        inner_cv=args.inner_cv, backend=args.backend, dtype=args.dtype, n_targets_batch=args.n_targets_batch,
-        n_permutations=args.n_permutations, permutation=args.permutation, random_state=args.random_state,
-        provenance=provenance, settings={"alignment": design.settings}, verbose=True,
-    )
+    results = fit_encoding(design, nuisance=nuisance, provenance=provenance,
+                           settings={"alignment": design.settings}, verbose=True,
+                           **given(args, encoding_settings()))
     path = results.save(args.out)
     print(f"Results written to {path.resolve()} ({results.n_layers} layers x {results.n_targets} targets)")
     print(best_lines(results))

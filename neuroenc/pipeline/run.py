@@ -27,6 +27,7 @@ from .tasks import (
     extract_run,
     fit_subject,
     make_extractor,
+    mapping_params,
     noise_ceilings,
     output_dir,
     results_path,
@@ -262,7 +263,7 @@ def _finish_run(config: RunConfig, features: dict[str, Path], results: dict[str,
         t0 = time.time()
         individual = [p for s, p in results.items() if s != GROUP]
         if GROUP in results and individual:
-            mapping = map_layers(individual, random_state=config.encoding.random_state)
+            mapping = map_layers(individual, **mapping_params(config))
         sections = ([_group_section(EncodingResults.load(results[GROUP]), config.encoding.random_state, mapping)]
                     if GROUP in results else [])
         report, mapping = write_report(config, list(results.values()), sections=sections, mapping=mapping)
