@@ -476,7 +476,7 @@ class Setting:
         if shown and not all(isinstance(c, (Choices, _Simple)) and getattr(c, "kind", "") != "type"
                              for c in shown):
             text += f" Values: {self.expected('cli')}."
-        if self.default is not REQUIRED and not re.search(r"\bdefault\b", self.doc, re.IGNORECASE):
+        if self.default is not REQUIRED and not re.search(r"\bdefault\b", text, re.IGNORECASE):
             text += f" (default: {_show_default(self.default)})"
         return (text + " " + extra).strip().replace("%", "%%")
 
