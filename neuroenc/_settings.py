@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import inspect
-import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
