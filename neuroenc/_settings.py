@@ -17,9 +17,10 @@ default, and its numpydoc ``Parameters`` section the help text. This module read
 Constraints are scikit-learn's (:class:`~sklearn.utils._param_validation.Interval`, ``None``,
 ``"boolean"``, a type, :class:`~sklearn.utils._param_validation.Hidden`) plus three defined
 here: :class:`Choices` (scikit-learn's ``StrOptions``, keeping the order in which the choices
-are written), :class:`ListOf` (a list whose items satisfy constraints) and :class:`Logspace`
-(a log-spaced grid, written ``{logspace: [start, stop, num]}`` in a config and
-``logspace:start,stop,num`` on the command line).
+are written), :class:`ListOf` (a list whose items satisfy constraints), :class:`Pattern` (a
+string of a given form, ``kfold:K``) and :class:`Logspace` (a log-spaced grid, written
+``{logspace: [start, stop, num]}`` in a config and ``logspace:start,stop,num`` on the command
+line).
 
 A new option (a reader's column, a pooling, a CV scheme) is declared on the library function
 that takes it: its signature, its constraint and its numpydoc line; the config key and the
@@ -152,6 +153,36 @@ class Logspace:
         return np.logspace(float(start), float(stop), int(num))
 
 
+class Pattern:
+    """A string of a given form, e.g. ``Pattern(r"kfold:\\d+", "kfold:K")`` for a CV scheme
+    with a number in it.
+
+    Parameters
+    ----------
+    regex : str
+        The form (the whole string must match).
+    text : str
+        The form in words, for messages and help.
+    """
+
+    hidden = False
+
+    def __init__(self, regex: str, text: str) -> None:
+        self.regex = re.compile(regex)
+        self.text = text
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, str) and self.regex.fullmatch(value) is not None
+
+    def describe(self, style: str = "yaml") -> str:
+        return self.text
+
+    def from_text(self, text: str) -> str:
+        if not self.is_satisfied_by(text):
+            raise ValueError(text)
+        return text
+
+
 class _Simple:
     """``None``, ``"boolean"`` or a type, as scikit-learn's ``make_constraint`` reads them."""
 
@@ -182,7 +213,7 @@ def _make(spec: Any) -> Any:
         return _Simple("boolean")
     if isinstance(spec, type):
         return _Simple("type", spec)
-    if isinstance(spec, (Interval, Choices, ListOf, Logspace)):
+    if isinstance(spec, (Interval, Choices, ListOf, Logspace, Pattern)):
         return spec
     raise TypeError(f"unknown constraint {spec!r}")
 
@@ -210,7 +241,7 @@ def _number(x: Any) -> str:
 
 def _describe(c: Any, style: str = "yaml", plural: bool = False) -> str:
     """Words for a constraint: ``an int >= 0``, ``'full'``, ``null``, ``a list of ints``."""
-    if isinstance(c, (ListOf, Logspace)):
+    if isinstance(c, (ListOf, Logspace, Pattern)):
         return c.describe(style)
     if isinstance(c, Choices):
         return str(c)
@@ -263,7 +294,7 @@ def _text_priority(c: Any) -> int:
         return 2
     if isinstance(c, Interval):
         return 3 if c.type is Integral else 4
-    if isinstance(c, Logspace):
+    if isinstance(c, (Logspace, Pattern)):
         return 5
     return 6  # ListOf
 
@@ -273,7 +304,7 @@ _BOOLS = {"true": True, "false": False}
 
 def _from_text(c: Any, text: str) -> Any:
     """A command-line text as a value of constraint ``c`` (ValueError if it cannot be one)."""
-    if isinstance(c, (ListOf, Logspace)):
+    if isinstance(c, (ListOf, Logspace, Pattern)):
         return c.from_text(text)
     if isinstance(c, Choices):
         if text in c.values:
@@ -709,7 +740,7 @@ def effective(args: argparse.Namespace, settings: Mapping[str, Setting]) -> dict
 
 
 __all__ = [
-    "REQUIRED", "Choices", "Hidden", "Interval", "ListOf", "Logspace", "Section", "Setting",
+    "REQUIRED", "Choices", "Hidden", "Interval", "ListOf", "Logspace", "Pattern", "Section", "Setting",
     "add_options", "constraints_of", "declare", "describe", "effective", "given",
     "merge_settings", "option_name", "parameter_docs", "settings_of",
 ]

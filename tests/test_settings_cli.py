@@ -204,3 +204,32 @@ def test_settings_of_reads_signature_constraints_and_numpydoc():
                                          "got 'c' instead."):
         mode.check("c", "toy.mode")
     assert settings_of(_toy, include=("x",))["x"].default is REQUIRED
+
+
+def test_a_new_option_plugs_in_by_its_declaration():
+    """An option declared on a library function (signature, constraint, numpydoc) becomes a
+    command-line option and a config key, checked, with its help and default."""
+    from neuroenc._settings import Pattern, Section, add_options, given
+
+    @declare({"cv": [Choices("auto", "runs"), Pattern(r"kfold:[1-9]\d*", "kfold:K")]})
+    def fit(data, cv="auto"):
+        """Fit.
+
+        Parameters
+        ----------
+        data : array
+        cv : str
+            The folds: by run, or K folds.
+        """
+
+    settings = settings_of(fit, exclude=("data",))
+    parser = argparse.ArgumentParser()
+    add_options(parser, settings)
+    assert given(parser.parse_args(["--cv", "kfold:5"]), settings) == {"cv": "kfold:5"}
+    assert given(parser.parse_args([]), settings) == {}
+    assert "Values: 'auto', 'runs' or kfold:K. (default: auto)" in " ".join(parser.format_help().split())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--cv", "kfold:x"])
+    assert Section("encoding", settings, {"cv": "kfold:3"}).kwargs(fit) == {"cv": "kfold:3"}
+    with pytest.raises(ValueError, match=r"encoding.cv must be 'auto', 'runs' or kfold:K; got 'kfold:0'"):
+        Section("encoding", settings, {"cv": "kfold:0"})
