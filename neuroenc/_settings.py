@@ -263,9 +263,11 @@ def _describe(c: Any, style: str = "yaml", plural: bool = False) -> str:
         return "null" if style == "yaml" else "none"
     if c.kind == "boolean":
         return "true or false"
-    name = {str: "a string", dict: "a mapping", bool: "true or false", int: "an int",
-            float: "a number"}.get(c.type, f"a {c.type.__name__}")
-    return name + ("s" if plural and name.startswith("a ") else "")
+    if plural:
+        return {str: "strings", dict: "mappings", int: "ints", float: "numbers"}.get(
+            c.type, f"{c.type.__name__} objects")
+    return {str: "a string", dict: "a mapping", int: "an int", float: "a number"}.get(
+        c.type, f"a {c.type.__name__}")
 
 
 def _words(c: Any, style: str) -> list[str]:

@@ -5,9 +5,9 @@
 - :func:`make_delayed`, :class:`Delayer`: FIR delays (zero-filled, within runs);
   :func:`convolve_hrf`, :class:`HRFConvolver`: canonical HRF; :func:`zscore`, :class:`ZScore`.
 - :func:`event_matrix`, :func:`lag_samples`, :func:`resample_response`: the MEG/EEG side.
-- :func:`make_fmri_design` (``fmri``; :func:`fmri_delays`: its delays), :func:`make_meg_design` (``meg``) → :class:`Design`
-  (``design``): features and responses paired by run name, checked, aligned, z-scored,
-  delayed/lagged, stacked; :meth:`Design.nuisance` (``nuisance``) and :func:`word_rate`
+- :func:`make_fmri_design` (``fmri``; :func:`fmri_delays`: its delays), :func:`make_meg_design`
+  (``meg``) → :class:`Design` (``design``): features and responses paired by run name,
+  checked, aligned, z-scored, delayed/lagged, stacked; :meth:`Design.nuisance` (``nuisance``) and :func:`word_rate`
   (``wordrate``) for nuisance bands; :attr:`Design.reach` for CV gaps.
 - :func:`check_coverage`, :func:`match_runs`: the checks, usable on their own.
 

@@ -69,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # FeatureExtractor's parameters: defaults, allowed values and help from the library; an
     # option not given is not passed, so the extractor's default applies.
     add_options(parser.add_argument_group("extraction (neuroenc.features.FeatureExtractor)"),
-                extractor_settings(), types={"layers": parse_layers}, helps={"layers": "Command line: " + LAYERS_HELP + "."},
+                extractor_settings(), types={"layers": parse_layers},
+                helps={"layers": "Command line: " + LAYERS_HELP + "."},
                 metavars={"layers": "LAYERS"})
 
 
