@@ -88,6 +88,35 @@ _OPTION_HINTS: dict[str, list[tuple[str, str]]] = {
 _OPTION_HINTS["demo"] = _OPTION_HINTS["run"]
 
 
+def _setting_hints(command: str | None) -> list[tuple[str, str]]:
+    """``name=`` -> the command's option for every library setting it derives
+    (:mod:`neuroenc._settings`): ``--context-tokens`` for extract, ``--set model.stride=`` for
+    run. A name two sections share (``dtype``) is left as it is."""
+    from ._settings import option_name
+
+    if command == "extract":
+        from .commands.extract import extractor_settings
+
+        options = {name: option_name(name) + " " for name in extractor_settings()}
+    elif command == "fit":
+        from .commands.fit import _OPTION_NAMES, design_settings, encoding_settings
+
+        options = {name: _OPTION_NAMES.get(name, option_name(name)) + " "
+                   for name in (*design_settings(), *encoding_settings())}
+    elif command in ("run", "demo"):
+        from .pipeline.config import section_settings
+
+        owners: dict[str, list[str]] = {}
+        for section in ("model", "alignment", "encoding"):
+            for name in section_settings(section, "either"):  # story and stimulus-level data sets
+                owners.setdefault(name, []).append(section)
+        options = {name: f"--set {sections[0]}.{name}=" for name, sections in owners.items()
+                   if len(sections) == 1}
+    else:
+        return []
+    return [(rf"(?<![\w.\-]){name}=", option) for name, option in options.items()]
+
+
 def user_message(err: BaseException, command: str | None = None) -> str:
     """The one-line message of a user error, its hints in the command's own options."""
     import re
@@ -96,7 +125,9 @@ def user_message(err: BaseException, command: str | None = None) -> str:
     if isinstance(err, OSError) and not isinstance(err, NeuroencError) and err.strerror and err.filename:
         # PermissionError(13, ...) and friends: say which file and what went wrong, plainly
         message = f"{err.strerror}: {err.filename!r}" + (f" -> {err.filename2!r}" if err.filename2 else "")
-    for pattern, replacement in _OPTION_HINTS.get(command or "", []):
+    for pattern, replacement in [*_OPTION_HINTS.get(command or "", []), *_setting_hints(command)]:
+        # a name, not the end of one already replaced ("--set alignment.trim=")
+        pattern = pattern.replace(r"\b", r"(?<![\w.\-])", 1) if pattern.startswith(r"\b") else pattern
         message = re.sub(pattern, replacement, message)
     return message or type(err).__name__
 

@@ -160,7 +160,7 @@ def test_fit_cli_meg_fif(tmp_path, rng):
     raw = mne.io.RawArray(data, mne.create_info(["MEG1", "MEG2"], sfreq, "mag"), verbose="error")
     raw.save(tmp_path / "story_raw.fif", verbose="error")
     out = tmp_path / "meg.h5"
-    code = _run(["--features", path, "--responses", tmp_path / "story_raw.fif", "--lags", "0,0.3",
+    code = _run(["--features", path, "--responses", tmp_path / "story_raw.fif", "--tmin", "0", "--tmax", "0.3",
                  "--n-permutations", 0, "--n-blocks", 3, "--inner-cv", 2, "--out", out])
     assert code == 0
     res = EncodingResults.load(out)

@@ -69,8 +69,13 @@ def test_sweep_loads_each_layer_once(rng):
         return layers[layer]
 
     Y = responses_from(rng, layers[2], n_targets=3)
-    LayerSweep(cv=3, gap=0, inner_cv=2, refit=False).fit(LayerDesigns([0, 1, 2], getter), Y)
+    LayerSweep(cv=3, gap=0, inner_cv=2, refit=False, n_permutations=0).fit(LayerDesigns([0, 1, 2], getter), Y)
     assert calls == [0, 1, 2]
+    # with permutations (the default), the layer comparisons' residual draws refit every layer
+    # once more, after the main fit
+    calls.clear()
+    LayerSweep(cv=3, gap=0, inner_cv=2, refit=False, n_permutations=20).fit(LayerDesigns([0, 1, 2], getter), Y)
+    assert calls == [0, 1, 2, 0, 1, 2]
 
 
 def test_sweep_clone_and_params():
@@ -316,11 +321,3 @@ def test_refit_null_flops_estimate_follows_the_cheaper_order(rng, p, t):
             _ridge.refit_null(B, split, gram, Y, alphas, best, draws, counter=counter)
     estimate = _ridge.refit_null_flops(n, p, t, n_draws, n_folds, n_alphas=4)
     assert 0.5 < estimate / counter["flops"] < 2.0
-
-
-def test_n_outer_folds_follows_make_cv():
-    from neuroenc.pipeline.tasks import n_outer_folds
-
-    assert n_outer_folds("auto", 1, 5) == 5 and n_outer_folds("auto", 9, 5) == 9
-    assert n_outer_folds("blocks", 9, 4) == 4 and n_outer_folds("runs", 9, 4) == 9
-    assert n_outer_folds(3, 9, 5) == 3

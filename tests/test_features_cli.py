@@ -135,7 +135,7 @@ def test_extract_command_bad_option_values(files, capsys):
             "--out", str(files / "never.h5")]
     for extra, message in ((["--words-per-second", "0"], "argument --words-per-second: must be a positive number, got '0'"),
                            (["--words-per-second", "fast"], "must be a positive number, got 'fast'"),
-                           (["--batch-size", "big"], "argument --batch-size: invalid batch size 'big'"),
+                           (["--batch-size", "big"], "argument --batch-size: invalid value 'big': must be an int >= 1 or 'auto'"),
                            (["--layers", "3-1"], "invalid layer range '3-1': it ends before it starts; write 1-3"),
                            (["--layers", ","], "no layers in ',': use 'all'")):
         with pytest.raises(SystemExit):

@@ -346,20 +346,23 @@ def _config(**model):
 
 def test_config_model_options():
     params = extractor_params(_config(context_tokens="full", prepend_bos="auto", last_layer="pre-norm"))
-    assert (params["context_tokens"], params["stride"], params["prepend_bos"], params["last_layer"]) == (
-        "full", None, "auto", "pre-norm")
-    default = extractor_params(_config())
-    assert (default["context_tokens"], default["stride"], default["prepend_bos"], default["last_layer"]) == (
-        256, None, False, "normed")
+    assert params == {"context_tokens": "full", "prepend_bos": "auto", "last_layer": "pre-norm"}
+    # nothing given: nothing passed, the extractor's defaults apply (and the config reads them)
+    config = _config()
+    assert extractor_params(config) == {}
+    assert (config.model.context_tokens, config.model.stride, config.model.prepend_bos,
+            config.model.last_layer) == (256, None, False, "normed")
     assert extractor_params(_config(context_tokens=64, stride=16))["stride"] == 16
+    # one bound for context_tokens (the extractor's, >= 0): 0 is valid everywhere
+    assert extractor_params(_config(context_tokens=0))["context_tokens"] == 0
     bad = [
-        (dict(context_tokens="abc"), r"model.context_tokens in 'run.yaml' must be a number of tokens "
-                                     r"\(an int >= 1\) or 'full', got 'abc'"),
-        (dict(context_tokens=0), r"model.context_tokens .* got 0"),
-        (dict(context_tokens="full", stride=8), r"model.stride in 'run.yaml' applies to a number of "
-                                                r"context_tokens, but context_tokens is 'full'"),
-        (dict(stride="8"), r"model.stride in 'run.yaml' must be an int >= 1 .*got '8'"),
-        (dict(prepend_bos="yes"), r"model.prepend_bos in 'run.yaml' must be true, false or auto, got 'yes'"),
+        (dict(context_tokens="abc"), r"model.context_tokens in 'run.yaml' must be an int >= 0 or 'full'; "
+                                     r"got 'abc'"),
+        (dict(context_tokens=-1), r"model.context_tokens .* got -1"),
+        (dict(context_tokens="full", stride=8), r"model settings in 'run.yaml': stride=8 applies to a number "
+                                                r"of context_tokens, but context_tokens='full'"),
+        (dict(stride="8"), r"model.stride in 'run.yaml' must be null or an int >= 1; got '8'"),
+        (dict(prepend_bos="yes"), r"model.prepend_bos in 'run.yaml' must be true, false or 'auto'; got 'yes'"),
         (dict(last_layer="pre"), r"Invalid value for 'model.last_layer' in 'run.yaml'. Allowed values are "
                                  r"'normed', 'pre-norm', but got 'pre'"),
     ]
@@ -385,7 +388,7 @@ def test_extract_command_options(tmp_path, capsys):
             in capsys.readouterr().err)
     with pytest.raises(SystemExit):
         main(base + ["--prepend-bos", "maybe", "--out", str(out)])
-    assert "invalid choice 'maybe': use true, false or auto" in capsys.readouterr().err
+    assert "argument --prepend-bos: invalid value 'maybe': must be true, false or 'auto'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(base + ["--context-tokens", "whole", "--out", str(out)])
-    assert "use a number of tokens (>= 0) or 'full'" in capsys.readouterr().err
+    assert "argument --context-tokens: invalid value 'whole': must be an int >= 0 or 'full'" in capsys.readouterr().err

@@ -7,7 +7,8 @@ from neuroenc.pipeline import ConfigError, config_from_dict, load_config
 
 def test_defaults_and_alpha_grid():
     cfg = config_from_dict({"dataset": {"loader": "alice"}})
-    assert cfg.model.name == "smollm2-135m" and cfg.alignment.delays == [1, 2, 3, 4]
+    # delays: make_fmri_design's default (None: (1, 2, 3, 4), or (0,) with an HRF)
+    assert cfg.model.name == "smollm2-135m" and cfg.alignment.delays is None
     np.testing.assert_allclose(cfg.encoding.alpha_grid(), np.logspace(-1, 7, 17))
     cfg = config_from_dict({"dataset": {"loader": "alice"}, "encoding": {"alphas": [1, 10]}})
     np.testing.assert_array_equal(cfg.encoding.alpha_grid(), [1.0, 10.0])
@@ -21,8 +22,9 @@ def test_defaults_and_alpha_grid():
         ({"dataset": {"loader": "alice"}, "modle": {}}, "unknown section 'modle'.*did you mean 'model'"),
         ({"dataset": {}}, "dataset.loader is required"),
         ({"dataset": {"loader": "alice"}, "model": {"pooling": "max"}}, "Invalid value for 'model.pooling'"),
-        ({"dataset": {"loader": "alice"}, "alignment": {"trim": [1]}}, r"alignment.trim must be \[first, last\]"),
-        ({"dataset": {"loader": "alice"}, "encoding": {"alphas": [-1]}}, "must be positive"),
+        ({"dataset": {"loader": "alice"}, "alignment": {"trim": [1]}},
+         r"alignment.trim must be an int >= 0 or a list of 2 ints >= 0; got \[1\]"),
+        ({"dataset": {"loader": "alice"}, "encoding": {"alphas": [-1]}}, "a list of positive numbers; got \\[-1\\]"),
         ({"dataset": {"loader": "alice"}, "encoding": {"alphas": {"linspace": [1, 2, 3]}}}, "logspace"),
         ({"dataset": {"loader": "alice"}, "executor": {"kind": "mpi"}}, "Invalid value for 'executor.kind'"),
         ({"dataset": {"loader": "alice"}, "model": "big"}, "section 'model' must be a mapping"),

@@ -8,7 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from neuroenc.pipeline.dask_memory import FitShape, fit_task_bytes, partition_fit, target_chunk_size
+from neuroenc.encoding.memory import FitShape, fit_task_bytes, partition_fit, target_chunk_size
 
 GiB = 2**30
 

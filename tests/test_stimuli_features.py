@@ -227,7 +227,8 @@ def test_extract_cli_stimuli(tmp_path, capsys):
 @pytest.mark.parametrize("extra, match", [
     (["--transcript", "x.txt"], "give either --transcript .* or --stimuli"),
     (["--policy", "window"], r"--policy applies to --transcript only"),
-    (["--pooling", "first"], "--pooling first applies to words"),
+    (["--pooling", "first"], r"--pooling first applies to --transcript only; with --stimuli give 'mean', 'last' "
+                             r"or 'last-word'"),
     (["--context-tokens", "8"], "--context-tokens applies to --context group"),
 ])
 def test_extract_cli_stimuli_errors(tmp_path, capsys, extra, match):

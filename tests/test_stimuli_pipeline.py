@@ -66,20 +66,22 @@ def test_run_stimuli_end_to_end(files, tmp_path):
 
 
 @pytest.mark.parametrize("changes, match", [
-    ({"model.pooling": "first"}, "model.pooling 'first' applies to words"),
+    # the model section is StimulusExtractor's: checked when the config is read
+    ({"model.pooling": "first"}, r"Invalid value for 'model.pooling'. Allowed values are 'mean', 'last', 'last-word', "
+                                 r"but got 'first' instead: 'first' applies to story data sets \(FeatureExtractor\)"),
+    ({"model.context": "none"}, "context_tokens and stride apply to context='group'"),
     ({"dataset.runs": ["x"]}, "dataset.runs applies to story data sets"),
-    ({"model.context": "none"}, "model.context_tokens and model.stride apply to model.context: group"),
     ({"encoding.baseline": ["length", "loudness"]}, r"unknown regressor\(s\) \['loudness'\]"),
     ({"executor.kind": "local:2"}, "stimulus-level runs .* run in one process"),
 ])
 def test_run_stimuli_config_errors(files, tmp_path, changes, match):
     values = dict(changes)
-    if "executor.kind" in values:
-        config = _config(files, tmp_path)
-        config.executor.kind = values["executor.kind"]
-    else:
-        config = _config(files, tmp_path, **values)
     with pytest.raises(ConfigError, match=match):
+        if "executor.kind" in values:
+            config = _config(files, tmp_path)
+            config.executor.kind = values["executor.kind"]
+        else:
+            config = _config(files, tmp_path, **values)
         run_pipeline(config, verbose=False)
 
 

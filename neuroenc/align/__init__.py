@@ -5,9 +5,9 @@
 - :func:`make_delayed`, :class:`Delayer`: FIR delays (zero-filled, within runs);
   :func:`convolve_hrf`, :class:`HRFConvolver`: canonical HRF; :func:`zscore`, :class:`ZScore`.
 - :func:`event_matrix`, :func:`lag_samples`, :func:`resample_response`: the MEG/EEG side.
-- :func:`make_fmri_design` (``fmri``), :func:`make_meg_design` (``meg``) → :class:`Design`
-  (``design``): features and responses paired by run name, checked, aligned, z-scored,
-  delayed/lagged, stacked; :meth:`Design.nuisance` (``nuisance``) and :func:`word_rate`
+- :func:`make_fmri_design` (``fmri``; :func:`fmri_delays`: its delays), :func:`make_meg_design`
+  (``meg``) → :class:`Design` (``design``): features and responses paired by run name,
+  checked, aligned, z-scored, delayed/lagged, stacked; :meth:`Design.nuisance` (``nuisance``) and :func:`word_rate`
   (``wordrate``) for nuisance bands; :attr:`Design.reach` for CV gaps.
 - :func:`check_coverage`, :func:`match_runs`: the checks, usable on their own.
 
@@ -18,7 +18,7 @@ from .checks import check_coverage, check_response, match_runs
 from .delays import Delayer, make_delayed, reshape_by_delays, run_bounds
 from .design import Design
 from .events import event_matrix, lag_samples, resample_response
-from .fmri import make_fmri_design
+from .fmri import fmri_delays, make_fmri_design
 from .hrf import HRFConvolver, convolve_hrf, hrf_kernel
 from .meg import make_meg_design
 from .resample import filter_matrix, kernel_reach, lanczos_kernel, rect_kernel, resample, sinc_kernel
@@ -36,6 +36,7 @@ __all__ = [
     "convolve_hrf",
     "event_matrix",
     "filter_matrix",
+    "fmri_delays",
     "hrf_kernel",
     "kernel_reach",
     "lag_samples",

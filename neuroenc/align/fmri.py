@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
+from .._settings import Choices, Interval, ListOf, declare
 from .._validation import _check_option, _check_positive
 from .checks import ON_UNCOVERED, match_runs
 from .delays import _check_delays
@@ -37,7 +39,43 @@ from .runs import as_responses, check_features, check_responses, check_trim, pla
 
 logger = logging.getLogger(__name__)
 
+#: FIR delays (in TRs) of an fMRI design without an HRF, and with one (see :func:`fmri_delays`).
+DEFAULT_DELAYS = (1, 2, 3, 4)
+HRF_DELAYS = (0,)
 
+#: Constraints of the options shared by the fMRI and MEG/EEG designs.
+COMMON_CONSTRAINTS = {
+    "zscore": ["boolean"],
+    "reference": [None, Choices("onset", "midpoint")],
+    "on_uncovered": [Choices(ON_UNCOVERED)],
+}
+
+
+def fmri_delays(delays: Sequence[int] | None = None, hrf: str | None = None) -> tuple[int, ...]:
+    """The FIR delays (in TRs) of an fMRI design: ``delays`` as given, else ``(0,)`` with an
+    ``hrf`` (the HRF carries the lag) and ``(1, 2, 3, 4)`` without.
+
+    Examples
+    --------
+    >>> fmri_delays(hrf="glover"), fmri_delays(), fmri_delays([2, 3], hrf="glover")
+    ((0,), (1, 2, 3, 4), (2, 3))
+    """
+    if delays is None:
+        return HRF_DELAYS if hrf else DEFAULT_DELAYS
+    return _check_delays(delays)
+
+
+@declare({
+    "method": [Choices(tuple(KERNELS))],
+    "window": [Interval(Real, 0, None, closed="neither")],
+    "cutoff_mult": [Interval(Real, 0, None, closed="neither")],
+    "normalize": ["boolean"],
+    "trim": [Interval(Integral, 0, None, closed="left"),
+             ListOf(Interval(Integral, 0, None, closed="left"), length=2)],
+    "delays": [None, ListOf(Interval(Integral, None, None, closed="neither"))],
+    "hrf": [None, Choices(HRF_MODELS)],
+    **COMMON_CONSTRAINTS,
+})
 def make_fmri_design(
     features: Any,
     responses: Any,
@@ -86,7 +124,8 @@ def make_fmri_design(
         TRs dropped at the start and end of every run, from features and responses alike
         (after delays, so the first kept rows still see the stimulus before them).
     delays : sequence of int | None
-        FIR delays in TRs; default ``(1, 2, 3, 4)``, or ``(0,)`` with ``hrf``.
+        FIR delays in TRs; default ``(1, 2, 3, 4)``, or ``(0,)`` with ``hrf`` (the HRF
+        carries the lag; see :func:`fmri_delays`).
     hrf : {"glover", "spm"} | None
         Convolve with nilearn's canonical HRF instead of (or before) FIR delays.
     zscore : bool
@@ -115,7 +154,7 @@ def make_fmri_design(
     if hrf is not None:
         _check_option("hrf", hrf, HRF_MODELS)
     trim = check_trim(trim)
-    delays = ((0,) if hrf else (1, 2, 3, 4)) if delays is None else _check_delays(delays)
+    delays = fmri_delays(delays, hrf)
     items, layers = check_features(features, layers, reference)
     responses = as_responses(responses)
     run_names = match_runs(items, responses, runs)

@@ -9,20 +9,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
+from .._settings import Choices, Interval, declare
 from .._validation import _check_option
 from .checks import ON_UNCOVERED, match_runs
 from .delays import _check_delays
 from .design import Design
 from .events import EVENT_KINDS, lag_samples, resample_response
+from .fmri import COMMON_CONSTRAINTS
 from .runs import as_responses, check_features, check_responses, plan_runs
 
 logger = logging.getLogger(__name__)
 
 
+@declare({
+    "tmin": [Interval(Real, None, None, closed="neither")],
+    "tmax": [Interval(Real, None, None, closed="neither")],
+    "sfreq": [None, Interval(Real, 0, None, closed="neither")],
+    "decim": [Interval(Integral, 1, None, closed="left")],
+    "kind": [Choices(EVENT_KINDS)],
+    "resample_method": [Choices("fft", "polyphase")],
+    **COMMON_CONSTRAINTS,
+})
 def make_meg_design(
     features: Any,
     responses: Any,

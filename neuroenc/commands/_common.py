@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 _INT = re.compile(r"^-?\d+$")
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
@@ -109,3 +110,55 @@ def check_out(out: str | None, inputs: Iterable[str | os.PathLike | None], optio
                 f"{option} {out!r} is also an input of this command ({str(item)!r}): writing it would "
                 f"overwrite that input. Give {option} another file."
             )
+
+
+def _applies(flags: list[str]) -> str:
+    return f"{', '.join(flags)} appl{'ies' if len(flags) == 1 else 'y'}"
+
+
+def _as_text(value: Any) -> str:
+    """A value as it is written on the command line."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def options_for(options: Mapping[str, Any], own: Mapping[str, Any], other: Mapping[str, Any], here: str,
+                there: str, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The options given (``{name: value}``) for the call of one of a command's two paths
+    (``neuroenc extract --transcript`` or ``--stimuli``), checked against its own settings.
+
+    Parameters
+    ----------
+    options : dict
+        The options given (:func:`neuroenc._settings.given`).
+    own, other : dict of str -> Setting
+        The settings of this path's call and of the other path's.
+    here, there : str
+        The paths, for messages (``"--stimuli"``, ``"--transcript"``).
+    names : dict of str -> str | None
+        Option names that are not ``--name-of-the-setting``.
+
+    Raises
+    ------
+    ValueError
+        For an option this path's call does not take (it applies to the other path), or a
+        value only the other path's call takes, naming the option, the value and the fix.
+    """
+    from .._settings import option_name
+
+    names = names or {}
+    flag = {name: names.get(name, option_name(name)) for name in options}
+    wrong = [flag[k] for k in options if k not in own]
+    if wrong:
+        raise ValueError(f"{_applies(wrong)} to {there} only; drop {'it' if len(wrong) == 1 else 'them'} "
+                         f"with {here}.")
+    for name, value in options.items():
+        if own[name].is_valid(value):
+            continue
+        where = f" applies to {there} only" if name in other and other[name].is_valid(value) else \
+            f" is not a value of {own[name].owner}"
+        raise ValueError(f"{flag[name]} {_as_text(value)}{where}; with {here} give {own[name].expected('cli')}.")
+    return dict(options)

@@ -1,4 +1,4 @@
-"""Extract per-word, per-layer language-model features of a transcript into an HDF5 file.
+"""Extract per-word (or per-stimulus), per-layer language-model features into an HDF5 file.
 
 Examples::
 
@@ -18,9 +18,18 @@ and writes one row per stimulus (``--pooling mean``, ``last`` or ``last-word``),
 read alone (``--context none``, default) or after the earlier stimuli of its group
 (``--context group``).
 
+The extraction options are the parameters of :class:`~neuroenc.features.FeatureExtractor`
+(``--transcript``) and :class:`~neuroenc.features.StimulusExtractor` (``--stimuli``), with
+their defaults, allowed values and help (:mod:`neuroenc._settings`): an option not given is not
+passed, so the extractor's own default applies. An option both take accepts either one's
+values and its help names each one's default (``--pooling``: last for a transcript, mean for
+stimuli); the extractor that runs takes only what is its own.
+
 Options of one transcript format (``--tier`` for TextGrid, ``--word-column`` for events .tsv,
-``--words-per-second`` for plain text) and ``--stride`` (``--policy strided`` with a number of
-``--context-tokens``) are errors elsewhere, never silently ignored.
+``--words-per-second`` for plain text), of one path (``--policy`` for transcripts,
+``--context`` for stimuli), values of the other path (``--pooling last-word`` with a
+transcript) and ``--stride`` (``--policy strided`` with a number of ``--context-tokens``) are
+errors elsewhere, never silently ignored.
 """
 from __future__ import annotations
 
@@ -35,38 +44,39 @@ _FORMAT_OPTIONS = {
     "word_column": (".tsv", "events .tsv", "--word-column"),
     "words_per_second": (".txt", "plain text .txt", "--words-per-second"),
 }
+#: The two paths of the command: what they read (the option naming the file) and the extractor
+#: that reads it.
+PATHS = {"transcript": "--transcript", "stimuli": "--stimuli"}
+#: Reader options of one path (flag, attribute): a transcript's, and a stimulus set's.
+_TRANSCRIPT_READER = (("--tier", "tier"), ("--word-column", "word_column"),
+                      ("--words-per-second", "words_per_second"), ("--name", "name"),
+                      ("--encoding", "encoding"))
+_STIMULI_READER = (("--text-column", "text_column"), ("--id-column", "id_column"),
+                   ("--group-column", "group_column"), ("--query", "query"))
 
 
-def _parse_batch(text: str):
-    if text == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid batch size {text!r}: use 'auto' or a number of sequences") from None
+def extractor_settings(path: str | None = None) -> dict:
+    """The extraction options, as the run config's ``model`` section has them.
 
+    Parameters
+    ----------
+    path : {"transcript", "stimuli"} | None
+        ``"transcript"``: :class:`~neuroenc.features.FeatureExtractor`'s parameters
+        (signature, constraints, numpydoc); ``"stimuli"``:
+        :class:`~neuroenc.features.StimulusExtractor`'s; None: both, as the command line has
+        them (:func:`~neuroenc._settings.union_settings`: an option both take with different
+        defaults or values accepts either's, and its help names each default).
+    """
+    from .._settings import settings_of, union_settings
+    from ..features import FeatureExtractor, StimulusExtractor
 
-def _parse_context(text: str):
-    if text == "full":
-        return "full"
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"invalid context {text!r}: use a number of tokens (>= 0) or 'full' (the whole run)")
-    return value
-
-
-_BOS = {"true": True, "false": False, "auto": "auto"}
-
-
-def _parse_bos(text: str):
-    try:
-        return _BOS[text.lower()]
-    except KeyError:
-        raise argparse.ArgumentTypeError(f"invalid choice {text!r}: use true, false or auto") from None
+    if path == "transcript":
+        return settings_of(FeatureExtractor, exclude=("model", "verbose"))
+    if path == "stimuli":
+        return settings_of(StimulusExtractor, exclude=("model", "verbose"), docs=(FeatureExtractor,))
+    if path is not None:
+        raise KeyError(path)
+    return union_settings({flag: extractor_settings(p) for p, flag in PATHS.items()})
 
 
 def _positive_float(text: str) -> float:
@@ -80,6 +90,8 @@ def _positive_float(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .._settings import add_options
+
     parser.add_argument("--model", required=True,
                         help="alias (smollm2-135m, minilm-l6), hub id, local folder or .gguf file")
     parser.add_argument("--transcript", default=None,
@@ -95,11 +107,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--stimuli only: the column of each stimulus's group (passage, topic)")
     parser.add_argument("--query", default=None,
                         help="--stimuli events files only: rows to keep, e.g. \"trial_type == 'sentence'\"")
-    parser.add_argument("--context", default=None, choices=["none", "group"],
-                        help="--stimuli only: each stimulus alone (none, default) or after the earlier "
-                             "stimuli of its group (group)")
-    parser.add_argument("--padding-side", default="right", choices=["right", "left"],
-                        help="--stimuli only: where a batch's shorter sequences are padded (default right)")
     parser.add_argument("--tier", default=None,
                         help="TextGrid only: the tier holding the words (default: 'word(s)')")
     parser.add_argument("--word-column", default=None,
@@ -107,46 +114,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--words-per-second", type=_positive_float, default=None,
                         help="plain text .txt only: speech rate giving the word times (default: 2.5)")
     parser.add_argument("--encoding", default=None,
-                        help="the transcript's text encoding when it is not UTF-8, e.g. cp1252, latin-1")
-    parser.add_argument("--name", default=None, help="run/story name (default: the file's stem)")
-    parser.add_argument("--layers", type=parse_layers, default="all", help=LAYERS_HELP)
-    parser.add_argument("--context-tokens", type=_parse_context, default=None,
-                        help="left context in tokens (default: 256), or 'full': all of the run before "
-                             "each word (the whole run in one forward pass; an error if it does not fit "
-                             "the model); with --stimuli --context group: tokens of the group before each "
-                             "stimulus (default full)")
-    parser.add_argument("--stride", type=int, default=None,
-                        help="--policy strided with a number of --context-tokens only: step between "
-                             "chunks (default: context-tokens // 2)")
-    parser.add_argument("--policy", default=None, choices=["strided", "window"],
-                        help="context policy (default: strided)")
-    parser.add_argument("--pooling", default=None, choices=["last", "mean", "first", "last-word"],
-                        help="which of a word's tokens gives its feature (default: last; first: words "
-                             "only); --stimuli: mean (default) or last of the stimulus's tokens, or "
-                             "last-word (the mean of its last word's tokens)")
-    parser.add_argument("--right-context", type=int, default=0,
-                        help="masked models: tokens of right context (default: 0)")
-    parser.add_argument("--prepend-bos", type=_parse_bos, default=None, metavar="{true,false,auto}",
-                        help="put the model's BOS token before every forward sequence, so that no word "
-                             "sits at position 0 (the attention sink); auto: where the model is causal "
-                             "and its tokenizer has one (default: false, the tokenizer's own special "
-                             "tokens only; --stimuli: auto)")
-    parser.add_argument("--last-layer", default="normed", choices=["normed", "pre-norm"],
-                        help="the last layer after the model's final norm, as transformers gives it "
-                             "(normed, default), or the last block's output before it (pre-norm)")
-    parser.add_argument("--intervention", default=None,
-                        help="model intervention, e.g. skip:10-14 (see neuroenc.features.interventions)")
-    parser.add_argument("--batch-size", type=_parse_batch, default="auto",
-                        help="sequences per forward pass, or 'auto' (default)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
-    parser.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16 (default: auto)")
-    parser.add_argument("--revision", default=None,
-                        help="hub revision (branch, tag or commit; recorded as the commit it resolves to), "
-                             "or a label for a local folder (provenance only)")
-    parser.add_argument("--gguf-file", default=None, help="GGUF file inside --model (a folder or hub repo)")
+                        help="--transcript only: the transcript's text encoding when it is not UTF-8, e.g. cp1252, "
+                             "latin-1")
+    parser.add_argument("--name", default=None, help="--transcript only: run/story name (default: the file's stem)")
     parser.add_argument("--out", default=None, help="output HDF5 file")
-    parser.add_argument("--cache-dir", default=None,
-                        help="feature cache folder (content-hashed files, reused when complete)")
+    # FeatureExtractor's and StimulusExtractor's parameters: defaults, allowed values and help
+    # from the library; an option not given is not passed, so the extractor's default applies.
+    settings = extractor_settings()
+    own = {p: extractor_settings(p) for p in PATHS}
+    helps = {name: f"({PATHS[p]} only)" for name in settings for p in PATHS
+             if name in own[p] and not any(name in own[q] for q in PATHS if q != p)}
+    helps["layers"] = "Command line: " + LAYERS_HELP + "."
+    add_options(parser.add_argument_group(
+        "extraction (neuroenc.features.FeatureExtractor; with --stimuli, StimulusExtractor)"),
+        settings, types={"layers": parse_layers}, helps=helps, metavars={"layers": "LAYERS"})
 
 
 def _reader_options(args: argparse.Namespace) -> dict:
@@ -170,79 +151,91 @@ def _reader_options(args: argparse.Namespace) -> dict:
     return kwargs
 
 
-def _check_combinations(args: argparse.Namespace) -> None:
+def extractor_options(args: argparse.Namespace, path: str) -> dict:
+    """The extraction options given on the command line, for ``path``'s extractor.
+
+    An option the extractor does not take, or a value only the other path's extractor
+    takes, is an error that says so (never silently dropped).
+    """
+    from .._settings import given
+    from ._common import options_for
+
+    other = next(p for p in PATHS if p != path)
+    return options_for(given(args, extractor_settings()), extractor_settings(path), extractor_settings(other),
+                       PATHS[path], PATHS[other])
+
+
+def _check_source(args: argparse.Namespace) -> str:
+    """Which path the arguments ask for (``"transcript"`` or ``"stimuli"``); a reader option of
+    the other path is an error."""
+    if (args.transcript is None) == (args.stimuli is None):
+        raise ValueError("give either --transcript (a story's words with times) or --stimuli (a table of "
+                         "sentences or passages), not both.")
+    path = "stimuli" if args.stimuli is not None else "transcript"
+    other = _TRANSCRIPT_READER if path == "stimuli" else _STIMULI_READER
+    wrong = [flag for flag, attr in other if getattr(args, attr) is not None]
+    if wrong:
+        owner = PATHS["transcript" if path == "stimuli" else "stimuli"]
+        raise ValueError(f"{', '.join(wrong)} appl{'ies' if len(wrong) == 1 else 'y'} to {owner} only; drop "
+                         f"{'it' if len(wrong) == 1 else 'them'} with {PATHS[path]}.")
+    return path
+
+
+def _check_combinations(args: argparse.Namespace, options: dict) -> None:
+    from .._settings import effective
     from ..pipeline.preflight import check_device, check_model_source
     from ._common import check_out
 
-    if args.out is None and args.cache_dir is None:
+    opts = argparse.Namespace(**effective(argparse.Namespace(**options), extractor_settings("transcript")))
+    if args.out is None and opts.cache_dir is None:
         raise ValueError("give --out FILE.h5 (or --cache-dir DIR) to say where the features go.")
     check_out(args.out, [args.transcript, args.model], example="features.h5")
-    check_device(args.device)
-    check_model_source(args.model, args.gguf_file)
-    if args.stride is not None and args.policy != "strided":
+    check_device(opts.device)
+    check_model_source(args.model, opts.gguf_file)
+    if opts.stride is not None and opts.policy != "strided":
         raise ValueError(
-            f"--stride applies to --policy strided only; --policy {args.policy} runs one forward "
+            f"--stride applies to --policy strided only; --policy {opts.policy} runs one forward "
             "pass per word. Drop --stride, or use --policy strided."
         )
-    if args.stride is not None and args.context_tokens == "full":
+    if opts.stride is not None and opts.context_tokens == "full":
         raise ValueError(
             "--stride applies to a number of --context-tokens; --context-tokens full puts the whole "
             "run in one forward pass. Drop --stride, or give --context-tokens a number."
         )
 
 
-#: Options of --transcript only, and of --stimuli only (flag, attribute).
-_WORD_ONLY = (("--policy", "policy"), ("--stride", "stride"), ("--right-context", "right_context"),
-              ("--intervention", "intervention"), ("--tier", "tier"), ("--word-column", "word_column"),
-              ("--words-per-second", "words_per_second"), ("--name", "name"))
-_STIMULI_ONLY = (("--text-column", "text_column"), ("--id-column", "id_column"),
-                 ("--group-column", "group_column"), ("--query", "query"), ("--context", "context"))
+def _check_stimuli(args: argparse.Namespace, options: dict) -> None:
+    from .._settings import effective
+    from ..pipeline.preflight import check_device, check_model_source
+    from ._common import check_out
 
-
-def _given(args: argparse.Namespace, attr: str) -> bool:
-    value = getattr(args, attr)
-    return value is not None and not (attr == "right_context" and value == 0)
-
-
-def _check_source(args: argparse.Namespace) -> None:
-    if (args.transcript is None) == (args.stimuli is None):
-        raise ValueError("give either --transcript (a story's words with times) or --stimuli (a table of "
-                         "sentences or passages), not both.")
-    if args.stimuli is not None:
-        wrong = [flag for flag, attr in _WORD_ONLY if _given(args, attr)]
+    opts = argparse.Namespace(**effective(argparse.Namespace(**options), extractor_settings("stimuli")))
+    if args.text_column is None:
+        raise ValueError("--stimuli needs --text-column, the column holding each stimulus's text.")
+    if opts.context == "none":
+        wrong = [f for f, k in (("--context-tokens", "context_tokens"), ("--stride", "stride")) if k in options]
         if wrong:
-            raise ValueError(f"{', '.join(wrong)} appl{'ies' if len(wrong) == 1 else 'y'} to --transcript "
-                             "only; drop it with --stimuli.")
-        if args.text_column is None:
-            raise ValueError("--stimuli needs --text-column, the column holding each stimulus's text.")
-        if args.pooling == "first":
-            raise ValueError("--pooling first applies to words; with --stimuli use mean, last or last-word.")
-        if args.context in (None, "none") and args.context_tokens is not None:
-            raise ValueError("--context-tokens applies to --context group with --stimuli (each stimulus after "
-                             "the earlier stimuli of its group); drop it, or pass --context group.")
-        if args.out is None and args.cache_dir is None:
-            raise ValueError("give --out FILE.h5 (or --cache-dir DIR) to say where the features go.")
-        return
-    wrong = [flag for flag, attr in _STIMULI_ONLY if _given(args, attr)]
-    if args.padding_side != "right":
-        wrong.append("--padding-side")
-    if wrong:
-        raise ValueError(f"{', '.join(wrong)} appl{'ies' if len(wrong) == 1 else 'y'} to --stimuli only; "
-                         "drop it with --transcript.")
-    if args.pooling == "last-word":
-        raise ValueError("--pooling last-word applies to --stimuli; a word's feature is its last, mean or "
-                         "first token.")
-    # the story defaults
-    args.context_tokens = 256 if args.context_tokens is None else args.context_tokens
-    args.policy = args.policy or "strided"
-    args.pooling = args.pooling or "last"
-    args.prepend_bos = False if args.prepend_bos is None else args.prepend_bos
+            raise ValueError(f"{', '.join(wrong)} appl{'ies' if len(wrong) == 1 else 'y'} to --context group with "
+                             "--stimuli (each stimulus after the earlier stimuli of its group); drop "
+                             f"{'it' if len(wrong) == 1 else 'them'}, or pass --context group.")
+    elif opts.stride is not None and opts.context_tokens in (None, "full"):
+        raise ValueError(
+            "--stride applies to a number of --context-tokens; --context-tokens full (the default with "
+            "--context group) reads each group in one forward pass. Drop --stride, or give --context-tokens "
+            "a number."
+        )
+    if args.out is None and opts.cache_dir is None:
+        raise ValueError("give --out FILE.h5 (or --cache-dir DIR) to say where the features go.")
+    check_out(args.out, [args.stimuli, args.model], example="features.h5")
+    check_device(opts.device)
+    check_model_source(args.model, opts.gguf_file)
 
 
-def _run_stimuli(args: argparse.Namespace) -> int:
+def _run_stimuli(args: argparse.Namespace, options: dict) -> int:
     from ..features import StimulusExtractor, save_stimulus_features
     from ..stimuli import read_stimuli, read_stimuli_events
 
+    _check_stimuli(args, options)
     if args.stimuli.lower().endswith("_events.tsv"):
         stimuli = read_stimuli_events(args.stimuli, text_column=args.text_column, id_column=args.id_column,
                                       group_column=args.group_column, query=args.query)
@@ -251,23 +244,16 @@ def _run_stimuli(args: argparse.Namespace) -> int:
             raise ValueError("--query applies to BIDS *_events.tsv files; filter the table first.")
         stimuli = read_stimuli(args.stimuli, text_column=args.text_column, id_column=args.id_column or "id",
                                group_column=args.group_column)
-    context = args.context or "none"
-    if context == "group" and not stimuli.has_groups:
+    extractor = StimulusExtractor(args.model, **options)
+    if extractor.context == "group" and not stimuli.has_groups:
         raise ValueError("--context group reads each stimulus after the earlier stimuli of its group, but the "
                          "stimuli have no groups: give --group-column.")
-    extractor = StimulusExtractor(
-        args.model, layers=args.layers, pooling=args.pooling or "mean", context=context,
-        context_tokens=args.context_tokens, prepend_bos="auto" if args.prepend_bos is None else args.prepend_bos,
-        last_layer=args.last_layer, batch_size=args.batch_size, padding_side=args.padding_side,
-        device=args.device, dtype=args.dtype, revision=args.revision, gguf_file=args.gguf_file,
-        cache_dir=args.cache_dir,
-    )
     features = extractor.transform(stimuli)
     path = features.attrs.get("path")
     if args.out is not None:
         path = save_stimulus_features(features, args.out)
     print(f"{features.n_stimuli} stimuli x {len(features)} layers x {features.n_features()} features "
-          f"({features.model}, pooling {extractor.pooling}, context {context}) -> {path}")
+          f"({features.model}, pooling {extractor.pooling}, context {extractor.context}) -> {path}")
     return 0
 
 
@@ -275,18 +261,13 @@ def run(args: argparse.Namespace) -> int:
     from ..features import FeatureExtractor, save_features
     from ..stimuli import read_transcript
 
-    _check_source(args)
-    if args.stimuli is not None:
-        return _run_stimuli(args)
-    _check_combinations(args)
+    path = _check_source(args)
+    options = extractor_options(args, path)
+    if path == "stimuli":
+        return _run_stimuli(args, options)
+    _check_combinations(args, options)
     transcript = read_transcript(args.transcript, **_reader_options(args))
-    extractor = FeatureExtractor(
-        args.model, layers=args.layers, context_tokens=args.context_tokens, stride=args.stride,
-        policy=args.policy, pooling=args.pooling, right_context=args.right_context,
-        prepend_bos=args.prepend_bos, last_layer=args.last_layer, batch_size=args.batch_size,
-        device=args.device, dtype=args.dtype, revision=args.revision, gguf_file=args.gguf_file,
-        cache_dir=args.cache_dir, intervention=args.intervention,
-    )
+    extractor = FeatureExtractor(args.model, **options)
     features = extractor.transform(transcript)
     path = features.attrs.get("path")
     if args.out is not None:
@@ -294,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     n_fwd = features.attrs.get("n_token_forwards")
     print(
         f"{features.n_words} words x {len(features)} layers x {features.n_features()} features "
-        f"({features.model}, {args.policy}, context {args.context_tokens}"
+        f"({features.model}, {extractor.policy}, context {extractor.context_tokens}"
         + (f", {n_fwd / features.n_words:.2f} token-forwards/word" if n_fwd else "")
         + f") -> {path}"
     )

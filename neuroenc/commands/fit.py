@@ -4,11 +4,13 @@ Example::
 
     neuroenc fit --features alice.h5 --responses s18-timecourses.txt --tr 2.0 --start 20.0 \\
         --delays 1,2,3,4 --cv auto --nuisance s18-rate.txt s18-sndpwr.txt --out s18.h5
+    neuroenc fit --features alice.h5 --responses s18-timecourses.txt --tr 2.0 --start 20.0 \\
+        --hrf glover --out s18-hrf.h5          # the HRF carries the lag: delay 0
 
 One features file (from ``neuroenc extract``) per run; the responses files are paired with them
 in order and take their run names. Responses: ``.npy``, ``.txt``/``.tsv``/``.csv`` (a header row
 names the targets), NIfTI (``--mask`` needed) or an mne ``.fif`` (a time-lagged MEG/EEG design,
-``--lags``).
+``--tmin``/``--tmax``).
 
 Stimulus-level features (``neuroenc extract --stimuli``; one row per sentence or passage, no
 time)::
@@ -21,6 +23,11 @@ The responses are matched to the stimuli by id (CSV/TSV rows, ``.npy`` or a 4-D 
 ``--subject-column`` in one long table) are subjects: their mean is fitted, with a split-half
 noise ceiling. No ``--tr``: there is no time. ``--cv auto`` is ``group-kfold:5`` when the
 stimuli have groups, else ``kfold:5``.
+
+The design and fit options are the parameters of :func:`~neuroenc.align.make_fmri_design`
+(:func:`~neuroenc.align.make_meg_design`) and :func:`~neuroenc.encoding.fit_encoding` (for
+stimulus-level features :func:`~neuroenc.encoding.fit_stimuli`, which takes no design and no
+timing option), with their defaults: an option not given is not passed.
 """
 from __future__ import annotations
 
@@ -38,20 +45,41 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+#: Options of the design that the command line names otherwise or not at all: ``sfreq`` (the
+#: rate of array responses here, ``--sfreq``) and MEG's event ``kind`` (``--event-kind``).
+_OPTION_NAMES = {"kind": "--event-kind"}
 
 
-def parse_alphas(text: str) -> np.ndarray:
-    """``"logspace:-1,7,17"`` (powers of 10) or a comma list of numbers."""
-    if text.startswith("logspace:"):
-        start, stop, num = _floats(text.split(":", 1)[1])
-        return np.logspace(start, stop, int(num))
-    return np.asarray(_floats(text))
+def design_settings() -> dict:
+    """The design's options: :func:`~neuroenc.align.make_fmri_design`'s and
+    :func:`~neuroenc.align.make_meg_design`'s parameters, as the run config's ``alignment``
+    section has them (less ``sfreq``, which names the responses' rate here)."""
+    from ..pipeline.config import section_settings
+
+    return {k: v for k, v in section_settings("alignment").items() if k != "sfreq"}
 
 
-def parse_cv(text: str):
-    return int(text) if text.isdigit() else text
+#: The fits of the two kinds of features, for messages.
+STORY, STIMULI = "word-timed features", "stimulus-level features"
+
+
+def encoding_settings(kind: str | None = None) -> dict:
+    """The fit's options, as the run config's ``encoding`` section has them (less its
+    config-only keys).
+
+    Parameters
+    ----------
+    kind : {"story", "stimuli"} | None
+        ``"story"``: :func:`~neuroenc.encoding.fit_encoding`'s parameters; ``"stimuli"``:
+        :func:`~neuroenc.encoding.fit_stimuli`'s; None: both, as the command line has them
+        (:func:`~neuroenc._settings.union_settings`).
+    """
+    from .._settings import union_settings
+    from ..pipeline.config import ENCODING_ONLY, section_settings
+
+    if kind is None:
+        return union_settings({STORY: encoding_settings("story"), STIMULI: encoding_settings("stimuli")})
+    return {k: v for k, v in section_settings("encoding", kind).items() if k not in ENCODING_ONLY}
 
 
 def _nuisance_source(paths, responses, runs):
@@ -101,6 +129,8 @@ def best_lines(results, max_targets: int = 20) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .._settings import add_options
+
     parser.add_argument("--features", nargs="+", required=True, metavar="F.h5",
                         help="feature files, one per run (neuroenc extract)")
     parser.add_argument("--responses", nargs="+", required=True, metavar="PATH",
@@ -113,34 +143,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-names", type=lambda t: [x.strip() for x in t.split(",")], default=None,
                         help="names of the response columns, e.g. LATL,RATL,LPTL (default: from the file)")
     parser.add_argument("--layers", type=parse_layers, default="all", help=LAYERS_HELP)
-    parser.add_argument("--delays", type=_ints, default=None, help="FIR delays in TRs (default 1,2,3,4)")
-    parser.add_argument("--hrf", default=None, choices=("glover", "spm"), help="convolve with a canonical HRF")
-    parser.add_argument("--method", default=None, choices=("lanczos", "sinc", "rect", "nearest"),
-                        help="resampling to the TR grid (default lanczos)")
-    parser.add_argument("--trim", type=_ints, default=None, help="TRs dropped at the start,end of every run")
-    parser.add_argument("--lags", type=_floats, default=None, help="MEG/EEG lags tmin,tmax in seconds")
     parser.add_argument("--nuisance", nargs="+", default=None, metavar="PATH",
                         help="baseline regressors on the response grid (e.g. word rate, sound power): "
-                             "one file per run, or several files for a single run")
-    parser.add_argument("--cv", type=parse_cv, default="auto",
-                        help="'auto' (leave-one-run-out, or blocks for one run), 'runs', 'blocks' or a number of "
-                             "folds; stimulus features: 'group-kfold:K' (whole groups held out; auto when the "
-                             "stimuli have groups) or 'kfold:K' (shuffled, seeded by --random-state)")
-    parser.add_argument("--n-blocks", type=int, default=5, help="blocks for a single run (default 5)")
-    parser.add_argument("--gap", type=int, default=None, help="samples dropped around test blocks (default: longest delay + 1)")
-    parser.add_argument("--inner-cv", type=int, default=5, help="inner folds for the penalties (default 5)")
-    parser.add_argument("--alphas", type=parse_alphas, default=None,
-                        help="ridge penalties: 'logspace:-1,7,17' (default) or a comma list")
-    parser.add_argument("--n-permutations", type=int, default=1000, help="permutations for p-values (default 1000)")
-    parser.add_argument("--permutation", default="auto", choices=("auto", "refit", "circular", "block"),
-                        help="null of the permutation test: refit (calibrated), circular or block (fixed "
-                        "predictions: cheaper, p too small), auto (refit unless too costly; default)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "numpy", "torch", "torch_cuda"))
-    parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "float64"))
-    parser.add_argument("--n-targets-batch", type=int, default=None, help="targets per batch (memory)")
+                             "one file per run, or several files for a single run; stimulus-level "
+                             "features: tables of regressors per stimulus, matched by id")
     parser.add_argument("--subject", default=None, help="subject id, for the results' provenance")
     parser.add_argument("--dataset", default=None, help="data set name, for the results' provenance")
-    parser.add_argument("--random-state", type=int, default=0)
     stim = parser.add_argument_group("stimulus-level features (neuroenc extract --stimuli)")
     stim.add_argument("--id-column", default=None,
                       help="the column of stimulus ids in .csv/.tsv responses (default: id)")
@@ -152,12 +160,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help=".npy or 4-D NIfTI responses: a text file of the stimulus id of each row (default: "
                            "the rows follow the features' stimulus order)")
     parser.add_argument("--out", required=True, help="the results file to write (.h5)")
+    # The library's parameters: defaults, allowed values and help from its signatures and
+    # docstrings; an option not given is not passed, so the library's default applies.
+    add_options(parser.add_argument_group(
+        "design (neuroenc.align.make_fmri_design; tmin, tmax, decim, event kind, resample method: "
+        "make_meg_design, for MEG/EEG responses)"), design_settings(), names=_OPTION_NAMES)
+    story, stimuli = encoding_settings("story"), encoding_settings("stimuli")
+    add_options(parser.add_argument_group(
+        "encoding (neuroenc.encoding.fit_encoding; stimulus-level features: fit_stimuli)"), encoding_settings(),
+        helps={name: f"({STORY} only)" for name in story if name not in stimuli})
 
 
-#: Options of word-timed (story) fits, and of stimulus-level fits (flag, attribute).
-_TIMED_ONLY = (("--tr", "tr"), ("--sfreq", "sfreq"), ("--start", "start"), ("--delays", "delays"),
-               ("--hrf", "hrf"), ("--method", "method"), ("--trim", "trim"), ("--lags", "lags"),
-               ("--gap", "gap"), ("--target-names", "target_names"))
+def _design_options(args: argparse.Namespace, make) -> dict:
+    """The design options given, for ``make``; one that does not apply to the responses is an
+    error (never silently ignored)."""
+    import inspect
+
+    from .._settings import given, option_name
+
+    options = given(args, design_settings())
+    accepted = set(inspect.signature(make).parameters)
+    wrong = [k for k in options if k not in accepted]
+    if wrong:
+        kind = "MEG/EEG" if make.__name__ == "make_meg_design" else "fMRI"
+        flags = ", ".join(_OPTION_NAMES.get(k, option_name(k)) for k in wrong)
+        raise ValueError(f"{flags} do(es) not apply to {kind} responses ({make.__name__}); drop {flags}.")
+    return options
+
+
+#: Timing options of word-timed (story) fits that are not library settings (the responses'
+#: reader's: flag, attribute); the design's (:func:`design_settings`) and the fit's
+#: ``_TIMED_FIT`` are timing options too.
+_TIMED_ONLY = (("--tr", "tr"), ("--sfreq", "sfreq"), ("--start", "start"), ("--target-names", "target_names"))
+_TIMED_FIT = ("n_blocks", "gap", "block_size")
+#: Options of stimulus-level fits only (flag, attribute).
 _STIMULI_ONLY = (("--id-column", "id_column"), ("--response-columns", "response_columns"),
                  ("--subject-column", "subject_column"), ("--row-ids", "row_ids"))
 
@@ -195,15 +231,21 @@ def _stimulus_responses(args: argparse.Namespace, ids: list[str]):
 
 
 def _run_stimuli(args: argparse.Namespace) -> int:
+    from .._settings import given, option_name
     from .._validation import _sha256_file
     from ..encoding import fit_stimuli
     from ..features import load_stimulus_features
     from ..stimuli import read_stimulus_responses
+    from ._common import options_for
 
     wrong = _wrong(args, _TIMED_ONLY)
+    wrong += [_OPTION_NAMES.get(k, option_name(k)) for k in given(args, design_settings())]
+    options = given(args, encoding_settings())
+    wrong += [option_name(k) for k in options if k in _TIMED_FIT]
     if wrong:
         raise ValueError(f"{', '.join(wrong)}: the features are stimulus-level (one row per stimulus, no "
                          "time); drop the timing options.")
+    options = options_for(options, encoding_settings("stimuli"), encoding_settings("story"), STIMULI, STORY)
     if len(args.features) != 1:
         raise ValueError(f"give one stimulus-level features file, got {len(args.features)}.")
     features = load_stimulus_features(args.features[0], layers=args.layers)
@@ -221,12 +263,7 @@ def _run_stimuli(args: argparse.Namespace) -> int:
     provenance = {"subject": args.subject, "dataset": args.dataset,
                   "features_files": {"stimuli": str(args.features[0])},
                   "features_sha256": {"stimuli": _sha256_file(args.features[0])}, "command": " ".join(sys.argv)}
-    results = fit_stimuli(
-        features, responses, cv=args.cv, baseline=baseline, alphas=args.alphas, inner_cv=args.inner_cv,
-        n_permutations=args.n_permutations, permutation=args.permutation, random_state=args.random_state,
-        backend=args.backend, dtype=args.dtype, n_targets_batch=args.n_targets_batch, provenance=provenance,
-        verbose=True,
-    )
+    results = fit_stimuli(features, responses, baseline=baseline, provenance=provenance, verbose=True, **options)
     path = results.save(args.out)
     print(f"Results written to {path.resolve()} ({results.n_layers} layers x {results.n_targets} targets, "
           f"{features.n_stimuli} stimuli, cv {results.settings.get('cv')})")
@@ -239,12 +276,13 @@ def _run_stimuli(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._settings import given
     from .._validation import _sha256_file
     from ..align import make_fmri_design, make_meg_design
     from ..encoding import fit_encoding
     from ..features import is_stimulus_file, load_features
     from ..responses import read_responses
-    from ._common import check_out
+    from ._common import check_out, options_for
 
     check_out(args.out, [*args.features, *args.responses, *(args.nuisance or []), args.mask])
     if len(args.features) >= 1 and all(is_stimulus_file(p) for p in args.features):
@@ -253,15 +291,13 @@ def run(args: argparse.Namespace) -> int:
     if wrong:
         raise ValueError(f"{', '.join(wrong)} appl{'ies' if len(wrong) == 1 else 'y'} to stimulus-level "
                          "features (neuroenc extract --stimuli) only.")
-    args.start = [0.0] if args.start is None else args.start
-    args.delays = [1, 2, 3, 4] if args.delays is None else args.delays
-    args.method = args.method or "lanczos"
-    args.trim = [0, 0] if args.trim is None else args.trim
-    args.lags = [-0.1, 0.6] if args.lags is None else args.lags
+    options = options_for(given(args, encoding_settings()), encoding_settings("story"), encoding_settings("stimuli"),
+                          STORY, STIMULI)
+    start = [0.0] if args.start is None else args.start
     if len(args.features) != len(args.responses):
         raise ValueError(f"{len(args.features)} features files but {len(args.responses)} responses files; "
                          "give one responses file per features file, in the same order.")
-    starts = args.start * len(args.features) if len(args.start) == 1 else args.start
+    starts = start * len(args.features) if len(start) == 1 else start
     if len(starts) != len(args.features):
         raise ValueError(f"--start has {len(starts)} values for {len(args.features)} runs.")
     features = [load_features(path, layers=args.layers) for path in args.features]
@@ -272,12 +308,8 @@ def run(args: argparse.Namespace) -> int:
                                 subject=args.subject, names=args.target_names)
                  for path, start, run in zip(args.responses, starts, runs)]
     kinds = {r.kind for r in responses}
-    if kinds == {"meg"}:
-        tmin, tmax = args.lags
-        design = make_meg_design(features, responses, tmin=tmin, tmax=tmax)
-    else:
-        design = make_fmri_design(features, responses, method=args.method, trim=tuple(args.trim),
-                                  delays=tuple(args.delays), hrf=args.hrf)
+    make = make_meg_design if kinds == {"meg"} else make_fmri_design
+    design = make(features, responses, **_design_options(args, make))
     nuisance = None
     if args.nuisance:
         nuisance = design.nuisance(_nuisance_source(args.nuisance, responses, runs))
@@ -294,12 +326,8 @@ def run(args: argparse.Namespace) -> int:
     for key in ("mask", "affine", "shape"):
         if key in responses[0].info:
             provenance[key] = responses[0].info[key]
-    results = fit_encoding(
-        design, nuisance=nuisance, alphas=args.alphas, cv=args.cv, n_blocks=args.n_blocks, gap=args.gap,
-        inner_cv=args.inner_cv, backend=args.backend, dtype=args.dtype, n_targets_batch=args.n_targets_batch,
-        n_permutations=args.n_permutations, permutation=args.permutation, random_state=args.random_state,
-        provenance=provenance, settings={"alignment": design.settings}, verbose=True,
-    )
+    results = fit_encoding(design, nuisance=nuisance, provenance=provenance,
+                           settings={"alignment": design.settings}, verbose=True, **options)
     path = results.save(args.out)
     print(f"Results written to {path.resolve()} ({results.n_layers} layers x {results.n_targets} targets)")
     print(best_lines(results))

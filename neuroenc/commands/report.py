@@ -8,21 +8,29 @@ import pandas as pd
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .._settings import add_options
+
     parser.add_argument("--results", nargs="+", required=True, metavar="PATH",
                         help="results files (.h5, one per subject), folders of them, or glob patterns")
     parser.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
     parser.add_argument("--title", default=None, help="page title (default: from the model and data set)")
     parser.add_argument("--mask", default=None,
                         help="NIfTI mask of voxel targets, when the results' provenance does not name it")
-    parser.add_argument("--score", default="r", choices=("r", "r2"), help="score to map (default: r)")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the profiles (default: 1000)")
-    parser.add_argument("--n-permutations", type=int, default=10000,
-                        help="sign flips of the group test (default: 10000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap and the test (default: 0)")
     parser.add_argument("--metrics", default=None, metavar="TABLE",
                         help="layer-science metrics: a `neuroenc metrics` .h5 file, or a .csv/.tsv table (metric, layer, value)")
     parser.add_argument("--interventions", default=None, metavar="TABLE",
                         help="layer-science interventions table (.csv/.tsv: intervention, target, layer, r)")
+    # map_layers' parameters: defaults, allowed values and help from the library.
+    add_options(parser.add_argument_group("mapping (neuroenc.mapping.map_layers)"), mapping_settings(),
+                names={"random_state": "--seed"})
+
+
+def mapping_settings() -> dict:
+    """The options of the layer mapping: :func:`~neuroenc.mapping.map_layers`' parameters."""
+    from .._settings import settings_of
+    from ..mapping import map_layers
+
+    return settings_of(map_layers, include=("score", "n_boot", "n_permutations", "random_state"))
 
 
 def _read_table(path: str, what: str) -> pd.DataFrame:
@@ -101,14 +109,14 @@ def _results_files(sources: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._settings import given
     from ..mapping import map_layers
     from ..report import make_report
     from ._common import check_out
 
     files = _results_files(args.results)
     check_out(args.out, [*files, args.metrics, args.interventions, args.mask], example="report.html")
-    mapping = map_layers([str(p) for p in files], score=args.score, n_boot=args.n_boot,
-                         n_permutations=args.n_permutations, random_state=args.seed)
+    mapping = map_layers([str(p) for p in files], **given(args, mapping_settings()))
     metrics = _read_table(args.metrics, "metrics") if args.metrics else None
     interventions = _read_table(args.interventions, "interventions") if args.interventions else None
     out = make_report(mapping, args.out, title=args.title, mask_img=args.mask,

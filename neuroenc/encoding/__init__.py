@@ -15,17 +15,18 @@ The public names, re-exported from the modules that do one job each:
 - :mod:`stats`: permutation tests, FDR, noise ceilings;
 - :mod:`backend`: :func:`use_backend` (himalaya backend, restored afterwards);
 - :mod:`designs`: :class:`LayerDesigns` (one layer's design at a time);
-- :func:`memory_estimate`: bytes per layer fit, fixed and per target, to size target chunks;
+- :mod:`memory`: the memory model of a fit (:class:`FitShape`, :func:`fit_task_bytes`),
+  and layers and targets per task (:func:`partition_fit`, :func:`target_chunk_size`);
 - :class:`EncodingResults` (``results``): the results file.
 
 Responses are read by :func:`neuroenc.responses.read_responses`.
 """
-from ._ridge import memory_estimate
 from .backend import resolve_backend, use_backend
 from .banded import BandedLayerModel, Bands, make_bands
 from .cv import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits, make_cv, parse_stimulus_cv
 from .designs import LayerDesigns, as_layer_designs
 from .encode import fit_encoding
+from .memory import FitShape, fit_task_bytes, partition_fit, target_chunk_size
 from .merge import merge_results
 from .results import EncodingResults
 from .stimulus_fit import fit_stimuli, group_responses, stimulus_cv
@@ -57,18 +58,20 @@ __all__ = [
     "BlockedKFold",
     "DEFAULT_ALPHAS",
     "EncodingResults",
+    "FitShape",
     "LayerDesigns",
     "LayerSweep",
     "LeaveOneRunOut",
     "RunKFold",
     "as_layer_designs",
     "fdr_bh",
+    "fit_task_bytes",
     "inner_splits",
     "make_cv",
-    "memory_estimate",
     "noise_ceiling_intersubject",
     "noise_ceiling_repeats",
     "noise_ceiling_split_half",
+    "partition_fit",
     "permutation_null",
     "permutation_test",
     "permutation_test_best",
@@ -76,5 +79,6 @@ __all__ = [
     "resolve_permutation",
     "spearman_brown",
     "split_half_reliability",
+    "target_chunk_size",
     "use_backend",
 ]

@@ -762,33 +762,3 @@ def refit_layer(X, Y, splits, alphas, *, form: str = "auto", n_targets_batch: in
     kind, coef = dual_or_primal_coef(B, gram, Y, alphas, as_index(B, best))
     alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
     return kind, coef, alphas_np[best]
-
-
-def memory_estimate(n_samples: int, n_features: int, n_alphas: int, *, n_folds: int = 5, n_inner: int = 4,
-                    itemsize: int = 4, form: str = "auto", permutations: bool = True) -> tuple[int, int]:
-    """Bytes a layer's fit needs: ``(fixed, per_target)``, to size target chunks.
-
-    ``fixed`` is what does not grow with the targets (the design, its kernel or Gram, the
-    eigenvectors and resolution matrices of one outer fold's splits); ``per_target`` is what
-    does (responses, batch predictions of every penalty, held-out predictions, scores). A chunk
-    of ``t`` targets needs about ``fixed + t * per_target`` bytes (the prediction batch is
-    capped at 512 MiB by default, so ``per_target`` is an upper bound for large chunks).
-
-    Examples
-    --------
-    >>> fixed, per_target = memory_estimate(2000, 2304, 20)
-    >>> int((4 * 2**30 - fixed) // per_target)  # targets that fit in 4 GiB
-    43710
-    """
-    n_train = n_samples - n_samples // n_folds
-    n_held = max(1, n_train // max(n_inner, 1))
-    n_inner_train = n_train - n_held
-    form = choose_form(n_train, n_features, form)
-    r = n_inner_train if form == "kernel" else n_features
-    gram = n_samples**2 if form == "kernel" else n_features**2
-    splits = (n_inner + 1) * (r * r + n_held * r)
-    resolve = n_inner * n_alphas * n_held * n_inner_train if form == "kernel" else 0
-    fixed = itemsize * (n_samples * n_features + gram + splits + resolve)
-    per_target = (itemsize * (n_samples + 2 * n_alphas * n_held + r + (n_features if form == "primal" else 0))
-                  + 8 * (3 * n_folds + n_alphas + (n_samples if permutations else 0)))
-    return int(fixed), int(per_target)

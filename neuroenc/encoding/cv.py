@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 
+from .._settings import Pattern
 from .._validation import _check_option, _check_random_state, _preview
 
 #: Samples dropped on each side of a test block when none is given: 5 TRs = 10 s at TR 2 s,
@@ -44,6 +45,10 @@ DEFAULT_GAP = 5
 CV_NAMES = ("auto", "runs", "blocks")
 #: Stimulus-level schemes, written ``"<name>:K"`` (K folds).
 STIMULUS_CV = ("kfold", "group-kfold")
+#: The forms of a stimulus-level ``cv`` in a config or on the command line (the constraints the
+#: run config and ``neuroenc fit`` read; :func:`parse_stimulus_cv` reads the value).
+STIMULUS_CV_PATTERNS = [Pattern(r"kfold:([2-9]|[1-9]\d+)", "kfold:K"),
+                        Pattern(r"group-kfold:([2-9]|[1-9]\d+)", "group-kfold:K (K >= 2 folds)")]
 
 
 def parse_stimulus_cv(cv: Any) -> tuple[str, int] | None:

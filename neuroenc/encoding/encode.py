@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .._settings import declare
 from .designs import as_layer_designs
 from .results import EncodingResults
 from .sweep import LayerSweep, check_responses, constant_targets
@@ -58,6 +59,7 @@ def _nuisance_design(nuisance: Any, n: int) -> tuple[np.ndarray, list[str]]:
     return arr, [f"nuisance_{i}" for i in range(arr.shape[1])]
 
 
+@declare({name: c for name, c in LayerSweep._parameter_constraints.items() if name != "refit"})
 def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Sequence[str] | None = None,
                  nuisance: Any = None, noise_ceiling: Any = None, alphas: Any = None, cv: Any = "auto",
                  n_blocks: int = 5, gap: int | None = None, inner_cv: Any = 5, form: str = "auto",
@@ -89,7 +91,8 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         A ceiling on r per target (see :mod:`neuroenc.encoding.stats`).
     alphas, cv, n_blocks, gap, inner_cv, form, backend, dtype, n_targets_batch : see :class:`LayerSweep`
     n_permutations : int
-        Permutations for p-values (0: no p-values).
+        Permutations for p-values (0: no p-values); the default, 1000, and that of
+        ``random_state``, 0, are :class:`LayerSweep`'s.
     permutation : {"auto", "refit", "circular", "block"}
         ``"refit"``: shift each run's response circularly and refit the held-out predictions
         (calibrated); ``"circular"`` / ``"block"``: shift each test fold against fixed predictions

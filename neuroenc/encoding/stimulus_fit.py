@@ -32,8 +32,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._settings import Choices, declare
 from .._validation import _preview
+from .cv import STIMULUS_CV_PATTERNS, parse_stimulus_cv
 from .designs import LayerDesigns
+from .sweep import LayerSweep
 
 logger = logging.getLogger(__name__)
 
@@ -126,10 +129,16 @@ def baseline_design(baseline: Any, n: int) -> tuple[np.ndarray, list[str]]:
     return np.hstack(cols), names
 
 
+@declare({
+    "cv": [Choices("auto"), *STIMULUS_CV_PATTERNS],
+    **{name: LayerSweep._parameter_constraints[name]
+       for name in ("alphas", "inner_cv", "n_permutations", "permutation", "random_state", "backend", "dtype",
+                    "n_targets_batch", "compare", "compare_alpha")},
+})
 def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: Any = None,
                 noise_ceiling: Any = None, alphas: Any = None, inner_cv: int = 5, n_permutations: int = 1000,
                 permutation: str = "auto", random_state: int = 0, backend: str = "auto", dtype: str = "auto",
-                n_targets_batch: int | None = None, compare: bool = True, compare_alpha: float = 0.05,
+                n_targets_batch: int | None = None, compare: bool | str = "auto", compare_alpha: float = 0.05,
                 layers: Sequence[int] | None = None, provenance: dict | None = None,
                 settings: dict | None = None, verbose: bool = False):
     """Fit a ridge model per layer to stimulus-level responses (see the module docstring).
@@ -141,8 +150,11 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
     responses : StimulusResponses | dict of str -> StimulusResponses
         One response set, or one per subject (then their mean is fitted, with a split-half
         noise ceiling unless ``noise_ceiling`` is given). Matched to the features by id.
-    cv : "auto" | "group-kfold:K" | "kfold:K"
-        ``"auto"``: ``group-kfold:5`` when the stimuli have groups, else ``kfold:5``.
+    cv : "auto" | "group-kfold:K" | "kfold:K" | splitter | list of (train, test)
+        Splits by stimulus: ``"group-kfold:K"``, whole groups held out; ``"kfold:K"``, the
+        stimuli shuffled into K folds (seeded by ``random_state``); ``"auto"``,
+        ``group-kfold:5`` when the stimuli have groups, else ``kfold:5``. A scikit-learn
+        splitter or explicit splits are used as given.
     baseline : dict of str -> array | DataFrame | None
         Baseline regressors per stimulus (in the features' order; e.g. length, frequency,
         surprisal), fitted with the same folds, penalties and permutations into
@@ -163,6 +175,12 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
     """
     from .encode import fit_encoding
 
+    if isinstance(cv, (str, int)) and not (cv == "auto" or parse_stimulus_cv(cv) is not None):
+        raise ValueError(
+            f"Invalid value for 'cv': {cv!r}. Stimulus-level fits split by stimulus: 'auto', "
+            "'group-kfold:K' (whole groups held out) or 'kfold:K' (K >= 2 folds; or a splitter, or a "
+            "list of (train, test) splits); runs and blocks are for word-timed features."
+        )
     ids = features.ids
     subjects = None
     if isinstance(responses, Mapping):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -11,11 +12,21 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
+from .._settings import Choices, Interval, ListOf, Logspace
 from .._validation import _check_option, _check_random_state, _preview
 from . import _ridge
 from .compare import centred_null, compare_layers
-from .backend import resolve_backend, resolve_dtype, to_numpy, use_backend
-from .cv import DEFAULT_GAP, _seed, check_groups, inner_splits, make_cv, parse_stimulus_cv
+from .backend import BACKENDS, DTYPES, resolve_backend, resolve_dtype, to_numpy, use_backend
+from .cv import (
+    CV_NAMES,
+    DEFAULT_GAP,
+    STIMULUS_CV_PATTERNS,
+    _seed,
+    check_groups,
+    inner_splits,
+    make_cv,
+    parse_stimulus_cv,
+)
 from .designs import LayerDesigns, as_layer_designs, gap_for
 from .stats import (
     PERMUTATIONS,
@@ -153,9 +164,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     n_targets_batch : int | None
         Targets per batch (default: from a 512 MiB budget for the predictions).
     n_permutations : int
-        Permutations for p-values of r (0: none). The draws are the same for every layer and
-        target, so the maximum over layers of the null gives p-values corrected for choosing
-        each target's best layer (``pvalues_best_``).
+        Permutations for p-values of r (0: none; default 1000, as :func:`fit_encoding`). The
+        draws are the same for every layer and target, so the maximum over layers of the null
+        gives p-values corrected for choosing each target's best layer (``pvalues_best_``).
     permutation : {"auto", "refit", "circular", "block"}
         Permutation scheme. ``"refit"``: each run's response is shifted circularly (keeping
         its autocorrelation; any shift, see :func:`~neuroenc.encoding.stats.run_shifts`), and
@@ -197,7 +208,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         splits), so that :meth:`predict` works. Dual coefficients are kept when features
         outnumber samples.
     random_state : None | int | Generator
-        Seed of the permutations.
+        Seed of the permutations (default 0, as :func:`fit_encoding`: the same p-values on
+        every run; None: fresh draws).
     verbose : bool
         Progress bar over layers.
 
@@ -252,10 +264,36 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Only when fitted on a single 2-D array.
     """
 
+    #: The values each parameter takes (scikit-learn's convention; read by :func:`fit_encoding`,
+    #: the run config and ``neuroenc fit``, see :mod:`neuroenc._settings`). ``alphas`` may be
+    #: spelt as a log-spaced grid there.
+    _parameter_constraints: dict = {
+        "alphas": [None, Logspace(), ListOf(Interval(Real, 0, None, closed="neither"))],
+        "cv": [Choices(CV_NAMES), Interval(Integral, 2, None, closed="left"),
+               *STIMULUS_CV_PATTERNS],
+        "n_blocks": [Interval(Integral, 2, None, closed="left")],
+        "gap": [None, Interval(Integral, 0, None, closed="left")],
+        "inner_cv": [Interval(Integral, 2, None, closed="left")],
+        "form": [Choices(_ridge.FORMS)],
+        "backend": [Choices(BACKENDS)],
+        "dtype": [Choices(DTYPES)],
+        "n_targets_batch": [None, Interval(Integral, 1, None, closed="left")],
+        "n_permutations": [Interval(Integral, 0, None, closed="left")],
+        "permutation": [Choices(PERMUTATIONS)],
+        "block_size": [Choices("auto"), Interval(Integral, 1, None, closed="left"),
+                       ListOf(Interval(Integral, 1, None, closed="left"))],
+        "compare": ["boolean", Choices("auto", "residual", "null")],
+        "compare_alpha": [Interval(Real, 0, 1, closed="neither")],
+        "refit": ["boolean"],
+        "random_state": [None, Interval(Integral, 0, 2**32 - 1, closed="both"), np.random.Generator,
+                         np.random.RandomState],
+        "verbose": ["boolean"],
+    }
+
     def __init__(self, alphas=None, cv="auto", n_blocks=5, gap=None, inner_cv=5, form="auto",
-                 backend="auto", dtype="auto", n_targets_batch=None, n_permutations=0,
+                 backend="auto", dtype="auto", n_targets_batch=None, n_permutations=1000,
                  permutation="auto", block_size="auto", compare="auto", compare_alpha=0.05,
-                 refit=True, random_state=None, verbose=False):
+                 refit=True, random_state=0, verbose=False):
         self.alphas = alphas
         self.cv = cv
         self.n_blocks = n_blocks

@@ -37,10 +37,12 @@ than ``right_context``). Use ``window`` for an exact right context.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 
+from .._settings import Choices, Interval
 from .._validation import _check_option, _check_positive, _check_type
 from .tokens import TokenAlignment
 
@@ -48,18 +50,26 @@ POLICIES = ("strided", "window")
 KINDS = ("causal", "masked")
 #: The ``context_tokens`` value for "all the run's preceding tokens".
 FULL = "full"
+#: The values ``context_tokens`` takes: a number of tokens or :data:`FULL`. The one declaration
+#: of its bound: the extractor checks it here, and the run config and ``neuroenc extract`` read
+#: it from :attr:`FeatureExtractor._parameter_constraints`.
+CONTEXT_TOKENS = [Interval(Integral, 0, None, closed="left"), Choices(FULL)]
 
 
 def _check_context_tokens(value: Any) -> int | str:
-    """``context_tokens`` is an int >= 0 or ``"full"``."""
+    """``context_tokens`` is an int >= 0 or ``"full"`` (:data:`CONTEXT_TOKENS`)."""
+    tokens = CONTEXT_TOKENS[0]
     if isinstance(value, str):
         if value != FULL:
             raise ValueError(
-                f"Invalid value for 'context_tokens': {value!r}. Use a number of tokens (an int >= 0) "
-                f"or {FULL!r} (the whole run in one forward pass)."
+                f"Invalid value for 'context_tokens': {value!r}. Use a number of tokens (an int >= "
+                f"{tokens.left}) or {FULL!r} (the whole run in one forward pass)."
             )
         return value
-    _check_positive("context_tokens", value, strict=False, integer=True)
+    if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)):
+        raise TypeError(f"'context_tokens' must be an integer, got {value!r} ({type(value).__name__}).")
+    if not tokens.is_satisfied_by(value):
+        raise ValueError(f"'context_tokens' must be >= {tokens.left}, got {value!r}.")
     return int(value)
 
 

@@ -32,6 +32,7 @@ import logging
 import numbers
 import os
 from collections.abc import Sequence
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ import numpy as np
 
 from .. import __version__
 from .._logging import _to_level
+from .._settings import Choices, Interval, ListOf
 from .._validation import _check_option, _check_positive, _check_type
 from ..stimuli.transcript import Transcript
 from .cache import (
@@ -50,7 +52,7 @@ from .cache import (
     read_feature_info,
     save_features,
 )
-from .context import FULL, POLICIES, ContextPlan, _check_context_tokens, plan_contexts
+from .context import CONTEXT_TOKENS, FULL, POLICIES, ContextPlan, _check_context_tokens, plan_contexts
 from .featureset import FeatureSet
 from .layers import resolve_layers
 from .models import (
@@ -62,7 +64,7 @@ from .models import (
     resolve_dtype,
     sequence_prefix,
 )
-from .prenorm import _check_last_layer
+from .prenorm import LAST_LAYERS, _check_last_layer
 from .tokens import TokenAlignment, _ranges, align_tokens
 
 logger = logging.getLogger(__name__)
@@ -206,6 +208,30 @@ class FeatureExtractor:
         The loaded model's identity in cache keys (:attr:`LoadedModel.identity`), set by
         :meth:`fit`.
     """
+
+    #: The values each parameter takes (scikit-learn's convention; read by the run config and
+    #: ``neuroenc extract``, see :mod:`neuroenc._settings`).
+    _parameter_constraints: dict = {
+        "model": [str, os.PathLike, LoadedModel],
+        "layers": [Choices("all"), Interval(Integral, None, None, closed="neither"),
+                   Interval(Real, None, None, closed="neither"),
+                   ListOf(Interval(Real, None, None, closed="neither"))],
+        "context_tokens": CONTEXT_TOKENS,
+        "stride": [None, Interval(Integral, 1, None, closed="left")],
+        "policy": [Choices(POLICIES)],
+        "pooling": [Choices(POOLINGS)],
+        "right_context": [Interval(Integral, 0, None, closed="left")],
+        "prepend_bos": ["boolean", Choices("auto")],
+        "last_layer": [Choices(LAST_LAYERS)],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), Choices("auto")],
+        "device": [str],
+        "dtype": [str],
+        "revision": [None, str],
+        "gguf_file": [None, str],
+        "cache_dir": [None, str, os.PathLike],
+        "intervention": [None, str, dict],
+        "reference": [Choices("onset", "midpoint")],
+    }
 
     def __init__(
         self,

@@ -38,10 +38,11 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from .._settings import Choices, Hidden
 from .._validation import _check_option, _check_positive
 from ..stimuli.stimulus_set import StimulusSet
 from .cache import STIMULI_KIND, FeatureFileError, cache_key
-from .context import FULL, ContextPlan, _check_context_tokens, plan_contexts
+from .context import CONTEXT_TOKENS, FULL, ContextPlan, _check_context_tokens, plan_contexts
 from .extract import CACHE_VERSION, FeatureExtractor, _CallLog, _layers_key, run_plan
 from .layers import resolve_layers
 from .stimulus_features import StimulusFeatures, load_stimulus_features, save_stimulus_features
@@ -79,7 +80,9 @@ class StimulusExtractor(FeatureExtractor):
     layers : "all" | int | float | list
         Layers to keep (see :func:`~neuroenc.features.layers.resolve_layers`).
     pooling : {"mean", "last", "last-word"}
-        How a stimulus's tokens give its feature (see the module docstring).
+        How a stimulus's tokens give its feature: their ``"mean"`` (default), its ``"last"``
+        token (for a causal model the state after the whole stimulus), or ``"last-word"``, the
+        mean of its last word's tokens (words split on white space, as in stories).
     context : {"none", "group"}
         Each stimulus alone, or after the stimuli before it in its group.
     context_tokens : int | "full" | None
@@ -121,6 +124,22 @@ class StimulusExtractor(FeatureExtractor):
     >>> fs[4].shape, fs.attrs["context_text"]
     ((2, 64), ['', 'the cat sat '])
     """
+
+    #: The values each parameter takes (scikit-learn's convention; read by the run config of
+    #: stimulus-level data sets and ``neuroenc extract --stimuli``, see :mod:`neuroenc._settings`):
+    #: :class:`~neuroenc.features.FeatureExtractor`'s where the two share a parameter, except
+    #: ``pooling`` (stimulus poolings) and ``context_tokens`` (also None, its default: ``"full"``
+    #: with ``context="group"``, and nothing with ``context="none"``).
+    _parameter_constraints: dict = {
+        **{name: FeatureExtractor._parameter_constraints[name]
+           for name in ("model", "layers", "stride", "prepend_bos", "last_layer", "batch_size", "device",
+                        "dtype", "revision", "gguf_file", "cache_dir")},
+        "pooling": [Choices(STIMULUS_POOLINGS)],
+        "context": [Choices(STIMULUS_CONTEXTS)],
+        "context_tokens": [Hidden(None), *CONTEXT_TOKENS],  # None: not given (see the docstring)
+        "padding_side": [Choices(PADDING_SIDES)],
+        "surprisal": ["boolean"],
+    }
 
     def __init__(self, model: Any, layers: Any = "all", pooling: str = "mean", context: str = "none",
                  context_tokens: int | str | None = None, stride: int | None = None,

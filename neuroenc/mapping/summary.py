@@ -5,18 +5,20 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._settings import Choices, Interval, declare
 from .._validation import _check_option, _check_random_state
 from ..encoding.compare import DEFAULT_ALPHA, LayerComparison, best_rows
 from ..encoding.results import EncodingResults
 from ._cube import ScoreCube, cube_from_folds, cube_from_results
 from .collect import load_results, scores_table
 from .group import _nanmean, group_from_cube
-from .layers import attach_best_pvalues, best_layers_from_cube
+from .layers import NEGATIVE_POLICIES, attach_best_pvalues, best_layers_from_cube
 from .profiles import profiles_from_cube
 from .stability import split_half_stability
 
@@ -164,6 +166,19 @@ def _own_comparison(results: EncodingResults, cube: ScoreCube) -> LayerCompariso
                            n_draws=comp.n_draws, source=comp.source)
 
 
+@declare({
+    "score": [Choices("r", "r2")],
+    "negative": [Choices(NEGATIVE_POLICIES)],
+    "n_boot": [Interval(Integral, 1, None, closed="left")],
+    "ci": [Interval(Real, 0, 1, closed="neither")],
+    "n_permutations": [Interval(Integral, 1, None, closed="left")],
+    "profile_unit": [Choices(PROFILE_UNITS)],
+    "max_profile_targets": [Interval(Integral, 1, None, closed="left")],
+    "compare_alpha": [Interval(Real, 0, 1, closed="neither")],
+    "n_splits": [Interval(Integral, 1, None, closed="left")],
+    "random_state": [None, Interval(Integral, 0, 2**32 - 1, closed="both"), np.random.Generator,
+                     np.random.RandomState],
+})
 def map_layers(
     results: str | os.PathLike | EncodingResults | Iterable[str | os.PathLike | EncodingResults],
     *,

@@ -1,7 +1,7 @@
 """The pipeline: ``neuroenc run config.yaml`` = extract → align → fit → map → report."""
 from .config import ConfigError, RunConfig, config_from_dict, load_config
 from .loaders import LOADERS, add_group_mean, get_loader, load_dataset
-from .dask_memory import FitShape, partition_fit, target_chunk_size
+from ..encoding.memory import FitShape, partition_fit, target_chunk_size
 from .distributed import TaskError, run_distributed
 from .run import RunOutput, group_best_table, run_pipeline
 

@@ -12,23 +12,41 @@ A config is plain YAML with six sections; every key has a default except ``datas
     output:    {dir: neuroenc-results, report: report.html}
     executor:  {kind: serial}
 
+The ``model``, ``alignment`` and ``encoding`` sections are the parameters of the library calls
+they configure (:class:`~neuroenc.features.FeatureExtractor`,
+:func:`~neuroenc.align.make_fmri_design` / :func:`~neuroenc.align.make_meg_design`,
+:func:`~neuroenc.encoding.fit_encoding`), read from their signatures, declared constraints and
+docstrings (:func:`section_settings`): the same names, defaults and allowed values. A key the
+config does not give is not passed, so the library's default applies; results record every
+effective value (:meth:`RunConfig.to_dict` with ``effective=True``).
+
+For a stimulus-level data set (``dataset.loader: stimuli``, ``naturalstories_rt``, or a custom
+loader with ``stimulus_level = True``) the sections are those of its own calls:
+``model`` is :class:`~neuroenc.features.StimulusExtractor`'s (pooling ``mean`` by default,
+``context``, ``padding_side``; no ``policy``), ``encoding`` is
+:func:`~neuroenc.encoding.fit_stimuli`'s (``cv: group-kfold:K`` or ``kfold:K``), and there is
+no ``alignment`` (no time).
+
 Unknown keys are errors (with a "did you mean" hint), so a typo never silently falls back to a
-default.
+default; so are values of the wrong type (naming the field, the value and what it must be), a
+key given twice in the file, and a file that is not UTF-8.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from .._validation import _check_option
-from .dask_memory import MEMORY_FRACTION
+from .._settings import Interval, ListOf, Section, Setting, merge_settings, settings_of, union_settings
+from ..encoding.memory import MEMORY_FRACTION
 
 
 class ConfigError(ValueError):
@@ -57,135 +75,153 @@ class DatasetConfig:
     transcript_encoding: str | None = None
 
 
-@dataclass
-class ModelConfig:
-    """The language model and how features are extracted (see
-    :class:`neuroenc.features.FeatureExtractor`).
-
-    ``context_tokens``: tokens of left context (an int), or ``full`` (the whole run in one
-    forward pass); ``stride``: step between chunks of the strided policy (default
-    ``context_tokens // 2``; not with ``full``); ``prepend_bos``: ``true``, ``false``
-    (default: the tokenizer's own special tokens) or ``auto``, a BOS token before every
-    sequence; ``last_layer``: ``normed`` (default, as transformers returns it) or
-    ``pre-norm`` (the last block's output before the final norm).
-
-    Stimulus-level data sets (``dataset.loader: stimuli``): ``pooling`` ``mean``, ``last`` or
-    ``last-word`` over each stimulus's tokens; ``context``: ``none`` (each stimulus alone, the
-    default) or ``group`` (after the earlier stimuli of its group; ``context_tokens`` then
-    counts the group's tokens before it, ``full`` for all); ``padding_side``: ``right`` or
-    ``left`` (see :class:`neuroenc.features.StimulusExtractor`)."""
-
-    name: str = "smollm2-135m"
-    layers: Any = "all"
-    context_tokens: int | str = 256
-    stride: int | None = None
-    policy: str = "strided"
-    pooling: str = "last"
-    right_context: int = 0
-    prepend_bos: bool | str = False
-    last_layer: str = "normed"
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: Any = "auto"
-    intervention: Any = None
-    gguf_file: str | None = None
-    revision: str | None = None
-    context: str | None = None
-    padding_side: str = "right"
-
-    def validate(self, where: str = "") -> "ModelConfig":
-        """Check the extraction settings' types and values; returns self."""
-        choices = [
-            ("model.policy", self.policy, ("strided", "window")),
-            ("model.pooling", self.pooling, ("last", "mean", "first", "last-word")),
-            ("model.last_layer", self.last_layer, ("normed", "pre-norm")),
-            ("model.context", self.context, (None, "none", "group")),
-            ("model.padding_side", self.padding_side, ("right", "left")),
-        ]
-        for name, value, allowed in choices:
-            try:
-                _check_option(name, value, allowed, where.strip())
-            except ValueError as err:
-                raise ConfigError(str(err)) from None
-        context = self.context_tokens
-        if context != "full" and (isinstance(context, bool) or not isinstance(context, int) or context < 1):
-            raise ConfigError(
-                f"model.context_tokens{where} must be a number of tokens (an int >= 1) or 'full', "
-                f"got {context!r}."
-            )
-        stride = self.stride
-        if stride is not None and (isinstance(stride, bool) or not isinstance(stride, int) or stride < 1):
-            raise ConfigError(f"model.stride{where} must be an int >= 1 (or null: context_tokens // 2), "
-                              f"got {stride!r}.")
-        if context == "full" and stride is not None:
-            raise ConfigError(
-                f"model.stride{where} applies to a number of context_tokens, but context_tokens is "
-                "'full' (the whole run in one forward pass); drop model.stride."
-            )
-        if not (isinstance(self.prepend_bos, bool) or self.prepend_bos == "auto"):
-            raise ConfigError(
-                f"model.prepend_bos{where} must be true, false or auto, got {self.prepend_bos!r}."
-            )
-        return self
+# ---------------------------------------------------------------------- sections from the library
+#: Settings of the config's own: not a parameter of a library call (declared here, once).
+MODEL_ONLY = {
+    "name": Setting.declare("name", "smollm2-135m", [str], """The language model: an alias
+        (smollm2-135m, minilm-l6), hub id, local folder or .gguf file."""),
+}
+ENCODING_ONLY = {
+    "baseline": Setting.declare("baseline", None, [None, ListOf(str)], """Names of the
+        regressors fitted as a baseline model with the same folds: the data set's confounds
+        (e.g. [word_rate, sound_power]), and for stimulus-level data sets also length, n_words,
+        position, log_frequency or surprisal, computed from the stimuli; null: none."""),
+    "blas_threads": Setting.declare("blas_threads", 1, [None, Interval(Integral, 1, None, closed="left")],
+        """BLAS threads during the fits (1 by default: the decompositions of ROI-size problems are
+        small, and extra threads only add synchronisation, which on a busy machine can make them
+        hundreds of times slower; null lets BLAS use every core, which pays off for large voxel
+        sets on a machine of one's own)."""),
+}
+#: Parameters of the library calls that are not config keys: data, provenance, verbosity, and
+#: what another section or the pipeline sets (the cache folder, the word time reference, the
+#: stimulus path's surprisal, asked for by ``encoding.baseline``), per kind of data set.
+_NOT_SETTINGS = {
+    ("model", "story"): ("model", "cache_dir", "reference", "verbose"),
+    ("model", "stimuli"): ("model", "cache_dir", "surprisal", "verbose"),
+    ("alignment", "story"): ("features", "responses", "layers", "runs", "dtype"),
+    ("encoding", "story"): ("designs", "Y", "groups", "targets", "nuisance", "noise_ceiling", "provenance",
+                            "settings", "verbose"),
+    ("encoding", "stimuli"): ("features", "responses", "baseline", "noise_ceiling", "layers", "provenance",
+                              "settings", "verbose"),
+}
+#: The kinds of data set, each with the library calls of its own: ``story`` (words with times:
+#: FeatureExtractor, make_fmri_design / make_meg_design, fit_encoding) and ``stimuli``
+#: (stimulus-level, no time: StimulusExtractor, fit_stimuli; no alignment). ``"either"``: a
+#: config whose loader's kind is not known yet (see :func:`data_kind`).
+KINDS = {"story": "story data sets", "stimuli": "stimulus-level data sets"}
+#: The config sections that map onto library calls.
+LIBRARY_SECTIONS = ("model", "alignment", "encoding")
 
 
-@dataclass
-class AlignmentConfig:
-    """Word-rate features to the response grid (see ``neuroenc.align``)."""
+@functools.lru_cache(maxsize=None)
+def section_settings(section: str, kind: str = "story") -> dict[str, Setting]:
+    """The settings of a config section that maps onto library calls, from their signatures,
+    declared constraints and numpydoc (:mod:`neuroenc._settings`):
 
-    method: str = "lanczos"
-    window: int = 3
-    cutoff_mult: float = 1.0
-    reference: str = "onset"
-    trim: list[int] = field(default_factory=lambda: [0, 0])
-    delays: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
-    hrf: str | None = None
-    normalize: bool = False
-    on_uncovered: str = "raise"
-    zscore: bool = True
-    tmin: float = -0.1
-    tmax: float = 0.6
-    decim: int = 1
+    - ``model``: :class:`~neuroenc.features.FeatureExtractor` for stories,
+      :class:`~neuroenc.features.StimulusExtractor` for stimulus-level data sets (and
+      ``name``, the model);
+    - ``alignment``: :func:`~neuroenc.align.make_fmri_design` and
+      :func:`~neuroenc.align.make_meg_design` (their shared options agree); none for
+      stimulus-level data sets (no time);
+    - ``encoding``: :func:`~neuroenc.encoding.fit_encoding` for stories,
+      :func:`~neuroenc.encoding.fit_stimuli` for stimulus-level data sets (and ``baseline``,
+      ``blas_threads``).
+
+    Parameters
+    ----------
+    section : {"model", "alignment", "encoding"}
+    kind : {"story", "stimuli", "either"}
+        The kind of data set (:data:`KINDS`); ``"either"``: every key either kind takes,
+        with either kind's values (:func:`~neuroenc._settings.union_settings`), for a config
+        whose loader's kind is known only once it may be imported.
+    """
+    from ..align import make_fmri_design, make_meg_design
+    from ..encoding import LayerSweep, fit_encoding, fit_stimuli
+    from ..features import FeatureExtractor, StimulusExtractor
+
+    if section not in LIBRARY_SECTIONS:
+        raise KeyError(section)
+    if kind == "either":
+        return union_settings({label: section_settings(section, k) for k, label in KINDS.items()})
+    if kind not in KINDS:
+        raise KeyError(kind)
+    skip = _NOT_SETTINGS.get((section, kind), ())
+    if section == "model":
+        if kind == "stimuli":
+            return {**MODEL_ONLY, **settings_of(StimulusExtractor, exclude=skip, docs=(FeatureExtractor,))}
+        return {**MODEL_ONLY, **settings_of(FeatureExtractor, exclude=skip)}
+    if section == "alignment":
+        if kind == "stimuli":
+            return {}
+        return merge_settings(settings_of(make_fmri_design, exclude=skip),
+                              settings_of(make_meg_design, exclude=skip))
+    if kind == "stimuli":
+        return {**settings_of(fit_stimuli, exclude=skip, docs=(LayerSweep, fit_encoding)), **ENCODING_ONLY}
+    return {**settings_of(fit_encoding, exclude=skip, docs=(LayerSweep,)), **ENCODING_ONLY}
 
 
-@dataclass
-class EncodingConfig:
-    """Encoding models, cross-validation and statistics (see ``neuroenc.encoding``).
+def data_kind(loader: str, allow_code: bool | None = False) -> str:
+    """The kind of data set a config's loader gives (:data:`KINDS`), which says what its
+    ``model``, ``alignment`` and ``encoding`` sections hold; ``"either"`` when it cannot be
+    told without importing code the config may not run yet (a ``"package.module:function"``
+    loader without the opt-in), or for an unknown loader (the run reports it)."""
+    from .loaders import loader_kind  # loaders reads DatasetConfig and ConfigError from here
 
-    ``blas_threads``: BLAS threads during the fits (1 by default: the decompositions of
-    ROI-size problems are small, and extra threads only add synchronisation, which on a busy
-    machine can make them hundreds of times slower; ``null`` lets BLAS use every core, which
-    pays off for large voxel sets on a machine of one's own)."""
+    return loader_kind(loader, allow_code) or "either" if loader else "story"
 
-    alphas: Any = field(default_factory=lambda: {"logspace": [-1, 7, 17]})
-    cv: Any = "auto"
-    n_blocks: int = 5
-    gap: int | None = None
-    inner_cv: int = 5
-    n_permutations: int = 1000
-    permutation: str = "auto"
-    baseline: list[str] | None = None
-    nuisance: list[str] | None = None
-    backend: str = "auto"
-    n_targets_batch: int | None = None
-    blas_threads: int | None = 1
-    random_state: int = 0
+
+class EncodingSection(Section):
+    """The ``encoding`` section (:class:`~neuroenc._settings.Section`), with its penalties as
+    an array."""
+
+    __slots__ = ()
 
     def alpha_grid(self) -> np.ndarray:
-        """The ridge penalties as an array."""
+        """The ridge penalties as an array (the library's default grid when none is given)."""
+        from ..encoding import DEFAULT_ALPHAS
+
         alphas = self.alphas
-        if isinstance(alphas, dict):
-            if set(alphas) != {"logspace"} or len(alphas["logspace"]) != 3:
+        if alphas is None:
+            return np.asarray(DEFAULT_ALPHAS, dtype=float)
+        return np.asarray(self.settings["alphas"].to_value(alphas), dtype=float).reshape(-1)
+
+
+def make_section(section: str, values: Any = None, where: str = "", kind: str = "story",
+                 loader: str | None = None) -> Section:
+    """A checked config section from its YAML mapping, for a kind of data set (a
+    :class:`ConfigError` for an unknown key or a value of the wrong type, naming the field,
+    the value and what it must be; a key or value of the other kind of data set says so)."""
+    cls = EncodingSection if section == "encoding" else Section
+    settings = section_settings(section, kind)
+    values = {} if values is None else values
+    if kind in KINDS and isinstance(values, dict) and values:
+        what = f"dataset.loader {loader!r}" if loader else "the data set"
+        if not settings:
+            raise ConfigError(
+                f"the {section} section{where} applies to {KINDS['story']} (words with times); "
+                f"{what} is stimulus-level (one response per stimulus, no time): drop {section}."
+            )
+        other_kind = next(k for k in KINDS if k != kind)
+        other = section_settings(section, other_kind)
+        for key, value in values.items():
+            if key not in settings and key in other:
                 raise ConfigError(
-                    "encoding.alphas must be a list of numbers or {logspace: [start, stop, num]} "
-                    f"(powers of 10), got {alphas!r}."
+                    f"unknown key {section}.{key}{where}: it applies to {KINDS[other_kind]} "
+                    f"({other[key].owner}), and {what} is one of the {KINDS[kind]} "
+                    f"({', '.join(dict.fromkeys(s.owner for s in settings.values() if s.owner != 'config'))}); "
+                    f"drop {section}.{key}. Allowed keys: {list(settings)}."
                 )
-            start, stop, num = alphas["logspace"]
-            return np.logspace(float(start), float(stop), int(num))
-        grid = np.asarray(alphas, dtype=float).reshape(-1)
-        if grid.size == 0 or (grid <= 0).any():
-            raise ConfigError(f"encoding.alphas must be positive numbers, got {alphas!r}.")
-        return grid
+            if key in settings and not settings[key].is_valid(value) and key in other and other[key].is_valid(value):
+                try:
+                    settings[key].check(value, f"{section}.{key}", where)
+                except ValueError as err:
+                    raise ConfigError(f"{str(err).rstrip('.')}: {value!r} applies to {KINDS[other_kind]} "
+                                      f"({other[key].owner}), and {what} is one of the {KINDS[kind]}.") from None
+    try:
+        return cls(section, settings, values, where)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 @dataclass
@@ -237,52 +273,60 @@ class ExecutorConfig:
 class RunConfig:
     """A whole run: every section, plus the name and the file it came from.
 
+    ``model``, ``alignment`` and ``encoding`` are sections (:class:`~neuroenc._settings.Section`):
+    ``config.model.context_tokens`` is the effective value, ``config.model.given`` what the
+    config gave. They hold the settings of the library calls of the data set's ``kind``
+    (:data:`KINDS`, from ``dataset.loader``: :func:`data_kind`): ``"story"`` or ``"stimuli"``,
+    or ``"either"`` until a custom loader's kind is known (:func:`resolve_kind`).
     ``caller_keys``: the dotted keys given by the caller (command line, ``overrides``) rather
     than read from the config file; ``allow_code``: the user's opt-in to what a config file may
-    not do alone (see :mod:`neuroenc.pipeline.trust`). Neither can be set by a config file, and
-    neither is part of :meth:`to_dict`.
+    not do alone (see :mod:`neuroenc.pipeline.trust`). Neither can be set by a config file,
+    and neither (nor ``kind``) is part of :meth:`to_dict`.
     """
 
     name: str = "neuroenc-run"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
-    encoding: EncodingConfig = field(default_factory=EncodingConfig)
+    model: Section = field(default_factory=lambda: make_section("model"))
+    alignment: Section = field(default_factory=lambda: make_section("alignment"))
+    encoding: EncodingSection = field(default_factory=lambda: make_section("encoding"))
     output: OutputConfig = field(default_factory=OutputConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     source: str | None = None
     caller_keys: frozenset[str] = frozenset()
     allow_code: bool = False
+    kind: str = "story"
 
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict (as it would be written to YAML), for provenance."""
-        out = dataclasses.asdict(self)
-        for name in ("source", "caller_keys", "allow_code"):
-            out.pop(name)
+    def to_dict(self, effective: bool = False) -> dict[str, Any]:
+        """A plain dict, as it would be written to YAML.
+
+        ``effective=False``: the values the config gave (reading it back gives the same
+        config); ``effective=True``: every setting's effective value, the library's default
+        where none was given (for provenance and result keys)."""
+        out: dict[str, Any] = {"name": self.name}
+        for name in _SECTIONS:
+            section = getattr(self, name)
+            if isinstance(section, Section):
+                out[name] = section.effective() if effective else dict(section.given)
+            else:
+                out[name] = dataclasses.asdict(section)
         return out
 
     def validate(self) -> "RunConfig":
-        """Check values that have a fixed set of choices; returns self."""
+        """Check what the sections cannot check alone; returns self.
+
+        The model's settings are checked together by the extractor of the data set's kind
+        itself (e.g. a ``stride`` with ``context_tokens: full``), before anything is loaded."""
+        from ..features import FeatureExtractor, StimulusExtractor
+
         where = f" in {self.source!r}" if self.source else ""
         if not self.dataset.loader:
             raise ConfigError(f"dataset.loader is required{where}: e.g. 'alice'.")
-        self.model.validate(where)
-        choices = [
-            ("alignment.method", self.alignment.method, ("lanczos", "sinc", "rect", "nearest")),
-            ("alignment.reference", self.alignment.reference, ("onset", "midpoint")),
-            ("alignment.hrf", self.alignment.hrf, (None, "glover", "spm")),
-            ("alignment.on_uncovered", self.alignment.on_uncovered, ("raise", "warn", "ignore")),
-            ("encoding.permutation", self.encoding.permutation, ("auto", "refit", "circular", "block")),
-        ]
-        for name, value, allowed in choices:
+        if self.kind in KINDS:
+            extractor = StimulusExtractor if self.kind == "stimuli" else FeatureExtractor
             try:
-                _check_option(name, value, allowed, where.strip())
-            except ValueError as err:
-                raise ConfigError(str(err)) from None
-        if len(self.alignment.trim) != 2 or any(int(t) < 0 for t in self.alignment.trim):
-            raise ConfigError(f"alignment.trim must be [first, last] TR counts >= 0{where}, got {self.alignment.trim!r}.")
-        if not self.alignment.delays or any(int(d) < 0 for d in self.alignment.delays):
-            raise ConfigError(f"alignment.delays must be a non-empty list of TR counts >= 0{where}, got {self.alignment.delays!r}.")
+                extractor(self.model.name, **self.model.kwargs(extractor))._check_params()
+            except (ValueError, TypeError) as err:
+                raise ConfigError(f"model settings{where}: {err}") from None
         kind = self.executor.kind
         if not (kind in ("serial", "slurm", "dask") or kind.startswith("local:") or kind.startswith("dask:")):
             raise ConfigError(
@@ -299,7 +343,6 @@ class RunConfig:
                     f"dataset.transcript_encoding{where} is {self.dataset.transcript_encoding!r}, not an "
                     "encoding Python knows; use e.g. 'cp1252', 'latin-1', 'utf-16'."
                 ) from None
-        self.encoding.alpha_grid()
         return self
 
     def resolve(self, path: str | None) -> Path | None:
@@ -314,15 +357,17 @@ class RunConfig:
 
 _SECTIONS = {
     "dataset": DatasetConfig,
-    "model": ModelConfig,
-    "alignment": AlignmentConfig,
-    "encoding": EncodingConfig,
+    "model": "model",
+    "alignment": "alignment",
+    "encoding": "encoding",
     "output": OutputConfig,
     "executor": ExecutorConfig,
 }
 
 
-def _build(cls: type, values: Any, section: str, where: str) -> Any:
+def _build(cls: Any, values: Any, section: str, where: str, kind: str = "story", loader: str | None = None) -> Any:
+    if isinstance(cls, str):
+        return make_section(cls, values, where, kind, loader)
     if values is None:
         return cls()
     if not isinstance(values, dict):
@@ -356,12 +401,85 @@ def config_from_dict(values: dict[str, Any], source: str | None = None,
                 f"unknown section {key!r}{where}"
                 + (f"; did you mean {hint[0]!r}?" if hint else f"; sections are {allowed}.")
             )
-    kwargs = {name: _build(cls, values.get(name), name, where) for name, cls in _SECTIONS.items()}
-    return RunConfig(name=str(values.get("name", "neuroenc-run")), source=source,
-                     caller_keys=frozenset(caller_keys), allow_code=bool(allow_code), **kwargs).validate()
+    dataset = _build(DatasetConfig, values.get("dataset"), "dataset", where)
+    kind = data_kind(dataset.loader, allow_code)
+    kwargs = {name: _build(cls, values.get(name), name, where, kind, dataset.loader)
+              for name, cls in _SECTIONS.items() if name != "dataset"}
+    return RunConfig(name=str(values.get("name", "neuroenc-run")), dataset=dataset, source=source,
+                     caller_keys=frozenset(caller_keys), allow_code=bool(allow_code), kind=kind,
+                     **kwargs).validate()
 
 
-def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> RunConfig:
+def resolve_kind(config: RunConfig) -> RunConfig:
+    """The config with the sections of its data set's kind: itself when they already are, else
+    rebuilt from the values it gives (a :class:`ConfigError` for a key or value that kind does
+    not take). For a config whose custom loader could not be imported when it was built
+    (``kind="either"``), once the opt-in allows it (see :mod:`neuroenc.pipeline.trust`)."""
+    kind = data_kind(config.dataset.loader, config.allow_code)
+    if kind == config.kind:
+        return config
+    return config_from_dict(config.to_dict(), source=config.source, caller_keys=config.caller_keys,
+                            allow_code=config.allow_code)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(key, line, first)
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last
+    one silently: a second ``model:`` section would replace the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # PyYAML reports unhashable keys itself
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(key, line, seen[key])
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """A YAML file's content, read as a run config is: UTF-8 (a byte-order mark is allowed),
+    safe types only, no key twice in a mapping.
+
+    Raises
+    ------
+    ConfigError
+        For a file that is not UTF-8, not YAML, or gives a key twice (naming the key and both
+        lines).
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"config file {str(path)!r} is not UTF-8 text (byte {err.start}: "
+            f"{err.object[err.start:err.start + 1]!r}); save it as UTF-8."
+        ) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as err:
+        raise ConfigError(
+            f"{str(path)!r} gives the key {err.key!r} twice (lines {err.first} and {err.line}); YAML "
+            "would keep only the last one. Merge them into one."
+        ) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"could not parse {str(path)!r} as YAML: {err}") from err
+
+
+def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
+                allow_code: bool = False) -> RunConfig:
     """Read a YAML run config.
 
     Parameters
@@ -370,18 +488,26 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
         The YAML file.
     overrides : dict | None
         Dotted keys to override, e.g. ``{"output.dir": "out", "model.layers": [0, 5]}``.
+    allow_code : bool
+        The opt-in of :mod:`neuroenc.pipeline.trust` (a ``"package.module:function"`` loader
+        is imported to tell its kind of data set only with it).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ConfigError
+        For a file that is not UTF-8 or not YAML, a key given twice, an unknown key or a value
+        of the wrong type.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config file not found: {str(path)!r}.")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"could not parse {str(path)!r} as YAML: {err}") from err
+    values = read_yaml(path) or {}
     if not isinstance(values, dict):
         raise ConfigError(f"a run config must be a YAML mapping in {str(path)!r}.")
     return config_from_dict(apply_overrides(values, overrides), source=str(path),
-                            caller_keys=frozenset(overrides or ()))
+                            caller_keys=frozenset(overrides or ()), allow_code=allow_code)
 
 
 def apply_overrides(values: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:

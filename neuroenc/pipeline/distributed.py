@@ -9,7 +9,7 @@
    tasks (:class:`~neuroenc.pipeline.dask_worker.WorkerCache`): one model load per worker.
 2. **fit**, one per (subject, layer band, target chunk): :func:`~neuroenc.pipeline.tasks.fit_subject`
    on a subset of layers and a chunk of targets. Band and chunk sizes come from the workers'
-   memory and the design's size (:func:`~neuroenc.pipeline.dask_memory.partition_fit`); a
+   memory and the design's size (:func:`~neuroenc.encoding.memory.partition_fit`); a
    subject that fits in one task is written straight to its results file.
 3. **merge**, one per subject cut into parts: the parts, merged exactly
    (:func:`~neuroenc.encoding.merge_results`; q-values recomputed) into the subject's
@@ -37,15 +37,15 @@ from typing import Any
 import numpy as np
 
 from .._validation import NeuroencError
-from .config import ConfigError, RunConfig
+from ..encoding import make_cv
+from .config import ConfigError, RunConfig, resolve_kind
 from .dask_cluster import check_slurm_options, connect, make_security, parse_executor, worker_memory
-from .dask_memory import FitShape, partition_fit
+from ..encoding.memory import FitShape, partition_fit
 from .dask_worker import PLUGIN_NAME, WorkerCache, extract_task, fit_task, merge_task
 from .loaders import GROUP, load_dataset
 from .run import RunOutput, _finish_run
 from .tasks import (
     make_extractor,
-    n_outer_folds,
     noise_ceilings,
     output_dir,
     results_current,
@@ -131,10 +131,14 @@ def _features_layout(path: Path) -> tuple[list[int], int, int]:
 
 
 def _n_lags(config: RunConfig, response: Any) -> int:
+    """Column blocks of a design (delays or lags), as the align functions make them."""
+    from ..align import fmri_delays, lag_samples
+
+    a = config.alignment
     if response.kind == "meg":
-        a = config.alignment
-        return int((a.tmax - a.tmin) * response.sfreq / max(a.decim, 1)) + 1
-    return len(config.alignment.delays)
+        rate = a.sfreq if a.sfreq is not None else response.sfreq / a.decim
+        return len(lag_samples(a.tmin, a.tmax, rate))
+    return len(fmri_delays(a.delays, a.hrf))
 
 
 def _subject_sizes(config: RunConfig, dataset: Any) -> dict[str, dict[str, Any]]:
@@ -148,6 +152,7 @@ def _subject_sizes(config: RunConfig, dataset: Any) -> dict[str, dict[str, Any]]
         out[subject] = {
             "runs": list(responses),
             "n_samples": sum(r.n_samples for r in responses.values()),
+            "groups": np.concatenate([np.full(r.n_samples, i) for i, r in enumerate(responses.values())]),
             "n_targets": first.n_targets,
             "response_bytes": everyone if subject == GROUP else nbytes,
             "first": first,
@@ -160,8 +165,7 @@ def _fit_shape(config: RunConfig, size: dict[str, Any], layouts: dict[str, tuple
     runs = size["runs"]
     layers, _, hidden = layouts[runs[0]]
     enc = config.encoding
-    n_runs = len(runs)
-    n_folds = n_outer_folds(enc.cv, n_runs, enc.n_blocks)
+    n_folds = len(make_cv(enc.cv, size["groups"], size["n_samples"], n_blocks=enc.n_blocks))
     inner = enc.inner_cv if isinstance(enc.inner_cv, int) and enc.inner_cv > 1 else 5
     shape = FitShape(
         n_samples=size["n_samples"], n_features=hidden * _n_lags(config, size["first"]),
@@ -255,7 +259,7 @@ def run_distributed(
     layers_per_task, target_chunk : int | None
         Layers and targets per fit task; default ``executor.layers_per_task`` /
         ``executor.target_chunk``, else from the workers' memory
-        (:func:`~neuroenc.pipeline.dask_memory.partition_fit`).
+        (:func:`~neuroenc.encoding.memory.partition_fit`).
     memory_fraction : float | None
         Share of a worker's memory (per thread) one fit task may plan to use; default
         ``executor.memory_fraction``.
@@ -287,6 +291,7 @@ def run_distributed(
     config = copy.copy(config)  # the opt-in travels to the workers with the config
     config.allow_code = code_allowed(config.allow_code)
     check_trust(config)
+    config = resolve_kind(config)  # a custom loader's kind of data set, once it may be imported
     spec = None
     security = None
     if client is None:

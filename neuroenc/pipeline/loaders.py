@@ -33,15 +33,29 @@ LOADERS: dict[str, str] = {
 STIMULUS_LOADERS = ("stimuli", "naturalstories_rt")
 
 
-def is_stimulus_loader(name: str) -> bool:
+def loader_kind(name: str, allow_code: bool | None = False) -> str | None:
+    """The kind of data set the loader ``name`` returns: ``"stimuli"`` (stimulus-level: stimuli
+    without time, one response each), ``"story"`` (words with times), or None when that cannot
+    be told without running code the config may not run (a ``"package.module:function"``
+    loader without the opt-in, see :mod:`neuroenc.pipeline.trust`), or for a loader that is
+    unknown or cannot be imported (loading it reports why).
+
+    A registered loader's kind is known without importing it; a custom one says it is
+    stimulus-level with an attribute ``stimulus_level = True``.
+    """
+    if name in LOADERS:
+        return "stimuli" if name in STIMULUS_LOADERS else "story"
+    try:
+        loader = get_loader(name, allow_code=allow_code)
+    except ConfigError:
+        return None
+    return "stimuli" if getattr(loader, "stimulus_level", False) else "story"
+
+
+def is_stimulus_loader(name: str, allow_code: bool | None = False) -> bool:
     """Whether the loader ``name`` returns a stimulus-level data set (False for a custom loader
     that cannot be imported: loading it reports why)."""
-    if name in STIMULUS_LOADERS or name in LOADERS:
-        return name in STIMULUS_LOADERS
-    try:
-        return bool(getattr(get_loader(name), "stimulus_level", False))
-    except ConfigError:
-        return False
+    return loader_kind(name, allow_code) == "stimuli"
 
 GROUP = "group"
 #: The entry-point group in which installed packages declare more loaders (name -> function).

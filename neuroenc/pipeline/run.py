@@ -20,13 +20,14 @@ import pandas as pd
 from ..encoding.results import P_MAX_OVER_LAYERS, EncodingResults
 from ..encoding.stats import describe_null
 from ..mapping import map_layers
-from .config import RunConfig, apply_overrides, config_from_dict, load_config
+from .config import RunConfig, apply_overrides, config_from_dict, load_config, resolve_kind
 from .loaders import GROUP, load_dataset
 from .trust import check_trust, code_allowed
 from .tasks import (
     extract_run,
     fit_subject,
     make_extractor,
+    mapping_params,
     noise_ceilings,
     output_dir,
     results_path,
@@ -204,7 +205,7 @@ def run_pipeline(
         loaded).
     """
     if not isinstance(config, RunConfig):
-        config = load_config(config, overrides=overrides)
+        config = load_config(config, overrides=overrides, allow_code=code_allowed(allow_code))
     elif overrides:
         config = config_from_dict(apply_overrides(config.to_dict(), overrides), source=config.source,
                                   caller_keys=config.caller_keys | set(overrides),
@@ -216,6 +217,7 @@ def run_pipeline(
         config.caller_keys = config.caller_keys | {"executor.kind"}
         config.validate()
     check_trust(config)
+    config = resolve_kind(config)  # a custom loader's kind of data set, once it may be imported
     from .stimuli_run import is_stimulus_config, run_stimulus_pipeline
 
     if is_stimulus_config(config):  # stimulus-level data sets: no time, no runs
@@ -268,7 +270,7 @@ def _finish_run(config: RunConfig, features: dict[str, Path], results: dict[str,
         t0 = time.time()
         individual = [p for s, p in results.items() if s != GROUP]
         if GROUP in results and individual:
-            mapping = map_layers(individual, random_state=config.encoding.random_state)
+            mapping = map_layers(individual, **mapping_params(config))
         sections = ([_group_section(EncodingResults.load(results[GROUP]), config.encoding.random_state, mapping)]
                     if GROUP in results else [])
         report, mapping = write_report(config, list(results.values()), sections=sections, mapping=mapping)

@@ -31,7 +31,16 @@ from .. import __version__
 from .._validation import _sha256_file
 from .config import ConfigError, RunConfig
 from .loaders import GROUP, is_stimulus_loader, load_dataset
-from .tasks import blas_threads, cache_dir, output_dir, results_current, results_key, results_path, write_report
+from .tasks import (
+    blas_threads,
+    cache_dir,
+    mapping_params,
+    output_dir,
+    results_current,
+    results_key,
+    results_path,
+    write_report,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,37 +50,23 @@ COMPUTED_REGRESSORS = ("length", "n_words", "position", "log_frequency", "surpri
 
 def is_stimulus_config(config: RunConfig) -> bool:
     """Whether the config's data set is stimulus-level."""
-    return is_stimulus_loader(config.dataset.loader)
+    return is_stimulus_loader(config.dataset.loader, allow_code=config.allow_code)
 
 
 def make_stimulus_extractor(config: RunConfig, verbose: Any = None, surprisal: bool = False):
     """The :class:`~neuroenc.features.StimulusExtractor` of a config's ``model`` section.
 
-    ``context_tokens`` and ``stride`` apply to ``context: group`` only; with ``context: none``
-    a ``stride`` or a ``context_tokens`` other than the default is an error.
+    The section is StimulusExtractor's (:func:`~neuroenc.pipeline.config.section_settings`):
+    only the values it gives are passed, so the extractor's defaults apply to the rest, and
+    the extractor checks them together (e.g. ``context_tokens`` with ``context: none``) when
+    the config is read. ``surprisal`` is asked for by ``encoding.baseline``.
     """
     from ..features.stimuli import StimulusExtractor
 
-    m = config.model
-    context = m.context or "none"
-    if m.pooling == "first":
-        raise ConfigError("model.pooling 'first' applies to words; for stimuli use mean, last or last-word.")
-    if m.policy != "strided" or m.right_context:
-        raise ConfigError("model.policy and model.right_context apply to stories; stimuli are read alone or after "
-                          "their group (model.context).")
-    if m.intervention is not None:
-        raise ConfigError("model.intervention is not supported for stimulus-level data sets.")
-    if context == "none":
-        if m.stride is not None or m.context_tokens != 256:
-            raise ConfigError("model.context_tokens and model.stride apply to model.context: group (each stimulus "
-                              "after the earlier stimuli of its group); drop them, or set model.context: group.")
-        context_tokens = stride = None
-    else:
-        context_tokens, stride = m.context_tokens, m.stride
-    return StimulusExtractor(m.name, layers=m.layers, pooling=m.pooling, context=context,
-                             context_tokens=context_tokens, stride=stride, prepend_bos=m.prepend_bos,
-                             last_layer=m.last_layer, batch_size=m.batch_size, padding_side=m.padding_side,
-                             device=m.device, dtype=m.dtype, revision=m.revision, gguf_file=m.gguf_file,
+    if config.kind != "stimuli":
+        raise ConfigError(f"the config's model section is that of {config.kind!r} data sets, not of a "
+                          f"stimulus-level one (dataset.loader {config.dataset.loader!r}).")
+    return StimulusExtractor(config.model.name, **config.model.kwargs(StimulusExtractor),
                              cache_dir=cache_dir(config), surprisal=surprisal, verbose=verbose)
 
 
@@ -241,7 +236,8 @@ def run_stimulus_pipeline(config: RunConfig, verbose: bool = True):
     paths: dict[str, Path] = {}
     base = {"features_files": {"stimuli": str(features_path)},
             "features_sha256": {"stimuli": _sha256_file(features_path)}, "dataset": dataset.name,
-            "config": config.to_dict(), "config_file": config.source, "neuroenc_version": __version__}
+            "config": config.to_dict(effective=True), "config_file": config.source,
+            "neuroenc_version": __version__}
     for subject, responses in fits.items():
         out = results_path(config, subject)
         paths[subject] = out
@@ -252,11 +248,10 @@ def run_stimulus_pipeline(config: RunConfig, verbose: bool = True):
         started = time.time()
         with blas_threads(enc.blas_threads):
             results = fit_stimuli(
-                features, responses, cv=enc.cv, baseline=regressors or None, alphas=enc.alpha_grid(),
-                inner_cv=enc.inner_cv, n_permutations=enc.n_permutations, permutation=enc.permutation,
-                random_state=enc.random_state, backend=enc.backend, n_targets_batch=enc.n_targets_batch,
+                features, responses, baseline=regressors or None,
                 provenance=dict(base, subject=subject, results_key=key),
                 settings={"baseline": list(regressors) or None}, verbose=verbose,
+                **enc.kwargs(fit_stimuli, exclude=("baseline",)),  # the config's names, computed above
             )
         results.warnings = list(dict.fromkeys(messages + list(results.warnings)))
         results.provenance["wall_seconds"] = time.time() - started
@@ -290,7 +285,7 @@ def run_stimulus_pipeline(config: RunConfig, verbose: bool = True):
         shown = paths.get(GROUP) or next(iter(paths.values()))
         section = _stimulus_section(config, EncodingResults.load(shown), baselines, timings)
         individual = [p for s, p in paths.items() if s != GROUP]
-        mapping = map_layers(individual or list(paths.values()), random_state=enc.random_state)
+        mapping = map_layers(individual or list(paths.values()), **mapping_params(config))
         report, mapping = write_report(config, list(paths.values()), sections=[section], mapping=mapping)
         timings["report"] = time.time() - t0
     return RunOutput(config, {"stimuli": features_path}, paths, report, mapping, None, timings)

@@ -49,15 +49,23 @@ def results_path(config: RunConfig, subject: str, part: str | None = None) -> Pa
 
 
 def extractor_params(config: RunConfig) -> dict[str, Any]:
-    """The :class:`~neuroenc.features.FeatureExtractor` parameters of a config."""
-    m = config.model
-    return dict(
-        layers=m.layers, context_tokens=m.context_tokens, stride=m.stride, policy=m.policy,
-        pooling=m.pooling, right_context=m.right_context, prepend_bos=m.prepend_bos,
-        last_layer=m.last_layer, batch_size=m.batch_size,
-        device=m.device, dtype=m.dtype, revision=m.revision, gguf_file=m.gguf_file,
-        intervention=m.intervention, reference=config.alignment.reference,
-    )
+    """The :class:`~neuroenc.features.FeatureExtractor` parameters the config gives (the
+    ``model`` section's, and ``alignment.reference``); the extractor's defaults apply to the
+    rest."""
+    from ..features import FeatureExtractor
+
+    params = config.model.kwargs(FeatureExtractor)
+    if config.alignment.reference is not None:
+        params["reference"] = config.alignment.reference
+    return params
+
+
+def mapping_params(config: RunConfig) -> dict[str, Any]:
+    """The :func:`~neuroenc.mapping.map_layers` parameters of a config: its seed,
+    ``encoding.random_state``, when the config gives one (else map_layers' own default)."""
+    if "random_state" in config.encoding.given:
+        return {"random_state": config.encoding.random_state}
+    return {}
 
 
 def make_extractor(config: RunConfig, model: Any = None, verbose: Any = None):
@@ -172,28 +180,21 @@ def blas_threads(n: int | None):
 
 
 def _design(config: RunConfig, features: dict[str, Any], responses: dict[str, Any]):
+    """The subject's design: the ``alignment`` settings the config gives, passed to
+    :func:`~neuroenc.align.make_meg_design` (MEG/EEG responses) or
+    :func:`~neuroenc.align.make_fmri_design`; those that do not apply to that kind of
+    response are logged as ignored."""
     from ..align import make_fmri_design, make_meg_design
 
-    a = config.alignment
     kinds = {r.kind for r in responses.values()}
-    if kinds == {"meg"}:
-        return make_meg_design(features, responses, tmin=a.tmin, tmax=a.tmax, decim=a.decim,
-                               zscore=a.zscore, reference=a.reference, on_uncovered=a.on_uncovered)
-    return make_fmri_design(
-        features, responses, method=a.method, window=a.window, cutoff_mult=a.cutoff_mult,
-        normalize=a.normalize, trim=tuple(a.trim), delays=tuple(a.delays), hrf=a.hrf,
-        zscore=a.zscore, reference=a.reference, on_uncovered=a.on_uncovered,
-    )
-
-
-def n_outer_folds(cv: Any, n_runs: int, n_blocks: int) -> int:
-    """How many outer folds ``encoding.cv`` makes for ``n_runs`` runs (as
-    :func:`~neuroenc.encoding.make_cv` does), for cost and memory estimates."""
-    if isinstance(cv, int) and not isinstance(cv, bool):
-        return int(cv)
-    if cv == "blocks" or (cv == "auto" and n_runs < 2):
-        return int(n_blocks)
-    return max(int(n_runs), 2)
+    make = make_meg_design if kinds == {"meg"} else make_fmri_design
+    kwargs = config.alignment.kwargs(make)
+    ignored = sorted(set(config.alignment.given) - set(kwargs))
+    if ignored:
+        logger.warning("alignment.%s do(es) not apply to %s responses (%s); ignored",
+                       ", alignment.".join(ignored), "MEG/EEG" if make is make_meg_design else "fMRI",
+                       make.__name__)
+    return make(features, responses, **kwargs)
 
 
 def _permutation_scheme(config: RunConfig, design: Any, features: dict[str, Any],
@@ -205,12 +206,13 @@ def _permutation_scheme(config: RunConfig, design: Any, features: dict[str, Any]
     from ..encoding.sweep import resolve_permutation
     from ..features import read_feature_info
 
+    from ..encoding import make_cv
+
     enc = config.encoding
     if enc.permutation != "auto" or not enc.n_permutations:
         return enc.permutation, []
     n_layers = len(read_feature_info(next(iter(features.values())))["layer_indices"])
-    n_runs = len(set(np.asarray(design.groups).tolist()))
-    n_folds = n_outer_folds(enc.cv, n_runs, enc.n_blocks)
+    n_folds = len(make_cv(enc.cv, design.groups, design.n_samples, n_blocks=enc.n_blocks))
     n_columns = design.n_delays * design.n_features(design.layers[0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -308,7 +310,7 @@ def fit_subject(
         "runs": list(responses),
         "features_sha256": {run: _sha256_file(features[run]) for run in responses},
         "features_files": {run: str(features[run]) for run in responses},
-        "config": config.to_dict(),
+        "config": config.to_dict(effective=True),
         "config_file": config.source,
         "results_key": key,
         "neuroenc_version": __version__,
@@ -321,16 +323,15 @@ def fit_subject(
         provenance["group_members"] = dataset.info.get("group_members")
     settings = {"alignment": design.settings, "baseline": baseline_names if nuisance is not None else None}
     permutation, messages = _permutation_scheme(config, design, features, n_targets_all)
-    compare = comparison_mode(config, subject, dataset)
-    settings["layer_comparisons"] = compare
+    kwargs = enc.kwargs(fit_encoding)
+    if permutation != enc.permutation:  # "auto", resolved for the whole subject
+        kwargs["permutation"] = permutation
+    if "compare" not in kwargs:  # the config's own choice, else the mode for this subject
+        kwargs["compare"] = comparison_mode(config, subject, dataset)
+    settings["layer_comparisons"] = kwargs["compare"]
     with blas_threads(enc.blas_threads):
-        results = fit_encoding(
-            design, nuisance=nuisance, noise_ceiling=noise_ceiling, alphas=enc.alpha_grid(), cv=enc.cv,
-            n_blocks=enc.n_blocks, gap=enc.gap, inner_cv=enc.inner_cv, backend=enc.backend,
-            n_targets_batch=enc.n_targets_batch, n_permutations=enc.n_permutations,
-            permutation=permutation, compare=compare, random_state=enc.random_state, provenance=provenance,
-            settings=settings, verbose=verbose,
-        )
+        results = fit_encoding(design, nuisance=nuisance, noise_ceiling=noise_ceiling,
+                               provenance=provenance, settings=settings, verbose=verbose, **kwargs)
     results.warnings = list(dict.fromkeys(list(design.warnings) + messages + list(results.warnings)))
     results.provenance["wall_seconds"] = time.time() - started
     results.save(out)
@@ -386,7 +387,7 @@ def write_report(config: RunConfig, results: Sequence[str | Path], out: str | Pa
         interventions = pd.read_csv(science / "interventions.csv")
     individual = [p for p in results if not Path(p).name.startswith(f"sub-{GROUP}.")]
     if mapping is None:
-        mapping = map_layers(individual or list(results), random_state=config.encoding.random_state)
+        mapping = map_layers(individual or list(results), **mapping_params(config))
     title = f"neuroenc: {config.model.name} on {config.dataset.loader} ({config.name})"
     path = make_report(mapping, out, title=title, sections=sections, metrics=metrics,
                        interventions=interventions)
@@ -426,15 +427,16 @@ def results_key(config: RunConfig, features: dict[str, str | Path],
                 noise_ceiling: np.ndarray | None = None, *, data_hash: str) -> str:
     """The key that says whether a results file is current.
 
-    It covers everything that changes the results: the config (data-set arguments with their
-    environment variables expanded; not the output or executor sections), the features files
+    It covers everything that changes the results: the config's effective values (the
+    library's defaults where the config gives none; data-set arguments with their environment
+    variables expanded; not the output or executor sections), the features files
     (their names are content hashes of the model identity, transcript and extraction
     settings), the subject's data (``data_hash``: :func:`subject_data_hash` of its responses
     and confounds), the noise ceiling given, and the neuroenc version.
     """
     from ..features.cache import cache_key
 
-    d = config.to_dict()
+    d = config.to_dict(effective=True)
     d.pop("output", None)
     d.pop("executor", None)
     d["dataset"]["args"] = {k: os.path.expandvars(v) if isinstance(v, str) else v

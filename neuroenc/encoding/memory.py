@@ -1,8 +1,9 @@
-"""How big a fit task may be: layers and targets per task from a worker's memory.
+"""The memory model of an encoding fit: its peak bytes, and layers and targets per task.
 
-A fit task (:func:`neuroenc.pipeline.tasks.fit_subject` on a subset of layers and a chunk of
-targets) holds, at its peak, what :func:`fit_task_bytes` adds up, mirroring
-:func:`neuroenc.encoding.fit_encoding`:
+The one memory model of neuroenc (the pipeline's distributed runner sizes its tasks with it).
+A fit (:func:`neuroenc.encoding.fit_encoding` on a subset of layers and a chunk of targets,
+as :func:`neuroenc.pipeline.tasks.fit_subject` runs it) holds, at its peak, what
+:func:`fit_task_bytes` adds up:
 
 - fixed, whatever the chunk: the subject's responses as the loader returns them; the features
   of the task's layers (float32, every word of every run); one layer's design at a time (and
@@ -32,9 +33,9 @@ import math
 from dataclasses import dataclass
 
 from .._validation import _check_positive
-from ..encoding._ridge import REFIT_BATCH_BYTES, refit_null_draw_bytes, refit_null_flops
-from ..encoding.compare import CHUNK_VALUES as COMPARE_CHUNK
-from ..encoding.stats import REFIT_INDEX_BYTES, REFIT_NULL_BUDGET
+from ._ridge import REFIT_BATCH_BYTES, refit_null_draw_bytes, refit_null_flops
+from .compare import CHUNK_VALUES as COMPARE_CHUNK
+from .stats import REFIT_INDEX_BYTES, REFIT_NULL_BUDGET
 
 #: Fraction of a worker's memory limit a fit task may plan to use. Dask starts spilling at 60%
 #: and pauses a worker at 80% of its limit; estimates are upper bounds, but other tasks' data
