@@ -22,6 +22,11 @@ string of a given form, ``kfold:K``) and :class:`Logspace` (a log-spaced grid, w
 ``{logspace: [start, stop, num]}`` in a config and ``logspace:start,stop,num`` on the command
 line).
 
+Alternative calls behind one command (``neuroenc extract`` runs FeatureExtractor on a
+transcript, StimulusExtractor on a stimulus set) give one option per name
+(:func:`union_settings`): a name they take differently accepts either call's values, and its
+help names each call's default; the call that runs takes only what is its own and checks it.
+
 A new option (a reader's column, a pooling, a CV scheme) is declared on the library function
 that takes it: its signature, its constraint and its numpydoc line; the config key and the
 command-line option follow.

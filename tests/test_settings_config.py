@@ -335,3 +335,13 @@ def test_custom_loader_kind_is_resolved_once_it_may_be_imported(tmp_path, monkey
     wrong.allow_code = True
     with pytest.raises(ConfigError, match="unknown key model.policy: it applies to story data sets"):
         resolve_kind(wrong)
+
+
+def test_design_records_the_reference_it_used(rng):
+    """A config that gives no alignment.reference passes none (the features keep their own);
+    the design's settings record the reference the rows sit at, not the missing value."""
+    from neuroenc.pipeline.tasks import _design
+
+    feats, resp = _tiny_run(rng)
+    assert _design(_config(), feats, resp).settings["reference"] == "onset"
+    assert _design(_config(alignment={"reference": "midpoint"}), feats, resp).settings["reference"] == "midpoint"

@@ -35,7 +35,7 @@ from .delays import _check_delays
 from .design import Design
 from .hrf import HRF_MODELS, hrf_kernel
 from .resample import KERNELS
-from .runs import as_responses, check_features, check_responses, check_trim, plan_runs
+from .runs import as_responses, check_features, check_responses, check_trim, features_reference, plan_runs
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def make_fmri_design(
         "kind": "fmri", "method": method, "window": float(window), "cutoff_mult": float(cutoff_mult),
         "normalize": bool(normalize),
         "trim": list(trim), "delays": list(delays), "hrf": hrf, "zscore": bool(zscore),
-        "reference": reference, "on_uncovered": on_uncovered, "tr": tr, "runs": run_names,
+        "reference": features_reference(items), "on_uncovered": on_uncovered, "tr": tr, "runs": run_names,
         "starts": {r: responses[r].start for r in run_names},
         "n_rows": {r: responses[r].n_samples for r in run_names},
     }

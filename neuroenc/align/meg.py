@@ -21,7 +21,7 @@ from .delays import _check_delays
 from .design import Design
 from .events import EVENT_KINDS, lag_samples, resample_response
 from .fmri import COMMON_CONSTRAINTS
-from .runs import as_responses, check_features, check_responses, plan_runs
+from .runs import as_responses, check_features, check_responses, features_reference, plan_runs
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def make_meg_design(
     settings = {
         "kind": "meg", "event_kind": kind, "tmin": float(tmin), "tmax": float(tmax),
         "sfreq": rate, "resampled": sfreq is not None, "zscore": bool(zscore),
-        "reference": reference, "on_uncovered": on_uncovered, "runs": run_names,
+        "reference": features_reference(items), "on_uncovered": on_uncovered, "runs": run_names,
         "lags_s": [d / rate for d in delays], "trim": [0, 0],
         "starts": {r: responses[r].start for r in run_names},
         "n_rows": {r: responses[r].n_samples for r in run_names},

@@ -27,6 +27,14 @@ def check_trim(trim: Any) -> tuple[int, int]:
     return int(first), int(last)
 
 
+def features_reference(items: dict) -> str | list[str]:
+    """The word time the feature rows of ``{run: FeatureSet}`` sit at (``"onset"`` or
+    ``"midpoint"``), for a design's settings: the runs' one reference, or each run's when they
+    differ."""
+    refs = [fs.reference for fs in items.values()]
+    return refs[0] if len(set(refs)) == 1 else refs
+
+
 def check_features(features: Any, layers: Any, reference: str | None) -> tuple[dict, list[int]]:
     """``{run: FeatureSet}`` and the layers to build, checked: the layers exist, one model and one
     extraction setting (:func:`~neuroenc.features.featureset.check_compatible_features`), finite times."""

@@ -231,6 +231,7 @@ def comparison_mode(config: RunConfig, subject: str, dataset: Any) -> str:
     the mapping), so an individual subject's own comparison uses the permutation null's draws
     (``"null"``: free, conservative); the group-mean response and a lone subject get the
     residual draws (``"auto"``), which cost about as much as the permutation null again.
+    A config that gives ``encoding.compare`` chooses for every subject (:func:`fit_subject`).
     """
     several = bool(config.dataset.group_mean) or len(getattr(dataset, "subjects", ())) > 1
     return "null" if subject != GROUP and several else "auto"
