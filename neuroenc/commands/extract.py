@@ -10,6 +10,13 @@ Examples::
         --layers 0.5,-1 --out features.h5
     neuroenc extract --model smollm2-135m --transcript story.TextGrid --context-tokens full \\
         --prepend-bos auto --last-layer pre-norm --out features.h5
+    neuroenc extract --model smollm2-135m --stimuli sentences.csv --text-column sentence \\
+        --group-column passage --pooling mean --out features.h5
+
+``--stimuli`` reads a stimulus set (a CSV/TSV table, or a BIDS events.tsv whose rows carry text)
+and writes one row per stimulus (``--pooling mean``, ``last`` or ``last-word``), each stimulus
+read alone (``--context none``, default) or after the earlier stimuli of its group
+(``--context group``).
 
 Options of one transcript format (``--tier`` for TextGrid, ``--word-column`` for events .tsv,
 ``--words-per-second`` for plain text) and ``--stride`` (``--policy strided`` with a number of
@@ -75,8 +82,24 @@ def _positive_float(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
                         help="alias (smollm2-135m, minilm-l6), hub id, local folder or .gguf file")
-    parser.add_argument("--transcript", required=True,
+    parser.add_argument("--transcript", default=None,
                         help="transcript file: .TextGrid, events .tsv, aligner .json or .txt")
+    parser.add_argument("--stimuli", default=None,
+                        help="instead of --transcript: a stimulus table (.csv/.tsv, one row per stimulus) "
+                             "or a BIDS *_events.tsv whose rows carry text")
+    parser.add_argument("--text-column", default=None, help="--stimuli only: the column holding each stimulus's text")
+    parser.add_argument("--id-column", default=None,
+                        help="--stimuli only: the column of stimulus ids (default: 'id' for tables; the "
+                             "line number for events files)")
+    parser.add_argument("--group-column", default=None,
+                        help="--stimuli only: the column of each stimulus's group (passage, topic)")
+    parser.add_argument("--query", default=None,
+                        help="--stimuli events files only: rows to keep, e.g. \"trial_type == 'sentence'\"")
+    parser.add_argument("--context", default=None, choices=["none", "group"],
+                        help="--stimuli only: each stimulus alone (none, default) or after the earlier "
+                             "stimuli of its group (group)")
+    parser.add_argument("--padding-side", default="right", choices=["right", "left"],
+                        help="--stimuli only: where a batch's shorter sequences are padded (default right)")
     parser.add_argument("--tier", default=None,
                         help="TextGrid only: the tier holding the words (default: 'word(s)')")
     parser.add_argument("--word-column", default=None,
@@ -87,24 +110,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the transcript's text encoding when it is not UTF-8, e.g. cp1252, latin-1")
     parser.add_argument("--name", default=None, help="run/story name (default: the file's stem)")
     parser.add_argument("--layers", type=parse_layers, default="all", help=LAYERS_HELP)
-    parser.add_argument("--context-tokens", type=_parse_context, default=256,
+    parser.add_argument("--context-tokens", type=_parse_context, default=None,
                         help="left context in tokens (default: 256), or 'full': all of the run before "
                              "each word (the whole run in one forward pass; an error if it does not fit "
-                             "the model)")
+                             "the model); with --stimuli --context group: tokens of the group before each "
+                             "stimulus (default full)")
     parser.add_argument("--stride", type=int, default=None,
                         help="--policy strided with a number of --context-tokens only: step between "
                              "chunks (default: context-tokens // 2)")
-    parser.add_argument("--policy", default="strided", choices=["strided", "window"],
+    parser.add_argument("--policy", default=None, choices=["strided", "window"],
                         help="context policy (default: strided)")
-    parser.add_argument("--pooling", default="last", choices=["last", "mean", "first"],
-                        help="which of a word's tokens gives its feature (default: last)")
+    parser.add_argument("--pooling", default=None, choices=["last", "mean", "first", "last-word"],
+                        help="which of a word's tokens gives its feature (default: last; first: words "
+                             "only); --stimuli: mean (default) or last of the stimulus's tokens, or "
+                             "last-word (the mean of its last word's tokens)")
     parser.add_argument("--right-context", type=int, default=0,
                         help="masked models: tokens of right context (default: 0)")
-    parser.add_argument("--prepend-bos", type=_parse_bos, default=False, metavar="{true,false,auto}",
+    parser.add_argument("--prepend-bos", type=_parse_bos, default=None, metavar="{true,false,auto}",
                         help="put the model's BOS token before every forward sequence, so that no word "
                              "sits at position 0 (the attention sink); auto: where the model is causal "
                              "and its tokenizer has one (default: false, the tokenizer's own special "
-                             "tokens only)")
+                             "tokens only; --stimuli: auto)")
     parser.add_argument("--last-layer", default="normed", choices=["normed", "pre-norm"],
                         help="the last layer after the model's final norm, as transformers gives it "
                              "(normed, default), or the last block's output before it (pre-norm)")
@@ -165,10 +191,93 @@ def _check_combinations(args: argparse.Namespace) -> None:
         )
 
 
+#: Options of --transcript only, and of --stimuli only (flag, attribute).
+_WORD_ONLY = (("--policy", "policy"), ("--stride", "stride"), ("--right-context", "right_context"),
+              ("--intervention", "intervention"), ("--tier", "tier"), ("--word-column", "word_column"),
+              ("--words-per-second", "words_per_second"), ("--name", "name"))
+_STIMULI_ONLY = (("--text-column", "text_column"), ("--id-column", "id_column"),
+                 ("--group-column", "group_column"), ("--query", "query"), ("--context", "context"))
+
+
+def _given(args: argparse.Namespace, attr: str) -> bool:
+    value = getattr(args, attr)
+    return value is not None and not (attr == "right_context" and value == 0)
+
+
+def _check_source(args: argparse.Namespace) -> None:
+    if (args.transcript is None) == (args.stimuli is None):
+        raise ValueError("give either --transcript (a story's words with times) or --stimuli (a table of "
+                         "sentences or passages), not both.")
+    if args.stimuli is not None:
+        wrong = [flag for flag, attr in _WORD_ONLY if _given(args, attr)]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} appl{'ies' if len(wrong) == 1 else 'y'} to --transcript "
+                             "only; drop it with --stimuli.")
+        if args.text_column is None:
+            raise ValueError("--stimuli needs --text-column, the column holding each stimulus's text.")
+        if args.pooling == "first":
+            raise ValueError("--pooling first applies to words; with --stimuli use mean, last or last-word.")
+        if args.context in (None, "none") and args.context_tokens is not None:
+            raise ValueError("--context-tokens applies to --context group with --stimuli (each stimulus after "
+                             "the earlier stimuli of its group); drop it, or pass --context group.")
+        if args.out is None and args.cache_dir is None:
+            raise ValueError("give --out FILE.h5 (or --cache-dir DIR) to say where the features go.")
+        return
+    wrong = [flag for flag, attr in _STIMULI_ONLY if _given(args, attr)]
+    if args.padding_side != "right":
+        wrong.append("--padding-side")
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} appl{'ies' if len(wrong) == 1 else 'y'} to --stimuli only; "
+                         "drop it with --transcript.")
+    if args.pooling == "last-word":
+        raise ValueError("--pooling last-word applies to --stimuli; a word's feature is its last, mean or "
+                         "first token.")
+    # the story defaults
+    args.context_tokens = 256 if args.context_tokens is None else args.context_tokens
+    args.policy = args.policy or "strided"
+    args.pooling = args.pooling or "last"
+    args.prepend_bos = False if args.prepend_bos is None else args.prepend_bos
+
+
+def _run_stimuli(args: argparse.Namespace) -> int:
+    from ..features import StimulusExtractor, save_stimulus_features
+    from ..stimuli import read_stimuli, read_stimuli_events
+
+    if args.stimuli.lower().endswith("_events.tsv"):
+        stimuli = read_stimuli_events(args.stimuli, text_column=args.text_column, id_column=args.id_column,
+                                      group_column=args.group_column, query=args.query)
+    else:
+        if args.query is not None:
+            raise ValueError("--query applies to BIDS *_events.tsv files; filter the table first.")
+        stimuli = read_stimuli(args.stimuli, text_column=args.text_column, id_column=args.id_column or "id",
+                               group_column=args.group_column)
+    context = args.context or "none"
+    if context == "group" and not stimuli.has_groups:
+        raise ValueError("--context group reads each stimulus after the earlier stimuli of its group, but the "
+                         "stimuli have no groups: give --group-column.")
+    extractor = StimulusExtractor(
+        args.model, layers=args.layers, pooling=args.pooling or "mean", context=context,
+        context_tokens=args.context_tokens, prepend_bos="auto" if args.prepend_bos is None else args.prepend_bos,
+        last_layer=args.last_layer, batch_size=args.batch_size, padding_side=args.padding_side,
+        device=args.device, dtype=args.dtype, revision=args.revision, gguf_file=args.gguf_file,
+        cache_dir=args.cache_dir,
+    )
+    features = extractor.transform(stimuli)
+    path = features.attrs.get("path")
+    if args.out is not None:
+        path = save_stimulus_features(features, args.out)
+    print(f"{features.n_stimuli} stimuli x {len(features)} layers x {features.n_features()} features "
+          f"({features.model}, pooling {extractor.pooling}, context {context}) -> {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..features import FeatureExtractor, save_features
     from ..stimuli import read_transcript
 
+    _check_source(args)
+    if args.stimuli is not None:
+        return _run_stimuli(args)
     _check_combinations(args)
     transcript = read_transcript(args.transcript, **_reader_options(args))
     extractor = FeatureExtractor(

@@ -9,6 +9,18 @@ One features file (from ``neuroenc extract``) per run; the responses files are p
 in order and take their run names. Responses: ``.npy``, ``.txt``/``.tsv``/``.csv`` (a header row
 names the targets), NIfTI (``--mask`` needed) or an mne ``.fif`` (a time-lagged MEG/EEG design,
 ``--lags``).
+
+Stimulus-level features (``neuroenc extract --stimuli``; one row per sentence or passage, no
+time)::
+
+    neuroenc fit --features f.h5 --responses responses.csv --id-column id \\
+        --response-columns all --cv group-kfold:5 --out res.h5
+
+The responses are matched to the stimuli by id (CSV/TSV rows, ``.npy`` or a 4-D NIfTI with
+``--row-ids``, or a NIfTI pattern with ``{id}`` and ``--mask``); several responses files (or
+``--subject-column`` in one long table) are subjects: their mean is fitted, with a split-half
+noise ceiling. No ``--tr``: there is no time. ``--cv auto`` is ``group-kfold:5`` when the
+stimuli have groups, else ``kfold:5``.
 """
 from __future__ import annotations
 
@@ -95,23 +107,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="response files, one per features file, in the same order")
     parser.add_argument("--tr", type=float, default=None, help="repetition time in seconds (fMRI)")
     parser.add_argument("--sfreq", type=float, default=None, help="sampling rate in Hz (MEG/EEG arrays)")
-    parser.add_argument("--start", type=_floats, default=[0.0],
+    parser.add_argument("--start", type=_floats, default=None,
                         help="stimulus time of row 0 in seconds, one for all runs or one per run (default 0)")
     parser.add_argument("--mask", default=None, help="brain mask for NIfTI responses")
     parser.add_argument("--target-names", type=lambda t: [x.strip() for x in t.split(",")], default=None,
                         help="names of the response columns, e.g. LATL,RATL,LPTL (default: from the file)")
     parser.add_argument("--layers", type=parse_layers, default="all", help=LAYERS_HELP)
-    parser.add_argument("--delays", type=_ints, default=[1, 2, 3, 4], help="FIR delays in TRs (default 1,2,3,4)")
+    parser.add_argument("--delays", type=_ints, default=None, help="FIR delays in TRs (default 1,2,3,4)")
     parser.add_argument("--hrf", default=None, choices=("glover", "spm"), help="convolve with a canonical HRF")
-    parser.add_argument("--method", default="lanczos", choices=("lanczos", "sinc", "rect", "nearest"),
+    parser.add_argument("--method", default=None, choices=("lanczos", "sinc", "rect", "nearest"),
                         help="resampling to the TR grid (default lanczos)")
-    parser.add_argument("--trim", type=_ints, default=[0, 0], help="TRs dropped at the start,end of every run")
-    parser.add_argument("--lags", type=_floats, default=[-0.1, 0.6], help="MEG/EEG lags tmin,tmax in seconds")
+    parser.add_argument("--trim", type=_ints, default=None, help="TRs dropped at the start,end of every run")
+    parser.add_argument("--lags", type=_floats, default=None, help="MEG/EEG lags tmin,tmax in seconds")
     parser.add_argument("--nuisance", nargs="+", default=None, metavar="PATH",
                         help="baseline regressors on the response grid (e.g. word rate, sound power): "
                              "one file per run, or several files for a single run")
     parser.add_argument("--cv", type=parse_cv, default="auto",
-                        help="'auto' (leave-one-run-out, or blocks for one run), 'runs', 'blocks' or a number of folds")
+                        help="'auto' (leave-one-run-out, or blocks for one run), 'runs', 'blocks' or a number of "
+                             "folds; stimulus features: 'group-kfold:K' (whole groups held out; auto when the "
+                             "stimuli have groups) or 'kfold:K' (shuffled, seeded by --random-state)")
     parser.add_argument("--n-blocks", type=int, default=5, help="blocks for a single run (default 5)")
     parser.add_argument("--gap", type=int, default=None, help="samples dropped around test blocks (default: longest delay + 1)")
     parser.add_argument("--inner-cv", type=int, default=5, help="inner folds for the penalties (default 5)")
@@ -127,19 +141,123 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subject", default=None, help="subject id, for the results' provenance")
     parser.add_argument("--dataset", default=None, help="data set name, for the results' provenance")
     parser.add_argument("--random-state", type=int, default=0)
+    stim = parser.add_argument_group("stimulus-level features (neuroenc extract --stimuli)")
+    stim.add_argument("--id-column", default=None,
+                      help="the column of stimulus ids in .csv/.tsv responses (default: id)")
+    stim.add_argument("--response-columns", default=None,
+                      help="the response columns, comma-separated, or 'all' (default: every column but the ids)")
+    stim.add_argument("--subject-column", default=None,
+                      help="long tables: the column naming each row's subject (the subjects' mean is fitted)")
+    stim.add_argument("--row-ids", default=None,
+                      help=".npy or 4-D NIfTI responses: a text file of the stimulus id of each row (default: "
+                           "the rows follow the features' stimulus order)")
     parser.add_argument("--out", required=True, help="the results file to write (.h5)")
+
+
+#: Options of word-timed (story) fits, and of stimulus-level fits (flag, attribute).
+_TIMED_ONLY = (("--tr", "tr"), ("--sfreq", "sfreq"), ("--start", "start"), ("--delays", "delays"),
+               ("--hrf", "hrf"), ("--method", "method"), ("--trim", "trim"), ("--lags", "lags"),
+               ("--gap", "gap"), ("--target-names", "target_names"))
+_STIMULI_ONLY = (("--id-column", "id_column"), ("--response-columns", "response_columns"),
+                 ("--subject-column", "subject_column"), ("--row-ids", "row_ids"))
+
+
+def _wrong(args: argparse.Namespace, options) -> list[str]:
+    return [flag for flag, attr in options if getattr(args, attr, None) is not None]
+
+
+def _stimulus_responses(args: argparse.Namespace, ids: list[str]):
+    """The responses of a stimulus fit: one set, or one per subject (files or --subject-column)."""
+    from pathlib import Path
+
+    from ..stimuli import read_stimulus_responses
+
+    columns = "all" if args.response_columns in (None, "all") else \
+        [c.strip() for c in args.response_columns.split(",") if c.strip()]
+    row_ids = args.row_ids
+    if row_ids is None and any(str(p).lower().endswith((".npy", ".nii", ".nii.gz")) and "{id}" not in str(p)
+                               for p in args.responses):
+        row_ids = ids  # arrays carry no ids: their rows follow the features' stimulus order
+        print("note: the rows of the array responses are taken in the features' stimulus order "
+              "(give --row-ids to match them by id)", file=sys.stderr)
+    out = {}
+    for path in args.responses:
+        read = read_stimulus_responses(path, id_column=args.id_column or "id", columns=columns,
+                                       subject_column=args.subject_column, ids=row_ids if "{id}" not in str(path)
+                                       else ids, mask=args.mask, subject=Path(path).stem)
+        if isinstance(read, dict):
+            out.update(read)
+        else:
+            out[Path(str(path)).name] = read
+    if len(out) == 1:
+        return next(iter(out.values()))
+    return out
+
+
+def _run_stimuli(args: argparse.Namespace) -> int:
+    from .._validation import _sha256_file
+    from ..encoding import fit_stimuli
+    from ..features import load_stimulus_features
+    from ..stimuli import read_stimulus_responses
+
+    wrong = _wrong(args, _TIMED_ONLY)
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)}: the features are stimulus-level (one row per stimulus, no "
+                         "time); drop the timing options.")
+    if len(args.features) != 1:
+        raise ValueError(f"give one stimulus-level features file, got {len(args.features)}.")
+    features = load_stimulus_features(args.features[0], layers=args.layers)
+    responses = _stimulus_responses(args, features.ids)
+    baseline = None
+    if args.nuisance:
+        import pandas as pd
+
+        parts = []
+        for path in args.nuisance:
+            table = read_stimulus_responses(path, id_column=args.id_column or "id", columns="all")
+            table = table.match(features.ids, "the stimuli (baseline regressors)")
+            parts.append(pd.DataFrame(table.data, columns=table.names))
+        baseline = pd.concat(parts, axis=1)
+    provenance = {"subject": args.subject, "dataset": args.dataset,
+                  "features_files": {"stimuli": str(args.features[0])},
+                  "features_sha256": {"stimuli": _sha256_file(args.features[0])}, "command": " ".join(sys.argv)}
+    results = fit_stimuli(
+        features, responses, cv=args.cv, baseline=baseline, alphas=args.alphas, inner_cv=args.inner_cv,
+        n_permutations=args.n_permutations, permutation=args.permutation, random_state=args.random_state,
+        backend=args.backend, dtype=args.dtype, n_targets_batch=args.n_targets_batch, provenance=provenance,
+        verbose=True,
+    )
+    path = results.save(args.out)
+    print(f"Results written to {path.resolve()} ({results.n_layers} layers x {results.n_targets} targets, "
+          f"{features.n_stimuli} stimuli, cv {results.settings.get('cv')})")
+    print(best_lines(results))
+    for message in results.warnings:
+        print(f"warning: {message}", file=sys.stderr)
+    if args.verbose >= 3:
+        print(json.dumps(results.settings, default=str, indent=1))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from .._validation import _sha256_file
     from ..align import make_fmri_design, make_meg_design
     from ..encoding import fit_encoding
+    from ..features import is_stimulus_file, load_features
     from ..responses import read_responses
-    from ..features import load_features
-
     from ._common import check_out
 
     check_out(args.out, [*args.features, *args.responses, *(args.nuisance or []), args.mask])
+    if len(args.features) >= 1 and all(is_stimulus_file(p) for p in args.features):
+        return _run_stimuli(args)
+    wrong = _wrong(args, _STIMULI_ONLY)
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} appl{'ies' if len(wrong) == 1 else 'y'} to stimulus-level "
+                         "features (neuroenc extract --stimuli) only.")
+    args.start = [0.0] if args.start is None else args.start
+    args.delays = [1, 2, 3, 4] if args.delays is None else args.delays
+    args.method = args.method or "lanczos"
+    args.trim = [0, 0] if args.trim is None else args.trim
+    args.lags = [-0.1, 0.6] if args.lags is None else args.lags
     if len(args.features) != len(args.responses):
         raise ValueError(f"{len(args.features)} features files but {len(args.responses)} responses files; "
                          "give one responses file per features file, in the same order.")

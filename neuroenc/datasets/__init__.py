@@ -3,6 +3,8 @@ from .._validation import DatasetError
 from ._base import DATA_ENV, EncodingDataset, fetch_files, get_data_dir
 from .alice import load_alice
 from .naturalstories import load_naturalstories
+from .naturalstories_rt import load_naturalstories_rt
+from .stimuli import StimulusDataset, load_stimuli
 from .bids import bids_layout, index_runs
 from .lebel2023 import load_lebel2023, read_lebel_transcript
 from .lpp import load_lpp, read_lpp_transcript
@@ -18,6 +20,9 @@ __all__ = [
     "get_data_dir",
     "load_alice",
     "load_naturalstories",
+    "load_naturalstories_rt",
+    "load_stimuli",
+    "StimulusDataset",
     "bids_layout",
     "index_runs",
     "load_lebel2023",

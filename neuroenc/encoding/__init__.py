@@ -9,6 +9,9 @@ The public names, re-exported from the modules that do one job each:
   bands, split scores per band; :func:`make_bands`;
 - :func:`fit_encoding` (``encode``): designs + responses -> :class:`EncodingResults` with
   p-values, q-values, baseline; :func:`merge_results` (``merge``) for target chunks / layers;
+- :func:`fit_stimuli` (``stimulus_fit``): stimulus-level features and responses (no time),
+  matched by id, cross-validated by stimulus (``kfold:K``, ``group-kfold:K``) with a permutation
+  null over stimuli;
 - :mod:`stats`: permutation tests, FDR, noise ceilings;
 - :mod:`backend`: :func:`use_backend` (himalaya backend, restored afterwards);
 - :mod:`designs`: :class:`LayerDesigns` (one layer's design at a time);
@@ -20,16 +23,18 @@ Responses are read by :func:`neuroenc.responses.read_responses`.
 from ._ridge import memory_estimate
 from .backend import resolve_backend, use_backend
 from .banded import BandedLayerModel, Bands, make_bands
-from .cv import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits, make_cv
+from .cv import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits, make_cv, parse_stimulus_cv
 from .designs import LayerDesigns, as_layer_designs
 from .encode import fit_encoding
 from .merge import merge_results
 from .results import EncodingResults
+from .stimulus_fit import fit_stimuli, group_responses, stimulus_cv
 from .stats import (
     fdr_bh,
     noise_ceiling_intersubject,
     noise_ceiling_repeats,
     noise_ceiling_split_half,
+    PermutedDraws,
     permutation_null,
     permutation_test,
     permutation_test_best,
@@ -42,6 +47,11 @@ __all__ = [
     "BandedLayerModel",
     "Bands",
     "fit_encoding",
+    "fit_stimuli",
+    "group_responses",
+    "parse_stimulus_cv",
+    "stimulus_cv",
+    "PermutedDraws",
     "make_bands",
     "merge_results",
     "BlockedKFold",

@@ -391,13 +391,42 @@ def fold_scores(B, Yt, pred):
     return np.clip(r, -1.0, 1.0), r2
 
 
+def pooled_sums(B, Yt, pred) -> np.ndarray:
+    """Sums of one fold's held-out responses and predictions, to pool folds: (6, n_targets).
+
+    Rows: ``n``, ``sum y``, ``sum p``, ``sum y^2``, ``sum p^2``, ``sum y p`` (float64).
+    """
+    Yt = to_float64(B, Yt)
+    pred = to_float64(B, pred)
+    sums = [Yt.sum(0), pred.sum(0), (Yt * Yt).sum(0), (pred * pred).sum(0), (Yt * pred).sum(0)]
+    out = np.stack([np.asarray(B.to_numpy(v), dtype=np.float64) for v in sums])
+    return np.vstack([np.full((1, out.shape[1]), float(Yt.shape[0])), out])
+
+
+def pooled_r(sums: np.ndarray) -> np.ndarray:
+    """Pearson r of the pooled held-out predictions of all folds from :func:`pooled_sums`
+    added over folds; NaN for a target constant over the pooled samples, 0 for a constant
+    prediction (as :func:`fold_scores`)."""
+    n, sy, sp, syy, spp, syp = sums
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vy = syy - sy * sy / n
+        vp = spp - sp * sp / n
+        cov = syp - sy * sp / n
+        r = cov / np.sqrt(vy * vp)
+    tiny = np.finfo(np.float64).tiny
+    r = np.where(vp <= 1e-12 * spp + tiny, 0.0, r)  # a constant prediction
+    r = np.where(vy <= 1e-12 * syy + tiny, np.nan, r)  # a constant response
+    return np.clip(r, -1.0, 1.0)
+
+
 def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
                batch_bytes: int = REFIT_BATCH_BYTES, counter=None, order: str = "auto",
                base=None) -> np.ndarray:
-    """Held-out r of the refitted model for each circular shift of the responses: (n_draws, t).
+    """Held-out r of the refitted model for each draw of the responses: (n_draws, t).
 
     For each draw, every run's response is shifted circularly (``draws``: a
-    :class:`~neuroenc.encoding.stats.ShiftedDraws`), the model is refitted on the split's
+    :class:`~neuroenc.encoding.stats.ShiftedDraws`), or the stimuli are permuted (within
+    groups; a :class:`~neuroenc.encoding.stats.PermutedDraws`), the model is refitted on the split's
     training rows with each target's penalty ``alphas[best]`` (the one chosen on the real
     responses) and scored on its held-out rows. Unlike a shift of the held-out response against
     fixed predictions, the draws keep the dependence between the folds' scores that their shared
@@ -554,16 +583,19 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         predictions and scores.
     progress : callable | None
         Called with no argument after each outer fold.
-    null_shifts : ShiftedDraws | None
-        For a refit permutation null (:func:`refit_null`): the circular shifts of each run per
-        draw (:class:`~neuroenc.encoding.stats.ShiftedDraws`).
+    null_shifts : ShiftedDraws | PermutedDraws | None
+        For a refit permutation null (:func:`refit_null`): the sample order of each draw, from
+        circular shifts of each run (:class:`~neuroenc.encoding.stats.ShiftedDraws`) or
+        permutations of the stimuli within groups
+        (:class:`~neuroenc.encoding.stats.PermutedDraws`).
 
     Returns
     -------
     out : dict
         ``fold_r``, ``fold_r2``, ``fold_alpha`` (n_folds, n_targets) float64; ``predictions``
         (n_samples, n_targets) held-out predictions (NaN for samples in no test set) when asked;
-        ``form`` the form used; with ``null_shifts``, ``null`` (n_draws, n_targets): the
+        ``form`` the form used; ``pooled_r`` (n_targets,): the Pearson r of the held-out
+        predictions of all folds pooled (:func:`pooled_r`); with ``null_shifts``, ``null`` (n_draws, n_targets): the
         fold-mean r of each draw, over the folds where the observed r is defined (NaN for a
         target with none).
     """
@@ -587,6 +619,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     predictions = np.full((n, t), np.nan) if return_predictions else None
     alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
     cache = EigenCache([tr for inn in inner for tr, _ in inn] + [tr for tr, _ in outer])
+    sums = np.zeros((6, t))
     if null_shifts is not None:
         null_sum = np.zeros((null_shifts.n_draws, t))
         null_count = np.zeros(t)
@@ -608,7 +641,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                 total = loss if total is None else total + loss
             best = select_alphas(B, total, len(splits), alphas)
             pred = refit_predict(B, outer_split, gram, Yc, alphas, best, XtY, counter)
-            r, r2 = fold_scores(B, take_rows(B, Yc, test), pred)
+            Yt = take_rows(B, Yc, test)
+            r, r2 = fold_scores(B, Yt, pred)
+            sums[:, cols] += pooled_sums(B, Yt, pred)
             fold_r[k, cols] = r
             fold_r2[k, cols] = r2
             fold_alpha[k, cols] = alphas_np[B.to_numpy(best)]
@@ -622,7 +657,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         del splits, outer_split
         if progress is not None:
             progress()
-    out = {"fold_r": fold_r, "fold_r2": fold_r2, "fold_alpha": fold_alpha, "form": form}
+    out = {"fold_r": fold_r, "fold_r2": fold_r2, "fold_alpha": fold_alpha, "form": form,
+           "pooled_r": pooled_r(sums)}
     if predictions is not None:
         out["predictions"] = predictions
     if null_shifts is not None:

@@ -67,7 +67,11 @@ def describe_comparison(source: str, n_layers: int, n_draws: int, alpha: float =
     how = {
         "residual": ("refits of every layer on the best layer's held-out prediction plus the residuals, "
                      "each run's residuals shifted circularly (the penalties chosen on the data)"),
+        "residual (permuted stimuli)": ("refits of every layer on the best layer's held-out prediction plus "
+                                        "the residuals, permuted across stimuli (within groups)"),
         "refit": "the refit permutation null's draws (each run's response shifted, the model refitted)",
+        "permuted stimuli (refit)": ("the refit permutation null's draws (stimuli permuted within groups, "
+                                     "the model refitted)"),
         "circular": "the permutation null's draws (test folds shifted against fixed predictions)",
         "block": "the permutation null's draws (test-fold blocks shuffled against fixed predictions)",
         "sign-flip": "sign flips of the subjects' paired differences",

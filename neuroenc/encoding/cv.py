@@ -9,6 +9,20 @@ samples, so samples are never split at random:
   samples dropped from the training set on each side of the test block, so that no training
   sample shares a delayed feature or the tail of a haemodynamic response with a test sample.
 
+Stimulus-level data (one response per sentence or passage, no time) are split by stimulus:
+
+- ``cv="group-kfold:K"``: whole groups (passages, topics) held out, as scikit-learn's
+  ``GroupKFold(K)`` deals them (groups balanced by size; deterministic). The honest default
+  when groups exist: the sentences of one passage share its topic, its words and its context
+  (with ``context: group`` each sentence's features even include the passage's earlier
+  sentences), so a random split puts near-copies of a test sentence in the training set and
+  the held-out score measures recall of the passage rather than generalisation to new text.
+- ``cv="kfold:K"``: stimuli shuffled (seeded by ``random_state``) into K folds, as
+  ``KFold(K, shuffle=True)``: for stimuli that are exchangeable (no groups).
+
+Without time there is no gap (gap 0), and the inner splits that choose the penalties follow
+the same scheme inside the outer training set (whole groups for ``group-kfold``).
+
 :func:`make_cv` picks among them (``cv="auto"``); :func:`inner_splits` builds the inner
 splits used to choose ridge penalties, from the training part of an outer split only.
 """
@@ -21,13 +35,77 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 
-from .._validation import _check_option, _preview
+from .._validation import _check_option, _check_random_state, _preview
 
 #: Samples dropped on each side of a test block when none is given: 5 TRs = 10 s at TR 2 s,
 #: longer than the default FIR delays (1-4 TRs) and the peak of the haemodynamic response.
 DEFAULT_GAP = 5
 
 CV_NAMES = ("auto", "runs", "blocks")
+#: Stimulus-level schemes, written ``"<name>:K"`` (K folds).
+STIMULUS_CV = ("kfold", "group-kfold")
+
+
+def parse_stimulus_cv(cv: Any) -> tuple[str, int] | None:
+    """``("kfold" | "group-kfold", K)`` for a stimulus-level ``cv`` string, else None.
+
+    Examples
+    --------
+    >>> parse_stimulus_cv("group-kfold:5"), parse_stimulus_cv("runs")
+    (('group-kfold', 5), None)
+    """
+    if not isinstance(cv, str) or ":" not in cv:
+        return None
+    name, _, k = cv.partition(":")
+    name = name.strip().lower()
+    if name not in STIMULUS_CV:
+        return None
+    try:
+        n_splits = int(k)
+    except ValueError:
+        n_splits = -1
+    if n_splits < 2:
+        raise ValueError(
+            f"Invalid value for 'cv': {cv!r}. Write {name}:K with K >= 2 folds, e.g. {name}:5."
+        )
+    return name, n_splits
+
+
+def _seed(random_state: Any) -> int | None:
+    """An int seed for scikit-learn splitters (a Generator or RandomState gives one draw)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    return int(_check_random_state(random_state).integers(2**31 - 1))
+
+
+def _stimulus_splits(name: str, n_splits: int, positions: np.ndarray, groups: np.ndarray | None,
+                     random_state: Any, what: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K-fold or group K-fold splits of ``positions`` (absolute sample indices)."""
+    from sklearn.model_selection import GroupKFold, KFold
+
+    n = positions.size
+    if name == "group-kfold":
+        if groups is None:
+            raise ValueError(
+                f"cv='group-kfold:{n_splits}' holds out whole groups, but no groups were given; pass "
+                "groups= (e.g. the passage of each sentence), or use cv='kfold:K' for stimuli without groups."
+            )
+        g = np.asarray(groups)[positions]
+        n_groups = len(_runs_in_order(g))
+        if n_groups < n_splits:
+            raise ValueError(
+                f"{what}: group-kfold with {n_splits} folds needs at least {n_splits} groups, but there "
+                f"are {n_groups}; use fewer folds (e.g. group-kfold:{max(n_groups, 2)}) or more groups."
+            )
+        splitter: Any = GroupKFold(n_splits)
+        raw = splitter.split(np.zeros((n, 1)), groups=g)
+    else:
+        if n < n_splits:
+            raise ValueError(f"{what}: kfold with {n_splits} folds needs at least {n_splits} stimuli, got {n}.")
+        raw = KFold(n_splits, shuffle=True, random_state=_seed(random_state)).split(np.zeros((n, 1)))
+    return [(positions[np.sort(tr)], positions[np.sort(te)]) for tr, te in raw]
 
 
 def check_groups(groups: Any, n_samples: int) -> np.ndarray:
@@ -183,25 +261,30 @@ class RunKFold(BaseCrossValidator):
 
 
 def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
-            n_blocks: int = 5, gap: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+            n_blocks: int = 5, gap: int | None = None,
+            random_state: Any = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """The outer cross-validation splits, as a list of ``(train, test)`` index arrays.
 
     Parameters
     ----------
-    cv : {"auto", "runs", "blocks"} | int | splitter | iterable of (train, test)
+    cv : {"auto", "runs", "blocks"} | "kfold:K" | "group-kfold:K" | int | splitter | iterable
         ``"auto"``: leave-one-run-out when ``groups`` has at least 2 runs, else ``n_blocks``
         contiguous blocks with a gap. ``"runs"``: leave-one-run-out. ``"blocks"``: blocked
-        K-fold (ignores runs). An int ``k``: ``k`` folds of whole runs when there are several
-        runs, else ``k`` blocks. A scikit-learn splitter (its ``split(X, y, groups)`` is
-        called) or an explicit list of splits.
+        K-fold (ignores runs). ``"group-kfold:K"`` (stimuli): whole groups held out, as
+        scikit-learn's ``GroupKFold(K)``; ``"kfold:K"`` (stimuli): shuffled K-fold, seeded by
+        ``random_state`` (see the module docstring; no gap). An int ``k``: ``k`` folds of
+        whole runs when there are several runs, else ``k`` blocks. A scikit-learn splitter
+        (its ``split(X, y, groups)`` is called) or an explicit list of splits.
     groups : array-like, shape (n_samples,) | None
-        Run label of each sample.
+        Run label of each sample (for stimuli: the group, e.g. passage, of each stimulus).
     n_samples : int
         Number of samples.
     n_blocks : int
         Number of blocks for a single run.
     gap : int | None
         Samples dropped on each side of a test block (default :data:`DEFAULT_GAP`).
+    random_state : None | int | Generator
+        Seed of the ``kfold:K`` shuffle.
 
     Returns
     -------
@@ -210,12 +293,18 @@ def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
     """
     if n_samples is None:
         raise ValueError("make_cv needs n_samples.")
+    stimulus = parse_stimulus_cv(cv)
+    if stimulus is not None:
+        given = None if groups is None else check_groups(groups, n_samples)
+        splits = _stimulus_splits(stimulus[0], stimulus[1], np.arange(n_samples), given, random_state,
+                                  "outer CV")
+        return _check_splits(splits, n_samples)
     groups_arr = check_groups(groups, n_samples)
     n_runs = len(_runs_in_order(groups_arr))
     gap = DEFAULT_GAP if gap is None else gap
     dummy = np.zeros((n_samples, 1))
     if isinstance(cv, str):
-        _check_option("cv", cv, CV_NAMES)
+        _check_option("cv", cv, CV_NAMES + ("kfold:K", "group-kfold:K"))
         if cv == "runs" or (cv == "auto" and n_runs >= 2):
             splitter: Any = LeaveOneRunOut()
         else:
@@ -230,8 +319,8 @@ def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
         splits = [(np.asarray(tr), np.asarray(te)) for tr, te in cv]
     else:
         raise TypeError(
-            f"cv must be 'auto', 'runs', 'blocks', an int, a splitter or a list of (train, test) "
-            f"splits, got {type(cv).__name__}."
+            f"cv must be 'auto', 'runs', 'blocks', an int, 'kfold:K', 'group-kfold:K' (stimuli), a splitter "
+            f"or a list of (train, test) splits, got {type(cv).__name__}."
         )
     return _check_splits(splits, n_samples)
 
@@ -256,7 +345,8 @@ def _check_splits(splits: Sequence[tuple[Any, Any]], n_samples: int) -> list[tup
 
 
 def inner_splits(train: np.ndarray, groups: Any = None, inner_cv: Any = 5,
-                 gap: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                 gap: int | None = None, scheme: str | None = None,
+                 random_state: Any = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Inner splits of an outer training set, to choose ridge penalties without the test data.
 
     Parameters
@@ -273,6 +363,13 @@ def inner_splits(train: np.ndarray, groups: Any = None, inner_cv: Any = 5,
         ``(inner_train, inner_val)`` indices relative to ``train`` is used as is.
     gap : int | None
         As in :func:`make_cv`.
+    scheme : {None, "kfold", "group-kfold"}
+        Stimulus-level inner splits, as the outer ``cv``: ``"group-kfold"``: scikit-learn's
+        ``GroupKFold(min(inner_cv, n_groups))`` on the training groups (whole groups held
+        out, never a group on both sides); ``"kfold"``: ``KFold(inner_cv, shuffle=True,
+        random_state)`` on the training stimuli. ``None``: runs or blocks, as above.
+    random_state : None | int | Generator
+        Seed of the ``"kfold"`` shuffle.
 
     Returns
     -------
@@ -280,6 +377,23 @@ def inner_splits(train: np.ndarray, groups: Any = None, inner_cv: Any = 5,
         Absolute sample indices (subsets of ``train``).
     """
     train = np.sort(np.asarray(train, dtype=np.intp))
+    if scheme is not None and isinstance(inner_cv, numbers.Integral) and not isinstance(inner_cv, bool):
+        _check_option("scheme", scheme, STIMULUS_CV)
+        k = int(inner_cv)
+        if k < 2:
+            raise ValueError(f"inner_cv must be >= 2, got {k}.")
+        if scheme == "group-kfold":
+            if groups is None:
+                raise ValueError("inner group-kfold splits need groups=.")
+            n_groups = len(_runs_in_order(np.asarray(groups)[train]))
+            if n_groups < 2:
+                raise ValueError(
+                    f"An outer training set holds {n_groups} group; choosing penalties by inner "
+                    "group-kfold needs at least 2 groups there. Use fewer outer folds or more groups."
+                )
+            k = min(k, n_groups)
+        return _stimulus_splits(scheme, k, train, None if groups is None else np.asarray(groups),
+                                random_state, "inner CV")
     gap = DEFAULT_GAP if gap is None else gap
     if not isinstance(inner_cv, numbers.Integral) or isinstance(inner_cv, bool):
         if isinstance(inner_cv, Iterable):

@@ -142,7 +142,7 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
             baseline=baseline, noise_ceiling=_cat(parts, "noise_ceiling", 0),
             split_scores={k: np.concatenate([p.split_scores[k] for p in parts], axis=-1) for k in split_keys},
             settings=settings, provenance=provenance, warnings=warnings_, pvalues_best=pvalues_best,
-            comparison=_cat_comparisons(parts),
+            comparison=_cat_comparisons(parts), r_pooled=_cat(parts, "r_pooled", 1),
         )
     _same(parts, "targets", lambda p: p.targets)
     _same(parts, "baseline keys", lambda p: set(p.baseline))
@@ -168,5 +168,5 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         alphas=cat("alphas", 0),
         fold_r=cat("fold_r", 1), fold_r2=cat("fold_r2", 1), baseline=parts[0].baseline,
         noise_ceiling=parts[0].noise_ceiling, split_scores=parts[0].split_scores,
-        settings=settings, provenance=provenance, warnings=warnings_,
+        settings=settings, provenance=provenance, warnings=warnings_, r_pooled=cat("r_pooled", 0),
     )

@@ -4,6 +4,8 @@ One results file per (model, subject) fit. Layout::
 
     /scores/r            (n_layers, n_targets) float64   held-out Pearson r (CV mean)
     /scores/r2           (n_layers, n_targets) float64   held-out R² (CV mean)
+    /scores/r_pooled     (n_layers, n_targets) float64   optional: held-out r of all folds' predictions
+                                                         pooled (settings["scores"] says which is which)
     /pvalues             (n_layers, n_targets) float64   permutation p-values of r (each layer on its own)
     /qvalues             (n_layers, n_targets) float64   Benjamini-Hochberg q-values (across targets);
                                                          written for readers of the file, derived
@@ -100,6 +102,9 @@ class EncodingResults:
         against chance): ``delta_r``, its interval, p-values and the confidence set of best
         layers (:func:`~neuroenc.encoding.compare.compare_layers`). None without permutations,
         or when the layers were fitted apart and merged.
+    r_pooled : ndarray, shape (n_layers, n_targets) | None
+        Held-out Pearson r of the predictions of all outer folds pooled into one series (``r``
+        is the mean over folds of each fold's r). The usual score of stimulus-level studies.
     """
 
     r: np.ndarray
@@ -119,6 +124,7 @@ class EncodingResults:
     warnings: list[str] = field(default_factory=list)
     pvalues_best: np.ndarray | None = None
     comparison: LayerComparison | None = None
+    r_pooled: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.r = np.atleast_2d(np.asarray(self.r, dtype=np.float64))
@@ -126,7 +132,7 @@ class EncodingResults:
         self.layers = np.asarray(self.layers, dtype=np.int64).reshape(-1)
         self.targets = [str(t) for t in self.targets]
         shape = (self.layers.size, len(self.targets))
-        for name in ("r", "r2", "pvalues", "alphas"):
+        for name in ("r", "r2", "pvalues", "alphas", "r_pooled"):
             value = getattr(self, name)
             if value is not None:
                 value = np.asarray(value, dtype=np.float64)
@@ -226,6 +232,8 @@ class EncodingResults:
         if self.pvalues_best is not None:
             df["p_best"] = np.tile(self.pvalues_best, n_l)
             df["q_best"] = np.tile(self.qvalues_best, n_l)
+        if self.r_pooled is not None:
+            df["r_pooled"] = self.r_pooled.ravel()
         if "r" in self.baseline:
             df["baseline_r"] = np.tile(self.baseline["r"], n_l)
         if self.noise_ceiling is not None:
@@ -316,6 +324,8 @@ class EncodingResults:
                 f.attrs["format"] = RESULTS_FORMAT
                 f.create_dataset("scores/r", data=self.r)
                 f.create_dataset("scores/r2", data=self.r2)
+                if self.r_pooled is not None:
+                    f.create_dataset("scores/r_pooled", data=self.r_pooled)
                 f.create_dataset("layers", data=self.layers)
                 f.create_dataset("relative_depth", data=self.relative_depth)
                 f.create_dataset("targets", data=np.asarray(self.targets, dtype=object),
@@ -380,6 +390,7 @@ class EncodingResults:
                 warnings=json.loads(f.attrs.get("warnings", "[]")),
                 pvalues_best=opt("pvalues_best"),
                 comparison=_load_comparison(f["compare"], f["scores/r"][()]) if "compare" in f else None,
+                r_pooled=opt("scores/r_pooled"),
             )
 
 

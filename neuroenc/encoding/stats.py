@@ -48,6 +48,11 @@ def describe_null(settings: dict) -> str:
     """One sentence on the permutation null a fit used (from its results' ``settings``), for
     reports; empty when the settings do not say (results written before the scheme was kept)."""
     used = settings.get("permutation_used")
+    if used == "refit" and settings.get("null_unit") == "stimuli":
+        within = " within groups" if settings.get("null_within_groups") else ""
+        return ("Permutation null: the stimuli's responses permuted" + within + " and the held-out "
+                "predictions of every fold refitted, so the p-values are calibrated for "
+                "cross-validated scores.")
     if used == "refit":
         return ("Permutation null: each run's response shifted circularly and the held-out "
                 "predictions of every fold refitted, so the p-values are calibrated for "
@@ -113,6 +118,76 @@ class ShiftedDraws:
     def _compute(self, start: int, stop: int) -> np.ndarray:
         idx = shifted_indices(self.runs, self.shifts[start:stop], self.n_samples)
         return idx.astype(np.int32) if self.n_samples < 2**31 else idx
+
+    def indices(self, start: int, stop: int) -> np.ndarray:
+        """The sample order of draws ``start`` to ``stop``: (n, n_samples), ``Y[idx[d]]``."""
+        if self._all is not None:
+            return self._all[start:stop]
+        return self._compute(start, stop)
+
+
+class PermutedDraws:
+    """The draws of a refit null for stimuli: the stimuli permuted, within groups if any.
+
+    The same interface as :class:`ShiftedDraws` (``n_draws``, ``indices(start, stop)``), so
+    :func:`~neuroenc.encoding._ridge.refit_null` refits every fold's held-out predictions on
+    each draw's permuted training responses. Stimuli without time are exchangeable under the
+    null, except for what their group shares (a passage's topic, a subject's session): a
+    permutation within each group keeps every group's responses in that group, so a group
+    effect in the responses stays in every draw.
+
+    Parameters
+    ----------
+    units : sequence of ndarray of int
+        The sample indices of each exchangeable unit (:func:`run_indices` of the groups; one
+        unit of all samples without groups). Samples in no unit keep their place.
+    n_draws : int
+        Number of draws.
+    n_samples : int
+        Samples in all.
+    random_state : None | int | Generator
+        Seed; draw ``d`` comes from the seed and ``d`` alone, so any batch of draws (and any
+        target chunk or layer fitted apart with the same seed) sees the same permutations.
+    cache_bytes : int
+        The sample orders of all draws are computed once and kept when they take at most this
+        many bytes; else per batch of draws.
+
+    Examples
+    --------
+    >>> d = PermutedDraws([np.arange(3), np.arange(3, 6)], 2, 6, random_state=0)
+    >>> idx = d.indices(0, 2)
+    >>> sorted(idx[0, :3].tolist()), sorted(idx[0, 3:].tolist())
+    ([0, 1, 2], [3, 4, 5])
+    """
+
+    def __init__(self, units: Sequence[np.ndarray], n_draws: int, n_samples: int, random_state: Any = None,
+                 cache_bytes: int = REFIT_INDEX_BYTES) -> None:
+        self.units = [np.asarray(u, dtype=np.int64) for u in units]
+        if not any(u.size >= 2 for u in self.units):
+            raise ValueError(
+                "A permutation null within groups needs a group of at least 2 stimuli, but every "
+                "group holds one; permute without groups (or group stimuli more coarsely)."
+            )
+        self._n_draws = int(n_draws)
+        self.n_samples = int(n_samples)
+        self.seed = int(_check_random_state(random_state).integers(2**62))
+        self._all = None
+        if self._n_draws * self.n_samples * 4 <= cache_bytes:
+            self._all = self._compute(0, self._n_draws)
+
+    @property
+    def n_draws(self) -> int:
+        return self._n_draws
+
+    def _compute(self, start: int, stop: int) -> np.ndarray:
+        dtype = np.int32 if self.n_samples < 2**31 else np.int64
+        idx = np.tile(np.arange(self.n_samples, dtype=dtype), (max(stop - start, 0), 1))
+        for row, d in enumerate(range(start, stop)):
+            rng = np.random.default_rng([self.seed, d])
+            for unit in self.units:
+                if unit.size >= 2:
+                    idx[row, unit] = unit[rng.permutation(unit.size)]
+        return idx
 
     def indices(self, start: int, stop: int) -> np.ndarray:
         """The sample order of draws ``start`` to ``stop``: (n, n_samples), ``Y[idx[d]]``."""

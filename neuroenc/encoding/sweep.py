@@ -15,11 +15,12 @@ from .._validation import _check_option, _check_random_state, _preview
 from . import _ridge
 from .compare import centred_null, compare_layers
 from .backend import resolve_backend, resolve_dtype, to_numpy, use_backend
-from .cv import DEFAULT_GAP, check_groups, inner_splits, make_cv
+from .cv import DEFAULT_GAP, _seed, check_groups, inner_splits, make_cv, parse_stimulus_cv
 from .designs import LayerDesigns, as_layer_designs, gap_for
 from .stats import (
     PERMUTATIONS,
     REFIT_NULL_BUDGET,
+    PermutedDraws,
     ShiftedDraws,
     null_pvalues,
     permutation_null,
@@ -32,8 +33,24 @@ logger = logging.getLogger(__name__)
 #: Largest held-out predictions (bytes: samples x layers x targets, float64) kept for the layer
 #: comparisons' refits on signal + shifted residuals; above it they use the permutation null's draws.
 COMPARE_PREDICTION_BYTES = 2**30
+#: What each score of the results is (``settings["scores"]``).
+SCORES = {
+    "r": "held-out Pearson r, computed within each outer fold, mean over folds (/scores/r)",
+    "r_pooled": "held-out Pearson r of the predictions of all outer folds pooled (/scores/r_pooled)",
+    "r2": "held-out R², computed within each outer fold, mean over folds (/scores/r2)",
+}
+#: What the layer comparisons of a stimulus-level fit draw from (their ``source``): the refit
+#: null's draws, stimuli permuted within groups (if any) and the model refitted.
+STIMULUS_NULL_SOURCE = "permuted stimuli (refit)"
+#: What the layer comparisons of a stimulus-level fit draw from with the residual draws.
+STIMULUS_RESIDUAL_SOURCE = "residual (permuted stimuli)"
 #: Ridge penalties used when none are given: 10^-1 ... 10^7 (17 values).
 DEFAULT_ALPHAS = tuple(np.logspace(-1, 7, 17).tolist())
+
+
+def _derived_seed(seed: int) -> int:
+    """A second seed from ``seed``, for draws that must differ from the permutation null's."""
+    return int(np.random.default_rng([seed, 1]).integers(2**62))
 
 
 def check_responses(Y: Any, n_samples: int | None = None, names: Any = None) -> np.ndarray:
@@ -110,9 +127,14 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     ----------
     alphas : sequence of float | None
         Ridge penalties (default :data:`DEFAULT_ALPHAS`, 10^-1 ... 10^7).
-    cv : {"auto", "runs", "blocks"} | int | splitter | list of (train, test)
+    cv : {"auto", "runs", "blocks"} | "kfold:K" | "group-kfold:K" | int | splitter | list of (train, test)
         Outer CV (see :func:`neuroenc.encoding.make_cv`): leave-one-run-out with several runs
-        (``groups``), else ``n_blocks`` contiguous blocks with a ``gap``.
+        (``groups``), else ``n_blocks`` contiguous blocks with a ``gap``. For stimulus-level
+        data (no time): ``"group-kfold:K"`` holds out whole groups (``groups``: passages,
+        topics), ``"kfold:K"`` shuffles the stimuli (seeded by ``random_state``); there is no
+        gap, the inner splits follow the same scheme inside each outer training set, and the
+        permutation null permutes stimuli (within groups when there are groups) instead of
+        shifting runs in time.
     n_blocks : int
         Blocks of a single run.
     gap : int | None
@@ -139,7 +161,11 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         its autocorrelation; any shift, see :func:`~neuroenc.encoding.stats.run_shifts`), and
         the held-out predictions of every outer fold are refitted on the shifted training
         responses with the penalties chosen on the real ones; calibrated for cross-validated
-        scores. ``"circular"`` / ``"block"``: each
+        scores. With a stimulus-level ``cv`` (``kfold:K``, ``group-kfold:K``) the refit null's
+        draws permute the stimuli instead, within groups when ``groups`` are given
+        (:class:`~neuroenc.encoding.stats.PermutedDraws`); ``"circular"`` is then an error
+        and ``"block"`` shuffles each test fold's stimuli against fixed predictions.
+        ``"circular"`` / ``"block"``: each
         test fold's response is shifted circularly (or its blocks permuted) against fixed
         predictions; much cheaper, but the fold scores of a cross-validated model are
         correlated through their shared training data, which such a null ignores, so its
@@ -180,6 +206,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     layers_ : ndarray of int, shape (n_layers,)
     r_, r2_ : ndarray, shape (n_layers, n_targets)
         Held-out Pearson r and R², mean over outer folds.
+    r_pooled_ : ndarray, shape (n_layers, n_targets)
+        Held-out Pearson r of the predictions of all outer folds pooled (one r over every
+        sample; the usual score of stimulus-level studies).
     fold_r_, fold_r2_ : ndarray, shape (n_folds, n_layers, n_targets)
     fold_alphas_ : ndarray, shape (n_folds, n_layers, n_targets)
         Penalty chosen in each outer fold.
@@ -201,6 +230,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         The permutation block / smallest shift used in each outer fold (circular and block).
     permutation_ : str | None
         The permutation scheme used (``"refit"``, ``"circular"`` or ``"block"``).
+    null_unit_ : {"runs", "stimuli"}
+        What the permutation draws move: runs shifted in time, or stimuli permuted (a
+        stimulus-level ``cv``).
     best_layer_ : ndarray of int, shape (n_targets,)
         Layer with the highest ``r_`` per target.
     cv_splits_ : list of (ndarray, ndarray)
@@ -264,6 +296,25 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         _check_option("block_size", self.block_size, ("auto",))
         return [int(np.clip(gap, 2, max(2, te.size // 4))) for te in tests]
 
+    def _stimulus_permutation(self, n, n_features, t, n_layers, n_perm, n_folds, n_alphas) -> str:
+        """The null of a stimulus-level fit: the refit null (stimuli permuted), or with
+        ``"auto"`` above the cost budget, each test fold's stimuli shuffled against fixed
+        predictions (``"block"`` of one stimulus), with a warning."""
+        if self.permutation in ("refit", "block"):
+            return self.permutation
+        flops = _ridge.refit_null_flops(n, n_features, t, n_perm, n_folds, n_layers, n_alphas)
+        if flops <= REFIT_NULL_BUDGET:
+            return "refit"
+        warnings.warn(
+            f"permutation='auto': a refit permutation null would cost about {flops:.1e} floating-point "
+            f"operations (more than {REFIT_NULL_BUDGET:.0e}), so the null shuffles each test fold's "
+            "stimuli against fixed predictions, which ignores the dependence between the folds' "
+            "scores and gives p-values that are too small. Pass permutation='refit' (and fewer "
+            "n_permutations, or fewer targets) for calibrated p-values.",
+            UserWarning, stacklevel=3,
+        )
+        return "block"
+
     def _check_params(self) -> None:
         _check_option("form", self.form, _ridge.FORMS)
         _check_option("compare", self.compare, (True, False, "auto", "residual", "null"))
@@ -301,7 +352,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"LayerSweep needs several samples, got n_samples={n}.")
         if groups is None:
             groups = designs.groups
+        given_groups = None if groups is None else check_groups(groups, n)
         groups = check_groups(groups, n)
+        stimulus = parse_stimulus_cv(self.cv)
         alphas = self._alphas()
         self.constant_targets_ = constant_targets(Y)
         if self.constant_targets_.size:
@@ -309,15 +362,35 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 f"{self.constant_targets_.size} target(s) {_preview(self.constant_targets_)} are "
                 "constant; their scores are NaN.", UserWarning, stacklevel=2,
             )
-        gap = self.gap if self.gap is not None else gap_for(designs, DEFAULT_GAP)
-        outer = make_cv(self.cv, groups, n, self.n_blocks, gap)
-        inner = [inner_splits(tr, groups, self.inner_cv, gap) for tr, _ in outer]
+        if stimulus is not None:
+            if self.gap:
+                raise ValueError(
+                    f"gap={self.gap!r}: stimulus-level CV ({self.cv!r}) has no time, so no gap; drop gap.")
+            gap = 0
+            # one seed for the outer and inner shuffles (the same splits for a baseline fit)
+            cv_seed = _seed(self.random_state) if self.random_state is not None else \
+                int(np.random.default_rng().integers(2**31 - 1))
+            outer = make_cv(self.cv, given_groups, n, random_state=cv_seed)
+            inner = [inner_splits(tr, given_groups, self.inner_cv, 0, scheme=stimulus[0],
+                                  random_state=cv_seed) for tr, _ in outer]
+            if self.permutation == "circular":
+                raise ValueError(
+                    "permutation='circular' shifts responses in time, but stimulus-level CV "
+                    f"({self.cv!r}) has no time; use permutation='refit' (or 'auto'): the stimuli "
+                    "are permuted (within groups) and the model refitted.")
+        else:
+            gap = self.gap if self.gap is not None else gap_for(designs, DEFAULT_GAP)
+            outer = make_cv(self.cv, groups, n, self.n_blocks, gap)
+            inner = [inner_splits(tr, groups, self.inner_cv, gap) for tr, _ in outer]
         self.cv_splits_, self.gap_ = outer, gap
+        self.null_unit_ = "runs" if stimulus is None else "stimuli"
+        self.null_within_groups_ = stimulus is not None and given_groups is not None
         layers = list(designs.layers)
         n_l, n_f = len(layers), len(outer)
         fold_r = np.full((n_f, n_l, t), np.nan)
         fold_r2 = np.full((n_f, n_l, t), np.nan)
         fold_alpha = np.full((n_f, n_l, t), np.nan)
+        pooled = np.full((n_l, t), np.nan)
         n_perm = int(self.n_permutations)
         pvalues = np.full((n_l, t), np.nan) if n_perm else None
         # running maximum over layers of the null, for p-values corrected for the layer choice
@@ -341,11 +414,23 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 X = designs[layer]
                 if n_perm and method is None:
                     # the scheme, from the first layer's size (every layer's cost is alike)
-                    method = resolve_permutation(self.permutation, n, X.shape[1], t, n_l, n_perm, n_f,
-                                                 len(alphas))
-                    if method == "refit":
+                    if stimulus is not None:
+                        method = self._stimulus_permutation(n, X.shape[1], t, n_l, n_perm, n_f, len(alphas))
+                        units = run_indices(given_groups) if given_groups is not None else [np.arange(n)]
+
+                        def make_draws(seed, units=units):  # stimuli permuted within groups
+                            return PermutedDraws(units, n_perm, n, seed)
+                    else:
+                        method = resolve_permutation(self.permutation, n, X.shape[1], t, n_l, n_perm, n_f,
+                                                     len(alphas))
                         runs = run_indices(groups)
-                        null_shifts = ShiftedDraws(runs, run_shifts(runs, n_perm, perm_seed), n)
+
+                        def make_draws(seed, runs=runs):  # each run shifted circularly
+                            return ShiftedDraws(runs, run_shifts(runs, n_perm, seed), n)
+                    if method == "refit":
+                        null_shifts = make_draws(perm_seed)
+                    elif stimulus is not None:  # each test fold's stimuli shuffled against fixed predictions
+                        blocks = self.block_sizes_ = [1] * n_f
                     else:
                         blocks = self.block_sizes_ = self._block_sizes(tests, gap)
                     compare_mode = self._compare_mode(method, n, n_l, t)
@@ -364,6 +449,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 fold_r[:, j], fold_r2[:, j], fold_alpha[:, j] = out["fold_r"], out["fold_r2"], out["fold_alpha"]
                 if predictions is not None:
                     predictions[j] = out["predictions"]
+                pooled[j] = out["pooled_r"]
                 self.forms_[layer] = out["form"]
                 if n_perm:
                     with warnings.catch_warnings():
@@ -384,6 +470,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.permutation_ = method
         self.layers_ = np.asarray(layers, dtype=np.int64)
         self.fold_r_, self.fold_r2_, self.fold_alphas_ = fold_r, fold_r2, fold_alpha
+        self.r_pooled_ = pooled
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             self.r_ = np.nanmean(fold_r, 0)
@@ -398,14 +485,15 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if n_perm:
             self.pvalues_best_ = null_pvalues(null_max, self.r_[best, np.arange(t)])
         if compare_mode == "residual" and n_perm >= 2:
-            draws = self._comparison_draws(designs, Y, groups, outer, alphas, predictions, best,
-                                           backend_name, dtype, perm_seed, counter)
+            draws = self._comparison_draws(designs, Y, outer, alphas, predictions, best, backend_name,
+                                           dtype, make_draws(_derived_seed(perm_seed)), counter)
             del predictions
             self.comparison_ = compare_layers(self.r_, centred_null(draws), alpha=self.compare_alpha,
-                                              source="residual")
+                                              source="residual" if stimulus is None else STIMULUS_RESIDUAL_SOURCE)
         elif nulls is not None and n_perm >= 2:
+            source = method if stimulus is None or method != "refit" else STIMULUS_NULL_SOURCE
             self.comparison_ = compare_layers(self.r_, centred_null(nulls), alpha=self.compare_alpha,
-                                              source=method)
+                                              source=source)
             del nulls
         self.flops_ = counter["flops"]
         self.backend_, self.dtype_ = backend_name, dtype
@@ -430,15 +518,15 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return "residual"
         return "residual" if method == "refit" and affordable else "null"
 
-    def _comparison_draws(self, designs, Y, groups, outer, alphas, predictions, best, backend_name, dtype,
-                          perm_seed, counter) -> np.ndarray:
+    def _comparison_draws(self, designs, Y, outer, alphas, predictions, best, backend_name, dtype,
+                          draws, counter) -> np.ndarray:
         """Draws of every layer's fold-mean r for the layer comparisons, shape (n_draws, n_layers, t).
 
         The signal is each target's best-layer held-out prediction, scaled to the response by
-        least squares; the residuals are shifted circularly within each run (draws seeded apart
-        from the permutation null's), and every layer is refitted on signal + shifted residuals
-        with the penalties chosen on the real responses
-        (:func:`~neuroenc.encoding._ridge.comparison_draws`).
+        least squares; the residuals are resampled as the permutation null resamples responses
+        (``draws``: each run shifted circularly, or stimuli permuted within groups; seeded apart
+        from the null's), and every layer is refitted on signal + resampled residuals with the
+        penalties chosen on the real responses (:func:`~neuroenc.encoding._ridge.comparison_draws`).
         """
         n, t = Y.shape
         cols = np.arange(t)
@@ -446,9 +534,6 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         with np.errstate(invalid="ignore", divide="ignore"):
             scale = (signal * Y).sum(0) / (signal * signal).sum(0)
         signal = signal * np.nan_to_num(scale)
-        runs = run_indices(groups)
-        seed = int(np.random.default_rng([perm_seed, 1]).integers(2**62))
-        draws = ShiftedDraws(runs, run_shifts(runs, int(self.n_permutations), seed), n)
         grid = np.asarray(alphas)
         out = np.full((draws.n_draws, len(designs.layers), t), np.nan, dtype=np.float32)
         with use_backend(backend_name) as B:
@@ -545,7 +630,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return EncodingResults(r=self.r_, r2=self.r2_, layers=self.layers_, targets=targets,
                                pvalues=self.pvalues_, alphas=self.alphas_,
                                fold_r=self.fold_r_, fold_r2=self.fold_r2_, settings=fitted,
-                               pvalues_best=self.pvalues_best_, comparison=self.comparison_, **kwargs)
+                               pvalues_best=self.pvalues_best_, comparison=self.comparison_,
+                               r_pooled=self.r_pooled_, **kwargs)
 
     def alpha_edge_shares(self) -> dict[str, list[float]]:
         """Per layer, the share of the chosen (fold, target) penalties at the smallest (``"low"``)
@@ -600,6 +686,10 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         params["alphas"] = self._alphas().tolist()
         params["cv_folds"] = [[int(tr.size), int(te.size)] for tr, te in self.cv_splits_]
         params["gap_used"] = int(self.gap_)
+        params["scores"] = dict(SCORES)
+        params["null_unit"] = self.null_unit_
+        if self.null_unit_ == "stimuli":
+            params["null_within_groups"] = bool(self.null_within_groups_)
         if self.block_sizes_ is not None:
             params["block_sizes_used"] = np.asarray(self.block_sizes_).astype(int).tolist()
         if self.permutation_ is not None:

@@ -11,6 +11,10 @@
 - :func:`sequence_prefix` (``prepend_bos``) and :func:`capture_last_block`
   (``last_layer="pre-norm"``): the special tokens before each sequence, the last block's
   output before the final norm;
+- :class:`StimulusExtractor` / :func:`extract_stimulus_features`: one row per stimulus
+  (sentence, passage) and layer, pooled over its tokens, alone or after its group's earlier
+  stimuli; :class:`StimulusFeatures`, :func:`load_stimulus_features`;
+- :func:`word_surprisal` / :func:`stimulus_surprisal`: surprisal from a causal LM's logits;
 - :func:`align_tokens`, :func:`plan_contexts`, :func:`token_states`: the building blocks;
 - :func:`resolve_layers`, :func:`resolve_stored_layers`, :func:`layer_at_depth`: layer
   selection and relative depth;
@@ -53,6 +57,14 @@ from .models import (
     sequence_prefix,
 )
 from .prenorm import capture_last_block
+from .stimuli import StimulusExtractor, extract_stimulus_features
+from .stimulus_features import (
+    StimulusFeatures,
+    is_stimulus_file,
+    load_stimulus_features,
+    save_stimulus_features,
+)
+from .surprisal import stimulus_surprisal, word_surprisal
 from .tokens import TokenAlignment, TokenMappingError, align_tokens
 
 #: Names that need torch, imported on first access (``import neuroenc.features`` stays light).
@@ -72,6 +84,14 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "StimulusExtractor",
+    "StimulusFeatures",
+    "extract_stimulus_features",
+    "is_stimulus_file",
+    "load_stimulus_features",
+    "save_stimulus_features",
+    "stimulus_surprisal",
+    "word_surprisal",
     "Intervention",
     "InterventionHandle",
     "LayerMetrics",

@@ -16,6 +16,11 @@ Layout::
             n_token_forwards, cache_key, prepend_bos, prefix_ids, last_layer, warnings...;
             checksums = "fletcher32"; complete = True (written last).
 
+Stimulus-level files (``attrs["kind"] = "stimuli"``, written by
+:func:`neuroenc.features.stimuli.save_stimulus_features`) hold, instead of words and times,
+``/stimulus_ids``, ``/texts``, ``/groups`` (optional) and ``/context_text`` (the exact text
+each stimulus was read after), with the same ``/layers``, provenance and checksums.
+
 Files are written to a temporary file in the same folder and moved into place with
 :func:`os.replace`, so a reader never sees a half-written file under the final name; a file
 that is truncated, lacks ``complete`` or a layer is reported incomplete by
@@ -49,6 +54,8 @@ from .layers import resolve_stored_layers
 logger = logging.getLogger(__name__)
 
 FEATURES_FORMAT = "neuroenc-features/1"
+#: ``attrs["kind"]`` of a stimulus-level feature file (word-level files have none, or "words").
+STIMULI_KIND = "stimuli"
 _ARRAY_ATTRS = ("context_start", "context_len")
 #: The checksum every numeric dataset carries (an HDF5 filter, verified on each read).
 CHECKSUM = "fletcher32"
@@ -157,8 +164,11 @@ def is_complete(path: str | os.PathLike, layers: Iterable[int] | None = None,
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FEATURES_FORMAT or not bool(f.attrs.get("complete", False)):
                 return False
-            n = f["words"].shape[0]
-            if f["onsets"].shape != (n,) or f["offsets"].shape != (n,):
+            n = _n_rows(f)
+            if f.attrs.get("kind") == STIMULI_KIND:
+                if f["texts"].shape != (n,):
+                    return False
+            elif f["onsets"].shape != (n,) or f["offsets"].shape != (n,):
                 return False
             stored = [int(i) for i in f.attrs["layer_indices"]]
             wanted = stored if layers is None else [int(i) for i in layers]
@@ -172,6 +182,13 @@ def is_complete(path: str | os.PathLike, layers: Iterable[int] | None = None,
     except (OSError, KeyError, ValueError) as err:
         logger.warning("Feature file %s is unreadable (%s); it will be recomputed.", path, err)
         return False
+
+
+def _n_rows(f: Any) -> int:
+    """Rows of a feature file: stimuli (``/stimulus_ids``) or words (``/words``)."""
+    if f.attrs.get("kind") == STIMULI_KIND:
+        return int(f["stimulus_ids"].shape[0])
+    return int(f["words"].shape[0])
 
 
 def _check_feature_file(path: str | os.PathLike) -> Path:
@@ -222,7 +239,8 @@ def read_feature_info(path: str | os.PathLike) -> dict[str, Any]:
     with h5py.File(path, "r") as f:
         info = json.loads(f.attrs["provenance"])
         info["layer_indices"] = [int(i) for i in f.attrs["layer_indices"]]
-        info["n_words"] = int(f["words"].shape[0])
+        info["n_words"] = _n_rows(f)
+        info["kind"] = str(f.attrs.get("kind", "words"))
     info["path"] = str(path)
     return info
 
@@ -258,6 +276,12 @@ def load_features(path: str | os.PathLike, layers: Any = None) -> FeatureSet:
 
     path = _check_feature_file(path)
     with h5py.File(path, "r") as f:
+        if f.attrs.get("kind") == STIMULI_KIND:
+            raise ValueError(
+                f"Feature file {str(path)!r} holds stimulus-level features (one row per stimulus, no "
+                "word times): read it with neuroenc.features.load_stimulus_features, and fit it with "
+                "`neuroenc fit --features FILE --responses R.csv --id-column id` (no --tr)."
+            )
         stored = [int(i) for i in f.attrs["layer_indices"]]
         if layers is None:
             wanted = stored

@@ -595,6 +595,8 @@ def run_plan(
     verbose: bool | str | int | None = None,
     prefix_ids: Sequence[int] | None = None,
     last_layer: str = "normed",
+    padding_side: str = "right",
+    on_batch: Any = None,
 ) -> tuple[dict[int, np.ndarray], int]:
     """Run the forward sequences of ``plan`` and gather each word's pooled hidden states.
 
@@ -620,6 +622,15 @@ def run_plan(
     last_layer : {"normed", "pre-norm"}
         ``"pre-norm"``: the last layer is the last block's output before the final norm
         (:func:`~neuroenc.features.prenorm.capture_last_block`).
+    padding_side : {"right", "left"}
+        Where shorter sequences of a batch are padded. Padding is masked either way; with
+        ``"left"`` the position ids are given explicitly (counted from each sequence's first
+        real token), so every token keeps the position it has alone. Right padding needs no
+        position ids (a causal model's real tokens never see the padding after them).
+    on_batch : callable | None
+        Called after each batch's forward pass as ``on_batch(seqs, states, offset)`` (the
+        sequences, the model's hidden states as it returns them, each row's left padding), e.g.
+        to read surprisal from the same pass (:class:`~neuroenc.features.surprisal.SurprisalAccumulator`).
 
     Returns
     -------
@@ -631,6 +642,7 @@ def run_plan(
     from tqdm.auto import tqdm
 
     _check_last_layer(last_layer)
+    _check_option("padding_side", padding_side, ("right", "left"))
     prefix = np.asarray(lm.prefix_ids if prefix_ids is None else list(prefix_ids), dtype=np.int64)
     suffix = np.asarray(lm.suffix_ids, dtype=np.int64)
     P = prefix.size
@@ -674,7 +686,8 @@ def run_plan(
             seqs = order[done:done + size]
             try:
                 _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_seq,
-                           seq_bounds, pos0, n_pool, layer_list, out, handle, a, b, last_block)
+                           seq_bounds, pos0, n_pool, layer_list, out, handle, a, b, last_block,
+                           padding_side == "left", on_batch)
             except Exception as err:  # noqa: BLE001 - only memory errors are retried
                 if not _is_oom(err) or size == 1:
                     raise
@@ -689,41 +702,63 @@ def run_plan(
     return out, int(lengths.sum())
 
 
-def _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_seq, seq_bounds,
-               pos0, n_pool, layers, out, handle, a, b, last_block=None) -> None:
+def _batch_inputs(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, left: bool = False):
+    """The padded token ids of a batch of sequences, its attention mask and position ids
+    (None when not needed), and each row's offset (the padding before it, with left padding)."""
     import torch
 
     B = len(seqs)
     L = int(lengths[seqs].max())
     ids = np.full((B, L), pad_id, dtype=np.int64)
     P = prefix.size
+    offset = (L - lengths[seqs]).astype(np.int64) if left else np.zeros(B, dtype=np.int64)
     for row, s in enumerate(seqs):
         start, stop = int(plan.seq_start[s]), int(plan.seq_stop[s])
         n = stop - start
-        ids[row, :P] = prefix
-        ids[row, P:P + n] = alignment.input_ids[start:stop]
-        ids[row, P + n:P + n + suffix.size] = suffix
+        o = int(offset[row])
+        ids[row, o:o + P] = prefix
+        ids[row, o + P:o + P + n] = alignment.input_ids[start:stop]
+        ids[row, o + P + n:o + P + n + suffix.size] = suffix
     padded = bool((lengths[seqs] != L).any())
     device = lm.device
     input_ids = torch.from_numpy(ids).to(device)
-    mask = None
+    mask = positions = None
     if padded:
-        real = np.arange(L)[None, :] < lengths[seqs][:, None]
+        cols = np.arange(L)[None, :]
+        real = (cols >= offset[:, None]) & (cols < (offset + lengths[seqs])[:, None])
         mask = torch.from_numpy(real).to(device=device, dtype=torch.long)
+        if left:
+            pos = np.clip(cols - offset[:, None], 0, None) + int(getattr(lm, "position_offset", 0))
+            positions = torch.from_numpy(pos).to(device)
+    return input_ids, mask, positions, offset, L
+
+
+def _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_seq, seq_bounds,
+               pos0, n_pool, layers, out, handle, a, b, last_block=None, left=False, on_batch=None) -> None:
+    import torch
+
+    B = len(seqs)
+    P = prefix.size
+    input_ids, mask, positions, offset, L = _batch_inputs(lm, alignment, plan, seqs, lengths, prefix,
+                                                          suffix, pad_id, left)
+    device = lm.device
 
     # The words read from these sequences and the flat row of each pooled token.
     words = np.concatenate([by_seq[seq_bounds[s]:seq_bounds[s + 1]] for s in seqs])
     rows = np.repeat(np.arange(B), [seq_bounds[s + 1] - seq_bounds[s] for s in seqs])
     counts = n_pool[words]
     seg = np.repeat(np.arange(words.size), counts)
-    flat = np.repeat(rows * L + pos0[words], counts) + _ranges(counts)
+    flat = np.repeat(rows * L + offset[rows] + pos0[words], counts) + _ranges(counts)
     if handle is not None and getattr(handle.intervention, "needs_last_token", False):
         # Context-freezing interventions run one word per sequence (the window policy): its
         # last token is the "current" token, also when right context or [SEP] follows it.
         last = np.zeros(B, dtype=np.int64)
-        last[rows] = P + (b[words] - 1) - plan.seq_start[plan.word_seq[words]]
+        last[rows] = offset[rows] + P + (b[words] - 1) - plan.seq_start[plan.word_seq[words]]
         handle.query_positions = torch.from_numpy(last).to(device)
-    states = lm.hidden_states(input_ids, mask)
+    states = lm.hidden_states(input_ids, mask, positions) if positions is not None else \
+        lm.hidden_states(input_ids, mask)
+    if on_batch is not None:
+        on_batch(seqs, states, offset)
     if last_block is not None:
         states = last_block.replace(states)
     flat_t = torch.from_numpy(flat).to(device)

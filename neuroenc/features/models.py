@@ -341,6 +341,13 @@ class LoadedModel:
         Special tokens added around every window (e.g. ``[CLS]``/``[SEP]``, or a BOS token).
     device : torch.device
     dtype : torch.dtype
+    head : torch.nn.Module | None
+        The language-model head (hidden state -> logits), when known: kept by
+        :meth:`from_objects` from a model with a head; otherwise found on first use by
+        :func:`~neuroenc.features.surprisal.output_head` (for surprisal).
+    position_offset : int
+        The first position id of a sequence (``padding_idx + 1`` for RoBERTa-family models,
+        else 0), for explicit position ids (left padding).
     """
 
     def __init__(
@@ -381,6 +388,9 @@ class LoadedModel:
             first.device if first is not None else torch.device("cpu"))
         self.dtype = dtype if dtype is not None else (first.dtype if first is not None else torch.float32)
         self.max_positions = _max_positions(model.config)
+        self.head = None
+        self.position_offset = (int(getattr(model.config, "pad_token_id", 1) or 1) + 1
+                                if getattr(model.config, "model_type", None) in _OFFSET_POSITION_TYPES else 0)
         self.prefix_ids, self.suffix_ids = _special_tokens(tokenizer, kind)
         self.n_layers, self.hidden_size = self._probe()
 
@@ -402,7 +412,10 @@ class LoadedModel:
         """
         kind = kind or _detect_kind(model.config)
         base = getattr(model, "base_model", model)
-        return cls(base, tokenizer, name=name, kind=kind, revision=revision)
+        loaded = cls(base, tokenizer, name=name, kind=kind, revision=revision)
+        if base is not model and hasattr(model, "get_output_embeddings"):
+            loaded.head = model.get_output_embeddings()
+        return loaded
 
     # ------------------------------------------------------------------ identity
     @property
@@ -454,12 +467,16 @@ class LoadedModel:
     # ------------------------------------------------------------------ forward
     def hidden_states(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
         """All hidden states of a batch: a tuple of ``n_layers`` tensors (batch, tokens, dim).
 
-        Call it under :func:`torch.inference_mode`.
+        Call it under :func:`torch.inference_mode`. ``position_ids`` (batch, tokens) are
+        needed with left padding, where a sequence's first token is not at index 0.
         """
         kwargs = {"attention_mask": attention_mask, "output_hidden_states": True, "return_dict": True}
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
         if self.kind == "causal":
             kwargs["use_cache"] = False
         out = self.model(input_ids=input_ids, **kwargs)

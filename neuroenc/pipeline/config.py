@@ -67,7 +67,13 @@ class ModelConfig:
     ``context_tokens // 2``; not with ``full``); ``prepend_bos``: ``true``, ``false``
     (default: the tokenizer's own special tokens) or ``auto``, a BOS token before every
     sequence; ``last_layer``: ``normed`` (default, as transformers returns it) or
-    ``pre-norm`` (the last block's output before the final norm)."""
+    ``pre-norm`` (the last block's output before the final norm).
+
+    Stimulus-level data sets (``dataset.loader: stimuli``): ``pooling`` ``mean``, ``last`` or
+    ``last-word`` over each stimulus's tokens; ``context``: ``none`` (each stimulus alone, the
+    default) or ``group`` (after the earlier stimuli of its group; ``context_tokens`` then
+    counts the group's tokens before it, ``full`` for all); ``padding_side``: ``right`` or
+    ``left`` (see :class:`neuroenc.features.StimulusExtractor`)."""
 
     name: str = "smollm2-135m"
     layers: Any = "all"
@@ -84,13 +90,17 @@ class ModelConfig:
     intervention: Any = None
     gguf_file: str | None = None
     revision: str | None = None
+    context: str | None = None
+    padding_side: str = "right"
 
     def validate(self, where: str = "") -> "ModelConfig":
         """Check the extraction settings' types and values; returns self."""
         choices = [
             ("model.policy", self.policy, ("strided", "window")),
-            ("model.pooling", self.pooling, ("last", "mean", "first")),
+            ("model.pooling", self.pooling, ("last", "mean", "first", "last-word")),
             ("model.last_layer", self.last_layer, ("normed", "pre-norm")),
+            ("model.context", self.context, (None, "none", "group")),
+            ("model.padding_side", self.padding_side, ("right", "left")),
         ]
         for name, value, allowed in choices:
             try:

@@ -24,7 +24,24 @@ LOADERS: dict[str, str] = {
     "narratives": "neuroenc.datasets.narratives:load_narratives",
     "lpp": "neuroenc.datasets.lpp:load_lpp",
     "megmasc": "neuroenc.datasets.megmasc:load_megmasc",
+    "stimuli": "neuroenc.datasets.stimuli:load_stimuli",
+    "naturalstories_rt": "neuroenc.datasets.naturalstories_rt:load_naturalstories_rt",
 }
+#: Registered loaders of stimulus-level data sets (a :class:`~neuroenc.datasets.StimulusDataset`:
+#: stimuli without time, one response each); ``neuroenc run`` takes the stimulus path for them.
+#: A custom loader says it is one with an attribute ``stimulus_level = True``.
+STIMULUS_LOADERS = ("stimuli", "naturalstories_rt")
+
+
+def is_stimulus_loader(name: str) -> bool:
+    """Whether the loader ``name`` returns a stimulus-level data set (False for a custom loader
+    that cannot be imported: loading it reports why)."""
+    if name in STIMULUS_LOADERS or name in LOADERS:
+        return name in STIMULUS_LOADERS
+    try:
+        return bool(getattr(get_loader(name), "stimulus_level", False))
+    except ConfigError:
+        return False
 
 GROUP = "group"
 #: The entry-point group in which installed packages declare more loaders (name -> function).
@@ -142,6 +159,10 @@ def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None,
                 break
     with default_encoding(cfg.transcript_encoding):
         dataset = loader(**kwargs)
+    from ..datasets.stimuli import StimulusDataset
+
+    if isinstance(dataset, StimulusDataset):
+        return _select_stimulus_subjects(dataset, cfg, wanted)
     if wanted is not None:
         missing = [s for s in wanted if s not in dataset.responses and s != GROUP]
         if missing:
@@ -163,6 +184,21 @@ def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None,
         add_group_mean(dataset)
         if subjects is not None:
             dataset.responses = {s: dataset.responses[s] for s in subjects if s in dataset.responses}
+    return dataset
+
+
+def _select_stimulus_subjects(dataset: Any, cfg: DatasetConfig, wanted: list[str] | None) -> Any:
+    """A stimulus-level data set restricted to the config's subjects (``runs`` do not apply)."""
+    if cfg.runs not in (None, "all"):
+        raise ConfigError(
+            f"dataset.runs applies to story data sets; {dataset.name!r} is stimulus-level (no runs): drop "
+            "dataset.runs (select stimuli in the stimulus file instead)."
+        )
+    if wanted is not None:
+        missing = [s for s in wanted if s not in dataset.responses and s != GROUP]
+        if missing:
+            raise ConfigError(f"data set {dataset.name!r} has no subject(s) {missing}; it has {dataset.subjects}.")
+        dataset.responses = {s: dataset.responses[s] for s in wanted if s in dataset.responses}
     return dataset
 
 

@@ -216,6 +216,10 @@ def run_pipeline(
         config.caller_keys = config.caller_keys | {"executor.kind"}
         config.validate()
     check_trust(config)
+    from .stimuli_run import is_stimulus_config, run_stimulus_pipeline
+
+    if is_stimulus_config(config):  # stimulus-level data sets: no time, no runs
+        return run_stimulus_pipeline(config, verbose=verbose)
     if config.executor.kind != "serial":
         from .distributed import run_distributed
 

@@ -1,0 +1,258 @@
+"""The :class:`StimulusFeatures` container and its HDF5 file (one row per stimulus and layer).
+
+Written by :class:`~neuroenc.features.stimuli.StimulusExtractor` into the feature cache
+(:mod:`neuroenc.features.cache`'s format, ``attrs["kind"] = "stimuli"``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._io import atomic_path, json_default_strict
+from ..stimuli.stimulus_set import StimulusSet
+from .cache import CHECKSUM, FEATURES_FORMAT, STIMULI_KIND, _check_feature_file, _read, _write_layer
+from .layers import resolve_stored_layers
+
+
+class StimulusFeatures:
+    """Per-layer features of a stimulus set: row ``i`` of every layer is stimulus ``ids[i]``.
+
+    Parameters
+    ----------
+    layers : mapping of int -> array-like, shape (n_stimuli, n_features)
+        Hidden states per layer index (0 = embeddings); arrays may be lazy.
+    ids, texts : sequence of str
+        The stimuli's ids and texts.
+    groups : sequence of str | None
+        Their groups.
+    name : str
+        The stimulus set's name.
+    model : str | None
+    n_model_layers : int | None
+        Hidden states of the model in all (default ``max(layers) + 1``).
+    attrs : dict | None
+        Provenance (model identity, context, pooling, ``context_start``/``context_len``/
+        ``context_text``...).
+    """
+
+    def __init__(self, layers: Mapping[int, Any], ids: Sequence[str], texts: Sequence[str],
+                 groups: Sequence[str] | None = None, *, name: str = "stimuli", model: str | None = None,
+                 n_model_layers: int | None = None, attrs: dict[str, Any] | None = None) -> None:
+        if not layers:
+            raise ValueError(f"StimulusFeatures {name!r} has no layers.")
+        self.ids = [str(i) for i in ids]
+        self.texts = [str(t) for t in texts]
+        self.groups = None if groups is None else [str(g) for g in groups]
+        n = len(self.ids)
+        if len(self.texts) != n or (self.groups is not None and len(self.groups) != n):
+            raise ValueError(f"StimulusFeatures {name!r}: {n} ids, {len(self.texts)} texts"
+                             + (f", {len(self.groups)} groups" if self.groups is not None else "") + ".")
+        self._layers = {}
+        for idx, arr in layers.items():
+            shape = getattr(arr, "shape", None) or np.shape(arr)
+            if len(shape) != 2 or shape[0] != n:
+                raise ValueError(f"StimulusFeatures {name!r}: layer {idx} has shape {tuple(shape)}, expected "
+                                 f"({n}, n_features) for the {n} stimuli.")
+            self._layers[int(idx)] = arr
+        self.name = str(name)
+        self.model = model
+        self.n_model_layers = int(n_model_layers) if n_model_layers is not None else max(self._layers) + 1
+        self.attrs = dict(attrs or {})
+
+    @property
+    def layer_indices(self) -> list[int]:
+        """The layer indices held, sorted."""
+        return sorted(self._layers)
+
+    @property
+    def n_stimuli(self) -> int:
+        """Number of rows (stimuli)."""
+        return len(self.ids)
+
+    def stimuli(self) -> StimulusSet:
+        """The stimuli as a :class:`~neuroenc.stimuli.StimulusSet`."""
+        return StimulusSet(self.ids, self.texts, self.groups, name=self.name)
+
+    def n_features(self, layer: int | None = None) -> int:
+        """Number of columns of ``layer`` (default: the first layer held)."""
+        layer = self.layer_indices[0] if layer is None else layer
+        return int(self._layers[self._check_layer(layer)].shape[1])
+
+    def _check_layer(self, layer: int) -> int:
+        if int(layer) not in self._layers:
+            raise KeyError(f"StimulusFeatures {self.name!r} (model {self.model!r}) has no layer {layer}; it "
+                           f"has layers {self.layer_indices}.")
+        return int(layer)
+
+    def __getitem__(self, layer: int) -> np.ndarray:
+        """The features of one layer as a float ndarray, shape (n_stimuli, n_features)."""
+        return np.asarray(self._layers[self._check_layer(layer)][()])
+
+    def __contains__(self, layer: object) -> bool:
+        return layer in self._layers
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self):
+        return iter(self.layer_indices)
+
+    def relative_depth(self, layer: int | Iterable[int] | None = None) -> np.ndarray | float:
+        """Relative depth ``layer / (n_model_layers - 1)`` (0 = embeddings)."""
+        denom = max(self.n_model_layers - 1, 1)
+        if layer is None:
+            return np.asarray(self.layer_indices, dtype=float) / denom
+        if np.isscalar(layer):
+            return float(layer) / denom
+        return np.asarray(list(layer), dtype=float) / denom
+
+    def select(self, layers: Iterable[int]) -> "StimulusFeatures":
+        """The same features with only some layers (no copy)."""
+        keep = {self._check_layer(i): self._layers[int(i)] for i in layers}
+        return StimulusFeatures(keep, self.ids, self.texts, self.groups, name=self.name, model=self.model,
+                                n_model_layers=self.n_model_layers, attrs=self.attrs)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write to an HDF5 file (atomically); see :func:`save_stimulus_features`."""
+        return save_stimulus_features(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, layers: Any = None) -> "StimulusFeatures":
+        """Read a file written by :meth:`save`; see :func:`load_stimulus_features`."""
+        return load_stimulus_features(path, layers=layers)
+
+    def __repr__(self) -> str:
+        return (f"<StimulusFeatures {self.name!r} | model {self.model!r}, {self.n_stimuli} stimuli, "
+                f"layers {self.layer_indices[:3]}{'...' if len(self) > 3 else ''} of {self.n_model_layers}>")
+
+
+# ---------------------------------------------------------------------- HDF5
+_ARRAYS = ("context_start", "context_len")
+
+
+def save_stimulus_features(features: StimulusFeatures, path: str | os.PathLike) -> Path:
+    """Write :class:`StimulusFeatures` to an HDF5 feature file, atomically.
+
+    Layout (the features format of :mod:`neuroenc.features.cache`, ``attrs["kind"] =
+    "stimuli"``)::
+
+        /stimulus_ids   (n,) utf-8
+        /texts          (n,) utf-8
+        /groups         (n,) utf-8      when the stimuli have groups
+        /context_text   (n,) utf-8      the text each stimulus was read after
+        /context_start, /context_len   (n,) int64   its context in tokens of its group's text
+        /surprisal      (n,) float64    with ``surprisal=True``: bits, summed over its tokens
+        /layers/<i>     (n, hidden) float32, Fletcher-32 checksums
+        attrs: format, kind = "stimuli", provenance (JSON), each entry on its own, complete
+    """
+    import h5py
+
+    path = Path(path)
+    attrs = dict(features.attrs)
+    arrays = {k: np.asarray(attrs.pop(k), dtype=np.int64) for k in _ARRAYS if k in attrs}
+    context_text = attrs.pop("context_text", None)
+    surprisal = attrs.pop("surprisal", None)
+    provenance = {**attrs, "run": features.name, "model": features.model,
+                  "n_model_layers": features.n_model_layers, "kind": STIMULI_KIND}
+    text = h5py.string_dtype("utf-8")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FEATURES_FORMAT
+        f.attrs["kind"] = STIMULI_KIND
+        f.attrs["complete"] = False
+        f.create_dataset("stimulus_ids", data=np.asarray(features.ids, dtype=object), dtype=text)
+        f.create_dataset("texts", data=np.asarray(features.texts, dtype=object), dtype=text)
+        if features.groups is not None:
+            f.create_dataset("groups", data=np.asarray(features.groups, dtype=object), dtype=text)
+        if context_text is not None:
+            f.create_dataset("context_text", data=np.asarray(list(context_text), dtype=object), dtype=text)
+        for name, arr in arrays.items():
+            f.create_dataset(name, data=arr, fletcher32=True)
+        if surprisal is not None:
+            f.create_dataset("surprisal", data=np.asarray(surprisal, dtype=np.float64), fletcher32=True)
+        group = f.create_group("layers")
+        for idx in features.layer_indices:
+            _write_layer(group, idx, features[idx])
+        f.attrs["provenance"] = json.dumps(provenance, default=json_default_strict, sort_keys=True)
+        for key, value in provenance.items():
+            if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
+                f.attrs[key] = value
+            elif value is None:
+                f.attrs[key] = "none"
+            else:
+                f.attrs[key] = json.dumps(value, default=json_default_strict, sort_keys=True)
+        f.attrs["layer_indices"] = np.asarray(features.layer_indices, dtype=np.int64)
+        f.attrs["checksums"] = CHECKSUM
+        f.attrs["complete"] = True
+    return path
+
+
+def _strings(f: Any, name: str, path: Path) -> list[str]:
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in _read(f, name, path)]
+
+
+def is_stimulus_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a feature file of stimulus-level features (without reading them)."""
+    import h5py
+
+    try:
+        with h5py.File(Path(path), "r") as f:
+            return f.attrs.get("kind") == STIMULI_KIND
+    except OSError:
+        return False
+
+
+def load_stimulus_features(path: str | os.PathLike, layers: Any = None) -> StimulusFeatures:
+    """Read a stimulus-level feature file (:func:`save_stimulus_features`).
+
+    Parameters
+    ----------
+    path : path-like
+    layers : None | "all" | int | float | iterable
+        Layers to read (as :func:`~neuroenc.features.load_features`).
+
+    Raises
+    ------
+    FeatureFileError
+        If the file is incomplete or fails its checksums.
+    ValueError
+        If it holds word-level features, or lacks a requested layer.
+    """
+    import h5py
+
+    path = _check_feature_file(path)
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("kind") != STIMULI_KIND:
+            raise ValueError(
+                f"Feature file {str(path)!r} holds word-level features of a story (with word times), not "
+                "stimulus-level features; read it with neuroenc.features.load_features, and fit it with "
+                "`neuroenc fit --features FILE --responses R --tr TR`."
+            )
+        stored = [int(i) for i in f.attrs["layer_indices"]]
+        n_model_layers = f.attrs.get("n_model_layers")
+        n_model_layers = int(n_model_layers) if isinstance(n_model_layers, (int, np.integer)) else None
+        wanted = stored if layers is None else resolve_stored_layers(
+            layers, stored, n_model_layers, repr(str(f.attrs.get("model", path))))
+        missing = [i for i in wanted if i not in stored]
+        if missing:
+            raise ValueError(f"Feature file {str(path)!r} has no layer(s) {missing}; it holds layers {stored}.")
+        data = {i: _read(f, f"layers/{i}", path) for i in wanted}
+        provenance = json.loads(f.attrs["provenance"])
+        ids = _strings(f, "stimulus_ids", path)
+        texts = _strings(f, "texts", path)
+        groups = _strings(f, "groups", path) if "groups" in f else None
+        if "context_text" in f:
+            provenance["context_text"] = _strings(f, "context_text", path)
+        for name in _ARRAYS + ("surprisal",):
+            if name in f:
+                provenance[name] = _read(f, name, path)
+    name = provenance.pop("run", "stimuli")
+    model = provenance.pop("model", None)
+    n_layers = provenance.pop("n_model_layers", None)
+    provenance["path"] = str(path)
+    return StimulusFeatures(data, ids, texts, groups, name=name, model=model, n_model_layers=n_layers,
+                            attrs=provenance)

@@ -1,0 +1,327 @@
+"""Stimulus-level responses: one response vector per stimulus, matched to the stimuli by id.
+
+Formats:
+
+- ``.csv`` / ``.tsv``: one row per stimulus id (``id_column``), one column per target
+  (``columns``: names, or ``"all"`` numeric columns but the id and subject columns); with
+  ``subject_column``, one row per (subject, stimulus) and one response set per subject;
+- ``.npy``: an array (n_rows, n_targets); the ids of its rows are given (``ids``), since the
+  file has none;
+- NIfTI beta maps with a brain mask: a 4-D image (one volume per row, ``ids`` given), or a
+  path pattern holding ``{id}`` (``betas/sent-{id}_beta.nii.gz``: one 3-D image per stimulus).
+
+:meth:`StimulusResponses.match` puts the rows in the order of the stimuli; ids missing from
+either side are an error listing them. (This module reads with nibabel directly; it is meant
+to join ``neuroenc.responses`` beside the timed readers.)
+"""
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import _check_path_exists, _preview, _sha256_file
+from .stimulus_set import StimulusError, _decode
+
+STIMULUS_RESPONSE_FORMATS = (".csv", ".tsv", ".npy", ".nii", ".nii.gz")
+
+
+@dataclass
+class StimulusResponses:
+    """Responses of one subject (or a group mean): one row per stimulus.
+
+    Attributes
+    ----------
+    data : ndarray, shape (n_stimuli, n_targets)
+    ids : list of str
+        The stimulus id of each row.
+    names : list of str
+        Target names (columns, ROIs, voxels ``"i_j_k"``).
+    subject : str | None
+    info : dict
+        ``source`` (path), ``sha256``, and for NIfTI ``mask``, ``affine``, ``shape``.
+    """
+
+    data: np.ndarray
+    ids: list[str]
+    names: list[str]
+    subject: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data = np.asarray(self.data, dtype=np.float64)
+        if self.data.ndim == 1:
+            self.data = self.data[:, None]
+        self.ids = [str(i) for i in self.ids]
+        self.names = [str(n) for n in self.names]
+        where = self.info.get("source", "responses")
+        if self.data.ndim != 2 or self.data.shape != (len(self.ids), len(self.names)):
+            raise StimulusError(
+                f"{where}: responses of shape {self.data.shape} for {len(self.ids)} ids and "
+                f"{len(self.names)} targets; give one row per id and one column per target."
+            )
+        dups = pd.Index(self.ids)[pd.Index(self.ids).duplicated()].unique().tolist()
+        if dups:
+            raise StimulusError(
+                f"{where}: stimulus id(s) {_preview(dups)} have several rows"
+                + (f" for subject {self.subject!r}" if self.subject else "")
+                + "; give one row per stimulus (average repeats first, or name the subject column)."
+            )
+
+    @property
+    def n_targets(self) -> int:
+        """Number of targets."""
+        return len(self.names)
+
+    def match(self, ids: Sequence[Any], what: str = "the stimuli") -> "StimulusResponses":
+        """These responses in the order of ``ids``; ids on one side only are an error.
+
+        Raises
+        ------
+        StimulusError
+            Listing the stimulus ids that have no response and the response ids that are no
+            stimulus.
+        """
+        ids = [str(i) for i in ids]
+        pos = {s: i for i, s in enumerate(self.ids)}
+        wanted = set(ids)
+        missing = [i for i in ids if i not in pos]
+        extra = [i for i in self.ids if i not in wanted]
+        if missing or extra:
+            where = self.info.get("source", "the responses")
+            parts = []
+            if missing:
+                parts.append(f"{len(missing)} of {what} have no response: ids {_preview(missing)}")
+            if extra:
+                parts.append(f"{len(extra)} response row(s) match no stimulus: ids {_preview(extra)}")
+            raise StimulusError(
+                f"The responses in {where!s}" + (f" (subject {self.subject!r})" if self.subject else "")
+                + " do not match the stimuli by id: " + "; ".join(parts)
+                + ". Every stimulus needs exactly one response row with the same id: fix the id "
+                "column (id_column / --id-column), or drop the stimuli without responses."
+            )
+        order = np.asarray([pos[i] for i in ids], dtype=np.int64)
+        return StimulusResponses(self.data[order], ids, self.names, self.subject, dict(self.info))
+
+    def select(self, columns: Sequence[str]) -> "StimulusResponses":
+        """Some targets, by name."""
+        idx = [self.names.index(c) for c in columns]
+        return StimulusResponses(self.data[:, idx], self.ids, [self.names[i] for i in idx], self.subject,
+                                 dict(self.info))
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for ext in STIMULUS_RESPONSE_FORMATS:
+        if name.endswith(ext):
+            return ext
+    return path.suffix.lower()
+
+
+def _read_ids(ids: Any) -> list[str] | None:
+    """Row ids from a list, or a text file of one id per line."""
+    if ids is None:
+        return None
+    if isinstance(ids, (str, os.PathLike)):
+        path = _check_path_exists(ids, "row-ids file")
+        return [line.strip() for line in _decode(path).splitlines() if line.strip()]
+    return [str(i) for i in ids]
+
+
+def _numeric(df: pd.DataFrame, columns: list[str], path: Path, id_column: str) -> np.ndarray:
+    out = np.empty((len(df), len(columns)))
+    for j, col in enumerate(columns):
+        values = pd.to_numeric(df[col].str.strip(), errors="coerce")
+        bad = values.isna().to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise StimulusError(
+                f"responses {str(path)!r}, line {int(df['_line'].iloc[i])} (id {df[id_column].iloc[i]!r}): "
+                f"column {col!r} holds {df[col].iloc[i]!r}, not a number ({int(bad.sum())} such row(s)). "
+                "Fill in the missing responses or drop those stimuli; name the response columns with "
+                "columns= (--response-columns) if this column is not a response."
+            )
+        out[:, j] = values.to_numpy(dtype=np.float64)
+    return out
+
+
+def _read_table(path: Path, id_column: str, columns: Any, subject_column: str | None):
+    text = _decode(path)
+    sep = "\t" if _suffix(path) == ".tsv" else ","
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except Exception as err:
+        raise StimulusError(f"Could not read responses {str(path)!r} as a table: {err}") from err
+    df = df.fillna("")
+    df["_line"] = np.arange(len(df)) + 2
+    cols = [c for c in df.columns if c != "_line"]
+    blank = np.ones(len(df), dtype=bool)
+    for col in cols:
+        blank &= df[col].astype(str).str.strip().eq("").to_numpy()
+    df = df[~blank]
+    for name, option in ((id_column, "id_column (--id-column)"), (subject_column, "subject_column")):
+        if name is not None and name not in df.columns:
+            raise StimulusError(
+                f"responses {str(path)!r} has no column {name!r} (columns: {cols}); pass {option}= the "
+                "column that holds it."
+            )
+    if isinstance(columns, str) and columns == "all":
+        names = [c for c in cols if c not in (id_column, subject_column)]
+        non_numeric = [c for c in names
+                       if pd.to_numeric(df[c].str.strip(), errors="coerce").isna().all() and len(df)]
+        if non_numeric:
+            raise StimulusError(
+                f"responses {str(path)!r}: column(s) {non_numeric} are not numbers; name the response "
+                f"columns with columns= (--response-columns), e.g. {', '.join(n for n in names if n not in non_numeric)[:80]}."
+            )
+    else:
+        names = [columns] if isinstance(columns, str) else [str(c) for c in columns]
+        missing = [c for c in names if c not in df.columns]
+        if missing:
+            raise StimulusError(
+                f"responses {str(path)!r} has no column(s) {missing} (columns: {cols}); check "
+                "columns= (--response-columns)."
+            )
+    if not names:
+        raise StimulusError(f"responses {str(path)!r} has no response column besides the ids.")
+    df[id_column] = df[id_column].astype(str).str.strip()
+    return df, names
+
+
+def read_stimulus_responses(path: str | os.PathLike, *, id_column: str = "id", columns: Any = "all",
+                            subject_column: str | None = None, ids: Any = None, mask: Any = None,
+                            subject: str | None = None) -> StimulusResponses | dict[str, StimulusResponses]:
+    """Read stimulus-level responses (see the module docstring for the formats).
+
+    Parameters
+    ----------
+    path : path-like | str
+        A ``.csv``/``.tsv`` table, a ``.npy`` array, a 4-D NIfTI image, or a NIfTI path
+        pattern holding ``{id}``.
+    id_column : str
+        Tables: the column of stimulus ids.
+    columns : "all" | str | sequence of str
+        Tables: the response columns (``"all"``: every column but the id and subject columns).
+    subject_column : str | None
+        Tables in long format: the column naming the subject of each row; a dict of
+        subject -> responses is returned.
+    ids : sequence of str | path | None
+        The stimulus id of each row of a ``.npy`` array or 4-D image (a list, or a text file of
+        one id per line); for a ``{id}`` pattern, the ids whose images to read.
+    mask : path-like | None
+        Brain mask (3-D NIfTI) selecting the voxels of NIfTI responses.
+    subject : str | None
+        The subject, for messages and provenance.
+
+    Returns
+    -------
+    responses : StimulusResponses | dict of str -> StimulusResponses
+        In the file's row order; put them in the stimuli's order with
+        :meth:`StimulusResponses.match`.
+    """
+    text = str(path)
+    if "{id}" in text:
+        return _read_nifti_pattern(text, _read_ids(ids), mask, subject)
+    path = _check_path_exists(path, "responses file")
+    ext = _suffix(path)
+    info: dict[str, Any] = {"source": str(path), "sha256": _sha256_file(path)}
+    if ext in (".csv", ".tsv"):
+        df, names = _read_table(path, id_column, columns, subject_column)
+        if subject_column is None:
+            return StimulusResponses(_numeric(df, names, path, id_column), df[id_column].tolist(), names,
+                                     subject, info)
+        out = {}
+        for sub, part in df.groupby(df[subject_column].astype(str).str.strip(), sort=False):
+            out[str(sub)] = StimulusResponses(_numeric(part, names, path, id_column), part[id_column].tolist(),
+                                              names, str(sub), dict(info))
+        return out
+    if subject_column is not None:
+        raise StimulusError(f"subject_column applies to .csv/.tsv responses, not {str(path)!r}.")
+    row_ids = _read_ids(ids)
+    if ext == ".npy":
+        data = np.load(path, allow_pickle=False)
+        names = [str(i) for i in range(data.shape[1] if data.ndim == 2 else 1)]
+    elif ext in (".nii", ".nii.gz"):
+        data, names, extra = _read_nifti_4d(path, mask)
+        info.update(extra)
+    else:
+        raise StimulusError(
+            f"Unknown responses format {ext!r} for {str(path)!r}; use one of "
+            f"{', '.join(STIMULUS_RESPONSE_FORMATS)} or a NIfTI pattern with {{id}}."
+        )
+    if row_ids is None:
+        raise StimulusError(
+            f"{str(path)!r} has no stimulus ids: give ids= (--row-ids), the id of each row in order "
+            "(a list, or a text file of one id per line)."
+        )
+    if len(row_ids) != np.shape(data)[0]:
+        raise StimulusError(
+            f"{str(path)!r} has {np.shape(data)[0]} rows but {len(row_ids)} ids were given; give one id per row."
+        )
+    return StimulusResponses(data, row_ids, names, subject, info)
+
+
+def _load_mask(mask: Any, shape: tuple, affine: np.ndarray, what: str):
+    import nibabel as nib
+
+    if mask is None:
+        raise StimulusError(f"{what} is a NIfTI image: give a brain mask (mask=, --mask) to select the voxels.")
+    mask_path = _check_path_exists(mask, "mask image")
+    mask_img = nib.load(str(mask_path))
+    if mask_img.shape[:3] != tuple(shape[:3]):
+        raise StimulusError(
+            f"The mask {str(mask_path)!r} has shape {mask_img.shape[:3]} but {what} has {tuple(shape[:3])}; "
+            "resample the mask to the images first."
+        )
+    if not np.allclose(mask_img.affine, affine, atol=1e-3):
+        raise StimulusError(f"The mask {str(mask_path)!r} and {what} have different affines.")
+    keep = np.asarray(mask_img.dataobj) != 0
+    if not keep.any():
+        raise StimulusError(f"The mask {str(mask_path)!r} selects no voxel.")
+    names = [f"{i}_{j}_{k}" for i, j, k in np.argwhere(keep)]
+    return keep, names, {"mask": str(mask_path), "affine": np.asarray(affine).tolist(), "shape": list(shape[:3])}
+
+
+def _read_nifti_4d(path: Path, mask: Any):
+    import nibabel as nib
+
+    img = nib.load(str(path))
+    if img.ndim != 4:
+        raise StimulusError(f"{str(path)!r} has {img.ndim} dimensions; expected a 4-D image (one volume per stimulus).")
+    keep, names, info = _load_mask(mask, img.shape, img.affine, repr(str(path)))
+    return np.asarray(img.dataobj, dtype=np.float64)[keep].T, names, info
+
+
+def _read_nifti_pattern(pattern: str, ids: list[str] | None, mask: Any, subject: str | None) -> StimulusResponses:
+    import hashlib
+
+    import nibabel as nib
+
+    if ids is None:
+        raise StimulusError(f"the pattern {pattern!r} needs the stimulus ids whose images to read (ids=).")
+    paths = [Path(pattern.replace("{id}", i)) for i in ids]
+    missing = [i for i, p in zip(ids, paths) if not p.exists()]
+    if missing:
+        raise StimulusError(
+            f"{len(missing)} stimulus id(s) have no beta map for the pattern {pattern!r}: ids "
+            f"{_preview(missing)} (first expected file: {str(paths[ids.index(missing[0])])!r})."
+        )
+    first = nib.load(str(paths[0]))
+    keep, names, info = _load_mask(mask, first.shape, first.affine, repr(str(paths[0])))
+    rows = []
+    digest = hashlib.sha256()
+    for i, p in zip(ids, paths):
+        img = nib.load(str(p))
+        if img.shape[:3] != first.shape[:3] or img.ndim not in (3, 4) or (img.ndim == 4 and img.shape[3] != 1):
+            raise StimulusError(f"{str(p)!r} (id {i!r}) has shape {img.shape}; expected one 3-D volume of "
+                                f"shape {first.shape[:3]}.")
+        rows.append(np.asarray(img.dataobj, dtype=np.float64).reshape(first.shape[:3])[keep])
+        digest.update(_sha256_file(p).encode("ascii"))
+    info.update({"source": pattern, "sha256": digest.hexdigest()})
+    return StimulusResponses(np.stack(rows), ids, names, subject, info)
