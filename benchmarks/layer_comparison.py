@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=120)
     parser.add_argument("--permutations", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3, help="independent data sets per scenario")
-    parser.add_argument("--null-repeats", type=int, default=10, help="independent null data sets")
+    parser.add_argument("--null-repeats", type=int, default=30, help="independent null data sets")
     parser.add_argument("--sd-repeats", type=int, default=12, help="data sets for the spread check")
     parser.add_argument("--subjects", type=int, default=20)
     args = parser.parse_args()
