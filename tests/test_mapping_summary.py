@@ -62,8 +62,9 @@ def test_summary_text():
     mapping = map_layers(make_group(3), n_boot=50, n_permutations=100)
     text = mapping.summary()
     # 3 subjects: 8 sign flips, so no layer can be reliably worse (p >= 1/8), and the text says so
-    assert text.startswith("tiny-model (9 layers) on 3 subjects and 6 targets: LATL: the data cannot single "
+    assert text.startswith("tiny-model (9 layers) on 3 subjects and 6 targets:\n- LATL: the data cannot single "
                            "out a best layer: layers 0–8 are indistinguishable from the best (layer 2)")
+    assert len(text.splitlines()) == 1 + 6 + 2  # one line per target, then what the p-values test
     g = mapping.group.set_index("target")
     assert (f"r = {g.loc['LPTL', 'r']:.3f} at layer 5 vs baseline 0.050 (p = 0.12, vs baseline, across "
             "subjects)") in text

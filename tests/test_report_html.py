@@ -302,7 +302,7 @@ def test_cli_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0 and out.exists()
     assert f"Report written to {out.resolve()}" in printed
-    assert ("tiny-model (9 layers) on 2 subjects and 6 targets: LATL: the data cannot single out a best layer: "
+    assert ("tiny-model (9 layers) on 2 subjects and 6 targets:\n- LATL: the data cannot single out a best layer: "
             "layers 0–8 are indistinguishable from the best (layer 2)") in printed
     assert "<title>CLI report</title>" in out.read_text()
     # bad input: a message, no traceback, exit code 1

@@ -699,7 +699,13 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         shares = self.alpha_edge_shares()
         grid = self._alphas()
         messages = []
-        for side, word, value, fix in (("low", "smallest", grid[0], "lower"), ("high", "largest", grid[-1], "higher")):
+        advice = {
+            "low": "the best penalty may lie below it: extend the alphas lower (e.g. encoding.alphas).",
+            "high": ("these targets prefer the strongest shrinkage, which is what targets with little "
+                     "predictable signal do (their r hardly changes as the penalty grows); where they "
+                     "matter, extend the alphas higher (e.g. encoding.alphas) to check."),
+        }
+        for side, word, value in (("low", "smallest", grid[0]), ("high", "largest", grid[-1])):
             share = np.asarray(shares[side])
             over = share > threshold
             if over.any():
@@ -707,8 +713,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 messages.append(
                     f"In layer(s) {format_layer_set(self.layers_[over])}, more than {threshold:.0%} of the chosen "
                     f"ridge penalties sit at the {word} value of the grid ({value:.3g}; up to {share[worst]:.0%}, "
-                    f"layer {int(self.layers_[worst])}): the best penalty may lie beyond it; extend the alphas "
-                    f"{fix} (e.g. encoding.alphas)."
+                    f"layer {int(self.layers_[worst])}): {advice[side]}"
                 )
         return messages
 

@@ -87,8 +87,9 @@ class LayerMapping:
         return scores_table(self.results)
 
     def summary(self, max_targets: int = 10) -> str:
-        """A one-paragraph summary in words: per target, the best layer with the layers the data
-        cannot tell apart from it, its margins, its score and what its p-value tests."""
+        """A summary in words, one line per target: the best layer with the layers the data cannot
+        tell apart from it, its margins, its score and what its p-value tests; then what the
+        p-values and the best-layer sets were tested against."""
         g = self.group
         who = f"{self.n_subjects} subject{'s' if self.n_subjects != 1 else ''}"
         head = (
@@ -98,18 +99,19 @@ class LayerMapping:
         # Targets in their own order (ROIs); the best-scoring ones first when not all fit.
         ranked = g if len(g) <= max_targets else g.sort_values(self.score, ascending=False, na_position="last")
         parts = [describe_target(row, self.score, self.n_subjects) for _, row in ranked.head(max_targets).iterrows()]
-        body = "; ".join(parts)
         if len(g) > max_targets:
-            body += f"; ... ({len(g) - max_targets} more targets)"
+            parts.append(f"... ({len(g) - max_targets} more targets)")
         test = str(g["test"].iloc[0]) if "test" in g and len(g) else ""
         n_sig = int((g["q"] < 0.05).sum()) if "q" in g else 0
-        tail = f" p against {'the baseline' if self.n_subjects > 1 else 'chance'}: {test}; " \
-               f"{n_sig} of {len(g)} targets have q < 0.05." if test else ""
+        tail = []
+        if test:
+            tail.append(f"p against {'the baseline' if self.n_subjects > 1 else 'chance'}: {test}; "
+                        f"{n_sig} of {len(g)} targets have q < 0.05.")
         if self.comparison is not None:
-            tail += (f" Best-layer sets: the layers not reliably worse than the best, tested against "
-                     f"the other layers ({'sign flips across subjects' if self.n_subjects > 1 else self.comparison.source + ' draws'}, "
-                     f"one-sided alpha = {self.comparison.alpha:g}, max over layers).")
-        return f"{head}: {body}.{tail}"
+            how = "sign flips across subjects" if self.n_subjects > 1 else self.comparison.source + " draws"
+            tail.append(f"Best-layer sets: the layers not reliably worse than the best, tested against the other "
+                        f"layers ({how}, one-sided alpha = {self.comparison.alpha:g}, max over layers).")
+        return "\n".join([f"{head}:"] + [f"- {p}." for p in parts] + tail)
 
 
 def describe_target(row: Any, score: str = "r", n_subjects: int = 1) -> str:

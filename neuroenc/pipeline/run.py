@@ -55,14 +55,14 @@ class RunOutput:
     tables: dict[str, Path] = field(default_factory=dict)
 
     def summary(self) -> str:
-        """One paragraph per fit: per target, the best layer with the layers the data cannot tell
-        apart from it and its margins (group-mean fit, when there is one), then the subjects'."""
+        """One block per fit, one line per target: the best layer with the layers the data cannot
+        tell apart from it and its margins (group-mean fit, when there is one), then the subjects'."""
         from ..mapping.summary import describe_target
 
         lines = []
         if self.group_table is not None and len(self.group_table):
             parts = [describe_target(row, "r", 1) for _, row in self.group_table.iterrows()]
-            lines.append("Group-mean response: " + "; ".join(parts) + ".")
+            lines.append("\n".join(["Group-mean response:"] + [f"- {p}." for p in parts]))
         if self.mapping is not None:
             lines.append(self.mapping.summary())
         return "\n\n".join(lines)
