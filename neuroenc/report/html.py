@@ -284,7 +284,8 @@ def _profiles_section(mapping: LayerMapping) -> dict[str, Any]:
         f"Mean held-out {score} of each layer, from the embeddings (depth 0) to the last layer "
         f"(depth 1). The band is the {ci:.0%} percentile bootstrap interval over {n_units} {unit}s "
         f"({mapping.params.get('n_boot')} resamples); the dashed line marks the best layer of the "
-        "mean profile and the dotted line the baseline model."
+        "mean profile, the dotted line the baseline model, and the shaded band the best-layer set: "
+        "the layers not reliably worse than the best (tested against the other layers; see Best layers)."
     )
     if n_units < 2:
         text = (
