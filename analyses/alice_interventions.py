@@ -68,7 +68,6 @@ def first_changed_layer(spec: str, n_blocks: int) -> int:
 
 
 def main() -> None:
-    import numpy as np
     import pandas as pd
     import torch
     from threadpoolctl import threadpool_limits

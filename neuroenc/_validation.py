@@ -20,6 +20,10 @@ class NeuroencError(Exception):
     the command line prints their message without a traceback."""
 
 
+class ConfigError(ValueError):
+    """A run configuration is invalid (:mod:`neuroenc.pipeline.config`)."""
+
+
 class DatasetError(ValueError):
     """A data set's files are missing or wrong and cannot be fetched.
 

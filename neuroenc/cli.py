@@ -99,9 +99,9 @@ def _setting_hints(command: str | None) -> list[tuple[str, str]]:
 
         options = {name: option_name(name) + " " for name in extractor_settings()}
     elif command == "fit":
-        from .commands.fit import _OPTION_NAMES, design_settings, encoding_settings
+        from .commands.fit import OPTION_NAMES, design_settings, encoding_settings
 
-        options = {name: _OPTION_NAMES.get(name, option_name(name)) + " "
+        options = {name: OPTION_NAMES.get(name, option_name(name)) + " "
                    for name in (*design_settings(), *encoding_settings())}
     elif command in ("run", "demo"):
         from .pipeline.config import section_settings

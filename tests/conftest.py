@@ -9,7 +9,8 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import matplotlib
+# matplotlib after the thread settings above
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 

@@ -7,8 +7,8 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from neuroenc.align import (Delayer, HRFConvolver, ZScore, convolve_hrf, hrf_kernel, make_delayed,
-                            reshape_by_delays, run_bounds)
+from neuroenc.align import Delayer, HRFConvolver, ZScore, convolve_hrf, hrf_kernel, make_delayed
+from neuroenc.align.delays import reshape_by_delays, run_bounds
 
 
 def _hand_delayed(X, delays, lengths):

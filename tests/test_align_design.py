@@ -5,10 +5,9 @@ import logging
 import numpy as np
 import pytest
 
-from neuroenc.align import (ZScore, convolve_hrf, make_delayed, make_fmri_design, make_meg_design,
-                            resample)
-from neuroenc.responses import Response
+from neuroenc.align import ZScore, convolve_hrf, make_delayed, make_fmri_design, make_meg_design, resample
 from neuroenc.features import FeatureSet
+from neuroenc.responses import Response
 
 TR = 2.0
 

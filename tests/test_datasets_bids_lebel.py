@@ -19,9 +19,9 @@ from _bids_fixtures import (  # noqa: F401
 
 from neuroenc.datasets import DatasetError, load_lebel2023, read_lebel_transcript
 from neuroenc.datasets.lebel2023 import split_repeats
+from neuroenc.datasets.miniature import write_textgrid
 from neuroenc.stimuli.textgrid import read_chronological
 from neuroenc.stimuli.textgrid import read_textgrid_tiers as read_tiers
-from neuroenc.datasets.miniature import write_textgrid
 
 
 def test_preprocessed_rows_are_respdict_minus_trim(mini_lebel):
@@ -217,11 +217,13 @@ def test_tr_mismatch_between_sidecar_and_nifti(mini_lebel, tmp_path):
     img = nib.load(str(path))
     img.header.set_zooms(img.header.get_zooms()[:3] + (2.5,))
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header), str(path))
-    with pytest.raises(DatasetError, match=r"TR mismatch for .*task-adollshouse_bold\.nii\.gz.*RepetitionTime=2 s.*2\.5 s"):
+    with pytest.raises(DatasetError,
+                       match=r"TR mismatch for .*task-adollshouse_bold\.nii\.gz.*RepetitionTime=2 s.*2\.5 s"):
         load_lebel2023(root, subject="UTS01", source="bold", stories=["adollshouse"])
     # a run that is shorter than respdict says
     short = root / "sub-UTS01/ses-5/func/sub-UTS01_ses-5_task-inamoment_bold.nii.gz"
     img = nib.load(str(short))
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., :200], img.affine, img.header), str(short))
-    with pytest.raises(DatasetError, match=r"task-inamoment_bold\.nii\.gz' has 200 volumes but respdict\.json says 225"):
+    with pytest.raises(DatasetError,
+                       match=r"task-inamoment_bold\.nii\.gz' has 200 volumes but respdict\.json says 225"):
         load_lebel2023(root, subject="UTS01", source="bold", stories=["inamoment"])

@@ -33,7 +33,8 @@ def test_preprocessed_sections_follow_run_order(mini_lpp):
             assert resp.n_samples == LPP_SCAN_PREPROC["EN"][k - 1]  # 282, 298, 368
             assert resp.tr == 2.0  # from the raw echo sidecars: the derivatives have none
             assert resp.start == 0.0
-    assert ds.responses["EN059"]["section-9"].info["source"].endswith("run-17_space-MNIColin27_desc-preproc_bold.nii.gz")
+    source = ds.responses["EN059"]["section-9"].info["source"]
+    assert source.endswith("run-17_space-MNIColin27_desc-preproc_bold.nii.gz")
 
 
 def test_raw_runs_skip_aborted_series(mini_lpp):
@@ -96,7 +97,8 @@ def test_errors_name_the_file(mini_lpp, tmp_path):
     path = root / "derivatives/sub-EN057/func/sub-EN057_task-lppEN_run-15_space-MNIColin27_desc-preproc_bold.nii.gz"
     img = nib.load(str(path))
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., :280], img.affine, img.header), str(path))
-    with pytest.raises(DatasetError, match=r"run-15_space-MNIColin27_desc-preproc_bold\.nii\.gz' \(section 1\) has 280 volumes; the README gives 282"):
+    with pytest.raises(DatasetError, match=r"run-15_space-MNIColin27_desc-preproc_bold\.nii\.gz' \(section 1\) "
+                                           r"has 280 volumes; the README gives 282"):
         load_lpp(root, "EN", subjects=["EN057"], sections=[1])
     ds = load_lpp(root, "EN", subjects=["EN057"], sections=[1], check_lengths=False)
     assert ds.responses["EN057"]["section-1"].n_samples == 280

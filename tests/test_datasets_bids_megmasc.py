@@ -107,11 +107,13 @@ def test_errors_name_the_file(mini_megmasc, tmp_path):
     meta = json.loads(side.read_text())
     meta["SamplingFrequency"] = 500.0
     side.write_text(json.dumps(meta))
-    with pytest.raises(DatasetError, match=r"sampling-rate mismatch for .*sub-01_ses-0_task-0_meg\.fif.*500 Hz.*1000 Hz"):
+    with pytest.raises(DatasetError,
+                       match=r"sampling-rate mismatch for .*sub-01_ses-0_task-0_meg\.fif.*500 Hz.*1000 Hz"):
         load_megmasc(root, subject="01", tasks=[0])
     # task -> story is fixed: an events file of another story under task-0 is refused
     _events(root, "12", "0").write_bytes(_events(root, "12", "1").read_bytes())
-    with pytest.raises(DatasetError, match=r"sub-12_ses-0_task-0_events\.tsv' names story \['cable_spool_fort'\], but task-0 is 'lw1'"):
+    with pytest.raises(DatasetError, match=r"sub-12_ses-0_task-0_events\.tsv' names story "
+                                           r"\['cable_spool_fort'\], but task-0 is 'lw1'"):
         load_megmasc(root, subject="12", tasks=[0], raw=False)
 
 

@@ -109,7 +109,8 @@ def test_participants_split_per_task(mini_narratives):
 
 
 def test_errors_name_the_file(mini_narratives, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"run 'notthefallshortscram' has no transcript: .*gentle/notthefallshortscram/align\.json"):
+    with pytest.raises(FileNotFoundError, match=r"run 'notthefallshortscram' has no transcript: "
+                                                r".*gentle/notthefallshortscram/align\.json"):
         load_narratives(mini_narratives, task="notthefallshortscram")
     with pytest.raises(ValueError, match="Invalid value for 'pipeline'"):
         load_narratives(mini_narratives, pipeline="spm")

@@ -8,12 +8,12 @@ import os
 import numpy as np
 import pytest
 
-from neuroenc.datasets import DatasetError
 from neuroenc._validation import check_content
+from neuroenc.datasets import DatasetError
 from neuroenc.datasets._base import check_transcript
-from neuroenc.responses import read_bold, read_subject_bold
 from neuroenc.datasets.bids import find_subjects
 from neuroenc.datasets.miniature import write_gifti, write_nifti
+from neuroenc.responses import read_bold, read_subject_bold
 
 
 def test_dataset_error_is_a_value_error():
@@ -106,8 +106,8 @@ def test_read_subject_bold_errors(tmp_path, rng):
 
     a = _runs(tmp_path / "a", rng, n_vox=6)
     b = _runs(tmp_path / "b", rng, n_vox=6, shape=(3, 2, 1))
-    with pytest.raises(DatasetError, match=r"sub-01: the runs have different volume shapes \[\(3, 2, 1\), \(6, 1, 1\)\] "
-                                           r".*not in one space.*pass mask="):
+    with pytest.raises(DatasetError, match=r"sub-01: the runs have different volume shapes "
+                                           r"\[\(3, 2, 1\), \(6, 1, 1\)\] .*not in one space.*pass mask="):
         read_subject_bold([a[0], b[0]], subject="01")
     # the runs vary in disjoint voxels
     for k, path in enumerate(a[:2]):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _encoding_fixtures import _one_blas_thread  # noqa: F401
+
 from neuroenc.align import make_fmri_design
 from neuroenc.encoding import fit_encoding, noise_ceiling_intersubject
 from neuroenc.responses import Response

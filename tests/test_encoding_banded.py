@@ -5,9 +5,9 @@ import warnings
 
 import numpy as np
 import pytest
+from _encoding_fixtures import _one_blas_thread, layer_walk, responses_from  # noqa: F401
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from _encoding_fixtures import _one_blas_thread, layer_walk, responses_from  # noqa: F401
 from neuroenc.encoding import BandedLayerModel, LayerDesigns, make_bands
 
 
@@ -109,9 +109,9 @@ def test_banded_r2_is_the_layer_sweep_r2(rng, form):
 def test_banded_gap_comes_from_the_design(rng):
     """Bands made from an alignment design carry its delays and resampling: the gap is 4 + 3 + 1."""
     from neuroenc.align import make_fmri_design
-    from neuroenc.responses import Response
     from neuroenc.encoding import make_cv
     from neuroenc.features import FeatureSet
+    from neuroenc.responses import Response
 
     n_tr = 150
     onsets = np.sort(rng.uniform(0, n_tr * 2.0 - 4, 500))

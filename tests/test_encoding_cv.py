@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.model_selection import cross_val_score
 from sklearn.linear_model import Ridge
+from sklearn.model_selection import cross_val_score
 
 from neuroenc.encoding import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits, make_cv
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _encoding_fixtures import _one_blas_thread, layer_walk, responses_from  # noqa: F401
+
 from neuroenc.align import make_fmri_design
 from neuroenc.encoding import (
     EncodingResults,

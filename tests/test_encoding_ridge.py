@@ -5,13 +5,14 @@ import warnings
 
 import numpy as np
 import pytest
+from _encoding_fixtures import _one_blas_thread  # noqa: F401
 from himalaya.backend import get_backend, set_backend
 from himalaya.kernel_ridge import KernelRidgeCV
 from himalaya.ridge import RidgeCV
 from himalaya.scoring import correlation_score, r2_score
 
-from _encoding_fixtures import _one_blas_thread  # noqa: F401
-from neuroenc.encoding import _ridge, inner_splits, make_cv, resolve_backend, use_backend
+from neuroenc.encoding import _ridge, inner_splits, make_cv, use_backend
+from neuroenc.encoding.backend import resolve_backend
 
 
 def _problem(rng, n=150, p=30, t=12):

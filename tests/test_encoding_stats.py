@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _encoding_fixtures import _one_blas_thread  # noqa: F401
 
 from neuroenc.encoding import (
     fdr_bh,
@@ -16,7 +17,6 @@ from neuroenc.encoding import (
     split_half_reliability,
 )
 from neuroenc.encoding.stats import autocorrelation_length
-from _encoding_fixtures import _one_blas_thread  # noqa: F401
 
 
 def _smooth(rng, n, t, width=6):

@@ -5,11 +5,11 @@ import warnings
 
 import numpy as np
 import pytest
+from _encoding_fixtures import _one_blas_thread, layer_walk, responses_from  # noqa: F401
 from himalaya.ridge import RidgeCV
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from _encoding_fixtures import _one_blas_thread, layer_walk, responses_from  # noqa: F401
 from neuroenc.encoding import LayerDesigns, LayerSweep
 
 
@@ -259,7 +259,8 @@ def test_refit_null_is_calibrated_where_fixed_predictions_are_not(rng):
 
 
 def test_auto_permutation_falls_back_to_fixed_predictions_when_costly(rng, monkeypatch):
-    from neuroenc.encoding import fit_encoding, stats, sweep as sweep_mod
+    from neuroenc.encoding import fit_encoding, stats
+    from neuroenc.encoding import sweep as sweep_mod
 
     layers = [_smooth_noise(rng, 90, 4) for _ in range(2)]
     Y = _smooth_noise(rng, 90, 3)

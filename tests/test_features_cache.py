@@ -9,9 +9,9 @@ import textwrap
 import h5py
 import numpy as np
 import pytest
+from _features_helpers import one_torch_thread  # noqa: F401
 
 import neuroenc.features.extract as extract_module
-from _features_helpers import one_torch_thread  # noqa: F401
 from neuroenc.features import (
     FeatureExtractor,
     FeatureSet,
@@ -128,7 +128,7 @@ _KILLED_WRITE = textwrap.dedent("""
     from neuroenc.testing import tiny_gpt2, tiny_transcript
 
     written = []
-    original = cache._write_layer
+    original = cache.write_layer
 
     def write_then_die(group, idx, data):
         original(group, idx, data)
@@ -137,7 +137,7 @@ _KILLED_WRITE = textwrap.dedent("""
             group.file.flush()
             os.kill(os.getpid(), signal.SIGKILL)
 
-    cache._write_layer = write_then_die
+    cache.write_layer = write_then_die
     extract_features(tiny_transcript(25), tiny_gpt2(n_layer=3), cache_dir=sys.argv[1],
                      context_tokens=8, stride=4)
 """)

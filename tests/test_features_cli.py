@@ -6,8 +6,8 @@ import re
 
 import numpy as np
 import pytest
-
 from _features_helpers import one_torch_thread  # noqa: F401
+
 from neuroenc.cli import main
 from neuroenc.commands._common import parse_layers
 from neuroenc.features import extract_features, load_features
@@ -133,9 +133,11 @@ def test_extract_command_rejects_ignored_options(files, capsys, extra, transcrip
 def test_extract_command_bad_option_values(files, capsys):
     base = ["extract", "--model", str(files / "model"), "--transcript", str(files / "story.txt"),
             "--out", str(files / "never.h5")]
-    for extra, message in ((["--words-per-second", "0"], "argument --words-per-second: must be a positive number, got '0'"),
+    for extra, message in ((["--words-per-second", "0"],
+                            "argument --words-per-second: must be a positive number, got '0'"),
                            (["--words-per-second", "fast"], "must be a positive number, got 'fast'"),
-                           (["--batch-size", "big"], "argument --batch-size: invalid value 'big': must be an int >= 1 or 'auto'"),
+                           (["--batch-size", "big"],
+                            "argument --batch-size: invalid value 'big': must be an int >= 1 or 'auto'"),
                            (["--layers", "3-1"], "invalid layer range '3-1': it ends before it starts; write 1-3"),
                            (["--layers", ","], "no layers in ',': use 'all'")):
         with pytest.raises(SystemExit):

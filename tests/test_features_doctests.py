@@ -6,9 +6,9 @@ import importlib
 import pkgutil
 
 import pytest
+from _features_helpers import one_torch_thread  # noqa: F401
 
 import neuroenc.features
-from _features_helpers import one_torch_thread  # noqa: F401
 
 MODULES = sorted(
     [f"neuroenc.features.{m.name}" for m in pkgutil.iter_modules(neuroenc.features.__path__)]

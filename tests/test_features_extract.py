@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 import torch
-
 from _features_helpers import direct_features, max_rel_err, one_torch_thread  # noqa: F401
+
 from neuroenc.features import (
     FeatureExtractor,
     align_tokens,
@@ -133,7 +133,8 @@ def test_layers_relative_depth_and_negative_indices(gpt2, transcript):
 
 def test_bad_layers_are_errors(gpt2, transcript):
     tr = transcript[:10]
-    with pytest.raises(ValueError, match=re.escape("Layer 9 is out of range for 'tiny-gpt2', which has 5 hidden states")):
+    message = "Layer 9 is out of range for 'tiny-gpt2', which has 5 hidden states"
+    with pytest.raises(ValueError, match=re.escape(message)):
         extract_features(tr, gpt2, layers=[1, 9])
     with pytest.raises(ValueError, match=r"Relative depth must be in \[0, 1\]"):
         extract_features(tr, gpt2, layers=[1.5])
@@ -147,7 +148,8 @@ def test_bad_layers_are_errors(gpt2, transcript):
 
 def test_bad_settings_are_errors(gpt2, transcript):
     tr = transcript[:10]
-    with pytest.raises(ValueError, match="Invalid value for 'pooling'. Allowed values are 'last', 'mean', 'first', but got 'max'"):
+    with pytest.raises(ValueError,
+                       match="Invalid value for 'pooling'. Allowed values are 'last', 'mean', 'first', but got 'max'"):
         extract_features(tr, gpt2, pooling="max")
     with pytest.raises(ValueError, match="Invalid value for 'policy'"):
         extract_features(tr, gpt2, policy="sliding")

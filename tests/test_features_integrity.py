@@ -9,12 +9,11 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+from _features_helpers import one_torch_thread  # noqa: F401
 
 import neuroenc.features.cache as cache_module
 import neuroenc.features.extract as extract_module
-from _features_helpers import one_torch_thread  # noqa: F401
 from neuroenc.align import make_fmri_design, make_meg_design
-from neuroenc.responses import Response
 from neuroenc.features import (
     FeatureExtractor,
     FeatureFileError,
@@ -26,6 +25,7 @@ from neuroenc.features import (
     model_identity,
     save_features,
 )
+from neuroenc.responses import Response
 from neuroenc.testing import tiny_gpt2, tiny_tokenizer, tiny_transcript
 
 KW = dict(context_tokens=8, stride=4)
@@ -160,11 +160,11 @@ def test_cache_entries_without_checksums_are_recomputed(tmp_path, gpt2, monkeypa
     """Files written before checksums existed are read by load_features (unverified), but the
     cache recomputes them."""
     tr = tiny_transcript(20)
-    original = cache_module._write_layer
-    monkeypatch.setattr(cache_module, "_write_layer",
+    original = cache_module.write_layer
+    monkeypatch.setattr(cache_module, "write_layer",
                         lambda group, idx, data: group.create_dataset(str(int(idx)), data=data))
     old = extract_features(tr, gpt2, cache_dir=tmp_path, **KW)
-    monkeypatch.setattr(cache_module, "_write_layer", original)
+    monkeypatch.setattr(cache_module, "write_layer", original)
     path = old.attrs["path"]
     assert is_complete(path) and not is_complete(path, checksums=True)
     np.testing.assert_array_equal(load_features(path)[1], old[1])

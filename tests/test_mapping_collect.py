@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _mapping_fixtures import ROIS, make_group, make_results
+
 from neuroenc.mapping import fold_table, load_results, scores_table
 
 

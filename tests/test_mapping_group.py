@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from _mapping_fixtures import PEAKS, ROIS, make_group, make_results
+
 from neuroenc.encoding.stats import fdr_bh
 from neuroenc.mapping import group_summary, map_layers, scores_table, sign_flip_test
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from _mapping_fixtures import PEAKS, ROIS, make_group, make_results
+
 from neuroenc.mapping import best_layers, map_layers, preference_index, scores_table
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from _mapping_fixtures import ROIS, make_group, make_results
+
 from neuroenc.mapping import bootstrap_mean_ci, fold_table, layer_profiles, scores_table
 
 

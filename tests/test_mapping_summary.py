@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from _mapping_fixtures import PEAKS, ROIS, make_group, make_results
+
 from neuroenc.mapping import LayerMapping, best_layers, group_summary, layer_profiles, map_layers, scores_table
 
 

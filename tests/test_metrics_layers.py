@@ -1,14 +1,12 @@
 """Per-layer metrics of feature sets, their HDF5 file and the ``neuroenc metrics`` command."""
 from __future__ import annotations
 
-
 import h5py
 import numpy as np
 import pytest
 
 from neuroenc.cli import main
-from neuroenc.features import FeatureSet
-from neuroenc.features.cache import save_features
+from neuroenc.features import FeatureSet, save_features
 from neuroenc.features.metrics_layers import METRICS, LayerMetrics, layer_metrics
 
 N_WORDS, DIM, WINDOW = 40, 64, 8
@@ -136,7 +134,8 @@ def test_layer_metrics_layer_grammar(features):
     assert list(layer_metrics(features, ["curvature"], layers=[0.5, 0], window=WINDOW).layers) == [0, 2]
     assert list(layer_metrics(features, ["curvature"], layers="all", window=WINDOW).layers) == [0, 1, 2]
     # A mapping has no model depth: the highest layer held is the last.
-    assert list(layer_metrics({0: features[0], 2: features[2]}, ["curvature"], layers=[-1], window=WINDOW).layers) == [2]
+    held = {0: features[0], 2: features[2]}
+    assert list(layer_metrics(held, ["curvature"], layers=[-1], window=WINDOW).layers) == [2]
     with pytest.raises(KeyError, match=r"no layer\(s\) \[4\] in the features; they have \[0, 1, 2\]"):
         layer_metrics(features, layers=[-1])
     with pytest.raises(ValueError, match="Invalid value for 'layers': 'top'"):

@@ -18,7 +18,8 @@ def test_defaults_and_alpha_grid():
 @pytest.mark.parametrize(
     "values, match",
     [
-        ({"dataset": {"loader": "alice"}, "model": {"contxt_tokens": 5}}, "unknown key model.contxt_tokens.*did you mean model.context_tokens"),
+        ({"dataset": {"loader": "alice"}, "model": {"contxt_tokens": 5}},
+         "unknown key model.contxt_tokens.*did you mean model.context_tokens"),
         ({"dataset": {"loader": "alice"}, "modle": {}}, "unknown section 'modle'.*did you mean 'model'"),
         ({"dataset": {}}, "dataset.loader is required"),
         ({"dataset": {"loader": "alice"}, "model": {"pooling": "max"}}, "Invalid value for 'model.pooling'"),

@@ -3,7 +3,6 @@ sets' configs on miniature copies of their real layouts."""
 from __future__ import annotations
 
 import html
-import os
 import re
 from pathlib import Path
 
@@ -201,7 +200,8 @@ def test_group_best_table_reports_the_p_value_corrected_for_the_layer_choice():
 
     from _mapping_fixtures import PEAKS, ROIS, make_results
 
-    from neuroenc.pipeline.run import _group_section, group_best_table
+    from neuroenc.mapping import group_best_table
+    from neuroenc.report import group_mean_section
 
     plain = make_results("group")
     table = group_best_table(plain)
@@ -216,8 +216,8 @@ def test_group_best_table_reports_the_p_value_corrected_for_the_layer_choice():
     np.testing.assert_array_equal(table["q"], corrected.qvalues_best)
     np.testing.assert_array_equal(table["p_layer"], plain.pvalues[ks, np.arange(len(ROIS))])
     assert set(table["p_method"]) == {"max over layers"}
-    section = _group_section(corrected)
+    section = group_mean_section(corrected)
     shown = section.tables[0][1]
     np.testing.assert_array_equal(shown["p_max"], corrected.pvalues_best)
     assert "corrected for choosing the best layer" in section.text and "optimistically biased" in section.text
-    assert "not corrected" in _group_section(plain).text
+    assert "not corrected" in group_mean_section(plain).text

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from _mapping_fixtures import make_group
 from _report_browser import check_page, find_chromium
+
 from neuroenc.report import make_report
 
 pytestmark = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _mapping_fixtures import PEAKS, ROIS, make_group
 from matplotlib.figure import Figure
 
-from _mapping_fixtures import PEAKS, ROIS, make_group
 from neuroenc.mapping import map_layers, surface_values
 from neuroenc.report import (
     plot_best_layers,

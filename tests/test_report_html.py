@@ -10,8 +10,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-
 from _mapping_fixtures import ROIS, make_group, make_results
+
 from neuroenc.cli import main
 from neuroenc.encoding.results import EncodingResults
 from neuroenc.report import (

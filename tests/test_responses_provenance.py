@@ -7,8 +7,8 @@ import logging
 
 import numpy as np
 import pytest
-
 from _encoding_fixtures import layer_walk
+
 from neuroenc.align import make_fmri_design
 from neuroenc.datasets import load_alice
 from neuroenc.encoding import EncodingResults, as_layer_designs, fit_encoding, merge_results

@@ -9,9 +9,18 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from neuroenc.responses import (CompositeSpace, ParcelSpace, Response, RoiSpace, SensorSpace,
-                                SurfaceSpace, VolumeSpace, concat_spaces, pick_channels,
-                                space_from_dict)
+from neuroenc.responses import (
+    CompositeSpace,
+    ParcelSpace,
+    Response,
+    RoiSpace,
+    SensorSpace,
+    SurfaceSpace,
+    VolumeSpace,
+    concat_spaces,
+    pick_channels,
+    space_from_dict,
+)
 from neuroenc.responses.space import pack_array, unpack_array
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from pathlib import Path
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import pytest

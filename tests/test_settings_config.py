@@ -191,13 +191,13 @@ def test_only_given_values_are_passed_and_results_record_effective_values():
 
 def test_context_tokens_has_one_bound():
     from neuroenc.commands.extract import extractor_settings
-    from neuroenc.features.context import CONTEXT_TOKENS, _check_context_tokens
+    from neuroenc.features.context import CONTEXT_TOKENS, check_context_tokens
 
     assert CONTEXT_TOKENS[0].left == 0
-    assert _check_context_tokens(0) == 0 and _config(model={"context_tokens": 0}).model.context_tokens == 0
+    assert check_context_tokens(0) == 0 and _config(model={"context_tokens": 0}).model.context_tokens == 0
     assert extractor_settings()["context_tokens"].from_text("0") == 0
     with pytest.raises(ValueError, match="'context_tokens' must be >= 0, got -1"):
-        _check_context_tokens(-1)
+        check_context_tokens(-1)
     with pytest.raises(ConfigError, match="must be an int >= 0 or 'full'"):
         _config(model={"context_tokens": -1})
     with pytest.raises(Exception, match="must be an int >= 0 or 'full'"):

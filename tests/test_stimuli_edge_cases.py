@@ -185,7 +185,8 @@ def test_read_chronological_refuses_other_formats(tmp_path):
 
 
 @pytest.mark.parametrize("name, tail, reader, message", [
-    ("t", '3 1.25 2.5\n"extra"\n', "chronological", r"t\.TextGrid' near token \d+: tier number 3 is not between 1 and 2"),
+    ("t", '3 1.25 2.5\n"extra"\n', "chronological",
+     r"t\.TextGrid' near token \d+: tier number 3 is not between 1 and 2"),
     ("z", '0 1.25 2.5\n"extra"\n', "chronological", "tier number 0 is not between 1 and 2"),
     ("c", "2 1.25\n", "tiers", r"Could not parse chronological TextGrid .*c\.TextGrid"),
     ("u", '2 1.25 2.5\n"world\n', "tiers", r"u\.TextGrid', line 11: a string opened here is never closed"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _encoding_fixtures import _one_blas_thread  # noqa: F401
 from _features_helpers import one_torch_thread  # noqa: F401
 from _stimuli_fixtures import simulate_stimulus_layers, write_sentences
+
 from neuroenc.encoding import (
     EncodingResults,
     LayerSweep,
@@ -38,7 +38,7 @@ def test_group_kfold_never_splits_a_group():
     from sklearn.model_selection import GroupKFold
 
     ref = list(GroupKFold(4).split(np.zeros((groups.size, 1)), groups=groups))
-    for (tr, te), (rtr, rte) in zip(outer, ref):
+    for (_, te), (_, rte) in zip(outer, ref):
         np.testing.assert_array_equal(te, np.sort(rte))
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from _features_helpers import one_torch_thread  # noqa: F401
 from _stimuli_fixtures import SENTENCES, write_sentences
+
 from neuroenc.cli import main
 from neuroenc.features import (
     StimulusExtractor,
@@ -108,13 +108,13 @@ def test_left_padding_needs_position_ids(models, monkeypatch):
     lm = models["gpt2"]
     s = _stimuli()
     ref = StimulusExtractor(lm, batch_size=9, padding_side="left").transform(s)
-    real = ex._batch_inputs
+    real = ex.batch_inputs
 
     def no_positions(*args, **kwargs):
         ids, mask, _, offset, L = real(*args, **kwargs)
         return ids, mask, None, offset, L
 
-    monkeypatch.setattr(ex, "_batch_inputs", no_positions)
+    monkeypatch.setattr(ex, "batch_inputs", no_positions)
     broken = StimulusExtractor(lm, batch_size=9, padding_side="left").transform(s)
     assert not np.allclose(broken[2], ref[2], atol=1e-3)
 

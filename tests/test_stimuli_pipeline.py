@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from _encoding_fixtures import _one_blas_thread  # noqa: F401
 from _features_helpers import one_torch_thread  # noqa: F401
 from _stimuli_fixtures import write_sentences
+
 from neuroenc.encoding import EncodingResults
 from neuroenc.pipeline.config import ConfigError, config_from_dict
 from neuroenc.pipeline.run import run_pipeline

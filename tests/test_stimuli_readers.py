@@ -117,7 +117,8 @@ def test_textgrid_utf16(tmp_path):
 
 
 def test_textgrid_missing_tier(long_tg):
-    with pytest.raises(TranscriptError, match=r"story.TextGrid' has no tier 'words'; its tiers are \['word', 'phone'\]"):
+    with pytest.raises(TranscriptError,
+                       match=r"story.TextGrid' has no tier 'words'; its tiers are \['word', 'phone'\]"):
         read_textgrid(long_tg, tier="words")
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _stimuli_fixtures import write_sentences
+
 from neuroenc.stimuli import (
     StimulusError,
     StimulusResponses,

@@ -15,7 +15,7 @@ The responses themselves (:class:`~neuroenc.responses.Response`) live in
 :mod:`neuroenc.responses`.
 """
 from .checks import check_coverage, check_response, match_runs
-from .delays import Delayer, make_delayed, reshape_by_delays, run_bounds
+from .delays import Delayer, make_delayed
 from .design import Design
 from .events import event_matrix, lag_samples, resample_response
 from .fmri import fmri_delays, make_fmri_design
@@ -48,8 +48,6 @@ __all__ = [
     "rect_kernel",
     "resample",
     "resample_response",
-    "reshape_by_delays",
-    "run_bounds",
     "sinc_kernel",
     "word_rate",
     "zscore",

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import _check_finite, _check_option, _preview
+from .._validation import _check_option
 from ..responses import Response
 
 logger = logging.getLogger(__name__)
@@ -136,12 +136,12 @@ def check_coverage(
         Which words influence at least one row.
     """
     _check_option("on_uncovered", on_uncovered, ON_UNCOVERED)
-    covered, msg = _coverage(times, response, reach_before, reach_after, what)
+    covered, msg = word_coverage(times, response, reach_before, reach_after, what)
     report_uncovered(msg, on_uncovered)
     return covered
 
 
-def _coverage(times: np.ndarray, response: Response, reach_before: float, reach_after: float,
+def word_coverage(times: np.ndarray, response: Response, reach_before: float, reach_after: float,
               what: str) -> tuple[np.ndarray, str | None]:
     """Which words a grid covers, and the message describing those it does not (or None)."""
     times = np.asarray(times, dtype=np.float64).reshape(-1)
@@ -212,21 +212,9 @@ def coverage_message(times, response, before, after, lo, hi, period, what) -> st
 
 
 def check_response(response: Response, rows: slice | None = None) -> None:
-    """Raise if a response has NaN/inf or constant columns (over ``rows``), naming them."""
-    data = response.data if rows is None else response.data[rows]
-    where = f"(run {response.run!r}" + (f", subject {response.subject!r})" if response.subject else ")")
-    _check_finite("response data", data, where=where,
-                  fix="Drop those targets (response.select(...)) or interpolate the bad rows.")
-    if data.shape[0] < 2:
-        raise ValueError(f"response {where} has {data.shape[0]} row(s) left; it needs at least 2.")
-    const = np.flatnonzero(np.ptp(data, axis=0) == 0)
-    if const.size:
-        names = [response.names[i] for i in const]
-        raise ValueError(
-            f"response {where} has {const.size} constant column(s) {_preview(names)} (indices "
-            f"{_preview(const)}) over its {data.shape[0]} kept rows; a constant target cannot be "
-            "z-scored or predicted. Drop them with response.select(...)."
-        )
+    """Raise if a response has NaN/inf or constant columns (over ``rows``), naming them
+    (:meth:`~neuroenc.responses.Response.check`)."""
+    response.check(rows)
 
 
 #: Share of a run's kept rows that may lie outside its transcript before a warning / an error.

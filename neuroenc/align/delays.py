@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._validation import _check_2d, _preview
 
 
-def _check_delays(delays: Any, name: str = "delays") -> tuple[int, ...]:
+def check_delays(delays: Any, name: str = "delays") -> tuple[int, ...]:
     """Delays as a tuple of ints (at least one, no duplicates)."""
     if isinstance(delays, (numbers.Integral, np.integer)) and not isinstance(delays, bool):
         delays = (delays,)
@@ -134,7 +134,7 @@ def make_delayed(
            [3., 2., 0.]])
     """
     X = _check_2d("X", X)
-    delays = _check_delays(delays)
+    delays = check_delays(delays)
     n, nf = X.shape
     bounds = run_bounds(n, run_lengths=run_lengths, groups=groups)
     out = np.zeros((n, len(delays) * nf), dtype=np.result_type(X.dtype, np.float32))
@@ -210,7 +210,7 @@ class Delayer(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> "Delayer":
         """Check X and remember its number of columns."""
         validate_data(self, X, dtype=[np.float64, np.float32])
-        self.delays_ = _check_delays(self.delays)
+        self.delays_ = check_delays(self.delays)
         return self
 
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:

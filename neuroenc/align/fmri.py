@@ -31,7 +31,7 @@ import numpy as np
 from .._settings import Choices, Interval, ListOf, declare
 from .._validation import _check_option, _check_positive
 from .checks import ON_UNCOVERED, match_runs
-from .delays import _check_delays
+from .delays import check_delays
 from .design import Design
 from .hrf import HRF_MODELS, hrf_kernel
 from .resample import KERNELS
@@ -62,7 +62,7 @@ def fmri_delays(delays: Sequence[int] | None = None, hrf: str | None = None) -> 
     """
     if delays is None:
         return HRF_DELAYS if hrf else DEFAULT_DELAYS
-    return _check_delays(delays)
+    return check_delays(delays)
 
 
 @declare({

@@ -79,7 +79,7 @@ def convolve_hrf(
         The TR in seconds.
     model : {"glover", "spm"}
     run_lengths, groups
-        Run boundaries, see :func:`~neuroenc.align.run_bounds`; default one run.
+        Run boundaries, see :func:`~neuroenc.align.delays.run_bounds`; default one run.
     time_length : float
         HRF length in seconds.
 

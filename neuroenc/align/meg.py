@@ -17,7 +17,7 @@ import numpy as np
 from .._settings import Choices, Interval, declare
 from .._validation import _check_option
 from .checks import ON_UNCOVERED, match_runs
-from .delays import _check_delays
+from .delays import check_delays
 from .design import Design
 from .events import EVENT_KINDS, lag_samples, resample_response
 from .fmri import COMMON_CONSTRAINTS
@@ -134,7 +134,7 @@ def _rebuild(design: Design, items: dict, responses: dict, delays: Sequence[int]
 
 
 def _meg_design_from_delays(items, responses, design: Design, delays, common) -> Design:
-    delays = design.delays if delays is None else _check_delays(delays)
+    delays = design.delays if delays is None else check_delays(delays)
     items, layers = check_features(items, common["layers"], None)
     settings = dict(design.settings, lags_s=[d * design.period for d in delays])
     return _build_meg(items, responses, common["runs"], layers, tuple(delays),

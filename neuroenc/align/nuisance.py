@@ -13,7 +13,7 @@ import numpy as np
 
 from .._validation import _check_finite, _check_option
 from ..responses import Response
-from .delays import _check_delays, make_delayed
+from .delays import check_delays, make_delayed
 from .hrf import HRF_MODELS, convolve_hrf
 from .zscore import ZStats, zscore_stats
 
@@ -59,7 +59,7 @@ def response_band(
     -------
     X_nuisance : ndarray, shape (n_rows, n_delays · n_columns)
     """
-    delays = (0,) if delays is None else _check_delays(delays)
+    delays = (0,) if delays is None else check_delays(delays)
     hrf = None if hrf == "default" else hrf
     if hrf is not None:
         if kind != "fmri":

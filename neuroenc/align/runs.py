@@ -9,7 +9,7 @@ import numpy as np
 from .._validation import _check_finite, _check_option, _preview
 from ..features.featureset import FeatureSet, check_compatible_features
 from ..responses import Response
-from .checks import _coverage, as_run_dict, check_grid_extent, report_uncovered
+from .checks import as_run_dict, check_grid_extent, report_uncovered, word_coverage
 from .design import RunPlan
 
 
@@ -123,7 +123,7 @@ def plan_runs(items: dict, responses: dict, runs: list[str], *, n_pre: int, n_po
         fs, resp = items[name], responses[name]
         times = np.asarray(fs.times, dtype=np.float64)
         period = resp.period
-        _, msg = _coverage(times, resp, n_pre * period, n_post * period, "words")
+        _, msg = word_coverage(times, resp, n_pre * period, n_post * period, "words")
         report_uncovered(msg, on_uncovered, warnings)
         check_grid_extent(times, resp, reach_before=n_pre * period, reach_after=n_post * period,
                           trim=trim, sink=warnings)

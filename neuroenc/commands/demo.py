@@ -17,6 +17,6 @@ def run(args: argparse.Namespace) -> int:
     config = resources.files("neuroenc.pipeline").joinpath("configs", "alice_layers.yaml")
     with resources.as_file(config) as path:
         output = run_pipeline(path, executor=args.executor, overrides={"output.dir": args.out},
-                              verbose=not getattr(args, "quiet", False))
+                              verbose=None)  # the logger's level, set by -q / -v
     print_outcome(output)
     return 0

@@ -34,6 +34,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,7 +49,7 @@ def _floats(text: str) -> list[float]:
 
 #: Options of the design that the command line names otherwise or not at all: ``sfreq`` (the
 #: rate of array responses here, ``--sfreq``) and MEG's event ``kind`` (``--event-kind``).
-_OPTION_NAMES = {"kind": "--event-kind"}
+OPTION_NAMES = {"kind": "--event-kind"}
 
 
 def design_settings() -> dict:
@@ -84,8 +86,6 @@ def encoding_settings(kind: str | None = None) -> dict:
 
 def _nuisance_source(paths, responses, runs):
     """Nuisance regressors as Responses on each run's grid: one file per run, or several for one run."""
-    from pathlib import Path
-
     from ..responses import read_responses
 
     def read(path, resp):
@@ -164,7 +164,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # docstrings; an option not given is not passed, so the library's default applies.
     add_options(parser.add_argument_group(
         "design (neuroenc.align.make_fmri_design; tmin, tmax, decim, event kind, resample method: "
-        "make_meg_design, for MEG/EEG responses)"), design_settings(), names=_OPTION_NAMES)
+        "make_meg_design, for MEG/EEG responses)"), design_settings(), names=OPTION_NAMES)
     story, stimuli = encoding_settings("story"), encoding_settings("stimuli")
     add_options(parser.add_argument_group(
         "encoding (neuroenc.encoding.fit_encoding; stimulus-level features: fit_stimuli)"), encoding_settings(),
@@ -183,7 +183,7 @@ def _design_options(args: argparse.Namespace, make) -> dict:
     wrong = [k for k in options if k not in accepted]
     if wrong:
         kind = "MEG/EEG" if make.__name__ == "make_meg_design" else "fMRI"
-        flags = ", ".join(_OPTION_NAMES.get(k, option_name(k)) for k in wrong)
+        flags = ", ".join(OPTION_NAMES.get(k, option_name(k)) for k in wrong)
         raise ValueError(f"{flags} do(es) not apply to {kind} responses ({make.__name__}); drop {flags}.")
     return options
 
@@ -204,8 +204,6 @@ def _wrong(args: argparse.Namespace, options) -> list[str]:
 
 def _stimulus_responses(args: argparse.Namespace, ids: list[str]):
     """The responses of a stimulus fit: one set, or one per subject (files or --subject-column)."""
-    from pathlib import Path
-
     from ..stimuli import read_stimulus_responses
 
     columns = "all" if args.response_columns in (None, "all") else \
@@ -239,7 +237,7 @@ def _run_stimuli(args: argparse.Namespace) -> int:
     from ._common import options_for
 
     wrong = _wrong(args, _TIMED_ONLY)
-    wrong += [_OPTION_NAMES.get(k, option_name(k)) for k in given(args, design_settings())]
+    wrong += [OPTION_NAMES.get(k, option_name(k)) for k in given(args, design_settings())]
     options = given(args, encoding_settings())
     wrong += [option_name(k) for k in options if k in _TIMED_FIT]
     if wrong:
@@ -263,16 +261,9 @@ def _run_stimuli(args: argparse.Namespace) -> int:
     provenance = {"subject": args.subject, "dataset": args.dataset,
                   "features_files": {"stimuli": str(args.features[0])},
                   "features_sha256": {"stimuli": _sha256_file(args.features[0])}, "command": " ".join(sys.argv)}
-    results = fit_stimuli(features, responses, baseline=baseline, provenance=provenance, verbose=True, **options)
+    results = fit_stimuli(features, responses, baseline=baseline, provenance=provenance, **options)
     path = results.save(args.out)
-    print(f"Results written to {path.resolve()} ({results.n_layers} layers x {results.n_targets} targets, "
-          f"{features.n_stimuli} stimuli, cv {results.settings.get('cv')})")
-    print(best_lines(results))
-    for message in results.warnings:
-        print(f"warning: {message}", file=sys.stderr)
-    if args.verbose >= 3:
-        print(json.dumps(results.settings, default=str, indent=1))
-    return 0
+    return _print_results(args, results, path, f", {features.n_stimuli} stimuli, cv {results.settings.get('cv')}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -327,9 +318,14 @@ def run(args: argparse.Namespace) -> int:
         if key in responses[0].info:
             provenance[key] = responses[0].info[key]
     results = fit_encoding(design, nuisance=nuisance, provenance=provenance,
-                           settings={"alignment": design.settings}, verbose=True, **options)
+                           settings={"alignment": design.settings}, **options)
     path = results.save(args.out)
-    print(f"Results written to {path.resolve()} ({results.n_layers} layers x {results.n_targets} targets)")
+    return _print_results(args, results, path)
+
+
+def _print_results(args: argparse.Namespace, results: Any, path: Path, detail: str = "") -> int:
+    """Where the results went, their best layers, their warnings (and with -vvv their settings)."""
+    print(f"Results written to {path.resolve()} ({results.n_layers} layers x {results.n_targets} targets{detail})")
     print(best_lines(results))
     for message in results.warnings:
         print(f"warning: {message}", file=sys.stderr)

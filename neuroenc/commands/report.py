@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", default=None,
                         help="NIfTI mask of voxel targets, when the results' provenance does not name it")
     parser.add_argument("--metrics", default=None, metavar="TABLE",
-                        help="layer-science metrics: a `neuroenc metrics` .h5 file, or a .csv/.tsv table (metric, layer, value)")
+                        help="layer-science metrics: a `neuroenc metrics` .h5 file, or a .csv/.tsv table "
+                             "(metric, layer, value)")
     parser.add_argument("--interventions", default=None, metavar="TABLE",
                         help="layer-science interventions table (.csv/.tsv: intervention, target, layer, r)")
     # map_layers' parameters: defaults, allowed values and help from the library.
@@ -69,9 +70,9 @@ def _results_files(sources: list[str]) -> list[Path]:
     import h5py
 
     from ..encoding.results import RESULTS_FORMAT
-    from ..mapping.collect import _expand
+    from ..mapping.collect import results_files
 
-    files = [p for source in sources for p in _expand(source)]
+    files = [p for source in sources for p in results_files(source)]
     seen: dict[str, Path] = {}
     for path in files:
         real = str(path.resolve())

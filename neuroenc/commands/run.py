@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     output = run_pipeline(args.config, executor=args.executor,
                           overrides=parse_overrides(args.overrides, args.out),
-                          verbose=not getattr(args, "quiet", False),
+                          verbose=None,  # the logger's level, set by -q / -v (neuroenc.cli)
                           allow_code=getattr(args, "allow_code", False) or None)
     print_outcome(output)
     return 0

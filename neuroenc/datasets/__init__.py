@@ -2,15 +2,15 @@
 from .._validation import DatasetError
 from ._base import DATA_ENV, EncodingDataset, fetch_files, get_data_dir
 from .alice import load_alice
-from .naturalstories import load_naturalstories
-from .naturalstories_rt import load_naturalstories_rt
-from .stimuli import StimulusDataset, load_stimuli
 from .bids import bids_layout, index_runs
 from .lebel2023 import load_lebel2023, read_lebel_transcript
 from .lpp import load_lpp, read_lpp_transcript
 from .megmasc import load_megmasc, megmasc_transcripts, read_megmasc_events
 from .miniature import make_miniature
 from .narratives import load_narratives, read_narratives_transcript
+from .naturalstories import load_naturalstories
+from .naturalstories_rt import load_naturalstories_rt
+from .stimuli import StimulusDataset, load_stimuli
 
 __all__ = [
     "DATA_ENV",

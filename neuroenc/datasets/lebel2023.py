@@ -26,7 +26,7 @@ from ..responses import Response, read_subject_bold
 from ..stimuli.textgrid import read_textgrid
 from ..stimuli.transcript import Transcript
 from ._base import EncodingDataset, check_transcript
-from .bids import dataset_root, check_tr, find_subjects, index_runs, normalize_subject, read_sidecar
+from .bids import check_tr, dataset_root, find_subjects, index_runs, normalize_subject, read_sidecar
 
 logger = logging.getLogger(__name__)
 

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from .._validation import DatasetError, _check_option
-from ..responses import Response, n_volumes, read_subject_bold
+from ..responses import Response, read_subject_bold
+from ..responses.bold import n_volumes
 from ..stimuli.textgrid import read_textgrid
 from ..stimuli.transcript import Transcript
 from ._base import EncodingDataset, check_transcript
-from .bids import dataset_root, check_tr, find_subjects, index_runs, normalize_subject
+from .bids import check_tr, dataset_root, find_subjects, index_runs, normalize_subject
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ What is synthetic, per data set (everything else in the folder is a real copy):
 
 - ``ds003020`` (LeBel 2023): ``derivative/preprocessed_data/<S>/<story>.hf5`` (key ``resp``,
   ``respdict[story] - 20`` rows; ``wheretheressmoke`` stacks as many blocks as the annex sizes
-  imply, 11 or 6: the 10 or 5 repeats of the raw data, then their mean), the raw ``*_bold.nii.gz`` (``respdict[story]`` volumes, TR 2 s in the
-  header) and ``derivative/TextGrids/<story>.TextGrid`` (tiers ``phone``, ``word``; silences
-  ``sp`` and the noise marks ``{LG}``/``{BR}``; one story in Praat's chronological format).
+  imply, 11 or 6: the 10 or 5 repeats of the raw data, then their mean), the raw ``*_bold.nii.gz``
+  (``respdict[story]`` volumes, TR 2 s in the header) and ``derivative/TextGrids/<story>.TextGrid``
+  (tiers ``phone``, ``word``; silences ``sp`` and the noise marks ``{LG}``/``{BR}``; one story in
+  Praat's chronological format).
 - ``ds002345`` (Narratives): ``derivatives/afni-nosmooth/...desc-clean_bold.nii.gz`` and
   ``...space-fsaverage6_hemi-{L,R}_desc-clean.func.gii`` (paths of the DataLad release; the
   OpenNeuro mirror has no derivatives), ``stimuli/gentle/<story>/align.json`` and

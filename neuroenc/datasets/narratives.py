@@ -32,7 +32,7 @@ from ..responses import Response, TargetSpace, concat_spaces, read_bold, read_su
 from ..stimuli.gentle import read_gentle
 from ..stimuli.transcript import Transcript
 from ._base import EncodingDataset, check_transcript
-from .bids import dataset_root, check_tr, index_runs, normalize_subject, round_half_up
+from .bids import check_tr, dataset_root, index_runs, normalize_subject, round_half_up
 
 logger = logging.getLogger(__name__)
 

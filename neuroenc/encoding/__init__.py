@@ -21,28 +21,28 @@ The public names, re-exported from the modules that do one job each:
 
 Responses are read by :func:`neuroenc.responses.read_responses`.
 """
-from .backend import resolve_backend, use_backend
+from .backend import use_backend
 from .banded import BandedLayerModel, Bands, make_bands
-from .cv import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits, make_cv, parse_stimulus_cv
+from .cv import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits, make_cv
 from .designs import LayerDesigns, as_layer_designs
 from .encode import fit_encoding
 from .memory import FitShape, fit_task_bytes, partition_fit, target_chunk_size
 from .merge import merge_results
 from .results import EncodingResults
-from .stimulus_fit import fit_stimuli, group_responses, stimulus_cv
 from .stats import (
+    PermutedDraws,
     fdr_bh,
     noise_ceiling_intersubject,
     noise_ceiling_repeats,
     noise_ceiling_split_half,
-    PermutedDraws,
     permutation_null,
     permutation_test,
     permutation_test_best,
     spearman_brown,
     split_half_reliability,
 )
-from .sweep import DEFAULT_ALPHAS, LayerSweep, resolve_permutation
+from .stimulus_fit import fit_stimuli, group_responses, stimulus_cv
+from .sweep import DEFAULT_ALPHAS, LayerSweep
 
 __all__ = [
     "BandedLayerModel",
@@ -50,7 +50,6 @@ __all__ = [
     "fit_encoding",
     "fit_stimuli",
     "group_responses",
-    "parse_stimulus_cv",
     "stimulus_cv",
     "PermutedDraws",
     "make_bands",
@@ -75,8 +74,6 @@ __all__ = [
     "permutation_null",
     "permutation_test",
     "permutation_test_best",
-    "resolve_backend",
-    "resolve_permutation",
     "spearman_brown",
     "split_half_reliability",
     "target_chunk_size",

@@ -62,7 +62,7 @@ def resolve_backend(backend: str = "auto") -> str:
     return backend
 
 
-def resolve_dtype(dtype: str, backend_name: str, like: Any = None) -> str:
+def resolve_compute_dtype(dtype: str, backend_name: str, like: Any = None) -> str:
     """The float dtype to compute in: ``"float32"`` or ``"float64"``.
 
     ``"auto"`` gives float32 on a GPU backend (as himalaya recommends) and, on CPU, the dtype of

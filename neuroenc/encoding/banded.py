@@ -29,9 +29,10 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
+from .._logging import show_progress
 from .._validation import _check_finite, _check_option, _preview
 from . import _ridge
-from .backend import as_index, resolve_backend, resolve_dtype, to_numpy, use_backend
+from .backend import as_index, resolve_backend, resolve_compute_dtype, to_numpy, use_backend
 from .cv import DEFAULT_GAP, check_groups, inner_splits, make_cv
 from .designs import as_layer_designs, gap_for
 from .sweep import DEFAULT_ALPHAS, check_responses, constant_targets
@@ -109,8 +110,10 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
         :meth:`predict` works.
     random_state : None | int
         Seed of the random search.
-    verbose : bool
-        Progress bar over outer folds.
+    verbose : bool | str | int | None
+        Progress bar over the outer folds (shown at ``INFO`` and below). mne's convention
+        (:func:`neuroenc._logging.verbose_level`): None follows the ``neuroenc`` logger's level,
+        True is ``INFO``, False ``WARNING``, or a level name or int.
 
     Attributes
     ----------
@@ -136,7 +139,7 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def __init__(self, alphas=None, n_iter=20, concentration=(0.1, 1.0), cv="auto", n_blocks=5,
                  gap=None, inner_cv=5, form="auto", backend="auto", dtype="auto",
-                 n_targets_batch=None, refit=True, random_state=None, verbose=False):
+                 n_targets_batch=None, refit=True, random_state=None, verbose=None):
         self.alphas = alphas
         self.n_iter = n_iter
         self.concentration = concentration
@@ -239,7 +242,7 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
         n_feat = sum(b.shape[1] for b in bands)
         form = _ridge.choose_form(max(tr.size for tr, _ in outer), n_feat, self.form)
         backend_name = resolve_backend(self.backend)
-        dtype = resolve_dtype(self.dtype, backend_name, Y)
+        dtype = resolve_compute_dtype(self.dtype, backend_name, Y)
         alphas = self._alphas()
         n_f, n_b = len(outer), len(bands)
         fold_r, fold_r2 = np.full((n_f, t), np.nan), np.full((n_f, t), np.nan)
@@ -252,7 +255,7 @@ class BandedLayerModel(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Xs = [B.asarray(b, dtype=dtype) for b in bands]
             Yb = B.asarray(Y, dtype=dtype)
             Ks = B.stack([x @ x.T for x in Xs]) if form == "kernel" else None
-            for k, (train, test) in enumerate(tqdm(outer, desc="folds", disable=not self.verbose)):
+            for k, (train, test) in enumerate(tqdm(outer, desc="folds", disable=not show_progress(self.verbose))):
                 inner = inner_splits(train, groups, self.inner_cv, gap)
                 pos = np.full(n, -1)
                 pos[train] = np.arange(train.size)

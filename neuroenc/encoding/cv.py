@@ -76,7 +76,7 @@ def parse_stimulus_cv(cv: Any) -> tuple[str, int] | None:
     return name, n_splits
 
 
-def _seed(random_state: Any) -> int | None:
+def int_seed(random_state: Any) -> int | None:
     """An int seed for scikit-learn splitters (a Generator or RandomState gives one draw)."""
     if random_state is None:
         return None
@@ -98,7 +98,7 @@ def _stimulus_splits(name: str, n_splits: int, positions: np.ndarray, groups: np
                 "groups= (e.g. the passage of each sentence), or use cv='kfold:K' for stimuli without groups."
             )
         g = np.asarray(groups)[positions]
-        n_groups = len(_runs_in_order(g))
+        n_groups = len(runs_in_order(g))
         if n_groups < n_splits:
             raise ValueError(
                 f"{what}: group-kfold with {n_splits} folds needs at least {n_splits} groups, but there "
@@ -109,7 +109,7 @@ def _stimulus_splits(name: str, n_splits: int, positions: np.ndarray, groups: np
     else:
         if n < n_splits:
             raise ValueError(f"{what}: kfold with {n_splits} folds needs at least {n_splits} stimuli, got {n}.")
-        raw = KFold(n_splits, shuffle=True, random_state=_seed(random_state)).split(np.zeros((n, 1)))
+        raw = KFold(n_splits, shuffle=True, random_state=int_seed(random_state)).split(np.zeros((n, 1)))
     return [(positions[np.sort(tr)], positions[np.sort(te)]) for tr, te in raw]
 
 
@@ -126,7 +126,7 @@ def check_groups(groups: Any, n_samples: int) -> np.ndarray:
     return groups
 
 
-def _runs_in_order(groups: np.ndarray) -> list[Any]:
+def runs_in_order(groups: np.ndarray) -> list[Any]:
     """Unique run labels in order of first appearance."""
     _, first = np.unique(groups, return_index=True)
     return [groups[i] for i in np.sort(first)]
@@ -211,7 +211,7 @@ class LeaveOneRunOut(BaseCrossValidator):
         groups = check_groups(groups, n) if groups is not None else None
         if groups is None:
             raise ValueError("LeaveOneRunOut needs groups= (one run label per sample).")
-        runs = _runs_in_order(groups)
+        runs = runs_in_order(groups)
         if len(runs) < 2:
             raise ValueError(
                 f"Leave-one-run-out needs at least 2 runs, got 1 ({str(runs[0])!r}); use "
@@ -226,7 +226,7 @@ class LeaveOneRunOut(BaseCrossValidator):
         """Number of runs."""
         if groups is None:
             raise ValueError("LeaveOneRunOut needs groups= (one run label per sample).")
-        return len(_runs_in_order(np.asarray(groups)))
+        return len(runs_in_order(np.asarray(groups)))
 
     def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover - split overrides
         for _, test in self.split(X, y, groups):
@@ -245,7 +245,7 @@ class RunKFold(BaseCrossValidator):
         if groups is None:
             raise ValueError("RunKFold needs groups= (one run label per sample).")
         groups = check_groups(groups, n)
-        runs = _runs_in_order(groups)
+        runs = runs_in_order(groups)
         if len(runs) < self.n_splits:
             raise ValueError(
                 f"RunKFold(n_splits={self.n_splits}) needs at least {self.n_splits} runs, got "
@@ -305,7 +305,7 @@ def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
                                   "outer CV")
         return _check_splits(splits, n_samples)
     groups_arr = check_groups(groups, n_samples)
-    n_runs = len(_runs_in_order(groups_arr))
+    n_runs = len(runs_in_order(groups_arr))
     gap = DEFAULT_GAP if gap is None else gap
     dummy = np.zeros((n_samples, 1))
     if isinstance(cv, str):
@@ -390,7 +390,7 @@ def inner_splits(train: np.ndarray, groups: Any = None, inner_cv: Any = 5,
         if scheme == "group-kfold":
             if groups is None:
                 raise ValueError("inner group-kfold splits need groups=.")
-            n_groups = len(_runs_in_order(np.asarray(groups)[train]))
+            n_groups = len(runs_in_order(np.asarray(groups)[train]))
             if n_groups < 2:
                 raise ValueError(
                     f"An outer training set holds {n_groups} group; choosing penalties by inner "
@@ -411,7 +411,7 @@ def inner_splits(train: np.ndarray, groups: Any = None, inner_cv: Any = 5,
         raise ValueError(f"inner_cv must be >= 2, got {k}.")
     if groups is not None:
         g = np.asarray(groups)[train]
-        runs = _runs_in_order(g)
+        runs = runs_in_order(g)
         if len(runs) >= 2:
             chunks = np.array_split(np.arange(len(runs)), min(k, len(runs)))
             out = []

@@ -162,7 +162,8 @@ def as_layer_designs(X: Any, n_samples: int | None = None) -> LayerDesigns:
             return LayerDesigns(range(arr.shape[0]), lambda layer: arr[layer], n_samples)
         if arr.ndim in (1, 2):
             return LayerDesigns([0], lambda layer: arr, n_samples)
-        raise ValueError(f"X has shape {arr.shape}; give one 2-D design or a 3-D array (n_layers, n_samples, n_features).")
+        raise ValueError(f"X has shape {arr.shape}; give one 2-D design or a 3-D array "
+                         "(n_layers, n_samples, n_features).")
     if isinstance(X, (list, tuple)):
         if not X:
             raise ValueError("X is an empty list; give one design per layer.")

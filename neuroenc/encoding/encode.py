@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .._settings import declare
+from .._settings import constraints_of, declare
 from .designs import as_layer_designs
 from .results import EncodingResults
 from .sweep import LayerSweep, check_responses, constant_targets
@@ -59,7 +59,7 @@ def _nuisance_design(nuisance: Any, n: int) -> tuple[np.ndarray, list[str]]:
     return arr, [f"nuisance_{i}" for i in range(arr.shape[1])]
 
 
-@declare({name: c for name, c in LayerSweep._parameter_constraints.items() if name != "refit"})
+@declare({name: c for name, c in constraints_of(LayerSweep).items() if name != "refit"})
 def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Sequence[str] | None = None,
                  nuisance: Any = None, noise_ceiling: Any = None, alphas: Any = None, cv: Any = "auto",
                  n_blocks: int = 5, gap: int | None = None, inner_cv: Any = 5, form: str = "auto",
@@ -67,7 +67,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                  n_permutations: int = 1000, permutation: str = "auto", block_size: Any = "auto",
                  compare: bool | str = "auto", compare_alpha: float = 0.05, random_state: int = 0,
                  provenance: dict | None = None, settings: dict | None = None,
-                 verbose: bool = False) -> EncodingResults:
+                 verbose: bool | str | int | None = None) -> EncodingResults:
     """Fit a ridge model per layer and return held-out scores with statistics.
 
     Parameters
@@ -76,8 +76,8 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         Per-layer designs on the response grid (z-scored, delayed); see
         :func:`neuroenc.encoding.as_layer_designs`.
     Y : array-like, shape (n_samples, n_targets) | None
-        Responses (z-scored per run); default the design's ``Y``. NaN/inf raise an error; constant targets are kept, with
-        NaN scores and a warning recorded in the results.
+        Responses (z-scored per run); default the design's ``Y``. NaN/inf raise an error;
+        constant targets are kept, with NaN scores and a warning recorded in the results.
     groups : array-like, shape (n_samples,) | None
         Run label per sample (default: the designs' ``groups``).
     targets : sequence of str | None
@@ -109,8 +109,10 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         Seed of the permutation draws (the same draws for every layer and target).
     provenance, settings : dict | None
         Extra entries for the results (features file hash, data set, subject, model...).
-    verbose : bool
-        Progress bars.
+    verbose : bool | str | int | None
+        Progress bar over layers and permutations (shown at ``INFO`` and below). mne's convention
+        (:func:`neuroenc._logging.verbose_level`): None follows the ``neuroenc`` logger's level,
+        True is ``INFO``, False ``WARNING``, or a level name or int.
 
     Returns
     -------

@@ -79,7 +79,7 @@ class FitShape:
         Bytes per value of the working dtype (8: float64 on CPU; 4: float32 on a GPU).
     permutation : str
         The permutation scheme (``"auto"`` is resolved as the fit resolves it, from the whole
-        subject's size: :func:`~neuroenc.encoding.resolve_permutation`).
+        subject's size: :func:`~neuroenc.encoding.sweep.resolve_permutation`).
     """
 
     n_samples: int

@@ -147,7 +147,7 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
     _same(parts, "targets", lambda p: p.targets)
     _same(parts, "baseline keys", lambda p: set(p.baseline))
     for key in parts[0].baseline:
-        _same(parts, f"baseline {key!r}", lambda p: p.baseline[key])
+        _same(parts, f"baseline {key!r}", lambda p, key=key: p.baseline[key])
     _same(parts, "noise ceiling", lambda p: p.noise_ceiling)
     layers = np.concatenate([p.layers for p in parts])
     if np.unique(layers).size != layers.size:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import _check_option, _check_random_state
-from .cv import _runs_in_order
+from .cv import runs_in_order
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def describe_null(settings: dict) -> str:
 def run_indices(groups: np.ndarray) -> list[np.ndarray]:
     """The sample indices of each run (label), in order of first appearance."""
     groups = np.asarray(groups)
-    return [np.flatnonzero(groups == g) for g in _runs_in_order(groups)]
+    return [np.flatnonzero(groups == g) for g in runs_in_order(groups)]
 
 
 def run_shifts(runs: Sequence[np.ndarray], n_permutations: int, random_state: Any = None) -> np.ndarray:

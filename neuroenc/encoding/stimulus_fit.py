@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._settings import Choices, declare
+from .._settings import Choices, constraints_of, declare
 from .._validation import _preview
 from .cv import STIMULUS_CV_PATTERNS, parse_stimulus_cv
 from .designs import LayerDesigns
@@ -131,7 +131,7 @@ def baseline_design(baseline: Any, n: int) -> tuple[np.ndarray, list[str]]:
 
 @declare({
     "cv": [Choices("auto"), *STIMULUS_CV_PATTERNS],
-    **{name: LayerSweep._parameter_constraints[name]
+    **{name: constraints_of(LayerSweep)[name]
        for name in ("alphas", "inner_cv", "n_permutations", "permutation", "random_state", "backend", "dtype",
                     "n_targets_batch", "compare", "compare_alpha")},
 })
@@ -140,7 +140,7 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
                 permutation: str = "auto", random_state: int = 0, backend: str = "auto", dtype: str = "auto",
                 n_targets_batch: int | None = None, compare: bool | str = "auto", compare_alpha: float = 0.05,
                 layers: Sequence[int] | None = None, provenance: dict | None = None,
-                settings: dict | None = None, verbose: bool = False):
+                settings: dict | None = None, verbose: bool | str | int | None = None):
     """Fit a ridge model per layer to stimulus-level responses (see the module docstring).
 
     Parameters
@@ -166,6 +166,8 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
         Fit only these layers (default: all in the features).
     provenance, settings : dict | None
         Extra entries.
+    verbose : bool | str | int | None
+        Progress bars (see :func:`~neuroenc.encoding.fit_encoding`).
 
     Returns
     -------

@@ -12,18 +12,19 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
-from .._settings import Choices, Interval, ListOf, Logspace
+from .._logging import show_progress
+from .._settings import VERBOSE, Choices, Interval, ListOf, Logspace
 from .._validation import _check_option, _check_random_state, _preview
 from . import _ridge
+from .backend import BACKENDS, DTYPES, resolve_backend, resolve_compute_dtype, to_numpy, use_backend
 from .compare import centred_null, compare_layers
-from .backend import BACKENDS, DTYPES, resolve_backend, resolve_dtype, to_numpy, use_backend
 from .cv import (
     CV_NAMES,
     DEFAULT_GAP,
     STIMULUS_CV_PATTERNS,
-    _seed,
     check_groups,
     inner_splits,
+    int_seed,
     make_cv,
     parse_stimulus_cv,
 )
@@ -210,8 +211,10 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     random_state : None | int | Generator
         Seed of the permutations (default 0, as :func:`fit_encoding`: the same p-values on
         every run; None: fresh draws).
-    verbose : bool
-        Progress bar over layers.
+    verbose : bool | str | int | None
+        Progress bar over layers (shown at ``INFO`` and below). mne's convention
+        (:func:`neuroenc._logging.verbose_level`): None follows the ``neuroenc`` logger's level,
+        True is ``INFO``, False ``WARNING``, or a level name or int.
 
     Attributes
     ----------
@@ -287,13 +290,13 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         "refit": ["boolean"],
         "random_state": [None, Interval(Integral, 0, 2**32 - 1, closed="both"), np.random.Generator,
                          np.random.RandomState],
-        "verbose": ["boolean"],
+        "verbose": VERBOSE,
     }
 
     def __init__(self, alphas=None, cv="auto", n_blocks=5, gap=None, inner_cv=5, form="auto",
                  backend="auto", dtype="auto", n_targets_batch=None, n_permutations=1000,
                  permutation="auto", block_size="auto", compare="auto", compare_alpha=0.05,
-                 refit=True, random_state=0, verbose=False):
+                 refit=True, random_state=0, verbose=None):
         self.alphas = alphas
         self.cv = cv
         self.n_blocks = n_blocks
@@ -406,7 +409,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     f"gap={self.gap!r}: stimulus-level CV ({self.cv!r}) has no time, so no gap; drop gap.")
             gap = 0
             # one seed for the outer and inner shuffles (the same splits for a baseline fit)
-            cv_seed = _seed(self.random_state) if self.random_state is not None else \
+            cv_seed = int_seed(self.random_state) if self.random_state is not None else \
                 int(np.random.default_rng().integers(2**31 - 1))
             outer = make_cv(self.cv, given_groups, n, random_state=cv_seed)
             inner = [inner_splits(tr, given_groups, self.inner_cv, 0, scheme=stimulus[0],
@@ -442,13 +445,13 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.forms_ = {}
         counter: dict[str, float] = {"flops": 0.0}
         backend_name = resolve_backend(self.backend)
-        dtype = resolve_dtype(self.dtype, backend_name, Y)
+        dtype = resolve_compute_dtype(self.dtype, backend_name, Y)
         # the same permutation draws for every layer (and every target chunk and layer subset)
         perm_seed = int(_check_random_state(self.random_state).integers(2**62))
         with use_backend(backend_name) as B:
             Yb = B.asarray(Y, dtype=dtype)
             ab = B.asarray(alphas, dtype=dtype)
-            for j, layer in enumerate(tqdm(layers, desc="layers", disable=not self.verbose)):
+            for j, layer in enumerate(tqdm(layers, desc="layers", disable=not show_progress(self.verbose))):
                 X = designs[layer]
                 if n_perm and method is None:
                     # the scheme, from the first layer's size (every layer's cost is alike)
@@ -577,7 +580,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         with use_backend(backend_name) as B:
             ab = B.asarray(alphas, dtype=dtype)
             sb, rb = B.asarray(signal, dtype=dtype), B.asarray(Y - signal, dtype=dtype)
-            for j, layer in enumerate(tqdm(designs.layers, desc="layer comparisons", disable=not self.verbose)):
+            progress = show_progress(self.verbose)
+            for j, layer in enumerate(tqdm(designs.layers, desc="layer comparisons", disable=not progress)):
                 chosen = np.where(np.isfinite(self.fold_r_[:, j]), self.fold_alphas_[:, j], np.nan)
                 fold_best = np.where(np.isfinite(chosen), np.searchsorted(grid, np.nan_to_num(chosen)), -1)
                 Xb = B.asarray(designs[layer], dtype=dtype)

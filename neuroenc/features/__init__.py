@@ -23,19 +23,12 @@
 - :func:`layer_metrics` and the metric functions: per-layer representation geometry
   (entropies, curvature, intrinsic dimension, effective rank).
 """
-from .cache import (
-    FEATURES_FORMAT,
-    FeatureFileError,
-    is_complete,
-    load_features,
-    read_feature_info,
-    save_features,
-)
+from .cache import FEATURES_FORMAT, FeatureFileError, is_complete, read_feature_info
 from .context import ContextPlan, plan_contexts
 from .extract import FeatureExtractor, extract_features, feature_cache_path, token_states
-from .featureset import FeatureSet, check_compatible_features
-from .interventions import Intervention, check_context_policy, parse_intervention
-from .layers import layer_at_depth, resolve_layers, resolve_stored_layers
+from .featureset import FeatureSet, check_compatible_features, load_features, save_features
+from .interventions import Intervention, parse_intervention
+from .layers import layer_at_depth, resolve_layers
 from .metrics import (
     curvature,
     dataset_entropy,
@@ -53,7 +46,7 @@ from .models import (
     load_model,
     model_identity,
     resolve_device,
-    resolve_dtype,
+    resolve_torch_dtype,
     sequence_prefix,
 )
 from .prenorm import capture_last_block
@@ -98,7 +91,6 @@ __all__ = [
     "apply_intervention",
     "capture_last_block",
     "check_compatible_features",
-    "check_context_policy",
     "curvature",
     "dataset_entropy",
     "effective_rank",
@@ -130,9 +122,8 @@ __all__ = [
     "plan_contexts",
     "read_feature_info",
     "resolve_device",
-    "resolve_dtype",
+    "resolve_torch_dtype",
     "resolve_layers",
-    "resolve_stored_layers",
     "save_features",
     "sequence_prefix",
     "token_states",

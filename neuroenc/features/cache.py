@@ -46,9 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path, json_default_strict
+from .._io import json_default_strict
 from .._validation import NeuroencError, _check_path_exists
-from .featureset import FeatureSet
 from .layers import resolve_stored_layers
 
 logger = logging.getLogger(__name__)
@@ -56,7 +55,8 @@ logger = logging.getLogger(__name__)
 FEATURES_FORMAT = "neuroenc-features/1"
 #: ``attrs["kind"]`` of a stimulus-level feature file (word-level files have none, or "words").
 STIMULI_KIND = "stimuli"
-_ARRAY_ATTRS = ("context_start", "context_len")
+#: Per-row int64 arrays of the provenance, stored as datasets (the exact context of each row).
+CONTEXT_ARRAYS = ("context_start", "context_len")
 #: The checksum every numeric dataset carries (an HDF5 filter, verified on each read).
 CHECKSUM = "fletcher32"
 
@@ -81,61 +81,43 @@ def cache_file_name(model_name: str, run: str, key: str) -> str:
     return f"{_slug(Path(str(model_name)).name or model_name)}_{_slug(run)}_{key[:20]}.h5"
 
 
-def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
-    """Write a :class:`FeatureSet` to an HDF5 file, atomically (temp file + ``os.replace``).
+def write_layer(group: Any, idx: int, data: np.ndarray) -> None:
+    """Write one layer's features into the ``/layers`` group of an open file (float32, with a
+    Fletcher-32 checksum)."""
+    group.create_dataset(str(int(idx)), data=np.asarray(data, dtype=np.float32), fletcher32=True)
+
+
+def write_layers(f: Any, features: Any, provenance: Mapping[str, Any]) -> None:
+    """Write the layers, the provenance and the closing attributes of a feature file.
+
+    The common part of :func:`~neuroenc.features.save_features` and
+    :func:`~neuroenc.features.save_stimulus_features`: ``/layers/<i>`` for every layer of
+    ``features`` (:func:`write_layer`), ``attrs["provenance"]`` (JSON) and each provenance entry
+    on its own, ``layer_indices``, ``checksums`` and, last, ``complete = True``.
 
     Parameters
     ----------
-    features : FeatureSet
-        The features; ``features.attrs`` holds the provenance (JSON-able values), and
-        optionally ``context_start`` / ``context_len`` arrays.
-    path : path-like
-        Where to write. Its folder is created.
-
-    Returns
-    -------
-    path : Path
+    f : h5py.File
+        Open for writing, with the rows' datasets already written.
+    features : FeatureSet | StimulusFeatures
+        Anything with ``layer_indices`` and ``features[i]``.
+    provenance : mapping
+        JSON-able settings (see the module docstring).
     """
-    import h5py
-
-    path = Path(path)
-    attrs = dict(features.attrs)
-    arrays = {k: np.asarray(attrs.pop(k), dtype=np.int64) for k in _ARRAY_ATTRS if k in attrs}
-    provenance = {
-        **attrs,
-        "run": features.run,
-        "model": features.model,
-        "n_model_layers": features.n_model_layers,
-        "reference": features.reference,
-    }
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["format"] = FEATURES_FORMAT
-        f.attrs["complete"] = False
-        words = features.words if features.words is not None else [""] * features.n_words
-        f.create_dataset("words", data=np.asarray(words, dtype=object), dtype=h5py.string_dtype("utf-8"))
-        f.create_dataset("onsets", data=features.onsets, fletcher32=True)
-        f.create_dataset("offsets", data=features.offsets, fletcher32=True)
-        for name, arr in arrays.items():
-            f.create_dataset(name, data=arr, fletcher32=True)
-        group = f.create_group("layers")
-        for idx in features.layer_indices:
-            _write_layer(group, idx, features[idx])
-        f.attrs["provenance"] = json.dumps(provenance, default=json_default_strict, sort_keys=True)
-        for key, value in provenance.items():
-            if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
-                f.attrs[key] = value
-            elif value is None:
-                f.attrs[key] = "none"
-            else:
-                f.attrs[key] = json.dumps(value, default=json_default_strict, sort_keys=True)
-        f.attrs["layer_indices"] = np.asarray(features.layer_indices, dtype=np.int64)
-        f.attrs["checksums"] = CHECKSUM
-        f.attrs["complete"] = True
-    return path
-
-
-def _write_layer(group: Any, idx: int, data: np.ndarray) -> None:
-    group.create_dataset(str(int(idx)), data=np.asarray(data, dtype=np.float32), fletcher32=True)
+    group = f.create_group("layers")
+    for idx in features.layer_indices:
+        write_layer(group, idx, features[idx])
+    f.attrs["provenance"] = json.dumps(provenance, default=json_default_strict, sort_keys=True)
+    for key, value in provenance.items():
+        if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
+            f.attrs[key] = value
+        elif value is None:
+            f.attrs[key] = "none"
+        else:
+            f.attrs[key] = json.dumps(value, default=json_default_strict, sort_keys=True)
+    f.attrs["layer_indices"] = np.asarray(features.layer_indices, dtype=np.int64)
+    f.attrs["checksums"] = CHECKSUM
+    f.attrs["complete"] = True
 
 
 def is_complete(path: str | os.PathLike, layers: Iterable[int] | None = None,
@@ -191,8 +173,16 @@ def _n_rows(f: Any) -> int:
     return int(f["words"].shape[0])
 
 
-def _check_feature_file(path: str | os.PathLike) -> Path:
-    """The path of an existing, complete feature file, or a ValueError that says what to do."""
+def check_feature_file(path: str | os.PathLike) -> Path:
+    """The path of an existing, complete feature file, or an error that says what to do.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no such file.
+    FeatureFileError
+        When it is incomplete or corrupt (:func:`is_complete`).
+    """
     path = _check_path_exists(path, "feature file", "Extract features first (neuroenc extract).")
     if not is_complete(path):
         raise FeatureFileError(
@@ -202,8 +192,9 @@ def _check_feature_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def _read(f: Any, name: str, path: Path) -> np.ndarray:
-    """Read a dataset whole; HDF5 verifies its checksums (a mismatch is a FeatureFileError)."""
+def read_dataset(f: Any, name: str, path: Path) -> np.ndarray:
+    """Read the dataset ``name`` of the open feature file ``f`` (at ``path``) whole; HDF5 verifies
+    its checksums, and a mismatch is a :class:`FeatureFileError` naming the file and dataset."""
     try:
         return f[name][()]
     except OSError as err:
@@ -235,7 +226,7 @@ def read_feature_info(path: str | os.PathLike) -> dict[str, Any]:
     """
     import h5py
 
-    path = _check_feature_file(path)
+    path = check_feature_file(path)
     with h5py.File(path, "r") as f:
         info = json.loads(f.attrs["provenance"])
         info["layer_indices"] = [int(i) for i in f.attrs["layer_indices"]]
@@ -245,67 +236,35 @@ def read_feature_info(path: str | os.PathLike) -> dict[str, Any]:
     return info
 
 
-def load_features(path: str | os.PathLike, layers: Any = None) -> FeatureSet:
-    """Read a feature file written by :func:`save_features` (or by the extractor's cache).
+def read_strings(f: Any, name: str, path: Path) -> list[str]:
+    """A dataset of UTF-8 strings (words, stimulus ids, texts) as a list of str."""
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in read_dataset(f, name, path)]
+
+
+def read_layers(f: Any, path: Path, layers: Any = None) -> dict[int, np.ndarray]:
+    """The requested layers of an open feature file, read whole (checksums verified).
 
     Parameters
     ----------
-    path : path-like
-        The HDF5 file.
+    f : h5py.File
+    path : Path
+        The file, for messages.
     layers : None | "all" | int | float | iterable of int or float
-        The layers to read (default: all stored layers). Non-negative ints are layer
-        indices; negative ints (``-1`` = last block) and floats (relative depths in [0, 1])
-        are resolved against the model's number of hidden states (see
-        :func:`~neuroenc.features.layers.resolve_stored_layers`).
-
-    Returns
-    -------
-    features : FeatureSet
-        With the file's provenance in ``attrs`` (and the ``context_start`` /
-        ``context_len`` arrays when stored).
+        As :func:`~neuroenc.features.load_features` (default: every stored layer).
 
     Raises
     ------
-    FeatureFileError
-        If the file is incomplete or corrupt: truncated, interrupted, or data that fail their
-        checksums (a subclass of ValueError).
     ValueError
         If the file lacks a requested layer.
     """
-    import h5py
-
-    path = _check_feature_file(path)
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("kind") == STIMULI_KIND:
-            raise ValueError(
-                f"Feature file {str(path)!r} holds stimulus-level features (one row per stimulus, no "
-                "word times): read it with neuroenc.features.load_stimulus_features, and fit it with "
-                "`neuroenc fit --features FILE --responses R.csv --id-column id` (no --tr)."
-            )
-        stored = [int(i) for i in f.attrs["layer_indices"]]
-        if layers is None:
-            wanted = stored
-        else:
-            n_model_layers = f.attrs.get("n_model_layers")
-            n_model_layers = int(n_model_layers) if isinstance(n_model_layers, (int, np.integer)) else None
-            wanted = resolve_stored_layers(layers, stored, n_model_layers, repr(str(f.attrs.get("model", path))))
-        missing = [i for i in wanted if i not in stored]
-        if missing:
-            raise ValueError(
-                f"Feature file {str(path)!r} has no layer(s) {missing}; it holds layers {stored}."
-            )
-        data = {i: _read(f, f"layers/{i}", path) for i in wanted}
-        provenance = json.loads(f.attrs["provenance"])
-        words = [w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in _read(f, "words", path)]
-        onsets = _read(f, "onsets", path)
-        offsets = _read(f, "offsets", path)
-        for name in _ARRAY_ATTRS:
-            if name in f:
-                provenance[name] = _read(f, name, path)
-    run = provenance.pop("run", "run-1")
-    model = provenance.pop("model", None)
-    n_model_layers = provenance.pop("n_model_layers", None)
-    reference = provenance.pop("reference", "onset")
-    provenance["path"] = str(path)
-    return FeatureSet(data, onsets, offsets, words, run=run, model=model,
-                      n_model_layers=n_model_layers, reference=reference, attrs=provenance)
+    stored = [int(i) for i in f.attrs["layer_indices"]]
+    if layers is None:
+        wanted = stored
+    else:
+        n_model_layers = f.attrs.get("n_model_layers")
+        n_model_layers = int(n_model_layers) if isinstance(n_model_layers, (int, np.integer)) else None
+        wanted = resolve_stored_layers(layers, stored, n_model_layers, repr(str(f.attrs.get("model", path))))
+    missing = [i for i in wanted if i not in stored]
+    if missing:
+        raise ValueError(f"Feature file {str(path)!r} has no layer(s) {missing}; it holds layers {stored}.")
+    return {i: read_dataset(f, f"layers/{i}", path) for i in wanted}

@@ -56,7 +56,7 @@ FULL = "full"
 CONTEXT_TOKENS = [Interval(Integral, 0, None, closed="left"), Choices(FULL)]
 
 
-def _check_context_tokens(value: Any) -> int | str:
+def check_context_tokens(value: Any) -> int | str:
     """``context_tokens`` is an int >= 0 or ``"full"`` (:data:`CONTEXT_TOKENS`)."""
     tokens = CONTEXT_TOKENS[0]
     if isinstance(value, str):
@@ -145,7 +145,7 @@ def plan_contexts(
     _check_type("alignment", alignment, TokenAlignment, "TokenAlignment (from align_tokens)")
     _check_option("policy", policy, POLICIES)
     _check_option("kind", kind, KINDS)
-    context_tokens = _check_context_tokens(context_tokens)
+    context_tokens = check_context_tokens(context_tokens)
     _check_positive("stride", stride, integer=True)
     _check_positive("right_context", right_context, strict=False, integer=True)
     a = alignment.word_start

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import numbers
 import os
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -39,33 +38,25 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._logging import _to_level
+from .._logging import CallLog
 from .._settings import Choices, Interval, ListOf
 from .._validation import _check_option, _check_positive, _check_type
 from ..stimuli.transcript import Transcript
-from .cache import (
-    FeatureFileError,
-    cache_file_name,
-    cache_key,
-    is_complete,
-    load_features,
-    read_feature_info,
-    save_features,
-)
-from .context import CONTEXT_TOKENS, FULL, POLICIES, ContextPlan, _check_context_tokens, plan_contexts
-from .featureset import FeatureSet
-from .layers import resolve_layers
+from .cache import FeatureFileError, cache_file_name, cache_key, is_complete, read_feature_info
+from .context import CONTEXT_TOKENS, FULL, POLICIES, ContextPlan, check_context_tokens, plan_contexts
+from .featureset import FeatureSet, load_features, save_features
+from .layers import layers_key, resolve_layers
 from .models import (
     LoadedModel,
-    _check_prepend_bos,
+    check_prepend_bos,
     load_model,
     model_identity,
     resolve_device,
-    resolve_dtype,
+    resolve_torch_dtype,
     sequence_prefix,
 )
-from .prenorm import LAST_LAYERS, _check_last_layer
-from .tokens import TokenAlignment, _ranges, align_tokens
+from .prenorm import LAST_LAYERS, check_last_layer
+from .tokens import TokenAlignment, align_tokens, concatenated_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -96,33 +87,6 @@ def _intervention_tools():
     from .interventions_patch import apply_intervention
 
     return parse_intervention, apply_intervention, check_context_policy
-
-
-class _CallLog:
-    """One call's log level (mne-style ``verbose``), without touching the shared logger.
-
-    ``verbose=None`` inherits the ``neuroenc`` logger's effective level (what the CLI's
-    ``-q``/``-v`` or :func:`neuroenc.set_log_level` chose). An explicit level applies to this
-    call's own messages and progress bar only: the logger's level is never changed, so calls
-    in other threads and the caller's settings are unaffected.
-    """
-
-    def __init__(self, verbose: bool | str | int | None) -> None:
-        self.explicit = verbose is not None
-        self.level = _to_level(verbose) if self.explicit else logger.getEffectiveLevel()
-
-    @property
-    def progress(self) -> bool:
-        """Whether to show progress bars (at ``INFO`` or below)."""
-        return self.level <= logging.INFO
-
-    def log(self, level: int, msg: str, *args: Any) -> None:
-        if level < self.level or logger.disabled:
-            return
-        if logger.isEnabledFor(level):
-            logger.log(level, msg, *args)
-        elif self.explicit:  # asked for by this call, below the logger's own threshold
-            logger.handle(logger.makeRecord(logger.name, level, __file__, 0, msg, args, None))
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -274,11 +238,21 @@ class FeatureExtractor:
         self.verbose = verbose
 
     # ------------------------------------------------------------------ settings
-    def _check_params(self) -> dict[str, Any]:
+    def check_params(self) -> dict[str, Any]:
+        """Check the parameters together (without loading the model) and return those that
+        need resolving: ``context_tokens``, ``stride`` (its default from ``context_tokens``),
+        ``layers`` (a canonical form) and ``intervention`` (parsed).
+
+        Raises
+        ------
+        ValueError
+            Naming the parameter, its value and the fix (e.g. a ``stride`` with
+            ``context_tokens="full"``).
+        """
         _check_option("policy", self.policy, POLICIES)
         _check_option("pooling", self.pooling, POOLINGS)
         _check_option("reference", self.reference, ("onset", "midpoint"))
-        context = _check_context_tokens(self.context_tokens)
+        context = check_context_tokens(self.context_tokens)
         if context == FULL:
             if self.stride is not None:
                 raise ValueError(
@@ -292,11 +266,11 @@ class FeatureExtractor:
             _check_positive("stride", stride, integer=True)
             stride = int(stride)
         _check_positive("right_context", self.right_context, strict=False, integer=True)
-        _check_prepend_bos(self.prepend_bos)
-        _check_last_layer(self.last_layer)
+        check_prepend_bos(self.prepend_bos)
+        check_last_layer(self.last_layer)
         if self.batch_size != "auto":
             _check_positive("batch_size", self.batch_size, integer=True)
-        layers = _layers_key(self.layers)
+        layers = layers_key(self.layers)
         intervention = None
         if self.intervention is not None:
             parse, _, check_policy = _intervention_tools()
@@ -315,7 +289,7 @@ class FeatureExtractor:
         iv = checked["intervention"]
         settings = {
             "cache_version": CACHE_VERSION,
-            "model_identity": self._identity(),
+            "model_identity": self.model_identity(),
             "transcript_sha256": transcript.sha256(),
             "run": transcript.name,
             "policy": self.policy,
@@ -351,8 +325,9 @@ class FeatureExtractor:
         lm = self._loaded()
         return lm.name if lm is not None else str(self.model)
 
-    def _identity(self) -> str:
-        """The model's identity, without loading it (memoised per model/revision/gguf_file:
+    def model_identity(self) -> str:
+        """The model's identity (:func:`~neuroenc.features.model_identity`), without loading it
+        (memoised per model/revision/gguf_file:
         hashing a folder's weights or finding a hub commit is done once)."""
         lm = self._loaded()
         if lm is not None:
@@ -368,7 +343,7 @@ class FeatureExtractor:
         lm = self._loaded()
         if lm is not None:
             return _dtype_name(lm.dtype)
-        return _dtype_name(resolve_dtype(self.dtype, resolve_device(self.device)))
+        return _dtype_name(resolve_torch_dtype(self.dtype, resolve_device(self.device)))
 
     # ------------------------------------------------------------------ cache
     def cache_path(self, transcript: Transcript) -> Path | None:
@@ -381,14 +356,14 @@ class FeatureExtractor:
         if self.cache_dir is None:
             return None
         transcript = _check_transcript(transcript)
-        return self._path(transcript, self._settings(transcript, self._check_params()))
+        return self._path(transcript, self._settings(transcript, self.check_params()))
 
     def _path(self, transcript: Transcript, settings: dict[str, Any]) -> Path:
         name = cache_file_name(self._model_name(), transcript.name, cache_key(settings))
         return Path(self.cache_dir) / name
 
     def _find_cached(self, transcript: Transcript, checked: dict[str, Any],
-                     log: _CallLog | None = None) -> tuple[Path, list[int]] | None:
+                     log: CallLog | None = None) -> tuple[Path, list[int]] | None:
         """The complete cache file holding these features (this setting's, or an all-layers
         file with every requested layer) and the layers to read from it.
 
@@ -397,7 +372,7 @@ class FeatureExtractor:
         checksums (verified when they are read). Only the files' attributes and dataset
         shapes are read here, never the features.
         """
-        log = _CallLog(self.verbose) if log is None else log
+        log = CallLog(self.verbose, logger) if log is None else log
         settings = self._settings(transcript, checked)
         candidates = [settings]
         if settings["layers"] != "all":
@@ -435,10 +410,10 @@ class FeatureExtractor:
         if self.cache_dir is None:
             return None
         transcript = _check_transcript(transcript)
-        found = self._find_cached(transcript, self._check_params())
+        found = self._find_cached(transcript, self.check_params())
         return None if found is None else found[0]
 
-    def _cached(self, transcript: Transcript, checked: dict[str, Any], log: _CallLog) -> FeatureSet | None:
+    def _cached(self, transcript: Transcript, checked: dict[str, Any], log: CallLog) -> FeatureSet | None:
         """The cached features (at this extractor's ``reference``), from this setting's file
         or from an all-layers file."""
         found = self._find_cached(transcript, checked, log)
@@ -467,8 +442,8 @@ class FeatureExtractor:
             ``context_start`` / ``context_len`` of each word.
         """
         transcript = _check_transcript(transcript)
-        log = _CallLog(self.verbose)
-        checked = self._check_params()
+        log = CallLog(self.verbose, logger)
+        checked = self.check_params()
         if self.cache_dir is not None:
             cached = self._cached(transcript, checked, log)
             if cached is not None:
@@ -484,7 +459,7 @@ class FeatureExtractor:
 
     def _compute(self, transcript: Transcript, checked: dict[str, Any]) -> FeatureSet:
         lm = self.model_
-        log = _CallLog(self.verbose)
+        log = CallLog(self.verbose, logger)
         if self.right_context and lm.kind == "causal":
             raise ValueError(
                 f"right_context={self.right_context} needs a masked model, but {lm.name!r} is causal: "
@@ -498,7 +473,7 @@ class FeatureExtractor:
         if C != FULL:
             what = (f"context_tokens={C}" + (f" + stride={S}" if strided else " + 1 word token")
                     + (f" + right_context={R}" if R else "") + f" + {n_special} special token(s)")
-            _check_positions(lm, C + (S if strided else 1) + R + n_special, what)
+            check_positions(lm, C + (S if strided else 1) + R + n_special, what)
         alignment = align_tokens(transcript.words, lm.tokenizer)
         plan = plan_contexts(alignment, self.policy, C, S if S is not None else 1, R, lm.kind)
         longest = int(plan.seq_len.max()) + n_special
@@ -506,7 +481,7 @@ class FeatureExtractor:
             if C == FULL:
                 _run_too_long(lm, transcript.name, alignment.n_tokens, n_special, R)
             i = int(np.argmax(alignment.word_n_tokens))
-            _check_positions(lm, longest, f"the longest sequence (word {i} {transcript.words[i]!r} has "
+            check_positions(lm, longest, f"the longest sequence (word {i} {transcript.words[i]!r} has "
                              f"{int(alignment.word_n_tokens[i])} tokens)")
         warnings = _position_zero_warnings(lm, prefix, alignment, plan, transcript)
         for message in warnings:
@@ -550,23 +525,12 @@ class FeatureExtractor:
                 f"last_layer={self.last_layer!r})")
 
 
-def _layers_key(layers: Any) -> Any:
-    """A canonical, JSON-able form of a layer selection (checked, but not resolved: resolving
-    relative depths and negative indices needs the model's depth)."""
-    if isinstance(layers, str):
-        resolve_layers(layers, 1)  # only "all" is a valid string
-        return layers
-    resolve_layers(layers, 1 << 30)  # type checks that need no model
-    items = [layers] if isinstance(layers, (numbers.Number, np.number)) else list(layers)
-    canon = {(float(x), isinstance(x, (numbers.Integral, np.integer))) for x in items}
-    return [int(v) if is_int else v for v, is_int in sorted(canon)]
-
-
 def _dtype_name(dtype: Any) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def _check_positions(lm: LoadedModel, needed: int, what: str) -> None:
+def check_positions(lm: LoadedModel, needed: int, what: str) -> None:
+    """Raise if sequences of ``needed`` positions (``what`` says which) exceed the model's limit."""
     if lm.max_positions is not None and needed > lm.max_positions:
         raise ValueError(
             f"{what} need {needed} positions, but model {lm.name!r} has at most {lm.max_positions}. "
@@ -667,7 +631,7 @@ def run_plan(
     import torch
     from tqdm.auto import tqdm
 
-    _check_last_layer(last_layer)
+    check_last_layer(last_layer)
     _check_option("padding_side", padding_side, ("right", "left"))
     prefix = np.asarray(lm.prefix_ids if prefix_ids is None else list(prefix_ids), dtype=np.int64)
     suffix = np.asarray(lm.suffix_ids, dtype=np.int64)
@@ -702,7 +666,7 @@ def run_plan(
         from .prenorm import capture_last_block
 
         last_cm = capture_last_block(lm)
-    log = _CallLog(verbose)
+    log = CallLog(verbose, logger)
     done = 0
     with iv_cm as handle, last_cm as last_block, torch.inference_mode(), tqdm(
         total=plan.n_sequences, desc=f"features {desc}".strip(), unit="seq", disable=not log.progress,
@@ -728,7 +692,7 @@ def run_plan(
     return out, int(lengths.sum())
 
 
-def _batch_inputs(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, left: bool = False):
+def batch_inputs(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, left: bool = False):
     """The padded token ids of a batch of sequences, its attention mask and position ids
     (None when not needed), and each row's offset (the padding before it, with left padding)."""
     import torch
@@ -765,7 +729,7 @@ def _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_se
 
     B = len(seqs)
     P = prefix.size
-    input_ids, mask, positions, offset, L = _batch_inputs(lm, alignment, plan, seqs, lengths, prefix,
+    input_ids, mask, positions, offset, L = batch_inputs(lm, alignment, plan, seqs, lengths, prefix,
                                                           suffix, pad_id, left)
     device = lm.device
 
@@ -774,7 +738,7 @@ def _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_se
     rows = np.repeat(np.arange(B), [seq_bounds[s + 1] - seq_bounds[s] for s in seqs])
     counts = n_pool[words]
     seg = np.repeat(np.arange(words.size), counts)
-    flat = np.repeat(rows * L + offset[rows] + pos0[words], counts) + _ranges(counts)
+    flat = np.repeat(rows * L + offset[rows] + pos0[words], counts) + concatenated_ranges(counts)
     if handle is not None and getattr(handle.intervention, "needs_last_token", False):
         # Context-freezing interventions run one word per sequence (the window policy): its
         # last token is the "current" token, also when right context or [SEP] follows it.
@@ -900,7 +864,7 @@ def token_states(
         raise ValueError("token_states needs at least one token; got an empty input.")
     prefix = model.prefix_ids if add_special_tokens else []
     suffix = model.suffix_ids if add_special_tokens else []
-    _check_positions(model, len(prefix) + len(ids) + len(suffix), f"{len(ids)} tokens")
+    check_positions(model, len(prefix) + len(ids) + len(suffix), f"{len(ids)} tokens")
     wanted = resolve_layers(layers, model.n_layers, repr(model.name))
     iv_cm = contextlib.nullcontext()
     if intervention is not None:

@@ -1,16 +1,32 @@
-"""The :class:`FeatureSet`: per-layer, per-word features that know their times and model."""
+"""The :class:`FeatureSet`: per-layer, per-word features that know their times and model, and
+its HDF5 file (:func:`save_features`, :func:`load_features`; the format is
+:mod:`neuroenc.features.cache`'s)."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._io import atomic_path
 from .._validation import _check_option
+from .cache import (
+    CONTEXT_ARRAYS,
+    FEATURES_FORMAT,
+    STIMULI_KIND,
+    check_feature_file,
+    read_dataset,
+    read_layers,
+    read_strings,
+    write_layers,
+)
+from .layers import LayerArrays
 
 
-class FeatureSet:
+class FeatureSet(LayerArrays):
     """Per-layer word-level features of one run/story.
 
     Row ``i`` of every layer belongs to word ``i``, at time ``times[i]`` (word onsets by
@@ -61,28 +77,18 @@ class FeatureSet:
         n = self.onsets.shape[0]
         if self.offsets.shape[0] != n:
             raise ValueError(f"FeatureSet for run {run!r}: {n} onsets but {self.offsets.shape[0]} offsets.")
-        self._layers = {}
-        for idx, arr in layers.items():
-            shape = getattr(arr, "shape", None) or np.shape(arr)
-            if len(shape) != 2 or shape[0] != n:
-                raise ValueError(
-                    f"FeatureSet for run {run!r}: layer {idx} has shape {tuple(shape)}, expected "
-                    f"({n}, n_features) to match the {n} word onsets."
-                )
-            self._layers[int(idx)] = arr
+        self.run = str(run)
+        self._store_layers(layers, n, f"to match the {n} word onsets")
         self.words = None if words is None else [str(w) for w in words]
         if self.words is not None and len(self.words) != n:
             raise ValueError(f"FeatureSet for run {run!r}: {n} onsets but {len(self.words)} words.")
-        self.run = str(run)
         self.model = model
         self.n_model_layers = int(n_model_layers) if n_model_layers is not None else max(self._layers) + 1
         self.reference = reference
         self.attrs = dict(attrs or {})
 
-    @property
-    def layer_indices(self) -> list[int]:
-        """The layer indices held, sorted."""
-        return sorted(self._layers)
+    def _label(self) -> str:
+        return f"FeatureSet for run {self.run!r}"
 
     @property
     def n_words(self) -> int:
@@ -95,41 +101,6 @@ class FeatureSet:
         if self.reference == "midpoint":
             return (self.onsets + self.offsets) / 2.0
         return self.onsets
-
-    def n_features(self, layer: int | None = None) -> int:
-        """Number of columns of ``layer`` (default: the first layer held)."""
-        layer = self.layer_indices[0] if layer is None else layer
-        return int(self._layers[self._check_layer(layer)].shape[1])
-
-    def _check_layer(self, layer: int) -> int:
-        if int(layer) not in self._layers:
-            raise KeyError(
-                f"FeatureSet for run {self.run!r} (model {self.model!r}) has no layer {layer}; it "
-                f"has layers {self.layer_indices}."
-            )
-        return int(layer)
-
-    def __getitem__(self, layer: int) -> np.ndarray:
-        """The features of one layer as a float ndarray, shape (n_words, n_features)."""
-        return np.asarray(self._layers[self._check_layer(layer)][()])
-
-    def __contains__(self, layer: object) -> bool:
-        return layer in self._layers
-
-    def __len__(self) -> int:
-        return len(self._layers)
-
-    def __iter__(self):
-        return iter(self.layer_indices)
-
-    def relative_depth(self, layer: int | Iterable[int] | None = None) -> np.ndarray | float:
-        """Relative depth ``layer / (n_model_layers - 1)`` in [0, 1] (0 = embeddings)."""
-        denom = max(self.n_model_layers - 1, 1)
-        if layer is None:
-            return np.asarray(self.layer_indices, dtype=float) / denom
-        if np.isscalar(layer):
-            return float(layer) / denom
-        return np.asarray(list(layer), dtype=float) / denom
 
     def select(self, layers: Iterable[int]) -> "FeatureSet":
         """A FeatureSet with only the given layers (no copy of the arrays)."""
@@ -156,17 +127,13 @@ class FeatureSet:
         onsets = kwargs.pop("onsets")
         return FeatureSet(layers, onsets, **kwargs)
 
-    def save(self, path: Any) -> Any:
-        """Write to an HDF5 file (atomically); see :func:`neuroenc.features.save_features`."""
-        from .cache import save_features
-
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write to an HDF5 file (atomically); see :func:`save_features`."""
         return save_features(self, path)
 
     @classmethod
-    def load(cls, path: Any, layers: Iterable[int] | None = None) -> "FeatureSet":
-        """Read an HDF5 feature file; see :func:`neuroenc.features.load_features`."""
-        from .cache import load_features
-
+    def load(cls, path: str | os.PathLike, layers: Any = None) -> "FeatureSet":
+        """Read an HDF5 feature file; see :func:`load_features`."""
         return load_features(path, layers=layers)
 
     def __repr__(self) -> str:
@@ -175,6 +142,101 @@ class FeatureSet:
             f"layers {self.layer_indices[:3]}{'...' if len(self) > 3 else ''} of "
             f"{self.n_model_layers}>"
         )
+
+
+# ---------------------------------------------------------------------- HDF5
+def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
+    """Write a :class:`FeatureSet` to an HDF5 file, atomically (temp file + ``os.replace``).
+
+    Parameters
+    ----------
+    features : FeatureSet
+        The features; ``features.attrs`` holds the provenance (JSON-able values), and
+        optionally ``context_start`` / ``context_len`` arrays.
+    path : path-like
+        Where to write. Its folder is created.
+
+    Returns
+    -------
+    path : Path
+    """
+    import h5py
+
+    path = Path(path)
+    attrs = dict(features.attrs)
+    arrays = {k: np.asarray(attrs.pop(k), dtype=np.int64) for k in CONTEXT_ARRAYS if k in attrs}
+    provenance = {
+        **attrs,
+        "run": features.run,
+        "model": features.model,
+        "n_model_layers": features.n_model_layers,
+        "reference": features.reference,
+    }
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FEATURES_FORMAT
+        f.attrs["complete"] = False
+        words = features.words if features.words is not None else [""] * features.n_words
+        f.create_dataset("words", data=np.asarray(words, dtype=object), dtype=h5py.string_dtype("utf-8"))
+        f.create_dataset("onsets", data=features.onsets, fletcher32=True)
+        f.create_dataset("offsets", data=features.offsets, fletcher32=True)
+        for name, arr in arrays.items():
+            f.create_dataset(name, data=arr, fletcher32=True)
+        write_layers(f, features, provenance)
+    return path
+
+
+def load_features(path: str | os.PathLike, layers: Any = None) -> FeatureSet:
+    """Read a feature file written by :func:`save_features` (or by the extractor's cache).
+
+    Parameters
+    ----------
+    path : path-like
+        The HDF5 file.
+    layers : None | "all" | int | float | iterable of int or float
+        The layers to read (default: all stored layers). Non-negative ints are layer
+        indices; negative ints (``-1`` = last block) and floats (relative depths in [0, 1])
+        are resolved against the model's number of hidden states (see
+        :func:`~neuroenc.features.layers.resolve_stored_layers`).
+
+    Returns
+    -------
+    features : FeatureSet
+        With the file's provenance in ``attrs`` (and the ``context_start`` /
+        ``context_len`` arrays when stored).
+
+    Raises
+    ------
+    FeatureFileError
+        If the file is incomplete or corrupt: truncated, interrupted, or data that fail their
+        checksums (a subclass of ValueError).
+    ValueError
+        If the file lacks a requested layer.
+    """
+    import h5py
+
+    path = check_feature_file(path)
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("kind") == STIMULI_KIND:
+            raise ValueError(
+                f"Feature file {str(path)!r} holds stimulus-level features (one row per stimulus, no "
+                "word times): read it with neuroenc.features.load_stimulus_features, and fit it with "
+                "`neuroenc fit --features FILE --responses R.csv --id-column id` (no --tr)."
+            )
+        data = read_layers(f, path, layers)
+        provenance = json.loads(f.attrs["provenance"])
+        words = read_strings(f, "words", path)
+        onsets = read_dataset(f, "onsets", path)
+        offsets = read_dataset(f, "offsets", path)
+        for name in CONTEXT_ARRAYS:
+            if name in f:
+                provenance[name] = read_dataset(f, name, path)
+    run = provenance.pop("run", "run-1")
+    model = provenance.pop("model", None)
+    n_model_layers = provenance.pop("n_model_layers", None)
+    reference = provenance.pop("reference", "onset")
+    provenance["path"] = str(path)
+    return FeatureSet(data, onsets, offsets, words, run=run, model=model,
+                      n_model_layers=n_model_layers, reference=reference, attrs=provenance)
 
 
 #: Provenance fields that must agree between the runs of one design: (attribute, its value

@@ -160,8 +160,8 @@ def apply_intervention(
     if iv is None:
         yield None
         return
-    hf = _unwrap(model)
-    arch = _Architecture(hf)
+    hf = unwrap_model(model)
+    arch = Architecture(hf)
     iv.check(arch.n_blocks)
     handle = InterventionHandle(iv, arch.n_blocks, iv.seed)
     patches = _Patches()
@@ -174,7 +174,7 @@ def apply_intervention(
 
 
 # ------------------------------------------------------------------ model anatomy
-def _unwrap(model: Any) -> nn.Module:
+def unwrap_model(model: Any) -> nn.Module:
     from transformers import PreTrainedModel
 
     if isinstance(model, PreTrainedModel):
@@ -188,7 +188,7 @@ def _unwrap(model: Any) -> nn.Module:
     )
 
 
-class _Architecture:
+class Architecture:
     """Where the blocks, their attention and the owning base model are."""
 
     def __init__(self, model: nn.Module) -> None:
@@ -287,7 +287,7 @@ def _split_hidden(args: tuple, kwargs: dict) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ installing
-def _install(arch: _Architecture, iv: Intervention, handle: InterventionHandle, patches: _Patches) -> None:
+def _install(arch: Architecture, iv: Intervention, handle: InterventionHandle, patches: _Patches) -> None:
     callers = [_Caller(block) for block in arch.blocks]
     hook = arch.base.register_forward_pre_hook(_base_pre_hook(handle, arch.base), with_kwargs=True)
     patches.add_hook(hook)

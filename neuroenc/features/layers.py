@@ -149,3 +149,88 @@ def resolve_stored_layers(
         else:
             out.update(resolve_layers([item], n_layers, model))
     return sorted(out)
+
+
+
+
+
+def layers_key(layers: Any) -> Any:
+    """A canonical, JSON-able form of a layer selection (checked, but not resolved: resolving
+    relative depths and negative indices needs the model's depth)."""
+    if isinstance(layers, str):
+        resolve_layers(layers, 1)  # only "all" is a valid string
+        return layers
+    resolve_layers(layers, 1 << 30)  # type checks that need no model
+    items = [layers] if isinstance(layers, (numbers.Number, np.number)) else list(layers)
+    canon = {(float(x), isinstance(x, (numbers.Integral, np.integer))) for x in items}
+    return [int(v) if is_int else v for v, is_int in sorted(canon)]
+
+
+class LayerArrays:
+    """Per-layer 2-D arrays whose rows are the same items (words, stimuli): the part that
+    :class:`~neuroenc.features.FeatureSet` and :class:`~neuroenc.features.StimulusFeatures`
+    share.
+
+    A subclass sets ``_layers`` (layer index -> array or lazy ``h5py.Dataset``, with
+    :meth:`_store_layers`), ``model`` and ``n_model_layers``, and says what it is in messages
+    with :meth:`_label`.
+    """
+
+    _layers: dict[int, Any]
+    model: str | None
+    n_model_layers: int
+
+    def _label(self) -> str:
+        """How messages name this object, e.g. ``"FeatureSet for run 'alice'"``."""
+        return type(self).__name__
+
+    def _store_layers(self, layers: Any, n: int, rows: str) -> None:
+        """Keep ``layers``, each of shape (n, n_features) (``rows`` says what the n rows are, for
+        the message of a wrong shape)."""
+        self._layers = {}
+        for idx, arr in layers.items():
+            shape = getattr(arr, "shape", None) or np.shape(arr)
+            if len(shape) != 2 or shape[0] != n:
+                raise ValueError(f"{self._label()}: layer {idx} has shape {tuple(shape)}, expected "
+                                 f"({n}, n_features) {rows}.")
+            self._layers[int(idx)] = arr
+
+    @property
+    def layer_indices(self) -> list[int]:
+        """The layer indices held, sorted."""
+        return sorted(self._layers)
+
+    def n_features(self, layer: int | None = None) -> int:
+        """Number of columns of ``layer`` (default: the first layer held)."""
+        layer = self.layer_indices[0] if layer is None else layer
+        return int(self._layers[self._check_layer(layer)].shape[1])
+
+    def _check_layer(self, layer: int) -> int:
+        if int(layer) not in self._layers:
+            raise KeyError(
+                f"{self._label()} (model {self.model!r}) has no layer {layer}; it "
+                f"has layers {self.layer_indices}."
+            )
+        return int(layer)
+
+    def __getitem__(self, layer: int) -> np.ndarray:
+        """The features of one layer as a float ndarray, shape (n_rows, n_features)."""
+        return np.asarray(self._layers[self._check_layer(layer)][()])
+
+    def __contains__(self, layer: object) -> bool:
+        return layer in self._layers
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self):
+        return iter(self.layer_indices)
+
+    def relative_depth(self, layer: int | Iterable[int] | None = None) -> np.ndarray | float:
+        """Relative depth ``layer / (n_model_layers - 1)`` in [0, 1] (0 = embeddings)."""
+        denom = max(self.n_model_layers - 1, 1)
+        if layer is None:
+            return np.asarray(self.layer_indices, dtype=float) / denom
+        if np.isscalar(layer):
+            return float(layer) / denom
+        return np.asarray(list(layer), dtype=float) / denom

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from .._io import atomic_path, json_default
-from .._logging import _to_level
+from .._logging import show_progress
 from .._validation import _check_option, _check_path_exists, _sha256_file
 from .featureset import FeatureSet
 from .layers import resolve_stored_layers
@@ -199,7 +199,7 @@ class _Source:
         self.provenance: dict[str, Any] = {}
         self.n_model_layers: int | None = None
         if isinstance(features, (str, os.PathLike)):
-            from .cache import load_features
+            from .featureset import load_features
 
             path = _check_path_exists(features, "features file", "Run `neuroenc extract` first.")
             fs = load_features(path, layers)
@@ -290,8 +290,7 @@ def layer_metrics(
     if missing:
         raise KeyError(f"layer_metrics: no layer(s) {missing} in the features; they have {source.layers}.")
     values = {name: np.full(len(chosen), np.nan) for name in names}
-    level = logging.getLogger("neuroenc").getEffectiveLevel() if verbose is None else _to_level(verbose)
-    for row, layer in enumerate(tqdm(chosen, desc="layer metrics", unit="layer", disable=level > logging.INFO)):
+    for row, layer in enumerate(tqdm(chosen, desc="layer metrics", unit="layer", disable=not show_progress(verbose))):
         seqs, items = _views(source[layer], layer, window, step)
         for name in names:
             values[name][row] = METRICS[name](seqs, items, settings)

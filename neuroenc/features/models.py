@@ -124,7 +124,7 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16"
            "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
 
-def resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
+def resolve_torch_dtype(dtype: Any, device: torch.device) -> torch.dtype:
     """A :class:`torch.dtype` from ``"auto"`` (bf16 or fp16 on GPU, fp32 on CPU) or a name."""
     import torch
 
@@ -189,7 +189,7 @@ def _special_tokens(tokenizer: Any, kind: str) -> tuple[list[int], list[int]]:
 PREPEND_BOS = (False, True, "auto")
 
 
-def _check_prepend_bos(value: Any) -> Any:
+def check_prepend_bos(value: Any) -> Any:
     """``prepend_bos`` must be True, False or "auto" (not 0/1, which compare equal to bools)."""
     if not (isinstance(value, bool) or (isinstance(value, str) and value == "auto")):
         raise ValueError(
@@ -219,7 +219,7 @@ def sequence_prefix(lm: "LoadedModel", prepend_bos: bool | str = False) -> list[
     -------
     prefix_ids : list of int
     """
-    _check_prepend_bos(prepend_bos)
+    check_prepend_bos(prepend_bos)
     prefix = list(lm.prefix_ids)
     if prepend_bos is False:
         return prefix
@@ -602,23 +602,17 @@ def load_model(
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     name = str(model)
-    alias = resolve_alias(name)
-    if alias is not None:
-        source, gguf_file = str(alias["path"]), alias["gguf_file"]
-    else:
-        path = Path(name).expanduser()
-        if path.is_file() and path.suffix == ".gguf":
-            source, gguf_file = str(path.parent), path.name
-        elif not path.exists() and (path.suffix == ".gguf" or name.startswith((".", "/", "~"))
-                                    or name.count("/") > 1):  # hub ids are "name" or "org/name"
-            raise ModelNotAvailableError(
-                f"Model path {name!r} does not exist. Pass an existing folder or .gguf file, a hub "
-                f"id, or an alias ({', '.join(repr(a) for a in MODEL_ALIASES)})."
-            )
-        else:
-            source = str(path) if path.is_dir() else name
+    source, gguf_file = model_source(name, gguf_file)
+    path = Path(name).expanduser()
+    if source == name and not path.exists() and (
+            path.suffix == ".gguf" or name.startswith((".", "/", "~"))
+            or name.count("/") > 1):  # hub ids are "name" or "org/name"
+        raise ModelNotAvailableError(
+            f"Model path {name!r} does not exist. Pass an existing folder or .gguf file, a hub "
+            f"id, or an alias ({', '.join(repr(a) for a in MODEL_ALIASES)})."
+        )
     device_ = resolve_device(device)
-    dtype_ = resolve_dtype(dtype, device_)
+    dtype_ = resolve_torch_dtype(dtype, device_)
     common: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file:
         common["gguf_file"] = gguf_file
@@ -659,6 +653,23 @@ def load_model(
     return loaded
 
 
+def model_source(name: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """Where a model name's files are: ``(folder or hub id, GGUF file name or None)``.
+
+    An alias gives its package's folder and GGUF file; a ``.gguf`` file path, its folder and
+    file name; an existing folder, its expanded path; anything else (a hub id) is returned as
+    given, with ``gguf_file``. Used by :func:`load_model` and :func:`model_identity`, so that the
+    model loaded and the one hashed into cache keys are the same files.
+    """
+    alias = resolve_alias(name)
+    if alias is not None:
+        return str(alias["path"]), alias["gguf_file"]
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path.parent), path.name
+    return (str(path) if path.is_dir() else name), gguf_file
+
+
 def model_identity(
     model: str | os.PathLike | LoadedModel,
     revision: str | None = None,
@@ -682,13 +693,8 @@ def model_identity(
     if isinstance(model, LoadedModel):
         return model.identity
     name = str(model)
-    alias = resolve_alias(name)
-    if alias is not None:
-        source, gguf_file = Path(alias["path"]), alias["gguf_file"]
-    else:
-        source = Path(name).expanduser()
-        if source.is_file() and source.suffix == ".gguf":
-            source, gguf_file = source.parent, source.name
+    source, gguf_file = model_source(name, gguf_file)
+    source = Path(source)
     if source.is_dir():
         if gguf_file:
             return f"sha256:{_gguf_sha256(source, gguf_file)}"

@@ -78,10 +78,10 @@ def capture_last_block(lm: LoadedModel) -> Iterator[LastBlockOutput]:
     ValueError
         If the model's list of blocks cannot be found, or does not match its hidden states.
     """
-    from .interventions_patch import _Architecture, _unwrap
+    from .interventions_patch import Architecture, unwrap_model
 
     try:
-        arch = _Architecture(_unwrap(lm.model))
+        arch = Architecture(unwrap_model(lm.model))
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"last_layer='pre-norm' needs the list of transformer blocks of {lm.name!r}: {err} "
@@ -102,5 +102,6 @@ def capture_last_block(lm: LoadedModel) -> Iterator[LastBlockOutput]:
         capture.output = None
 
 
-def _check_last_layer(value: Any) -> str:
+def check_last_layer(value: Any) -> str:
+    """``last_layer`` is one of :data:`LAST_LAYERS` (``"normed"``, ``"pre-norm"``)."""
     return _check_option("last_layer", value, LAST_LAYERS)

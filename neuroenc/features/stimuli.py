@@ -38,37 +38,28 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._settings import Choices, Hidden
+from .._logging import CallLog
+from .._settings import Choices, Hidden, constraints_of
 from .._validation import _check_option, _check_positive
 from ..stimuli.stimulus_set import StimulusSet
 from .cache import STIMULI_KIND, FeatureFileError, cache_key
-from .context import CONTEXT_TOKENS, FULL, ContextPlan, _check_context_tokens, plan_contexts
-from .extract import CACHE_VERSION, FeatureExtractor, _CallLog, _layers_key, run_plan
-from .layers import resolve_layers
+from .context import CONTEXT_TOKENS, FULL, check_context_tokens
+from .extract import CACHE_VERSION, FeatureExtractor, run_plan
+from .layers import layers_key, resolve_layers
+from .models import check_prepend_bos, sequence_prefix
+from .prenorm import check_last_layer
 from .stimulus_features import StimulusFeatures, load_stimulus_features, save_stimulus_features
-from .models import _check_prepend_bos, sequence_prefix
-from .prenorm import _check_last_layer
-from .tokens import TokenAlignment, align_tokens
+from .stimulus_plan import STIMULUS_CONTEXTS, check_stimuli, plan_stimuli
+from .tokens import TokenAlignment
 
 logger = logging.getLogger(__name__)
 
 #: Pooling of a stimulus's tokens.
 STIMULUS_POOLINGS = ("mean", "last", "last-word")
-#: What a stimulus is read after: nothing, or the stimuli before it in its group.
-STIMULUS_CONTEXTS = ("none", "group")
 PADDING_SIDES = ("right", "left")
 
 
 # ---------------------------------------------------------------------- extraction
-def _check_stimuli(stimuli: Any) -> StimulusSet:
-    if isinstance(stimuli, StimulusSet):
-        return stimuli
-    raise TypeError(
-        f"'stimuli' must be a neuroenc StimulusSet, got {type(stimuli).__name__}. Read one with "
-        "neuroenc.stimuli.read_stimuli(path, text_column=...) or build StimulusSet(ids, texts, groups)."
-    )
-
-
 class StimulusExtractor(FeatureExtractor):
     """Extract per-stimulus, per-layer features of stimulus sets with one loaded model.
 
@@ -131,7 +122,7 @@ class StimulusExtractor(FeatureExtractor):
     #: ``pooling`` (stimulus poolings) and ``context_tokens`` (also None, its default: ``"full"``
     #: with ``context="group"``, and nothing with ``context="none"``).
     _parameter_constraints: dict = {
-        **{name: FeatureExtractor._parameter_constraints[name]
+        **{name: constraints_of(FeatureExtractor)[name]
            for name in ("model", "layers", "stride", "prepend_bos", "last_layer", "batch_size", "device",
                         "dtype", "revision", "gguf_file", "cache_dir")},
         "pooling": [Choices(STIMULUS_POOLINGS)],
@@ -157,12 +148,14 @@ class StimulusExtractor(FeatureExtractor):
         self.surprisal = surprisal
 
     # ------------------------------------------------------------------ settings
-    def _check_params(self) -> dict[str, Any]:
+    def check_params(self) -> dict[str, Any]:
+        """Check the parameters together (as :meth:`FeatureExtractor.check_params`) and return
+        ``context_tokens``, ``stride`` and ``layers`` resolved."""
         _check_option("pooling", self.pooling, STIMULUS_POOLINGS)
         _check_option("context", self.context, STIMULUS_CONTEXTS)
         _check_option("padding_side", self.padding_side, PADDING_SIDES)
-        _check_prepend_bos(self.prepend_bos)
-        _check_last_layer(self.last_layer)
+        check_prepend_bos(self.prepend_bos)
+        check_last_layer(self.last_layer)
         if self.batch_size != "auto":
             _check_positive("batch_size", self.batch_size, integer=True)
         if self.context == "none":
@@ -174,7 +167,7 @@ class StimulusExtractor(FeatureExtractor):
                 )
             C, S = None, None
         else:
-            C = _check_context_tokens(FULL if self.context_tokens is None else self.context_tokens)
+            C = check_context_tokens(FULL if self.context_tokens is None else self.context_tokens)
             if C == FULL:
                 if self.stride is not None:
                     raise ValueError("stride applies to a number of context_tokens; with context_tokens='full' "
@@ -184,14 +177,14 @@ class StimulusExtractor(FeatureExtractor):
                 S = max(int(C) // 2, 1) if self.stride is None else self.stride
                 _check_positive("stride", S, integer=True)
                 S = int(S)
-        return {"context_tokens": C, "stride": S, "layers": _layers_key(self.layers), "intervention": None}
+        return {"context_tokens": C, "stride": S, "layers": layers_key(self.layers), "intervention": None}
 
     def _settings(self, stimuli: StimulusSet, checked: dict[str, Any]) -> dict[str, Any]:
         """Everything that changes the features (the cache key's content)."""
         settings = {
             "cache_version": CACHE_VERSION,
             "kind": STIMULI_KIND,
-            "model_identity": self._identity(),
+            "model_identity": self.model_identity(),
             "stimuli_sha256": stimuli.sha256(),
             "run": stimuli.name,
             "context": self.context,
@@ -212,15 +205,15 @@ class StimulusExtractor(FeatureExtractor):
         """Where the features of ``stimuli`` are cached (None without ``cache_dir``)."""
         if self.cache_dir is None:
             return None
-        stimuli = _check_stimuli(stimuli)
-        return self._path(stimuli, self._settings(stimuli, self._check_params()))
+        stimuli = check_stimuli(stimuli)
+        return self._path(stimuli, self._settings(stimuli, self.check_params()))
 
     def cached_path(self, stimuli: StimulusSet) -> Path | None:  # type: ignore[override]
         """The complete cache file holding the features of ``stimuli``, or None."""
         if self.cache_dir is None:
             return None
-        stimuli = _check_stimuli(stimuli)
-        found = self._find_cached(stimuli, self._check_params())
+        stimuli = check_stimuli(stimuli)
+        found = self._find_cached(stimuli, self.check_params())
         return None if found is None else found[0]
 
     def _cached(self, stimuli, checked, log):
@@ -246,9 +239,9 @@ class StimulusExtractor(FeatureExtractor):
             One row per stimulus, one array per requested layer (float32); ``attrs`` holds the
             provenance and the exact context of each stimulus.
         """
-        stimuli = _check_stimuli(stimuli)
-        log = _CallLog(self.verbose)
-        checked = self._check_params()
+        stimuli = check_stimuli(stimuli)
+        log = CallLog(self.verbose, logger)
+        checked = self.check_params()
         if self.cache_dir is not None:
             cached = self._cached(stimuli, checked, log)
             if cached is not None:
@@ -264,7 +257,7 @@ class StimulusExtractor(FeatureExtractor):
 
     def _compute(self, stimuli: StimulusSet, checked: dict[str, Any]) -> StimulusFeatures:  # type: ignore[override]
         lm = self.model_
-        log = _CallLog(self.verbose)
+        log = CallLog(self.verbose, logger)
         layers = resolve_layers(self.layers, lm.n_layers, repr(lm.name))
         prefix = sequence_prefix(lm, self.prepend_bos)
         C, S = checked["context_tokens"], checked["stride"]
@@ -336,124 +329,6 @@ class StimulusExtractor(FeatureExtractor):
         return (f"StimulusExtractor(model={getattr(self.model, 'name', self.model)!r}, layers={self.layers!r}, "
                 f"pooling={self.pooling!r}, context={self.context!r}, context_tokens={self.context_tokens!r}, "
                 f"prepend_bos={self.prepend_bos!r})")
-
-
-class StimulusTokens:
-    """The token streams of a stimulus set and the forward sequences that read them.
-
-    Attributes
-    ----------
-    input_ids : ndarray of int64
-        The token ids of every unit (a stimulus alone, or a group) one after the other.
-    stim_start, stim_stop, last_word_start : ndarray of int64, shape (n_stimuli,)
-        Each stimulus's tokens, and the first token of its last word (in ``input_ids``).
-    plan : ContextPlan
-        The forward sequences (in ``input_ids``) and, per stimulus, the sequence it is read from.
-    context_start, context_len : ndarray of int64, shape (n_stimuli,)
-        The exact context of each stimulus in tokens of its unit's own text (0 = the unit's
-        first token), as the story path records it.
-    context_text : list of str
-        The text read before each stimulus in its sequence.
-    """
-
-    def __init__(self, input_ids, stim_start, stim_stop, last_word_start, plan, context_start, context_len,
-                 context_text) -> None:
-        self.input_ids = input_ids
-        self.stim_start = stim_start
-        self.stim_stop = stim_stop
-        self.last_word_start = last_word_start
-        self.plan = plan
-        self.context_start = context_start
-        self.context_len = context_len
-        self.context_text = context_text
-
-
-def plan_stimuli(stimuli: StimulusSet, lm: Any, context: str = "none", context_tokens: Any = None,
-                 stride: int | None = None, n_special: int = 0) -> StimulusTokens:
-    """Tokenise a stimulus set and plan its forward sequences (see the module docstring).
-
-    Parameters
-    ----------
-    stimuli : StimulusSet
-    lm : LoadedModel
-    context : {"none", "group"}
-    context_tokens : int | "full" | None
-        With ``"group"``: tokens of the group before each stimulus (``"full"``: all).
-    stride : int | None
-        Causal models with a number of ``context_tokens``: the step between chunks.
-    n_special : int
-        Special tokens added to every sequence (prefix + suffix), to check the model's limit.
-
-    Raises
-    ------
-    ValueError
-        When a sequence would not fit the model's positions (naming the stimulus or group and
-        the fix); never truncated silently.
-    """
-    _check_option("context", context, STIMULUS_CONTEXTS)
-    units = [[i] for i in range(len(stimuli))] if context == "none" else \
-        [list(u) for u in stimuli.group_indices()]
-    n = len(stimuli)
-    stim_start = np.zeros(n, dtype=np.int64)
-    stim_stop = np.zeros(n, dtype=np.int64)
-    last_word = np.zeros(n, dtype=np.int64)
-    ctx_start = np.zeros(n, dtype=np.int64)
-    ctx_len = np.zeros(n, dtype=np.int64)
-    ctx_text = [""] * n
-    ids_parts, seq_start, seq_stop, word_seq = [], [], [], np.zeros(n, dtype=np.int64)
-    offset = n_seq = 0
-    limit = lm.max_positions
-    for unit in units:
-        words_of = [stimuli.texts[i].split() for i in unit]
-        words = [w for ws in words_of for w in ws]
-        al = align_tokens(words, lm.tokenizer)
-        counts = np.asarray([len(ws) for ws in words_of])
-        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        last = first + counts - 1
-        a, b, lw = al.word_start[first], al.word_stop[last], al.word_start[last]
-        # character start of each stimulus in the unit's joined text
-        lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
-        char_start = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])[first]
-        if context == "none":
-            plan = ContextPlan(a.copy(), b.copy(), np.zeros(1, dtype=np.int64), a.copy(), b - a)
-        else:
-            spans = TokenAlignment(al.input_ids, al.offsets, al.token_word, a, b, al.text)
-            C = context_tokens
-            policy = "strided" if lm.kind == "causal" else "window"
-            if C == FULL and lm.kind == "causal":
-                plan = plan_contexts(spans, "strided", FULL, 1, 0, "causal")
-            else:
-                plan = plan_contexts(spans, policy, C, stride or 1, 0, lm.kind)
-        longest = int(plan.seq_len.max()) + n_special
-        if limit is not None and longest > limit:
-            what = (f"stimulus {stimuli.ids[unit[0]]!r}" if context == "none"
-                    else f"group {stimuli.groups[unit[0]]!r}" if stimuli.groups else "the stimuli")
-            fix = ("shorten it" if context == "none" else
-                   f"give context_tokens a number (e.g. {max((limit - n_special) * 2 // 3, 1)}: context + "
-                   "stride + special tokens must fit)" if context_tokens == FULL else
-                   "lower context_tokens (or stride)")
-            raise ValueError(
-                f"{what} needs a forward sequence of {longest} positions ({n_special} special token(s) "
-                f"included), but model {lm.name!r} has at most {limit}: {fix}; neuroenc never truncates "
-                "silently."
-            )
-        for k, i in enumerate(unit):
-            cs = int(plan.context_start[k])
-            stim_start[i], stim_stop[i], last_word[i] = a[k] + offset, b[k] + offset, lw[k] + offset
-            ctx_start[i], ctx_len[i] = cs, int(plan.context_len[k])
-            word_seq[i] = int(plan.word_seq[k]) + n_seq
-            if cs < a[k]:
-                ctx_text[i] = al.text[int(al.offsets[cs, 0]):int(char_start[k])]
-        ids_parts.append(al.input_ids)
-        seq_start.append(plan.seq_start + offset)
-        seq_stop.append(plan.seq_stop + offset)
-        offset += al.n_tokens
-        n_seq += plan.n_sequences
-    seq_start_arr = np.concatenate(seq_start).astype(np.int64)
-    full_plan = ContextPlan(seq_start_arr, np.concatenate(seq_stop).astype(np.int64), word_seq,
-                            ctx_start, ctx_len)
-    return StimulusTokens(np.concatenate(ids_parts).astype(np.int64), stim_start, stim_stop, last_word,
-                          full_plan, ctx_start, ctx_len, ctx_text)
 
 
 def extract_stimulus_features(stimuli: StimulusSet, model: Any, **params: Any) -> StimulusFeatures:

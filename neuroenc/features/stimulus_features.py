@@ -13,13 +13,22 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path, json_default_strict
+from .._io import atomic_path
 from ..stimuli.stimulus_set import StimulusSet
-from .cache import CHECKSUM, FEATURES_FORMAT, STIMULI_KIND, _check_feature_file, _read, _write_layer
-from .layers import resolve_stored_layers
+from .cache import (
+    CONTEXT_ARRAYS,
+    FEATURES_FORMAT,
+    STIMULI_KIND,
+    check_feature_file,
+    read_dataset,
+    read_layers,
+    read_strings,
+    write_layers,
+)
+from .layers import LayerArrays
 
 
-class StimulusFeatures:
+class StimulusFeatures(LayerArrays):
     """Per-layer features of a stimulus set: row ``i`` of every layer is stimulus ``ids[i]``.
 
     Parameters
@@ -52,22 +61,14 @@ class StimulusFeatures:
         if len(self.texts) != n or (self.groups is not None and len(self.groups) != n):
             raise ValueError(f"StimulusFeatures {name!r}: {n} ids, {len(self.texts)} texts"
                              + (f", {len(self.groups)} groups" if self.groups is not None else "") + ".")
-        self._layers = {}
-        for idx, arr in layers.items():
-            shape = getattr(arr, "shape", None) or np.shape(arr)
-            if len(shape) != 2 or shape[0] != n:
-                raise ValueError(f"StimulusFeatures {name!r}: layer {idx} has shape {tuple(shape)}, expected "
-                                 f"({n}, n_features) for the {n} stimuli.")
-            self._layers[int(idx)] = arr
         self.name = str(name)
+        self._store_layers(layers, n, f"for the {n} stimuli")
         self.model = model
         self.n_model_layers = int(n_model_layers) if n_model_layers is not None else max(self._layers) + 1
         self.attrs = dict(attrs or {})
 
-    @property
-    def layer_indices(self) -> list[int]:
-        """The layer indices held, sorted."""
-        return sorted(self._layers)
+    def _label(self) -> str:
+        return f"StimulusFeatures {self.name!r}"
 
     @property
     def n_stimuli(self) -> int:
@@ -77,39 +78,6 @@ class StimulusFeatures:
     def stimuli(self) -> StimulusSet:
         """The stimuli as a :class:`~neuroenc.stimuli.StimulusSet`."""
         return StimulusSet(self.ids, self.texts, self.groups, name=self.name)
-
-    def n_features(self, layer: int | None = None) -> int:
-        """Number of columns of ``layer`` (default: the first layer held)."""
-        layer = self.layer_indices[0] if layer is None else layer
-        return int(self._layers[self._check_layer(layer)].shape[1])
-
-    def _check_layer(self, layer: int) -> int:
-        if int(layer) not in self._layers:
-            raise KeyError(f"StimulusFeatures {self.name!r} (model {self.model!r}) has no layer {layer}; it "
-                           f"has layers {self.layer_indices}.")
-        return int(layer)
-
-    def __getitem__(self, layer: int) -> np.ndarray:
-        """The features of one layer as a float ndarray, shape (n_stimuli, n_features)."""
-        return np.asarray(self._layers[self._check_layer(layer)][()])
-
-    def __contains__(self, layer: object) -> bool:
-        return layer in self._layers
-
-    def __len__(self) -> int:
-        return len(self._layers)
-
-    def __iter__(self):
-        return iter(self.layer_indices)
-
-    def relative_depth(self, layer: int | Iterable[int] | None = None) -> np.ndarray | float:
-        """Relative depth ``layer / (n_model_layers - 1)`` (0 = embeddings)."""
-        denom = max(self.n_model_layers - 1, 1)
-        if layer is None:
-            return np.asarray(self.layer_indices, dtype=float) / denom
-        if np.isscalar(layer):
-            return float(layer) / denom
-        return np.asarray(list(layer), dtype=float) / denom
 
     def select(self, layers: Iterable[int]) -> "StimulusFeatures":
         """The same features with only some layers (no copy)."""
@@ -132,9 +100,6 @@ class StimulusFeatures:
 
 
 # ---------------------------------------------------------------------- HDF5
-_ARRAYS = ("context_start", "context_len")
-
-
 def save_stimulus_features(features: StimulusFeatures, path: str | os.PathLike) -> Path:
     """Write :class:`StimulusFeatures` to an HDF5 feature file, atomically.
 
@@ -154,7 +119,7 @@ def save_stimulus_features(features: StimulusFeatures, path: str | os.PathLike) 
 
     path = Path(path)
     attrs = dict(features.attrs)
-    arrays = {k: np.asarray(attrs.pop(k), dtype=np.int64) for k in _ARRAYS if k in attrs}
+    arrays = {k: np.asarray(attrs.pop(k), dtype=np.int64) for k in CONTEXT_ARRAYS if k in attrs}
     context_text = attrs.pop("context_text", None)
     surprisal = attrs.pop("surprisal", None)
     provenance = {**attrs, "run": features.name, "model": features.model,
@@ -174,25 +139,8 @@ def save_stimulus_features(features: StimulusFeatures, path: str | os.PathLike) 
             f.create_dataset(name, data=arr, fletcher32=True)
         if surprisal is not None:
             f.create_dataset("surprisal", data=np.asarray(surprisal, dtype=np.float64), fletcher32=True)
-        group = f.create_group("layers")
-        for idx in features.layer_indices:
-            _write_layer(group, idx, features[idx])
-        f.attrs["provenance"] = json.dumps(provenance, default=json_default_strict, sort_keys=True)
-        for key, value in provenance.items():
-            if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
-                f.attrs[key] = value
-            elif value is None:
-                f.attrs[key] = "none"
-            else:
-                f.attrs[key] = json.dumps(value, default=json_default_strict, sort_keys=True)
-        f.attrs["layer_indices"] = np.asarray(features.layer_indices, dtype=np.int64)
-        f.attrs["checksums"] = CHECKSUM
-        f.attrs["complete"] = True
+        write_layers(f, features, provenance)
     return path
-
-
-def _strings(f: Any, name: str, path: Path) -> list[str]:
-    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in _read(f, name, path)]
 
 
 def is_stimulus_file(path: str | os.PathLike) -> bool:
@@ -224,7 +172,7 @@ def load_stimulus_features(path: str | os.PathLike, layers: Any = None) -> Stimu
     """
     import h5py
 
-    path = _check_feature_file(path)
+    path = check_feature_file(path)
     with h5py.File(path, "r") as f:
         if f.attrs.get("kind") != STIMULI_KIND:
             raise ValueError(
@@ -232,24 +180,16 @@ def load_stimulus_features(path: str | os.PathLike, layers: Any = None) -> Stimu
                 "stimulus-level features; read it with neuroenc.features.load_features, and fit it with "
                 "`neuroenc fit --features FILE --responses R --tr TR`."
             )
-        stored = [int(i) for i in f.attrs["layer_indices"]]
-        n_model_layers = f.attrs.get("n_model_layers")
-        n_model_layers = int(n_model_layers) if isinstance(n_model_layers, (int, np.integer)) else None
-        wanted = stored if layers is None else resolve_stored_layers(
-            layers, stored, n_model_layers, repr(str(f.attrs.get("model", path))))
-        missing = [i for i in wanted if i not in stored]
-        if missing:
-            raise ValueError(f"Feature file {str(path)!r} has no layer(s) {missing}; it holds layers {stored}.")
-        data = {i: _read(f, f"layers/{i}", path) for i in wanted}
+        data = read_layers(f, path, layers)
         provenance = json.loads(f.attrs["provenance"])
-        ids = _strings(f, "stimulus_ids", path)
-        texts = _strings(f, "texts", path)
-        groups = _strings(f, "groups", path) if "groups" in f else None
+        ids = read_strings(f, "stimulus_ids", path)
+        texts = read_strings(f, "texts", path)
+        groups = read_strings(f, "groups", path) if "groups" in f else None
         if "context_text" in f:
-            provenance["context_text"] = _strings(f, "context_text", path)
-        for name in _ARRAYS + ("surprisal",):
+            provenance["context_text"] = read_strings(f, "context_text", path)
+        for name in CONTEXT_ARRAYS + ("surprisal",):
             if name in f:
-                provenance[name] = _read(f, name, path)
+                provenance[name] = read_dataset(f, name, path)
     name = provenance.pop("run", "stimuli")
     model = provenance.pop("model", None)
     n_layers = provenance.pop("n_model_layers", None)

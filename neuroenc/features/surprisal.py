@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from .._validation import _check_option
-from .context import FULL, ContextPlan, _check_context_tokens, plan_contexts
-from .extract import AUTO_TOKEN_BUDGET, _batch_inputs, _check_positions
+from .context import FULL, ContextPlan, check_context_tokens, plan_contexts
+from .extract import AUTO_TOKEN_BUDGET, batch_inputs, check_positions
 from .models import LoadedModel, load_model, sequence_prefix
+from .stimulus_plan import STIMULUS_CONTEXTS, check_stimuli, plan_stimuli
 from .tokens import align_tokens
 
 logger = logging.getLogger(__name__)
@@ -150,11 +151,11 @@ def _run_surprisal(lm: LoadedModel, input_ids: np.ndarray, plan: ContextPlan, st
     else:
         size = int(batch_size)
     order = np.argsort(-lengths, kind="stable")
-    tokens = SimpleNamespace(input_ids=input_ids)  # what _batch_inputs reads of an alignment
+    tokens = SimpleNamespace(input_ids=input_ids)  # what batch_inputs reads of an alignment
     with torch.inference_mode():
         for b0 in range(0, plan.n_sequences, size):
             seqs = order[b0:b0 + size]
-            ids_t, mask, _, offset, _ = _batch_inputs(lm, tokens, plan, seqs, lengths, prefix,
+            ids_t, mask, _, offset, _ = batch_inputs(lm, tokens, plan, seqs, lengths, prefix,
                                                       np.zeros(0, dtype=np.int64), pad_id)
             acc.add(seqs, lm.hidden_states(ids_t, mask)[-1], offset)
     return acc.result()
@@ -198,14 +199,14 @@ def word_surprisal(words: Any, model: Any, context_tokens: int | str = "full", s
     lm = load_model(model, device=device, dtype=dtype)
     words = list(getattr(words, "words", words))
     prefix = sequence_prefix(lm, prepend_bos)
-    C = _check_context_tokens(context_tokens)
+    C = check_context_tokens(context_tokens)
     al = align_tokens(words, lm.tokenizer)
     if C == FULL:
-        _check_positions(lm, al.n_tokens + len(prefix), f"context_tokens='full' (all {al.n_tokens} tokens of the run)")
+        check_positions(lm, al.n_tokens + len(prefix), f"context_tokens='full' (all {al.n_tokens} tokens of the run)")
         plan = plan_contexts(al, "strided", FULL, 1, 0, "causal")
     else:
         S = max(int(C) // 2, 1) if stride is None else int(stride)
-        _check_positions(lm, int(C) + S + len(prefix), f"context_tokens={C} + stride={S}")
+        check_positions(lm, int(C) + S + len(prefix), f"context_tokens={C} + stride={S}")
         plan = plan_contexts(al, "strided", C, S, 0, "causal")
     out = _run_surprisal(lm, al.input_ids, plan, al.word_start, al.word_stop, prefix, batch_size)
     _warn_undefined(out, "word(s)")
@@ -234,15 +235,13 @@ def stimulus_surprisal(stimuli: Any, model: Any, context: str = "none", context_
         For a one-word stimulus, that word's surprisal; NaN where the first token has nothing
         before it.
     """
-    from .stimuli import STIMULUS_CONTEXTS, _check_stimuli, plan_stimuli
-
-    stimuli = _check_stimuli(stimuli)
+    stimuli = check_stimuli(stimuli)
     _check_option("context", context, STIMULUS_CONTEXTS)
     lm = load_model(model, device=device, dtype=dtype)
     prefix = sequence_prefix(lm, prepend_bos)
     C = S = None
     if context == "group":
-        C = _check_context_tokens(FULL if context_tokens is None else context_tokens)
+        C = check_context_tokens(FULL if context_tokens is None else context_tokens)
         S = None if C == FULL else (max(int(C) // 2, 1) if stride is None else int(stride))
     tokens = plan_stimuli(stimuli, lm, context, C, S, len(prefix))
     out = _run_surprisal(lm, tokens.input_ids, tokens.plan, tokens.stim_start, tokens.stim_stop, prefix,

@@ -102,7 +102,7 @@ def align_tokens(words: Any, tokenizer: Any) -> TokenAlignment:
     starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
     char_word = np.full(len(text), -1, dtype=np.int64)
     word_of_char = np.repeat(np.arange(len(words)), lengths)
-    char_pos = (np.repeat(starts, lengths) + _ranges(lengths)).astype(np.int64)
+    char_pos = (np.repeat(starts, lengths) + concatenated_ranges(lengths)).astype(np.int64)
     char_word[char_pos] = word_of_char
     # Spaces inside words (a word like "New York") are not joining spaces but still spaces.
     is_space = np.fromiter((c.isspace() for c in text), dtype=bool, count=len(text))
@@ -147,7 +147,7 @@ def align_tokens(words: Any, tokenizer: Any) -> TokenAlignment:
     return TokenAlignment(ids, offsets, token_word, word_start, word_stop, text)
 
 
-def _ranges(lengths: np.ndarray) -> np.ndarray:
+def concatenated_ranges(lengths: np.ndarray) -> np.ndarray:
     """``concatenate([arange(n) for n in lengths])`` without a Python loop."""
     total = int(lengths.sum())
     if total == 0:

@@ -160,3 +160,23 @@ def cube_from_folds(results: EncodingResults, subject: str | None = None) -> Sco
     if results.fold_r2 is not None:
         cube.layer_fields["r2"] = results.fold_r2[:, order]
     return cube
+
+
+def unit_columns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Values of units (axis 0: subjects, folds...) as columns, for statistics across units.
+
+    Returns ``(flat, finite, data, count)``: the values as float64, shape (n_units, n_columns);
+    which are finite; the values with 0 in place of NaN/inf (so that sums skip them); and each
+    column's number of finite values.
+
+    Raises
+    ------
+    ValueError
+        If there is no unit along axis 0.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim < 1 or values.shape[0] == 0:
+        raise ValueError(f"'values' must have at least one unit along axis 0, got shape {values.shape}.")
+    flat = values.reshape(values.shape[0], -1)
+    finite = np.isfinite(flat)
+    return flat, finite, np.where(finite, flat, 0.0), finite.sum(0)

@@ -43,8 +43,16 @@ import numpy as np
 
 from .._validation import _check_option, _preview
 from ..encoding.results import EncodingResults
-from ..responses.space import (CompositeSpace, ParcelSpace, RoiSpace, SensorSpace, SurfaceSpace,
-                               TargetSpace, VolumeSpace, space_from_dict)
+from ..responses.space import (
+    CompositeSpace,
+    ParcelSpace,
+    RoiSpace,
+    SensorSpace,
+    SurfaceSpace,
+    TargetSpace,
+    VolumeSpace,
+    space_from_dict,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -297,29 +305,27 @@ def surface_values(
     surf = load_mesh(mesh)
     n = {h: surf["inflated"].parts[h].n_vertices for h in ("left", "right")}
     values = np.asarray(values, dtype=np.float64).reshape(-1)
+    fix = "the targets are not on this mesh"
+    named = _vertex_indices(names) if surface is None and names is not None else None
+    if named is not None:
+        if len(names) != values.size:
+            raise ValueError(f"got {values.size} values for {len(names)} target names.")
+        vertex_index = np.zeros(len(names), dtype=np.int64)
+        hemis = [""] * len(names)
+        for side, (pos, vertex) in named.items():
+            vertex_index[pos] = vertex
+            for p in pos:
+                hemis[p] = side
+        surface = SurfaceSpace(vertex_index, hemis)
+        fix = "set provenance['mesh'] to the mesh of the data"
     if surface is not None:
         for side, (_, vertex) in surface.by_hemisphere().items():
             if vertex.max() >= n[side]:
                 raise ValueError(
                     f"vertex {int(vertex.max())} of the {side} hemisphere is outside {mesh} "
-                    f"({n[side]} vertices); the targets are not on this mesh."
+                    f"({n[side]} vertices); {fix}."
                 )
         return surface.to_vertices(values, n_vertices=n)
-    named = _vertex_indices(names) if names is not None else None
-    if named is not None:
-        if len(names) != values.size:
-            raise ValueError(f"got {values.size} values for {len(names)} target names.")
-        out = {}
-        for side, (pos, vertex) in named.items():
-            if vertex.max() >= n[side]:
-                raise ValueError(
-                    f"vertex {int(vertex.max())} of the {side} hemisphere is outside {mesh} "
-                    f"({n[side]} vertices); set provenance['mesh'] to the mesh of the data."
-                )
-            full = np.full(n[side], np.nan)
-            full[vertex] = values[pos]
-            out[side] = full
-        return out
     expected = n["left"] + n["right"] if hemi == "both" else n[hemi]
     if values.size != expected:
         raise ValueError(

@@ -20,7 +20,7 @@ from ..encoding.results import EncodingResults
 
 logger = logging.getLogger(__name__)
 
-def _expand(source: str | os.PathLike) -> list[Path]:
+def results_files(source: str | os.PathLike) -> list[Path]:
     """A results path, a folder (its ``*.h5`` files) or a glob pattern, as a sorted list of files."""
     text = str(source)
     path = Path(text).expanduser()
@@ -71,7 +71,7 @@ def load_results(
             raise TypeError(
                 f"results must be paths or EncodingResults, got {type(source).__name__} instead."
             )
-        for path in _expand(source):
+        for path in results_files(source):
             res = EncodingResults.load(path)
             res.provenance.setdefault("results_dir", str(path.resolve().parent))
             res.provenance.setdefault("results_file", path.name)

@@ -55,11 +55,11 @@ from ..encoding.compare import (
 )
 from ..encoding.results import P_MAX_OVER_LAYERS
 from ..encoding.stats import fdr_bh
-from ._cube import ScoreCube, cube_from_table
+from ._cube import ScoreCube, cube_from_table, unit_columns
 from .layers import (
     NEGATIVE_POLICIES,
-    _best_index,
     attach_best_pvalues,
+    best_index,
     best_layer_pvalues,
     preference_index,
 )
@@ -99,13 +99,8 @@ def sign_flip_test(
     _check_option("alternative", alternative, ALTERNATIVES)
     rng = _check_random_state(random_state)
     values = np.asarray(values, dtype=np.float64)
-    if values.ndim < 1 or values.shape[0] == 0:
-        raise ValueError(f"'values' must have at least one unit along axis 0, got shape {values.shape}.")
-    n_units = values.shape[0]
-    flat = values.reshape(n_units, -1)
-    finite = np.isfinite(flat)
-    data = np.where(finite, flat, 0.0)
-    count = finite.sum(0)
+    flat, _, data, count = unit_columns(values)
+    n_units = flat.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         observed = data.sum(0) / count
 
@@ -150,7 +145,8 @@ def _random_signs(rng: np.random.Generator, n_permutations: int, n: int, batch: 
         done += size
 
 
-def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
+def nanmean(x: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmean`` without the warning of an all-NaN slice (NaN there)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(x, axis=axis)
@@ -176,8 +172,8 @@ def group_from_cube(
     rng = _check_random_state(random_state)
     values = cube.values(score)
     n_s, n_l, n_t = values.shape
-    profile = _nanmean(values, axis=0)  # (L, T)
-    best, valid = _best_index(profile, axis=0)
+    profile = nanmean(values, axis=0)  # (L, T)
+    best, valid = best_index(profile, axis=0)
     cols = np.arange(n_t)
     safe = np.clip(best, 0, None)
     at_best = np.where(valid, profile[safe, cols], np.nan)
@@ -199,10 +195,10 @@ def group_from_cube(
     }
     base = cube.baseline(score)
     if base is not None:
-        out[f"baseline_{score}"] = _nanmean(base, axis=0)
+        out[f"baseline_{score}"] = nanmean(base, axis=0)
         out["gain_over_baseline"] = at_best - out[f"baseline_{score}"]
     if "noise_ceiling" in cube.target_fields:
-        ceiling = _nanmean(cube.target_fields["noise_ceiling"], axis=0)
+        ceiling = nanmean(cube.target_fields["noise_ceiling"], axis=0)
         out["noise_ceiling"] = ceiling
         if score == "r":
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -270,7 +266,7 @@ def _loso_best(values: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.n
     for s in range(n_s):
         with np.errstate(invalid="ignore", divide="ignore"):
             others = (total - data[s]) / (count - finite[s])
-        b, v = _best_index(others[rows], axis=0)
+        b, v = best_index(others[rows], axis=0)
         best[s] = np.where(v, rows[np.clip(b, 0, None)], -1)
         valid[s] = v
     return best, valid

@@ -155,7 +155,7 @@ def preference_index(
     return np.where(total > 0, index, np.nan)
 
 
-def _best_index(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+def best_index(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """``nanargmax`` along ``axis`` that tolerates all-NaN slices (index -1 and a False mask there)."""
     finite = np.isfinite(values)
     valid = finite.any(axis=axis)
@@ -175,7 +175,7 @@ def best_layers_from_cube(cube: ScoreCube, *, score: str = "r", negative: str = 
     _check_option("negative", negative, NEGATIVE_POLICIES)
     values = cube.values(score)
     n_u, n_l, n_t = values.shape
-    best, valid = _best_index(values, axis=1)
+    best, valid = best_index(values, axis=1)
     out = {
         cube.unit: np.repeat(np.asarray(cube.units, dtype=object), n_t),
         "target": np.tile(np.asarray(cube.targets, dtype=object), n_u),

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import _check_positive, _check_random_state
-from ._cube import ScoreCube, cube_from_table
+from ._cube import ScoreCube, cube_from_table, unit_columns
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +57,10 @@ def bootstrap_mean_ci(
     ci = _check_ci(ci)
     rng = _check_random_state(random_state)
     values = np.asarray(values, dtype=np.float64)
-    if values.ndim < 1 or values.shape[0] == 0:
-        raise ValueError(f"'values' must have at least one unit along axis 0, got shape {values.shape}.")
-    n_units = values.shape[0]
-    flat = values.reshape(n_units, -1)
-    finite = np.isfinite(flat)
-    data = np.where(finite, flat, 0.0)
+    flat, finite, data, count = unit_columns(values)
+    n_units = flat.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = data.sum(0) / finite.sum(0)
+        mean = data.sum(0) / count
     low = np.full(flat.shape[1], np.nan)
     high = np.full(flat.shape[1], np.nan)
     if n_units >= 2:

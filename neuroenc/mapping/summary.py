@@ -17,7 +17,7 @@ from ..encoding.compare import DEFAULT_ALPHA, LayerComparison, best_rows
 from ..encoding.results import EncodingResults
 from ._cube import ScoreCube, cube_from_folds, cube_from_results
 from .collect import load_results, scores_table
-from .group import _nanmean, group_from_cube
+from .group import group_from_cube, nanmean
 from .layers import NEGATIVE_POLICIES, attach_best_pvalues, best_layers_from_cube
 from .profiles import profiles_from_cube
 from .stability import split_half_stability
@@ -137,13 +137,37 @@ def describe_target(row: Any, score: str = "r", n_subjects: int = 1) -> str:
     return text
 
 
+def group_best_table(results: EncodingResults) -> pd.DataFrame:
+    """Best layer per target of one results file (e.g. the group-mean fit): :meth:`EncodingResults.best`.
+
+    ``depth`` repeats ``best_depth`` and ``r_last_layer`` repeats ``r_last`` under the names
+    earlier versions of this table used.
+    """
+    table = results.best()
+    table.insert(2, "depth", table["best_depth"])
+    table["r_last_layer"] = table["r_last"]
+    return table
+
+
+def parse_layer_set(text: str) -> list[int]:
+    """The layers of a best-layer set as written in tables: ``"3, 12–14"`` -> ``[3, 12, 13, 14]``.
+
+    The inverse of :func:`~neuroenc.encoding.compare.format_layer_set` (ranges use an en dash).
+    """
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, _, hi = part.partition("–")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def _fmt_p(p: float) -> str:
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
 
 def _mean_over_targets(cube: ScoreCube, score: str) -> ScoreCube:
     """A cube with one pseudo-target: the mean score over all targets."""
-    mean = _nanmean(cube.values(score), axis=2)[..., None]
+    mean = nanmean(cube.values(score), axis=2)[..., None]
     return ScoreCube(
         unit=cube.unit,
         units=cube.units,

@@ -46,11 +46,8 @@ import numpy as np
 import yaml
 
 from .._settings import Interval, ListOf, Section, Setting, merge_settings, settings_of, union_settings
+from .._validation import ConfigError
 from ..encoding.memory import MEMORY_FRACTION
-
-
-class ConfigError(ValueError):
-    """A run configuration is invalid."""
 
 
 @dataclass
@@ -166,7 +163,7 @@ def data_kind(loader: str, allow_code: bool | None = False) -> str:
     ``model``, ``alignment`` and ``encoding`` sections hold; ``"either"`` when it cannot be
     told without importing code the config may not run yet (a ``"package.module:function"``
     loader without the opt-in), or for an unknown loader (the run reports it)."""
-    from .loaders import loader_kind  # loaders reads DatasetConfig and ConfigError from here
+    from .loaders import loader_kind  # the loaders and their packages, only when a config is read
 
     return loader_kind(loader, allow_code) or "either" if loader else "story"
 
@@ -324,7 +321,7 @@ class RunConfig:
         if self.kind in KINDS:
             extractor = StimulusExtractor if self.kind == "stimuli" else FeatureExtractor
             try:
-                extractor(self.model.name, **self.model.kwargs(extractor))._check_params()
+                extractor(self.model.name, **self.model.kwargs(extractor)).check_params()
             except (ValueError, TypeError) as err:
                 raise ConfigError(f"model settings{where}: {err}") from None
         kind = self.executor.kind

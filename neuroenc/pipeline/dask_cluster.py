@@ -23,6 +23,7 @@ import contextlib
 import difflib
 import importlib.util
 import inspect
+import ipaddress
 import logging
 import re
 from collections.abc import Iterator
@@ -282,10 +283,27 @@ def make_security(options: dict[str, Any] | None, address: str | None = None,
     return Security(require_encryption=require, **kwargs)
 
 
+def address_host(address: str) -> str:
+    """The host of ``proto://host:port`` (brackets of an IPv6 address dropped)."""
+    rest = address.split("://", 1)[-1]
+    host = rest.rsplit(":", 1)[0]
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a scheduler address is on this machine's loopback interface (127.0.0.0/8,
+    ``::1`` or ``localhost``); host names are not resolved."""
+    host = address_host(address)
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def warn_if_exposed(address: str) -> None:
     """Warn when a scheduler on another machine is reached without encryption."""
-    from .trust import is_loopback
-
     protocol = address.split("://", 1)[0]
     if protocol not in _ENCRYPTED and not is_loopback(address):
         logger.warning(

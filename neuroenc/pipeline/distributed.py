@@ -36,14 +36,16 @@ from typing import Any
 
 import numpy as np
 
+from .._logging import show_progress
 from .._validation import NeuroencError
 from ..encoding import make_cv
+from ..encoding.memory import FitShape, partition_fit
 from .config import ConfigError, RunConfig, resolve_kind
 from .dask_cluster import check_slurm_options, connect, make_security, parse_executor, worker_memory
-from ..encoding.memory import FitShape, partition_fit
 from .dask_worker import PLUGIN_NAME, WorkerCache, extract_task, fit_task, merge_task
 from .loaders import GROUP, load_dataset
-from .run import RunOutput, _finish_run
+from .optin import code_allowed
+from .output import RunOutput, finish_run
 from .tasks import (
     make_extractor,
     noise_ceilings,
@@ -53,7 +55,7 @@ from .tasks import (
     results_path,
     subject_data_hash,
 )
-from .trust import check_trust, code_allowed
+from .trust import check_trust
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ class TaskError(NeuroencError, RuntimeError):
 class _Tracker:
     """Submits tasks, follows them as they finish (progress bar, callback) and counts them."""
 
-    def __init__(self, client: Any, retries: int, verbose: bool, callback: Callable | None):
+    def __init__(self, client: Any, retries: int, verbose: bool | str | int | None, callback: Callable | None):
         self.client = client
         self.retries = retries
         self.verbose = verbose
@@ -92,7 +94,7 @@ class _Tracker:
         from tqdm.auto import tqdm
 
         records = []
-        bar = tqdm(total=len(futures), desc=desc, unit="task", disable=not self.verbose)
+        bar = tqdm(total=len(futures), desc=desc, unit="task", disable=not show_progress(self.verbose))
         try:
             for future in as_completed(futures):
                 if future.status != "finished":
@@ -237,7 +239,7 @@ def _check_retries(retries: Any) -> int:
 def run_distributed(
     config: RunConfig,
     *,
-    verbose: bool = True,
+    verbose: bool | str | int | None = None,
     client: Any = None,
     layers_per_task: int | None = None,
     target_chunk: int | None = None,
@@ -252,8 +254,9 @@ def run_distributed(
     config : RunConfig
         The run; ``executor.kind`` picks the cluster and ``executor.retries`` the retries of
         each task.
-    verbose : bool
-        Progress bars (tasks as they finish) and info messages (the dashboard link).
+    verbose : bool | str | int | None
+        Progress bars (tasks as they finish) and info messages (the dashboard link); mne's
+        convention, as :func:`~neuroenc.pipeline.run_pipeline`'s.
     client : distributed.Client | None
         Run on this client's cluster instead of the one ``executor.kind`` names (left open).
     layers_per_task, target_chunk : int | None
@@ -379,7 +382,7 @@ def run_distributed(
         tracker.wait(pending, "fit")
         timings["fit"] = time.time() - t0
 
-    output = _finish_run(config, features, results, timings)
+    output = finish_run(config, features, results, timings)
     output.tasks = dict(tracker.counts)
     logger.info("tasks: %s", ", ".join(f"{k} {v}" for k, v in output.tasks.items()))
     return output

@@ -6,13 +6,17 @@ import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._validation import ConfigError
+from ..datasets import EncodingDataset
 from ..responses import Response
-from ..datasets._base import EncodingDataset
-from .config import ConfigError, DatasetConfig
+from .optin import OPT_IN, code_allowed
+
+if TYPE_CHECKING:  # the config reads the loaders' kinds, so this module does not import it
+    from .config import DatasetConfig
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +88,6 @@ def check_loader(name: str, allow_code: bool | None = False, where: str = "") ->
     ConfigError
         For an unknown name, or a function named without the opt-in.
     """
-    from .trust import OPT_IN, code_allowed
-
     if name in LOADERS:
         return "registered"
     if name in _entry_points():
@@ -237,7 +239,8 @@ def add_group_mean(dataset: EncodingDataset) -> None:
         stack = []
         for s in have:
             resp = dataset.responses[s][run]
-            if (resp.n_samples, resp.period, resp.start, resp.names) != (first.n_samples, first.period, first.start, first.names):
+            grid = (resp.n_samples, resp.period, resp.start, resp.names)
+            if grid != (first.n_samples, first.period, first.start, first.names):
                 raise ConfigError(
                     f"group_mean: subject {s!r} run {run!r} is on another grid or has other targets "
                     f"than subject {have[0]!r} ({resp!r} vs {first!r}); group means need identical grids."

@@ -31,6 +31,7 @@ from .. import __version__
 from .._validation import _sha256_file
 from .config import ConfigError, RunConfig
 from .loaders import GROUP, is_stimulus_loader, load_dataset
+from .output import RunOutput
 from .tasks import (
     blas_threads,
     cache_dir,
@@ -53,7 +54,7 @@ def is_stimulus_config(config: RunConfig) -> bool:
     return is_stimulus_loader(config.dataset.loader, allow_code=config.allow_code)
 
 
-def make_stimulus_extractor(config: RunConfig, verbose: Any = None, surprisal: bool = False):
+def make_stimulus_extractor(config: RunConfig, verbose: bool | str | int | None = None, surprisal: bool = False):
     """The :class:`~neuroenc.features.StimulusExtractor` of a config's ``model`` section.
 
     The section is StimulusExtractor's (:func:`~neuroenc.pipeline.config.section_settings`):
@@ -94,8 +95,8 @@ def compute_regressors(config: RunConfig, dataset: Any, extractor: Any, names: l
             f"encoding.baseline names unknown regressor(s) {unknown}: use those of the data set "
             f"{sorted(dataset.regressors)} or computed ones {list(COMPUTED_REGRESSORS)}."
         )
-    params = extractor._check_params()
-    key_src = {"stimuli": stimuli.sha256(), "names": names, "model": extractor._identity(),
+    params = extractor.check_params()
+    key_src = {"stimuli": stimuli.sha256(), "names": names, "model": extractor.model_identity(),
                "context": extractor.context, "context_tokens": params["context_tokens"],
                "stride": params["stride"], "prepend_bos": extractor.prepend_bos, "version": __version__}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:20]
@@ -193,14 +194,12 @@ def stimulus_data_hash(responses: Any) -> str:
     return h.hexdigest()
 
 
-def run_stimulus_pipeline(config: RunConfig, verbose: bool = True):
+def run_stimulus_pipeline(config: RunConfig, verbose: bool | str | int | None = None):
     """Run a stimulus-level config end to end (see the module docstring); returns a
-    :class:`~neuroenc.pipeline.RunOutput`."""
+    :class:`~neuroenc.pipeline.RunOutput`. ``verbose``: as :func:`~neuroenc.pipeline.run_pipeline`'s."""
     from ..encoding import fit_stimuli
     from ..encoding.stimulus_fit import baseline_scores, stimulus_cv
     from ..mapping import map_layers
-    from .run import RunOutput
-
     if config.executor.kind != "serial":
         raise ConfigError(
             f"executor.kind {config.executor.kind!r}: stimulus-level runs (loader {config.dataset.loader!r}) run "
@@ -216,7 +215,7 @@ def run_stimulus_pipeline(config: RunConfig, verbose: bool = True):
     t0 = time.time()
     enc = config.encoding
     names = list(enc.baseline or [])
-    extractor = make_stimulus_extractor(config, verbose=None if verbose else "warning",
+    extractor = make_stimulus_extractor(config, verbose=verbose,
                                         surprisal="surprisal" in names)
     if extractor.context == "group" and not dataset.stimuli.has_groups:
         raise ConfigError("model.context: group reads each stimulus after its group's earlier stimuli, but the "

@@ -68,7 +68,7 @@ def mapping_params(config: RunConfig) -> dict[str, Any]:
     return {}
 
 
-def make_extractor(config: RunConfig, model: Any = None, verbose: Any = None):
+def make_extractor(config: RunConfig, model: Any = None, verbose: bool | str | int | None = None):
     """A :class:`~neuroenc.features.FeatureExtractor` for the config (``model``: a loaded
     model to reuse, else the config's model name, loaded on first use).
 
@@ -203,10 +203,9 @@ def _permutation_scheme(config: RunConfig, design: Any, features: dict[str, Any]
     layers), so that target chunks and layer subsets fitted apart use the same one."""
     import warnings
 
+    from ..encoding import make_cv
     from ..encoding.sweep import resolve_permutation
     from ..features import read_feature_info
-
-    from ..encoding import make_cv
 
     enc = config.encoding
     if enc.permutation != "auto" or not enc.n_permutations:
@@ -247,7 +246,7 @@ def fit_subject(
     noise_ceiling: np.ndarray | None = None,
     out: str | Path | None = None,
     dataset: Any = None,
-    verbose: bool = False,
+    verbose: bool | str | int | None = False,
 ) -> Path:
     """Fit the encoding models of one subject and write its results file.
 

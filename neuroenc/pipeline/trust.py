@@ -25,7 +25,6 @@ from the config file. Values given by the caller rather than read from the file 
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import re
@@ -33,25 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, RunConfig
+from .dask_cluster import is_loopback, parse_executor
+from .loaders import check_loader
+from .optin import OPT_IN, code_allowed
 
 logger = logging.getLogger(__name__)
 
-#: The environment variable that opts in, as ``--allow-code`` does.
-ALLOW_CODE_ENV = "NEUROENC_ALLOW_CODE"
-#: How to opt in, for messages.
-OPT_IN = f"pass --allow-code to `neuroenc run` (allow_code=True in Python) or set {ALLOW_CODE_ENV}=1"
 #: ``executor.slurm`` options that are shell code run in every job.
 SLURM_SHELL_KEYS = ("job_script_prologue", "python", "worker_command", "shebang")
 #: Characters that end a line of a job script or start another shell command.
 _SHELL_META = re.compile(r"[\n\r;&|`<>]|\$\(")
-
-
-def code_allowed(allow_code: bool | None = None) -> bool:
-    """Whether the opt-in is given: ``allow_code``, else the ``NEUROENC_ALLOW_CODE`` variable
-    (``1``, ``true``, ``yes`` or ``on``)."""
-    if allow_code:
-        return True
-    return os.environ.get(ALLOW_CODE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def from_caller(config: RunConfig, key: str) -> bool:
@@ -140,28 +130,7 @@ def cache_dir(config: RunConfig) -> Path:
 
 
 # ---------------------------------------------------------------------- executors
-def address_host(address: str) -> str:
-    """The host of ``proto://host:port`` (brackets of an IPv6 address dropped)."""
-    rest = address.split("://", 1)[-1]
-    host = rest.rsplit(":", 1)[0]
-    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
-
-
-def is_loopback(address: str) -> bool:
-    """Whether a scheduler address is on this machine's loopback interface (127.0.0.0/8,
-    ``::1`` or ``localhost``); host names are not resolved."""
-    host = address_host(address)
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_executor(config: RunConfig) -> None:
-    from .dask_cluster import parse_executor
-
     ex = config.executor
     spec = parse_executor(ex.kind, ex.address)
     if spec.kind == "dask" and not is_loopback(spec.address):
@@ -228,13 +197,11 @@ def check_trust(config: RunConfig) -> None:
     ConfigError
         Naming the value, the file, and how to give it instead (command line, or the opt-in).
     """
-    from .loaders import check_loader
-
     _check_executor(config)
     check_loader(config.dataset.loader, allow_code=config.allow_code, where=_where(config))
     report_path(config)
     cache_dir(config)
 
 
-__all__ = ["ALLOW_CODE_ENV", "cache_dir", "check_trust", "code_allowed", "from_caller", "is_loopback",
+__all__ = ["cache_dir", "check_trust", "from_caller",
            "output_dir", "report_path"]

@@ -16,13 +16,19 @@ from .figures import (
     plot_subject_best_layers,
     plot_surface_map,
 )
-from .html import figure_data_uri, format_number, make_report, render_report
-from .sections import ReportSection, intervention_effects, layer_science_section, metric_brain_correlations
+from .html import format_number, make_report, render_report
+from .sections import (
+    ReportSection,
+    group_mean_section,
+    intervention_effects,
+    layer_science_section,
+    metric_brain_correlations,
+)
 
 __all__ = [
     "ReportSection",
-    "figure_data_uri",
     "format_number",
+    "group_mean_section",
     "intervention_effects",
     "layer_science_section",
     "make_report",

@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .._validation import _check_option, _preview
+from ..mapping.summary import parse_layer_set
 
 #: Colour of the main score line, and of the baseline.
 _C_SCORE = "#1f5fa8"
@@ -24,10 +25,7 @@ _C_SET = "#e6a019"
 def _set_spans(best_set: str, layers: np.ndarray, depth: np.ndarray) -> list[tuple[float, float]]:
     """Depth intervals covering the layers of ``best_set`` (``"3, 12–30"``), each layer widened by
     half the distance to its neighbours, contiguous layers merged."""
-    members: set[int] = set()
-    for part in filter(None, (q.strip() for q in best_set.split(","))):
-        lo, _, hi = part.partition("–")
-        members.update(range(int(lo), int(hi or lo) + 1))
+    members = set(parse_layer_set(best_set))
     order = np.argsort(depth)
     layers, depth = np.asarray(layers)[order], np.asarray(depth, dtype=float)[order]
     half = np.diff(depth) / 2 if depth.size > 1 else np.array([0.02])
@@ -44,7 +42,8 @@ def _set_spans(best_set: str, layers: np.ndarray, depth: np.ndarray) -> list[tup
     return spans
 
 
-def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise unless ``table`` is a non-empty DataFrame with ``columns`` (``what`` names it)."""
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"{what} must be a pandas DataFrame, got {type(table).__name__}.")
     missing = [c for c in columns if c not in table.columns]
@@ -94,7 +93,7 @@ def plot_layer_profiles(
     -------
     fig : Figure
     """
-    _require(profiles, ("target", "relative_depth", "mean", "ci_low", "ci_high"), "the profiles table")
+    require_columns(profiles, ("target", "relative_depth", "mean", "ci_low", "ci_high"), "the profiles table")
     targets = list(pd.unique(profiles["target"]))
     fig, axes = _grid(len(targets), ncols, (3.4, 2.5))
     info = group.set_index("target") if group is not None else None
@@ -124,7 +123,8 @@ def plot_layer_profiles(
         ax.tick_params(labelsize=7)
     if title is None:
         title = f"Layer profiles (band: bootstrap interval over {unit}s; dashed: best layer; dotted: baseline"
-        title += "; shaded: layers not reliably worse than the best)" if info is not None and "best_set" in info else ")"
+        shaded = info is not None and "best_set" in info
+        title += "; shaded: layers not reliably worse than the best)" if shaded else ")"
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -143,7 +143,7 @@ def plot_best_layers(group: pd.DataFrame, *, score: str = "r", title: str | None
     -------
     fig : Figure
     """
-    _require(group, ("target", "best_depth", score), "the group table")
+    require_columns(group, ("target", "best_depth", score), "the group table")
     names = group["target"].astype(str).tolist()
     y = np.arange(len(names))
     fig = Figure(figsize=(9, 1.2 + 0.32 * len(names)), layout="constrained")
@@ -172,7 +172,7 @@ def plot_best_layers(group: pd.DataFrame, *, score: str = "r", title: str | None
 
 def plot_subject_best_layers(best: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Each subject's best-layer depth per target (dots), with the median (bar)."""
-    _require(best, ("target", "best_depth"), "the best-layer table")
+    require_columns(best, ("target", "best_depth"), "the best-layer table")
     names = list(pd.unique(best["target"].astype(str)))
     fig = Figure(figsize=(9, 0.9 + 0.32 * len(names)), layout="constrained")
     ax = fig.subplots()
@@ -207,7 +207,7 @@ def plot_best_layer_stability(shares: pd.DataFrame, summary: pd.DataFrame | None
     -------
     fig : Figure
     """
-    _require(shares, ("target", "layer", "share_best"), "the stability table")
+    require_columns(shares, ("target", "layer", "share_best"), "the stability table")
     mat = shares.pivot_table(index="target", columns="layer", values="share_best", sort=False, dropna=False)
     mat = mat.loc[list(pd.unique(shares["target"]))]
     labels = [str(t) for t in mat.index]
@@ -230,7 +230,7 @@ def plot_best_layer_stability(shares: pd.DataFrame, summary: pd.DataFrame | None
 
 def plot_score_matrix(profiles: pd.DataFrame, *, score: str = "r", title: str | None = None) -> Figure:
     """Heat map of the mean score per (layer, target), from the profiles table."""
-    _require(profiles, ("target", "layer", "mean"), "the profiles table")
+    require_columns(profiles, ("target", "layer", "mean"), "the profiles table")
     mat = profiles.pivot_table(index="layer", columns="target", values="mean", sort=False, dropna=False)
     mat = mat[list(pd.unique(profiles["target"]))].sort_index()
     fig = Figure(figsize=(max(4.5, 0.7 * mat.shape[1] + 2.5), max(3.0, 0.18 * mat.shape[0] + 1.5)),
@@ -252,7 +252,7 @@ def plot_score_matrix(profiles: pd.DataFrame, *, score: str = "r", title: str | 
 
 def plot_depth_histogram(table: pd.DataFrame, *, column: str = "best_depth", title: str | None = None) -> Figure:
     """Histogram over targets of a depth column (best layer or preference index), for many targets."""
-    _require(table, (column,), "the table")
+    require_columns(table, (column,), "the table")
     vals = table[column].to_numpy(float)
     vals = vals[np.isfinite(vals)]
     fig = Figure(figsize=(5, 3), layout="constrained")
@@ -372,8 +372,8 @@ def plot_metric_profiles(metrics: pd.DataFrame, *, ncols: int = 3, title: str | 
     metrics : DataFrame
         Tidy: ``metric, layer, value`` and optionally ``relative_depth`` (else ``layer / max``).
     """
-    _require(metrics, ("metric", "layer", "value"), "the metrics table")
-    metrics = _with_depth(metrics)
+    require_columns(metrics, ("metric", "layer", "value"), "the metrics table")
+    metrics = with_relative_depth(metrics)
     names = list(pd.unique(metrics["metric"].astype(str)))
     fig, axes = _grid(len(names), ncols, (3.2, 2.4))
     for ax, name in zip(axes, names):
@@ -397,8 +397,8 @@ def plot_intervention_profiles(
         Tidy: ``intervention, target, layer, <score>`` (rows of several subjects are averaged),
         optionally ``relative_depth``.
     """
-    _require(interventions, ("intervention", "target", "layer", score), "the interventions table")
-    interventions = _with_depth(interventions)
+    require_columns(interventions, ("intervention", "target", "layer", score), "the interventions table")
+    interventions = with_relative_depth(interventions)
     targets = list(pd.unique(interventions["target"].astype(str)))
     fig, axes = _grid(len(targets), ncols, (3.4, 2.5))
     names = list(pd.unique(interventions["intervention"].astype(str)))
@@ -418,7 +418,8 @@ def plot_intervention_profiles(
     return fig
 
 
-def _with_depth(table: pd.DataFrame) -> pd.DataFrame:
+def with_relative_depth(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``relative_depth`` column (``layer / max(layer)`` when it has none)."""
     if "relative_depth" in table.columns:
         return table
     top = max(int(table["layer"].max()), 1)

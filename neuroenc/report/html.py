@@ -26,10 +26,9 @@ from .. import __version__
 from .._io import atomic_path
 from .._validation import _check_positive
 from ..encoding.compare import describe_comparison
-from ..encoding.results import EncodingResults
+from ..encoding.results import P_MAX_OVER_LAYERS, EncodingResults
 from ..encoding.stats import describe_null
 from ..mapping import LayerMapping, map_layers, mapping_maps, target_space
-from ..encoding.results import P_MAX_OVER_LAYERS
 from . import figures as F
 from .sections import ReportSection, layer_science_section
 
@@ -249,7 +248,8 @@ def _data_section(mapping: LayerMapping, space: dict[str, Any]) -> dict[str, Any
         ("model", mapping.model or "unknown"),
         ("subjects", f"{mapping.n_subjects}: " + ", ".join(mapping.subjects)),
         ("runs", _runs_fact(prov)),
-        ("layers", f"{mapping.layers.size} (indices {int(mapping.layers.min())}–{int(mapping.layers.max())}; 0 = embeddings)"),
+        ("layers", f"{mapping.layers.size} (indices {int(mapping.layers.min())}–{int(mapping.layers.max())}; "
+                   "0 = embeddings)"),
         ("targets", f"{len(targets)} ({space['kind']})" + (": " + ", ".join(targets) if len(targets) <= 30 else "")),
         ("score", {"r": "held-out Pearson r (mean over outer CV folds)", "r2": "held-out R²"}[mapping.score]),
         ("mapping", mapping.params),
@@ -505,7 +505,8 @@ def _brain_section(mapping: LayerMapping, space: dict[str, Any], notes: list[str
             fig = F.plot_brain_map(img, title=titles[name], kind="glass", cmap=cmap, vmin=vmin, vmax=vmax)
         else:
             fig = F.plot_surface_map(img, mesh=space["mesh"], title=titles[name], cmap=cmap, vmin=vmin, vmax=vmax)
-        blocks.append(_figure_block(fig, f"{titles[name]} ({'glass brain' if space['kind'] == 'volume' else space['mesh']})."))
+        view = "glass brain" if space["kind"] == "volume" else space["mesh"]
+        blocks.append(_figure_block(fig, f"{titles[name]} ({view})."))
     if space["kind"] == "volume":
         cmap, vmin, vmax = scales[mapping.score]
         fig = F.plot_brain_map(maps[mapping.score], title=titles[mapping.score], kind="stat", cmap=cmap,

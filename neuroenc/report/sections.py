@@ -1,13 +1,15 @@
-"""Extra report sections: a generic container, and the layer-science section (issue 7).
+"""Extra report sections: a generic container, the group-mean section and the layer-science section.
 
 Any analysis can add a section to the report: a :class:`ReportSection` holds a title, plain
 text, figures and tables, and :func:`~neuroenc.report.make_report` renders it after the
-mapping sections. :func:`layer_science_section` builds one from the tidy tables of the
-layer-science analyses.
+mapping sections. :func:`group_mean_section` builds the section of a group-mean fit (the
+subjects' mean response fitted as one more subject); :func:`layer_science_section` builds one
+from the tidy tables of the layer-science analyses.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,18 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from .._validation import _check_option, _preview
-from .figures import _require, _with_depth, plot_intervention_profiles, plot_metric_profiles
+from ..encoding.compare import describe_comparison
+from ..encoding.results import P_MAX_OVER_LAYERS, EncodingResults
+from ..encoding.stats import describe_null
+from ..mapping import map_layers
+from ..mapping.summary import group_best_table, parse_layer_set
+from .figures import (
+    plot_intervention_profiles,
+    plot_layer_profiles,
+    plot_metric_profiles,
+    require_columns,
+    with_relative_depth,
+)
 
 
 @dataclass
@@ -56,6 +69,98 @@ class ReportSection:
                 )
 
 
+def _subjects_best(mapping: Any, targets: list[str], best_set: pd.Series | None) -> pd.DataFrame:
+    """Per target: the individual subjects' best layers beside the group-mean fit's."""
+    best = mapping.best
+    rows = []
+    for target in targets:
+        layers = best.loc[best["target"] == target, "best_layer"].dropna().astype(int).to_numpy()
+        if layers.size == 0:
+            rows.append({"target": target})
+            continue
+        q1, med, q3 = np.percentile(layers, [25, 50, 75])
+        row = {"target": target, "subjects_best_median": med, "subjects_best_iqr": f"{q1:.0f}–{q3:.0f}",
+               "subjects_best": ", ".join(f"{k}×{v}" if v > 1 else str(k)
+                                          for k, v in zip(*np.unique(layers, return_counts=True)))}
+        if best_set is not None and isinstance(best_set.get(target), str):
+            allowed = parse_layer_set(best_set[target])
+            row["subjects_in_group_set"] = f"{np.isin(layers, allowed).sum()} of {layers.size}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def group_mean_section(results: EncodingResults, mapping: Any = None, *, random_state: Any = 0) -> ReportSection:
+    """The report section of a group-mean fit (the subjects' mean response fitted as one subject).
+
+    Profiles with intervals over the CV folds and the best-layer set, the best layer per target
+    with what each p-value tests (:func:`~neuroenc.mapping.summary.group_best_table`), and, with
+    the subjects' own mapping, their best layers beside the group-mean fit's.
+
+    Parameters
+    ----------
+    results : EncodingResults
+        The group-mean fit (``provenance["group_members"]``: the subjects averaged).
+    mapping : LayerMapping | None
+        The individual subjects' mapping (:func:`~neuroenc.mapping.map_layers`); with two or
+        more subjects, a table of their best layers is added.
+    random_state : None | int | numpy Generator
+        Seeds the bootstrap of the profiles.
+
+    Returns
+    -------
+    section : ReportSection
+    """
+    table = group_best_table(results)
+    members = results.provenance.get("group_members") or []
+    corrected = bool((table["p_method"] == P_MAX_OVER_LAYERS).any())
+    if corrected:
+        p_text = (
+            f"p, q (against chance, max over layers): the permutation p-value of the best layer's r "
+            f"against the maximum over all {results.n_layers} layers of the permutation null (the same "
+            "permutations for every layer), so it is corrected for choosing the best layer, and "
+            "its Benjamini-Hochberg q-value across targets; p_layer, q_layer: that layer's own, "
+            "uncorrected values. They test the best layer against chance, not against the other layers."
+        )
+        table = table.rename(columns={"p": "p_max", "q": "q_max"})
+    else:
+        p_text = (
+            "p, q: the best layer's own permutation p-value against chance and its q-value, not "
+            f"corrected for choosing the best of the {results.n_layers} layers (these results have no "
+            "max-over-layers p-values), so they are optimistic."
+        )
+    comp = results.comparison
+    c_text = ""
+    if comp is not None:
+        c_text = (
+            " Against the other layers: " + describe_comparison(comp.source, results.n_layers, comp.n_draws, comp.alpha)
+            + " The band on each profile marks that set. delta_last, delta_mid: the best layer's r minus "
+            f"the last layer's and minus the best intermediate layer's (depth 1/3–2/3), with {comp.ci:.0%} "
+            "intervals from the same draws; the best layer is chosen on these data, so they are optimistic."
+        )
+    text = (
+        f"The mean of the {len(members)} subjects' z-scored responses, fitted as one more "
+        "subject (same features, delays, cross-validation and permutation test). Averaging "
+        "removes most subject-specific noise, so its scores are higher than a single "
+        "subject's; its noise ceiling is that of the group mean. Bands: 95% bootstrap "
+        "intervals over the outer CV folds. The best-layer r is the maximum over layers, so it "
+        f"is optimistically biased. {p_text}{c_text} {describe_null(results.settings)}"
+    ).strip()
+    own = map_layers(results, profile_unit="fold" if results.fold_r is not None else "auto",
+                     random_state=random_state)
+    figure = plot_layer_profiles(own.profiles, own.group, title="Group-mean response: held-out r per layer "
+                                 "(band: bootstrap over CV folds; shaded: best-layer set)")
+    tables = [("Best layer per target (group-mean fit)", table)]
+    if mapping is not None and mapping.n_subjects > 1:
+        sets = table.set_index("target")["best_set"] if "best_set" in table else None
+        tables.append((
+            "The individual subjects' best layers beside the group-mean fit (median, interquartile "
+            "range, each layer with its count, and how many fall in the group-mean fit's best-layer set)",
+            _subjects_best(mapping, list(results.targets), sets),
+        ))
+    return ReportSection("Group-mean response", text, figures=[("Layer profiles of the group-mean fit", figure)],
+                         tables=tables)
+
+
 def metric_brain_correlations(
     metrics: pd.DataFrame, profiles: pd.DataFrame, *, method: str = "spearman"
 ) -> pd.DataFrame:
@@ -75,8 +180,8 @@ def metric_brain_correlations(
         One row per (metric, target): ``rho``, ``p`` and ``n_layers`` (layers in both tables).
     """
     _check_option("method", method, ("spearman", "kendall"))
-    _require(metrics, ("metric", "layer", "value"), "the metrics table")
-    _require(profiles, ("target", "layer", "mean"), "the profiles table")
+    require_columns(metrics, ("metric", "layer", "value"), "the metrics table")
+    require_columns(profiles, ("target", "layer", "mean"), "the profiles table")
     per_metric = metrics.groupby(["metric", "layer"], sort=False)["value"].mean()
     func = stats.spearmanr if method == "spearman" else stats.kendalltau
     rows = []
@@ -120,7 +225,7 @@ def intervention_effects(
     table : DataFrame
         ``intervention, target, best_layer, best_depth, <score>, delta_best, mean_delta``.
     """
-    _require(interventions, ("intervention", "target", "layer", score), "the interventions table")
+    require_columns(interventions, ("intervention", "target", "layer", score), "the interventions table")
     if "policy" in interventions.columns and interventions["policy"].nunique() > 1:
         # compare each condition with the intact model extracted the same way (same policy)
         parts = []
@@ -131,7 +236,7 @@ def intervention_effects(
             parts.append(intervention_effects(sub.drop(columns="policy"), score=score, reference=ref))
         return pd.concat(parts, ignore_index=True)
     mean = (
-        _with_depth(interventions)
+        with_relative_depth(interventions)
         .groupby(["intervention", "target", "layer"], sort=False)[[score, "relative_depth"]]
         .mean()
         .reset_index()
@@ -198,7 +303,7 @@ def layer_science_section(
     section = ReportSection(title=title)
     text = []
     if metrics is not None:
-        _require(metrics, ("metric", "layer", "value"), "the metrics table")
+        require_columns(metrics, ("metric", "layer", "value"), "the metrics table")
         names = list(pd.unique(metrics["metric"].astype(str)))
         text.append(f"Representation metrics per layer: {', '.join(names)}.")
         section.figures.append(("Representation metrics against relative depth.", plot_metric_profiles(metrics)))

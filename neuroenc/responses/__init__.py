@@ -11,11 +11,20 @@
 - :func:`read_bold`, :func:`read_subject_bold`: BOLD runs of data sets, with a subject-level
   voxel mask.
 """
-from .bold import n_volumes, read_bold, read_subject_bold
+from .bold import read_bold, read_subject_bold
 from .io import RESPONSE_FORMATS, read_responses
 from .response import Response, pick_channels
-from .space import (CompositeSpace, ParcelSpace, RoiSpace, SensorSpace, SurfaceSpace, TargetSpace,
-                    VolumeSpace, concat_spaces, space_from_dict)
+from .space import (
+                    CompositeSpace,
+                    ParcelSpace,
+                    RoiSpace,
+                    SensorSpace,
+                    SurfaceSpace,
+                    TargetSpace,
+                    VolumeSpace,
+                    concat_spaces,
+                    space_from_dict,
+)
 
 __all__ = [
     "CompositeSpace",
@@ -28,7 +37,6 @@ __all__ = [
     "TargetSpace",
     "VolumeSpace",
     "concat_spaces",
-    "n_volumes",
     "pick_channels",
     "read_bold",
     "read_responses",

@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import DatasetError, check_content
-from .space import (CompositeSpace, SurfaceSpace, TargetSpace, VolumeSpace, concat_spaces,
-                    mesh_from_vertices)
+from .space import CompositeSpace, SurfaceSpace, TargetSpace, VolumeSpace, concat_spaces, mesh_from_vertices
 
 logger = logging.getLogger(__name__)
 

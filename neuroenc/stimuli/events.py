@@ -15,6 +15,22 @@ from .transcript import Transcript, TranscriptError
 BIDS_NA = "n/a"
 
 
+def select_rows(df: pd.DataFrame, query: str | None, path: os.PathLike, error: type[Exception]) -> pd.DataFrame:
+    """The rows of an events table that a :meth:`pandas.DataFrame.query` expression selects
+    (``onset`` and ``duration`` compared as numbers); all rows when ``query`` is None. A query
+    that fails raises ``error``, naming the query and the file."""
+    if query is None:
+        return df
+    numeric = df.copy()
+    for col in ("onset", "duration"):
+        if col in numeric:
+            numeric[col] = pd.to_numeric(numeric[col], errors="coerce")
+    try:
+        return df.loc[numeric.query(query).index]
+    except Exception as err:
+        raise error(f"query {query!r} failed on events file {str(path)!r}: {err}") from err
+
+
 def _read_table(path: os.PathLike, encoding: str | None = None) -> pd.DataFrame:
     """The TSV as strings, blank lines dropped, with each row's file line number in ``_line``.
 
@@ -93,15 +109,7 @@ def read_events_tsv(
             f"events file {str(path)!r} has no column {word_column!r} (columns: "
             f"{list(df.columns[:-1])}); pass word_column= the column that holds the words."
         )
-    if query is not None:
-        numeric = df.copy()
-        for col in ("onset", "duration"):
-            if col in numeric:
-                numeric[col] = pd.to_numeric(numeric[col], errors="coerce")
-        try:
-            df = df.loc[numeric.query(query).index]
-        except Exception as err:
-            raise TranscriptError(f"query {query!r} failed on events file {str(path)!r}: {err}") from err
+    df = select_rows(df, query, path, TranscriptError)
     words = df[word_column].astype(str).str.strip()
     df = df[~words.isin(("", BIDS_NA))]
     words = words.loc[df.index]

@@ -16,7 +16,6 @@ to join ``neuroenc.responses`` beside the timed readers.)
 """
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import _check_path_exists, _preview, _sha256_file
-from .stimulus_set import StimulusError, _decode
+from .stimulus_set import StimulusError, read_table, read_utf8
 
 STIMULUS_RESPONSE_FORMATS = (".csv", ".tsv", ".npy", ".nii", ".nii.gz")
 
@@ -130,7 +129,7 @@ def _read_ids(ids: Any) -> list[str] | None:
         return None
     if isinstance(ids, (str, os.PathLike)):
         path = _check_path_exists(ids, "row-ids file")
-        return [line.strip() for line in _decode(path).splitlines() if line.strip()]
+        return [line.strip() for line in read_utf8(path).splitlines() if line.strip()]
     return [str(i) for i in ids]
 
 
@@ -152,19 +151,8 @@ def _numeric(df: pd.DataFrame, columns: list[str], path: Path, id_column: str) -
 
 
 def _read_table(path: Path, id_column: str, columns: Any, subject_column: str | None):
-    text = _decode(path)
-    sep = "\t" if _suffix(path) == ".tsv" else ","
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except Exception as err:
-        raise StimulusError(f"Could not read responses {str(path)!r} as a table: {err}") from err
-    df = df.fillna("")
-    df["_line"] = np.arange(len(df)) + 2
+    df = read_table(path, "\t" if _suffix(path) == ".tsv" else ",", "responses")
     cols = [c for c in df.columns if c != "_line"]
-    blank = np.ones(len(df), dtype=bool)
-    for col in cols:
-        blank &= df[col].astype(str).str.strip().eq("").to_numpy()
-    df = df[~blank]
     for name, option in ((id_column, "id_column (--id-column)"), (subject_column, "subject_column")):
         if name is not None and name not in df.columns:
             raise StimulusError(
@@ -178,7 +166,8 @@ def _read_table(path: Path, id_column: str, columns: Any, subject_column: str | 
         if non_numeric:
             raise StimulusError(
                 f"responses {str(path)!r}: column(s) {non_numeric} are not numbers; name the response "
-                f"columns with columns= (--response-columns), e.g. {', '.join(n for n in names if n not in non_numeric)[:80]}."
+                f"columns with columns= (--response-columns), e.g. "
+                f"{', '.join(n for n in names if n not in non_numeric)[:80]}."
             )
     else:
         names = [columns] if isinstance(columns, str) else [str(c) for c in columns]

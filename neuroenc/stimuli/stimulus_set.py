@@ -190,7 +190,7 @@ class StimulusSet:
 
 
 # ---------------------------------------------------------------------- readers
-def _decode(path: Path) -> str:
+def read_utf8(path: Path) -> str:
     """The file's text (UTF-8, a BOM allowed); non-UTF-8 bytes are an error naming the line."""
     data = path.read_bytes()
     try:
@@ -204,16 +204,20 @@ def _decode(path: Path) -> str:
         ) from None
 
 
-def _table(path: Path, sep: str | None) -> pd.DataFrame:
-    """The table as strings with each row's file line number in ``_line`` (blank lines dropped)."""
-    text = _decode(path)
+def read_table(path: Path, sep: str | None = None, what: str = "stimuli") -> pd.DataFrame:
+    """A UTF-8 table as strings, with each row's file line number in ``_line`` (blank lines dropped).
+
+    ``sep``: the column separator (default: a tab for ``.tsv``/``.tab`` files, else a comma);
+    ``what`` names the file in messages (``"stimuli"``, ``"responses"``).
+    """
+    text = read_utf8(path)
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                          skip_blank_lines=False)
     except Exception as err:  # pandas' parser errors name the line
-        raise StimulusError(f"Could not read stimuli {str(path)!r} as a table (sep={sep!r}): {err}") from err
+        raise StimulusError(f"Could not read {what} {str(path)!r} as a table (sep={sep!r}): {err}") from err
     df = df.fillna("")
     df["_line"] = np.arange(len(df)) + 2
     cols = [c for c in df.columns if c != "_line"]
@@ -288,7 +292,7 @@ def read_stimuli(path: str | os.PathLike, text_column: str, id_column: str | Non
         repeats; the message names the file, the line and the fix.
     """
     path = _check_path_exists(path, "stimuli file")
-    return _build(_table(path, sep), path, text_column, id_column, group_column, name)
+    return _build(read_table(path, sep), path, text_column, id_column, group_column, name)
 
 
 def read_stimuli_events(path: str | os.PathLike, text_column: str, id_column: str | None = None,
@@ -318,19 +322,11 @@ def read_stimuli_events(path: str | os.PathLike, text_column: str, id_column: st
     stimuli : StimulusSet
         Sorted by onset (stable), so ``context="group"`` follows the order of presentation.
     """
-    from .events import BIDS_NA
+    from .events import BIDS_NA, select_rows
 
     path = _check_path_exists(path, "events file")
-    df = _table(path, "\t")
-    if query is not None:
-        numeric = df.copy()
-        for col in ("onset", "duration"):
-            if col in numeric:
-                numeric[col] = pd.to_numeric(numeric[col], errors="coerce")
-        try:
-            df = df.loc[numeric.query(query).index]
-        except Exception as err:
-            raise StimulusError(f"query {query!r} failed on events file {str(path)!r}: {err}") from err
+    df = read_table(path, "\t")
+    df = select_rows(df, query, path, StimulusError)
     text = _column(df, text_column, "texts", "text_column", path)
     df = df[~text.str.strip().isin(("", BIDS_NA))]
     if "onset" in df.columns:

@@ -1,0 +1,122 @@
+"""What a run makes, and its common end: :class:`RunOutput` and :func:`finish_run`.
+
+The serial (:func:`~neuroenc.pipeline.run_pipeline`), distributed
+(:func:`~neuroenc.pipeline.distributed.run_distributed`) and stimulus-level
+(:func:`~neuroenc.pipeline.stimuli_run.run_stimulus_pipeline`) runners all return a
+:class:`RunOutput`; the first two end with :func:`finish_run` (mapping, report, CSV tables).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .._io import atomic_path
+from ..encoding.results import EncodingResults
+from ..mapping import map_layers
+from ..mapping.summary import describe_target, group_best_table
+from .config import RunConfig
+from .loaders import GROUP
+from .tasks import mapping_params, output_dir, write_report
+
+
+@dataclass
+class RunOutput:
+    """What :func:`run_pipeline` made: file paths, the mapping, timings and a summary."""
+
+    config: RunConfig
+    features: dict[str, Path]
+    results: dict[str, Path]
+    report: Path | None
+    mapping: Any = None
+    group_table: pd.DataFrame | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    #: Task counts of a distributed run (see :func:`neuroenc.pipeline.distributed.run_distributed`):
+    #: ``skipped`` (outputs already complete), ``submitted``, ``computed``; empty when serial.
+    tasks: dict[str, int] = field(default_factory=dict)
+    #: The summary tables written as CSV (:func:`write_tables`), by name.
+    tables: dict[str, Path] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One block per fit, one line per target: the best layer with the layers the data cannot
+        tell apart from it and its margins (group-mean fit, when there is one), then the subjects'."""
+        lines = []
+        if self.group_table is not None and len(self.group_table):
+            parts = [describe_target(row, "r", 1) for _, row in self.group_table.iterrows()]
+            lines.append("\n".join(["Group-mean response:"] + [f"- {p}." for p in parts]))
+        if self.mapping is not None:
+            lines.append(self.mapping.summary())
+        return "\n\n".join(lines)
+
+
+def finish_run(config: RunConfig, features: dict[str, Path], results: dict[str, Path],
+               timings: dict[str, float]) -> RunOutput:
+    """Map layers and write the report and tables from the results files (the serial and
+    distributed runners' common end).
+
+    Parameters
+    ----------
+    config : RunConfig
+    features : dict of str -> Path
+        The feature file of each run.
+    results : dict of str -> Path
+        The results file of each subject (``"group"``: the group-mean fit, when there is one).
+    timings : dict of str -> float
+        Seconds per stage so far; ``"report"`` is added.
+
+    Returns
+    -------
+    output : RunOutput
+    """
+    from ..report import group_mean_section  # matplotlib: only when a report is made
+
+    report = None
+    mapping = None
+    group_table = None
+    if GROUP in results:
+        group_table = group_best_table(EncodingResults.load(results[GROUP]))
+    if config.output.report:
+        t0 = time.time()
+        individual = [p for s, p in results.items() if s != GROUP]
+        if GROUP in results and individual:
+            mapping = map_layers(individual, **mapping_params(config))
+        sections = ([group_mean_section(EncodingResults.load(results[GROUP]), mapping,
+                                        random_state=config.encoding.random_state)]
+                    if GROUP in results else [])
+        report, mapping = write_report(config, list(results.values()), sections=sections, mapping=mapping)
+        timings["report"] = time.time() - t0
+    tables = write_tables(output_dir(config) / "tables", mapping, group_table)
+    return RunOutput(config, features, results, report, mapping, group_table, timings, tables=tables)
+
+
+def write_tables(folder: Path, mapping: Any, group_table: pd.DataFrame | None) -> dict[str, Path]:
+    """The run's summary tables as CSV files in ``folder``, written atomically.
+
+    ``best_layers.csv`` (the subjects' mapping: per target the best layer, the best-layer set,
+    the margins with their intervals, the split-half stability, the group test),
+    ``best_layers_per_subject.csv``, ``best_layer_stability.csv`` (share of random halves of the
+    subjects whose mean profile is best at each layer) and ``group_mean_best_layers.csv`` (the
+    group-mean fit's :meth:`~neuroenc.encoding.EncodingResults.best`), when there is one.
+    """
+    tables = {}
+    if mapping is not None:
+        tables["best_layers"] = mapping.group
+        tables["best_layers_per_subject"] = mapping.best
+        if mapping.stability is not None and len(mapping.stability):
+            tables["best_layer_stability"] = mapping.stability
+    if group_table is not None:
+        tables["group_mean_best_layers"] = group_table
+    written = {}
+    for name, table in tables.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.csv"
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+        written[name] = path
+    return written
+
+
+__all__ = ["RunOutput", "finish_run", "write_tables"]
