@@ -49,15 +49,13 @@ def transcript():
 # ---------------------------------------------------------------------- defaults
 def test_default_options_reproduce_the_features_of_09b4b6d(models):
     """The features of tiny models extracted by neuroenc 09b4b6d (before these options; see
-    data/make_default_features.py) are reproduced by the defaults, bit for bit when torch and
-    transformers are the fixture's versions."""
+    data/make_default_features.py) are reproduced by the defaults, to float32 rounding (rtol 1e-5, atol 1e-6:
+    the features' sums differ in their last bits across CPUs and BLAS thread counts)."""
     spec = importlib.util.spec_from_file_location("make_default_features", DATA / "make_default_features.py")
     maker = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(maker)
     MODELS, N_WORDS, SETTINGS = maker.MODELS, maker.N_WORDS, maker.SETTINGS
     ref = np.load(DATA / "default_features_09b4b6d.npz")
-    same_versions = (str(ref["torch"]), str(ref["transformers"])) == (torch.__version__,
-                                                                       transformers.__version__)
     tr = tiny_transcript(N_WORDS)
     n_checked = 0
     for name, (builder, kwargs) in MODELS.items():
@@ -72,10 +70,10 @@ def test_default_options_reproduce_the_features_of_09b4b6d(models):
                 np.testing.assert_array_equal(fs.attrs[key], ref[f"{name}/{setting}/{key}"])
             for i in fs.layer_indices:
                 want = ref[f"{name}/{setting}/{i}"]
-                if same_versions:
-                    np.testing.assert_array_equal(fs[i], want)
-                else:
-                    np.testing.assert_allclose(fs[i], want, rtol=1e-5, atol=1e-6)
+                # float32 sums on another CPU or BLAS thread count differ in their last bits
+                # (up to 2.3e-7 absolute seen, relative 4e-4 on near-zero values): a tolerance
+                # that holds across machines, never a bit-exact check.
+                np.testing.assert_allclose(fs[i], want, rtol=1e-5, atol=1e-6)
                 n_checked += 1
     assert n_checked == 4 * 2 * 3
 

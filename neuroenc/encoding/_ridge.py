@@ -554,6 +554,16 @@ def auto_batch(n_alphas: int, n_heldout: int, itemsize: int, n_targets: int,
     return int(max(1, min(n_targets, batch_bytes // per_target)))
 
 
+def _layer_gram(X, outer, form: str, counter: dict | None) -> tuple[str, LayerGram, dict]:
+    """The form for the largest outer training set, the layer's Gram matrix, and the flop counter
+    (created when None) charged with it: what every per-layer CV pass starts from."""
+    form = choose_form(max(tr.size for tr, _ in outer), X.shape[1], form)
+    counter = {} if counter is None else counter
+    gram = LayerGram.compute(X, form)
+    counter["flops"] = counter.get("flops", 0.0) + gram.flops()
+    return form, gram, counter
+
+
 def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_batch: int | None = None,
                  return_predictions: bool = True, counter: dict | None = None,
                  progress: Any = None, null_shifts: Any = None) -> dict[str, np.ndarray]:
@@ -603,11 +613,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     n, p = X.shape
     t = Y.shape[1]
     a = alphas.shape[0]
-    n_train_max = max(tr.size for tr, _ in outer)
-    form = choose_form(n_train_max, p, form)
-    counter = {} if counter is None else counter
-    gram = LayerGram.compute(X, form)
-    counter["flops"] = counter.get("flops", 0.0) + gram.flops()
+    form, gram, counter = _layer_gram(X, outer, form, counter)
     itemsize = 4 if "32" in str(X.dtype) else 8
     dtype_name = "float32" if itemsize == 4 else "float64"
     max_held = max(max(va.size for _, va in inn) for inn in inner)
@@ -701,11 +707,7 @@ def comparison_draws(X, signal, residuals, outer, alphas, fold_best, draws, *, f
     B = current_backend()
     n, p = X.shape
     t = signal.shape[1]
-    n_train_max = max(tr.size for tr, _ in outer)
-    form = choose_form(n_train_max, p, form)
-    counter = {} if counter is None else counter
-    gram = LayerGram.compute(X, form)
-    counter["flops"] = counter.get("flops", 0.0) + gram.flops()
+    form, gram, counter = _layer_gram(X, outer, form, counter)
     batch = n_targets_batch or t
     total = np.zeros((draws.n_draws, t))
     count = np.zeros(t)

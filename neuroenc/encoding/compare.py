@@ -467,3 +467,18 @@ def describe_best_set(best_layer: int, best_set: str, set_span: float, last_laye
     elif mid_layer == best_layer:
         parts.append("the best is an intermediate layer")
     return "; ".join(parts)
+
+
+def verdicts(best_layers: Any, columns: dict[str, Any], valid: np.ndarray, ci: float = 0.95) -> list[str]:
+    """:func:`describe_best_set` for every target, from its best layer and the columns of
+    :func:`margin_columns` (or the same columns with other margins); "no finite score" where
+    ``valid`` is False."""
+    def one(j: int) -> str:
+        c = {k: columns[k][j] for k in ("best_set", "set_span", "last_layer", "mid_layer", "delta_last",
+                                         "delta_last_low", "delta_last_high", "delta_mid", "delta_mid_low",
+                                         "delta_mid_high")}
+        return describe_best_set(int(best_layers[j]), c["best_set"], c["set_span"], int(c["last_layer"]),
+                                 (c["delta_last"], c["delta_last_low"], c["delta_last_high"]), int(c["mid_layer"]),
+                                 (c["delta_mid"], c["delta_mid_low"], c["delta_mid_high"]), ci)
+
+    return [one(j) if valid[j] else "no finite score" for j in range(len(valid))]

@@ -264,7 +264,7 @@ class EncodingResults:
             same in words. The best-layer r is a maximum over layers, so it is optimistically
             biased.
         """
-        from .compare import describe_best_set, margin_columns
+        from .compare import margin_columns, verdicts
 
         n_t = self.n_targets
         finite = np.isfinite(self.r)
@@ -301,16 +301,7 @@ class EncodingResults:
         margins = margin_columns(comp, self.r, self.layers, self.relative_depth)
         for name, value in margins.items():
             table[name] = value
-        table["verdict"] = [
-            describe_best_set(int(self.layers[best[j]]), margins["best_set"][j], margins["set_span"][j],
-                              int(margins["last_layer"][j]),
-                              (margins["delta_last"][j], margins["delta_last_low"][j], margins["delta_last_high"][j]),
-                              int(margins["mid_layer"][j]),
-                              (margins["delta_mid"][j], margins["delta_mid_low"][j], margins["delta_mid_high"][j]),
-                              comp.ci)
-            if valid[j] else "no finite score"
-            for j in range(n_t)
-        ]
+        table["verdict"] = verdicts(self.layers[best], margins, valid, comp.ci)
         return table
 
     # ------------------------------------------------------------------ I/O

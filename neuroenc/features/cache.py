@@ -241,6 +241,19 @@ def read_strings(f: Any, name: str, path: Path) -> list[str]:
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in read_dataset(f, name, path)]
 
 
+def read_layers_and_provenance(f: Any, path: Path, layers: Any = None, extra: tuple[str, ...] = ()
+                               ) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
+    """The requested layers of an open feature file and its provenance, with the per-row
+    context arrays (:data:`CONTEXT_ARRAYS`, and ``extra``) that the file holds added to it: what
+    the readers of word-level and stimulus-level features share."""
+    data = read_layers(f, path, layers)
+    provenance = json.loads(f.attrs["provenance"])
+    for name in CONTEXT_ARRAYS + tuple(extra):
+        if name in f:
+            provenance[name] = read_dataset(f, name, path)
+    return data, provenance
+
+
 def read_layers(f: Any, path: Path, layers: Any = None) -> dict[int, np.ndarray]:
     """The requested layers of an open feature file, read whole (checksums verified).
 

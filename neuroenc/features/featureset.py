@@ -19,7 +19,7 @@ from .cache import (
     STIMULI_KIND,
     check_feature_file,
     read_dataset,
-    read_layers,
+    read_layers_and_provenance,
     read_strings,
     write_layers,
 )
@@ -222,14 +222,10 @@ def load_features(path: str | os.PathLike, layers: Any = None) -> FeatureSet:
                 "word times): read it with neuroenc.features.load_stimulus_features, and fit it with "
                 "`neuroenc fit --features FILE --responses R.csv --id-column id` (no --tr)."
             )
-        data = read_layers(f, path, layers)
-        provenance = json.loads(f.attrs["provenance"])
+        data, provenance = read_layers_and_provenance(f, path, layers)
         words = read_strings(f, "words", path)
         onsets = read_dataset(f, "onsets", path)
         offsets = read_dataset(f, "offsets", path)
-        for name in CONTEXT_ARRAYS:
-            if name in f:
-                provenance[name] = read_dataset(f, name, path)
     run = provenance.pop("run", "run-1")
     model = provenance.pop("model", None)
     n_model_layers = provenance.pop("n_model_layers", None)

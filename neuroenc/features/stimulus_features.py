@@ -5,7 +5,6 @@ Written by :class:`~neuroenc.features.stimuli.StimulusExtractor` into the featur
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,8 +19,7 @@ from .cache import (
     FEATURES_FORMAT,
     STIMULI_KIND,
     check_feature_file,
-    read_dataset,
-    read_layers,
+    read_layers_and_provenance,
     read_strings,
     write_layers,
 )
@@ -180,16 +178,12 @@ def load_stimulus_features(path: str | os.PathLike, layers: Any = None) -> Stimu
                 "stimulus-level features; read it with neuroenc.features.load_features, and fit it with "
                 "`neuroenc fit --features FILE --responses R --tr TR`."
             )
-        data = read_layers(f, path, layers)
-        provenance = json.loads(f.attrs["provenance"])
+        data, provenance = read_layers_and_provenance(f, path, layers, extra=("surprisal",))
         ids = read_strings(f, "stimulus_ids", path)
         texts = read_strings(f, "texts", path)
         groups = read_strings(f, "groups", path) if "groups" in f else None
         if "context_text" in f:
             provenance["context_text"] = read_strings(f, "context_text", path)
-        for name in CONTEXT_ARRAYS + ("surprisal",):
-            if name in f:
-                provenance[name] = read_dataset(f, name, path)
     name = provenance.pop("run", "stimuli")
     model = provenance.pop("model", None)
     n_layers = provenance.pop("n_model_layers", None)

@@ -47,11 +47,11 @@ from ..encoding.compare import (
     DEFAULT_ALPHA,
     LayerComparison,
     compare_layers_across_units,
-    describe_best_set,
     intermediate_layers,
     margin_columns,
     sign_flip_interval,
     sign_flips,
+    verdicts,
 )
 from ..encoding.results import P_MAX_OVER_LAYERS
 from ..encoding.stats import fdr_bh
@@ -236,21 +236,8 @@ def group_from_cube(
         if n_s >= 2:
             margins.update(_loso_margins(values, cube.depth, signs[0], ci=comparison.ci))
         out.update(margins)
-        out["verdict"] = _verdicts(out, valid, comparison.ci)
+        out["verdict"] = verdicts(out["best_layer"], out, valid, comparison.ci)
     return pd.DataFrame(out), comparison
-
-
-def _verdicts(out: dict, valid: np.ndarray, ci: float) -> list[str]:
-    """The plain-words verdict of each target (:func:`~neuroenc.encoding.compare.describe_best_set`)."""
-    return [
-        describe_best_set(int(out["best_layer"][j]), out["best_set"][j], out["set_span"][j],
-                          int(out["last_layer"][j]),
-                          (out["delta_last"][j], out["delta_last_low"][j], out["delta_last_high"][j]),
-                          int(out["mid_layer"][j]),
-                          (out["delta_mid"][j], out["delta_mid_low"][j], out["delta_mid_high"][j]), ci)
-        if valid[j] else "no finite score"
-        for j in range(len(valid))
-    ]
 
 
 def _loso_best(values: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

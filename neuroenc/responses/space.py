@@ -26,6 +26,7 @@ import base64
 import logging
 import os
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -105,7 +106,7 @@ def _selection(index: Any, n: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- the spaces
-class TargetSpace:
+class TargetSpace(ABC):
     """What the columns of a response are. Subclasses give the geometry of each kind.
 
     Every space has ``kind``, ``n_targets``, :meth:`select` (a subset of its targets, in a
@@ -115,17 +116,17 @@ class TargetSpace:
     kind: ClassVar[str] = ""
 
     @property
+    @abstractmethod
     def n_targets(self) -> int:
         """Number of targets."""
-        raise NotImplementedError
 
+    @abstractmethod
     def select(self, index: Any) -> TargetSpace:
         """The space of a subset of the targets (positions or a boolean mask), in that order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict that :func:`space_from_dict` reads back."""
-        raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.to_dict() == other.to_dict()
