@@ -15,7 +15,11 @@
   extraction runs only where there is a GPU. ``processes`` (worker processes per job)
   defaults to 1 (one model load per job); every other key is passed to ``SLURMCluster``
   (``queue``, ``account``, ``walltime``, ``job_extra_directives``, ``job_script_prologue``,
-  ``interface``, ``local_directory``, ``log_directory``...).
+  ``interface``, ``local_directory``, ``log_directory``...); a config file gives only the
+  plain resources (:data:`~neuroenc.pipeline.trust.SLURM_DATA_KEYS`), the rest comes from the
+  command line or the opt-in. The scheduler and workers talk over TLS with certificates made
+  for the run; without ``sbatch`` on PATH, or when sbatch refuses the jobs or does not return
+  within ``executor.timeout``, :class:`ClusterError` says so at once.
 """
 from __future__ import annotations
 
@@ -26,11 +30,13 @@ import inspect
 import ipaddress
 import logging
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._validation import NeuroencError
 from .config import ConfigError, ExecutorConfig
 
 logger = logging.getLogger(__name__)
@@ -107,7 +113,9 @@ def parse_executor(kind: str, address: str | None = None) -> ExecutorSpec:
 
 
 # ---------------------------------------------------------------------- SLURM
-def _slurm_parameters() -> list[str]:
+def slurm_parameters() -> list[str]:
+    """The options of ``executor.slurm``: :class:`dask_jobqueue.SLURMCluster`'s parameters, less
+    those set here, plus ``gpus`` and the numbers of jobs."""
     from dask_jobqueue.core import Job, JobQueueCluster
     from dask_jobqueue.slurm import SLURMJob
 
@@ -146,7 +154,7 @@ def check_slurm_options(options: dict[str, Any] | None) -> tuple[dict[str, Any],
             "the cores and memory of each job, and how many jobs, e.g. executor: {kind: slurm, "
             "slurm: {cores: 8, memory: 32GB, gpus: 1, walltime: '04:00:00', jobs: 4}}."
         )
-    allowed = _slurm_parameters()
+    allowed = slurm_parameters()
     for key in options:
         if key not in allowed:
             hint = difflib.get_close_matches(str(key), allowed, n=1)
@@ -189,8 +197,95 @@ def check_slurm_options(options: dict[str, Any] | None) -> tuple[dict[str, Any],
     return options, scale
 
 
-def slurm_cluster(options: dict[str, Any] | None, scale: bool = True):
+class ClusterError(NeuroencError, RuntimeError):
+    """A cluster could not be started: no ``sbatch``, or SLURM did not take the jobs in time."""
+
+
+def require_sbatch() -> None:
+    """Raise :class:`ClusterError` unless ``sbatch`` is on PATH (else the jobs are never
+    submitted and the run waits for ever)."""
+    if shutil.which("sbatch") is None:
+        raise ClusterError(
+            "executor.kind 'slurm' submits its jobs with sbatch, which is not on PATH on this machine. "
+            "Run neuroenc on the cluster's login node (or load its SLURM module: module load slurm), "
+            "or choose another executor (--executor local:N)."
+        )
+
+
+def _temporary_security() -> Any:
+    from distributed.security import Security
+
+    try:
+        return Security.temporary()
+    except ImportError as err:
+        raise ClusterError(
+            "executor.kind 'slurm' encrypts the scheduler's connections (TLS) with certificates made for "
+            f"this run, which needs the package 'cryptography' ({err}): pip install cryptography."
+        ) from err
+
+
+def _secure(kwargs: dict[str, Any], shared_dir: str | Path | None) -> dict[str, Any]:
+    """TLS for the scheduler and every worker (certificates made for this run), unless the caller
+    set another ``protocol``. The workers' certificate and key go to ``shared_dir`` (default: the
+    working directory), which the jobs must see; the files are readable by the user alone and
+    deleted with the cluster."""
+    protocol = kwargs.get("protocol")
+    if protocol is not None and not str(protocol).startswith("tls"):
+        logger.warning("executor.slurm.protocol is %r: the scheduler and workers talk unencrypted and "
+                       "unauthenticated; anyone who reaches the scheduler's port can run code on the workers.",
+                       protocol)
+        return kwargs
+    kwargs = {**kwargs, "security": _temporary_security(), "protocol": "tls://"}
+    kwargs.setdefault("shared_temp_directory", str(Path(shared_dir if shared_dir is not None else ".").resolve()))
+    return kwargs
+
+
+async def _submitted(cluster: Any, n_jobs: int, timeout: float) -> None:
+    """Wait until sbatch has taken ``n_jobs`` jobs; raise sbatch's error if it refused one."""
+    import asyncio
+    import time
+
+    from distributed.core import Status
+
+    deadline = time.monotonic() + timeout
+    while len(cluster.workers) < n_jobs:  # filled once every submission has returned
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        await asyncio.sleep(0.05)
+    failed = [job for job in cluster.workers.values() if job.status == Status.created]
+    if failed:
+        await failed[0]  # submits it again, raising sbatch's error
+
+
+def _wait_submitted(cluster: Any, n_jobs: int, timeout: float) -> None:
+    try:
+        cluster.sync(_submitted, cluster, n_jobs, timeout)
+    except TimeoutError:
+        _close_quietly(cluster)
+        raise ClusterError(
+            f"SLURM did not take the {n_jobs} job(s) within executor.timeout ({timeout:g} s): sbatch did not "
+            "return. Check that SLURM answers on this machine (squeue, sinfo), or raise executor.timeout."
+        ) from None
+    except RuntimeError as err:  # dask-jobqueue: "Command exited with non-zero exit code ..."
+        _close_quietly(cluster)
+        detail = " ".join(str(err).split())
+        raise ClusterError(f"sbatch refused the SLURM job: {detail} Check executor.slurm (queue, account, "
+                           "walltime, memory) against the cluster's limits (sinfo).") from err
+
+
+def _close_quietly(cluster: Any) -> None:
+    # jobs that were never submitted make SpecCluster.close fail its own checks
+    with contextlib.suppress(Exception):
+        cluster.close(timeout=5)
+
+
+def slurm_cluster(options: dict[str, Any] | None, scale: bool = True, *, timeout: float = 30.0,
+                  shared_dir: str | Path | None = None):
     """A :class:`dask_jobqueue.SLURMCluster` from ``executor.slurm`` options.
+
+    The scheduler (in this process) and its workers talk over TLS with certificates made for
+    this run (``security=``, :meth:`distributed.security.Security.temporary`): anyone who can
+    reach the scheduler's port on the node's network address cannot run code on the workers.
 
     Parameters
     ----------
@@ -199,15 +294,29 @@ def slurm_cluster(options: dict[str, Any] | None, scale: bool = True):
     scale : bool
         Submit the jobs (``jobs``) or start adaptive scaling (``maximum_jobs``). Without it
         nothing is submitted: ``cluster.job_script()`` shows what would be.
+    timeout : float
+        Seconds to wait for sbatch to take the ``jobs`` (``executor.timeout``); jobs waiting in
+        SLURM's queue after that are not timed out.
+    shared_dir : path-like | None
+        Where the workers' certificate and key are written (a folder the jobs see; default the
+        working directory).
 
     Returns
     -------
     cluster : dask_jobqueue.SLURMCluster
+
+    Raises
+    ------
+    ClusterError
+        When ``sbatch`` is not on PATH (before anything starts), when sbatch refuses a job or
+        does not return within ``timeout``, or without the package ``cryptography``.
     """
     from dask_jobqueue import SLURMCluster
 
     kwargs, scaling = check_slurm_options(options)
-    cluster = SLURMCluster(**kwargs)
+    if scale:
+        require_sbatch()
+    cluster = SLURMCluster(**_secure(kwargs, shared_dir))
     shell = {k: kwargs[k] for k in ("job_script_prologue", "python", "worker_command", "shebang") if kwargs.get(k)}
     if shell:
         logger.warning("every SLURM job runs this shell code from executor.slurm: %s",
@@ -216,6 +325,7 @@ def slurm_cluster(options: dict[str, Any] | None, scale: bool = True):
     if scale:
         if "jobs" in scaling:
             cluster.scale(jobs=scaling["jobs"])
+            _wait_submitted(cluster, scaling["jobs"], timeout)
         else:
             cluster.adapt(minimum_jobs=scaling.get("minimum_jobs", 0), maximum_jobs=scaling["maximum_jobs"])
     return cluster
@@ -329,9 +439,50 @@ def dashboard(client: Any) -> str | None:
         return None
 
 
+def _probe(address: str, timeout: float, security: Any) -> None:
+    """Open a connection to ``address`` and finish Dask's handshake within ``timeout`` seconds
+    (distributed waits for a handshake without a limit), in a thread with its own event loop."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect as dask_connect
+
+    args = security.get_connection_args("client") if security is not None else {}
+
+    async def probe() -> None:
+        comm = await asyncio.wait_for(dask_connect(address, timeout=timeout, **args), timeout)
+        await comm.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, probe()).result()
+
+
+def _client(address: str, timeout: float, security: Any) -> Any:
+    """A client of the scheduler at ``address``; a one-line ConnectionError when there is none."""
+    from distributed import Client
+
+    try:
+        _probe(address, timeout, security)
+        return Client(address, timeout=timeout, security=security)
+    except (OSError, TimeoutError) as err:  # refused, closed, or no answer in time
+        reason = " ".join(str(err).split()) or f"no answer ({type(err).__name__})"
+        raise ConnectionError(
+            f"could not reach the Dask scheduler at {address!r} within {timeout:g} s ({reason}). "
+            f"Start one with 'dask scheduler' and workers with 'dask worker {address}', or "
+            "check the host, the port and the firewall."
+        ) from err
+    except Exception as err:  # noqa: BLE001 - a server that answers something else than Dask
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        raise ConnectionError(
+            f"the server at {address!r} is not a Dask scheduler: its answer is not Dask's protocol "
+            f"({reason[:160]}). Give the address that 'dask scheduler' prints (tcp://host:8786 by default; "
+            "8787 is its dashboard), or start a scheduler there."
+        ) from err
+
+
 @contextlib.contextmanager
 def connect(executor: ExecutorConfig, *, client: Any = None, timeout: float = 10.0,
-            security: Any = None) -> Iterator[Any]:
+            security: Any = None, shared_dir: str | Path | None = None) -> Iterator[Any]:
     """A :class:`distributed.Client` for an executor; what is started here is closed on exit.
 
     Parameters
@@ -341,17 +492,24 @@ def connect(executor: ExecutorConfig, *, client: Any = None, timeout: float = 10
     client : distributed.Client | None
         Use this client (it is left open).
     timeout : float
-        Seconds to wait for an existing scheduler (``dask:``).
+        Seconds to wait for an existing scheduler (``dask:``), or for sbatch to take the jobs
+        (``slurm``).
     security : distributed.security.Security | None
         For a ``tls://`` scheduler; default from ``executor.security`` (:func:`make_security`,
         paths as given).
+    shared_dir : path-like | None
+        ``slurm``: the folder, seen by the jobs, for the workers' TLS certificate
+        (:func:`slurm_cluster`).
 
     Raises
     ------
     ConfigError
         For a bad ``executor.kind`` or SLURM options.
     ConnectionError
-        When the scheduler of ``dask:tcp://host:port`` cannot be reached.
+        When the scheduler of ``dask:tcp://host:port`` cannot be reached, does not answer
+        within ``timeout``, or is not a Dask scheduler.
+    ClusterError
+        When the SLURM jobs cannot be submitted (:func:`slurm_cluster`).
     """
     if client is not None:
         yield client
@@ -371,17 +529,14 @@ def connect(executor: ExecutorConfig, *, client: Any = None, timeout: float = 10
         if security is None:
             security = make_security(executor.security, spec.address)
         warn_if_exposed(spec.address)
-        try:
-            client = Client(spec.address, timeout=timeout, security=security)
-        except (OSError, TimeoutError) as err:
-            raise ConnectionError(
-                f"could not reach the Dask scheduler at {spec.address!r} within {timeout:g} s ({err}). "
-                f"Start one with 'dask scheduler' and workers with 'dask worker {spec.address}', or "
-                "check the host, the port and the firewall."
-            ) from err
+        client = _client(spec.address, timeout, security)
     else:
-        cluster = slurm_cluster(executor.slurm)
-        client = Client(cluster)
+        cluster = slurm_cluster(executor.slurm, timeout=timeout, shared_dir=shared_dir)
+        try:
+            client = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
     link = dashboard(client)
     logger.info("Dask %s: dashboard %s", spec.kind,
                 link or "unavailable (install bokeh>=3.1 to get one)")
@@ -424,5 +579,5 @@ def worker_memory(client: Any, executor: ExecutorConfig | None = None,
     return None
 
 
-__all__ = ["ExecutorSpec", "check_slurm_options", "connect", "dashboard", "make_security", "parse_executor",
-           "slurm_cluster", "warn_if_exposed", "worker_memory"]
+__all__ = ["ClusterError", "ExecutorSpec", "check_slurm_options", "connect", "dashboard", "make_security",
+           "parse_executor", "require_sbatch", "slurm_cluster", "slurm_parameters", "warn_if_exposed", "worker_memory"]

@@ -41,7 +41,14 @@ from .._validation import NeuroencError
 from ..encoding import make_cv
 from ..encoding.memory import FitShape, partition_fit
 from .config import ConfigError, RunConfig, resolve_kind
-from .dask_cluster import check_slurm_options, connect, make_security, parse_executor, worker_memory
+from .dask_cluster import (
+    check_slurm_options,
+    connect,
+    make_security,
+    parse_executor,
+    require_sbatch,
+    worker_memory,
+)
 from .dask_worker import PLUGIN_NAME, WorkerCache, extract_task, fit_task, merge_task
 from .loaders import GROUP, load_dataset
 from .optin import code_allowed
@@ -304,6 +311,7 @@ def run_distributed(
                               "or 'slurm'), got executor.kind 'serial'; use run_pipeline for a serial run.")
         if spec.kind == "slurm":
             check_slurm_options(config.executor.slurm)
+            require_sbatch()
         if spec.kind == "dask":
             security = make_security(config.executor.security, spec.address, resolve=config.resolve)
         elif config.executor.security:
@@ -319,7 +327,12 @@ def run_distributed(
         raise ValueError(f"memory_fraction must be in (0, 1], got {memory_fraction!r}.")
     timings: dict[str, float] = {}
 
-    with connect(config.executor, client=client, timeout=timeout, security=security) as client:
+    shared_dir = None
+    if spec is not None and spec.kind == "slurm":  # the workers' TLS certificate, where the jobs see it
+        shared_dir = output_dir(config)
+        shared_dir.mkdir(parents=True, exist_ok=True)
+    with connect(config.executor, client=client, timeout=timeout, security=security,
+                 shared_dir=shared_dir) as client:
         client.register_plugin(WorkerCache(), name=PLUGIN_NAME)
         if spec is not None and spec.kind == "dask":
             try:

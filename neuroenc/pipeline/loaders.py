@@ -129,10 +129,14 @@ def get_loader(name: str, allow_code: bool | None = False) -> Callable[..., Enco
     if how == "entry point":
         ep = _entry_points()[name]
         try:
-            return ep.load()
+            loader = ep.load()
         except Exception as err:  # noqa: BLE001 - a broken third-party package
             raise ConfigError(f"cannot load data-set loader {name!r} ({ep.value}, declared by an "
                               f"installed package): {type(err).__name__}: {err}") from err
+        if not callable(loader):
+            raise ConfigError(f"data-set loader {name!r} ({ep.value}, declared by an installed package) is "
+                              f"{_describe(loader)}, not a function that returns a data set.")
+        return loader
     target = LOADERS.get(name, name)
     if how == "code":
         logger.warning("importing and running the data-set loader %r named by the config "
@@ -140,9 +144,33 @@ def get_loader(name: str, allow_code: bool | None = False) -> Callable[..., Enco
     module_name, func_name = target.split(":", 1)
     try:
         module = importlib.import_module(module_name)
-        return getattr(module, func_name)
+        loader = getattr(module, func_name)
     except (ImportError, AttributeError) as err:
         raise ConfigError(f"cannot import data-set loader {target!r}: {err}") from err
+    if not callable(loader):
+        raise ConfigError(f"data-set loader {target!r} is {_describe(loader)}, not a function: name a function "
+                          "that returns a data set (package.module:function).")
+    return loader
+
+
+def _describe(value: Any) -> str:
+    """``42 (an int)``, for messages: the value (shortened) and its type."""
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    name = type(value).__name__
+    return f"{text} (a{'n' if name[:1].lower() in 'aeiou' else ''} {name})"
+
+
+def _check_returned(name: str, dataset: Any) -> None:
+    """A loader must return a data set (the run reads its transcripts and responses)."""
+    from ..datasets.stimuli import StimulusDataset
+
+    if not isinstance(dataset, (EncodingDataset, StimulusDataset)):
+        raise ConfigError(
+            f"data-set loader {name!r} returned {_describe(dataset)}; a loader must return a "
+            "neuroenc.datasets.EncodingDataset (words with times and responses per run) or, for "
+            "stimulus-level data, a StimulusDataset."
+        )
 
 
 def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None,
@@ -175,6 +203,7 @@ def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None,
                 break
     with default_encoding(cfg.transcript_encoding):
         dataset = loader(**kwargs)
+    _check_returned(cfg.loader, dataset)
     from ..datasets.stimuli import StimulusDataset
 
     if isinstance(dataset, StimulusDataset):

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, RunConfig
-from .dask_cluster import is_loopback, parse_executor
+from .dask_cluster import is_loopback, parse_executor, slurm_parameters
 from .loaders import check_loader
 from .optin import OPT_IN, code_allowed
 
@@ -42,6 +42,33 @@ logger = logging.getLogger(__name__)
 SLURM_SHELL_KEYS = ("job_script_prologue", "python", "worker_command", "shebang")
 #: Characters that end a line of a job script or start another shell command.
 _SHELL_META = re.compile(r"[\n\r;&|`<>]|\$\(")
+#: ``executor.slurm`` options a config file may give without the opt-in: plain resources of
+#: each job (:class:`dask_jobqueue.SLURMCluster`'s parameters), and the types of their values.
+#: Every other option can run code or write files (see :data:`_SLURM_RISKS`).
+SLURM_DATA_KEYS: dict[str, tuple[type, ...]] = {
+    "cores": (int,), "memory": (str, int), "processes": (int,), "gpus": (int,), "jobs": (int,),
+    "minimum_jobs": (int,), "maximum_jobs": (int,), "queue": (str,), "account": (str,),
+    "walltime": (str,), "job_cpu": (int,), "job_mem": (str, int), "job_name": (str,),
+    "interface": (str,), "death_timeout": (int, float), "nanny": (bool,),
+}
+#: What the options a config file may not give can do, for messages.
+_SLURM_RISKS = {
+    "scheduler_options": "the scheduler runs in this process, and its options run Python files here "
+                         "(preload) or open it to the network (host, port, dashboard_address)",
+    "worker_extra_args": "its arguments go to every worker (--preload runs a Python file or URL there)",
+    "local_directory": "every worker writes its files there",
+    "log_directory": "every job writes its log there",
+    "shared_temp_directory": "this process writes the workers' certificates there",
+    "job_extra_directives": "its #SBATCH directives can write anywhere (--output, --chdir) or run "
+                            "programs (--wrap)",
+    "job_directives_skip": "it drops #SBATCH directives of the job script",
+    "header_skip": "it drops #SBATCH directives of the job script",
+    "protocol": "it can turn off the encryption of the scheduler's connections (tls://)",
+    "dashboard_address": "it opens the scheduler's dashboard to the network",
+    "host": "it opens the scheduler to the network",
+}
+#: A plain option value: no spaces, quotes, $ or shell characters, and not an option (-x).
+_PLAIN = re.compile(r"^[A-Za-z0-9_.:@%+,=/][A-Za-z0-9_.:@%+,=/-]*$")
 
 
 def from_caller(config: RunConfig, key: str) -> bool:
@@ -184,6 +211,39 @@ def _check_slurm(config: RunConfig) -> None:
                 "script's line and run what follows as shell code. Fix the value; if it is meant, "
                 f"{OPT_IN}."
             )
+        if key in SLURM_DATA_KEYS:
+            if not allowed:
+                _check_slurm_value(config, key, value)
+            continue
+        if key not in slurm_parameters():
+            continue  # a typo: check_slurm_options names it, with a "did you mean"
+        if not allowed:
+            raise ConfigError(
+                f"executor.slurm.{key}{_where(config)} is {value!r}, which a config file may not give: "
+                f"{_SLURM_RISKS.get(key, 'it is not a plain resource of the jobs')}. A config file gives "
+                f"only the jobs' resources ({', '.join(SLURM_DATA_KEYS)}). Give {key} on the command line "
+                f"(--set executor.slurm.{key}=VALUE), or, if you trust this config, {OPT_IN}."
+            )
+        logger.warning("executor.slurm.%s from %s is not a plain resource of the jobs (allowed by the "
+                       "opt-in): %r", key, config.source, value)
+
+
+def _check_slurm_value(config: RunConfig, key: str, value: Any) -> None:
+    """A plain resource from the config file: a scalar of its type; a string of plain characters."""
+    types = SLURM_DATA_KEYS[key]
+    if isinstance(value, bool) != (types == (bool,)) or not isinstance(value, types):
+        words = " or ".join({int: "a whole number", float: "a number", str: "a string",
+                             bool: "true or false"}[t] for t in types)
+        hint = (" (quote it: YAML reads an unquoted 4:00:00 as a number of seconds)"
+                if key == "walltime" and isinstance(value, int) else "")
+        raise ConfigError(f"executor.slurm.{key}{_where(config)} must be {words}, got {value!r}{hint}.")
+    if isinstance(value, str) and not _PLAIN.match(value):
+        raise ConfigError(
+            f"executor.slurm.{key}{_where(config)} is {value!r}: a config file gives plain values (letters, "
+            "digits and . _ - : @ % + , = /, not starting with -), as they go into the job script and the "
+            f"workers' command line. Fix the value, give it on the command line (--set executor.slurm.{key}="
+            f"VALUE), or, if you trust this config, {OPT_IN}."
+        )
 
 
 # ---------------------------------------------------------------------- everything
