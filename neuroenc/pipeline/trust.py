@@ -6,7 +6,12 @@ A config file (YAML) may:
 - name a registered data-set loader (:data:`~neuroenc.pipeline.loaders.LOADERS`) or one that an
   installed package declares in the entry-point group ``neuroenc.loaders``;
 - run on this machine (``serial``, ``local:N``), on a Dask scheduler on this machine
-  (``dask:tcp://127.0.0.1:8786``), or on SLURM with plain options (cores, memory, queue...);
+  (``dask:tcp://127.0.0.1:8786``), or on SLURM with the plain resources of its jobs
+  (:data:`SLURM_DATA_KEYS`: ``cores``, ``memory``, ``processes``, ``gpus``, ``jobs``,
+  ``queue``, ``account``, ``walltime``...: scalars of their type, strings of plain characters).
+  A SLURM run's scheduler and workers always talk over TLS, with certificates made for the run
+  (the scheduler listens on the node's network address: without them, anyone who reaches its
+  port could run code on the workers);
 - write inside ``output.dir`` (the report) and, for the features cache, inside its own folder.
 
 It may not, unless the user opts in with ``neuroenc run --allow-code`` (``allow_code=True``
@@ -15,6 +20,11 @@ in Python, or the environment variable ``NEUROENC_ALLOW_CODE=1``), which is then
 - name a loader as ``"package.module:function"`` (that imports and runs any function);
 - give SLURM shell code (``executor.slurm.job_script_prologue``, ``python``,
   ``worker_command``, ``shebang``) or option values with shell metacharacters;
+- give any other ``executor.slurm`` option: ``scheduler_options`` (its ``preload`` runs a
+  Python file in the user's process), ``worker_extra_args`` (``--preload`` runs a file or URL
+  in every worker), ``local_directory``, ``log_directory``, ``job_extra_directives`` (they
+  write anywhere), ``protocol`` (it can turn TLS off)... These may also come from the caller
+  (``--set executor.slurm.KEY=VALUE``);
 - name a Dask scheduler on another machine (a Dask client unpickles what its scheduler sends):
   give that address on the command line (``--executor dask:tls://host:8786``) instead.
 
