@@ -379,3 +379,13 @@ def test_server_that_does_not_answer_times_out(tmp_path, capsys):
         server.close()
     err = capsys.readouterr().err
     assert "could not reach the Dask scheduler" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_dask_scheduler_still_connects():
+    """The handshake check before the client does not get in the way of a real scheduler."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        with connect(ExecutorConfig(kind=f"dask:{cluster.scheduler_address}"), timeout=10) as client:
+            assert client.submit(sum, [1, 2, 3]).result(timeout=10) == 6
