@@ -152,6 +152,13 @@ def test_config_file_slurm_values_must_be_plain(tmp_path, extra, match):
     check_trust(load_config(path, allow_code=True))  # the opt-in takes them as they are
 
 
+def test_slurm_section_must_be_a_mapping(tmp_path):
+    path = _yaml(tmp_path, "dataset: {loader: alice}\nexecutor: {kind: slurm, slurm: 'cores=4'}\n")
+    with pytest.raises(ConfigError, match=r"executor.slurm in '.*shared.yaml' must be a mapping of options, "
+                                          r"e.g. \{cores: 8, memory: 32GB, jobs: 4\}, got 'cores=4'"):
+        check_trust(load_config(path))
+
+
 def test_unknown_slurm_option_still_gets_its_hint(tmp_path):
     path = _slurm_yaml(tmp_path, "walltme: '01:00:00'")
     check_trust(load_config(path))  # not an option of SLURMCluster: nothing to trust or refuse

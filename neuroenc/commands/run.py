@@ -2,7 +2,8 @@
 
 A config file cannot run code, reach another machine or write outside its output folder:
 ``--allow-code`` (or ``NEUROENC_ALLOW_CODE=1``) lets it name a loader as ``module:function``,
-give SLURM shell code and name a remote Dask scheduler (see ``neuroenc.pipeline.trust``).
+give SLURM shell code or options beyond the jobs' resources, and name a remote Dask scheduler
+(see ``neuroenc.pipeline.trust``).
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set model.layers=[0,15,30] (YAML value)")
     parser.add_argument("--allow-code", action="store_true",
                         help="let the config run code: a loader given as module:function, SLURM shell "
-                             "code (job_script_prologue...), a Dask scheduler on another machine "
-                             "(also: NEUROENC_ALLOW_CODE=1)")
+                             "code (job_script_prologue...) and options beyond the jobs' resources "
+                             "(scheduler_options, worker_extra_args...), a Dask scheduler on another "
+                             "machine (also: NEUROENC_ALLOW_CODE=1)")
 
 
 def parse_overrides(items: list[str], out: str | None = None) -> dict:

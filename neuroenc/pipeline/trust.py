@@ -200,7 +200,11 @@ def _strings(value: Any) -> list[str]:
 
 def _check_slurm(config: RunConfig) -> None:
     allowed = code_allowed(config.allow_code)
-    for key, value in (config.executor.slurm or {}).items():
+    options = config.executor.slurm or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"executor.slurm{_where(config)} must be a mapping of options, e.g. {{cores: 8, "
+                          f"memory: 32GB, jobs: 4}}, got {options!r}.")
+    for key, value in options.items():
         if from_caller(config, f"executor.slurm.{key}"):
             continue
         if key in SLURM_SHELL_KEYS:
