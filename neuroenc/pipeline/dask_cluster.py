@@ -277,6 +277,24 @@ def _close_quietly(cluster: Any) -> None:
     # jobs that were never submitted make SpecCluster.close fail its own checks
     with contextlib.suppress(Exception):
         cluster.close(timeout=5)
+    _delete_certificates(cluster)
+
+
+def close_cluster(cluster: Any) -> None:
+    """Close a cluster of :func:`slurm_cluster` and delete the workers' certificate files."""
+    try:
+        cluster.close()
+    finally:
+        _delete_certificates(cluster)
+
+
+def _delete_certificates(cluster: Any) -> None:
+    # dask-jobqueue keeps the files it wrote for the workers open as _job_<key>, deleted on close
+    for name in ("_job_ca_file", "_job_cert", "_job_key"):
+        handle = getattr(cluster, name, None)
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()
 
 
 def slurm_cluster(options: dict[str, Any] | None, scale: bool = True, *, timeout: float = 30.0,
@@ -465,7 +483,7 @@ def _client(address: str, timeout: float, security: Any) -> Any:
         _probe(address, timeout, security)
         return Client(address, timeout=timeout, security=security)
     except (OSError, TimeoutError) as err:  # refused, closed, or no answer in time
-        reason = " ".join(str(err).split()) or f"no answer ({type(err).__name__})"
+        reason = " ".join(str(err).split()) or "no answer"
         raise ConnectionError(
             f"could not reach the Dask scheduler at {address!r} within {timeout:g} s ({reason}). "
             f"Start one with 'dask scheduler' and workers with 'dask worker {address}', or "
@@ -535,7 +553,7 @@ def connect(executor: ExecutorConfig, *, client: Any = None, timeout: float = 10
         try:
             client = Client(cluster)
         except BaseException:
-            cluster.close()
+            close_cluster(cluster)
             raise
     link = dashboard(client)
     logger.info("Dask %s: dashboard %s", spec.kind,
@@ -545,7 +563,7 @@ def connect(executor: ExecutorConfig, *, client: Any = None, timeout: float = 10
     finally:
         client.close()
         if cluster is not None:
-            cluster.close()
+            close_cluster(cluster)
 
 
 def worker_memory(client: Any, executor: ExecutorConfig | None = None,
@@ -579,5 +597,6 @@ def worker_memory(client: Any, executor: ExecutorConfig | None = None,
     return None
 
 
-__all__ = ["ClusterError", "ExecutorSpec", "check_slurm_options", "connect", "dashboard", "make_security",
-           "parse_executor", "require_sbatch", "slurm_cluster", "slurm_parameters", "warn_if_exposed", "worker_memory"]
+__all__ = ["ClusterError", "ExecutorSpec", "check_slurm_options", "close_cluster", "connect", "dashboard",
+           "make_security", "parse_executor", "require_sbatch", "slurm_cluster", "slurm_parameters",
+           "warn_if_exposed", "worker_memory"]
