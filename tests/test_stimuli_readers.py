@@ -356,3 +356,17 @@ def test_textgrid_plain_words_do_not_warn(long_tg, caplog):
 def test_textgrid_strip_codes_bad_value(long_tg):
     with pytest.raises(ValueError, match=r"strip_codes must be True, False or None; got 'yes' \(str\)"):
         read_textgrid(long_tg, tier="word", strip_codes="yes")
+
+
+def test_load_naturalstories_reads_the_codes_without_a_warning(data_dir, caplog):
+    """The Natural Stories loader uses the codes (to look up each word's text) through the same
+    reader code, so it asks for them (strip_codes=False) and raises no warning about them."""
+    from neuroenc.datasets import load_naturalstories
+
+    with caplog.at_level(logging.WARNING, logger="neuroenc"):
+        ds = load_naturalstories(data_dir, stories=[1], download=False)
+    assert "coded annotations" not in caplog.text
+    story = ds.transcripts["story-1"]
+    assert story.words[:5] == ("If", "you", "were", "to", "journey") and story.codes()[:5] == [None] * 5
+    assert ds.info["codes"]["story-1"][:3] == ["1.1", "1.2", "1.3"]
+    assert ds.info["codes"]["story-1"][9] == "1.10"  # "ENGLAND / 1.10.word": the token code N.K
