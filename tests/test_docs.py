@@ -43,7 +43,7 @@ FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$
 #: needs NEUROENC_DATA.
 DATA_CALLS = re.compile(r"\bload_(alice|naturalstories|naturalstories_rt|lebel2023|narratives|lpp|megmasc)\(|"
                         r"NEUROENC_DATA")
-#: The most blocks a file may skip, over all files (skips must stay few).
+#: The most runnable blocks the README and docs/ may skip together (skips must stay few).
 MAX_SKIPS = 6
 
 
@@ -91,7 +91,7 @@ def code_blocks(path: Path) -> list[Block]:
     return blocks
 
 
-def shell_commands(block: Block) -> list[str]:
+def shell_commands(block: Block) -> list[list[str]]:
     """The commands of a shell block, continuations joined and comments dropped."""
     text = block.code
     if block.lang == "console":
