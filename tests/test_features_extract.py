@@ -47,7 +47,9 @@ def test_features_equal_direct_forward_over_recorded_context(models, transcript,
     fs = extract_features(transcript, lm, context_tokens=C, stride=S, policy=policy, batch_size=3)
     al = align_tokens(transcript, lm.tokenizer)
     cs, cl = fs.attrs["context_start"], fs.attrs["context_len"]
-    ref = direct_features(lm, al, cs, cs + cl)
+    # the default prepend_bos="auto": the tiny GPT-2 gets its BOS, Llama and BERT their own prefix
+    assert fs.attrs["prefix_ids"] == (list(lm.prefix_ids) or [lm.tokenizer.bos_token_id])
+    ref = direct_features(lm, al, cs, cs + cl, prefix=fs.attrs["prefix_ids"])
     assert fs.layer_indices == list(range(5))
     for layer in fs.layer_indices:
         assert max_rel_err(fs[layer], ref[layer]) < TOL
@@ -70,7 +72,7 @@ def test_pooling_equals_direct_forward(gpt2, pooling):
     last = extract_features(tr, gpt2, context_tokens=6, stride=3, pooling="last")
     al = align_tokens(tr, gpt2.tokenizer)
     cs, cl = fs.attrs["context_start"], fs.attrs["context_len"]
-    ref = direct_features(gpt2, al, cs, cs + cl, pooling=pooling)
+    ref = direct_features(gpt2, al, cs, cs + cl, pooling=pooling, prefix=fs.attrs["prefix_ids"])
     for layer in fs.layer_indices:
         assert max_rel_err(fs[layer], ref[layer]) < TOL
     multi = al.word_n_tokens > 1
@@ -175,11 +177,11 @@ def test_empty_or_wrong_transcript_is_an_error(gpt2):
 def test_context_beyond_max_positions_is_an_error_not_a_truncation(transcript):
     lm = tiny_gpt2(n_layer=1, n_positions=32)
     with pytest.raises(ValueError, match=re.escape(
-            "context_tokens=24 + stride=12 + 0 special token(s) need 36 positions, but model "
+            "context_tokens=24 + stride=12 + 1 special token(s) need 37 positions, but model "
             "'tiny-gpt2' has at most 32")):
         extract_features(transcript, lm, context_tokens=24, stride=12)
     with pytest.raises(ValueError, match="need 33 positions"):
-        extract_features(transcript, lm, context_tokens=32, policy="window")
+        extract_features(transcript, lm, context_tokens=32, policy="window", prepend_bos=False)
     # A word with many tokens makes the longest sequence too long.
     long = Transcript(["Alice", "qxzjv" * 8, "was"], [0.0, 1.0, 2.0])
     with pytest.raises(ValueError, match=re.escape("the longest sequence (word 1 'qxzjv")):

@@ -193,7 +193,7 @@ def _responses(features, n_trs=12):
     (dict(context_tokens="full", stride=None), "context_tokens", "'full'", "8"),
     (dict(pooling="mean"), "pooling", "'mean'", "'last'"),
     (dict(stride=3), "stride", "3", "4"),
-    (dict(prepend_bos=True), "prefix_ids", r"\[0\]", r"\[\]"),
+    (dict(prepend_bos=False), "prefix_ids", r"\[\]", r"\[0\]"),
     (dict(last_layer="pre-norm"), "last_layer", "'pre-norm'", "'normed'"),
     (dict(intervention="skip:1"), "intervention", r"\{.*\}", "None"),
 ])

@@ -1,6 +1,7 @@
 """Extraction options: ``context_tokens="full"``, ``prepend_bos``, ``last_layer``; their
-provenance, cache keys, config and command line; and the defaults reproduce the features of
-the code before these options existed."""
+provenance, cache keys, config and command line; and ``prepend_bos=False`` (the default before
+issue 19) with the other defaults reproduces the features of the code before these options
+existed."""
 from __future__ import annotations
 
 import importlib.util
@@ -49,7 +50,8 @@ def transcript():
 # ---------------------------------------------------------------------- defaults
 def test_default_options_reproduce_the_features_of_09b4b6d(models):
     """The features of tiny models extracted by neuroenc 09b4b6d (before these options; see
-    data/make_default_features.py) are reproduced by the defaults, to float32 rounding (rtol 1e-5, atol 1e-6:
+    data/make_default_features.py) are reproduced by the defaults with ``prepend_bos=False`` (the
+    default then; ``"auto"`` since issue 19), to float32 rounding (rtol 1e-5, atol 1e-6:
     the features' sums differ in their last bits across CPUs and BLAS thread counts)."""
     spec = importlib.util.spec_from_file_location("make_default_features", DATA / "make_default_features.py")
     maker = importlib.util.module_from_spec(spec)
@@ -64,7 +66,7 @@ def test_default_options_reproduce_the_features_of_09b4b6d(models):
             pytest.skip(f"the tiny {name} built by transformers {transformers.__version__} differs from "
                         f"the fixture's (transformers {ref['transformers']})")
         for setting, kw in SETTINGS.items():
-            fs = extract_features(tr, lm, **kw)
+            fs = extract_features(tr, lm, prepend_bos=False, **kw)
             assert fs.attrs["prepend_bos"] is False and fs.attrs["last_layer"] == "normed"
             for key in ("context_start", "context_len"):
                 np.testing.assert_array_equal(fs.attrs[key], ref[f"{name}/{setting}/{key}"])
@@ -79,20 +81,42 @@ def test_default_options_reproduce_the_features_of_09b4b6d(models):
 
 
 def test_default_settings_keep_their_cache_key(models, transcript):
-    """The new options enter the cache key only when they differ from their defaults, so
-    caches written before them stay valid."""
+    """The new options enter the cache key only when they differ from the settings before
+    them (``prepend_bos=False``, ``last_layer="normed"``), so caches written before them stay
+    valid; the default ``prepend_bos="auto"`` (since issue 19) is in the key."""
     lm = models["gpt2"]
-    ext = FeatureExtractor(lm, context_tokens=8)
+    ext = FeatureExtractor(lm, context_tokens=8, prepend_bos=False)
     settings = ext._settings(transcript, ext.check_params())
     assert "prepend_bos" not in settings and "last_layer" not in settings
     assert settings["context_tokens"] == 8 and settings["stride"] == 4
+    ext = FeatureExtractor(lm, context_tokens=8)
+    settings = ext._settings(transcript, ext.check_params())
+    assert settings["prepend_bos"] == "auto" and "last_layer" not in settings
+
+
+def test_default_prepend_bos_is_auto_as_for_stimuli(models, transcript):
+    """Transcripts and stimuli share the default ``prepend_bos="auto"`` (issue 19): a causal
+    model whose tokenizer has a BOS gets it first, so no word sits at the attention sink."""
+    import inspect
+
+    from neuroenc.features import StimulusExtractor
+
+    for obj in (FeatureExtractor, extract_features, StimulusExtractor):
+        assert inspect.signature(obj).parameters["prepend_bos"].default == "auto"
+    lm = models["gpt2"]
+    fs = extract_features(transcript, lm, context_tokens=10, stride=4)
+    assert fs.attrs["prepend_bos"] == "auto" and fs.attrs["prefix_ids"] == [lm.tokenizer.bos_token_id]
+    assert fs.attrs["warnings"] == []
+    bos = extract_features(transcript, lm, context_tokens=10, stride=4, prepend_bos=True)
+    for layer in fs.layer_indices:
+        np.testing.assert_allclose(fs[layer], bos[layer], rtol=1e-6, atol=1e-6)
 
 
 # ---------------------------------------------------------------------- context_tokens="full"
 @pytest.mark.parametrize("name", ["gpt2", "llama", "bert"])
 def test_full_context_is_one_pass_over_the_run(models, transcript, name):
     lm = models[name]
-    fs = extract_features(transcript, lm, context_tokens="full")
+    fs = extract_features(transcript, lm, context_tokens="full", prepend_bos=False)
     al = align_tokens(transcript, lm.tokenizer)
     n_special = len(lm.prefix_ids) + len(lm.suffix_ids)
     assert fs.attrs["n_token_forwards"] == al.n_tokens + n_special  # one sequence
@@ -105,14 +129,14 @@ def test_full_context_is_one_pass_over_the_run(models, transcript, name):
         assert max_rel_err(fs[layer], ref[layer]) < TOL
     assert (fs.attrs["context_tokens"], fs.attrs["stride"]) == ("full", None)
     # The same as a number of context tokens that covers the run.
-    big = extract_features(transcript, lm, context_tokens=al.n_tokens)
+    big = extract_features(transcript, lm, context_tokens=al.n_tokens, prepend_bos=False)
     for layer in fs.layer_indices:
         np.testing.assert_allclose(fs[layer], big[layer], rtol=1e-5, atol=1e-5)
 
 
 def test_full_context_with_window_policy(models, transcript):
     lm = models["gpt2"]
-    fs = extract_features(transcript[:20], lm, context_tokens="full", policy="window")
+    fs = extract_features(transcript[:20], lm, context_tokens="full", policy="window", prepend_bos=False)
     al = align_tokens(transcript[:20], lm.tokenizer)
     np.testing.assert_array_equal(fs.attrs["context_start"], 0)
     np.testing.assert_array_equal(fs.attrs["context_len"], al.word_stop)
@@ -127,12 +151,12 @@ def test_full_context_that_does_not_fit_is_an_error(transcript):
             rf"context_tokens='full' puts all of run 'tiny' in one forward sequence: its {n_tok} tokens \+ 0 "
             rf"special token\(s\) need {n_tok} positions, but model 'tiny-gpt2' has at most 32 \(its "
             r"maximum positions\)\. Give context_tokens a number instead \(e\.g\. context_tokens=21")):
-        extract_features(transcript, lm, context_tokens="full")
+        extract_features(transcript, lm, context_tokens="full", prepend_bos=False)
     # A run of as many tokens as the model has positions fits; a BOS takes one more position.
     fit = _run_of_tokens(lm, 32)
     n = align_tokens(fit, lm.tokenizer).n_tokens
     lm = tiny_gpt2(n_layer=1, n_embd=32, n_positions=n)
-    assert extract_features(fit, lm, context_tokens="full").n_words == len(fit)
+    assert extract_features(fit, lm, context_tokens="full", prepend_bos=False).n_words == len(fit)
     with pytest.raises(ValueError, match=rf"its {n} tokens \+ 1 special token\(s\) need {n + 1} positions, "
                                          rf"but model 'tiny-gpt2' has at most {n}"):
         extract_features(fit, lm, context_tokens="full", prepend_bos=True)
@@ -182,7 +206,7 @@ def test_prepend_bos_features_equal_direct_forward_after_a_bos(models, transcrip
     lm = models["gpt2"]
     bos = lm.tokenizer.bos_token_id
     fs = extract_features(transcript, lm, context_tokens=10, stride=4, policy=policy, prepend_bos=True)
-    plain = extract_features(transcript, lm, context_tokens=10, stride=4, policy=policy)
+    plain = extract_features(transcript, lm, context_tokens=10, stride=4, policy=policy, prepend_bos=False)
     al = align_tokens(transcript, lm.tokenizer)
     cs, cl = fs.attrs["context_start"], fs.attrs["context_len"]
     np.testing.assert_array_equal(cs, plain.attrs["context_start"])
@@ -208,13 +232,13 @@ def test_a_bos_takes_a_position(transcript):
     lm = tiny_gpt2(n_layer=1, n_embd=32, n_positions=16)
     run = _run_of_tokens(lm, 16)
     # The worst case is checked before tokenising: context + stride + special tokens.
-    extract_features(run, lm, context_tokens=11, stride=5, layers=[0])
+    extract_features(run, lm, context_tokens=11, stride=5, layers=[0], prepend_bos=False)
     with pytest.raises(ValueError, match=r"context_tokens=11 \+ stride=5 \+ 1 special token\(s\) need 17 "
                                          r"positions, but model 'tiny-gpt2' has at most 16"):
         extract_features(run, lm, context_tokens=11, stride=5, prepend_bos=True)
     # ... and the sequences as planned: a window of 16 story tokens fits only without a BOS.
     n_last = int(align_tokens(run, lm.tokenizer).word_n_tokens[-1])
-    extract_features(run, lm, context_tokens=16 - n_last, policy="window")
+    extract_features(run, lm, context_tokens=16 - n_last, policy="window", prepend_bos=False)
     with pytest.raises(ValueError, match=r"need 17 positions, but model .tiny-gpt2. has at most 16"):
         extract_features(run, lm, context_tokens=16 - n_last, policy="window", prepend_bos=True)
 
@@ -222,7 +246,7 @@ def test_a_bos_takes_a_position(transcript):
 def test_word_at_position_zero_without_bos_is_a_warning(models, transcript, caplog, tmp_path):
     gpt2, llama = models["gpt2"], models["llama"]
     with caplog.at_level(logging.WARNING, logger="neuroenc"):
-        fs = extract_features(transcript, gpt2, context_tokens=10, stride=4, cache_dir=tmp_path)
+        fs = extract_features(transcript, gpt2, context_tokens=10, stride=4, cache_dir=tmp_path, prepend_bos=False)
     message = ("1 word(s) of run 'tiny' sit at position 0 of their forward sequence with no BOS token "
                "before them (first: word 0 'Alice')")
     assert message in caplog.text and "prepend_bos='auto'" in caplog.text
@@ -231,10 +255,10 @@ def test_word_at_position_zero_without_bos_is_a_warning(models, transcript, capl
     assert load_features(fs.attrs["path"]).attrs["warnings"] == fs.attrs["warnings"]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="neuroenc"):
-        extract_features(transcript, gpt2, context_tokens=10, stride=4, cache_dir=tmp_path)
+        extract_features(transcript, gpt2, context_tokens=10, stride=4, cache_dir=tmp_path, prepend_bos=False)
     assert message in caplog.text
     # Every word of a window without left context sits at position 0.
-    win = extract_features(transcript[:12], gpt2, context_tokens=0, policy="window")
+    win = extract_features(transcript[:12], gpt2, context_tokens=0, policy="window", prepend_bos=False)
     assert win.attrs["warnings"][0].startswith("12 word(s) of run 'tiny'")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="neuroenc"):
@@ -283,7 +307,8 @@ def test_pre_norm_last_layer_is_the_last_block_output(models, transcript, name):
     pre = extract_features(tr, lm, context_tokens="full", last_layer="pre-norm")
     normed = extract_features(tr, lm, context_tokens="full")
     al = align_tokens(tr, lm.tokenizer)
-    prefix = list(lm.prefix_ids)
+    prefix = list(pre.attrs["prefix_ids"])  # the default prepend_bos="auto": a BOS first
+    assert prefix == [lm.tokenizer.bos_token_id] and normed.attrs["prefix_ids"] == prefix
     block, block_normed, hf_last = _last_block_by_hand(lm, prefix + al.input_ids.tolist())
     rows = len(prefix) + al.word_stop - 1  # pooling "last"
     last = lm.n_layers - 1
@@ -349,7 +374,7 @@ def test_config_model_options():
     config = _config()
     assert extractor_params(config) == {}
     assert (config.model.context_tokens, config.model.stride, config.model.prepend_bos,
-            config.model.last_layer) == (256, None, False, "normed")
+            config.model.last_layer) == (256, None, "auto", "normed")
     assert extractor_params(_config(context_tokens=64, stride=16))["stride"] == 16
     # one bound for context_tokens (the extractor's, >= 0): 0 is valid everywhere
     assert extractor_params(_config(context_tokens=0))["context_tokens"] == 0

@@ -44,7 +44,8 @@ def test_smollm2_strided_equals_direct_forward_over_recorded_context(smollm2, al
     left = al.word_start - cs
     assert ((left >= C) & (left < C + S) | (cs == 0)).all()
     np.testing.assert_array_equal(cs + cl, al.word_stop)
-    ref = direct_features(smollm2, al, cs, cs + cl)
+    assert fs.attrs["prefix_ids"] == [smollm2.tokenizer.bos_token_id]  # the default prepend_bos="auto"
+    ref = direct_features(smollm2, al, cs, cs + cl, prefix=fs.attrs["prefix_ids"])
     errors = [max_rel_err(fs[layer], ref[layer]) for layer in fs.layer_indices]
     assert max(errors) < TOL, errors
     # About (C + S) / S token-forwards per token, far fewer than a window per word.
@@ -57,7 +58,7 @@ def test_smollm2_window_equals_direct_window(smollm2, alice200):
     al = align_tokens(alice200, smollm2.tokenizer)
     starts = np.maximum(al.word_start - C, 0)
     np.testing.assert_array_equal(fs.attrs["context_start"], starts)
-    ref = direct_features(smollm2, al, starts, al.word_stop)
+    ref = direct_features(smollm2, al, starts, al.word_stop, prefix=fs.attrs["prefix_ids"])
     for layer in fs.layer_indices:
         assert max_rel_err(fs[layer], ref[layer]) < TOL
 
@@ -86,7 +87,7 @@ def test_smollm2_first_word_is_no_attention_sink_after_a_bos(smollm2, alice200):
     """Without a BOS, Alice's first word sits at position 0, SmolLM2's attention sink: its
     residual norm is ~24,000 in layers 12-28, against a median of 130-700 over the other
     words. With prepend_bos="auto" (SmolLM2's BOS, <|im_start|>) it is within a few medians."""
-    plain = extract_features(alice200, smollm2, layers=list(range(12, 29)))
+    plain = extract_features(alice200, smollm2, layers=list(range(12, 29)), prepend_bos=False)
     bos = extract_features(alice200, smollm2, layers=list(range(12, 29)), prepend_bos="auto")
     assert plain.attrs["prefix_ids"] == [] and bos.attrs["prefix_ids"] == [smollm2.tokenizer.bos_token_id]
     assert "word 0 'Alice'" in plain.attrs["warnings"][0] and bos.attrs["warnings"] == []

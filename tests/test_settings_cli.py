@@ -118,7 +118,7 @@ def test_cli_config_and_library_defaults_agree(command):
         choices = [c for c in setting.constraints if isinstance(c, Choices)]
         if choices and action.metavar:
             assert all(v in action.metavar for c in choices for v in c.values)
-    assert n_alternatives >= {"extract": 3, "fit": 1, "report": 0}[command]
+    assert n_alternatives >= {"extract": 2, "fit": 1, "report": 0}[command]
 
 
 def test_extract_options_of_both_extractors():
@@ -135,7 +135,10 @@ def test_extract_options_of_both_extractors():
     assert extractor_settings("stimuli")["pooling"].owner == "StimulusExtractor"
     help_text = " ".join(_subparser("extract").format_help().split())
     assert "(default: last with --transcript, mean with --stimuli)" in help_text
-    assert "(default: false with --transcript, auto with --stimuli)" in help_text
+    # one default for both paths (issue 19): the BOS first, so no word is the attention sink
+    assert extractor_settings("transcript")["prepend_bos"].default == "auto"
+    action = next(a for a in _subparser("extract")._actions if "--prepend-bos" in a.option_strings)
+    assert "(default: auto)" in " ".join(action.help.split()) and "with --transcript" not in action.help
     for flag in ("--policy", "--intervention", "--right-context"):
         action = next(a for a in _subparser("extract")._actions if flag in a.option_strings)
         assert action.help.endswith("(--transcript only)"), flag
@@ -322,7 +325,7 @@ def two_paths(tmp_path_factory):
 
 def test_extract_stimuli_takes_the_stimulus_options(two_paths, tmp_path, capsys):
     """--stimuli runs StimulusExtractor with the options given (--pooling last-word) and its own
-    defaults for the rest (prepend_bos auto, not the transcript path's false)."""
+    defaults for the rest (prepend_bos auto, as the transcript path's since issue 19)."""
     from neuroenc.features import load_stimulus_features
 
     out = tmp_path / "f.h5"

@@ -84,7 +84,8 @@ def test_masked_model_never_sees_later_stimuli(models):
     changed = StimulusSet(s.ids, s.texts[:2] + ["Something else entirely happened."], s.groups)
     a = StimulusExtractor(lm, context="group").transform(s)
     b = StimulusExtractor(lm, context="group").transform(changed)
-    np.testing.assert_array_equal(a[2][:2], b[2][:2])
+    # batches padded to other lengths: equal to float32 rounding, not bit for bit
+    np.testing.assert_allclose(a[2][:2], b[2][:2], rtol=1e-5, atol=1e-6)
     assert not np.allclose(a[2][2], b[2][2])
 
 

@@ -14,6 +14,7 @@ from neuroenc.stimuli import (
     read_textgrid_tiers,
     read_transcript,
 )
+from neuroenc.stimuli.transcript import Transcript, split_code
 
 LONG = '''File type = "ooTextFile"
 Object class = "TextGrid"
@@ -295,3 +296,77 @@ def test_textgrid_chronological_format(tmp_path):
     assert t.words == ("Hello,", "world")
     np.testing.assert_allclose(t.onsets, [0.5, 1.25])
     assert read_textgrid(path, tier="phone").words == ("HH",)
+
+
+# ---------------------------------------------------------------------- coded labels
+@pytest.mark.parametrize("label, expected", [
+    ("IF / 1.1", ("IF", "1.1")),
+    (" ENGLAND / 1.10.word", ("ENGLAND", "1.10.word")),
+    ('CLEAR / 10.459.3"', ("CLEAR", "10.459.3")),  # a stray quote in Natural Stories story 10
+    ("DON'T/2.7", ("DON'T", "2.7")),
+    ("and/or", ("and/or", None)),  # a code starts with a digit
+    ("1/2", ("1/2", None)),  # a word starts with a letter
+    ("Hello,", ("Hello,", None)),
+])
+def test_split_code_known_answers(label, expected):
+    assert split_code(label) == expected
+
+
+def test_transcript_codes_and_strip_codes():
+    t = Transcript(["IF / 1.1", "and/or", "YOU / 1.2"], [0.1, 0.3, 0.6], name="s", rows=[2, 3, 5])
+    assert t.codes() == ["1.1", None, "1.2"]
+    plain = t.strip_codes()
+    assert plain.words == ("IF", "and/or", "YOU") and plain.codes() == [None, None, None]
+    np.testing.assert_array_equal(plain.onsets, t.onsets)
+    np.testing.assert_array_equal(plain.rows, [2, 3, 5])
+    assert plain.name == "s"
+
+
+def test_textgrid_coded_labels_warn_and_strip_on_natural_stories(data_dir, caplog):
+    """The aligned TextGrids of Natural Stories label each word "IF / 1.1": read as they are,
+    the codes would be tokenised with the words, so the reader warns, naming the first ones;
+    strip_codes=True gives the plain words at the same times."""
+    path = data_dir / "naturalstories" / "audio" / "1_aligned.TextGrid"
+    with caplog.at_level(logging.WARNING, logger="neuroenc"):
+        coded = read_textgrid(path, tier="words", silence=("", "<s>", "</s>", "<s"))
+    assert coded.words[:2] == ("IF / 1.1", "YOU / 1.2")
+    assert (f"tier 'words': {len(coded)} of {len(coded)} word(s) look like coded annotations (a word, then '/' "
+            "and a code), e.g. 'IF / 1.1' (interval 2), 'YOU / 1.2' (interval 3), 'WERE / 1.3' (interval 4), ...")\
+        in caplog.text
+    assert "Pass strip_codes=True" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="neuroenc"):
+        plain = read_textgrid(path, tier="words", silence=("", "<s>", "</s>", "<s"), strip_codes=True)
+        kept = read_transcript(path, tier="words", silence=("", "<s>", "</s>", "<s"), strip_codes=False)
+    assert "coded annotations" not in caplog.text
+    assert plain.words[:6] == ("IF", "YOU", "WERE", "TO", "JOURNEY", "TO")
+    assert not any("/" in w or any(c.isdigit() for c in w) for w in plain.words)
+    np.testing.assert_array_equal(plain.onsets, coded.onsets)
+    np.testing.assert_array_equal(plain.rows, coded.rows)
+    assert kept.words == coded.words
+
+
+def test_textgrid_plain_words_do_not_warn(long_tg, caplog):
+    with caplog.at_level(logging.WARNING, logger="neuroenc"):
+        t = read_textgrid(long_tg, tier="word")
+        assert read_textgrid(long_tg, tier="word", strip_codes=True).words == t.words
+    assert "coded annotations" not in caplog.text
+
+
+def test_textgrid_strip_codes_bad_value(long_tg):
+    with pytest.raises(ValueError, match=r"strip_codes must be True, False or None; got 'yes' \(str\)"):
+        read_textgrid(long_tg, tier="word", strip_codes="yes")
+
+
+def test_load_naturalstories_reads_the_codes_without_a_warning(data_dir, caplog):
+    """The Natural Stories loader uses the codes (to look up each word's text) through the same
+    reader code, so it asks for them (strip_codes=False) and raises no warning about them."""
+    from neuroenc.datasets import load_naturalstories
+
+    with caplog.at_level(logging.WARNING, logger="neuroenc"):
+        ds = load_naturalstories(data_dir, stories=[1], download=False)
+    assert "coded annotations" not in caplog.text
+    story = ds.transcripts["story-1"]
+    assert story.words[:5] == ("If", "you", "were", "to", "journey") and story.codes()[:5] == [None] * 5
+    assert ds.info["codes"]["story-1"][:3] == ["1.1", "1.2", "1.3"]
+    assert ds.info["codes"]["story-1"][9] == "1.10"  # "ENGLAND / 1.10.word": the token code N.K

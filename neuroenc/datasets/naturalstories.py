@@ -25,13 +25,10 @@ NATURALSTORIES_CITATION = (
 NATURALSTORIES_SILENCE = tuple(SILENCE_MARKS) + ("<s",)
 
 
-def _split_label(label: str) -> tuple[str, str | None]:
-    """``"IF / 1.1"`` -> ``("IF", "1.1")``; ``"WELL / 1.229.word"`` -> ``("WELL", "1.229")``."""
-    if " / " not in label:
-        return label.strip(), None
-    word, code = label.rsplit(" / ", 1)
-    parts = code.strip().split(".")
-    return word.strip(), ".".join(parts[:2]) if len(parts) >= 2 else None
+def _token_code(code: str | None) -> str | None:
+    """A label's code as ``N.K`` (story, token): ``"1.229.word"`` -> ``"1.229"``."""
+    parts = [] if code is None else code.split(".")
+    return ".".join(parts[:2]) if len(parts) >= 2 else None
 
 
 def load_naturalstories(
@@ -85,12 +82,10 @@ def load_naturalstories(
     codes: dict[str, list[str | None]] = {}
     for story, rel in zip(stories, grids):
         raw = read_textgrid(root / rel, tier="words", name=f"story-{story}",
-                            silence=NATURALSTORIES_SILENCE, fix_inverted=True)
-        words, story_codes = [], []
-        for label in raw.words:
-            word, code = _split_label(label)
-            words.append(text_of.get(code, word) if code else word)
-            story_codes.append(code)
+                            silence=NATURALSTORIES_SILENCE, fix_inverted=True, strip_codes=False)
+        story_codes = [_token_code(code) for code in raw.codes()]
+        plain = raw.strip_codes()
+        words = [text_of.get(code, word) if code else word for word, code in zip(plain.words, story_codes)]
         transcripts[raw.name] = Transcript(words, raw.onsets, raw.offsets, name=raw.name,
                                            source=raw.source, rows=raw.rows)
         codes[raw.name] = story_codes

@@ -126,15 +126,16 @@ class FeatureExtractor:
     right_context : int
         Masked models only: tokens after each word (exact with ``window``; at least this
         many with ``strided``). Causal models see left context only.
-    prepend_bos : {False, True, "auto"}
+    prepend_bos : {"auto", True, False}
         Put the model's BOS (document) token before every forward sequence, so that a story
         word never sits at position 0, where a causal model's attention sink is (its hidden
         states there are outliers: on SmolLM2 the first word's norm is 35-180 times the
-        median). ``False`` (default): the tokenizer's own special tokens only (a BOS for
-        Llama-2/3 tokenizers, none for GPT-2's or SmolLM2's); ``True``: a BOS, unless the
-        tokenizer adds it already (an error if it has none); ``"auto"``: as ``True`` for a
-        causal model whose tokenizer has a BOS token. Masked models keep their tokenizer's
-        ``[CLS] ... [SEP]``. A BOS takes one of the model's positions. A word left at
+        median). ``"auto"`` (default, as for stimuli): as ``True`` for a causal model whose
+        tokenizer has a BOS token, else as ``False``; ``True``: a BOS, unless the tokenizer
+        adds it already (an error if it has none); ``False``: the tokenizer's own special
+        tokens only (a BOS for Llama-2/3 tokenizers, none for GPT-2's or SmolLM2's; the
+        default before issue 19, kept for features that must match older ones). Masked
+        models keep their tokenizer's ``[CLS] ... [SEP]``. A BOS takes one of the model's positions. A word left at
         position 0 with no BOS is logged as a warning and recorded in ``attrs["warnings"]``.
         See :func:`~neuroenc.features.models.sequence_prefix`.
     last_layer : {"normed", "pre-norm"}
@@ -206,7 +207,7 @@ class FeatureExtractor:
         policy: str = "strided",
         pooling: str = "last",
         right_context: int = 0,
-        prepend_bos: bool | str = False,
+        prepend_bos: bool | str = "auto",
         last_layer: str = "normed",
         batch_size: int | str = "auto",
         device: Any = "auto",
@@ -283,9 +284,9 @@ class FeatureExtractor:
     def _settings(self, transcript: Transcript, checked: dict[str, Any]) -> dict[str, Any]:
         """Everything that changes the features of ``transcript`` (the cache key's content).
 
-        ``prepend_bos`` and ``last_layer`` enter only when they differ from their defaults,
-        so the default settings keep the keys (and cache files) they had before these
-        options existed."""
+        ``prepend_bos`` enters only when it is not ``False`` and ``last_layer`` only when it
+        is not ``"normed"`` (the settings before these options existed), so those settings
+        keep the keys (and cache files) they had then."""
         iv = checked["intervention"]
         settings = {
             "cache_version": CACHE_VERSION,
@@ -777,7 +778,7 @@ def extract_features(
     policy: str = "strided",
     pooling: str = "last",
     right_context: int = 0,
-    prepend_bos: bool | str = False,
+    prepend_bos: bool | str = "auto",
     last_layer: str = "normed",
     batch_size: int | str = "auto",
     device: Any = "auto",

@@ -5,7 +5,7 @@ A config is plain YAML with six sections; every key has a default except ``datas
     name: alice_layers
     dataset:   {loader: alice, args: {resolution: 10mm}, subjects: all, group_mean: true}
     model:     {name: smollm2-135m, layers: all, context_tokens: 256, stride: 128,
-                prepend_bos: false, last_layer: normed}
+                prepend_bos: auto, last_layer: normed}
     alignment: {method: lanczos, delays: [1, 2, 3, 4], trim: [0, 0]}
     encoding:  {alphas: {logspace: [-1, 7, 17]}, cv: auto, n_permutations: 1000,
                 baseline: [word_rate, sound_power]}

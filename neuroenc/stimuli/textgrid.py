@@ -226,6 +226,7 @@ def read_textgrid(
     fix_inverted: bool = False,
     tier_index: int | None = None,
     encoding: str | None = None,
+    strip_codes: bool | None = None,
 ) -> Transcript:
     """Read one tier of a Praat TextGrid as a :class:`Transcript`.
 
@@ -256,6 +257,12 @@ def read_textgrid(
     encoding : str | None
         The file's encoding (default UTF-8, or UTF-16 by its BOM; see
         :func:`read_textgrid_tiers`).
+    strip_codes : bool | None
+        Labels that are a word followed by an annotation code (``"IF / 1.1"``, as in the
+        aligned TextGrids of Natural Stories; see :func:`~neuroenc.stimuli.transcript.split_code`)
+        would be read, and tokenised, with their codes. ``True``: keep the words only
+        (``"IF"``); ``False``: keep the labels as they are; ``None`` (default): keep them, with
+        a warning that names the first ones.
 
     Returns
     -------
@@ -271,8 +278,13 @@ def read_textgrid(
         For a file that cannot be read (see :func:`read_textgrid_tiers`), a tier that cannot be
         chosen, a single tier named ``phone*`` (phones, not words) unless ``tier`` names it, or
         a tier without words.
+    ValueError
+        For a ``strip_codes`` that is not True, False or None.
     """
     path = Path(path)
+    if strip_codes is not None and not isinstance(strip_codes, (bool, np.bool_)):
+        raise ValueError(f"strip_codes must be True, False or None; got {strip_codes!r} "
+                         f"({type(strip_codes).__name__}). Pass strip_codes=True to drop codes such as ' / 1.1'.")
     tiers = read_textgrid_tiers(path, encoding=encoding)
     if not tiers:
         raise TranscriptError(f"TextGrid {str(path)!r} has no tiers.")
@@ -327,13 +339,38 @@ def read_textgrid(
             f"TextGrid {str(path)!r}, tier {tier!r}: no words (all {len(tiers[tier])} intervals are "
             "silence marks or empty). Check the tier name."
         )
-    return Transcript(
+    transcript = Transcript(
         words,
         np.asarray(onsets),
         np.asarray(offsets),
         name=name if name is not None else path.stem,
         source=f"{path} [tier {tier!r}]",
         rows=rows,
+    )
+    if strip_codes:
+        return transcript.strip_codes()
+    if strip_codes is None:
+        _warn_codes(path, tier, transcript)
+    return transcript
+
+
+# The values each option takes, as neuroenc._settings.declare attaches them (set here directly,
+# so that reading a transcript does not import scikit-learn); read by the run config and the
+# command line.
+read_textgrid._parameter_constraints = {"strip_codes": [None, "boolean"]}
+
+
+def _warn_codes(path: Path, tier: str, transcript: Transcript) -> None:
+    """Log a warning naming the first words that carry an annotation code (``"IF / 1.1"``)."""
+    coded = [i for i, code in enumerate(transcript.codes()) if code is not None]
+    if not coded:
+        return
+    first = ", ".join(f"{transcript.words[i]!r} (interval {int(transcript.rows[i])})" for i in coded[:3])
+    logger.warning(
+        "TextGrid %s, tier %r: %d of %d word(s) look like coded annotations (a word, then '/' and a "
+        "code), e.g. %s%s; they are kept as they are, codes and all, and would be tokenised so. Pass "
+        "strip_codes=True to keep the words only (strip_codes=False keeps the labels without this "
+        "warning).", path, tier, len(coded), len(transcript), first, ", ..." if len(coded) > 3 else "",
     )
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -20,6 +21,26 @@ class Word(NamedTuple):
 
 class TranscriptError(ValueError):
     """A transcript is malformed (unsorted, empty, negative or inverted times...)."""
+
+
+#: A word followed by an annotation code: a word that starts with a letter, then ``/`` and a
+#: code that starts with a digit, as the aligned TextGrids of Natural Stories label their words
+#: (``"IF / 1.1"``, ``"ENGLAND / 1.10.word"``). ``"and/or"`` or ``"1/2"`` are plain words.
+CODED_WORD = re.compile(r"^\s*(?P<word>[^\W\d_][^/]*?)\s*/\s*(?P<code>\d[\w.]*)\W*$")
+
+
+def split_code(word: str) -> tuple[str, str | None]:
+    """A word and its annotation code (see :data:`CODED_WORD`), or the word and ``None``.
+
+    Examples
+    --------
+    >>> split_code("IF / 1.1"), split_code("ENGLAND / 1.10.word"), split_code("and/or")
+    (('IF', '1.1'), ('ENGLAND', '1.10.word'), ('and/or', None))
+    """
+    match = CODED_WORD.match(word)
+    if match is None:
+        return word.strip(), None
+    return match.group("word").strip(), match.group("code")
 
 
 class Transcript:
@@ -274,6 +295,23 @@ class Transcript:
         rows = df["row"].to_numpy() if "row" in df.columns else None
         return cls(df["word"].astype(str).tolist(), df["onset"].to_numpy(float), offsets, name=name,
                    source=source, rows=rows)
+
+    def codes(self) -> list[str | None]:
+        """The annotation code of each word (``"IF / 1.1"`` -> ``"1.1"``), ``None`` for a plain
+        word (see :func:`split_code`)."""
+        return [split_code(w)[1] for w in self._words]
+
+    def strip_codes(self) -> "Transcript":
+        """A copy whose words lose their annotation codes (``"IF / 1.1"`` -> ``"IF"``), with the
+        same times, rows and name (see :func:`split_code`).
+
+        Examples
+        --------
+        >>> Transcript(["IF / 1.1", "YOU / 1.2"], [0.1, 0.3]).strip_codes().words
+        ('IF', 'YOU')
+        """
+        return Transcript([split_code(w)[0] for w in self._words], self._onsets, self._offsets,
+                          name=self.name, source=self.source, rows=self._rows)
 
     def shift(self, seconds: float) -> "Transcript":
         """A copy with all times shifted by ``seconds`` (e.g. to move to the scanner's clock)."""

@@ -1,7 +1,8 @@
 """Write ``default_features_09b4b6d.npz``: features of tiny random models extracted with
 neuroenc at commit 09b4b6d, before ``prepend_bos``, ``last_layer`` and ``context_tokens="full"``
-existed. ``tests/test_features_options.py`` checks that the default values of these options
-still give these features.
+existed. ``tests/test_features_options.py`` checks that the default values of these options,
+with ``prepend_bos=False`` (the default then; ``"auto"`` since issue 19), still give these
+features.
 
 Run from a checkout of that commit (it uses only the API of the time)::
 
