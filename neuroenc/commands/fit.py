@@ -203,8 +203,12 @@ def _wrong(args: argparse.Namespace, options) -> list[str]:
 
 
 def _stimulus_responses(args: argparse.Namespace, ids: list[str]):
-    """The responses of a stimulus fit: one set, or one per subject (files or --subject-column)."""
+    """The responses of a stimulus fit: one set, or one per subject (files or --subject-column).
+
+    Each file is a subject, named by its file name, or where file names repeat by its path
+    (:func:`~neuroenc.stimuli.responses.subject_keys`); a subject in two files is an error."""
     from ..stimuli import read_stimulus_responses
+    from ..stimuli.responses import add_subject, subject_keys
 
     columns = "all" if args.response_columns in (None, "all") else \
         [c.strip() for c in args.response_columns.split(",") if c.strip()]
@@ -214,15 +218,13 @@ def _stimulus_responses(args: argparse.Namespace, ids: list[str]):
         row_ids = ids  # arrays carry no ids: their rows follow the features' stimulus order
         print("note: the rows of the array responses are taken in the features' stimulus order "
               "(give --row-ids to match them by id)", file=sys.stderr)
-    out = {}
-    for path in args.responses:
+    out: dict = {}
+    for path, key in zip(args.responses, subject_keys(args.responses)):
         read = read_stimulus_responses(path, id_column=args.id_column or "id", columns=columns,
                                        subject_column=args.subject_column, ids=row_ids if "{id}" not in str(path)
-                                       else ids, mask=args.mask, subject=Path(path).stem)
-        if isinstance(read, dict):
-            out.update(read)
-        else:
-            out[Path(str(path)).name] = read
+                                       else ids, mask=args.mask, subject=key)
+        for subject, responses in (read.items() if isinstance(read, dict) else [(key, read)]):
+            add_subject(out, subject, responses)
     if len(out) == 1:
         return next(iter(out.values()))
     return out

@@ -115,6 +115,59 @@ class StimulusResponses:
                                  dict(self.info))
 
 
+def subject_keys(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """A distinct subject name for each of several responses files (one file per subject).
+
+    Each file is named by its file name (``sub-01.csv``); files that share a file name are named
+    by the shortest end of their paths that tells them apart, its folders joined by ``_``
+    (``subA/bold.csv`` and ``subB/bold.csv`` give ``subA_bold.csv`` and ``subB_bold.csv``), so
+    that no subject's responses replace another's.
+
+    Raises
+    ------
+    StimulusError
+        When a file is given twice, or two files would still get one name.
+    """
+    texts = [str(p) for p in paths]
+    parts = [Path(os.path.abspath(os.path.expanduser(t))).parts for t in texts]
+    first: dict[tuple, int] = {}
+    for i, key in enumerate(parts):
+        if key in first:
+            raise StimulusError(
+                f"the responses file {texts[i]!r} is given twice (as {texts[first[key]]!r} too): it would "
+                "count as two subjects; give each subject's file once."
+            )
+        first[key] = i
+    names = []
+    for i, mine in enumerate(parts):
+        depth = 1
+        while depth < len(mine) and any(other[-depth:] == mine[-depth:] for j, other in enumerate(parts) if j != i):
+            depth += 1
+        names.append("_".join(mine[-depth:]))
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise StimulusError(
+                f"the responses files {texts[seen[name]]!r} and {texts[i]!r} would both be subject {name!r}; "
+                "rename one of them (each file is a subject, named by its file name or, where file names "
+                "repeat, by its path)."
+            )
+        seen[name] = i
+    return names
+
+
+def add_subject(out: dict[str, StimulusResponses], subject: str, responses: StimulusResponses) -> None:
+    """Add one subject's responses to ``out``; a subject already there is an error naming both
+    files (responses of one subject in two files would otherwise replace each other)."""
+    if subject in out:
+        raise StimulusError(
+            f"subject {subject!r} has responses in {out[subject].info.get('source')!r} and in "
+            f"{responses.info.get('source')!r}; give each subject's responses once (one file per subject, "
+            "or one long table with subject_column)."
+        )
+    out[subject] = responses
+
+
 def _suffix(path: Path) -> str:
     name = path.name.lower()
     for ext in STIMULUS_RESPONSE_FORMATS:
