@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import _check_finite, _preview
-from ..features.featureset import FeatureSet
+from ..features.featureset import FeatureSet, extraction_provenance
 from ..responses import Response
 from .checks import as_run_dict
 from .delays import reshape_by_delays
@@ -118,7 +118,9 @@ class Design:
     response_stats : dict of str -> ZStats | None
         Per run, the z-scoring statistics of the responses (None without z-scoring).
     settings : dict
-        Everything that made the design (JSON-serialisable), for results provenance.
+        Everything that made the design (JSON-serialisable), for results provenance;
+        ``settings["features"]``: what made the features
+        (:func:`~neuroenc.features.featureset.extraction_provenance` of the first run).
     warnings : list of str
         Warnings raised while building (uncovered words, constant feature columns).
     """
@@ -136,6 +138,10 @@ class Design:
         self.zscore = bool(zscore)
         self._resampling = dict(resampling)
         self.dtype = np.dtype(dtype)
+        if runs and runs[0].features is not None:
+            # what made the features (model, context, pooling...): results keep it, so that
+            # results of different features are never pooled (neuroenc.mapping.check_group)
+            settings.setdefault("features", extraction_provenance(runs[0].features))
         self.settings = settings
         self.warnings = list(warnings)
         self.period = runs[0].response.period

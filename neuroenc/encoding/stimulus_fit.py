@@ -68,9 +68,12 @@ def stimulus_cv(cv: Any, groups: Sequence[str] | None) -> Any:
 def stimulus_designs(features: Any, layers: Sequence[int] | None = None) -> LayerDesigns:
     """The designs of a stimulus fit: each layer's features z-scored over stimuli (loaded one
     layer at a time), with the stimuli's groups."""
+    from ..features.featureset import extraction_provenance
+
     layers = features.layer_indices if layers is None else [int(x) for x in layers]
     info = {"kind": "stimuli", "design": {"zscore": "over all stimuli", "pooling": features.attrs.get("pooling"),
-                                         "context": features.attrs.get("context")}}
+                                         "context": features.attrs.get("context"),
+                                         "features": extraction_provenance(features)}}
     return LayerDesigns(layers, lambda layer: zscore_columns(features[layer]), features.n_stimuli,
                         None if features.groups is None else np.asarray(features.groups), info)
 
