@@ -64,6 +64,11 @@ _OPTION_HINTS: dict[str, list[tuple[str, str]]] = {
         (r"\bdelays=", "--delays "), (r"\bgap=", "--gap "), (r"\bmask=", "--mask "),
         (r"\blayers=", "--layers "), (r"\bn_blocks=", "--n-blocks "),
         (r" Or pass on_uncovered='warn' to go on without them \([^)]*\)\.", ""),
+        (r"Drop those targets \(response\.select\(\.\.\.\)\) or interpolate the bad rows\.",
+         "Fix or interpolate those cells in the responses file, or delete those columns from it."),
+        (r"Drop them with response\.select\(\.\.\.\)\.", "Delete those columns from the responses file."),
+        (r"\bid_column=", "--id-column "), (r"\bsubject_column=", "--subject-column "),
+        (r"\bcolumns=", "--response-columns "), (r"\bids=", "--row-ids "),
     ],
     "extract": [
         (r"\btier=", "--tier "), (r"\bword_column=", "--word-column "),

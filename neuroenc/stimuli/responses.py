@@ -103,7 +103,7 @@ class StimulusResponses:
                 f"The responses in {where!s}" + (f" (subject {self.subject!r})" if self.subject else "")
                 + " do not match the stimuli by id: " + "; ".join(parts)
                 + ". Every stimulus needs exactly one response row with the same id: fix the id "
-                "column (id_column / --id-column), or drop the stimuli without responses."
+                "column (or name it: id_column=NAME), or drop the stimuli without responses."
             )
         order = np.asarray([pos[i] for i in ids], dtype=np.int64)
         return StimulusResponses(self.data[order], ids, self.names, self.subject, dict(self.info))
@@ -197,19 +197,27 @@ def _numeric(df: pd.DataFrame, columns: list[str], path: Path, id_column: str) -
                 f"responses {str(path)!r}, line {int(df['_line'].iloc[i])} (id {df[id_column].iloc[i]!r}): "
                 f"column {col!r} holds {df[col].iloc[i]!r}, not a number ({int(bad.sum())} such row(s)). "
                 "Fill in the missing responses or drop those stimuli; name the response columns with "
-                "columns= (--response-columns) if this column is not a response."
+                "columns=NAME,... if this column is not a response."
             )
         out[:, j] = values.to_numpy(dtype=np.float64)
+        infinite = ~np.isfinite(out[:, j])
+        if infinite.any():
+            i = int(np.flatnonzero(infinite)[0])
+            raise StimulusError(
+                f"responses {str(path)!r}, line {int(df['_line'].iloc[i])} (id {df[id_column].iloc[i]!r}): "
+                f"column {col!r} holds {df[col].iloc[i].strip()!r}, not a finite number ({int(infinite.sum())} "
+                "such row(s) in this column). Fix the value, or drop that stimulus."
+            )
     return out
 
 
 def _read_table(path: Path, id_column: str, columns: Any, subject_column: str | None):
     df = read_table(path, "\t" if _suffix(path) == ".tsv" else ",", "responses")
     cols = [c for c in df.columns if c != "_line"]
-    for name, option in ((id_column, "id_column (--id-column)"), (subject_column, "subject_column")):
+    for name, option in ((id_column, "id_column"), (subject_column, "subject_column")):
         if name is not None and name not in df.columns:
             raise StimulusError(
-                f"responses {str(path)!r} has no column {name!r} (columns: {cols}); pass {option}= the "
+                f"responses {str(path)!r} has no column {name!r} (columns: {cols}); pass {option}=NAME, the "
                 "column that holds it."
             )
     if isinstance(columns, str) and columns == "all":
@@ -219,16 +227,16 @@ def _read_table(path: Path, id_column: str, columns: Any, subject_column: str | 
         if non_numeric:
             raise StimulusError(
                 f"responses {str(path)!r}: column(s) {non_numeric} are not numbers; name the response "
-                f"columns with columns= (--response-columns), e.g. "
-                f"{', '.join(n for n in names if n not in non_numeric)[:80]}."
+                f"columns with columns=NAME,..., e.g. "
+                f"columns={','.join(n for n in names if n not in non_numeric)[:80]}."
             )
     else:
         names = [columns] if isinstance(columns, str) else [str(c) for c in columns]
         missing = [c for c in names if c not in df.columns]
         if missing:
             raise StimulusError(
-                f"responses {str(path)!r} has no column(s) {missing} (columns: {cols}); check "
-                "columns= (--response-columns)."
+                f"responses {str(path)!r} has no column(s) {missing} (columns: {cols}); name columns of the "
+                "file in columns=NAME,...."
             )
     if not names:
         raise StimulusError(f"responses {str(path)!r} has no response column besides the ids.")
@@ -299,7 +307,7 @@ def read_stimulus_responses(path: str | os.PathLike, *, id_column: str = "id", c
         )
     if row_ids is None:
         raise StimulusError(
-            f"{str(path)!r} has no stimulus ids: give ids= (--row-ids), the id of each row in order "
+            f"{str(path)!r} has no stimulus ids: give ids=FILE, the id of each row in order "
             "(a list, or a text file of one id per line)."
         )
     if len(row_ids) != np.shape(data)[0]:
@@ -313,7 +321,7 @@ def _load_mask(mask: Any, shape: tuple, affine: np.ndarray, what: str):
     import nibabel as nib
 
     if mask is None:
-        raise StimulusError(f"{what} is a NIfTI image: give a brain mask (mask=, --mask) to select the voxels.")
+        raise StimulusError(f"{what} is a NIfTI image: give a brain mask (mask=FILE) to select the voxels.")
     mask_path = _check_path_exists(mask, "mask image")
     mask_img = nib.load(str(mask_path))
     if mask_img.shape[:3] != tuple(shape[:3]):
@@ -346,7 +354,7 @@ def _read_nifti_pattern(pattern: str, ids: list[str] | None, mask: Any, subject:
     import nibabel as nib
 
     if ids is None:
-        raise StimulusError(f"the pattern {pattern!r} needs the stimulus ids whose images to read (ids=).")
+        raise StimulusError(f"the pattern {pattern!r} needs the stimulus ids whose images to read (ids=FILE).")
     paths = [Path(pattern.replace("{id}", i)) for i in ids]
     missing = [i for i, p in zip(ids, paths) if not p.exists()]
     if missing:
