@@ -220,10 +220,11 @@ def _check_response_data(data: np.ndarray, names: Sequence[str], where: str, fir
     bad = ~np.isfinite(np.asarray(data, dtype=np.float64))
     if bad.any():
         i, j = (int(x) for x in np.argwhere(bad)[0])
+        targets = [names[k] if k < len(names) else str(k) for k in np.flatnonzero(bad.any(0))]
         name = names[j] if j < len(names) else str(j)
         raise ValueError(
             f"response data {where} has {int(bad.sum())} non-finite values (NaN or inf) in "
-            f"{int(bad.any(0).sum())} target(s) {_preview([names[k] if k < len(names) else str(k) for k in np.flatnonzero(bad.any(0))])} "
+            f"{len(targets)} target(s) {_preview(targets)} "
             f"and {int(bad.any(1).sum())} row(s) {_preview(np.flatnonzero(bad.any(1)) + first_row)}, the first at "
             f"row {i + first_row} (0-based), target {name!r} (column {j}): {data[i, j]}. Drop those targets "
             "(response.select(...)) "

@@ -69,6 +69,7 @@ _OPTION_HINTS: dict[str, list[tuple[str, str]]] = {
         (r"Drop them with response\.select\(\.\.\.\)\.", "Delete those columns from the responses file."),
         (r"\bid_column=", "--id-column "), (r"\bsubject_column=", "--subject-column "),
         (r"\bcolumns=", "--response-columns "), (r"\bids=", "--row-ids "),
+        (r"\(e\.g\. encoding\.alphas\)", "(--alphas)"),
     ],
     "extract": [
         (r"\btier=", "--tier "), (r"\bword_column=", "--word-column "),
@@ -76,6 +77,8 @@ _OPTION_HINTS: dict[str, list[tuple[str, str]]] = {
         (r"\blayers=", "--layers "), (r"\bgguf_file=", "--gguf-file "),
         (r"\bencoding= \(--encoding on the command line, dataset\.transcript_encoding in a run "
          r"config\)", "--encoding"), (r"\bencoding=", "--encoding "),
+        (r"\btext_column=", "--text-column "), (r"\bid_column=", "--id-column "),
+        (r"\bgroup_column=", "--group-column "),
     ],
     "run": [
         (r"\btrim=\(first, last\)", "--set alignment.trim=[FIRST,LAST]"),

@@ -217,7 +217,7 @@ def test_leave_one_out_kfold_is_refused(tmp_path, capsys):
             "--out", str(tmp_path / "res.h5")]
     for k in (12, 7):
         assert cli_main([*base, "--cv", f"kfold:{k}"]) == 1
-        assert (f"--cv 'kfold:{k}' on 12 stimuli holds out 1 stimulus in some folds"
+        assert (f"--cv 'kfold:{k}' on 12 stimuli holds out fewer than 2 stimuli in some folds"
                 + (" (leave-one-out)" if k == 12 else "") + ", but a fold's score (Pearson r of its held-out "
                 "stimuli) needs at least 2 held-out stimuli per fold; use fewer folds: --cv 'kfold:K' with K <= 6."
                 ) in _err(capsys)

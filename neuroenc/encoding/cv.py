@@ -95,9 +95,9 @@ def _stimulus_splits(name: str, n_splits: int, positions: np.ndarray, groups: np
     from sklearn.model_selection import GroupKFold, KFold
 
     n = positions.size
-    if name == "kfold" and n < min_test * n_splits:
+    if name == "kfold" and min_test > 1 and n < min_test * n_splits:
         raise ValueError(
-            f"{what}: cv='kfold:{n_splits}' on {n} stimuli holds out {n // n_splits} stimulus in some folds"
+            f"{what}: cv='kfold:{n_splits}' on {n} stimuli holds out fewer than {min_test} stimuli in some folds"
             f"{' (leave-one-out)' if n_splits >= n else ''}, but a fold's score (Pearson r of its held-out "
             f"stimuli) needs at least {min_test} held-out stimuli per fold; use fewer folds: cv='kfold:K' "
             f"with K <= {max(n // min_test, 2)}."
@@ -119,7 +119,10 @@ def _stimulus_splits(name: str, n_splits: int, positions: np.ndarray, groups: np
         raw = splitter.split(np.zeros((n, 1)), groups=g)
     else:
         if n < n_splits:
-            raise ValueError(f"{what}: kfold with {n_splits} folds needs at least {n_splits} stimuli, got {n}.")
+            fix = (f"use fewer inner folds (inner_cv={max(min(n, n_splits - 1), 2)}) or more stimuli"
+                   if what == "inner CV" else "use fewer folds or more stimuli")
+            raise ValueError(f"{what}: kfold with {n_splits} folds needs at least {n_splits} stimuli, got {n}; "
+                             f"{fix}.")
         raw = KFold(n_splits, shuffle=True, random_state=int_seed(random_state)).split(np.zeros((n, 1)))
     return [(positions[np.sort(tr)], positions[np.sort(te)]) for tr, te in raw]
 
