@@ -87,7 +87,7 @@ def _check_reach(kind: str, delays: tuple[int, ...], runs: list[RunPlan], period
     """Raise if the longest delay/lag reaches past a whole run: every row would see only stimulus
     from before its run (``--delays 500``: delays are counted in TRs, not seconds or ms)."""
     longest = max((abs(int(d)) for d in delays), default=0)
-    short = [r for r in runs if longest >= r.n_keep]
+    short = [r for r in runs if longest > r.n_keep]
     if not short:
         return
     run = min(short, key=lambda r: r.n_keep)
