@@ -152,6 +152,10 @@ class _CommandHints:
     def __init__(self, command: str | None) -> None:
         self.command = command
 
+    def text(self, message: str) -> str:
+        """``message`` in the command's options."""
+        return command_hints(message, self.command)
+
     def filter(self, record) -> bool:
         import logging
 
@@ -172,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._logging import logger
 
     hints = _CommandHints(args.command)
+    args.hints = hints.text  # for the warnings a command prints
     handlers = list(logger.handlers)
     for handler in handlers:
         handler.addFilter(hints)

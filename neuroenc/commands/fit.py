@@ -329,10 +329,9 @@ def _print_results(args: argparse.Namespace, results: Any, path: Path, detail: s
     """Where the results went, their best layers, their warnings (and with -vvv their settings)."""
     print(f"Results written to {path.resolve()} ({results.n_layers} layers x {results.n_targets} targets{detail})")
     print(best_lines(results))
-    from ..cli import command_hints
-
+    hints = getattr(args, "hints", None) or (lambda message: message)  # the CLI's: --tr 2, not tr=2
     for message in results.warnings:
-        print(f"warning: {command_hints(message, 'fit')}", file=sys.stderr)
+        print(f"warning: {hints(message)}", file=sys.stderr)
     if args.verbose >= 3:
         print(json.dumps(results.settings, default=str, indent=1))
     return 0
