@@ -70,6 +70,7 @@ _OPTION_HINTS: dict[str, list[tuple[str, str]]] = {
         (r"\bid_column=", "--id-column "), (r"\bsubject_column=", "--subject-column "),
         (r"\bcolumns=", "--response-columns "), (r"\bids=", "--row-ids "),
         (r"\(e\.g\. encoding\.alphas\)", "(--alphas)"),
+        (r"'(tr|sfreq)' must be > 0", r"--\1 must be a number > 0"),
     ],
     "extract": [
         (r"\btier=", "--tier "), (r"\bword_column=", "--word-column "),

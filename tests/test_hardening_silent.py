@@ -235,3 +235,17 @@ def test_any_fold_with_fewer_than_two_held_out_rows_is_refused():
     with pytest.raises(ValueError, match=r"Fold \d of 3 holds out 1 sample"):
         make_cv("group-kfold:3", groups=["a", "b", "c", "c", "c", "c"], n_samples=6)
     assert len(make_cv("kfold:3", n_samples=6, random_state=0)) == 3
+
+
+def test_subjects_of_one_long_table_are_not_the_same_responses(tmp_path):
+    """Two subjects' rows of one long table hash apart, so that their results pool as two subjects
+    (the duplicate check of item 6 compares ``responses_sha256``)."""
+    from neuroenc.stimuli import read_stimulus_responses
+
+    path = tmp_path / "long.csv"
+    path.write_text("id,sub,roi\n" + "".join(f"s{i},{s},{i * k}\n" for k, s in ((1, "a"), (2, "b")) for i in range(4)),
+                    encoding="utf-8")
+    both = read_stimulus_responses(path, subject_column="sub")
+    assert both["a"].info["file_sha256"] == both["b"].info["file_sha256"]
+    assert both["a"].info["sha256"] != both["b"].info["sha256"]
+    np.testing.assert_allclose(both["b"].data[:, 0], [0, 2, 4, 6])

@@ -16,6 +16,7 @@ to join ``neuroenc.responses`` beside the timed readers.)
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ class StimulusResponses:
         Target names (columns, ROIs, voxels ``"i_j_k"``).
     subject : str | None
     info : dict
-        ``source`` (path), ``sha256``, and for NIfTI ``mask``, ``affine``, ``shape``.
+        ``source`` (path), ``sha256``, and for NIfTI ``mask``, ``affine``, ``shape``. A subject's
+        rows of a long table (``subject_column``) have a ``sha256`` of their own (the file's and
+        the subject's), and the file's in ``file_sha256``.
     """
 
     data: np.ndarray
@@ -288,8 +291,12 @@ def read_stimulus_responses(path: str | os.PathLike, *, id_column: str = "id", c
                                      subject, info)
         out = {}
         for sub, part in df.groupby(df[subject_column].astype(str).str.strip(), sort=False):
+            # one subject's rows of the file: its own hash, so that two subjects of one table are
+            # never taken for one subject's responses twice (neuroenc.mapping.check_group)
+            mine = dict(info, file_sha256=info["sha256"],
+                        sha256=hashlib.sha256(f"{info['sha256']}\0{subject_column}\0{sub}".encode()).hexdigest())
             out[str(sub)] = StimulusResponses(_numeric(part, names, path, id_column), part[id_column].tolist(),
-                                              names, str(sub), dict(info))
+                                              names, str(sub), mine)
         return out
     if subject_column is not None:
         raise StimulusError(f"subject_column applies to .csv/.tsv responses, not {str(path)!r}.")
