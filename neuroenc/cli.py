@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from ._logging import set_log_level
+from ._logging import logger, set_log_level
 from ._validation import NeuroencError
 
 
@@ -174,8 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     level = "warning" if args.quiet else ("debug" if args.verbose else "info")
     set_log_level(level)
-    from ._logging import logger
-
     hints = _CommandHints(args.command)
     args.hints = hints.text  # for the warnings a command prints
     handlers = list(logger.handlers)
