@@ -21,7 +21,9 @@ time)::
 The responses are matched to the stimuli by id (CSV/TSV rows, ``.npy`` or a 4-D NIfTI with
 ``--row-ids``, or a NIfTI pattern with ``{id}`` and ``--mask``); several responses files (or
 ``--subject-column`` in one long table) are subjects: their mean is fitted, with a split-half
-noise ceiling. No ``--tr``: there is no time. ``--cv auto`` is ``group-kfold:5`` when the
+noise ceiling. Each file is a subject named by its file name, or where file names repeat by the
+end of its path that tells it apart (``subA/bold.csv`` and ``subB/bold.csv``: ``subA_bold.csv``
+and ``subB_bold.csv``). No ``--tr``: there is no time. ``--cv auto`` is ``group-kfold:5`` when the
 stimuli have groups, else ``kfold:5``.
 
 The design and fit options are the parameters of :func:`~neuroenc.align.make_fmri_design`
