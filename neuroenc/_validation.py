@@ -160,14 +160,76 @@ def _check_finite(name: str, array: np.ndarray, *, where: str = "", fix: str = "
     return arr
 
 
-def _check_response_data(data: np.ndarray, names: Sequence[str], where: str) -> None:
+def _check_finite_number(name: str, value: Any, fix: str = "") -> float:
+    """A finite real number, else a ValueError naming ``name=`` and the value (``start=nan``).
+
+    Examples
+    --------
+    >>> _check_finite_number("start", float("nan"), "the stimulus time of row 0, e.g. start=20.0")
+    Traceback (most recent call last):
+    ...
+    ValueError: start=nan is not a finite number: give the stimulus time of row 0, e.g. start=20.0.
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not np.isfinite(number) or isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} is not a finite number" + (f": give {fix}." if fix else "."))
+    return number
+
+
+def check_csv_records(text: str, path: str | os.PathLike, what: str, delimiter: str = ",") -> None:
+    """Raise if a quoted field of a CSV/TSV text runs over several lines.
+
+    A quote ``"`` opened and never closed (``s03,"The cat sat.``) swallows the lines after it
+    into one field, silently merging rows; such a field is refused, naming the file, the line
+    where the quote opens and the line where its field ends. Only texts holding a ``"`` are
+    parsed (no quote, no multi-line field).
+    """
+    import csv
+    import io
+
+    if '"' not in text:
+        return
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=delimiter == " ")
+    end = 0
+    try:
+        for _ in reader:
+            start, end = end + 1, reader.line_num
+            if end > start:
+                break
+        else:
+            return
+    except csv.Error as err:
+        raise ValueError(f"{what} {str(path)!r}, line {reader.line_num}: {err}; fix the quotes (\") of "
+                         "that line.") from None
+    raise ValueError(
+        f"{what} {str(path)!r}, line {start}: a quote (\") opened on this line runs to line {end}, merging "
+        f"lines {start}-{end} into one row (an unclosed quote, or a line break inside quotes). Close the "
+        "quote, or delete it (a quote is only needed around a field that holds the separator)."
+    )
+
+
+def _check_response_data(data: np.ndarray, names: Sequence[str], where: str, first_row: int = 0) -> None:
     """Raise if response data have NaN/inf or constant columns, or fewer than 2 rows.
 
     ``where`` says whose data they are (``"(run 'alice', subject 's18')"``); constant columns
     are named with ``names`` (one per column).
     """
-    _check_finite("response data", data, where=where,
-                  fix="Drop those targets (response.select(...)) or interpolate the bad rows.")
+    bad = ~np.isfinite(np.asarray(data, dtype=np.float64))
+    if bad.any():
+        i, j = (int(x) for x in np.argwhere(bad)[0])
+        targets = [names[k] if k < len(names) else str(k) for k in np.flatnonzero(bad.any(0))]
+        name = names[j] if j < len(names) else str(j)
+        raise ValueError(
+            f"response data {where} has {int(bad.sum())} non-finite values (NaN or inf) in "
+            f"{len(targets)} target(s) {_preview(targets)} "
+            f"and {int(bad.any(1).sum())} row(s) {_preview(np.flatnonzero(bad.any(1)) + first_row)}, the first at "
+            f"row {i + first_row} (0-based), target {name!r} (column {j}): {data[i, j]}. Drop those targets "
+            "(response.select(...)) "
+            "or interpolate the bad rows."
+        )
     if data.shape[0] < 2:
         raise ValueError(f"response {where} has {data.shape[0]} row(s) left; it needs at least 2.")
     const = np.flatnonzero(np.ptp(data, axis=0) == 0)

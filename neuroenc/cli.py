@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from ._logging import set_log_level
+from ._logging import logger, set_log_level
 from ._validation import NeuroencError
 
 
@@ -64,6 +64,13 @@ _OPTION_HINTS: dict[str, list[tuple[str, str]]] = {
         (r"\bdelays=", "--delays "), (r"\bgap=", "--gap "), (r"\bmask=", "--mask "),
         (r"\blayers=", "--layers "), (r"\bn_blocks=", "--n-blocks "),
         (r" Or pass on_uncovered='warn' to go on without them \([^)]*\)\.", ""),
+        (r"Drop those targets \(response\.select\(\.\.\.\)\) or interpolate the bad rows\.",
+         "Fix or interpolate those cells in the responses file, or delete those columns from it."),
+        (r"Drop them with response\.select\(\.\.\.\)\.", "Delete those columns from the responses file."),
+        (r"\bid_column=", "--id-column "), (r"\bsubject_column=", "--subject-column "),
+        (r"\bcolumns=", "--response-columns "), (r"\bids=", "--row-ids "),
+        (r"\(e\.g\. encoding\.alphas\)", "(--alphas)"),
+        (r"'(tr|sfreq)' must be > 0", r"--\1 must be a number > 0"),
     ],
     "extract": [
         (r"\btier=", "--tier "), (r"\bword_column=", "--word-column "),
@@ -71,6 +78,8 @@ _OPTION_HINTS: dict[str, list[tuple[str, str]]] = {
         (r"\blayers=", "--layers "), (r"\bgguf_file=", "--gguf-file "),
         (r"\bencoding= \(--encoding on the command line, dataset\.transcript_encoding in a run "
          r"config\)", "--encoding"), (r"\bencoding=", "--encoding "),
+        (r"\btext_column=", "--text-column "), (r"\bid_column=", "--id-column "),
+        (r"\bgroup_column=", "--group-column "),
     ],
     "run": [
         (r"\btrim=\(first, last\)", "--set alignment.trim=[FIRST,LAST]"),
@@ -119,17 +128,41 @@ def _setting_hints(command: str | None) -> list[tuple[str, str]]:
 
 def user_message(err: BaseException, command: str | None = None) -> str:
     """The one-line message of a user error, its hints in the command's own options."""
-    import re
-
     message = " ".join(str(err).split())  # one line
     if isinstance(err, OSError) and not isinstance(err, NeuroencError) and err.strerror and err.filename:
         # PermissionError(13, ...) and friends: say which file and what went wrong, plainly
         message = f"{err.strerror}: {err.filename!r}" + (f" -> {err.filename2!r}" if err.filename2 else "")
+    return command_hints(message, command) or type(err).__name__
+
+
+def command_hints(message: str, command: str | None = None) -> str:
+    """A library message (an error's or a warning's) with its hints in the command's own options
+    (``tr=2.5`` -> ``--tr 2.5`` for ``neuroenc fit``)."""
+    import re
+
     for pattern, replacement in [*_OPTION_HINTS.get(command or "", []), *_setting_hints(command)]:
         # a name, not the end of one already replaced ("--set alignment.trim=")
         pattern = pattern.replace(r"\b", r"(?<![\w.\-])", 1) if pattern.startswith(r"\b") else pattern
         message = re.sub(pattern, replacement, message)
-    return message or type(err).__name__
+    return message
+
+
+class _CommandHints:
+    """A logging filter: warnings logged during a command name its options, not the API's."""
+
+    def __init__(self, command: str | None) -> None:
+        self.command = command
+
+    def text(self, message: str) -> str:
+        """``message`` in the command's options."""
+        return command_hints(message, self.command)
+
+    def filter(self, record) -> bool:
+        import logging
+
+        if record.levelno >= logging.WARNING:
+            record.msg, record.args = command_hints(record.getMessage(), self.command), None
+        return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,6 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     level = "warning" if args.quiet else ("debug" if args.verbose else "info")
     set_log_level(level)
+    hints = _CommandHints(args.command)
+    args.hints = hints.text  # for the warnings a command prints
+    handlers = list(logger.handlers)
+    for handler in handlers:
+        handler.addFilter(hints)
     try:
         return int(args._run(args) or 0)
     except USER_ERRORS as err:
@@ -150,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"neuroenc {args.command}: error: {user_message(err, args.command)}", file=sys.stderr)
         return 1
+    finally:
+        for handler in handlers:
+            handler.removeFilter(hints)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -103,10 +103,10 @@ def test_responses_errors(tmp_path):
     (tmp_path / "r2.csv").write_text("id,y\ns1,1\ns2,\n", encoding="utf-8")
     with pytest.raises(StimulusError, match=r"line 3 \(id 's2'\): column 'y' holds '', not a number"):
         read_stimulus_responses(tmp_path / "r2.csv")
-    with pytest.raises(StimulusError, match=r"has no column 'stim'.*id_column \(--id-column\)"):
+    with pytest.raises(StimulusError, match=r"has no column 'stim'.*pass id_column=NAME"):
         read_stimulus_responses(tmp_path / "r2.csv", id_column="stim")
     np.save(tmp_path / "r.npy", np.zeros((3, 2)))
-    with pytest.raises(StimulusError, match=r"has no stimulus ids: give ids= \(--row-ids\)"):
+    with pytest.raises(StimulusError, match=r"has no stimulus ids: give ids=FILE"):
         read_stimulus_responses(tmp_path / "r.npy")
     with pytest.raises(StimulusError, match="has 3 rows but 2 ids were given"):
         read_stimulus_responses(tmp_path / "r.npy", ids=["a", "b"])

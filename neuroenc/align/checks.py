@@ -217,6 +217,36 @@ def check_response(response: Response, rows: slice | None = None) -> None:
     response.check(rows)
 
 
+#: How far (relative) the given TR may exceed the TR that the rows imply (the story's length
+#: divided by the number of kept rows) before a warning (:func:`check_grid_extent`).
+TR_ESTIMATE_WARN = 0.1
+
+
+def _check_tr_estimate(response: Response, n_rows: int, t_first: float, t_last: float,
+                       sink: list[str] | None) -> None:
+    """Warn when the rows would span the story with a TR more than :data:`TR_ESTIMATE_WARN` shorter
+    than the one given (``tr=2.5`` for a scan of TR 2 s leaves about a fifth of the grid past the
+    story, under the 20 % of :func:`check_grid_extent`). A longer TR than the rows imply is not
+    warned here: its grid misses words, which :func:`check_coverage` reports."""
+    span = t_last - t_first
+    if n_rows < 2 or span <= 0:
+        return
+    estimate = span / n_rows
+    period = response.period
+    if period <= estimate * (1 + TR_ESTIMATE_WARN):
+        return
+    msg = (
+        f"run {response.run!r}: the {n_rows} kept TRs of {period:g} s span {n_rows * period:g} s, but its "
+        f"words span {span:.1f} s ({t_first:.1f}-{t_last:.1f} s): the rows would fit the story with a TR "
+        f"of about {estimate:.2f} s, and tr={period:g} is {period / estimate - 1:.0%} longer. Check tr={period:g} "
+        "(the scan's repetition time); if the responses hold rest before or after the story, drop those "
+        "rows with trim=(first, last)."
+    )
+    logger.warning(msg)
+    if sink is not None:
+        sink.append(msg)
+
+
 #: Share of a run's kept rows that may lie outside its transcript before a warning / an error.
 GRID_OUTSIDE_WARN = 0.2
 GRID_OUTSIDE_ERROR = 0.5
@@ -238,8 +268,11 @@ def check_grid_extent(
     kept rows (``trim`` dropped) lie outside, a warning is logged (and appended to ``sink``);
     over 50 %, a ValueError. Such a grid is a wrong ``tr`` (``--tr 20`` on a story of 362 TRs
     of 2 s gives 7,240 s of grid for 723 s of words), a wrong ``start``, or responses much
-    longer than the story; fitting it would mostly fit silence. MEG/EEG responses are not
-    checked (their recordings often hold long pauses around a story).
+    longer than the story; fitting it would mostly fit silence. Under 20 %, a warning is still
+    logged when the kept rows imply a TR more than 10 % shorter than the response's (the story's
+    length over the number of kept rows; ``tr=2.5`` on a scan of TR 2 s leaves only about 19 %
+    of the grid outside). MEG/EEG responses are not checked (their recordings often hold long
+    pauses around a story).
 
     Parameters
     ----------
@@ -275,10 +308,11 @@ def check_grid_extent(
     tol = 1e-9 * max(1.0, abs(t_last))
     outside = (rows - reach_before > t_last + tol) | (rows + reach_after < t_first - tol)
     share = float(outside.mean())
-    if share <= GRID_OUTSIDE_WARN:
-        return share
     period = response.period
     span = t_last - t_first
+    if share <= GRID_OUTSIDE_WARN:
+        _check_tr_estimate(response, rows.size, t_first, t_last, sink)
+        return share
     grid = (f"{rows.size} kept TRs of {period:g} s from {rows[0]:g} s to {rows[-1] + period:g} s "
             f"(start={response.start:g})")
     msg = (

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import _check_finite, _preview
-from ..features.featureset import FeatureSet
+from ..features.featureset import FeatureSet, extraction_provenance
 from ..responses import Response
 from .checks import as_run_dict
 from .delays import reshape_by_delays
@@ -83,6 +83,28 @@ class RunPlan:
 
 
 
+def _check_reach(kind: str, delays: tuple[int, ...], runs: list[RunPlan], period: float) -> None:
+    """Raise if the longest delay/lag reaches past a whole run: every row would see only stimulus
+    from before its run (``--delays 500``: delays are counted in TRs, not seconds or ms)."""
+    longest = max((abs(int(d)) for d in delays), default=0)
+    short = [r for r in runs if longest > r.n_keep]
+    if not short:
+        return
+    run = min(short, key=lambda r: r.n_keep)
+    unit = "TRs" if kind == "fmri" else "samples"
+    if kind == "fmri":
+        fix = (f"delays are counted in TRs (of {period:g} s here), not in seconds or milliseconds: give a "
+               f"few, e.g. delays={','.join(str(d) for d in (1, 2, 3, 4))} for {period:g}-{4 * period:g} s.")
+    else:
+        fix = "shorten the lags (tmin=, tmax=: seconds around each word)."
+    given = f"delays={','.join(str(int(d)) for d in delays)}" if kind == "fmri" else "the lags"
+    raise ValueError(
+        f"{given} reach {longest} {unit} ({longest * period:g} s), past the whole of run {run.name!r} "
+        f"({run.n_keep} kept {unit}, {run.n_keep * period:g} s): its rows would see no stimulus of their own "
+        f"run. {fix[0].upper()}{fix[1:]}"
+    )
+
+
 class Design:
     """An aligned design for encoding models, built by :func:`make_fmri_design` or
     :func:`make_meg_design` (not meant to be built directly).
@@ -118,7 +140,9 @@ class Design:
     response_stats : dict of str -> ZStats | None
         Per run, the z-scoring statistics of the responses (None without z-scoring).
     settings : dict
-        Everything that made the design (JSON-serialisable), for results provenance.
+        Everything that made the design (JSON-serialisable), for results provenance;
+        ``settings["features"]``: what made the features
+        (:func:`~neuroenc.features.featureset.extraction_provenance` of the first run).
     warnings : list of str
         Warnings raised while building (uncovered words, constant feature columns).
     """
@@ -136,9 +160,14 @@ class Design:
         self.zscore = bool(zscore)
         self._resampling = dict(resampling)
         self.dtype = np.dtype(dtype)
+        if runs and runs[0].features is not None:
+            # what made the features (model, context, pooling...): results keep it, so that
+            # results of different features are never pooled (neuroenc.mapping.check_group)
+            settings.setdefault("features", extraction_provenance(runs[0].features))
         self.settings = settings
         self.warnings = list(warnings)
         self.period = runs[0].response.period
+        _check_reach(kind, self.delays, runs, self.period)
         self.lags = np.asarray(self.delays, dtype=np.float64) * self.period
         self.run_lengths = np.array([r.n_keep for r in runs], dtype=int)
         bounds = np.concatenate([[0], np.cumsum(self.run_lengths)])

@@ -21,7 +21,9 @@ time)::
 The responses are matched to the stimuli by id (CSV/TSV rows, ``.npy`` or a 4-D NIfTI with
 ``--row-ids``, or a NIfTI pattern with ``{id}`` and ``--mask``); several responses files (or
 ``--subject-column`` in one long table) are subjects: their mean is fitted, with a split-half
-noise ceiling. No ``--tr``: there is no time. ``--cv auto`` is ``group-kfold:5`` when the
+noise ceiling. Each file is a subject named by its file name, or where file names repeat by the
+end of its path that tells it apart (``subA/bold.csv`` and ``subB/bold.csv``: ``subA_bold.csv``
+and ``subB_bold.csv``). No ``--tr``: there is no time. ``--cv auto`` is ``group-kfold:5`` when the
 stimuli have groups, else ``kfold:5``.
 
 The design and fit options are the parameters of :func:`~neuroenc.align.make_fmri_design`
@@ -203,8 +205,12 @@ def _wrong(args: argparse.Namespace, options) -> list[str]:
 
 
 def _stimulus_responses(args: argparse.Namespace, ids: list[str]):
-    """The responses of a stimulus fit: one set, or one per subject (files or --subject-column)."""
+    """The responses of a stimulus fit: one set, or one per subject (files or --subject-column).
+
+    Each file is a subject, named by its file name, or where file names repeat by its path
+    (:func:`~neuroenc.stimuli.responses.subject_keys`); a subject in two files is an error."""
     from ..stimuli import read_stimulus_responses
+    from ..stimuli.responses import add_subject, subject_keys
 
     columns = "all" if args.response_columns in (None, "all") else \
         [c.strip() for c in args.response_columns.split(",") if c.strip()]
@@ -214,15 +220,13 @@ def _stimulus_responses(args: argparse.Namespace, ids: list[str]):
         row_ids = ids  # arrays carry no ids: their rows follow the features' stimulus order
         print("note: the rows of the array responses are taken in the features' stimulus order "
               "(give --row-ids to match them by id)", file=sys.stderr)
-    out = {}
-    for path in args.responses:
+    out: dict = {}
+    for path, key in zip(args.responses, subject_keys(args.responses)):
         read = read_stimulus_responses(path, id_column=args.id_column or "id", columns=columns,
                                        subject_column=args.subject_column, ids=row_ids if "{id}" not in str(path)
-                                       else ids, mask=args.mask, subject=Path(path).stem)
-        if isinstance(read, dict):
-            out.update(read)
-        else:
-            out[Path(str(path)).name] = read
+                                       else ids, mask=args.mask, subject=key)
+        for subject, responses in (read.items() if isinstance(read, dict) else [(key, read)]):
+            add_subject(out, subject, responses)
     if len(out) == 1:
         return next(iter(out.values()))
     return out
@@ -327,8 +331,9 @@ def _print_results(args: argparse.Namespace, results: Any, path: Path, detail: s
     """Where the results went, their best layers, their warnings (and with -vvv their settings)."""
     print(f"Results written to {path.resolve()} ({results.n_layers} layers x {results.n_targets} targets{detail})")
     print(best_lines(results))
+    hints = getattr(args, "hints", None) or (lambda message: message)  # the CLI's: --tr 2, not tr=2
     for message in results.warnings:
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"warning: {hints(message)}", file=sys.stderr)
     if args.verbose >= 3:
         print(json.dumps(results.settings, default=str, indent=1))
     return 0

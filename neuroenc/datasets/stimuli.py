@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..stimuli.responses import StimulusResponses, read_stimulus_responses
+from ..stimuli.responses import StimulusResponses, add_subject, read_stimulus_responses, subject_keys
 from ..stimuli.stimulus_set import StimulusSet, read_stimuli, read_stimuli_events
 
 
@@ -76,7 +76,9 @@ def load_stimuli(path: str | os.PathLike, text_column: str, responses: Any, *, i
         Its columns (see :func:`~neuroenc.stimuli.read_stimuli`; ``query`` for events files).
     responses : path | list of paths | dict of subject -> path
         Response files (see :func:`~neuroenc.stimuli.read_stimulus_responses`); several files
-        are several subjects (named by the dict keys, else the file names).
+        are several subjects (named by the dict keys, else the file names, or where file names
+        repeat by the shortest ends of their paths that differ: ``subA_bold.csv``; see
+        :func:`~neuroenc.stimuli.responses.subject_keys`).
     response_columns : "all" | list of str
         The response columns of tables.
     response_id_column : str | None
@@ -101,7 +103,7 @@ def load_stimuli(path: str | os.PathLike, text_column: str, responses: Any, *, i
     if isinstance(responses, dict):
         files = {str(k): v for k, v in responses.items()}
     elif isinstance(responses, (list, tuple)):
-        files = {Path(str(p)).name: p for p in responses}
+        files = dict(zip(subject_keys(responses), responses))
     else:
         files = {None: responses}
     out: dict[str, StimulusResponses] = {}
@@ -109,9 +111,7 @@ def load_stimuli(path: str | os.PathLike, text_column: str, responses: Any, *, i
     for subject, file in files.items():
         read = read_stimulus_responses(file, id_column=response_id_column or id_column, columns=response_columns,
                                        subject_column=subject_column, ids=ids, mask=mask, subject=subject)
-        if isinstance(read, dict):
-            out.update(read)
-        else:
-            out[subject or "all"] = read
+        for key, one in (read.items() if isinstance(read, dict) else [(subject or "all", read)]):
+            add_subject(out, key, one)
     return StimulusDataset(name or path.stem, stimuli, out, info={"source": str(path)})
 load_stimuli.stimulus_level = True  # neuroenc run takes the stimulus path

@@ -43,6 +43,9 @@ from .._validation import _check_option, _check_random_state, _preview
 DEFAULT_GAP = 5
 
 CV_NAMES = ("auto", "runs", "blocks")
+#: The fewest samples an outer fold may hold out: the fold's Pearson r needs two (with one it
+#: is undefined, and every score would be NaN).
+MIN_TEST = 2
 #: Stimulus-level schemes, written ``"<name>:K"`` (K folds).
 STIMULUS_CV = ("kfold", "group-kfold")
 #: The forms of a stimulus-level ``cv`` in a config or on the command line (the constraints the
@@ -86,11 +89,19 @@ def int_seed(random_state: Any) -> int | None:
 
 
 def _stimulus_splits(name: str, n_splits: int, positions: np.ndarray, groups: np.ndarray | None,
-                     random_state: Any, what: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """K-fold or group K-fold splits of ``positions`` (absolute sample indices)."""
+                     random_state: Any, what: str, min_test: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K-fold or group K-fold splits of ``positions`` (absolute sample indices); ``min_test``:
+    the fewest stimuli a fold may hold out (2 for the outer folds, whose r needs two)."""
     from sklearn.model_selection import GroupKFold, KFold
 
     n = positions.size
+    if name == "kfold" and min_test > 1 and n < min_test * n_splits:
+        raise ValueError(
+            f"{what}: cv='kfold:{n_splits}' on {n} stimuli holds out fewer than {min_test} stimuli in some folds"
+            f"{' (leave-one-out)' if n_splits >= n else ''}, but a fold's score (Pearson r of its held-out "
+            f"stimuli) needs at least {min_test} held-out stimuli per fold; use fewer folds: cv='kfold:K' "
+            f"with K <= {max(n // min_test, 2)}."
+        )
     if name == "group-kfold":
         if groups is None:
             raise ValueError(
@@ -108,7 +119,10 @@ def _stimulus_splits(name: str, n_splits: int, positions: np.ndarray, groups: np
         raw = splitter.split(np.zeros((n, 1)), groups=g)
     else:
         if n < n_splits:
-            raise ValueError(f"{what}: kfold with {n_splits} folds needs at least {n_splits} stimuli, got {n}.")
+            fix = (f"use fewer inner folds (inner_cv={max(min(n, n_splits - 1), 2)}) or more stimuli"
+                   if what == "inner CV" else "use fewer folds or more stimuli")
+            raise ValueError(f"{what}: kfold with {n_splits} folds needs at least {n_splits} stimuli, got {n}; "
+                             f"{fix}.")
         raw = KFold(n_splits, shuffle=True, random_state=int_seed(random_state)).split(np.zeros((n, 1)))
     return [(positions[np.sort(tr)], positions[np.sort(te)]) for tr, te in raw]
 
@@ -302,8 +316,8 @@ def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
     if stimulus is not None:
         given = None if groups is None else check_groups(groups, n_samples)
         splits = _stimulus_splits(stimulus[0], stimulus[1], np.arange(n_samples), given, random_state,
-                                  "outer CV")
-        return _check_splits(splits, n_samples)
+                                  "outer CV", min_test=MIN_TEST)
+        return _check_splits(splits, n_samples, min_test=MIN_TEST)
     groups_arr = check_groups(groups, n_samples)
     n_runs = len(runs_in_order(groups_arr))
     gap = DEFAULT_GAP if gap is None else gap
@@ -327,10 +341,11 @@ def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
             f"cv must be 'auto', 'runs', 'blocks', an int, 'kfold:K', 'group-kfold:K' (stimuli), a splitter "
             f"or a list of (train, test) splits, got {type(cv).__name__}."
         )
-    return _check_splits(splits, n_samples)
+    return _check_splits(splits, n_samples, min_test=MIN_TEST)
 
 
-def _check_splits(splits: Sequence[tuple[Any, Any]], n_samples: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _check_splits(splits: Sequence[tuple[Any, Any]], n_samples: int,
+                  min_test: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     if len(splits) < 2:
         raise ValueError(f"Cross-validation needs at least 2 folds, got {len(splits)}.")
@@ -339,6 +354,12 @@ def _check_splits(splits: Sequence[tuple[Any, Any]], n_samples: int) -> list[tup
         test = np.sort(np.asarray(test, dtype=np.intp).reshape(-1))
         if train.size == 0 or test.size == 0:
             raise ValueError(f"Fold {k} has an empty train ({train.size}) or test ({test.size}) set.")
+        if test.size < min_test:
+            raise ValueError(
+                f"Fold {k} of {len(splits)} holds out {test.size} sample(s) of {n_samples}; a fold's score "
+                f"(Pearson r of its held-out samples) needs at least {min_test}: use fewer folds (cv=), or "
+                "bigger groups."
+            )
         bad = np.concatenate([train, test])
         bad = bad[(bad < 0) | (bad >= n_samples)]
         if bad.size:

@@ -40,6 +40,9 @@ from .sweep import LayerSweep
 
 logger = logging.getLogger(__name__)
 
+#: The fewest stimuli a fit takes: two folds of two held-out stimuli (a fold's r needs two).
+MIN_STIMULI = 4
+
 #: Folds of ``cv="auto"`` for stimuli.
 DEFAULT_STIMULUS_FOLDS = 5
 
@@ -68,9 +71,12 @@ def stimulus_cv(cv: Any, groups: Sequence[str] | None) -> Any:
 def stimulus_designs(features: Any, layers: Sequence[int] | None = None) -> LayerDesigns:
     """The designs of a stimulus fit: each layer's features z-scored over stimuli (loaded one
     layer at a time), with the stimuli's groups."""
+    from ..features.featureset import extraction_provenance
+
     layers = features.layer_indices if layers is None else [int(x) for x in layers]
     info = {"kind": "stimuli", "design": {"zscore": "over all stimuli", "pooling": features.attrs.get("pooling"),
-                                         "context": features.attrs.get("context")}}
+                                         "context": features.attrs.get("context"),
+                                         "features": extraction_provenance(features)}}
     return LayerDesigns(layers, lambda layer: zscore_columns(features[layer]), features.n_stimuli,
                         None if features.groups is None else np.asarray(features.groups), info)
 
@@ -192,6 +198,12 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
             noise_ceiling = ceiling
     else:
         matched = responses.match(ids)
+    if len(ids) < MIN_STIMULI:
+        raise ValueError(
+            f"the stimulus-level features {features.attrs.get('path') or features.name!r} hold {len(ids)} "
+            f"stimulus(es) ({_preview(ids)}); a cross-validated fit needs at least {MIN_STIMULI} (two folds, "
+            "each holding out at least 2 stimuli for its r). Extract features of more stimuli."
+        )
     Y = zscore_columns(matched.data)
     groups = features.groups
     cv = stimulus_cv(cv, groups)

@@ -249,6 +249,7 @@ _COMPATIBLE_FIELDS = (
     ("prefix_ids", _REQUIRED),
     ("last_layer", "normed"),
     ("intervention", _REQUIRED),
+    ("context", _REQUIRED),  # stimulus-level features: the context each stimulus was read in
 )
 
 
@@ -283,23 +284,54 @@ def check_compatible_features(featuresets: Mapping[str, FeatureSet] | Sequence[F
     if len(items) < 2:
         return
     first_name, first = items[0]
+    theirs = extraction_provenance(first)
     for name, fs in items[1:]:
-        pairs = [("model", fs.model, first.model), ("reference", fs.reference, first.reference)]
-        if "model_identity" not in fs.attrs or "model_identity" not in first.attrs:
-            # files written before model_identity was recorded: their weights' sha256
-            if fs.attrs.get("model_sha256") and first.attrs.get("model_sha256"):
-                pairs.append(("model_sha256", fs.attrs["model_sha256"], first.attrs["model_sha256"]))
-        for field, default in _COMPATIBLE_FIELDS:
-            mine = fs.attrs.get(field, default)
-            theirs = first.attrs.get(field, default)
-            if mine is not _REQUIRED and theirs is not _REQUIRED:
-                pairs.append((field, mine, theirs))
-        for field, mine, theirs in pairs:
-            if _canonical(mine) != _canonical(theirs):
-                hint = " (set by prepend_bos)" if field == "prefix_ids" else ""
-                raise ValueError(
-                    f"features for run {name!r} were made with {field}{hint}={mine!r} but those for "
-                    f"run {first_name!r} with {field}={theirs!r}; one design needs every run's "
-                    "features from the same model and extraction settings. Extract them again with "
-                    "one setting (the feature cache keeps each setting apart)."
-                )
+        differ = provenance_difference(extraction_provenance(fs), theirs)
+        if differ is not None:
+            field, mine, other = differ
+            hint = " (set by prepend_bos)" if field == "prefix_ids" else ""
+            raise ValueError(
+                f"features for run {name!r} were made with {field}{hint}={mine!r} but those for "
+                f"run {first_name!r} with {field}={other!r}; one design needs every run's "
+                "features from the same model and extraction settings. Extract them again with "
+                "one setting (the feature cache keeps each setting apart)."
+            )
+
+
+def extraction_provenance(features: Any) -> dict[str, Any]:
+    """What made a feature set, as far as features must agree to be fitted or pooled together:
+    the model name, the word time ``reference`` (word-level features), the model's identity
+    (``model_identity``, else for older files ``model_sha256``) and each extraction setting its
+    ``attrs`` record (``dtype``, ``policy``, ``context_tokens``, ``stride``, ``right_context``,
+    ``pooling``, ``prefix_ids``, ``last_layer``, ``intervention``, the stimulus ``context``).
+    JSON-able; compare two with :func:`provenance_difference` (results files keep it, so that
+    ``neuroenc report`` pools only results of the same features)."""
+    attrs = dict(getattr(features, "attrs", {}) or {})
+    out: dict[str, Any] = {"model": getattr(features, "model", None)}
+    if getattr(features, "reference", None) is not None:
+        out["reference"] = features.reference
+    if "model_identity" not in attrs and attrs.get("model_sha256"):
+        out["model_sha256"] = attrs["model_sha256"]  # files written before model_identity
+    for field, default in _COMPATIBLE_FIELDS:
+        value = attrs.get(field, default)
+        if value is not _REQUIRED:
+            out[field] = value
+    return json.loads(json.dumps(out, sort_keys=True, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as Python values, anything else as its text (for JSON)."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def provenance_difference(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first field of two :func:`extraction_provenance` that both record and that differ, as
+    ``(field, mine, theirs)``; None when they agree. A field one side does not record (older
+    files, features built by hand) is not compared; ``model_sha256`` only where one side has no
+    ``model_identity``."""
+    for field, value in mine.items():
+        if field == "model_sha256" and "model_identity" in mine and "model_identity" in theirs:
+            continue
+        if field in theirs and _canonical(value) != _canonical(theirs[field]):
+            return field, value, theirs[field]
+    return None

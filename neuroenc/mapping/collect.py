@@ -99,7 +99,9 @@ def subject_labels(results: Sequence[EncodingResults]) -> list[str]:
 
 
 def check_group(results: Sequence[EncodingResults]) -> None:
-    """Check that results form one group: one model, the same layers and targets, distinct subjects."""
+    """Check that results form one group: one model, the same layers and targets, features made
+    the same way (:func:`check_same_features`), distinct responses
+    (:func:`check_distinct_responses`) and distinct subjects."""
     if not results:
         raise ValueError("no results given; pass at least one results file.")
     first = results[0]
@@ -122,7 +124,75 @@ def check_group(results: Sequence[EncodingResults]) -> None:
                 f"subject {first.subject!r} have {_preview(first.targets)}; the group needs the same "
                 "targets in the same order (ROIs, or voxels of one mask)."
             )
+    check_same_features(results)
+    check_distinct_responses(results)
     subject_labels(results)
+
+
+def _source(res: EncodingResults, i: int) -> str:
+    """The results file of ``res`` (as :func:`load_results` records it), for messages."""
+    prov = res.provenance
+    if prov.get("results_file"):
+        return repr(str(Path(prov.get("results_dir") or "") / prov["results_file"]))
+    return f"results {i + 1} (subject {res.subject!r})"
+
+
+def features_provenance(res: EncodingResults) -> dict | None:
+    """What made the features of a fit (:func:`~neuroenc.features.featureset.extraction_provenance`,
+    as the design recorded it in the provenance), or None for results that do not record it."""
+    design = res.provenance.get("design")
+    found = design.get("features") if isinstance(design, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def check_same_features(results: Sequence[EncodingResults]) -> None:
+    """Raise if results were fitted on features made differently (another context, pooling,
+    model revision...): the fields that :func:`~neuroenc.features.check_compatible_features`
+    compares between the runs of one design, compared between the results of one group. Results
+    that do not record their features' provenance are not compared."""
+    from ..features.featureset import provenance_difference
+
+    known = [(i, r, features_provenance(r)) for i, r in enumerate(results)]
+    known = [(i, r, p) for i, r, p in known if p is not None]
+    if len(known) < 2:
+        return
+    i0, first, theirs = known[0]
+    for i, res, mine in known[1:]:
+        differ = provenance_difference(mine, theirs)
+        if differ is not None:
+            field, a, b = differ
+            raise ValueError(
+                f"results {_source(first, i0)} and {_source(res, i)} were fitted on features made "
+                f"differently: {field}={b!r} for the first but {field}={a!r} for the second. Their "
+                "scores are not comparable, so they cannot be pooled as subjects of one group; fit "
+                "every subject on features extracted with the same settings (or make one report per "
+                "setting)."
+            )
+
+
+def _response_hashes(res: EncodingResults) -> set[str]:
+    value = res.provenance.get("responses_sha256")
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, str):
+        value = [value]
+    return {str(v) for v in value or [] if v}
+
+
+def check_distinct_responses(results: Sequence[EncodingResults]) -> None:
+    """Raise if two results fit the same responses (the same ``responses_sha256`` in their
+    provenance): one subject's data fitted twice would count as two subjects."""
+    seen: dict[str, int] = {}
+    for i, res in enumerate(results):
+        for digest in sorted(_response_hashes(res)):
+            if digest in seen and seen[digest] != i:
+                j = seen[digest]
+                raise ValueError(
+                    f"results {_source(results[j], j)} and {_source(res, i)} are fits of the same responses "
+                    f"(responses_sha256 {digest[:12]}...): they would count as two subjects. Give each "
+                    "subject's results once (keep one of the two fits)."
+                )
+            seen.setdefault(digest, i)
 
 
 def scores_table(results: EncodingResults | Sequence[EncodingResults]) -> pd.DataFrame:

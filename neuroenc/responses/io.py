@@ -18,6 +18,8 @@ both (for a NIfTI whose time unit is unset, a warning: such headers are often le
 """
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import os
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import _check_path_exists, _sha256_file
+from .._validation import _check_finite_number, _check_path_exists, _sha256_file, check_csv_records
 from .formats import StoredTR, file_kind, read_cifti, read_gifti, read_nifti
 from .response import Response
 
@@ -48,13 +50,22 @@ def _read_table(path: Path) -> tuple[np.ndarray, list[str] | None]:
     import pandas as pd
 
     sep = {".tsv": "\t", ".csv": ","}.get(_suffix(path), r"\s+")
-    first = pd.read_csv(path, sep=sep, header=None, nrows=1, engine="python")
-    header = None
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    check_csv_records(text, path, "responses", {r"\s+": " "}.get(sep, sep))
     try:
-        first.astype(float)
-    except ValueError:
-        header = 0
-    table = pd.read_csv(path, sep=sep, header=header, engine="python")
+        first = pd.read_csv(io.StringIO(text), sep=sep, header=None, nrows=1, engine="python")
+        header = None
+        try:
+            first.astype(float)
+        except ValueError:
+            header = 0
+        table = pd.read_csv(io.StringIO(text), sep=sep, header=header, engine="python")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as err:
+        raise ValueError(
+            f"Could not read responses {str(path)!r} as a table of numbers (separator {sep!r}): "
+            f"{' '.join(str(err).split())}. Check that file: one row per sample, a header row of "
+            "target names at most, and no quotes (\")."
+        ) from None
     names = [str(c) for c in table.columns] if header == 0 else None
     try:
         data = table.to_numpy(dtype=np.float64)
@@ -121,6 +132,7 @@ def read_responses(path: str | os.PathLike, *, tr: float | None = None, sfreq: f
         With ``info["source"]`` (path) and ``info["sha256"]``, and the targets' ``space``.
     """
     path = _check_path_exists(path, "responses file")
+    start = _check_finite_number("start", start, "the stimulus time of row 0 in seconds, e.g. start=20.0")
     ext = _suffix(path)
     if run is None:
         run = path.name[: -len(ext)] if ext and path.name.lower().endswith(ext) else path.stem

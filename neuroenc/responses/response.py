@@ -174,8 +174,10 @@ class Response:
 
     def check(self, rows: slice | None = None) -> None:
         """Raise if the data (over ``rows``) have NaN/inf or constant columns, naming them."""
-        where = f"(run {self.run!r}" + (f", subject {self.subject!r})" if self.subject else ")")
-        _check_response_data(self.data if rows is None else self.data[rows], self.names, where)
+        where = (f"(run {self.run!r}" + (f", subject {self.subject!r}" if self.subject else "")
+                 + (f", file {str(self.info['source'])!r}" if self.info.get("source") else "") + ")")
+        _check_response_data(self.data if rows is None else self.data[rows], self.names, where,
+                             first_row=0 if rows is None else int(rows.start or 0))
 
     @classmethod
     def from_mne(

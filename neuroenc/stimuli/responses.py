@@ -16,6 +16,7 @@ to join ``neuroenc.responses`` beside the timed readers.)
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ class StimulusResponses:
         Target names (columns, ROIs, voxels ``"i_j_k"``).
     subject : str | None
     info : dict
-        ``source`` (path), ``sha256``, and for NIfTI ``mask``, ``affine``, ``shape``.
+        ``source`` (path), ``sha256``, and for NIfTI ``mask``, ``affine``, ``shape``. A subject's
+        rows of a long table (``subject_column``) have a ``sha256`` of their own (the file's and
+        the subject's), and the file's in ``file_sha256``.
     """
 
     data: np.ndarray
@@ -103,7 +106,7 @@ class StimulusResponses:
                 f"The responses in {where!s}" + (f" (subject {self.subject!r})" if self.subject else "")
                 + " do not match the stimuli by id: " + "; ".join(parts)
                 + ". Every stimulus needs exactly one response row with the same id: fix the id "
-                "column (id_column / --id-column), or drop the stimuli without responses."
+                "column (or name it: id_column=NAME), or drop the stimuli without responses."
             )
         order = np.asarray([pos[i] for i in ids], dtype=np.int64)
         return StimulusResponses(self.data[order], ids, self.names, self.subject, dict(self.info))
@@ -113,6 +116,59 @@ class StimulusResponses:
         idx = [self.names.index(c) for c in columns]
         return StimulusResponses(self.data[:, idx], self.ids, [self.names[i] for i in idx], self.subject,
                                  dict(self.info))
+
+
+def subject_keys(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """A distinct subject name for each of several responses files (one file per subject).
+
+    Each file is named by its file name (``sub-01.csv``); files that share a file name are named
+    by the shortest end of their paths that tells them apart, its folders joined by ``_``
+    (``subA/bold.csv`` and ``subB/bold.csv`` give ``subA_bold.csv`` and ``subB_bold.csv``), so
+    that no subject's responses replace another's.
+
+    Raises
+    ------
+    StimulusError
+        When a file is given twice, or two files would still get one name.
+    """
+    texts = [str(p) for p in paths]
+    parts = [Path(os.path.abspath(os.path.expanduser(t))).parts for t in texts]
+    first: dict[tuple, int] = {}
+    for i, key in enumerate(parts):
+        if key in first:
+            raise StimulusError(
+                f"the responses file {texts[i]!r} is given twice (as {texts[first[key]]!r} too): it would "
+                "count as two subjects; give each subject's file once."
+            )
+        first[key] = i
+    names = []
+    for i, mine in enumerate(parts):
+        depth = 1
+        while depth < len(mine) and any(other[-depth:] == mine[-depth:] for j, other in enumerate(parts) if j != i):
+            depth += 1
+        names.append("_".join(mine[-depth:]))
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise StimulusError(
+                f"the responses files {texts[seen[name]]!r} and {texts[i]!r} would both be subject {name!r}; "
+                "rename one of them (each file is a subject, named by its file name or, where file names "
+                "repeat, by its path)."
+            )
+        seen[name] = i
+    return names
+
+
+def add_subject(out: dict[str, StimulusResponses], subject: str, responses: StimulusResponses) -> None:
+    """Add one subject's responses to ``out``; a subject already there is an error naming both
+    files (responses of one subject in two files would otherwise replace each other)."""
+    if subject in out:
+        raise StimulusError(
+            f"subject {subject!r} has responses in {out[subject].info.get('source')!r} and in "
+            f"{responses.info.get('source')!r}; give each subject's responses once (one file per subject, "
+            "or one long table with subject_column)."
+        )
+    out[subject] = responses
 
 
 def _suffix(path: Path) -> str:
@@ -144,19 +200,27 @@ def _numeric(df: pd.DataFrame, columns: list[str], path: Path, id_column: str) -
                 f"responses {str(path)!r}, line {int(df['_line'].iloc[i])} (id {df[id_column].iloc[i]!r}): "
                 f"column {col!r} holds {df[col].iloc[i]!r}, not a number ({int(bad.sum())} such row(s)). "
                 "Fill in the missing responses or drop those stimuli; name the response columns with "
-                "columns= (--response-columns) if this column is not a response."
+                "columns=NAME,... if this column is not a response."
             )
         out[:, j] = values.to_numpy(dtype=np.float64)
+        infinite = ~np.isfinite(out[:, j])
+        if infinite.any():
+            i = int(np.flatnonzero(infinite)[0])
+            raise StimulusError(
+                f"responses {str(path)!r}, line {int(df['_line'].iloc[i])} (id {df[id_column].iloc[i]!r}): "
+                f"column {col!r} holds {df[col].iloc[i].strip()!r}, not a finite number ({int(infinite.sum())} "
+                "such row(s) in this column). Fix the value, or drop that stimulus."
+            )
     return out
 
 
 def _read_table(path: Path, id_column: str, columns: Any, subject_column: str | None):
     df = read_table(path, "\t" if _suffix(path) == ".tsv" else ",", "responses")
     cols = [c for c in df.columns if c != "_line"]
-    for name, option in ((id_column, "id_column (--id-column)"), (subject_column, "subject_column")):
+    for name, option in ((id_column, "id_column"), (subject_column, "subject_column")):
         if name is not None and name not in df.columns:
             raise StimulusError(
-                f"responses {str(path)!r} has no column {name!r} (columns: {cols}); pass {option}= the "
+                f"responses {str(path)!r} has no column {name!r} (columns: {cols}); pass {option}=NAME, the "
                 "column that holds it."
             )
     if isinstance(columns, str) and columns == "all":
@@ -166,16 +230,16 @@ def _read_table(path: Path, id_column: str, columns: Any, subject_column: str | 
         if non_numeric:
             raise StimulusError(
                 f"responses {str(path)!r}: column(s) {non_numeric} are not numbers; name the response "
-                f"columns with columns= (--response-columns), e.g. "
-                f"{', '.join(n for n in names if n not in non_numeric)[:80]}."
+                f"columns with columns=NAME,..., e.g. "
+                f"columns={','.join(n for n in names if n not in non_numeric)[:80]}."
             )
     else:
         names = [columns] if isinstance(columns, str) else [str(c) for c in columns]
         missing = [c for c in names if c not in df.columns]
         if missing:
             raise StimulusError(
-                f"responses {str(path)!r} has no column(s) {missing} (columns: {cols}); check "
-                "columns= (--response-columns)."
+                f"responses {str(path)!r} has no column(s) {missing} (columns: {cols}); name columns of the "
+                "file in columns=NAME,...."
             )
     if not names:
         raise StimulusError(f"responses {str(path)!r} has no response column besides the ids.")
@@ -227,8 +291,12 @@ def read_stimulus_responses(path: str | os.PathLike, *, id_column: str = "id", c
                                      subject, info)
         out = {}
         for sub, part in df.groupby(df[subject_column].astype(str).str.strip(), sort=False):
+            # one subject's rows of the file: its own hash, so that two subjects of one table are
+            # never taken for one subject's responses twice (neuroenc.mapping.check_group)
+            mine = dict(info, file_sha256=info["sha256"],
+                        sha256=hashlib.sha256(f"{info['sha256']}\0{subject_column}\0{sub}".encode()).hexdigest())
             out[str(sub)] = StimulusResponses(_numeric(part, names, path, id_column), part[id_column].tolist(),
-                                              names, str(sub), dict(info))
+                                              names, str(sub), mine)
         return out
     if subject_column is not None:
         raise StimulusError(f"subject_column applies to .csv/.tsv responses, not {str(path)!r}.")
@@ -246,7 +314,7 @@ def read_stimulus_responses(path: str | os.PathLike, *, id_column: str = "id", c
         )
     if row_ids is None:
         raise StimulusError(
-            f"{str(path)!r} has no stimulus ids: give ids= (--row-ids), the id of each row in order "
+            f"{str(path)!r} has no stimulus ids: give ids=FILE, the id of each row in order "
             "(a list, or a text file of one id per line)."
         )
     if len(row_ids) != np.shape(data)[0]:
@@ -260,7 +328,7 @@ def _load_mask(mask: Any, shape: tuple, affine: np.ndarray, what: str):
     import nibabel as nib
 
     if mask is None:
-        raise StimulusError(f"{what} is a NIfTI image: give a brain mask (mask=, --mask) to select the voxels.")
+        raise StimulusError(f"{what} is a NIfTI image: give a brain mask (mask=FILE) to select the voxels.")
     mask_path = _check_path_exists(mask, "mask image")
     mask_img = nib.load(str(mask_path))
     if mask_img.shape[:3] != tuple(shape[:3]):
@@ -293,7 +361,7 @@ def _read_nifti_pattern(pattern: str, ids: list[str] | None, mask: Any, subject:
     import nibabel as nib
 
     if ids is None:
-        raise StimulusError(f"the pattern {pattern!r} needs the stimulus ids whose images to read (ids=).")
+        raise StimulusError(f"the pattern {pattern!r} needs the stimulus ids whose images to read (ids=FILE).")
     paths = [Path(pattern.replace("{id}", i)) for i in ids]
     missing = [i for i, p in zip(ids, paths) if not p.exists()]
     if missing:

@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._validation import _check_path_exists, _preview
+from .._validation import _check_path_exists, _preview, check_csv_records
+
+#: Control characters (Unicode category Cc) but tab and line breaks, which are whitespace.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class StimulusError(ValueError):
@@ -103,6 +107,16 @@ class StimulusSet:
                 f"{self.ids[empty[0]]!r}); rows "
                 f"{_preview([int(self.rows[i]) for i in empty])}. Fill in the text or delete those rows."
             )
+        for i, text in enumerate(self.texts):
+            found = _CONTROL.search(text)
+            if found is not None:
+                bad = found.start()
+                raise StimulusError(
+                    f"{where}: the text of stimulus {self.ids[i]!r} ({self._row(i)}) holds the control "
+                    f"character U+{ord(text[bad]):04X} at character {bad + 1}: {text[:80]!r}. A tokenizer "
+                    "drops or mangles such characters (often left by copy-paste or a wrong encoding); "
+                    "delete them from the file."
+                )
         blank = [i for i, s in enumerate(self.ids) if not s.strip()]
         if blank:
             raise StimulusError(
@@ -214,6 +228,10 @@ def read_table(path: Path, sep: str | None = None, what: str = "stimuli") -> pd.
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     try:
+        check_csv_records(text, path, what, sep)  # an unclosed quote would merge rows silently
+    except ValueError as err:
+        raise StimulusError(str(err)) from None
+    try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                          skip_blank_lines=False)
     except Exception as err:  # pandas' parser errors name the line
@@ -234,7 +252,7 @@ def _column(df: pd.DataFrame, column: str | None, what: str, option: str, path: 
         cols = [c for c in df.columns if c != "_line"]
         raise StimulusError(
             f"stimuli {str(path)!r} has no column {column!r} for the {what} (columns: {cols}); pass "
-            f"{option}= the column that holds them."
+            f"{option}=NAME, the column that holds them."
         )
     return df[column].astype(str)
 
