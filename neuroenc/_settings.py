@@ -378,11 +378,23 @@ def constraints_of(obj: Any) -> dict[str, list]:
 _ROLE = re.compile(r":(?:func|class|meth|mod|data|attr|obj|ref):`~?([^`]+)`")
 
 
-def _plain(text: str) -> str:
-    """numpydoc/RST text as plain words: roles to their last name, literals unquoted."""
+def rst_to_text(text: str) -> str:
+    """numpydoc/RST markup as plain text, line by line (for ``--help``): roles to their name
+    (``:func:`~neuroenc.x.y``` -> ``y``), literals unquoted, ``Examples::`` -> ``Examples:``.
+
+    Examples
+    --------
+    >>> rst_to_text("See :func:`~neuroenc.align.resample` and ``--tr``. Example::")
+    'See resample and --tr. Example:'
+    """
     text = _ROLE.sub(lambda m: m.group(1).split(".")[-1] if "~" in m.group(0) else m.group(1), text)
     text = re.sub(r"``([^`]+)``", r"\1", text)
-    return " ".join(text.split())
+    return re.sub(r"(?<=\S)::$", ":", text, flags=re.MULTILINE)
+
+
+def _plain(text: str) -> str:
+    """numpydoc/RST text as plain words: roles to their last name, literals unquoted."""
+    return " ".join(rst_to_text(text).split())
 
 
 def _split_top(text: str) -> list[str]:
@@ -481,7 +493,7 @@ class Setting:
     @classmethod
     def declare(cls, name: str, default: Any, constraints: list, doc: str) -> "Setting":
         """A config-only setting, declared where it is used."""
-        return cls(name, default, tuple(_make(c) for c in constraints), " ".join(doc.split()))
+        return cls(name, default, tuple(_make(c) for c in constraints), _plain(doc))
 
     def expected(self, style: str = "yaml") -> str:
         """The values it takes, in words."""
