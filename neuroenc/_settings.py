@@ -50,11 +50,11 @@ reads type hints, not value constraints: ``block_size=0``, ``trim=[-1, 0]`` or
 ``cv="kfold:1"`` pass its parsing, and it does not check library calls at all. Reaching our
 checks would take ``Literal``/restricted types in every signature, plus code of our own for
 what it does not do: the stimulus/story alternatives of one option (:func:`union_settings`),
-the ``logspace`` spelling, values not given left to the library's default, and "did you
-mean" hints. It would replace about 410 of the 980 lines of this module (those that parse command-line
-text, read numpydoc and hold config sections), at the cost of a dependency of 16,500 lines (plus
-``docstring-parser`` and ``typeshed-client``), and its ``--help`` shows RST roles and
-``type: str`` where ours lists the allowed values.
+the ``logspace`` spelling, values not given left to the library's default, and "did you mean"
+hints. It would replace about 410 of the 980 lines of this module (those that parse
+command-line text, read numpydoc and hold config sections), at the cost of a dependency of 16,500
+lines (plus ``docstring-parser`` and ``typeshed-client``), and its ``--help`` shows RST roles
+and ``type: str`` where ours lists the allowed values.
 """
 from __future__ import annotations
 
