@@ -59,11 +59,11 @@ def _global_flags(parser: argparse.ArgumentParser, after: bool = False) -> None:
     """``-v``/``-q``, before the subcommand (``neuroenc -q demo``) or after it (``neuroenc demo
     -q``): after it they are kept apart (``dest`` ending in ``_after``) and added up in
     :func:`main`, so neither place overrides the other."""
-    suffix, default = ("_after", argparse.SUPPRESS) if after else ("", None)
+    suffix = "_after" if after else ""
     parser.add_argument("-v", "--verbose", action="count", dest="verbose" + suffix,
-                        default=default if after else 0, help="debug messages, and tracebacks on errors")
+                        default=argparse.SUPPRESS if after else 0, help="debug messages, and tracebacks on errors")
     parser.add_argument("-q", "--quiet", action="store_true", dest="quiet" + suffix,
-                        default=default if after else False, help="warnings only, no progress bars")
+                        default=argparse.SUPPRESS if after else False, help="warnings only, no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
