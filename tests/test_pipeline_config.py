@@ -99,7 +99,7 @@ def test_own_sections_are_type_checked(values, match, tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize("values, match", WRONG_TYPES[:9])
+@pytest.mark.parametrize("values, match", WRONG_TYPES)
 def test_own_sections_type_errors_on_the_command_line(values, match, tmp_path, capsys, monkeypatch):
     """`neuroenc run` with such a config: one line naming the field, exit 1, no traceback,
     nothing written."""
