@@ -10,8 +10,12 @@ command line's ``-q``/``-v`` chose), ``True`` is ``INFO``, ``False`` is ``WARNIN
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
+import inspect
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 logger = logging.getLogger("neuroenc")
@@ -145,3 +149,129 @@ def use_log_level(verbose: bool | str | int | None) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(old)
+
+
+# ---------------------------------------------------------------------- per-subject context
+_CONTEXT: contextvars.ContextVar[tuple[tuple[str, Any], ...]] = contextvars.ContextVar("neuroenc_log_context",
+                                                                                     default=())
+
+
+@contextlib.contextmanager
+def log_context(**items: Any) -> Iterator[None]:
+    """What the messages logged inside are about (``subject="s18"``), for handlers that group
+    them (:class:`RepeatedWarnings`); a context manager, safe across threads and tasks
+    (:mod:`contextvars`)."""
+    token = _CONTEXT.set(tuple({**dict(_CONTEXT.get()), **items}.items()))
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def logs_subject(func: Callable) -> Callable:
+    """Decorate a function whose ``subject`` argument its messages are about: they are logged
+    in :func:`log_context` ``(subject=...)``."""
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        subject = signature.bind_partial(*args, **kwargs).arguments.get("subject")
+        with log_context(subject=subject):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?")
+_NUMBERS = re.compile(r"#(?:\s*(?:,|-|–|to)\s*#)+")
+
+
+def _shape(message: str, subject: str) -> str:
+    """A message with its subject's name and its numbers taken out: equal shapes are the same
+    warning about different subjects."""
+    text = message.replace(subject, "{subject}") if subject else message
+    return _NUMBERS.sub("#", _NUMBER.sub("#", text))
+
+
+def _names(subjects: list[str], limit: int = 10) -> str:
+    return ", ".join(subjects[:limit]) + (", …" if len(subjects) > limit else "")
+
+
+class RepeatedWarnings(logging.Filter):
+    """A handler's filter that prints a warning repeated across subjects once.
+
+    Warnings logged in a subject's :func:`log_context` are held; :meth:`flush` emits each
+    once, with the subjects it was logged for: ``"<message> (27 subjects: s01, s02, …)"``.
+    Warnings that differ only in their numbers (a share, a layer list) are one warning: the
+    first subject's is shown, and the line says that the numbers differ. Messages outside a
+    subject's context, and below ``WARNING``, pass at once.
+
+    Parameters
+    ----------
+    handler : logging.Handler
+        The handler it filters (and emits the held warnings to).
+    """
+
+    def __init__(self, handler: logging.Handler) -> None:
+        super().__init__()
+        self.handler = handler
+        self.held: dict[tuple, dict[str, Any]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        subject = dict(_CONTEXT.get()).get("subject")
+        if record.levelno < logging.WARNING or subject is None or getattr(record, "_collapsed", False):
+            return True
+        subject = str(subject)
+        message = record.getMessage()
+        key = (record.levelno, record.name, _shape(message, subject))
+        entry = self.held.setdefault(key, {"record": record, "message": message, "subjects": [], "texts": set()})
+        if subject not in entry["subjects"]:
+            entry["subjects"].append(subject)
+        entry["texts"].add(message.replace(subject, "{subject}"))
+        return False
+
+    def flush(self) -> None:
+        """Emit the held warnings, each once (in the order first seen)."""
+        held, self.held = self.held, {}
+        for entry in held.values():
+            subjects = entry["subjects"]
+            if len(subjects) == 1:
+                text = f"{entry['message']} (subject {subjects[0]})"
+            elif len(entry["texts"]) == 1:
+                text = f"{entry['message']} ({len(subjects)} subjects: {_names(subjects)})"
+            else:
+                text = (f"{entry['message']} (subject {subjects[0]}; the same warning, with other numbers, "
+                        f"for {len(subjects)} subjects: {_names(subjects)}; each subject's results keep its own)")
+            record = logging.makeLogRecord({**entry["record"].__dict__, "msg": text, "args": None,
+                                            "_collapsed": True})
+            self.handler.handle(record)
+
+
+@contextlib.contextmanager
+def collapse_repeated_warnings(log: logging.Logger | None = None) -> Iterator[RepeatedWarnings]:
+    """Print each warning repeated across subjects once (:class:`RepeatedWarnings`) on the
+    stream handlers of the ``neuroenc`` logger, while inside; the held warnings are printed at
+    :func:`flush_repeated_warnings` and on leaving (also on an error)."""
+    log = logger if log is None else log
+    handlers = [h for h in log.handlers if isinstance(h, logging.StreamHandler)]
+    filters = [RepeatedWarnings(h) for h in handlers]
+    for h, f in zip(handlers, filters):
+        h.addFilter(f)
+    _ACTIVE.extend(filters)
+    try:
+        yield filters[0] if filters else RepeatedWarnings(logging.NullHandler())
+    finally:
+        for h, f in zip(handlers, filters):
+            f.flush()
+            h.removeFilter(f)
+            _ACTIVE.remove(f)
+
+
+_ACTIVE: list[RepeatedWarnings] = []
+
+
+def flush_repeated_warnings() -> None:
+    """Print the warnings held so far (:func:`collapse_repeated_warnings`), e.g. before a
+    summary."""
+    for f in list(_ACTIVE):
+        f.flush()

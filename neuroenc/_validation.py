@@ -20,6 +20,12 @@ class NeuroencError(Exception):
     the command line prints their message without a traceback."""
 
 
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter's value is not one its declaration allows (:mod:`neuroenc._settings`): a
+    ValueError and a TypeError, as scikit-learn's ``InvalidParameterError``, whichever the
+    value's fault (its type or its range)."""
+
+
 class ConfigError(ValueError):
     """A run configuration is invalid (:mod:`neuroenc.pipeline.config`)."""
 

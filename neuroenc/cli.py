@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from ._logging import logger, set_log_level
+from ._logging import collapse_repeated_warnings, flush_repeated_warnings, logger, set_log_level
+from ._settings import rst_to_text
 from ._validation import NeuroencError
 
 
@@ -28,22 +30,58 @@ def _commands() -> dict[str, object]:
     return out
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` as written: a description's indented lines (examples) kept as they are, its
+    prose paragraphs wrapped, option help wrapped; RST markup of docstrings as plain text
+    (``:func:`~neuroenc.x.y``` -> ``y``, double backticks dropped, ``Examples::`` ->
+    ``Examples:``)."""
+
+    def _format_text(self, text: str) -> str:
+        import textwrap
+
+        if "%(prog)" in text:
+            text = text % {"prog": self._prog}
+        width = max(self._width - self._current_indent, 11)
+        blocks = []
+        for block in re.split(r"\n\s*\n", rst_to_text(text).strip("\n")):
+            lines = block.splitlines()
+            if any(line[:1].isspace() for line in lines):  # an example: as written
+                blocks.append(textwrap.indent(textwrap.dedent(block), "    ").rstrip())
+            else:
+                blocks.append(textwrap.fill(" ".join(block.split()), width))
+        return textwrap.indent("\n\n".join(blocks), " " * self._current_indent) + "\n\n"
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return rst_to_text(super()._expand_help(action))
+
+
+def _global_flags(parser: argparse.ArgumentParser, after: bool = False) -> None:
+    """``-v``/``-q``, before the subcommand (``neuroenc -q demo``) or after it (``neuroenc demo
+    -q``): after it they are kept apart (``dest`` ending in ``_after``) and added up in
+    :func:`main`, so neither place overrides the other."""
+    suffix = "_after" if after else ""
+    parser.add_argument("-v", "--verbose", action="count", dest="verbose" + suffix,
+                        default=argparse.SUPPRESS if after else 0, help="debug messages, and tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", dest="quiet" + suffix,
+                        default=argparse.SUPPRESS if after else False, help="warnings only, no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="neuroenc",
         description="Which layers of a language model best predict the brain?",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"neuroenc {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="debug messages, and tracebacks on errors")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="warnings only, no progress bars")
+    _global_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in _commands().items():
         doc = (module.__doc__ or "").strip().splitlines()
-        p = sub.add_parser(name, help=doc[0] if doc else "", description=(module.__doc__ or "").strip())
+        p = sub.add_parser(name, help=doc[0] if doc else "", description=(module.__doc__ or "").strip(),
+                           formatter_class=HelpFormatter)
         module.add_arguments(p)
+        _global_flags(p.add_argument_group("global options"), after=True)
         p.set_defaults(_run=module.run)
     return parser
 
@@ -172,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    args.verbose += getattr(args, "verbose_after", 0)
+    args.quiet = args.quiet or getattr(args, "quiet_after", False)
     level = "warning" if args.quiet else ("debug" if args.verbose else "info")
     set_log_level(level)
     hints = _CommandHints(args.command)
@@ -180,14 +220,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in handlers:
         handler.addFilter(hints)
     try:
-        return int(args._run(args) or 0)
-    except USER_ERRORS as err:
-        # Bad input, a missing or unwritable file, a failed task: the library's message says
-        # what to do; no traceback for the user unless asked for (-v).
-        if args.verbose:
-            raise
-        print(f"neuroenc {args.command}: error: {user_message(err, args.command)}", file=sys.stderr)
-        return 1
+        # a warning repeated across subjects is printed once, with the subjects (and before an
+        # error); its text already in the command's options (the hints filter runs first)
+        with collapse_repeated_warnings():
+            try:
+                return int(args._run(args) or 0)
+            except USER_ERRORS as err:
+                # Bad input, a missing or unwritable file, a failed task: the library's message
+                # says what to do; no traceback for the user unless asked for (-v).
+                if args.verbose:
+                    raise
+                flush_repeated_warnings()
+                print(f"neuroenc {args.command}: error: {user_message(err, args.command)}", file=sys.stderr)
+                return 1
     finally:
         for handler in handlers:
             handler.removeFilter(hints)

@@ -274,9 +274,9 @@ def test_bad_responses(two_runs):
         make_fmri_design(features, dict(responses, **{"story-b": renamed}))
     with pytest.raises(ValueError, match=r"trim=\(20, 20\) leaves 0 of the 40 rows of run 'story-a'"):
         make_fmri_design(features, responses, trim=20)
-    with pytest.raises(ValueError, match="'trim' first must be an int >= 0"):
+    with pytest.raises(ValueError, match=r"trim must be an int >= 0 or a list of 2 ints >= 0; got \(-1, 0\)"):
         make_fmri_design(features, responses, trim=(-1, 0))
-    with pytest.raises(TypeError, match=r"'trim' must be \(first, last\)"):
+    with pytest.raises(TypeError, match=r"trim must be an int >= 0 or a list of 2 ints >= 0; got '5' \(str\)"):
         make_fmri_design(features, responses, trim="5")
     with pytest.raises(ValueError, match="Invalid value for 'on_uncovered'"):
         make_fmri_design(features, responses, on_uncovered="skip")

@@ -98,7 +98,7 @@ def test_resample_response_with_mne(rng):
     np.testing.assert_allclose(decimated.Y, design.Y)
     with pytest.raises(ValueError, match="either 'sfreq' or 'decim'"):
         make_meg_design(fs, resp, sfreq=100.0, decim=10)
-    with pytest.raises(ValueError, match="'decim' must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"decim must be an int >= 1; got 0 \(int\)"):
         make_meg_design(fs, resp, decim=0)
     with pytest.raises(ValueError, match="needs an integer ratio between 1000.0 Hz and 300.0 Hz"):
         resample_response(resp, 300.0, method="polyphase")

@@ -204,7 +204,7 @@ def test_compare_modes(rng):
     assert LayerSweep(compare=False, permutation="refit", **kw).fit(layers, Y).comparison_ is None
     with pytest.raises(ValueError, match="compare='residual' refits every layer on resampled responses"):
         LayerSweep(compare="residual", permutation="circular", **kw).fit(layers, Y)
-    with pytest.raises(ValueError, match="Invalid value for 'compare'"):
+    with pytest.raises(ValueError, match="compare must be True, False, 'auto', 'residual' or 'null'; got"):
         LayerSweep(compare="bootstrap", **kw).fit(layers, Y)
     # the residual draws keep the signal: their spread of r differences is narrower than the null's
     res = LayerSweep(compare="residual", permutation="refit", **kw).fit(layers, Y).comparison_

@@ -134,8 +134,10 @@ def test_bad_parameters_and_refit_false(rng):
     X, Y = rng.standard_normal((60, 3)), rng.standard_normal((60, 2))
     with pytest.raises(ValueError, match="Invalid value for 'form'"):
         LayerSweep(form="dual").fit([X], Y)
-    with pytest.raises(ValueError, match="alphas must be positive finite numbers"):
+    with pytest.raises(ValueError, match=r"alphas must be None or a list of positive numbers; got \(0.0, 1.0\)"):
         LayerSweep(alphas=(0.0, 1.0)).fit([X], Y)
+    with pytest.raises(ValueError, match=r"alphas must be .*; got \[1.0, inf\]"):
+        LayerSweep(alphas=[1.0, np.inf]).fit([X], Y)
     sweep = LayerSweep(cv=2, gap=0, refit=False).fit([X], Y)
     with pytest.raises(ValueError, match="fitted with refit=False and keeps only scores"):
         sweep.predict([X])
@@ -193,7 +195,7 @@ def test_auto_block_sizes_depend_on_the_gap_and_folds_only(rng):
     both = LayerSweep(cv=3, gap=7, **kw).fit([white, smooth], Y)
     alone = LayerSweep(cv=3, gap=7, **kw).fit([smooth], Y)
     np.testing.assert_array_equal(both.pvalues_[1], alone.pvalues_[0])
-    with pytest.raises(ValueError, match="Invalid value for 'block_size'"):
+    with pytest.raises(ValueError, match="block_size must be 'auto', an int >= 1 or a list of ints >= 1; got 'acf'"):
         LayerSweep(cv=3, gap=7, block_size="acf", **kw).fit([white], Y)
 
 

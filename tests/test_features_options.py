@@ -167,7 +167,7 @@ def test_full_context_bad_combinations(models, transcript):
     with pytest.raises(ValueError, match="stride=4 applies to a number of context_tokens, but "
                                          "context_tokens='full'"):
         extract_features(transcript, lm, context_tokens="full", stride=4)
-    with pytest.raises(ValueError, match=r"Invalid value for 'context_tokens': 'fll'\. Use a number"):
+    with pytest.raises(ValueError, match=r"context_tokens must be an int >= 0 or 'full'; got 'fll'"):
         extract_features(transcript, lm, context_tokens="fll")
     paths = {str(FeatureExtractor(lm, cache_dir="c", context_tokens=c).cache_path(transcript))
              for c in ("full", 256, 10_000)}

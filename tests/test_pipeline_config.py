@@ -1,4 +1,6 @@
 """Run configs: defaults, validation, overrides."""
+import re
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,8 @@ def test_defaults_and_alpha_grid():
          r"alignment.trim must be an int >= 0 or a list of 2 ints >= 0; got \[1\]"),
         ({"dataset": {"loader": "alice"}, "encoding": {"alphas": [-1]}}, "a list of positive numbers; got \\[-1\\]"),
         ({"dataset": {"loader": "alice"}, "encoding": {"alphas": {"linspace": [1, 2, 3]}}}, "logspace"),
-        ({"dataset": {"loader": "alice"}, "executor": {"kind": "mpi"}}, "Invalid value for 'executor.kind'"),
+        ({"dataset": {"loader": "alice"}, "executor": {"kind": "mpi"}},
+         r"executor.kind must be 'serial', 'slurm', 'dask', local:N or dask:tcp://host:port; got 'mpi' \(str\)"),
         ({"dataset": {"loader": "alice"}, "model": "big"}, "section 'model' must be a mapping"),
     ],
 )
@@ -48,3 +51,76 @@ def test_load_yaml_with_overrides(tmp_path):
         load_config(bad)
     with pytest.raises(FileNotFoundError, match="config file not found"):
         load_config(tmp_path / "none.yaml")
+
+
+# ---------------------------------------------------------------------- issue 18 item 8
+#: Values of the wrong type in the sections of the config's own (dataset, output, executor) and
+#: the name: each error names the field, the value and the expected type.
+WRONG_TYPES = [
+    ({"dataset": {"loader": "alice", "group_mean": "false"}},
+     r"dataset.group_mean.* must be true or false; got 'false' \(str\)"),
+    ({"dataset": {"loader": "alice", "args": [1, 2]}}, r"dataset.args.* must be a mapping; got \[1, 2\] \(list\)"),
+    ({"dataset": {"loader": 5}}, r"dataset.loader.* must be a string; got 5 \(int\)"),
+    ({"dataset": {"loader": "alice", "subjects": {"a": 1}}},
+     r"dataset.subjects.* must be null, a string, an int or a list of strings or ints; got \{'a': 1\} \(dict\)"),
+    ({"dataset": {"loader": "alice", "transcript_encoding": 1252}},
+     r"dataset.transcript_encoding.* must be null or a string; got 1252 \(int\)"),
+    ({"dataset": {"loader": "alice"}, "output": {"report": 5}},
+     r"output.report.* must be null or a string; got 5 \(int\)"),
+    ({"dataset": {"loader": "alice"}, "output": {"cache_dir": True}},
+     r"output.cache_dir.* must be null or a string; got True \(bool\)"),
+    ({"dataset": {"loader": "alice"}, "output": {"dir": ["a"]}},
+     r"output.dir.* must be a string; got \['a'\] \(list\)"),
+    ({"dataset": {"loader": "alice"}, "executor": {"kind": 5}},
+     r"executor.kind.* must be 'serial', 'slurm', 'dask', local:N or dask:tcp://host:port; got 5 \(int\)"),
+    ({"dataset": {"loader": "alice"}, "executor": {"kind": "local:0"}}, r"executor.kind.* got 'local:0'"),
+    ({"dataset": {"loader": "alice"}, "executor": {"retries": "2"}},
+     r"executor.retries.* must be an int >= 0; got '2'"),
+    ({"dataset": {"loader": "alice"}, "executor": {"memory_fraction": 1.5}},
+     r"executor.memory_fraction.* must be a number in \(0, 1\]; got 1.5"),
+    ({"dataset": {"loader": "alice"}, "executor": {"slurm": "big"}}, r"executor.slurm.* must be a mapping; got 'big'"),
+    ({"dataset": {"loader": "alice"}, "executor": {"kind": "serial", "retires": 1}},
+     r"unknown key executor.retires.*did you mean executor.retries\?"),
+    ({"name": 7, "dataset": {"loader": "alice"}}, r"name.* must be a string; got 7 \(int\)"),
+]
+
+
+@pytest.mark.parametrize("values, match", WRONG_TYPES)
+def test_own_sections_are_type_checked(values, match, tmp_path):
+    """dataset, output, executor and name are checked from their declared constraints, from a
+    dict and from a YAML file (the message names the file)."""
+    import yaml
+
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(values)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    with pytest.raises(ConfigError, match=match.replace(".*", ".*run.yaml.*", 1) if ".*" in match else match):
+        load_config(path)
+
+
+@pytest.mark.parametrize("values, match", WRONG_TYPES)
+def test_own_sections_type_errors_on_the_command_line(values, match, tmp_path, capsys, monkeypatch):
+    """`neuroenc run` with such a config: one line naming the field, exit 1, no traceback,
+    nothing written."""
+    import yaml
+
+    from neuroenc.cli import main
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("neuroenc run: error: ") and "Traceback" not in err
+    assert re.search(match, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.yaml"]
+
+
+def test_own_sections_accept_their_values():
+    cfg = config_from_dict({"name": "x", "dataset": {"loader": "alice", "subjects": ["s18", 22], "runs": "all",
+                                                       "group_mean": True, "args": {"resolution": "10mm"}},
+                            "output": {"dir": "o", "cache_dir": None, "report": None},
+                            "executor": {"kind": "local:2", "retries": 0, "memory_fraction": 1, "timeout": 5}})
+    assert cfg.dataset.group_mean is True and cfg.output.report is None and cfg.executor.kind == "local:2"
+    assert config_from_dict({"dataset": {"loader": "alice"}, "executor": {"kind": "dask:tcp://1.2.3.4:8786"}})

@@ -409,3 +409,110 @@ def test_fit_stimuli_passes_only_what_is_given(stimulus_features, tmp_path):
                  "--out", str(out)]) == 0
     settings = EncodingResults.load(out).settings
     assert settings["cv"] == "kfold:3" and settings["random_state"] == 7
+
+
+# ---------------------------------------------------------------------- validated where declared
+def test_an_option_is_one_declaration_for_config_cli_and_calls(capsys):
+    """Adding an option is one edit: a parameter in the signature, its constraint and its
+    numpydoc line. It becomes a config key and a command-line option, and direct calls are
+    checked with the same words as the config."""
+    from neuroenc._settings import Section, add_options, given
+    from neuroenc._validation import InvalidParameterError
+
+    @declare({"kind": [Choices("box", "hann")], "window": [Interval(Integral, 1, None, closed="left")]})
+    def smooth(data, *, kind="box", window=3):
+        """Smooth.
+
+        Parameters
+        ----------
+        data : array
+        kind : str
+            The kernel.
+        window : int
+            Samples per window.
+        """
+        return kind, window
+
+    settings = settings_of(smooth, exclude=("data",))
+    assert list(settings) == ["kind", "window"] and settings["window"].default == 3
+    # a config key
+    assert Section("alignment", settings, {"window": 5}).kwargs(smooth) == {"window": 5}
+    with pytest.raises(ValueError) as from_config:
+        Section("alignment", settings, {"window": 0}, " in 'run.yaml'")
+    # a command-line option, with its help
+    parser = argparse.ArgumentParser()
+    add_options(parser, settings)
+    assert given(parser.parse_args(["--window", "7"]), settings) == {"window": 7}
+    assert "Samples per window. Values: an int >= 1. (default: 3)" in " ".join(parser.format_help().split())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--window", "0"])
+    assert "invalid value '0': must be an int >= 1" in capsys.readouterr().err
+    # a direct call: checked, in the config's words
+    assert smooth([], window=4) == ("box", 4)
+    with pytest.raises(InvalidParameterError) as from_call:
+        smooth([], window=0)
+    assert str(from_config.value) == "alignment.window in 'run.yaml' must be an int >= 1; got 0 (int)."
+    assert str(from_call.value) == "window must be an int >= 1; got 0 (int)."
+    with pytest.raises(ValueError, match=r"Invalid value for 'kind'. Allowed values are 'box', 'hann', but got 'x'"):
+        smooth([], kind="x")
+    with pytest.raises(TypeError, match="window must be an int >= 1; got '3' \\(str\\)"):  # a TypeError too
+        smooth([], window="3")
+    with pytest.raises(TypeError, match="has no parameter"):
+        declare({"windw": [int]})(smooth.__wrapped__)
+
+
+def _toy_design(rng):
+    from neuroenc.responses import Response
+
+    onsets = np.sort(rng.uniform(1.0, 70.0, 120))
+    fs = FeatureSet({0: rng.standard_normal((120, 3))}, onsets, onsets + 0.3, run="r1", model="toy",
+                    n_model_layers=1)
+    return fs, Response(rng.standard_normal((40, 2)), tr=2.0, run="r1")
+
+
+@pytest.mark.parametrize("section, key, value, call", [
+    ("encoding", "block_size", 0, lambda fs, resp: fit_encoding(make_fmri_design(fs, resp), block_size=0)),
+    ("encoding", "n_permutations", -1, lambda fs, resp: fit_encoding(make_fmri_design(fs, resp), n_permutations=-1)),
+    ("encoding", "compare_alpha", 1.5, lambda fs, resp: fit_encoding(make_fmri_design(fs, resp), compare_alpha=1.5)),
+    ("alignment", "window", 0, lambda fs, resp: make_fmri_design(fs, resp, window=0)),
+    ("alignment", "trim", [1], lambda fs, resp: make_fmri_design(fs, resp, trim=[1])),
+    ("alignment", "decim", 0, lambda fs, resp: make_meg_design(fs, resp, decim=0)),
+    ("model", "stride", 0, lambda fs, resp: FeatureExtractor("m", stride=0).check_params()),
+    ("model", "batch_size", "many", lambda fs, resp: FeatureExtractor("m", batch_size="many").check_params()),
+])
+def test_library_calls_and_config_refuse_alike(rng, section, key, value, call):
+    """block_size=0 was accepted by the library and refused by the config: both refuse now,
+    with one wording (the config's adds the section and the file)."""
+    from neuroenc.pipeline import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError) as from_config:
+        config_from_dict({"dataset": {"loader": "alice"}, section: {key: value}})
+    with pytest.raises(ValueError) as from_call:
+        call(*_toy_design(rng))
+    config_words = str(from_config.value).replace(f"{section}.{key}", key)
+    assert str(from_call.value) == config_words.replace("null", "None")
+
+
+def test_block_size_zero_is_refused_by_the_estimator(rng):
+    from neuroenc.encoding import LayerSweep
+
+    X, Y = rng.standard_normal((60, 3)), rng.standard_normal((60, 2))
+    with pytest.raises(ValueError, match=r"block_size must be 'auto', an int >= 1 or a list of ints >= 1; got 0"):
+        LayerSweep(cv=2, gap=0, block_size=0, n_permutations=10).fit([X], Y)
+    assert LayerSweep(cv=2, gap=0, block_size=3, n_permutations=10).fit([X], Y).r_.shape == (1, 2)
+
+
+def test_python_only_values_are_taken_by_calls_not_by_configs(rng):
+    """A splitter or explicit splits are a cv of a Python call, never of a config."""
+    from sklearn.model_selection import KFold
+
+    from neuroenc.encoding import LayerSweep
+    from neuroenc.pipeline import ConfigError, config_from_dict
+
+    X, Y = rng.standard_normal((60, 3)), rng.standard_normal((60, 2))
+    splits = list(KFold(3).split(X))
+    assert len(LayerSweep(cv=KFold(3), n_permutations=0).fit([X], Y).cv_splits_) == 3
+    assert len(LayerSweep(cv=splits, n_permutations=0).fit([X], Y).cv_splits_) == 3
+    with pytest.raises(ConfigError, match=r"encoding.cv must be .*; got \[\[0, 1\], \[2, 3\]\]"):
+        config_from_dict({"dataset": {"loader": "alice"}, "encoding": {"cv": [[0, 1], [2, 3]]}})
+    assert "splitter" not in section_settings("encoding")["cv"].expected()

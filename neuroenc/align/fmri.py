@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from .._settings import Choices, Interval, ListOf, declare
-from .._validation import _check_option, _check_positive
 from .checks import ON_UNCOVERED, match_runs
 from .delays import check_delays
 from .design import Design
@@ -147,12 +146,6 @@ def make_fmri_design(
     >>> design = make_fmri_design(features, responses, trim=(5, 5))     # doctest: +SKIP
     >>> X, Y, groups = design.X(12), design.Y, design.groups            # doctest: +SKIP
     """
-    _check_option("method", method, KERNELS)
-    _check_positive("window", window)
-    _check_positive("cutoff_mult", cutoff_mult)
-    _check_option("on_uncovered", on_uncovered, ON_UNCOVERED)
-    if hrf is not None:
-        _check_option("hrf", hrf, HRF_MODELS)
     trim = check_trim(trim)
     delays = fmri_delays(delays, hrf)
     items, layers = check_features(features, layers, reference)

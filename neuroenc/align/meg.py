@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._settings import Choices, Interval, declare
-from .._validation import _check_option
-from .checks import ON_UNCOVERED, match_runs
+from .checks import match_runs
 from .delays import check_delays
 from .design import Design
 from .events import EVENT_KINDS, lag_samples, resample_response
@@ -83,14 +82,10 @@ def make_meg_design(
     -------
     design : Design
     """
-    _check_option("kind", kind, EVENT_KINDS)
-    _check_option("on_uncovered", on_uncovered, ON_UNCOVERED)
     items, layers = check_features(features, layers, reference)
     responses = as_responses(responses)
     run_names = match_runs(items, responses, runs)
     check_responses(responses, "meg", run_names, (0, 0))
-    if isinstance(decim, bool) or not isinstance(decim, (int, np.integer)) or decim < 1:
-        raise ValueError(f"'decim' must be an int >= 1, got {decim!r}.")
     if decim > 1:
         if sfreq is not None:
             raise ValueError("Give either 'sfreq' or 'decim', not both.")

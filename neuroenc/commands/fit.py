@@ -121,7 +121,8 @@ def best_lines(results, max_targets: int = 20) -> str:
         text = f"  {row.target:>12}  best layer {int(row.best_layer):>3}"
         if "best_set" in table:
             text += f"  best set {row.best_set:<12}"
-        text += f"  r={row.r:.3f}  baseline r={row.baseline_r:.3f}  p={row.p:.4f}"
+        text += f"  r={row.r:.3f}" + ("" if pd.isna(row.baseline_r) else f"  baseline r={row.baseline_r:.3f}")
+        text += f"  p={row.p:.4f}"
         if "delta_last" in table and row.best_layer != row.last_layer:
             text += f"  vs last {row.delta_last:+.3f} [{row.delta_last_low:+.3f}, {row.delta_last_high:+.3f}]"
         lines.append(text)

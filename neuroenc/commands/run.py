@@ -51,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_outcome(output) -> None:
-    """Print where the outputs are and the summary paragraph."""
+    """Print where the outputs are and the summary paragraph (after the warnings of the run)."""
+    from .._logging import flush_repeated_warnings
+
+    flush_repeated_warnings()
     print(f"results: {', '.join(str(p) for p in output.results.values())}"
           if len(output.results) <= 3 else
           f"results: {len(output.results)} files in {next(iter(output.results.values())).parent}")

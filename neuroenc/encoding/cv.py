@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 
-from .._settings import Pattern
+from .._settings import HasMethods, Pattern, PythonOnly
 from .._validation import _check_option, _check_random_state, _preview
 
 #: Samples dropped on each side of a test block when none is given: 5 TRs = 10 s at TR 2 s,
@@ -52,6 +52,9 @@ STIMULUS_CV = ("kfold", "group-kfold")
 #: run config and ``neuroenc fit`` read; :func:`parse_stimulus_cv` reads the value).
 STIMULUS_CV_PATTERNS = [Pattern(r"kfold:([2-9]|[1-9]\d+)", "kfold:K"),
                         Pattern(r"group-kfold:([2-9]|[1-9]\d+)", "group-kfold:K (K >= 2 folds)")]
+#: The forms of ``cv`` a library call takes from Python only (not from a config or the command
+#: line): a scikit-learn splitter, or explicit ``(train, test)`` splits.
+CV_OBJECTS = [PythonOnly(HasMethods(["split"])), PythonOnly(list), PythonOnly(tuple)]
 
 
 def parse_stimulus_cv(cv: Any) -> tuple[str, int] | None:

@@ -34,7 +34,7 @@ import pandas as pd
 
 from .._settings import Choices, constraints_of, declare
 from .._validation import _preview
-from .cv import STIMULUS_CV_PATTERNS, parse_stimulus_cv
+from .cv import CV_OBJECTS, STIMULUS_CV_PATTERNS
 from .designs import LayerDesigns
 from .sweep import LayerSweep
 
@@ -136,7 +136,7 @@ def baseline_design(baseline: Any, n: int) -> tuple[np.ndarray, list[str]]:
 
 
 @declare({
-    "cv": [Choices("auto"), *STIMULUS_CV_PATTERNS],
+    "cv": [Choices("auto"), *STIMULUS_CV_PATTERNS, *CV_OBJECTS],
     **{name: constraints_of(LayerSweep)[name]
        for name in ("alphas", "inner_cv", "n_permutations", "permutation", "random_state", "backend", "dtype",
                     "n_targets_batch", "compare", "compare_alpha")},
@@ -183,12 +183,6 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
     """
     from .encode import fit_encoding
 
-    if isinstance(cv, (str, int)) and not (cv == "auto" or parse_stimulus_cv(cv) is not None):
-        raise ValueError(
-            f"Invalid value for 'cv': {cv!r}. Stimulus-level fits split by stimulus: 'auto', "
-            "'group-kfold:K' (whole groups held out) or 'kfold:K' (K >= 2 folds; or a splitter, or a "
-            "list of (train, test) splits); runs and blocks are for word-timed features."
-        )
     ids = features.ids
     subjects = None
     if isinstance(responses, Mapping):

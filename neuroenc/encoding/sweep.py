@@ -13,13 +13,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from .._logging import show_progress
-from .._settings import VERBOSE, Choices, Interval, ListOf, Logspace
+from .._settings import VERBOSE, Choices, Interval, ListOf, Logspace, check_params
 from .._validation import _check_option, _check_random_state, _preview
 from . import _ridge
 from .backend import BACKENDS, DTYPES, resolve_backend, resolve_compute_dtype, to_numpy, use_backend
 from .compare import centred_null, compare_layers
 from .cv import (
     CV_NAMES,
+    CV_OBJECTS,
     DEFAULT_GAP,
     STIMULUS_CV_PATTERNS,
     check_groups,
@@ -273,7 +274,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "alphas": [None, Logspace(), ListOf(Interval(Real, 0, None, closed="neither"))],
         "cv": [Choices(CV_NAMES), Interval(Integral, 2, None, closed="left"),
-               *STIMULUS_CV_PATTERNS],
+               *STIMULUS_CV_PATTERNS, *CV_OBJECTS],
         "n_blocks": [Interval(Integral, 2, None, closed="left")],
         "gap": [None, Interval(Integral, 0, None, closed="left")],
         "inner_cv": [Interval(Integral, 2, None, closed="left")],
@@ -318,9 +319,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ helpers
     def _alphas(self) -> np.ndarray:
         alphas = np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64).reshape(-1)
-        if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
-            raise ValueError(f"alphas must be positive finite numbers, got {_preview(alphas)}.")
-        return np.sort(alphas)
+        return np.sort(alphas)  # positive and finite: checked by the declaration (check_params)
 
     def _designs(self, X: Any, reset: bool) -> LayerDesigns:
         plain = (isinstance(X, np.ndarray) and X.ndim <= 2) or issparse(X) or (
@@ -334,7 +333,6 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """The permutation block / smallest shift of each test fold (see ``block_size``)."""
         if not isinstance(self.block_size, str):
             return self.block_size
-        _check_option("block_size", self.block_size, ("auto",))
         return [int(np.clip(gap, 2, max(2, te.size // 4))) for te in tests]
 
     def _stimulus_permutation(self, n, n_features, t, n_layers, n_perm, n_folds, n_alphas) -> str:
@@ -357,11 +355,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return "block"
 
     def _check_params(self) -> None:
-        _check_option("form", self.form, _ridge.FORMS)
-        _check_option("compare", self.compare, (True, False, "auto", "residual", "null"))
-        _check_option("permutation", self.permutation, PERMUTATIONS)
-        if not isinstance(self.n_permutations, (int, np.integer)) or self.n_permutations < 0:
-            raise ValueError(f"n_permutations must be an int >= 0, got {self.n_permutations!r}.")
+        check_params(self)  # each parameter against its declaration (_parameter_constraints)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, groups=None):

@@ -39,8 +39,8 @@ import numpy as np
 
 from .. import __version__
 from .._logging import CallLog
-from .._settings import Choices, Interval, ListOf
-from .._validation import _check_option, _check_positive, _check_type
+from .._settings import Choices, Interval, ListOf, check_params
+from .._validation import _check_option, _check_type
 from ..stimuli.transcript import Transcript
 from .cache import FeatureFileError, cache_file_name, cache_key, is_complete, read_feature_info
 from .context import CONTEXT_TOKENS, FULL, POLICIES, ContextPlan, check_context_tokens, plan_contexts
@@ -48,7 +48,6 @@ from .featureset import FeatureSet, load_features, save_features
 from .layers import layers_key, resolve_layers
 from .models import (
     LoadedModel,
-    check_prepend_bos,
     load_model,
     model_identity,
     resolve_device,
@@ -250,9 +249,7 @@ class FeatureExtractor:
             Naming the parameter, its value and the fix (e.g. a ``stride`` with
             ``context_tokens="full"``).
         """
-        _check_option("policy", self.policy, POLICIES)
-        _check_option("pooling", self.pooling, POOLINGS)
-        _check_option("reference", self.reference, ("onset", "midpoint"))
+        check_params(self)  # each parameter against its declaration
         context = check_context_tokens(self.context_tokens)
         if context == FULL:
             if self.stride is not None:
@@ -263,14 +260,7 @@ class FeatureExtractor:
                 )
             stride = None
         else:
-            stride = max(context // 2, 1) if self.stride is None else self.stride
-            _check_positive("stride", stride, integer=True)
-            stride = int(stride)
-        _check_positive("right_context", self.right_context, strict=False, integer=True)
-        check_prepend_bos(self.prepend_bos)
-        check_last_layer(self.last_layer)
-        if self.batch_size != "auto":
-            _check_positive("batch_size", self.batch_size, integer=True)
+            stride = int(max(context // 2, 1) if self.stride is None else self.stride)
         layers = layers_key(self.layers)
         intervention = None
         if self.intervention is not None:

@@ -39,15 +39,13 @@ import numpy as np
 
 from .. import __version__
 from .._logging import CallLog
-from .._settings import Choices, Hidden, constraints_of
-from .._validation import _check_option, _check_positive
+from .._settings import Choices, Hidden, check_params, constraints_of
 from ..stimuli.stimulus_set import StimulusSet
 from .cache import STIMULI_KIND, FeatureFileError, cache_key
 from .context import CONTEXT_TOKENS, FULL, check_context_tokens
 from .extract import CACHE_VERSION, FeatureExtractor, run_plan
 from .layers import layers_key, resolve_layers
-from .models import check_prepend_bos, sequence_prefix
-from .prenorm import check_last_layer
+from .models import sequence_prefix
 from .stimulus_features import StimulusFeatures, load_stimulus_features, save_stimulus_features
 from .stimulus_plan import STIMULUS_CONTEXTS, check_stimuli, plan_stimuli
 from .tokens import TokenAlignment
@@ -151,13 +149,7 @@ class StimulusExtractor(FeatureExtractor):
     def check_params(self) -> dict[str, Any]:
         """Check the parameters together (as :meth:`FeatureExtractor.check_params`) and return
         ``context_tokens``, ``stride`` and ``layers`` resolved."""
-        _check_option("pooling", self.pooling, STIMULUS_POOLINGS)
-        _check_option("context", self.context, STIMULUS_CONTEXTS)
-        _check_option("padding_side", self.padding_side, PADDING_SIDES)
-        check_prepend_bos(self.prepend_bos)
-        check_last_layer(self.last_layer)
-        if self.batch_size != "auto":
-            _check_positive("batch_size", self.batch_size, integer=True)
+        check_params(self)  # each parameter against its declaration
         if self.context == "none":
             if self.context_tokens is not None or self.stride is not None:
                 raise ValueError(
@@ -174,9 +166,7 @@ class StimulusExtractor(FeatureExtractor):
                                      "each group is read in one pass. Drop stride.")
                 S = None
             else:
-                S = max(int(C) // 2, 1) if self.stride is None else self.stride
-                _check_positive("stride", S, integer=True)
-                S = int(S)
+                S = int(max(int(C) // 2, 1) if self.stride is None else self.stride)
         return {"context_tokens": C, "stride": S, "layers": layers_key(self.layers), "intervention": None}
 
     def _settings(self, stimuli: StimulusSet, checked: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .._settings import Choices, Interval, declare
-from .._validation import _check_option, _check_random_state
+from .._validation import _check_random_state
 from ..encoding.compare import DEFAULT_ALPHA, LayerComparison, best_rows
 from ..encoding.results import EncodingResults
 from ._cube import ScoreCube, cube_from_folds, cube_from_results
@@ -257,8 +257,6 @@ def map_layers(
     -------
     mapping : LayerMapping
     """
-    _check_option("score", score, ("r", "r2"))
-    _check_option("profile_unit", profile_unit, PROFILE_UNITS)
     rng = _check_random_state(random_state)
     loaded = load_results(results)
     cube = attach_best_pvalues(cube_from_results(loaded), loaded)

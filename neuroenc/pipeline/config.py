@@ -38,16 +38,29 @@ import difflib
 import functools
 import os
 from dataclasses import dataclass, field
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import yaml
 
-from .._settings import Interval, ListOf, Section, Setting, merge_settings, settings_of, union_settings
+from .._settings import (
+    Choices,
+    Interval,
+    ListOf,
+    Pattern,
+    Section,
+    Setting,
+    merge_settings,
+    settings_of,
+    union_settings,
+)
 from .._validation import ConfigError
 from ..encoding.memory import MEMORY_FRACTION
+
+#: Subject or run names: strings, or numbers (``subjects: [18, 22]``).
+_NAMES = ListOf(str, Interval(Integral, None, None, closed="neither"))
 
 
 @dataclass
@@ -70,6 +83,16 @@ class DatasetConfig:
     runs: Any = "all"
     group_mean: bool = False
     transcript_encoding: str | None = None
+
+    #: The values each key takes (checked when a config is read, as the library sections are).
+    _parameter_constraints: ClassVar[dict] = {
+        "loader": [str],
+        "args": [dict],
+        "subjects": [None, str, Interval(Integral, None, None, closed="neither"), _NAMES],
+        "runs": [None, str, Interval(Integral, None, None, closed="neither"), _NAMES],
+        "group_mean": ["boolean"],
+        "transcript_encoding": [None, str],
+    }
 
 
 # ---------------------------------------------------------------------- sections from the library
@@ -236,6 +259,12 @@ class OutputConfig:
     cache_dir: str | None = None
     report: str | None = "report.html"
 
+    _parameter_constraints: ClassVar[dict] = {
+        "dir": [str],
+        "cache_dir": [None, str],
+        "report": [None, str],
+    }
+
 
 @dataclass
 class ExecutorConfig:
@@ -264,6 +293,19 @@ class ExecutorConfig:
     target_chunk: int | None = None
     memory_fraction: float = MEMORY_FRACTION
     timeout: float = 30.0
+
+    _parameter_constraints: ClassVar[dict] = {
+        "kind": [Choices("serial", "slurm", "dask"), Pattern(r"local:[1-9]\d*", "local:N"),
+                 Pattern(r"dask:\S+", "dask:tcp://host:port")],
+        "address": [None, str],
+        "security": [dict],
+        "slurm": [dict],
+        "retries": [Interval(Integral, 0, None, closed="left")],
+        "layers_per_task": [None, Interval(Integral, 1, None, closed="left")],
+        "target_chunk": [None, Interval(Integral, 1, None, closed="left")],
+        "memory_fraction": [Interval(Real, 0, 1, closed="right")],
+        "timeout": [Interval(Real, 0, None, closed="neither")],
+    }
 
 
 @dataclass
@@ -324,12 +366,6 @@ class RunConfig:
                 extractor(self.model.name, **self.model.kwargs(extractor)).check_params()
             except (ValueError, TypeError) as err:
                 raise ConfigError(f"model settings{where}: {err}") from None
-        kind = self.executor.kind
-        if not (kind in ("serial", "slurm", "dask") or kind.startswith("local:") or kind.startswith("dask:")):
-            raise ConfigError(
-                f"Invalid value for 'executor.kind'{where}. Allowed values are 'serial', 'local:N', "
-                f"'dask:tcp://host:port', 'slurm', but got {kind!r} instead."
-            )
         if self.dataset.transcript_encoding is not None:
             import codecs
 
@@ -369,15 +405,25 @@ def _build(cls: Any, values: Any, section: str, where: str, kind: str = "story",
         return cls()
     if not isinstance(values, dict):
         raise ConfigError(f"section {section!r}{where} must be a mapping, got {type(values).__name__}.")
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in values:
-        if key not in names:
-            hint = difflib.get_close_matches(str(key), names, n=1)
-            raise ConfigError(
-                f"unknown key {section}.{key}{where}"
-                + (f"; did you mean {section}.{hint[0]}?" if hint else f"; allowed keys: {names}.")
-            )
+    try:  # unknown keys and values of the wrong type, from the declared constraints
+        Section(section, _dataclass_settings(cls), values, where)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return cls(**values)
+
+
+@functools.lru_cache(maxsize=None)
+def _dataclass_settings(cls: type) -> dict[str, Setting]:
+    """The settings of a config section of its own (``dataset``, ``output``, ``executor``): its
+    fields, their defaults and declared ``_parameter_constraints``."""
+    declared = cls._parameter_constraints
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(cls)}
+    return {name: Setting.declare(name, default, declared[name], "") for name, default in defaults.items()}
+
+
+#: The run's name (a label of its results and report).
+NAME = Setting.declare("name", "neuroenc-run", [str], "The run's name.")
 
 
 def config_from_dict(values: dict[str, Any], source: str | None = None,
@@ -402,7 +448,12 @@ def config_from_dict(values: dict[str, Any], source: str | None = None,
     kind = data_kind(dataset.loader, allow_code)
     kwargs = {name: _build(cls, values.get(name), name, where, kind, dataset.loader)
               for name, cls in _SECTIONS.items() if name != "dataset"}
-    return RunConfig(name=str(values.get("name", "neuroenc-run")), dataset=dataset, source=source,
+    name = values.get("name", NAME.default)
+    try:
+        NAME.check(name, "name", where)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return RunConfig(name=name, dataset=dataset, source=source,
                      caller_keys=frozenset(caller_keys), allow_code=bool(allow_code), kind=kind,
                      **kwargs).validate()
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from .._logging import logs_subject
 from .._validation import _sha256_file
 from ..encoding.results import EncodingResults
 from .config import RunConfig
@@ -236,6 +237,7 @@ def comparison_mode(config: RunConfig, subject: str, dataset: Any) -> str:
     return "null" if subject != GROUP and several else "auto"
 
 
+@logs_subject  # its warnings name the subject (printed once across subjects by the CLI)
 def fit_subject(
     config: RunConfig,
     subject: str,
