@@ -111,6 +111,7 @@ _OPTION_HINTS: dict[str, list[tuple[str, str]]] = {
         (r"'(tr|sfreq)' must be > 0", r"--\1 must be a number > 0"),
     ],
     "extract": [
+        (r"\bstrip_codes=True", "--strip-codes"), (r"\bstrip_codes=False", "--keep-codes"),
         (r"\btier=", "--tier "), (r"\bword_column=", "--word-column "),
         (r"\bwords_per_second=", "--words-per-second "), (r"\bdevice=", "--device "),
         (r"\blayers=", "--layers "), (r"\bgguf_file=", "--gguf-file "),

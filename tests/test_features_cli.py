@@ -160,3 +160,30 @@ def test_parse_layers_grammar():
                          ("", "no layers in ''")):
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             parse_layers(bad)
+
+
+def test_extract_strip_codes_reaches_the_textgrid_reader(data_dir, tmp_path):
+    """``--strip-codes`` / ``--keep-codes`` are read_textgrid's ``strip_codes``; the reader's
+    hint names the command's option; and the option refuses another format."""
+    from neuroenc.cli import build_parser, command_hints
+    from neuroenc.commands.extract import _reader_options
+
+    grid = data_dir / "naturalstories" / "audio" / "1_aligned.TextGrid"
+    parser = build_parser()
+    args = parser.parse_args(["extract", "--model", "m", "--transcript", str(grid), "--strip-codes"])
+    kwargs = _reader_options(args)
+    assert kwargs["strip_codes"] is True
+    words = read_transcript(grid, **kwargs).words
+    assert len(words) > 900 and not any("/" in w for w in words)
+    args = parser.parse_args(["extract", "--model", "m", "--transcript", str(grid), "--keep-codes"])
+    assert _reader_options(args)["strip_codes"] is False
+    assert any(" / " in w for w in read_transcript(grid, **_reader_options(args)).words)
+    assert "--strip-codes" in command_hints("Pass strip_codes=True to keep the words only", "extract")
+    text = tmp_path / "story.txt"
+    text.write_text("Alice was beginning to get very tired.")
+    args = parser.parse_args(["extract", "--model", "m", "--transcript", str(text), "--strip-codes"])
+    with pytest.raises(ValueError, match="applies to TextGrid transcripts only"):
+        _reader_options(args)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["extract", "--model", "m", "--transcript", str(grid), "--strip-codes",
+                           "--keep-codes"])

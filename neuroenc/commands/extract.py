@@ -43,6 +43,7 @@ _FORMAT_OPTIONS = {
     "tier": (".textgrid", "TextGrid", "--tier"),
     "word_column": (".tsv", "events .tsv", "--word-column"),
     "words_per_second": (".txt", "plain text .txt", "--words-per-second"),
+    "strip_codes": (".textgrid", "TextGrid", "--strip-codes/--keep-codes"),
 }
 #: The two paths of the command: what they read (the option naming the file) and the extractor
 #: that reads it.
@@ -109,6 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--stimuli events files only: rows to keep, e.g. \"trial_type == 'sentence'\"")
     parser.add_argument("--tier", default=None,
                         help="TextGrid only: the tier holding the words (default: 'word(s)')")
+    codes = parser.add_mutually_exclusive_group()
+    codes.add_argument("--strip-codes", dest="strip_codes", action="store_const", const=True, default=None,
+                       help="TextGrid only: drop annotation codes from the labels ('IF / 1.1' -> 'IF')")
+    codes.add_argument("--keep-codes", dest="strip_codes", action="store_const", const=False,
+                       help="TextGrid only: keep coded labels as they are, without the warning")
     parser.add_argument("--word-column", default=None,
                         help="events .tsv only: the column holding the words (default: 'word', else 'trial_type')")
     parser.add_argument("--words-per-second", type=_positive_float, default=None,
