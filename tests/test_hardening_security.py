@@ -259,9 +259,9 @@ def test_tls_scheduler_on_loopback(tmp_path):
     ("/tmp/x.html", r"output.report in '.*shared.yaml' is the absolute path '/tmp/x.html': a config file "
                     r"writes only inside output.dir"),
 ])
-def test_config_file_report_stays_in_the_output_folder(tmp_path, report, match, capsys):
-    out = tmp_path / "out"
-    path = _yaml(tmp_path, f"dataset: {{loader: alice}}\noutput: {{dir: {out}, report: '{report}'}}\n")
+def test_config_file_report_stays_in_the_output_folder(tmp_path, report, match, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _yaml(tmp_path, f"dataset: {{loader: alice}}\noutput: {{dir: out, report: '{report}'}}\n")
     with pytest.raises(ConfigError, match=match):
         run_pipeline(path, verbose=False)
     assert cli_main(["-q", "run", str(path)]) == 1
