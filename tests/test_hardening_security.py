@@ -558,3 +558,40 @@ def test_a_rerun_replaces_its_own_outputs_and_nothing_else(tmp_path, monkeypatch
     assert cli_main(["-q", "run", str(bad)]) == 1
     assert "the report 'out/.bashrc' would replace a file that neuroenc did not write" in capsys.readouterr().err
     assert snapshot(tmp_path) == before
+
+
+def test_security_doc_examples_hold(tmp_path):
+    """docs/security.md: its YAML loads as a config whose query selects what the text says, its
+    error example is the error neuroenc gives, and its command lines are accepted."""
+    import re
+    import shlex
+
+    import yaml
+
+    from neuroenc.commands.run import parse_overrides
+    from neuroenc.stimuli.filters import FilterError, parse_filter
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text(encoding="utf-8")
+    blocks = [textwrap.dedent(b) for b in re.findall(r"```yaml\n(.*?)\n\s*```", doc, re.S)]
+    assert len(blocks) == 2
+    assert yaml.safe_load(blocks[0])["dataset"]["loader"] == "stimuli"
+    assert yaml.safe_load(blocks[1])["executor"]["address"] == "tls://10.0.0.5:8786"
+    (tmp_path / "config.yaml").write_text(blocks[0], encoding="utf-8")
+    config = load_config(tmp_path / "config.yaml")
+    check_trust(config)
+    args = write_events_stimuli(tmp_path / "data")
+    table = pd.read_csv(args["path"], sep="\t", dtype=str, keep_default_na=False)
+    chosen = table[parse_filter(config.dataset.args["query"]).rows(table)]
+    assert chosen["id"].tolist() == [f"s{i:02d}" for i in range(4, 19)]  # sentences from onset 13 on
+    example = re.search(r"```text\n(.*?)\.\.\.\n```", doc, re.S).group(1)
+    query = re.match(r"query '(.*?)' at", example).group(1)
+    with pytest.raises(FilterError) as err:
+        parse_filter(query)
+    assert str(err.value).startswith(example)
+    lines = re.findall(r"^neuroenc run (shared\.yaml .*)$", doc, re.M)
+    assert len(lines) == 2
+    for line in lines:
+        argv = shlex.split(line)
+        overrides = parse_overrides([argv[2]] if argv[1] == "--set" else [], argv[2] if argv[1] == "--out" else None)
+        path = _yaml(tmp_path, "dataset: {loader: alice}\n")
+        check_trust(load_config(path, overrides=overrides))
