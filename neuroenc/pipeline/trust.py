@@ -1,13 +1,18 @@
 """What a run config may do: configs are shared between labs like data, so a config file never
 runs code, reaches a remote machine or writes outside its output folder unless the user says so.
+The user's guide is ``docs/security.md``.
 
 A config file (YAML) may:
 
 - name a registered data-set loader (:data:`~neuroenc.pipeline.loaders.LOADERS`) or one that an
   installed package declares in the entry-point group ``neuroenc.loaders``;
+- select rows of an events table with a query (``dataset.args.query``) in neuroenc's filter
+  language (:mod:`neuroenc.stimuli.filters`: ``column op value``, ``in``/``not in`` lists,
+  ``and``/``or``/``not``), which is parsed, never evaluated as Python;
 - run on this machine (``serial``, ``local:N``), on a Dask scheduler on this machine
   (``dask:tcp://127.0.0.1:8786``), or on SLURM with plain options (cores, memory, queue...);
-- write inside ``output.dir`` (the report) and, for the features cache, inside its own folder.
+- write inside ``output.dir`` (results, tables, the report) and, for the features cache, below
+  its own folder.
 
 It may not, unless the user opts in with ``neuroenc run --allow-code`` (``allow_code=True``
 in Python, or the environment variable ``NEUROENC_ALLOW_CODE=1``), which is then logged:
@@ -18,10 +23,19 @@ in Python, or the environment variable ``NEUROENC_ALLOW_CODE=1``), which is then
 - name a Dask scheduler on another machine (a Dask client unpickles what its scheduler sends):
   give that address on the command line (``--executor dask:tls://host:8786``) instead.
 
-Absolute output paths, or relative ones that leave their folder (``report: ../x.html``), are
-accepted only from the command line or the caller (``--set``, ``--out``, ``overrides=``), never
-from the config file. Values given by the caller rather than read from the file are listed in
-:attr:`RunConfig.caller_keys`; a config built in Python (no source file) is the caller's.
+Output paths (:func:`output_dir`, :func:`report_path`, :func:`cache_dir`), opt-in or not: from
+a config file, ``output.dir`` is relative and stays below the working directory or the config
+file's folder (links followed); ``output.report`` stays inside ``output.dir``; ``output.cache_dir``
+below the config's folder; none of them names ``~`` or a ``$VARIABLE``. Absolute paths, ``~``
+and ``$VARS``, and relative ones that leave their folder, are accepted only from the command line
+or the caller (``--out``, ``--set``, ``overrides=``), never from the config file. Values given
+by the caller rather than read from the file are listed in :attr:`RunConfig.caller_keys`
+(:func:`from_caller`); a config built in Python (no source file) is the caller's.
+
+Wherever the path came from, a run never replaces a file that neuroenc did not write
+(:mod:`neuroenc._owned`: a report by its generator meta tag, HDF5 files by their ``format``
+attribute, tables by the folder's manifest ``.neuroenc-files.json``); :func:`check_outputs`
+checks the report and tables before the run starts, and each writer checks its file.
 """
 from __future__ import annotations
 
