@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import textwrap
@@ -292,6 +293,13 @@ def test_output_paths_inside_or_from_the_command_line(tmp_path):
         with pytest.raises(ConfigError, match=rf"output.cache_dir in '.*bad.yaml' is '{value}', outside the "
                                               r"config file's folder"):
             check_trust(bad)
+    for value in ("~/fc", "$HOME/fc", "fc-$USER"):  # issue 18: no home folder, no variables
+        bad = load_config(_yaml(tmp_path, f"dataset: {{loader: alice}}\noutput: {{cache_dir: '{value}'}}\n",
+                                "bad.yaml"))
+        with pytest.raises(ConfigError, match=rf"output.cache_dir in '.*bad.yaml' is '{re.escape(value)}': a "
+                                              r"config file cannot name the home folder \(~\) or environment "
+                                              r"variables .* \(--set output.cache_dir=/path/cache\)"):
+            check_trust(bad)
     # a relative path from the command line still stays inside output.dir
     with pytest.raises(ConfigError, match="leaves the output folder"):
         report_path(load_config(path, overrides={"output.report": "../x.html"}))
@@ -563,7 +571,6 @@ def test_a_rerun_replaces_its_own_outputs_and_nothing_else(tmp_path, monkeypatch
 def test_security_doc_examples_hold(tmp_path):
     """docs/security.md: its YAML loads as a config whose query selects what the text says, its
     error example is the error neuroenc gives, and its command lines are accepted."""
-    import re
     import shlex
 
     import yaml

@@ -187,6 +187,7 @@ def cache_dir(config: RunConfig) -> Path:
     path = config.resolve(value)
     if from_caller(config, "output.cache_dir"):
         return path
+    _check_plain(config, "output.cache_dir", value, "feature-cache", "--set output.cache_dir=/path/cache")
     base = Path(config.source).parent
     if _user_path(value).is_absolute() or not _inside(path, base):
         raise ConfigError(
