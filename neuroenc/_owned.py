@@ -5,7 +5,8 @@ table), it calls :func:`check_replace`, which recognises neuroenc's own outputs:
 
 - HTML reports by their ``<meta name="generator" content="neuroenc ...">`` tag;
 - HDF5 files by their ``format`` attribute (``neuroenc-features/1``, ``neuroenc-results/1``,
-  ``neuroenc-metrics/1``), also when the file is truncated (a cache entry to recompute);
+  ``neuroenc-metrics/1``); an HDF5 file that no reader can open (truncated, damaged: a cache
+  entry or results file to recompute) holds nothing readable and is replaced, with a warning;
 - any other file (CSV tables) by the manifest that neuroenc keeps beside what it writes
   (``.neuroenc-files.json``: each file's name and sha256, :func:`record_written`).
 
@@ -61,16 +62,26 @@ def _manifest(folder: Path) -> dict[str, str] | None:
 
 
 def _hdf5_is_own(path: Path, head: bytes) -> bool:
-    try:
-        import h5py
+    """An HDF5 file is neuroenc's when its ``format`` attribute says so. One that no HDF5 reader
+    can open (truncated, damaged) holds nothing anyone can read: it is neuroenc's when its first
+    bytes still name a neuroenc format, and replaced with a warning otherwise (a cache entry or
+    results file to recompute). One that is locked or unreadable to this user is not."""
+    import h5py
 
+    try:
         with h5py.File(path, "r") as f:
             fmt = f.attrs.get("format")
-        if isinstance(fmt, bytes):
-            fmt = fmt.decode("utf-8", "replace")
-        return isinstance(fmt, str) and bool(_HDF5_FORMAT.fullmatch(fmt.encode()))
-    except Exception:  # truncated or damaged: its first attribute is near the start
-        return bool(_HDF5_FORMAT.search(head))
+    except PermissionError:
+        return False
+    except Exception as err:
+        if "unable to lock" in str(err).lower():  # another process has it open
+            return False
+        if not _HDF5_FORMAT.search(head):
+            logger.warning("%s is an HDF5 file that cannot be read (%s); replacing it", path, err)
+        return True
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode("utf-8", "replace")
+    return isinstance(fmt, str) and bool(_HDF5_FORMAT.fullmatch(fmt.encode()))
 
 
 def is_own_file(path: str | os.PathLike) -> bool:

@@ -482,7 +482,7 @@ def test_report_never_replaces_a_foreign_file(tmp_path, monkeypatch, capsys):
     assert report.read_bytes() != first and b"again" in report.read_bytes()
 
 
-def test_tables_results_and_features_never_replace_foreign_files(tmp_path):
+def test_tables_results_and_features_never_replace_foreign_files(tmp_path, caplog):
     import h5py
     import numpy as np
     from _mapping_fixtures import make_results
@@ -534,6 +534,12 @@ def test_tables_results_and_features_never_replace_foreign_files(tmp_path):
     assert is_own_file(path)
     save_features(fs, path)
     assert path.read_bytes()[:8] == whole[:8]
+    # one cut before its format attribute: no HDF5 reader can open it, so it is replaced, with a warning
+    path.write_bytes(whole[:200])
+    with caplog.at_level(logging.WARNING, logger="neuroenc"):
+        save_features(fs, path)
+    assert f"{path} is an HDF5 file that cannot be read" in caplog.text and "replacing it" in caplog.text
+    assert is_own_file(path) and len(path.read_bytes()) == len(whole)
     text = tmp_path / "notes.h5"
     text.write_text("my notes")
     with pytest.raises(ForeignFileError, match=r"the features file '.*notes.h5' would replace a file"):
