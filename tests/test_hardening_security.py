@@ -421,6 +421,10 @@ def test_config_file_output_dir_is_confined(tmp_path, monkeypatch, capsys, value
     for given in (str(tmp_path / "x"), "~", "$HOME", "~/results"):
         config = load_config(path, overrides={"output.dir": given})
         assert output_dir(config) == Path(os.path.expandvars(given)).expanduser()
+    # neuroenc run --out: past the output checks, the run stops at the data set that is not there
+    assert cli_main(["-q", "run", str(path), "--out", str(tmp_path / "x"), "--set", "output.report=r.html"]) == 1
+    err = capsys.readouterr().err
+    assert "output.dir" not in err and "missing under" in err
 
 
 def test_config_file_output_dir_below_the_config_or_the_working_directory(tmp_path, monkeypatch):
