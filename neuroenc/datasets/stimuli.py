@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..stimuli.filters import parse_filter
 from ..stimuli.responses import StimulusResponses, add_subject, read_stimulus_responses, subject_keys
 from ..stimuli.stimulus_set import StimulusSet, read_stimuli, read_stimuli_events
 
@@ -73,7 +74,9 @@ def load_stimuli(path: str | os.PathLike, text_column: str, responses: Any, *, i
     path : path-like
         The stimuli: a ``.csv``/``.tsv`` table, or a BIDS ``*_events.tsv`` whose rows carry text.
     text_column, id_column, group_column, query
-        Its columns (see :func:`~neuroenc.stimuli.read_stimuli`; ``query`` for events files).
+        Its columns (see :func:`~neuroenc.stimuli.read_stimuli`). ``query``, for events files
+        only: a row filter such as ``"trial_type == 'sentence'"`` (see
+        :mod:`neuroenc.stimuli.filters`; parsed by neuroenc, never evaluated as Python).
     responses : path | list of paths | dict of subject -> path
         Response files (see :func:`~neuroenc.stimuli.read_stimulus_responses`); several files
         are several subjects (named by the dict keys, else the file names, or where file names
@@ -93,6 +96,8 @@ def load_stimuli(path: str | os.PathLike, text_column: str, responses: Any, *, i
         The data set's name (default: the stimuli file's stem).
     """
     path = Path(path)
+    if query is not None:
+        parse_filter(query)  # a bad query is an error before any file is read
     if path.name.lower().endswith("_events.tsv"):
         stimuli = read_stimuli_events(path, text_column, id_column=id_column, group_column=group_column,
                                       query=query)

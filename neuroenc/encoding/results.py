@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_path, json_default
+from .._owned import check_replace
 from .compare import LayerComparison
 from .stats import fdr_bh
 
@@ -310,6 +311,7 @@ class EncodingResults:
         import h5py
 
         path = Path(path)
+        check_replace(path, "results file")  # never over a file neuroenc did not write
         with atomic_path(path) as tmp:
             with h5py.File(tmp, "w") as f:
                 f.attrs["format"] = RESULTS_FORMAT

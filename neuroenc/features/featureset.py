@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_path
+from .._owned import check_replace
 from .._validation import _check_option
 from .cache import (
     CONTEXT_ARRAYS,
@@ -172,6 +173,7 @@ def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
         "n_model_layers": features.n_model_layers,
         "reference": features.reference,
     }
+    check_replace(path, "features file")  # never over a file neuroenc did not write
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = FEATURES_FORMAT
         f.attrs["complete"] = False

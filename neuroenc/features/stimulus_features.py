@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_path
+from .._owned import check_replace
 from ..stimuli.stimulus_set import StimulusSet
 from .cache import (
     CONTEXT_ARRAYS,
@@ -123,6 +124,7 @@ def save_stimulus_features(features: StimulusFeatures, path: str | os.PathLike) 
     provenance = {**attrs, "run": features.name, "model": features.model,
                   "n_model_layers": features.n_model_layers, "kind": STIMULI_KIND}
     text = h5py.string_dtype("utf-8")
+    check_replace(path, "features file")  # never over a file neuroenc did not write
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = FEATURES_FORMAT
         f.attrs["kind"] = STIMULI_KIND

@@ -15,12 +15,16 @@ from typing import Any
 import pandas as pd
 
 from .._io import atomic_path
+from .._owned import MANIFEST, check_replace, record_written
 from ..encoding.results import EncodingResults
 from ..mapping import map_layers
 from ..mapping.summary import describe_target, group_best_table
 from .config import RunConfig
 from .loaders import GROUP
 from .tasks import mapping_params, output_dir, write_report
+
+#: The summary tables a run may write (``<output.dir>/tables/<name>.csv``).
+TABLES = ("best_layers", "best_layers_per_subject", "best_layer_stability", "group_mean_best_layers")
 
 
 @dataclass
@@ -100,6 +104,11 @@ def write_tables(folder: Path, mapping: Any, group_table: pd.DataFrame | None) -
     ``best_layers_per_subject.csv``, ``best_layer_stability.csv`` (share of random halves of the
     subjects whose mean profile is best at each layer) and ``group_mean_best_layers.csv`` (the
     group-mean fit's :meth:`~neuroenc.encoding.EncodingResults.best`), when there is one.
+
+    Each file written is listed, with its sha256, in the folder's manifest
+    (``.neuroenc-files.json``), so that a later run replaces it; a file of the same name that
+    neuroenc did not write is never replaced (:class:`~neuroenc._owned.ForeignFileError`,
+    raised before any table is written).
     """
     tables = {}
     if mapping is not None:
@@ -110,13 +119,18 @@ def write_tables(folder: Path, mapping: Any, group_table: pd.DataFrame | None) -
     if group_table is not None:
         tables["group_mean_best_layers"] = group_table
     written = {}
+    if tables:
+        check_replace(folder / MANIFEST, "manifest of neuroenc's files")
+    for name in tables:
+        check_replace(folder / f"{name}.csv", "table")
     for name, table in tables.items():
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.csv"
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
+        record_written(path)
         written[name] = path
     return written
 
 
-__all__ = ["RunOutput", "finish_run", "write_tables"]
+__all__ = ["TABLES", "RunOutput", "finish_run", "write_tables"]

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from .._owned import check_replace, record_written
 from .._validation import _sha256_file
 from .config import ConfigError, RunConfig
 from .loaders import GROUP, is_stimulus_loader, load_dataset
@@ -273,7 +274,9 @@ def run_stimulus_pipeline(config: RunConfig, verbose: bool | str | int | None = 
                                     n_permutations=enc.n_permutations, random_state=enc.random_state,
                                     target_names=EncodingResults.load(paths[first]).targets)
         baselines.insert(0, "subject", first)
+        check_replace(out_dir / "baselines.csv", "table")  # never over a file neuroenc did not write
         baselines.to_csv(out_dir / "baselines.csv", index=False)
+        record_written(out_dir / "baselines.csv")
         timings["baselines"] = time.time() - t0
 
     report = mapping = None

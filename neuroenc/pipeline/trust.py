@@ -1,10 +1,14 @@
 """What a run config may do: configs are shared between labs like data, so a config file never
 runs code, reaches a remote machine or writes outside its output folder unless the user says so.
+The user's guide is ``docs/security.md``.
 
 A config file (YAML) may:
 
 - name a registered data-set loader (:data:`~neuroenc.pipeline.loaders.LOADERS`) or one that an
   installed package declares in the entry-point group ``neuroenc.loaders``;
+- select rows of an events table with a query (``dataset.args.query``) in neuroenc's filter
+  language (:mod:`neuroenc.stimuli.filters`: ``column op value``, ``in``/``not in`` lists,
+  ``and``/``or``/``not``), which is parsed, never evaluated as Python;
 - run on this machine (``serial``, ``local:N``), on a Dask scheduler on this machine
   (``dask:tcp://127.0.0.1:8786``), or on SLURM with the plain resources of its jobs
   (:data:`SLURM_DATA_KEYS`: ``cores``, ``memory``, ``processes``, ``gpus``, ``jobs``,
@@ -12,7 +16,8 @@ A config file (YAML) may:
   A SLURM run's scheduler and workers always talk over TLS, with certificates made for the run
   (the scheduler listens on the node's network address: without them, anyone who reaches its
   port could run code on the workers);
-- write inside ``output.dir`` (the report) and, for the features cache, inside its own folder.
+- write inside ``output.dir`` (results, tables, the report) and, for the features cache, below
+  its own folder.
 
 It may not, unless the user opts in with ``neuroenc run --allow-code`` (``allow_code=True``
 in Python, or the environment variable ``NEUROENC_ALLOW_CODE=1``), which is then logged:
@@ -28,10 +33,19 @@ in Python, or the environment variable ``NEUROENC_ALLOW_CODE=1``), which is then
 - name a Dask scheduler on another machine (a Dask client unpickles what its scheduler sends):
   give that address on the command line (``--executor dask:tls://host:8786``) instead.
 
-Absolute output paths, or relative ones that leave their folder (``report: ../x.html``), are
-accepted only from the command line or the caller (``--set``, ``--out``, ``overrides=``), never
-from the config file. Values given by the caller rather than read from the file are listed in
-:attr:`RunConfig.caller_keys`; a config built in Python (no source file) is the caller's.
+Output paths (:func:`output_dir`, :func:`report_path`, :func:`cache_dir`), opt-in or not: from
+a config file, ``output.dir`` is relative and stays below the working directory or the config
+file's folder (links followed); ``output.report`` stays inside ``output.dir``; ``output.cache_dir``
+below the config's folder; none of them names ``~`` or a ``$VARIABLE``. Absolute paths, ``~``
+and ``$VARS``, and relative ones that leave their folder, are accepted only from the command line
+or the caller (``--out``, ``--set``, ``overrides=``), never from the config file. Values given
+by the caller rather than read from the file are listed in :attr:`RunConfig.caller_keys`
+(:func:`from_caller`); a config built in Python (no source file) is the caller's.
+
+Wherever the path came from, a run never replaces a file that neuroenc did not write
+(:mod:`neuroenc._owned`: a report by its generator meta tag, HDF5 files by their ``format``
+attribute, tables by the folder's manifest ``.neuroenc-files.json``); :func:`check_outputs`
+checks the report and tables before the run starts, and each writer checks its file.
 """
 from __future__ import annotations
 
@@ -41,6 +55,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .._owned import MANIFEST, check_replace
 from .config import ConfigError, RunConfig
 from .dask_cluster import is_loopback, parse_executor, slurm_parameters
 from .loaders import check_loader
@@ -95,18 +110,70 @@ def _where(config: RunConfig) -> str:
 
 # ---------------------------------------------------------------------- output paths
 def _inside(path: Path, folder: Path) -> bool:
-    path = Path(os.path.normpath(os.path.abspath(path)))
-    folder = Path(os.path.normpath(os.path.abspath(folder)))
+    """Whether ``path`` is ``folder`` or inside it, links followed."""
+    path = Path(os.path.realpath(path))
+    folder = Path(os.path.realpath(folder))
     return path == folder or folder in path.parents
+
+
+def _below(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is strictly below ``folder``, links followed (a link inside the folder
+    to another place leaves it)."""
+    path = Path(os.path.realpath(path))
+    folder = Path(os.path.realpath(folder))
+    return folder in path.parents
 
 
 def _user_path(value: Any) -> Path:
     return Path(os.path.expandvars(str(value))).expanduser()
 
 
+def _check_plain(config: RunConfig, key: str, value: Any, example: str, option: str) -> None:
+    """A path from the config file names no home folder (``~``) and no environment variable."""
+    text = str(value)
+    if text.startswith("~") or "$" in text:
+        raise ConfigError(
+            f"{key}{_where(config)} is {text!r}: a config file cannot name the home folder (~) or "
+            f"environment variables ($...), which would write outside its output folder. Give a "
+            f"relative path ({key.split('.')[-1]}: {example}), or pass the path on the command line "
+            f"({option})."
+        )
+
+
 def output_dir(config: RunConfig) -> Path:
-    """The run's output folder (``output.dir``, relative to the working directory)."""
-    return _user_path(config.output.dir)
+    """The run's output folder (``output.dir``, relative to the working directory).
+
+    From a config file it must be relative and stay below the working directory or the config
+    file's folder; absolute paths, ``~`` and ``$VARS`` are taken only from the caller (``--out``,
+    ``--set output.dir=...``, ``overrides=``, a config built in Python).
+
+    Raises
+    ------
+    ConfigError
+        For a folder from the config file that is absolute, names ``~`` or a variable, or is not
+        below the working directory or the config file's folder.
+    """
+    value = config.output.dir
+    if from_caller(config, "output.dir"):
+        return _user_path(value)
+    fix = "--out /path/to/results"
+    _check_plain(config, "output.dir", value, "results", fix)
+    path = Path(str(value))
+    if path.is_absolute():
+        raise ConfigError(
+            f"output.dir{_where(config)} is the absolute path {str(value)!r}: a config file writes only "
+            "below the working directory or its own folder. Give a relative folder (dir: results), or "
+            f"pass the folder on the command line ({fix})."
+        )
+    base = Path(config.source).parent
+    if not (_below(path, Path.cwd()) or _below(path, base)):
+        raise ConfigError(
+            f"output.dir{_where(config)} is {str(value)!r}, which is not below the working directory "
+            f"{os.getcwd()!r} or the config file's folder {str(base.resolve())!r}: a config file writes "
+            f"only into a folder below them. Give a folder such as results, or pass the folder on the "
+            f"command line ({fix})."
+        )
+    return path
 
 
 def report_path(config: RunConfig) -> Path | None:
@@ -121,6 +188,8 @@ def report_path(config: RunConfig) -> Path | None:
     if value is None:
         return None
     out = output_dir(config)
+    if not from_caller(config, "output.report"):
+        _check_plain(config, "output.report", value, "report.html", "--set output.report=/path/report.html")
     path = _user_path(value)
     if path.is_absolute():
         if from_caller(config, "output.report"):
@@ -155,6 +224,7 @@ def cache_dir(config: RunConfig) -> Path:
     path = config.resolve(value)
     if from_caller(config, "output.cache_dir"):
         return path
+    _check_plain(config, "output.cache_dir", value, "feature-cache", "--set output.cache_dir=/path/cache")
     base = Path(config.source).parent
     if _user_path(value).is_absolute() or not _inside(path, base):
         raise ConfigError(
@@ -164,6 +234,25 @@ def cache_dir(config: RunConfig) -> Path:
             "the command line (--set output.cache_dir=/path/cache)."
         )
     return path
+
+
+def check_outputs(config: RunConfig) -> None:
+    """Check, before a run starts, that the files it will write at names known in advance (the
+    report, ``tables/*.csv``) replace no file that neuroenc did not write.
+
+    Raises
+    ------
+    ForeignFileError
+        Naming the file and the fix (another name, or remove it).
+    """
+    from .output import TABLES
+
+    report = report_path(config)
+    if report is not None:
+        check_replace(report, "report")
+    tables = output_dir(config) / "tables"
+    for name in (*TABLES, MANIFEST):
+        check_replace(tables / (name if name == MANIFEST else f"{name}.csv"), "table")
 
 
 # ---------------------------------------------------------------------- executors
@@ -275,7 +364,8 @@ def check_trust(config: RunConfig) -> None:
     check_loader(config.dataset.loader, allow_code=config.allow_code, where=_where(config))
     report_path(config)
     cache_dir(config)
+    check_outputs(config)
 
 
-__all__ = ["cache_dir", "check_trust", "from_caller",
+__all__ = ["cache_dir", "check_outputs", "check_trust", "from_caller",
            "output_dir", "report_path"]

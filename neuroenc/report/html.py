@@ -24,6 +24,7 @@ import pandas as pd
 
 from .. import __version__
 from .._io import atomic_path
+from .._owned import check_replace
 from .._validation import _check_positive
 from ..encoding.compare import describe_comparison
 from ..encoding.results import P_MAX_OVER_LAYERS, EncodingResults
@@ -723,6 +724,12 @@ def make_report(
     -------
     path : Path
         The report file.
+
+    Raises
+    ------
+    ForeignFileError
+        If ``out`` is a file that neuroenc did not write (a report carries the ``generator``
+        meta tag ``neuroenc``; another report of neuroenc's is replaced).
     """
     if isinstance(results, LayerMapping):
         mapping = results
@@ -734,6 +741,7 @@ def make_report(
         sections.append(layer_science_section(metrics, interventions, profiles=mapping.profiles, score=mapping.score))
     html = render_report(mapping, title=title, mask_img=mask_img, sections=sections, max_table_rows=max_table_rows)
     out = Path(out).expanduser()
+    check_replace(out, "report")  # never over a file neuroenc did not write
     with atomic_path(out) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
     logger.info("wrote the report to %s (%.1f MB)", out, out.stat().st_size / 1e6)

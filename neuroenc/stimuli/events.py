@@ -9,6 +9,7 @@ import pandas as pd
 
 from .._validation import _check_path_exists
 from .decode import read_text_file
+from .filters import FilterError, parse_filter
 from .transcript import Transcript, TranscriptError
 
 #: BIDS's mark for a missing value (compared exactly, after stripping white space).
@@ -16,19 +17,18 @@ BIDS_NA = "n/a"
 
 
 def select_rows(df: pd.DataFrame, query: str | None, path: os.PathLike, error: type[Exception]) -> pd.DataFrame:
-    """The rows of an events table that a :meth:`pandas.DataFrame.query` expression selects
-    (``onset`` and ``duration`` compared as numbers); all rows when ``query`` is None. A query
-    that fails raises ``error``, naming the query and the file."""
+    """The rows of an events table that a row filter selects (:func:`~neuroenc.stimuli.filters.parse_filter`:
+    ``column op value`` combined with ``and``/``or``/``not``; never evaluated as Python); all
+    rows when ``query`` is None. A number compares with the column read as numbers (``onset``,
+    ``duration``), a string with its text. A bad query raises ``error``, naming the query, the
+    position and the file."""
     if query is None:
         return df
-    numeric = df.copy()
-    for col in ("onset", "duration"):
-        if col in numeric:
-            numeric[col] = pd.to_numeric(numeric[col], errors="coerce")
     try:
-        return df.loc[numeric.query(query).index]
-    except Exception as err:
-        raise error(f"query {query!r} failed on events file {str(path)!r}: {err}") from err
+        mask = parse_filter(query).rows(df)
+    except FilterError as err:
+        raise error(f"{err} (events file {str(path)!r})") from err
+    return df[mask]
 
 
 def _read_table(path: os.PathLike, encoding: str | None = None) -> pd.DataFrame:
@@ -72,10 +72,12 @@ def read_events_tsv(
     word_column : str | None
         The column holding the words. ``None`` uses ``word`` if present, else ``trial_type``.
     query : str | None
-        A :meth:`pandas.DataFrame.query` expression selecting the word rows, e.g.
-        ``"kind == 'word'"``. Rows whose word is empty or exactly ``n/a`` (BIDS's missing
-        value) are dropped either way; every other word is kept as written, including words
-        such as ``none``, ``nan`` or ``N/A``.
+        A row filter selecting the word rows, e.g. ``"kind == 'word'"`` or
+        ``"trial_type in ['word', 'name'] and onset >= 10"``: columns compared with numbers or
+        quoted strings, combined with ``and``, ``or``, ``not`` and parentheses (see
+        :mod:`neuroenc.stimuli.filters`; it is parsed, never evaluated as Python). Rows whose
+        word is empty or exactly ``n/a`` (BIDS's missing value) are dropped either way; every
+        other word is kept as written, including words such as ``none``, ``nan`` or ``N/A``.
     name : str | None
         The run name; defaults to the file name without ``_events.tsv``.
     encoding : str | None

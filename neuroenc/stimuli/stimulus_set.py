@@ -330,8 +330,9 @@ def read_stimuli_events(path: str | os.PathLike, text_column: str, id_column: st
     group_column : str | None
         The column holding each stimulus's group, or None.
     query : str | None
-        A :meth:`pandas.DataFrame.query` expression selecting the stimulus rows, e.g.
-        ``"trial_type == 'sentence'"``.
+        A row filter selecting the stimulus rows, e.g. ``"trial_type == 'sentence'"``:
+        columns compared with numbers or quoted strings, combined with ``and``, ``or``, ``not``
+        and parentheses (see :mod:`neuroenc.stimuli.filters`; never evaluated as Python).
     name : str | None
         The set's name (default: the file name without ``_events.tsv``).
 
