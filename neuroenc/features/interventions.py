@@ -293,9 +293,18 @@ class Intervention:
         >>> str(parse_intervention("repeat:1x3").as_order(4))
         'order:0-1,1,1-3'
         """
+        if self.kind == "order":
+            return self.check(n_blocks)
+        seq = self._order_sequence(n_blocks)
+        if not seq:
+            raise ValueError(f"intervention {str(self)!r} leaves no block to run; it has no order: form.")
+        return Intervention(kind="order", start=seq[0], order=tuple(seq))
+
+    def _order_sequence(self, n_blocks: int) -> list[int]:
+        """The block sequence of ``order`` or an alias (empty when every block is skipped)."""
         self.check(n_blocks)
         if self.kind == "order":
-            return self
+            return list(self.order)
         if self.kind not in ORDER_ALIASES:
             raise ValueError(
                 f"intervention {str(self)!r} is not a block order; only {', '.join(ORDER_ALIASES)} "
@@ -310,9 +319,7 @@ class Intervention:
         else:
             mapping = self._order_map()
             seq = [mapping.get(p, p) for p in blocks]
-        if not seq:
-            raise ValueError(f"intervention {str(self)!r} leaves no block to run.")
-        return Intervention(kind="order", start=seq[0], order=tuple(seq))
+        return seq
 
     def plan(self, n_blocks: int) -> list[Step]:
         """What each block position computes, as one :class:`Step` per position.
@@ -331,10 +338,8 @@ class Intervention:
           runs its own block, changed inside) and return the intact plan.
         """
         self.check(n_blocks)
-        if self.kind in ORDER_ALIASES:
-            return self.as_order(n_blocks).plan(n_blocks)
-        if self.kind == "order":
-            return _align_order(self.order, n_blocks)
+        if self.kind in ("order",) + ORDER_ALIASES:
+            return _align_order(tuple(self._order_sequence(n_blocks)), n_blocks)
         plan = [Step("chain", (p,)) for p in range(n_blocks)]
         if self.kind == "parallel":
             i, j = self.start, self.stop
