@@ -187,10 +187,10 @@ def word_surprisal(words: Any, model: Any, context_tokens: int | str = "full", s
     batch_size, device, dtype
         As for feature extraction.
     intervention : str | dict | Intervention | None
-        Read the words under an intervention (grammar in
-        :mod:`neuroenc.features.interventions`). The context kinds (``freeze-context``,
-        ``random-context``, ``swap-context``) get one forward pass per token, from
-        :func:`~neuroenc.features.lm_quality` (``stride`` is then unused).
+        Read the words under a structural intervention (``order``, ``skip``, ``parallel``,
+        ``no-attention``...; grammar in :mod:`neuroenc.features.interventions`). The context
+        kinds (``freeze-context``, ``random-context``, ``swap-context``) are refused: they need
+        one forward pass per token, which :func:`~neuroenc.features.lm_quality` runs.
 
     Returns
     -------
@@ -211,10 +211,11 @@ def word_surprisal(words: Any, model: Any, context_tokens: int | str = "full", s
     words = list(getattr(words, "words", words))
     iv = parse_intervention(intervention)
     if iv is not None and iv.needs_last_token:
-        from .quality import lm_quality
-
-        return lm_quality(words, lm, intervention=iv, context_tokens=context_tokens, prepend_bos=prepend_bos,
-                          batch_size=batch_size).word_surprisal
+        raise ValueError(
+            f"word_surprisal reads many words in one forward pass, but intervention {str(iv)!r} treats every "
+            "token of a pass but the last as context, which would give wrong surprisal; use "
+            "neuroenc.features.lm_quality(words, model, intervention=...).word_surprisal (one pass per token)."
+        )
     prefix = sequence_prefix(lm, prepend_bos)
     C = check_context_tokens(context_tokens)
     al = align_tokens(words, lm.tokenizer)
