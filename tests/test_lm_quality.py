@@ -138,6 +138,14 @@ def test_context_kind_is_not_one_pass_garbage(lm):
         word_surprisal(TEXT.split(), lm, intervention="freeze-context:1")
 
 
+def test_freeze_context_at_the_last_block_is_intact(lm):
+    """Freezing the context at hidden state K changes blocks after K only: K = last is intact."""
+    intact = lm_quality(TEXT, lm)
+    frozen = lm_quality(TEXT, lm, intervention=f"freeze-context:{N_BLOCKS - 1}")
+    np.testing.assert_allclose(frozen.word_surprisal, intact.word_surprisal, atol=1e-5)
+    assert abs(lm_quality(TEXT, lm, intervention="freeze-context:0").bits_per_word - intact.bits_per_word) > 1e-3
+
+
 def test_compare_quality_paired_difference(lm):
     a = lm_quality(TEXT, lm)
     b = lm_quality(TEXT, lm, intervention="skip:1-2")

@@ -180,3 +180,26 @@ def test_first_token_drop_and_bos_warning(rng, caplog):
 def test_bad_options(rng, kwargs, match):
     with pytest.raises(ValueError, match=match):
         layer_metrics({0: _states(rng, 3, 5, 4)}, ["prompt_entropy"], **kwargs)
+
+
+def test_metrics_command_preset_options(rng, tmp_path, capsys):
+    from neuroenc.cli import main
+    from neuroenc.features import LayerMetrics, save_features
+
+    words = rng.normal(size=(40, 8)) + 3.0
+    fs = FeatureSet({0: words, 1: words ** 2}, np.arange(40.0), run="story", model="m", n_model_layers=2,
+                    attrs={"prefix_ids": [0]})
+    feats = save_features(fs, tmp_path / "features.h5")
+    out = tmp_path / "metrics.h5"
+    assert main(["-q", "metrics", "--features", str(feats), "--out", str(out), "--window", "8",
+                 "--metrics", "prompt_entropy,curvature", "--preset", "skean2025", "--curvature", "angles",
+                 "--first-token", "drop"]) == 0
+    got = LayerMetrics.load(out)
+    assert got.settings["preset"] == "skean2025" and got.settings["curvature"] == "angles"
+    expected = layer_metrics(fs, ["prompt_entropy", "curvature"], window=8, preset="skean2025",
+                             curvature="angles", first_token="drop")
+    np.testing.assert_allclose(got["prompt_entropy"], expected["prompt_entropy"])
+    np.testing.assert_allclose(got["curvature"], expected["curvature"])
+    capsys.readouterr()
+    assert main(["metrics", "--features", str(feats), "--out", str(out), "--intervention", "skip:1"]) == 1
+    assert "apply to --quality only" in capsys.readouterr().err

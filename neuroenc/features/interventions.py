@@ -656,12 +656,13 @@ def _build(spec: Any, kind: str, start: int, stop: int | None, n: int, seed: int
 def check_context_policy(intervention: Intervention | None, context_policy: str, pooling: str) -> None:
     """Raise a ValueError if an extraction setting cannot honour ``intervention``.
 
-    ``freeze-context`` and ``random-context`` treat every token of a forward pass but the
-    current one as context, and take the current token to be the last (non-padding) token of
-    each sequence. A ``strided`` chunk holds many words, each with its own "previous tokens",
-    so one pass cannot freeze the context of all of them; the ``window`` policy (one forward
-    pass per word, ending at the word) with ``last`` pooling gives every word exactly the
-    manipulation of Ben-Artzy & Schwartz (2024). Other interventions work with every policy.
+    The context kinds (``freeze-context``, ``random-context``, ``swap-context``) treat every
+    token of a forward pass but the current one as context, and take the current token to be
+    the last (non-padding) token of each sequence. A ``strided`` chunk holds many words, each
+    with its own "previous tokens", so one pass cannot change the context of all of them; the
+    ``window`` policy (one forward pass per word, ending at the word) with ``last`` pooling
+    gives every word exactly the manipulation of Ben-Artzy & Schwartz (2024). Other
+    interventions work with every policy.
 
     Parameters
     ----------
