@@ -99,6 +99,9 @@ def test_order_spec_round_trips_and_checks_blocks():
     assert len(iv.order) == 30 and iv.order[14:17] == (14, 14, 14)
     assert parse_intervention(str(iv)) == iv and parse_intervention(iv.to_dict()) == iv
     assert parse_intervention("order:3-1").order == (3, 2, 1)
+    for spec in ("order:3-1", "order:5,0-5", "order:2,2,2,2"):
+        other = parse_intervention(spec)
+        assert parse_intervention(other.to_dict()) == other and parse_intervention(str(other)) == other
     with pytest.raises(ValueError, match="needs block 29 but the model has 6 blocks"):
         iv.check(N_BLOCKS)
     with pytest.raises(ValueError, match="'order' needs a non-empty list of blocks"):

@@ -494,7 +494,8 @@ def _parse_string(spec: str) -> Intervention | None:
             f"{_form_of(kind)} (block indices from 0, ranges inclusive)."
         )
     if kind == "order":
-        return _build(spec, kind, 0, None, 1, None, order=_parse_order(spec, rest))
+        order = _parse_order(spec, rest)
+        return _build(spec, kind, order[0], None, 1, None, order=order)
     if kind == "random-context":
         options = [o for o in match.group(3).split(":") if o]
         seeds = [int(o[5:]) for o in options if o.startswith("seed=")]
