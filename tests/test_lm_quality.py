@@ -178,6 +178,8 @@ def test_quality_round_trips_through_hdf5(lm, tmp_path):
 def test_bad_inputs(lm):
     with pytest.raises(ValueError, match="stride=2 applies to a number of context_tokens"):
         lm_quality(TEXT, lm, stride=2)
+    with pytest.raises(ValueError, match="reads one pass per token; drop stride"):
+        lm_quality(TEXT, lm, intervention="freeze-context:1", context_tokens=4, stride=2)
     with pytest.raises(ValueError, match="without words"):
         lm_quality("   ", lm)
     with pytest.raises(ValueError, match="needs block 9 but the model has 4 blocks"):

@@ -350,6 +350,9 @@ def lm_quality(
     for w, (a, b) in enumerate(zip(al.word_start, al.word_stop)):
         token_word[a:b] = w
     if iv is not None and iv.needs_last_token:
+        if stride is not None:
+            raise ValueError(f"stride={stride!r} applies to strided chunks, but intervention {str(iv)!r} reads "
+                             "one pass per token; drop stride.")
         passes = _per_token_passes(al, C, P)
         longest = max((e - s for s, e, _ in passes), default=0) + P
         check_positions(lm, longest, f"context_tokens={C!r} (one pass per token)")
