@@ -207,3 +207,13 @@ def test_hub_commit_that_cannot_be_found_is_an_error(monkeypatch):
                            r"no commit of revision 'dev' is known"):
             model_identity("org/tiny", revision="dev")
     assert model_identity("org/tiny", revision=A) == f"revision:{A}"  # a commit needs no lookup
+
+
+def test_alias_says_which_smollm2_and_its_precision():
+    from neuroenc.features import MODEL_ALIASES
+    from neuroenc.report.html import _model_fact
+
+    text = MODEL_ALIASES["smollm2-135m"]["description"]
+    assert "SmolLM2-135M-Instruct" in text and "Q4_1" in text and "float32" in text
+    assert _model_fact("smollm2-135m") == f"smollm2-135m: {text}"
+    assert _model_fact("gpt2") == "gpt2" and _model_fact(None) == "unknown"

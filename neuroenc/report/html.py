@@ -239,6 +239,16 @@ def _runs_fact(prov: list[dict[str, Any]]) -> str:
     return f"{len(runs)}: " + ", ".join(runs) if runs else "not recorded"
 
 
+def _model_fact(model: str | None) -> str:
+    """The model's name, with what a built-in alias is (e.g. which SmolLM2 and its precision)."""
+    from ..features.models import MODEL_ALIASES
+
+    if not model:
+        return "unknown"
+    alias = MODEL_ALIASES.get(str(model))
+    return f"{model}: {alias['description']}" if alias else str(model)
+
+
 def _data_section(mapping: LayerMapping, space: dict[str, Any]) -> dict[str, Any]:
     results = mapping.results
     prov = [r.provenance for r in results]
@@ -246,7 +256,7 @@ def _data_section(mapping: LayerMapping, space: dict[str, Any]) -> dict[str, Any
     targets = mapping.targets
     facts = [
         ("data set", dataset),
-        ("model", mapping.model or "unknown"),
+        ("model", _model_fact(mapping.model)),
         ("subjects", f"{mapping.n_subjects}: " + ", ".join(mapping.subjects)),
         ("runs", _runs_fact(prov)),
         ("layers", f"{mapping.layers.size} (indices {int(mapping.layers.min())}–{int(mapping.layers.max())}; "
