@@ -36,8 +36,10 @@ PLAIN = {"cores": 4, "memory": "8GB", "jobs": 2, "queue": "gpu", "account": "lab
 
 
 @pytest.fixture(autouse=True)
-def _no_opt_in(monkeypatch):
+def _no_opt_in(monkeypatch, tmp_path):
     monkeypatch.delenv("NEUROENC_ALLOW_CODE", raising=False)
+    # a config file's output.dir is relative (to the working directory): the test's folder
+    monkeypatch.chdir(tmp_path)
 
 
 def _yaml(tmp_path: Path, text: str, name: str = "shared.yaml") -> Path:
@@ -49,7 +51,7 @@ def _yaml(tmp_path: Path, text: str, name: str = "shared.yaml") -> Path:
 def _slurm_yaml(tmp_path: Path, extra: str, name: str = "shared.yaml") -> Path:
     return _yaml(tmp_path, f"""
         dataset: {{loader: alice}}
-        output: {{dir: {tmp_path / 'out'}}}
+        output: {{dir: out}}
         executor:
           kind: slurm
           slurm:
@@ -160,8 +162,8 @@ def test_config_file_slurm_values_must_be_plain(tmp_path, extra, match):
 
 def test_slurm_section_must_be_a_mapping(tmp_path):
     path = _yaml(tmp_path, "dataset: {loader: alice}\nexecutor: {kind: slurm, slurm: 'cores=4'}\n")
-    with pytest.raises(ConfigError, match=r"executor.slurm in '.*shared.yaml' must be a mapping of options, "
-                                          r"e.g. \{cores: 8, memory: 32GB, jobs: 4\}, got 'cores=4'"):
+    # checked where the executor section declares its fields (neuroenc.pipeline.config)
+    with pytest.raises(ConfigError, match=r"executor.slurm in '.*shared.yaml' must be a mapping; got 'cores=4'"):
         check_trust(load_config(path))
 
 
@@ -230,7 +232,7 @@ def test_slurm_without_sbatch_fails_at_once(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "out").exists()
     path = _yaml(tmp_path, f"""
         dataset: {{loader: alice}}
-        output: {{dir: {tmp_path / 'out'}}}
+        output: {{dir: out}}
         executor: {{kind: slurm, slurm: {{cores: 4, memory: 8GB, jobs: 1}}}}
     """)
     assert cli_main(["-q", "run", str(path)]) == 1
@@ -282,7 +284,7 @@ def test_loader_that_returns_no_data_set(tmp_path, monkeypatch, capsys):
         get_loader("lab_loaders:VALUE", allow_code=True)
     path = _yaml(tmp_path, f"""
         dataset: {{loader: "lab_loaders:load_42"}}
-        output: {{dir: {tmp_path / 'out'}}}
+        output: {{dir: out}}
     """)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     assert cli_main(["-q", "run", str(path), "--allow-code"]) == 1
@@ -361,7 +363,7 @@ def test_server_that_is_not_a_dask_scheduler(tmp_path, reply, capsys):
                 pass
         path = _yaml(tmp_path, f"""
             dataset: {{loader: alice}}
-            output: {{dir: {tmp_path / 'out'}}}
+            output: {{dir: out}}
             executor: {{kind: 'dask:{address}', timeout: 5}}
         """)
         assert cli_main(["-q", "run", str(path)]) == 1
@@ -385,7 +387,7 @@ def test_server_that_does_not_answer_times_out(tmp_path, capsys):
         assert time.monotonic() - t0 < 10  # distributed alone waits for the handshake for ever
         path = _yaml(tmp_path, f"""
             dataset: {{loader: alice}}
-            output: {{dir: {tmp_path / 'out'}}}
+            output: {{dir: out}}
             executor: {{kind: 'dask:{address}', timeout: 2}}
         """)
         assert cli_main(["-q", "run", str(path)]) == 1
