@@ -79,8 +79,10 @@ def test_default_options_reproduce_the_features_of_09b4b6d(models):
 
 
 def test_default_settings_keep_their_cache_key(models, transcript):
-    """The new options enter the cache key only when they differ from their defaults, so
-    caches written before them stay valid."""
+    """The options prepend_bos and last_layer enter the cache key only when they differ from
+    their defaults, so adding them changed no default key. (The key also holds the versions of
+    torch, transformers and tokenizers: see test_hardening_features.py, where the same versions
+    hit the cache and another version misses it.)"""
     lm = models["gpt2"]
     ext = FeatureExtractor(lm, context_tokens=8)
     settings = ext._settings(transcript, ext.check_params())

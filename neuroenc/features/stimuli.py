@@ -44,7 +44,7 @@ from .._validation import _check_option, _check_positive
 from ..stimuli.stimulus_set import StimulusSet
 from .cache import STIMULI_KIND, FeatureFileError, cache_key
 from .context import CONTEXT_TOKENS, FULL, check_context_tokens
-from .extract import CACHE_VERSION, FeatureExtractor, run_plan
+from .extract import CACHE_VERSION, FeatureExtractor, library_versions, run_plan
 from .layers import layers_key, resolve_layers
 from .models import check_prepend_bos, sequence_prefix
 from .prenorm import check_last_layer
@@ -183,6 +183,7 @@ class StimulusExtractor(FeatureExtractor):
         """Everything that changes the features (the cache key's content)."""
         settings = {
             "cache_version": CACHE_VERSION,
+            "library_versions": library_versions(),
             "kind": STIMULI_KIND,
             "model_identity": self.model_identity(),
             "stimuli_sha256": stimuli.sha256(),
@@ -312,6 +313,7 @@ class StimulusExtractor(FeatureExtractor):
             "stimuli_sha256": stimuli.sha256(),
             "stimuli_source": stimuli.source,
             "neuroenc_version": __version__,
+            "library_versions": library_versions(),
             "n_tokens": int(tokens.input_ids.size),
             "n_token_forwards": n_forwards,
             "cache_key": cache_key(self._settings(stimuli, checked)),
