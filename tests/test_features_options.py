@@ -82,8 +82,10 @@ def test_default_options_reproduce_the_features_of_09b4b6d(models):
 
 def test_default_settings_keep_their_cache_key(models, transcript):
     """The new options enter the cache key only when they differ from the settings before
-    them (``prepend_bos=False``, ``last_layer="normed"``), so caches written before them stay
-    valid; the default ``prepend_bos="auto"`` (since issue 19) is in the key."""
+    them (``prepend_bos=False``, ``last_layer="normed"``); the default ``prepend_bos="auto"``
+    (since issue 19) is in the key. (The key also holds the versions of torch, transformers and
+    tokenizers: see test_hardening_features.py, where the same versions hit the cache and
+    another version misses it.)"""
     lm = models["gpt2"]
     ext = FeatureExtractor(lm, context_tokens=8, prepend_bos=False)
     settings = ext._settings(transcript, ext.check_params())

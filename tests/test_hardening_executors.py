@@ -230,10 +230,10 @@ def test_slurm_without_sbatch_fails_at_once(tmp_path, monkeypatch, capsys):
         slurm_cluster(PLAIN)
     assert time.monotonic() - t0 < 10
     assert not (tmp_path / "out").exists()
-    path = _yaml(tmp_path, f"""
-        dataset: {{loader: alice}}
-        output: {{dir: out}}
-        executor: {{kind: slurm, slurm: {{cores: 4, memory: 8GB, jobs: 1}}}}
+    path = _yaml(tmp_path, """
+        dataset: {loader: alice}
+        output: {dir: out}
+        executor: {kind: slurm, slurm: {cores: 4, memory: 8GB, jobs: 1}}
     """)
     assert cli_main(["-q", "run", str(path)]) == 1
     err = capsys.readouterr().err
@@ -282,9 +282,9 @@ def test_loader_that_returns_no_data_set(tmp_path, monkeypatch, capsys):
         load_dataset(config.dataset, allow_code=True)
     with pytest.raises(ConfigError, match=r"^data-set loader 'lab_loaders:VALUE' is 42 \(an int\), not a function"):
         get_loader("lab_loaders:VALUE", allow_code=True)
-    path = _yaml(tmp_path, f"""
-        dataset: {{loader: "lab_loaders:load_42"}}
-        output: {{dir: out}}
+    path = _yaml(tmp_path, """
+        dataset: {loader: "lab_loaders:load_42"}
+        output: {dir: out}
     """)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     assert cli_main(["-q", "run", str(path), "--allow-code"]) == 1

@@ -196,6 +196,7 @@ def _check_combinations(args: argparse.Namespace, options: dict) -> None:
     if args.out is None and opts.cache_dir is None:
         raise ValueError("give --out FILE.h5 (or --cache-dir DIR) to say where the features go.")
     check_out(args.out, [args.transcript, args.model], example="features.h5")
+    _check_writable(args.out, opts.cache_dir)
     check_device(opts.device)
     check_model_source(args.model, opts.gguf_file)
     if opts.stride is not None and opts.policy != "strided":
@@ -233,8 +234,19 @@ def _check_stimuli(args: argparse.Namespace, options: dict) -> None:
     if args.out is None and opts.cache_dir is None:
         raise ValueError("give --out FILE.h5 (or --cache-dir DIR) to say where the features go.")
     check_out(args.out, [args.stimuli, args.model], example="features.h5")
+    _check_writable(args.out, opts.cache_dir)
     check_device(opts.device)
     check_model_source(args.model, opts.gguf_file)
+
+
+def _check_writable(out: str | None, cache_dir: str | None) -> None:
+    """The folders of ``--out`` and ``--cache-dir`` must be writable before the model runs."""
+    from ..pipeline.preflight import check_writable
+
+    if out is not None:
+        check_writable(Path(out).expanduser().parent, "--out")
+    if cache_dir is not None:
+        check_writable(cache_dir, "--cache-dir")
 
 
 def _run_stimuli(args: argparse.Namespace, options: dict) -> int:

@@ -277,10 +277,12 @@ def run(args: argparse.Namespace) -> int:
     from ..align import make_fmri_design, make_meg_design
     from ..encoding import fit_encoding
     from ..features import is_stimulus_file, load_features
+    from ..pipeline.preflight import check_writable
     from ..responses import read_responses
     from ._common import check_out, options_for
 
     check_out(args.out, [*args.features, *args.responses, *(args.nuisance or []), args.mask])
+    check_writable(Path(args.out).expanduser().parent, "--out")
     if len(args.features) >= 1 and all(is_stimulus_file(p) for p in args.features):
         return _run_stimuli(args)
     wrong = _wrong(args, _STIMULI_ONLY)

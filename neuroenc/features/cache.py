@@ -27,26 +27,30 @@ that is truncated, lacks ``complete`` or a layer is reported incomplete by
 :func:`is_complete` and recomputed by the extractor.
 
 Every numeric dataset (the layers, times and contexts) carries an HDF5 Fletcher-32 checksum
-per chunk, verified by HDF5 whenever it is read: :func:`load_features` refuses a file whose
-data no longer match (:class:`FeatureFileError`, naming the file and the dataset), and the
-extractor's cache treats such a file as missing and recomputes it. Files written before
-checksums existed are still read, unverified, by :func:`load_features`; the cache recomputes
-them.
+per chunk, verified by HDF5 whenever it is read; every string dataset (``/words``,
+``/stimulus_ids``, ``/texts``, ``/groups``, ``/context_text``) carries the sha256 of its strings
+in its ``sha256`` attribute (:func:`write_strings`), verified by :func:`read_strings`.
+:func:`load_features` refuses a file whose data no longer match (:class:`FeatureFileError`,
+naming the file and the dataset), and the extractor's cache treats such a file as missing and
+recomputes it. Files written before checksums existed are still read, unverified, by
+:func:`load_features`; the cache recomputes them.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._io import json_default_strict
+from .._io import atomic_path, json_default_strict
 from .._validation import NeuroencError, _check_path_exists
 from .layers import resolve_stored_layers
 
@@ -59,6 +63,8 @@ STIMULI_KIND = "stimuli"
 CONTEXT_ARRAYS = ("context_start", "context_len")
 #: The checksum every numeric dataset carries (an HDF5 filter, verified on each read).
 CHECKSUM = "fletcher32"
+#: The attribute of a string dataset that holds the sha256 of its strings (:func:`strings_sha256`).
+STRINGS_CHECKSUM = "sha256"
 
 
 class FeatureFileError(NeuroencError, ValueError):
@@ -79,6 +85,143 @@ def _slug(text: str, n: int = 40) -> str:
 def cache_file_name(model_name: str, run: str, key: str) -> str:
     """``<model>_<run>_<key[:20]>.h5``, readable and content-addressed."""
     return f"{_slug(Path(str(model_name)).name or model_name)}_{_slug(run)}_{key[:20]}.h5"
+
+
+@contextlib.contextmanager
+def open_feature_file(path: str | os.PathLike, nbytes: int = 0) -> Iterator[Any]:
+    """An HDF5 file open for writing at a temporary path, moved to ``path`` when the block ends
+    (:func:`~neuroenc._io.atomic_path`); on any error the file is closed and the temporary removed.
+
+    HDF5 cannot close a file after a write failed while it flushed its caches (a full disk): its
+    ids are left half-closed and the interpreter crashes at exit. So a failed write must never
+    reach HDF5: the disk space the file needs (``nbytes``, plus a margin for HDF5's own
+    metadata) is reserved in the temporary file first (:func:`os.posix_fallocate`; the unused
+    rest is cut off once HDF5 has closed the file), and a full disk is an :class:`OSError`
+    (``errno.ENOSPC``) naming the file and the fix, before any data are written. Chunks are
+    written through (no chunk cache), so a write that fails anyway raises where it happens.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to write.
+    nbytes : int
+        The bytes of data the file will hold (arrays and strings).
+
+    Yields
+    ------
+    f : h5py.File
+    """
+    import h5py
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            f = h5py.File(tmp, "w", rdcc_nbytes=0)
+            try:
+                _reserve(tmp, int(nbytes * 1.05) + 2**16)
+                yield f
+                f.flush()
+                size = f.id.get_filesize()  # HDF5's end of file: the rest is the unused reserve
+            except BaseException:
+                _close_quietly(f, tmp)
+                raise
+            f.close()
+            _trim(tmp, size)
+    except OSError as err:
+        if not _no_space(err):
+            raise
+        raise OSError(errno.ENOSPC,
+                      f"No space left on device to write feature file {str(path)!r} (about "
+                      f"{nbytes / 1e6:.1f} MB; the partial file was removed). Free disk space there, or write "
+                      "the features to another folder (--out, or the cache folder: --cache-dir / "
+                      "output.cache_dir).") from None
+
+
+def data_nbytes(features: Any, arrays: Iterable[Any] = (), strings: Iterable[Iterable[str]] = ()) -> int:
+    """The bytes of data a feature file of ``features`` holds: its layers (float32), ``arrays``
+    and the ``strings`` datasets (UTF-8, with HDF5's per-string overhead): what
+    :func:`open_feature_file` reserves."""
+    n_rows = len(features.texts) if hasattr(features, "texts") else features.n_words
+    total = 0
+    for idx in features.layer_indices:  # shapes only: lazy layers are not read
+        size = n_rows * features.n_features(idx)
+        total += 4 * size + 4 * (1 + size // 1024)  # + chunk checksums
+    total += sum(int(np.asarray(a).nbytes) for a in arrays)
+    total += sum(len(str(v).encode("utf-8")) + 48 for values in strings for v in values)
+    return total
+
+
+def _reserve(name: str, nbytes: int) -> None:
+    """Allocate ``nbytes`` of disk for the file ``name`` (where the file system can)."""
+    fd = os.open(name, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+    except AttributeError:  # pragma: no cover - no posix_fallocate on this platform
+        pass
+    finally:
+        os.close(fd)
+
+
+def _trim(name: str, size: int) -> None:
+    """Cut the file ``name`` to HDF5's end of file ``size`` (the unused part of the disk space
+    reserved for it) and check that HDF5 still reads it."""
+    import h5py
+
+    if os.path.getsize(name) <= size:
+        return
+    os.truncate(name, size)
+    try:
+        with h5py.File(name, "r"):
+            pass
+    except OSError as err:  # pragma: no cover - HDF5 wrote past the end it reported
+        raise FeatureFileError(f"the feature file written at {name!r} is unreadable once cut to its end of "
+                               f"file ({size} bytes): {str(err).splitlines()[0]}") from None
+
+
+def _no_space(err: BaseException) -> bool:
+    """Whether ``err`` (or an error it was raised from) says the disk is full."""
+    while err is not None:
+        if isinstance(err, OSError) and (err.errno in (errno.ENOSPC, errno.EDQUOT)
+                                         or "No space left on device" in str(err)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _close_quietly(f: Any, name: str) -> None:
+    """Close the HDF5 file ``f`` (at ``name``) after an error; a second error while closing is
+    logged, not raised (the first one is what the user needs). ``f`` is not touched after a
+    failed close: HDF5 may have left its ids half-closed."""
+    try:
+        f.close()
+    except Exception as err:  # noqa: BLE001 - the error being handled matters more
+        logger.debug("closing %s after an error failed too: %s", name, str(err).splitlines()[0] if str(err) else err)
+
+
+def strings_sha256(values: Iterable[str]) -> str:
+    """The sha256 of a sequence of strings: each one's UTF-8 bytes after their length (8 bytes,
+    little-endian), so that ``["ab", "c"]`` and ``["a", "bc"]`` differ."""
+    digest = hashlib.sha256()
+    for value in values:
+        data = str(value).encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def write_strings(f: Any, name: str, values: Iterable[str]) -> None:
+    """Write the UTF-8 string dataset ``name`` into the open file ``f``, with the sha256 of its
+    strings in its :data:`STRINGS_CHECKSUM` attribute (verified by :func:`read_strings`)."""
+    import h5py
+
+    values = [str(v) for v in values]
+    data = np.empty(len(values), dtype=object)
+    data[:] = values
+    dataset = f.create_dataset(name, data=data, dtype=h5py.string_dtype("utf-8"))
+    dataset.attrs[STRINGS_CHECKSUM] = strings_sha256(values)
 
 
 def write_layer(group: Any, idx: int, data: np.ndarray) -> None:
@@ -237,8 +380,28 @@ def read_feature_info(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_strings(f: Any, name: str, path: Path) -> list[str]:
-    """A dataset of UTF-8 strings (words, stimulus ids, texts) as a list of str."""
-    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in read_dataset(f, name, path)]
+    """A dataset of UTF-8 strings (words, stimulus ids, texts) as a list of str, checked against
+    the sha256 its :data:`STRINGS_CHECKSUM` attribute holds.
+
+    A dataset written before strings carried a checksum is read unverified (a debug message
+    says so); one whose strings no longer match their checksum (edited in place) is a
+    :class:`FeatureFileError` naming the file, the dataset and the fix.
+    """
+    values = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in read_dataset(f, name, path)]
+    stored = f[name].attrs.get(STRINGS_CHECKSUM)
+    if stored is None:
+        logger.debug("Feature file %s: dataset %r has no checksum (written before strings carried one); "
+                     "read unverified.", path, name)
+        return values
+    stored = stored.decode("ascii") if isinstance(stored, bytes) else str(stored)
+    if stored != strings_sha256(values):
+        raise FeatureFileError(
+            f"Feature file {str(path)!r} is corrupt: dataset {name!r} does not match its checksum (the "
+            f"sha256 of its {len(values)} strings differs from the one written with them: edited or damaged "
+            "after it was written). Delete the file and extract the features again (a feature-cache entry "
+            "is recomputed by the next extraction)."
+        )
+    return values
 
 
 def read_layers_and_provenance(f: Any, path: Path, layers: Any = None, extra: tuple[str, ...] = ()

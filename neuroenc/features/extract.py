@@ -28,6 +28,7 @@ How a feature is computed
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -64,6 +65,29 @@ POOLINGS = ("last", "mean", "first")
 AUTO_TOKEN_BUDGET = {"cpu": 4096, "mps": 16384, "cuda": 65536}
 #: Bumped when the features a setting gives change, so old cache files are not reused.
 CACHE_VERSION = 1
+#: The libraries whose versions can change the features (the tokenisation, the forward pass):
+#: their versions are part of the cache key and of the provenance (``library_versions``).
+FEATURE_LIBRARIES = ("torch", "transformers", "tokenizers")
+
+
+def library_versions() -> dict[str, str | None]:
+    """The installed versions of :data:`FEATURE_LIBRARIES` (None for one not installed).
+
+    A new torch (kernels), transformers (model code, weight conversion) or tokenizers
+    (tokenisation) can change the features a setting gives, so the feature cache keys them:
+    an upgrade recomputes the features instead of mixing the old ones with new ones.
+    """
+    return {name: _installed_version(name) for name in FEATURE_LIBRARIES}
+
+
+@functools.lru_cache(maxsize=None)
+def _installed_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 def _check_transcript(transcript: Any) -> Transcript:
@@ -272,14 +296,16 @@ class FeatureExtractor:
                 "intervention": intervention}
 
     def _settings(self, transcript: Transcript, checked: dict[str, Any]) -> dict[str, Any]:
-        """Everything that changes the features of ``transcript`` (the cache key's content).
+        """Everything that changes the features of ``transcript`` (the cache key's content),
+        the versions of the libraries that compute them included (:func:`library_versions`).
 
         ``prepend_bos`` enters only when it is not ``False`` and ``last_layer`` only when it
         is not ``"normed"`` (the settings before these options existed), so those settings
-        keep the keys (and cache files) they had then."""
+        keep the keys they had then, but for the library versions."""
         iv = checked["intervention"]
         settings = {
             "cache_version": CACHE_VERSION,
+            "library_versions": library_versions(),
             "model_identity": self.model_identity(),
             "transcript_sha256": transcript.sha256(),
             "run": transcript.name,
@@ -498,6 +524,7 @@ class FeatureExtractor:
             "transcript_sha256": transcript.sha256(),
             "transcript_source": transcript.source,
             "neuroenc_version": __version__,
+            "library_versions": library_versions(),
             "n_tokens": alignment.n_tokens,
             "n_token_forwards": n_forwards,
             "cache_key": cache_key(self._settings(transcript, checked)),

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path
 from .._owned import check_replace
 from .._validation import _check_option
 from .cache import (
@@ -19,10 +18,13 @@ from .cache import (
     FEATURES_FORMAT,
     STIMULI_KIND,
     check_feature_file,
+    data_nbytes,
+    open_feature_file,
     read_dataset,
     read_layers_and_provenance,
     read_strings,
     write_layers,
+    write_strings,
 )
 from .layers import LayerArrays
 
@@ -161,8 +163,6 @@ def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
     -------
     path : Path
     """
-    import h5py
-
     path = Path(path)
     attrs = dict(features.attrs)
     arrays = {k: np.asarray(attrs.pop(k), dtype=np.int64) for k in CONTEXT_ARRAYS if k in attrs}
@@ -174,11 +174,12 @@ def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
         "reference": features.reference,
     }
     check_replace(path, "features file")  # never over a file neuroenc did not write
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    words = features.words if features.words is not None else [""] * features.n_words
+    nbytes = data_nbytes(features, [features.onsets, features.offsets, *arrays.values()], [words])
+    with open_feature_file(path, nbytes) as f:
         f.attrs["format"] = FEATURES_FORMAT
         f.attrs["complete"] = False
-        words = features.words if features.words is not None else [""] * features.n_words
-        f.create_dataset("words", data=np.asarray(words, dtype=object), dtype=h5py.string_dtype("utf-8"))
+        write_strings(f, "words", words)
         f.create_dataset("onsets", data=features.onsets, fletcher32=True)
         f.create_dataset("offsets", data=features.offsets, fletcher32=True)
         for name, arr in arrays.items():

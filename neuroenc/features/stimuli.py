@@ -43,7 +43,7 @@ from .._settings import Choices, Hidden, check_params, constraints_of
 from ..stimuli.stimulus_set import StimulusSet
 from .cache import STIMULI_KIND, FeatureFileError, cache_key
 from .context import CONTEXT_TOKENS, FULL, check_context_tokens
-from .extract import CACHE_VERSION, FeatureExtractor, run_plan
+from .extract import CACHE_VERSION, FeatureExtractor, library_versions, run_plan
 from .layers import layers_key, resolve_layers
 from .models import sequence_prefix
 from .stimulus_features import StimulusFeatures, load_stimulus_features, save_stimulus_features
@@ -173,6 +173,7 @@ class StimulusExtractor(FeatureExtractor):
         """Everything that changes the features (the cache key's content)."""
         settings = {
             "cache_version": CACHE_VERSION,
+            "library_versions": library_versions(),
             "kind": STIMULI_KIND,
             "model_identity": self.model_identity(),
             "stimuli_sha256": stimuli.sha256(),
@@ -302,6 +303,7 @@ class StimulusExtractor(FeatureExtractor):
             "stimuli_sha256": stimuli.sha256(),
             "stimuli_source": stimuli.source,
             "neuroenc_version": __version__,
+            "library_versions": library_versions(),
             "n_tokens": int(tokens.input_ids.size),
             "n_token_forwards": n_forwards,
             "cache_key": cache_key(self._settings(stimuli, checked)),

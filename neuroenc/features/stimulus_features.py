@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path
 from .._owned import check_replace
 from ..stimuli.stimulus_set import StimulusSet
 from .cache import (
@@ -20,9 +19,12 @@ from .cache import (
     FEATURES_FORMAT,
     STIMULI_KIND,
     check_feature_file,
+    data_nbytes,
+    open_feature_file,
     read_layers_and_provenance,
     read_strings,
     write_layers,
+    write_strings,
 )
 from .layers import LayerArrays
 
@@ -105,8 +107,8 @@ def save_stimulus_features(features: StimulusFeatures, path: str | os.PathLike) 
     Layout (the features format of :mod:`neuroenc.features.cache`, ``attrs["kind"] =
     "stimuli"``)::
 
-        /stimulus_ids   (n,) utf-8
-        /texts          (n,) utf-8
+        /stimulus_ids   (n,) utf-8      (each string dataset: the sha256 of its strings in
+        /texts          (n,) utf-8       its ``sha256`` attribute)
         /groups         (n,) utf-8      when the stimuli have groups
         /context_text   (n,) utf-8      the text each stimulus was read after
         /context_start, /context_len   (n,) int64   its context in tokens of its group's text
@@ -114,8 +116,6 @@ def save_stimulus_features(features: StimulusFeatures, path: str | os.PathLike) 
         /layers/<i>     (n, hidden) float32, Fletcher-32 checksums
         attrs: format, kind = "stimuli", provenance (JSON), each entry on its own, complete
     """
-    import h5py
-
     path = Path(path)
     attrs = dict(features.attrs)
     arrays = {k: np.asarray(attrs.pop(k), dtype=np.int64) for k in CONTEXT_ARRAYS if k in attrs}
@@ -123,18 +123,19 @@ def save_stimulus_features(features: StimulusFeatures, path: str | os.PathLike) 
     surprisal = attrs.pop("surprisal", None)
     provenance = {**attrs, "run": features.name, "model": features.model,
                   "n_model_layers": features.n_model_layers, "kind": STIMULI_KIND}
-    text = h5py.string_dtype("utf-8")
     check_replace(path, "features file")  # never over a file neuroenc did not write
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    strings = [features.ids, features.texts, features.groups or [], [] if context_text is None else context_text]
+    extra = [] if surprisal is None else [np.asarray(surprisal, dtype=np.float64)]
+    with open_feature_file(path, data_nbytes(features, [*arrays.values(), *extra], strings)) as f:
         f.attrs["format"] = FEATURES_FORMAT
         f.attrs["kind"] = STIMULI_KIND
         f.attrs["complete"] = False
-        f.create_dataset("stimulus_ids", data=np.asarray(features.ids, dtype=object), dtype=text)
-        f.create_dataset("texts", data=np.asarray(features.texts, dtype=object), dtype=text)
+        write_strings(f, "stimulus_ids", features.ids)
+        write_strings(f, "texts", features.texts)
         if features.groups is not None:
-            f.create_dataset("groups", data=np.asarray(features.groups, dtype=object), dtype=text)
+            write_strings(f, "groups", features.groups)
         if context_text is not None:
-            f.create_dataset("context_text", data=np.asarray(list(context_text), dtype=object), dtype=text)
+            write_strings(f, "context_text", context_text)
         for name, arr in arrays.items():
             f.create_dataset(name, data=arr, fletcher32=True)
         if surprisal is not None:

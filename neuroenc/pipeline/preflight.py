@@ -1,11 +1,13 @@
 """Checks made before a model is loaded, so that a wrong device or an incomplete model folder
 gives one clear message instead of an error from deep inside torch, transformers or
 safetensors (``Torch not compiled with CUDA enabled``, ``cannot reshape tensor of 0
-elements``, ``incomplete metadata, file not fully covered``)."""
+elements``, ``incomplete metadata, file not fully covered``), and an output folder that cannot
+be written is found before the extraction or the fit, not after it."""
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -95,4 +97,50 @@ def check_model_source(model: Any, gguf_file: str | None = None) -> None:
         check_safetensors(weights)
 
 
-__all__ = ["TOKENIZER_FILES", "check_device", "check_model_source", "check_safetensors"]
+def check_writable(folder: str | os.PathLike, what: str) -> None:
+    """Raise a ValueError when files cannot be written in ``folder``, or it cannot be made.
+
+    Found by writing (and removing) a probe file, since permission bits do not tell (root
+    writes anywhere; a read-only mount refuses everyone): in ``folder``, or, when it does not
+    exist yet, in its nearest existing parent, which must be a folder. Nothing is created.
+
+    Parameters
+    ----------
+    folder : path-like
+        Where the command will write.
+    what : str
+        The option or setting that named it, for the message (``"--out"``, ``"output.dir"``).
+
+    Raises
+    ------
+    ValueError
+        Naming the option, the folder, what failed and the fix.
+    """
+    folder = Path(folder).expanduser()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    fix = f"give {what} a folder you can write to"
+    if not existing.is_dir():
+        raise ValueError(f"{what} {str(folder)!r} cannot be made: {str(existing)!r} is a file, not a folder; {fix}.")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".neuroenc-write-test-", dir=existing)
+    except OSError as err:
+        raise ValueError(f"{what} {str(folder)!r} is not writable: writing a file in {str(existing)!r} fails "
+                         f"({err.strerror or err}); {fix} (or fix its permissions).") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_run_folders(config: Any) -> None:
+    """Raise a ValueError, before anything is loaded, when a run config's output folder
+    (``output.dir``) or feature cache (``output.cache_dir``) cannot be written
+    (:func:`check_writable`)."""
+    from .trust import cache_dir, output_dir
+
+    check_writable(output_dir(config), "output.dir")
+    check_writable(cache_dir(config), "output.cache_dir")
+
+
+__all__ = ["TOKENIZER_FILES", "check_device", "check_model_source", "check_run_folders", "check_safetensors",
+           "check_writable"]

@@ -18,6 +18,7 @@ from .config import RunConfig, apply_overrides, config_from_dict, load_config, r
 from .loaders import load_dataset
 from .optin import code_allowed
 from .output import RunOutput, finish_run
+from .preflight import check_run_folders
 from .tasks import (
     extract_run,
     fit_subject,
@@ -83,6 +84,7 @@ def run_pipeline(
         config.validate()
     check_trust(config)
     config = resolve_kind(config)  # a custom loader's kind of data set, once it may be imported
+    check_run_folders(config)  # an unwritable output or cache folder, before hours of work
     from .stimuli_run import is_stimulus_config, run_stimulus_pipeline
 
     if is_stimulus_config(config):  # stimulus-level data sets: no time, no runs
