@@ -28,11 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._validation import _check_path_exists, _preview
-
-
-class StimulusError(ValueError):
-    """A stimulus set or its file is malformed (empty text, duplicate ids, missing column...)."""
+from .._validation import StimulusError, _check_path_exists, _preview
 
 
 class StimulusSet:
