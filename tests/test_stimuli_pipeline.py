@@ -167,3 +167,21 @@ def test_custom_stimulus_loader_runs_with_allow_code(files, tmp_path, monkeypatc
     res = EncodingResults.load(tmp_path / "custom" / "results" / "sub-group.h5")
     assert res.provenance["dataset"] == "mine" and res.settings["rows"] == "stimuli"
     assert (tmp_path / "custom" / "tables" / "group_mean_best_layers.csv").exists()
+
+
+def test_baseline_names_are_checked_for_every_kind_of_data_set():
+    """One check of encoding.baseline: a name that is no confound (nor carried by the features) is an
+    error for story data sets too (it used to be dropped silently there); left-out ones are warnings."""
+    from neuroenc.datasets import EncodingDataset
+    from neuroenc.pipeline.tasks import check_baseline
+    from neuroenc.responses import Response
+
+    rate = Response(np.zeros((5, 2)), tr=2.0, names=["word_rate", "sound_power"], run="r1")
+    story = EncodingDataset("toy", {}, {"s1": {"r1": rate}}, {"s1": {"r1": rate}})
+    config = config_from_dict({"name": "x", "dataset": {"loader": "alice"},
+                               "encoding": {"baseline": ["word_rate", "loudness"]}})
+    with pytest.raises(ConfigError, match=r"unknown regressor\(s\) \['loudness'\]: use those of the data set "
+                                          r"\['sound_power', 'word_rate'\]"):
+        check_baseline(config, story)
+    story.info["unavailable_regressors"] = {"loudness": "loudness left out: no audio"}
+    assert check_baseline(config, story) == ["loudness left out: no audio"]
