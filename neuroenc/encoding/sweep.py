@@ -147,6 +147,13 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     eigendecomposition per split serves every penalty and target, and the design of each layer
     is loaded once. Targets are processed in batches, so 100k voxels fit in memory.
 
+    What the rows are decides the CV, the permutation null and the layer comparisons' residual
+    draws: the designs say (:attr:`~neuroenc.encoding.LayerDesigns.rows`, e.g. ``"stimuli"`` for
+    a :class:`~neuroenc.align.stimuli.StimulusDesign`); plain arrays are samples in time unless
+    ``cv`` names a stimulus scheme (``kfold:K``, ``group-kfold:K``). Samples: runs or blocks
+    with a gap, circular shifts; stimuli: k-fold or group-k-fold without a gap, permutations
+    within groups (:func:`~neuroenc.encoding.cv.resolve_cv`).
+
     Parameters
     ----------
     alphas : sequence of float | None
@@ -258,8 +265,12 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     permutation_ : str | None
         The permutation scheme used (``"refit"``, ``"circular"`` or ``"block"``).
     null_unit_ : {"runs", "stimuli"}
-        What the permutation draws move: runs shifted in time, or stimuli permuted (a
-        stimulus-level ``cv``).
+        What the permutation draws move: runs shifted in time, or stimuli permuted (rows that
+        are stimuli).
+    rows_ : {"samples", "stimuli"}
+        What the rows were (from the designs, else from ``cv``).
+    cv_ : str | int | splitter | list
+        The outer CV used (``"auto"`` resolved to ``group-kfold:K`` or ``kfold:K`` for stimuli).
     best_layer_ : ndarray of int, shape (n_targets,)
         Layer with the highest ``r_`` per target.
     cv_splits_ : list of (ndarray, ndarray)
