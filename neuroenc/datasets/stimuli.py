@@ -183,4 +183,4 @@ def load_stimuli(path: str | os.PathLike, text_column: str, responses: Any, *, i
         else:
             out[subject or "all"] = read
     return StimulusDataset(name or path.stem, stimuli, out, info={"source": str(path)})
-load_stimuli.stimulus_level = True  # neuroenc run takes the stimulus path
+load_stimuli.stimulus_level = True  # its data set is one run, "stimuli" (as_encoding_dataset)

@@ -400,24 +400,10 @@ def execute(
         raise ValueError(f"memory_fraction must be in (0, 1], got {memory_fraction!r}.")
     timings: dict[str, float] = {}
 
-    t0 = time.time()
-    dataset = load_dataset(config.dataset, allow_code=config.allow_code)
-    check_baseline(config, dataset)  # an unknown regressor is an error before anything runs
-    logger.info("data set %r: %d subjects, %d runs", dataset.name, len(dataset.subjects), len(dataset.runs))
-    output_dir(config).mkdir(parents=True, exist_ok=True)
-    runs = sorted({r for rs in dataset.responses.values() for r in rs}) or dataset.runs
-    transcripts = {run: dataset.transcripts[run] for run in runs}
-    ceilings = noise_ceilings(config, dataset)
-    sizes = _subject_sizes(config, dataset)
-    timings["load"] = time.time() - t0
-    if serial:
-        cache = WorkerCache()
-        cache.preload(config, dataset)  # the tasks read it instead of loading their subject's data
-        context: Any = contextlib.nullcontext(SyncClient(cache))
-    else:
-        del dataset  # workers load their subject's data themselves
-        context = connect(config.executor, client=client, timeout=timeout, security=security)
-
+    # the cluster first (a scheduler that cannot be reached fails before any data is read)
+    cache = WorkerCache() if serial else None
+    context: Any = contextlib.nullcontext(SyncClient(cache)) if serial else \
+        connect(config.executor, client=client, timeout=timeout, security=security)
     with context as client:
         if not serial:
             client.register_plugin(WorkerCache(), name=PLUGIN_NAME)
@@ -429,6 +415,20 @@ def execute(
                         f"the Dask scheduler at {spec.address!r} has no workers after {timeout:g} s; start "
                         f"some with 'dask worker {spec.address}'."
                     ) from err
+
+        t0 = time.time()
+        dataset = load_dataset(config.dataset, allow_code=config.allow_code)
+        check_baseline(config, dataset)  # an unknown regressor is an error before anything runs
+        logger.info("data set %r: %d subjects, %d runs", dataset.name, len(dataset.subjects), len(dataset.runs))
+        output_dir(config).mkdir(parents=True, exist_ok=True)
+        runs = sorted({r for rs in dataset.responses.values() for r in rs}) or dataset.runs
+        transcripts = {run: dataset.transcripts[run] for run in runs}
+        ceilings = noise_ceilings(config, dataset)
+        sizes = _subject_sizes(config, dataset)
+        if serial:
+            cache.preload(config, dataset)  # the tasks read it instead of loading their subject's data
+        del dataset  # workers load their subject's data themselves
+        timings["load"] = time.time() - t0
         extractor = client.cache.extractor(config) if serial else make_extractor(config, verbose="warning")
         cached = {run: extractor.cached_path(t) for run, t in transcripts.items()}
         features = {run: Path(cached[run] or extractor.cache_path(t)) for run, t in transcripts.items()}

@@ -32,7 +32,7 @@ LOADERS: dict[str, str] = {
     "naturalstories_rt": "neuroenc.datasets.naturalstories_rt:load_naturalstories_rt",
 }
 #: Registered loaders of stimulus-level data sets (a :class:`~neuroenc.datasets.StimulusDataset`:
-#: stimuli without time, one response each); ``neuroenc run`` takes the stimulus path for them.
+#: stimuli without time, one response each); ``neuroenc run`` reads them as one run, ``"stimuli"``.
 #: A custom loader says it is one with an attribute ``stimulus_level = True``.
 STIMULUS_LOADERS = ("stimuli", "naturalstories_rt")
 
