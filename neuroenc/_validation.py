@@ -30,6 +30,11 @@ class ConfigError(ValueError):
     """A run configuration is invalid (:mod:`neuroenc.pipeline.config`)."""
 
 
+class StimulusError(ValueError):
+    """A stimulus set or its file is malformed (empty text, duplicate ids, missing column...), or
+    stimulus-level responses do not match the stimuli by id."""
+
+
 class DatasetError(ValueError):
     """A data set's files are missing or wrong and cannot be fetched.
 

@@ -374,9 +374,9 @@ def test_valid_query_in_a_config_selects_rows(tmp_path):
         for file in args["responses"].values():  # one response per selected stimulus
             Path(file).write_text("id,lang\n" + "".join(f"{i},{k}.5\n" for k, i in enumerate(ids)))
         config = load_config(_stimuli_config(tmp_path / "cfg", {**args, "query": query}, tmp_path / "m"))
-        dataset = load_dataset(config.dataset)
-        assert dataset.stimuli.ids == ids, query
-        assert dataset.responses["A"].data[:, 0].tolist() == [k + 0.5 for k in range(len(ids))]
+        dataset = load_dataset(config.dataset)  # one run, "stimuli": the stimulus set
+        assert dataset.transcripts["stimuli"].ids == ids, query
+        assert dataset.responses["A"]["stimuli"].data[:, 0].tolist() == [k + 0.5 for k in range(len(ids))]
     bad = load_config(_stimuli_config(tmp_path / "cfg", {**args, "query": "trial_type = 'sentence'"}, tmp_path / "m"))
     with pytest.raises(ValueError, match=r"query \"trial_type = 'sentence'\" at character 12 .*a single '=' "
                                          r"\(compare with ==\)"):

@@ -68,7 +68,7 @@ def test_fit_keeps_subjects_whose_files_share_a_name(tmp_path, capsys):
                      "--cv", "kfold:3", *FIT, "--out", str(out)]) == 0
     res = EncodingResults.load(out)
     # both subjects averaged (before: only subB's, under the name 'bold.csv', without a ceiling)
-    assert res.provenance["subjects_averaged"] == ["subA_bold.csv", "subB_bold.csv"]
+    assert res.provenance["group_members"] == ["subA_bold.csv", "subB_bold.csv"]
     assert res.noise_ceiling is not None and np.isfinite(res.noise_ceiling).all()
     assert len(res.provenance["responses_sha256"]) == 2
     # unique file names keep their names; the same file twice is refused

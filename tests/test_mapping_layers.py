@@ -139,3 +139,22 @@ def test_best_layers_report_the_p_value_corrected_for_the_layer_choice():
             assert two.loc[target, "p"] == two.loc[target, "p_layer"] == plain.pvalues[k, j]
             assert two.loc[target, "q"] == plain.qvalues[k, j]
         assert set(one["p_method"]) == {"max over layers"} and set(two["p_method"]) == {"best layer only"}
+
+
+def test_one_best_layer_function_everywhere():
+    """The best layer and the p-value reported at it come from one function each
+    (neuroenc.encoding.best), which the results, the mapping cube and the sweep share."""
+    import neuroenc.encoding.results as results_module
+    import neuroenc.mapping.layers as layers_module
+    from neuroenc.encoding import best
+
+    values = np.array([[0.1, np.nan, 0.2], [0.3, np.nan, 0.2], [0.2, np.nan, np.nan]])
+    index, valid = best.best_index(values)
+    assert index.tolist() == [1, -1, 0] and valid.tolist() == [True, False, True]
+    out = best.best_pvalues(valid, np.array([0.01, np.nan, np.nan]), np.array([0.02, np.nan, np.nan]),
+                            np.array([0.001, 0.5, 0.04]), np.array([0.003, 0.6, 0.05]))
+    np.testing.assert_array_equal(out["p"], [0.01, 0.5, 0.04])
+    np.testing.assert_array_equal(out["q"], [0.02, 0.6, 0.05])
+    assert out["p_method"].tolist() == [best.P_MAX_OVER_LAYERS, best.P_BEST_LAYER_ONLY, best.P_BEST_LAYER_ONLY]
+    assert results_module.best_index is best.best_index and layers_module.best_index is best.best_index
+    assert layers_module.best_pvalues is best.best_pvalues and results_module.best_pvalues is best.best_pvalues

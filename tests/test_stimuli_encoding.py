@@ -10,6 +10,7 @@ from _stimuli_fixtures import simulate_stimulus_layers, write_sentences
 
 from neuroenc.encoding import (
     EncodingResults,
+    LayerDesigns,
     LayerSweep,
     PermutedDraws,
     fit_stimuli,
@@ -177,7 +178,7 @@ def test_subjects_mean_with_split_half_ceiling():
     res = fit_stimuli(fs, subjects, n_permutations=0, alphas=[1.0, 100.0])
     stack = np.stack([(s.data - s.data.mean(0)) / s.data.std(0) for s in subjects.values()])
     np.testing.assert_allclose(res.noise_ceiling, noise_ceiling_split_half(stack, random_state=0))
-    assert res.provenance["subjects_averaged"] == list(subjects)
+    assert res.provenance["group_members"] == list(subjects)
     assert "split halves of subjects" in res.settings["noise_ceiling"]
 
 
@@ -292,6 +293,68 @@ def test_cli_fit_subjects_and_baseline(cli_files, tmp_path, capsys):
                  "--nuisance", str(tmp_path / "base.csv"), "--cv", "group-kfold:3", "--n-permutations", "9",
                  "--out", str(tmp_path / "r.h5")]) == 0
     res = EncodingResults.load(tmp_path / "r.h5")
-    assert res.noise_ceiling is not None and res.provenance["subjects_averaged"] == ["sub-0.csv", "sub-1.csv",
+    assert res.noise_ceiling is not None and res.provenance["group_members"] == ["sub-0.csv", "sub-1.csv",
                                                                                      "sub-2.csv"]
     assert "r" in res.baseline and res.settings["baseline_regressors"] == ["length"]
+
+
+# ---------------------------------------------------------------------- one design, rows that say what they are
+def test_stimulus_responses_are_responses_with_a_space(tmp_path):
+    """Stimulus-level responses are Responses whose rows are stimuli; NIfTI betas carry their voxels' space."""
+    import nibabel as nib
+
+    from neuroenc.responses import Response, VolumeSpace
+    from neuroenc.stimuli import read_stimulus_responses
+
+    r = StimulusResponses(np.arange(6.0).reshape(3, 2), ["c", "a", "b"], ["x", "y"], "sub-01")
+    assert isinstance(r, Response) and r.kind == "stimuli" and r.rows == "stimuli"
+    assert r.grid == ("stimuli", ("c", "a", "b"))
+    m = r.match(["a", "b", "c"])
+    np.testing.assert_array_equal(m.data[:, 0], [2.0, 4.0, 0.0])
+    assert m.ids == ["a", "b", "c"] and m.select(["y"]).names == ["y"]
+    with pytest.raises(ValueError, match="stimulus-level .* no time grid"):
+        _ = r.period
+    with pytest.raises(ValueError, match="Give exactly one of 'tr'.*'ids'"):
+        Response(np.zeros((3, 1)), tr=2.0, ids=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"stimulus id\(s\) \['a'\] have several rows for subject 's'"):
+        Response(np.zeros((2, 1)), ids=["a", "a"], subject="s")
+    mask = np.zeros((3, 3, 2), dtype=np.uint8)
+    mask[0, 1, 0] = mask[2, 0, 1] = 1
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(mask, affine), tmp_path / "mask.nii.gz")
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).standard_normal((3, 3, 2, 4)), affine), tmp_path / "b.nii.gz")
+    betas = read_stimulus_responses(tmp_path / "b.nii.gz", ids=list("wxyz"), mask=tmp_path / "mask.nii.gz")
+    assert isinstance(betas.space, VolumeSpace) and betas.space.n_targets == 2
+    np.testing.assert_array_equal(betas.space.ijk, [[0, 1, 0], [2, 0, 1]])
+    # the fit keeps the voxels' geometry (the results' target space), so brain maps need no target names
+    from neuroenc.mapping.brainmaps import target_space
+
+    rng = np.random.default_rng(1)
+    fs = StimulusFeatures({0: rng.standard_normal((4, 3)), 1: rng.standard_normal((4, 3))}, list("wxyz"),
+                          list("abcd"), name="betas")
+    res = fit_stimuli(fs, betas, cv="kfold:2", inner_cv=2, n_permutations=0, alphas=[1.0])
+    where = target_space(res)
+    assert where["kind"] == "volume" and where["voxel_index"].tolist() == [2, 13]
+
+
+def test_the_design_rows_choose_cv_and_null():
+    """The CV and the null follow from the design's rows, not from the cv string: a stimulus design
+    with cv='auto' is split by group and permuted within groups; a time design refuses kfold."""
+    from neuroenc.align import make_stimulus_design
+    from neuroenc.encoding import fit_encoding
+
+    layers, Y, groups = simulate_stimulus_layers(n_groups=8, per_group=5, n_targets=2, random_state=3)
+    fs = _features(layers, groups)
+    design = make_stimulus_design(fs, StimulusResponses(Y, fs.ids, ["a", "b"]))
+    assert design.rows == "stimuli" and design.Y.shape == (40, 2)
+    res = fit_encoding(design, n_permutations=9, alphas=[1.0, 10.0], inner_cv=2)
+    assert res.settings["cv"] == "group-kfold:5" and res.settings["rows"] == "stimuli"
+    assert res.settings["null_unit"] == "stimuli" and res.settings["null_within_groups"] is True
+    ref = fit_stimuli(fs, StimulusResponses(Y, fs.ids, ["a", "b"]), n_permutations=9, alphas=[1.0, 10.0],
+                      inner_cv=2)
+    np.testing.assert_allclose(res.r, ref.r, atol=1e-12)
+    np.testing.assert_allclose(res.pvalues, ref.pvalues, atol=1e-12)
+    with pytest.raises(ValueError, match="The rows are stimuli, split by stimulus"):
+        fit_encoding(design, cv="runs", n_permutations=0)
+    with pytest.raises(ValueError, match="The rows are samples in time"):
+        LayerSweep(cv="kfold:3", refit=False).fit(LayerDesigns([0], lambda _: layers[0], rows="samples"), Y)

@@ -54,7 +54,7 @@ def test_run_stimuli_end_to_end(files, tmp_path):
     assert "Stimulus-level encoding" in html and "r_pooled" in html and "group-kfold:3" in html
     group = EncodingResults.load(out.results["group"])
     assert group.settings["cv"] == "group-kfold:3" and group.settings["null_within_groups"] is True
-    assert group.noise_ceiling is not None and group.provenance["subjects_averaged"] == ["A", "B", "C"]
+    assert group.noise_ceiling is not None and group.provenance["group_members"] == ["A", "B", "C"]
     assert group.r_pooled is not None and group.settings["baseline_regressors"] == ["length", "position", "surprisal"]
     baselines = pd.read_csv(tmp_path / "out" / "baselines.csv")
     assert list(baselines["model"]) == ["length", "position", "surprisal", "all baseline regressors"]
@@ -72,17 +72,10 @@ def test_run_stimuli_end_to_end(files, tmp_path):
     ({"model.context": "none"}, "context_tokens and stride apply to context='group'"),
     ({"dataset.runs": ["x"]}, "dataset.runs applies to story data sets"),
     ({"encoding.baseline": ["length", "loudness"]}, r"unknown regressor\(s\) \['loudness'\]"),
-    ({"executor.kind": "local:2"}, "stimulus-level runs .* run in one process"),
 ])
 def test_run_stimuli_config_errors(files, tmp_path, changes, match):
-    values = dict(changes)
     with pytest.raises(ConfigError, match=match):
-        if "executor.kind" in values:
-            config = _config(files, tmp_path)
-            config.executor.kind = values["executor.kind"]
-        else:
-            config = _config(files, tmp_path, **values)
-        run_pipeline(config, verbose=False)
+        run_pipeline(_config(files, tmp_path, **changes), verbose=False)
 
 
 def test_naturalstories_rt_loader(data_dir):
@@ -95,3 +88,102 @@ def test_naturalstories_rt_loader(data_dir):
     rt = d.responses["readers"]
     assert rt.names == ["meanItemRT"] and 250 < rt.data.mean() < 450
     np.testing.assert_array_equal(d.regressors["position"][:3], [1, 2, 3])
+
+
+def _yaml(files, tmp_path, loader="stimuli", out="out"):
+    import yaml
+
+    values = {
+        "name": "tiny-stimuli",
+        "dataset": {"loader": loader, "group_mean": True,
+                    "args": {"path": str(files / "sentences.csv"), "text_column": "sentence",
+                             "group_column": "passage",
+                             "responses": {s: str(files / f"sub-{s}.csv") for s in ("A", "B", "C")}}},
+        "model": {"name": str(files / "model"), "pooling": "mean", "context": "group", "context_tokens": "full",
+                  "prepend_bos": "auto"},
+        "encoding": {"alphas": [1.0, 100.0], "cv": "group-kfold:3", "inner_cv": 2, "n_permutations": 19,
+                     "baseline": ["length", "position"]},
+        "output": {"dir": out},  # a config file's output folder is relative (to the working directory)
+    }
+    path = tmp_path / f"{out}.yaml"
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return path
+
+
+def _assert_same_run(a, b):
+    """Two runs' results, tables and baselines agree to 1e-10."""
+    assert set(a.results) == set(b.results) == {"A", "B", "C", "group"}
+    for subject in a.results:
+        x, y = EncodingResults.load(a.results[subject]), EncodingResults.load(b.results[subject])
+        for name in ("r", "r2", "pvalues", "alphas", "fold_r", "r_pooled", "pvalues_best"):
+            np.testing.assert_allclose(getattr(x, name), getattr(y, name), atol=1e-10, err_msg=f"{subject} {name}")
+        np.testing.assert_allclose(x.comparison.delta_r, y.comparison.delta_r, atol=1e-10)
+        np.testing.assert_allclose(x.baseline["r"], y.baseline["r"], atol=1e-10)
+        if subject == "group":
+            np.testing.assert_allclose(x.noise_ceiling, y.noise_ceiling, atol=1e-10)
+    assert set(a.tables) == set(b.tables) and "group_mean_best_layers" in a.tables and "best_layers" in a.tables
+    for name in a.tables:
+        ta, tb = pd.read_csv(a.tables[name]), pd.read_csv(b.tables[name])
+        assert list(ta.columns) == list(tb.columns) and len(ta) == len(tb)
+        numeric = ta.select_dtypes("number").columns
+        np.testing.assert_allclose(ta[numeric].to_numpy(float), tb[numeric].to_numpy(float), atol=1e-10, err_msg=name)
+
+
+def test_run_stimuli_on_dask_equals_serial(files, tmp_path, monkeypatch):
+    """One runner: a stimulus-level run on a local Dask cluster writes the results, the tables and the
+    report of the serial run (same graph of tasks), with the group-mean fit and its table."""
+    from neuroenc.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(_yaml(files, tmp_path, out="serial")), "--executor", "serial"]) == 0
+    assert main(["run", str(_yaml(files, tmp_path, out="dask")), "--executor", "local:2"]) == 0
+    serial = run_pipeline(_yaml(files, tmp_path, out="serial"), verbose=False)  # complete: reused
+    dask = run_pipeline(_yaml(files, tmp_path, out="dask"), executor="local:2", verbose=False)
+    assert dask.tasks["skipped"] >= 5 and dask.tasks.get("fit_computed", 0) == 0  # every file reused
+    _assert_same_run(serial, dask)
+    for out in (serial, dask):
+        assert out.report.exists() and "Stimulus-level encoding" in out.report.read_text(encoding="utf-8")
+        base = pd.read_csv(out.report.parent / "baselines.csv")
+        assert list(dict.fromkeys(base["model"])) == ["length", "position", "all baseline regressors"]
+    np.testing.assert_allclose(pd.read_csv(serial.report.parent / "baselines.csv")[["r", "r_pooled", "p"]],
+                               pd.read_csv(dask.report.parent / "baselines.csv")[["r", "r_pooled", "p"]], atol=1e-10)
+
+
+def test_custom_stimulus_loader_runs_with_allow_code(files, tmp_path, monkeypatch, capsys):
+    """A custom stimulus-level loader (``module:function``, ``stimulus_level = True``) runs with the opt-in,
+    and is refused without it."""
+    from neuroenc.cli import main
+
+    (tmp_path / "my_stimulus_loader.py").write_text(
+        "from neuroenc.datasets import load_stimuli\n\n\n"
+        "def load(**kwargs):\n"
+        "    return load_stimuli(name='mine', **kwargs)\n\n\n"
+        "load.stimulus_level = True\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("NEUROENC_ALLOW_CODE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    config = _yaml(files, tmp_path, loader="my_stimulus_loader:load", out="custom")
+    assert main(["run", str(config)]) != 0
+    assert "--allow-code" in capsys.readouterr().err
+    assert main(["run", str(config), "--allow-code"]) == 0
+    res = EncodingResults.load(tmp_path / "custom" / "results" / "sub-group.h5")
+    assert res.provenance["dataset"] == "mine" and res.settings["rows"] == "stimuli"
+    assert (tmp_path / "custom" / "tables" / "group_mean_best_layers.csv").exists()
+
+
+def test_baseline_names_are_checked_for_every_kind_of_data_set():
+    """One check of encoding.baseline: a name that is no confound (nor carried by the features) is an
+    error for story data sets too (it used to be dropped silently there); left-out ones are warnings."""
+    from neuroenc.datasets import EncodingDataset
+    from neuroenc.pipeline.tasks import check_baseline
+    from neuroenc.responses import Response
+
+    rate = Response(np.zeros((5, 2)), tr=2.0, names=["word_rate", "sound_power"], run="r1")
+    story = EncodingDataset("toy", {}, {"s1": {"r1": rate}}, {"s1": {"r1": rate}})
+    config = config_from_dict({"name": "x", "dataset": {"loader": "alice"},
+                               "encoding": {"baseline": ["word_rate", "loudness"]}})
+    with pytest.raises(ConfigError, match=r"unknown regressor\(s\) \['loudness'\]: use those of the data set "
+                                          r"\['sound_power', 'word_rate'\]"):
+        check_baseline(config, story)
+    story.info["unavailable_regressors"] = {"loudness": "loudness left out: no audio"}
+    assert check_baseline(config, story) == ["loudness left out: no audio"]

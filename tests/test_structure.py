@@ -208,3 +208,54 @@ def test_all_lists_no_name_of_another_subpackage():
                     and not defined.startswith("neuroenc._"):
                 owners.setdefault(n, []).append(f"{name} (defined in {defined})")
     assert owners == {}
+
+
+# ---------------------------------------------------------------------- one path for every kind of data
+#: The modules and names that are about stimulus-level data sets (stimuli without time).
+STIMULUS_MODULES = {
+    "neuroenc.stimuli.stimulus_set", "neuroenc.stimuli.responses", "neuroenc.datasets.stimuli",
+    "neuroenc.datasets.naturalstories_rt", "neuroenc.features.stimuli", "neuroenc.features.stimulus_features",
+    "neuroenc.features.stimulus_plan", "neuroenc.align.stimuli", "neuroenc.encoding.stimulus_fit",
+}
+STIMULUS_NAMES = {
+    "StimulusSet", "StimulusDataset", "StimulusResponses", "read_stimulus_responses", "read_stimuli",
+    "read_stimuli_events", "StimulusFeatures", "load_stimulus_features", "is_stimulus_file", "StimulusExtractor",
+    "extract_stimulus_features", "stimulus_surprisal", "StimulusDesign", "make_stimulus_design", "fit_stimuli",
+    "stimulus_regressors", "load_stimuli", "load_naturalstories_rt", "is_stimulus_loader",
+}
+#: The only modules that may import them: the readers (stimuli/, datasets/, the pipeline's loader of
+#: data sets), the extractors (features/), the stimulus design (align/stimuli.py, re-exported by align/)
+#: and its one-call wrapper (encoding/stimulus_fit.py, re-exported by encoding/), the settings that
+#: declare the stimulus sections of a config, and the command-line readers of files.
+STIMULUS_PACKAGES = ("neuroenc.stimuli", "neuroenc.datasets", "neuroenc.features")
+STIMULUS_ALLOWED = {"neuroenc.pipeline.loaders", "neuroenc.align", "neuroenc.encoding", "neuroenc.pipeline.config",
+                    "neuroenc.commands.fit", "neuroenc.commands.extract"}
+
+
+def _allowed(module: str) -> bool:
+    return module in STIMULUS_ALLOWED or module in STIMULUS_MODULES or any(
+        module == p or module.startswith(p + ".") for p in STIMULUS_PACKAGES)
+
+
+def stimulus_importers() -> list[str]:
+    """Every import of a stimulus-specific module or name by a module outside :data:`STIMULUS_ALLOWED`."""
+    found = []
+    for module in MODULES:
+        if _allowed(module):
+            continue
+        for target, name, line in _imports(module):
+            if target in STIMULUS_MODULES or name in STIMULUS_NAMES:
+                where = f"{MODULES[module][0].relative_to(PACKAGE.parent)}:{line}"
+                found.append(f"{where}: {module} imports {name or target}")
+    return found
+
+
+def test_only_readers_and_extractors_know_stimulus_data():
+    """No module outside the readers, the extractors and the stimulus design branches on stimulus-level vs
+    story data: one design, one fit, one runner, one results writer (the pipeline, encoding, mapping and
+    report see designs whose rows are samples or stimuli)."""
+    assert stimulus_importers() == []
+    # the scan sees what it is meant to see: the allowed modules do import them
+    assert any(name == "StimulusDataset" for target, name, _ in _imports("neuroenc.pipeline.loaders"))
+    assert "neuroenc.pipeline.stimuli_run" not in MODULES and "neuroenc.pipeline.run" in MODULES
+    assert not _allowed("neuroenc.pipeline.tasks") and not _allowed("neuroenc.encoding.sweep")

@@ -9,6 +9,8 @@
   (``meg``) → :class:`Design` (``design``): features and responses paired by run name,
   checked, aligned, z-scored, delayed/lagged, stacked; :meth:`Design.nuisance` (``nuisance``) and :func:`word_rate`
   (``wordrate``) for nuisance bands; :attr:`Design.reach` for CV gaps.
+- :func:`make_stimulus_design` (``stimuli``) → :class:`~neuroenc.align.stimuli.StimulusDesign`:
+  stimulus-level features and responses matched by id; its rows are stimuli, not samples.
 - :func:`check_coverage`, :func:`match_runs`: the checks, usable on their own.
 
 The responses themselves (:class:`~neuroenc.responses.Response`) live in
@@ -22,6 +24,7 @@ from .fmri import fmri_delays, make_fmri_design
 from .hrf import HRFConvolver, convolve_hrf, hrf_kernel
 from .meg import make_meg_design
 from .resample import filter_matrix, kernel_reach, lanczos_kernel, rect_kernel, resample, sinc_kernel
+from .stimuli import make_stimulus_design
 from .wordrate import word_rate
 from .zscore import ZScore, ZStats, zscore, zscore_stats
 
@@ -44,6 +47,7 @@ __all__ = [
     "make_delayed",
     "make_fmri_design",
     "make_meg_design",
+    "make_stimulus_design",
     "match_runs",
     "rect_kernel",
     "resample",

@@ -115,6 +115,10 @@ class Design:
     Attributes
     ----------
     kind : {"fmri", "meg"}
+    rows : "samples"
+        What the rows are: ordered samples on the response grid (see
+        :class:`~neuroenc.encoding.LayerDesigns`; :class:`~neuroenc.align.stimuli.StimulusDesign`'s
+        are stimuli).
     runs : list of str
         The runs, in the order their rows are stacked.
     layers : list of int
@@ -146,6 +150,8 @@ class Design:
     warnings : list of str
         Warnings raised while building (uncovered words, constant feature columns).
     """
+
+    rows = "samples"
 
     def __init__(self, *, kind: str, runs: list[RunPlan], layers: list[int], delays: tuple[int, ...],
                  hrf: str | None, zscore: bool, resampling: dict[str, Any], dtype: Any,

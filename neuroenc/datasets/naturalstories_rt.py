@@ -64,4 +64,4 @@ def load_naturalstories_rt(data_dir: str | os.PathLike | None = None, stories: I
     info = {"citation": NATURALSTORIES_CITATION, "license": "CC BY-NC-SA 4.0", "url": NATURALSTORIES_URL,
             "root": str(root), "measure": measure, "stories": stories}
     return StimulusDataset("naturalstories_rt", stimuli, {"readers": rt}, regressors, info)
-load_naturalstories_rt.stimulus_level = True  # neuroenc run takes the stimulus path
+load_naturalstories_rt.stimulus_level = True  # its data set is one run, "stimuli" (as_encoding_dataset)

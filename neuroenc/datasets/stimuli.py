@@ -6,6 +6,7 @@ config).
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,53 @@ from typing import Any
 import numpy as np
 
 from ..stimuli.filters import parse_filter
-from ..stimuli.responses import StimulusResponses, add_subject, read_stimulus_responses, subject_keys
+from ..stimuli.responses import STIMULI_RUN, add_subject, read_stimulus_responses, subject_keys
 from ..stimuli.stimulus_set import StimulusSet, read_stimuli, read_stimuli_events
+
+logger = logging.getLogger(__name__)
+
+#: Baseline regressors computed from the stimuli (beside those a data set provides): ``length``
+#: (letters and digits of the text), ``n_words``, ``position`` (index in its group) and
+#: ``log_frequency`` (mean over the stimulus's words of the Zipf frequency, log10 per billion
+#: words, from the ``wordfreq`` package when it is installed).
+COMPUTED_REGRESSORS = ("length", "n_words", "position", "log_frequency")
+#: Baseline regressors the stimulus features carry (the model's own surprisal, extracted with
+#: ``surprisal=True``; see :class:`~neuroenc.align.stimuli.StimulusDesign`).
+FEATURE_REGRESSORS = ("surprisal",)
+
+
+def _log_frequency(texts: list[str], lang: str = "en") -> np.ndarray | None:
+    try:
+        from wordfreq import zipf_frequency
+    except ImportError:
+        return None
+    return np.asarray([np.mean([zipf_frequency(w, lang) for w in t.split()]) for t in texts])
+
+
+def stimulus_regressors(stimuli: StimulusSet, provided: dict[str, Any] | None = None
+                        ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The baseline regressors of a stimulus set: those ``provided`` (by the data set; they take
+    precedence) and the :data:`COMPUTED_REGRESSORS`; returns them and the ones left out, with why."""
+    out = {name: np.asarray(v, dtype=float) for name, v in (provided or {}).items()}
+    left_out: dict[str, str] = {}
+    if "length" not in out:
+        out["length"] = np.asarray([sum(c.isalnum() for c in t) for t in stimuli.texts], dtype=float)
+    if "n_words" not in out:
+        out["n_words"] = np.asarray([len(t.split()) for t in stimuli.texts], dtype=float)
+    if "position" not in out:
+        pos = np.zeros(len(stimuli))
+        for idx in stimuli.group_indices():
+            pos[idx] = np.arange(idx.size)
+        out["position"] = pos
+    if "log_frequency" not in out:
+        values = _log_frequency(stimuli.texts)
+        if values is None:
+            left_out["log_frequency"] = ("encoding.baseline log_frequency left out: the 'wordfreq' package (an "
+                                         "offline frequency list) is not installed; pip install wordfreq to "
+                                         "include it.")
+        else:
+            out["log_frequency"] = values
+    return out, left_out
 
 
 @dataclass
@@ -27,8 +73,9 @@ class StimulusDataset:
     name : str
     stimuli : StimulusSet
         Ids, texts and groups, in reading order.
-    responses : dict of str -> StimulusResponses
-        ``responses[subject]``, rows in the stimuli's order (matched by id).
+    responses : dict of str -> Response
+        ``responses[subject]``: stimulus-level :class:`~neuroenc.responses.Response` objects
+        (rows are stimuli), in the stimuli's order (matched by id).
     regressors : dict of str -> ndarray (n_stimuli,)
         Per-stimulus regressors the data set provides (e.g. a word's length), usable as
         baseline regressors by name.
@@ -38,7 +85,7 @@ class StimulusDataset:
 
     name: str
     stimuli: StimulusSet
-    responses: dict[str, StimulusResponses]
+    responses: dict[str, Any]
     regressors: dict[str, np.ndarray] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -56,6 +103,28 @@ class StimulusDataset:
         for r in self.responses.values():
             return list(r.names)
         return []
+
+    def as_encoding_dataset(self) -> Any:
+        """The same data in the layout every run has: an :class:`~neuroenc.datasets.EncodingDataset`
+        with one run, ``"stimuli"``, whose "transcript" is the stimulus set and whose responses
+        are the subjects' stimulus-level :class:`~neuroenc.responses.Response` objects.
+
+        ``confounds[subject]["stimuli"]`` holds the baseline regressors (the data set's and
+        :data:`COMPUTED_REGRESSORS`) as a stimulus-level Response; ``info["feature_regressors"]``
+        names those the features carry (surprisal) and ``info["unavailable_regressors"]`` those
+        left out, with why.
+        """
+        from ..responses import Response
+        from ._base import EncodingDataset
+
+        values, left_out = stimulus_regressors(self.stimuli, self.regressors)
+        names = list(values)
+        regressors = Response(np.column_stack([values[n] for n in names]), ids=self.stimuli.ids, names=names,
+                              run=STIMULI_RUN, info={"source": "stimulus regressors"})
+        info = dict(self.info, feature_regressors=list(FEATURE_REGRESSORS), unavailable_regressors=left_out)
+        return EncodingDataset(self.name, {STIMULI_RUN: self.stimuli},
+                               {s: {STIMULI_RUN: r} for s, r in self.responses.items()},
+                               {s: {STIMULI_RUN: regressors.copy(subject=s)} for s in self.responses}, info=info)
 
     def __repr__(self) -> str:
         return (f"<StimulusDataset {self.name!r} | {len(self.stimuli)} stimuli, {len(self.subjects)} subject(s), "
@@ -111,7 +180,7 @@ def load_stimuli(path: str | os.PathLike, text_column: str, responses: Any, *, i
         files = dict(zip(subject_keys(responses), responses))
     else:
         files = {None: responses}
-    out: dict[str, StimulusResponses] = {}
+    out: dict[str, Any] = {}
     ids = row_ids if row_ids is not None else stimuli.ids
     for subject, file in files.items():
         read = read_stimulus_responses(file, id_column=response_id_column or id_column, columns=response_columns,
@@ -119,4 +188,4 @@ def load_stimuli(path: str | os.PathLike, text_column: str, responses: Any, *, i
         for key, one in (read.items() if isinstance(read, dict) else [(subject or "all", read)]):
             add_subject(out, key, one)
     return StimulusDataset(name or path.stem, stimuli, out, info={"source": str(path)})
-load_stimuli.stimulus_level = True  # neuroenc run takes the stimulus path
+load_stimuli.stimulus_level = True  # its data set is one run, "stimuli" (as_encoding_dataset)

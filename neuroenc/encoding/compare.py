@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import _check_random_state
+from .best import best_index
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +156,8 @@ def _quantiles(draws: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def best_rows(observed: np.ndarray) -> np.ndarray:
-    finite = np.isfinite(observed)
-    best = np.argmax(np.where(finite, observed, -np.inf), axis=0)
-    return np.where(finite.any(0), best, -1)
+    """The best layer row of each target (:func:`~neuroenc.encoding.best.best_index`), -1 where none."""
+    return best_index(observed, axis=0)[0]
 
 
 def compare_layers(observed: np.ndarray, draws: np.ndarray, *, alpha: float = DEFAULT_ALPHA,
@@ -416,10 +416,9 @@ def margin_columns(comparison: LayerComparison, observed: np.ndarray, layers: np
     for name in ("delta_mid", "delta_mid_low", "delta_mid_high"):
         out[name] = np.full(n_t, np.nan)
     if mid.size:
-        sub = observed[mid]
-        finite = np.isfinite(sub)
-        pick = mid[np.argmax(np.where(finite, sub, -np.inf), axis=0)]
-        has = ok & finite.any(0)
+        row, has_mid = best_index(observed[mid], axis=0)
+        pick = mid[np.maximum(row, 0)]
+        has = ok & has_mid
         cols = np.arange(n_t)
         mid_layer = np.where(has, layers[pick], -1)
         out["delta_mid"] = np.where(has, -comparison.delta_r[pick, cols], np.nan)

@@ -82,6 +82,48 @@ def parse_stimulus_cv(cv: Any) -> tuple[str, int] | None:
     return name, n_splits
 
 
+#: Folds of ``cv="auto"`` for stimuli.
+DEFAULT_STIMULUS_FOLDS = 5
+
+
+def resolve_cv(cv: Any, rows: str, groups: Any = None) -> tuple[Any, tuple[str, int] | None]:
+    """The outer CV for a design whose rows are ``rows``, and its stimulus scheme (or None).
+
+    The rows decide the kind of CV. Ordered samples (``"samples"``): runs or blocks
+    (``"auto"``, ``"runs"``, ``"blocks"``, an int, a splitter or explicit splits; see
+    :func:`make_cv`); a stimulus scheme is an error. Exchangeable stimuli (``"stimuli"``):
+    ``"auto"`` is ``group-kfold:K`` when there are at least 2 groups (K = 5, or the number of
+    groups when fewer), else ``kfold:5``; ``"kfold:K"``, ``"group-kfold:K"``, a splitter or
+    explicit splits as given; runs and blocks are an error (stimuli have no time).
+
+    Examples
+    --------
+    >>> resolve_cv("auto", "stimuli", ["a", "a", "b", "c"])
+    ('group-kfold:3', ('group-kfold', 3))
+    >>> resolve_cv("auto", "samples")
+    ('auto', None)
+    """
+    _check_option("rows", rows, ("samples", "stimuli"))
+    if rows == "stimuli" and isinstance(cv, str) and cv == "auto":
+        n_groups = len(set(np.asarray(groups).tolist())) if groups is not None else 0
+        cv = f"group-kfold:{min(DEFAULT_STIMULUS_FOLDS, n_groups)}" if n_groups >= 2 else \
+            f"kfold:{DEFAULT_STIMULUS_FOLDS}"
+    scheme = parse_stimulus_cv(cv)
+    if rows == "stimuli" and scheme is None and (isinstance(cv, (str, numbers.Integral))):
+        raise ValueError(
+            f"Invalid value for 'cv': {cv!r}. The rows are stimuli, split by stimulus: 'auto', "
+            "'group-kfold:K' (whole groups held out) or 'kfold:K' (K >= 2 folds; or a splitter, or a "
+            "list of (train, test) splits); runs and blocks are for word-timed features."
+        )
+    if rows == "samples" and scheme is not None:
+        raise ValueError(
+            f"Invalid value for 'cv': {cv!r}. The rows are samples in time (TRs, MEG samples), which "
+            "are not exchangeable: use 'auto', 'runs', 'blocks' or an int; kfold and group-kfold are for "
+            "stimulus-level designs."
+        )
+    return cv, scheme
+
+
 def int_seed(random_state: Any) -> int | None:
     """An int seed for scikit-learn splitters (a Generator or RandomState gives one draw)."""
     if random_state is None:

@@ -18,6 +18,9 @@ from .._validation import _check_finite
 from ..align.hrf import hrf_kernel
 from ..align.resample import kernel_reach
 
+#: What the rows of a design are: ordered samples on a time grid, or exchangeable stimuli.
+ROWS = ("samples", "stimuli")
+
 
 class LayerDesigns:
     """Layer indices and a getter for one layer's design, shape (n_samples, n_features).
@@ -35,10 +38,15 @@ class LayerDesigns:
         Run label of each row, carried along for the cross-validation.
     info : dict | None
         Provenance (model, delays, feature file hash...).
+    rows : {"samples", "stimuli"} | None
+        What the rows are: ordered samples on a time grid (TRs, MEG samples: contiguous or
+        leave-one-run-out CV with gaps, circular-shift nulls) or exchangeable stimuli (k-fold or
+        group-k-fold CV, permutation nulls within groups). None: not declared (plain arrays);
+        the estimators then take samples, unless their ``cv`` names a stimulus scheme.
     """
 
     def __init__(self, layers: Sequence[int], getter: Callable[[int], Any], n_samples: int | None = None,
-                 groups: Any = None, info: dict | None = None) -> None:
+                 groups: Any = None, info: dict | None = None, rows: str | None = None) -> None:
         layers = [int(x) for x in layers]
         if not layers:
             raise ValueError("LayerDesigns needs at least one layer.")
@@ -49,6 +57,9 @@ class LayerDesigns:
         self.n_samples = n_samples
         self.groups = None if groups is None else np.asarray(groups)
         self.info = dict(info or {})
+        if rows not in (None, *ROWS):
+            raise ValueError(f"Invalid value for 'rows': {rows!r}. Allowed values are {ROWS} or None.")
+        self.rows = rows
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -77,14 +88,15 @@ class LayerDesigns:
 
     def with_n_samples(self, n_samples: int) -> "LayerDesigns":
         """The same designs, checked against ``n_samples`` rows (a copy; no data is loaded)."""
-        return LayerDesigns(self.layers, self._getter, n_samples, self.groups, self.info)
+        return LayerDesigns(self.layers, self._getter, n_samples, self.groups, self.info, self.rows)
 
     def select(self, layers: Sequence[int]) -> "LayerDesigns":
         """The same designs restricted to some layers (no data is loaded)."""
         missing = [x for x in layers if int(x) not in self.layers]
         if missing:
             raise KeyError(f"No design for layer(s) {missing}; layers are {self.layers}.")
-        return LayerDesigns([int(x) for x in layers], self._getter, self.n_samples, self.groups, self.info)
+        return LayerDesigns([int(x) for x in layers], self._getter, self.n_samples, self.groups, self.info,
+                            self.rows)
 
     def __repr__(self) -> str:
         return f"<LayerDesigns | {len(self.layers)} layers {self.layers[:4]}{'...' if len(self) > 4 else ''}>"
@@ -142,7 +154,8 @@ def as_layer_designs(X: Any, n_samples: int | None = None) -> LayerDesigns:
         return X if n_samples is None else X.with_n_samples(n_samples)
     if hasattr(X, "layers") and callable(getattr(X, "X", None)):
         # neuroenc.align.Design: ``.layers``, ``.X(layer)``, ``.groups``, ``.delays``, ``.settings``,
-        # ``.reach`` and ``.space`` (where the targets are; written to the results' provenance)
+        # ``.reach``, ``.space`` (where the targets are; written to the results' provenance), ``.rows``
+        # (what the rows are) and ``.provenance`` (more entries for the results)
         info = {"design": dict(getattr(X, "settings", {}) or {})}
         if getattr(X, "delays", None) is not None:
             info["delays"] = [int(d) for d in X.delays]
@@ -151,8 +164,9 @@ def as_layer_designs(X: Any, n_samples: int | None = None) -> LayerDesigns:
                 info[key] = getattr(X, key)
         if getattr(X, "space", None) is not None:
             info["target_space"] = X.space.to_dict()
+        info.update(getattr(X, "provenance", None) or {})
         return LayerDesigns(list(X.layers), X.X, n_samples or getattr(X, "n_samples", None),
-                            getattr(X, "groups", None), info)
+                            getattr(X, "groups", None), info, getattr(X, "rows", "samples"))
     if isinstance(X, Mapping):
         data = dict(X)
         return LayerDesigns(sorted(int(k) for k in data), lambda layer: data[layer], n_samples)

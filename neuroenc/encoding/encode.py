@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._settings import constraints_of, declare
-from .designs import as_layer_designs
+from .designs import LayerDesigns, as_layer_designs
 from .results import EncodingResults
 from .sweep import LayerSweep, check_responses, constant_targets
 
@@ -66,7 +66,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                  backend: str = "auto", dtype: str = "auto", n_targets_batch: int | None = None,
                  n_permutations: int = 1000, permutation: str = "auto", block_size: Any = "auto",
                  compare: bool | str = "auto", compare_alpha: float = 0.05, random_state: int = 0,
-                 provenance: dict | None = None, settings: dict | None = None,
+                 baseline_models: bool = False, provenance: dict | None = None, settings: dict | None = None,
                  verbose: bool | str | int | None = None) -> EncodingResults:
     """Fit a ridge model per layer and return held-out scores with statistics.
 
@@ -107,6 +107,11 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         :mod:`neuroenc.encoding.compare`).
     random_state : int
         Seed of the permutation draws (the same draws for every layer and target).
+    baseline_models : bool
+        With two or more named ``nuisance`` regressors (a dict), also fit each alone, with the
+        same folds, penalties and draws: ``results.provenance["baseline_models"]`` holds one
+        row per (model, target) with ``r``, ``r_pooled`` and ``p`` (the last model, ``"all
+        baseline regressors"``, is ``results.baseline``).
     provenance, settings : dict | None
         Extra entries for the results (features file hash, data set, subject, model...).
     verbose : bool | str | int | None
@@ -177,17 +182,32 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     messages.extend(edges)
     baseline: dict[str, np.ndarray] = {}
     baseline_names: list[str] = []
+    model_rows: list[dict[str, Any]] = []
     if nuisance is not None:
+        # the main fit's rows, CV, gap and permutation scheme: the same outer and inner splits and draws
+        same = dict(common, cv=sweep.cv_, gap=sweep.gap_, permutation=sweep.permutation_ or permutation,
+                    compare=False)
+
+        def fit_baseline(N: np.ndarray) -> LayerSweep:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*constant.*", category=UserWarning)
+                return LayerSweep(block_size=sweep_block, **same).fit(
+                    LayerDesigns([0], lambda _: N, n, None, rows=designs.rows), Y, groups=groups)
+
         N, baseline_names = _nuisance_design(nuisance, n)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*constant.*", category=UserWarning)
-            # the main fit's gap: the same outer and inner splits and permutation blocks
-            base = LayerSweep(block_size=sweep_block,
-                              **dict(common, gap=sweep.gap_, permutation=sweep.permutation_ or permutation,
-                                     compare=False)).fit(N, Y, groups=groups)
+        base = fit_baseline(N)
         baseline = {"r": base.r_[0], "r2": base.r2_[0], "alphas": base.alphas_[0]}
         if base.pvalues_ is not None:
             baseline["pvalues"] = base.pvalues_[0]
+        if baseline_models and isinstance(nuisance, Mapping) and len(nuisance) >= 2:  # each alone too
+            fits = {name: fit_baseline(_nuisance_design({name: nuisance[name]}, n)[0]) for name in nuisance}
+            fits["all baseline regressors"] = base
+            for label, fit in fits.items():
+                regressors = list(nuisance) if fit is base else [label]
+                model_rows += [{"model": label, "regressors": ", ".join(map(str, regressors)), "target": name,
+                                     "r": float(fit.r_[0, j]), "r_pooled": float(fit.r_pooled_[0, j]),
+                                     "p": float(fit.pvalues_[0, j]) if fit.pvalues_ is not None else float("nan")}
+                                    for j, name in enumerate(targets)]
     if noise_ceiling is not None:
         noise_ceiling = np.asarray(noise_ceiling, dtype=np.float64).reshape(-1)
         if noise_ceiling.size != t:
@@ -197,6 +217,8 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     prov = {"versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "fit_seconds": round(time.time() - started, 3), "flops": sweep.flops_}
     prov.update(designs.info)
+    if model_rows:
+        prov["baseline_models"] = model_rows
     prov.update(provenance or {})
     return sweep.to_results(targets=targets, baseline=baseline, noise_ceiling=noise_ceiling,
                             settings=all_settings, provenance=prov, warnings=messages)

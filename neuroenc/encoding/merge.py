@@ -100,7 +100,7 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         raise ValueError("merge_results needs at least one part.")
     if axis not in ("targets", "layers"):
         raise ValueError(f"Invalid value for 'axis'. Allowed values are 'targets', 'layers', but got {axis!r} instead.")
-    strip = ("created", "fit_seconds", "flops") + (("target_space",) if axis == "targets" else ())
+    strip = ("created", "fit_seconds", "flops") + (("target_space", "baseline_models") if axis == "targets" else ())
     _same(parts, "settings", lambda p: {k: v for k, v in p.settings.items()
                                         if k not in ("block_size", "forms", "alpha_edge_shares")})
     settings = dict(parts[0].settings)
@@ -119,6 +119,11 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         # the chunks' targets side by side
         provenance["target_space"] = concat_spaces(
             [space_from_dict(p.provenance["target_space"]) for p in parts]).to_dict()
+    if axis == "targets" and all("baseline_models" in p.provenance for p in parts):
+        # one row per (model, target): each model's rows, the chunks' targets in order
+        models = list(dict.fromkeys(row["model"] for row in parts[0].provenance["baseline_models"]))
+        provenance["baseline_models"] = [row for m in models for p in parts for row in p.provenance["baseline_models"]
+                                         if row["model"] == m]
     warnings_ = [w for p in parts for w in p.warnings]
     if warnings_.count(LAYER_MERGE_WARNING) > 1:  # once, however many parts carried it
         first = warnings_.index(LAYER_MERGE_WARNING)

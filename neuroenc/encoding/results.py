@@ -48,13 +48,12 @@ import pandas as pd
 
 from .._io import atomic_path, json_default
 from .._owned import check_replace
+from .best import P_BEST_LAYER_ONLY, P_MAX_OVER_LAYERS, best_index, best_pvalues  # noqa: F401 (P_*: re-exported)
 from .compare import LayerComparison
 from .stats import fdr_bh
 
 RESULTS_FORMAT = "neuroenc-results/1"
 #: ``p_method`` of p-values corrected for the choice of layer, and of those that are not.
-P_MAX_OVER_LAYERS = "max over layers"
-P_BEST_LAYER_ONLY = "best layer only"
 
 
 @dataclass
@@ -268,30 +267,27 @@ class EncodingResults:
         from .compare import margin_columns, verdicts
 
         n_t = self.n_targets
-        finite = np.isfinite(self.r)
-        valid = finite.any(0)
-        best = np.argmax(np.where(finite, self.r, -np.inf), axis=0)
+        best, valid = best_index(self.r)
         idx = np.arange(n_t)
         nan = np.full(n_t, np.nan)
 
         def at_best(arr):
             return np.where(valid, arr[best, idx], np.nan) if arr is not None else nan
 
-        p_layer, q_layer = at_best(self.pvalues), at_best(self.qvalues)
-        p_best = self.pvalues_best if self.pvalues_best is not None else nan
-        q_best = self.qvalues_best if self.qvalues_best is not None else nan
-        corrected = valid & np.isfinite(p_best)
+        reported = best_pvalues(valid, self.pvalues_best if self.pvalues_best is not None else nan,
+                                self.qvalues_best if self.qvalues_best is not None else nan,
+                                at_best(self.pvalues), at_best(self.qvalues))
         table = pd.DataFrame({
             "target": self.targets,
             "best_layer": pd.array(np.where(valid, self.layers[best], np.nan), dtype="Int64"),
             "best_depth": np.where(valid, self.relative_depth[best], np.nan),
             "r": at_best(self.r),
             "r2": at_best(self.r2),
-            "p": np.where(corrected, p_best, p_layer),
-            "q": np.where(corrected, q_best, q_layer),
-            "p_method": np.where(corrected, P_MAX_OVER_LAYERS, P_BEST_LAYER_ONLY).astype(object),
-            "p_layer": p_layer,
-            "q_layer": q_layer,
+            "p": reported["p"],
+            "q": reported["q"],
+            "p_method": reported["p_method"],
+            "p_layer": reported["p_layer"],
+            "q_layer": reported["q_layer"],
             "r_last": self.r[int(np.argmax(self.layers))],
             "baseline_r": self.baseline.get("r", nan),
             "noise_ceiling": self.noise_ceiling if self.noise_ceiling is not None else nan,

@@ -427,8 +427,9 @@ def permutation_test_best(Y: np.ndarray, predictions: Sequence[np.ndarray], fold
         null = permutation_null(Y, pred, folds, n_permutations, method, block_size, seed)
         pvalues[j] = null_pvalues(null, observed[j])
         np.fmax(null_max, null, out=null_max)
-    filled = np.where(np.isfinite(observed), observed, -np.inf)
-    best = np.argmax(filled, 0)
+    from .best import best_index
+
+    best = np.maximum(best_index(observed)[0], 0)
     return pvalues, null_pvalues(null_max, observed[best, np.arange(Y.shape[1])])
 
 

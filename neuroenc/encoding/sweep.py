@@ -17,6 +17,7 @@ from .._settings import VERBOSE, Choices, Interval, ListOf, Logspace, check_para
 from .._validation import _check_option, _check_random_state, _preview
 from . import _ridge
 from .backend import BACKENDS, DTYPES, resolve_backend, resolve_compute_dtype, to_numpy, use_backend
+from .best import best_index
 from .compare import centred_null, compare_layers
 from .cv import (
     CV_NAMES,
@@ -28,6 +29,7 @@ from .cv import (
     int_seed,
     make_cv,
     parse_stimulus_cv,
+    resolve_cv,
 )
 from .designs import LayerDesigns, as_layer_designs, gap_for
 from .stats import (
@@ -97,16 +99,26 @@ def constant_targets(Y: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.ptp(Y, axis=0) == 0)
 
 
+#: The cheap null of each kind of rows, used by ``permutation="auto"`` when a refit null costs
+#: too much: what it does, for the warning.
+_CHEAP_NULL = {
+    "samples": ("circular", "shifts each test fold against fixed predictions ('circular')"),
+    "stimuli": ("block", "shuffles each test fold's stimuli against fixed predictions"),
+}
+
+
 def resolve_permutation(permutation: str, n_samples: int, n_features: int, n_targets: int, n_layers: int,
-                        n_permutations: int, n_folds: int, n_alphas: int | None = None) -> str:
+                        n_permutations: int, n_folds: int, n_alphas: int | None = None,
+                        rows: str = "samples") -> str:
     """The permutation scheme to use: ``permutation``, with ``"auto"`` resolved by cost.
 
     ``"auto"`` is ``"refit"`` unless the refit null of ``n_layers`` layers of ``n_features``
     columns and ``n_targets`` targets would cost more than
     :data:`~neuroenc.encoding.stats.REFIT_NULL_BUDGET` floating-point operations
-    (:func:`~neuroenc.encoding._ridge.refit_null_flops`); then ``"circular"``, with a warning.
-    Fits cut into target chunks or layer subsets should resolve it once, for the whole fit, and
-    pass the result, so that every part uses the same scheme.
+    (:func:`~neuroenc.encoding._ridge.refit_null_flops`); then, with a warning, the cheap null
+    of the rows: ``"circular"`` for samples in time, ``"block"`` (each test fold's stimuli
+    shuffled) for stimuli. Fits cut into target chunks or layer subsets should resolve it
+    once, for the whole fit, and pass the result, so that every part uses the same scheme.
     """
     _check_option("permutation", permutation, PERMUTATIONS)
     if permutation != "auto":
@@ -115,15 +127,15 @@ def resolve_permutation(permutation: str, n_samples: int, n_features: int, n_tar
                                     n_alphas)
     if flops <= REFIT_NULL_BUDGET:
         return "refit"
+    cheap, what = _CHEAP_NULL[rows]
     warnings.warn(
         f"permutation='auto': a refit permutation null would cost about {flops:.1e} floating-point "
-        f"operations (more than {REFIT_NULL_BUDGET:.0e}), so the null shifts each test fold "
-        "against fixed predictions ('circular'), which ignores the dependence between the "
-        "folds' scores and gives p-values that are too small. Pass permutation='refit' (and "
+        f"operations (more than {REFIT_NULL_BUDGET:.0e}), so the null {what}, which ignores the dependence "
+        "between the folds' scores and gives p-values that are too small. Pass permutation='refit' (and "
         "fewer n_permutations, or fewer targets) for calibrated p-values.",
         UserWarning, stacklevel=3,
     )
-    return "circular"
+    return cheap
 
 
 class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
@@ -135,6 +147,13 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     used when features outnumber samples, the primal form (``X^T X``) otherwise; one
     eigendecomposition per split serves every penalty and target, and the design of each layer
     is loaded once. Targets are processed in batches, so 100k voxels fit in memory.
+
+    What the rows are decides the CV, the permutation null and the layer comparisons' residual
+    draws: the designs say (:attr:`~neuroenc.encoding.LayerDesigns.rows`, e.g. ``"stimuli"`` for
+    a :class:`~neuroenc.align.stimuli.StimulusDesign`); plain arrays are samples in time unless
+    ``cv`` names a stimulus scheme (``kfold:K``, ``group-kfold:K``). Samples: runs or blocks
+    with a gap, circular shifts; stimuli: k-fold or group-k-fold without a gap, permutations
+    within groups (:func:`~neuroenc.encoding.cv.resolve_cv`).
 
     Parameters
     ----------
@@ -247,8 +266,12 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     permutation_ : str | None
         The permutation scheme used (``"refit"``, ``"circular"`` or ``"block"``).
     null_unit_ : {"runs", "stimuli"}
-        What the permutation draws move: runs shifted in time, or stimuli permuted (a
-        stimulus-level ``cv``).
+        What the permutation draws move: runs shifted in time, or stimuli permuted (rows that
+        are stimuli).
+    rows_ : {"samples", "stimuli"}
+        What the rows were (from the designs, else from ``cv``).
+    cv_ : str | int | splitter | list
+        The outer CV used (``"auto"`` resolved to ``group-kfold:K`` or ``kfold:K`` for stimuli).
     best_layer_ : ndarray of int, shape (n_targets,)
         Layer with the highest ``r_`` per target.
     cv_splits_ : list of (ndarray, ndarray)
@@ -335,25 +358,6 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return self.block_size
         return [int(np.clip(gap, 2, max(2, te.size // 4))) for te in tests]
 
-    def _stimulus_permutation(self, n, n_features, t, n_layers, n_perm, n_folds, n_alphas) -> str:
-        """The null of a stimulus-level fit: the refit null (stimuli permuted), or with
-        ``"auto"`` above the cost budget, each test fold's stimuli shuffled against fixed
-        predictions (``"block"`` of one stimulus), with a warning."""
-        if self.permutation in ("refit", "block"):
-            return self.permutation
-        flops = _ridge.refit_null_flops(n, n_features, t, n_perm, n_folds, n_layers, n_alphas)
-        if flops <= REFIT_NULL_BUDGET:
-            return "refit"
-        warnings.warn(
-            f"permutation='auto': a refit permutation null would cost about {flops:.1e} floating-point "
-            f"operations (more than {REFIT_NULL_BUDGET:.0e}), so the null shuffles each test fold's "
-            "stimuli against fixed predictions, which ignores the dependence between the folds' "
-            "scores and gives p-values that are too small. Pass permutation='refit' (and fewer "
-            "n_permutations, or fewer targets) for calibrated p-values.",
-            UserWarning, stacklevel=3,
-        )
-        return "block"
-
     def _check_params(self) -> None:
         check_params(self)  # each parameter against its declaration (_parameter_constraints)
 
@@ -389,7 +393,10 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             groups = designs.groups
         given_groups = None if groups is None else check_groups(groups, n)
         groups = check_groups(groups, n)
-        stimulus = parse_stimulus_cv(self.cv)
+        # what the rows are (the design says; plain arrays are samples unless cv names a stimulus
+        # scheme) decides the CV, the null and the comparisons' residual draws
+        rows = designs.rows or ("stimuli" if parse_stimulus_cv(self.cv) is not None else "samples")
+        cv, stimulus = resolve_cv(self.cv, rows, given_groups)
         alphas = self._alphas()
         self.constant_targets_ = constant_targets(Y)
         if self.constant_targets_.size:
@@ -397,29 +404,30 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 f"{self.constant_targets_.size} target(s) {_preview(self.constant_targets_)} are "
                 "constant; their scores are NaN.", UserWarning, stacklevel=2,
             )
-        if stimulus is not None:
+        if rows == "stimuli":
             if self.gap:
                 raise ValueError(
-                    f"gap={self.gap!r}: stimulus-level CV ({self.cv!r}) has no time, so no gap; drop gap.")
+                    f"gap={self.gap!r}: stimulus-level CV ({cv!r}) has no time, so no gap; drop gap.")
             gap = 0
             # one seed for the outer and inner shuffles (the same splits for a baseline fit)
             cv_seed = int_seed(self.random_state) if self.random_state is not None else \
                 int(np.random.default_rng().integers(2**31 - 1))
-            outer = make_cv(self.cv, given_groups, n, random_state=cv_seed)
-            inner = [inner_splits(tr, given_groups, self.inner_cv, 0, scheme=stimulus[0],
+            outer = make_cv(cv, given_groups, n, random_state=cv_seed)
+            scheme = stimulus[0] if stimulus is not None else ("group-kfold" if given_groups is not None else "kfold")
+            inner = [inner_splits(tr, given_groups, self.inner_cv, 0, scheme=scheme,
                                   random_state=cv_seed) for tr, _ in outer]
             if self.permutation == "circular":
                 raise ValueError(
                     "permutation='circular' shifts responses in time, but stimulus-level CV "
-                    f"({self.cv!r}) has no time; use permutation='refit' (or 'auto'): the stimuli "
+                    f"({cv!r}) has no time; use permutation='refit' (or 'auto'): the stimuli "
                     "are permuted (within groups) and the model refitted.")
         else:
             gap = self.gap if self.gap is not None else gap_for(designs, DEFAULT_GAP)
-            outer = make_cv(self.cv, groups, n, self.n_blocks, gap)
+            outer = make_cv(cv, groups, n, self.n_blocks, gap)
             inner = [inner_splits(tr, groups, self.inner_cv, gap) for tr, _ in outer]
-        self.cv_splits_, self.gap_ = outer, gap
-        self.null_unit_ = "runs" if stimulus is None else "stimuli"
-        self.null_within_groups_ = stimulus is not None and given_groups is not None
+        self.cv_splits_, self.gap_, self.cv_, self.rows_ = outer, gap, cv, rows
+        self.null_unit_ = "runs" if rows == "samples" else "stimuli"
+        self.null_within_groups_ = rows == "stimuli" and given_groups is not None
         layers = list(designs.layers)
         n_l, n_f = len(layers), len(outer)
         fold_r = np.full((n_f, n_l, t), np.nan)
@@ -449,22 +457,21 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 X = designs[layer]
                 if n_perm and method is None:
                     # the scheme, from the first layer's size (every layer's cost is alike)
-                    if stimulus is not None:
-                        method = self._stimulus_permutation(n, X.shape[1], t, n_l, n_perm, n_f, len(alphas))
+                    method = resolve_permutation(self.permutation, n, X.shape[1], t, n_l, n_perm, n_f,
+                                                 len(alphas), rows=rows)
+                    if rows == "stimuli":
                         units = run_indices(given_groups) if given_groups is not None else [np.arange(n)]
 
                         def make_draws(seed, units=units):  # stimuli permuted within groups
                             return PermutedDraws(units, n_perm, n, seed)
                     else:
-                        method = resolve_permutation(self.permutation, n, X.shape[1], t, n_l, n_perm, n_f,
-                                                     len(alphas))
                         runs = run_indices(groups)
 
                         def make_draws(seed, runs=runs):  # each run shifted circularly
                             return ShiftedDraws(runs, run_shifts(runs, n_perm, seed), n)
                     if method == "refit":
                         null_shifts = make_draws(perm_seed)
-                    elif stimulus is not None:  # each test fold's stimuli shuffled against fixed predictions
+                    elif rows == "stimuli":  # each test fold's stimuli shuffled against fixed predictions
                         blocks = self.block_sizes_ = [1] * n_f
                     else:
                         blocks = self.block_sizes_ = self._block_sizes(tests, gap)
@@ -512,8 +519,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self.r2_ = np.nanmean(fold_r2, 0)
         self.alphas_ = np.exp(np.mean(np.log(fold_alpha), 0))
         self.pvalues_ = pvalues
-        r_filled = np.where(np.isfinite(self.r_), self.r_, -np.inf)
-        best = np.argmax(r_filled, 0)
+        best = np.maximum(best_index(self.r_)[0], 0)  # a constant target (no finite r): row 0
         self.best_layer_ = self.layers_[best]
         self.pvalues_best_ = None
         self.comparison_ = None
@@ -524,9 +530,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                            dtype, make_draws(_derived_seed(perm_seed)), counter)
             del predictions
             self.comparison_ = compare_layers(self.r_, centred_null(draws), alpha=self.compare_alpha,
-                                              source="residual" if stimulus is None else STIMULUS_RESIDUAL_SOURCE)
+                                              source="residual" if rows == "samples" else STIMULUS_RESIDUAL_SOURCE)
         elif nulls is not None and n_perm >= 2:
-            source = method if stimulus is None or method != "refit" else STIMULUS_NULL_SOURCE
+            source = method if rows == "samples" or method != "refit" else STIMULUS_NULL_SOURCE
             self.comparison_ = compare_layers(self.r_, centred_null(nulls), alpha=self.compare_alpha,
                                               source=source)
             del nulls
@@ -721,7 +727,10 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         params = {k: v for k, v in self.get_params().items() if k != "verbose"}
         params["alphas"] = self._alphas().tolist()
         params["cv_folds"] = [[int(tr.size), int(te.size)] for tr, te in self.cv_splits_]
+        if isinstance(self.cv_, str):  # "auto" resolved for the rows (stimuli: kfold or group-kfold)
+            params["cv"] = self.cv_
         params["gap_used"] = int(self.gap_)
+        params["rows"] = self.rows_
         params["scores"] = dict(SCORES)
         params["null_unit"] = self.null_unit_
         if self.null_unit_ == "stimuli":

@@ -44,7 +44,8 @@ import numpy as np
 import pandas as pd
 
 from .._validation import _check_option
-from ..encoding.results import P_BEST_LAYER_ONLY, P_MAX_OVER_LAYERS, EncodingResults
+from ..encoding.best import best_index, best_pvalues
+from ..encoding.results import EncodingResults
 from ._cube import ScoreCube, cube_from_table
 
 NEGATIVE_POLICIES = ("clip", "shift")
@@ -95,16 +96,9 @@ def best_layer_pvalues(cube: ScoreCube, best: np.ndarray, valid: np.ndarray) -> 
     nan = np.full(best.shape, np.nan)
     p_layer = _take_layer(cube.layer_fields["p"], best, valid) if "p" in cube.layer_fields else nan
     q_layer = _take_layer(cube.layer_fields["q"], best, valid) if "q" in cube.layer_fields else nan
-    p_best = cube.target_fields.get("p_best", nan)
-    q_best = cube.target_fields.get("q_best", nan)
-    corrected = valid & np.isfinite(p_best)
-    return {
-        "p": np.where(corrected, p_best, p_layer),
-        "q": np.where(corrected, q_best, q_layer),
-        "p_layer": p_layer,
-        "q_layer": q_layer,
-        "p_method": np.where(corrected, P_MAX_OVER_LAYERS, P_BEST_LAYER_ONLY).astype(object),
-    }
+    reported = best_pvalues(valid, cube.target_fields.get("p_best", nan), cube.target_fields.get("q_best", nan),
+                            p_layer, q_layer)
+    return {k: reported[k] for k in ("p", "q", "p_layer", "q_layer", "p_method")}
 
 
 def preference_index(
@@ -153,15 +147,6 @@ def preference_index(
     with np.errstate(invalid="ignore", divide="ignore"):
         index = (weights @ depth) / total
     return np.where(total > 0, index, np.nan)
-
-
-def best_index(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """``nanargmax`` along ``axis`` that tolerates all-NaN slices (index -1 and a False mask there)."""
-    finite = np.isfinite(values)
-    valid = finite.any(axis=axis)
-    filled = np.where(finite, values, -np.inf)
-    best = np.argmax(filled, axis=axis)
-    return np.where(valid, best, -1), valid
 
 
 def _take_layer(arr: np.ndarray, best: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import _check_positive, _check_random_state
+from ..encoding.best import best_index
 
 
 def _half_best(values: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -22,9 +23,7 @@ def _half_best(values: np.ndarray, members: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(values[members], axis=0)
-    finite = np.isfinite(mean)
-    best = np.argmax(np.where(finite, mean, -np.inf), axis=0)
-    return np.where(finite.any(0), best, -1)
+    return best_index(mean, axis=0)[0]
 
 
 def split_half_stability(values: np.ndarray, layers: np.ndarray, depth: np.ndarray, targets: list[str], *,

@@ -13,6 +13,7 @@ finished on a worker that was then lost, does not redo the work.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -125,10 +126,19 @@ class WorkerCache(_WorkerPlugin):
                 extractor.fit()
                 self.model_loads += 1
 
+    def preload(self, config: RunConfig, dataset: Any) -> None:
+        """Serve ``dataset`` (every subject's data, already loaded) for ``config``'s tasks: the
+        serial executor loads the data set once (:class:`~neuroenc.pipeline.distributed.SyncClient`)."""
+        self._preloaded = (json.dumps(dataclasses.asdict(config.dataset), sort_keys=True, default=str), dataset)
+
     def dataset(self, config: RunConfig, subject: str) -> Any:
         """The data of ``subject`` (loaded as :func:`fit_subject` would load it)."""
         from .loaders import load_dataset
 
+        preloaded = getattr(self, "_preloaded", None)
+        if preloaded is not None and preloaded[0] == json.dumps(dataclasses.asdict(config.dataset), sort_keys=True,
+                                                                 default=str):
+            return preloaded[1]
         key = json.dumps([dataclasses.asdict(config.dataset), subject], sort_keys=True, default=str)
         with self.lock:
             if key in self._datasets:
@@ -149,8 +159,25 @@ def _free_gpu() -> None:
         torch.cuda.empty_cache()
 
 
+#: The cache of the serial executor's tasks, while one runs (:func:`local_worker`).
+_LOCAL: list[WorkerCache] = []
+
+
+@contextlib.contextmanager
+def local_worker(cache: WorkerCache):
+    """Run tasks in this process as if on a worker whose cache is ``cache`` (the serial executor)."""
+    _LOCAL.append(cache)
+    try:
+        yield cache
+    finally:
+        _LOCAL.pop()
+
+
 def _worker_cache() -> tuple[WorkerCache | None, str]:
-    """This worker's cache and address; (None, "local") outside a Dask worker."""
+    """This worker's cache and address; the serial executor's cache and "local" in this process
+    (:func:`local_worker`); (None, "local") outside both."""
+    if _LOCAL:
+        return _LOCAL[-1], "local"
     try:
         from distributed import get_worker
 
@@ -240,4 +267,4 @@ def merge_task(config: RunConfig, subject: str, parts: Sequence[Sequence[str]], 
                    n_parts=sum(len(b) for b in parts))
 
 
-__all__ = ["PLUGIN_NAME", "WorkerCache", "extract_task", "fit_task", "merge_task"]
+__all__ = ["PLUGIN_NAME", "WorkerCache", "extract_task", "fit_task", "local_worker", "merge_task"]

@@ -1,8 +1,12 @@
-"""``neuroenc run`` on a Dask cluster: the same tasks and files as the serial path, in parallel.
+"""The task graph of ``neuroenc run``, for every kind of data and every executor.
 
-:func:`run_distributed` is what :func:`neuroenc.pipeline.run_pipeline` calls when
-``executor.kind`` is not ``serial``. It plans, submits and follows three kinds of tasks
-(:mod:`neuroenc.pipeline.dask_worker`):
+:func:`execute` plans, submits and follows three kinds of tasks
+(:mod:`neuroenc.pipeline.dask_worker`), on a Dask cluster (``executor.kind`` ``local:N``,
+``dask:...``, ``slurm``) or, for ``serial``, on a synchronous client that runs each task in
+this process as it is submitted (:class:`SyncClient`: the same graph, the same task
+functions, one model load, the data set loaded once). Story runs and stimulus-level runs are
+the same graph: a stimulus set is one run, ``"stimuli"``, of its data set
+(:meth:`~neuroenc.datasets.StimulusDataset.as_encoding_dataset`).
 
 1. **extract**, one per run: the run's features with the config's model, into the same
    content-hashed cache file as the serial path. Every worker keeps its loaded model between
@@ -15,8 +19,8 @@
    (:func:`~neuroenc.encoding.merge_results`; q-values recomputed) into the subject's
    results file, written atomically by that task alone; the parts are then deleted.
 
-The layer mapping and the report are made at the end, in this process, exactly as in the
-serial path.
+The layer mapping, the report and the tables are made at the end, in this process
+(:func:`~neuroenc.pipeline.output.finish_run`).
 
 Fault tolerance: every task is retried ``executor.retries`` times (a task lost with a killed
 worker is rescheduled by Dask); every output is written to a temporary file and moved into
@@ -27,6 +31,7 @@ submitted and computed.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -39,7 +44,9 @@ import numpy as np
 from .._logging import show_progress
 from .._validation import NeuroencError
 from ..encoding import make_cv
+from ..encoding.cv import resolve_cv
 from ..encoding.memory import FitShape, partition_fit
+from ..features.cache import read_feature_info
 from .config import ConfigError, RunConfig, resolve_kind
 from .dask_cluster import (
     check_slurm_options,
@@ -49,11 +56,12 @@ from .dask_cluster import (
     require_sbatch,
     worker_memory,
 )
-from .dask_worker import PLUGIN_NAME, WorkerCache, extract_task, fit_task, merge_task
+from .dask_worker import PLUGIN_NAME, WorkerCache, extract_task, fit_task, local_worker, merge_task
 from .loaders import GROUP, load_dataset
 from .optin import code_allowed
 from .output import RunOutput, finish_run
 from .tasks import (
+    check_baseline,
     make_extractor,
     noise_ceilings,
     output_dir,
@@ -69,6 +77,42 @@ logger = logging.getLogger(__name__)
 
 class TaskError(NeuroencError, RuntimeError):
     """A task failed on the cluster after all its retries."""
+
+
+class _Done:
+    """A task run at once by :class:`SyncClient`: its result, as a finished future."""
+
+    status = "finished"
+
+    def __init__(self, key: str, value: Any) -> None:
+        self.key = key
+        self._value = value
+
+    def result(self) -> Any:
+        return self._value
+
+    def done(self) -> bool:
+        return True
+
+
+class SyncClient:
+    """The serial executor: runs each submitted task at once, in this process.
+
+    The tasks see ``cache`` as their worker's :class:`~neuroenc.pipeline.dask_worker.WorkerCache`
+    (one model load; the data set loaded once, in ``cache.preload``). An exception propagates
+    as it is (no retries: a serial run stops at the first error, with that error).
+    """
+
+    def __init__(self, cache: WorkerCache) -> None:
+        self.cache = cache
+
+    def submit(self, fn: Callable, *args: Any, key: str, pure: bool = False, retries: int = 0,
+               resources: Any = None, **kwargs: Any) -> _Done:
+        with local_worker(self.cache):
+            return _Done(key, fn(*args, **kwargs))
+
+    def cancel(self, futures: list) -> None:
+        """Nothing to cancel: every task has run."""
 
 
 class _Tracker:
@@ -102,8 +146,9 @@ class _Tracker:
 
         records = []
         bar = tqdm(total=len(futures), desc=desc, unit="task", disable=not show_progress(self.verbose))
+        done = all(isinstance(f, _Done) for f in futures)
         try:
-            for future in as_completed(futures):
+            for future in (futures if done else as_completed(futures)):
                 if future.status != "finished":
                     err = future.exception() if future.status == "error" else None
                     raise TaskError(
@@ -136,14 +181,17 @@ def _features_layout(path: Path) -> tuple[list[int], int, int]:
 
     with h5py.File(path, "r") as f:
         layers = [int(i) for i in f.attrs["layer_indices"]]
-        return layers, int(f["words"].shape[0]), int(f["layers"][str(layers[0])].shape[1])
+        return layers, int(read_feature_info(path)["n_words"]), int(f["layers"][str(layers[0])].shape[1])
 
 
 def _n_lags(config: RunConfig, response: Any) -> int:
-    """Column blocks of a design (delays or lags), as the align functions make them."""
+    """Column blocks of a design (delays or lags), as the align functions make them (1 for rows
+    that are stimuli: no delays)."""
     from ..align import fmri_delays, lag_samples
 
     a = config.alignment
+    if response.rows == "stimuli":
+        return 1
     if response.kind == "meg":
         rate = a.sfreq if a.sfreq is not None else response.sfreq / a.decim
         return len(lag_samples(a.tmin, a.tmax, rate))
@@ -174,7 +222,9 @@ def _fit_shape(config: RunConfig, size: dict[str, Any], layouts: dict[str, tuple
     runs = size["runs"]
     layers, _, hidden = layouts[runs[0]]
     enc = config.encoding
-    n_folds = len(make_cv(enc.cv, size["groups"], size["n_samples"], n_blocks=enc.n_blocks))
+    cv, scheme = resolve_cv(enc.cv, size["first"].rows)
+    n_folds = scheme[1] if scheme is not None else \
+        len(make_cv(cv, size["groups"], size["n_samples"], n_blocks=getattr(enc, "n_blocks", 5)))
     inner = enc.inner_cv if isinstance(enc.inner_cv, int) and enc.inner_cv > 1 else 5
     shape = FitShape(
         n_samples=size["n_samples"], n_features=hidden * _n_lags(config, size["first"]),
@@ -210,8 +260,12 @@ def _submit_subject(tracker: _Tracker, config: RunConfig, subject: str, size: di
     layouts = {run: _features_layout(features[run]) for run in size["runs"]}
     files = {run: str(path) for run, path in features.items()}
     shape, layers = _fit_shape(config, size, layouts)
-    per_band, chunk = partition_fit(shape, sizing["memory"], layers_per_task=sizing["layers_per_task"],
-                                    target_chunk=sizing["target_chunk"], fraction=sizing["fraction"])
+    if sizing["memory"] is None:  # serial: one task per subject, unless the executor section cuts them
+        per_band = sizing["layers_per_task"] or len(layers)
+        chunk = sizing["target_chunk"] or shape.n_targets
+    else:
+        per_band, chunk = partition_fit(shape, sizing["memory"], layers_per_task=sizing["layers_per_task"],
+                                        target_chunk=sizing["target_chunk"], fraction=sizing["fraction"])
     bands = [layers[i:i + per_band] for i in range(0, len(layers), per_band)]
     spans = [(a, min(a + chunk, shape.n_targets)) for a in range(0, shape.n_targets, chunk)]
     common = dict(noise_ceiling=noise_ceiling, resources=resources, results_key=key)
@@ -255,6 +309,9 @@ def run_distributed(
     callback: Callable[[dict], None] | None = None,
 ) -> RunOutput:
     """Run a config on a Dask cluster (``executor.kind``: ``local:N``, ``dask:...``, ``slurm``).
+
+    The set-up of :func:`~neuroenc.pipeline.run_pipeline` (the opt-in, the trust checks, the
+    kind of data set), then :func:`execute`.
 
     Parameters
     ----------
@@ -302,13 +359,37 @@ def run_distributed(
     config.allow_code = code_allowed(config.allow_code)
     check_trust(config)
     config = resolve_kind(config)  # a custom loader's kind of data set, once it may be imported
+    if client is None and parse_executor(config.executor.kind, config.executor.address).kind == "serial":
+        raise ConfigError("run_distributed needs a Dask executor ('local:N', 'dask:tcp://host:port' "
+                          "or 'slurm'), got executor.kind 'serial'; use run_pipeline for a serial run.")
+    return execute(config, verbose=verbose, client=client, layers_per_task=layers_per_task,
+                   target_chunk=target_chunk, memory_fraction=memory_fraction, timeout=timeout, callback=callback)
+
+
+def execute(
+    config: RunConfig,
+    *,
+    verbose: bool | str | int | None = None,
+    client: Any = None,
+    layers_per_task: int | None = None,
+    target_chunk: int | None = None,
+    memory_fraction: float | None = None,
+    timeout: float | None = None,
+    callback: Callable[[dict], None] | None = None,
+) -> RunOutput:
+    """Run a prepared config's task graph: load → extract per run → fit per subject × part →
+    merge → group → map → report (see the module docstring).
+
+    ``config`` has been through the set-up (:func:`~neuroenc.pipeline.run_pipeline`: the
+    opt-in, the trust checks, the kind of data set). ``executor.kind`` ``serial`` runs the graph
+    on a :class:`SyncClient` in this process; any other kind on a Dask cluster (or ``client``).
+    The other parameters are :func:`run_distributed`'s.
+    """
     spec = None
     security = None
-    if client is None:
+    serial = client is None and parse_executor(config.executor.kind, config.executor.address).kind == "serial"
+    if client is None and not serial:
         spec = parse_executor(config.executor.kind, config.executor.address)
-        if spec.kind == "serial":
-            raise ConfigError("run_distributed needs a Dask executor ('local:N', 'dask:tcp://host:port' "
-                              "or 'slurm'), got executor.kind 'serial'; use run_pipeline for a serial run.")
         if spec.kind == "slurm":
             check_slurm_options(config.executor.slurm)
             require_sbatch()
@@ -327,35 +408,42 @@ def run_distributed(
         raise ValueError(f"memory_fraction must be in (0, 1], got {memory_fraction!r}.")
     timings: dict[str, float] = {}
 
+    # the cluster first (a scheduler that cannot be reached fails before any data is read)
     shared_dir = None
     if spec is not None and spec.kind == "slurm":  # the workers' TLS certificate, where the jobs see it
         shared_dir = output_dir(config)
         shared_dir.mkdir(parents=True, exist_ok=True)
-    with connect(config.executor, client=client, timeout=timeout, security=security,
-                 shared_dir=shared_dir) as client:
-        client.register_plugin(WorkerCache(), name=PLUGIN_NAME)
-        if spec is not None and spec.kind == "dask":
-            try:
-                client.wait_for_workers(1, timeout=timeout)
-            except TimeoutError as err:
-                raise ConnectionError(
-                    f"the Dask scheduler at {spec.address!r} has no workers after {timeout:g} s; start "
-                    f"some with 'dask worker {spec.address}'."
-                ) from err
+    cache = WorkerCache() if serial else None
+    context: Any = contextlib.nullcontext(SyncClient(cache)) if serial else \
+        connect(config.executor, client=client, timeout=timeout, security=security, shared_dir=shared_dir)
+    with context as client:
+        if not serial:
+            client.register_plugin(WorkerCache(), name=PLUGIN_NAME)
+            if spec is not None and spec.kind == "dask":
+                try:
+                    client.wait_for_workers(1, timeout=timeout)
+                except TimeoutError as err:
+                    raise ConnectionError(
+                        f"the Dask scheduler at {spec.address!r} has no workers after {timeout:g} s; start "
+                        f"some with 'dask worker {spec.address}'."
+                    ) from err
 
         t0 = time.time()
         dataset = load_dataset(config.dataset, allow_code=config.allow_code)
+        check_baseline(config, dataset)  # an unknown regressor is an error before anything runs
         logger.info("data set %r: %d subjects, %d runs", dataset.name, len(dataset.subjects), len(dataset.runs))
         output_dir(config).mkdir(parents=True, exist_ok=True)
         runs = sorted({r for rs in dataset.responses.values() for r in rs}) or dataset.runs
         transcripts = {run: dataset.transcripts[run] for run in runs}
-        extractor = make_extractor(config, verbose="warning")
-        cached = {run: extractor.cached_path(t) for run, t in transcripts.items()}
-        features = {run: Path(cached[run] or extractor.cache_path(t)) for run, t in transcripts.items()}
         ceilings = noise_ceilings(config, dataset)
         sizes = _subject_sizes(config, dataset)
+        if serial:
+            cache.preload(config, dataset)  # the tasks read it instead of loading their subject's data
         del dataset  # workers load their subject's data themselves
         timings["load"] = time.time() - t0
+        extractor = client.cache.extractor(config) if serial else make_extractor(config, verbose="warning")
+        cached = {run: extractor.cached_path(t) for run, t in transcripts.items()}
+        features = {run: Path(cached[run] or extractor.cache_path(t)) for run, t in transcripts.items()}
 
         tracker = _Tracker(client, retries, verbose, callback)
         # with GPUs, every extraction and fit task holds one: one model, one fit per GPU at a time
@@ -376,14 +464,16 @@ def run_distributed(
             features[record["run"]] = Path(record["output"])
         timings["extract"] = time.time() - t0
 
-        # 2. fits (and merges), sized to the workers' memory
+        # 2. fits (and merges), sized to the workers' memory (serial: one task per subject)
         t0 = time.time()
-        memory = worker_memory(client, config.executor, resource="GPU" if gpu else None)
-        if memory is None:
-            import psutil
+        memory = None
+        if not serial:
+            memory = worker_memory(client, config.executor, resource="GPU" if gpu else None)
+            if memory is None:
+                import psutil
 
-            memory = int(psutil.virtual_memory().total)
-            logger.info("workers report no memory limit; sizing fit tasks for %.1f GiB", memory / 2**30)
+                memory = int(psutil.virtual_memory().total)
+                logger.info("workers report no memory limit; sizing fit tasks for %.1f GiB", memory / 2**30)
         sizing = dict(memory=memory, layers_per_task=layers_per_task, target_chunk=target_chunk,
                       fraction=memory_fraction)
         results: dict[str, Path] = {}
@@ -395,10 +485,11 @@ def run_distributed(
         tracker.wait(pending, "fit")
         timings["fit"] = time.time() - t0
 
+    # 3. group, mapping, report and tables, in this process
     output = finish_run(config, features, results, timings)
     output.tasks = dict(tracker.counts)
     logger.info("tasks: %s", ", ".join(f"{k} {v}" for k, v in output.tasks.items()))
     return output
 
 
-__all__ = ["TaskError", "run_distributed"]
+__all__ = ["SyncClient", "TaskError", "execute", "run_distributed"]

@@ -32,7 +32,7 @@ LOADERS: dict[str, str] = {
     "naturalstories_rt": "neuroenc.datasets.naturalstories_rt:load_naturalstories_rt",
 }
 #: Registered loaders of stimulus-level data sets (a :class:`~neuroenc.datasets.StimulusDataset`:
-#: stimuli without time, one response each); ``neuroenc run`` takes the stimulus path for them.
+#: stimuli without time, one response each); ``neuroenc run`` reads them as one run, ``"stimuli"``.
 #: A custom loader says it is one with an attribute ``stimulus_level = True``.
 STIMULUS_LOADERS = ("stimuli", "naturalstories_rt")
 
@@ -206,9 +206,9 @@ def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None,
     _check_returned(cfg.loader, dataset)
     from ..datasets.stimuli import StimulusDataset
 
-    if isinstance(dataset, StimulusDataset):
-        return _select_stimulus_subjects(dataset, cfg, wanted)
-    if wanted is not None:
+    if isinstance(dataset, StimulusDataset):  # one run, "stimuli", on the rows of the stimuli
+        dataset = _select_stimulus_subjects(dataset, cfg, wanted).as_encoding_dataset()
+    elif wanted is not None:
         missing = [s for s in wanted if s not in dataset.responses and s != GROUP]
         if missing:
             raise ConfigError(
@@ -268,8 +268,7 @@ def add_group_mean(dataset: EncodingDataset) -> None:
         stack = []
         for s in have:
             resp = dataset.responses[s][run]
-            grid = (resp.n_samples, resp.period, resp.start, resp.names)
-            if grid != (first.n_samples, first.period, first.start, first.names):
+            if (resp.grid, resp.names) != (first.grid, first.names):
                 raise ConfigError(
                     f"group_mean: subject {s!r} run {run!r} is on another grid or has other targets "
                     f"than subject {have[0]!r} ({resp!r} vs {first!r}); group means need identical grids."
@@ -281,7 +280,7 @@ def add_group_mean(dataset: EncodingDataset) -> None:
                                 info={"group_members": have})
         confs = [dataset.confounds.get(s, {}).get(run) for s in have]
         if all(c is not None for c in confs):
-            shared = [n for n in confs[0].names if n in ("word_rate", "sound_power")]
+            shared = [n for n in confs[0].names if n in ("word_rate", "sound_power") or _same_column(confs, n)]
             if shared:
                 cols = [confs[0].names.index(n) for n in shared]
                 group_confounds[run] = confs[0].copy(
@@ -290,6 +289,15 @@ def add_group_mean(dataset: EncodingDataset) -> None:
     if group_confounds:
         dataset.confounds[GROUP] = group_confounds
     dataset.info["group_members"] = subjects
+
+
+def _same_column(confounds: list[Response], name: str) -> bool:
+    """Whether every subject has the confound ``name`` with the same values (a property of the
+    stimulus, such as a sentence's length, rather than of the subject, such as motion)."""
+    first = confounds[0]
+    col = first.data[:, first.names.index(name)]
+    return all(name in c.names and c.grid == first.grid and np.array_equal(c.data[:, c.names.index(name)], col)
+               for c in confounds[1:])
 
 
 def _as_list(value: Any) -> list[Any]:

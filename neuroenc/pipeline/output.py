@@ -1,9 +1,7 @@
 """What a run makes, and its common end: :class:`RunOutput` and :func:`finish_run`.
 
-The serial (:func:`~neuroenc.pipeline.run_pipeline`), distributed
-(:func:`~neuroenc.pipeline.distributed.run_distributed`) and stimulus-level
-(:func:`~neuroenc.pipeline.stimuli_run.run_stimulus_pipeline`) runners all return a
-:class:`RunOutput`; the first two end with :func:`finish_run` (mapping, report, CSV tables).
+Every run (:func:`~neuroenc.pipeline.run_pipeline`, serial or on Dask, of any kind of data
+set) returns a :class:`RunOutput` and ends with :func:`finish_run` (mapping, report, CSV tables).
 """
 from __future__ import annotations
 
@@ -23,9 +21,6 @@ from .config import RunConfig
 from .loaders import GROUP
 from .tasks import mapping_params, output_dir, write_report
 
-#: The summary tables a run may write (``<output.dir>/tables/<name>.csv``).
-TABLES = ("best_layers", "best_layers_per_subject", "best_layer_stability", "group_mean_best_layers")
-
 
 @dataclass
 class RunOutput:
@@ -38,8 +33,8 @@ class RunOutput:
     mapping: Any = None
     group_table: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    #: Task counts of a distributed run (see :func:`neuroenc.pipeline.distributed.run_distributed`):
-    #: ``skipped`` (outputs already complete), ``submitted``, ``computed``; empty when serial.
+    #: Task counts of the run's graph (see :func:`neuroenc.pipeline.distributed.execute`, serial or
+    #: on Dask): ``skipped`` (outputs already complete), ``submitted``, ``computed``, and per kind.
     tasks: dict[str, int] = field(default_factory=dict)
     #: The summary tables written as CSV (:func:`write_tables`), by name.
     tables: dict[str, Path] = field(default_factory=dict)
@@ -76,24 +71,50 @@ def finish_run(config: RunConfig, features: dict[str, Path], results: dict[str, 
     output : RunOutput
     """
     from ..report import group_mean_section  # matplotlib: only when a report is made
+    from ..report.sections import stimulus_rows_section
 
     report = None
     mapping = None
     group_table = None
     if GROUP in results:
         group_table = group_best_table(EncodingResults.load(results[GROUP]))
+    individual = [p for s, p in results.items() if s != GROUP]
+    baselines = baseline_models_table(results)
+    if baselines is not None:
+        path = output_dir(config) / "baselines.csv"
+        check_replace(path, "table")  # never over a file neuroenc did not write
+        with atomic_path(path) as tmp:
+            baselines.to_csv(tmp, index=False)
+        record_written(path)
     if config.output.report:
         t0 = time.time()
-        individual = [p for s, p in results.items() if s != GROUP]
         if GROUP in results and individual:
             mapping = map_layers(individual, **mapping_params(config))
-        sections = ([group_mean_section(EncodingResults.load(results[GROUP]), mapping,
-                                        random_state=config.encoding.random_state)]
-                    if GROUP in results else [])
+        shown = EncodingResults.load(results.get(GROUP) or next(iter(results.values())))
+        sections = [s for s in [stimulus_rows_section(shown, baselines, timings)] if s is not None]
+        sections += ([group_mean_section(EncodingResults.load(results[GROUP]), mapping,
+                                         random_state=config.encoding.random_state)]
+                     if GROUP in results else [])
         report, mapping = write_report(config, list(results.values()), sections=sections, mapping=mapping)
         timings["report"] = time.time() - t0
     tables = write_tables(output_dir(config) / "tables", mapping, group_table)
     return RunOutput(config, features, results, report, mapping, group_table, timings, tables=tables)
+
+
+def baseline_models_table(results: dict[str, Path]) -> pd.DataFrame | None:
+    """The baseline models of the first individual fit (each regressor alone, and all together;
+    ``provenance["baseline_models"]``, see :func:`~neuroenc.encoding.fit_encoding`), with its
+    subject; None when it has none."""
+    subjects = [s for s in results if s != GROUP] or list(results)
+    if not subjects:
+        return None
+    first = EncodingResults.load(results[subjects[0]])
+    rows = first.provenance.get("baseline_models")
+    if not rows:
+        return None
+    table = pd.DataFrame(rows)
+    table.insert(0, "subject", subjects[0])
+    return table
 
 
 def write_tables(folder: Path, mapping: Any, group_table: pd.DataFrame | None) -> dict[str, Path]:
@@ -133,4 +154,4 @@ def write_tables(folder: Path, mapping: Any, group_table: pd.DataFrame | None) -
     return written
 
 
-__all__ = ["TABLES", "RunOutput", "finish_run", "write_tables"]
+__all__ = ["RunOutput", "baseline_models_table", "finish_run", "write_tables"]

@@ -132,15 +132,5 @@ def check_writable(folder: str | os.PathLike, what: str) -> None:
     os.unlink(probe)
 
 
-def check_run_folders(config: Any) -> None:
-    """Raise a ValueError, before anything is loaded, when a run config's output folder
-    (``output.dir``) or feature cache (``output.cache_dir``) cannot be written
-    (:func:`check_writable`)."""
-    from .trust import cache_dir, output_dir
-
-    check_writable(output_dir(config), "output.dir")
-    check_writable(cache_dir(config), "output.cache_dir")
-
-
-__all__ = ["TOKENIZER_FILES", "check_device", "check_model_source", "check_run_folders", "check_safetensors",
+__all__ = ["TOKENIZER_FILES", "check_device", "check_model_source", "check_safetensors",
            "check_writable"]

@@ -50,14 +50,21 @@ def results_path(config: RunConfig, subject: str, part: str | None = None) -> Pa
 
 
 def extractor_params(config: RunConfig) -> dict[str, Any]:
-    """The :class:`~neuroenc.features.FeatureExtractor` parameters the config gives (the
-    ``model`` section's, and ``alignment.reference``); the extractor's defaults apply to the
-    rest."""
-    from ..features import FeatureExtractor
+    """The parameters the config gives to the extractor of its kind of data set
+    (:func:`~neuroenc.features.kinds.extractor_class`): the ``model`` section's,
+    ``alignment.reference``, and ``surprisal`` when ``encoding.baseline`` asks for it and the
+    extractor computes it; the extractor's defaults apply to the rest."""
+    import inspect
 
-    params = config.model.kwargs(FeatureExtractor)
-    if config.alignment.reference is not None:
+    from ..features.kinds import extractor_class
+
+    cls = extractor_class(config.kind)
+    params = config.model.kwargs(cls)
+    accepted = inspect.signature(cls).parameters
+    if "reference" in accepted and config.alignment.reference is not None:
         params["reference"] = config.alignment.reference
+    if "surprisal" in accepted and "surprisal" in (config.encoding.baseline or []):
+        params["surprisal"] = True
     return params
 
 
@@ -75,14 +82,14 @@ def make_extractor(config: RunConfig, model: Any = None, verbose: bool | str | i
 
     A local model folder is checked first (:func:`~neuroenc.pipeline.preflight.check_model_source`:
     a tokenizer, complete weights)."""
-    from ..features import FeatureExtractor
+    from ..features.kinds import extractor_class
     from .preflight import check_model_source
 
     if model is None:
         check_model_source(config.model.name, config.model.gguf_file)
 
-    return FeatureExtractor(model if model is not None else config.model.name,
-                            cache_dir=cache_dir(config), verbose=verbose, **extractor_params(config))
+    return extractor_class(config.kind)(model if model is not None else config.model.name,
+                                        cache_dir=cache_dir(config), verbose=verbose, **extractor_params(config))
 
 
 # ---------------------------------------------------------------------- extraction
@@ -106,6 +113,11 @@ def noise_ceilings(config: RunConfig, dataset: Any) -> dict[str, np.ndarray]:
     """The noise ceiling of the group-mean response (``group_mean: true``), from inter-subject
     agreement.
 
+    Responses whose rows are stimuli (one response per stimulus) get the split-half ceiling of
+    the subjects (:func:`~neuroenc.encoding.noise_ceiling_split_half`, seeded by
+    ``encoding.random_state``; at least 2 subjects). Responses on a time grid get the
+    following.
+
     The subjects' responses (z-scored per run, runs concatenated) give, per target, the
     reliability of one subject from the mean leave-one-subject-out correlation, and the
     Spearman-Brown reliability of the mean of all N subjects; its square root bounds the r of
@@ -117,15 +129,15 @@ def noise_ceilings(config: RunConfig, dataset: Any) -> dict[str, np.ndarray]:
     response shape, so its r can exceed such a "ceiling" (with repeated presentations, use
     :func:`~neuroenc.encoding.noise_ceiling_repeats` instead).
     """
-    from ..encoding import noise_ceiling_intersubject
+    from ..encoding import noise_ceiling_intersubject, noise_ceiling_split_half
 
     if GROUP not in dataset.responses:
         return {}
     subjects = [s for s in dataset.responses if s != GROUP]
-    if len(subjects) < 3:
-        return {}
     runs = sorted(set.intersection(*(set(dataset.responses[s]) for s in subjects)))
-    if not runs or any(dataset.responses[s][r].kind != "fmri" for s in subjects for r in runs):
+    kinds = {dataset.responses[s][r].kind for s in subjects for r in runs}
+    exchangeable = kinds == {"stimuli"}
+    if len(subjects) < (2 if exchangeable else 3) or not runs or kinds not in ({"fmri"}, {"stimuli"}):
         return {}
     stacks = []
     for s in subjects:
@@ -137,6 +149,9 @@ def noise_ceilings(config: RunConfig, dataset: Any) -> dict[str, np.ndarray]:
         stacks.append(np.concatenate(parts))
     if len({a.shape for a in stacks}) != 1:
         return {}
+    if exchangeable:
+        return {GROUP: noise_ceiling_split_half(np.stack(stacks), n_splits=100,
+                                                random_state=config.encoding.random_state)}
     return {GROUP: noise_ceiling_intersubject(np.stack(stacks), "group")}
 
 
@@ -181,21 +196,56 @@ def blas_threads(n: int | None):
 
 
 def _design(config: RunConfig, features: dict[str, Any], responses: dict[str, Any]):
-    """The subject's design: the ``alignment`` settings the config gives, passed to
-    :func:`~neuroenc.align.make_meg_design` (MEG/EEG responses) or
-    :func:`~neuroenc.align.make_fmri_design`; those that do not apply to that kind of
+    """The subject's design, made by the design maker of its responses' kind
+    (:data:`DESIGNS`: :func:`~neuroenc.align.make_fmri_design`,
+    :func:`~neuroenc.align.make_meg_design` or :func:`~neuroenc.align.make_stimulus_design`)
+    with the ``alignment`` settings the config gives; those that do not apply to that kind of
     response are logged as ignored."""
-    from ..align import make_fmri_design, make_meg_design
+    from .. import align
 
     kinds = {r.kind for r in responses.values()}
-    make = make_meg_design if kinds == {"meg"} else make_fmri_design
+    kind = kinds.pop() if len(kinds) == 1 else "fmri"
+    make = getattr(align, DESIGNS[kind])
     kwargs = config.alignment.kwargs(make)
     ignored = sorted(set(config.alignment.given) - set(kwargs))
     if ignored:
         logger.warning("alignment.%s do(es) not apply to %s responses (%s); ignored",
-                       ", alignment.".join(ignored), "MEG/EEG" if make is make_meg_design else "fMRI",
-                       make.__name__)
+                       ", alignment.".join(ignored), kind, make.__name__)
     return make(features, responses, **kwargs)
+
+
+#: The design maker of each kind of response.
+DESIGNS = {"fmri": "make_fmri_design", "meg": "make_meg_design", "stimuli": "make_stimulus_design"}
+
+
+def check_baseline(config: RunConfig, dataset: Any) -> list[str]:
+    """Check ``encoding.baseline`` against the data set's regressors; returns the warnings of
+    those left out (a regressor the data set cannot compute here, with why).
+
+    The regressors are the columns of the data set's confounds and those its features carry
+    (``dataset.info["feature_regressors"]``, e.g. stimulus-level surprisal).
+
+    Raises
+    ------
+    ConfigError
+        For a name that is none of them.
+    """
+    from .config import ConfigError
+
+    names = list(config.encoding.baseline or [])
+    if not names:
+        return []
+    available = {n for runs in dataset.confounds.values() for c in runs.values() for n in c.names}
+    available |= set(dataset.info.get("feature_regressors") or [])
+    left_out = dict(dataset.info.get("unavailable_regressors") or {})
+    unknown = [n for n in names if n not in available and n not in left_out]
+    if unknown and (available or left_out):
+        raise ConfigError(f"encoding.baseline names unknown regressor(s) {unknown}: use those of the data set "
+                          f"{sorted(available | set(left_out))}.")
+    messages = [left_out[n] for n in names if n in left_out]
+    for message in messages:
+        logger.warning(message)
+    return messages
 
 
 def _permutation_scheme(config: RunConfig, design: Any, features: dict[str, Any],
@@ -205,6 +255,7 @@ def _permutation_scheme(config: RunConfig, design: Any, features: dict[str, Any]
     import warnings
 
     from ..encoding import make_cv
+    from ..encoding.cv import resolve_cv
     from ..encoding.sweep import resolve_permutation
     from ..features import read_feature_info
 
@@ -212,12 +263,14 @@ def _permutation_scheme(config: RunConfig, design: Any, features: dict[str, Any]
     if enc.permutation != "auto" or not enc.n_permutations:
         return enc.permutation, []
     n_layers = len(read_feature_info(next(iter(features.values())))["layer_indices"])
-    n_folds = len(make_cv(enc.cv, design.groups, design.n_samples, n_blocks=enc.n_blocks))
+    cv, _ = resolve_cv(enc.cv, design.rows, design.groups)
+    n_folds = len(make_cv(cv, design.groups, design.n_samples, n_blocks=getattr(enc, "n_blocks", 5),
+                         random_state=0))
     n_columns = design.n_delays * design.n_features(design.layers[0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scheme = resolve_permutation("auto", design.n_samples, n_columns, n_targets, n_layers,
-                                     enc.n_permutations, n_folds, len(enc.alpha_grid()))
+                                     enc.n_permutations, n_folds, len(enc.alpha_grid()), rows=design.rows)
     messages = [str(w.message) for w in caught]
     for message in messages:
         logger.warning(message)
@@ -271,7 +324,7 @@ def fit_subject(
         The loaded data set (default: loaded here for this subject only).
     """
     from ..encoding import fit_encoding
-    from ..features import load_features
+    from ..features.kinds import load_feature_file
 
     out = Path(out) if out is not None else results_path(config, subject)
     started = time.time()
@@ -292,13 +345,13 @@ def fit_subject(
         responses = {r: resp.select(np.arange(resp.n_targets)[targets]) for r, resp in responses.items()}
         if noise_ceiling is not None:
             noise_ceiling = np.asarray(noise_ceiling)[targets]
-    feats = {run: load_features(features[run], layers=layers) for run in responses}
+    feats = {run: load_feature_file(features[run], layers=layers) for run in responses}
     design = _design(config, feats, responses)
     nuisance = None
     baseline_names = config.encoding.baseline
     confounds = dataset.confounds.get(subject, {})
     if baseline_names and all(r in confounds for r in responses):
-        available = set(next(iter(confounds.values())).names)
+        available = set(next(iter(confounds.values())).names) | set(getattr(design, "feature_regressors", {}))
         use = [n for n in baseline_names if n in available]
         if use:
             nuisance = design.nuisance({r: confounds[r] for r in responses}, columns=use)
@@ -325,6 +378,8 @@ def fit_subject(
         provenance["group_members"] = dataset.info.get("group_members")
     settings = {"alignment": design.settings, "baseline": baseline_names if nuisance is not None else None}
     permutation, messages = _permutation_scheme(config, design, features, n_targets_all)
+    messages = [m for n, m in (dataset.info.get("unavailable_regressors") or {}).items()
+                if n in (baseline_names or [])] + messages
     kwargs = enc.kwargs(fit_encoding)
     if permutation != enc.permutation:  # "auto", resolved for the whole subject
         kwargs["permutation"] = permutation
@@ -332,7 +387,7 @@ def fit_subject(
         kwargs["compare"] = comparison_mode(config, subject, dataset)
     settings["layer_comparisons"] = kwargs["compare"]
     with blas_threads(enc.blas_threads):
-        results = fit_encoding(design, nuisance=nuisance, noise_ceiling=noise_ceiling,
+        results = fit_encoding(design, nuisance=nuisance, noise_ceiling=noise_ceiling, baseline_models=True,
                                provenance=provenance, settings=settings, verbose=verbose, **kwargs)
     results.warnings = list(dict.fromkeys(list(design.warnings) + messages + list(results.warnings)))
     results.provenance["wall_seconds"] = time.time() - started
@@ -418,8 +473,8 @@ def subject_data_hash(dataset: Any, subject: str) -> str:
             data = np.ascontiguousarray(item.data)
             if data.dtype.byteorder == ">":
                 data = data.astype(data.dtype.newbyteorder("<"))
-            meta = [part, str(run), list(map(str, item.names)), item.kind, float(item.period),
-                    float(item.start), list(data.shape), data.dtype.str]
+            meta = [part, str(run), list(map(str, item.names)), item.kind, list(item.grid),
+                    list(data.shape), data.dtype.str]
             h.update(json.dumps(meta).encode())
             h.update(memoryview(data).cast("B"))
     return h.hexdigest()

@@ -63,6 +63,9 @@ from .optin import OPT_IN, code_allowed
 
 logger = logging.getLogger(__name__)
 
+#: The summary tables a run may write (``<output.dir>/tables/<name>.csv``), checked before a
+#: run starts (:func:`check_outputs`).
+TABLES = ("best_layers", "best_layers_per_subject", "best_layer_stability", "group_mean_best_layers")
 #: ``executor.slurm`` options that are shell code run in every job.
 SLURM_SHELL_KEYS = ("job_script_prologue", "python", "worker_command", "shebang")
 #: Characters that end a line of a job script or start another shell command.
@@ -245,14 +248,22 @@ def check_outputs(config: RunConfig) -> None:
     ForeignFileError
         Naming the file and the fix (another name, or remove it).
     """
-    from .output import TABLES
-
     report = report_path(config)
     if report is not None:
         check_replace(report, "report")
     tables = output_dir(config) / "tables"
     for name in (*TABLES, MANIFEST):
         check_replace(tables / (name if name == MANIFEST else f"{name}.csv"), "table")
+
+
+def check_run_folders(config: RunConfig) -> None:
+    """Raise a ValueError, before anything is loaded, when a run config's output folder
+    (``output.dir``) or feature cache (``output.cache_dir``) cannot be written
+    (:func:`~neuroenc.pipeline.preflight.check_writable`)."""
+    from .preflight import check_writable
+
+    check_writable(output_dir(config), "output.dir")
+    check_writable(cache_dir(config), "output.cache_dir")
 
 
 # ---------------------------------------------------------------------- executors
@@ -367,5 +378,5 @@ def check_trust(config: RunConfig) -> None:
     check_outputs(config)
 
 
-__all__ = ["cache_dir", "check_outputs", "check_trust", "from_caller",
+__all__ = ["TABLES", "cache_dir", "check_outputs", "check_run_folders", "check_trust", "from_caller",
            "output_dir", "report_path"]

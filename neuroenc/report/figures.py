@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .._validation import _check_option, _preview
+from ..encoding.best import best_index
 from ..mapping.summary import parse_layer_set
 
 #: Colour of the main score line, and of the baseline.
@@ -243,8 +244,8 @@ def plot_score_matrix(profiles: pd.DataFrame, *, score: str = "r", title: str | 
     step = max(1, mat.shape[0] // 16)
     ax.set_yticks(np.arange(0, mat.shape[0], step), [str(v) for v in mat.index[::step]], fontsize=7)
     ax.set_ylabel("layer")
-    best = np.nanargmax(np.where(np.isfinite(values), values, -np.inf), axis=0)
-    ax.scatter(np.arange(mat.shape[1]), best, marker="*", color="gold", edgecolor="black", s=60, zorder=3)
+    best, valid = best_index(values, axis=0)
+    ax.scatter(np.arange(mat.shape[1])[valid], best[valid], marker="*", color="gold", edgecolor="black", s=60, zorder=3)
     fig.colorbar(im, ax=ax, label=f"mean {score}")
     fig.suptitle(title or f"Mean {score} per layer and target (star: best layer)", fontsize=10)
     return fig

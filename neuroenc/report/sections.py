@@ -161,6 +161,47 @@ def group_mean_section(results: EncodingResults, mapping: Any = None, *, random_
                          tables=tables)
 
 
+def stimulus_rows_section(results: EncodingResults, baselines: pd.DataFrame | None = None,
+                          timings: dict[str, float] | None = None) -> ReportSection | None:
+    """The section that says what a fit's rows were when they were stimuli (one response per
+    stimulus, no time): the data, the CV by stimulus, r beside r_pooled per layer, and the
+    baseline models (``baselines``: one row per model and target, see
+    :func:`~neuroenc.encoding.fit_encoding`'s ``baseline_models``). None for rows that are
+    samples in time (their design is described by the other sections)."""
+    s = results.settings
+    if s.get("rows", s.get("null_unit")) not in ("stimuli",):
+        return None
+    prov = results.provenance
+    groups = prov.get("groups") or []
+    text = (
+        f"{prov.get('n_stimuli')} stimuli ({prov.get('stimuli')}) with one response each, "
+        f"{len(groups)} group(s); features pooled over each stimulus's tokens ({prov.get('pooling')}), "
+        f"context: {prov.get('context')}. Cross-validation by stimulus: {s.get('cv')} "
+        + ("(whole groups held out, so no group is on both sides of a split). " if "group" in str(s.get('cv'))
+           else "(stimuli shuffled into folds). ")
+        + "Features and responses are z-scored over all stimuli; each target's ridge penalty is chosen by "
+        "inner CV of the same kind inside each training set. r: the Pearson r of the held-out predictions "
+        "within each fold, mean over folds (as in the other sections); r_pooled: one r over the held-out "
+        "predictions of all folds pooled. The permutation null permutes the stimuli"
+        + (" within groups" if s.get("null_within_groups") else "")
+        + " and refits the model, the same draws for every layer."
+    )
+    table = pd.DataFrame({"layer": results.layers, "relative_depth": results.relative_depth})
+    for j, target in enumerate(results.targets[:6]):
+        table[f"r {target}"] = results.r[:, j]
+        if results.r_pooled is not None:
+            table[f"r_pooled {target}"] = results.r_pooled[:, j]
+        if results.pvalues is not None:
+            table[f"p {target}"] = results.pvalues[:, j]
+    tables = [("Held-out r per layer (mean over folds, and pooled over folds)", table)]
+    if baselines is not None and len(baselines):
+        tables.append(("Baseline models, fitted with the same folds, penalties and permutations "
+                       "(each regressor alone, and all together)", baselines))
+    if timings:
+        text += "\n\nTimings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()) + "."
+    return ReportSection("Stimulus-level encoding", text, tables=tables)
+
+
 def metric_brain_correlations(
     metrics: pd.DataFrame, profiles: pd.DataFrame, *, method: str = "spearman"
 ) -> pd.DataFrame:

@@ -6,24 +6,30 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import _check_2d, _check_positive, _check_response_data, _check_type
+from .._validation import StimulusError, _check_2d, _check_positive, _check_response_data, _check_type, _preview
 from .space import RoiSpace, SensorSpace, TargetSpace
 
 
 class Response:
-    """Brain responses on a regular time grid: fMRI (by TR) or MEG/EEG (by ``sfreq``).
+    """Brain (or behavioural) responses whose rows say what they are.
 
-    Row ``i`` was sampled at stimulus time ``start + i * period`` seconds, on the same clock as
-    the run's :class:`~neuroenc.stimuli.Transcript`.
+    Rows are either **ordered samples** on a regular time grid, fMRI (by TR) or MEG/EEG (by
+    ``sfreq``): row ``i`` was sampled at stimulus time ``start + i * period`` seconds, on the
+    same clock as the run's :class:`~neuroenc.stimuli.Transcript`; or **exchangeable stimuli**
+    (``ids``): row ``i`` is the response to the stimulus ``ids[i]`` (a sentence, a passage, a
+    word), with no time (:attr:`rows` ``"stimuli"``; put them in the stimuli's order with
+    :meth:`match`).
 
     Parameters
     ----------
     data : array-like, shape (n_samples, n_targets)
         Voxels, parcels, ROIs or sensors in columns. A 1-D array is one target.
     tr : float | None
-        Repetition time in seconds (fMRI). Give exactly one of ``tr`` and ``sfreq``.
+        Repetition time in seconds (fMRI). Give exactly one of ``tr``, ``sfreq`` and ``ids``.
     sfreq : float | None
         Sampling frequency in Hz (MEG/EEG).
+    ids : sequence of str | None
+        Stimulus-level responses: the stimulus id of each row (unique); no time.
     start : float
         Stimulus time, in seconds, of row 0 (e.g. 20.0 for Alice, whose first 10 volumes were
         discarded). For MEG this is mne's ``first_time`` relative to the stimulus clock.
@@ -59,9 +65,11 @@ class Response:
         subject: str | None = None,
         info: dict[str, Any] | None = None,
         space: TargetSpace | None = None,
+        ids: Sequence[Any] | None = None,
     ) -> None:
-        if (tr is None) == (sfreq is None):
-            raise ValueError("Give exactly one of 'tr' (fMRI, seconds) and 'sfreq' (MEG/EEG, Hz).")
+        if sum(x is not None for x in (tr, sfreq, ids)) != 1:
+            raise ValueError("Give exactly one of 'tr' (fMRI, seconds), 'sfreq' (MEG/EEG, Hz) and 'ids' "
+                             "(stimulus-level responses, one stimulus id per row).")
         if tr is not None:
             _check_positive("tr", tr)
         if sfreq is not None:
@@ -83,8 +91,12 @@ class Response:
         self.run = str(run)
         self.subject = None if subject is None else str(subject)
         self.info = dict(info or {})
+        self.ids = None if ids is None else [str(i) for i in ids]
+        if self.ids is not None:
+            _check_ids(self.ids, self.data.shape[0], self.info.get("source", "responses"),
+                       self.subject)
         if space is None:
-            space = RoiSpace(n_targets) if tr is not None else SensorSpace(["misc"] * n_targets)
+            space = SensorSpace(["misc"] * n_targets) if sfreq is not None else RoiSpace(n_targets)
         _check_type("space", space, TargetSpace)
         if space.n_targets != n_targets:
             raise ValueError(
@@ -95,12 +107,28 @@ class Response:
 
     @property
     def kind(self) -> str:
-        """``"fmri"`` (a TR grid) or ``"meg"`` (an sfreq grid)."""
-        return "fmri" if self.tr is not None else "meg"
+        """``"fmri"`` (a TR grid), ``"meg"`` (an sfreq grid) or ``"stimuli"`` (one row per stimulus)."""
+        return "stimuli" if self.ids is not None else "fmri" if self.tr is not None else "meg"
+
+    @property
+    def rows(self) -> str:
+        """What the rows are: ``"samples"`` (ordered, on a time grid) or ``"stimuli"`` (exchangeable)."""
+        return ROWS[self.kind]
+
+    @property
+    def grid(self) -> tuple:
+        """What two responses must share to be averaged or compared row by row: the number of
+        rows, the period and the start of a time grid, or the stimulus ids."""
+        if self.ids is not None:
+            return ("stimuli", tuple(self.ids))
+        return (self.n_samples, self.period, self.start)
 
     @property
     def period(self) -> float:
         """Seconds between rows (the TR, or ``1 / sfreq``)."""
+        if self.ids is not None:
+            raise ValueError(f"the responses of run {self.run!r} are stimulus-level (one row per stimulus): "
+                             "they have no time grid.")
         return self.tr if self.tr is not None else 1.0 / self.sfreq
 
     @property
@@ -116,6 +144,8 @@ class Response:
     @property
     def times(self) -> np.ndarray:
         """The stimulus time of each row, ``start + arange(n_samples) * period``."""
+        if self.ids is not None:
+            raise ValueError(f"the responses of run {self.run!r} are stimulus-level: their rows have no time.")
         if self.tr is not None:
             return self.start + np.arange(self.n_samples) * self.tr
         return self.start + np.arange(self.n_samples) / self.sfreq
@@ -133,16 +163,15 @@ class Response:
         """
         kwargs = dict(
             tr=self.tr, sfreq=self.sfreq, start=self.start, names=self.names, run=self.run,
-            subject=self.subject, info=self.info, space=self.space,
+            subject=self.subject, info=self.info, space=self.space, ids=self.ids,
         )
         if data is not None and "space" not in changes and np.ndim(data) in (1, 2):
             if (1 if np.ndim(data) == 1 else np.shape(data)[1]) != self.n_targets:
                 kwargs["space"] = None
         kwargs.update(changes)
-        if "sfreq" in changes and changes["sfreq"] is not None:
-            kwargs["tr"] = None
-        if "tr" in changes and changes["tr"] is not None:
-            kwargs["sfreq"] = None
+        for key in ("tr", "sfreq", "ids"):
+            if changes.get(key) is not None:
+                kwargs.update({k: None for k in ("tr", "sfreq", "ids") if k != key})
         return Response(self.data.copy() if data is None else data, **kwargs)
 
     def select(self, targets: Sequence[int] | Sequence[str] | np.ndarray) -> "Response":
@@ -161,6 +190,39 @@ class Response:
             idx = targets.astype(int)
         return self.copy(data=self.data[:, idx], names=[self.names[i] for i in idx],
                          space=self.space.select(idx))
+
+    def match(self, ids: Sequence[Any], what: str = "the stimuli") -> "Response":
+        """Stimulus-level responses in the order of ``ids``; ids on one side only are an error.
+
+        Raises
+        ------
+        StimulusError
+            Listing the stimulus ids that have no response and the response ids that are no
+            stimulus.
+        """
+        if self.ids is None:
+            raise ValueError(f"the responses of run {self.run!r} are on a time grid; only stimulus-level "
+                             "responses (ids=) are matched to stimuli by id.")
+        ids = [str(i) for i in ids]
+        pos = {s: i for i, s in enumerate(self.ids)}
+        wanted = set(ids)
+        missing = [i for i in ids if i not in pos]
+        extra = [i for i in self.ids if i not in wanted]
+        if missing or extra:
+            where = self.info.get("source", "the responses")
+            parts = []
+            if missing:
+                parts.append(f"{len(missing)} of {what} have no response: ids {_preview(missing)}")
+            if extra:
+                parts.append(f"{len(extra)} response row(s) match no stimulus: ids {_preview(extra)}")
+            raise StimulusError(
+                f"The responses in {where!s}" + (f" (subject {self.subject!r})" if self.subject else "")
+                + " do not match the stimuli by id: " + "; ".join(parts)
+                + ". Every stimulus needs exactly one response row with the same id: fix the id "
+                "column (or name it: id_column=NAME), or drop the stimuli without responses."
+            )
+        order = np.asarray([pos[i] for i in ids], dtype=np.int64)
+        return self.copy(data=self.data[order], ids=ids, info=dict(self.info))
 
     def crop(self, first: int = 0, last: int = 0) -> "Response":
         """A copy without the first ``first`` and last ``last`` rows; ``start`` moves with it."""
@@ -221,11 +283,31 @@ class Response:
                    subject=subject, info={"mne_info": inst.info}, space=space)
 
     def __repr__(self) -> str:
-        grid = f"TR {self.tr:g} s" if self.tr is not None else f"{self.sfreq:g} Hz"
         who = f"{self.subject}/" if self.subject else ""
+        if self.ids is not None:
+            return f"<Response {who}{self.run!r} | {self.n_samples} stimuli × {self.n_targets}>"
+        grid = f"TR {self.tr:g} s" if self.tr is not None else f"{self.sfreq:g} Hz"
         return (
             f"<Response {who}{self.run!r} | {self.n_samples} × {self.n_targets}, {grid}, "
             f"{self.start:g}–{self.end:g} s>"
+        )
+
+
+#: What the rows of each kind of response are: ordered samples on a time grid, or exchangeable stimuli.
+ROWS = {"fmri": "samples", "meg": "samples", "stimuli": "stimuli"}
+
+
+def _check_ids(ids: list[str], n_rows: int, where: str, subject: str | None) -> None:
+    """One unique stimulus id per row."""
+    if len(ids) != n_rows:
+        raise StimulusError(f"{where}: {n_rows} response rows for {len(ids)} ids; give one id per row.")
+    seen: set[str] = set()
+    dups = list(dict.fromkeys(i for i in ids if i in seen or seen.add(i)))
+    if dups:
+        raise StimulusError(
+            f"{where}: stimulus id(s) {_preview(dups)} have several rows"
+            + (f" for subject {subject!r}" if subject else "")
+            + "; give one row per stimulus (average repeats first, or name the subject column)."
         )
 
 

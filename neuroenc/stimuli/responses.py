@@ -10,7 +10,7 @@ Formats:
 - NIfTI beta maps with a brain mask: a 4-D image (one volume per row, ``ids`` given), or a
   path pattern holding ``{id}`` (``betas/sent-{id}_beta.nii.gz``: one 3-D image per stimulus).
 
-:meth:`StimulusResponses.match` puts the rows in the order of the stimuli; ids missing from
+:meth:`~neuroenc.responses.Response.match` puts the rows in the order of the stimuli; ids missing from
 either side are an error listing them. (This module reads with nibabel directly; it is meant
 to join ``neuroenc.responses`` beside the timed readers.)
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,90 +31,44 @@ from .stimulus_set import StimulusError, read_table, read_utf8
 STIMULUS_RESPONSE_FORMATS = (".csv", ".tsv", ".npy", ".nii", ".nii.gz")
 
 
-@dataclass
-class StimulusResponses:
-    """Responses of one subject (or a group mean): one row per stimulus.
+#: The run name of stimulus-level responses (the one unit of rows a stimulus set has).
+STIMULI_RUN = "stimuli"
 
-    Attributes
+
+def StimulusResponses(data: Any, ids: Sequence[Any], names: Sequence[Any], subject: str | None = None,  # noqa: N802
+                      info: dict[str, Any] | None = None, space: Any = None):
+    """Stimulus-level responses of one subject (or a group mean), as a
+    :class:`~neuroenc.responses.Response` whose rows are stimuli (``ids``), run ``"stimuli"``.
+
+    Parameters
     ----------
-    data : ndarray, shape (n_stimuli, n_targets)
-    ids : list of str
-        The stimulus id of each row.
-    names : list of str
-        Target names (columns, ROIs, voxels ``"i_j_k"``).
+    data : array-like, shape (n_stimuli, n_targets)
+    ids : sequence of str
+        The stimulus id of each row (unique).
+    names : sequence of str
+        Target names (columns, ROIs, voxels).
     subject : str | None
-    info : dict
+    info : dict | None
         ``source`` (path), ``sha256``, and for NIfTI ``mask``, ``affine``, ``shape``. A subject's
         rows of a long table (``subject_column``) have a ``sha256`` of their own (the file's and
         the subject's), and the file's in ``file_sha256``.
+    space : TargetSpace | None
+        Where the targets are (a :class:`~neuroenc.responses.VolumeSpace` for NIfTI beta maps);
+        default a :class:`~neuroenc.responses.RoiSpace`.
     """
+    from ..responses import Response
 
-    data: np.ndarray
-    ids: list[str]
-    names: list[str]
-    subject: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.data = np.asarray(self.data, dtype=np.float64)
-        if self.data.ndim == 1:
-            self.data = self.data[:, None]
-        self.ids = [str(i) for i in self.ids]
-        self.names = [str(n) for n in self.names]
-        where = self.info.get("source", "responses")
-        if self.data.ndim != 2 or self.data.shape != (len(self.ids), len(self.names)):
-            raise StimulusError(
-                f"{where}: responses of shape {self.data.shape} for {len(self.ids)} ids and "
-                f"{len(self.names)} targets; give one row per id and one column per target."
-            )
-        dups = pd.Index(self.ids)[pd.Index(self.ids).duplicated()].unique().tolist()
-        if dups:
-            raise StimulusError(
-                f"{where}: stimulus id(s) {_preview(dups)} have several rows"
-                + (f" for subject {self.subject!r}" if self.subject else "")
-                + "; give one row per stimulus (average repeats first, or name the subject column)."
-            )
-
-    @property
-    def n_targets(self) -> int:
-        """Number of targets."""
-        return len(self.names)
-
-    def match(self, ids: Sequence[Any], what: str = "the stimuli") -> "StimulusResponses":
-        """These responses in the order of ``ids``; ids on one side only are an error.
-
-        Raises
-        ------
-        StimulusError
-            Listing the stimulus ids that have no response and the response ids that are no
-            stimulus.
-        """
-        ids = [str(i) for i in ids]
-        pos = {s: i for i, s in enumerate(self.ids)}
-        wanted = set(ids)
-        missing = [i for i in ids if i not in pos]
-        extra = [i for i in self.ids if i not in wanted]
-        if missing or extra:
-            where = self.info.get("source", "the responses")
-            parts = []
-            if missing:
-                parts.append(f"{len(missing)} of {what} have no response: ids {_preview(missing)}")
-            if extra:
-                parts.append(f"{len(extra)} response row(s) match no stimulus: ids {_preview(extra)}")
-            raise StimulusError(
-                f"The responses in {where!s}" + (f" (subject {self.subject!r})" if self.subject else "")
-                + " do not match the stimuli by id: " + "; ".join(parts)
-                + ". Every stimulus needs exactly one response row with the same id: fix the id "
-                "column (or name it: id_column=NAME), or drop the stimuli without responses."
-            )
-        order = np.asarray([pos[i] for i in ids], dtype=np.int64)
-        return StimulusResponses(self.data[order], ids, self.names, self.subject, dict(self.info))
-
-    def select(self, columns: Sequence[str]) -> "StimulusResponses":
-        """Some targets, by name."""
-        idx = [self.names.index(c) for c in columns]
-        return StimulusResponses(self.data[:, idx], self.ids, [self.names[i] for i in idx], self.subject,
-                                 dict(self.info))
+    info = dict(info or {})
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2 or data.shape != (len(ids), len(names)):
+        raise StimulusError(
+            f"{info.get('source', 'responses')}: responses of shape {data.shape} for {len(ids)} ids and "
+            f"{len(names)} targets; give one row per id and one column per target."
+        )
+    return Response(data, ids=ids, names=[str(n) for n in names], run=STIMULI_RUN, subject=subject, info=info,
+                    space=space)
 
 
 def subject_keys(paths: Sequence[str | os.PathLike]) -> list[str]:
@@ -249,7 +202,7 @@ def _read_table(path: Path, id_column: str, columns: Any, subject_column: str | 
 
 def read_stimulus_responses(path: str | os.PathLike, *, id_column: str = "id", columns: Any = "all",
                             subject_column: str | None = None, ids: Any = None, mask: Any = None,
-                            subject: str | None = None) -> StimulusResponses | dict[str, StimulusResponses]:
+                            subject: str | None = None) -> Any:
     """Read stimulus-level responses (see the module docstring for the formats).
 
     Parameters
@@ -274,9 +227,10 @@ def read_stimulus_responses(path: str | os.PathLike, *, id_column: str = "id", c
 
     Returns
     -------
-    responses : StimulusResponses | dict of str -> StimulusResponses
-        In the file's row order; put them in the stimuli's order with
-        :meth:`StimulusResponses.match`.
+    responses : Response | dict of str -> Response
+        Stimulus-level :class:`~neuroenc.responses.Response` objects (rows are stimuli), in the
+        file's row order; put them in the stimuli's order with :meth:`~neuroenc.responses.Response.match`.
+        NIfTI responses carry their voxels' :class:`~neuroenc.responses.VolumeSpace`.
     """
     text = str(path)
     if "{id}" in text:
@@ -301,11 +255,13 @@ def read_stimulus_responses(path: str | os.PathLike, *, id_column: str = "id", c
     if subject_column is not None:
         raise StimulusError(f"subject_column applies to .csv/.tsv responses, not {str(path)!r}.")
     row_ids = _read_ids(ids)
+    space = None
     if ext == ".npy":
         data = np.load(path, allow_pickle=False)
         names = [str(i) for i in range(data.shape[1] if data.ndim == 2 else 1)]
     elif ext in (".nii", ".nii.gz"):
         data, names, extra = _read_nifti_4d(path, mask)
+        space = extra.pop("space")
         info.update(extra)
     else:
         raise StimulusError(
@@ -321,7 +277,7 @@ def read_stimulus_responses(path: str | os.PathLike, *, id_column: str = "id", c
         raise StimulusError(
             f"{str(path)!r} has {np.shape(data)[0]} rows but {len(row_ids)} ids were given; give one id per row."
         )
-    return StimulusResponses(data, row_ids, names, subject, info)
+    return StimulusResponses(data, row_ids, names, subject, info, space=space)
 
 
 def _load_mask(mask: Any, shape: tuple, affine: np.ndarray, what: str):
@@ -341,8 +297,12 @@ def _load_mask(mask: Any, shape: tuple, affine: np.ndarray, what: str):
     keep = np.asarray(mask_img.dataobj) != 0
     if not keep.any():
         raise StimulusError(f"The mask {str(mask_path)!r} selects no voxel.")
+    from ..responses import VolumeSpace
+
     names = [f"{i}_{j}_{k}" for i, j, k in np.argwhere(keep)]
-    return keep, names, {"mask": str(mask_path), "affine": np.asarray(affine).tolist(), "shape": list(shape[:3])}
+    space = VolumeSpace.from_mask(mask_img, mask=mask_path)  # the voxels in C order, as ``names``
+    return keep, names, {"mask": str(mask_path), "affine": np.asarray(affine).tolist(), "shape": list(shape[:3]),
+                         "space": space}
 
 
 def _read_nifti_4d(path: Path, mask: Any):
@@ -355,7 +315,7 @@ def _read_nifti_4d(path: Path, mask: Any):
     return np.asarray(img.dataobj, dtype=np.float64)[keep].T, names, info
 
 
-def _read_nifti_pattern(pattern: str, ids: list[str] | None, mask: Any, subject: str | None) -> StimulusResponses:
+def _read_nifti_pattern(pattern: str, ids: list[str] | None, mask: Any, subject: str | None) -> Any:
     import hashlib
 
     import nibabel as nib
@@ -380,5 +340,6 @@ def _read_nifti_pattern(pattern: str, ids: list[str] | None, mask: Any, subject:
                                 f"shape {first.shape[:3]}.")
         rows.append(np.asarray(img.dataobj, dtype=np.float64).reshape(first.shape[:3])[keep])
         digest.update(_sha256_file(p).encode("ascii"))
+    space = info.pop("space")
     info.update({"source": pattern, "sha256": digest.hexdigest()})
-    return StimulusResponses(np.stack(rows), ids, names, subject, info)
+    return StimulusResponses(np.stack(rows), ids, names, subject, info, space=space)

@@ -29,14 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._validation import _check_path_exists, _preview, check_csv_records
+from .._validation import StimulusError, _check_path_exists, _preview, check_csv_records
 
 #: Control characters (Unicode category Cc) but tab and line breaks, which are whitespace.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-class StimulusError(ValueError):
-    """A stimulus set or its file is malformed (empty text, duplicate ids, missing column...)."""
 
 
 class StimulusSet:
