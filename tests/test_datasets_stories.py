@@ -232,3 +232,36 @@ def test_alice_through_stories_equals_loader_alice(data_dir, tmp_path):
             2.0, 20.0, ALICE_ROIS, 362)
         assert_allclose(a.data, b.data, rtol=1e-12)
         assert_allclose(a.times, b.times)
+
+
+def test_neuroenc_run_on_own_stories(tmp_path):
+    """``neuroenc run`` on a config of ``loader: stories`` (a tiny model; the paths relative to the
+    config's folder): results per subject, with the run's targets and runs."""
+    from neuroenc.encoding import EncodingResults
+    from neuroenc.pipeline import run_pipeline
+    from neuroenc.testing import TINY_TEXT, tiny_gpt2
+
+    root = tmp_path / "study"
+    words = TINY_TEXT.split()
+    rng = np.random.default_rng(1)
+    for k, run in enumerate(("tale", "fable")):
+        story = (words * 3)[17 * k: 17 * k + 60]
+        _write_story(root / "stimuli" / f"{run}.TextGrid", story)
+        for s in ("01", "02"):
+            folder = root / f"sub-{s}"
+            folder.mkdir(parents=True, exist_ok=True)
+            np.savetxt(folder / f"{run}_bold.txt", rng.standard_normal((42, 2)))
+    model = tmp_path / "model"
+    tiny_gpt2(n_layer=2, n_embd=32, n_positions=128, path=model)
+    args = {"transcripts": "stimuli/*.TextGrid", "responses": "sub-{subject}/{run}_bold.txt", "tr": 1.5,
+            "names": ["a", "b"]}
+    config = _write_config(root, args)
+    overrides = {"model.name": str(model), "model.context_tokens": 16, "model.stride": 8, "model.device": "cpu",
+                 "model.dtype": "float32", "encoding.alphas": {"logspace": [0, 4, 3]},
+                 "encoding.n_permutations": 10, "output.dir": str(tmp_path / "out")}
+    out = run_pipeline(config, overrides=overrides, verbose=False)
+    assert sorted(out.results) == ["01", "02"]
+    res = EncodingResults.load(out.results["02"])
+    assert res.targets == ["a", "b"] and res.provenance["dataset"] == "stories"
+    assert sorted(res.provenance["runs"]) == ["fable", "tale"]
+    assert np.all(np.abs(res.r) <= 1)
