@@ -52,7 +52,8 @@ def test_subject_without_brainscore_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "brainscore_language", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "brainscore_language.artificial_subject", None)
     monkeypatch.setattr(bridge, "_SUBJECT_CLASS", None)
-    with pytest.raises(ImportError, match=r"needs the package 'brainscore-language'.*pip install neuroenc\[brainscore\]"):
+    with pytest.raises(ImportError,
+                       match=r"needs the package 'brainscore-language'.*pip install neuroenc\[brainscore\]"):
         from neuroenc.bridges.brainscore import NeuroencSubject  # noqa: F401
     with pytest.raises(AttributeError, match="no attribute 'Other'"):
         bridge.Other  # noqa: B018

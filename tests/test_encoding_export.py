@@ -51,7 +51,7 @@ def test_to_xarray_dims_coords_and_values(rng):
 @pytest.mark.parametrize("engine", [None, "scipy"])  # the first installed; NetCDF-3 (always there)
 def test_netcdf_round_trip(rng, tmp_path, engine):
     xr = pytest.importorskip("xarray")
-    from neuroenc.encoding.export import results_from_xarray
+    from neuroenc.encoding.from_xarray import results_from_xarray
 
     res = make_results(rng)
     path = res.to_netcdf(tmp_path / "out" / "s18.nc", engine=engine)
@@ -90,7 +90,7 @@ def test_netcdf_never_replaces_a_foreign_file(rng, tmp_path):
 
 def test_from_xarray_refuses_other_datasets(rng):
     xr = pytest.importorskip("xarray")
-    from neuroenc.encoding.export import results_from_xarray
+    from neuroenc.encoding.from_xarray import results_from_xarray
 
     with pytest.raises(ValueError, match=r"not an export of neuroenc results \(format attribute None"):
         results_from_xarray(xr.Dataset({"r": ("x", [1.0])}))
