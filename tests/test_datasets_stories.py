@@ -180,16 +180,19 @@ def test_unknown_subject_and_missing_transcript_file(stories):
         load_stories(root=root, **dict(ARGS, transcripts={"tale": "stimuli/missing.TextGrid"}))
 
 
-def test_config_args_are_checked(stories):
+def test_config_args_are_checked_when_the_config_is_read(stories):
     root, _, _ = stories
-    with pytest.raises(ConfigError, match=r"unknown key dataset.args.transcript; did you mean "
+    args = {k: v for k, v in ARGS.items() if k != "transcripts"}
+    with pytest.raises(ConfigError, match=r"unknown key dataset.args.transcript in '.*run.yaml'; did you mean "
                                           r"dataset.args.transcripts\?"):
-        args = {k: v for k, v in ARGS.items() if k != "transcripts"}
-        load_dataset(load_config(_write_config(root, dict(args, transcript="stimuli/*.TextGrid"))).dataset)
-    with pytest.raises(ConfigError, match=r"dataset.args.tr must be .*; got -2"):
-        load_dataset(load_config(_write_config(root, dict(ARGS, tr=-2))).dataset)
-    with pytest.raises(ConfigError, match=r"dataset.args lacks responses, required by loader 'stories'"):
-        load_dataset(load_config(_write_config(root, {"transcripts": "stimuli/*.TextGrid"})).dataset)
+        load_config(_write_config(root, dict(args, transcript="stimuli/*.TextGrid")))
+    with pytest.raises(ConfigError, match=r"dataset.args.tr in '.*run.yaml' must be .*; got -2"):
+        load_config(_write_config(root, dict(ARGS, tr=-2)))
+    with pytest.raises(ConfigError, match=r"dataset.args in '.*run.yaml' lacks responses, required by loader "
+                                          r"'stories'; e.g. transcripts: 'stimuli/\*.TextGrid'"):
+        load_config(_write_config(root, {"transcripts": "stimuli/*.TextGrid"}))
+    with pytest.raises(ConfigError, match=r"dataset.args.start must be a number; got 'soon' \(str\)"):
+        config_from_dict({"dataset": {"loader": "stories", "args": dict(ARGS, start="soon")}})
 
 
 def test_wrong_length_is_caught_by_the_alignment_checks(stories):

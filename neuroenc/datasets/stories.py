@@ -227,7 +227,7 @@ def _read_table(path: Path) -> dict[str, dict[str, Path]]:
     "responses": [str, os.PathLike, dict],
     "tr": [None, Interval(Real, 0, None, closed="neither")],
     "sfreq": [None, Interval(Real, 0, None, closed="neither")],
-    "start": [Real],
+    "start": [Interval(Real, None, None, closed="neither")],
     "subjects": [None, str, ListOf(str)],
     "names": [None, ListOf(str)],
     "tier": [None, str],

@@ -369,6 +369,9 @@ class RunConfig:
                 extractor(self.model.name, **self.model.kwargs(extractor)).check_params()
             except (ValueError, TypeError) as err:
                 raise ConfigError(f"model settings{where}: {err}") from None
+        from .loaders import check_args  # a registered loader's declared arguments
+
+        check_args(self.dataset, where, self.allow_code)
         if self.dataset.transcript_encoding is not None:
             import codecs
 

@@ -238,7 +238,19 @@ def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None,
 _EXAMPLES = {"stories": "transcripts: 'stimuli/*.TextGrid', responses: 'sub-{subject}/{run}_bold.csv'"}
 
 
-def _check_declared_args(cfg: DatasetConfig, loader: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+def check_args(cfg: DatasetConfig, where: str = "", allow_code: bool | None = False) -> None:
+    """Check ``dataset.args`` against the parameters a registered loader declares (``@declare``:
+    ``loader: stories``), when a config is read: an unknown key (with the nearest known one), a
+    value of the wrong type, or a required argument missing is a ConfigError naming
+    ``dataset.args.KEY`` and the config file. Other loaders are checked by their own call."""
+    if cfg.loader not in LOADERS:
+        return
+    loader = get_loader(cfg.loader, allow_code=allow_code)
+    _check_declared_args(cfg, loader, dict(cfg.args), where)
+
+
+def _check_declared_args(cfg: DatasetConfig, loader: Callable[..., Any], kwargs: dict[str, Any],
+                         where: str = "") -> None:
     """Check ``dataset.args`` against a loader that declares its parameters (``@declare``): an
     unknown key or a value of the wrong type is a ConfigError naming ``dataset.args.KEY``. A
     loader with ``config_folder_arg`` gets the config file's folder as that argument: its
@@ -250,13 +262,13 @@ def _check_declared_args(cfg: DatasetConfig, loader: Callable[..., Any], kwargs:
         return
     settings = settings_of(loader)
     try:
-        Section("dataset.args", settings, cfg.args)
+        Section("dataset.args", settings, cfg.args, where)
     except ValueError as err:
-        raise ConfigError(f"{err} (loader {cfg.loader!r})") from None
+        raise ConfigError(str(err)) from None
     params = inspect.signature(loader).parameters
     missing = [k for k in settings if params[k].default is inspect.Parameter.empty and k not in kwargs]
     if missing:
-        raise ConfigError(f"dataset.args lacks {', '.join(missing)}, required by loader {cfg.loader!r}; "
+        raise ConfigError(f"dataset.args{where} lacks {', '.join(missing)}, required by loader {cfg.loader!r}; "
                           f"e.g. {_EXAMPLES.get(cfg.loader, 'see its documentation')}.")
     arg = getattr(loader, "config_folder_arg", None)
     folder = getattr(cfg, "config_dir", None)
