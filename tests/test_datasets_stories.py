@@ -268,3 +268,30 @@ def test_neuroenc_run_on_own_stories(tmp_path):
     assert res.targets == ["a", "b"] and res.provenance["dataset"] == "stories"
     assert sorted(res.provenance["runs"]) == ["fable", "tale"]
     assert np.all(np.abs(res.r) <= 1)
+
+
+def test_nifti_responses_with_a_mask_relative_to_the_config(stories):
+    """4-D NIfTI runs (the TR from their headers) and a brain mask, paths relative to the config."""
+    nib = pytest.importorskip("nibabel")
+    root, onsets, _ = stories
+    rng = np.random.default_rng(3)
+    mask = np.zeros((2, 2, 2), dtype=np.uint8)
+    mask[0, 0, 0] = mask[1, 1, 1] = 1
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), root / "mask.nii.gz")
+    data = {}
+    for s in ("01", "02"):
+        for run in STORIES:
+            vol = rng.standard_normal((2, 2, 2, N_TRS[run])).astype(np.float32)
+            img = nib.Nifti1Image(vol, np.eye(4))
+            img.header.set_xyzt_units("mm", "sec")
+            img.header["pixdim"][4] = TR
+            folder = root / "func" / f"sub-{s}"
+            folder.mkdir(parents=True, exist_ok=True)
+            nib.save(img, folder / f"sub-{s}_task-{run}_bold.nii.gz")
+            data[s, run] = vol[mask.astype(bool)].T
+    args = {"transcripts": "stimuli/*.TextGrid", "responses": "func/sub-{subject}/sub-{subject}_task-{run}_bold.nii.gz",
+            "mask": "mask.nii.gz", "start": 3.0}
+    ds = load_dataset(load_config(_write_config(root, args)).dataset)
+    resp = ds.responses["02"]["fable"]
+    assert resp.tr == TR and resp.n_samples == N_TRS["fable"] and resp.names == ["0_0_0", "1_1_1"]
+    assert_allclose(resp.data, data["02", "fable"], rtol=1e-6)
