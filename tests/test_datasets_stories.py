@@ -195,15 +195,19 @@ def test_config_args_are_checked_when_the_config_is_read(stories):
         config_from_dict({"dataset": {"loader": "stories", "args": dict(ARGS, start="soon")}})
 
 
-def test_wrong_length_is_caught_by_the_alignment_checks(stories):
-    """A response shorter than its story: the coverage check names the run and the fix."""
+def test_wrong_length_is_caught_by_the_alignment_checks(stories, caplog):
+    """A response shorter than its story: the loader logs the file, the coverage check refuses it."""
     from neuroenc.align.checks import check_coverage
 
     root, _, _ = stories
+    path = root / "sub-01" / "fable_bold.csv"
+    path.write_text("\n".join(path.read_text(encoding="utf-8").splitlines()[:3]) + "\n", encoding="utf-8")
     ds = load_stories(root=root, **dict(ARGS, start=0.0))
-    resp = ds.responses["01"]["fable"].copy(data=ds.responses["01"]["fable"].data[:2])
-    with pytest.raises(ValueError, match=r"words"):
-        check_coverage(ds.transcripts["fable"].onsets, resp)
+    assert f"{path} (subject 01, run 'fable') ends at 3.000 s (2 rows from start=0)" in caplog.text
+    assert "check tr=/sfreq= and the file's rows" in caplog.text
+    with pytest.raises(ValueError, match=r"run 'fable': 3 of 6 words .* fall after the end of the response grid.*"
+                                         r"check the TR/sfreq"):
+        check_coverage(ds.transcripts["fable"].onsets, ds.responses["01"]["fable"])
 
 
 # ---------------------------------------------------------------------- real data

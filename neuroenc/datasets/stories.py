@@ -340,6 +340,14 @@ def load_stories(
                     by_run[run], tr=tr, sfreq=sfreq, start=start, run=run, subject=subject,
                     names=names, mask=None if mask is None else _under(base, mask))
     loaded = {run: _read(path, run, tier) for run, path in found.items()}
+    for subject, by_run in out.items():
+        for run, resp in by_run.items():
+            last = float(loaded[run].onsets[-1])
+            if last >= resp.end:  # the alignment's coverage check refuses it; say which file
+                logger.warning(
+                    "stories %r: %s (subject %s, run %r) ends at %.3f s (%d rows from start=%g) but its transcript's "
+                    "last word is at %.3f s; check tr=/sfreq= and the file's rows, or start=", name,
+                    resp.info.get("source"), subject, run, resp.end, resp.n_samples, resp.start, last)
     info = {"root": str(base), "tr": tr, "sfreq": sfreq, "start": float(start),
             "sources": {"transcripts": {r: str(p) for r, p in found.items()},
                         "responses": {s: {r: str(p) for r, p in rs.items()} for s, rs in files.items()}}}
