@@ -11,6 +11,7 @@ from .narratives import load_narratives, read_narratives_transcript
 from .naturalstories import load_naturalstories
 from .naturalstories_rt import load_naturalstories_rt
 from .stimuli import StimulusDataset, load_stimuli
+from .stories import load_stories
 
 __all__ = [
     "DATA_ENV",
@@ -22,6 +23,7 @@ __all__ = [
     "load_naturalstories",
     "load_naturalstories_rt",
     "load_stimuli",
+    "load_stories",
     "StimulusDataset",
     "bids_layout",
     "index_runs",

@@ -382,6 +382,22 @@ class EncodingResults:
                 r_pooled=opt("scores/r_pooled"),
             )
 
+    def to_xarray(self) -> Any:
+        """The results as an :class:`xarray.Dataset` on ``layer × target`` (coordinates: layer
+        indices, relative depth, target names); see
+        :func:`~neuroenc.encoding.export.results_to_xarray`. Needs xarray
+        (``pip install neuroenc[xarray]``)."""
+        from .export import results_to_xarray
+
+        return results_to_xarray(self)
+
+    def to_netcdf(self, path: str | os.PathLike, engine: str | None = None) -> Path:
+        """Write :meth:`to_xarray` as a NetCDF file, atomically; see
+        :func:`~neuroenc.encoding.export.results_to_netcdf`."""
+        from .export import results_to_netcdf
+
+        return results_to_netcdf(self, path, engine=engine)
+
 
 def _load_comparison(group, r: np.ndarray) -> LayerComparison:
     """A :class:`LayerComparison` from the ``/compare`` group of a results file."""

@@ -83,6 +83,9 @@ class DatasetConfig:
     runs: Any = "all"
     group_mean: bool = False
     transcript_encoding: str | None = None
+    #: The config file's folder (set when a config is read, not a key): the ``stories`` loader's
+    #: relative paths are relative to it.
+    config_dir: ClassVar[str | None] = None
 
     #: The values each key takes (checked when a config is read, as the library sections are).
     _parameter_constraints: ClassVar[dict] = {
@@ -366,6 +369,9 @@ class RunConfig:
                 extractor(self.model.name, **self.model.kwargs(extractor)).check_params()
             except (ValueError, TypeError) as err:
                 raise ConfigError(f"model settings{where}: {err}") from None
+        from .loaders import check_args  # a registered loader's declared arguments
+
+        check_args(self.dataset, where, self.allow_code)
         if self.dataset.transcript_encoding is not None:
             import codecs
 
@@ -445,6 +451,7 @@ def config_from_dict(values: dict[str, Any], source: str | None = None,
                 + (f"; did you mean {hint[0]!r}?" if hint else f"; sections are {allowed}.")
             )
     dataset = _build(DatasetConfig, values.get("dataset"), "dataset", where)
+    dataset.config_dir = None if source is None else str(Path(source).absolute().parent)  # dataset.args paths
     kind = data_kind(dataset.loader, allow_code)
     kwargs = {name: _build(cls, values.get(name), name, where, kind, dataset.loader)
               for name, cls in _SECTIONS.items() if name != "dataset"}

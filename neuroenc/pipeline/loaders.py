@@ -30,6 +30,7 @@ LOADERS: dict[str, str] = {
     "megmasc": "neuroenc.datasets.megmasc:load_megmasc",
     "stimuli": "neuroenc.datasets.stimuli:load_stimuli",
     "naturalstories_rt": "neuroenc.datasets.naturalstories_rt:load_naturalstories_rt",
+    "stories": "neuroenc.datasets.stories:load_stories",
 }
 #: Registered loaders of stimulus-level data sets (a :class:`~neuroenc.datasets.StimulusDataset`:
 #: stimuli without time, one response each); ``neuroenc run`` reads them as one run, ``"stimuli"``.
@@ -201,6 +202,7 @@ def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None,
             if key in params:
                 kwargs[key] = wanted if key == "subjects" else (wanted[0] if len(wanted) == 1 else wanted)
                 break
+    _check_declared_args(cfg, loader, kwargs)
     with default_encoding(cfg.transcript_encoding):
         dataset = loader(**kwargs)
     _check_returned(cfg.loader, dataset)
@@ -230,6 +232,52 @@ def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None,
         if subjects is not None:
             dataset.responses = {s: dataset.responses[s] for s in subjects if s in dataset.responses}
     return dataset
+
+
+#: What a loader's required arguments look like, for messages.
+_EXAMPLES = {"stories": "transcripts: 'stimuli/*.TextGrid', responses: 'sub-{subject}/{run}_bold.csv'"}
+
+
+def check_args(cfg: DatasetConfig, where: str = "", allow_code: bool | None = False) -> None:
+    """Check ``dataset.args`` against the parameters a registered loader declares (``@declare``:
+    ``loader: stories``), when a config is read: an unknown key (with the nearest known one), a
+    value of the wrong type, or a required argument missing is a ConfigError naming
+    ``dataset.args.KEY`` and the config file. Other loaders are checked by their own call."""
+    if cfg.loader not in LOADERS:
+        return
+    loader = get_loader(cfg.loader, allow_code=allow_code)
+    _check_declared_args(cfg, loader, dict(cfg.args), where)
+
+
+def _check_declared_args(cfg: DatasetConfig, loader: Callable[..., Any], kwargs: dict[str, Any],
+                         where: str = "") -> None:
+    """Check ``dataset.args`` against a loader that declares its parameters (``@declare``): an
+    unknown key or a value of the wrong type is a ConfigError naming ``dataset.args.KEY``. A
+    loader with ``config_folder_arg`` gets the config file's folder as that argument: its
+    relative paths are relative to the config file (an argument given in the config that is
+    relative is taken below that folder)."""
+    from .._settings import Section, settings_of
+
+    if not getattr(loader, "_parameter_constraints", None):
+        return
+    settings = settings_of(loader)
+    try:
+        Section("dataset.args", settings, cfg.args, where)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    params = inspect.signature(loader).parameters
+    missing = [k for k in settings if params[k].default is inspect.Parameter.empty and k not in kwargs]
+    if missing:
+        raise ConfigError(f"dataset.args{where} lacks {', '.join(missing)}, required by loader {cfg.loader!r}; "
+                          f"e.g. {_EXAMPLES.get(cfg.loader, 'see its documentation')}.")
+    arg = getattr(loader, "config_folder_arg", None)
+    folder = getattr(cfg, "config_dir", None)
+    if arg and folder is not None:
+        value = kwargs.get(arg)
+        if value is None:
+            kwargs[arg] = folder
+        elif not os.path.isabs(os.path.expanduser(str(value))):
+            kwargs[arg] = os.path.join(folder, str(value))
 
 
 def _select_stimulus_subjects(dataset: Any, cfg: DatasetConfig, wanted: list[str] | None) -> Any:
