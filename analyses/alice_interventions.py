@@ -76,8 +76,9 @@ def main() -> None:
     from neuroenc.datasets import load_alice
     from neuroenc.encoding import fit_encoding
     from neuroenc.features import extract_features, load_model
-    from neuroenc.pipeline import add_group_mean
-    from neuroenc.report import intervention_effects, plot_intervention_profiles
+    from neuroenc.pipeline.loaders import add_group_mean
+    from neuroenc.report.figures import plot_intervention_profiles
+    from neuroenc.report.sections import intervention_effects
 
     torch.set_num_threads(TORCH_THREADS)
     threadpool_limits(BLAS_THREADS, user_api="blas")

@@ -50,10 +50,14 @@ def main() -> None:
     from neuroenc.align import make_fmri_design
     from neuroenc.datasets import load_alice
     from neuroenc.encoding import fit_encoding
-    from neuroenc.features import align_tokens, extract_features, load_model, token_states
+    from neuroenc.features import extract_features, load_model
+    from neuroenc.features.extract import token_states
     from neuroenc.features.metrics_layers import layer_metrics
-    from neuroenc.mapping import layer_profiles, scores_table
-    from neuroenc.report import metric_brain_correlations, plot_metric_profiles
+    from neuroenc.features.tokens import align_tokens
+    from neuroenc.mapping import layer_profiles
+    from neuroenc.mapping.collect import scores_table
+    from neuroenc.report.figures import plot_metric_profiles
+    from neuroenc.report.sections import metric_brain_correlations
 
     torch.set_num_threads(TORCH_THREADS)
     threadpool_limits(BLAS_THREADS, user_api="blas")

@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-from neuroenc.align import filter_matrix, resample
+from neuroenc.align import resample
+from neuroenc.align.resample import filter_matrix
 
 
 def lanczosfun(cutoff, t, window=3):

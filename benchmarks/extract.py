@@ -26,12 +26,9 @@ import numpy as np
 import torch
 
 from neuroenc.datasets import load_alice
-from neuroenc.features import (
-    FeatureExtractor,
-    align_tokens,
-    load_model,
-    plan_contexts,
-)
+from neuroenc.features import FeatureExtractor, load_model
+from neuroenc.features.context import plan_contexts
+from neuroenc.features.tokens import align_tokens
 
 
 def _bare_forward(lm, alignment, plan, batch_size):

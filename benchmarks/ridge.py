@@ -107,7 +107,8 @@ class Traced:
 
 def run_neuroenc(layers, Y, groups, alphas, args, which=None):
     """LayerSweep over ``which`` layers (default all): (sweep, Traced)."""
-    from neuroenc.encoding import LayerDesigns, LayerSweep
+    from neuroenc.encoding import LayerSweep
+    from neuroenc.encoding.designs import LayerDesigns
 
     which = list(range(layers.shape[0])) if which is None else list(which)
     designs = LayerDesigns(which, lambda i: delayed(layers[i], groups, args.delays), groups=groups)
@@ -202,7 +203,8 @@ def main(argv=None):
 
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from neuroenc.encoding import inner_splits, make_cv
+    from neuroenc.encoding import make_cv
+    from neuroenc.encoding.cv import inner_splits
 
     limit = threadpool_limits(args.threads) if args.threads else contextlib.nullcontext()
     with limit:

@@ -89,7 +89,7 @@ def machine_parallelism(seconds: float = 3.0) -> float:
 
 
 def _config(args, model_dir: Path, out: Path):
-    from neuroenc.pipeline import config_from_dict
+    from neuroenc.pipeline.config import config_from_dict
 
     return config_from_dict({
         "name": "scale-benchmark",

@@ -2,7 +2,7 @@
 
 Every builder is deterministic: the same arguments give the same tokenizer, the same weights
 and therefore the same features. Models are returned as
-:class:`neuroenc.features.LoadedModel` (``.model`` is the transformer without its head,
+:class:`neuroenc.features.models.LoadedModel` (``.model`` is the transformer without its head,
 ``.tokenizer`` a fast tokenizer with offset mappings). Pass ``path=`` to also save the model
 and tokenizer there (``save_pretrained``) and load them back from that folder, so that the
 load-from-local-folder path is exercised too.
@@ -157,7 +157,7 @@ def tiny_gpt2(
 
     Returns
     -------
-    loaded : neuroenc.features.LoadedModel
+    loaded : neuroenc.features.models.LoadedModel
         With ``n_layer + 1`` hidden states of ``n_embd`` columns and ``n_positions``
         positions; loaded back from ``path`` if given.
     """
@@ -190,7 +190,7 @@ def tiny_llama(
 
     Returns
     -------
-    loaded : neuroenc.features.LoadedModel
+    loaded : neuroenc.features.models.LoadedModel
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -219,7 +219,7 @@ def tiny_bert(
 
     Returns
     -------
-    loaded : neuroenc.features.LoadedModel
+    loaded : neuroenc.features.models.LoadedModel
     """
     from transformers import BertConfig, BertForMaskedLM
 

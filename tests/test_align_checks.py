@@ -4,7 +4,7 @@ import logging
 import numpy as np
 import pytest
 
-from neuroenc.align import check_coverage, check_response, match_runs
+from neuroenc.align.checks import check_coverage, check_response, match_runs
 from neuroenc.responses import Response
 
 

@@ -7,8 +7,10 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from neuroenc.align import Delayer, HRFConvolver, ZScore, convolve_hrf, hrf_kernel, make_delayed
-from neuroenc.align.delays import reshape_by_delays, run_bounds
+from neuroenc.align import make_delayed
+from neuroenc.align.delays import Delayer, reshape_by_delays, run_bounds
+from neuroenc.align.hrf import HRFConvolver, convolve_hrf, hrf_kernel
+from neuroenc.align.zscore import ZScore
 
 
 def _hand_delayed(X, delays, lengths):

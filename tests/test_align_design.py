@@ -5,7 +5,9 @@ import logging
 import numpy as np
 import pytest
 
-from neuroenc.align import ZScore, convolve_hrf, make_delayed, make_fmri_design, make_meg_design, resample
+from neuroenc.align import make_delayed, make_fmri_design, make_meg_design, resample
+from neuroenc.align.hrf import convolve_hrf
+from neuroenc.align.zscore import ZScore
 from neuroenc.features import FeatureSet
 from neuroenc.responses import Response
 

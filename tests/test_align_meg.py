@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
-from neuroenc.align import event_matrix, lag_samples, make_meg_design, resample_response, word_rate
+from neuroenc.align import make_meg_design, word_rate
+from neuroenc.align.events import event_matrix, lag_samples, resample_response
 from neuroenc.features import FeatureSet
 from neuroenc.responses import Response
 from neuroenc.stimuli import Transcript

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from neuroenc.align import filter_matrix, lanczos_kernel, resample
-from neuroenc.align.resample import grid_cutoff
+from neuroenc.align import resample
+from neuroenc.align.resample import filter_matrix, grid_cutoff, lanczos_kernel
 
 
 # ---------------------------------------------------------------------- the published reference

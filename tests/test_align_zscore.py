@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from neuroenc.align import ZScore, ZStats, zscore, zscore_stats
+from neuroenc.align import zscore
+from neuroenc.align.zscore import ZScore, ZStats, zscore_stats
 
 
 def test_zscore_uses_train_statistics_on_test(rng):

@@ -129,7 +129,8 @@ N_TR, TR = 60, 2.0
 
 @pytest.fixture
 def one_run(tmp_path, rng):
-    from neuroenc.features import FeatureSet, save_features
+    from neuroenc.features import FeatureSet
+    from neuroenc.features.featureset import save_features
 
     onsets = np.sort(rng.uniform(1.0, N_TR * TR - 4.0, 200))
     layers = layer_walk(rng, n_samples=200, n_features=4, n_layers=3, smooth=1)

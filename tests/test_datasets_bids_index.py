@@ -6,8 +6,8 @@ import nibabel as nib
 import pytest
 from _bids_fixtures import layouts, mini_lebel, mini_narratives  # noqa: F401
 
-from neuroenc.datasets import DatasetError, index_runs, make_miniature
-from neuroenc.datasets.bids import RUN_COLUMNS, check_tr, natural_key, normalize_subject
+from neuroenc.datasets import DatasetError, make_miniature
+from neuroenc.datasets.bids import RUN_COLUMNS, check_tr, index_runs, natural_key, normalize_subject
 from neuroenc.datasets.miniature import read_tree
 
 

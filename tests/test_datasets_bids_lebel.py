@@ -17,8 +17,8 @@ from _bids_fixtures import (  # noqa: F401
     mini_lebel,
 )
 
-from neuroenc.datasets import DatasetError, load_lebel2023, read_lebel_transcript
-from neuroenc.datasets.lebel2023 import split_repeats
+from neuroenc.datasets import DatasetError, load_lebel2023
+from neuroenc.datasets.lebel2023 import read_lebel_transcript, split_repeats
 from neuroenc.datasets.miniature import write_textgrid
 from neuroenc.stimuli.textgrid import read_chronological
 from neuroenc.stimuli.textgrid import read_textgrid_tiers as read_tiers

@@ -16,7 +16,8 @@ from _bids_fixtures import (  # noqa: F401
     mini_lpp,
 )
 
-from neuroenc.datasets import DatasetError, index_runs, load_lpp, make_miniature
+from neuroenc.datasets import DatasetError, load_lpp, make_miniature
+from neuroenc.datasets.bids import index_runs
 from neuroenc.datasets.lpp import LPP_SCAN_PREPROC, LPP_SCAN_RAW
 
 

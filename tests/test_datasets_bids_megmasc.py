@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from _bids_fixtures import copy_tree, layouts, mini_megmasc  # noqa: F401
 
-from neuroenc.datasets import DatasetError, load_megmasc, megmasc_transcripts, read_megmasc_events
+from neuroenc.datasets import DatasetError, load_megmasc
+from neuroenc.datasets.megmasc import megmasc_transcripts, read_megmasc_events
 
 
 def _events(root, sub, task, ses="0"):

@@ -11,8 +11,7 @@ import pytest
 
 from neuroenc.datasets import DatasetError, get_data_dir, load_alice, load_naturalstories
 from neuroenc.datasets._base import read_checksums
-from neuroenc.stimuli import read_textgrid_tiers
-from neuroenc.stimuli.textgrid import SILENCE_MARKS
+from neuroenc.stimuli.textgrid import SILENCE_MARKS, read_textgrid_tiers
 
 
 def test_get_data_dir(monkeypatch, tmp_path):

@@ -13,7 +13,8 @@ from neuroenc.datasets import DatasetError
 from neuroenc.datasets._base import check_transcript
 from neuroenc.datasets.bids import find_subjects
 from neuroenc.datasets.miniature import write_gifti, write_nifti
-from neuroenc.responses import read_bold, read_subject_bold
+from neuroenc.responses import read_bold
+from neuroenc.responses.bold import read_subject_bold
 
 
 def test_dataset_error_is_a_value_error():

@@ -13,14 +13,16 @@ import pytest
 from _encoding_fixtures import _one_blas_thread  # noqa: F401
 
 from neuroenc.align import make_fmri_design
-from neuroenc.encoding import fit_encoding, noise_ceiling_intersubject
+from neuroenc.encoding import fit_encoding
+from neuroenc.encoding.stats import noise_ceiling_intersubject
 from neuroenc.responses import Response
 
 
 @pytest.mark.slow
 def test_alice_group_layers_beat_word_rate_and_sound_power(data_dir):
     from neuroenc.datasets import load_alice
-    from neuroenc.features import ModelNotAvailableError, extract_features, load_model
+    from neuroenc.features import extract_features, load_model
+    from neuroenc.features.models import ModelNotAvailableError
 
     try:
         lm = load_model("minilm-l6")

@@ -8,7 +8,9 @@ import pytest
 from _encoding_fixtures import _one_blas_thread, layer_walk, responses_from  # noqa: F401
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from neuroenc.encoding import BandedLayerModel, LayerDesigns, make_bands
+from neuroenc.encoding import BandedLayerModel
+from neuroenc.encoding.banded import make_bands
+from neuroenc.encoding.designs import LayerDesigns
 
 
 @pytest.mark.parametrize("form", ["primal", "kernel"])

@@ -7,7 +7,8 @@ from _encoding_fixtures import _one_blas_thread, layer_walk  # noqa: F401
 
 from neuroenc.cli import main
 from neuroenc.encoding import EncodingResults
-from neuroenc.features import FeatureSet, save_features
+from neuroenc.features import FeatureSet
+from neuroenc.features.featureset import save_features
 from neuroenc.responses import read_responses
 
 TR, N_TR = 2.0, 80

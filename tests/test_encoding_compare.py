@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from neuroenc.encoding import EncodingResults, LayerSweep, fit_encoding, merge_results
+from neuroenc.encoding import EncodingResults, LayerSweep, fit_encoding
 from neuroenc.encoding.compare import (
     compare_layers,
     compare_layers_across_units,
@@ -12,7 +12,7 @@ from neuroenc.encoding.compare import (
     sign_flip_interval,
     sign_flips,
 )
-from neuroenc.encoding.merge import LAYER_MERGE_WARNING
+from neuroenc.encoding.merge import LAYER_MERGE_WARNING, merge_results
 from neuroenc.encoding.simulate import simulate_layers
 
 

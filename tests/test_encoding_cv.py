@@ -6,7 +6,8 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import cross_val_score
 
-from neuroenc.encoding import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits, make_cv
+from neuroenc.encoding import make_cv
+from neuroenc.encoding.cv import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits
 
 
 def test_blocked_kfold_known_answer():

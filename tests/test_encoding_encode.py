@@ -6,15 +6,9 @@ import pytest
 from _encoding_fixtures import _one_blas_thread, layer_walk, responses_from  # noqa: F401
 
 from neuroenc.align import make_fmri_design
-from neuroenc.encoding import (
-    EncodingResults,
-    LayerDesigns,
-    LayerSweep,
-    as_layer_designs,
-    fit_encoding,
-    merge_results,
-)
-from neuroenc.encoding.merge import LAYER_MERGE_WARNING
+from neuroenc.encoding import EncodingResults, LayerSweep, fit_encoding
+from neuroenc.encoding.designs import LayerDesigns, as_layer_designs
+from neuroenc.encoding.merge import LAYER_MERGE_WARNING, merge_results
 from neuroenc.features import FeatureSet
 from neuroenc.responses import Response
 
@@ -144,7 +138,7 @@ def _one_run_design(rng, n_tr=160, **kwargs):
 
 def test_gap_covers_delays_hrf_and_resampling_window(rng):
     """gap = longest delay + HRF kernel after lag 0 + resampling half-window + 1 (not just the delays)."""
-    from neuroenc.align import hrf_kernel
+    from neuroenc.align.hrf import hrf_kernel
     from neuroenc.encoding.designs import design_reach, gap_for
 
     assert len(hrf_kernel(2.0, "glover")) == 16  # 32 s at TR 2: lags 0..15

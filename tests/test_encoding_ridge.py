@@ -11,8 +11,9 @@ from himalaya.kernel_ridge import KernelRidgeCV
 from himalaya.ridge import RidgeCV
 from himalaya.scoring import correlation_score, r2_score
 
-from neuroenc.encoding import _ridge, inner_splits, make_cv, use_backend
+from neuroenc.encoding import _ridge, make_cv, use_backend
 from neuroenc.encoding.backend import resolve_backend
+from neuroenc.encoding.cv import inner_splits
 
 
 def _problem(rng, n=150, p=30, t=12):

@@ -12,14 +12,16 @@ import pytest
 from _encoding_fixtures import _one_blas_thread, responses_from  # noqa: F401
 
 from neuroenc.align import make_fmri_design
-from neuroenc.encoding import BandedLayerModel, LayerSweep, make_bands
+from neuroenc.encoding import BandedLayerModel, LayerSweep
+from neuroenc.encoding.banded import make_bands
 from neuroenc.responses import Response
 
 
 @pytest.fixture(scope="module")
 def design(data_dir):
     from neuroenc.datasets import load_naturalstories
-    from neuroenc.features import ModelNotAvailableError, extract_features, load_model
+    from neuroenc.features import extract_features, load_model
+    from neuroenc.features.models import ModelNotAvailableError
 
     try:
         lm = load_model("minilm-l6")

@@ -5,18 +5,15 @@ import numpy as np
 import pytest
 from _encoding_fixtures import _one_blas_thread  # noqa: F401
 
-from neuroenc.encoding import (
-    fdr_bh,
+from neuroenc.encoding import fdr_bh, noise_ceiling_repeats, noise_ceiling_split_half, permutation_test
+from neuroenc.encoding.stats import (
+    autocorrelation_length,
     noise_ceiling_intersubject,
-    noise_ceiling_repeats,
-    noise_ceiling_split_half,
     permutation_null,
-    permutation_test,
     permutation_test_best,
     spearman_brown,
     split_half_reliability,
 )
-from neuroenc.encoding.stats import autocorrelation_length
 
 
 def _smooth(rng, n, t, width=6):

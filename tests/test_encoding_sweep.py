@@ -10,7 +10,8 @@ from himalaya.ridge import RidgeCV
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from neuroenc.encoding import LayerDesigns, LayerSweep
+from neuroenc.encoding import LayerSweep
+from neuroenc.encoding.designs import LayerDesigns
 
 
 def test_sweep_recovers_the_generating_layer(rng):
@@ -147,8 +148,10 @@ def test_bad_parameters_and_refit_false(rng):
 def test_best_layer_pvalues_are_the_max_statistic_over_layers(rng):
     """pvalues_best_ = permutation_test_best on the held-out predictions of every layer, with the
     same draws for every layer; never below the best layer's own p-value."""
-    from neuroenc.encoding import _ridge, inner_splits, permutation_test_best
+    from neuroenc.encoding import _ridge
     from neuroenc.encoding.backend import use_backend
+    from neuroenc.encoding.cv import inner_splits
+    from neuroenc.encoding.stats import permutation_test_best
 
     layers = layer_walk(rng, n_samples=150, n_features=6, n_layers=5, step=0.4)
     Y = rng.standard_normal((150, 40))

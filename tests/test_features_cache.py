@@ -12,17 +12,11 @@ import pytest
 from _features_helpers import one_torch_thread  # noqa: F401
 
 import neuroenc.features.extract as extract_module
-from neuroenc.features import (
-    FeatureExtractor,
-    FeatureSet,
-    extract_features,
-    feature_cache_path,
-    is_complete,
-    load_features,
-    model_identity,
-    read_feature_info,
-    save_features,
-)
+from neuroenc.features import FeatureExtractor, FeatureSet, extract_features, load_features
+from neuroenc.features.cache import is_complete, read_feature_info
+from neuroenc.features.extract import feature_cache_path
+from neuroenc.features.featureset import save_features
+from neuroenc.features.models import model_identity
 from neuroenc.testing import tiny_gpt2, tiny_transcript
 
 KW = dict(context_tokens=8, stride=4)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuroenc.features import TokenAlignment, plan_contexts
+from neuroenc.features.context import plan_contexts
+from neuroenc.features.tokens import TokenAlignment
 
 
 def _alignment(n_tokens_per_word):

@@ -9,14 +9,10 @@ import pytest
 import torch
 from _features_helpers import direct_features, max_rel_err, one_torch_thread  # noqa: F401
 
-from neuroenc.features import (
-    FeatureExtractor,
-    align_tokens,
-    extract_features,
-    layer_at_depth,
-    resolve_layers,
-    token_states,
-)
+from neuroenc.features import FeatureExtractor, extract_features
+from neuroenc.features.extract import token_states
+from neuroenc.features.layers import layer_at_depth, resolve_layers
+from neuroenc.features.tokens import align_tokens
 from neuroenc.stimuli import Transcript
 from neuroenc.stimuli.transcript import TranscriptError
 from neuroenc.testing import tiny_bert, tiny_gpt2, tiny_llama, tiny_transcript
@@ -328,7 +324,7 @@ def test_verbose_never_changes_the_shared_logger(tmp_path, neuroenc_logger, monk
 
 def test_learned_attributes_only_after_fit(tmp_path):
     """As scikit-learn estimators: nothing ending in "_" before fit (cache_path included)."""
-    from neuroenc.features import model_identity
+    from neuroenc.features.models import model_identity
 
     def learned(est):  # scikit-learn's check_is_fitted rule
         return sorted(k for k in vars(est) if k.endswith("_") and not k.startswith("__"))

@@ -14,17 +14,10 @@ from _features_helpers import one_torch_thread  # noqa: F401
 import neuroenc.features.cache as cache_module
 import neuroenc.features.extract as extract_module
 from neuroenc.align import make_fmri_design, make_meg_design
-from neuroenc.features import (
-    FeatureExtractor,
-    FeatureFileError,
-    FeatureSet,
-    check_compatible_features,
-    extract_features,
-    is_complete,
-    load_features,
-    model_identity,
-    save_features,
-)
+from neuroenc.features import FeatureExtractor, FeatureSet, extract_features, load_features
+from neuroenc.features.cache import FeatureFileError, is_complete
+from neuroenc.features.featureset import check_compatible_features, save_features
+from neuroenc.features.models import model_identity
 from neuroenc.responses import Response
 from neuroenc.testing import tiny_gpt2, tiny_tokenizer, tiny_transcript
 
@@ -79,7 +72,7 @@ def test_tokenizer_files_are_part_of_a_local_models_identity(tmp_path, monkeypat
 
 
 def test_an_in_memory_models_identity_covers_its_tokenizer(gpt2):
-    from neuroenc.features import LoadedModel
+    from neuroenc.features.models import LoadedModel
 
     other = LoadedModel.from_objects(gpt2.model, tiny_tokenizer("bpe", vocab_size=300), name="tiny-gpt2")
     same = LoadedModel.from_objects(gpt2.model, tiny_tokenizer("bpe"), name="tiny-gpt2")

@@ -9,17 +9,17 @@ import torch
 from _features_helpers import one_torch_thread  # noqa: F401
 
 import neuroenc.features.models as models_module
-from neuroenc.features import (
+from neuroenc.features import extract_features, load_model
+from neuroenc.features.extract import feature_cache_path
+from neuroenc.features.models import (
     LoadedModel,
     ModelNotAvailableError,
-    extract_features,
-    feature_cache_path,
-    load_model,
+    _detect_kind,
     model_identity,
+    resolve_alias,
     resolve_device,
     resolve_torch_dtype,
 )
-from neuroenc.features.models import _detect_kind, resolve_alias
 from neuroenc.testing import tiny_bert, tiny_gpt2, tiny_llama, tiny_tokenizer, tiny_transcript
 
 
@@ -210,7 +210,7 @@ def test_hub_commit_that_cannot_be_found_is_an_error(monkeypatch):
 
 
 def test_alias_says_which_smollm2_and_its_precision():
-    from neuroenc.features import MODEL_ALIASES
+    from neuroenc.features.models import MODEL_ALIASES
     from neuroenc.report.html import _model_fact
 
     text = MODEL_ALIASES["smollm2-135m"]["description"]

@@ -16,16 +16,10 @@ import transformers
 from _features_helpers import direct_features, max_rel_err, one_torch_thread  # noqa: F401
 
 from neuroenc.cli import main
-from neuroenc.features import (
-    FeatureExtractor,
-    LoadedModel,
-    align_tokens,
-    capture_last_block,
-    extract_features,
-    load_features,
-    sequence_prefix,
-)
-from neuroenc.features.models import _state_dict_sha256
+from neuroenc.features import FeatureExtractor, extract_features, load_features
+from neuroenc.features.models import LoadedModel, _state_dict_sha256, sequence_prefix
+from neuroenc.features.prenorm import capture_last_block
+from neuroenc.features.tokens import align_tokens
 from neuroenc.pipeline.config import ConfigError, config_from_dict
 from neuroenc.pipeline.tasks import extractor_params
 from neuroenc.stimuli import Transcript

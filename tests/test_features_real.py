@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from _features_helpers import direct_features, max_rel_err, one_torch_thread  # noqa: F401
 
-from neuroenc.features import ModelNotAvailableError, align_tokens, extract_features, load_model
+from neuroenc.features import extract_features, load_model
+from neuroenc.features.models import ModelNotAvailableError
+from neuroenc.features.tokens import align_tokens
 
 pytestmark = pytest.mark.slow
 TOL = 1e-4

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from neuroenc.features import TokenMappingError, align_tokens
+from neuroenc.features.tokens import TokenMappingError, align_tokens
 from neuroenc.testing import tiny_tokenizer
 
 WORDS = ["Alice", "was", "beginning,", "'Oh", "dear!", "Café", "rabbit-hole"]

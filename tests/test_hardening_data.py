@@ -63,7 +63,7 @@ def test_replaced_response_or_confound_file_is_refitted(tiny_model, tmp_path, da
 
 
 def test_subject_data_hash_covers_values_names_and_grid():
-    from neuroenc.datasets._base import EncodingDataset
+    from neuroenc.datasets import EncodingDataset
     from neuroenc.pipeline.tasks import subject_data_hash
 
     rng = np.random.default_rng(0)

@@ -18,8 +18,11 @@ import pytest
 pytest.importorskip("dask_jobqueue")
 
 from neuroenc.cli import main as cli_main  # noqa: E402
-from neuroenc.pipeline import ConfigError, config_from_dict, load_config, run_pipeline  # noqa: E402
-from neuroenc.pipeline.config import ExecutorConfig  # noqa: E402
+from neuroenc.pipeline import ConfigError, load_config, run_pipeline
+from neuroenc.pipeline.config import (
+    ExecutorConfig,  # noqa: E402
+    config_from_dict,
+)
 from neuroenc.pipeline.dask_cluster import (  # noqa: E402
     ClusterError,
     check_slurm_options,
@@ -277,7 +280,7 @@ def test_loader_that_returns_no_data_set(tmp_path, monkeypatch, capsys):
     config = config_from_dict({"dataset": {"loader": "lab_loaders:load_42"}})
     with pytest.raises(ConfigError, match=(
             r"^data-set loader 'lab_loaders:load_42' returned 42 \(an int\); a loader must return a "
-            r"neuroenc.datasets.EncodingDataset \(words with times and responses per run\) or, for "
+            r"neuroenc.datasets._base.EncodingDataset \(words with times and responses per run\) or, for "
             r"stimulus-level data, a StimulusDataset\.$")):
         load_dataset(config.dataset, allow_code=True)
     with pytest.raises(ConfigError, match=r"^data-set loader 'lab_loaders:VALUE' is 42 \(an int\), not a function"):

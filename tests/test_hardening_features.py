@@ -27,11 +27,11 @@ from neuroenc.features import (
     StimulusFeatures,
     load_features,
     load_stimulus_features,
-    save_features,
-    save_stimulus_features,
 )
 from neuroenc.features.cache import FeatureFileError
 from neuroenc.features.context import FULL, ContextPlan, plan_contexts
+from neuroenc.features.featureset import save_features
+from neuroenc.features.stimulus_features import save_stimulus_features
 from neuroenc.features.stimulus_plan import plan_stimuli
 from neuroenc.features.tokens import TokenAlignment, TokenMappingError, align_tokens
 from neuroenc.stimuli import StimulusSet

@@ -10,15 +10,8 @@ import numpy as np
 import pytest
 
 from neuroenc.cli import main as cli_main
-from neuroenc.stimuli import (
-    TranscriptError,
-    default_encoding,
-    read_events_tsv,
-    read_gentle,
-    read_text,
-    read_textgrid,
-    read_transcript,
-)
+from neuroenc.stimuli import TranscriptError, read_events_tsv, read_gentle, read_text, read_textgrid, read_transcript
+from neuroenc.stimuli.decode import default_encoding
 
 
 def _textgrid(words, step=0.5, tier="word", xmin_first=0.0) -> str:
@@ -124,7 +117,8 @@ def test_run_config_transcript_encoding(tmp_path, data_dir):
     from _hardening_fixtures import copy_alice
 
     from neuroenc.datasets.alice import ALICE_TEXTGRID
-    from neuroenc.pipeline import ConfigError, config_from_dict, load_dataset
+    from neuroenc.pipeline import ConfigError, load_dataset
+    from neuroenc.pipeline.config import config_from_dict
 
     dst = copy_alice(data_dir, tmp_path, ["s18"])
     raw = (dst / ALICE_TEXTGRID).read_bytes().replace(b'"Alice"', '"Alicé"'.encode("cp1252"), 1)

@@ -17,7 +17,8 @@ import pytest
 from _hardening_fixtures import snapshot, write_events_stimuli
 
 from neuroenc.cli import main as cli_main
-from neuroenc.pipeline import ConfigError, config_from_dict, load_config, run_pipeline
+from neuroenc.pipeline import ConfigError, load_config, run_pipeline
+from neuroenc.pipeline.config import config_from_dict
 from neuroenc.pipeline.loaders import check_loader, get_loader, load_dataset
 from neuroenc.pipeline.trust import cache_dir, check_trust, code_allowed, output_dir, report_path
 
@@ -318,7 +319,8 @@ def _payloads(marker: Path) -> list[str]:
 @pytest.mark.parametrize("which", [0, 1])
 def test_query_cannot_run_code(tmp_path, which):
     from neuroenc.datasets.stimuli import load_stimuli
-    from neuroenc.stimuli import StimulusError, TranscriptError, read_events_tsv, read_stimuli_events
+    from neuroenc.stimuli import StimulusError, TranscriptError, read_events_tsv
+    from neuroenc.stimuli.stimulus_set import read_stimuli_events
 
     args = write_events_stimuli(tmp_path / "data")
     marker = tmp_path / "owned"

@@ -240,7 +240,7 @@ def test_any_fold_with_fewer_than_two_held_out_rows_is_refused():
 def test_subjects_of_one_long_table_are_not_the_same_responses(tmp_path):
     """Two subjects' rows of one long table hash apart, so that their results pool as two subjects
     (the duplicate check of item 6 compares ``responses_sha256``)."""
-    from neuroenc.stimuli import read_stimulus_responses
+    from neuroenc.stimuli.responses import read_stimulus_responses
 
     path = tmp_path / "long.csv"
     path.write_text("id,sub,roi\n" + "".join(f"s{i},{s},{i * k}\n" for k, s in ((1, "a"), (2, "b")) for i in range(4)),

@@ -110,9 +110,10 @@ def test_verbose_defaults_follow_the_logger():
     """Every public ``verbose`` defaults to None (the logger's level), as in mne."""
     import inspect
 
-    from neuroenc.encoding import fit_stimuli
+    from neuroenc.encoding.stimulus_fit import fit_stimuli
     from neuroenc.features import FeatureExtractor, StimulusExtractor, extract_features, layer_metrics
-    from neuroenc.pipeline import run_distributed, run_pipeline
+    from neuroenc.pipeline import run_pipeline
+    from neuroenc.pipeline.distributed import run_distributed
 
     for obj in (LayerSweep, BandedLayerModel, fit_encoding, fit_stimuli, FeatureExtractor, StimulusExtractor,
                 extract_features, layer_metrics, run_pipeline, run_distributed):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from _mapping_fixtures import make_results
 
-from neuroenc.mapping import mapping_maps, surface_values, target_space, volume_image
+from neuroenc.mapping import volume_image
+from neuroenc.mapping.brainmaps import mapping_maps, surface_values, target_space
 
 
 def _mask(shape=(6, 7, 5)):
@@ -146,7 +147,7 @@ def test_load_mesh_offline_error(monkeypatch):
         raise ConnectionError("no network")  # what requests raises offline (an OSError)
 
     monkeypatch.setattr(nilearn.datasets, "load_fsaverage", offline)
-    from neuroenc.mapping import load_mesh
+    from neuroenc.mapping.brainmaps import load_mesh
 
     with pytest.raises(FileNotFoundError, match="the fsaverage6 mesh is not available.*fsaverage5 offline"):
         load_mesh("fsaverage6")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from _mapping_fixtures import ROIS, make_group, make_results
 
-from neuroenc.mapping import fold_table, load_results, scores_table
+from neuroenc.mapping import load_results
+from neuroenc.mapping.collect import fold_table, scores_table
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ import pytest
 from _mapping_fixtures import PEAKS, ROIS, make_group, make_results
 
 from neuroenc.encoding.stats import fdr_bh
-from neuroenc.mapping import group_summary, map_layers, scores_table, sign_flip_test
+from neuroenc.mapping import map_layers
+from neuroenc.mapping.collect import scores_table
+from neuroenc.mapping.group import group_summary, sign_flip_test
 
 
 def test_sign_flip_exact_p_values():

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from _mapping_fixtures import PEAKS, ROIS, make_group, make_results
 
-from neuroenc.mapping import best_layers, map_layers, preference_index, scores_table
+from neuroenc.mapping import best_layers, map_layers, preference_index
+from neuroenc.mapping.collect import scores_table
 
 
 @pytest.mark.parametrize("layer", [0, 3, 7])

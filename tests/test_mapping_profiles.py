@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 from _mapping_fixtures import ROIS, make_group, make_results
 
-from neuroenc.mapping import bootstrap_mean_ci, fold_table, layer_profiles, scores_table
+from neuroenc.mapping import layer_profiles
+from neuroenc.mapping.collect import fold_table, scores_table
+from neuroenc.mapping.profiles import bootstrap_mean_ci
 
 
 def test_bootstrap_interval_covers_the_true_mean(rng):

@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 from _mapping_fixtures import PEAKS, ROIS, make_group, make_results
 
-from neuroenc.mapping import LayerMapping, best_layers, group_summary, layer_profiles, map_layers, scores_table
+from neuroenc.mapping import LayerMapping, best_layers, layer_profiles, map_layers
+from neuroenc.mapping.collect import scores_table
+from neuroenc.mapping.group import group_summary
 
 
 def test_map_layers_matches_the_table_functions():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from neuroenc.cli import main
-from neuroenc.features import FeatureSet, save_features
+from neuroenc.features import FeatureSet
+from neuroenc.features.featureset import save_features
 from neuroenc.features.metrics_layers import METRICS, LayerMetrics, layer_metrics
 
 N_WORDS, DIM, WINDOW = 40, 64, 8

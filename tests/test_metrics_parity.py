@@ -184,7 +184,8 @@ def test_bad_options(rng, kwargs, match):
 
 def test_metrics_command_preset_options(rng, tmp_path, capsys):
     from neuroenc.cli import main
-    from neuroenc.features import LayerMetrics, save_features
+    from neuroenc.features.featureset import save_features
+    from neuroenc.features.metrics_layers import LayerMetrics
 
     words = rng.normal(size=(40, 8)) + 3.0
     fs = FeatureSet({0: words, 1: words ** 2}, np.arange(40.0), run="story", model="m", n_model_layers=2,

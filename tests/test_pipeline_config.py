@@ -4,7 +4,8 @@ import re
 import numpy as np
 import pytest
 
-from neuroenc.pipeline import ConfigError, config_from_dict, load_config
+from neuroenc.pipeline import ConfigError, load_config
+from neuroenc.pipeline.config import config_from_dict
 
 
 def test_defaults_and_alpha_grid():

@@ -201,7 +201,7 @@ def test_rerun_after_interruption_recomputes_nothing_complete(model_dir, data_di
 
 def test_one_model_load_per_worker(model_dir, tmp_path, client):
     """Six runs on two workers: each worker loads the model once, whatever the tasks it gets."""
-    from neuroenc.pipeline import config_from_dict
+    from neuroenc.pipeline.config import config_from_dict
     from neuroenc.pipeline.dask_worker import PLUGIN_NAME, WorkerCache, extract_task
     from neuroenc.testing import tiny_transcript
 

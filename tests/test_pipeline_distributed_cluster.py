@@ -12,8 +12,11 @@ import pytest
 
 pytest.importorskip("dask_jobqueue")
 
-from neuroenc.pipeline import ConfigError, config_from_dict, run_pipeline  # noqa: E402
-from neuroenc.pipeline.config import ExecutorConfig  # noqa: E402
+from neuroenc.pipeline import ConfigError, run_pipeline
+from neuroenc.pipeline.config import (
+    ExecutorConfig,  # noqa: E402
+    config_from_dict,
+)
 from neuroenc.pipeline.dask_cluster import (  # noqa: E402
     ExecutorSpec,
     check_slurm_options,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from neuroenc.encoding import EncodingResults
-from neuroenc.pipeline import config_from_dict
+from neuroenc.pipeline.config import config_from_dict
 from neuroenc.pipeline.dask_worker import WorkerCache, extract_task, merge_task
 from neuroenc.pipeline.tasks import merge_parts, results_current
 

@@ -174,7 +174,7 @@ def test_public_dataset_configs_run_on_miniatures(name, tiny_model_dir, tmp_path
 
 
 def test_results_key_covers_what_changes_results(monkeypatch):
-    from neuroenc.pipeline import config_from_dict
+    from neuroenc.pipeline.config import config_from_dict
     from neuroenc.pipeline.tasks import results_key
 
     config = config_from_dict({"dataset": {"loader": "lebel2023", "args": {"root": "$LEBEL_ROOT"}}})
@@ -200,8 +200,8 @@ def test_group_best_table_reports_the_p_value_corrected_for_the_layer_choice():
 
     from _mapping_fixtures import PEAKS, ROIS, make_results
 
-    from neuroenc.mapping import group_best_table
-    from neuroenc.report import group_mean_section
+    from neuroenc.mapping.summary import group_best_table
+    from neuroenc.report.sections import group_mean_section
 
     plain = make_results("group")
     table = group_best_table(plain)

@@ -7,12 +7,12 @@ import pytest
 from _mapping_fixtures import PEAKS, ROIS, make_group
 from matplotlib.figure import Figure
 
-from neuroenc.mapping import map_layers, surface_values
-from neuroenc.report import (
-    plot_best_layers,
+from neuroenc.mapping import map_layers
+from neuroenc.mapping.brainmaps import surface_values
+from neuroenc.report import plot_best_layers, plot_layer_profiles
+from neuroenc.report.figures import (
     plot_depth_histogram,
     plot_intervention_profiles,
-    plot_layer_profiles,
     plot_metric_profiles,
     plot_score_matrix,
     plot_subject_best_layers,

@@ -14,14 +14,9 @@ from _mapping_fixtures import ROIS, make_group, make_results
 
 from neuroenc.cli import main
 from neuroenc.encoding.results import EncodingResults
-from neuroenc.report import (
-    ReportSection,
-    format_number,
-    intervention_effects,
-    layer_science_section,
-    make_report,
-    metric_brain_correlations,
-)
+from neuroenc.report import ReportSection, make_report
+from neuroenc.report.html import format_number
+from neuroenc.report.sections import intervention_effects, layer_science_section, metric_brain_correlations
 
 
 class _Tables(HTMLParser):
@@ -386,7 +381,7 @@ def test_report_without_a_mesh_still_renders(tmp_path, monkeypatch):
 def test_intervention_effects_compare_within_policy():
     import pandas as pd
 
-    from neuroenc.report import intervention_effects
+    from neuroenc.report.sections import intervention_effects
 
     rows = []
     for name, policy, base in [("intact", "strided", 0.5), ("skip:1", "strided", 0.3),

@@ -11,15 +11,9 @@ import pytest
 from nibabel.cifti2 import cifti2_axes
 
 from neuroenc._validation import DatasetError
-from neuroenc.responses import (
-    CompositeSpace,
-    SensorSpace,
-    SurfaceSpace,
-    VolumeSpace,
-    read_bold,
-    read_responses,
-    read_subject_bold,
-)
+from neuroenc.responses import SensorSpace, SurfaceSpace, VolumeSpace, read_bold, read_responses
+from neuroenc.responses.bold import read_subject_bold
+from neuroenc.responses.space import CompositeSpace
 
 AFFINE = np.diag([3.0, 3.0, 3.0, 1.0])
 

@@ -11,11 +11,13 @@ from _encoding_fixtures import layer_walk
 
 from neuroenc.align import make_fmri_design
 from neuroenc.datasets import load_alice
-from neuroenc.encoding import EncodingResults, as_layer_designs, fit_encoding, merge_results
-from neuroenc.encoding.designs import design_reach, gap_for
+from neuroenc.encoding import EncodingResults, fit_encoding
+from neuroenc.encoding.designs import as_layer_designs, design_reach, gap_for
+from neuroenc.encoding.merge import merge_results
 from neuroenc.features import FeatureSet
-from neuroenc.mapping import mapping_maps, surface_values, target_space
-from neuroenc.responses import Response, SurfaceSpace, VolumeSpace, space_from_dict
+from neuroenc.mapping.brainmaps import mapping_maps, surface_values, target_space
+from neuroenc.responses import Response, SurfaceSpace, VolumeSpace
+from neuroenc.responses.space import space_from_dict
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 SHAPE = (4, 3, 2)

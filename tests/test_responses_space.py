@@ -9,19 +9,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from neuroenc.responses import (
+from neuroenc.responses import Response, RoiSpace, SensorSpace, SurfaceSpace, VolumeSpace
+from neuroenc.responses.response import pick_channels
+from neuroenc.responses.space import (
     CompositeSpace,
     ParcelSpace,
-    Response,
-    RoiSpace,
-    SensorSpace,
-    SurfaceSpace,
-    VolumeSpace,
     concat_spaces,
-    pick_channels,
+    pack_array,
     space_from_dict,
+    unpack_array,
 )
-from neuroenc.responses.space import pack_array, unpack_array
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 

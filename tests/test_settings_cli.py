@@ -18,8 +18,10 @@ import pytest
 from neuroenc._settings import REQUIRED, Choices, Interval, ListOf, Logspace, Setting, declare, settings_of
 from neuroenc.align import make_fmri_design, make_meg_design
 from neuroenc.cli import build_parser, main, user_message
-from neuroenc.encoding import EncodingResults, fit_encoding, fit_stimuli
-from neuroenc.features import FeatureExtractor, FeatureSet, StimulusExtractor, save_features
+from neuroenc.encoding import EncodingResults, fit_encoding
+from neuroenc.encoding.stimulus_fit import fit_stimuli
+from neuroenc.features import FeatureExtractor, FeatureSet, StimulusExtractor
+from neuroenc.features.featureset import save_features
 from neuroenc.mapping import map_layers
 from neuroenc.pipeline.config import section_settings
 
@@ -483,7 +485,8 @@ def _toy_design(rng):
 def test_library_calls_and_config_refuse_alike(rng, section, key, value, call):
     """block_size=0 was accepted by the library and refused by the config: both refuse now,
     with one wording (the config's adds the section and the file)."""
-    from neuroenc.pipeline import ConfigError, config_from_dict
+    from neuroenc.pipeline import ConfigError
+    from neuroenc.pipeline.config import config_from_dict
 
     with pytest.raises(ConfigError) as from_config:
         config_from_dict({"dataset": {"loader": "alice"}, section: {key: value}})
@@ -507,7 +510,8 @@ def test_python_only_values_are_taken_by_calls_not_by_configs(rng):
     from sklearn.model_selection import KFold
 
     from neuroenc.encoding import LayerSweep
-    from neuroenc.pipeline import ConfigError, config_from_dict
+    from neuroenc.pipeline import ConfigError
+    from neuroenc.pipeline.config import config_from_dict
 
     X, Y = rng.standard_normal((60, 3)), rng.standard_normal((60, 2))
     splits = list(KFold(3).split(X))

@@ -16,8 +16,8 @@ import pytest
 from neuroenc.align import make_fmri_design, make_meg_design
 from neuroenc.encoding import LayerSweep, fit_encoding
 from neuroenc.features import FeatureExtractor, FeatureSet
-from neuroenc.pipeline import ConfigError, config_from_dict, load_config
-from neuroenc.pipeline.config import ENCODING_ONLY, MODEL_ONLY, section_settings
+from neuroenc.pipeline import ConfigError, load_config
+from neuroenc.pipeline.config import ENCODING_ONLY, MODEL_ONLY, config_from_dict, section_settings
 from neuroenc.responses import Response
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,7 +210,7 @@ def test_context_tokens_has_one_bound():
 
 
 def test_fold_count_and_lags_come_from_encoding_and_align(rng):
-    from neuroenc.align import lag_samples
+    from neuroenc.align.events import lag_samples
     from neuroenc.pipeline.distributed import _fit_shape, _n_lags
 
     size = {"runs": ["a"], "n_samples": 300, "n_targets": 6, "response_bytes": 0,
@@ -248,7 +248,7 @@ def _stimulus_config(source="run.yaml", **sections):
 def test_stimulus_config_sections_are_the_stimulus_calls():
     """A stimulus-level loader's model section is StimulusExtractor's and its encoding section
     fit_stimuli's: their defaults, their keys and values; no alignment (no time)."""
-    from neuroenc.encoding import fit_stimuli
+    from neuroenc.encoding.stimulus_fit import fit_stimuli
     from neuroenc.features import StimulusExtractor
 
     config = _stimulus_config()

@@ -6,8 +6,8 @@ import logging
 import numpy as np
 import pytest
 
-from neuroenc.stimuli import TranscriptError, read_events_tsv, read_gentle, read_textgrid, read_textgrid_tiers
-from neuroenc.stimuli.textgrid import read_chronological
+from neuroenc.stimuli import TranscriptError, read_events_tsv, read_gentle, read_textgrid
+from neuroenc.stimuli.textgrid import read_chronological, read_textgrid_tiers
 
 
 # ----------------------------------------------------------------------------- events.tsv

@@ -8,20 +8,14 @@ from _encoding_fixtures import _one_blas_thread  # noqa: F401
 from _features_helpers import one_torch_thread  # noqa: F401
 from _stimuli_fixtures import simulate_stimulus_layers, write_sentences
 
-from neuroenc.encoding import (
-    EncodingResults,
-    LayerDesigns,
-    LayerSweep,
-    PermutedDraws,
-    fit_stimuli,
-    inner_splits,
-    make_cv,
-    merge_results,
-    noise_ceiling_split_half,
-    stimulus_cv,
-)
+from neuroenc.encoding import EncodingResults, LayerSweep, make_cv, noise_ceiling_split_half
+from neuroenc.encoding.cv import inner_splits
+from neuroenc.encoding.designs import LayerDesigns
+from neuroenc.encoding.merge import merge_results
+from neuroenc.encoding.stats import PermutedDraws
+from neuroenc.encoding.stimulus_fit import fit_stimuli, stimulus_cv
 from neuroenc.features import StimulusFeatures
-from neuroenc.stimuli import StimulusResponses
+from neuroenc.stimuli.responses import StimulusResponses
 
 
 # ---------------------------------------------------------------------- CV
@@ -211,7 +205,7 @@ def test_cli_equals_a_plain_sklearn_pipeline(cli_files, tmp_path, capsys):
 
     from neuroenc.cli import main
     from neuroenc.features import load_stimulus_features
-    from neuroenc.stimuli import read_stimulus_responses
+    from neuroenc.stimuli.responses import read_stimulus_responses
 
     feats, res = tmp_path / "f.h5", tmp_path / "res.h5"
     assert main(["extract", "--model", str(cli_files / "model"), "--stimuli", str(cli_files / "sentences.csv"),
@@ -304,7 +298,7 @@ def test_stimulus_responses_are_responses_with_a_space(tmp_path):
     import nibabel as nib
 
     from neuroenc.responses import Response, VolumeSpace
-    from neuroenc.stimuli import read_stimulus_responses
+    from neuroenc.stimuli.responses import read_stimulus_responses
 
     r = StimulusResponses(np.arange(6.0).reshape(3, 2), ["c", "a", "b"], ["x", "y"], "sub-01")
     assert isinstance(r, Response) and r.kind == "stimuli" and r.rows == "stimuli"

@@ -8,15 +8,10 @@ from _features_helpers import one_torch_thread  # noqa: F401
 from _stimuli_fixtures import SENTENCES, write_sentences
 
 from neuroenc.cli import main
-from neuroenc.features import (
-    StimulusExtractor,
-    is_stimulus_file,
-    load_features,
-    load_stimulus_features,
-    sequence_prefix,
-    stimulus_surprisal,
-    word_surprisal,
-)
+from neuroenc.features import StimulusExtractor, load_features, load_stimulus_features, word_surprisal
+from neuroenc.features.models import sequence_prefix
+from neuroenc.features.stimulus_features import is_stimulus_file
+from neuroenc.features.surprisal import stimulus_surprisal
 from neuroenc.features.tokens import align_tokens
 from neuroenc.stimuli import StimulusSet
 from neuroenc.testing import tiny_bert, tiny_gpt2, tiny_llama

@@ -5,15 +5,8 @@ import logging
 import numpy as np
 import pytest
 
-from neuroenc.stimuli import (
-    TranscriptError,
-    read_events_tsv,
-    read_gentle,
-    read_text,
-    read_textgrid,
-    read_textgrid_tiers,
-    read_transcript,
-)
+from neuroenc.stimuli import TranscriptError, read_events_tsv, read_gentle, read_text, read_textgrid, read_transcript
+from neuroenc.stimuli.textgrid import read_textgrid_tiers
 from neuroenc.stimuli.transcript import Transcript, split_code
 
 LONG = '''File type = "ooTextFile"

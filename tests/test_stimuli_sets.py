@@ -5,14 +5,9 @@ import numpy as np
 import pytest
 from _stimuli_fixtures import write_sentences
 
-from neuroenc.stimuli import (
-    StimulusError,
-    StimulusResponses,
-    StimulusSet,
-    read_stimuli,
-    read_stimuli_events,
-    read_stimulus_responses,
-)
+from neuroenc.stimuli import StimulusError, StimulusSet, read_stimuli
+from neuroenc.stimuli.responses import StimulusResponses, read_stimulus_responses
+from neuroenc.stimuli.stimulus_set import read_stimuli_events
 
 
 def test_read_stimuli_csv(tmp_path):

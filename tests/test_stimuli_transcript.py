@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuroenc.stimuli import Transcript, TranscriptError, Word
+from neuroenc.stimuli import Transcript, TranscriptError
+from neuroenc.stimuli.transcript import Word
 
 
 def _t(**kw):

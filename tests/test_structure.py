@@ -210,6 +210,32 @@ def test_all_lists_no_name_of_another_subpackage():
     assert owners == {}
 
 
+#: The most public names the subpackages may list together (issue 19: a small API, as himalaya's
+#: about ten names a subpackage; everything else is importable from its module, and private).
+MAX_PUBLIC_NAMES = 80
+
+
+def test_the_public_api_is_small():
+    """The subpackages' ``__all__`` lists together hold at most MAX_PUBLIC_NAMES names, and a
+    subpackage exposes no other name of its modules (``from neuroenc.encoding import X`` works
+    exactly for the X in ``neuroenc.encoding.__all__``)."""
+    total = 0
+    extra = {}
+    for name in SUBPACKAGES:
+        if name == "neuroenc" or name.startswith("neuroenc.commands"):
+            continue
+        module = importlib.import_module(name)
+        names = set(getattr(module, "__all__", []))
+        total += len(names)
+        submodules = {m.rsplit(".", 1)[1] for m in MODULES if m.startswith(name + ".")}
+        others = [n for n, v in vars(module).items() if not n.startswith("_") and n not in names
+                  and n not in submodules and n != "annotations" and not isinstance(v, type(importlib))]
+        if others:
+            extra[name] = sorted(others)
+    assert total <= MAX_PUBLIC_NAMES, f"{total} public names; the API is at most {MAX_PUBLIC_NAMES}"
+    assert extra == {}
+
+
 # ---------------------------------------------------------------------- one path for every kind of data
 #: The modules and names that are about stimulus-level data sets (stimuli without time).
 STIMULUS_MODULES = {
@@ -226,8 +252,9 @@ STIMULUS_NAMES = {
 #: The only modules that may import them: the readers (stimuli/, datasets/, the pipeline's loader of
 #: data sets), the extractors (features/), the stimulus design (align/stimuli.py, re-exported by align/)
 #: and its one-call wrapper (encoding/stimulus_fit.py, re-exported by encoding/), the settings that
-#: declare the stimulus sections of a config, and the command-line readers of files.
-STIMULUS_PACKAGES = ("neuroenc.stimuli", "neuroenc.datasets", "neuroenc.features")
+#: declare the stimulus sections of a config, the command-line readers of files, and the bridges
+#: that read other tools' stimulus sets (Brain-Score assemblies).
+STIMULUS_PACKAGES = ("neuroenc.stimuli", "neuroenc.datasets", "neuroenc.features", "neuroenc.bridges")
 STIMULUS_ALLOWED = {"neuroenc.pipeline.loaders", "neuroenc.align", "neuroenc.encoding", "neuroenc.pipeline.config",
                     "neuroenc.commands.fit", "neuroenc.commands.extract"}
 

@@ -16,44 +16,23 @@
 The responses themselves (:class:`~neuroenc.responses.Response`) live in
 :mod:`neuroenc.responses`.
 """
-from .checks import check_coverage, check_response, match_runs
-from .delays import Delayer, make_delayed
+from .delays import make_delayed
 from .design import Design
-from .events import event_matrix, lag_samples, resample_response
-from .fmri import fmri_delays, make_fmri_design
-from .hrf import HRFConvolver, convolve_hrf, hrf_kernel
+from .fmri import make_fmri_design
 from .meg import make_meg_design
-from .resample import filter_matrix, kernel_reach, lanczos_kernel, rect_kernel, resample, sinc_kernel
+from .resample import resample
 from .stimuli import make_stimulus_design
 from .wordrate import word_rate
-from .zscore import ZScore, ZStats, zscore, zscore_stats
+from .zscore import zscore
 
 __all__ = [
-    "Delayer",
     "Design",
-    "HRFConvolver",
-    "ZScore",
-    "ZStats",
-    "check_coverage",
-    "check_response",
-    "convolve_hrf",
-    "event_matrix",
-    "filter_matrix",
-    "fmri_delays",
-    "hrf_kernel",
-    "kernel_reach",
-    "lag_samples",
-    "lanczos_kernel",
-    "make_delayed",
     "make_fmri_design",
     "make_meg_design",
     "make_stimulus_design",
-    "match_runs",
-    "rect_kernel",
     "resample",
-    "resample_response",
-    "sinc_kernel",
-    "word_rate",
+    "make_delayed",
     "zscore",
-    "zscore_stats",
+    "word_rate",
 ]
+

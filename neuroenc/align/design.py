@@ -12,7 +12,7 @@ Why per-run z-scoring (the convention of Huth et al. 2016 and LeBel et al. 2023)
 statistics of a run use that run only, so nothing crosses runs in leave-one-run-out CV, and
 per-run offsets and scanner drifts are removed. In CV *within* a run (blocked CV on a single
 run such as Alice), the test block contributes to its run's statistics; to avoid even that,
-build with ``zscore=False`` and put :class:`~neuroenc.align.ZScore` (training statistics) at
+build with ``zscore=False`` and put :class:`~neuroenc.align.zscore.ZScore` (training statistics) at
 the head of the pipeline.
 """
 from __future__ import annotations
@@ -117,7 +117,7 @@ class Design:
     kind : {"fmri", "meg"}
     rows : "samples"
         What the rows are: ordered samples on the response grid (see
-        :class:`~neuroenc.encoding.LayerDesigns`; :class:`~neuroenc.align.stimuli.StimulusDesign`'s
+        :class:`~neuroenc.encoding.designs.LayerDesigns`; :class:`~neuroenc.align.stimuli.StimulusDesign`'s
         are stimuli).
     runs : list of str
         The runs, in the order their rows are stacked.
@@ -224,7 +224,7 @@ class Design:
 
         The longest delay/lag (in rows), plus the HRF kernel after lag 0 (``len(hrf_kernel(TR,
         hrf)) - 1`` rows, when convolved), plus the half-width of the kernel that resampled the
-        words onto the grid (:func:`~neuroenc.align.kernel_reach`; 0 for MEG/EEG impulses). Two
+        words onto the grid (:func:`~neuroenc.align.resample.kernel_reach`; 0 for MEG/EEG impulses). Two
         rows further apart than this share no stimulus: a CV gap of ``reach + 1`` rows keeps
         training rows from seeing the stimulus of a test row.
         """

@@ -31,7 +31,7 @@ def event_matrix(
     from that one (the sample nearest the onset, which may lie up to half a sample before it,
     as for impulses) to the last sample before the offset, at least one sample. Words off the
     grid add
-    nothing (check coverage first: :func:`~neuroenc.align.check_coverage`).
+    nothing (check coverage first: :func:`~neuroenc.align.checks.check_coverage`).
 
     Parameters
     ----------

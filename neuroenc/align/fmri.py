@@ -4,12 +4,12 @@ grid, z-scored, HRF-convolved and/or delayed, stacked over runs (:func:`make_fmr
 What happens to one run of an fMRI design, in order:
 
 1. **Pairing and checks.** Features and responses are paired by run name; the response grid
-   must cover every word (:func:`~neuroenc.align.check_coverage`); responses must be finite
+   must cover every word (:func:`~neuroenc.align.checks.check_coverage`); responses must be finite
    and non-constant over their kept rows.
 2. **Resampling** of each layer onto the TR grid, extended by the longest delay (and the HRF
    length) before ``start``, so that the delays of the first rows see the stimulus that
    preceded them, and by the longest look-ahead after the end. The sparse filter matrix is
-   built once per run and reused for every layer (:func:`~neuroenc.align.filter_matrix`).
+   built once per run and reused for every layer (:func:`~neuroenc.align.resample.filter_matrix`).
 3. **Z-scoring** (``zscore=True``): each feature column, per run, with the mean and standard
    deviation of that run's *kept* TRs (after trimming), before the delays; the same statistics
    are applied to the extension rows. Responses: each column per run over its kept TRs. The

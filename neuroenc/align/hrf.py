@@ -101,7 +101,7 @@ def convolve_hrf(
 
 class HRFConvolver(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Canonical-HRF convolution as a scikit-learn transformer (the alternative to
-    :class:`~neuroenc.align.Delayer`), with the same run-boundary handling.
+    :class:`~neuroenc.align.delays.Delayer`), with the same run-boundary handling.
 
     Parameters
     ----------

@@ -46,7 +46,7 @@ def word_rate(
     reference : {"onset", "midpoint"}
         The word time used.
     on_uncovered : {"raise", "warn", "ignore"}
-        See :func:`~neuroenc.align.check_coverage`.
+        See :func:`~neuroenc.align.checks.check_coverage`.
     """
     if not isinstance(transcript, Transcript):
         raise TypeError(f"'transcript' must be a Transcript, got {type(transcript).__name__}.")

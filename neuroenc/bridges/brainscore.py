@@ -11,7 +11,7 @@ Brain-Score-style assemblies as stimulus-level data sets.
 - :func:`assembly_to_dataset`: a ``NeuroidAssembly``-like :class:`xarray.DataArray`
   (``presentation × neuroid``, with ``stimulus_id``, the text, ``passage_label`` and
   ``experiment`` coordinates, as the Pereira 2018 and Tuckute 2024 assemblies have) as a
-  :class:`~neuroenc.datasets.StimulusDataset` that ``neuroenc`` fits like any other.
+  :class:`~neuroenc.datasets.stimuli.StimulusDataset` that ``neuroenc`` fits like any other.
 """
 from __future__ import annotations
 
@@ -254,7 +254,7 @@ def assembly_to_dataset(assembly: Any, *, text_coord: str = "stimulus", id_coord
                         experiment_coord: str = "experiment", subject_coord: str | None = "subject",
                         neuroid_coord: str = "neuroid_id", repeats: str = "error",
                         drop_nan: bool = True, name: str | None = None) -> StimulusDataset:
-    """A Brain-Score-style assembly as a :class:`~neuroenc.datasets.StimulusDataset`.
+    """A Brain-Score-style assembly as a :class:`~neuroenc.datasets.stimuli.StimulusDataset`.
 
     Parameters
     ----------

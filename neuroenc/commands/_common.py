@@ -27,7 +27,7 @@ def parse_layers(text: str) -> str | list[int | float]:
       last block, ``1`` the first).
 
     Items are separated by commas. The result goes to the library's ``layers`` arguments
-    (:func:`~neuroenc.features.resolve_layers`, :func:`~neuroenc.features.load_features`,
+    (:func:`~neuroenc.features.layers.resolve_layers`, :func:`~neuroenc.features.load_features`,
     :func:`~neuroenc.features.layer_metrics`), which check it against the model's depth.
 
     Raises

@@ -250,8 +250,10 @@ def _check_writable(out: str | None, cache_dir: str | None) -> None:
 
 
 def _run_stimuli(args: argparse.Namespace, options: dict) -> int:
-    from ..features import StimulusExtractor, save_stimulus_features
-    from ..stimuli import read_stimuli, read_stimuli_events
+    from ..features import StimulusExtractor
+    from ..features.stimulus_features import save_stimulus_features
+    from ..stimuli import read_stimuli
+    from ..stimuli.stimulus_set import read_stimuli_events
 
     _check_stimuli(args, options)
     if args.stimuli.lower().endswith("_events.tsv"):
@@ -276,7 +278,8 @@ def _run_stimuli(args: argparse.Namespace, options: dict) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..features import FeatureExtractor, save_features
+    from ..features import FeatureExtractor
+    from ..features.featureset import save_features
     from ..stimuli import read_transcript
 
     path = _check_source(args)

@@ -28,7 +28,7 @@ stimuli have groups, else ``kfold:5``.
 
 The design and fit options are the parameters of :func:`~neuroenc.align.make_fmri_design`
 (:func:`~neuroenc.align.make_meg_design`) and :func:`~neuroenc.encoding.fit_encoding` (for
-stimulus-level features :func:`~neuroenc.encoding.fit_stimuli`, which takes no design and no
+stimulus-level features :func:`~neuroenc.encoding.stimulus_fit.fit_stimuli`, which takes no design and no
 timing option), with their defaults: an option not given is not passed.
 """
 from __future__ import annotations
@@ -75,7 +75,7 @@ def encoding_settings(kind: str | None = None) -> dict:
     ----------
     kind : {"story", "stimuli"} | None
         ``"story"``: :func:`~neuroenc.encoding.fit_encoding`'s parameters; ``"stimuli"``:
-        :func:`~neuroenc.encoding.fit_stimuli`'s; None: both, as the command line has them
+        :func:`~neuroenc.encoding.stimulus_fit.fit_stimuli`'s; None: both, as the command line has them
         (:func:`~neuroenc._settings.union_settings`).
     """
     from .._settings import union_settings
@@ -210,8 +210,7 @@ def _stimulus_responses(args: argparse.Namespace, ids: list[str]):
 
     Each file is a subject, named by its file name, or where file names repeat by its path
     (:func:`~neuroenc.stimuli.responses.subject_keys`); a subject in two files is an error."""
-    from ..stimuli import read_stimulus_responses
-    from ..stimuli.responses import add_subject, subject_keys
+    from ..stimuli.responses import add_subject, read_stimulus_responses, subject_keys
 
     columns = "all" if args.response_columns in (None, "all") else \
         [c.strip() for c in args.response_columns.split(",") if c.strip()]
@@ -236,9 +235,9 @@ def _stimulus_responses(args: argparse.Namespace, ids: list[str]):
 def _run_stimuli(args: argparse.Namespace) -> int:
     from .._settings import given, option_name
     from .._validation import _sha256_file
-    from ..encoding import fit_stimuli
+    from ..encoding.stimulus_fit import fit_stimuli
     from ..features import load_stimulus_features
-    from ..stimuli import read_stimulus_responses
+    from ..stimuli.responses import read_stimulus_responses
     from ._common import options_for
 
     wrong = _wrong(args, _TIMED_ONLY)
@@ -276,7 +275,8 @@ def run(args: argparse.Namespace) -> int:
     from .._validation import _sha256_file
     from ..align import make_fmri_design, make_meg_design
     from ..encoding import fit_encoding
-    from ..features import is_stimulus_file, load_features
+    from ..features import load_features
+    from ..features.stimulus_features import is_stimulus_file
     from ..pipeline.preflight import check_writable
     from ..responses import read_responses
     from ._common import check_out, options_for

@@ -310,7 +310,7 @@ def dataset_root(root: str | os.PathLike | None, dirname: str, how: str) -> Path
 
 
 def run_key(task: str, run: str | None) -> str:
-    """The run name used in :class:`~neuroenc.datasets.EncodingDataset` (``task`` or ``task_run-N``)."""
+    """The run name used in :class:`~neuroenc.datasets._base.EncodingDataset` (``task`` or ``task_run-N``)."""
     return task if run is None else f"{task}_run-{run}"
 
 

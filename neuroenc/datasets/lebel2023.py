@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from .._validation import DatasetError, _check_option, check_content
-from ..responses import Response, read_subject_bold
+from ..responses import Response
+from ..responses.bold import read_subject_bold
 from ..stimuli.textgrid import read_textgrid
 from ..stimuli.transcript import Transcript
 from ._base import EncodingDataset, check_transcript
@@ -203,7 +204,7 @@ def load_lebel2023(
     mask : path-like | array | None
         Voxels to keep from raw BOLD. ``None``: the voxels whose time course varies in every
         loaded run of the subject, so that all its runs share one set of targets (see
-        :func:`neuroenc.responses.read_subject_bold`; the number dropped is logged).
+        :func:`neuroenc.responses.bold.read_subject_bold`; the number dropped is logged).
     tier : str | None
         TextGrid tier holding the words; default the tier named ``word``, else the second one.
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .._validation import DatasetError, _check_option
-from ..responses import Response, read_subject_bold
-from ..responses.bold import n_volumes
+from ..responses import Response
+from ..responses.bold import n_volumes, read_subject_bold
 from ..stimuli.textgrid import read_textgrid
 from ..stimuli.transcript import Transcript
 from ._base import EncodingDataset, check_transcript
@@ -127,7 +127,7 @@ def load_lpp(
     mask : path-like | array | None
         Voxels to keep. ``None``: the voxels whose time course varies in every loaded section
         of the subject, so that all its sections share one set of targets (the number dropped
-        is logged; see :func:`neuroenc.responses.read_subject_bold`).
+        is logged; see :func:`neuroenc.responses.bold.read_subject_bold`).
     check_lengths : bool
         Check each run's number of volumes against the README table (and, for raw runs, use
         them to recognise aborted runs). ``False`` maps runs to sections by order only.

@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from .._validation import DatasetError, _check_option, check_content
-from ..responses import Response, TargetSpace, concat_spaces, read_bold, read_subject_bold
+from ..responses import Response, read_bold
+from ..responses.bold import read_subject_bold
+from ..responses.space import TargetSpace, concat_spaces
 from ..stimuli.gentle import read_gentle
 from ..stimuli.transcript import Transcript
 from ._base import EncodingDataset, check_transcript
@@ -167,7 +169,7 @@ def load_narratives(
         (``derivatives/afni-smooth/tpl-<space>/tpl-<space>_res-<task>_desc-brain_mask.nii.gz``)
         if present, else as ``None``. ``None``: the voxels whose time course varies in every
         run of the subject, so that all its runs share one set of targets (the number dropped
-        is logged; see :func:`neuroenc.responses.read_subject_bold`).
+        is logged; see :func:`neuroenc.responses.bold.read_subject_bold`).
     story_offsets : mapping | None
         Override :data:`NARRATIVES_STORY_OFFSETS` (seconds from audio start to story onset).
 

@@ -105,7 +105,7 @@ class StimulusDataset:
         return []
 
     def as_encoding_dataset(self) -> Any:
-        """The same data in the layout every run has: an :class:`~neuroenc.datasets.EncodingDataset`
+        """The same data in the layout every run has: an :class:`~neuroenc.datasets._base.EncodingDataset`
         with one run, ``"stimuli"``, whose "transcript" is the stimulus set and whose responses
         are the subjects' stimulus-level :class:`~neuroenc.responses.Response` objects.
 
@@ -147,7 +147,7 @@ def load_stimuli(path: str | os.PathLike, text_column: str, responses: Any, *, i
         only: a row filter such as ``"trial_type == 'sentence'"`` (see
         :mod:`neuroenc.stimuli.filters`; parsed by neuroenc, never evaluated as Python).
     responses : path | list of paths | dict of subject -> path
-        Response files (see :func:`~neuroenc.stimuli.read_stimulus_responses`); several files
+        Response files (see :func:`~neuroenc.stimuli.responses.read_stimulus_responses`); several files
         are several subjects (named by the dict keys, else the file names, or where file names
         repeat by the shortest ends of their paths that differ: ``subA_bold.csv``; see
         :func:`~neuroenc.stimuli.responses.subject_keys`).

@@ -3,7 +3,7 @@
 The generic loader of story data sets that have no loader of their own: the transcripts (a
 glob, a list or a mapping run -> file) and the responses (a file pattern with ``{subject}`` and
 ``{run}`` placeholders, or a table of subject, run and path), read into the same
-:class:`~neuroenc.datasets.EncodingDataset` the built-in loaders return. In a run config::
+:class:`~neuroenc.datasets._base.EncodingDataset` the built-in loaders return. In a run config::
 
     dataset:
       loader: stories

@@ -22,60 +22,23 @@ The public names, re-exported from the modules that do one job each:
 Responses are read by :func:`neuroenc.responses.read_responses`.
 """
 from .backend import use_backend
-from .banded import BandedLayerModel, Bands, make_bands
-from .cv import BlockedKFold, LeaveOneRunOut, RunKFold, inner_splits, make_cv
-from .designs import LayerDesigns, as_layer_designs
+from .banded import BandedLayerModel
+from .cv import make_cv
 from .encode import fit_encoding
-from .memory import FitShape, fit_task_bytes, partition_fit, target_chunk_size
-from .merge import merge_results
 from .results import EncodingResults
-from .stats import (
-    PermutedDraws,
-    fdr_bh,
-    noise_ceiling_intersubject,
-    noise_ceiling_repeats,
-    noise_ceiling_split_half,
-    permutation_null,
-    permutation_test,
-    permutation_test_best,
-    spearman_brown,
-    split_half_reliability,
-)
-from .stimulus_fit import fit_stimuli, group_responses, stimulus_cv
-from .sweep import DEFAULT_ALPHAS, LayerSweep
+from .stats import fdr_bh, noise_ceiling_repeats, noise_ceiling_split_half, permutation_test
+from .sweep import LayerSweep
 
 __all__ = [
-    "BandedLayerModel",
-    "Bands",
-    "fit_encoding",
-    "fit_stimuli",
-    "group_responses",
-    "stimulus_cv",
-    "PermutedDraws",
-    "make_bands",
-    "merge_results",
-    "BlockedKFold",
-    "DEFAULT_ALPHAS",
-    "EncodingResults",
-    "FitShape",
-    "LayerDesigns",
     "LayerSweep",
-    "LeaveOneRunOut",
-    "RunKFold",
-    "as_layer_designs",
-    "fdr_bh",
-    "fit_task_bytes",
-    "inner_splits",
+    "BandedLayerModel",
+    "fit_encoding",
+    "EncodingResults",
     "make_cv",
-    "noise_ceiling_intersubject",
-    "noise_ceiling_repeats",
-    "noise_ceiling_split_half",
-    "partition_fit",
-    "permutation_null",
     "permutation_test",
-    "permutation_test_best",
-    "spearman_brown",
-    "split_half_reliability",
-    "target_chunk_size",
+    "fdr_bh",
+    "noise_ceiling_split_half",
+    "noise_ceiling_repeats",
     "use_backend",
 ]
+

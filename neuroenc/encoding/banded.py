@@ -54,7 +54,7 @@ def make_bands(designs: Any, layers: Sequence[int | Sequence[int]],
     Parameters
     ----------
     designs : LayerDesigns | neuroenc.align.Design | list/dict of arrays
-        Per-layer designs (see :func:`~neuroenc.encoding.as_layer_designs`).
+        Per-layer designs (see :func:`~neuroenc.encoding.designs.as_layer_designs`).
     layers : sequence of int or of sequences of int
         One band per entry: a layer (band ``"layer_12"``) or a group of layers concatenated
         (band ``"layers_18-20"``).

@@ -111,7 +111,7 @@ def design_reach(designs: Any) -> int | None:
     ``LayerDesigns`` or a dict of that form with ``"delays"`` and the alignment settings under
     ``"design"``) have it computed with the same align functions: the longest delay, plus
     ``len(hrf_kernel(tr, hrf)) - 1`` rows with an HRF, plus
-    :func:`~neuroenc.align.kernel_reach` of the resampling method (0 for MEG/EEG impulses).
+    :func:`~neuroenc.align.resample.kernel_reach` of the resampling method (0 for MEG/EEG impulses).
     """
     info = designs.info if hasattr(designs, "info") else dict(designs or {})
     if info.get("reach") is not None:

@@ -6,7 +6,7 @@ power) under the same folds (the same outer splits and gap), and records setting
 and warnings. Every number it computes for a target depends on that target only (the permutation
 draws depend on the seed, the settings and the folds, never on the other targets or layers), so
 target chunks and layer subsets can be fitted apart and merged exactly with
-:func:`neuroenc.encoding.merge_results` -- except ``pvalues_best``, the p-value corrected for
+:func:`neuroenc.encoding.merge.merge_results` -- except ``pvalues_best``, the p-value corrected for
 choosing the best layer, which needs every layer's null in one fit (a merge over layers drops it).
 """
 from __future__ import annotations
@@ -74,7 +74,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     ----------
     designs : LayerDesigns | list/dict of arrays | 3-D array | design object
         Per-layer designs on the response grid (z-scored, delayed); see
-        :func:`neuroenc.encoding.as_layer_designs`.
+        :func:`neuroenc.encoding.designs.as_layer_designs`.
     Y : array-like, shape (n_samples, n_targets) | None
         Responses (z-scored per run); default the design's ``Y``. NaN/inf raise an error;
         constant targets are kept, with NaN scores and a warning recorded in the results.

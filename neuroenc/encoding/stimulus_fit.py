@@ -85,7 +85,7 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
         One row per stimulus (ids, texts, groups).
     responses : Response | dict of str -> Response
         Stimulus-level responses (``Response(..., ids=...)``, e.g. from
-        :func:`~neuroenc.stimuli.read_stimulus_responses`), or one per subject (then their mean
+        :func:`~neuroenc.stimuli.responses.read_stimulus_responses`), or one per subject (then their mean
         is fitted, with a split-half noise ceiling unless ``noise_ceiling`` is given). Matched
         to the features by id.
     cv : "auto" | "group-kfold:K" | "kfold:K" | splitter | list of (train, test)

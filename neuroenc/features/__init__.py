@@ -24,51 +24,36 @@
 - :func:`layer_metrics` and the metric functions: per-layer representation geometry
   (entropies, curvature, intrinsic dimension, effective rank).
 """
-from .cache import FEATURES_FORMAT, FeatureFileError, is_complete, read_feature_info
-from .context import ContextPlan, plan_contexts
-from .extract import FeatureExtractor, extract_features, feature_cache_path, token_states
-from .featureset import FeatureSet, check_compatible_features, load_features, save_features
-from .interventions import Intervention, parse_intervention
-from .layers import layer_at_depth, resolve_layers
-from .metrics import (
-    curvature,
-    dataset_entropy,
-    effective_rank,
-    intrinsic_dimension,
-    matrix_entropy,
-    prompt_entropy,
-    sliding_windows,
-)
-from .metrics_layers import LayerMetrics, layer_metrics
-from .models import (
-    MODEL_ALIASES,
-    LoadedModel,
-    ModelNotAvailableError,
-    load_model,
-    model_identity,
-    resolve_device,
-    resolve_torch_dtype,
-    sequence_prefix,
-)
-from .prenorm import capture_last_block
+from .extract import FeatureExtractor, extract_features
+from .featureset import FeatureSet, load_features
+from .interventions import parse_intervention
+from .metrics_layers import layer_metrics
+from .models import load_model
 from .quality import lm_quality
-from .stimuli import StimulusExtractor, extract_stimulus_features
-from .stimulus_features import (
-    StimulusFeatures,
-    is_stimulus_file,
-    load_stimulus_features,
-    save_stimulus_features,
-)
-from .surprisal import stimulus_surprisal, word_surprisal
-from .tokens import TokenAlignment, TokenMappingError, align_tokens
+from .stimuli import StimulusExtractor
+from .stimulus_features import StimulusFeatures, load_stimulus_features
+from .surprisal import word_surprisal
+
+__all__ = [
+    "FeatureExtractor",
+    "StimulusExtractor",
+    "extract_features",
+    "load_features",
+    "load_stimulus_features",
+    "FeatureSet",
+    "StimulusFeatures",
+    "load_model",
+    "word_surprisal",
+    "lm_quality",
+    "apply_intervention",
+    "parse_intervention",
+    "layer_metrics",
+]
 
 #: Names that need torch, imported on first access (``import neuroenc.features`` stays light).
 _LAZY = {
     "apply_intervention": "interventions_patch",
-    "InterventionHandle": "interventions_patch",
-    "intervention_plan_table": "interventions_patch",
 }
-
 
 def __getattr__(name: str):
     if name in _LAZY:
@@ -77,57 +62,3 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-__all__ = [
-    "StimulusExtractor",
-    "StimulusFeatures",
-    "extract_stimulus_features",
-    "is_stimulus_file",
-    "load_stimulus_features",
-    "save_stimulus_features",
-    "stimulus_surprisal",
-    "word_surprisal",
-    "lm_quality",
-    "Intervention",
-    "InterventionHandle",
-    "LayerMetrics",
-    "apply_intervention",
-    "capture_last_block",
-    "check_compatible_features",
-    "curvature",
-    "dataset_entropy",
-    "effective_rank",
-    "intervention_plan_table",
-    "intrinsic_dimension",
-    "layer_metrics",
-    "matrix_entropy",
-    "parse_intervention",
-    "prompt_entropy",
-    "sliding_windows",
-    "FEATURES_FORMAT",
-    "MODEL_ALIASES",
-    "ContextPlan",
-    "FeatureExtractor",
-    "FeatureFileError",
-    "FeatureSet",
-    "LoadedModel",
-    "ModelNotAvailableError",
-    "TokenAlignment",
-    "TokenMappingError",
-    "align_tokens",
-    "extract_features",
-    "feature_cache_path",
-    "is_complete",
-    "layer_at_depth",
-    "load_features",
-    "load_model",
-    "model_identity",
-    "plan_contexts",
-    "read_feature_info",
-    "resolve_device",
-    "resolve_torch_dtype",
-    "resolve_layers",
-    "save_features",
-    "sequence_prefix",
-    "token_states",
-]

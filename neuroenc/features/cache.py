@@ -233,8 +233,8 @@ def write_layer(group: Any, idx: int, data: np.ndarray) -> None:
 def write_layers(f: Any, features: Any, provenance: Mapping[str, Any]) -> None:
     """Write the layers, the provenance and the closing attributes of a feature file.
 
-    The common part of :func:`~neuroenc.features.save_features` and
-    :func:`~neuroenc.features.save_stimulus_features`: ``/layers/<i>`` for every layer of
+    The common part of :func:`~neuroenc.features.featureset.save_features` and
+    :func:`~neuroenc.features.stimulus_features.save_stimulus_features`: ``/layers/<i>`` for every layer of
     ``features`` (:func:`write_layer`), ``attrs["provenance"]`` (JSON) and each provenance entry
     on its own, ``layer_indices``, ``checksums`` and, last, ``complete = True``.
 

@@ -343,7 +343,7 @@ class FeatureExtractor:
         return lm.name if lm is not None else str(self.model)
 
     def model_identity(self) -> str:
-        """The model's identity (:func:`~neuroenc.features.model_identity`), without loading it
+        """The model's identity (:func:`~neuroenc.features.models.model_identity`), without loading it
         (memoised per model/revision/gguf_file:
         hashing a folder's weights or finding a hub commit is done once)."""
         lm = self._loaded()

@@ -101,7 +101,7 @@ class StimulusExtractor(FeatureExtractor):
         Causal models: also the surprisal of each stimulus (bits, summed over its tokens, given
         its context), read from the same forward passes as the features
         (:class:`~neuroenc.features.surprisal.SurprisalAccumulator`), in ``attrs["surprisal"]``
-        and the file's ``/surprisal``. Equal to :func:`~neuroenc.features.stimulus_surprisal`.
+        and the file's ``/surprisal``. Equal to :func:`~neuroenc.features.surprisal.stimulus_surprisal`.
     verbose : bool | str | int | None
 
     Examples

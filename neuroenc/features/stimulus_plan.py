@@ -3,7 +3,7 @@
 :func:`plan_stimuli` tokenises a :class:`~neuroenc.stimuli.StimulusSet` and plans the forward
 sequences that read it (each stimulus alone, or after the earlier stimuli of its group), for
 both :class:`~neuroenc.features.StimulusExtractor` (features) and
-:func:`~neuroenc.features.stimulus_surprisal` (surprisal), so that the two read exactly the same
+:func:`~neuroenc.features.surprisal.stimulus_surprisal` (surprisal), so that the two read exactly the same
 sequences.
 """
 from __future__ import annotations

@@ -110,7 +110,7 @@ def target_space(results: EncodingResults, *, mask_img: Any = None) -> dict[str,
     -------
     space : dict
         ``{"kind": "volume", "mask_img": img, "voxel_index": ndarray | None}`` (with
-        ``"parcels"``: a :class:`~neuroenc.responses.ParcelSpace` for atlas parcels),
+        ``"parcels"``: a :class:`~neuroenc.responses.space.ParcelSpace` for atlas parcels),
         ``{"kind": "surface", "mesh": str, "hemi": str, "names": list}`` (with ``"surface"``:
         the :class:`~neuroenc.responses.SurfaceSpace`, when stored), or
         ``{"kind": "roi" | "sensor", "space": <provenance space>}``.

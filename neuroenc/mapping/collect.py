@@ -147,7 +147,7 @@ def features_provenance(res: EncodingResults) -> dict | None:
 
 def check_same_features(results: Sequence[EncodingResults]) -> None:
     """Raise if results were fitted on features made differently (another context, pooling,
-    model revision...): the fields that :func:`~neuroenc.features.check_compatible_features`
+    model revision...): the fields that :func:`~neuroenc.features.featureset.check_compatible_features`
     compares between the runs of one design, compared between the results of one group. Results
     that do not record their features' provenance are not compared."""
     from ..features.featureset import provenance_difference

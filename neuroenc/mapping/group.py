@@ -307,7 +307,7 @@ def group_summary(
     Parameters
     ----------
     table : DataFrame
-        The tidy scores table (:func:`~neuroenc.mapping.scores_table`), one model, one row per
+        The tidy scores table (:func:`~neuroenc.mapping.collect.scores_table`), one model, one row per
         (subject, layer, target).
     score : str
         The score to summarise (``"r"`` or ``"r2"``).

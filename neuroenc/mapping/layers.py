@@ -25,7 +25,7 @@ Gains
 Selection bias
     The best score is the maximum over layers of noisy held-out scores, so the best-layer score
     and the gains are optimistically biased (more so with more layers and noisier targets); the
-    group test of :func:`~neuroenc.mapping.group_summary` chooses each subject's layer from the
+    group test of :func:`~neuroenc.mapping.group.group_summary` chooses each subject's layer from the
     other subjects and is not.
 p-values at the best layer
     ``p`` and ``q`` are the encoding model's permutation p-value of the best layer's score and its
@@ -201,7 +201,7 @@ def best_layers(table: pd.DataFrame, *, score: str = "r", negative: str = "clip"
     Parameters
     ----------
     table : DataFrame
-        The tidy scores table (:func:`~neuroenc.mapping.scores_table`): one row per
+        The tidy scores table (:func:`~neuroenc.mapping.collect.scores_table`): one row per
         (subject, layer, target) with at least ``layer``, ``target`` and the ``score`` column.
     score : str
         The score to maximise (``"r"`` or ``"r2"``).

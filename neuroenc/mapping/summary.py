@@ -41,7 +41,7 @@ class LayerMapping:
         (:func:`~neuroenc.mapping.layer_profiles`).
     group : DataFrame
         One row per target: the group mean profile's best layer, scores, gains, the group
-        test against the baseline (:func:`~neuroenc.mapping.group_summary`), the layer
+        test against the baseline (:func:`~neuroenc.mapping.group.group_summary`), the layer
         comparisons (``best_set``, margins over the last and the best intermediate layer with
         intervals, ``verdict``) and, with 4 or more subjects, the split-half stability of the
         best layer (``split_half_agreement``, ``split_half_distance``).

@@ -24,7 +24,7 @@ For a stimulus-level data set (``dataset.loader: stimuli``, ``naturalstories_rt`
 loader with ``stimulus_level = True``) the sections are those of its own calls:
 ``model`` is :class:`~neuroenc.features.StimulusExtractor`'s (pooling ``mean`` by default,
 ``context``, ``padding_side``; no ``policy``), ``encoding`` is
-:func:`~neuroenc.encoding.fit_stimuli`'s (``cv: group-kfold:K`` or ``kfold:K``), and there is
+:func:`~neuroenc.encoding.stimulus_fit.fit_stimuli`'s (``cv: group-kfold:K`` or ``kfold:K``), and there is
 no ``alignment`` (no time).
 
 Unknown keys are errors (with a "did you mean" hint), so a typo never silently falls back to a
@@ -148,7 +148,7 @@ def section_settings(section: str, kind: str = "story") -> dict[str, Setting]:
       :func:`~neuroenc.align.make_meg_design` (their shared options agree); none for
       stimulus-level data sets (no time);
     - ``encoding``: :func:`~neuroenc.encoding.fit_encoding` for stories,
-      :func:`~neuroenc.encoding.fit_stimuli` for stimulus-level data sets (and ``baseline``,
+      :func:`~neuroenc.encoding.stimulus_fit.fit_stimuli` for stimulus-level data sets (and ``baseline``,
       ``blas_threads``).
 
     Parameters
@@ -160,7 +160,8 @@ def section_settings(section: str, kind: str = "story") -> dict[str, Setting]:
         whose loader's kind is known only once it may be imported.
     """
     from ..align import make_fmri_design, make_meg_design
-    from ..encoding import LayerSweep, fit_encoding, fit_stimuli
+    from ..encoding import LayerSweep, fit_encoding
+    from ..encoding.stimulus_fit import fit_stimuli
     from ..features import FeatureExtractor, StimulusExtractor
 
     if section not in LIBRARY_SECTIONS:
@@ -202,7 +203,7 @@ class EncodingSection(Section):
 
     def alpha_grid(self) -> np.ndarray:
         """The ridge penalties as an array (the library's default grid when none is given)."""
-        from ..encoding import DEFAULT_ALPHAS
+        from ..encoding.sweep import DEFAULT_ALPHAS
 
         alphas = self.alphas
         if alphas is None:

@@ -16,7 +16,7 @@ the same graph: a stimulus set is one run, ``"stimuli"``, of its data set
    memory and the design's size (:func:`~neuroenc.encoding.memory.partition_fit`); a
    subject that fits in one task is written straight to its results file.
 3. **merge**, one per subject cut into parts: the parts, merged exactly
-   (:func:`~neuroenc.encoding.merge_results`; q-values recomputed) into the subject's
+   (:func:`~neuroenc.encoding.merge.merge_results`; q-values recomputed) into the subject's
    results file, written atomically by that task alone; the parts are then deleted.
 
 The layer mapping, the report and the tables are made at the end, in this process
@@ -187,7 +187,8 @@ def _features_layout(path: Path) -> tuple[list[int], int, int]:
 def _n_lags(config: RunConfig, response: Any) -> int:
     """Column blocks of a design (delays or lags), as the align functions make them (1 for rows
     that are stimuli: no delays)."""
-    from ..align import fmri_delays, lag_samples
+    from ..align.events import lag_samples
+    from ..align.fmri import fmri_delays
 
     a = config.alignment
     if response.rows == "stimuli":

@@ -32,7 +32,7 @@ LOADERS: dict[str, str] = {
     "naturalstories_rt": "neuroenc.datasets.naturalstories_rt:load_naturalstories_rt",
     "stories": "neuroenc.datasets.stories:load_stories",
 }
-#: Registered loaders of stimulus-level data sets (a :class:`~neuroenc.datasets.StimulusDataset`:
+#: Registered loaders of stimulus-level data sets (a :class:`~neuroenc.datasets.stimuli.StimulusDataset`:
 #: stimuli without time, one response each); ``neuroenc run`` reads them as one run, ``"stimuli"``.
 #: A custom loader says it is one with an attribute ``stimulus_level = True``.
 STIMULUS_LOADERS = ("stimuli", "naturalstories_rt")
@@ -169,7 +169,7 @@ def _check_returned(name: str, dataset: Any) -> None:
     if not isinstance(dataset, (EncodingDataset, StimulusDataset)):
         raise ConfigError(
             f"data-set loader {name!r} returned {_describe(dataset)}; a loader must return a "
-            "neuroenc.datasets.EncodingDataset (words with times and responses per run) or, for "
+            "neuroenc.datasets._base.EncodingDataset (words with times and responses per run) or, for "
             "stimulus-level data, a StimulusDataset."
         )
 
@@ -189,7 +189,7 @@ def load_dataset(cfg: DatasetConfig, subjects: Sequence[str] | None = None,
     allow_code : bool | None
         Allow a loader named as ``"package.module:function"`` (see :func:`get_loader`).
     """
-    from ..stimuli import default_encoding
+    from ..stimuli.decode import default_encoding
 
     loader = get_loader(cfg.loader, allow_code=allow_code)
     kwargs = {k: os.path.expandvars(v) if isinstance(v, str) else v for k, v in cfg.args.items()}

@@ -70,8 +70,7 @@ def finish_run(config: RunConfig, features: dict[str, Path], results: dict[str, 
     -------
     output : RunOutput
     """
-    from ..report import group_mean_section  # matplotlib: only when a report is made
-    from ..report.sections import stimulus_rows_section
+    from ..report.sections import group_mean_section, stimulus_rows_section
 
     report = None
     mapping = None

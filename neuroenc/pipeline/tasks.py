@@ -121,7 +121,7 @@ def noise_ceilings(config: RunConfig, dataset: Any) -> dict[str, np.ndarray]:
     The subjects' responses (z-scored per run, runs concatenated) give, per target, the
     reliability of one subject from the mean leave-one-subject-out correlation, and the
     Spearman-Brown reliability of the mean of all N subjects; its square root bounds the r of
-    any model of the group mean (:func:`~neuroenc.encoding.noise_ceiling_intersubject`).
+    any model of the group mean (:func:`~neuroenc.encoding.stats.noise_ceiling_intersubject`).
     Needs ≥ 3 subjects with the same fMRI runs on the same grid; otherwise an empty dict.
 
     Individual subjects get no ceiling: inter-subject agreement only measures the signal
@@ -129,7 +129,8 @@ def noise_ceilings(config: RunConfig, dataset: Any) -> dict[str, np.ndarray]:
     response shape, so its r can exceed such a "ceiling" (with repeated presentations, use
     :func:`~neuroenc.encoding.noise_ceiling_repeats` instead).
     """
-    from ..encoding import noise_ceiling_intersubject, noise_ceiling_split_half
+    from ..encoding import noise_ceiling_split_half
+    from ..encoding.stats import noise_ceiling_intersubject
 
     if GROUP not in dataset.responses:
         return {}
@@ -257,7 +258,7 @@ def _permutation_scheme(config: RunConfig, design: Any, features: dict[str, Any]
     from ..encoding import make_cv
     from ..encoding.cv import resolve_cv
     from ..encoding.sweep import resolve_permutation
-    from ..features import read_feature_info
+    from ..features.cache import read_feature_info
 
     enc = config.encoding
     if enc.permutation != "auto" or not enc.n_permutations:
@@ -404,14 +405,14 @@ def merge_parts(parts: Sequence[str | Path], out: str | Path, axis: str = "targe
 
 
 def merge_part_results(parts: Sequence[EncodingResults], axis: str = "targets") -> EncodingResults:
-    """:func:`~neuroenc.encoding.merge_results` for parts written by :func:`fit_subject`.
+    """:func:`~neuroenc.encoding.merge.merge_results` for parts written by :func:`fit_subject`.
 
     Each part records its own wall time (provenance ``wall_seconds``), which differs between
     parts: it is summed rather than required to agree. The parts are not modified.
     """
     import dataclasses
 
-    from ..encoding import merge_results
+    from ..encoding.merge import merge_results
 
     wall = sum(float(p.provenance.get("wall_seconds", 0.0)) for p in parts)
     parts = [dataclasses.replace(p, provenance={k: v for k, v in p.provenance.items() if k != "wall_seconds"})

@@ -80,7 +80,7 @@ def plot_layer_profiles(
         From :func:`~neuroenc.mapping.layer_profiles`: ``target, layer, relative_depth, mean,
         ci_low, ci_high``.
     group : DataFrame | None
-        From :func:`~neuroenc.mapping.group_summary`: marks the best layer (dashed line) and the
+        From :func:`~neuroenc.mapping.group.group_summary`: marks the best layer (dashed line) and the
         baseline (grey line) of each target, and, with a ``best_set`` column (e.g.
         ``"12–30"``), shades the layers not reliably worse than the best.
     score : str
@@ -136,7 +136,7 @@ def plot_best_layers(group: pd.DataFrame, *, score: str = "r", title: str | None
     Parameters
     ----------
     group : DataFrame
-        From :func:`~neuroenc.mapping.group_summary` (or :func:`best_layers` of one subject):
+        From :func:`~neuroenc.mapping.group.group_summary` (or :func:`best_layers` of one subject):
         ``target, best_depth, <score>`` and optionally ``<score>_sem``, ``baseline_<score>``,
         ``noise_ceiling``, ``preference_index``.
 
@@ -319,7 +319,7 @@ def plot_surface_map(
     ----------
     values : dict
         ``{"left": ndarray, "right": ndarray}`` (or one hemisphere), from
-        :func:`~neuroenc.mapping.surface_values`.
+        :func:`~neuroenc.mapping.brainmaps.surface_values`.
     mesh : str
         The fsaverage mesh the values live on.
     title, cmap, vmin, vmax

@@ -29,7 +29,8 @@ from .._validation import _check_positive
 from ..encoding.compare import describe_comparison
 from ..encoding.results import P_MAX_OVER_LAYERS, EncodingResults
 from ..encoding.stats import describe_null
-from ..mapping import LayerMapping, map_layers, mapping_maps, target_space
+from ..mapping import LayerMapping, map_layers
+from ..mapping.brainmaps import mapping_maps, target_space
 from . import figures as F
 from .sections import ReportSection, layer_science_section
 
@@ -722,7 +723,7 @@ def make_report(
         Extra sections, rendered after the mapping sections.
     metrics, interventions : DataFrame | None
         Tidy layer-science tables; when given, a "Layer science" section is added (see
-        :func:`~neuroenc.report.layer_science_section`).
+        :func:`~neuroenc.report.sections.layer_science_section`).
     score : "r" | "r2"
         The score to map.
     n_boot, n_permutations, random_state

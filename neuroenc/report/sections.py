@@ -320,7 +320,7 @@ def layer_science_section(
     ----------
     metrics : DataFrame | LayerMetrics | None
         Tidy per-layer representation metrics: ``metric, layer, value`` (+ ``relative_depth``),
-        or an object with ``to_frame()`` giving that table (``neuroenc.features.LayerMetrics``).
+        or an object with ``to_frame()`` giving that table (``neuroenc.features.metrics_layers.LayerMetrics``).
     interventions : DataFrame | None
         Tidy brain scores under interventions: ``intervention, target, layer, <score>``
         (+ ``subject``, ``relative_depth``); the intact model is named ``reference``.

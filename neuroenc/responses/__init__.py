@@ -11,35 +11,18 @@
 - :func:`read_bold`, :func:`read_subject_bold`: BOLD runs of data sets, with a subject-level
   voxel mask.
 """
-from .bold import read_bold, read_subject_bold
-from .io import RESPONSE_FORMATS, read_responses
-from .response import Response, pick_channels
-from .space import (
-                    CompositeSpace,
-                    ParcelSpace,
-                    RoiSpace,
-                    SensorSpace,
-                    SurfaceSpace,
-                    TargetSpace,
-                    VolumeSpace,
-                    concat_spaces,
-                    space_from_dict,
-)
+from .bold import read_bold
+from .io import read_responses
+from .response import Response
+from .space import RoiSpace, SensorSpace, SurfaceSpace, VolumeSpace
 
 __all__ = [
-    "CompositeSpace",
-    "ParcelSpace",
-    "RESPONSE_FORMATS",
     "Response",
+    "read_responses",
+    "read_bold",
+    "VolumeSpace",
+    "SurfaceSpace",
     "RoiSpace",
     "SensorSpace",
-    "SurfaceSpace",
-    "TargetSpace",
-    "VolumeSpace",
-    "concat_spaces",
-    "pick_channels",
-    "read_bold",
-    "read_responses",
-    "read_subject_bold",
-    "space_from_dict",
 ]
+

@@ -1,7 +1,7 @@
 """Row filters of events tables: a small language parsed here, never evaluated as Python.
 
 A query such as ``"trial_type == 'sentence' and onset > 5"`` selects rows of an events table
-(``query`` of :func:`~neuroenc.stimuli.read_events_tsv`, :func:`~neuroenc.stimuli.read_stimuli_events`
+(``query`` of :func:`~neuroenc.stimuli.read_events_tsv`, :func:`~neuroenc.stimuli.stimulus_set.read_stimuli_events`
 and ``dataset.args.query`` of a run config). Run configs are shared like data, so a query can
 only compare columns with values; it cannot call anything (:meth:`pandas.DataFrame.query`
 evaluates attribute calls, which reach ``os.system``).
