@@ -215,9 +215,9 @@ def test_fit_checks_out_before_reading_or_fitting(tmp_path, not_a_folder, capsys
 
 
 def test_run_checks_output_and_cache_folders_before_loading(tmp_path, not_a_folder, monkeypatch, capsys):
-    import neuroenc.pipeline.run as run_module
+    import neuroenc.pipeline.distributed as runner  # the one runner reads the data set
 
-    monkeypatch.setattr(run_module, "load_dataset", _must_not_run)
+    monkeypatch.setattr(runner, "load_dataset", _must_not_run)
     config = str(ANALYSES / "alice_layers.yaml")
     assert main(["run", config, "--out", str(tmp_path / "out"), "--set", f"output.cache_dir={not_a_folder}"]) == 1
     assert f"output.cache_dir '{not_a_folder}' cannot be made" in capsys.readouterr().err

@@ -52,5 +52,5 @@ def test_align_modules_have_one_job_each():
     assert len((PACKAGE / "align" / "design.py").read_text().splitlines()) < 450
     import neuroenc.align as align
 
-    for public in ("Design", "make_fmri_design", "make_meg_design", "word_rate", "kernel_reach"):
+    for public in ("Design", "make_fmri_design", "make_meg_design", "word_rate"):
         assert public in align.__all__ and hasattr(align, public)
