@@ -85,3 +85,11 @@ def test_describe_target_takes_the_verdict_as_is():
 def test_verdicts_p_chance_length_must_match(p):
     with pytest.raises(ValueError, match="p_chance has"):
         verdicts([0, 0, 0], _columns(3), np.ones(3, bool), p_chance=p)
+
+
+def test_fit_command_lines_print_no_margin_at_chance():
+    from neuroenc.commands.fit import best_lines
+
+    lines = {line.split()[0]: line for line in best_lines(_fit()).splitlines() if line.strip().split()[0] in TARGETS}
+    assert "at chance" in lines["noise0"] and "vs last" not in lines["noise0"]
+    assert "at chance" not in lines["strong0"]

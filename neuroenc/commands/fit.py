@@ -123,7 +123,9 @@ def best_lines(results, max_targets: int = 20) -> str:
             text += f"  best set {row.best_set:<12}"
         text += f"  r={row.r:.3f}" + ("" if pd.isna(row.baseline_r) else f"  baseline r={row.baseline_r:.3f}")
         text += f"  p={row.p:.4f}"
-        if "delta_last" in table and row.best_layer != row.last_layer:
+        if "at_chance" in table and row.at_chance:
+            text += "  at chance (no margins: the best layer's r is not above chance)"
+        elif "delta_last" in table and row.best_layer != row.last_layer:
             text += f"  vs last {row.delta_last:+.3f} [{row.delta_last_low:+.3f}, {row.delta_last_high:+.3f}]"
         lines.append(text)
     if results.n_targets > max_targets:
