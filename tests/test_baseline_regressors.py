@@ -130,3 +130,75 @@ def test_real_alice_textgrid():
     np.testing.assert_allclose(bands["word_rate"][:, 0], np.arange(372.0))
     assert sources["word_rate"] == "the data set's confound (alice rate file)" and list(bands) == [
         "word_rate", "sound_power", "length"]
+
+
+def test_pipeline_fit_resolves_transcript_baselines_on_alice(tmp_path, rng):
+    """encoding.baseline names computed regressors on a story data set: fit_subject aligns them
+    with the layers, fits each alone, records each one's source (wordfreq's version) and says
+    which it left out."""
+    from importlib.metadata import version
+
+    from neuroenc.encoding import EncodingResults
+    from neuroenc.features.featureset import save_features
+    from neuroenc.pipeline.config import config_from_dict
+    from neuroenc.pipeline.loaders import load_dataset
+    from neuroenc.pipeline.tasks import check_baseline, fit_subject
+    from neuroenc.stimuli.textgrid import read_textgrid
+
+    t = read_textgrid(ALICE_TEXTGRID, tier="word", name="alice")
+    fs = FeatureSet({0: rng.standard_normal((len(t), 3)), 1: rng.standard_normal((len(t), 3))}, t.onsets,
+                    t.offsets, t.words, run="alice", model="random")
+    path = save_features(fs, tmp_path / "alice.h5")
+    names = ["word_rate", "sound_power", "length", "log_frequency", "position"]
+    config = config_from_dict({
+        "dataset": {"loader": "alice", "args": {"resolution": "10mm", "download": False,
+                                                "data_dir": "/work/shared/data"}, "subjects": ["s18"]},
+        "model": {"name": "random"}, "output": {"dir": str(tmp_path / "out"), "report": None},
+        "alignment": {"delays": [1, 2, 3, 4]},
+        "encoding": {"baseline": names, "n_permutations": 0, "alphas": {"logspace": [0, 6, 4]}}})
+    dataset = load_dataset(config.dataset, subjects=["s18"])
+    assert check_baseline(config, dataset) == []
+    res = EncodingResults.load(fit_subject(config, "s18", {"alice": path}, dataset=dataset))
+    sources = res.provenance["baseline_sources"]
+    assert list(sources) == ["word_rate", "sound_power", "length", "log_frequency"]
+    assert sources["log_frequency"] == f"wordfreq {version('wordfreq')} zipf_frequency(word, 'en')"
+    assert sources["word_rate"].startswith("the data set's confound")  # Alice's own word rate
+    assert res.settings["baseline_regressors"] == names[:4]
+    models = {row["model"] for row in res.provenance["baseline_models"]}
+    assert models == set(names[:4]) | {"all baseline regressors"}
+    assert any("baseline position left out" in w for w in res.warnings)
+    assert np.all(np.isfinite(res.baseline["r"])) and res.baseline["r"].shape == (6,)
+    bad = config_from_dict({**config.to_dict(), "encoding": {"baseline": ["loudness"]}})
+    with pytest.raises(Exception, match=r"unknown regressor\(s\) \['loudness'\]"):
+        check_baseline(bad, dataset)
+
+
+def test_cli_fit_baseline_names(tmp_path, rng, restore_logger, capsys):
+    from importlib.metadata import version
+
+    from neuroenc import cli
+    from neuroenc.encoding import EncodingResults
+    from neuroenc.features.featureset import save_features
+
+    _, fs, n_trs = _story(rng)
+    save_features(fs, tmp_path / "story.h5")
+    np.savetxt(tmp_path / "bold.txt", rng.standard_normal((n_trs, 2)))
+    np.savetxt(tmp_path / "loud.txt", rng.standard_normal(n_trs), header="loud", comments="")
+    base = ["-q", "fit", "--features", str(tmp_path / "story.h5"), "--responses", str(tmp_path / "bold.txt"),
+            "--tr", "2", "--target-names", "a,b", "--cv", "blocks", "--n-blocks", "3", "--n-permutations", "0", "--out",
+            str(tmp_path / "res.h5")]
+    assert cli.main([*base, "--baseline", "length,log_frequency,surprisal", "--nuisance",
+                     str(tmp_path / "loud.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "baseline r=" in out
+    res = EncodingResults.load(tmp_path / "res.h5")
+    assert any("baseline surprisal left out" in w for w in res.warnings)
+    assert res.settings["baseline_regressors"] == ["length", "log_frequency", "loud"]
+    expected = f"wordfreq {version('wordfreq')} zipf_frequency(word, 'en')"
+    assert res.provenance["baseline_sources"]["log_frequency"] == expected
+    assert {r["model"] for r in res.provenance["baseline_models"]} == {"length", "log_frequency", "loud",
+                                                                       "all baseline regressors"}
+    capsys.readouterr()
+    assert cli.main([*base, "--baseline", "loudness"]) != 0
+    err = capsys.readouterr().err
+    assert "unknown regressor(s) ['loudness']: use the transcript regressors ['word_rate'" in err

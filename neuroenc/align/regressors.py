@@ -184,8 +184,9 @@ def baseline_bands(design: Any, features: Mapping[str, FeatureSet], names: Seque
         conf_names = set(confounds[design.runs[0]].names)
     unknown = [n for n in names if n not in conf_names and n not in TRANSCRIPT_REGRESSORS]
     if unknown:
-        raise ValueError(f"baseline names unknown regressor(s) {unknown}: use the data set's confounds "
-                         f"{sorted(conf_names)} or the transcript regressors {list(TRANSCRIPT_REGRESSORS)}.")
+        conf = f"the data set's confounds {sorted(conf_names)} or " if conf_names else ""
+        raise ValueError(f"baseline names unknown regressor(s) {unknown}: use {conf}the transcript regressors "
+                         f"{list(TRANSCRIPT_REGRESSORS)}.")
     missing = [r for r in design.runs if r not in features]
     if missing:
         raise ValueError(f"baseline_bands: no features for run(s) {missing}; give one FeatureSet per run.")

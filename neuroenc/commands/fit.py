@@ -152,6 +152,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="baseline regressors on the response grid (e.g. word rate, sound power): "
                              "one file per run, or several files for a single run; stimulus-level "
                              "features: tables of regressors per stimulus, matched by id")
+    parser.add_argument("--baseline", type=lambda t: [x.strip() for x in t.split(",") if x.strip()], default=None,
+                        metavar="NAMES",
+                        help="baseline regressors computed from the words of the features files, aligned "
+                             "as a one-column layer and fitted together and each alone, e.g. "
+                             "word_rate,length,log_frequency,position,story_position,surprisal; names of "
+                             "--nuisance columns (file stems) may be listed too")
     parser.add_argument("--subject", default=None, help="subject id, for the results' provenance")
     parser.add_argument("--dataset", default=None, help="data set name, for the results' provenance")
     stim = parser.add_argument_group("stimulus-level features (neuroenc extract --stimuli)")
@@ -196,7 +202,8 @@ def _design_options(args: argparse.Namespace, make) -> dict:
 #: Timing options of word-timed (story) fits that are not library settings (the responses'
 #: reader's: flag, attribute); the design's (:func:`design_settings`) and the fit's
 #: ``_TIMED_FIT`` are timing options too.
-_TIMED_ONLY = (("--tr", "tr"), ("--sfreq", "sfreq"), ("--start", "start"), ("--target-names", "target_names"))
+_TIMED_ONLY = (("--tr", "tr"), ("--sfreq", "sfreq"), ("--start", "start"), ("--target-names", "target_names"),
+               ("--baseline", "baseline"))
 _TIMED_FIT = ("n_blocks", "gap", "block_size")
 #: Options of stimulus-level fits only (flag, attribute).
 _STIMULI_ONLY = (("--id-column", "id_column"), ("--response-columns", "response_columns"),
@@ -311,7 +318,18 @@ def run(args: argparse.Namespace) -> int:
     make = make_meg_design if kinds == {"meg"} else make_fmri_design
     design = make(features, responses, **_design_options(args, make))
     nuisance = None
-    if args.nuisance:
+    baseline_sources: dict[str, str] = {}
+    if args.baseline:
+        from ..align.regressors import baseline_bands
+
+        confounds = _nuisance_source(args.nuisance, responses, runs) if args.nuisance else None
+        names = list(args.baseline)
+        if confounds:  # every --nuisance column is in the baseline, as without --baseline
+            names += [n for n in next(iter(confounds.values())).names if n not in names]
+        nuisance, left_out, baseline_sources = baseline_bands(design, dict(zip(runs, features)), names, confounds)
+        design.warnings.extend(left_out)
+        nuisance = nuisance or None
+    elif args.nuisance:
         nuisance = design.nuisance(_nuisance_source(args.nuisance, responses, runs))
     first = features[0]
     provenance = {
@@ -323,9 +341,13 @@ def run(args: argparse.Namespace) -> int:
         "responses_sha256": {r.run: r.info["sha256"] for r in responses},
         "command": " ".join(sys.argv),
     }
+    if baseline_sources:
+        provenance["baseline_sources"] = baseline_sources
     for key in ("mask", "affine", "shape"):
         if key in responses[0].info:
             provenance[key] = responses[0].info[key]
+    if args.baseline:
+        options.setdefault("baseline_models", True)
     results = fit_encoding(design, nuisance=nuisance, provenance=provenance,
                            settings={"alignment": design.settings}, **options)
     path = results.save(args.out)
