@@ -7,6 +7,7 @@ from neuroenc.align.regressors import (
     TRANSCRIPT_REGRESSORS,
     baseline_bands,
     log_frequency,
+    phone_onsets,
     sentence_positions,
     word_length,
     word_regressors,
@@ -198,7 +199,62 @@ def test_cli_fit_baseline_names(tmp_path, rng, restore_logger, capsys):
     assert res.provenance["baseline_sources"]["log_frequency"] == expected
     assert {r["model"] for r in res.provenance["baseline_models"]} == {"length", "log_frequency", "loud",
                                                                        "all baseline regressors"}
+    # phoneme rate from a TextGrid's phones tier, one per run
+    phones = [(a, (a + b) / 2, "AH") for a, b in zip(fs.onsets, fs.offsets)]
+    grid = _textgrid(tmp_path / "story.TextGrid", {"words": [(a, b, w) for a, b, w in zip(fs.onsets, fs.offsets,
+                                                                                         fs.words)],
+                                                   "phones": phones})
+    assert cli.main([*base, "--baseline", "phoneme_rate,length", "--phones", str(grid)]) == 0
+    res = EncodingResults.load(tmp_path / "res.h5")
+    assert res.settings["baseline_regressors"] == ["phoneme_rate", "length"]
     capsys.readouterr()
+    assert cli.main([*base, "--baseline", "phoneme_rate", "--phones", str(grid), str(grid)]) != 0
+    assert "--phones has 2 files for 1 runs" in capsys.readouterr().err
     assert cli.main([*base, "--baseline", "loudness"]) != 0
     err = capsys.readouterr().err
     assert "unknown regressor(s) ['loudness']: use the transcript regressors ['word_rate'" in err
+
+
+def _textgrid(path, tiers):
+    """A long-format Praat TextGrid with the given interval tiers {name: [(xmin, xmax, text)]}."""
+    xmax = max(iv[1] for ivs in tiers.values() for iv in ivs)
+    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {xmax}",
+             "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
+    for k, (name, ivs) in enumerate(tiers.items(), 1):
+        lines += [f"    item [{k}]:", '        class = "IntervalTier"', f'        name = "{name}"',
+                  "        xmin = 0", f"        xmax = {xmax}", f"        intervals: size = {len(ivs)}"]
+        for i, (a, b, text) in enumerate(ivs, 1):
+            lines += [f"        intervals [{i}]:", f"            xmin = {a}", f"            xmax = {b}",
+                      f'            text = "{text}"']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_phoneme_rate_from_a_phone_tier(tmp_path, rng):
+    transcript, fs, n_trs = _story(rng, n_words=300)
+    words, phones = [], []
+    for w, a, b in zip(transcript.words, transcript.onsets, transcript.offsets):
+        words.append((a, b, w))
+        k = int(rng.integers(1, 5))
+        edges = np.linspace(a, b, k + 1)
+        phones += [(edges[i], edges[i + 1], "AH") for i in range(k)]
+    phones.insert(0, (0.0, transcript.onsets[0], "sil"))
+    path = _textgrid(tmp_path / "story.TextGrid", {"words": words, "phones": phones})
+    onsets = phone_onsets(path)
+    assert onsets.size == len(phones) - 1 and onsets[0] == transcript.onsets[0]  # the silence left out
+    response = Response(rng.standard_normal((n_trs, 1)), tr=2.0, run="story")
+    design = make_fmri_design(fs, response, delays=(0,), hrf="glover", zscore=False, dtype=np.float64)
+    bands, left, sources = baseline_bands(design, {"story": fs}, ["phoneme_rate", "word_rate"],
+                                          phones={"story": onsets})
+    as_words = Transcript(["AH"] * onsets.size, onsets, onsets, name="story")
+    np.testing.assert_allclose(bands["phoneme_rate"], word_rate(as_words, response, hrf="glover").data, atol=1e-12)
+    assert not np.allclose(bands["phoneme_rate"], bands["word_rate"]) and left == []
+    assert sources["phoneme_rate"].startswith("1 per phone")
+    # no phones for the run: left out, said why; a TextGrid without a phone tier is an error
+    bands, left, _ = baseline_bands(design, {"story": fs}, ["phoneme_rate", "length"])
+    assert list(bands) == ["length"] and "no phones for run(s) ['story']" in left[0]
+    words_only = _textgrid(tmp_path / "words.TextGrid", {"words": words})
+    with pytest.raises(ValueError, match=r"has no phone tier among its tiers \['words'\]; pass tier="):
+        phone_onsets(words_only)
+    with pytest.raises(ValueError, match=r"has no tier 'phon'; it has \['words', 'phones'\]"):
+        phone_onsets(path, tier="phon")

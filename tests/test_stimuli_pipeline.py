@@ -184,7 +184,7 @@ def test_baseline_names_are_checked_for_every_kind_of_data_set():
                                "encoding": {"baseline": ["word_rate", "loudness"]}})
     # a story data set offers its confounds and the regressors computed from the words (issue 20)
     with pytest.raises(ConfigError, match=r"unknown regressor\(s\) \['loudness'\]: use those of the data set "
-                                          r"\['length', 'log_frequency', 'position', 'sound_power', "
+                                          r"\['length', 'log_frequency', 'phoneme_rate', 'position', 'sound_power', "
                                           r"'story_position', 'surprisal', 'word_rate'\]"):
         check_baseline(config, story)
     story.info["unavailable_regressors"] = {"loudness": "loudness left out: no audio"}

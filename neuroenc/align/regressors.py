@@ -21,8 +21,12 @@ from ..features.featureset import FeatureSet
 
 logger = logging.getLogger(__name__)
 
-#: The regressors computed from the words of a story (beside a data set's own confounds).
-TRANSCRIPT_REGRESSORS = ("word_rate", "length", "log_frequency", "position", "story_position", "surprisal")
+#: The regressors computed from the words of a story (beside a data set's own confounds);
+#: ``phoneme_rate`` needs the phones of a TextGrid's phone tier (:func:`phone_onsets`).
+TRANSCRIPT_REGRESSORS = ("word_rate", "length", "log_frequency", "position", "story_position", "surprisal",
+                         "phoneme_rate")
+#: Interval labels of a phone tier that are silences or noise, not phones.
+SILENCES = frozenset({"", "sp", "sil", "spn", "<sil>", "<sp>", "silence", "pau", "#"})
 
 #: A word that ends a sentence: ``.``, ``!``, ``?`` or ``…``, possibly followed by closing quotes
 #: or brackets.
@@ -46,6 +50,33 @@ def log_frequency(words: Sequence[str], lang: str = "en") -> np.ndarray | None:
     except ImportError:
         return None
     return np.asarray([zipf_frequency(w, lang) for w in words], dtype=np.float64)
+
+
+def phone_onsets(path: Any, tier: str | None = None) -> np.ndarray:
+    """The onsets (s) of the phones of a Praat TextGrid's phone tier, silences (:data:`SILENCES`)
+    left out.
+
+    Parameters
+    ----------
+    path : path-like
+        The TextGrid (see :func:`~neuroenc.stimuli.textgrid.read_textgrid_tiers`).
+    tier : str | None
+        The tier; default the one tier whose name starts with ``phone`` (any case).
+    """
+    from ..stimuli.textgrid import read_textgrid_tiers
+
+    tiers = read_textgrid_tiers(path)
+    if tier is None:
+        found = [name for name in tiers if name.lower().startswith("phone")]
+        if len(found) != 1:
+            which = "no phone tier" if not found else f"{len(found)} phone tiers {found}"
+            raise ValueError(f"TextGrid {str(path)!r} has {which} among its tiers {list(tiers)}; pass tier= to "
+                             "name the phones' tier.")
+        tier = found[0]
+    elif tier not in tiers:
+        raise ValueError(f"TextGrid {str(path)!r} has no tier {tier!r}; it has {list(tiers)}.")
+    return np.asarray([start for start, _, text in tiers[tier] if text.strip().lower() not in SILENCES],
+                      dtype=np.float64)
 
 
 def word_length(words: Sequence[str]) -> np.ndarray:
@@ -81,9 +112,11 @@ def word_regressors(features: FeatureSet, names: Sequence[str]
     sources : dict of str -> str
         What made each regressor (its source and version), for the results' provenance.
     """
-    unknown = [n for n in names if n not in TRANSCRIPT_REGRESSORS]
+    allowed = [n for n in TRANSCRIPT_REGRESSORS if n != "phoneme_rate"]
+    unknown = [n for n in names if n not in allowed]
     if unknown:
-        raise ValueError(f"unknown transcript regressor(s) {unknown}; allowed are {list(TRANSCRIPT_REGRESSORS)}.")
+        raise ValueError(f"unknown transcript regressor(s) {unknown}; allowed are {allowed} (phoneme_rate: "
+                         "baseline_bands with phones=).")
     words = features.words
     values: dict[str, np.ndarray] = {}
     left_out: dict[str, str] = {}
@@ -153,7 +186,7 @@ def regressor_features(features: FeatureSet, values: np.ndarray, name: str) -> F
 
 
 def baseline_bands(design: Any, features: Mapping[str, FeatureSet], names: Sequence[str],
-                   confounds: Mapping[str, Any] | None = None
+                   confounds: Mapping[str, Any] | None = None, phones: Mapping[str, Any] | None = None
                    ) -> tuple[dict[str, np.ndarray], list[str], dict[str, str]]:
     """The baseline regressors ``names`` of a story design, each on the design's rows.
 
@@ -162,7 +195,8 @@ def baseline_bands(design: Any, features: Mapping[str, FeatureSet], names: Seque
     already on the grid, no delays); a name of :data:`TRANSCRIPT_REGRESSORS` is computed from
     the words of ``features`` (:func:`word_regressors`) and aligned as a one-column layer
     (:meth:`Design.nuisance` with a FeatureSet: the design's resampling, z-scoring, HRF and
-    delays or lags).
+    delays or lags). ``phoneme_rate``: 1 per phone of ``phones`` (per run, the phone onsets in
+    s, e.g. :func:`phone_onsets` of the run's TextGrid), aligned the same way.
 
     Returns
     -------
@@ -190,7 +224,7 @@ def baseline_bands(design: Any, features: Mapping[str, FeatureSet], names: Seque
     missing = [r for r in design.runs if r not in features]
     if missing:
         raise ValueError(f"baseline_bands: no features for run(s) {missing}; give one FeatureSet per run.")
-    computed = [n for n in names if n not in conf_names]
+    computed = [n for n in names if n not in conf_names and n != "phoneme_rate"]
     per_run = {r: word_regressors(features[r], computed) for r in design.runs}
     bands: dict[str, np.ndarray] = {}
     left: dict[str, str] = {}
@@ -198,8 +232,21 @@ def baseline_bands(design: Any, features: Mapping[str, FeatureSet], names: Seque
     for _, lo, src in per_run.values():
         left.update({k: v for k, v in lo.items() if k not in left})
         sources.update(src)
+    if "phoneme_rate" in names and "phoneme_rate" not in conf_names:
+        lacking = [r for r in design.runs if phones is None or r not in phones or np.size(phones[r]) == 0]
+        if lacking:
+            left["phoneme_rate"] = (f"baseline phoneme_rate left out: no phones for run(s) {lacking} (a TextGrid "
+                                    "with a phones tier); give them, or drop phoneme_rate.")
     for name in names:
-        if name in conf_names:
+        if name == "phoneme_rate" and name not in conf_names and name not in left:
+            items = {}
+            for r in design.runs:
+                onsets = np.sort(np.asarray(phones[r], dtype=np.float64).reshape(-1))
+                items[r] = FeatureSet({0: np.ones((onsets.size, 1))}, onsets, onsets, run=r,
+                                      model="regressor:phoneme_rate", reference=features[r].reference)
+            bands[name] = design.nuisance(items)
+            sources[name] = "1 per phone at the phone onsets of the phone tier"
+        elif name in conf_names:
             bands[name] = design.nuisance({r: confounds[r] for r in design.runs}, columns=[name])
             source = confounds[design.runs[0]].info.get("source")
             sources[name] = "the data set's confound" + (f" ({source})" if source else "")

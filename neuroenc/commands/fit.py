@@ -158,6 +158,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "as a one-column layer and fitted together and each alone, e.g. "
                              "word_rate,length,log_frequency,position,story_position,surprisal; names of "
                              "--nuisance columns (file stems) may be listed too")
+    parser.add_argument("--phones", nargs="+", default=None, metavar="TEXTGRID",
+                        help="Praat TextGrids with a phones tier, one per features file, for the "
+                             "phoneme_rate baseline regressor (--baseline ...,phoneme_rate)")
     parser.add_argument("--subject", default=None, help="subject id, for the results' provenance")
     parser.add_argument("--dataset", default=None, help="data set name, for the results' provenance")
     stim = parser.add_argument_group("stimulus-level features (neuroenc extract --stimuli)")
@@ -203,7 +206,7 @@ def _design_options(args: argparse.Namespace, make) -> dict:
 #: reader's: flag, attribute); the design's (:func:`design_settings`) and the fit's
 #: ``_TIMED_FIT`` are timing options too.
 _TIMED_ONLY = (("--tr", "tr"), ("--sfreq", "sfreq"), ("--start", "start"), ("--target-names", "target_names"),
-               ("--baseline", "baseline"))
+               ("--baseline", "baseline"), ("--phones", "phones"))
 _TIMED_FIT = ("n_blocks", "gap", "block_size")
 #: Options of stimulus-level fits only (flag, attribute).
 _STIMULI_ONLY = (("--id-column", "id_column"), ("--response-columns", "response_columns"),
@@ -326,7 +329,16 @@ def run(args: argparse.Namespace) -> int:
         names = list(args.baseline)
         if confounds:  # every --nuisance column is in the baseline, as without --baseline
             names += [n for n in next(iter(confounds.values())).names if n not in names]
-        nuisance, left_out, baseline_sources = baseline_bands(design, dict(zip(runs, features)), names, confounds)
+        phones = None
+        if args.phones:
+            from ..align.regressors import phone_onsets
+
+            if len(args.phones) != len(runs):
+                raise ValueError(f"--phones has {len(args.phones)} files for {len(runs)} runs; give one TextGrid "
+                                 "per features file, in the same order.")
+            phones = {run: phone_onsets(p) for run, p in zip(runs, args.phones)}
+        nuisance, left_out, baseline_sources = baseline_bands(design, dict(zip(runs, features)), names, confounds,
+                                                              phones=phones)
         design.warnings.extend(left_out)
         nuisance = nuisance or None
     elif args.nuisance:

@@ -374,7 +374,8 @@ def fit_subject(
 
         have = confounds if all(r in confounds for r in responses) else None
         nuisance, baseline_messages, baseline_sources = baseline_bands(
-            design, feats, baseline_names, confounds={r: have[r] for r in responses} if have else None)
+            design, feats, baseline_names, confounds={r: have[r] for r in responses} if have else None,
+            phones=dataset.info.get("phones"))  # a loader's {run: phone onsets}, for phoneme_rate
         nuisance = nuisance or None
     elif baseline_names and all(r in confounds for r in responses):
         available = set(next(iter(confounds.values())).names) | set(getattr(design, "feature_regressors", {}))
