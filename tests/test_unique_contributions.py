@@ -45,3 +45,36 @@ def test_unique_r2_bad_input(rng):
         unique_r2(layers, nuisance, Y, groups, targets=["a", "b", "c"])
     with pytest.raises(ValueError, match="pass Y"):
         unique_r2(layers, nuisance)
+
+
+def test_unique_r2_on_a_story_design_with_transcript_baselines(rng):
+    """The story path end to end: a Design, the word-length baseline from the words
+    (baseline_bands), and a layer that carries a signal of its own beside one that re-encodes
+    the word length."""
+    from neuroenc.align import make_fmri_design
+    from neuroenc.align.regressors import baseline_bands, word_length
+    from neuroenc.features.featureset import FeatureSet
+    from neuroenc.responses import Response
+
+    vocab = ["a", "cat", "sat", "on", "extraordinarily", "the", "wonderful", "mat"]
+    feats, resps = {}, {}
+    for r in range(3):
+        n_words = 400
+        words = [vocab[i] for i in rng.integers(0, len(vocab), n_words)]
+        onsets = 2.0 + np.cumsum(rng.uniform(0.2, 0.8, n_words))
+        length = word_length(words)[:, None]
+        own = rng.standard_normal((n_words, 1))
+        fs = FeatureSet({0: np.hstack([length, 0.1 * rng.standard_normal((n_words, 2))]),
+                         1: np.hstack([own, 0.1 * rng.standard_normal((n_words, 2))])}, onsets, onsets + 0.1,
+                        words, run=f"run{r}", model="toy")
+        n_trs = int((onsets[-1] + 20) // 2)
+        feats[fs.run] = fs
+        resps[fs.run] = Response(rng.standard_normal((n_trs, 1)), tr=2.0, run=fs.run, names=["roi"])
+    design = make_fmri_design(feats, resps, delays=(0,), hrf="glover")
+    truth = design.X(0)[:, :1] + design.X(1)[:, :1]  # length + the layer's own signal, HRF-convolved
+    y = truth + 0.7 * rng.standard_normal(truth.shape)
+    bands, _, _ = baseline_bands(design, feats, ["length", "word_rate"])
+    table = unique_r2(design, bands, y, cv="runs", n_iter=10, alphas=np.logspace(-2, 5, 8), random_state=0)
+    t = table.set_index("layer")
+    assert t.loc[0, "r2_baseline"] > 0.15
+    assert t.loc[1, "delta_r2"] > 0.15 and abs(t.loc[0, "delta_r2"]) < 0.05
