@@ -182,8 +182,10 @@ def test_baseline_names_are_checked_for_every_kind_of_data_set():
     story = EncodingDataset("toy", {}, {"s1": {"r1": rate}}, {"s1": {"r1": rate}})
     config = config_from_dict({"name": "x", "dataset": {"loader": "alice"},
                                "encoding": {"baseline": ["word_rate", "loudness"]}})
+    # a story data set offers its confounds and the regressors computed from the words (issue 20)
     with pytest.raises(ConfigError, match=r"unknown regressor\(s\) \['loudness'\]: use those of the data set "
-                                          r"\['sound_power', 'word_rate'\]"):
+                                          r"\['length', 'log_frequency', 'phoneme_rate', 'position', 'sound_power', "
+                                          r"'story_position', 'surprisal', 'word_rate'\]"):
         check_baseline(config, story)
     story.info["unavailable_regressors"] = {"loudness": "loudness left out: no audio"}
     assert check_baseline(config, story) == ["loudness left out: no audio"]

@@ -123,7 +123,9 @@ def best_lines(results, max_targets: int = 20) -> str:
             text += f"  best set {row.best_set:<12}"
         text += f"  r={row.r:.3f}" + ("" if pd.isna(row.baseline_r) else f"  baseline r={row.baseline_r:.3f}")
         text += f"  p={row.p:.4f}"
-        if "delta_last" in table and row.best_layer != row.last_layer:
+        if "at_chance" in table and row.at_chance:
+            text += "  at chance (no margins: the best layer's r is not above chance)"
+        elif "delta_last" in table and row.best_layer != row.last_layer:
             text += f"  vs last {row.delta_last:+.3f} [{row.delta_last_low:+.3f}, {row.delta_last_high:+.3f}]"
         lines.append(text)
     if results.n_targets > max_targets:
@@ -150,6 +152,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="baseline regressors on the response grid (e.g. word rate, sound power): "
                              "one file per run, or several files for a single run; stimulus-level "
                              "features: tables of regressors per stimulus, matched by id")
+    parser.add_argument("--baseline", type=lambda t: [x.strip() for x in t.split(",") if x.strip()], default=None,
+                        metavar="NAMES",
+                        help="baseline regressors computed from the words of the features files, aligned "
+                             "as a one-column layer and fitted together and each alone, e.g. "
+                             "word_rate,length,log_frequency,position,story_position,surprisal; names of "
+                             "--nuisance columns (file stems) may be listed too")
+    parser.add_argument("--phones", nargs="+", default=None, metavar="TEXTGRID",
+                        help="Praat TextGrids with a phones tier, one per features file, for the "
+                             "phoneme_rate baseline regressor (--baseline ...,phoneme_rate)")
     parser.add_argument("--subject", default=None, help="subject id, for the results' provenance")
     parser.add_argument("--dataset", default=None, help="data set name, for the results' provenance")
     stim = parser.add_argument_group("stimulus-level features (neuroenc extract --stimuli)")
@@ -194,7 +205,8 @@ def _design_options(args: argparse.Namespace, make) -> dict:
 #: Timing options of word-timed (story) fits that are not library settings (the responses'
 #: reader's: flag, attribute); the design's (:func:`design_settings`) and the fit's
 #: ``_TIMED_FIT`` are timing options too.
-_TIMED_ONLY = (("--tr", "tr"), ("--sfreq", "sfreq"), ("--start", "start"), ("--target-names", "target_names"))
+_TIMED_ONLY = (("--tr", "tr"), ("--sfreq", "sfreq"), ("--start", "start"), ("--target-names", "target_names"),
+               ("--baseline", "baseline"), ("--phones", "phones"))
 _TIMED_FIT = ("n_blocks", "gap", "block_size")
 #: Options of stimulus-level fits only (flag, attribute).
 _STIMULI_ONLY = (("--id-column", "id_column"), ("--response-columns", "response_columns"),
@@ -309,7 +321,27 @@ def run(args: argparse.Namespace) -> int:
     make = make_meg_design if kinds == {"meg"} else make_fmri_design
     design = make(features, responses, **_design_options(args, make))
     nuisance = None
-    if args.nuisance:
+    baseline_sources: dict[str, str] = {}
+    if args.baseline:
+        from ..align.regressors import baseline_bands
+
+        confounds = _nuisance_source(args.nuisance, responses, runs) if args.nuisance else None
+        names = list(args.baseline)
+        if confounds:  # every --nuisance column is in the baseline, as without --baseline
+            names += [n for n in next(iter(confounds.values())).names if n not in names]
+        phones = None
+        if args.phones:
+            from ..align.regressors import phone_onsets
+
+            if len(args.phones) != len(runs):
+                raise ValueError(f"--phones has {len(args.phones)} files for {len(runs)} runs; give one TextGrid "
+                                 "per features file, in the same order.")
+            phones = {run: phone_onsets(p) for run, p in zip(runs, args.phones)}
+        nuisance, left_out, baseline_sources = baseline_bands(design, dict(zip(runs, features)), names, confounds,
+                                                              phones=phones)
+        design.warnings.extend(left_out)
+        nuisance = nuisance or None
+    elif args.nuisance:
         nuisance = design.nuisance(_nuisance_source(args.nuisance, responses, runs))
     first = features[0]
     provenance = {
@@ -321,9 +353,13 @@ def run(args: argparse.Namespace) -> int:
         "responses_sha256": {r.run: r.info["sha256"] for r in responses},
         "command": " ".join(sys.argv),
     }
+    if baseline_sources:
+        provenance["baseline_sources"] = baseline_sources
     for key in ("mask", "affine", "shape"):
         if key in responses[0].info:
             provenance[key] = responses[0].info[key]
+    if args.baseline:
+        options.setdefault("baseline_models", True)
     results = fit_encoding(design, nuisance=nuisance, provenance=provenance,
                            settings={"alignment": design.settings}, **options)
     path = results.save(args.out)

@@ -468,11 +468,42 @@ def describe_best_set(best_layer: int, best_set: str, set_span: float, last_laye
     return "; ".join(parts)
 
 
-def verdicts(best_layers: Any, columns: dict[str, Any], valid: np.ndarray, ci: float = 0.95) -> list[str]:
+def describe_at_chance(best_layer: int, p: float, alpha: float = DEFAULT_ALPHA) -> str:
+    """The verdict of a target whose best layer does not predict above chance.
+
+    Its margins over the other layers compare held-out r values that are all at chance (and can
+    be negative), so they are not evidence for any layer; the verdict says so instead of giving
+    them.
+    """
+    return (f"at chance: even the best layer ({best_layer}) does not predict above chance "
+            f"(p = {p:.2g} vs chance, alpha = {alpha:g}), so no layer is better than another "
+            "and no margins are given")
+
+
+def chance_mask(p_chance: Any, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """True where the best layer's p-value against chance is above ``alpha`` (NaN: False,
+    nothing is known)."""
+    p = np.asarray(p_chance, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(p) & (p > alpha)
+
+
+def verdicts(best_layers: Any, columns: dict[str, Any], valid: np.ndarray, ci: float = 0.95,
+             p_chance: Any = None, alpha: float = DEFAULT_ALPHA) -> list[str]:
     """:func:`describe_best_set` for every target, from its best layer and the columns of
     :func:`margin_columns` (or the same columns with other margins); "no finite score" where
-    ``valid`` is False."""
+    ``valid`` is False; :func:`describe_at_chance` where ``p_chance`` (the best layer's p-value
+    against chance, one per target; None: not known) is above ``alpha``."""
+    at_chance = np.zeros(len(valid), dtype=bool)
+    if p_chance is not None:
+        if np.shape(p_chance) != (len(valid),):
+            raise ValueError(f"p_chance has shape {np.shape(p_chance)} but there are {len(valid)} targets; "
+                             "pass one p-value against chance per target (or None)")
+        at_chance = chance_mask(p_chance, alpha)
+
     def one(j: int) -> str:
+        if at_chance[j]:
+            return describe_at_chance(int(best_layers[j]), float(np.asarray(p_chance, dtype=np.float64)[j]), alpha)
         c = {k: columns[k][j] for k in ("best_set", "set_span", "last_layer", "mid_layer", "delta_last",
                                          "delta_last_low", "delta_last_high", "delta_mid", "delta_mid_low",
                                          "delta_mid_high")}

@@ -260,11 +260,14 @@ class EncodingResults:
             (the layers not reliably worse than the best, e.g. ``"12–30"``), ``n_in_set``,
             ``set_span`` (its extent in relative depth), ``delta_last`` (best minus last layer)
             and ``delta_mid`` (best minus the best intermediate layer ``mid_layer``, relative
-            depth 1/3-2/3) with their intervals (``_low``, ``_high``), and ``verdict``: the
-            same in words. The best-layer r is a maximum over layers, so it is optimistically
-            biased.
+            depth 1/3-2/3) with their intervals (``_low``, ``_high``): differences of held-out
+            r, each of which can be negative; ``at_chance`` (``p`` above the comparison's
+            alpha: the best layer does not predict above chance, so its margins are no
+            evidence), and ``verdict``: the same in words ("at chance: ..." without margins
+            where ``at_chance``). The best-layer r is a maximum over layers, so it is
+            optimistically biased.
         """
-        from .compare import margin_columns, verdicts
+        from .compare import chance_mask, margin_columns, verdicts
 
         n_t = self.n_targets
         best, valid = best_index(self.r)
@@ -298,7 +301,9 @@ class EncodingResults:
         margins = margin_columns(comp, self.r, self.layers, self.relative_depth)
         for name, value in margins.items():
             table[name] = value
-        table["verdict"] = verdicts(self.layers[best], margins, valid, comp.ci)
+        table["at_chance"] = chance_mask(table["p"].to_numpy(np.float64), comp.alpha)
+        table["verdict"] = verdicts(self.layers[best], margins, valid, comp.ci,
+                                    p_chance=table["p"].to_numpy(np.float64), alpha=comp.alpha)
         return table
 
     # ------------------------------------------------------------------ I/O

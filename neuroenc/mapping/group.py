@@ -46,6 +46,7 @@ from .._validation import _check_option, _check_positive, _check_random_state
 from ..encoding.compare import (
     DEFAULT_ALPHA,
     LayerComparison,
+    chance_mask,
     compare_layers_across_units,
     intermediate_layers,
     margin_columns,
@@ -236,7 +237,13 @@ def group_from_cube(
         if n_s >= 2:
             margins.update(_loso_margins(values, cube.depth, signs[0], ci=comparison.ci))
         out.update(margins)
-        out["verdict"] = verdicts(out["best_layer"], out, valid, comparison.ci)
+        # The best layer's p tests chance with one subject, or with several when there is no
+        # baseline (the LOSO effect is then r against zero); against a baseline it does not.
+        p_chance = out["p"] if (n_s < 2 or base is None) else None
+        if p_chance is not None:
+            out["at_chance"] = chance_mask(p_chance, comparison.alpha)
+        out["verdict"] = verdicts(out["best_layer"], out, valid, comparison.ci,
+                                  p_chance=p_chance, alpha=comparison.alpha)
     return pd.DataFrame(out), comparison
 
 

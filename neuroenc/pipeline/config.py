@@ -108,7 +108,10 @@ ENCODING_ONLY = {
     "baseline": Setting.declare("baseline", None, [None, ListOf(str)], """Names of the
         regressors fitted as a baseline model with the same folds: the data set's confounds
         (e.g. [word_rate, sound_power]), and for stimulus-level data sets also length, n_words,
-        position, log_frequency or surprisal, computed from the stimuli; null: none."""),
+        position, log_frequency or surprisal, computed from the stimuli; for stories word_rate,
+        length, log_frequency, position (in the sentence), story_position or surprisal, computed
+        from the words and aligned as a one-column layer (a data set's own confound of the same
+        name takes precedence); null: none."""),
     "blas_threads": Setting.declare("blas_threads", 1, [None, Interval(Integral, 1, None, closed="left")],
         """BLAS threads during the fits (1 by default: the decompositions of ROI-size problems are
         small, and extra threads only add synchronisation, which on a busy machine can make them

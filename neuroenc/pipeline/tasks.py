@@ -219,6 +219,18 @@ def _design(config: RunConfig, features: dict[str, Any], responses: dict[str, An
 DESIGNS = {"fmri": "make_fmri_design", "meg": "make_meg_design", "stimuli": "make_stimulus_design"}
 
 
+def _computes_transcript_regressors(design: Any, confounds: dict, responses: dict, names: Any) -> bool:
+    """Whether the baseline ``names`` of a story design ask for regressors computed from the words
+    (:data:`~neuroenc.align.regressors.TRANSCRIPT_REGRESSORS` that the data set's confounds do not
+    have); then every band is made by :func:`~neuroenc.align.regressors.baseline_bands`."""
+    from ..align.regressors import TRANSCRIPT_REGRESSORS
+
+    if getattr(design, "rows", None) != "samples":
+        return False
+    given = set(confounds[next(iter(responses))].names) if all(r in confounds for r in responses) else set()
+    return any(n in TRANSCRIPT_REGRESSORS and n not in given for n in names)
+
+
 def check_baseline(config: RunConfig, dataset: Any) -> list[str]:
     """Check ``encoding.baseline`` against the data set's regressors; returns the warnings of
     those left out (a regressor the data set cannot compute here, with why).
@@ -238,6 +250,10 @@ def check_baseline(config: RunConfig, dataset: Any) -> list[str]:
         return []
     available = {n for runs in dataset.confounds.values() for c in runs.values() for n in c.names}
     available |= set(dataset.info.get("feature_regressors") or [])
+    if config.kind != "stimuli":  # stories: the regressors computed from the words too
+        from ..align.regressors import TRANSCRIPT_REGRESSORS
+
+        available |= set(TRANSCRIPT_REGRESSORS)
     left_out = dict(dataset.info.get("unavailable_regressors") or {})
     unknown = [n for n in names if n not in available and n not in left_out]
     if unknown and (available or left_out):
@@ -351,7 +367,17 @@ def fit_subject(
     nuisance = None
     baseline_names = config.encoding.baseline
     confounds = dataset.confounds.get(subject, {})
-    if baseline_names and all(r in confounds for r in responses):
+    baseline_messages: list[str] = []
+    baseline_sources: dict[str, str] = {}
+    if baseline_names and _computes_transcript_regressors(design, confounds, responses, baseline_names):
+        from ..align.regressors import baseline_bands
+
+        have = confounds if all(r in confounds for r in responses) else None
+        nuisance, baseline_messages, baseline_sources = baseline_bands(
+            design, feats, baseline_names, confounds={r: have[r] for r in responses} if have else None,
+            phones=dataset.info.get("phones"))  # a loader's {run: phone onsets}, for phoneme_rate
+        nuisance = nuisance or None
+    elif baseline_names and all(r in confounds for r in responses):
         available = set(next(iter(confounds.values())).names) | set(getattr(design, "feature_regressors", {}))
         use = [n for n in baseline_names if n in available]
         if use:
@@ -371,6 +397,8 @@ def fit_subject(
         "results_key": key,
         "neuroenc_version": __version__,
     }
+    if baseline_sources:
+        provenance["baseline_sources"] = baseline_sources
     info = next(iter(responses.values())).info
     for name in ("mask", "affine", "shape", "space", "mesh"):
         if name in info:
@@ -380,7 +408,7 @@ def fit_subject(
     settings = {"alignment": design.settings, "baseline": baseline_names if nuisance is not None else None}
     permutation, messages = _permutation_scheme(config, design, features, n_targets_all)
     messages = [m for n, m in (dataset.info.get("unavailable_regressors") or {}).items()
-                if n in (baseline_names or [])] + messages
+                if n in (baseline_names or [])] + baseline_messages + messages
     kwargs = enc.kwargs(fit_encoding)
     if permutation != enc.permutation:  # "auto", resolved for the whole subject
         kwargs["permutation"] = permutation

@@ -341,13 +341,19 @@ def _p_columns(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list
 
 
 def _with_ci_text(df: pd.DataFrame) -> pd.DataFrame:
-    """Add ``delta_last_ci`` / ``delta_mid_ci`` ("[low, high]") beside the margins."""
+    """Add ``delta_last_ci`` / ``delta_mid_ci`` ("[low, high]") beside the margins; "at chance"
+    instead where the best layer does not predict above chance (``at_chance``), whose margins
+    are no evidence."""
     df = df.copy()
+    at_chance = (df["at_chance"].fillna(False).to_numpy(bool) if "at_chance" in df
+                 else np.zeros(len(df), dtype=bool))
     for name in ("delta_last", "delta_mid"):
         if f"{name}_low" in df:
             df[f"{name}_ci"] = [
+                "at chance" if chance else
                 f"[{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) and np.isfinite(hi) else "–"
-                for lo, hi in zip(df[f"{name}_low"].to_numpy(float), df[f"{name}_high"].to_numpy(float))
+                for lo, hi, chance in zip(df[f"{name}_low"].to_numpy(float), df[f"{name}_high"].to_numpy(float),
+                                          at_chance)
             ]
     return df
 
@@ -370,6 +376,9 @@ def _comparison_text(mapping: LayerMapping) -> str:
         text += (f" Δr best − last and Δr best − intermediate: the best layer's r minus the last layer's and "
                  f"minus the best intermediate layer's (relative depth 1/3–2/3), with {comp.ci:.0%} intervals "
                  "from the same draws; the best layer is chosen on these data, so they are optimistic.")
+    text += (" The margins compare held-out r, which can be negative; where even the best layer does not "
+             "predict above chance (its p against chance above alpha) they are no evidence, and the table "
+             "and the verdict say \"at chance\" instead.")
     return text
 
 

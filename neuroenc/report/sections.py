@@ -135,7 +135,9 @@ def group_mean_section(results: EncodingResults, mapping: Any = None, *, random_
             " Against the other layers: " + describe_comparison(comp.source, results.n_layers, comp.n_draws, comp.alpha)
             + " The band on each profile marks that set. delta_last, delta_mid: the best layer's r minus "
             f"the last layer's and minus the best intermediate layer's (depth 1/3–2/3), with {comp.ci:.0%} "
-            "intervals from the same draws; the best layer is chosen on these data, so they are optimistic."
+            "intervals from the same draws; the best layer is chosen on these data, so they are optimistic. "
+            "They compare held-out r, which can be negative; where the best layer is not above chance, "
+            "the verdict says \"at chance\" and gives no margins."
         )
     text = (
         f"The mean of the {len(members)} subjects' z-scored responses, fitted as one more "
