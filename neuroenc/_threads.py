@@ -12,8 +12,10 @@ the number from :func:`resolve_threads`:
 3. the environment variable ``NEUROENC_THREADS``;
 4. the default: the cores this process may use (:func:`available_cores`: its CPU affinity
    and its cgroup's CPU quota, not the machine's core count) over the processes that share
-   them, so that processes × threads ≤ cores; ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``
-   or ``MKL_NUM_THREADS``, when set lower, cap it (a cluster's ``OMP_NUM_THREADS=1`` holds).
+   them, so that processes × threads ≤ cores; and no more than the machine's idle cores (its
+   cores less its load average: on a busy machine extra threads only spin);
+   ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS``, when set lower, cap
+   it too (a cluster's ``OMP_NUM_THREADS=1`` holds).
 
 What was used is recorded in the results' provenance (:func:`threads_provenance`).
 """
@@ -50,14 +52,16 @@ class ThreadSetting:
         BLAS, OpenMP and torch threads.
     source : str
         ``"--threads"`` (or the argument's name), ``"NEUROENC_THREADS"``, ``"default"``,
-        ``"OMP_NUM_THREADS"`` (or another pool's variable that capped the default) or
-        ``"worker"`` (a Dask worker's share).
+        ``"load"`` (the machine's load capped the default), ``"OMP_NUM_THREADS"`` (or another
+        pool's variable that capped it) or ``"worker"`` (a Dask worker's share).
     affinity : int
         CPUs this process may run on (``os.sched_getaffinity``).
     quota : float | None
         The cgroup's CPU quota in CPUs (None: no quota).
     processes : int
         Processes sharing those cores (the default divides by it).
+    load : float | None
+        The machine's load average over the last minute (None where unknown).
     """
 
     threads: int
@@ -65,6 +69,7 @@ class ThreadSetting:
     affinity: int
     quota: float | None
     processes: int = 1
+    load: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The setting as a JSON-able dict."""
@@ -139,6 +144,15 @@ def cpu_affinity() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
+def system_load() -> float | None:
+    """The machine's load average over the last minute (runnable processes; None where the
+    system does not say)."""
+    try:
+        return round(float(os.getloadavg()[0]), 2)
+    except (AttributeError, OSError):  # Windows
+        return None
+
+
 def available_cores() -> int:
     """The cores this process may use: its CPU affinity, capped by its cgroup's CPU quota
     (rounded down, at least 1)."""
@@ -186,20 +200,25 @@ def resolve_threads(threads: int | str | None = None, *, processes: int = 1, opt
     affinity, quota = cpu_affinity(), cgroup_cpu_quota()
     processes = max(int(processes), 1)
     if threads is not None:
-        return ThreadSetting(check_threads(threads, option), option, affinity, quota, processes)
+        return ThreadSetting(check_threads(threads, option), option, affinity, quota, processes, system_load())
     active = _ACTIVE.get()
-    if active is not None and active.source not in ("default", *_POOL_ENV):  # a default is worked out
+    if active is not None and active.source not in ("default", "load", *_POOL_ENV):  # a default is worked out
         return active                                                          # again, for `processes`
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
-        return ThreadSetting(check_threads(env, ENV_VAR), ENV_VAR, affinity, quota, processes)
+        return ThreadSetting(check_threads(env, ENV_VAR), ENV_VAR, affinity, quota, processes, system_load())
     cores = min(affinity, max(int(math.floor(quota)), 1)) if quota is not None else affinity
     threads, source = max(cores // processes, 1), "default"
+    load = system_load()
+    if load is not None:  # a busy machine: threads beyond the idle cores spin against the other jobs
+        idle = max(int((os.cpu_count() or affinity) - load + 0.5), 1)
+        if idle < threads:
+            threads, source = idle, "load"
     for name in _POOL_ENV:  # the pools' own variables, when set, are a cap (OMP_NUM_THREADS=1 on a cluster)
         value = os.environ.get(name, "").strip()
         if value.isdigit() and 1 <= int(value) < threads:
             threads, source = int(value), name
-    return ThreadSetting(threads, source, affinity, quota, processes)
+    return ThreadSetting(threads, source, affinity, quota, processes, load)
 
 
 def current_threads() -> dict[str, int]:
@@ -304,4 +323,4 @@ def worker_threads(nthreads: int) -> int:
 
 
 __all__ = ["ENV_VAR", "ThreadSetting", "available_cores", "cgroup_cpu_quota", "check_threads", "cpu_affinity",
-           "current_threads", "resolve_threads", "thread_limits", "threads_provenance", "worker_threads"]
+           "current_threads", "resolve_threads", "system_load", "thread_limits", "threads_provenance", "worker_threads"]

@@ -24,13 +24,15 @@ from neuroenc._threads import (
 
 @pytest.fixture
 def machine(monkeypatch, tmp_path):
-    """An 8-CPU affinity, no NEUROENC_THREADS, and the cgroup files under ``tmp_path/cgroup``
+    """An 8-CPU affinity on an idle 16-CPU machine, no NEUROENC_THREADS, and the cgroup files under ``tmp_path/cgroup``
     (none written yet: no quota)."""
     root = tmp_path / "cgroup"
     root.mkdir()
     monkeypatch.setattr(_threads, "CGROUP_ROOT", root)
     monkeypatch.setattr(_threads, "_cgroup_dirs", lambda r: [r])
     monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(_threads.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # an idle machine
     for name in (ENV_VAR, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     return root
@@ -46,6 +48,18 @@ def test_default_is_the_affinity_over_the_processes(machine):
     assert resolve_threads(processes=3).threads == 2
     assert resolve_threads(processes=20).threads == 1  # never 0
     assert available_cores() == 8
+
+
+def test_the_load_caps_the_default(machine, monkeypatch):
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (12.6, 9.0, 9.0))  # 3.4 cores idle
+    setting = resolve_threads()
+    assert (setting.threads, setting.source, setting.load) == (3, "load", 12.6)
+    assert resolve_threads(processes=4).threads == 2  # the share is below the idle cores
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (40.0, 9.0, 9.0))  # oversubscribed
+    assert resolve_threads().threads == 1
+    assert resolve_threads(2).threads == 2  # an explicit number is not capped
+    monkeypatch.setenv(ENV_VAR, "4")
+    assert resolve_threads().threads == 4
 
 
 def test_the_pools_own_variables_cap_the_default(machine, monkeypatch):
