@@ -1,8 +1,8 @@
 """Thread-pool benchmark: neuroenc's thread setting vs the BLAS defaults, beside a busy process.
 
 A layer sweep with statistics (:func:`neuroenc.encoding.fit_encoding` on simulated layers,
-:func:`neuroenc.encoding.simulate.simulate_layers`: 6 layers of 200 features, 1,500 samples in
-5 runs, 1,000 targets, 200 permutations; about 10-20 s on one idle core) runs while one other
+:func:`neuroenc.encoding.simulate.simulate_layers`: 4 layers of 100 features, 800 samples in
+5 runs, 500 targets, 100 permutations; about 20 s of CPU on one core) runs while one other
 CPU-bound process spins (a numpy matrix product in a loop, one thread, as another job on the
 machine would). Compared, side by side in one run, each in a fresh process (so that the BLAS
 defaults are the libraries' own, not this shell's ``OMP_NUM_THREADS``):
@@ -78,12 +78,12 @@ def run_child(args, mode: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=1500)
-    parser.add_argument("--features", type=int, default=200)
-    parser.add_argument("--layers", type=int, default=6)
-    parser.add_argument("--targets", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=800)
+    parser.add_argument("--features", type=int, default=100)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--targets", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--permutations", type=int, default=200)
+    parser.add_argument("--permutations", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--busy", type=int, default=1, help="CPU-bound processes spinning beside the fit")
     parser.add_argument("--quick", action="store_true", help="a small problem, one repeat")
