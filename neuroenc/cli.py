@@ -77,7 +77,8 @@ def _global_flags(parser: argparse.ArgumentParser, after: bool = False) -> None:
     parser.add_argument("--threads", type=_threads_option, metavar="N", dest="threads" + suffix,
                         default=argparse.SUPPRESS if after else None,
                         help="BLAS, OpenMP and torch threads (default: NEUROENC_THREADS, else the cores this "
-                             "process may use, its CPU affinity and cgroup quota; 1 is fastest on a busy machine)")
+                             "process may use, by its CPU affinity and cgroup quota, capped by the idle cores; "
+                             "1 is fastest on a busy machine)")
 
 
 def build_parser() -> argparse.ArgumentParser:
