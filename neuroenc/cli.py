@@ -55,15 +55,30 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return rst_to_text(super()._expand_help(action))
 
 
+def _threads_option(text: str) -> int:
+    """A ``--threads`` value (an ``argparse`` ``type=``)."""
+    from ._threads import check_threads
+
+    try:
+        return check_threads(text, "--threads")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _global_flags(parser: argparse.ArgumentParser, after: bool = False) -> None:
-    """``-v``/``-q``, before the subcommand (``neuroenc -q demo``) or after it (``neuroenc demo
+    """``-v``/``-q``/``--threads``, before the subcommand (``neuroenc -q demo``) or after it (``neuroenc demo
     -q``): after it they are kept apart (``dest`` ending in ``_after``) and added up in
-    :func:`main`, so neither place overrides the other."""
+    :func:`main`, so neither place overrides the other (``--threads`` after the subcommand wins)."""
     suffix = "_after" if after else ""
     parser.add_argument("-v", "--verbose", action="count", dest="verbose" + suffix,
                         default=argparse.SUPPRESS if after else 0, help="debug messages, and tracebacks on errors")
     parser.add_argument("-q", "--quiet", action="store_true", dest="quiet" + suffix,
                         default=argparse.SUPPRESS if after else False, help="warnings only, no progress bars")
+    parser.add_argument("--threads", type=_threads_option, metavar="N", dest="threads" + suffix,
+                        default=argparse.SUPPRESS if after else None,
+                        help="BLAS, OpenMP and torch threads (default: NEUROENC_THREADS, else the cores this "
+                             "process may use, by its CPU affinity and cgroup quota, capped by the idle cores; "
+                             "1 is fastest on a busy machine)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args.verbose += getattr(args, "verbose_after", 0)
     args.quiet = args.quiet or getattr(args, "quiet_after", False)
+    args.threads = getattr(args, "threads_after", args.threads)
     level = "warning" if args.quiet else ("debug" if args.verbose else "info")
     set_log_level(level)
     hints = _CommandHints(args.command)
@@ -225,7 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # error); its text already in the command's options (the hints filter runs first)
         with collapse_repeated_warnings():
             try:
-                return int(args._run(args) or 0)
+                from ._threads import thread_limits
+
+                with thread_limits(args.threads, option="--threads"):  # the BLAS/torch pools
+                    return int(args._run(args) or 0)
             except USER_ERRORS as err:
                 # Bad input, a missing or unwritable file, a failed task: the library's message
                 # says what to do; no traceback for the user unless asked for (-v).

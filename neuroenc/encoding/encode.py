@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._settings import constraints_of, declare
+from .._threads import threads_provenance
 from .designs import LayerDesigns, as_layer_designs
 from .results import EncodingResults
 from .sweep import LayerSweep, check_responses, constant_targets
@@ -215,7 +216,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     all_settings = {"n_samples": n, "baseline_regressors": baseline_names, "block_size": sweep_block}
     all_settings.update(settings or {})
     prov = {"versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "fit_seconds": round(time.time() - started, 3), "flops": sweep.flops_}
+            "fit_seconds": round(time.time() - started, 3), "flops": sweep.flops_, "threads": threads_provenance()}
     prov.update(designs.info)
     if model_rows:
         prov["baseline_models"] = model_rows

@@ -1,7 +1,9 @@
 """Executors: parse ``executor.kind``, start or reach a Dask cluster, close what was started.
 
 - ``local:N``: a :class:`distributed.LocalCluster` of N worker processes with one thread each,
-  listening on the loopback interface only (127.0.0.1);
+  listening on the loopback interface only (127.0.0.1); each worker's tasks use its share of
+  this process's cores for BLAS and torch (``NEUROENC_THREADS`` in its environment: the cores
+  over N, or ``--threads``; :mod:`neuroenc._threads`);
 - ``dask:tcp://host:port`` (or ``kind: dask`` with ``address``): a scheduler that is already
   running (``dask scheduler`` and ``dask worker tcp://host:port`` on the machines that should
   work). A Dask client unpickles what its scheduler sends: a config file may name only a
@@ -540,8 +542,11 @@ def connect(executor: ExecutorConfig, *, client: Any = None, timeout: float = 10
         raise ConfigError("executor.kind is 'serial': there is no Dask cluster to connect to; use "
                           "'local:N', 'dask:tcp://host:port' or 'slurm'.")
     if spec.kind == "local":
+        from .._threads import ENV_VAR, resolve_threads
+
+        share = resolve_threads(processes=spec.n_workers).threads  # each worker's cores: N x share <= cores
         cluster = LocalCluster(n_workers=spec.n_workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address="127.0.0.1:0")
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0", env={ENV_VAR: str(share)})
         client = Client(cluster)
     elif spec.kind == "dask":
         if security is None:

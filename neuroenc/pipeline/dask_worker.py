@@ -187,6 +187,28 @@ def _worker_cache() -> tuple[WorkerCache | None, str]:
     return worker.plugins.get(PLUGIN_NAME), worker.address
 
 
+@contextlib.contextmanager
+def _task_threads():
+    """A Dask task's BLAS/torch threads: the worker's cores over its task slots
+    (:func:`~neuroenc._threads.worker_threads`); in this process (the serial executor) the
+    command's setting holds."""
+    from .._threads import thread_limits, worker_threads
+
+    worker = None
+    if not _LOCAL:
+        try:
+            from distributed import get_worker
+
+            worker = get_worker()
+        except (ImportError, ValueError):
+            pass
+    if worker is None:
+        yield
+        return
+    with thread_limits(worker_threads(getattr(worker, "nthreads", 1)), source="worker"):
+        yield
+
+
 def _record(task: str, output: Any, computed: bool, started: float, worker: str, **extra: Any) -> dict:
     return {"task": task, "output": str(output), "computed": bool(computed),
             "seconds": time.time() - started, "worker": worker, **extra}
@@ -206,9 +228,10 @@ def extract_task(config: RunConfig, transcript: Any, run: str | None = None) -> 
     if found is not None:
         return _record("extract", Path(found), False, started, address, run=run,
                        model_loads=cache.model_loads if cache is not None else 0)
-    if cache is not None:
-        cache.load_model(extractor)
-    path = extract_run(config, transcript, extractor)
+    with _task_threads():
+        if cache is not None:
+            cache.load_model(extractor)
+        path = extract_run(config, transcript, extractor)
     return _record("extract", path, True, started, address, run=run,
                    model_loads=cache.model_loads if cache is not None else 1)
 
@@ -227,9 +250,10 @@ def fit_task(config: RunConfig, subject: str, features: dict[str, str], *, out: 
     if results_current(out, results_key):
         return _record("fit", out, False, started, address, subject=subject)
     dataset = cache.dataset(config, subject) if cache is not None else None
-    fit_subject(config, subject, features, layers=None if layers is None else list(layers),
-                targets=None if targets is None else slice(*targets), noise_ceiling=noise_ceiling,
-                out=out, dataset=dataset)
+    with _task_threads():
+        fit_subject(config, subject, features, layers=None if layers is None else list(layers),
+                    targets=None if targets is None else slice(*targets), noise_ceiling=noise_ceiling,
+                    out=out, dataset=dataset)
     return _record("fit", out, True, started, address, subject=subject)
 
 

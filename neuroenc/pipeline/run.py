@@ -76,9 +76,11 @@ def run_pipeline(
     check_trust(config)
     config = resolve_kind(config)  # a custom loader's kind of data set, once it may be imported
     check_run_folders(config)  # an unwritable output or cache folder, before hours of work
+    from .._threads import thread_limits
     from .distributed import execute
 
-    return execute(config, verbose=verbose)
+    with thread_limits():  # the command's --threads, else NEUROENC_THREADS, else the cores this process may use
+        return execute(config, verbose=verbose)
 
 
 __all__ = ["run_pipeline"]
