@@ -144,26 +144,25 @@ def _read_ids(ids: Any) -> list[str] | None:
 
 def _numeric(df: pd.DataFrame, columns: list[str], path: Path, id_column: str) -> np.ndarray:
     out = np.empty((len(df), len(columns)))
-    for j, col in enumerate(columns):
-        values = pd.to_numeric(df[col].str.strip(), errors="coerce")
-        bad = values.isna().to_numpy()
+
+    def refuse(bad: np.ndarray, col: str, what: str, fix: str) -> None:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            value = df[col].iloc[i]
+            value = value.strip() if isinstance(value, str) else value
             raise StimulusError(
                 f"responses {str(path)!r}, line {int(df['_line'].iloc[i])} (id {df[id_column].iloc[i]!r}): "
-                f"column {col!r} holds {df[col].iloc[i]!r}, not a number ({int(bad.sum())} such row(s)). "
-                "Fill in the missing responses or drop those stimuli; name the response columns with "
-                "columns=NAME,... if this column is not a response."
+                f"column {col!r} holds {value!r}, {what} ({int(bad.sum())} such row(s) in "
+                f"this column). {fix}"
             )
+
+    for j, col in enumerate(columns):
+        values = pd.to_numeric(df[col].str.strip(), errors="coerce")
+        refuse(values.isna().to_numpy(), col, "not a number",
+               "Fill in the missing responses or drop those stimuli; name the response columns with "
+               "columns=NAME,... if this column is not a response.")
         out[:, j] = values.to_numpy(dtype=np.float64)
-        infinite = ~np.isfinite(out[:, j])
-        if infinite.any():
-            i = int(np.flatnonzero(infinite)[0])
-            raise StimulusError(
-                f"responses {str(path)!r}, line {int(df['_line'].iloc[i])} (id {df[id_column].iloc[i]!r}): "
-                f"column {col!r} holds {df[col].iloc[i].strip()!r}, not a finite number ({int(infinite.sum())} "
-                "such row(s) in this column). Fix the value, or drop that stimulus."
-            )
+        refuse(~np.isfinite(out[:, j]), col, "not a finite number", "Fix the value, or drop that stimulus.")
     return out
 
 
