@@ -275,3 +275,24 @@ def test_provenance_records_the_setting(tmp_path):
     results.save(tmp_path / "r.h5")
     loaded = EncodingResults.load(tmp_path / "r.h5")
     assert json.loads(json.dumps(loaded.provenance["threads"])) == json.loads(json.dumps(threads))
+
+
+def test_parts_fitted_with_other_threads_merge(tmp_path):
+    """A part's threads follow its worker and the load: parts that differ only there merge, and
+    the merged provenance keeps each part's setting."""
+    from neuroenc.encoding import fit_encoding
+    from neuroenc.encoding.merge import merge_results
+    from neuroenc.encoding.simulate import simulate_layers
+
+    layers, Y = simulate_layers(n_samples=120, n_targets=4, noise=(1.0, np.inf), signal=1.0, random_state=0)
+    parts = []
+    for n, cols in ((1, slice(0, 2)), (2, slice(2, 4))):
+        with thread_limits(n, option="--threads"):
+            names = [f"t{j}" for j in range(4)][cols]
+            parts.append(fit_encoding(layers, Y[:, cols], targets=names, n_permutations=10, random_state=0,
+                                      verbose=False))
+    whole = fit_encoding(layers, Y, targets=[f"t{j}" for j in range(4)], n_permutations=10, random_state=0,
+                         verbose=False)
+    merged = merge_results(parts, axis="targets")
+    np.testing.assert_allclose(merged.r, whole.r, atol=1e-10)
+    assert [t["setting"]["threads"] for t in merged.provenance["threads"]] == [1, 2]

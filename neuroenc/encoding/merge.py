@@ -100,7 +100,10 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         raise ValueError("merge_results needs at least one part.")
     if axis not in ("targets", "layers"):
         raise ValueError(f"Invalid value for 'axis'. Allowed values are 'targets', 'layers', but got {axis!r} instead.")
-    strip = ("created", "fit_seconds", "flops") + (("target_space", "baseline_models") if axis == "targets" else ())
+    # what each part's task measured or ran with (time, work, thread pools: a task's threads
+    # follow its worker and the machine's load), not what the part is
+    strip = ("created", "fit_seconds", "flops", "threads") + (
+        ("target_space", "baseline_models") if axis == "targets" else ())
     _same(parts, "settings", lambda p: {k: v for k, v in p.settings.items()
                                         if k not in ("block_size", "forms", "alpha_edge_shares")})
     settings = dict(parts[0].settings)
@@ -113,6 +116,9 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
     provenance["flops"] = float(sum(p.provenance.get("flops", 0.0) for p in parts))
     provenance["fit_seconds"] = float(sum(p.provenance.get("fit_seconds", 0.0) for p in parts))
     provenance["merged_parts"] = len(parts)
+    threads = [p.provenance["threads"] for p in parts if "threads" in p.provenance]
+    if threads and any(t != threads[0] for t in threads):
+        provenance["threads"] = threads  # one entry per part
     if axis == "targets" and any("target_space" in p.provenance for p in parts):
         if not all("target_space" in p.provenance for p in parts):
             raise ValueError("Cannot merge results: 'target_space' is missing from the provenance of some parts only.")
