@@ -27,19 +27,24 @@ def files(tmp_path_factory):
     return root
 
 
-def _config(files, tmp_path, **changes):
-    values = {
+def _values(files, loader="stimuli", out="out", baseline=("length", "position", "surprisal")):
+    """The tiny stimulus run's config as a dict."""
+    return {
         "name": "tiny-stimuli",
-        "dataset": {"loader": "stimuli", "group_mean": True,
+        "dataset": {"loader": loader, "group_mean": True,
                     "args": {"path": str(files / "sentences.csv"), "text_column": "sentence",
                              "group_column": "passage",
                              "responses": {s: str(files / f"sub-{s}.csv") for s in ("A", "B", "C")}}},
         "model": {"name": str(files / "model"), "pooling": "mean", "context": "group", "context_tokens": "full",
                   "prepend_bos": "auto"},
         "encoding": {"alphas": [1.0, 100.0], "cv": "group-kfold:3", "inner_cv": 2, "n_permutations": 19,
-                     "baseline": ["length", "position", "surprisal"]},
-        "output": {"dir": str(tmp_path / "out")},
+                     "baseline": list(baseline)},
+        "output": {"dir": out},
     }
+
+
+def _config(files, tmp_path, **changes):
+    values = _values(files, out=str(tmp_path / "out"))
     for dotted, value in changes.items():
         section, key = dotted.split(".")
         values[section][key] = value
@@ -93,18 +98,8 @@ def test_naturalstories_rt_loader(data_dir):
 def _yaml(files, tmp_path, loader="stimuli", out="out"):
     import yaml
 
-    values = {
-        "name": "tiny-stimuli",
-        "dataset": {"loader": loader, "group_mean": True,
-                    "args": {"path": str(files / "sentences.csv"), "text_column": "sentence",
-                             "group_column": "passage",
-                             "responses": {s: str(files / f"sub-{s}.csv") for s in ("A", "B", "C")}}},
-        "model": {"name": str(files / "model"), "pooling": "mean", "context": "group", "context_tokens": "full",
-                  "prepend_bos": "auto"},
-        "encoding": {"alphas": [1.0, 100.0], "cv": "group-kfold:3", "inner_cv": 2, "n_permutations": 19,
-                     "baseline": ["length", "position"]},
-        "output": {"dir": out},  # a config file's output folder is relative (to the working directory)
-    }
+    # a config file's output folder is relative (to the working directory)
+    values = _values(files, loader=loader, out=out, baseline=("length", "position"))
     path = tmp_path / f"{out}.yaml"
     path.write_text(yaml.safe_dump(values), encoding="utf-8")
     return path
