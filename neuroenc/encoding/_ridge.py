@@ -58,13 +58,104 @@ def choose_form(n_train: int, n_features: int, form: str = "auto") -> str:
     return "kernel" if n_features > n_train else "primal"
 
 
+class SpectrumStore:
+    """Layer Grams and training-set eigendecompositions kept across fits of the same design.
+
+    Subjects who heard the same story share its design: the same features, delays and rows.
+    Their fits differ only in the responses, so every layer's Gram and every split's
+    eigendecomposition can be computed once and reused, exactly (the same numbers, not an
+    approximation). Entries are keyed by the design's content (a hash of its bytes, its shape,
+    dtype and form) and the split's training rows, and the least recently used are dropped
+    beyond ``max_bytes``. One store serves the fits of one process: the serial runner's, or one
+    Dask worker's (:class:`~neuroenc.pipeline.dask_worker.WorkerCache`); it travels empty.
+
+    Parameters
+    ----------
+    max_bytes : int
+        Memory the kept arrays may take (default 1 GiB).
+
+    Examples
+    --------
+    >>> store = SpectrumStore(max_bytes=2**20)
+    >>> X = np.arange(12.0).reshape(4, 3)
+    >>> key = store.key(X, "kernel")
+    >>> store.get(key, b"gram") is None
+    True
+    """
+
+    def __init__(self, max_bytes: int = 2**30) -> None:
+        from collections import OrderedDict
+
+        self.max_bytes = int(max_bytes)
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._lock: Any = None
+
+    def __reduce__(self):  # a store travels empty (to a Dask worker, in a pickled task)
+        return (SpectrumStore, (self.max_bytes,))
+
+    @property
+    def lock(self) -> Any:
+        if self._lock is None:
+            import threading
+
+            self._lock = threading.Lock()
+        return self._lock
+
+    @staticmethod
+    def key(X: Any, form: str) -> bytes:
+        """The content key of a design (NumPy array): its bytes, shape, dtype and form."""
+        import hashlib
+
+        A = np.ascontiguousarray(X)
+        h = hashlib.blake2b(digest_size=20)
+        h.update(f"{form}|{A.shape}|{A.dtype.str}|".encode())
+        h.update(A.view(np.uint8).reshape(-1))
+        return h.digest()
+
+    def get(self, key: bytes, part: bytes) -> Any:
+        with self.lock:
+            entry = self._entries.get((key, part))
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end((key, part))
+            self.hits += 1
+            return entry[0]
+
+    def put(self, key: bytes, part: bytes, value: Any) -> None:
+        size = sum(int(getattr(v, "nbytes", 0)) for v in (value if isinstance(value, tuple) else (value,)))
+        if size > self.max_bytes:
+            return
+        with self.lock:
+            old = self._entries.pop((key, part), None)
+            self._bytes -= old[1] if old is not None else 0
+            self._entries[(key, part)] = (value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays kept."""
+        return self._bytes
+
+
 @dataclass
 class LayerGram:
-    """What is computed once per layer and shared by every split: ``K = X X^T`` or ``G = X^T X``."""
+    """What is computed once per layer and shared by every split: ``K = X X^T`` or ``G = X^T X``.
+
+    ``store`` and ``key``: a :class:`SpectrumStore` and the design's key in it, where the
+    eigendecompositions of its splits are kept for later fits of the same design."""
 
     form: str
     X: Any
     gram: Any
+    store: SpectrumStore | None = None
+    key: bytes | None = None
 
     @classmethod
     def compute(cls, X, form: str) -> "LayerGram":
@@ -164,11 +255,15 @@ def decompose(B, gram: LayerGram, train: np.ndarray, test: np.ndarray, cache: Ei
     train, test = np.asarray(train), np.asarray(test)
     entry = cache.take(train) if cache is not None else None
     flops = 0.0
+    if entry is None and gram.store is not None:
+        entry = gram.store.get(gram.key, train.tobytes())
     if entry is None:
         entry = _train_spectrum(B, gram, train)
         flops += entry[3]
-        if cache is not None:
-            cache.offer(train, entry)
+        if gram.store is not None:
+            gram.store.put(gram.key, train.tobytes(), entry)
+    if cache is not None:
+        cache.offer(train, entry)
     lam, V, removed, _ = entry
     r = lam.shape[0]
     if gram.form == "kernel":
@@ -442,6 +537,10 @@ def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
     instead of ``Y[idx]``: a fixed signal plus shifted residuals (the draws of the layer
     comparisons, :func:`comparison_draws`).
     """
+    distinct, inverse = draws.distinct() if hasattr(draws, "distinct") else (draws, None)
+    if inverse is not None:  # repeated draws (few shifts of a short run): each computed once
+        return refit_null(B, split, gram, Y, alphas, best, distinct, batch_bytes=batch_bytes,
+                          counter=counter, order=order, base=base)[inverse]
     lam = B.clip(split.lam, 0, None)
     n, t = Y.shape
     r = lam.shape[0]
@@ -554,11 +653,22 @@ def auto_batch(n_alphas: int, n_heldout: int, itemsize: int, n_targets: int,
     return int(max(1, min(n_targets, batch_bytes // per_target)))
 
 
-def _layer_gram(X, outer, form: str, counter: dict | None) -> tuple[str, LayerGram, dict]:
+def _layer_gram(X, outer, form: str, counter: dict | None,
+                store: SpectrumStore | None = None) -> tuple[str, LayerGram, dict]:
     """The form for the largest outer training set, the layer's Gram matrix, and the flop counter
-    (created when None) charged with it: what every per-layer CV pass starts from."""
+    (created when None) charged with it: what every per-layer CV pass starts from. With a
+    ``store`` (NumPy backend only), a Gram computed before for the same design is reused and the
+    splits' eigendecompositions are kept there."""
     form = choose_form(max(tr.size for tr, _ in outer), X.shape[1], form)
     counter = {} if counter is None else counter
+    if store is not None and current_backend().name == "numpy":
+        key = store.key(X, form)
+        kept = store.get(key, b"gram")
+        if kept is None:
+            kept = LayerGram.compute(X, form).gram
+            counter["flops"] = counter.get("flops", 0.0) + LayerGram(form, X, kept).flops()
+            store.put(key, b"gram", kept)
+        return form, LayerGram(form, X, kept, store, key), counter
     gram = LayerGram.compute(X, form)
     counter["flops"] = counter.get("flops", 0.0) + gram.flops()
     return form, gram, counter
@@ -566,7 +676,8 @@ def _layer_gram(X, outer, form: str, counter: dict | None) -> tuple[str, LayerGr
 
 def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_batch: int | None = None,
                  return_predictions: bool = True, counter: dict | None = None,
-                 progress: Any = None, null_shifts: Any = None) -> dict[str, np.ndarray]:
+                 progress: Any = None, null_shifts: Any = None,
+                 store: SpectrumStore | None = None) -> dict[str, np.ndarray]:
     """Nested-CV ridge of one layer on a chunk of targets.
 
     Parameters
@@ -598,6 +709,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         circular shifts of each run (:class:`~neuroenc.encoding.stats.ShiftedDraws`) or
         permutations of the stimuli within groups
         (:class:`~neuroenc.encoding.stats.PermutedDraws`).
+    store : SpectrumStore | None
+        Where the layer's Gram and its splits' eigendecompositions are looked up and kept, for
+        later fits of the same design (other subjects of the same story).
 
     Returns
     -------
@@ -613,7 +727,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     n, p = X.shape
     t = Y.shape[1]
     a = alphas.shape[0]
-    form, gram, counter = _layer_gram(X, outer, form, counter)
+    form, gram, counter = _layer_gram(X, outer, form, counter, store)
     itemsize = 4 if "32" in str(X.dtype) else 8
     dtype_name = "float32" if itemsize == 4 else "float64"
     max_held = max(max(va.size for _, va in inn) for inn in inner)
@@ -674,7 +788,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
 
 
 def comparison_draws(X, signal, residuals, outer, alphas, fold_best, draws, *, form: str = "auto",
-                     n_targets_batch: int | None = None, counter: dict | None = None) -> np.ndarray:
+                     n_targets_batch: int | None = None, counter: dict | None = None,
+                     store: SpectrumStore | None = None) -> np.ndarray:
     """Held-out r of one layer's model refitted on each draw of ``signal + shifted residuals``.
 
     The draws of the layer comparisons (:mod:`neuroenc.encoding.compare`) for one response:
@@ -696,7 +811,7 @@ def comparison_draws(X, signal, residuals, outer, alphas, fold_best, draws, *, f
     fold_best : ndarray of int, shape (n_folds, n_targets)
         Index in ``alphas`` of the penalty chosen in each outer fold.
     draws : ShiftedDraws
-    form, n_targets_batch, counter
+    form, n_targets_batch, counter, store
         As in :func:`fit_layer_cv`.
 
     Returns
@@ -707,7 +822,7 @@ def comparison_draws(X, signal, residuals, outer, alphas, fold_best, draws, *, f
     B = current_backend()
     n, p = X.shape
     t = signal.shape[1]
-    form, gram, counter = _layer_gram(X, outer, form, counter)
+    form, gram, counter = _layer_gram(X, outer, form, counter, store)
     batch = n_targets_batch or t
     total = np.zeros((draws.n_draws, t))
     count = np.zeros(t)

@@ -68,7 +68,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                  n_permutations: int = 1000, permutation: str = "auto", block_size: Any = "auto",
                  compare: bool | str = "auto", compare_alpha: float = 0.05, random_state: int = 0,
                  baseline_models: bool = False, provenance: dict | None = None, settings: dict | None = None,
-                 verbose: bool | str | int | None = None) -> EncodingResults:
+                 verbose: bool | str | int | None = None, spectra: Any = None) -> EncodingResults:
     """Fit a ridge model per layer and return held-out scores with statistics.
 
     Parameters
@@ -119,6 +119,9 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         Progress bar over layers and permutations (shown at ``INFO`` and below). mne's convention
         (:func:`neuroenc._logging.verbose_level`): None follows the ``neuroenc`` logger's level,
         True is ``INFO``, False ``WARNING``, or a level name or int.
+    spectra : SpectrumStore | None
+        Keeps each layer's Gram and eigendecompositions for later fits of the same design (the
+        other subjects of a story; see :meth:`LayerSweep.fit`). The results are the same.
 
     Returns
     -------
@@ -169,7 +172,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         sweep_block = [int(b) for b in block_size]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*constant.*", category=UserWarning)
-        sweep = LayerSweep(block_size=sweep_block, **common).fit(designs, Y, groups=groups)
+        sweep = LayerSweep(block_size=sweep_block, **common).fit(designs, Y, groups=groups, spectra=spectra)
     if n_permutations and permutation == "auto" and sweep.permutation_ != "refit":
         messages.append(
             "The permutation null was too costly to refit for this many targets and samples, so the "

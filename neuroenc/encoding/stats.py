@@ -125,6 +125,16 @@ class ShiftedDraws:
             return self._all[start:stop]
         return self._compute(start, stop)
 
+    def distinct(self) -> tuple[ShiftedDraws, np.ndarray | None]:
+        """The distinct draws and, per draw, the index of its copy among them (None when every
+        draw is distinct). A run of n samples has only n - 1 shifts, so 1,000 draws of one run
+        of a few hundred samples repeat most of them: a refit null computes each once."""
+        if not hasattr(self, "_distinct"):
+            unique, inverse = np.unique(self.shifts, axis=0, return_inverse=True)
+            self._distinct = (self, None) if unique.shape[0] == self.n_draws else (
+                ShiftedDraws(self.runs, unique, self.n_samples), np.asarray(inverse).reshape(-1))
+        return self._distinct
+
 
 class PermutedDraws:
     """The draws of a refit null for stimuli: the stimuli permuted, within groups if any.
@@ -194,6 +204,10 @@ class PermutedDraws:
         if self._all is not None:
             return self._all[start:stop]
         return self._compute(start, stop)
+
+    def distinct(self) -> tuple[PermutedDraws, None]:
+        """Every draw, as distinct (permutations of more than a few stimuli hardly repeat)."""
+        return self, None
 
 
 def shifted_indices(runs: Sequence[np.ndarray], shifts: np.ndarray, n_samples: int) -> np.ndarray:

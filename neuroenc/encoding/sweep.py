@@ -362,7 +362,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         check_params(self)  # each parameter against its declaration (_parameter_constraints)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, groups=None):
+    def fit(self, X, y=None, groups=None, spectra=None):
         """Fit and score every layer.
 
         Parameters
@@ -373,6 +373,10 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Responses, z-scored per run (no intercept is fitted, as himalaya's default).
         groups : array-like, shape (n_samples,) | None
             Run label of each sample (default: the designs' ``groups``, else one run).
+        spectra : SpectrumStore | None
+            Where each layer's Gram and its splits' eigendecompositions are looked up and kept
+            (:class:`~neuroenc.encoding._ridge.SpectrumStore`): fits of the same design (subjects
+            of the same story) then share them, with the same results.
 
         Returns
         -------
@@ -486,7 +490,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                           n_targets_batch=self.n_targets_batch,
                                           return_predictions=method in ("circular", "block")
                                           or compare_mode == "residual",
-                                          counter=counter, null_shifts=null_shifts)
+                                          counter=counter, null_shifts=null_shifts, store=spectra)
                 del Xb
                 fold_r[:, j], fold_r2[:, j], fold_alpha[:, j] = out["fold_r"], out["fold_r2"], out["fold_alpha"]
                 if predictions is not None:
@@ -527,7 +531,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self.pvalues_best_ = null_pvalues(null_max, self.r_[best, np.arange(t)])
         if compare_mode == "residual" and n_perm >= 2:
             draws = self._comparison_draws(designs, Y, outer, alphas, predictions, best, backend_name,
-                                           dtype, make_draws(_derived_seed(perm_seed)), counter)
+                                           dtype, make_draws(_derived_seed(perm_seed)), counter, spectra)
             del predictions
             self.comparison_ = compare_layers(self.r_, centred_null(draws), alpha=self.compare_alpha,
                                               source="residual" if rows == "samples" else STIMULUS_RESIDUAL_SOURCE)
@@ -560,7 +564,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return "residual" if method == "refit" and affordable else "null"
 
     def _comparison_draws(self, designs, Y, outer, alphas, predictions, best, backend_name, dtype,
-                          draws, counter) -> np.ndarray:
+                          draws, counter, spectra=None) -> np.ndarray:
         """Draws of every layer's fold-mean r for the layer comparisons, shape (n_draws, n_layers, t).
 
         The signal is each target's best-layer held-out prediction, scaled to the response by
@@ -586,7 +590,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 fold_best = np.where(np.isfinite(chosen), np.searchsorted(grid, np.nan_to_num(chosen)), -1)
                 Xb = B.asarray(designs[layer], dtype=dtype)
                 out[:, j] = _ridge.comparison_draws(Xb, sb, rb, outer, ab, fold_best, draws, form=self.form,
-                                                    n_targets_batch=self.n_targets_batch, counter=counter)
+                                                    n_targets_batch=self.n_targets_batch, counter=counter,
+                                                    store=spectra)
                 del Xb
         return out
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..encoding._ridge import SpectrumStore
 from .config import RunConfig
 from .tasks import (
     cache_dir,
@@ -62,6 +63,9 @@ class WorkerCache(_WorkerPlugin):
     ----------
     model_loads : int
         Models this worker has loaded since the plugin was set up.
+    spectra : SpectrumStore
+        The layers' Grams and eigendecompositions, shared by the fits of subjects with the same
+        design (the same story): computed once per worker instead of once per subject.
     """
 
     name = PLUGIN_NAME
@@ -72,12 +76,17 @@ class WorkerCache(_WorkerPlugin):
         self.model_loads = 0
         self._extractors: OrderedDict[str, Any] = OrderedDict()
         self._datasets: OrderedDict[str, Any] = OrderedDict()
+        self.spectra = SpectrumStore()
         self._lock: Any = None  # made in setup: a lock does not travel to the workers
 
     def setup(self, worker: Any = None) -> None:
         self.model_loads = 0
         self._extractors = OrderedDict()
         self._datasets = OrderedDict()
+        # a tenth of the worker's memory limit at most, beside the fits' own (encoding.memory)
+        limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+        share = int(0.1 * limit) if isinstance(limit, (int, float)) and limit > 0 else self.spectra.max_bytes
+        self.spectra = SpectrumStore(min(self.spectra.max_bytes, share))
         self._lock = threading.RLock()
 
     @property
@@ -97,6 +106,7 @@ class WorkerCache(_WorkerPlugin):
         """Drop every cached model and data set (and free the GPU's cache)."""
         self._extractors.clear()
         self._datasets.clear()
+        self.spectra = SpectrumStore(self.spectra.max_bytes)
         _free_gpu()
 
     @staticmethod
@@ -253,7 +263,7 @@ def fit_task(config: RunConfig, subject: str, features: dict[str, str], *, out: 
     with _task_threads():
         fit_subject(config, subject, features, layers=None if layers is None else list(layers),
                     targets=None if targets is None else slice(*targets), noise_ceiling=noise_ceiling,
-                    out=out, dataset=dataset)
+                    out=out, dataset=dataset, spectra=cache.spectra if cache is not None else None)
     return _record("fit", out, True, started, address, subject=subject)
 
 

@@ -319,6 +319,7 @@ def fit_subject(
     out: str | Path | None = None,
     dataset: Any = None,
     verbose: bool | str | int | None = False,
+    spectra: Any = None,
 ) -> Path:
     """Fit the encoding models of one subject and write its results file.
 
@@ -339,6 +340,9 @@ def fit_subject(
         The results file (default :func:`results_path`). Reused when complete.
     dataset : EncodingDataset | None
         The loaded data set (default: loaded here for this subject only).
+    spectra : SpectrumStore | None
+        Eigendecompositions shared with the other subjects of the same design (the worker's
+        :class:`~neuroenc.encoding._ridge.SpectrumStore`); the results are the same without.
     """
     from ..encoding import fit_encoding
     from ..features.kinds import load_feature_file
@@ -417,7 +421,8 @@ def fit_subject(
     settings["layer_comparisons"] = kwargs["compare"]
     with blas_threads(enc.blas_threads):
         results = fit_encoding(design, nuisance=nuisance, noise_ceiling=noise_ceiling, baseline_models=True,
-                               provenance=provenance, settings=settings, verbose=verbose, **kwargs)
+                               provenance=provenance, settings=settings, verbose=verbose, spectra=spectra,
+                               **kwargs)
     results.warnings = list(dict.fromkeys(list(design.warnings) + messages + list(results.warnings)))
     results.provenance["wall_seconds"] = time.time() - started
     results.save(out)
