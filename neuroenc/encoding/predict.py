@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import _preview
+from .designs import LayerDesigns, as_layer_designs
 from .weights import SAVE_WEIGHTS_FIX, EncoderWeights
 
 
@@ -148,8 +149,9 @@ def predict_responses(results: Any, source: Any, layer: Any = "best", *, tr: flo
     results : EncodingResults
         Fitted with ``save_weights=True``.
     source : FeatureSet | list/dict of FeatureSet | StimulusFeatures | design | ndarray
-        The new stimuli's features, a design object (``.X(layer)``), or one layer's design
-        array (n_rows, n_columns).
+        The new stimuli's features, a design object (``.X(layer)``), designs per layer (a
+        list, dict or 3-D array, as :class:`~neuroenc.encoding.LayerSweep` takes them), or one
+        layer's design array (n_rows, n_columns).
     layer : int | "best"
         The layer to predict from, or each target's best layer (highest held-out r).
     tr : float | None
@@ -197,6 +199,11 @@ def predict_responses(results: Any, source: Any, layer: Any = "best", *, tr: flo
         rows = {"run": np.asarray(design.groups, dtype=object), "time": np.asarray(design.times)}
     elif hasattr(source, "X") and callable(source.X):
         X_of = source.X
+    elif isinstance(source, (list, tuple, Mapping, LayerDesigns)) or np.ndim(source) == 3:
+        designs = as_layer_designs(source)  # one design per layer, as LayerSweep takes them
+
+        def X_of(x):
+            return designs[x]
     else:
         arr = np.asarray(source)
         if len(used) > 1:
