@@ -29,6 +29,7 @@ import numpy as np
 
 from .._settings import Choices, constraints_of, declare
 from ..align.stimuli import group_mean_response, make_stimulus_design, zscore_columns
+from . import encode as _encode
 from .cv import CV_OBJECTS, DEFAULT_STIMULUS_FOLDS, STIMULUS_CV_PATTERNS, parse_stimulus_cv, resolve_cv
 from .sweep import LayerSweep
 
@@ -70,7 +71,7 @@ def group_responses(per_subject: Mapping[str, Any], ids: Sequence[str], n_splits
     **{name: constraints_of(LayerSweep)[name]
        for name in ("alphas", "inner_cv", "n_permutations", "permutation", "random_state", "backend", "dtype",
                     "n_targets_batch", "compare", "compare_alpha")},
-    "save_weights": ["boolean"],
+    "save_weights": constraints_of(_encode.fit_encoding)["save_weights"],
 })
 def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: Any = None,
                 noise_ceiling: Any = None, alphas: Any = None, inner_cv: int = 5, n_permutations: int = 1000,
