@@ -111,6 +111,8 @@ class EncodingResults:
         With ``save_weights``: each layer's ridge weights refitted on all rows and what turns
         new stimuli into the same design (:mod:`neuroenc.encoding.weights`); :meth:`predict`
         uses them.
+    source : Path | None
+        The file the results were read from (:meth:`load`), for messages.
     """
 
     r: np.ndarray
@@ -132,6 +134,7 @@ class EncodingResults:
     comparison: LayerComparison | None = None
     r_pooled: np.ndarray | None = None
     weights: Any = None
+    source: Path | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.r = np.atleast_2d(np.asarray(self.r, dtype=np.float64))
@@ -399,8 +402,8 @@ class EncodingResults:
                 comparison=_load_comparison(f["compare"], f["scores/r"][()]) if "compare" in f else None,
                 r_pooled=opt("scores/r_pooled"),
                 weights=read_weights(f, path) if "weights" in f else None,
+                source=path,
             )
-        results.source = path  # for messages (e.g. a file without weights)
         return results
 
     def predict(self, features_or_design: Any, layer: int | str = "best", **grid: Any) -> np.ndarray:
