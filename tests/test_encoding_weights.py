@@ -256,3 +256,44 @@ def test_predict_help_keeps_examples_as_written(capsys):
     text = capsys.readouterr().out
     assert "    neuroenc predict --results s18.h5 --features new-story.h5 --out pred.h5\n" in text
     assert ":func:" not in text and "``" not in text
+
+
+def test_run_config_saves_weights_and_predict_reads_the_runs_features(tmp_path, capsys):
+    """``encoding.save_weights: true`` in a run config (a tiny stimulus-level run), then
+    ``neuroenc predict`` on the run's own features: the fitted values of the refit."""
+    from _stimuli_fixtures import write_sentences
+
+    from neuroenc.features.kinds import load_feature_file
+    from neuroenc.pipeline.config import config_from_dict
+    from neuroenc.pipeline.run import run_pipeline
+    from neuroenc.testing import tiny_llama
+
+    tiny_llama(n_layer=2, path=tmp_path / "model")
+    ids = write_sentences(tmp_path / "sentences.csv", n_passages=6, per_passage=3)
+    rng = np.random.default_rng(0)
+    (tmp_path / "sub-A.csv").write_text("id,lang\n" + "\n".join(f"{i},{rng.standard_normal():.6f}" for i in ids) + "\n",
+                                        encoding="utf-8")
+    config = config_from_dict({
+        "name": "tiny-weights",
+        "dataset": {"loader": "stimuli", "args": {"path": str(tmp_path / "sentences.csv"), "text_column": "sentence",
+                                                   "group_column": "passage",
+                                                   "responses": {"A": str(tmp_path / "sub-A.csv")}}},
+        "model": {"name": str(tmp_path / "model"), "pooling": "mean", "context": "none"},
+        "encoding": {"alphas": [1.0, 100.0], "cv": "group-kfold:3", "inner_cv": 2, "n_permutations": 0,
+                     "save_weights": True},
+        "output": {"dir": str(tmp_path / "out"), "report": None},
+    })
+    out = run_pipeline(config, verbose=False)
+    res = EncodingResults.load(out.results["A"])
+    assert res.weights is not None and res.weights.layers == res.layers.tolist()
+    assert set(res.weights.feature_stats) == set(res.layers.tolist())
+    features = next(iter(out.features.values()))
+    pred = tmp_path / "pred.h5"
+    assert main(["-q", "predict", "--results", str(out.results["A"]), "--features", str(features), "--layer", "1",
+                 "--out", str(pred)]) == 0
+    fs = load_feature_file(features)
+    X = (np.asarray(fs[1], dtype=np.float64) - fs[1].mean(0)) / np.where(fs[1].std(0) > 0, fs[1].std(0), 1)
+    with h5py.File(pred) as f:
+        assert [i.decode() for i in f["rows/id"][()]] == fs.ids
+        np.testing.assert_allclose(f["predictions"][()], X @ res.weights[1].primal().astype(np.float64),
+                                   rtol=1e-5, atol=1e-6)
