@@ -297,3 +297,20 @@ def test_run_config_saves_weights_and_predict_reads_the_runs_features(tmp_path, 
         assert [i.decode() for i in f["rows/id"][()]] == fs.ids
         np.testing.assert_allclose(f["predictions"][()], X @ res.weights[1].primal().astype(np.float64),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_prediction_needs_one_layer_for_a_design_array_and_a_tr_grid_for_word_features(rng):
+    layers = layer_walk(rng, n_samples=120, n_features=6, n_layers=2)
+    Y = np.column_stack([responses_from(rng, layers[0], n_targets=1), responses_from(rng, layers[1], n_targets=1)])
+    res = fit_encoding(layers, Y, alphas=ALPHAS, n_permutations=0, save_weights=True)
+    assert sorted(set(res.layers[np.argmax(res.r, 0)].tolist())) == [0, 1]
+    with pytest.raises(ValueError, match=r"a design array is one layer's design, but the targets' best layers are "
+                                         r"\[0, 1\]; pass layer="):
+        res.predict(layers[0])
+    with pytest.raises(ValueError, match="Invalid value for 'layer': 'last'"):
+        res.predict(layers[0], layer="last")
+    res.weights.info["alignment"] = {"kind": "meg"}
+    fs = FeatureSet({0: layers[0][:5]}, np.arange(5.0), np.arange(5.0) + 0.5, run="r", model="toy", n_model_layers=2)
+    with pytest.raises(ValueError, match="predicting from word features is for fMRI designs; these results are on "
+                                         "a 'meg' grid: build the design with make_meg_design"):
+        res.predict(fs, layer=0)
