@@ -206,6 +206,8 @@ def test_save_weights_is_a_setting_of_the_config_and_the_command_line():
     assert make_section("encoding", {"save_weights": True}).kwargs(fit_encoding) == {"save_weights": True}
     with pytest.raises(ConfigError, match="save_weights"):
         make_section("encoding", {"save_weights": "yes"})
+    with pytest.raises(ValueError, match=r"save_weights must be True or False; got 'yes' \(str\)"):
+        fit_encoding(np.zeros((10, 2)), np.zeros(10), save_weights="yes")
     parser = build_parser()
     base = ["fit", "--features", "f.h5", "--responses", "r.txt", "--out", "o.h5"]
     assert parser.parse_args([*base, "--save-weights"]).save_weights is True
