@@ -5,7 +5,7 @@ table), it calls :func:`check_replace`, which recognises neuroenc's own outputs:
 
 - HTML reports by their ``<meta name="generator" content="neuroenc ...">`` tag;
 - HDF5 files by their ``format`` attribute (``neuroenc-features/1``, ``neuroenc-results/1``,
-  ``neuroenc-metrics/1``); an HDF5 file that no reader can open (truncated, damaged: a cache
+  ``neuroenc-metrics/1``, ``neuroenc-predictions/1``); an HDF5 file that no reader can open (truncated, damaged: a cache
   entry or results file to recompute) holds nothing readable and is replaced, with a warning;
 - any other file (CSV tables) by the manifest that neuroenc keeps beside what it writes
   (``.neuroenc-files.json``: each file's name and sha256, :func:`record_written`).
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 #: The manifest of the files neuroenc wrote in a folder (beside them).
 MANIFEST = ".neuroenc-files.json"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_HDF5_FORMAT = re.compile(rb"neuroenc-(features|results|metrics)/\d+")
+_HDF5_FORMAT = re.compile(rb"neuroenc-(features|results|metrics|predictions)/\d+")
 _HTML_GENERATOR = re.compile(rb"<meta\s+name=\"generator\"\s+content=\"neuroenc[\s\"]", re.IGNORECASE)
 
 

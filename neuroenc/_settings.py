@@ -960,9 +960,12 @@ def add_options(parser: argparse.ArgumentParser | Any, settings: Mapping[str, Se
                                              for c in shown):
             words = [w.strip("'") for c in shown for w in _words(c, "cli")]
             metavar = "{" + ",".join(words) + "}"
+        # a switch (only true or false) also stands alone: ``--save-weights`` is ``--save-weights true``
+        switch = bool(shown) and all(isinstance(c, _Simple) and c.kind == "boolean" for c in shown)
         parser.add_argument(names.get(name, option_name(name)), dest=name,
                             type=types.get(name, setting.from_text), default=argparse.SUPPRESS,
-                            metavar=metavar, help=setting.help(helps.get(name, "")))
+                            metavar=metavar, help=setting.help(helps.get(name, "")),
+                            **({"nargs": "?", "const": True} if switch else {}))
 
 
 def given(args: argparse.Namespace, settings: Mapping[str, Setting]) -> dict[str, Any]:

@@ -133,6 +133,16 @@ class StimulusDesign:
             raise KeyError(f"this design has no layer {layer}; it has layers {self.layers}.")
         return zscore_columns(self._features[int(layer)])
 
+    def feature_stats(self, layer: int) -> Any:
+        """The z-scoring statistics of one layer's columns over the stimuli (a
+        :class:`~neuroenc.align.zscore.ZStats`; :meth:`X` applies them): what turns new stimuli's
+        features into the same design."""
+        from .zscore import zscore_stats
+
+        if int(layer) not in self.layers:
+            raise KeyError(f"this design has no layer {layer}; it has layers {self.layers}.")
+        return zscore_stats(np.asarray(self._features[int(layer)], dtype=np.float64))
+
     def nuisance(self, source: Any, *, columns: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Baseline regressors on the same rows, z-scored over stimuli, one column per name.
 

@@ -369,6 +369,12 @@ def run(args: argparse.Namespace) -> int:
 def _print_results(args: argparse.Namespace, results: Any, path: Path, detail: str = "") -> int:
     """Where the results went, their best layers, their warnings (and with -vvv their settings)."""
     print(f"Results written to {path.resolve()} ({results.n_layers} layers x {results.n_targets} targets{detail})")
+    if results.weights is not None:
+        from ..encoding.weights import format_bytes
+
+        kinds = results.weights.kinds()
+        print(f"Weights saved: {format_bytes(results.weights.nbytes)} ({kinds['primal']} layer(s) primal, "
+              f"{kinds['dual']} dual with the training design); predict with neuroenc predict --results {path}")
     print(best_lines(results))
     hints = getattr(args, "hints", None) or (lambda message: message)  # the CLI's: --tr 2, not tr=2
     for message in results.warnings:

@@ -60,15 +60,17 @@ def _nuisance_design(nuisance: Any, n: int) -> tuple[np.ndarray, list[str]]:
     return arr, [f"nuisance_{i}" for i in range(arr.shape[1])]
 
 
-@declare({name: c for name, c in constraints_of(LayerSweep).items() if name != "refit"})
+@declare({**{name: c for name, c in constraints_of(LayerSweep).items() if name != "refit"},
+          "save_weights": ["boolean"]})
 def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Sequence[str] | None = None,
                  nuisance: Any = None, noise_ceiling: Any = None, alphas: Any = None, cv: Any = "auto",
                  n_blocks: int = 5, gap: int | None = None, inner_cv: Any = 5, form: str = "auto",
                  backend: str = "auto", dtype: str = "auto", n_targets_batch: int | None = None,
                  n_permutations: int = 1000, permutation: str = "auto", block_size: Any = "auto",
                  compare: bool | str = "auto", compare_alpha: float = 0.05, random_state: int = 0,
-                 baseline_models: bool = False, provenance: dict | None = None, settings: dict | None = None,
-                 verbose: bool | str | int | None = None, spectra: Any = None) -> EncodingResults:
+                 baseline_models: bool = False, save_weights: bool = False, provenance: dict | None = None,
+                 settings: dict | None = None, verbose: bool | str | int | None = None,
+                 spectra: Any = None) -> EncodingResults:
     """Fit a ridge model per layer and return held-out scores with statistics.
 
     Parameters
@@ -113,6 +115,13 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         same folds, penalties and draws: ``results.provenance["baseline_models"]`` holds one
         row per (model, target) with ``r``, ``r_pooled`` and ``p`` (the last model, ``"all
         baseline regressors"``, is ``results.baseline``).
+    save_weights : bool
+        Keep the encoders: every layer refitted on all rows, each target with its penalty chosen
+        by CV over the outer splits (as :class:`LayerSweep`'s refit), stored as primal weights
+        or, where smaller, dual coefficients with the training design, with what turns new
+        stimuli into the same design (``results.weights``, :mod:`neuroenc.encoding.weights`);
+        :meth:`EncodingResults.predict` and ``neuroenc predict`` use them. Off by default:
+        they cost one more fit per layer and room in the results file.
     provenance, settings : dict | None
         Extra entries for the results (features file hash, data set, subject, model...).
     verbose : bool | str | int | None
@@ -224,5 +233,10 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     if model_rows:
         prov["baseline_models"] = model_rows
     prov.update(provenance or {})
+    weights = None
+    if save_weights:
+        from .weights import fit_weights
+
+        weights = fit_weights(sweep, designs, Y, source=source, targets=targets)
     return sweep.to_results(targets=targets, baseline=baseline, noise_ceiling=noise_ceiling,
-                            settings=all_settings, provenance=prov, warnings=messages)
+                            settings=all_settings, provenance=prov, warnings=messages, weights=weights)

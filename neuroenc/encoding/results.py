@@ -31,6 +31,8 @@ One results file per (model, subject) fit. Layout::
     /baseline/pvalues    (n_targets,)     optional
     /noise_ceiling       (n_targets,)     optional: ceiling on r (NaN where unknown)
     /split_scores/<name> (n_bands, n_targets) optional: banded-model split scores
+    /weights             optional (save_weights): each layer's refitted encoder and what
+                         prediction needs (see :mod:`neuroenc.encoding.weights`)
     attrs: "settings" (JSON), "provenance" (JSON), "warnings" (JSON list), "format" = "neuroenc-results/1"
 
 Written atomically: to a temporary file in the same folder, then ``os.replace``.
@@ -105,6 +107,12 @@ class EncodingResults:
     r_pooled : ndarray, shape (n_layers, n_targets) | None
         Held-out Pearson r of the predictions of all outer folds pooled into one series (``r``
         is the mean over folds of each fold's r). The usual score of stimulus-level studies.
+    weights : EncoderWeights | None
+        With ``save_weights``: each layer's ridge weights refitted on all rows and what turns
+        new stimuli into the same design (:mod:`neuroenc.encoding.weights`); :meth:`predict`
+        uses them.
+    source : Path | None
+        The file the results were read from (:meth:`load`), for messages.
     """
 
     r: np.ndarray
@@ -125,6 +133,8 @@ class EncodingResults:
     pvalues_best: np.ndarray | None = None
     comparison: LayerComparison | None = None
     r_pooled: np.ndarray | None = None
+    weights: Any = None
+    source: Path | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.r = np.atleast_2d(np.asarray(self.r, dtype=np.float64))
@@ -346,6 +356,10 @@ class EncodingResults:
                 f.attrs["settings"] = json.dumps(self.settings, default=json_default)
                 f.attrs["provenance"] = json.dumps(self.provenance, default=json_default)
                 f.attrs["warnings"] = json.dumps(list(self.warnings))
+                if self.weights is not None:
+                    from .weights import write_weights
+
+                    write_weights(f, self.weights)
         return path
 
     @classmethod
@@ -366,7 +380,9 @@ class EncodingResults:
             def opt(key):
                 return f[key][()] if key in f else None
 
-            return cls(
+            from .weights import read_weights
+
+            results = cls(
                 r=f["scores/r"][()],
                 r2=f["scores/r2"][()],
                 layers=f["layers"][()],
@@ -385,7 +401,36 @@ class EncodingResults:
                 pvalues_best=opt("pvalues_best"),
                 comparison=_load_comparison(f["compare"], f["scores/r"][()]) if "compare" in f else None,
                 r_pooled=opt("scores/r_pooled"),
+                weights=read_weights(f, path) if "weights" in f else None,
+                source=path,
             )
+        return results
+
+    def predict(self, features_or_design: Any, layer: int | str = "best", **grid: Any) -> np.ndarray:
+        """Predict the responses of every target to new stimuli with the saved encoders.
+
+        Needs results fitted with ``save_weights=True`` (``--save-weights``); see
+        :func:`~neuroenc.encoding.predict.predict_responses`.
+
+        Parameters
+        ----------
+        features_or_design : FeatureSet | list/dict of FeatureSet | StimulusFeatures | design | ndarray
+            The new stimuli's features (word features are aligned on a TR grid with the fit's
+            alignment settings; stimulus-level features z-scored with the training statistics),
+            a design object, or one layer's design array.
+        layer : int | "best"
+            The layer to predict from, or each target's best layer.
+        **grid
+            Word features: ``tr``, ``n_trs``, ``start`` of the new runs' TR grids.
+
+        Returns
+        -------
+        Y_hat : ndarray, shape (n_rows, n_targets)
+            In the units of the training responses (z-scores).
+        """
+        from .predict import predict_responses
+
+        return predict_responses(self, features_or_design, layer, **grid).values
 
     def to_xarray(self) -> Any:
         """The results as an :class:`xarray.Dataset` on ``layer × target`` (coordinates: layer

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._settings import Choices, constraints_of, declare
 from ..align.stimuli import group_mean_response, make_stimulus_design, zscore_columns
+from . import encode as _encode
 from .cv import CV_OBJECTS, DEFAULT_STIMULUS_FOLDS, STIMULUS_CV_PATTERNS, parse_stimulus_cv, resolve_cv
 from .sweep import LayerSweep
 
@@ -70,12 +71,13 @@ def group_responses(per_subject: Mapping[str, Any], ids: Sequence[str], n_splits
     **{name: constraints_of(LayerSweep)[name]
        for name in ("alphas", "inner_cv", "n_permutations", "permutation", "random_state", "backend", "dtype",
                     "n_targets_batch", "compare", "compare_alpha")},
+    "save_weights": constraints_of(_encode.fit_encoding)["save_weights"],
 })
 def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: Any = None,
                 noise_ceiling: Any = None, alphas: Any = None, inner_cv: int = 5, n_permutations: int = 1000,
                 permutation: str = "auto", random_state: int = 0, backend: str = "auto", dtype: str = "auto",
                 n_targets_batch: int | None = None, compare: bool | str = "auto", compare_alpha: float = 0.05,
-                layers: Sequence[int] | None = None, provenance: dict | None = None,
+                layers: Sequence[int] | None = None, save_weights: bool = False, provenance: dict | None = None,
                 settings: dict | None = None, verbose: bool | str | int | None = None):
     """Fit a ridge model per layer to stimulus-level responses (see the module docstring).
 
@@ -103,6 +105,9 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
     compare, compare_alpha : see :func:`~neuroenc.encoding.fit_encoding`
     layers : sequence of int | None
         Fit only these layers (default: all in the features).
+    save_weights : bool
+        Keep the encoders (see :func:`~neuroenc.encoding.fit_encoding`), with the training
+        stimuli's z-scoring of each feature column, for predicting new stimuli.
     provenance, settings : dict | None
         Extra entries.
     verbose : bool | str | int | None
@@ -135,5 +140,6 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
     return fit_encoding(design, nuisance=nuisance, noise_ceiling=noise_ceiling, alphas=alphas, cv=cv,
                         inner_cv=inner_cv, backend=backend, dtype=dtype, n_targets_batch=n_targets_batch,
                         n_permutations=n_permutations, permutation=permutation, compare=compare,
-                        compare_alpha=compare_alpha, random_state=random_state, baseline_models=True, provenance=prov,
+                        compare_alpha=compare_alpha, random_state=random_state, baseline_models=True,
+                        save_weights=save_weights, provenance=prov,
                         settings=all_settings, verbose=verbose)

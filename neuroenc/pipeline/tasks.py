@@ -428,6 +428,10 @@ def fit_subject(
     results.save(out)
     logger.info("fitted %s: %d layers x %d targets in %.1f s -> %s", subject, results.n_layers,
                 results.n_targets, time.time() - started, out)
+    if results.weights is not None:
+        from ..encoding.weights import format_bytes
+
+        logger.info("saved the weights of %s: %s in %s", subject, format_bytes(results.weights.nbytes), out)
     return out
 
 
