@@ -47,6 +47,46 @@ LEBEL_CITATION = (
     "models. Scientific Data, 10, 555. https://doi.org/10.1038/s41597-023-02437-z"
 )
 LEBEL_URL = "https://openneuro.org/datasets/ds003020"
+#: Published results of the fixed protocol (train on the training stories, test on the mean of
+#: the repeated ``wheretheressmoke`` presentations: ``cv: holdout:wheretheressmoke``), as in the
+#: data-set card (``datasets/lebel2023.yaml``, ``published``; a test keeps the two equal). A
+#: run's report shows an entry's ``values`` beside its own numbers only when the run matches the
+#: entry's protocol, subject and model; ``values`` holds only numbers stated in the source's
+#: text (``{model: {subject: number}}`` of the entry's ``score``); what is given in figures
+#: only is said in ``note``, not read off a plot.
+LEBEL_PUBLISHED: tuple[dict[str, Any], ...] = (
+    {
+        "source": ("Antonello, R. J., Vaidya, A. R., & Huth, A. G. (2023). Scaling laws for language "
+                   "encoding models in fMRI. Advances in Neural Information Processing Systems 36. "
+                   "arXiv:2305.11863"),
+        "url": "https://arxiv.org/abs/2305.11863",
+        "code": "https://github.com/HuthLab/encoding-model-scaling-laws",
+        "protocol": "holdout:wheretheressmoke",
+        "subjects": ["UTS01", "UTS02", "UTS03"],
+        "models": ["facebook/opt-125m", "facebook/opt-1.3b", "facebook/opt-13b", "facebook/opt-30b",
+                   "llama-7b", "llama-13b", "llama-33b", "llama-65b"],
+        "score": "r",
+        "values": {},
+        "note": ("Stated in the text: encoding performance (correlation with the held-out test story, "
+                 "across 3 subjects, about 20 h of training stories) rises by about 15% from the 125M to "
+                 "the 30B-parameter model, log-linearly in model size; a noise-ceiling (cc_norm) analysis "
+                 "finds performance near the maximum in precuneus and higher auditory cortex. Per-subject "
+                 "r and cc_norm are given in figures only."),
+    },
+    {
+        "source": LEBEL_CITATION,
+        "url": "https://doi.org/10.1038/s41597-023-02437-z",
+        "code": "https://github.com/HuthLab/deep-fMRI-dataset",
+        "protocol": "holdout:wheretheressmoke",
+        "subjects": ["UTS01", "UTS02", "UTS03"],
+        "models": [],
+        "score": "r",
+        "values": {},
+        "note": ("The data descriptor's technical validation fits encoding models on the training stories "
+                 "and tests on wheretheressmoke; its performance is shown in figures, with no number in the "
+                 "text that a run could be compared with."),
+    },
+)
 
 
 def _subjects(root: Path, subject: str | Sequence[str] | None, source: str) -> list[str]:
