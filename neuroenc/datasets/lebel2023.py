@@ -68,7 +68,7 @@ LEBEL_PUBLISHED: tuple[dict[str, Any], ...] = (
         "score": "r",
         "values": {},
         "note": ("Stated in the text: encoding performance (correlation with the held-out test story, "
-                 "across 3 subjects, about 20 h of training stories) rises by about 15% from the 125M to "
+                 "across 3 subjects, about 20 h of podcast stories in all) rises by about 15% from the 125M to "
                  "the 30B-parameter model, log-linearly in model size; a noise-ceiling (cc_norm) analysis "
                  "finds performance near the maximum in precuneus and higher auditory cortex. Per-subject "
                  "r and cc_norm are given in figures only."),

@@ -426,7 +426,7 @@ def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
     gap = DEFAULT_GAP if gap is None else gap
     dummy = np.zeros((n_samples, 1))
     if isinstance(cv, str):
-        _check_option("cv", cv, CV_NAMES + ("kfold:K", "group-kfold:K"))
+        _check_option("cv", cv, CV_NAMES + ("holdout:RUN", "kfold:K", "group-kfold:K"))
         if cv == "runs" or (cv == "auto" and n_runs >= 2):
             splitter: Any = LeaveOneRunOut()
         else:
