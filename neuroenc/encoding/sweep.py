@@ -164,8 +164,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Outer CV (see :func:`neuroenc.encoding.make_cv`): leave-one-run-out with several runs
         (``groups``), else ``n_blocks`` contiguous blocks with a ``gap``. ``"holdout:RUN"``:
         a fixed train/test protocol, trained on every other run and tested once on ``RUN``
-        (LeBel et al. 2023: ``holdout:wheretheressmoke``), penalties from inner CV over the
-        training runs. For stimulus-level
+        (the LeBel 2023 protocol is ``holdout:wheretheressmoke``), penalties from inner CV over
+        the training runs. For stimulus-level
         data (no time): ``"group-kfold:K"`` holds out whole groups (``groups``: passages,
         topics), ``"kfold:K"`` shuffles the stimuli (seeded by ``random_state``); there is no
         gap, the inner splits follow the same scheme inside each outer training set, and the
