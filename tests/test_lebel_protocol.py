@@ -10,16 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from _bids_fixtures import layouts  # noqa: F401
+from _bids_fixtures import layouts, mini_lebel  # noqa: F401
 
-from neuroenc.datasets import load_lebel2023, make_miniature
-from neuroenc.datasets.lebel2023 import LEBEL_PUBLISHED
+from neuroenc.datasets import DatasetError, load_lebel2023, make_miniature
+from neuroenc.datasets.lebel2023 import LEBEL_PUBLISHED, _mean_of_repeats
 from neuroenc.encoding import EncodingResults, LayerSweep, fit_encoding, make_cv, noise_ceiling_repeats
 from neuroenc.encoding.cv import resolve_cv
 from neuroenc.encoding.stats import cc_norm, repeat_scores, signed_square
 from neuroenc.pipeline import ConfigError, run_pipeline
 from neuroenc.pipeline.config import config_from_dict
 from neuroenc.report.sections import holdout_section, published_note
+from neuroenc.responses import Response
 from neuroenc.testing import tiny_gpt2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,7 +187,8 @@ def test_holdout_section_only_for_holdout_results():
 
 # ---------------------------------------------------------------------- the LeBel miniature
 @pytest.mark.slow
-def test_protocol_config_on_the_lebel_miniature(tmp_path, layouts):  # noqa: F811
+@pytest.mark.parametrize("source, repeats", [("preprocessed", None), ("bold", "mean")])
+def test_protocol_config_on_the_lebel_miniature(tmp_path, layouts, source, repeats):  # noqa: F811
     stories = ["adollshouse", "inamoment", "wheretheressmoke"]
     root = make_miniature("lebel2023", tmp_path / "mini", subjects=["UTS03"], runs=stories, layouts=layouts,
                           n_voxels=6)
@@ -195,11 +197,11 @@ def test_protocol_config_on_the_lebel_miniature(tmp_path, layouts):  # noqa: F81
     overrides = {"model.name": str(model), "model.context_tokens": 16, "model.stride": 8, "model.device": "cpu",
                  "model.dtype": "float32", "encoding.alphas": {"logspace": [0, 6, 7]},
                  "encoding.n_permutations": 20, "output.dir": str(tmp_path / "out"),
-                 "dataset.args": {"root": str(root), "subject": "UTS03", "source": "preprocessed",
-                                  "stories": stories}}
+                 "dataset.args": {"root": str(root), "subject": "UTS03", "source": source,
+                                  "stories": stories, "repeats": repeats}}
     out = run_pipeline(ROOT / "analyses" / "lebel2023_protocol.yaml", overrides=overrides, verbose=False)
     res = EncodingResults.load(out.results["UTS03"])
-    data = load_lebel2023(root, subject="UTS03", stories=stories)
+    data = load_lebel2023(root, subject="UTS03", stories=stories, source=source, repeats=repeats)
     smoke = data.responses["UTS03"]["wheretheressmoke"]
     assert res.settings["cv"] == "holdout:wheretheressmoke"
     n_train = sum(data.responses["UTS03"][s].n_samples for s in stories[:2])
@@ -207,8 +209,37 @@ def test_protocol_config_on_the_lebel_miniature(tmp_path, layouts):  # noqa: F81
     assert res.provenance["holdout_repeats"] == 10 and smoke.info["repeats"].shape[0] == 10
     np.testing.assert_allclose(res.noise_ceiling, noise_ceiling_repeats(smoke.info["repeats"]), rtol=1e-10)
     scores = res.holdout_scores()
-    np.testing.assert_allclose(scores["cc_norm"], scores["r"] / scores["cc_max"])
-    assert np.isfinite(scores["cc_norm"]).all() and scores["r"].max() > 0.1
+    shared = scores["cc_max"] > 0  # raw miniature: some voxels share no signal across runs (ceiling 0)
+    np.testing.assert_allclose(scores["cc_norm"][shared], (scores["r"] / scores["cc_max"])[shared])
+    assert shared.sum() >= 3 and np.isnan(scores["cc_norm"][~shared]).all() and scores["r"].max() > 0.1
     page = html.unescape(re.sub(r"<[^>]+>", " ", out.report.read_text()))
     assert "Fixed train/test protocol (cv: holdout:wheretheressmoke)" in page
     assert "No comparable published number" in page and "arXiv:2305.11863" in page
+
+
+def test_raw_repeats_load_as_their_mean_for_the_protocol(mini_lebel):  # noqa: F811
+    runs = load_lebel2023(mini_lebel, subject="UTS01", source="bold", stories=["adollshouse", "wheretheressmoke"])
+    mean = load_lebel2023(mini_lebel, subject="UTS01", source="bold", stories=["adollshouse", "wheretheressmoke"],
+                          repeats="mean")
+    keys = [f"wheretheressmoke_run-{i}" for i in range(1, 11)]
+    assert sorted(mean.responses["UTS01"]) == ["adollshouse", "wheretheressmoke"]
+    assert sorted(mean.transcripts) == ["adollshouse", "wheretheressmoke"]
+    smoke = mean.responses["UTS01"]["wheretheressmoke"]
+    stack = np.stack([runs.responses["UTS01"][k].data for k in keys])
+    np.testing.assert_allclose(smoke.info["repeats"], stack)
+    np.testing.assert_allclose(smoke.data, stack.mean(0), rtol=1e-6)
+    assert smoke.info["repeat_runs"] == keys and smoke.run == "wheretheressmoke"
+    np.testing.assert_array_equal(mean.responses["UTS01"]["adollshouse"].data,
+                                  runs.responses["UTS01"]["adollshouse"].data)
+
+
+def test_repeats_option_errors(mini_lebel):  # noqa: F811
+    with pytest.raises(ValueError, match=r"repeats='runs': the preprocessed ds003020 file .* use source='bold'"):
+        load_lebel2023(mini_lebel, subject="UTS01", stories=["wheretheressmoke"], repeats="runs")
+    with pytest.raises(ValueError, match=r"Invalid value for 'repeats'.*'runs', 'mean'.*'median'"):
+        load_lebel2023(mini_lebel, subject="UTS01", source="bold", repeats="median")
+    a = Response(np.zeros((5, 2)), tr=2.0, run="s_run-1")
+    b = Response(np.zeros((4, 2)), tr=2.0, run="s_run-2")
+    with pytest.raises(DatasetError, match=r"the repeats of story 's' differ in shape \(s_run-1: \(5, 2\), "
+                                           r"s_run-2: \(4, 2\)\).*repeats='runs'"):
+        _mean_of_repeats({"s_run-1": a, "s_run-2": b}, {}, lambda story: None)

@@ -261,7 +261,8 @@ def holdout_section(results: Sequence[EncodingResults], published: Sequence[dict
         f"{run!r} ({int(folds[0][1])} samples), against {test}. Each target's ridge penalty is chosen by inner "
         "cross-validation over the training runs only. r: Pearson r of the prediction with the test response; "
         "r·|r|: its signed square; cc_norm: r divided by the noise ceiling CC_max computed from the repeats "
-        "(Schoppe et al. 2016), NaN without repeats."
+        "(Schoppe et al. 2016), NaN without repeats or where the repeats share no signal (CC_max 0); its mean "
+        "is over the targets that have a ceiling."
     )
     note, compared = published_note(cv, [str(r.subject) for r in results], model or first.model, best_r, published)
     if note:
