@@ -246,10 +246,13 @@ def holdout_section(results: Sequence[EncodingResults], published: Sequence[dict
     rows, best_r = [], {}
     for res in results:
         table = res.holdout_scores()
-        means = table.groupby("layer", sort=True)[["r", "r_abs_r", "cc_norm"]].mean()
+        by_layer = table.groupby("layer", sort=True)
+        means = by_layer[["r", "r_abs_r", "cc_norm"]].mean()
+        totals = by_layer["r_abs_r"].sum()
         for layer, row in means.iterrows():
             rows.append({"subject": res.subject, "layer": int(layer), "mean r": row["r"],
-                         "mean r·|r|": row["r_abs_r"], "mean cc_norm": row["cc_norm"]})
+                         "mean r·|r|": row["r_abs_r"], "total r·|r|": totals[layer],
+                         "mean cc_norm": row["cc_norm"]})
         best_r[str(res.subject)] = float(np.nanmax(means["r"].to_numpy()))
     first = results[0]
     folds = first.settings.get("cv_folds") or [[np.nan, np.nan]]
@@ -262,7 +265,8 @@ def holdout_section(results: Sequence[EncodingResults], published: Sequence[dict
         "cross-validation over the training runs only. r: Pearson r of the prediction with the test response; "
         "r·|r|: its signed square; cc_norm: r divided by the noise ceiling CC_max computed from the repeats "
         "(Schoppe et al. 2016), NaN without repeats or where the repeats share no signal (CC_max 0); its mean "
-        "is over the targets that have a ceiling."
+        "is over the targets that have a ceiling. total r·|r|: the sum over targets, the \"Total r2\" the "
+        "authors' code prints (HuthLab/deep-fMRI-dataset)."
     )
     note, compared = published_note(cv, [str(r.subject) for r in results], model or first.model, best_r, published)
     if note:
