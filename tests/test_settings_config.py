@@ -99,9 +99,10 @@ def test_fit_encoding_and_layer_sweep_share_their_defaults():
                                         r"null, 'glover', 'spm', but got 'canonical' instead."),
     ("alignment", {"window": 0}, r"alignment.window in 'run.yaml' must be a positive number; got 0"),
     ("encoding", {"n_permutations": "many"}, r"encoding.n_permutations in 'run.yaml' must be an int >= 0"),
-    ("encoding", {"cv": 1}, r"encoding.cv in 'run.yaml' must be 'auto', 'runs', 'blocks', an int >= 2, kfold:K or "
-                            r"group-kfold:K \(K >= 2 folds\); got 1"),
-    ("encoding", {"cv": "kfold:1"}, r"encoding.cv .* kfold:K or group-kfold:K \(K >= 2 folds\); got 'kfold:1'"),
+    ("encoding", {"cv": 1}, r"encoding.cv in 'run.yaml' must be 'auto', 'runs', 'blocks', an int >= 2, kfold:K, "
+                            r"group-kfold:K \(K >= 2 folds\) or holdout:RUN \(.*\); got 1"),
+    ("encoding", {"cv": "kfold:1"}, r"encoding.cv .* kfold:K, group-kfold:K \(K >= 2 folds\) or holdout:RUN .*; "
+                                    r"got 'kfold:1'"),
     ("encoding", {"alphas": {"logspace": [0, 7]}}, r"encoding.alphas .* \{logspace: \[start, stop, num\]\}"),
     ("encoding", {"blas_threads": 0}, r"encoding.blas_threads in 'run.yaml' must be null or an int >= 1; got 0"),
     ("encoding", {"n_permutaions": 5}, r"unknown key encoding.n_permutaions in 'run.yaml'; did you mean "

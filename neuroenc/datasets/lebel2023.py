@@ -47,6 +47,46 @@ LEBEL_CITATION = (
     "models. Scientific Data, 10, 555. https://doi.org/10.1038/s41597-023-02437-z"
 )
 LEBEL_URL = "https://openneuro.org/datasets/ds003020"
+#: Published results of the fixed protocol (train on the training stories, test on the mean of
+#: the repeated ``wheretheressmoke`` presentations: ``cv: holdout:wheretheressmoke``), as in the
+#: data-set card (``datasets/lebel2023.yaml``, ``published``; a test keeps the two equal). A
+#: run's report shows an entry's ``values`` beside its own numbers only when the run matches the
+#: entry's protocol, subject and model; ``values`` holds only numbers stated in the source's
+#: text (``{model: {subject: number}}`` of the entry's ``score``); what is given in figures
+#: only is said in ``note``, not read off a plot.
+LEBEL_PUBLISHED: tuple[dict[str, Any], ...] = (
+    {
+        "source": ("Antonello, R. J., Vaidya, A. R., & Huth, A. G. (2023). Scaling laws for language "
+                   "encoding models in fMRI. Advances in Neural Information Processing Systems 36. "
+                   "arXiv:2305.11863"),
+        "url": "https://arxiv.org/abs/2305.11863",
+        "code": "https://github.com/HuthLab/encoding-model-scaling-laws",
+        "protocol": "holdout:wheretheressmoke",
+        "subjects": ["UTS01", "UTS02", "UTS03"],
+        "models": ["facebook/opt-125m", "facebook/opt-1.3b", "facebook/opt-13b", "facebook/opt-30b",
+                   "llama-7b", "llama-13b", "llama-33b", "llama-65b"],
+        "score": "r",
+        "values": {},
+        "note": ("Stated in the text: encoding performance (correlation with the held-out test story, "
+                 "across 3 subjects, about 20 h of podcast stories in all) rises by about 15% from the 125M to "
+                 "the 30B-parameter model, log-linearly in model size; a noise-ceiling (cc_norm) analysis "
+                 "finds performance near the maximum in precuneus and higher auditory cortex. Per-subject "
+                 "r and cc_norm are given in figures only."),
+    },
+    {
+        "source": LEBEL_CITATION,
+        "url": "https://doi.org/10.1038/s41597-023-02437-z",
+        "code": "https://github.com/HuthLab/deep-fMRI-dataset",
+        "protocol": "holdout:wheretheressmoke",
+        "subjects": ["UTS01", "UTS02", "UTS03"],
+        "models": [],
+        "score": "r",
+        "values": {},
+        "note": ("The data descriptor's technical validation fits encoding models on the training stories "
+                 "and tests on wheretheressmoke; its performance is shown in figures, with no number in the "
+                 "text that a run could be compared with."),
+    },
+)
 
 
 def _subjects(root: Path, subject: str | Sequence[str] | None, source: str) -> list[str]:
@@ -168,6 +208,36 @@ def split_repeats(blocks: np.ndarray, rtol: float = 1e-4) -> tuple[np.ndarray, b
     return (reps, True) if is_mean else (blocks, False)
 
 
+def _mean_of_repeats(runs: dict[str, Response], transcripts: dict[str, Transcript],
+                     transcript_for: Any) -> dict[str, Response]:
+    """The raw runs ``"<story>_run-<N>"`` of each repeated story replaced by one response
+    ``"<story>"``, their mean, with the runs in ``info["repeats"]`` (n_repeats, rows, voxels)."""
+    groups: dict[str, list[str]] = {}
+    for key in runs:
+        story, sep, _ = key.rpartition("_run-")
+        groups.setdefault(story if sep else key, []).append(key)
+    out: dict[str, Response] = {}
+    for story, keys in groups.items():
+        if len(keys) == 1 and keys[0] == story:
+            out[story] = runs[story]
+            continue
+        if len({runs[k].data.shape for k in keys}) != 1:
+            shapes = ", ".join(f"{k}: {runs[k].data.shape}" for k in keys)
+            raise DatasetError(
+                f"the repeats of story {story!r} differ in shape ({shapes}); their mean needs one grid. "
+                "Load them with repeats='runs', or check the runs' volumes."
+            )
+        stack = np.stack([runs[k].data for k in keys])
+        first = runs[keys[0]]
+        info = {**first.info, "repeats": stack, "repeat_runs": keys,
+                "source": [runs[k].info.get("source") for k in keys]}
+        out[story] = first.copy(data=stack.mean(axis=0, dtype=np.float64).astype(stack.dtype), run=story, info=info)
+        for k in keys:
+            transcripts.pop(k, None)
+        transcripts[story] = transcript_for(story)
+    return out
+
+
 def load_lebel2023(
     root: str | os.PathLike | None = None,
     subject: str | Sequence[str] | None = "UTS03",
@@ -177,6 +247,7 @@ def load_lebel2023(
     voxels: Any = None,
     mask: Any = None,
     tier: str | None = None,
+    repeats: str | None = None,
 ) -> EncodingDataset:
     """Load LeBel et al. 2023 (ds003020): stories, word TextGrids and BOLD responses (TR 2 s).
 
@@ -207,6 +278,12 @@ def load_lebel2023(
         :func:`neuroenc.responses.bold.read_subject_bold`; the number dropped is logged).
     tier : str | None
         TextGrid tier holding the words; default the tier named ``word``, else the second one.
+    repeats : {None, "runs", "mean"}
+        How the raw runs of a repeated story (``wheretheressmoke``) load: ``"runs"``, one response
+        per run (``"<story>_run-<N>"``); ``"mean"``, one response ``"<story>"``, their mean, with
+        the runs in ``Response.info["repeats"]`` (as the preprocessed file gives them), which is
+        what the authors' protocol tests on (``cv: holdout:wheretheressmoke``). ``None``:
+        ``"runs"`` for raw BOLD; the preprocessed test story always loads as the mean.
 
     Returns
     -------
@@ -223,6 +300,14 @@ def load_lebel2023(
         ``source``.
     """
     _check_option("source", source, ("preprocessed", "bold"))
+    if repeats is not None:
+        _check_option("repeats", repeats, ("runs", "mean"))
+        if source == "preprocessed" and repeats == "runs":
+            raise ValueError(
+                "repeats='runs': the preprocessed ds003020 file of the repeated story stacks its repeats and "
+                "loads as their mean (Response.info['repeats'] holds them); use source='bold' for one "
+                "response per raw run, or drop repeats."
+            )
     root = dataset_root(
         root, LEBEL_DIRNAME,
         "Get it with 'datalad install https://github.com/OpenNeuroDatasets/ds003020.git' (or openneuro-py)",
@@ -314,6 +399,8 @@ def load_lebel2023(
                 runs[key] = Response(data, tr=tr, start=start, names=binfo["names"], run=key,
                                      subject=sub, info={"source": str(row.path), **binfo},
                                      space=binfo["target_space"])
+        if source == "bold" and repeats == "mean":
+            runs = _mean_of_repeats(runs, transcripts, transcript_for)
         if not runs:
             raise DatasetError(f"subject {sub!r}: none of the requested stories has data.")
         responses[sub] = runs

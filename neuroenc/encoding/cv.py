@@ -23,6 +23,11 @@ Stimulus-level data (one response per sentence or passage, no time) are split by
 Without time there is no gap (gap 0), and the inner splits that choose the penalties follow
 the same scheme inside the outer training set (whole groups for ``group-kfold``).
 
+A fixed train/test protocol, as LeBel et al. 2023 and Antonello et al. 2023 score their
+models: ``cv="holdout:<run>"`` trains on every other run and tests once on ``<run>`` (for
+LeBel, ``holdout:wheretheressmoke``, whose response is the mean of its repeated
+presentations); the penalties are chosen by inner CV over the training runs only.
+
 :func:`make_cv` picks among them (``cv="auto"``); :func:`inner_splits` builds the inner
 splits used to choose ridge penalties, from the training part of an outer split only.
 """
@@ -52,6 +57,8 @@ STIMULUS_CV = ("kfold", "group-kfold")
 #: run config and ``neuroenc fit`` read; :func:`parse_stimulus_cv` reads the value).
 STIMULUS_CV_PATTERNS = [Pattern(r"kfold:([2-9]|[1-9]\d+)", "kfold:K"),
                         Pattern(r"group-kfold:([2-9]|[1-9]\d+)", "group-kfold:K (K >= 2 folds)")]
+#: The fixed train/test protocol: ``holdout:<run>`` (train on the other runs, test on ``<run>``).
+HOLDOUT_PATTERN = Pattern(r"holdout:[^\s:,]+", "holdout:RUN (train on the other runs, test once on RUN)")
 #: The forms of ``cv`` a library call takes from Python only (not from a config or the command
 #: line): a scikit-learn splitter, or explicit ``(train, test)`` splits.
 CV_OBJECTS = [PythonOnly(HasMethods(["split"])), PythonOnly(list), PythonOnly(tuple)]
@@ -82,6 +89,47 @@ def parse_stimulus_cv(cv: Any) -> tuple[str, int] | None:
     return name, n_splits
 
 
+def parse_holdout_cv(cv: Any) -> str | None:
+    """The held-out run of a ``"holdout:<run>"`` ``cv``, else None.
+
+    Examples
+    --------
+    >>> parse_holdout_cv("holdout:wheretheressmoke"), parse_holdout_cv("runs")
+    ('wheretheressmoke', None)
+    """
+    if not isinstance(cv, str) or not cv.startswith("holdout:"):
+        return None
+    run = cv.partition(":")[2].strip()
+    if not run:
+        raise ValueError(f"Invalid value for 'cv': {cv!r}. Write holdout:RUN, e.g. holdout:wheretheressmoke.")
+    return run
+
+
+def holdout_split(run: str, groups: Any, n_samples: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The one split of ``cv="holdout:<run>"``: train on every other run, test on ``run``.
+
+    Examples
+    --------
+    >>> [(tr.tolist(), te.tolist()) for tr, te in holdout_split("b", ["a", "a", "b", "b", "c"], 5)]
+    [([0, 1, 4], [2, 3])]
+    """
+    if groups is None:
+        raise ValueError(f"cv='holdout:{run}' tests on one run, but no run labels were given; pass groups= "
+                         "(one run label per sample), or a design that carries its runs.")
+    labels = check_groups(groups, n_samples)
+    names = [str(r) for r in runs_in_order(labels)]
+    if run not in names:
+        raise ValueError(f"cv='holdout:{run}': there is no run {run!r}; the runs are {names[:8]}"
+                         f"{'...' if len(names) > 8 else ''}. Hold out one of them (e.g. holdout:{names[-1]}), "
+                         "or load that run.")
+    if len(names) < 2:
+        raise ValueError(f"cv='holdout:{run}' needs at least one training run besides {run!r}, but it is the only "
+                         "run; load the training runs too.")
+    test = np.flatnonzero(labels.astype(str) == run)
+    train = np.flatnonzero(labels.astype(str) != run)
+    return _check_splits([(train, test)], n_samples, min_test=MIN_TEST, min_folds=1)
+
+
 #: Folds of ``cv="auto"`` for stimuli.
 DEFAULT_STIMULUS_FOLDS = 5
 
@@ -108,6 +156,11 @@ def resolve_cv(cv: Any, rows: str, groups: Any = None) -> tuple[Any, tuple[str, 
         n_groups = len(set(np.asarray(groups).tolist())) if groups is not None else 0
         cv = f"group-kfold:{min(DEFAULT_STIMULUS_FOLDS, n_groups)}" if n_groups >= 2 else \
             f"kfold:{DEFAULT_STIMULUS_FOLDS}"
+    if rows == "stimuli" and parse_holdout_cv(cv) is not None:
+        raise ValueError(
+            f"Invalid value for 'cv': {cv!r}. holdout:RUN holds out a run of samples in time; the rows are "
+            "stimuli: use 'auto', 'group-kfold:K' or 'kfold:K'."
+        )
     scheme = parse_stimulus_cv(cv)
     if rows == "stimuli" and scheme is None and (isinstance(cv, (str, numbers.Integral))):
         raise ValueError(
@@ -331,10 +384,12 @@ def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
 
     Parameters
     ----------
-    cv : {"auto", "runs", "blocks"} | "kfold:K" | "group-kfold:K" | int | splitter | iterable
+    cv : {"auto", "runs", "blocks"} | "holdout:RUN" | "kfold:K" | "group-kfold:K" | int | splitter | iterable
         ``"auto"``: leave-one-run-out when ``groups`` has at least 2 runs, else ``n_blocks``
         contiguous blocks with a gap. ``"runs"``: leave-one-run-out. ``"blocks"``: blocked
-        K-fold (ignores runs). ``"group-kfold:K"`` (stimuli): whole groups held out, as
+        K-fold (ignores runs). ``"holdout:RUN"``: one split, trained on every other run and
+        tested on ``RUN`` (:func:`holdout_split`; LeBel et al. 2023's protocol).
+        ``"group-kfold:K"`` (stimuli): whole groups held out, as
         scikit-learn's ``GroupKFold(K)``; ``"kfold:K"`` (stimuli): shuffled K-fold, seeded by
         ``random_state`` (see the module docstring; no gap). An int ``k``: ``k`` folds of
         whole runs when there are several runs, else ``k`` blocks. A scikit-learn splitter
@@ -363,12 +418,15 @@ def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
         splits = _stimulus_splits(stimulus[0], stimulus[1], np.arange(n_samples), given, random_state,
                                   "outer CV", min_test=MIN_TEST)
         return _check_splits(splits, n_samples, min_test=MIN_TEST)
+    held_out = parse_holdout_cv(cv)
+    if held_out is not None:
+        return holdout_split(held_out, groups, n_samples)
     groups_arr = check_groups(groups, n_samples)
     n_runs = len(runs_in_order(groups_arr))
     gap = DEFAULT_GAP if gap is None else gap
     dummy = np.zeros((n_samples, 1))
     if isinstance(cv, str):
-        _check_option("cv", cv, CV_NAMES + ("kfold:K", "group-kfold:K"))
+        _check_option("cv", cv, CV_NAMES + ("holdout:RUN", "kfold:K", "group-kfold:K"))
         if cv == "runs" or (cv == "auto" and n_runs >= 2):
             splitter: Any = LeaveOneRunOut()
         else:
@@ -390,9 +448,9 @@ def make_cv(cv: Any = "auto", groups: Any = None, n_samples: int | None = None,
 
 
 def _check_splits(splits: Sequence[tuple[Any, Any]], n_samples: int,
-                  min_test: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+                  min_test: int = 1, min_folds: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
-    if len(splits) < 2:
+    if len(splits) < min_folds:
         raise ValueError(f"Cross-validation needs at least 2 folds, got {len(splits)}.")
     for k, (train, test) in enumerate(splits):
         train = np.sort(np.asarray(train, dtype=np.intp).reshape(-1))

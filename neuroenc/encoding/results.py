@@ -254,6 +254,26 @@ class EncodingResults:
             df["in_best_set"] = self.comparison.in_best_set.ravel()
         return df
 
+    def holdout_scores(self) -> pd.DataFrame:
+        """The scores of a fixed train/test protocol (``cv="holdout:<run>"``), as LeBel et al.
+        2023 and Antonello et al. 2023 report them: one row per (layer, target) with ``r``
+        (held-out Pearson r), ``r_abs_r`` (``r * |r|``), ``cc_max`` (the noise ceiling, from the
+        held-out run's repeats when it has them) and ``cc_norm`` (``r / cc_max``, Schoppe et
+        al. 2016); ``cc_max`` and ``cc_norm`` are NaN without a ceiling. For other CV schemes
+        ``r`` is the mean over folds, which is not these papers' score."""
+        from .stats import cc_norm, signed_square
+
+        n_l, n_t = self.r.shape
+        ceiling = self.noise_ceiling if self.noise_ceiling is not None else np.full(n_t, np.nan)
+        return pd.DataFrame({
+            "layer": np.repeat(self.layers, n_t),
+            "target": np.tile(np.asarray(self.targets, dtype=object), n_l),
+            "r": self.r.ravel(),
+            "r_abs_r": signed_square(self.r).ravel(),
+            "cc_max": np.tile(ceiling, n_l),
+            "cc_norm": cc_norm(self.r, ceiling[None, :]).ravel(),
+        })
+
     def best(self) -> pd.DataFrame:
         """The best layer of each target, with what it was tested against.
 

@@ -9,7 +9,8 @@
   p-value corrected for choosing the layer (maximum over layers of the null, the same draws for
   every layer), as :class:`~neuroenc.encoding.LayerSweep` computes it layer by layer.
 - :func:`fdr_bh`: Benjamini-Hochberg q-values across targets.
-- Noise ceilings: :func:`noise_ceiling_repeats` (repeated presentations),
+- Noise ceilings: :func:`noise_ceiling_repeats` (repeated presentations; with
+  :func:`cc_norm` and :func:`repeat_scores`, Schoppe et al. 2016's normalised correlation),
   :func:`split_half_reliability` / :func:`noise_ceiling_split_half` (random halves of repeats or
   subjects, Spearman-Brown corrected) and :func:`noise_ceiling_intersubject`
   (leave-one-subject-out correlation with the mean of the others, Spearman-Brown).
@@ -509,6 +510,67 @@ def noise_ceiling_repeats(repeats: Any) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         ceiling = np.sqrt(np.clip(signal / var_mean, 0.0, 1.0))
     return np.where(var_mean > 0, ceiling, np.nan)
+
+
+def signed_square(r: Any) -> np.ndarray:
+    """``r * |r|``: the squared correlation with the sign of ``r`` (LeBel et al. 2023 and
+    Antonello et al. 2023 report it as the variance explained, kept negative where r is).
+
+    Examples
+    --------
+    >>> signed_square([0.5, -0.2]).round(2).tolist()
+    [0.25, -0.04]
+    """
+    r = np.asarray(r, dtype=np.float64)
+    return r * np.abs(r)
+
+
+def cc_norm(r: Any, cc_max: Any) -> np.ndarray:
+    """Schoppe et al. 2016's normalised correlation ``CC_norm = CC_abs / CC_max``.
+
+    ``r`` (``CC_abs``) is the correlation of a prediction with the mean over repeats and
+    ``cc_max`` its ceiling from the repeats (:func:`noise_ceiling_repeats`); their ratio
+    estimates the correlation of the prediction with the noise-free signal. The HuthLab code
+    (``spe_and_cc_norm`` with ``max_flooring``) computes the same ratio, its ``cc_max`` being
+    ``1 / sqrt(1 + (TP / SP - 1) / N)``, which equals ``sqrt(SP / var(mean))`` here.
+    NaN where the ceiling is unknown or not positive (no signal shared by the repeats).
+
+    Examples
+    --------
+    >>> cc_norm([0.3, 0.3], [0.6, 0.0]).tolist()
+    [0.5, nan]
+    """
+    r = np.asarray(r, dtype=np.float64)
+    cc_max = np.asarray(cc_max, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cc_max > 0, r / np.where(cc_max > 0, cc_max, 1.0), np.nan)
+
+
+def repeat_scores(prediction: Any, repeats: Any) -> dict[str, np.ndarray]:
+    """The scores of a prediction of the mean over repeated presentations, per target.
+
+    Parameters
+    ----------
+    prediction : array-like, shape (n_samples, n_targets)
+        The model's prediction of the test story.
+    repeats : array-like, shape (n_repeats, n_samples, n_targets)
+        The responses to each presentation (at least 2).
+
+    Returns
+    -------
+    scores : dict of str -> ndarray (n_targets,)
+        ``r`` (Pearson r with the mean over repeats), ``r_abs_r`` (``r * |r|``), ``cc_max``
+        (:func:`noise_ceiling_repeats`) and ``cc_norm`` (``r / cc_max``, :func:`cc_norm`).
+    """
+    data = _check_units(repeats, "repeats")
+    pred = np.asarray(prediction, dtype=np.float64)
+    pred = pred[:, None] if pred.ndim == 1 else pred
+    if pred.shape != data.shape[1:]:
+        raise ValueError(f"prediction has shape {pred.shape} but the repeats have {data.shape[1:]} "
+                         "(n_samples, n_targets) each; predict the same samples and targets as the repeats.")
+    r = np.mean(_zscore(pred) * _zscore(data.mean(0)), 0)
+    ceiling = noise_ceiling_repeats(data)
+    return {"r": r, "r_abs_r": signed_square(r), "cc_max": ceiling, "cc_norm": cc_norm(r, ceiling)}
 
 
 def split_half_reliability(data: Any, n_splits: int = 100, random_state: Any = None) -> np.ndarray:

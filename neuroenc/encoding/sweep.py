@@ -23,6 +23,7 @@ from .cv import (
     CV_NAMES,
     CV_OBJECTS,
     DEFAULT_GAP,
+    HOLDOUT_PATTERN,
     STIMULUS_CV_PATTERNS,
     check_groups,
     inner_splits,
@@ -159,9 +160,12 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     ----------
     alphas : sequence of float | None
         Ridge penalties (default :data:`DEFAULT_ALPHAS`, 10^-1 ... 10^7).
-    cv : {"auto", "runs", "blocks"} | "kfold:K" | "group-kfold:K" | int | splitter | list of (train, test)
+    cv : {"auto", "runs", "blocks"} | "holdout:RUN" | "kfold:K" | "group-kfold:K" | int | splitter | list
         Outer CV (see :func:`neuroenc.encoding.make_cv`): leave-one-run-out with several runs
-        (``groups``), else ``n_blocks`` contiguous blocks with a ``gap``. For stimulus-level
+        (``groups``), else ``n_blocks`` contiguous blocks with a ``gap``. ``"holdout:RUN"``:
+        a fixed train/test protocol, trained on every other run and tested once on ``RUN``
+        (the LeBel 2023 protocol is ``holdout:wheretheressmoke``), penalties from inner CV over
+        the training runs. For stimulus-level
         data (no time): ``"group-kfold:K"`` holds out whole groups (``groups``: passages,
         topics), ``"kfold:K"`` shuffles the stimuli (seeded by ``random_state``); there is no
         gap, the inner splits follow the same scheme inside each outer training set, and the
@@ -297,7 +301,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "alphas": [None, Logspace(), ListOf(Interval(Real, 0, None, closed="neither"))],
         "cv": [Choices(CV_NAMES), Interval(Integral, 2, None, closed="left"),
-               *STIMULUS_CV_PATTERNS, *CV_OBJECTS],
+               *STIMULUS_CV_PATTERNS, HOLDOUT_PATTERN, *CV_OBJECTS],
         "n_blocks": [Interval(Integral, 2, None, closed="left")],
         "gap": [None, Interval(Integral, 0, None, closed="left")],
         "inner_cv": [Interval(Integral, 2, None, closed="left")],

@@ -210,7 +210,7 @@ def _subject_sizes(config: RunConfig, dataset: Any) -> dict[str, dict[str, Any]]
         out[subject] = {
             "runs": list(responses),
             "n_samples": sum(r.n_samples for r in responses.values()),
-            "groups": np.concatenate([np.full(r.n_samples, i) for i, r in enumerate(responses.values())]),
+            "groups": np.repeat([str(run) for run in responses], [r.n_samples for r in responses.values()]),
             "n_targets": first.n_targets,
             "response_bytes": everyone if subject == GROUP else nbytes,
             "first": first,

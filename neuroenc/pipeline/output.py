@@ -70,7 +70,7 @@ def finish_run(config: RunConfig, features: dict[str, Path], results: dict[str, 
     -------
     output : RunOutput
     """
-    from ..report.sections import group_mean_section, stimulus_rows_section
+    from ..report.sections import group_mean_section, holdout_section, stimulus_rows_section
 
     report = None
     mapping = None
@@ -91,6 +91,9 @@ def finish_run(config: RunConfig, features: dict[str, Path], results: dict[str, 
             mapping = map_layers(individual, **mapping_params(config))
         shown = EncodingResults.load(results.get(GROUP) or next(iter(results.values())))
         sections = [s for s in [stimulus_rows_section(shown, baselines, timings)] if s is not None]
+        held = holdout_section([EncodingResults.load(p) for p in individual], published_for(config),
+                               model=config.model.name)
+        sections += [held] if held is not None else []
         sections += ([group_mean_section(EncodingResults.load(results[GROUP]), mapping,
                                          random_state=config.encoding.random_state)]
                      if GROUP in results else [])
@@ -98,6 +101,16 @@ def finish_run(config: RunConfig, features: dict[str, Path], results: dict[str, 
         timings["report"] = time.time() - t0
     tables = write_tables(output_dir(config) / "tables", mapping, group_table)
     return RunOutput(config, features, results, report, mapping, group_table, timings, tables=tables)
+
+
+def published_for(config: RunConfig) -> tuple[dict[str, Any], ...]:
+    """The published results of the config's data set that its report shows beside the run's
+    (LeBel et al. 2023's: :data:`~neuroenc.datasets.lebel2023.LEBEL_PUBLISHED`); none for others."""
+    if config.dataset.loader == "lebel2023":
+        from ..datasets.lebel2023 import LEBEL_PUBLISHED
+
+        return LEBEL_PUBLISHED
+    return ()
 
 
 def baseline_models_table(results: dict[str, Path]) -> pd.DataFrame | None:

@@ -156,6 +156,38 @@ def noise_ceilings(config: RunConfig, dataset: Any) -> dict[str, np.ndarray]:
     return {GROUP: noise_ceiling_intersubject(np.stack(stacks), "group")}
 
 
+def holdout_ceiling(config: RunConfig, design: Any,
+                    targets: slice | None = None) -> tuple[np.ndarray | None, int | None]:
+    """The noise ceiling of a ``cv: holdout:<run>`` fit from the held-out run's repeats, and
+    their number.
+
+    When the held-out run's response carries its repeated presentations
+    (``Response.info["repeats"]``, as :func:`~neuroenc.datasets.load_lebel2023` gives for
+    ``wheretheressmoke``: the response is their mean), the ceiling is Schoppe et al. 2016's
+    ``CC_max`` of the rows the design keeps (:func:`~neuroenc.encoding.noise_ceiling_repeats`),
+    so that ``r / ceiling`` is their ``CC_norm``. ``(None, None)`` otherwise.
+    """
+    from ..encoding import noise_ceiling_repeats
+    from ..encoding.cv import parse_holdout_cv
+
+    run = parse_holdout_cv(config.encoding.cv)
+    plans = [p for p in getattr(design, "_runs", []) if p.name == run]  # the design's own run plans
+    if run is None or not plans:
+        return None, None
+    plan = plans[0]
+    repeats = plan.response.info.get("repeats")
+    if repeats is None:
+        return None, None
+    repeats = np.asarray(repeats)
+    if targets is not None:
+        repeats = repeats[:, :, targets]
+    if repeats.shape[1:] != plan.response.data.shape:
+        raise ValueError(
+            f"the repeats of run {run!r} have shape {repeats.shape[1:]} (rows, targets) but its response has "
+            f"{plan.response.data.shape}; the repeats must be on the response's grid (check the loader).")
+    return noise_ceiling_repeats(repeats[:, plan.resp_keep]), int(repeats.shape[0])
+
+
 def results_current(path: str | os.PathLike, key: str) -> bool:
     """Whether ``path`` is a complete results file with :func:`results_key` ``key``.
 
@@ -368,6 +400,9 @@ def fit_subject(
             noise_ceiling = np.asarray(noise_ceiling)[targets]
     feats = {run: load_feature_file(features[run], layers=layers) for run in responses}
     design = _design(config, feats, responses)
+    n_repeats = None
+    if noise_ceiling is None and subject != GROUP:
+        noise_ceiling, n_repeats = holdout_ceiling(config, design, targets)
     nuisance = None
     baseline_names = config.encoding.baseline
     confounds = dataset.confounds.get(subject, {})
@@ -403,6 +438,8 @@ def fit_subject(
     }
     if baseline_sources:
         provenance["baseline_sources"] = baseline_sources
+    if n_repeats is not None:  # cv: holdout:<run>, whose response is the mean of its repeats
+        provenance["holdout_repeats"] = n_repeats
     info = next(iter(responses.values())).info
     for name in ("mask", "affine", "shape", "space", "mesh"):
         if name in info:

@@ -8,6 +8,7 @@ from the tidy tables of the layer-science analyses.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,6 +162,119 @@ def group_mean_section(results: EncodingResults, mapping: Any = None, *, random_
         ))
     return ReportSection("Group-mean response", text, figures=[("Layer profiles of the group-mean fit", figure)],
                          tables=tables)
+
+
+def _model_key(name: Any) -> str:
+    """A model id compared by its last path part, lower-cased (``facebook/opt-30b`` -> ``opt-30b``)."""
+    return str(name).rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def published_note(protocol: str, subjects: Sequence[str], model: str | None, run_values: dict[str, float],
+                   published: Sequence[dict[str, Any]]) -> tuple[str, pd.DataFrame | None]:
+    """What the published results of a protocol say beside a run's numbers.
+
+    Parameters
+    ----------
+    protocol : str
+        The run's ``cv`` (e.g. ``"holdout:wheretheressmoke"``).
+    subjects : sequence of str
+        The run's subjects.
+    model : str | None
+        The run's model id.
+    run_values : dict of str -> float
+        The run's number per subject, in the score the entries give (mean r over targets at the
+        best layer).
+    published : sequence of dict
+        Entries with ``source``, ``url``, ``protocol``, ``subjects``, ``models``, ``score``,
+        ``values`` (``{model: {subject: number}}``, numbers stated in the source's text) and
+        ``note`` (e.g. :data:`neuroenc.datasets.lebel2023.LEBEL_PUBLISHED`).
+
+    Returns
+    -------
+    text : str
+        One paragraph: the sources of the same protocol, what they state, and whether a number
+        is comparable with this run (same protocol, subject and model) or not.
+    table : DataFrame | None
+        Per comparable (source, subject): the published number beside the run's; None when no
+        published number matches the run's settings.
+    """
+    same = [e for e in published if e.get("protocol") == protocol]
+    if not same:
+        return "", None
+    key = _model_key(model) if model else None
+    rows = []
+    for entry in same:
+        for name, per_subject in (entry.get("values") or {}).items():
+            if key is None or _model_key(name) != key:
+                continue
+            for subject in subjects:
+                if subject in per_subject and subject in run_values:
+                    rows.append({"source": entry["source"].split(".")[0], "subject": subject, "model": name,
+                                 "score": entry.get("score", "r"), "published": float(per_subject[subject]),
+                                 "this run": float(run_values[subject])})
+    parts = [f"Published results of this protocol ({protocol}):"]
+    for entry in same:
+        models = ", ".join(entry.get("models") or []) or "models not listed"
+        parts.append(f"{entry['source']} ({entry.get('url', '')}; subjects {', '.join(entry.get('subjects', []))}; "
+                     f"models: {models}): {entry.get('note', '')}")
+    if rows:
+        parts.append("The published numbers stated for this run's protocol, subject and model are shown beside "
+                     "the run's in the table below.")
+        return "\n\n".join(parts), pd.DataFrame(rows)
+    parts.append(f"No comparable published number: none is stated for this model ({model}) on these subjects "
+                 f"({', '.join(subjects)}) under this protocol, so this run's numbers stand alone.")
+    return "\n\n".join(parts), None
+
+
+def holdout_section(results: Sequence[EncodingResults], published: Sequence[dict[str, Any]] = (),
+                    model: str | None = None) -> ReportSection | None:
+    """The section of a fixed train/test protocol (``cv: holdout:<run>``, LeBel et al. 2023 /
+    Antonello et al. 2023): per subject and layer the mean over targets of the held-out r,
+    r·|r| and cc_norm (:meth:`~neuroenc.encoding.EncodingResults.holdout_scores`), and the
+    published numbers of the same protocol beside the run's where the settings match
+    (:func:`published_note`). None when the results were not fitted with ``holdout:<run>``.
+    """
+    from ..encoding.cv import parse_holdout_cv
+
+    results = list(results)
+    if not results:
+        return None
+    cv = results[0].settings.get("cv")
+    run = parse_holdout_cv(cv)
+    if run is None:
+        return None
+    rows, best_r = [], {}
+    for res in results:
+        table = res.holdout_scores()
+        by_layer = table.groupby("layer", sort=True)
+        means = by_layer[["r", "r_abs_r", "cc_norm"]].mean()
+        totals = by_layer["r_abs_r"].sum()
+        for layer, row in means.iterrows():
+            rows.append({"subject": res.subject, "layer": int(layer), "mean r": row["r"],
+                         "mean r·|r|": row["r_abs_r"], "total r·|r|": totals[layer],
+                         "mean cc_norm": row["cc_norm"]})
+        best_r[str(res.subject)] = float(np.nanmax(means["r"].to_numpy()))
+    first = results[0]
+    folds = first.settings.get("cv_folds") or [[np.nan, np.nan]]
+    repeats = first.provenance.get("holdout_repeats")
+    test = (f"the mean of its {repeats} repeated presentations" if repeats else "its response as loaded")
+    text = (
+        f"Fixed train/test protocol (cv: {cv}), as LeBel et al. 2023 and Antonello et al. 2023 score their "
+        f"models: each model is trained on every run but {run!r} ({int(folds[0][0])} samples) and tested once on "
+        f"{run!r} ({int(folds[0][1])} samples), against {test}. Each target's ridge penalty is chosen by inner "
+        "cross-validation over the training runs only. r: Pearson r of the prediction with the test response; "
+        "r·|r|: its signed square; cc_norm: r divided by the noise ceiling CC_max computed from the repeats "
+        "(Schoppe et al. 2016), NaN without repeats or where the repeats share no signal (CC_max 0); its mean "
+        "is over the targets that have a ceiling. total r·|r|: the sum over targets, the \"Total r2\" the "
+        "authors' code prints (HuthLab/deep-fMRI-dataset)."
+    )
+    note, compared = published_note(cv, [str(r.subject) for r in results], model or first.model, best_r, published)
+    if note:
+        text += "\n\n" + note
+    tables = [("Held-out scores per subject and layer (mean over targets)", pd.DataFrame(rows))]
+    if compared is not None:
+        tables.append(("Published numbers beside this run's (best layer, mean r over targets)", compared))
+    return ReportSection("Fixed train/test protocol", text, tables=tables)
 
 
 def stimulus_rows_section(results: EncodingResults, baselines: pd.DataFrame | None = None,
