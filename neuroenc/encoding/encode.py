@@ -24,6 +24,7 @@ from .._settings import constraints_of, declare
 from .._threads import threads_provenance
 from .designs import LayerDesigns, as_layer_designs
 from .results import EncodingResults
+from .sensors import info_for_targets, info_of_design
 from .sweep import LayerSweep, check_responses, constant_targets
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         Y = source.Y
         if targets is None:
             targets = getattr(source, "target_names", None)
+    sensor_info = info_of_design(designs)  # MEG/EEG read with mne: the results keep the Info
     designs = as_layer_designs(designs)
     names = getattr(source, "target_names", None)
     if targets is None and names is not None and np.ndim(Y) == 2 and np.shape(Y)[1] == len(names):
@@ -221,5 +223,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     if model_rows:
         prov["baseline_models"] = model_rows
     prov.update(provenance or {})
-    return sweep.to_results(targets=targets, baseline=baseline, noise_ceiling=noise_ceiling,
-                            settings=all_settings, provenance=prov, warnings=messages)
+    results = sweep.to_results(targets=targets, baseline=baseline, noise_ceiling=noise_ceiling,
+                               settings=all_settings, provenance=prov, warnings=messages)
+    results.sensor_info = info_for_targets(sensor_info, results.targets)
+    return results

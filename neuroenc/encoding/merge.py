@@ -21,6 +21,7 @@ import numpy as np
 from ..responses.space import concat_spaces, space_from_dict
 from .compare import LayerComparison
 from .results import EncodingResults
+from .sensors import merge_sensor_parts
 
 #: The warning a merge along layers adds when the parts had ``pvalues_best``.
 LAYER_MERGE_WARNING = (
@@ -154,6 +155,7 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
             split_scores={k: np.concatenate([p.split_scores[k] for p in parts], axis=-1) for k in split_keys},
             settings=settings, provenance=provenance, warnings=warnings_, pvalues_best=pvalues_best,
             comparison=_cat_comparisons(parts), r_pooled=_cat(parts, "r_pooled", 1),
+            **merge_sensor_parts(parts, "targets"),
         )
     _same(parts, "targets", lambda p: p.targets)
     _same(parts, "baseline keys", lambda p: set(p.baseline))
@@ -180,4 +182,5 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         fold_r=cat("fold_r", 1), fold_r2=cat("fold_r2", 1), baseline=parts[0].baseline,
         noise_ceiling=parts[0].noise_ceiling, split_scores=parts[0].split_scores,
         settings=settings, provenance=provenance, warnings=warnings_, r_pooled=cat("r_pooled", 0),
+        **merge_sensor_parts(parts, "layers"),
     )

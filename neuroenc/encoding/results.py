@@ -31,6 +31,9 @@ One results file per (model, subject) fit. Layout::
     /baseline/pvalues    (n_targets,)     optional
     /noise_ceiling       (n_targets,)     optional: ceiling on r (NaN where unknown)
     /split_scores/<name> (n_bands, n_targets) optional: banded-model split scores
+    /sensors/info_fif    (n_bytes,) uint8  optional: the mne.Info of sensor targets, as written by
+                                           mne.io.write_info (see :mod:`neuroenc.encoding.sensors`)
+    /trf/weights/<layer> (n_targets, n_features, n_lags) optional: TRF weights; /trf/lags (seconds)
     attrs: "settings" (JSON), "provenance" (JSON), "warnings" (JSON list), "format" = "neuroenc-results/1"
 
 Written atomically: to a temporary file in the same folder, then ``os.replace``.
@@ -105,6 +108,10 @@ class EncodingResults:
     r_pooled : ndarray, shape (n_layers, n_targets) | None
         Held-out Pearson r of the predictions of all outer folds pooled into one series (``r``
         is the mean over folds of each fold's r). The usual score of stimulus-level studies.
+    sensor_info : mne.Info | None
+        The measurement info of MEG/EEG targets (its channels are the targets, in order).
+    trf_weights : dict of int -> ndarray (n_targets, n_features, n_lags)
+        TRF weights per layer (:func:`~neuroenc.encoding.sensors.add_trf`); lags in ``trf_lags`` (s).
     """
 
     r: np.ndarray
@@ -125,6 +132,9 @@ class EncodingResults:
     pvalues_best: np.ndarray | None = None
     comparison: LayerComparison | None = None
     r_pooled: np.ndarray | None = None
+    sensor_info: Any = None
+    trf_weights: dict[int, np.ndarray] = field(default_factory=dict)
+    trf_lags: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.r = np.atleast_2d(np.asarray(self.r, dtype=np.float64))
@@ -176,6 +186,12 @@ class EncodingResults:
         if self.noise_ceiling is not None:
             self.noise_ceiling = np.asarray(self.noise_ceiling, dtype=np.float64).reshape(-1)
         self.split_scores = {k: np.asarray(v, dtype=np.float64) for k, v in self.split_scores.items()}
+        if self.sensor_info is not None or self.trf_weights:
+            from .sensors import check_sensor_info, check_trf
+
+            if self.sensor_info is not None:
+                check_sensor_info(self.sensor_info, self.targets)
+            self.trf_weights, self.trf_lags = check_trf(self.trf_weights, self.trf_lags, self.n_targets)
 
     @property
     def qvalues(self) -> np.ndarray | None:
@@ -343,6 +359,10 @@ class EncodingResults:
                     f.create_dataset(f"baseline/{key}", data=value)
                 for key, value in self.split_scores.items():
                     f.create_dataset(f"split_scores/{key}", data=value)
+                if self.sensor_info is not None or self.trf_weights:
+                    from .sensors import write_sensor_h5
+
+                    write_sensor_h5(f, self.sensor_info, self.trf_weights, self.trf_lags)
                 f.attrs["settings"] = json.dumps(self.settings, default=json_default)
                 f.attrs["provenance"] = json.dumps(self.provenance, default=json_default)
                 f.attrs["warnings"] = json.dumps(list(self.warnings))
@@ -366,6 +386,9 @@ class EncodingResults:
             def opt(key):
                 return f[key][()] if key in f else None
 
+            from .sensors import read_sensor_h5
+
+            sensor_info, trf_weights, trf_lags = read_sensor_h5(f)
             return cls(
                 r=f["scores/r"][()],
                 r2=f["scores/r2"][()],
@@ -385,7 +408,29 @@ class EncodingResults:
                 pvalues_best=opt("pvalues_best"),
                 comparison=_load_comparison(f["compare"], f["scores/r"][()]) if "compare" in f else None,
                 r_pooled=opt("scores/r_pooled"),
+                sensor_info=sensor_info,
+                trf_weights=trf_weights,
+                trf_lags=trf_lags,
             )
+
+    def to_evoked(self, layer: Any = None, *, kind: str = "r", info: Any = None) -> Any:
+        """Scores per channel of sensor results as an :class:`mne.EvokedArray` (one time point
+        per layer; ``kind``: ``"r"``, ``"delta_r"`` against the baseline, ``"r2"``); see
+        :func:`~neuroenc.encoding.sensors.results_to_evoked`."""
+        from .sensors import results_to_evoked
+
+        return results_to_evoked(self, layer, kind=kind, info=info)
+
+    def trf(self, layer: int) -> np.ndarray:
+        """The TRF weights of one layer, shape (n_channels, n_features, n_lags); the lags (s) are
+        :attr:`trf_lags`. Fitted by :func:`~neuroenc.encoding.sensors.add_trf`."""
+        if int(layer) not in self.trf_weights:
+            raise KeyError(
+                f"no TRF weights for layer {layer}: these results hold them for layers "
+                f"{sorted(self.trf_weights) or 'none'}; fit them with neuroenc.encoding.sensors.add_trf(results, "
+                "design, layers=[...]) on the MEG/EEG design the results were fitted on."
+            )
+        return self.trf_weights[int(layer)]
 
     def to_xarray(self) -> Any:
         """The results as an :class:`xarray.Dataset` on ``layer × target`` (coordinates: layer
