@@ -313,3 +313,22 @@ def test_report_has_a_sensor_section_for_sensor_results_only(megmasc_results, tm
     rois = EncodingResults(r, r, [0, 1], ["a", "b", "c", "d"], provenance={"subject": "s1", "model": "m"})
     other = make_report(rois, tmp_path / "roi.html", n_boot=50).read_text("utf-8")
     assert 'id="extra-sensors"' not in other and 'id="extra-sensors"' in html
+
+
+def test_delaunay_adjacency_agrees_with_mne_and_replaces_a_foreign_template():
+    from neuroenc.mapping.sensors import _delaunay_adjacency
+
+    montage = mne.channels.make_standard_montage("biosemi64")
+    info = mne.create_info(montage.ch_names, SFREQ, "eeg").set_montage(montage)
+    with mne.utils.use_log_level("error"):
+        ref = mne.channels.find_ch_adjacency(info, "eeg")[0].toarray().astype(bool)
+    ours = _delaunay_adjacency(_positions(info)).toarray()
+    assert (ours & ref).sum() >= 0.95 * ref.sum() and (ours & ref).sum() >= 0.9 * ours.sum()
+    # "mag" channels that are not Neuromag's: mne offers Neuromag's 102-channel template; ours fits them
+    mags = mne.create_info([f"MEG 00{i}" for i in range(1, 9)], SFREQ, "mag")
+    for ch, loc in zip(mags["chs"], _kit_sensor_locs(mags["ch_names"])):
+        ch["loc"][:] = loc
+    adjacency, names = sensor_adjacency(mags)
+    assert names == mags["ch_names"] and adjacency.shape == (8, 8)
+    with pytest.raises(ValueError, match="needs at least 4 channels with positions, got 3"):
+        _delaunay_adjacency(_positions(mags)[:3])
