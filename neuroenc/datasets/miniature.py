@@ -33,6 +33,9 @@ What is synthetic, per data set (everything else in the folder is a real copy):
 - ``nm000229`` (MEG-MASC): the recordings, as FIF files next to where the ``.con`` files are
   (``..._meg.fif``: KIT files cannot be written), with a few channels at the sidecar's 1000 Hz,
   long enough to cover the real ``events.tsv``; their ``channels.tsv`` lists those channels.
+  The channels have sensor positions (the real ones are in the ``.con`` files, which are not in
+  the layout): mne's ``KIT-AD`` layout of the same channel names, put on a 10 cm sphere
+  (:func:`_kit_sensor_locs`), so that topomaps and channel adjacency work on the miniature.
 
 Synthetic brain signals are noise plus, in half the targets, the word rate convolved with an
 HRF (fMRI) or a word-locked transient (MEG), so that an encoding model has something to find.
@@ -534,6 +537,27 @@ def _build_lpp(b: _Builder) -> None:
                 write_nifti(b.out(rel), data, 2.0)
 
 
+def _kit_sensor_locs(names: Sequence[str]) -> np.ndarray:
+    """Sensor ``loc`` vectors (n, 12) for KIT channel names: mne's 2-D ``KIT-AD`` layout put on a
+    10 cm sphere (azimuthal projection, the layout's edge at 100 degrees from the vertex), the
+    coil normal pointing out. An approximation of a KIT helmet, for synthetic recordings."""
+    import mne
+
+    lay = mne.channels.read_layout("KIT-AD")
+    xy = lay.pos[:, :2] + lay.pos[:, 2:4] / 2
+    xy = xy - xy.mean(axis=0)
+    radius = np.linalg.norm(xy, axis=1).max()
+    locs = np.zeros((len(names), 12))
+    for i, name in enumerate(names):
+        x, y = xy[lay.names.index(name)]
+        theta, phi = np.deg2rad(100.0) * np.hypot(x, y) / radius, np.arctan2(y, x)
+        normal = np.array([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)])
+        ex = np.cross([0.0, 0.0, 1.0], normal) if theta > 1e-6 else np.array([1.0, 0.0, 0.0])
+        ex /= np.linalg.norm(ex)
+        locs[i] = np.concatenate([0.1 * normal + [0.0, 0.0, 0.04], ex, np.cross(normal, ex), normal])
+    return locs
+
+
 def _build_megmasc(b: _Builder) -> None:
     import mne
 
@@ -567,6 +591,8 @@ def _build_megmasc(b: _Builder) -> None:
         data[: n_ch // 2] += drive
         names = template_ch["name"].tolist()[:n_ch]
         info = mne.create_info(names, 1000.0, "mag")
+        for ch, loc in zip(info["chs"], _kit_sensor_locs(names)):
+            ch["loc"][:] = loc
         raw = mne.io.RawArray(data, info, verbose="error")
         raw.save(b.out(stem + "_meg.fif"), overwrite=True, verbose="error")
         ch = template_ch.iloc[:n_ch]

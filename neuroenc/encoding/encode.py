@@ -24,6 +24,7 @@ from .._settings import constraints_of, declare
 from .._threads import threads_provenance
 from .designs import LayerDesigns, as_layer_designs
 from .results import EncodingResults
+from .sensors import info_for_targets, info_of_design
 from .sweep import LayerSweep, check_responses, constant_targets
 
 logger = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         Y = source.Y
         if targets is None:
             targets = getattr(source, "target_names", None)
+    sensor_info = info_of_design(designs)  # MEG/EEG read with mne: the results keep the Info
     designs = as_layer_designs(designs)
     names = getattr(source, "target_names", None)
     if targets is None and names is not None and np.ndim(Y) == 2 and np.shape(Y)[1] == len(names):
@@ -238,5 +240,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         from .weights import fit_weights
 
         weights = fit_weights(sweep, designs, Y, source=source, targets=targets)
-    return sweep.to_results(targets=targets, baseline=baseline, noise_ceiling=noise_ceiling,
-                            settings=all_settings, provenance=prov, warnings=messages, weights=weights)
+    results = sweep.to_results(targets=targets, baseline=baseline, noise_ceiling=noise_ceiling,
+                               settings=all_settings, provenance=prov, warnings=messages, weights=weights)
+    results.sensor_info = info_for_targets(sensor_info, results.targets)
+    return results

@@ -21,6 +21,7 @@ import numpy as np
 from ..responses.space import concat_spaces, space_from_dict
 from .compare import LayerComparison
 from .results import EncodingResults
+from .sensors import merge_sensor_parts
 from .weights import merge_weights
 
 #: The warning a merge along layers adds when the parts had ``pvalues_best``.
@@ -156,6 +157,7 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
             settings=settings, provenance=provenance, warnings=warnings_, pvalues_best=pvalues_best,
             comparison=_cat_comparisons(parts), r_pooled=_cat(parts, "r_pooled", 1),
             weights=merge_weights([p.weights for p in parts], axis),
+            **merge_sensor_parts(parts, "targets"),
         )
     _same(parts, "targets", lambda p: p.targets)
     _same(parts, "baseline keys", lambda p: set(p.baseline))
@@ -183,4 +185,5 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         noise_ceiling=parts[0].noise_ceiling, split_scores=parts[0].split_scores,
         settings=settings, provenance=provenance, warnings=warnings_, r_pooled=cat("r_pooled", 0),
         weights=merge_weights([p.weights for p in parts], axis),
+        **merge_sensor_parts(parts, "layers"),
     )

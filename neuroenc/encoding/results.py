@@ -33,6 +33,9 @@ One results file per (model, subject) fit. Layout::
     /split_scores/<name> (n_bands, n_targets) optional: banded-model split scores
     /weights             optional (save_weights): each layer's refitted encoder and what
                          prediction needs (see :mod:`neuroenc.encoding.weights`)
+    /sensors/info_fif    (n_bytes,) uint8  optional: the mne.Info of sensor targets, as written by
+                                           mne.io.write_info (see :mod:`neuroenc.encoding.sensors`)
+    /trf/weights/<layer> (n_targets, n_features, n_lags) optional: TRF weights; /trf/lags (seconds)
     attrs: "settings" (JSON), "provenance" (JSON), "warnings" (JSON list), "format" = "neuroenc-results/1"
 
 Written atomically: to a temporary file in the same folder, then ``os.replace``.
@@ -113,6 +116,10 @@ class EncodingResults:
         uses them.
     source : Path | None
         The file the results were read from (:meth:`load`), for messages.
+    sensor_info : mne.Info | None
+        The measurement info of MEG/EEG targets (its channels are the targets, in order).
+    trf_weights : dict of int -> ndarray (n_targets, n_features, n_lags)
+        TRF weights per layer (:func:`~neuroenc.encoding.sensors.add_trf`); lags in ``trf_lags`` (s).
     """
 
     r: np.ndarray
@@ -135,6 +142,9 @@ class EncodingResults:
     r_pooled: np.ndarray | None = None
     weights: Any = None
     source: Path | None = field(default=None, repr=False, compare=False)
+    sensor_info: Any = None
+    trf_weights: dict[int, np.ndarray] = field(default_factory=dict)
+    trf_lags: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.r = np.atleast_2d(np.asarray(self.r, dtype=np.float64))
@@ -186,6 +196,12 @@ class EncodingResults:
         if self.noise_ceiling is not None:
             self.noise_ceiling = np.asarray(self.noise_ceiling, dtype=np.float64).reshape(-1)
         self.split_scores = {k: np.asarray(v, dtype=np.float64) for k, v in self.split_scores.items()}
+        if self.sensor_info is not None or self.trf_weights:
+            from .sensors import check_sensor_info, check_trf
+
+            if self.sensor_info is not None:
+                check_sensor_info(self.sensor_info, self.targets)
+            self.trf_weights, self.trf_lags = check_trf(self.trf_weights, self.trf_lags, self.n_targets)
 
     @property
     def qvalues(self) -> np.ndarray | None:
@@ -373,6 +389,10 @@ class EncodingResults:
                     f.create_dataset(f"baseline/{key}", data=value)
                 for key, value in self.split_scores.items():
                     f.create_dataset(f"split_scores/{key}", data=value)
+                if self.sensor_info is not None or self.trf_weights:
+                    from .sensors import write_sensor_h5
+
+                    write_sensor_h5(f, self.sensor_info, self.trf_weights, self.trf_lags)
                 f.attrs["settings"] = json.dumps(self.settings, default=json_default)
                 f.attrs["provenance"] = json.dumps(self.provenance, default=json_default)
                 f.attrs["warnings"] = json.dumps(list(self.warnings))
@@ -400,8 +420,10 @@ class EncodingResults:
             def opt(key):
                 return f[key][()] if key in f else None
 
+            from .sensors import read_sensor_h5
             from .weights import read_weights
 
+            sensor_info, trf_weights, trf_lags = read_sensor_h5(f)
             results = cls(
                 r=f["scores/r"][()],
                 r2=f["scores/r2"][()],
@@ -423,6 +445,9 @@ class EncodingResults:
                 r_pooled=opt("scores/r_pooled"),
                 weights=read_weights(f, path) if "weights" in f else None,
                 source=path,
+                sensor_info=sensor_info,
+                trf_weights=trf_weights,
+                trf_lags=trf_lags,
             )
         return results
 
@@ -451,6 +476,25 @@ class EncodingResults:
         from .predict import predict_responses
 
         return predict_responses(self, features_or_design, layer, **grid).values
+
+    def to_evoked(self, layer: Any = None, *, kind: str = "r", info: Any = None) -> Any:
+        """Scores per channel of sensor results as an :class:`mne.EvokedArray` (one time point
+        per layer; ``kind``: ``"r"``, ``"delta_r"`` against the baseline, ``"r2"``); see
+        :func:`~neuroenc.encoding.sensors.results_to_evoked`."""
+        from .sensors import results_to_evoked
+
+        return results_to_evoked(self, layer, kind=kind, info=info)
+
+    def trf(self, layer: int) -> np.ndarray:
+        """The TRF weights of one layer, shape (n_channels, n_features, n_lags); the lags (s) are
+        :attr:`trf_lags`. Fitted by :func:`~neuroenc.encoding.sensors.add_trf`."""
+        if int(layer) not in self.trf_weights:
+            raise KeyError(
+                f"no TRF weights for layer {layer}: these results hold them for layers "
+                f"{sorted(self.trf_weights) or 'none'}; fit them with neuroenc.encoding.sensors.add_trf(results, "
+                "design, layers=[...]) on the MEG/EEG design the results were fitted on."
+            )
+        return self.trf_weights[int(layer)]
 
     def to_xarray(self) -> Any:
         """The results as an :class:`xarray.Dataset` on ``layer × target`` (coordinates: layer

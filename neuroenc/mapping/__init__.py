@@ -8,6 +8,7 @@ from .brainmaps import volume_image
 from .collect import load_results
 from .layers import best_layers, preference_index
 from .profiles import layer_profiles
+from .sensors import sensor_cluster_test
 from .summary import LayerMapping, map_layers
 
 __all__ = [
@@ -18,5 +19,6 @@ __all__ = [
     "layer_profiles",
     "preference_index",
     "volume_image",
+    "sensor_cluster_test",
 ]
 

@@ -7,6 +7,7 @@ own sections (:func:`layer_science_section` for the layer-science tables).
 from .figures import plot_best_layers, plot_brain_map, plot_layer_profiles
 from .html import make_report
 from .sections import ReportSection
+from .sensors import plot_sensor_topomaps
 
 __all__ = [
     "make_report",
@@ -14,5 +15,6 @@ __all__ = [
     "plot_layer_profiles",
     "plot_brain_map",
     "plot_best_layers",
+    "plot_sensor_topomaps",
 ]
 

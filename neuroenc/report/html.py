@@ -33,6 +33,7 @@ from ..mapping import LayerMapping, map_layers
 from ..mapping.brainmaps import mapping_maps, target_space
 from . import figures as F
 from .sections import ReportSection, layer_science_section
+from .sensors import sensor_section
 
 logger = logging.getLogger(__name__)
 
@@ -681,6 +682,8 @@ def render_report(
         _split_section(mapping),
         _warnings_section(mapping, notes),
     ]
+    if space["kind"] == "sensor":  # MEG/EEG: topomaps per band of layers
+        parts.append(_extra_section(sensor_section(mapping), "sensors"))
     parts += [_extra_section(s, i) for i, s in enumerate(sections)]
     parts.append({"id": "how-to-read", "title": "How to read this report",
                   "blocks": [{"kind": "definitions", "entries": _HOW_TO_READ}]})
