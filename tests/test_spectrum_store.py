@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from neuroenc.encoding import _ridge, fit_encoding
-from neuroenc.encoding._ridge import SpectrumStore
 from neuroenc.encoding.backend import use_backend
+from neuroenc.encoding.spectra import SpectrumStore
 from neuroenc.encoding.stats import ShiftedDraws, run_indices, run_shifts
 
 

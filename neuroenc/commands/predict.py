@@ -56,14 +56,13 @@ def run(args: argparse.Namespace) -> int:
     from .._validation import _sha256_file
     from ..encoding import EncodingResults
     from ..encoding.predict import predict_responses, results_weights, save_predictions
-    from ..features.kinds import load_feature_file
-    from ..features.stimulus_features import is_stimulus_file
+    from ..features.kinds import features_kind, load_feature_file
     from ._common import check_out
 
     check_out(args.out, [args.results, *args.features], example="pred.h5")
     results = EncodingResults.load(args.results)
     results_weights(results)  # the error for a file without weights, before reading features
-    stimuli = [is_stimulus_file(p) for p in args.features]
+    stimuli = [features_kind(p) == "stimuli" for p in args.features]
     if any(stimuli):
         if len(args.features) != 1:
             raise ValueError(f"give one stimulus-level features file, got {len(args.features)}.")

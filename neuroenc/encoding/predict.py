@@ -167,13 +167,13 @@ def predict_responses(results: Any, source: Any, layer: Any = "best", *, tr: flo
     prediction : Prediction
     """
     from ..features.featureset import FeatureSet
-    from ..features.stimulus_features import StimulusFeatures
+    from ..features.kinds import features_kind
 
     weights = results_weights(results)
     target_layers = _target_layers(results, weights, layer)
     used = sorted({int(x) for x in target_layers})
     rows: dict[str, np.ndarray] = {}
-    if isinstance(source, StimulusFeatures):
+    if features_kind(source) == "stimuli":
         if weights.info.get("rows") != "stimuli":
             raise ValueError(f"{_features_label(source)} holds stimulus-level features, but the results were fitted on "
                              "word-timed features (stories); give the new stories' word features and a TR grid.")

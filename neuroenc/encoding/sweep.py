@@ -379,7 +379,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Run label of each sample (default: the designs' ``groups``, else one run).
         spectra : SpectrumStore | None
             Where each layer's Gram and its splits' eigendecompositions are looked up and kept
-            (:class:`~neuroenc.encoding._ridge.SpectrumStore`): fits of the same design (subjects
+            (:class:`~neuroenc.encoding.spectra.SpectrumStore`): fits of the same design (subjects
             of the same story) then share them, with the same results.
 
         Returns

@@ -32,3 +32,16 @@ def load_feature_file(path: str | os.PathLike, layers: Any = None) -> Any:
     from .stimulus_features import is_stimulus_file, load_stimulus_features
 
     return load_stimulus_features(path, layers=layers) if is_stimulus_file(path) else load_features(path, layers)
+
+
+def features_kind(features: Any) -> str:
+    """``"stimuli"`` for stimulus-level features (a :class:`~neuroenc.features.StimulusFeatures`
+    or its file), else ``"story"`` (word features with times, or anything else), so that callers
+    that read either kind (``neuroenc predict``) need not know the classes."""
+    from .stimulus_features import StimulusFeatures, is_stimulus_file
+
+    if isinstance(features, StimulusFeatures):
+        return "stimuli"
+    if isinstance(features, (str, os.PathLike)):
+        return "stimuli" if is_stimulus_file(features) else "story"
+    return "story"

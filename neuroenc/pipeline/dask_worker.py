@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..encoding._ridge import SpectrumStore
+from ..encoding.spectra import SpectrumStore
 from .config import RunConfig
 from .tasks import (
     cache_dir,

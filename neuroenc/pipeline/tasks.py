@@ -374,7 +374,7 @@ def fit_subject(
         The loaded data set (default: loaded here for this subject only).
     spectra : SpectrumStore | None
         Eigendecompositions shared with the other subjects of the same design (the worker's
-        :class:`~neuroenc.encoding._ridge.SpectrumStore`); the results are the same without.
+        :class:`~neuroenc.encoding.spectra.SpectrumStore`); the results are the same without.
     """
     from ..encoding import fit_encoding
     from ..features.kinds import load_feature_file
