@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -65,3 +66,28 @@ def make_results(
 def make_group(n_subjects: int = 5, **kwargs) -> list[EncodingResults]:
     """``n_subjects`` results of one model, subjects ``s01``, ``s02``..., each seeded differently."""
     return [make_results(f"s{i + 1:02d}", seed=i, **kwargs) for i in range(n_subjects)]
+
+
+@dataclass
+class UniqueStub:
+    """The interface of ``EncodingResults.unique`` (each layer's contribution beyond a baseline),
+    for tests of what is built on it: (n_layers, n_targets) arrays unless said."""
+
+    delta_r2: np.ndarray
+    delta_r: np.ndarray
+    baseline: list[str]
+    pvalues: np.ndarray | None = None
+    ci_low: np.ndarray | None = None
+    ci_high: np.ndarray | None = None
+    in_best_set: np.ndarray | None = None
+    fold_delta_r2: np.ndarray | None = None  # (n_folds, n_layers, n_targets)
+    fold_delta_r: np.ndarray | None = None
+
+
+def with_unique(res: EncodingResults, delta_r2: np.ndarray, baseline: Sequence[str] = ("length", "position"),
+                **fields) -> EncodingResults:
+    """``res`` with unique contributions ``delta_r2`` (n_layers, n_targets) beyond ``baseline``."""
+    delta_r2 = np.asarray(delta_r2, dtype=np.float64)
+    res.unique = UniqueStub(delta_r2=delta_r2, delta_r=np.sign(delta_r2) * np.sqrt(np.abs(delta_r2)),
+                            baseline=list(baseline), **fields)
+    return res

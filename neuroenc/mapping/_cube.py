@@ -37,6 +37,12 @@ class ScoreCube:
     layer_fields: dict[str, np.ndarray] = field(default_factory=dict)
     target_fields: dict[str, np.ndarray] = field(default_factory=dict)
     model: str | None = None
+    #: Each layer's unique contribution beyond a baseline (:mod:`neuroenc.mapping.unique`), as
+    #: (n_units, n_layers, n_targets) arrays by field (``delta_r2``, ``delta_r``, and the
+    #: results' own ``pvalues``, ``ci_low``, ``ci_high``, ``in_best_set``); empty without one.
+    unique: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The names of the baseline regressors the unique contributions are beyond.
+    unique_baseline: list[str] = field(default_factory=list)
 
     def values(self, score: str) -> np.ndarray:
         """The (n_units, n_layers, n_targets) array of one score."""
@@ -136,6 +142,9 @@ def cube_from_results(results: Sequence[EncodingResults]) -> ScoreCube:
         cube.target_fields["noise_ceiling"] = np.stack(
             [a if a is not None else np.full(n_t, np.nan) for a in arrays]
         )
+    from .unique import unique_arrays  # the unique contributions, when the fits have them
+
+    cube.unique, cube.unique_baseline = unique_arrays(results, cube.units, order, n_t)
     return cube
 
 
