@@ -91,3 +91,17 @@ def with_unique(res: EncodingResults, delta_r2: np.ndarray, baseline: Sequence[s
     res.unique = UniqueStub(delta_r2=delta_r2, delta_r=np.sign(delta_r2) * np.sqrt(np.abs(delta_r2)),
                             baseline=list(baseline), **fields)
     return res
+
+
+def make_unique_group(n_subjects: int = 8, seed: int = 0):
+    """Raw profiles peak at layer 6 ("adds") and 2 ("nothing"); beyond the baseline, "adds" gains
+    Δr² = 0.02 at layer 3 (a bump, noise 0.002 across subjects) and "nothing" gains exactly nothing:
+    its subjects' Δr² come in pairs of opposite sign (mean 0 at every layer)."""
+    rng = np.random.default_rng(seed)
+    group = make_group(n_subjects, targets=("adds", "nothing"), peaks={"adds": 6, "nothing": 2})
+    half = rng.normal(0, 0.01, (n_subjects // 2, 9))
+    nothing = np.concatenate([half, -half])
+    for s, res in enumerate(group):
+        adds = true_profile(9, 3, amplitude=0.02, width=1.0) - 0.02 + rng.normal(0, 0.002, 9)
+        with_unique(res, np.stack([adds, nothing[s]], axis=1))
+    return group

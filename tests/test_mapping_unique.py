@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _mapping_fixtures import make_group, make_results, true_profile, with_unique
+from _mapping_fixtures import make_group, make_results, make_unique_group, with_unique
 
 from neuroenc.mapping import map_layers
 from neuroenc.mapping.summary import group_best_table
@@ -12,22 +12,8 @@ TARGETS = ("adds", "nothing")
 N_LAYERS = 9
 
 
-def _unique_group(n_subjects: int = 8, seed: int = 0):
-    """Raw profiles peak at layer 6 ("adds") and 2 ("nothing"); beyond the baseline, "adds" gains
-    Δr² = 0.02 at layer 3 (a bump, noise 0.002 across subjects) and "nothing" gains exactly nothing:
-    its subjects' Δr² come in pairs of opposite sign (mean 0 at every layer)."""
-    rng = np.random.default_rng(seed)
-    group = make_group(n_subjects, targets=TARGETS, peaks={"adds": 6, "nothing": 2})
-    half = rng.normal(0, 0.01, (n_subjects // 2, N_LAYERS))
-    nothing = np.concatenate([half, -half])
-    for s, res in enumerate(group):
-        adds = true_profile(N_LAYERS, 3, amplitude=0.02, width=1.0) - 0.02 + rng.normal(0, 0.002, N_LAYERS)
-        with_unique(res, np.stack([adds, nothing[s]], axis=1))
-    return group
-
-
 def test_unique_across_subjects_known_answer():
-    group = _unique_group()
+    group = make_unique_group()
     mapping = map_layers(group, n_boot=20, n_permutations=1000, random_state=0)
     g = mapping.group.set_index("target")
     values = np.stack([res.unique.delta_r2 for res in group])
@@ -62,7 +48,7 @@ def test_unique_across_subjects_known_answer():
 
 
 def test_unique_in_the_summary():
-    mapping = map_layers(_unique_group(), n_boot=20, n_permutations=1000, random_state=0)
+    mapping = map_layers(make_unique_group(), n_boot=20, n_permutations=1000, random_state=0)
     g = mapping.group.set_index("target")
     text = mapping.summary()
     x, lo, hi = (g.loc["adds", f"unique_delta_r2{s}"] for s in ("", "_low", "_high"))
@@ -99,15 +85,15 @@ def test_unique_of_one_response_uses_its_own_tests():
 
 
 def test_unique_bad_input():
-    group = _unique_group(4)
+    group = make_unique_group(4)
     group[2].unique = None
     with pytest.raises(ValueError, match=r"subject\(s\) \['s03'\] have no unique contributions"):
         map_layers(group, n_boot=10, n_permutations=10)
-    group = _unique_group(4)
+    group = make_unique_group(4)
     group[1].unique.baseline = ["length"]
     with pytest.raises(ValueError, match="beyond the baseline \\['length'\\] but those of subject 's01'"):
         map_layers(group, n_boot=10, n_permutations=10)
-    group = _unique_group(4)
+    group = make_unique_group(4)
     group[0].unique.pvalues = np.zeros((3, 2))
     with pytest.raises(ValueError, match=r"results.unique.pvalues of subject 's01' has shape \(3, 2\)"):
         map_layers(group, n_boot=10, n_permutations=10)
@@ -118,7 +104,7 @@ def test_unique_tables_are_written(tmp_path):
 
     from neuroenc.pipeline.output import RunOutput, write_tables
 
-    mapping = map_layers(_unique_group(), n_boot=20, n_permutations=1000, random_state=0)
+    mapping = map_layers(make_unique_group(), n_boot=20, n_permutations=1000, random_state=0)
     written = write_tables(tmp_path / "tables", mapping, None)
     assert sorted(written) == ["best_layer_stability", "best_layers", "best_layers_per_subject", "unique_layers"]
     layers = pd.read_csv(written["unique_layers"])
