@@ -109,5 +109,19 @@ def test_spillover_is_a_setting_of_stimulus_level_configs():
     resp = StimulusResponses(np.arange(n, dtype=float)[:, None], fs.ids, ["rt"], "readers")
     design = pipeline_design(config, {"stimuli": fs}, {"stimuli": resp})
     assert design.spillover == {"baseline": 2, "layers": 1} and design.X(0).shape == (n, 2)
-    with pytest.raises(ConfigError, match="spillover"):
-        config_from_dict({**values, "encoding": {"spillover": [1, 2]}})
+    for bad in ([1, 2], {"layers": 5}, {"layer": 1}):
+        with pytest.raises(ConfigError, match=r"encoding.spillover must be null, an int in \[0, 3\] or "
+                                              r"\{baseline: N, layers: N\} \(N in 0-3\)"):
+            config_from_dict({**values, "encoding": {"spillover": bad}})
+
+
+def test_spillover_on_the_command_line(capsys):
+    from neuroenc.cli import build_parser
+
+    parser = build_parser()
+    argv = ["fit", "--features", "f.h5", "--responses", "r.csv", "--out", "o.h5", "--spillover"]
+    assert parser.parse_args(argv + ["baseline=2,layers=1"]).spillover == {"baseline": 2, "layers": 1}
+    assert parser.parse_args(argv + ["1"]).spillover == 1
+    with pytest.raises(SystemExit):
+        parser.parse_args(argv + ["layers=4"])
+    assert "must be none, an int in [0, 3] or baseline=N,layers=N (N in 0-3)" in capsys.readouterr().err

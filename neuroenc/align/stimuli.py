@@ -41,9 +41,36 @@ MIN_STIMULI = 4
 MAX_SPILLOVER = 3
 #: What gets spill-over columns.
 SPILLOVER_KEYS = ("baseline", "layers")
-#: ``spillover``'s values: none, one number for both, a mapping, or its command-line spelling.
-SPILLOVER_CONSTRAINTS = [None, Interval(Integral, 0, MAX_SPILLOVER, closed="both"), dict,
-                         Pattern(r"(baseline|layers)=\d+(,(baseline|layers)=\d+)?", "baseline=N,layers=N")]
+
+
+class _Spillover(Pattern):
+    """A spill-over mapping: ``{baseline: N, layers: N}`` in a config (N in 0..:data:`MAX_SPILLOVER`,
+    a missing key 0), ``baseline=N,layers=N`` on the command line (read as the mapping)."""
+
+    def __init__(self) -> None:
+        super().__init__(r"(baseline|layers)=\d+(,(baseline|layers)=\d+)?", "baseline=N,layers=N")
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, str):
+            return super().is_satisfied_by(value)
+        return (isinstance(value, Mapping) and bool(value) and all(k in SPILLOVER_KEYS for k in value)
+                and all(isinstance(v, Integral) and not isinstance(v, bool) and 0 <= v <= MAX_SPILLOVER
+                        for v in value.values()))
+
+    def describe(self, style: str = "yaml") -> str:
+        if style == "cli":
+            return f"baseline=N,layers=N (N in 0-{MAX_SPILLOVER})"
+        return (f"{{'baseline': N, 'layers': N}} (N in 0-{MAX_SPILLOVER})" if style == "python"
+                else f"{{baseline: N, layers: N}} (N in 0-{MAX_SPILLOVER})")
+
+    def from_text(self, text: str) -> dict:
+        if not super().is_satisfied_by(text):
+            raise ValueError(text)
+        return {k: int(v) for k, v in (part.split("=") for part in text.split(","))}
+
+
+#: ``spillover``'s values: none, one number for both, a mapping (or its command-line spelling).
+SPILLOVER_CONSTRAINTS = [None, Interval(Integral, 0, MAX_SPILLOVER, closed="both"), _Spillover()]
 
 
 def parse_spillover(spillover: Any) -> dict[str, int]:
