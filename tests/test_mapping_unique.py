@@ -122,3 +122,19 @@ def test_unique_tables_are_written(tmp_path):
     table["delta_last"] = 0.1
     out = RunOutput(config=None, features={}, results={}, report=None, group_table=table)
     assert out.summary().endswith("The margins compare held-out r, which can be negative.")
+
+
+def test_unique_of_many_targets_profiles_their_mean():
+    targets = [f"v{i}" for i in range(30)]
+    group = make_group(4, targets=targets)
+    rng = np.random.default_rng(2)
+    for res in group:
+        with_unique(res, rng.normal(0.01, 0.005, (N_LAYERS, 30)))
+    mapping = map_layers(group, n_boot=10, n_permutations=100, max_profile_targets=24)
+    mean = ["mean of 30 targets"]
+    assert list(mapping.unique["target"].unique()) == mean == list(mapping.profiles["target"].unique())
+    values = np.stack([res.unique.delta_r2 for res in group])
+    np.testing.assert_allclose(mapping.unique["delta_r2"], values.mean(axis=(0, 2)))
+    assert len(mapping.group) == 30 and mapping.group["unique_best_layer"].notna().all()
+    best = np.argmax(values.mean(0), axis=0)
+    np.testing.assert_array_equal(mapping.group["unique_best_layer"], best)

@@ -205,6 +205,22 @@ def _mean_over_targets(cube: ScoreCube, score: str) -> ScoreCube:
     )
 
 
+def _mean_unique(cube: ScoreCube) -> ScoreCube:
+    """A cube with one pseudo-target whose unique contribution is the mean Δr² over all targets
+    (the name of :func:`_mean_over_targets`'s); one subject's own tests do not carry over."""
+    return ScoreCube(
+        unit=cube.unit,
+        units=cube.units,
+        layers=cube.layers,
+        depth=cube.depth,
+        targets=[f"mean of {len(cube.targets)} targets"],
+        model=cube.model,
+        unique={name: nanmean(cube.unique[name], axis=2)[..., None] for name in ("delta_r2", "delta_r")
+                if name in cube.unique},
+        unique_baseline=cube.unique_baseline,
+    )
+
+
 def _own_comparison(results: EncodingResults, cube: ScoreCube) -> LayerComparison | None:
     """One subject's layer comparison, in the cube's (sorted) layer order; None without one."""
     comp = results.comparison
@@ -267,8 +283,9 @@ def map_layers(
         subject. ``"auto"``: subjects when there are several, else folds when the results have
         fold scores.
     max_profile_targets : int
-        With more targets than this (voxels, vertices), the profile is computed for the mean
-        over all targets (one pseudo-target ``"mean of N targets"``) rather than per target.
+        With more targets than this (voxels, vertices), the profile (and the per-layer table of
+        unique contributions, ``unique``) is computed for the mean over all targets (one
+        pseudo-target ``"mean of N targets"``) rather than per target.
     compare_alpha : float
         Level of the best-layer sets (one-sided): with several subjects, every layer is tested
         against the best of the group profile by sign flips across subjects (at most 2,000, or
@@ -312,6 +329,9 @@ def map_layers(
         group = group.merge(halves.drop(columns="n_splits"), on="target", how="left")
     unique, arrays = unique_layers(cube, n_permutations=n_permutations, ci=ci, compare_alpha=compare_alpha,
                                    random_state=rng)
+    if arrays is not None and len(cube.targets) > max_profile_targets:  # the per-layer table: of the mean
+        unique = unique_layers(_mean_unique(cube), n_permutations=n_permutations, ci=ci,
+                               compare_alpha=compare_alpha, random_state=rng)[0]
     if arrays is not None:
         for name, value in unique_columns(cube, arrays, group["best_layer"].to_numpy(), n_permutations,
                                           random_state=rng).items():
