@@ -663,7 +663,12 @@ _HOW_TO_READ = [
                        "permutation null's draws, which keep the time structure."),
     ("Δr best − last, best − intermediate", "How much the best layer beats the last layer and the best "
                                             "layer of the middle third of the depth, with a 95% interval; "
-                                            "an interval that includes 0 means no reliable difference."),
+                                            "an interval that includes 0 means no reliable difference. "
+                                            "The margins compare held-out r, which can be negative."),
+    ("Unique contribution (Δr²)", "What a layer adds beyond the baseline regressors: the held-out R² of the "
+                                  "baseline and the layer fitted together minus that of the baseline alone, on "
+                                  "the same folds (shown only when the fits have a baseline). It can be "
+                                  "negative; its best layer and set can differ from the raw ones."),
     ("Split-half stability", "The subjects are split into random halves many times; how often each layer "
                              "is the best of a half's mean profile, and the median distance (in layers) "
                              "between the two halves' best layers. A best layer that moves a lot between "
