@@ -75,13 +75,14 @@ class UniqueStub:
 
     delta_r2: np.ndarray
     delta_r: np.ndarray
-    baseline: list[str]
+    baseline_names: list[str]
     pvalues: np.ndarray | None = None
     ci_low: np.ndarray | None = None
     ci_high: np.ndarray | None = None
     in_best_set: np.ndarray | None = None
     fold_delta_r2: np.ndarray | None = None  # (n_folds, n_layers, n_targets)
     fold_delta_r: np.ndarray | None = None
+    pvalues_best: np.ndarray | None = None  # (n_targets,)
 
 
 def with_unique(res: EncodingResults, delta_r2: np.ndarray, baseline: Sequence[str] = ("length", "position"),
@@ -89,7 +90,7 @@ def with_unique(res: EncodingResults, delta_r2: np.ndarray, baseline: Sequence[s
     """``res`` with unique contributions ``delta_r2`` (n_layers, n_targets) beyond ``baseline``."""
     delta_r2 = np.asarray(delta_r2, dtype=np.float64)
     res.unique = UniqueStub(delta_r2=delta_r2, delta_r=np.sign(delta_r2) * np.sqrt(np.abs(delta_r2)),
-                            baseline=list(baseline), **fields)
+                            baseline_names=list(baseline), **fields)
     return res
 
 

@@ -77,7 +77,12 @@ def test_unique_of_one_response_uses_its_own_tests():
                                                   "unique_p"]].astype(float), [0.03, 0.02, 0.04, 0.001])
     assert table.loc["adds", "unique_best_set"] == "4–5"
     assert table.loc["nothing", "unique_best_set"] == "0–8"
-    assert "unique_loso_p" not in table.columns
+    assert "unique_loso_p" not in table.columns and set(table["unique_p_method"]) == {"best layer only"}
+    # with the fit's p corrected for choosing the layer (max over layers), that one is reported
+    res.unique.pvalues_best = np.array([0.004, np.nan])
+    table = group_best_table(res).set_index("target")
+    np.testing.assert_allclose(table["unique_p"].astype(float), [0.004, 0.6])
+    assert list(table["unique_p_method"]) == ["max over layers", "best layer only"]
     mapping = map_layers(res, n_boot=20, n_permutations=100)
     np.testing.assert_allclose(mapping.unique.set_index(["target", "layer"]).loc[("adds", 5), "p"], 0.001)
     # without unique contributions, the table is as before
@@ -90,7 +95,7 @@ def test_unique_bad_input():
     with pytest.raises(ValueError, match=r"subject\(s\) \['s03'\] have no unique contributions"):
         map_layers(group, n_boot=10, n_permutations=10)
     group = make_unique_group(4)
-    group[1].unique.baseline = ["length"]
+    group[1].unique.baseline_names = ["length"]
     with pytest.raises(ValueError, match="beyond the baseline \\['length'\\] but those of subject 's01'"):
         map_layers(group, n_boot=10, n_permutations=10)
     group = make_unique_group(4)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..encoding.best import best_index
+from ..encoding.best import P_BEST_LAYER_ONLY, best_index, best_pvalues
 from ..encoding.compare import (
     DEFAULT_ALPHA,
     compare_layers_across_units,
@@ -67,7 +67,7 @@ def unique_arrays(results: Sequence[Any], units: Sequence[str], order: np.ndarra
         having = [s for s, u in zip(units, uniques) if u is not None]
         raise ValueError(f"subject(s) {lacking} have no unique contributions (no baseline fitted) but "
                          f"{having} have; refit them all with the same encoding.baseline, or none.")
-    names = [list(_field(u, "baseline") or []) for u in uniques]
+    names = [list(_field(u, "baseline_names") or _field(u, "baseline") or []) for u in uniques]
     for s, n in zip(units, names):
         if n != names[0]:
             raise ValueError(f"the unique contributions of subject {s!r} are beyond the baseline {n} but those "
@@ -83,6 +83,13 @@ def unique_arrays(results: Sequence[Any], units: Sequence[str], order: np.ndarra
             continue
         stacked = np.stack([np.asarray(a)[order] for a in arrays])
         out[name] = stacked.astype(bool) if name == "in_best_set" else stacked.astype(np.float64)
+    best = [_field(u, "pvalues_best") for u in uniques]  # one response: p corrected for the choice
+    if all(b is not None for b in best):
+        for s, b in zip(units, best):
+            if np.shape(b) != (n_targets,):
+                raise ValueError(f"results.unique.pvalues_best of subject {s!r} has shape {np.shape(b)}; expected "
+                                 f"(n_targets,) = ({n_targets},).")
+        out["pvalues_best"] = np.stack([np.asarray(b, dtype=np.float64) for b in best])
     return out, [str(x) for x in names[0]]
 
 
@@ -160,7 +167,9 @@ def unique_columns(cube: Any, arrays: dict[str, np.ndarray], raw_best_layer: Any
     and whether it differs from the raw best layer (columns of the group table).
 
     Returns a dict of (n_targets,) arrays: ``unique_best_layer``, ``unique_delta_r2``,
-    ``unique_delta_r2_low``/``_high``, ``unique_p``, ``unique_best_set`` (text, e.g.
+    ``unique_delta_r2_low``/``_high``, ``unique_p`` (its p at that layer; for one response
+    corrected for choosing the layer where the fit has ``pvalues_best``) and ``unique_p_method``
+    (which, as ``p_method``), ``unique_best_set`` (text, e.g.
     ``"12–14"``), ``unique_n_in_set``, ``unique_differs`` (the best layer by unique
     contribution is not the raw best layer), ``unique_raw_best_in_set`` (the raw best layer is
     in the unique set), ``unique_baseline`` (the baseline's names); with several subjects also
@@ -184,6 +193,7 @@ def unique_columns(cube: Any, arrays: dict[str, np.ndarray], raw_best_layer: Any
         **{f"unique_{name}": np.where(ok, np.asarray(arrays[name])[safe, cols], np.nan)
            for name in ("delta_r2", "delta_r2_low", "delta_r2_high")},
         "unique_p": np.where(ok, np.asarray(arrays["p"], dtype=np.float64)[safe, cols], np.nan),
+        "unique_p_method": np.full(n_t, P_BEST_LAYER_ONLY, dtype=object),
         "unique_best_set": np.array([format_layer_set(layers[in_set[:, j]]) if ok[j] else "" for j in cols],
                                     dtype=object),
         "unique_n_in_set": np.where(ok, in_set.sum(0), 0),
@@ -194,6 +204,10 @@ def unique_columns(cube: Any, arrays: dict[str, np.ndarray], raw_best_layer: Any
     }
     values = cube.unique["delta_r2"]
     n_s = values.shape[0]
+    if n_s == 1 and "pvalues_best" in cube.unique:  # the fit's p corrected for the choice, where it has one
+        picked = best_pvalues(ok, cube.unique["pvalues_best"][0], np.full(n_t, np.nan), out["unique_p"],
+                              np.full(n_t, np.nan))
+        out["unique_p"], out["unique_p_method"] = picked["p"], picked["p_method"]
     if n_s >= 2:
         loso, valid = _loso_best(values)
         picked = np.where(valid, values[np.arange(n_s)[:, None], np.clip(loso, 0, None), cols[None, :]], np.nan)
