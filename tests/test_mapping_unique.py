@@ -56,6 +56,13 @@ def test_unique_in_the_summary():
             f"(p = 0.0039)") in text
     assert "the best layer by unique contribution differs from the raw best (6, which is not in its set)" in text
     assert "Unique contributions: held-out Δr² = R²(baseline + layer) − R²(baseline)" in text
+    # "nothing": its best layer by unique contribution is noise (p >= 1/2), and the line says so
+    y, ylo, yhi, yp = (g.loc["nothing", f"unique_{c}"] for c in ("delta_r2", "delta_r2_low", "delta_r2_high", "p"))
+    line = next(x for x in text.splitlines() if x.startswith("- nothing:"))
+    assert line.endswith(f"; no layer adds detectably beyond the baseline (length, position): the most, layer "
+                         f"{g.loc['nothing', 'unique_best_layer']}, Δr² = {y:+.4f} [{ylo:+.4f}, {yhi:+.4f}] "
+                         f"(p = {yp:.2g}).")
+    assert "differs from the raw best" not in line
     assert "The margins compare held-out r, which can be negative." in text
     assert "adds Δr²" not in map_layers(make_group(3), n_boot=20, n_permutations=100).summary()
 

@@ -216,21 +216,28 @@ def unique_columns(cube: Any, arrays: dict[str, np.ndarray], raw_best_layer: Any
     return out
 
 
-def describe_unique(row: Any) -> str | None:
+def describe_unique(row: Any, alpha: float = DEFAULT_ALPHA) -> str | None:
     """The unique-contribution clause of a target's summary line, or None without one:
     "layer L adds Δr² = x [low, high] beyond the baseline (names)", its p and set, and whether
-    the best layer by unique contribution differs from the raw best."""
+    the best layer by unique contribution differs from the raw best.
+
+    Where even the best layer's Δr² is not reliably above 0 (its p above ``alpha``, or without
+    a p its interval includes 0), it says that no layer adds detectably beyond the baseline and
+    does not compare that best layer, chosen from noise, with the raw best.
+    """
     layer = row.get("unique_best_layer") if hasattr(row, "get") else None
     if layer is None or pd.isna(layer):
         return None
     x, lo, hi = (float(row.get(f"unique_delta_r2{s}", np.nan)) for s in ("", "_low", "_high"))
-    text = f"layer {int(layer)} adds Δr² = {x:+.4f}"
-    if np.isfinite(lo) and np.isfinite(hi):
-        text += f" [{lo:+.4f}, {hi:+.4f}]"
-    text += f" beyond the baseline ({row.get('unique_baseline') or 'baseline'})"
+    interval = f" [{lo:+.4f}, {hi:+.4f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+    names = row.get("unique_baseline") or "its regressors"
     p = float(row.get("unique_p", np.nan))
-    if np.isfinite(p):
-        text += f" (p = {p:.2g})"
+    p_text = f" (p = {p:.2g})" if np.isfinite(p) else ""
+    reliable = p <= alpha if np.isfinite(p) else (not interval or lo > 0)
+    if not reliable:
+        return (f"no layer adds detectably beyond the baseline ({names}): the most, layer {int(layer)}, "
+                f"Δr² = {x:+.4f}{interval}{p_text}")
+    text = f"layer {int(layer)} adds Δr² = {x:+.4f}{interval} beyond the baseline ({names}){p_text}"
     best_set = row.get("unique_best_set")
     if isinstance(best_set, str) and best_set and best_set != str(int(layer)):
         text += f", set of best layers by unique contribution {best_set}"
