@@ -3,7 +3,7 @@
 The fits store, per layer and target, the held-out unique contribution of the layer beyond the
 baseline regressors (``results.unique``: ``delta_r2 = R²(baseline + layer) − R²(baseline)`` on
 the same folds, and its ``delta_r``; see :func:`~neuroenc.encoding.fit_encoding`). This module
-maps them as the raw scores are mapped:
+maps them (stacked by :func:`~neuroenc.mapping._cube.unique_arrays`) as the raw scores are mapped:
 
 Several subjects
     Per layer and target, the mean Δr² over subjects, its one-sided sign-flip p-value (H1: the
@@ -24,7 +24,6 @@ Without unique contributions (no baseline fitted) nothing is added.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,59 +37,7 @@ from ..encoding.compare import (
     sign_flip_interval,
     sign_flips,
 )
-
-#: The (n_layers, n_targets) fields of ``results.unique`` that the mapping reads.
-UNIQUE_FIELDS = ("delta_r2", "delta_r", "pvalues", "ci_low", "ci_high", "in_best_set")
-
-
-def _field(unique: Any, name: str) -> Any:
-    """A field of ``results.unique`` (an object with attributes, or a mapping)."""
-    return unique.get(name) if isinstance(unique, Mapping) else getattr(unique, name, None)
-
-
-def unique_arrays(results: Sequence[Any], units: Sequence[str], order: np.ndarray, n_targets: int
-                  ) -> tuple[dict[str, np.ndarray], list[str]]:
-    """The unique contributions of a group of results as (n_units, n_layers, n_targets) arrays,
-    layers in ``order``, and the baseline's names; ``({}, [])`` when no result has them.
-
-    Raises
-    ------
-    ValueError
-        When some results have unique contributions and others do not, or when their baselines
-        differ (their Δr² would not be beyond the same thing).
-    """
-    uniques = [getattr(res, "unique", None) for res in results]
-    if all(u is None for u in uniques):
-        return {}, []
-    lacking = [s for s, u in zip(units, uniques) if u is None]
-    if lacking:
-        having = [s for s, u in zip(units, uniques) if u is not None]
-        raise ValueError(f"subject(s) {lacking} have no unique contributions (no baseline fitted) but "
-                         f"{having} have; refit them all with the same encoding.baseline, or none.")
-    names = [list(_field(u, "baseline_names") or _field(u, "baseline") or []) for u in uniques]
-    for s, n in zip(units, names):
-        if n != names[0]:
-            raise ValueError(f"the unique contributions of subject {s!r} are beyond the baseline {n} but those "
-                             f"of subject {units[0]!r} beyond {names[0]}; refit them with the same baseline.")
-    out: dict[str, np.ndarray] = {}
-    for name in UNIQUE_FIELDS:
-        arrays = [_field(u, name) for u in uniques]
-        for s, a in zip(units, arrays):
-            if a is not None and np.shape(a) != (order.size, n_targets):
-                raise ValueError(f"results.unique.{name} of subject {s!r} has shape {np.shape(a)}; expected "
-                                 f"(n_layers, n_targets) = {(order.size, n_targets)}, as its scores.")
-        if any(a is None for a in arrays):
-            continue
-        stacked = np.stack([np.asarray(a)[order] for a in arrays])
-        out[name] = stacked.astype(bool) if name == "in_best_set" else stacked.astype(np.float64)
-    best = [_field(u, "pvalues_best") for u in uniques]  # one response: p corrected for the choice
-    if all(b is not None for b in best):
-        for s, b in zip(units, best):
-            if np.shape(b) != (n_targets,):
-                raise ValueError(f"results.unique.pvalues_best of subject {s!r} has shape {np.shape(b)}; expected "
-                                 f"(n_targets,) = ({n_targets},).")
-        out["pvalues_best"] = np.stack([np.asarray(b, dtype=np.float64) for b in best])
-    return out, [str(x) for x in names[0]]
+from .group import loso_best, sign_flip_test
 
 
 def unique_layers(cube: Any, *, n_permutations: int = 10000, ci: float = 0.95,
@@ -120,8 +67,6 @@ def unique_layers(cube: Any, *, n_permutations: int = 10000, ci: float = 0.95,
     arrays : dict of str -> ndarray (n_layers, n_targets) | None
         The same as arrays, with ``best`` (n_targets,): the best layer's row (-1 where none).
     """
-    from .group import sign_flip_test
-
     if not cube.unique or "delta_r2" not in cube.unique:
         return None, None
     values = cube.unique["delta_r2"]
@@ -175,8 +120,6 @@ def unique_columns(cube: Any, arrays: dict[str, np.ndarray], raw_best_layer: Any
     in the unique set), ``unique_baseline`` (the baseline's names); with several subjects also
     ``unique_loso_effect`` and ``unique_loso_p`` (leave-one-subject-out choice of the layer).
     """
-    from .group import _loso_best, sign_flip_test
-
     best = arrays["best"]
     ok = best >= 0
     n_t = best.size
@@ -209,7 +152,7 @@ def unique_columns(cube: Any, arrays: dict[str, np.ndarray], raw_best_layer: Any
                               np.full(n_t, np.nan))
         out["unique_p"], out["unique_p_method"] = picked["p"], picked["p_method"]
     if n_s >= 2:
-        loso, valid = _loso_best(values)
+        loso, valid = loso_best(values)
         picked = np.where(valid, values[np.arange(n_s)[:, None], np.clip(loso, 0, None), cols[None, :]], np.nan)
         out["unique_loso_effect"], out["unique_loso_p"] = sign_flip_test(
             picked, n_permutations=n_permutations, alternative="greater", random_state=random_state)
@@ -252,4 +195,4 @@ def describe_unique(row: Any, alpha: float = DEFAULT_ALPHA) -> str | None:
     return text
 
 
-__all__ = ["describe_unique", "unique_arrays", "unique_columns", "unique_layers"]
+__all__ = ["describe_unique", "unique_columns", "unique_layers"]
