@@ -167,9 +167,9 @@ def group_best_table(results: EncodingResults) -> pd.DataFrame:
     table = results.best()
     table.insert(2, "depth", table["best_depth"])
     table["r_last_layer"] = table["r_last"]
-    cube = cube_from_results([results])
-    _, arrays = unique_layers(cube)
-    if arrays is not None:
+    if getattr(results, "unique", None) is not None:  # the best layer by unique contribution too
+        cube = cube_from_results([results])
+        _, arrays = unique_layers(cube)
         for name, value in unique_columns(cube, arrays, table["best_layer"].to_numpy()).items():
             table[name] = value
     return table
