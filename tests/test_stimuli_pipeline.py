@@ -184,3 +184,19 @@ def test_baseline_names_are_checked_for_every_kind_of_data_set():
         check_baseline(config, story)
     story.info["unavailable_regressors"] = {"loudness": "loudness left out: no audio"}
     assert check_baseline(config, story) == ["loudness left out: no audio"]
+
+
+def test_run_stimuli_with_spillover(files, tmp_path):
+    """encoding.spillover reaches the design of every fit: its settings say what was added, and the
+    baselines keep one model per regressor (each with its spill-over)."""
+    spill = {"baseline": 1, "layers": 2}
+    out = run_pipeline(_config(files, tmp_path, **{"encoding.spillover": spill}), verbose=False)
+    for subject in ("A", "group"):
+        res = EncodingResults.load(out.results[subject])
+        got = res.settings["alignment"]["spillover"]
+        assert {k: got[k] for k in spill} == spill and "same group" in got["boundaries"]
+    baselines = pd.read_csv(tmp_path / "out" / "baselines.csv")
+    assert list(baselines["model"]) == ["length", "position", "surprisal", "all baseline regressors"]
+    plain = EncodingResults.load(run_pipeline(_config(files, tmp_path / "plain"), verbose=False).results["A"])
+    assert "spillover" not in plain.settings["alignment"]
+    assert not np.allclose(plain.r, EncodingResults.load(out.results["A"]).r)

@@ -11,19 +11,128 @@ stimuli (within groups), instead of blocks or runs and circular shifts in time.
 
 Features (every layer's columns) and responses are z-scored over all stimuli, as the timed
 designs z-score per run; the ridge has no intercept (himalaya's default).
+
+Spill-over (``spillover``, for word-level data such as self-paced reading times): a word's
+reading time depends on the words read just before it, so the design can add, beside each
+stimulus's own columns, those of the previous 1-3 stimuli of the same group (story), for the
+baseline regressors and for the layers (:func:`spillover_rows`, :func:`add_spillover`). The
+previous stimulus is the one before it in the stimulus set's order *within its group*: the first
+words of a story have no previous word (the last words of another story are not their
+spill-over), and their spill-over columns are 0, the mean of the z-scored column, so no stimulus
+is dropped and the rows stay matched to the responses and the CV groups. Sentence boundaries
+inside a story are not cut: in self-paced reading the last word of a sentence is read just
+before the next sentence's first word, and its processing spills over.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 
+from .._settings import Interval, Pattern, declare
 from .._validation import _check_finite, _preview
 from ..features.featureset import extraction_provenance
 
 #: The fewest stimuli a fit takes: two folds of two held-out stimuli (a fold's r needs two).
 MIN_STIMULI = 4
+#: The most previous stimuli a spill-over takes (reading-time studies use 1-3 words).
+MAX_SPILLOVER = 3
+#: What gets spill-over columns.
+SPILLOVER_KEYS = ("baseline", "layers")
+
+
+class _Spillover(Pattern):
+    """A spill-over mapping: ``{baseline: N, layers: N}`` in a config (N in 0..:data:`MAX_SPILLOVER`,
+    a missing key 0), ``baseline=N,layers=N`` on the command line (read as the mapping)."""
+
+    def __init__(self) -> None:
+        super().__init__(r"(baseline|layers)=\d+(,(baseline|layers)=\d+)?", "baseline=N,layers=N")
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, str):
+            return super().is_satisfied_by(value)
+        return (isinstance(value, Mapping) and bool(value) and all(k in SPILLOVER_KEYS for k in value)
+                and all(isinstance(v, Integral) and not isinstance(v, bool) and 0 <= v <= MAX_SPILLOVER
+                        for v in value.values()))
+
+    def describe(self, style: str = "yaml") -> str:
+        if style == "cli":
+            return f"baseline=N,layers=N (N in 0-{MAX_SPILLOVER})"
+        return (f"{{'baseline': N, 'layers': N}} (N in 0-{MAX_SPILLOVER})" if style == "python"
+                else f"{{baseline: N, layers: N}} (N in 0-{MAX_SPILLOVER})")
+
+    def from_text(self, text: str) -> dict:
+        if not super().is_satisfied_by(text):
+            raise ValueError(text)
+        return {k: int(v) for k, v in (part.split("=") for part in text.split(","))}
+
+
+#: ``spillover``'s values: none, one number for both, a mapping (or its command-line spelling).
+SPILLOVER_CONSTRAINTS = [None, Interval(Integral, 0, MAX_SPILLOVER, closed="both"), _Spillover()]
+
+
+def parse_spillover(spillover: Any) -> dict[str, int]:
+    """``spillover`` as ``{"baseline": k, "layers": k}``, each k in 0..:data:`MAX_SPILLOVER`.
+
+    Accepts None (no spill-over), an int (the same for both), a mapping with the keys
+    ``baseline`` and/or ``layers`` (a missing one is 0), or the command-line text
+    ``"baseline=2,layers=1"``.
+    """
+    fix = (f"give an int 0-{MAX_SPILLOVER} (both), or e.g. {{baseline: 2, layers: 1}} "
+           "(--spillover baseline=2,layers=1)")
+    if spillover is None:
+        return {"baseline": 0, "layers": 0}
+    if isinstance(spillover, str):
+        try:
+            spillover = {k.strip(): int(v) for k, v in (part.split("=") for part in spillover.split(","))}
+        except ValueError:
+            raise ValueError(f"Invalid value for 'spillover': {spillover!r}; {fix}.") from None
+    if isinstance(spillover, (int, np.integer)) and not isinstance(spillover, bool):
+        spillover = {"baseline": int(spillover), "layers": int(spillover)}
+    if not isinstance(spillover, Mapping):
+        raise ValueError(f"Invalid value for 'spillover': {spillover!r}; {fix}.")
+    unknown = [k for k in spillover if k not in SPILLOVER_KEYS]
+    if unknown:
+        raise ValueError(f"Invalid key(s) {unknown} of 'spillover' ({dict(spillover)}); the keys are "
+                         f"{list(SPILLOVER_KEYS)}: {fix}.")
+    out = {}
+    for key in SPILLOVER_KEYS:
+        k = spillover.get(key, 0)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= MAX_SPILLOVER:
+            raise ValueError(f"Invalid value for 'spillover.{key}': {k!r}; the previous stimuli to add, an int "
+                             f"0-{MAX_SPILLOVER}.")
+        out[key] = int(k)
+    return out
+
+
+def spillover_rows(groups: Sequence[Any] | None, n: int, k: int) -> np.ndarray:
+    """The row of the stimulus 1..k places before each stimulus in its group, shape (k, n); -1
+    where there is none (the first stimuli of a group). ``groups`` None: one sequence.
+
+    Examples
+    --------
+    >>> spillover_rows(["a", "a", "a", "b", "b"], 5, 2).tolist()
+    [[-1, 0, 1, -1, 3], [-1, -1, 0, -1, -1]]
+    """
+    labels = np.zeros(n, dtype=np.int64) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    out = np.full((k, n), -1, dtype=np.int64)
+    for g in np.unique(labels):
+        rows = np.flatnonzero(labels == g)
+        for lag in range(1, k + 1):
+            out[lag - 1, rows[lag:]] = rows[:-lag]
+    return out
+
+
+def add_spillover(values: Any, previous: np.ndarray) -> np.ndarray:
+    """``values`` (n, p) with the values of the previous stimuli beside them: columns
+    ``[x_t, x_{t-1}, ..., x_{t-k}]``, shape (n, p * (k + 1)), 0 where there is no previous
+    stimulus (``previous`` from :func:`spillover_rows`, -1 there)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[:, None] if values.ndim == 1 else values
+    parts = [values] + [np.where((rows >= 0)[:, None], values[np.clip(rows, 0, None)], 0.0) for rows in previous]
+    return np.hstack(parts)
 
 
 def zscore_columns(a: Any) -> np.ndarray:
@@ -64,8 +173,12 @@ class StimulusDesign:
     target_names : list of str
     space : TargetSpace
         Where the targets are (the responses' space: e.g. the voxels of NIfTI beta maps).
+    spillover : dict of str -> int
+        The previous stimuli of the same group whose columns are added beside each stimulus's
+        own, for the ``baseline`` regressors and for the ``layers`` (0: none; see the module
+        docstring).
     settings : dict
-        How the design was made (z-scoring, the features' pooling and context).
+        How the design was made (z-scoring, the features' pooling and context, the spill-over).
     provenance : dict
         The stimuli, the features' model and files, the responses' sources; written to the
         results' provenance.
@@ -75,8 +188,10 @@ class StimulusDesign:
     kind = "stimuli"
     rows = "stimuli"
 
-    def __init__(self, features: Any, response: Any, layers: Sequence[int] | None = None) -> None:
+    def __init__(self, features: Any, response: Any, layers: Sequence[int] | None = None,
+                 spillover: Any = None) -> None:
         self._features = features
+        self.spillover = parse_spillover(spillover)
         self.ids = list(features.ids)
         self.layers = list(features.layer_indices if layers is None else [int(x) for x in layers])
         matched = response.match(self.ids)
@@ -93,6 +208,13 @@ class StimulusDesign:
         self.settings = {"zscore": "features and responses z-scored over all stimuli",
                          "pooling": attrs.get("pooling"), "context": attrs.get("context"),
                          "features": extraction_provenance(features)}
+        k = max(self.spillover.values())
+        self._previous = spillover_rows(self.groups, len(self.ids), k)
+        if k:
+            self.settings["spillover"] = dict(self.spillover, boundaries=(
+                "previous stimuli of the same group in the stimulus order; none before a group's first "
+                "stimuli (their spill-over columns are 0, the z-scored mean)" if self.groups is not None
+                else "previous stimuli in the stimulus order (no groups: one sequence)"))
         self.provenance = {
             "model": features.model, "n_model_layers": features.n_model_layers, "stimuli": features.name,
             "n_stimuli": len(self.ids), "groups": sorted(set(self.groups.tolist())) if self.groups is not None
@@ -124,14 +246,18 @@ class StimulusDesign:
         return 1
 
     def n_features(self, layer: int) -> int:
-        """Columns of one layer."""
-        return int(np.shape(self._features[int(layer)])[1])
+        """Columns of one layer (with its spill-over columns)."""
+        return int(np.shape(self._features[int(layer)])[1]) * (1 + self.spillover["layers"])
 
     def X(self, layer: int) -> np.ndarray:
-        """One layer's features, z-scored over stimuli, shape (n_stimuli, n_features)."""
+        """One layer's features, z-scored over stimuli, shape (n_stimuli, n_features); with
+        ``spillover["layers"] = k``, followed by those of the k previous stimuli of the same
+        group (0 where there is none)."""
         if int(layer) not in self.layers:
             raise KeyError(f"this design has no layer {layer}; it has layers {self.layers}.")
-        return zscore_columns(self._features[int(layer)])
+        z = zscore_columns(self._features[int(layer)])
+        k = self.spillover["layers"]
+        return add_spillover(z, self._previous[:k]) if k else z
 
     def feature_stats(self, layer: int) -> Any:
         """The z-scoring statistics of one layer's columns over the stimuli (a
@@ -158,7 +284,10 @@ class StimulusDesign:
 
         Returns
         -------
-        nuisance : dict of str -> ndarray (n_stimuli, 1)
+        nuisance : dict of str -> ndarray (n_stimuli, 1 + k)
+            With ``spillover["baseline"] = k``, each regressor's column is followed by its values
+            at the k previous stimuli of the same group (0 where there is none), in the same
+            entry: the regressor and its spill-over are one band, fitted alone together.
         """
         n = self.n_samples
         if isinstance(source, Mapping) and len(source) == 1 and hasattr(next(iter(source.values())), "match"):
@@ -191,17 +320,22 @@ class StimulusDesign:
                 raise ValueError(f"baseline regressor {name!r} has NaN or inf at stimuli {_preview(bad)}; {hint}")
             z = zscore_columns(arr)
             labels = [str(name)] if arr.shape[1] == 1 else [f"{name}_{j}" for j in range(arr.shape[1])]
+            k = self.spillover["baseline"]
             for j, label in enumerate(labels):
-                out[label] = z[:, [j]]
+                out[label] = add_spillover(z[:, [j]], self._previous[:k]) if k else z[:, [j]]
         return out
 
     def __repr__(self) -> str:
         groups = "" if self.groups is None else f", {len(set(self.groups.tolist()))} groups"
+        spill = "" if not any(self.spillover.values()) else (
+            f", spill-over {self.spillover['baseline']} (baseline) / {self.spillover['layers']} (layers)")
         return (f"<StimulusDesign | {self.n_samples} stimuli{groups} × {self.n_targets} targets, "
-                f"{len(self.layers)} layer(s)>")
+                f"{len(self.layers)} layer(s){spill}>")
 
 
-def make_stimulus_design(features: Any, responses: Any, *, layers: Sequence[int] | None = None) -> StimulusDesign:
+@declare({"spillover": SPILLOVER_CONSTRAINTS})
+def make_stimulus_design(features: Any, responses: Any, *, layers: Sequence[int] | None = None,
+                         spillover: Any = None) -> StimulusDesign:
     """Stimulus-level features and responses as a :class:`StimulusDesign` (rows: stimuli).
 
     Parameters
@@ -213,6 +347,13 @@ def make_stimulus_design(features: Any, responses: Any, *, layers: Sequence[int]
         (an error lists the ids on one side only); a one-entry ``{run: response}``.
     layers : sequence of int | None
         The layers (default: every layer of the features).
+    spillover : int | dict | str | None
+        Spill-over regressors for word-level data (e.g. reading times): the columns of the
+        previous 1-3 stimuli of the same group (story), beside each stimulus's own, for the
+        baseline regressors and for the layers: ``{baseline: 2, layers: 1}`` (a missing key is
+        0), an int for both, or ``"baseline=2,layers=1"``; None or 0: none. A group's first
+        stimuli have no previous stimulus: their spill-over columns are 0 (the mean of the
+        z-scored column), none is dropped.
     """
     features = _single(features, "features set")
     response = _single(responses, "response set")
@@ -227,7 +368,7 @@ def make_stimulus_design(features: Any, responses: Any, *, layers: Sequence[int]
             f"{MIN_STIMULI} (two folds, each holding out at least 2 stimuli for its r). Extract features "
             "of more stimuli."
         )
-    design = StimulusDesign(features, response, layers)
+    design = StimulusDesign(features, response, layers, spillover=parse_spillover(spillover))
     _check_finite("The responses", design.Y, fix="Fill in the missing responses or drop those stimuli.")
     return design
 

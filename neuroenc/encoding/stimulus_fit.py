@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .._settings import Choices, constraints_of, declare
-from ..align.stimuli import group_mean_response, make_stimulus_design, zscore_columns
+from ..align.stimuli import SPILLOVER_CONSTRAINTS, group_mean_response, make_stimulus_design, zscore_columns
 from . import encode as _encode
 from .cv import CV_OBJECTS, DEFAULT_STIMULUS_FOLDS, STIMULUS_CV_PATTERNS, parse_stimulus_cv, resolve_cv
 from .sweep import LayerSweep
@@ -68,12 +68,14 @@ def group_responses(per_subject: Mapping[str, Any], ids: Sequence[str], n_splits
 
 @declare({
     "cv": [Choices("auto"), *STIMULUS_CV_PATTERNS, *CV_OBJECTS],
+    "spillover": SPILLOVER_CONSTRAINTS,
     **{name: constraints_of(LayerSweep)[name]
        for name in ("alphas", "inner_cv", "n_permutations", "permutation", "random_state", "backend", "dtype",
                     "n_targets_batch", "compare", "compare_alpha")},
     "save_weights": constraints_of(_encode.fit_encoding)["save_weights"],
 })
 def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: Any = None,
+                spillover: Any = None,
                 noise_ceiling: Any = None, alphas: Any = None, inner_cv: int = 5, n_permutations: int = 1000,
                 permutation: str = "auto", random_state: int = 0, backend: str = "auto", dtype: str = "auto",
                 n_targets_batch: int | None = None, compare: bool | str = "auto", compare_alpha: float = 0.05,
@@ -100,6 +102,14 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
         matched by id; e.g. length, frequency, surprisal), fitted with the same folds,
         penalties and permutations into ``results.baseline`` (each alone too, with two or more:
         ``provenance["baseline_models"]``, see :func:`~neuroenc.encoding.fit_encoding`).
+    spillover : int | dict | str | None
+        Spill-over regressors for word-level data (e.g. reading times): beside each stimulus's
+        own columns, those of the previous 1-3 stimuli of the same group (story), for the
+        baseline regressors and for the layers, e.g. ``{baseline: 2, layers: 1}``, an int for
+        both, ``baseline=2,layers=1`` on the command line; None or 0: none. A story's first
+        words have no previous word (another story's are not their spill-over): their
+        spill-over columns are 0, the mean of the z-scored column (see
+        :func:`~neuroenc.align.make_stimulus_design`).
     noise_ceiling : array (n_targets,) | None
     alphas, inner_cv, n_permutations, permutation, random_state, backend, dtype, n_targets_batch,
     compare, compare_alpha : see :func:`~neuroenc.encoding.fit_encoding`
@@ -129,13 +139,15 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
         responses, ceiling = group_responses(responses, features.ids, random_state=random_state)
         if noise_ceiling is None:
             noise_ceiling = ceiling
-    design = make_stimulus_design(features, responses, layers=layers)
+    design = make_stimulus_design(features, responses, layers=layers, spillover=spillover)
     nuisance = design.nuisance(baseline) if baseline is not None else None
     prov = {"group_members": subjects} if subjects is not None else {}
     prov.update(provenance or {})
     all_settings = {"data": "stimuli", "zscore": design.settings["zscore"],
                     "noise_ceiling": ("split halves of subjects (Spearman-Brown)" if subjects and len(subjects) >= 2
                                       and noise_ceiling is not None else None)}
+    if "spillover" in design.settings:  # what the spill-over columns are
+        all_settings["spillover"] = design.settings["spillover"]
     all_settings.update(settings or {})
     return fit_encoding(design, nuisance=nuisance, noise_ceiling=noise_ceiling, alphas=alphas, cv=cv,
                         inner_cv=inner_cv, backend=backend, dtype=dtype, n_targets_batch=n_targets_batch,

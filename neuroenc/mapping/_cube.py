@@ -6,8 +6,9 @@ row per (subject, layer, voxel).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,12 @@ class ScoreCube:
     layer_fields: dict[str, np.ndarray] = field(default_factory=dict)
     target_fields: dict[str, np.ndarray] = field(default_factory=dict)
     model: str | None = None
+    #: Each layer's unique contribution beyond a baseline (:mod:`neuroenc.mapping.unique`), as
+    #: (n_units, n_layers, n_targets) arrays by field (``delta_r2``, ``delta_r``, and the
+    #: results' own ``pvalues``, ``ci_low``, ``ci_high``, ``in_best_set``); empty without one.
+    unique: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The names of the baseline regressors the unique contributions are beyond.
+    unique_baseline: list[str] = field(default_factory=list)
 
     def values(self, score: str) -> np.ndarray:
         """The (n_units, n_layers, n_targets) array of one score."""
@@ -136,7 +143,62 @@ def cube_from_results(results: Sequence[EncodingResults]) -> ScoreCube:
         cube.target_fields["noise_ceiling"] = np.stack(
             [a if a is not None else np.full(n_t, np.nan) for a in arrays]
         )
+    cube.unique, cube.unique_baseline = unique_arrays(results, cube.units, order, n_t)
     return cube
+
+
+#: The (n_layers, n_targets) fields of ``results.unique`` that the mapping reads.
+UNIQUE_FIELDS = ("delta_r2", "delta_r", "pvalues", "ci_low", "ci_high", "in_best_set")
+
+
+def _field(unique: Any, name: str) -> Any:
+    """A field of ``results.unique`` (an object with attributes, or a mapping)."""
+    return unique.get(name) if isinstance(unique, Mapping) else getattr(unique, name, None)
+
+
+def unique_arrays(results: Sequence[Any], units: Sequence[str], order: np.ndarray, n_targets: int
+                  ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The unique contributions of a group of results as (n_units, n_layers, n_targets) arrays,
+    layers in ``order``, and the baseline's names; ``({}, [])`` when no result has them.
+
+    Raises
+    ------
+    ValueError
+        When some results have unique contributions and others do not, or when their baselines
+        differ (their Δr² would not be beyond the same thing).
+    """
+    uniques = [getattr(res, "unique", None) for res in results]
+    if all(u is None for u in uniques):
+        return {}, []
+    lacking = [s for s, u in zip(units, uniques) if u is None]
+    if lacking:
+        having = [s for s, u in zip(units, uniques) if u is not None]
+        raise ValueError(f"subject(s) {lacking} have no unique contributions (no baseline fitted) but "
+                         f"{having} have; refit them all with the same encoding.baseline, or none.")
+    names = [list(_field(u, "baseline_names") or _field(u, "baseline") or []) for u in uniques]
+    for s, n in zip(units, names):
+        if n != names[0]:
+            raise ValueError(f"the unique contributions of subject {s!r} are beyond the baseline {n} but those "
+                             f"of subject {units[0]!r} beyond {names[0]}; refit them with the same baseline.")
+    out: dict[str, np.ndarray] = {}
+    for name in UNIQUE_FIELDS:
+        arrays = [_field(u, name) for u in uniques]
+        for s, a in zip(units, arrays):
+            if a is not None and np.shape(a) != (order.size, n_targets):
+                raise ValueError(f"results.unique.{name} of subject {s!r} has shape {np.shape(a)}; expected "
+                                 f"(n_layers, n_targets) = {(order.size, n_targets)}, as its scores.")
+        if any(a is None for a in arrays):
+            continue
+        stacked = np.stack([np.asarray(a)[order] for a in arrays])
+        out[name] = stacked.astype(bool) if name == "in_best_set" else stacked.astype(np.float64)
+    best = [_field(u, "pvalues_best") for u in uniques]  # one response: p corrected for the choice
+    if all(b is not None for b in best):
+        for s, b in zip(units, best):
+            if np.shape(b) != (n_targets,):
+                raise ValueError(f"results.unique.pvalues_best of subject {s!r} has shape {np.shape(b)}; expected "
+                                 f"(n_targets,) = ({n_targets},).")
+        out["pvalues_best"] = np.stack([np.asarray(b, dtype=np.float64) for b in best])
+    return out, [str(x) for x in names[0]]
 
 
 def cube_from_folds(results: EncodingResults, subject: str | None = None) -> ScoreCube:

@@ -247,7 +247,7 @@ def group_from_cube(
     return pd.DataFrame(out), comparison
 
 
-def _loso_best(values: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def loso_best(values: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per subject and target: the best layer (row) of the mean profile of the other subjects,
     among ``rows`` (default all); and whether there is one. Shapes (n_subjects, n_targets)."""
     finite = np.isfinite(values)
@@ -273,14 +273,14 @@ def _loso_margins(values: np.ndarray, depth: np.ndarray, signs: np.ndarray, ci: 
     (the same flips as the layer comparisons)."""
     n_s, n_l, n_t = values.shape
     cols = np.arange(n_t)
-    best, ok = _loso_best(values)
+    best, ok = loso_best(values)
     at_best = np.where(ok, values[np.arange(n_s)[:, None], np.clip(best, 0, None), cols[None, :]], np.nan)
     last = int(np.argmax(depth))
     out = {}
     pairs = [("delta_last", at_best - values[:, last, :])]
     mid = np.flatnonzero(intermediate_layers(depth))
     if mid.size:
-        mbest, mok = _loso_best(values, mid)
+        mbest, mok = loso_best(values, mid)
         at_mid = np.where(mok, values[np.arange(n_s)[:, None], np.clip(mbest, 0, None), cols[None, :]], np.nan)
         pairs.append(("delta_mid", at_best - at_mid))
     else:
@@ -294,7 +294,7 @@ def _loso_margins(values: np.ndarray, depth: np.ndarray, signs: np.ndarray, ci: 
 def _loso_effect(values: np.ndarray, base: np.ndarray | None) -> np.ndarray:
     """Per subject and target: score at the best layer of the others' mean profile minus baseline."""
     n_s, _, n_t = values.shape
-    best, valid = _loso_best(values)
+    best, valid = loso_best(values)
     picked = values[np.arange(n_s)[:, None], np.clip(best, 0, None), np.arange(n_t)[None, :]]
     if base is not None:
         picked = picked - base

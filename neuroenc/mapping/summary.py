@@ -21,6 +21,7 @@ from .group import group_from_cube, nanmean
 from .layers import NEGATIVE_POLICIES, attach_best_pvalues, best_layers_from_cube
 from .profiles import profiles_from_cube
 from .stability import split_half_stability
+from .unique import describe_unique, unique_columns, unique_layers
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ class LayerMapping:
     stability : DataFrame | None
         Split-half stability: one row per (target, layer) with ``share_best``, the share of
         random halves of the subjects whose mean profile is best at that layer (4+ subjects).
+    unique : DataFrame | None
+        What each layer adds beyond the baseline, when the fits have it: one row per (target,
+        layer) with the mean ``delta_r2`` over subjects, its interval, ``p`` and ``in_best_set``
+        (:func:`~neuroenc.mapping.unique.unique_layers`); ``group`` then has the ``unique_*``
+        columns (:func:`~neuroenc.mapping.unique.unique_columns`). None without a baseline.
     """
 
     best: pd.DataFrame
@@ -76,6 +82,7 @@ class LayerMapping:
     params: dict[str, Any] = field(default_factory=dict)
     comparison: LayerComparison | None = None
     stability: pd.DataFrame | None = None
+    unique: pd.DataFrame | None = None
 
     @property
     def n_subjects(self) -> int:
@@ -110,8 +117,19 @@ class LayerMapping:
         if self.comparison is not None:
             how = "sign flips across subjects" if self.n_subjects > 1 else self.comparison.source + " draws"
             tail.append(f"Best-layer sets: the layers not reliably worse than the best, tested against the other "
-                        f"layers ({how}, one-sided alpha = {self.comparison.alpha:g}, max over layers).")
+                        f"layers ({how}, one-sided alpha = {self.comparison.alpha:g}, max over layers). "
+                        f"{MARGINS_NOTE}")
+        if self.unique is not None:
+            how = ("the mean over subjects, its p and 95 % interval from sign flips across subjects, its set "
+                   "tested against the other layers by the same flips" if self.n_subjects > 1 else
+                   "the fit's own p, interval and set")
+            tail.append(f"Unique contributions: held-out Δr² = R²(baseline + layer) − R²(baseline), fitted on the "
+                        f"same folds ({how}); p tests Δr² > 0.")
         return "\n".join([f"{head}:"] + [f"- {p}." for p in parts] + tail)
+
+
+#: Said wherever best-layer margins are given.
+MARGINS_NOTE = "The margins compare held-out r, which can be negative."
 
 
 def describe_target(row: Any, score: str = "r", n_subjects: int = 1) -> str:
@@ -134,6 +152,9 @@ def describe_target(row: Any, score: str = "r", n_subjects: int = 1) -> str:
     if np.isfinite(row.get("split_half_distance", np.nan)):
         text += (f"; in random halves of the subjects the best layer moves by a median of "
                  f"{row['split_half_distance']:.0f} layers")
+    unique = describe_unique(row)
+    if unique is not None:
+        text += f"; {unique}"
     return text
 
 
@@ -146,6 +167,11 @@ def group_best_table(results: EncodingResults) -> pd.DataFrame:
     table = results.best()
     table.insert(2, "depth", table["best_depth"])
     table["r_last_layer"] = table["r_last"]
+    if getattr(results, "unique", None) is not None:  # the best layer by unique contribution too
+        cube = cube_from_results([results])
+        _, arrays = unique_layers(cube)
+        for name, value in unique_columns(cube, arrays, table["best_layer"].to_numpy()).items():
+            table[name] = value
     return table
 
 
@@ -176,6 +202,22 @@ def _mean_over_targets(cube: ScoreCube, score: str) -> ScoreCube:
         targets=[f"mean of {len(cube.targets)} targets"],
         layer_fields={score: mean},
         model=cube.model,
+    )
+
+
+def _mean_unique(cube: ScoreCube) -> ScoreCube:
+    """A cube with one pseudo-target whose unique contribution is the mean Δr² over all targets
+    (the name of :func:`_mean_over_targets`'s); one subject's own tests do not carry over."""
+    return ScoreCube(
+        unit=cube.unit,
+        units=cube.units,
+        layers=cube.layers,
+        depth=cube.depth,
+        targets=[f"mean of {len(cube.targets)} targets"],
+        model=cube.model,
+        unique={name: nanmean(cube.unique[name], axis=2)[..., None] for name in ("delta_r2", "delta_r")
+                if name in cube.unique},
+        unique_baseline=cube.unique_baseline,
     )
 
 
@@ -241,8 +283,9 @@ def map_layers(
         subject. ``"auto"``: subjects when there are several, else folds when the results have
         fold scores.
     max_profile_targets : int
-        With more targets than this (voxels, vertices), the profile is computed for the mean
-        over all targets (one pseudo-target ``"mean of N targets"``) rather than per target.
+        With more targets than this (voxels, vertices), the profile (and the per-layer table of
+        unique contributions, ``unique``) is computed for the mean over all targets (one
+        pseudo-target ``"mean of N targets"``) rather than per target.
     compare_alpha : float
         Level of the best-layer sets (one-sided): with several subjects, every layer is tested
         against the best of the group profile by sign flips across subjects (at most 2,000, or
@@ -284,6 +327,15 @@ def map_layers(
         stability, halves = split_half_stability(cube.values(score), cube.layers, cube.depth, cube.targets,
                                                  n_splits=n_splits, random_state=rng)
         group = group.merge(halves.drop(columns="n_splits"), on="target", how="left")
+    unique, arrays = unique_layers(cube, n_permutations=n_permutations, ci=ci, compare_alpha=compare_alpha,
+                                   random_state=rng)
+    if arrays is not None and len(cube.targets) > max_profile_targets:  # the per-layer table: of the mean
+        unique = unique_layers(_mean_unique(cube), n_permutations=n_permutations, ci=ci,
+                               compare_alpha=compare_alpha, random_state=rng)[0]
+    if arrays is not None:
+        for name, value in unique_columns(cube, arrays, group["best_layer"].to_numpy(), n_permutations,
+                                          random_state=rng).items():
+            group[name] = value
     logger.info("mapped %d layers x %d targets x %d subjects", cube.layers.size, len(cube.targets),
                 len(cube.units))
     return LayerMapping(
@@ -299,6 +351,7 @@ def map_layers(
         score=score,
         comparison=comparison,
         stability=stability,
+        unique=unique,
         params={
             "score": score,
             "negative": negative,

@@ -16,7 +16,7 @@ from .._io import atomic_path
 from .._owned import MANIFEST, check_replace, record_written
 from ..encoding.results import EncodingResults
 from ..mapping import map_layers
-from ..mapping.summary import describe_target, group_best_table
+from ..mapping.summary import MARGINS_NOTE, describe_target, group_best_table
 from .config import RunConfig
 from .loaders import GROUP
 from .tasks import mapping_params, output_dir, write_report
@@ -45,7 +45,8 @@ class RunOutput:
         lines = []
         if self.group_table is not None and len(self.group_table):
             parts = [describe_target(row, "r", 1) for _, row in self.group_table.iterrows()]
-            lines.append("\n".join(["Group-mean response:"] + [f"- {p}." for p in parts]))
+            note = [MARGINS_NOTE] if "delta_last" in self.group_table else []
+            lines.append("\n".join(["Group-mean response:"] + [f"- {p}." for p in parts] + note))
         if self.mapping is not None:
             lines.append(self.mapping.summary())
         return "\n\n".join(lines)
@@ -136,7 +137,12 @@ def write_tables(folder: Path, mapping: Any, group_table: pd.DataFrame | None) -
     the margins with their intervals, the split-half stability, the group test),
     ``best_layers_per_subject.csv``, ``best_layer_stability.csv`` (share of random halves of the
     subjects whose mean profile is best at each layer) and ``group_mean_best_layers.csv`` (the
-    group-mean fit's :meth:`~neuroenc.encoding.EncodingResults.best`), when there is one.
+    group-mean fit's :meth:`~neuroenc.encoding.EncodingResults.best`), when there is one. When
+    the fits have unique contributions beyond a baseline, ``best_layers.csv`` and
+    ``group_mean_best_layers.csv`` have the ``unique_*`` columns (the best layer by unique
+    contribution, its Δr² with interval and p, its set) and ``unique_layers.csv`` holds, per
+    target and layer, the mean Δr² over subjects with its interval, p and set
+    (:func:`~neuroenc.mapping.unique.unique_layers`).
 
     Each file written is listed, with its sha256, in the folder's manifest
     (``.neuroenc-files.json``), so that a later run replaces it; a file of the same name that
@@ -149,6 +155,8 @@ def write_tables(folder: Path, mapping: Any, group_table: pd.DataFrame | None) -
         tables["best_layers_per_subject"] = mapping.best
         if mapping.stability is not None and len(mapping.stability):
             tables["best_layer_stability"] = mapping.stability
+        if getattr(mapping, "unique", None) is not None:
+            tables["unique_layers"] = mapping.unique
     if group_table is not None:
         tables["group_mean_best_layers"] = group_table
     written = {}

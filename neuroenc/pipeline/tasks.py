@@ -240,6 +240,8 @@ def _design(config: RunConfig, features: dict[str, Any], responses: dict[str, An
     kind = kinds.pop() if len(kinds) == 1 else "fmri"
     make = getattr(align, DESIGNS[kind])
     kwargs = config.alignment.kwargs(make)
+    if kind == "stimuli":  # the design's spill-over is an encoding setting of stimulus-level data sets
+        kwargs.update(config.encoding.kwargs(make, exclude=("layers",)))
     ignored = sorted(set(config.alignment.given) - set(kwargs))
     if ignored:
         logger.warning("alignment.%s do(es) not apply to %s responses (%s); ignored",

@@ -21,6 +21,7 @@ _C_SCORE = "#1f5fa8"
 _C_BASE = "#8a8a8a"
 _C_CEIL = "#c0392b"
 _C_SET = "#e6a019"
+_C_UNIQUE = "#2e8b57"
 
 
 def _set_spans(best_set: str, layers: np.ndarray, depth: np.ndarray) -> list[tuple[float, float]]:
@@ -127,6 +128,87 @@ def plot_layer_profiles(
         shaded = info is not None and "best_set" in info
         title += "; shaded: layers not reliably worse than the best)" if shaded else ")"
     fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_unique_profiles(
+    profiles: pd.DataFrame,
+    unique: pd.DataFrame,
+    group: pd.DataFrame | None = None,
+    *,
+    score: str = "r",
+    max_targets: int = 12,
+    title: str | None = None,
+) -> Figure:
+    """Per target, the raw layer profile (left) beside the unique contribution beyond the
+    baseline (right), each with its interval and its best-layer set shaded.
+
+    Parameters
+    ----------
+    profiles : DataFrame
+        The raw profiles (:func:`~neuroenc.mapping.layer_profiles`: ``target, layer,
+        relative_depth, mean, ci_low, ci_high``).
+    unique : DataFrame
+        The unique contributions (:func:`~neuroenc.mapping.unique.unique_layers`: ``target,
+        layer, relative_depth, delta_r2, delta_r2_low, delta_r2_high``).
+    group : DataFrame | None
+        One row per target with ``best_set`` and ``best_depth`` (the raw set and best layer) and
+        ``unique_best_set`` and ``unique_best_layer`` (those by unique contribution), shaded and
+        marked; without it nothing is shaded.
+    score : str
+        The raw score's name, for the axis label.
+    max_targets : int
+        Draw the first this many targets found in both tables.
+    title : str | None
+        Figure title.
+
+    Returns
+    -------
+    fig : Figure
+    """
+    require_columns(profiles, ("target", "layer", "relative_depth", "mean", "ci_low", "ci_high"),
+                    "the profiles table")
+    require_columns(unique, ("target", "layer", "relative_depth", "delta_r2", "delta_r2_low", "delta_r2_high"),
+                    "the unique-contribution table")
+    have = set(profiles["target"].astype(str))
+    targets = [t for t in pd.unique(unique["target"].astype(str)) if t in have][:max_targets]
+    if not targets:
+        raise ValueError("the profiles and the unique-contribution tables have no target in common; "
+                         f"the unique table has {_preview(list(pd.unique(unique['target'])))}.")
+    fig = Figure(figsize=(6.8, 2.3 * len(targets)), layout="constrained")
+    axes = fig.subplots(len(targets), 2, squeeze=False)
+    info = group.set_index(group["target"].astype(str)) if group is not None else None
+    panels = (("mean", "ci_low", "ci_high", "best_set", "best_depth", f"mean {score}", _C_SCORE),
+              ("delta_r2", "delta_r2_low", "delta_r2_high", "unique_best_set", "unique_best_layer",
+               "Δr² beyond baseline", _C_UNIQUE))
+    for row_axes, target in zip(axes, targets):
+        for ax, table, (col, lo, hi, set_col, best_col, label, color) in zip(row_axes, (profiles, unique), panels):
+            p = table[table["target"].astype(str) == target].sort_values("relative_depth")
+            x = p["relative_depth"].to_numpy(float)
+            ax.fill_between(x, p[lo].to_numpy(float), p[hi].to_numpy(float), color=color, alpha=0.2, linewidth=0)
+            ax.plot(x, p[col].to_numpy(float), color=color, marker="o", markersize=2.5, linewidth=1.5)
+            if info is not None and target in info.index:
+                r = info.loc[target]
+                best_set = r.get(set_col)
+                if isinstance(best_set, str) and best_set:
+                    for a, b in _set_spans(best_set, p["layer"].to_numpy(int), x):
+                        ax.axvspan(a, b, color=_C_SET, alpha=0.18, linewidth=0)
+                best = r.get(best_col)
+                depths = dict(zip(p["layer"].to_numpy(int).tolist(), x.tolist()))
+                if best is not None and not pd.isna(best):  # raw: a depth; unique: a layer
+                    depth = float(best) if best_col == "best_depth" else depths.get(int(best))
+                    if depth is not None:
+                        ax.axvline(depth, color=color, linestyle="--", linewidth=1)
+            ax.axhline(0, color="black", linewidth=0.5)
+            ax.set_title(f"{target}: {'raw' if table is profiles else 'unique'}", fontsize=9)
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_xlabel("relative depth", fontsize=8)
+            ax.set_ylabel(label, fontsize=8)
+            ax.tick_params(labelsize=7)
+    if title is None:
+        title = ("Raw profile (left) and unique contribution beyond the baseline (right); bands: intervals; "
+                 "dashed: best layer; shaded: best-layer set")
+    fig.suptitle(title, fontsize=9)
     return fig
 
 

@@ -440,6 +440,54 @@ def _best_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any]:
     return {"id": "best", "title": "Best layers", "blocks": blocks}
 
 
+def _unique_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any] | None:
+    """What each layer adds beyond the baseline (the fits' unique contributions); None without."""
+    u = mapping.unique
+    if u is None:
+        return None
+    g = mapping.group.copy()
+    names = str(g["unique_baseline"].iloc[0]) if "unique_baseline" in g and len(g) else "the baseline"
+    ci = mapping.params.get("ci", 0.95)
+    if mapping.n_subjects > 1:
+        how = (f"Per layer, the mean Δr² over the {mapping.n_subjects} subjects, its one-sided sign-flip p-value "
+               f"(Δr² > 0) and its {ci:.0%} sign-flip interval. The best layer by unique contribution is that "
+               "of the mean Δr² profile, and its set holds the layers not reliably worse than it, tested "
+               "against the other layers by the same sign flips. The best layer is chosen on these data, so "
+               "its Δr² and p are optimistic; unique_loso_p chooses each subject's layer from the other "
+               "subjects (leave-one-subject-out) and is not.")
+    else:
+        how = ("Per layer, the fit's own p-value (Δr² > 0), interval and best-layer set of the unique "
+               "contribution, from the same kind of draws as its layer comparisons.")
+    text = (f"What each layer adds beyond the baseline ({names}): the held-out Δr² = R²(baseline + layer) − "
+            "R²(baseline), the baseline and the layer fitted together (a banded ridge, one penalty per band) "
+            "and the baseline alone, on the same folds. A layer that only re-encodes the baseline (word rate, "
+            "length, frequency, position, surprisal) adds nothing, however high its raw r. Δr² is held out, so "
+            f"it can be negative (the added band costs more than it brings). {how} The margins compare "
+            "held-out r, which can be negative.")
+    blocks = [_text_block(text)]
+    if set(mapping.profiles["target"]) & set(u["target"]):  # not a mean over many targets
+        n = u["target"].nunique()
+        blocks.append(_figure_block(
+            F.plot_unique_profiles(mapping.profiles, u, mapping.group, score=mapping.score),
+            "Raw profile and unique contribution per target, each with its best-layer set shaded"
+            + (f" (the first 12 of {n} targets)." if n > 12 else "."),
+        ))
+    g["unique_delta_r2_ci"] = [f"[{lo:+.4f}, {hi:+.4f}]" if np.isfinite(lo) and np.isfinite(hi) else "–"
+                               for lo, hi in zip(g["unique_delta_r2_low"].to_numpy(float),
+                                                 g["unique_delta_r2_high"].to_numpy(float))]
+    cols = ["target", "best_layer", "best_set", "unique_best_layer", "unique_delta_r2", "unique_delta_r2_ci",
+            "unique_p", "unique_best_set", "unique_differs", "unique_loso_effect", "unique_loso_p"]
+    blocks.append(_table_block(g, table_id="unique", caption="Best layer by unique contribution beside the raw best",
+                               columns=[c for c in cols if c in g], max_rows=max_rows, sort_by="unique_delta_r2",
+                               formats={"unique_delta_r2": "g", "unique_loso_effect": "g", "unique_p": "p",
+                                        "unique_loso_p": "p"}))
+    if u["target"].nunique() <= 12:
+        blocks.append(_table_block(u, table_id="unique-layers", caption="Unique contribution per layer and target",
+                                   collapsed=True, formats={"p": "p", **{c: "g" for c in ("delta_r2", "delta_r2_low",
+                                                                                       "delta_r2_high", "delta_r")}}))
+    return {"id": "unique", "title": "Beyond the baseline", "blocks": blocks}
+
+
 def _significance_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any]:
     score, g = mapping.score, mapping.group
     test = str(g["test"].iloc[0])
@@ -616,7 +664,12 @@ _HOW_TO_READ = [
                        "permutation null's draws, which keep the time structure."),
     ("Δr best − last, best − intermediate", "How much the best layer beats the last layer and the best "
                                             "layer of the middle third of the depth, with a 95% interval; "
-                                            "an interval that includes 0 means no reliable difference."),
+                                            "an interval that includes 0 means no reliable difference. "
+                                            "The margins compare held-out r, which can be negative."),
+    ("Unique contribution (Δr²)", "What a layer adds beyond the baseline regressors: the held-out R² of the "
+                                  "baseline and the layer fitted together minus that of the baseline alone, on "
+                                  "the same folds (shown only when the fits have a baseline). It can be "
+                                  "negative; its best layer and set can differ from the raw ones."),
     ("Split-half stability", "The subjects are split into random halves many times; how often each layer "
                              "is the best of a half's mean profile, and the median distance (in layers) "
                              "between the two halves' best layers. A best layer that moves a lot between "
@@ -677,6 +730,7 @@ def render_report(
         _data_section(mapping, space),
         _profiles_section(mapping),
         _best_section(mapping, max_table_rows),
+        _unique_section(mapping, max_table_rows),
         _brain_section(mapping, space, notes),
         _significance_section(mapping, max_table_rows),
         _split_section(mapping),

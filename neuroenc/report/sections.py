@@ -27,6 +27,7 @@ from .figures import (
     plot_intervention_profiles,
     plot_layer_profiles,
     plot_metric_profiles,
+    plot_unique_profiles,
     require_columns,
     with_relative_depth,
 )
@@ -152,6 +153,15 @@ def group_mean_section(results: EncodingResults, mapping: Any = None, *, random_
                      random_state=random_state)
     figure = plot_layer_profiles(own.profiles, own.group, title="Group-mean response: held-out r per layer "
                                  "(band: bootstrap over CV folds; shaded: best-layer set)")
+    figures = [("Layer profiles of the group-mean fit", figure)]
+    if own.unique is not None:
+        text += (f" Beyond the baseline ({own.group['unique_baseline'].iloc[0]}): each layer's held-out "
+                 "Δr² = R²(baseline + layer) − R²(baseline) on the same folds, with the fit's own p (Δr² > 0), "
+                 "interval and best-layer set (the unique_* columns); it can be negative.")
+        if set(own.profiles["target"]) & set(own.unique["target"]):  # not a mean over many targets
+            figures.append(("Raw profile and unique contribution beyond the baseline of the group-mean fit "
+                            "(shaded: each one's best-layer set)",
+                            plot_unique_profiles(own.profiles, own.unique, own.group)))
     tables = [("Best layer per target (group-mean fit)", table)]
     if mapping is not None and mapping.n_subjects > 1:
         sets = table.set_index("target")["best_set"] if "best_set" in table else None
@@ -160,8 +170,7 @@ def group_mean_section(results: EncodingResults, mapping: Any = None, *, random_
             "range, each layer with its count, and how many fall in the group-mean fit's best-layer set)",
             _subjects_best(mapping, list(results.targets), sets),
         ))
-    return ReportSection("Group-mean response", text, figures=[("Layer profiles of the group-mean fit", figure)],
-                         tables=tables)
+    return ReportSection("Group-mean response", text, figures=figures, tables=tables)
 
 
 def _model_key(name: Any) -> str:
