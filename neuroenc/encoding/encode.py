@@ -137,7 +137,8 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         the other layers), ``baseline`` (``r``, ``r2``, ``pvalues``, ``alphas``) when
         ``nuisance`` is given, ``unique`` (:class:`~neuroenc.encoding.contribution.UniqueContribution`:
         each layer's held-out ``delta_r2`` and ``delta_r`` beyond the baseline, their p-values,
-        intervals and best-layer set) when ``nuisance`` is given and ``unique``, ``noise_ceiling``, settings, provenance and warnings (including
+        intervals and best-layer set) when ``nuisance`` is given and ``unique``,
+        ``noise_ceiling``, settings, provenance and warnings (including
         layers whose penalties pile up at an edge of the grid).
     """
     started = time.time()

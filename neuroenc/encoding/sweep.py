@@ -16,9 +16,9 @@ from .._logging import show_progress
 from .._settings import VERBOSE, Choices, Interval, ListOf, Logspace, check_params
 from .._validation import _check_option, _check_random_state, _preview
 from . import _joint, _ridge
+from ._joint import DEFAULT_RATIOS, JointBand
 from .backend import BACKENDS, DTYPES, resolve_backend, resolve_compute_dtype, to_numpy, use_backend
 from .best import best_index
-from ._joint import DEFAULT_RATIOS, JointBand
 from .compare import centred_null, compare_layers
 from .contribution import UNIQUE_SOURCES, UniqueContribution, unique_contribution
 from .cv import (
@@ -591,8 +591,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"nuisance has shape {N.shape}; expected ({n}, n_regressors): the baseline's "
                              "regressors on the responses' rows.")
         if not np.isfinite(N).all():
-            raise ValueError(f"nuisance has NaN or inf in column(s) {_preview(np.flatnonzero(~np.isfinite(N).all(0)))}; "
-                             "fill or drop those regressors before fitting.")
+            bad = _preview(np.flatnonzero(~np.isfinite(N).all(0)))
+            raise ValueError(f"nuisance has NaN or inf in column(s) {bad}; fill or drop those regressors "
+                             "before fitting.")
         return N
 
     def _unique(self, designs, Y, N, outer, base_out, jfold, draws, rows) -> UniqueContribution:
