@@ -80,7 +80,7 @@ class JointSplit:
         return self.bP @ (D * (self.bV.T @ NtY))
 
 
-def _np(B, a) -> np.ndarray:
+def to_np(B, a) -> np.ndarray:
     return np.asarray(B.to_numpy(a), dtype=np.float64)
 
 
@@ -88,13 +88,13 @@ def split_pieces(B, split, gram, band: JointBand, XtN=None, clip: bool = False) 
     """The joint pieces of a decomposed split (:func:`~neuroenc.encoding._ridge.decompose`);
     ``XtN = X^T N`` (primal form); ``clip``: negative eigenvalues (round-off) as zeros, as the
     refit of an outer fold does."""
-    lam = _np(B, split.lam)
+    lam = to_np(B, split.lam)
     if clip:
         lam = np.clip(lam, 0, None)
-    Zu = _np(B, split.project(B, gram, band.N, XtN))
+    Zu = to_np(B, split.project(B, gram, band.N, XtN))
     NT = band.N64[split.train]
-    return JointSplit(split.form, np.asarray(split.train), np.asarray(split.test), lam, _np(B, split.P),
-                      _np(B, split.V), Zu, band.N64[split.test], NT.T @ NT)
+    return JointSplit(split.form, np.asarray(split.train), np.asarray(split.test), lam, to_np(B, split.P),
+                      to_np(B, split.V), Zu, band.N64[split.test], NT.T @ NT)
 
 
 def _terms(js: JointSplit, alpha: float):

@@ -673,9 +673,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                     loss, E = cv_losses(B, s, gram, Yc, alphas, XtY, counter, return_residuals=True)
                     loss = to_float64(B, loss)
                     js = jsplits[s_i]
-                    Zy = _joint._np(B, s.project(B, gram, Yc, XtY))
+                    Zy = _joint.to_np(B, s.project(B, gram, Yc, XtY))
                     NtY = joint.N64[s.train].T @ Ynp[s.train]
-                    jl = _joint.inner_losses(js, _joint._np(B, E), Zy, NtY, Ynp[s.test], alphas_np, ratios,
+                    jl = _joint.inner_losses(js, _joint.to_np(B, E), Zy, NtY, Ynp[s.test], alphas_np, ratios,
                                              b_alpha, _invalid_alphas(B, s.lam, alphas))
                     del E
                     jlosses.append(jl)
@@ -684,7 +684,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             pred = refit_predict(B, outer_split, gram, Yc, alphas, best, XtY, counter)
             if joint is not None:
                 pairs = _joint.select_pairs(np.stack(jlosses), alphas_np, ratios)
-                Zy = _joint._np(B, outer_split.project(B, gram, Yc, XtY))
+                Zy = _joint.to_np(B, outer_split.project(B, gram, Yc, XtY))
                 NtY = joint.N64[train].T @ Ynp[train]
                 a_layer, a_base = _joint.pair_penalties(pairs, alphas_np, ratios, b_alpha)
                 jpred = _joint.outer_predict(jouter, Zy, NtY, a_layer, a_base)
