@@ -21,8 +21,15 @@ primal form (``X_T^T X_T = V diag(lam) V^T``, ``P = X_H V``) ``A^{-1} = (I - X_T
 X_T^T) / alpha``: ``S = (N_T^T N_T - Zu^T D Zu) / alpha``, ``g = (N_T^T y_T - Zu^T D Zy) /
 alpha`` with ``Zu = V^T X_T^T N_T`` and ``Zy = V^T X_T^T y_T``. Every pair ``(alpha, w)`` then
 costs a k x k solve and an (n_held, k) x (k, t) product beyond the layer's own fit; nothing is
-refitted. The ratios ``w`` are given relative to ``trace(K_L) / trace(K_B)`` (the bands' total
-variance), so that one grid serves layers and baselines of any width.
+refitted.
+
+The candidates, per target, searched by the layer's inner CV (the same inner splits):
+``alpha_layer`` in the layer's penalty grid and ``alpha_baseline = ratio * alpha_b``, with
+``alpha_b`` the penalty the baseline alone chose in the same outer fold (by the same inner CV)
+and ``ratio`` in a small grid (default 1: the baseline band as the baseline model has it), plus
+the layer band switched off (``alpha_layer = inf``: the baseline model itself, the limit of the
+joint model). The best joint candidate is kept only where it beats the baseline alone by more
+than the standard error of the gain across the inner folds (:func:`select_pairs`).
 """
 from __future__ import annotations
 

@@ -12,8 +12,10 @@ shifted circularly; stimuli permuted within groups); the joint and the baseline 
 refitted fold by fold with the penalties chosen on the real data and ``delta_r2`` recomputed.
 The draws hold the response to what the baseline explains, so they are the null distribution
 of ``delta_r2`` ("the layer adds nothing"): ``p = (1 + #{draws >= delta_r2}) / (1 + n_draws)``.
-Centred, their spread stands for that of the observed ``delta_r2``: the 95 % interval is the
-basic one, ``delta_r2 - quantiles of the centred draws``. The draws are paired across layers
+The 95 % intervals hold for all layers at once (the best layer is picked on the same data):
+``delta_r2 - mean(draws) -+ c s``, ``s`` the draws' standard deviation (at least the folds'
+standard error) and ``c`` the quantile of the studentized maximum over layers
+(:func:`simultaneous_intervals`). The draws are paired across layers
 (the same resampling for every layer), so the best layer by unique contribution, the set of
 layers not reliably worse than it (:func:`~neuroenc.encoding.compare.compare_layers`) and
 ``pvalues_best`` (the best layer's p, corrected for the choice by the maximum over layers) are

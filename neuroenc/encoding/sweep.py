@@ -235,10 +235,10 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         set, :mod:`neuroenc.encoding.contribution`). Exact and cheap: solved from each layer's
         own eigendecompositions (:mod:`neuroenc.encoding._joint`). No effect without a baseline.
     unique_ratios : sequence of float | None
-        Grid of the baseline band's weight ``w = alpha_layer / alpha_baseline`` in the joint
-        models, relative to the bands' total variances (``||X||² / ||N||²``), searched with the
-        penalties by the inner CV (default :data:`~neuroenc.encoding._joint.DEFAULT_RATIOS`,
-        10^-2 ... 10^4).
+        Grid of the baseline band's penalty in the joint models, as multiples of the penalty the
+        baseline alone chose in the same outer fold, searched with the layer band's penalty (the
+        ``alphas``) by the inner CV (default :data:`~neuroenc.encoding._joint.DEFAULT_RATIOS`:
+        1, the baseline band as the baseline model has it).
     refit : bool
         Refit each target's best layer on all samples (penalty chosen by CV over the outer
         splits), so that :meth:`predict` works. Dual coefficients are kept when features
@@ -276,6 +276,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         With ``compare`` and permutations: every layer against each target's best layer
         (``delta_r``, ``pvalues``, ``in_best_set``, ``ci_low``, ``ci_high``), from the centred
         permutation draws. Valid for the layers fitted together.
+    unique_ : UniqueContribution | None
+        With ``nuisance`` and ``unique``: each layer's unique contribution beyond the baseline
+        (:class:`~neuroenc.encoding.contribution.UniqueContribution`).
     block_sizes_ : list of int | None
         The permutation block / smallest shift used in each outer fold (circular and block).
     permutation_ : str | None
