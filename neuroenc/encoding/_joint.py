@@ -33,6 +33,7 @@ than the standard error of the gain across the inner folds (:func:`select_pairs`
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,16 +150,17 @@ def inner_losses(js: JointSplit, E: np.ndarray, Zy: np.ndarray, NtY: np.ndarray,
     out = np.full((n_a * n_r + 1, t), -1e5)
     F = js.baseline_predict(NtY, base_alpha) - Yh
     out[-1] = -(F * F).sum(0) / n_te
-    groups = _groups(base_alpha, base_alpha, np.arange(t))
     for i, alpha in enumerate(alphas):
         if invalid[i]:
             continue
         _, S, R, ZuD = _terms(js, float(alpha))
-        g = _g(js, ZuD, Zy, NtY, float(alpha))
-        for (b, _), cols in groups:
-            Cg = _solve(S, float(alpha) / (b * ratios), g[:, cols])  # (n_r, k, c)
-            F = E[i][:, cols][None] + R @ Cg
-            out[i * n_r:(i + 1) * n_r, cols] = -np.einsum("wij,wij->wj", F, F) / n_te
+        # (I / w + S)^{-1} g for every target's w at once, from one eigendecomposition of S
+        lam_s, Q = np.linalg.eigh(0.5 * (S + S.T))
+        h = Q.T @ _g(js, ZuD, Zy, NtY, float(alpha))  # (k, t)
+        for m, ratio in enumerate(ratios):
+            inv_w = base_alpha * ratio / float(alpha)  # 1 / w = alpha_baseline / alpha_layer, per target
+            F = E[i] + R @ (Q @ (h / (lam_s[:, None] + inv_w[None, :])))
+            out[i * n_r + m] = -(F * F).sum(0) / n_te
     return out
 
 
@@ -238,10 +240,11 @@ def joint_hat(js: JointSplit, X_T: np.ndarray | None, N_T: np.ndarray, alpha: fl
     return left @ X_T.T + RC @ N_T.T / alpha
 
 
-def ridge_hat(N_T: np.ndarray, N_H: np.ndarray, alpha: float) -> np.ndarray:
-    """The map of a ridge of ``N`` alone (penalty ``alpha``): (n_held, n_train)."""
+def ridge_hat(N_T: np.ndarray, N_H: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """The map of a ridge of ``N`` alone (penalty ``alpha``) in factors ``(A, B)``: the held-out
+    predictions are ``A @ (B @ y_T)``, ``A`` (n_held, k), ``B = N_T^T`` (k, n_train)."""
     k = N_T.shape[1]
-    return N_H @ np.linalg.solve(N_T.T @ N_T + alpha * np.eye(k), N_T.T)
+    return N_H @ np.linalg.inv(N_T.T @ N_T + alpha * np.eye(k)), N_T.T
 
 
 def scores(yte: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -283,30 +286,96 @@ def numpy_split(X: np.ndarray, N: np.ndarray, train: np.ndarray, test: np.ndarra
 
 #: Bytes one batch of draws of the unique-contribution tests may take (responses of every draw).
 DRAW_BATCH_BYTES = 64 * 2**20
+#: The draws' responses are made once for all layers when they take at most this many bytes.
+KEEP_BYTES = 256 * 2**20
 
 
-def hat_draws(hats: list, signal: np.ndarray, residuals: np.ndarray, outer: list, draws: Any,
-              batch_bytes: int = DRAW_BATCH_BYTES) -> np.ndarray:
-    """Held-out R² of fixed linear models on each draw of ``signal + resampled residuals``.
-
-    ``hats[k]``: for outer fold ``k``, a list of ``(cols, M)``: the targets ``cols`` whose
-    model maps training responses to held-out predictions by ``M`` (n_held, n_train).
-    ``draws``: :class:`~neuroenc.encoding.stats.ShiftedDraws` (runs shifted circularly) or
-    :class:`~neuroenc.encoding.stats.PermutedDraws` (stimuli permuted within groups). Returns
-    (n_draws, n_folds, n_targets), NaN where a fold has no model for a target.
-    """
+def draw_batches(signal: np.ndarray, residuals: np.ndarray, draws: Any, batch_bytes: int = DRAW_BATCH_BYTES):
+    """The responses of the draws, batch by batch: ``(start, Yd)`` with ``Yd`` (n, kd, t)."""
     n, t = signal.shape
-    out = np.full((draws.n_draws, len(outer), t), np.nan)
     step = int(max(1, min(draws.n_draws, batch_bytes // max(8 * n * t, 1))))
     for start in range(0, draws.n_draws, step):
         idx = draws.indices(start, min(start + step, draws.n_draws))  # (kd, n)
-        Yd = signal[None] + residuals[idx]  # (kd, n, t)
+        yield start, signal[:, None, :] + residuals[idx.T]  # sample-major: one GEMM per model
+
+
+def hat_draws(hats: list, signal: np.ndarray, residuals: np.ndarray, outer: list, draws: Any,
+              batch_bytes: int = DRAW_BATCH_BYTES, batches: list | None = None) -> np.ndarray:
+    """Held-out R² of fixed linear models on each draw of ``signal + resampled residuals``.
+
+    ``hats[k]``: for outer fold ``k``, a list of ``(cols, M)``: the targets ``cols`` whose
+    model maps training responses to held-out predictions by ``M`` (n_held, n_train), or by
+    ``M[0] @ M[1]`` when ``M`` is a pair of low-rank factors.
+    ``draws``: :class:`~neuroenc.encoding.stats.ShiftedDraws` (runs shifted circularly) or
+    :class:`~neuroenc.encoding.stats.PermutedDraws` (stimuli permuted within groups);
+    ``batches``: the draws' responses already made (:func:`draw_batches`). Returns
+    (n_draws, n_folds, n_targets), NaN where a fold has no model for a target.
+    """
+    t = signal.shape[1]
+    out = np.full((draws.n_draws, len(outer), t), np.nan)
+    for start, Yd in (batches if batches is not None else draw_batches(signal, residuals, draws, batch_bytes)):
+        kd = Yd.shape[1]
         for k, (train, test) in enumerate(outer):
+            Ytr, Yte = Yd[train], Yd[test]
             for cols, M in hats[k]:
-                sub = Yd[:, :, cols]
-                _, r2 = scores(sub[:, test], M @ sub[:, train])
-                out[start:start + idx.shape[0], k, cols] = r2
+                c = cols.size
+                ytr = Ytr[:, :, cols].reshape(train.size, kd * c)
+                pred = M[0] @ (M[1] @ ytr) if isinstance(M, tuple) else M @ ytr
+                _, r2 = scores(Yte[:, :, cols].reshape(test.size, kd * c), pred)
+                out[start:start + kd, k, cols] = r2.reshape(kd, c)
     return out
+
+
+class UniqueDraws:
+    """The residual draws of the unique-contribution tests, shared by every layer.
+
+    Each draw's response is the baseline's held-out prediction (scaled to the response by least
+    squares) plus the residuals resampled by ``draws`` (runs shifted circularly, or stimuli
+    permuted within groups); the baseline (penalties ``base_alpha``, (n_folds, t)) is refitted
+    on each fold once here, and each layer's joint models by :meth:`layer`.
+    """
+
+    def __init__(self, Y: np.ndarray, N: np.ndarray, outer: list, predictions: np.ndarray, base_alpha: np.ndarray,
+                 base_r2: np.ndarray, draws: Any, batch_bytes: int = DRAW_BATCH_BYTES) -> None:
+        pred = np.nan_to_num(predictions)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = (pred * Y).sum(0) / (pred * pred).sum(0)
+        self.signal = pred * np.nan_to_num(scale)
+        self.residuals = Y - self.signal
+        self.N, self.outer, self.draws, self.batch_bytes = N, outer, draws, batch_bytes
+        self.base_r2 = base_r2
+        # the draws' responses serve every layer: kept when they fit in KEEP_BYTES
+        n, t = Y.shape
+        self.batches = None
+        if 8 * n * t * draws.n_draws <= KEEP_BYTES:
+            self.batches = list(draw_batches(self.signal, self.residuals, draws, KEEP_BYTES))
+        hats = [[(cols, ridge_hat(N[tr], N[te], b)) for cols, _, b in pair_groups(base_alpha[k], base_alpha[k])]
+                for k, (tr, te) in enumerate(outer)]
+        self.base = hat_draws(hats, self.signal, self.residuals, outer, draws, batch_bytes, self.batches)
+
+    def layer(self, splits: list[JointSplit], X: np.ndarray | None, alpha_layer: np.ndarray,
+              alpha_base: np.ndarray) -> np.ndarray:
+        """The fold-mean ``delta_r2`` of each draw for one layer: (n_draws, n_targets).
+
+        ``splits``: the layer's joint pieces of each outer fold (from its fit); ``X``: its design
+        (primal form only); ``alpha_layer``, ``alpha_base`` (n_folds, t): the penalties chosen
+        (``inf``: the layer switched off, delta 0 in every draw). Folds where the observed delta
+        is undefined are left out, as in the observed mean.
+        """
+        N = self.N
+        hats = []
+        for k, ((tr, _), js) in enumerate(zip(self.outer, splits)):
+            XT = X[tr] if js.form == "primal" else None
+            hats.append([(cols, joint_hat(js, XT, N[tr], a, a / b)) for cols, a, b in
+                         pair_groups(alpha_layer[k], alpha_base[k]) if np.isfinite(a)])
+        d = hat_draws(hats, self.signal, self.residuals, self.outer, self.draws, self.batch_bytes,
+                      self.batches) - self.base
+        off = np.isinf(alpha_layer)
+        defined = np.isfinite(self.base_r2) & ~np.isnan(alpha_layer)
+        d = np.where(off[None], 0.0, np.where(defined[None], d, np.nan))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(d, 1)
 
 
 def pair_groups(alpha_layer: np.ndarray, alpha_base: np.ndarray) -> list[tuple[np.ndarray, float, float]]:

@@ -618,7 +618,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         target with none). With ``joint``: ``joint_fold_r``, ``joint_fold_r2``,
         ``joint_fold_alpha`` (the layer band's penalty; inf where the inner CV switched the layer
         off) and ``joint_fold_alpha_base`` (the baseline band's), (n_folds, n_targets), of the
-        joint models.
+        joint models; ``joint_splits``, the joint pieces of each outer fold
+        (:class:`~neuroenc.encoding._joint.JointSplit`, for the draws of the tests).
     """
     B = current_backend()
     n, p = X.shape
@@ -631,6 +632,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         XtN = gram.X.T @ joint.N if form == "primal" else None
         ratios = np.asarray(joint.ratios, dtype=np.float64)
         jfold = {key: np.full((len(outer), t), np.nan) for key in ("r", "r2", "alpha", "alpha_base")}
+        joint_splits = []
     itemsize = 4 if "32" in str(X.dtype) else 8
     dtype_name = "float32" if itemsize == 4 else "float64"
     max_held = max(max(va.size for _, va in inn) for inn in inner)
@@ -655,6 +657,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         if joint is not None:
             jsplits = [_joint.split_pieces(B, s, gram, joint, XtN) for s in splits]
             jouter = _joint.split_pieces(B, outer_split, gram, joint, XtN, clip=True)
+            joint_splits.append(jouter)
         for start in range(0, t, batch):
             cols = slice(start, min(start + batch, t))
             Yc = Y[:, cols]
@@ -713,6 +716,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         out["predictions"] = predictions
     if joint is not None:
         out.update({f"joint_fold_{key}": value for key, value in jfold.items()})
+        out["joint_splits"] = joint_splits
     if null_shifts is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
             out["null"] = np.where(null_count > 0, null_sum / np.maximum(null_count, 1), np.nan)

@@ -479,7 +479,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         with use_backend(backend_name) as B:
             Yb = B.asarray(Y, dtype=dtype)
             ab = B.asarray(alphas, dtype=dtype)
-            band = base_out = jfold = None
+            band = base_out = jfold = udraws = usamples = None
             if N is not None:
                 # the baseline alone, and its band in every layer's joint model: the same splits
                 base_out = _ridge.fit_layer_cv(B.asarray(N, dtype=dtype), Yb, outer, inner, ab, form=self.form,
@@ -516,7 +516,6 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     elif compare_mode == "null":
                         nulls = np.full((n_perm, n_l, t), np.nan, dtype=np.float32)
                 Xb = B.asarray(X, dtype=dtype)
-                del X
                 out = _ridge.fit_layer_cv(Xb, Yb, outer, inner, ab, form=self.form,
                                           n_targets_batch=self.n_targets_batch,
                                           return_predictions=method in ("circular", "block")
@@ -525,7 +524,17 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 if band is not None:
                     for key in jfold:
                         jfold[key][:, j] = out[f"joint_fold_{key}"]
-                del Xb
+                    if n_perm >= 2 and method == "refit":  # the unique contributions' residual draws
+                        if udraws is None:
+                            udraws = _joint.UniqueDraws(Y, N, outer, base_out["predictions"], base_out["fold_alpha"],
+                                                        base_out["fold_r2"], make_draws(_derived_seed(perm_seed, 2)))
+                            usamples = np.full((n_perm, n_l, t), np.nan)
+                        Xn = np.asarray(X, dtype=np.float64) if out["form"] == "primal" else None
+                        usamples[:, j] = udraws.layer(out["joint_splits"], Xn, out["joint_fold_alpha"],
+                                                      out["joint_fold_alpha_base"])
+                        del Xn
+                out.pop("joint_splits", None)
+                del Xb, X
                 fold_r[:, j], fold_r2[:, j], fold_alpha[:, j] = out["fold_r"], out["fold_r2"], out["fold_alpha"]
                 if predictions is not None:
                     predictions[j] = out["predictions"]
@@ -576,8 +585,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             del nulls
         self.unique_ = None
         if N is not None:
-            draws = make_draws(_derived_seed(perm_seed, 2)) if n_perm >= 2 and method == "refit" else None
-            self.unique_ = self._unique(designs, Y, N, outer, base_out, jfold, draws, rows)
+            self.unique_ = self._unique(base_out, jfold, usamples, rows)
         self.flops_ = counter["flops"]
         self.backend_, self.dtype_ = backend_name, dtype
         self.coefs_ = {}
@@ -599,47 +607,16 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                              "before fitting.")
         return N
 
-    def _unique(self, designs, Y, N, outer, base_out, jfold, draws, rows) -> UniqueContribution:
-        """The unique contribution of every layer beyond the baseline, and its residual-draw tests.
-
-        Each draw is the baseline's held-out prediction (scaled to the response by least squares)
-        plus the residuals resampled as the permutation null resamples responses (``draws``);
-        the baseline and every layer's joint model are refitted fold by fold with the penalties
-        chosen on the real responses (:func:`~neuroenc.encoding._joint.hat_draws`).
-        """
+    def _unique(self, base_out, jfold, samples, rows) -> UniqueContribution:
+        """The unique contribution of every layer beyond the baseline, with its tests when there
+        are residual draws (``samples``, (n_draws, n_layers, n_targets), from
+        :class:`~neuroenc.encoding._joint.UniqueDraws`: each draw the baseline's held-out
+        prediction plus resampled residuals, the baseline and every joint model refitted with
+        the penalties chosen on the real responses)."""
         # where the inner CV switched the layer off, the joint model is the baseline: delta 0
         off = np.isinf(jfold["alpha"])
         for key in ("r", "r2"):
             jfold[key] = np.where(off, base_out[f"fold_{key}"][:, None, :], jfold[key])
-        fold_d2 = jfold["r2"] - base_out["fold_r2"][:, None, :]
-        samples = None
-        if draws is not None:
-            pred = np.nan_to_num(base_out["predictions"])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                scale = (pred * Y).sum(0) / (pred * pred).sum(0)
-            signal = pred * np.nan_to_num(scale)
-            resid = Y - signal
-            hats = [[(cols, _joint.ridge_hat(N[tr], N[te], b)) for cols, _, b in
-                     _joint.pair_groups(base_out["fold_alpha"][k], base_out["fold_alpha"][k])]
-                    for k, (tr, te) in enumerate(outer)]
-            base_draws = _joint.hat_draws(hats, signal, resid, outer, draws)
-            samples = np.full((draws.n_draws, len(designs.layers), Y.shape[1]), np.nan)
-            progress = show_progress(self.verbose)
-            for j, layer in enumerate(tqdm(designs.layers, desc="unique contributions", disable=not progress)):
-                X = np.asarray(designs[layer], dtype=np.float64)
-                form = self.forms_[layer]
-                hats = []
-                for k, (tr, te) in enumerate(outer):
-                    js = _joint.numpy_split(X, N, tr, te, form)
-                    hats.append([(cols, _joint.ridge_hat(N[tr], N[te], b) if np.isinf(a) else
-                                  _joint.joint_hat(js, X[tr] if form == "primal" else None, N[tr], a, a / b))
-                                 for cols, a, b in _joint.pair_groups(jfold["alpha"][k, j], jfold["alpha_base"][k, j])])
-                del X
-                d = _joint.hat_draws(hats, signal, resid, outer, draws) - base_draws  # (D, F, t)
-                d = np.where(off[:, j][None], 0.0, np.where(np.isfinite(fold_d2[:, j])[None], d, np.nan))
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    samples[:, j] = np.nanmean(d, 1)
         return unique_contribution(jfold["r2"], base_out["fold_r2"], jfold["r"], base_out["fold_r"], samples,
                                    alpha=self.compare_alpha, source=UNIQUE_SOURCES[rows])
 
