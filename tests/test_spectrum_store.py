@@ -57,12 +57,14 @@ def _layers(rng, n=80, p=120):
     return [base, base[:, ::-1] + 0.5 * rng.standard_normal((n, p))]
 
 
-@pytest.mark.parametrize("compare", ["residual", False])
-def test_subjects_of_one_design_share_its_spectra_with_the_same_results(rng, compare):
+@pytest.mark.parametrize("compare, baseline", [("residual", False), (False, False), (False, True)])
+def test_subjects_of_one_design_share_its_spectra_with_the_same_results(rng, compare, baseline):
     layers = _layers(rng)
     subjects = [layers[0][:, :3] @ rng.standard_normal((3, 2)) + rng.standard_normal((80, 2)) for _ in range(3)]
     kw = dict(alphas=np.logspace(-1, 4, 6), cv=4, inner_cv=3, n_permutations=40, compare=compare,
               random_state=3, backend="numpy", dtype="float64")
+    if baseline:  # the unique contributions' joint models reuse the same spectra
+        kw["nuisance"] = {"rate": rng.standard_normal((80, 2))}
     store = SpectrumStore()
     for k, Y in enumerate(subjects):
         misses = store.misses
@@ -73,6 +75,10 @@ def test_subjects_of_one_design_share_its_spectra_with_the_same_results(rng, com
         if compare:
             for name in ("delta_r", "pvalues", "ci_low", "ci_high"):
                 np.testing.assert_allclose(getattr(shared.comparison, name), getattr(alone.comparison, name),
+                                           rtol=0, atol=1e-12)
+        if baseline:
+            for name in ("delta_r2", "pvalues", "ci_low", "ci_high"):
+                np.testing.assert_allclose(getattr(shared.unique, name), getattr(alone.unique, name),
                                            rtol=0, atol=1e-12)
         if k > 0:  # every Gram and spectrum came from the store
             assert store.misses == misses

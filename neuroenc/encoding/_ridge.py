@@ -270,12 +270,14 @@ def _sqsum(B, E):
     return (E * E).sum(-2)
 
 
-def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=None):
+def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=None, return_residuals=False):
     """himalaya's ``l2_neg_loss`` of every penalty on the held-out rows: (n_alphas, n_targets).
 
     ``Y`` is the chunk of targets for all samples (backend array); ``counter`` (a dict) gets
     the floating-point operations done added to its ``"flops"`` key. The split's filters must
-    have been chosen (:func:`prepare_filters`).
+    have been chosen (:func:`prepare_filters`). With ``return_residuals``, also the held-out
+    residuals (prediction minus response) of every penalty, (n_alphas, n_heldout, n_targets),
+    for the joint models of :mod:`neuroenc.encoding._joint`.
     """
     Yh = take_rows(B, Y, split.test)
     n_te, t = Yh.shape
@@ -307,6 +309,8 @@ def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=Non
         loss[as_index(B, np.flatnonzero(invalid))] = -1e5
     if counter is not None:
         counter["flops"] = counter.get("flops", 0.0) + flops
+    if return_residuals:
+        return loss, pred
     return loss
 
 
@@ -591,7 +595,7 @@ def _layer_gram(X, outer, form: str, counter: dict | None,
 
 def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_batch: int | None = None,
                  return_predictions: bool = True, counter: dict | None = None,
-                 progress: Any = None, null_shifts: Any = None,
+                 progress: Any = None, null_shifts: Any = None, joint: Any = None,
                  store: SpectrumStore | None = None) -> dict[str, np.ndarray]:
     """Nested-CV ridge of one layer on a chunk of targets.
 
@@ -624,6 +628,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         circular shifts of each run (:class:`~neuroenc.encoding.stats.ShiftedDraws`) or
         permutations of the stimuli within groups
         (:class:`~neuroenc.encoding.stats.PermutedDraws`).
+    joint : JointBand | None
+        A baseline band (:class:`~neuroenc.encoding._joint.JointBand`): also fit the joint
+        banded ridge of [baseline + layer] with a penalty per band, the pair chosen per target
+        by the same inner CV, from the same eigendecompositions (:mod:`~neuroenc.encoding._joint`).
     store : SpectrumStore | None
         Where the layer's Gram and its splits' eigendecompositions are looked up and kept, for
         later fits of the same design (other subjects of the same story).
@@ -636,13 +644,24 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         ``form`` the form used; ``pooled_r`` (n_targets,): the Pearson r of the held-out
         predictions of all folds pooled (:func:`pooled_r`); with ``null_shifts``, ``null`` (n_draws, n_targets): the
         fold-mean r of each draw, over the folds where the observed r is defined (NaN for a
-        target with none).
+        target with none). With ``joint``: ``joint_fold_r``, ``joint_fold_r2``,
+        ``joint_fold_alpha`` (the layer band's penalty; inf where the inner CV switched the layer
+        off) and ``joint_fold_alpha_base`` (the baseline band's), (n_folds, n_targets), of the
+        joint models; ``joint_splits``, the joint pieces of each outer fold
+        (:class:`~neuroenc.encoding._joint.JointSplit`, for the draws of the tests).
     """
     B = current_backend()
     n, p = X.shape
     t = Y.shape[1]
     a = alphas.shape[0]
     form, gram, counter = _layer_gram(X, outer, form, counter, store)
+    if joint is not None:
+        from . import _joint
+
+        XtN = gram.X.T @ joint.N if form == "primal" else None
+        ratios = np.asarray(joint.ratios, dtype=np.float64)
+        jfold = {key: np.full((len(outer), t), np.nan) for key in ("r", "r2", "alpha", "alpha_base")}
+        joint_splits = []
     itemsize = 4 if "32" in str(X.dtype) else 8
     dtype_name = "float32" if itemsize == 4 else "float64"
     max_held = max(max(va.size for _, va in inn) for inn in inner)
@@ -664,6 +683,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             prepare_filters(B, s, alphas, t, dtype_name)
         outer_split = decompose(B, gram, train, test, cache)
         counter["flops"] += sum(s.flops for s in splits) + outer_split.flops
+        if joint is not None:
+            jsplits = [_joint.split_pieces(B, s, gram, joint, XtN) for s in splits]
+            jouter = _joint.split_pieces(B, outer_split, gram, joint, XtN, clip=True)
+            joint_splits.append(jouter)
         for start in range(0, t, batch):
             cols = slice(start, min(start + batch, t))
             Yc = Y[:, cols]
@@ -671,11 +694,35 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             if XtY is not None:
                 counter["flops"] += 2.0 * n * p * Yc.shape[1]
             total = None
-            for s in splits:
-                loss = to_float64(B, cv_losses(B, s, gram, Yc, alphas, XtY, counter))
+            jlosses = []
+            if joint is not None:
+                Ynp = np.asarray(B.to_numpy(Yc), dtype=np.float64)
+                b_alpha = np.nan_to_num(joint.base_alpha[k, cols], nan=1.0)
+            for s_i, s in enumerate(splits):
+                if joint is None:
+                    loss = to_float64(B, cv_losses(B, s, gram, Yc, alphas, XtY, counter))
+                else:
+                    loss, E = cv_losses(B, s, gram, Yc, alphas, XtY, counter, return_residuals=True)
+                    loss = to_float64(B, loss)
+                    js = jsplits[s_i]
+                    Zy = _joint.to_np(B, s.project(B, gram, Yc, XtY))
+                    NtY = joint.N64[s.train].T @ Ynp[s.train]
+                    jl = _joint.inner_losses(js, _joint.to_np(B, E), Zy, NtY, Ynp[s.test], alphas_np, ratios,
+                                             b_alpha, _invalid_alphas(B, s.lam, alphas))
+                    del E
+                    jlosses.append(jl)
                 total = loss if total is None else total + loss
             best = select_alphas(B, total, len(splits), alphas)
             pred = refit_predict(B, outer_split, gram, Yc, alphas, best, XtY, counter)
+            if joint is not None:
+                pairs = _joint.select_pairs(np.stack(jlosses), alphas_np, ratios)
+                Zy = _joint.to_np(B, outer_split.project(B, gram, Yc, XtY))
+                NtY = joint.N64[train].T @ Ynp[train]
+                a_layer, a_base = _joint.pair_penalties(pairs, alphas_np, ratios, b_alpha)
+                jpred = _joint.outer_predict(jouter, Zy, NtY, a_layer, a_base)
+                jr, jr2 = _joint.scores(Ynp[test], jpred)
+                jfold["r"][k, cols], jfold["r2"][k, cols] = jr, jr2
+                jfold["alpha"][k, cols], jfold["alpha_base"][k, cols] = a_layer, a_base
             Yt = take_rows(B, Yc, test)
             r, r2 = fold_scores(B, Yt, pred)
             sums[:, cols] += pooled_sums(B, Yt, pred)
@@ -696,6 +743,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
            "pooled_r": pooled_r(sums)}
     if predictions is not None:
         out["predictions"] = predictions
+    if joint is not None:
+        out.update({f"joint_fold_{key}": value for key, value in jfold.items()})
+        out["joint_splits"] = joint_splits
     if null_shifts is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
             out["null"] = np.where(null_count > 0, null_sum / np.maximum(null_count, 1), np.nan)

@@ -68,7 +68,8 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                  n_blocks: int = 5, gap: int | None = None, inner_cv: Any = 5, form: str = "auto",
                  backend: str = "auto", dtype: str = "auto", n_targets_batch: int | None = None,
                  n_permutations: int = 1000, permutation: str = "auto", block_size: Any = "auto",
-                 compare: bool | str = "auto", compare_alpha: float = 0.05, random_state: int = 0,
+                 compare: bool | str = "auto", compare_alpha: float = 0.05, unique: bool = True,
+                 unique_ratios: Any = None, random_state: int = 0,
                  baseline_models: bool = False, save_weights: bool = False, provenance: dict | None = None,
                  settings: dict | None = None, verbose: bool | str | int | None = None,
                  spectra: Any = None) -> EncodingResults:
@@ -109,6 +110,12 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         Compare every layer with each target's best layer from the permutation draws, and the
         level of the best-layer set (see :class:`LayerSweep` and
         :mod:`neuroenc.encoding.compare`).
+    unique, unique_ratios : bool, sequence of float | None
+        With a ``nuisance``, also fit per layer the joint banded ridge of [baseline + layer] (a
+        penalty per band, the same folds) and store each layer's unique contribution beyond the
+        baseline in ``results.unique`` (see :class:`LayerSweep` and
+        :mod:`neuroenc.encoding.contribution`); ``unique_ratios``: the grid of the baseline
+        band's relative weight.
     random_state : int
         Seed of the permutation draws (the same draws for every layer and target).
     baseline_models : bool
@@ -141,7 +148,10 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         layer's r against chance, corrected for choosing among the layers by the maximum over
         layers of the null), ``comparison`` (every layer against the best layer: tested against
         the other layers), ``baseline`` (``r``, ``r2``, ``pvalues``, ``alphas``) when
-        ``nuisance`` is given, ``noise_ceiling``, settings, provenance and warnings (including
+        ``nuisance`` is given, ``unique`` (:class:`~neuroenc.encoding.contribution.UniqueContribution`:
+        each layer's held-out ``delta_r2`` and ``delta_r`` beyond the baseline, their p-values,
+        intervals and best-layer set) when ``nuisance`` is given and ``unique``,
+        ``noise_ceiling``, settings, provenance and warnings (including
         layers whose penalties pile up at an edge of the grid).
     """
     started = time.time()
@@ -175,15 +185,21 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     common = dict(alphas=alphas, cv=cv, n_blocks=n_blocks, gap=gap, inner_cv=inner_cv, form=form,
                   backend=backend, dtype=dtype, n_targets_batch=n_targets_batch,
                   n_permutations=n_permutations, permutation=permutation, refit=False,
-                  compare=compare, compare_alpha=compare_alpha,
+                  compare=compare, compare_alpha=compare_alpha, unique=unique, unique_ratios=unique_ratios,
                   random_state=random_state, verbose=verbose)
     if isinstance(block_size, str) or np.ndim(block_size) == 0:
         sweep_block = block_size
     else:
         sweep_block = [int(b) for b in block_size]
+    N = baseline_names = None
+    if nuisance is not None:
+        N, baseline_names = _nuisance_design(nuisance, n)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*constant.*", category=UserWarning)
-        sweep = LayerSweep(block_size=sweep_block, **common).fit(designs, Y, groups=groups, spectra=spectra)
+        sweep = LayerSweep(block_size=sweep_block, **common).fit(designs, Y, groups=groups, nuisance=N,
+                                                                 spectra=spectra)
+    if sweep.unique_ is not None:
+        sweep.unique_.baseline_names = list(baseline_names)
     if n_permutations and permutation == "auto" and sweep.permutation_ != "refit":
         messages.append(
             "The permutation null was too costly to refit for this many targets and samples, so the "
@@ -196,12 +212,12 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         logger.warning(message)
     messages.extend(edges)
     baseline: dict[str, np.ndarray] = {}
-    baseline_names: list[str] = []
+    baseline_names = baseline_names or []
     model_rows: list[dict[str, Any]] = []
     if nuisance is not None:
         # the main fit's rows, CV, gap and permutation scheme: the same outer and inner splits and draws
         same = dict(common, cv=sweep.cv_, gap=sweep.gap_, permutation=sweep.permutation_ or permutation,
-                    compare=False)
+                    compare=False, unique=False)
 
         def fit_baseline(N: np.ndarray) -> LayerSweep:
             with warnings.catch_warnings():
@@ -209,7 +225,6 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                 return LayerSweep(block_size=sweep_block, **same).fit(
                     LayerDesigns([0], lambda _: N, n, None, rows=designs.rows), Y, groups=groups)
 
-        N, baseline_names = _nuisance_design(nuisance, n)
         base = fit_baseline(N)
         baseline = {"r": base.r_[0], "r2": base.r2_[0], "alphas": base.alphas_[0]}
         if base.pvalues_ is not None:

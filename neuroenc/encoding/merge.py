@@ -10,7 +10,8 @@ corrected for choosing among the layers, from the maximum over layers of the per
 and the layer comparisons (``comparison``: every layer against the best, from every layer's
 null draws), cannot be rebuilt from layer subsets: a merge along layers sets them to None and
 says so in the results' warnings (tables then fall back to the best layer's own, uncorrected
-p-value, and have no best-layer set).
+p-value, and have no best-layer set). The same holds for the unique contributions' best-layer
+set and ``pvalues_best`` (their per-layer deltas, p-values and intervals are kept).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from ..responses.space import concat_spaces, space_from_dict
 from .compare import LayerComparison
+from .contribution import UniqueContribution
 from .results import EncodingResults
 from .sensors import merge_sensor_parts
 from .weights import merge_weights
@@ -74,6 +76,15 @@ def _cat_comparisons(parts: Sequence[EncodingResults]) -> LayerComparison | None
     if any(c is None for c in comps):
         raise ValueError("Cannot merge results: the layer comparisons are missing from some parts only.")
     return LayerComparison.concatenate(comps)
+
+
+def _cat_unique(parts: Sequence[EncodingResults], axis: str, order: np.ndarray | None = None):
+    uniq = [p.unique for p in parts]
+    if all(u is None for u in uniq):
+        return None
+    if any(u is None for u in uniq):
+        raise ValueError("Cannot merge results: the unique contributions are missing from some parts only.")
+    return UniqueContribution.concatenate(uniq, axis=axis, order=order)
 
 
 def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> EncodingResults:
@@ -158,6 +169,7 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
             comparison=_cat_comparisons(parts), r_pooled=_cat(parts, "r_pooled", 1),
             weights=merge_weights([p.weights for p in parts], axis),
             **merge_sensor_parts(parts, "targets"),
+            unique=_cat_unique(parts, "targets"),
         )
     _same(parts, "targets", lambda p: p.targets)
     _same(parts, "baseline keys", lambda p: set(p.baseline))
@@ -186,4 +198,5 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         settings=settings, provenance=provenance, warnings=warnings_, r_pooled=cat("r_pooled", 0),
         weights=merge_weights([p.weights for p in parts], axis),
         **merge_sensor_parts(parts, "layers"),
+        unique=_cat_unique(parts, "layers", order),
     )

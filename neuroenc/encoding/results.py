@@ -29,6 +29,12 @@ One results file per (model, subject) fit. Layout::
     /baseline/r          (n_targets,)     optional: baseline model (e.g. word rate + sound power)
     /baseline/r2         (n_targets,)     optional
     /baseline/pvalues    (n_targets,)     optional
+    /unique/delta_r2, /unique/delta_r (n_layers, n_targets) optional: held-out R² and r of
+                                     [baseline + layer] minus the baseline's (fold means)
+    /unique/pvalues, /unique/ci_low, /unique/ci_high, /unique/in_best_set  optional: their tests
+    /unique/fold_delta_r2, /unique/fold_delta_r (n_folds, n_layers, n_targets), /unique/pvalues_best
+        attrs: baseline_names (JSON), alpha, ci, n_draws, source
+        (see :mod:`neuroenc.encoding.contribution`)
     /noise_ceiling       (n_targets,)     optional: ceiling on r (NaN where unknown)
     /split_scores/<name> (n_bands, n_targets) optional: banded-model split scores
     /weights             optional (save_weights): each layer's refitted encoder and what
@@ -55,6 +61,7 @@ from .._io import atomic_path, json_default
 from .._owned import check_replace
 from .best import P_BEST_LAYER_ONLY, P_MAX_OVER_LAYERS, best_index, best_pvalues  # noqa: F401 (P_*: re-exported)
 from .compare import LayerComparison
+from .contribution import UniqueContribution
 from .stats import fdr_bh
 
 RESULTS_FORMAT = "neuroenc-results/1"
@@ -120,6 +127,11 @@ class EncodingResults:
         The measurement info of MEG/EEG targets (its channels are the targets, in order).
     trf_weights : dict of int -> ndarray (n_targets, n_features, n_lags)
         TRF weights per layer (:func:`~neuroenc.encoding.sensors.add_trf`); lags in ``trf_lags`` (s).
+    unique : UniqueContribution | None
+        Each layer's unique contribution beyond the baseline (``delta_r2``, ``delta_r``, their
+        fold values, p-values, intervals, best-layer set and ``baseline_names``), from joint
+        models of [baseline + layer] (:mod:`neuroenc.encoding.contribution`); None without a
+        baseline.
     """
 
     r: np.ndarray
@@ -145,6 +157,7 @@ class EncodingResults:
     sensor_info: Any = None
     trf_weights: dict[int, np.ndarray] = field(default_factory=dict)
     trf_lags: np.ndarray | None = None
+    unique: UniqueContribution | None = None
 
     def __post_init__(self) -> None:
         self.r = np.atleast_2d(np.asarray(self.r, dtype=np.float64))
@@ -184,6 +197,10 @@ class EncodingResults:
         if self.comparison is not None and self.comparison.delta_r.shape != shape:
             raise ValueError(
                 f"EncodingResults.comparison has shape {self.comparison.delta_r.shape}; expected {shape}."
+            )
+        if self.unique is not None and self.unique.delta_r2.shape != shape:
+            raise ValueError(
+                f"EncodingResults.unique has shape {self.unique.delta_r2.shape}; expected {shape}."
             )
         if self.relative_depth is None:
             top = max(int(self.provenance.get("n_model_layers", 0)) - 1, int(self.layers.max(initial=0)), 1)
@@ -381,6 +398,8 @@ class EncodingResults:
                         group.create_dataset(name, data=getattr(c, name))
                     for key, value in c.attrs().items():
                         group.attrs[key] = value
+                if self.unique is not None:
+                    self.unique.save(f.create_group("unique"))
                 if self.fold_r is not None:
                     f.create_dataset("fold_scores/r", data=self.fold_r)
                 if self.fold_r2 is not None:
@@ -448,6 +467,7 @@ class EncodingResults:
                 sensor_info=sensor_info,
                 trf_weights=trf_weights,
                 trf_lags=trf_lags,
+                unique=UniqueContribution.load(f["unique"]) if "unique" in f else None,
             )
         return results
 

@@ -15,10 +15,12 @@ from tqdm.auto import tqdm
 from .._logging import show_progress
 from .._settings import VERBOSE, Choices, Interval, ListOf, Logspace, check_params
 from .._validation import _check_option, _check_random_state, _preview
-from . import _ridge
+from . import _joint, _ridge
+from ._joint import DEFAULT_RATIOS, JointBand
 from .backend import BACKENDS, DTYPES, resolve_backend, resolve_compute_dtype, to_numpy, use_backend
 from .best import best_index
 from .compare import centred_null, compare_layers
+from .contribution import UNIQUE_SOURCES, UniqueContribution, unique_contribution
 from .cv import (
     CV_NAMES,
     CV_OBJECTS,
@@ -64,9 +66,10 @@ STIMULUS_RESIDUAL_SOURCE = "residual (permuted stimuli)"
 DEFAULT_ALPHAS = tuple(np.logspace(-1, 7, 17).tolist())
 
 
-def _derived_seed(seed: int) -> int:
-    """A second seed from ``seed``, for draws that must differ from the permutation null's."""
-    return int(np.random.default_rng([seed, 1]).integers(2**62))
+def _derived_seed(seed: int, which: int = 1) -> int:
+    """Another seed from ``seed``, for draws that must differ from the permutation null's
+    (``which``: 1 for the layer comparisons, 2 for the unique-contribution tests)."""
+    return int(np.random.default_rng([seed, which]).integers(2**62))
 
 
 def check_responses(Y: Any, n_samples: int | None = None, names: Any = None) -> np.ndarray:
@@ -228,6 +231,18 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         predictions take at most :data:`COMPARE_PREDICTION_BYTES`, else null; False: none.
     compare_alpha : float
         Level of the one-sided test of the best-layer set (``p > compare_alpha`` stays in).
+    unique : bool
+        With a baseline (``nuisance`` in :meth:`fit`), also fit per layer the joint banded
+        ridge of [baseline + layer] with a penalty per band, on the same outer and inner folds,
+        and store each layer's unique contribution beyond the baseline (``unique_``: held-out
+        ``delta_r2``, ``delta_r``, with permutations their p-values, intervals and best-layer
+        set, :mod:`neuroenc.encoding.contribution`). Exact and cheap: solved from each layer's
+        own eigendecompositions (:mod:`neuroenc.encoding._joint`). No effect without a baseline.
+    unique_ratios : sequence of float | None
+        Grid of the baseline band's penalty in the joint models, as multiples of the penalty the
+        baseline alone chose in the same outer fold, searched with the layer band's penalty (the
+        ``alphas``) by the inner CV (default :data:`~neuroenc.encoding._joint.DEFAULT_RATIOS`:
+        1, the baseline band as the baseline model has it).
     refit : bool
         Refit each target's best layer on all samples (penalty chosen by CV over the outer
         splits), so that :meth:`predict` works. Dual coefficients are kept when features
@@ -265,6 +280,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         With ``compare`` and permutations: every layer against each target's best layer
         (``delta_r``, ``pvalues``, ``in_best_set``, ``ci_low``, ``ci_high``), from the centred
         permutation draws. Valid for the layers fitted together.
+    unique_ : UniqueContribution | None
+        With ``nuisance`` and ``unique``: each layer's unique contribution beyond the baseline
+        (:class:`~neuroenc.encoding.contribution.UniqueContribution`).
     block_sizes_ : list of int | None
         The permutation block / smallest shift used in each outer fold (circular and block).
     permutation_ : str | None
@@ -315,6 +333,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                        ListOf(Interval(Integral, 1, None, closed="left"))],
         "compare": ["boolean", Choices("auto", "residual", "null")],
         "compare_alpha": [Interval(Real, 0, 1, closed="neither")],
+        "unique": ["boolean"],
+        "unique_ratios": [None, Logspace(), ListOf(Interval(Real, 0, None, closed="neither"))],
         "refit": ["boolean"],
         "random_state": [None, Interval(Integral, 0, 2**32 - 1, closed="both"), np.random.Generator,
                          np.random.RandomState],
@@ -324,7 +344,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def __init__(self, alphas=None, cv="auto", n_blocks=5, gap=None, inner_cv=5, form="auto",
                  backend="auto", dtype="auto", n_targets_batch=None, n_permutations=1000,
                  permutation="auto", block_size="auto", compare="auto", compare_alpha=0.05,
-                 refit=True, random_state=0, verbose=None):
+                 unique=True, unique_ratios=None, refit=True, random_state=0, verbose=None):
         self.alphas = alphas
         self.cv = cv
         self.n_blocks = n_blocks
@@ -339,6 +359,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.block_size = block_size
         self.compare = compare
         self.compare_alpha = compare_alpha
+        self.unique = unique
+        self.unique_ratios = unique_ratios
         self.refit = refit
         self.random_state = random_state
         self.verbose = verbose
@@ -366,7 +388,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         check_params(self)  # each parameter against its declaration (_parameter_constraints)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, groups=None, spectra=None):
+    def fit(self, X, y=None, groups=None, nuisance=None, spectra=None):
         """Fit and score every layer.
 
         Parameters
@@ -377,6 +399,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Responses, z-scored per run (no intercept is fitted, as himalaya's default).
         groups : array-like, shape (n_samples,) | None
             Run label of each sample (default: the designs' ``groups``, else one run).
+        nuisance : array-like, shape (n_samples, k) | None
+            A baseline's regressors on the same rows: with ``unique``, the unique contribution of
+            every layer beyond them (``unique_``, :mod:`neuroenc.encoding.contribution`).
         spectra : SpectrumStore | None
             Where each layer's Gram and its splits' eigendecompositions are looked up and kept
             (:class:`~neuroenc.encoding.spectra.SpectrumStore`): fits of the same design (subjects
@@ -395,6 +420,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Y = check_responses(y_arr)
         n, t = Y.shape
         designs = designs.with_n_samples(n)
+        N = self._nuisance(nuisance, n) if nuisance is not None and self.unique else None
         if n < 2:
             raise ValueError(f"LayerSweep needs several samples, got n_samples={n}.")
         if groups is None:
@@ -461,6 +487,15 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         with use_backend(backend_name) as B:
             Yb = B.asarray(Y, dtype=dtype)
             ab = B.asarray(alphas, dtype=dtype)
+            band = base_out = jfold = udraws = usamples = None
+            if N is not None:
+                # the baseline alone, and its band in every layer's joint model: the same splits
+                base_out = _ridge.fit_layer_cv(B.asarray(N, dtype=dtype), Yb, outer, inner, ab, form=self.form,
+                                               n_targets_batch=self.n_targets_batch, counter=counter)
+                band = JointBand(B.asarray(N, dtype=dtype), N, np.asarray(
+                    DEFAULT_RATIOS if self.unique_ratios is None else self.unique_ratios, dtype=np.float64),
+                    base_out["fold_alpha"])
+                jfold = {key: np.full((n_f, n_l, t), np.nan) for key in ("r", "r2", "alpha", "alpha_base")}
             for j, layer in enumerate(tqdm(layers, desc="layers", disable=not show_progress(self.verbose))):
                 X = designs[layer]
                 if n_perm and method is None:
@@ -489,13 +524,26 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     elif compare_mode == "null":
                         nulls = np.full((n_perm, n_l, t), np.nan, dtype=np.float32)
                 Xb = B.asarray(X, dtype=dtype)
-                del X
                 out = _ridge.fit_layer_cv(Xb, Yb, outer, inner, ab, form=self.form,
                                           n_targets_batch=self.n_targets_batch,
                                           return_predictions=method in ("circular", "block")
                                           or compare_mode == "residual",
-                                          counter=counter, null_shifts=null_shifts, store=spectra)
-                del Xb
+                                          counter=counter, null_shifts=null_shifts, joint=band,
+                                          store=spectra)
+                if band is not None:
+                    for key in jfold:
+                        jfold[key][:, j] = out[f"joint_fold_{key}"]
+                    if n_perm >= 2 and method == "refit":  # the unique contributions' residual draws
+                        if udraws is None:
+                            udraws = _joint.UniqueDraws(Y, N, outer, base_out["predictions"], base_out["fold_alpha"],
+                                                        base_out["fold_r2"], make_draws(_derived_seed(perm_seed, 2)))
+                            usamples = np.full((n_perm, n_l, t), np.nan)
+                        Xn = np.asarray(X, dtype=np.float64) if out["form"] == "primal" else None
+                        usamples[:, j] = udraws.layer(out["joint_splits"], Xn, out["joint_fold_alpha"],
+                                                      out["joint_fold_alpha_base"])
+                        del Xn
+                out.pop("joint_splits", None)
+                del Xb, X
                 fold_r[:, j], fold_r2[:, j], fold_alpha[:, j] = out["fold_r"], out["fold_r2"], out["fold_alpha"]
                 if predictions is not None:
                     predictions[j] = out["predictions"]
@@ -544,12 +592,42 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self.comparison_ = compare_layers(self.r_, centred_null(nulls), alpha=self.compare_alpha,
                                               source=source)
             del nulls
+        self.unique_ = None
+        if N is not None:
+            self.unique_ = self._unique(base_out, jfold, usamples, rows)
         self.flops_ = counter["flops"]
         self.backend_, self.dtype_ = backend_name, dtype
         self.coefs_ = {}
         if self.refit:
             self._refit(designs, Y, outer, alphas, backend_name, dtype)
         return self
+
+    @staticmethod
+    def _nuisance(nuisance: Any, n: int) -> np.ndarray:
+        """The baseline regressors as a finite float64 (n_samples, k) array."""
+        N = np.asarray(nuisance, dtype=np.float64)
+        N = N[:, None] if N.ndim == 1 else N
+        if N.ndim != 2 or N.shape[0] != n or N.shape[1] == 0:
+            raise ValueError(f"nuisance has shape {N.shape}; expected ({n}, n_regressors): the baseline's "
+                             "regressors on the responses' rows.")
+        if not np.isfinite(N).all():
+            bad = _preview(np.flatnonzero(~np.isfinite(N).all(0)))
+            raise ValueError(f"nuisance has NaN or inf in column(s) {bad}; fill or drop those regressors "
+                             "before fitting.")
+        return N
+
+    def _unique(self, base_out, jfold, samples, rows) -> UniqueContribution:
+        """The unique contribution of every layer beyond the baseline, with its tests when there
+        are residual draws (``samples``, (n_draws, n_layers, n_targets), from
+        :class:`~neuroenc.encoding._joint.UniqueDraws`: each draw the baseline's held-out
+        prediction plus resampled residuals, the baseline and every joint model refitted with
+        the penalties chosen on the real responses)."""
+        # where the inner CV switched the layer off, the joint model is the baseline: delta 0
+        off = np.isinf(jfold["alpha"])
+        for key in ("r", "r2"):
+            jfold[key] = np.where(off, base_out[f"fold_{key}"][:, None, :], jfold[key])
+        return unique_contribution(jfold["r2"], base_out["fold_r2"], jfold["r"], base_out["fold_r"], samples,
+                                   alpha=self.compare_alpha, source=UNIQUE_SOURCES[rows])
 
     def _compare_mode(self, method: str, n: int, n_layers: int, n_targets: int) -> str | None:
         """How the layers are compared: ``"residual"`` (refits on the best layer's prediction plus
@@ -682,7 +760,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                pvalues=self.pvalues_, alphas=self.alphas_,
                                fold_r=self.fold_r_, fold_r2=self.fold_r2_, settings=fitted,
                                pvalues_best=self.pvalues_best_, comparison=self.comparison_,
-                               r_pooled=self.r_pooled_, **kwargs)
+                               r_pooled=self.r_pooled_, unique=getattr(self, "unique_", None), **kwargs)
 
     def alpha_edge_shares(self) -> dict[str, list[float]]:
         """Per layer, the share of the chosen (fold, target) penalties at the smallest (``"low"``)

@@ -1,0 +1,385 @@
+"""Joint banded ridge of a layer band and a baseline band, from the layer's own spectrum.
+
+The joint model of a layer ``X`` and a baseline ``N`` (k columns) with one penalty per band,
+``alpha_L`` on the layer and ``alpha_B`` on the baseline, predicts the held-out rows ``H`` of a
+split from its training rows ``T`` as kernel ridge with the kernel ``K_L + w K_B`` and penalty
+``alpha = alpha_L``, ``w = alpha_L / alpha_B`` (``K_L = X X^T``, ``K_B = N N^T``)::
+
+    pred = (K_L[H,T] + w N_H N_T^T) (A + w N_T N_T^T)^{-1} y_T,   A = K_L[T,T] + alpha I.
+
+The baseline is low-rank (k columns), so Woodbury's identity solves it from the layer's
+eigendecomposition of the split (already computed for the layer's own fit), with ``U = N_T``,
+``S = U^T A^{-1} U`` and ``g = U^T A^{-1} y_T`` (k x k and k x t)::
+
+    pred = L_y + (N_H - L_U) (I / w + S)^{-1} g
+
+where ``L_y = K_L[H,T] A^{-1} y_T`` is the layer's own ridge prediction at ``alpha`` and
+``L_U`` the same map applied to the baseline's columns. In the kernel form
+(``K_L[T,T] = V diag(lam) V^T``, ``P = K_L[H,T] V``, ``D = 1 / (lam + alpha)``):
+``L_y = P D V^T y_T``, ``S = Zu^T D Zu``, ``g = Zu^T D V^T y_T`` with ``Zu = V^T N_T``. In the
+primal form (``X_T^T X_T = V diag(lam) V^T``, ``P = X_H V``) ``A^{-1} = (I - X_T V D V^T
+X_T^T) / alpha``: ``S = (N_T^T N_T - Zu^T D Zu) / alpha``, ``g = (N_T^T y_T - Zu^T D Zy) /
+alpha`` with ``Zu = V^T X_T^T N_T`` and ``Zy = V^T X_T^T y_T``. Every pair ``(alpha, w)`` then
+costs a k x k solve and an (n_held, k) x (k, t) product beyond the layer's own fit; nothing is
+refitted.
+
+The candidates, per target, searched by the layer's inner CV (the same inner splits):
+``alpha_layer`` in the layer's penalty grid and ``alpha_baseline = ratio * alpha_b``, with
+``alpha_b`` the penalty the baseline alone chose in the same outer fold (by the same inner CV)
+and ``ratio`` in a small grid (default 1: the baseline band as the baseline model has it), plus
+the layer band switched off (``alpha_layer = inf``: the baseline model itself, the limit of the
+joint model). The best joint candidate is kept only where it beats the baseline alone by more
+than the standard error of the gain across the inner folds (:func:`select_pairs`).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Default grid of the baseline band's penalty in the joint models, as multiples of the penalty
+#: the baseline alone chose in the same outer fold (by the same inner CV).
+DEFAULT_RATIOS = (1.0,)
+
+
+@dataclass
+class JointBand:
+    """The baseline band of the joint models.
+
+    ``N`` on the backend (working dtype) and ``N64`` in float64; ``ratios``: the baseline band's
+    penalties, as multiples of ``base_alpha`` (n_folds, n_targets), the penalty the baseline
+    alone chose in each outer fold.
+    """
+
+    N: Any
+    N64: np.ndarray
+    ratios: np.ndarray
+    base_alpha: np.ndarray
+
+
+@dataclass
+class JointSplit:
+    """The pieces of one split for the joint models (numpy float64)."""
+
+    form: str
+    train: np.ndarray
+    test: np.ndarray
+    lam: np.ndarray
+    P: np.ndarray  # (n_held, r)
+    V: np.ndarray  # (r, r)
+    Zu: np.ndarray  # (r, k)
+    NH: np.ndarray  # (n_held, k)
+    NtN: np.ndarray  # (k, k)
+    blam: np.ndarray | None = None  # (k,) eigenvalues of NtN (the baseline alone)
+    bP: np.ndarray | None = None  # (n_held, k): N_H times the eigenvectors of NtN
+    bV: np.ndarray | None = None  # (k, k)
+
+    def __post_init__(self) -> None:
+        lam, V = np.linalg.eigh(self.NtN)
+        self.blam, self.bP, self.bV = np.clip(lam, 0, None), self.NH @ V, V
+
+    def baseline_predict(self, NtY: np.ndarray, alpha: Any) -> np.ndarray:
+        """Held-out predictions of the baseline alone with penalty ``alpha`` (scalar, or one
+        per target): ``N_H (N_T^T N_T + alpha I)^{-1} N_T^T y_T``."""
+        alpha = np.asarray(alpha, dtype=np.float64)
+        D = 1.0 / (self.blam[:, None] + (alpha[None, :] if alpha.ndim else alpha))
+        return self.bP @ (D * (self.bV.T @ NtY))
+
+
+def to_np(B, a) -> np.ndarray:
+    return np.asarray(B.to_numpy(a), dtype=np.float64)
+
+
+def split_pieces(B, split, gram, band: JointBand, XtN=None, clip: bool = False) -> JointSplit:
+    """The joint pieces of a decomposed split (:func:`~neuroenc.encoding._ridge.decompose`);
+    ``XtN = X^T N`` (primal form); ``clip``: negative eigenvalues (round-off) as zeros, as the
+    refit of an outer fold does."""
+    lam = to_np(B, split.lam)
+    if clip:
+        lam = np.clip(lam, 0, None)
+    Zu = to_np(B, split.project(B, gram, band.N, XtN))
+    NT = band.N64[split.train]
+    return JointSplit(split.form, np.asarray(split.train), np.asarray(split.test), lam, to_np(B, split.P),
+                      to_np(B, split.V), Zu, band.N64[split.test], NT.T @ NT)
+
+
+def _terms(js: JointSplit, alpha: float):
+    """``D``, ``S`` (k, k), ``R = N_H - L_U`` (n_held, k) and ``Zu^T D`` (k, r) at ``alpha``."""
+    D = 1.0 / (js.lam + alpha)
+    ZuD = js.Zu.T * D[None, :]
+    S = ZuD @ js.Zu
+    if js.form == "primal":
+        S = (js.NtN - S) / alpha
+    R = js.NH - js.P @ ZuD.T
+    return D, S, R, ZuD
+
+
+def _g(js: JointSplit, ZuD: np.ndarray, Zy: np.ndarray, NtY: np.ndarray | None, alpha: float) -> np.ndarray:
+    """``g = U^T A^{-1} y_T`` (k, t)."""
+    g = ZuD @ Zy
+    if js.form == "primal":
+        g = (NtY - g) / alpha
+    return g
+
+
+def _solve(S: np.ndarray, ratios: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``(I / w + S)^{-1} g`` for every ratio: (n_w, k, t)."""
+    k = S.shape[0]
+    M = np.eye(k)[None, :, :] / ratios[:, None, None] + S[None, :, :]
+    M = 0.5 * (M + np.swapaxes(M, 1, 2))
+    return np.linalg.solve(M, np.broadcast_to(g, (ratios.size,) + g.shape))
+
+
+def inner_losses(js: JointSplit, E: np.ndarray, Zy: np.ndarray, NtY: np.ndarray, Yh: np.ndarray,
+                 alphas: np.ndarray, ratios: np.ndarray, base_alpha: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+    """himalaya's ``l2_neg_loss`` of every candidate on the held-out rows: (n_alphas * n_r + 1, t).
+
+    Candidate ``i * n_r + m``: the joint model with ``alpha_layer = alphas[i]`` and
+    ``alpha_baseline = ratios[m] * base_alpha`` (per target); the last one: the layer band
+    switched off (``alpha_layer = inf``), the baseline alone with its own penalty (the limit of
+    the joint model, so that it can always do what the baseline does). ``E`` (n_alphas,
+    n_held, t): the layer's held-out residuals at each alpha
+    (:func:`~neuroenc.encoding._ridge.cv_losses`); ``Zy`` (r, t) and ``NtY = N_T^T y_T`` (k,
+    t) projections of the training responses; ``Yh`` (n_held, t) the held-out responses.
+    ``invalid`` penalties of the layer get -1e5, as the layer's.
+    """
+    n_a, n_te, t = E.shape
+    n_r = ratios.size
+    out = np.full((n_a * n_r + 1, t), -1e5)
+    F = js.baseline_predict(NtY, base_alpha) - Yh
+    out[-1] = -(F * F).sum(0) / n_te
+    for i, alpha in enumerate(alphas):
+        if invalid[i]:
+            continue
+        _, S, R, ZuD = _terms(js, float(alpha))
+        # (I / w + S)^{-1} g for every target's w at once, from one eigendecomposition of S
+        lam_s, Q = np.linalg.eigh(0.5 * (S + S.T))
+        h = Q.T @ _g(js, ZuD, Zy, NtY, float(alpha))  # (k, t)
+        for m, ratio in enumerate(ratios):
+            inv_w = base_alpha * ratio / float(alpha)  # 1 / w = alpha_baseline / alpha_layer, per target
+            F = E[i] + R @ (Q @ (h / (lam_s[:, None] + inv_w[None, :])))
+            out[i * n_r + m] = -(F * F).sum(0) / n_te
+    return out
+
+
+def select_pairs(losses: np.ndarray, alphas: np.ndarray, ratios: np.ndarray) -> np.ndarray:
+    """Index of the chosen candidate (:func:`inner_losses`) per target.
+
+    ``losses`` (n_splits, n_candidates, t): the inner folds' losses. The best joint candidate
+    by mean inner loss (ties broken towards stronger penalties, as himalaya's towards larger
+    alphas) is kept only where it beats the baseline alone (the last candidate) by more than
+    the standard error of their difference across the inner folds (the one-standard-error
+    rule); else the layer is switched off. A layer band that helps in some inner folds only,
+    which is what chance correlations in the training runs do, then does not enter the
+    held-out joint model; the rule costs little power where the layer helps in every fold.
+    """
+    n_s = losses.shape[0]
+    tie = (np.log(alphas)[:, None] + np.log(ratios)[None, :]).reshape(-1) * 1e-10
+    mean = losses[:, :-1].mean(0) + tie[:, None]
+    best = np.argmax(mean, 0)
+    cols = np.arange(losses.shape[2])
+    gain = losses[:, best, cols] - losses[:, -1, :]  # (n_splits, t): > 0 where the joint is better
+    if n_s >= 2:
+        se = gain.std(0, ddof=1) / np.sqrt(n_s)
+    else:
+        se = np.zeros(gain.shape[1])
+    return np.where(gain.mean(0) > se, best, losses.shape[1] - 1)
+
+
+def pair_penalties(pairs: np.ndarray, alphas: np.ndarray, ratios: np.ndarray,
+                   base_alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The penalties ``(alpha_layer, alpha_baseline)`` of the chosen candidates (``inf``: layer off)."""
+    n_r = ratios.size
+    off = pairs == alphas.size * n_r
+    safe = np.minimum(pairs, alphas.size * n_r - 1)
+    a_layer = np.where(off, np.inf, alphas[safe // n_r])
+    return a_layer, np.where(off, 1.0, ratios[safe % n_r]) * base_alpha
+
+
+def outer_predict(js: JointSplit, Zy: np.ndarray, NtY: np.ndarray, alpha_layer: np.ndarray,
+                  alpha_base: np.ndarray) -> np.ndarray:
+    """Held-out predictions of the joint models, each target with its penalties (n_held, t);
+    ``alpha_layer`` inf: the baseline alone."""
+    off = ~np.isfinite(alpha_layer)
+    pred = np.zeros((js.test.size, Zy.shape[1]))
+    if off.any():
+        pred[:, off] = js.baseline_predict(NtY[:, off], alpha_base[off])
+    on = np.flatnonzero(~off)
+    if on.size:
+        D_t = 1.0 / (js.lam[:, None] + alpha_layer[on][None, :])
+        pred[:, on] = js.P @ (D_t * Zy[:, on])
+    for (alpha, beta), cols in _groups(alpha_layer, alpha_base, on):
+        _, S, R, ZuD = _terms(js, alpha)
+        g = _g(js, ZuD, Zy[:, cols], NtY[:, cols], alpha)
+        pred[:, cols] += R @ _solve(S, np.array([alpha / beta]), g)[0]
+    return pred
+
+
+def _groups(alpha_layer: np.ndarray, alpha_base: np.ndarray, cols: np.ndarray):
+    """``((alpha_layer, alpha_base), cols)`` for each distinct pair among ``cols``."""
+    if cols.size == 0:
+        return []
+    keys = np.stack([alpha_layer[cols], alpha_base[cols]], 1)
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    return [((float(a), float(b)), cols[inv.reshape(-1) == i]) for i, (a, b) in enumerate(uniq)]
+
+
+def joint_hat(js: JointSplit, X_T: np.ndarray | None, N_T: np.ndarray, alpha: float, w: float) -> np.ndarray:
+    """The joint model's map from training responses to held-out predictions: (n_held, n_train).
+
+    ``X_T``, ``N_T``: the training rows of the layer (primal form only) and of the baseline.
+    """
+    D, S, R, _ = _terms(js, alpha)
+    k = S.shape[0]
+    RC = R @ np.linalg.inv(0.5 * (S + S.T) + np.eye(k) / w)  # (n_held, k)
+    if js.form == "kernel":
+        return (js.P + RC @ js.Zu.T) @ (D[:, None] * js.V.T)
+    left = (js.P - RC @ js.Zu.T / alpha) @ (D[:, None] * js.V.T)  # (n_held, p)
+    return left @ X_T.T + RC @ N_T.T / alpha
+
+
+def ridge_hat(N_T: np.ndarray, N_H: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """The map of a ridge of ``N`` alone (penalty ``alpha``) in factors ``(A, B)``: the held-out
+    predictions are ``A @ (B @ y_T)``, ``A`` (n_held, k), ``B = N_T^T`` (k, n_train)."""
+    k = N_T.shape[1]
+    return N_H @ np.linalg.inv(N_T.T @ N_T + alpha * np.eye(k)), N_T.T
+
+
+def scores(yte: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson r and R² over the second-to-last axis (numpy float64), as
+    :func:`~neuroenc.encoding._ridge.fold_scores`: a constant response gives NaN, a constant
+    prediction r = 0."""
+    yc = yte - yte.mean(-2, keepdims=True)
+    pc = pred - pred.mean(-2, keepdims=True)
+    syy = (yc * yc).sum(-2)
+    spp = (pc * pc).sum(-2)
+    spy = (pc * yc).sum(-2)
+    ss = ((yte - pred) ** 2).sum(-2)
+    tiny = np.finfo(np.float64).tiny
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = spy / np.sqrt(syy * spp)
+        r2 = 1.0 - ss / syy
+    r = np.where(spp <= tiny, 0.0, r)
+    r = np.where(syy <= tiny, np.nan, r)
+    r2 = np.where(syy <= tiny, np.nan, r2)
+    return np.clip(r, -1.0, 1.0), r2
+
+
+def numpy_split(X: np.ndarray, N: np.ndarray, train: np.ndarray, test: np.ndarray, form: str) -> JointSplit:
+    """The joint pieces of an outer split computed in numpy float64 (for the draws), negative
+    eigenvalues (round-off) as zeros."""
+    XT, XH = X[train], X[test]
+    NT = N[train]
+    if form == "kernel":
+        lam, V = np.linalg.eigh(XT @ XT.T)
+        P = (XH @ XT.T) @ V
+        Zu = V.T @ NT
+    else:
+        lam, V = np.linalg.eigh(XT.T @ XT)
+        P = XH @ V
+        Zu = V.T @ (XT.T @ NT)
+    return JointSplit(form, np.asarray(train), np.asarray(test), np.clip(lam, 0, None), P, V, Zu, N[test],
+                      NT.T @ NT)
+
+
+#: Bytes one batch of draws of the unique-contribution tests may take (responses of every draw).
+DRAW_BATCH_BYTES = 64 * 2**20
+#: The draws' responses are made once for all layers when they take at most this many bytes.
+KEEP_BYTES = 256 * 2**20
+
+
+def draw_batches(signal: np.ndarray, residuals: np.ndarray, draws: Any, batch_bytes: int = DRAW_BATCH_BYTES):
+    """The responses of the draws, batch by batch: ``(start, Yd)`` with ``Yd`` (n, kd, t)."""
+    n, t = signal.shape
+    step = int(max(1, min(draws.n_draws, batch_bytes // max(8 * n * t, 1))))
+    for start in range(0, draws.n_draws, step):
+        idx = draws.indices(start, min(start + step, draws.n_draws))  # (kd, n)
+        yield start, signal[:, None, :] + residuals[idx.T]  # sample-major: one GEMM per model
+
+
+def hat_draws(hats: list, signal: np.ndarray, residuals: np.ndarray, outer: list, draws: Any,
+              batch_bytes: int = DRAW_BATCH_BYTES, batches: list | None = None) -> np.ndarray:
+    """Held-out R² of fixed linear models on each draw of ``signal + resampled residuals``.
+
+    ``hats[k]``: for outer fold ``k``, a list of ``(cols, M)``: the targets ``cols`` whose
+    model maps training responses to held-out predictions by ``M`` (n_held, n_train), or by
+    ``M[0] @ M[1]`` when ``M`` is a pair of low-rank factors.
+    ``draws``: :class:`~neuroenc.encoding.stats.ShiftedDraws` (runs shifted circularly) or
+    :class:`~neuroenc.encoding.stats.PermutedDraws` (stimuli permuted within groups);
+    ``batches``: the draws' responses already made (:func:`draw_batches`). Returns
+    (n_draws, n_folds, n_targets), NaN where a fold has no model for a target.
+    """
+    t = signal.shape[1]
+    out = np.full((draws.n_draws, len(outer), t), np.nan)
+    for start, Yd in (batches if batches is not None else draw_batches(signal, residuals, draws, batch_bytes)):
+        kd = Yd.shape[1]
+        for k, (train, test) in enumerate(outer):
+            Ytr, Yte = Yd[train], Yd[test]
+            for cols, M in hats[k]:
+                c = cols.size
+                ytr = Ytr[:, :, cols].reshape(train.size, kd * c)
+                pred = M[0] @ (M[1] @ ytr) if isinstance(M, tuple) else M @ ytr
+                _, r2 = scores(Yte[:, :, cols].reshape(test.size, kd * c), pred)
+                out[start:start + kd, k, cols] = r2.reshape(kd, c)
+    return out
+
+
+class UniqueDraws:
+    """The residual draws of the unique-contribution tests, shared by every layer.
+
+    Each draw's response is the baseline's held-out prediction (scaled to the response by least
+    squares) plus the residuals resampled by ``draws`` (runs shifted circularly, or stimuli
+    permuted within groups); the baseline (penalties ``base_alpha``, (n_folds, t)) is refitted
+    on each fold once here, and each layer's joint models by :meth:`layer`.
+    """
+
+    def __init__(self, Y: np.ndarray, N: np.ndarray, outer: list, predictions: np.ndarray, base_alpha: np.ndarray,
+                 base_r2: np.ndarray, draws: Any, batch_bytes: int = DRAW_BATCH_BYTES) -> None:
+        pred = np.nan_to_num(predictions)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = (pred * Y).sum(0) / (pred * pred).sum(0)
+        self.signal = pred * np.nan_to_num(scale)
+        self.residuals = Y - self.signal
+        self.N, self.outer, self.draws, self.batch_bytes = N, outer, draws, batch_bytes
+        self.base_r2 = base_r2
+        # the draws' responses serve every layer: kept when they fit in KEEP_BYTES
+        n, t = Y.shape
+        self.batches = None
+        if 8 * n * t * draws.n_draws <= KEEP_BYTES:
+            self.batches = list(draw_batches(self.signal, self.residuals, draws, KEEP_BYTES))
+        hats = [[(cols, ridge_hat(N[tr], N[te], b)) for cols, _, b in pair_groups(base_alpha[k], base_alpha[k])]
+                for k, (tr, te) in enumerate(outer)]
+        self.base = hat_draws(hats, self.signal, self.residuals, outer, draws, batch_bytes, self.batches)
+
+    def layer(self, splits: list[JointSplit], X: np.ndarray | None, alpha_layer: np.ndarray,
+              alpha_base: np.ndarray) -> np.ndarray:
+        """The fold-mean ``delta_r2`` of each draw for one layer: (n_draws, n_targets).
+
+        ``splits``: the layer's joint pieces of each outer fold (from its fit); ``X``: its design
+        (primal form only); ``alpha_layer``, ``alpha_base`` (n_folds, t): the penalties chosen
+        (``inf``: the layer switched off, delta 0 in every draw). Folds where the observed delta
+        is undefined are left out, as in the observed mean.
+        """
+        N = self.N
+        hats = []
+        for k, ((tr, _), js) in enumerate(zip(self.outer, splits)):
+            XT = X[tr] if js.form == "primal" else None
+            hats.append([(cols, joint_hat(js, XT, N[tr], a, a / b)) for cols, a, b in
+                         pair_groups(alpha_layer[k], alpha_base[k]) if np.isfinite(a)])
+        d = hat_draws(hats, self.signal, self.residuals, self.outer, self.draws, self.batch_bytes,
+                      self.batches) - self.base
+        off = np.isinf(alpha_layer)
+        defined = np.isfinite(self.base_r2) & ~np.isnan(alpha_layer)
+        d = np.where(off[None], 0.0, np.where(defined[None], d, np.nan))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(d, 1)
+
+
+def pair_groups(alpha_layer: np.ndarray, alpha_base: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
+    """The targets sharing each chosen pair of penalties of one fold: ``(cols, alpha_layer,
+    alpha_base)``; ``alpha_layer`` inf: the baseline alone; NaN: no model (left out)."""
+    ok = np.flatnonzero(~np.isnan(alpha_layer) & np.isfinite(alpha_base))
+    return [(cols, a, b) for (a, b), cols in _groups(alpha_layer, alpha_base, ok)]
