@@ -156,6 +156,7 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
             split_scores={k: np.concatenate([p.split_scores[k] for p in parts], axis=-1) for k in split_keys},
             settings=settings, provenance=provenance, warnings=warnings_, pvalues_best=pvalues_best,
             comparison=_cat_comparisons(parts), r_pooled=_cat(parts, "r_pooled", 1),
+            brainscore_split_r=_cat(parts, "brainscore_split_r", 2),
             weights=merge_weights([p.weights for p in parts], axis),
             **merge_sensor_parts(parts, "targets"),
         )
@@ -184,6 +185,7 @@ def merge_results(parts: Sequence[EncodingResults], axis: str = "targets") -> En
         fold_r=cat("fold_r", 1), fold_r2=cat("fold_r2", 1), baseline=parts[0].baseline,
         noise_ceiling=parts[0].noise_ceiling, split_scores=parts[0].split_scores,
         settings=settings, provenance=provenance, warnings=warnings_, r_pooled=cat("r_pooled", 0),
+        brainscore_split_r=cat("brainscore_split_r", 1),
         weights=merge_weights([p.weights for p in parts], axis),
         **merge_sensor_parts(parts, "layers"),
     )

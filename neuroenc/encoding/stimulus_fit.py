@@ -71,13 +71,14 @@ def group_responses(per_subject: Mapping[str, Any], ids: Sequence[str], n_splits
     **{name: constraints_of(LayerSweep)[name]
        for name in ("alphas", "inner_cv", "n_permutations", "permutation", "random_state", "backend", "dtype",
                     "n_targets_batch", "compare", "compare_alpha")},
-    "save_weights": constraints_of(_encode.fit_encoding)["save_weights"],
+    **{name: constraints_of(_encode.fit_encoding)[name] for name in ("save_weights", "scoring")},
 })
 def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: Any = None,
                 noise_ceiling: Any = None, alphas: Any = None, inner_cv: int = 5, n_permutations: int = 1000,
                 permutation: str = "auto", random_state: int = 0, backend: str = "auto", dtype: str = "auto",
                 n_targets_batch: int | None = None, compare: bool | str = "auto", compare_alpha: float = 0.05,
-                layers: Sequence[int] | None = None, save_weights: bool = False, provenance: dict | None = None,
+                layers: Sequence[int] | None = None, save_weights: bool = False, scoring: str = "ridge",
+                provenance: dict | None = None,
                 settings: dict | None = None, verbose: bool | str | int | None = None):
     """Fit a ridge model per layer to stimulus-level responses (see the module docstring).
 
@@ -108,6 +109,9 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
     save_weights : bool
         Keep the encoders (see :func:`~neuroenc.encoding.fit_encoding`), with the training
         stimuli's z-scoring of each feature column, for predicting new stimuli.
+    scoring : {"ridge", "brainscore-linear"}
+        Also Brain-Score language's linear metric, next to the ridge scores (see
+        :func:`~neuroenc.encoding.fit_encoding`).
     provenance, settings : dict | None
         Extra entries.
     verbose : bool | str | int | None
@@ -141,5 +145,5 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
                         inner_cv=inner_cv, backend=backend, dtype=dtype, n_targets_batch=n_targets_batch,
                         n_permutations=n_permutations, permutation=permutation, compare=compare,
                         compare_alpha=compare_alpha, random_state=random_state, baseline_models=True,
-                        save_weights=save_weights, provenance=prov,
+                        save_weights=save_weights, scoring=scoring, provenance=prov,
                         settings=all_settings, verbose=verbose)
