@@ -130,9 +130,9 @@ def test_matches_the_verbatim_reimplementation_through_fit_stimuli():
     for i, layer in enumerate((0, 1)):
         score, raw = _their_metric(_assembly(layer_X[layer], ids, [f"f{j}" for j in range(layer_X[layer].shape[1])]),
                                    _assembly(Y, ids, neuroids))
-        assert_allclose(res.brainscore_split_r[:, i], raw.values, atol=1e-6)  # neuroids sort as given here
-        assert table["score"][i] == pytest.approx(score, abs=1e-6)
-        assert table["score_normalized"][i] == pytest.approx(_their_ceiling_normalize(score, 0.7), abs=1e-6)
+        assert_allclose(res.brainscore_split_r[:, i], raw.values, atol=1e-9)  # neuroids sort as given here
+        assert table["score"][i] == pytest.approx(score, abs=1e-9)
+        assert table["score_normalized"][i] == pytest.approx(_their_ceiling_normalize(score, 0.7), abs=1e-9)
     assert table["ceiling"][0] == pytest.approx(0.7)  # median of the per-target ceilings
     assert res.brainscore_scores(ceiling=0.5)["ceiling"][0] == 0.5
     assert_allclose(res.r_brainscore, res.brainscore_split_r.mean(0))
@@ -224,6 +224,6 @@ def test_parity_with_brainscore_language(tmp_path):
     table = res.brainscore_scores()
     for i, k in enumerate(layer_X):
         score, raw, normalized = theirs[k]
-        assert_allclose(res.brainscore_split_r[:, i], raw, atol=1e-6)
-        assert table["score"][i] == pytest.approx(score, abs=1e-6)
-        assert table["score_normalized"][i] == pytest.approx(normalized, abs=1e-6)
+        assert_allclose(res.brainscore_split_r[:, i], raw, atol=1e-9)
+        assert table["score"][i] == pytest.approx(score, abs=1e-9)
+        assert table["score_normalized"][i] == pytest.approx(normalized, abs=1e-9)

@@ -199,7 +199,8 @@ def add_brainscore(results: Any, design: Any, Y: Any = None) -> Any:
     design : StimulusDesign
         The design the results were fitted on (rows: stimuli, in the order Brain-Score splits).
     Y : array-like | None
-        Default the design's ``Y`` (z-scored per target: Pearson r does not change).
+        Default the design's responses as read (``design.response``; Brain-Score's norms carry a
+        ``+ 1e-8``, so z-scored responses would move r by about 1e-8), else its ``Y``.
 
     Returns
     -------
@@ -207,7 +208,8 @@ def add_brainscore(results: Any, design: Any, Y: Any = None) -> Any:
         The same object.
     """
     check_stimulus_design(design)
-    Y = design.Y if Y is None else Y
+    if Y is None:
+        Y = design.response.data if getattr(design, "response", None) is not None else design.Y
     out = brainscore_linear({int(k): design.raw_X(int(k)) for k in results.layers}, Y)
     results.brainscore_split_r = out["split_r"]
     scores = dict(results.settings.get("scores") or {})

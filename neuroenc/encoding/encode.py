@@ -158,6 +158,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     """
     started = time.time()
     source = designs
+    Y_given = Y
     if scoring != "ridge" and getattr(source, "rows", None) != "stimuli":
         check_stimulus_design(source)
     if trf and getattr(source, "kind", None) != "meg":
@@ -262,7 +263,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                                settings=all_settings, provenance=prov, warnings=messages, weights=weights)
     results.sensor_info = info_for_targets(sensor_info, results.targets)
     if scoring == "brainscore-linear":
-        add_brainscore(results, source, Y)
+        add_brainscore(results, source, Y_given)
     if trf:
         from .sensors import add_trf
 
