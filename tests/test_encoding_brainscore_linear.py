@@ -155,6 +155,11 @@ def test_saved_merged_and_without_ceiling(tmp_path):
     assert np.isnan(res.brainscore_scores()["score_normalized"]).all()
     back = EncodingResults.load(res.save(tmp_path / "r.h5"))
     assert_allclose(back.brainscore_split_r, res.brainscore_split_r)
+    from neuroenc.encoding.from_xarray import results_from_xarray
+
+    ds = res.to_xarray()
+    assert_allclose(ds["r_brainscore"].values, res.r_brainscore)
+    assert_allclose(results_from_xarray(ds).brainscore_split_r, res.brainscore_split_r)
     parts = [_fit(layer_X, Y[:, [j]], ids, [neuroids[j]]) for j in range(3)]
     merged = merge_results(parts, axis="targets")
     assert_allclose(merged.brainscore_split_r, res.brainscore_split_r, atol=1e-12)  # per target: exact
