@@ -232,3 +232,32 @@ def test_parity_with_brainscore_language(tmp_path):
         assert_allclose(res.brainscore_split_r[:, i], raw, atol=1e-9)
         assert table["score"][i] == pytest.approx(score, abs=1e-9)
         assert table["score_normalized"][i] == pytest.approx(normalized, abs=1e-9)
+
+
+def test_neuroenc_run_scores_a_stimulus_set_with_brainscore_linear(tmp_path):
+    """encoding.scoring in a run config reaches the pipeline's fit task."""
+    from _stimuli_fixtures import write_sentences
+
+    from neuroenc.pipeline.config import config_from_dict
+    from neuroenc.pipeline.run import run_pipeline
+    from neuroenc.testing import tiny_llama
+
+    tiny_llama(n_layer=2, path=tmp_path / "model")
+    ids = write_sentences(tmp_path / "sentences.csv", n_passages=6, per_passage=4)
+    rng = np.random.default_rng(0)
+    rows = ["id,lang,mtg"] + [f"{i},{rng.standard_normal():.6f},{rng.standard_normal():.6f}" for i in ids]
+    (tmp_path / "sub-A.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = config_from_dict({
+        "name": "tiny-bs",
+        "dataset": {"loader": "stimuli", "args": {"path": str(tmp_path / "sentences.csv"), "text_column": "sentence",
+                                                  "group_column": "passage",
+                                                  "responses": {"A": str(tmp_path / "sub-A.csv")}}},
+        "model": {"name": str(tmp_path / "model"), "pooling": "mean", "context": "none"},
+        "encoding": {"alphas": [1.0, 100.0], "cv": "kfold:3", "inner_cv": 2, "n_permutations": 0,
+                     "scoring": "brainscore-linear"},
+        "output": {"dir": str(tmp_path / "out")}})
+    out = run_pipeline(config, verbose=False)
+    res = EncodingResults.load(out.results["A"])
+    assert res.brainscore_split_r.shape == (10, res.n_layers, 2) and np.isfinite(res.brainscore_split_r).all()
+    assert res.provenance["config"]["encoding"]["scoring"] == "brainscore-linear"
+    assert len(res.brainscore_scores()) == res.n_layers

@@ -27,6 +27,11 @@ Brain-Score's ``linear_pearsonr`` metric (github.com/brain-score/language, brain
   split-half ceiling is another estimate of the same bound, so normalised scores compare with
   Brain-Score's only when the ceiling is theirs (pass it as a number).
 
+The metric is theirs; the features are neuroenc's (pooling and context as the run sets them),
+so a score equals a Brain-Score benchmark's only for the same activations: their
+``HuggingfaceSubject`` reads each stimulus's last token within its passage, which
+``pooling: last`` with ``context: group`` mirrors most closely.
+
 Brain-Score's own package pins numpy<2 and cannot share neuroenc's environment, so
 ``tests/test_encoding_brainscore_linear.py`` checks this module against it when it is
 importable, and always against a verbatim copy of the functions named above.
