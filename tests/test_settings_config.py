@@ -70,8 +70,9 @@ def test_sections_use_the_library_constraints():
             assert len(model[name].constraints) == len(constraints)
     assert model["context_tokens"].expected() == "an int >= 0 or 'full'"
     enc = section_settings("encoding")
-    # the sweep's, and what the results keep beside the scores (the encoders)
-    assert set(fit_encoding._parameter_constraints) - {"save_weights"} <= set(LayerSweep._parameter_constraints)
+    # the sweep's, and what the results keep beside the scores (the encoders, Brain-Score's metric, TRFs)
+    assert set(fit_encoding._parameter_constraints) - {"save_weights", "scoring", "trf"} <= set(
+        LayerSweep._parameter_constraints)
     assert enc["permutation"].expected() == "'auto', 'refit', 'circular' or 'block'"
     # fit_encoding's docstring leaves cv, alphas... to LayerSweep: the help text comes from there
     assert enc["cv"].doc.startswith("Outer CV") and enc["cv"].owner == "fit_encoding"

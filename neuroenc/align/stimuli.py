@@ -259,6 +259,13 @@ class StimulusDesign:
         k = self.spillover["layers"]
         return add_spillover(z, self._previous[:k]) if k else z
 
+    def raw_X(self, layer: int) -> np.ndarray:
+        """One layer's features as extracted (not z-scored), shape (n_stimuli, n_features): what
+        Brain-Score's metric regresses on (:mod:`neuroenc.encoding.brainscore_linear`)."""
+        if int(layer) not in self.layers:
+            raise KeyError(f"this design has no layer {layer}; it has layers {self.layers}.")
+        return np.asarray(self._features[int(layer)], dtype=np.float64)
+
     def feature_stats(self, layer: int) -> Any:
         """The z-scoring statistics of one layer's columns over the stimuli (a
         :class:`~neuroenc.align.zscore.ZStats`; :meth:`X` applies them): what turns new stimuli's

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .._settings import constraints_of, declare
+from .._settings import Choices, constraints_of, declare
 from .._threads import threads_provenance
+from .brainscore_linear import SCORINGS, add_brainscore, check_stimulus_design
 from .designs import LayerDesigns, as_layer_designs
 from .results import EncodingResults
 from .sensors import info_for_targets, info_of_design
@@ -62,7 +63,7 @@ def _nuisance_design(nuisance: Any, n: int) -> tuple[np.ndarray, list[str]]:
 
 
 @declare({**{name: c for name, c in constraints_of(LayerSweep).items() if name != "refit"},
-          "save_weights": ["boolean"]})
+          "save_weights": ["boolean"], "scoring": [Choices(*SCORINGS)], "trf": ["boolean"]})
 def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Sequence[str] | None = None,
                  nuisance: Any = None, noise_ceiling: Any = None, alphas: Any = None, cv: Any = "auto",
                  n_blocks: int = 5, gap: int | None = None, inner_cv: Any = 5, form: str = "auto",
@@ -70,7 +71,8 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                  n_permutations: int = 1000, permutation: str = "auto", block_size: Any = "auto",
                  compare: bool | str = "auto", compare_alpha: float = 0.05, unique: bool = True,
                  unique_ratios: Any = None, random_state: int = 0,
-                 baseline_models: bool = False, save_weights: bool = False, provenance: dict | None = None,
+                 baseline_models: bool = False, save_weights: bool = False, scoring: str = "ridge",
+                 trf: bool = False, provenance: dict | None = None,
                  settings: dict | None = None, verbose: bool | str | int | None = None,
                  spectra: Any = None) -> EncodingResults:
     """Fit a ridge model per layer and return held-out scores with statistics.
@@ -130,6 +132,16 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         stimuli into the same design (``results.weights``, :mod:`neuroenc.encoding.weights`);
         :meth:`EncodingResults.predict` and ``neuroenc predict`` use them. Off by default:
         they cost one more fit per layer and room in the results file.
+    scoring : {"ridge", "brainscore-linear"}
+        ``"brainscore-linear"`` (stimulus-level data only): also Brain-Score language's metric
+        (unpenalised linear regression on the features as extracted, Pearson r on their 10
+        shuffled 90/10 splits; :mod:`neuroenc.encoding.brainscore_linear`), next to the ridge
+        scores: ``results.r_brainscore`` per target, ``results.brainscore_scores()`` per layer,
+        ceiling-normalised when there is a noise ceiling.
+    trf : bool
+        MEG/EEG designs only: also refit each layer on all samples at its chosen penalties and
+        keep the TRF weights (channels × features × lags) in the results
+        (:func:`~neuroenc.encoding.sensors.add_trf`, :meth:`EncodingResults.trf`).
     provenance, settings : dict | None
         Extra entries for the results (features file hash, data set, subject, model...).
     verbose : bool | str | int | None
@@ -156,6 +168,13 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     """
     started = time.time()
     source = designs
+    Y_given = Y
+    if scoring != "ridge" and getattr(source, "rows", None) != "stimuli":
+        check_stimulus_design(source)
+    if trf and getattr(source, "kind", None) != "meg":
+        raise ValueError(f"trf=True (encoding.trf, --trf) needs a time-lagged MEG/EEG design from make_meg_design; "
+                         f"this design is {type(source).__name__} (kind {getattr(source, 'kind', None)!r}): "
+                         "drop trf, or fit MEG/EEG data.")
     if Y is None:
         if getattr(source, "Y", None) is None:
             raise ValueError("Give the responses Y (or a neuroenc.align.Design, which carries them).")
@@ -258,4 +277,10 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     results = sweep.to_results(targets=targets, baseline=baseline, noise_ceiling=noise_ceiling,
                                settings=all_settings, provenance=prov, warnings=messages, weights=weights)
     results.sensor_info = info_for_targets(sensor_info, results.targets)
+    if scoring == "brainscore-linear":
+        add_brainscore(results, source, Y_given)
+    if trf:
+        from .sensors import add_trf
+
+        add_trf(results, source, Y=Y)
     return results

@@ -57,7 +57,9 @@ def results_to_xarray(results: EncodingResults) -> Any:
         ``delta_r`` (with its interval ``delta_r_low``, ``delta_r_high``), ``p_vs_best`` and
         ``in_best_set``; on ``target``: ``pvalues_best``, ``qvalues_best``, ``noise_ceiling``,
         ``baseline_<name>``; on ``(fold, layer, target)``: ``fold_r``, ``fold_r2``; on
-        ``(band, target)``: ``split_<name>``. Attributes: ``settings``, ``provenance`` and
+        ``(band, target)``: ``split_<name>``; Brain-Score's metric (``scoring="brainscore-linear"``):
+        ``r_brainscore`` on ``(layer, target)`` and ``brainscore_split_r`` on ``(split, layer,
+        target)``. Attributes: ``settings``, ``provenance`` and
         ``warnings`` (JSON), ``subject``, ``model`` and ``format``.
     """
     xr = import_xarray()
@@ -84,6 +86,9 @@ def results_to_xarray(results: EncodingResults) -> Any:
         value = getattr(results, name)
         if value is not None:
             variables[name] = (("fold", "layer", "target"), np.asarray(value, dtype=np.float64))
+    if results.brainscore_split_r is not None:
+        variables["r_brainscore"] = (lt, results.r_brainscore)
+        variables["brainscore_split_r"] = (("split", "layer", "target"), results.brainscore_split_r)
     for name, value in results.split_scores.items():
         variables[f"split_{name}"] = ((f"band_{name}", "target"), np.asarray(value, dtype=np.float64))
     coords = {

@@ -48,4 +48,5 @@ def results_from_xarray(dataset: Any) -> EncodingResults:
         provenance=json.loads(dataset.attrs.get("provenance", "{}")),
         warnings=json.loads(dataset.attrs.get("warnings", "[]")),
         pvalues_best=opt("pvalues_best"), comparison=comparison, r_pooled=opt("r_pooled"),
+        brainscore_split_r=opt("brainscore_split_r"),
     )

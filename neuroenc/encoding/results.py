@@ -26,6 +26,8 @@ One results file per (model, subject) fit. Layout::
     /alphas              (n_layers, n_targets) float64   best ridge alpha (mean over folds)
     /fold_scores/r       (n_folds, n_layers, n_targets)  r of each outer fold
     /fold_scores/r2      (n_folds, n_layers, n_targets)
+    /scores/brainscore_split_r (n_splits, n_layers, n_targets) optional: Brain-Score's linear metric
+                         per split (scoring="brainscore-linear"; :mod:`neuroenc.encoding.brainscore_linear`)
     /baseline/r          (n_targets,)     optional: baseline model (e.g. word rate + sound power)
     /baseline/r2         (n_targets,)     optional
     /baseline/pvalues    (n_targets,)     optional
@@ -132,6 +134,9 @@ class EncodingResults:
         fold values, p-values, intervals, best-layer set and ``baseline_names``), from joint
         models of [baseline + layer] (:mod:`neuroenc.encoding.contribution`); None without a
         baseline.
+    brainscore_split_r : ndarray, shape (n_splits, n_layers, n_targets) | None
+        Brain-Score language's linear metric per split and target (``scoring="brainscore-linear"``):
+        :attr:`r_brainscore` per target, :meth:`brainscore_scores` per layer.
     """
 
     r: np.ndarray
@@ -158,6 +163,7 @@ class EncodingResults:
     trf_weights: dict[int, np.ndarray] = field(default_factory=dict)
     trf_lags: np.ndarray | None = None
     unique: UniqueContribution | None = None
+    brainscore_split_r: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.r = np.atleast_2d(np.asarray(self.r, dtype=np.float64))
@@ -175,7 +181,7 @@ class EncodingResults:
                         "(n_layers, n_targets)."
                     )
                 setattr(self, name, value)
-        for name in ("fold_r", "fold_r2"):
+        for name in ("fold_r", "fold_r2", "brainscore_split_r"):
             value = getattr(self, name)
             if value is not None:
                 value = np.asarray(value, dtype=np.float64)
@@ -277,6 +283,8 @@ class EncodingResults:
             df["q_best"] = np.tile(self.qvalues_best, n_l)
         if self.r_pooled is not None:
             df["r_pooled"] = self.r_pooled.ravel()
+        if self.brainscore_split_r is not None:
+            df["r_brainscore"] = self.r_brainscore.ravel()
         if "r" in self.baseline:
             df["baseline_r"] = np.tile(self.baseline["r"], n_l)
         if self.noise_ceiling is not None:
@@ -404,6 +412,8 @@ class EncodingResults:
                     f.create_dataset("fold_scores/r", data=self.fold_r)
                 if self.fold_r2 is not None:
                     f.create_dataset("fold_scores/r2", data=self.fold_r2)
+                if self.brainscore_split_r is not None:
+                    f.create_dataset("scores/brainscore_split_r", data=self.brainscore_split_r)
                 for key, value in self.baseline.items():
                     f.create_dataset(f"baseline/{key}", data=value)
                 for key, value in self.split_scores.items():
@@ -468,8 +478,22 @@ class EncodingResults:
                 trf_weights=trf_weights,
                 trf_lags=trf_lags,
                 unique=UniqueContribution.load(f["unique"]) if "unique" in f else None,
+                brainscore_split_r=opt("scores/brainscore_split_r"),
             )
         return results
+
+    @property
+    def r_brainscore(self) -> np.ndarray | None:
+        """Brain-Score's linear metric per layer and target: the mean over their splits of the
+        held-out r (None unless fitted with ``scoring="brainscore-linear"``)."""
+        return None if self.brainscore_split_r is None else self.brainscore_split_r.mean(axis=0)
+
+    def brainscore_scores(self, ceiling: Any = None) -> pd.DataFrame:
+        """Brain-Score's score of each layer, raw and ceiling-normalised (see
+        :func:`~neuroenc.encoding.brainscore_linear.brainscore_table`)."""
+        from .brainscore_linear import brainscore_table
+
+        return brainscore_table(self, ceiling=ceiling)
 
     def predict(self, features_or_design: Any, layer: int | str = "best", **grid: Any) -> np.ndarray:
         """Predict the responses of every target to new stimuli with the saved encoders.

@@ -72,7 +72,7 @@ def group_responses(per_subject: Mapping[str, Any], ids: Sequence[str], n_splits
     **{name: constraints_of(LayerSweep)[name]
        for name in ("alphas", "inner_cv", "n_permutations", "permutation", "random_state", "backend", "dtype",
                     "n_targets_batch", "compare", "compare_alpha", "unique", "unique_ratios")},
-    "save_weights": constraints_of(_encode.fit_encoding)["save_weights"],
+    **{name: constraints_of(_encode.fit_encoding)[name] for name in ("save_weights", "scoring")},
 })
 def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: Any = None,
                 spillover: Any = None,
@@ -80,8 +80,8 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
                 permutation: str = "auto", random_state: int = 0, backend: str = "auto", dtype: str = "auto",
                 n_targets_batch: int | None = None, compare: bool | str = "auto", compare_alpha: float = 0.05,
                 unique: bool = True, unique_ratios: Any = None, layers: Sequence[int] | None = None,
-                save_weights: bool = False, provenance: dict | None = None, settings: dict | None = None,
-                verbose: bool | str | int | None = None):
+                save_weights: bool = False, scoring: str = "ridge", provenance: dict | None = None,
+                settings: dict | None = None, verbose: bool | str | int | None = None):
     """Fit a ridge model per layer to stimulus-level responses (see the module docstring).
 
     Parameters
@@ -119,6 +119,9 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
     save_weights : bool
         Keep the encoders (see :func:`~neuroenc.encoding.fit_encoding`), with the training
         stimuli's z-scoring of each feature column, for predicting new stimuli.
+    scoring : {"ridge", "brainscore-linear"}
+        Also Brain-Score language's linear metric, next to the ridge scores (see
+        :func:`~neuroenc.encoding.fit_encoding`).
     provenance, settings : dict | None
         Extra entries.
     verbose : bool | str | int | None
@@ -154,5 +157,6 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
                         inner_cv=inner_cv, backend=backend, dtype=dtype, n_targets_batch=n_targets_batch,
                         n_permutations=n_permutations, permutation=permutation, compare=compare,
                         compare_alpha=compare_alpha, unique=unique, unique_ratios=unique_ratios,
-                        random_state=random_state, baseline_models=True, save_weights=save_weights, provenance=prov,
+                        random_state=random_state, baseline_models=True, save_weights=save_weights,
+                        scoring=scoring, provenance=prov,
                         settings=all_settings, verbose=verbose)

@@ -126,7 +126,7 @@ _NOT_SETTINGS = {
     ("model", "stimuli"): ("model", "cache_dir", "surprisal", "verbose"),
     ("alignment", "story"): ("features", "responses", "layers", "runs", "dtype"),
     ("encoding", "story"): ("designs", "Y", "groups", "targets", "nuisance", "noise_ceiling", "provenance",
-                            "settings", "verbose", "baseline_models"),
+                            "settings", "verbose", "baseline_models", "scoring"),
     ("encoding", "stimuli"): ("features", "responses", "baseline", "noise_ceiling", "layers", "provenance",
                               "settings", "verbose"),
 }
