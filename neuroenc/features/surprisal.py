@@ -2,8 +2,11 @@
 
 A word's surprisal is ``-log2 p(word | context)``: the sum over its tokens of ``-log2 p(token |
 the tokens before it)``, from the model's next-token logits (the last hidden state, after the
-final norm, through the model's output head). It is a separate function, not an extractor
-option, because it is one number per word, not a layer's hidden state:
+final norm, through the model's output head). It is one number per word, not a layer's
+hidden state; the extractors read it from their own forward passes with ``surprisal=True``
+(:class:`~neuroenc.features.FeatureExtractor` for stories,
+:class:`~neuroenc.features.stimuli.StimulusExtractor` for stimuli), and these functions compute
+it alone:
 
 - :func:`word_surprisal` for a story (a :class:`~neuroenc.stimuli.Transcript` or a list of
   words): the words tokenised as one text, read in strided chunks as the story path reads
@@ -105,15 +108,19 @@ class SurprisalAccumulator:
         self.undefined = np.zeros(self.start.size, dtype=bool)
         self.by_seq = np.argsort(plan.word_seq, kind="stable")
         self.bounds = np.searchsorted(plan.word_seq[self.by_seq], np.arange(plan.n_sequences + 1))
+        self.added = np.zeros(plan.n_sequences, dtype=bool)
 
     def add(self, seqs: np.ndarray, last: Any, offset: np.ndarray) -> None:
         """Add the batch of sequences ``seqs`` (rows of ``last``: (batch, L, hidden), the last
-        hidden state; ``offset``: the left padding of each row)."""
+        hidden state; ``offset``: the left padding of each row). A sequence already added is
+        skipped (a batch the feature engine retries after running out of memory)."""
         import torch
 
         L = last.shape[1]
         flat, targets, owner = [], [], []
         for row, s in enumerate(seqs):
+            if self.added[s]:
+                continue
             for i in self.by_seq[self.bounds[s]:self.bounds[s + 1]]:
                 toks = np.arange(self.start[i], self.stop[i])
                 pos = self.P + toks - self.plan.seq_start[s]  # in-sequence position of each token
@@ -122,14 +129,14 @@ class SurprisalAccumulator:
                 flat.append(row * L + int(offset[row]) + pos[ok] - 1)
                 targets.append(self.input_ids[toks[ok]])
                 owner.append(np.full(int(ok.sum()), i))
-        if not flat:
-            return
-        index = torch.from_numpy(np.concatenate(flat)).to(last.device)
-        h = last.reshape(-1, last.shape[-1]).index_select(0, index)
-        logp = torch.log_softmax(self.head(h).float(), dim=-1)
-        tgt = torch.from_numpy(np.concatenate(targets)).to(last.device)
-        nll = -logp.gather(1, tgt[:, None])[:, 0].double().cpu().numpy() / LOG2
-        np.add.at(self.values, np.concatenate(owner), nll)
+        if flat:
+            index = torch.from_numpy(np.concatenate(flat)).to(last.device)
+            h = last.reshape(-1, last.shape[-1]).index_select(0, index)
+            logp = torch.log_softmax(self.head(h).float(), dim=-1)
+            tgt = torch.from_numpy(np.concatenate(targets)).to(last.device)
+            nll = -logp.gather(1, tgt[:, None])[:, 0].double().cpu().numpy() / LOG2
+            np.add.at(self.values, np.concatenate(owner), nll)
+        self.added[np.asarray(seqs, dtype=np.int64)] = True
 
     def result(self) -> np.ndarray:
         """The summed surprisal of each unit (NaN where a token had nothing before it)."""
