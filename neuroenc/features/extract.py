@@ -594,7 +594,7 @@ class FeatureExtractor:
 def _surprisal_reader(lm: LoadedModel, alignment: TokenAlignment, plan: ContextPlan, prefix: Sequence[int]):
     """The accumulator of the words' surprisal and the ``on_batch`` hook of :func:`run_plan` that
     feeds it the last hidden states of each batch (``surprisal=True``)."""
-    from .surprisal import SurprisalAccumulator
+    from .logits import SurprisalAccumulator
 
     if lm.kind != "causal":
         raise ValueError(
