@@ -97,6 +97,11 @@ def test_surprisal_depends_on_the_context(gpt2, transcript):
     # a long enough window is the whole run
     wide = FeatureExtractor(gpt2, layers=[0], context_tokens=al.n_tokens, policy="window", surprisal=True)
     np.testing.assert_allclose(wide.transform(transcript).attrs["surprisal"], full, atol=1e-5)
+    # under a structural intervention, the intervened model's surprisal
+    skipped = extract_features(transcript, gpt2, layers=[0], context_tokens="full", intervention="skip:1-2",
+                               surprisal=True).attrs["surprisal"]
+    np.testing.assert_allclose(skipped, word_surprisal(transcript, gpt2, intervention="skip:1-2"), atol=1e-5)
+    assert np.abs(skipped - full).max() > 0.1
 
 
 def test_surprisal_cache_round_trip(gpt2, transcript, tmp_path):
