@@ -347,7 +347,7 @@ def test_extract_stimuli_takes_the_stimulus_options(two_paths, tmp_path, capsys)
     (["--transcript", "story.txt", "--context", "group"], "--context applies to --stimuli only; drop it with "
                                                            "--transcript."),
     (["--transcript", "story.txt", "--padding-side", "left", "--surprisal", "true"],
-     "--padding-side, --surprisal apply to --stimuli only; drop them with --transcript."),
+     "--padding-side applies to --stimuli only; drop it with --transcript."),
     (["--transcript", "story.txt", "--context-tokens", "none"],
      "--context-tokens none applies to --stimuli only; with --transcript give an int >= 0 or 'full'."),
     (["--transcript", "story.txt", "--text-column", "sentence"], "--text-column applies to --stimuli only"),

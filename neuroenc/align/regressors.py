@@ -160,8 +160,9 @@ def word_regressors(features: FeatureSet, names: Sequence[str]
             carried = features.attrs.get("surprisal")
             if carried is None or np.size(carried) != n_words:
                 left_out[name] = (f"baseline surprisal left out: the features of run {features.run!r} carry "
-                                  "no per-word surprisal (attrs['surprisal']); word-timed extraction does not "
-                                  "store it yet.")
+                                  "no per-word surprisal (attrs['surprisal']); extract them with surprisal=True "
+                                  "(neuroenc extract --surprisal true; the pipeline does when encoding.baseline "
+                                  "lists surprisal).")
                 continue
             value = np.asarray(carried, dtype=np.float64)
             if not np.all(np.isfinite(value)):
@@ -170,7 +171,10 @@ def word_regressors(features: FeatureSet, names: Sequence[str]
                                   "model.prepend_bos: auto (or true) and re-extract.")
                 continue
             values[name] = value
-            sources[name] = f"the model's own per-word surprisal (bits) from the features ({features.model})"
+            context = ", ".join(f"{k} {features.attrs[k]!r}" for k in ("policy", "context_tokens", "stride",
+                                                                      "prepend_bos") if k in features.attrs)
+            sources[name] = (f"the model's own per-word surprisal (bits) from the features ({features.model}"
+                             + (f"; {context}" if context else "") + ")")
     return values, left_out, sources
 
 

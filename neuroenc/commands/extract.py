@@ -278,6 +278,8 @@ def _run_stimuli(args: argparse.Namespace, options: dict) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..features import FeatureExtractor
     from ..features.featureset import save_features
     from ..stimuli import read_transcript
@@ -298,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
         f"{features.n_words} words x {len(features)} layers x {features.n_features()} features "
         f"({features.model}, {extractor.policy}, context {extractor.context_tokens}"
         + (f", {n_fwd / features.n_words:.2f} token-forwards/word" if n_fwd else "")
+        + (f", surprisal {float(np.nanmean(features.attrs['surprisal'])):.2f} bits/word"
+           if features.attrs.get("surprisal") is not None else "")
         + f") -> {path}"
     )
     return 0

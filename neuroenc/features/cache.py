@@ -7,6 +7,7 @@ Layout::
     /offsets         (n_words,) float64, seconds
     /context_start   (n_words,) int64   first story token of the context each feature saw
     /context_len     (n_words,) int64   number of story tokens of that context
+    /surprisal       (n_words,) float64 with ``surprisal=True``: bits, summed over the word's tokens
     /layers/<i>      (n_words, hidden) float32, one dataset per layer i (0 = embeddings)
     attrs:  format = "neuroenc-features/1", provenance (JSON: every setting below), and
             each provenance entry on its own for h5dump readers: model, model_source,

@@ -24,6 +24,11 @@ How a feature is computed
 4. Each word's context is recorded (``context_start``, ``context_len`` in story tokens): for
    a causal model, a forward pass over exactly those tokens (after the prefix special tokens,
    recorded as ``prefix_ids``) gives the same hidden state.
+5. With ``surprisal=True`` (causal models), each word's surprisal (bits, summed over its
+   tokens) is read from the same forward passes' last hidden states through the model's output
+   head (:class:`~neuroenc.features.surprisal.SurprisalAccumulator`): the word's tokens are
+   predicted from the tokens before them in the sequence the word is read from, so its context
+   is the one its features saw.
 """
 from __future__ import annotations
 
@@ -65,6 +70,10 @@ POOLINGS = ("last", "mean", "first")
 AUTO_TOKEN_BUDGET = {"cpu": 4096, "mps": 16384, "cuda": 65536}
 #: Bumped when the features a setting gives change, so old cache files are not reused.
 CACHE_VERSION = 1
+#: What a features file's ``/surprisal`` is (its provenance ``surprisal_source``).
+SURPRISAL_SOURCE = ("-log2 p(word | context) in bits, summed over the word's tokens, from the extraction's own "
+                    "forward passes (its context_tokens, stride, policy and prefix_ids) through the model's "
+                    "output head")
 #: The libraries whose versions can change the features (the tokenisation, the forward pass):
 #: their versions are part of the cache key and of the provenance (``library_versions``).
 FEATURE_LIBRARIES = ("torch", "transformers", "tokenizers")
@@ -183,6 +192,16 @@ class FeatureExtractor:
     reference : {"onset", "midpoint"}
         Which word time the feature rows are placed at (not part of the cache key: cached
         features are returned at this reference).
+    surprisal : bool
+        Causal models: also each word's surprisal, ``-log2 p(word | context)`` in bits summed
+        over its tokens, read from the same forward passes as the features (the context each
+        word's features saw: strided chunks, the whole run, or its own window), in
+        ``attrs["surprisal"]`` and the features file's ``/surprisal``; part of the cache key.
+        NaN (and a recorded warning) for a word whose first token has nothing before it (no
+        BOS: ``prepend_bos=False``). Equal to :func:`~neuroenc.features.word_surprisal` with the
+        same ``context_tokens``, ``stride`` and ``prepend_bos`` (``policy="window"``: as a stride
+        of 1). An error for a masked model, and with a context intervention (``freeze-context``,
+        ``random-context``, ``swap-context``).
     verbose : bool | str | int | None
         Level of this extractor's messages (mne style); ``None`` (default) inherits the
         ``neuroenc`` logger's level. The shared logger is never changed. A progress bar shows
@@ -219,6 +238,7 @@ class FeatureExtractor:
         "cache_dir": [None, str, os.PathLike],
         "intervention": [None, str, dict],
         "reference": [Choices("onset", "midpoint")],
+        "surprisal": ["boolean"],
     }
 
     def __init__(
@@ -240,6 +260,7 @@ class FeatureExtractor:
         cache_dir: str | os.PathLike | None = None,
         intervention: Any = None,
         reference: str = "onset",
+        surprisal: bool = False,
         verbose: bool | str | int | None = None,
     ) -> None:
         self.model = model
@@ -259,6 +280,7 @@ class FeatureExtractor:
         self.cache_dir = cache_dir
         self.intervention = intervention
         self.reference = reference
+        self.surprisal = surprisal
         self.verbose = verbose
 
     # ------------------------------------------------------------------ settings
@@ -292,6 +314,13 @@ class FeatureExtractor:
             intervention = parse(self.intervention)
             if intervention is not None:
                 check_policy(intervention, self.policy, self.pooling)
+                if self.surprisal and intervention.needs_last_token:
+                    raise ValueError(
+                        f"surprisal=True reads each word's tokens from its forward pass, but intervention "
+                        f"{str(intervention)!r} treats every token of a pass but the last as context, which "
+                        "would give wrong surprisal. Pass surprisal=False, or compute it with "
+                        "neuroenc.features.lm_quality(words, model, intervention=...) (one pass per token)."
+                    )
         return {"context_tokens": context, "stride": stride, "layers": layers,
                 "intervention": intervention}
 
@@ -299,9 +328,10 @@ class FeatureExtractor:
         """Everything that changes the features of ``transcript`` (the cache key's content),
         the versions of the libraries that compute them included (:func:`library_versions`).
 
-        ``prepend_bos`` enters only when it is not ``False`` and ``last_layer`` only when it
-        is not ``"normed"`` (the settings before these options existed), so those settings
-        keep the keys they had then, but for the library versions."""
+        ``prepend_bos`` enters only when it is not ``False``, ``last_layer`` only when it
+        is not ``"normed"`` and ``surprisal`` only when it is ``True`` (the settings before these
+        options existed), so those settings keep the keys they had then, but for the library
+        versions."""
         iv = checked["intervention"]
         settings = {
             "cache_version": CACHE_VERSION,
@@ -322,6 +352,8 @@ class FeatureExtractor:
             settings["prepend_bos"] = self.prepend_bos
         if self.last_layer != "normed":
             settings["last_layer"] = self.last_layer
+        if self.surprisal:
+            settings["surprisal"] = True
         return settings
 
     # ------------------------------------------------------------------ model
@@ -384,7 +416,8 @@ class FeatureExtractor:
         """The complete cache file holding these features (this setting's, or an all-layers
         file with every requested layer) and the layers to read from it.
 
-        A file is trusted only if the ``cache_key`` it stores is the one its name stands for
+        Without ``surprisal``, a file of the same setting with surprisal serves too (its features
+        are the same). A file is trusted only if the ``cache_key`` it stores is the one its name stands for
         (a file copied or renamed under another key's name is not), and its layers carry
         checksums (verified when they are read). Only the files' attributes and dataset
         shapes are read here, never the features.
@@ -394,6 +427,8 @@ class FeatureExtractor:
         candidates = [settings]
         if settings["layers"] != "all":
             candidates.append(dict(settings, layers="all"))
+        if not settings.get("surprisal"):  # the same features, with surprisal beside them
+            candidates += [dict(cand, surprisal=True) for cand in candidates]
         for cand in candidates:
             path = self._path(transcript, cand)
             if not path.exists():
@@ -504,9 +539,19 @@ class FeatureExtractor:
         for message in warnings:
             log.log(logging.WARNING, "%s", message)
         iv = checked["intervention"]
+        acc = on_batch = None
+        if self.surprisal:
+            acc, on_batch = _surprisal_reader(lm, alignment, plan, prefix)
         data, n_forwards = run_plan(lm, alignment, plan, layers, self.pooling, self.batch_size,
                                     iv, desc=f"{transcript.name}", verbose=self.verbose,
-                                    prefix_ids=prefix, last_layer=self.last_layer)
+                                    prefix_ids=prefix, last_layer=self.last_layer, on_batch=on_batch)
+        surprisal = None
+        if acc is not None:
+            surprisal = acc.result()
+            message = _surprisal_warning(surprisal, transcript)
+            if message:
+                warnings.append(message)
+                log.log(logging.WARNING, "%s", message)
         attrs = {
             **lm.provenance(),
             "model_identity": lm.identity,
@@ -532,6 +577,9 @@ class FeatureExtractor:
             "context_start": plan.context_start,
             "context_len": plan.context_len,
         }
+        if surprisal is not None:
+            attrs["surprisal"] = surprisal
+            attrs["surprisal_source"] = SURPRISAL_SOURCE
         return FeatureSet(data, transcript.onsets, transcript.offsets, list(transcript.words),
                           run=transcript.name, model=lm.name, n_model_layers=lm.n_layers,
                           reference=self.reference, attrs=attrs)
@@ -541,6 +589,37 @@ class FeatureExtractor:
                 f"layers={self.layers!r}, context_tokens={self.context_tokens!r}, stride={self.stride}, "
                 f"policy={self.policy!r}, pooling={self.pooling!r}, prepend_bos={self.prepend_bos!r}, "
                 f"last_layer={self.last_layer!r})")
+
+
+def _surprisal_reader(lm: LoadedModel, alignment: TokenAlignment, plan: ContextPlan, prefix: Sequence[int]):
+    """The accumulator of the words' surprisal and the ``on_batch`` hook of :func:`run_plan` that
+    feeds it the last hidden states of each batch (``surprisal=True``)."""
+    from .logits import SurprisalAccumulator
+
+    if lm.kind != "causal":
+        raise ValueError(
+            f"surprisal=True needs a causal language model, but {lm.name!r} is {lm.kind}: a masked model "
+            "does not predict the next token. Pass surprisal=False (or drop surprisal from "
+            "encoding.baseline), or use a causal model (e.g. smollm2-135m)."
+        )
+    acc = SurprisalAccumulator(lm, alignment.input_ids, plan, alignment.word_start, alignment.word_stop,
+                               len(prefix))
+
+    def on_batch(seqs, states, offset):
+        acc.add(seqs, states[-1], offset)
+
+    return acc, on_batch
+
+
+def _surprisal_warning(values: np.ndarray, transcript: Transcript) -> str | None:
+    """The warning for words whose surprisal is NaN (a first token with nothing before it)."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size == 0:
+        return None
+    first = int(bad[0])
+    return (f"{bad.size} word(s) of run {transcript.name!r} start a forward sequence with no token before "
+            f"them (first: word {first} {transcript.words[first]!r}); their surprisal is NaN: pass "
+            "prepend_bos='auto' or True.")
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -805,6 +884,7 @@ def extract_features(
     cache_dir: str | os.PathLike | None = None,
     intervention: Any = None,
     reference: str = "onset",
+    surprisal: bool = False,
     verbose: bool | str | int | None = None,
 ) -> FeatureSet:
     """Per-word, per-layer features of one transcript (see :class:`FeatureExtractor`).
@@ -824,7 +904,7 @@ def extract_features(
         pooling=pooling, right_context=right_context, prepend_bos=prepend_bos,
         last_layer=last_layer, batch_size=batch_size, device=device,
         dtype=dtype, revision=revision, gguf_file=gguf_file, cache_dir=cache_dir,
-        intervention=intervention, reference=reference, verbose=verbose,
+        intervention=intervention, reference=reference, surprisal=surprisal, verbose=verbose,
     ).transform(transcript)
 
 
@@ -840,7 +920,7 @@ def feature_cache_path(
     a scheduler can skip work whose output is complete (:func:`~neuroenc.features.cache.is_complete`).
     ``settings`` are :class:`FeatureExtractor` parameters (``layers``, ``context_tokens``,
     ``stride``, ``policy``, ``pooling``, ``right_context``, ``prepend_bos``, ``last_layer``,
-    ``dtype``, ``intervention``, ``revision``, ``gguf_file``).
+    ``dtype``, ``intervention``, ``revision``, ``gguf_file``, ``surprisal``).
     """
     return FeatureExtractor(model, cache_dir=cache_dir, **settings).cache_path(transcript)
 

@@ -155,7 +155,8 @@ def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
     ----------
     features : FeatureSet
         The features; ``features.attrs`` holds the provenance (JSON-able values), and
-        optionally ``context_start`` / ``context_len`` arrays.
+        optionally ``context_start`` / ``context_len`` arrays and the per-word ``surprisal``
+        (bits; written as ``/surprisal``, float64).
     path : path-like
         Where to write. Its folder is created.
 
@@ -166,6 +167,12 @@ def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
     path = Path(path)
     attrs = dict(features.attrs)
     arrays = {k: np.asarray(attrs.pop(k), dtype=np.int64) for k in CONTEXT_ARRAYS if k in attrs}
+    surprisal = attrs.pop("surprisal", None)
+    if surprisal is not None:
+        arrays["surprisal"] = np.asarray(surprisal, dtype=np.float64).reshape(-1)
+        if arrays["surprisal"].size != features.n_words:
+            raise ValueError(f"FeatureSet for run {features.run!r}: attrs['surprisal'] has "
+                             f"{arrays['surprisal'].size} values but there are {features.n_words} words.")
     provenance = {
         **attrs,
         "run": features.run,
@@ -205,7 +212,7 @@ def load_features(path: str | os.PathLike, layers: Any = None) -> FeatureSet:
     -------
     features : FeatureSet
         With the file's provenance in ``attrs`` (and the ``context_start`` /
-        ``context_len`` arrays when stored).
+        ``context_len`` arrays and the per-word ``surprisal`` when stored).
 
     Raises
     ------
@@ -225,7 +232,7 @@ def load_features(path: str | os.PathLike, layers: Any = None) -> FeatureSet:
                 "word times): read it with neuroenc.features.load_stimulus_features, and fit it with "
                 "`neuroenc fit --features FILE --responses R.csv --id-column id` (no --tr)."
             )
-        data, provenance = read_layers_and_provenance(f, path, layers)
+        data, provenance = read_layers_and_provenance(f, path, layers, extra=("surprisal",))
         words = read_strings(f, "words", path)
         onsets = read_dataset(f, "onsets", path)
         offsets = read_dataset(f, "offsets", path)

@@ -120,9 +120,9 @@ ENCODING_ONLY = {
 }
 #: Parameters of the library calls that are not config keys: data, provenance, verbosity, and
 #: what another section or the pipeline sets (the cache folder, the word time reference, the
-#: stimulus path's surprisal, asked for by ``encoding.baseline``), per kind of data set.
+#: surprisal, asked for by ``encoding.baseline``), per kind of data set.
 _NOT_SETTINGS = {
-    ("model", "story"): ("model", "cache_dir", "reference", "verbose"),
+    ("model", "story"): ("model", "cache_dir", "reference", "surprisal", "verbose"),
     ("model", "stimuli"): ("model", "cache_dir", "surprisal", "verbose"),
     ("alignment", "story"): ("features", "responses", "layers", "runs", "dtype"),
     ("encoding", "story"): ("designs", "Y", "groups", "targets", "nuisance", "noise_ceiling", "provenance",
