@@ -224,3 +224,16 @@ def test_acceptance_simulations_small():
         in_set.append(res.unique.in_best_set[2])
     assert np.mean(covered) >= 0.9
     assert np.mean(in_set) >= 0.9
+
+
+def test_a_subject_among_several_keeps_fold_values_without_its_own_draws(rng):
+    """compare="null" (a subject of a multi-subject run, tested across subjects by sign flips):
+    the unique contributions' fold values are those of the full fit, and no residual draws are run."""
+    layers, N, Y, groups = _sim(1, driven=1, layer_signal=1.0)
+    kw = dict(n_permutations=30, gap=2, alphas=ALPHAS, random_state=3,
+              nuisance={"length": N[:, :2], "frequency": N[:, 2]})
+    full = fit_encoding(layers, Y, groups, compare="auto", **kw)
+    among = fit_encoding(layers, Y, groups, compare="null", **kw)
+    np.testing.assert_allclose(among.unique.fold_delta_r2, full.unique.fold_delta_r2, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(among.unique.delta_r2, full.unique.delta_r2, rtol=0, atol=1e-12)
+    assert full.unique.pvalues is not None and among.unique.pvalues is None

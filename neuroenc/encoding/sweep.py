@@ -238,6 +238,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``delta_r2``, ``delta_r``, with permutations their p-values, intervals and best-layer
         set, :mod:`neuroenc.encoding.contribution`). Exact and cheap: solved from each layer's
         own eigendecompositions (:mod:`neuroenc.encoding._joint`). No effect without a baseline.
+        The p-values and intervals come from residual draws, like the layer comparisons, and
+        only where those are drawn (``compare`` resolved to residual draws): a subject among
+        several (``compare="null"``) keeps its fold values for the tests across subjects.
     unique_ratios : sequence of float | None
         Grid of the baseline band's penalty in the joint models, as multiples of the penalty the
         baseline alone chose in the same outer fold, searched with the layer band's penalty (the
@@ -533,7 +536,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 if band is not None:
                     for key in jfold:
                         jfold[key][:, j] = out[f"joint_fold_{key}"]
-                    if n_perm >= 2 and method == "refit":  # the unique contributions' residual draws
+                    # the unique contributions' residual draws, as the layer comparisons': skipped where
+                    # those are (compare "null" / False: a subject among several, tested across subjects)
+                    if n_perm >= 2 and method == "refit" and compare_mode == "residual":
                         if udraws is None:
                             udraws = _joint.UniqueDraws(Y, N, outer, base_out["predictions"], base_out["fold_alpha"],
                                                         base_out["fold_r2"], make_draws(_derived_seed(perm_seed, 2)))
