@@ -1,0 +1,168 @@
+"""Inner CV from the outer split's spectrum (the group-deletion identity) against the direct path:
+the same CV losses, penalties, scores and p-values, with one eigendecomposition per outer fold."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from _encoding_fixtures import _one_blas_thread  # noqa: F401
+
+from neuroenc.encoding import _ridge, fit_encoding, make_cv
+from neuroenc.encoding.backend import use_backend
+from neuroenc.encoding.cv import inner_splits
+from neuroenc.encoding.stats import PermutedDraws, ShiftedDraws, run_indices, run_shifts
+
+
+def _design(rng, n, p, rank=None):
+    if rank is None:
+        X = rng.standard_normal((n, p)) * np.logspace(0, -1.5, p)
+    else:  # numerically low-rank: tiny penalties are ill-conditioned
+        X = rng.standard_normal((n, rank)) @ rng.standard_normal((rank, p)) + 1e-6 * rng.standard_normal((n, p))
+    return (X - X.mean(0)) / X.std(0)
+
+
+def _splits(kind, n, groups=None):
+    if kind == "blocks":  # samples in time: contiguous blocks, gap rows in neither part
+        outer = make_cv("blocks", None, n, n_blocks=4, gap=3)
+        return outer, [inner_splits(tr, None, 3, 3) for tr, _ in outer]
+    outer = make_cv(kind, groups, n, random_state=0)
+    scheme = kind.split(":")[0]
+    return outer, [inner_splits(tr, groups, 4, 0, scheme=scheme, random_state=1) for tr, _ in outer]
+
+
+CASES = [("kernel", 260, "blocks"), ("primal", 40, "blocks"), ("kernel", 260, "kfold:5"),
+         ("primal", 40, "kfold:5"), ("kernel", 260, "group-kfold:5"), ("primal", 40, "group-kfold:5")]
+
+
+@pytest.mark.parametrize("form,p,cv", CASES)
+def test_deletion_losses_equal_the_direct_path(rng, form, p, cv):
+    n, t = 160, 3
+    groups = np.repeat(np.arange(16), 10)
+    X = _design(rng, n, p)
+    Y = X[:, :4] @ rng.standard_normal((4, t)) + rng.standard_normal((n, t))
+    outer, inner = _splits(cv, n, groups)
+    alphas = np.logspace(-1, 7, 17)
+    with use_backend("numpy") as B:
+        gram = _ridge.LayerGram.compute(X, form)
+        XtY = X.T @ Y if form == "primal" else None
+        for (train, test), inn in zip(outer, inner):
+            split = _ridge.decompose(B, gram, train, test)
+            Z = split.project(B, gram, Y, XtY)
+            for tr, va in inn:
+                ref_split = _ridge.decompose(B, gram, tr, va)
+                _ridge.prepare_filters(B, ref_split, alphas, t, "float64")
+                ref = _ridge.cv_losses(B, ref_split, gram, Y, alphas, XtY)
+                for n_targets in (1, 10**6):  # both orders of the products
+                    d = _ridge.deletion_split(B, gram, split, tr, va, alphas, "float64", n_targets)
+                    assert d.ok.all() and d.fallback is None
+                    if n_targets == 1:  # few targets: the factorisations, applied per target
+                        assert d.maps is None and len(d.factors) == alphas.size
+                    elif form == "kernel" or cv == "blocks":  # many: one map per penalty
+                        assert d.maps is not None and d.factors is None
+                    got = _ridge.deletion_losses(B, d, split, gram, Y, Z, alphas, XtY)
+                    np.testing.assert_allclose(got, ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize("form,p,cv", CASES)
+def test_fits_and_nulls_equal_the_direct_path(rng, form, p, cv):
+    n, t = 160, 4
+    groups = np.repeat(np.arange(16), 10)
+    X = _design(rng, n, p)
+    Y = X[:, :4] @ rng.standard_normal((4, t)) + rng.standard_normal((n, t))
+    outer, inner = _splits(cv, n, groups)
+    alphas = np.logspace(-1, 7, 17)
+    if cv == "blocks":
+        runs = run_indices(np.zeros(n))
+        draws = ShiftedDraws(runs, run_shifts(runs, 30, 0), n)
+    else:
+        draws = PermutedDraws(run_indices(groups) if cv.startswith("group") else [np.arange(n)], 30, n,
+                              random_state=0)
+    out = {}
+    for path in ("direct", "deletion"):
+        counter = {}
+        out[path] = _ridge.fit_layer_cv(X, Y, outer, inner, alphas, form=form, null_shifts=draws,
+                                        inner_path=path, counter=counter)
+        out[path]["flops"] = counter["flops"]
+    ref, got = out["direct"], out["deletion"]
+    assert got["form"] == form
+    np.testing.assert_array_equal(got["fold_alpha"], ref["fold_alpha"])
+    for name in ("fold_r", "fold_r2", "pooled_r", "predictions", "null"):
+        np.testing.assert_allclose(got[name], ref[name], rtol=0, atol=1e-10)
+
+
+def test_ill_conditioned_penalties_fall_back_to_the_direct_path(rng):
+    n, p, t = 150, 200, 3
+    X = _design(rng, n, p, rank=15)
+    Y = X[:, :3] @ rng.standard_normal((3, t)) + rng.standard_normal((n, t))
+    alphas = np.logspace(-10, 4, 15)
+    train, test = np.arange(20, n), np.arange(20)
+    tr, va = train[40:], train[:40]
+    with use_backend("numpy") as B:
+        gram = _ridge.LayerGram.compute(X, "kernel")
+        split = _ridge.decompose(B, gram, train, test)
+        d = _ridge.deletion_split(B, gram, split, tr, va, alphas, "float64", 1)
+        # the tiny penalties, whose (I - H_DD) is ill-conditioned, are the direct path's
+        assert not d.ok[:5].any() and d.ok[-5:].all() and d.fallback is not None
+        ref_split = _ridge.decompose(B, gram, tr, va)
+        _ridge.prepare_filters(B, ref_split, alphas, t, "float64")
+        ref = _ridge.cv_losses(B, ref_split, gram, Y, alphas)
+        got = _ridge.deletion_losses(B, d, split, gram, Y, split.project(B, gram, Y), alphas)
+    np.testing.assert_array_equal(got[~d.ok], ref[~d.ok])
+    np.testing.assert_allclose(got[d.ok], ref[d.ok], rtol=1e-8)
+    # with every penalty ill-conditioned, the split is the direct one
+    with use_backend("numpy") as B:
+        d = _ridge.deletion_split(B, gram, split, tr, va, alphas[:3], "float64", 1)
+        assert not d.ok.any() and d.factors is None and d.maps is None
+        got = _ridge.deletion_losses(B, d, split, gram, Y, None, alphas[:3])
+        _ridge.prepare_filters(B, ref_split, alphas[:3], t, "float64")
+        ref = _ridge.cv_losses(B, ref_split, gram, Y, alphas[:3])
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_auto_takes_the_cheaper_path_and_counts_less(rng):
+    n, p = 300, 400
+    X = _design(rng, n, p)
+    Y = rng.standard_normal((n, 2))
+    outer, inner = _splits("kfold:5", n)
+    alphas = np.logspace(-1, 7, 17)
+    with use_backend("numpy") as B:
+        gram = _ridge.LayerGram.compute(X, "kernel")
+        split = _ridge.decompose(B, gram, *outer[0])
+        assert _ridge.plan_inner(B, gram, split, inner[0], alphas, 1, "auto") == "deletion"
+        assert _ridge.plan_inner(B, gram, split, inner[0], alphas, 100000, "auto") == "direct"
+        assert _ridge.plan_inner(B, gram, split, inner[0], alphas, 1, "direct") == "direct"
+    counters = {path: {} for path in ("auto", "direct")}
+    for path, counter in counters.items():
+        _ridge.fit_layer_cv(X, Y, outer, inner, alphas, inner_path=path, counter=counter)
+    assert counters["auto"]["flops"] < 0.6 * counters["direct"]["flops"]
+
+
+def test_bad_inner_path_and_inner_rows_outside_the_outer_training_set(rng):
+    X, Y = rng.standard_normal((40, 50)), rng.standard_normal((40, 1))
+    outer, inner = _splits("kfold:4", 40)
+    with pytest.raises(ValueError, match="Invalid value for 'inner_path'.*'deletion'.*got 'fast'"):
+        _ridge.fit_layer_cv(X, Y, outer, inner, np.array([1.0]), inner_path="fast")
+    with use_backend("numpy") as B:
+        gram = _ridge.LayerGram.compute(X, "kernel")
+        split = _ridge.decompose(B, gram, *outer[0])
+        with pytest.raises(ValueError, match="must lie in its outer training set"):
+            _ridge.deletion_split(B, gram, split, outer[0][0][5:], outer[0][1], np.array([1.0]), "float64")
+
+
+@pytest.mark.parametrize("cv", ["kfold:5", "group-kfold:4"])
+def test_stimulus_fit_pvalues_equal_the_direct_path(rng, monkeypatch, cv):
+    n = 120
+    layers = [_design(rng, n, 150), _design(rng, n, 150)]
+    Y = layers[0][:, :3] @ rng.standard_normal((3, 2)) + rng.standard_normal((n, 2))
+    groups = np.repeat(np.arange(12), 10) if cv.startswith("group") else None
+    kw = dict(cv=cv, inner_cv=3, n_permutations=60, compare=False, random_state=2, backend="numpy",
+              dtype="float64")
+    original = _ridge.fit_layer_cv
+    fits = {}
+    for path in ("direct", "deletion"):
+        monkeypatch.setattr(_ridge, "fit_layer_cv", functools.partial(original, inner_path=path))
+        fits[path] = fit_encoding(layers, Y, groups, **kw)
+    for name in ("r", "r2", "pvalues", "alphas", "fold_r", "pvalues_best"):
+        np.testing.assert_allclose(getattr(fits["deletion"], name), getattr(fits["direct"], name),
+                                   rtol=0, atol=1e-10)
