@@ -166,3 +166,37 @@ def test_stimulus_fit_pvalues_equal_the_direct_path(rng, monkeypatch, cv):
     for name in ("r", "r2", "pvalues", "alphas", "fold_r", "pvalues_best"):
         np.testing.assert_allclose(getattr(fits["deletion"], name), getattr(fits["direct"], name),
                                    rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("form,p", [("kernel", 120), ("primal", 20)])
+def test_refits_by_cholesky_solve_equal_the_eigendecomposition(rng, form, p):
+    """A few penalties' refit maps from Cholesky solves: the same null and comparison draws."""
+    n, t = 90, 3
+    X = _design(rng, n, p)
+    Y = X[:, :3] @ rng.standard_normal((3, t)) + rng.standard_normal((n, t))
+    alphas = np.logspace(-1, 4, 6)
+    outer, _ = _splits("kfold:5", n)
+    draws = PermutedDraws([np.arange(n)], 25, n, random_state=0)
+    best = np.array([1, 4, 1])
+    with use_backend("numpy") as B:
+        gram = _ridge.LayerGram.compute(X, form)
+        train, test = outer[0]
+        solved = _ridge.refit_split(B, gram, train, test, np.unique(best), alphas, t, 25)
+        assert isinstance(solved, _ridge.SolveSplit)
+        many = np.logspace(-1, 4, 40)  # a solve per penalty used costs more than one eigendecomposition
+        assert isinstance(_ridge.refit_split(B, gram, train, test, np.arange(40), many, 10**5, 25), _ridge.Split)
+        split = _ridge.decompose(B, gram, train, test)
+        ref = _ridge.refit_null(B, split, gram, Y, alphas, best, draws, order="hat")
+        got = _ridge.refit_null(B, solved, gram, Y, alphas, best, draws)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+    fold_best = np.tile(best, (len(outer), 1))
+    fold_best[2, 1] = -1  # a target undefined in one fold
+    signal = 0.5 * Y
+    got = _ridge.comparison_draws(X, signal, Y - signal, outer, alphas, fold_best, draws, form=form)
+    original = _ridge.refit_split
+    try:
+        _ridge.refit_split = lambda B, gram, train, test, *a: _ridge.decompose(B, gram, train, test)
+        ref = _ridge.comparison_draws(X, signal, Y - signal, outer, alphas, fold_best, draws, form=form)
+    finally:
+        _ridge.refit_split = original
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
