@@ -7,11 +7,15 @@ more or less noise), ``cv="kfold:10"`` with 5 inner folds, 1,000 permutations (t
 stimuli permuted) and the default layer comparisons. Compared side by side in one run, in one
 process, on the same data:
 
-- ``direct``: each inner split's losses from its own eigendecomposition (``inner_path="direct"``,
-  the reference: 10 x (5 + 1) = 60 eigendecompositions of ~450-564 square kernels per layer);
+- ``direct``: as before, each inner split's losses from its own eigendecomposition
+  (``inner_path="direct"``, the reference), and the layer comparisons' refits from another
+  eigendecomposition of each outer training set: 10 x (5 + 1 + 1) = 70 eigendecompositions of
+  ~450-564 square kernels per layer;
 - ``auto``: the inner losses from the outer split's eigendecomposition by the group-deletion
   identity (:class:`neuroenc.encoding._ridge.Deletion`), chosen per outer fold when it needs
-  fewer floating-point operations (10 eigendecompositions per layer).
+  fewer floating-point operations, and the comparisons' refits of the few penalties used from
+  Cholesky solves (:class:`neuroenc.encoding._ridge.SolveSplit`): 10 eigendecompositions per
+  layer.
 
 Prints each path's seconds and counted floating-point operations, their ratios, and the largest
 difference of the results (r, p-values, penalties). ``--busy`` also runs both with one other
@@ -46,10 +50,17 @@ def data(n_layers: int, n_stimuli: int, n_features: int, seed: int = 0):
     return [(x - x.mean(0)) / x.std(0) for x in layers], Y
 
 
+def _decompose(B, gram, train, test, *args):
+    return _ridge.decompose(B, gram, train, test)
+
+
 def fit(layers, Y, path: str, n_permutations: int, threads):
-    """One fit with ``inner_path=path``: (seconds, results)."""
-    original = _ridge.fit_layer_cv
+    """One fit with ``inner_path=path`` (``"direct"``: and the comparisons' refits from
+    eigendecompositions, as before): (seconds, results)."""
+    original, refit_split = _ridge.fit_layer_cv, _ridge.refit_split
     _ridge.fit_layer_cv = functools.partial(original, inner_path=path)
+    if path == "direct":
+        _ridge.refit_split = _decompose
     try:
         with thread_limits(threads):
             t0 = time.perf_counter()
@@ -57,7 +68,7 @@ def fit(layers, Y, path: str, n_permutations: int, threads):
                                backend="numpy", dtype="float64", random_state=0)
             return time.perf_counter() - t0, res
     finally:
-        _ridge.fit_layer_cv = original
+        _ridge.fit_layer_cv, _ridge.refit_split = original, refit_split
 
 
 def compare(layers, Y, args, label: str) -> None:

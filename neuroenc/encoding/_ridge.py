@@ -451,11 +451,12 @@ class Deletion:
     flops: float = 0.0
 
 
-def _spd_factor(B, S, cond_max: float):
+def _spd_factor(B, S, cond_max: float, lower_only: bool = False):
     """A factorisation of a symmetric positive definite matrix for :func:`_spd_solve`, or None if
     its condition number exceeds ``cond_max`` (or it is not positive definite). On the NumPy
     backend, the lower Cholesky factor (only the lower triangle of ``S`` is read; the condition
-    number is LAPACK's ``pocon`` estimate); elsewhere the inverse, from an eigendecomposition."""
+    number is LAPACK's ``pocon`` estimate; ``lower_only``: the upper triangle of ``S`` holds
+    zeros); elsewhere the inverse, from an eigendecomposition."""
     if B.name == "numpy":
         from scipy.linalg import get_lapack_funcs
 
@@ -463,7 +464,7 @@ def _spd_factor(B, S, cond_max: float):
         c, info = potrf(S, lower=1, clean=1)
         if info != 0:
             return None
-        low = np.abs(np.tril(S))
+        low = np.abs(S if lower_only else np.tril(S))
         anorm = float((low.sum(0) + low.sum(1) - np.diagonal(low)).max())  # 1-norm of the symmetric S
         rcond, info = pocon(c, anorm, uplo="L")
         return c if info == 0 and rcond * cond_max >= 1.0 else None
@@ -583,7 +584,7 @@ def deletion_split(B, gram: LayerGram, outer: Split, train: np.ndarray, val: np.
             S = S_all[j]
         if outer.form == "primal" and syrk is None:
             S = eye - S
-        factor = _spd_factor(B, S, cond_max)
+        factor = _spd_factor(B, S, cond_max, lower_only=syrk is not None)
         flops += d_rows**3 / 3.0
         if factor is None:
             ok[i] = False
