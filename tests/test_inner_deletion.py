@@ -132,6 +132,13 @@ def test_auto_takes_the_cheaper_path_and_counts_less(rng):
         assert _ridge.plan_inner(B, gram, split, inner[0], alphas, 1, "auto") == "deletion"
         assert _ridge.plan_inner(B, gram, split, inner[0], alphas, 100000, "auto") == "direct"
         assert _ridge.plan_inner(B, gram, split, inner[0], alphas, 1, "direct") == "direct"
+        assert _ridge.plan_inner(B, gram, split, inner[0], np.r_[1e-9, alphas], 1, "auto") == "deletion"
+        # float32, or a penalty that a low-rank design's outer spectrum makes ill-conditioned: direct
+        low = _ridge.LayerGram.compute(_design(rng, n, p, rank=20), "kernel")
+        low_split = _ridge.decompose(B, low, *outer[0])
+        assert _ridge.plan_inner(B, low, low_split, inner[0], alphas, 1, "auto") == "deletion"
+        assert _ridge.plan_inner(B, low, low_split, inner[0], alphas, 1, "auto", dtype="float32") == "direct"
+        assert _ridge.plan_inner(B, low, low_split, inner[0], np.r_[1e-9, alphas], 1, "auto") == "direct"
     counters = {path: {} for path in ("auto", "direct")}
     for path, counter in counters.items():
         _ridge.fit_layer_cv(X, Y, outer, inner, alphas, inner_path=path, counter=counter)
@@ -200,3 +207,18 @@ def test_refits_by_cholesky_solve_equal_the_eigendecomposition(rng, form, p):
     finally:
         _ridge.refit_split = original
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+
+
+def test_deletion_on_the_torch_backend_equals_numpy(rng):
+    pytest.importorskip("torch")
+    n, p, t = 120, 160, 2
+    X = _design(rng, n, p)
+    Y = X[:, :3] @ rng.standard_normal((3, t)) + rng.standard_normal((n, t))
+    outer, inner = _splits("blocks", n)
+    alphas = np.logspace(-1, 6, 8)
+    ref = _ridge.fit_layer_cv(X, Y, outer, inner, alphas, inner_path="direct")
+    with use_backend("torch") as B:
+        got = _ridge.fit_layer_cv(B.asarray(X), B.asarray(Y), outer, inner, B.asarray(alphas),
+                                  inner_path="deletion")
+    np.testing.assert_array_equal(got["fold_alpha"], ref["fold_alpha"])
+    np.testing.assert_allclose(got["fold_r"], ref["fold_r"], rtol=0, atol=1e-10)

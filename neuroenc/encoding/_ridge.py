@@ -429,14 +429,17 @@ class Deletion:
     - primal form, ``F = X[D] V``: ``e_D = S^{-1} (y_D - F diag(d) Z)`` where
       ``S = I - F diag(d) F^T`` and ``Z = V^T X[T]^T y_T``.
 
-    Only the validation rows of ``S^{-1}`` are kept (``A``, (n_ok, n_val, |D|)). The matrices
-    ``S`` of all penalties are combined from those of a few basis filters (:func:`filter_basis`).
-    For many targets, one map per penalty (``maps``: ``A F diag(d)``, with ``[A, -A F diag(d)]``
-    in the primal form) gives every target's residuals from ``Z`` (and ``y_D``) in one product;
-    for few, ``F diag(d) Z`` is formed per penalty and ``A`` applied to it. The split needs no
-    eigendecomposition of its own. Penalties whose system is ill-conditioned
-    (:data:`DELETION_COND`) are left to ``fallback``, a direct :class:`Split` over those
-    penalties only.
+    Each penalty's ``S`` (|D| x |D|) is formed (on NumPy as ``(F d^.5)(F d^.5)^T`` by ``syrk``;
+    or combined from a few basis filters' when fewer, :func:`filter_basis`) and factorised once
+    for all targets. For many targets, one map per penalty (``maps``: ``A F diag(d)`` with ``A``
+    the validation rows of ``S^{-1}``; ``[A, -A F diag(d)]`` in the primal form) gives every
+    target's residuals from ``Z`` (and ``y_D``) in one product; for few, the factorisations are
+    kept (``factors``) and applied to ``F diag(d) Z``. The split needs no eigendecomposition of
+    its own. A penalty whose system is ill-conditioned (condition number or the outer spectrum's
+    ``(lam_max + a) / (lam_min + a)`` above :data:`DELETION_COND`, or a round-off negative
+    eigenvalue it does not dominate) takes its losses from ``fallback``, the direct
+    :class:`Split` of the inner split (its numbers exactly: the direct path is the reference
+    there; it is the less accurate of the two, see ``tests/test_inner_deletion.py``).
     """
 
     val: np.ndarray  # validation rows (absolute)
@@ -666,15 +669,21 @@ def _check_inner_path(inner_path: str) -> None:
 
 
 def plan_inner(B, gram: LayerGram, outer: Split, inner_k, alphas, t: int, path: str,
-               cache: EigenCache | None = None) -> str:
+               cache: EigenCache | None = None, dtype: str = "float64") -> str:
     """``"direct"`` or ``"deletion"`` for the inner splits of one outer fold: ``path`` unless
     ``"auto"``, then the one with fewer floating-point operations for ``t`` targets (an inner
-    eigendecomposition already held, in ``cache`` or the design's store, costs nothing)."""
+    eigendecomposition already held, in ``cache`` or the design's store, costs nothing); direct
+    when a penalty would fall back for the outer spectrum's conditioning (:data:`DELETION_COND`)."""
     if path != "auto":
         return path
     a = int(alphas.shape[0])
     lam_np = np.asarray(B.to_numpy(outer.lam), dtype=np.float64)
-    basis = filter_basis(lam_np, np.asarray(B.to_numpy(alphas), dtype=np.float64), 1e-15)
+    alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
+    kappa = (lam_np[-1] + alphas_np) / (max(lam_np[0], 0.0) + alphas_np)
+    if np.any(kappa > DELETION_COND.get(dtype, DELETION_COND["float32"])) or \
+            (lam_np[0] < 0 and np.any(alphas_np <= -4.0 * lam_np[0])):
+        return "direct"
+    basis = filter_basis(lam_np, alphas_np, 1e-15)
     m = a if basis is None else basis[1].shape[0]
     p = gram.X.shape[1]
     n_outer = outer.train.size
@@ -1113,7 +1122,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     _check_inner_path(inner_path)
     for k, ((train, test), inner_k) in enumerate(zip(outer, inner)):
         outer_split = decompose(B, gram, train, test, cache)
-        path = plan_inner(B, gram, outer_split, inner_k, alphas, t, inner_path, cache)
+        path = plan_inner(B, gram, outer_split, inner_k, alphas, t, inner_path, cache, dtype_name)
         if path == "deletion":
             for tr, _ in inner_k:  # their eigendecompositions are not needed: release the cache's
                 cache.take(np.asarray(tr))
