@@ -222,3 +222,29 @@ def test_deletion_on_the_torch_backend_equals_numpy(rng):
                                   inner_path="deletion")
     np.testing.assert_array_equal(got["fold_alpha"], ref["fold_alpha"])
     np.testing.assert_allclose(got["fold_r"], ref["fold_r"], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("form,p", [("kernel", 260), ("primal", 150)])
+def test_refit_layer_by_deletion_equals_himalaya(rng, form, p):
+    """The final refit's CV from the spectrum of all samples (which the refit needs anyway)."""
+    import warnings
+
+    from himalaya.kernel_ridge import KernelRidgeCV
+    from himalaya.ridge import RidgeCV
+
+    n, t = 200, 2
+    X = _design(rng, n, p)
+    Y = X[:, :3] @ rng.standard_normal((3, t)) + rng.standard_normal((n, t))
+    alphas = np.logspace(-1, 5, 13)
+    splits = make_cv("kfold:5", None, n, random_state=0)
+    with use_backend("numpy") as B:
+        gram = _ridge.LayerGram.compute(X, form)
+        full = _ridge.decompose(B, gram, np.arange(n), np.arange(0))
+        assert _ridge.plan_inner(B, gram, full, splits, alphas, t, "auto") == "deletion"
+    kind, coef, best = _ridge.refit_layer(X, Y, splits, alphas, form=form)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ref = {"kernel": KernelRidgeCV, "primal": RidgeCV}[form](alphas=alphas, cv=splits).fit(X, Y)
+    np.testing.assert_allclose(best, ref.best_alphas_, rtol=1e-12)
+    pred = X @ coef if kind == "primal" else (X @ X.T) @ coef
+    np.testing.assert_allclose(pred, ref.predict(X), atol=1e-9)

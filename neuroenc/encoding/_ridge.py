@@ -739,24 +739,23 @@ def refit_predict(B, split: Split, gram: LayerGram, Y, alphas, best, XtY=None, c
     return pred
 
 
-def dual_or_primal_coef(B, gram: LayerGram, Y, alphas, best, train=None):
+def dual_or_primal_coef(B, gram: LayerGram, Y, alphas, best, train=None, spectrum=None):
     """Refit on ``train`` (default all samples) with per-target penalties.
 
     Returns ``("dual", coef (n_train, t))`` in the kernel form (features outnumber samples;
     primal weights are never formed) and ``("primal", coef (n_features, t))`` otherwise.
+    ``spectrum``: ``(lam, V)`` of the training Gram, when already computed.
     """
     n = gram.X.shape[0]
     train = np.arange(n) if train is None else np.asarray(train)
     lam_alpha = alphas[best][None, :]
     if gram.form == "kernel":
-        K = take_block(B, gram.gram, train, train)
-        lam, V = eigh(B, K)
+        lam, V = spectrum if spectrum is not None else eigh(B, take_block(B, gram.gram, train, train))
         lam = B.clip(lam, 0, None)
         Z = V.T @ take_rows(B, Y, train)
         return "dual", V @ (Z / (lam[:, None] + lam_alpha))
     Xtr = take_rows(B, gram.X, train)
-    G = Xtr.T @ Xtr
-    lam, V = eigh(B, G)
+    lam, V = spectrum if spectrum is not None else eigh(B, Xtr.T @ Xtr)
     lam = B.clip(lam, 0, None)
     Z = V.T @ (Xtr.T @ take_rows(B, Y, train))
     return "primal", V @ (Z / (lam[:, None] + lam_alpha))
@@ -1253,21 +1252,33 @@ def refit_layer(X, Y, splits, alphas, *, form: str = "auto", n_targets_batch: in
     form = choose_form(n, p, form)
     gram = LayerGram.compute(X, form)
     itemsize = 4 if "32" in str(X.dtype) else 8
+    dtype_name = "float32" if itemsize == 4 else "float64"
     batch = n_targets_batch or auto_batch(a, max(va.size for _, va in splits), itemsize, t)
-    decs = [decompose(B, gram, tr, va) for tr, va in splits]
-    for s in decs:
-        prepare_filters(B, s, alphas, t, "float32" if itemsize == 4 else "float64")
+    # the spectrum of all samples, which the refit needs, also gives the CV losses when cheaper
+    full = decompose(B, gram, np.arange(n), np.arange(0))
+    path = plan_inner(B, gram, full, splits, alphas, t, "auto", None, dtype_name)
+    if path == "deletion":
+        decs = [deletion_split(B, gram, full, tr, va, alphas, dtype_name, t) for tr, va in splits]
+    else:
+        decs = [decompose(B, gram, tr, va) for tr, va in splits]
+        for s in decs:
+            prepare_filters(B, s, alphas, t, dtype_name)
     best_all = []
     for start in range(0, t, batch):
         Yc = Y[:, start:start + batch]
         XtY = gram.X.T @ Yc if form == "primal" else None
+        Z = full.project(B, gram, Yc, XtY) if path == "deletion" else None
         total = None
         for s in decs:
-            loss = to_float64(B, cv_losses(B, s, gram, Yc, alphas, XtY))
+            if path == "deletion":
+                loss = deletion_losses(B, s, full, gram, Yc, Z, alphas, XtY)
+            else:
+                loss = cv_losses(B, s, gram, Yc, alphas, XtY)
+            loss = to_float64(B, loss)
             total = loss if total is None else total + loss
         best_all.append(np.asarray(B.to_numpy(select_alphas(B, total, len(decs), alphas))))
     del decs
     best = np.concatenate(best_all)
-    kind, coef = dual_or_primal_coef(B, gram, Y, alphas, as_index(B, best))
+    kind, coef = dual_or_primal_coef(B, gram, Y, alphas, as_index(B, best), spectrum=(full.lam, full.V))
     alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
     return kind, coef, alphas_np[best]
