@@ -10,12 +10,12 @@ process, on the same data:
 - ``direct``: as before, each inner split's losses from its own eigendecomposition
   (``inner_path="direct"``, the reference), and the layer comparisons' refits from another
   eigendecomposition of each outer training set: 10 x (5 + 1 + 1) = 70 eigendecompositions of
-  ~450-564 square kernels per layer;
+  ~450-564 square kernels per layer (and 10 more for the best layer's final refit);
 - ``auto``: the inner losses from the outer split's eigendecomposition by the group-deletion
   identity (:class:`neuroenc.encoding._ridge.Deletion`), chosen per outer fold when it needs
   fewer floating-point operations, and the comparisons' refits of the few penalties used from
   Cholesky solves (:class:`neuroenc.encoding._ridge.SolveSplit`): 10 eigendecompositions per
-  layer.
+  layer (the final refit's CV from the spectrum of all samples).
 
 Prints each path's seconds and counted floating-point operations, their ratios, and the largest
 difference of the results (r, p-values, penalties). ``--busy`` also runs both with one other
@@ -57,10 +57,10 @@ def _decompose(B, gram, train, test, *args):
 def fit(layers, Y, path: str, n_permutations: int, threads):
     """One fit with ``inner_path=path`` (``"direct"``: and the comparisons' refits from
     eigendecompositions, as before): (seconds, results)."""
-    original, refit_split = _ridge.fit_layer_cv, _ridge.refit_split
+    original, refit_split, plan_inner = _ridge.fit_layer_cv, _ridge.refit_split, _ridge.plan_inner
     _ridge.fit_layer_cv = functools.partial(original, inner_path=path)
-    if path == "direct":
-        _ridge.refit_split = _decompose
+    if path == "direct":  # the final refit's CV too
+        _ridge.refit_split, _ridge.plan_inner = _decompose, lambda *a, **k: "direct"
     try:
         with thread_limits(threads):
             t0 = time.perf_counter()
@@ -68,7 +68,7 @@ def fit(layers, Y, path: str, n_permutations: int, threads):
                                backend="numpy", dtype="float64", random_state=0)
             return time.perf_counter() - t0, res
     finally:
-        _ridge.fit_layer_cv, _ridge.refit_split = original, refit_split
+        _ridge.fit_layer_cv, _ridge.refit_split, _ridge.plan_inner = original, refit_split, plan_inner
 
 
 def compare(layers, Y, args, label: str) -> None:
