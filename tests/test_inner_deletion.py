@@ -248,3 +248,18 @@ def test_refit_layer_by_deletion_equals_himalaya(rng, form, p):
     np.testing.assert_allclose(best, ref.best_alphas_, rtol=1e-12)
     pred = X @ coef if kind == "primal" else (X @ X.T) @ coef
     np.testing.assert_allclose(pred, ref.predict(X), atol=1e-9)
+
+
+def test_auto_keeps_the_direct_path_for_inner_splits_that_are_not_deletions(rng):
+    X, Y = _design(rng, 60, 80), rng.standard_normal((60, 1))
+    outer, inner = _splits("kfold:3", 60)
+    overlapping = [[(tr, np.r_[va, tr[:2]]) for tr, va in inn] for inn in inner]  # validation rows also trained on
+    alphas = np.logspace(-1, 4, 6)
+    with use_backend("numpy") as B:
+        gram = _ridge.LayerGram.compute(X, "kernel")
+        split = _ridge.decompose(B, gram, *outer[0])
+        assert _ridge.plan_inner(B, gram, split, inner[0], alphas, 1, "auto") == "deletion"
+        assert _ridge.plan_inner(B, gram, split, overlapping[0], alphas, 1, "auto") == "direct"
+    got = _ridge.fit_layer_cv(X, Y, outer, overlapping, alphas)
+    ref = _ridge.fit_layer_cv(X, Y, outer, overlapping, alphas, inner_path="direct")
+    np.testing.assert_array_equal(got["fold_alpha"], ref["fold_alpha"])

@@ -683,6 +683,12 @@ def plan_inner(B, gram: LayerGram, outer: Split, inner_k, alphas, t: int, path: 
     if np.any(kappa > DELETION_COND.get(dtype, DELETION_COND["float32"])) or \
             (lam_np[0] < 0 and np.any(alphas_np <= -4.0 * lam_np[0])):
         return "direct"
+    inside = np.zeros(gram.X.shape[0], dtype=bool)
+    inside[outer.train] = True
+    for tr, va in inner_k:  # splits given by hand that are not deletions from the outer training set
+        tr, va = np.asarray(tr), np.asarray(va)
+        if not (inside[tr].all() and inside[va].all()) or np.isin(va, tr).any() or va.size == 0:
+            return "direct"
     basis = filter_basis(lam_np, alphas_np, 1e-15)
     m = a if basis is None else basis[1].shape[0]
     p = gram.X.shape[1]
