@@ -139,6 +139,10 @@ class EigenCache:
             self.store.pop(key, None)
         return entry
 
+    def has(self, train: np.ndarray) -> bool:
+        """Whether the eigendecomposition of ``train`` is held."""
+        return np.asarray(train).tobytes() in self.store
+
     def offer(self, train: np.ndarray, entry: tuple) -> None:
         key = np.asarray(train).tobytes()
         if self.left.get(key, 0) > 0:
@@ -314,6 +318,307 @@ def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=Non
     return loss
 
 
+#: How the inner-CV losses are computed: ``"direct"`` (one eigendecomposition per inner split,
+#: the reference), ``"deletion"`` (from the outer split's, :func:`deletion_split`) or ``"auto"``
+#: (the one with fewer floating-point operations, :func:`plan_inner`).
+INNER_PATHS = ("auto", "direct", "deletion")
+#: Largest condition number, per working precision, of the outer spectrum's ``(lam_max + a) /
+#: (lam_min + a)`` and of a penalty's deletion system for the deletion path to be used for that
+#: penalty: beyond it the penalty's losses are computed by the direct path.
+DELETION_COND = {"float32": 1e3, "float64": 1e7}
+
+
+@dataclass
+class Deletion:
+    """An inner split whose validation residuals come from its outer split's spectrum.
+
+    For ridge without intercept and a penalty ``a``, the fit that leaves out rows ``D`` of the
+    outer training set ``T`` (here the inner split's validation and gap rows) has residuals
+    ``e_D = (I - H_DD)^{-1} (y_D - yhat_D)`` on them, with ``H`` the hat matrix of the fit on
+    all of ``T`` (the exact group-deletion identity). With the outer spectrum
+    (``lam``, ``V``; :func:`decompose`) and ``d = 1 / (lam + a)``:
+
+    - kernel form, ``I - H = V diag(a d) V^T``, so, with ``F = V[D]`` and no cancellation,
+      ``e_D = S^{-1} F diag(d) Z`` where ``S = F diag(d) F^T`` and ``Z = V^T y_T``;
+    - primal form, ``F = X[D] V``: ``e_D = S^{-1} (y_D - F diag(d) Z)`` where
+      ``S = I - F diag(d) F^T`` and ``Z = V^T X[T]^T y_T``.
+
+    Each penalty's ``S`` (|D| x |D|) is formed (on NumPy as ``(F d^.5)(F d^.5)^T`` by ``syrk``;
+    or combined from a few basis filters' when fewer, :func:`filter_basis`) and factorised once
+    for all targets. For many targets, one map per penalty (``maps``: ``A F diag(d)`` with ``A``
+    the validation rows of ``S^{-1}``; ``[A, -A F diag(d)]`` in the primal form) gives every
+    target's residuals from ``Z`` (and ``y_D``) in one product; for few, the factorisations are
+    kept (``factors``) and applied to ``F diag(d) Z``. The split needs no eigendecomposition of
+    its own. A penalty whose system is ill-conditioned (condition number or the outer spectrum's
+    ``(lam_max + a) / (lam_min + a)`` above :data:`DELETION_COND`, or a round-off negative
+    eigenvalue it does not dominate) takes its losses from ``fallback``, the direct
+    :class:`Split` of the inner split (its numbers exactly: the direct path is the reference
+    there; it is the less accurate of the two, see ``tests/test_inner_deletion.py``).
+    """
+
+    val: np.ndarray  # validation rows (absolute)
+    removed: np.ndarray  # the rows D left out (absolute): validation and gap
+    ok: np.ndarray  # (n_alphas,) bool: penalties computed from the outer spectrum
+    form: str
+    F: Any = None  # (|D|, r)
+    maps: Any = None  # (n_ok, n_val, r) kernel, (n_ok, n_val, |D| + r) primal; or
+    factors: Any = None  # per good penalty, the factorisation of S (:func:`_spd_factor`)
+    at: Any = None  # positions of the validation rows in D
+    fallback: Split | None = None
+    flops: float = 0.0
+
+
+def _spd_factor(B, S, cond_max: float, lower_only: bool = False):
+    """A factorisation of a symmetric positive definite matrix for :func:`_spd_solve`, or None if
+    its condition number exceeds ``cond_max`` (or it is not positive definite). On the NumPy
+    backend, the lower Cholesky factor (only the lower triangle of ``S`` is read; the condition
+    number is LAPACK's ``pocon`` estimate; ``lower_only``: the upper triangle of ``S`` holds
+    zeros); elsewhere the inverse, from an eigendecomposition."""
+    if B.name == "numpy":
+        from scipy.linalg import get_lapack_funcs
+
+        potrf, pocon = get_lapack_funcs(("potrf", "pocon"), (S,))
+        c, info = potrf(S, lower=1, clean=1)
+        if info != 0:
+            return None
+        low = np.abs(S if lower_only else np.tril(S))
+        anorm = float((low.sum(0) + low.sum(1) - np.diagonal(low)).max())  # 1-norm of the symmetric S
+        rcond, info = pocon(c, anorm, uplo="L")
+        return c if info == 0 and rcond * cond_max >= 1.0 else None
+    mu, U = eigh(B, S)
+    mu_np = B.to_numpy(mu)
+    if not float(mu_np[0]) * cond_max >= float(mu_np[-1]) > 0:
+        return None
+    return (U / mu[None, :]) @ U.T
+
+
+def _spd_solve(B, factor, rhs):
+    """``S^{-1} rhs`` from :func:`_spd_factor`."""
+    if B.name == "numpy":
+        from scipy.linalg import get_lapack_funcs
+
+        sol, info = get_lapack_funcs("potrs", (factor,))(factor, rhs, lower=1)
+        return sol
+    return factor @ rhs
+
+
+def _deletion_maps_first(n_removed: int, n_val: int, rank: int, form: str, n_targets: int) -> bool:
+    """Whether forming the per-penalty maps (``A F diag(d)``) costs less than applying ``A`` to
+    ``F diag(d) Z`` for every target."""
+    d, v, r = float(n_removed), float(n_val), float(rank)
+    width = r + (d if form == "primal" else 0.0)
+    return 2.0 * d * d * v + 2.0 * v * d * r + n_targets * 2.0 * v * width < n_targets * (2.0 * d * r + 2.0 * d * d)
+
+
+def deletion_flops(form: str, n_removed: int, n_val: int, rank: int, n_features: int,
+                   n_alphas: int, n_filters: int, n_targets: int) -> float:
+    """Floating-point operations of :func:`deletion_split` and its :func:`deletion_losses`."""
+    d, v, r = float(n_removed), float(n_val), float(rank)
+    setup = (2.0 * d * n_features * r if form == "primal" else 0.0) \
+        + min(n_filters * (d * r + 2.0 * d * d * r), n_alphas * (2.0 * d * r + d * d * r)) \
+        + n_alphas * (n_filters * d * d + d**3 / 3.0)
+    if _deletion_maps_first(n_removed, n_val, rank, form, n_targets):
+        width = r + (d if form == "primal" else 0.0)
+        per_target = n_alphas * (2.0 * v * width + 3.0 * v)
+        setup += n_alphas * (2.0 * d * d * v + 2.0 * v * d * r)
+    else:
+        per_target = n_alphas * (2.0 * d * r + 2.0 * d * d + 3.0 * v)
+    return setup + n_targets * per_target
+
+
+def direct_flops(form: str, n_train: int, n_val: int, rank: int, n_features: int, n_alphas: int,
+                 n_filters: int, n_targets: int, decomposed: bool) -> float:
+    """Floating-point operations of :func:`decompose` and :func:`cv_losses` for one inner split
+    (the eigendecomposition only when not ``decomposed`` already, e.g. kept in a store)."""
+    r, n_tr, v = float(rank), float(n_train), float(n_val)
+    setup = 0.0 if decomposed else 9.0 * r**3 + (2.0 * min(n_train, n_features) * r * r if form == "primal" else 0.0)
+    setup += 2.0 * v * r * r
+    per_target = 2.0 * r * n_tr + 2.0 * n_filters * v * r + 2.0 * n_alphas * n_filters * v + 3.0 * n_alphas * v
+    return setup + n_targets * per_target
+
+
+def deletion_split(B, gram: LayerGram, outer: Split, train: np.ndarray, val: np.ndarray, alphas,
+                   dtype: str, n_targets: int = 1) -> Deletion:
+    """The inner split (``train``, ``val``) of ``outer`` from the outer spectrum (:class:`Deletion`),
+    prepared for ``n_targets`` targets (which order of the products)."""
+    train, val = np.asarray(train), np.asarray(val)
+    n = gram.X.shape[0]
+    pos = np.full(n, -1)
+    pos[outer.train] = np.arange(outer.train.size)
+    inside = np.zeros(n, dtype=bool)
+    inside[outer.train] = True
+    inside[train] = False
+    removed = np.flatnonzero(inside)  # validation and gap rows, sorted
+    at = np.minimum(np.searchsorted(removed, val), max(removed.size - 1, 0))
+    if np.any(pos[train] < 0) or removed.size == 0 or not np.array_equal(removed[at], val):
+        raise ValueError("an inner split's rows must lie in its outer training set, its validation rows outside its "
+                         "training rows; build the inner splits with neuroenc.encoding.cv.inner_splits.")
+    alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
+    lam_np = np.asarray(B.to_numpy(outer.lam), dtype=np.float64)
+    cond_max = DELETION_COND.get(dtype, DELETION_COND["float32"])
+    kappa = (lam_np[-1] + alphas_np) / (max(lam_np[0], 0.0) + alphas_np)
+    ok = kappa <= cond_max
+    if lam_np[0] < 0:  # round-off negative eigenvalues: the direct path decides what is valid
+        ok &= alphas_np > -4.0 * lam_np[0]
+    d_rows, r, v = removed.size, lam_np.size, val.size
+    flops = 0.0
+    if outer.form == "kernel":
+        F = take_rows(B, outer.V, pos[removed])
+    else:
+        F = take_rows(B, gram.X, removed) @ outer.V
+        flops += 2.0 * d_rows * gram.X.shape[1] * r
+    good = np.flatnonzero(ok)
+    # the (|D|, |D|) matrices of the good penalties, from those of a few basis filters when fewer
+    basis = filter_basis(lam_np, alphas_np[good], FILTER_TOL.get(dtype, 1e-15)) if good.size else None
+    syrk = None
+    if B.name == "numpy" and (basis is None or 2 * basis[1].shape[0] >= good.size):
+        from scipy.linalg import get_blas_funcs
+
+        syrk, basis = get_blas_funcs("syrk", (F,)), None  # F diag(d) F^T as (F d^.5)(F d^.5)^T: half the work
+    if basis is not None:
+        C, G = basis
+        G = B.asarray_like(G, F)
+        Sm = B.stack([(F * G[m][None, :]) @ F.T for m in range(G.shape[0])])
+        S_all = (B.asarray_like(C, F) @ Sm.reshape(G.shape[0], -1)).reshape(good.size, d_rows, d_rows)
+        flops += G.shape[0] * (d_rows * r + 2.0 * d_rows * d_rows * r) + 2.0 * good.size * G.shape[0] * d_rows**2
+        del Sm
+    else:
+        S_all = None
+    maps_first = _deletion_maps_first(d_rows, v, r, outer.form, n_targets)
+    eye = B.asarray_like(np.eye(d_rows), F) if outer.form == "primal" else None
+    A_list, maps = [], []
+    for j, i in enumerate(good):
+        filt = 1.0 / (outer.lam + alphas[int(i)])
+        Fd = F * filt[None, :]
+        if syrk is not None:  # the lower triangle only, which is all _spd_factor reads
+            Fs = F * np.sqrt(filt)[None, :]
+            S = syrk(1.0, Fs, lower=1) if outer.form == "kernel" else syrk(-1.0, Fs, beta=1.0, c=eye, lower=1)
+            flops += 2.0 * d_rows * r + d_rows * d_rows * r
+        elif S_all is None:
+            S = Fd @ F.T
+            flops += d_rows * r + 2.0 * d_rows * d_rows * r
+        else:
+            S = S_all[j]
+        if outer.form == "primal" and syrk is None:
+            S = eye - S
+        factor = _spd_factor(B, S, cond_max, lower_only=syrk is not None)
+        flops += d_rows**3 / 3.0
+        if factor is None:
+            ok[i] = False
+            continue
+        if not maps_first:
+            A_list.append(factor)
+            continue
+        E = B.zeros_like(F, shape=(d_rows, v))
+        E[as_index(B, at), as_index(B, np.arange(v))] = 1.0
+        A = _spd_solve(B, factor, E).T  # the validation rows of S^{-1}
+        flops += 2.0 * d_rows * d_rows * v
+        if maps_first:
+            M = A @ Fd
+            flops += d_rows * r + 2.0 * v * d_rows * r
+            maps.append(M if outer.form == "kernel" else B.concatenate([A, -M], 1))
+    del S_all
+    fallback = None
+    if not ok.all():
+        fallback = decompose(B, gram, train, val)
+        prepare_filters(B, fallback, alphas, n_targets, dtype)  # all penalties: the direct path's numbers
+        flops += fallback.flops
+    split = Deletion(val, removed, ok, outer.form, F, flops=flops, fallback=fallback)
+    if maps_first and maps:
+        split.maps = B.stack(maps)
+    elif A_list:
+        split.factors = A_list
+        split.at = at
+    return split
+
+
+def deletion_losses(B, split: Deletion, outer: Split, gram: LayerGram, Y, Z, alphas, XtY=None, counter=None):
+    """himalaya's ``l2_neg_loss`` of every penalty on the validation rows of a :class:`Deletion`
+    split: (n_alphas, n_targets), as :func:`cv_losses`. ``Z`` is the outer projection of ``Y``
+    (``outer.project``)."""
+    t = Y.shape[1]
+    a = alphas.shape[0]
+    v, d_rows, r = split.val.size, split.removed.size, outer.lam.shape[0]
+    flops = 0.0
+    loss = None
+    if split.maps is not None or split.factors is not None:
+        k = int(split.ok.sum())
+        if split.maps is not None:
+            rhs = Z if split.form == "kernel" else B.concatenate([take_rows(B, Y, split.removed), Z], 0)
+            E = (split.maps.reshape(k * v, -1) @ rhs).reshape(k, v, t)
+            flops += 2.0 * k * v * rhs.shape[0] * t
+        else:
+            good = np.flatnonzero(split.ok)
+            yd = take_rows(B, Y, split.removed) if split.form == "primal" else None
+            E = []
+            for j, i in enumerate(good):
+                u = split.F @ (Z / (outer.lam + alphas[int(i)])[:, None])
+                E.append(take_rows(B, _spd_solve(B, split.factors[j], u if yd is None else yd - u), split.at))
+            E = B.stack(E)
+            flops += k * (2.0 * d_rows * r + 2.0 * d_rows * d_rows) * t
+        part = -_sqsum(B, E) / v
+        flops += 3.0 * k * v * t
+        del E
+        if split.fallback is None:
+            loss = part
+        else:
+            loss = B.zeros_like(part, shape=(a, t))
+            loss[as_index(B, np.flatnonzero(split.ok))] = part
+    if split.fallback is not None:
+        bad = as_index(B, np.flatnonzero(~split.ok))
+        part = cv_losses(B, split.fallback, gram, Y, alphas, XtY, counter)
+        if loss is None:
+            loss = part
+        else:
+            loss[bad] = part[bad]
+    if counter is not None:
+        counter["flops"] = counter.get("flops", 0.0) + flops
+    return loss
+
+
+def _check_inner_path(inner_path: str) -> None:
+    if inner_path not in INNER_PATHS:
+        raise ValueError(f"Invalid value for 'inner_path'. Allowed values are {', '.join(map(repr, INNER_PATHS))}, "
+                         f"but got {inner_path!r} instead.")
+
+
+def plan_inner(B, gram: LayerGram, outer: Split, inner_k, alphas, t: int, path: str,
+               cache: EigenCache | None = None, dtype: str = "float64") -> str:
+    """``"direct"`` or ``"deletion"`` for the inner splits of one outer fold: ``path`` unless
+    ``"auto"``, then the one with fewer floating-point operations for ``t`` targets (an inner
+    eigendecomposition already held, in ``cache`` or the design's store, costs nothing); direct
+    when a penalty would fall back for the outer spectrum's conditioning (:data:`DELETION_COND`)."""
+    if path != "auto":
+        return path
+    a = int(alphas.shape[0])
+    lam_np = np.asarray(B.to_numpy(outer.lam), dtype=np.float64)
+    alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
+    kappa = (lam_np[-1] + alphas_np) / (max(lam_np[0], 0.0) + alphas_np)
+    if np.any(kappa > DELETION_COND.get(dtype, DELETION_COND["float32"])) or \
+            (lam_np[0] < 0 and np.any(alphas_np <= -4.0 * lam_np[0])):
+        return "direct"
+    inside = np.zeros(gram.X.shape[0], dtype=bool)
+    inside[outer.train] = True
+    for tr, va in inner_k:  # splits given by hand that are not deletions from the outer training set
+        tr, va = np.asarray(tr), np.asarray(va)
+        if not (inside[tr].all() and inside[va].all()) or np.isin(va, tr).any() or va.size == 0:
+            return "direct"
+    basis = filter_basis(lam_np, alphas_np, 1e-15)
+    m = a if basis is None else basis[1].shape[0]
+    p = gram.X.shape[1]
+    n_outer = outer.train.size
+    new = outer.project_flops(gram, t)  # the outer projection the deletion path needs
+    old = 0.0
+    for tr, va in inner_k:
+        tr = np.asarray(tr)
+        held = (cache is not None and cache.has(tr)) or \
+            (gram.store is not None and gram.store.has(gram.key, tr.tobytes()))
+        r_in = tr.size if gram.form == "kernel" else p
+        old += direct_flops(gram.form, tr.size, len(va), r_in, p, a, m, t, held)
+        new += deletion_flops(gram.form, n_outer - tr.size, len(va), lam_np.size, p, a, m, t)
+    return "deletion" if new < old else "direct"
+
+
 def select_alphas(B, losses_sum, n_splits: int, alphas):
     """Index of the best penalty per target, as himalaya's ``_select_best_alphas`` (local alpha).
 
@@ -354,24 +659,23 @@ def refit_predict(B, split: Split, gram: LayerGram, Y, alphas, best, XtY=None, c
     return pred
 
 
-def dual_or_primal_coef(B, gram: LayerGram, Y, alphas, best, train=None):
+def dual_or_primal_coef(B, gram: LayerGram, Y, alphas, best, train=None, spectrum=None):
     """Refit on ``train`` (default all samples) with per-target penalties.
 
     Returns ``("dual", coef (n_train, t))`` in the kernel form (features outnumber samples;
     primal weights are never formed) and ``("primal", coef (n_features, t))`` otherwise.
+    ``spectrum``: ``(lam, V)`` of the training Gram, when already computed.
     """
     n = gram.X.shape[0]
     train = np.arange(n) if train is None else np.asarray(train)
     lam_alpha = alphas[best][None, :]
     if gram.form == "kernel":
-        K = take_block(B, gram.gram, train, train)
-        lam, V = eigh(B, K)
+        lam, V = spectrum if spectrum is not None else eigh(B, take_block(B, gram.gram, train, train))
         lam = B.clip(lam, 0, None)
         Z = V.T @ take_rows(B, Y, train)
         return "dual", V @ (Z / (lam[:, None] + lam_alpha))
     Xtr = take_rows(B, gram.X, train)
-    G = Xtr.T @ Xtr
-    lam, V = eigh(B, G)
+    lam, V = spectrum if spectrum is not None else eigh(B, Xtr.T @ Xtr)
     lam = B.clip(lam, 0, None)
     Z = V.T @ (Xtr.T @ take_rows(B, Y, train))
     return "primal", V @ (Z / (lam[:, None] + lam_alpha))
@@ -433,7 +737,66 @@ def pooled_r(sums: np.ndarray) -> np.ndarray:
     return np.clip(r, -1.0, 1.0)
 
 
-def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
+@dataclass
+class SolveSplit:
+    """A split whose refits need only the map from training responses to held-out predictions
+    of a few penalties (the ``"hat"`` order of :func:`refit_null`), each from a Cholesky solve of
+    the training Gram plus the penalty (``n^3 / 3`` operations) instead of an eigendecomposition
+    (about ``9 n^3``): the same map to rounding. NumPy backend only; see :func:`refit_split`."""
+
+    train: np.ndarray
+    test: np.ndarray
+    form: str
+    flops: float = 0.0
+
+    def hat_map(self, B, gram: LayerGram, alpha: float):
+        """``(M, flops)``: ``M`` (n_test, n_train) maps ``Y[train]`` to the held-out predictions."""
+        from scipy.linalg import cho_factor, cho_solve
+
+        if self.form == "kernel":
+            A = take_block(B, gram.gram, self.train, self.train)
+            A[np.diag_indices_from(A)] += alpha
+            rhs = take_block(B, gram.gram, self.train, self.test)
+            n = self.train.size
+            M = cho_solve(cho_factor(A, lower=True, check_finite=False), rhs, check_finite=False).T
+            return M, n**3 / 3.0 + 2.0 * n * n * self.test.size
+        Xt = take_rows(B, gram.X, self.train)
+        A = Xt.T @ Xt
+        A[np.diag_indices_from(A)] += alpha
+        p = A.shape[0]
+        W = cho_solve(cho_factor(A, lower=True, check_finite=False), take_rows(B, gram.X, self.test).T,
+                      check_finite=False)
+        return W.T @ Xt.T, 2.0 * self.train.size * p * p + p**3 / 3.0 + 2.0 * p * p * self.test.size \
+            + 2.0 * self.test.size * p * self.train.size
+
+
+def refit_split(B, gram: LayerGram, train: np.ndarray, test: np.ndarray, used: np.ndarray, alphas,
+                n_targets: int, n_draws: int):
+    """The cheaper of :func:`decompose` and a :class:`SolveSplit` for refitting ``n_targets``
+    targets on ``n_draws`` draws with the penalties ``alphas[used]`` (flop counts; the
+    eigendecomposition costs nothing when the design's store holds it)."""
+    train, test = np.asarray(train), np.asarray(test)
+    if B.name != "numpy" or (gram.store is not None and gram.store.has(gram.key, train.tobytes())):
+        return decompose(B, gram, train, test)
+    alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
+    if used.size == 0 or alphas_np[used].min() <= 0:
+        return decompose(B, gram, train, test)
+    n_tr, n_te, p = train.size, test.size, gram.X.shape[1]
+    r = n_tr if gram.form == "kernel" else p
+    if gram.form == "kernel":
+        solve = used.size * (n_tr**3 / 3.0 + 2.0 * n_tr * n_tr * n_te)
+        eig = 9.0 * r**3 + 2.0 * n_te * r * r + used.size * 2.0 * n_te * r * r
+    else:
+        solve = used.size * (2.0 * n_tr * p * p + p**3 / 3.0 + 2.0 * p * p * n_te + 2.0 * n_te * p * n_tr)
+        eig = 2.0 * n_tr * p * p + 9.0 * p**3 + 2.0 * n_te * p * p + used.size * 2.0 * n_te * r * (r + n_tr)
+    per_draw = 2.0 * n_te * n_tr * n_draws * n_targets
+    project = (2.0 * n_tr * r + 2.0 * n_te * r) * n_draws * n_targets
+    if solve + per_draw < eig + min(per_draw, project):
+        return SolveSplit(train, test, gram.form)
+    return decompose(B, gram, train, test)
+
+
+def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
                batch_bytes: int = REFIT_BATCH_BYTES, counter=None, order: str = "auto",
                base=None) -> np.ndarray:
     """Held-out r of the refitted model for each draw of the responses: (n_draws, t).
@@ -460,16 +823,19 @@ def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
     if inverse is not None:  # repeated draws (few shifts of a short run): each computed once
         return refit_null(B, split, gram, Y, alphas, best, distinct, batch_bytes=batch_bytes,
                           counter=counter, order=order, base=base)[inverse]
-    lam = B.clip(split.lam, 0, None)
+    solved = isinstance(split, SolveSplit)
+    lam = None if solved else B.clip(split.lam, 0, None)
     n, t = Y.shape
-    r = lam.shape[0]
+    r = split.train.size if solved else lam.shape[0]
     n_draws = draws.n_draws
     n_te, n_tr = split.test.size, split.train.size
     itemsize = 4 if "32" in str(Y.dtype) else 8
-    p_xty = gram.X.shape[1] if split.removed is not None else 0
+    p_xty = gram.X.shape[1] if not solved and split.removed is not None else 0
     best_np = np.asarray(B.to_numpy(best))
     used = np.unique(best_np)
-    if order == "auto":
+    if solved:
+        order = "hat"
+    elif order == "auto":
         per_col = split.project_flops(gram, 1) + 2.0 * n * p_xty + 2.0 * n_te * r
         hat_map = 2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if split.form == "primal" else 0.0)
         order = "hat" if used.size * hat_map + 2.0 * n_te * n_tr * n_draws * t < per_col * n_draws * t \
@@ -492,10 +858,14 @@ def refit_null(B, split: Split, gram: LayerGram, Y, alphas, best, draws, *,
         for a in used:
             cols = np.flatnonzero(best_np == a)
             c = cols.size
-            M = (split.P * (1.0 / (lam + alphas[int(a)]))[None, :]) @ split.V.T  # (n_te, r)
-            if split.form == "primal":
-                M = M @ take_rows(B, gram.X, split.train).T  # (n_te, n_tr)
-            flops += 2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if split.form == "primal" else 0.0)
+            if solved:
+                M, f = split.hat_map(B, gram, float(B.to_numpy(alphas[int(a)])))
+                flops += f
+            else:
+                M = (split.P * (1.0 / (lam + alphas[int(a)]))[None, :]) @ split.V.T  # (n_te, r)
+                if split.form == "primal":
+                    M = M @ take_rows(B, gram.X, split.train).T  # (n_te, n_tr)
+                flops += 2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if split.form == "primal" else 0.0)
             Yc = Y[:, as_index(B, cols)]
             bc = base[:, as_index(B, cols)] if base is not None else None
             for b, start in enumerate(starts):
@@ -596,7 +966,7 @@ def _layer_gram(X, outer, form: str, counter: dict | None,
 def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_batch: int | None = None,
                  return_predictions: bool = True, counter: dict | None = None,
                  progress: Any = None, null_shifts: Any = None, joint: Any = None,
-                 store: SpectrumStore | None = None) -> dict[str, np.ndarray]:
+                 store: SpectrumStore | None = None, inner_path: str = "auto") -> dict[str, np.ndarray]:
     """Nested-CV ridge of one layer on a chunk of targets.
 
     Parameters
@@ -635,6 +1005,12 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     store : SpectrumStore | None
         Where the layer's Gram and its splits' eigendecompositions are looked up and kept, for
         later fits of the same design (other subjects of the same story).
+    inner_path : {"auto", "direct", "deletion"}
+        How each outer fold's inner-CV losses are computed: one eigendecomposition per inner
+        split (``"direct"``), or from the outer split's through the group-deletion identity
+        (``"deletion"``, :class:`Deletion`; the same losses to rounding); ``"auto"`` picks the
+        one with fewer floating-point operations per outer fold (:func:`plan_inner`): deletion
+        when the targets are few (stimulus sets, ROIs), direct for many (voxels).
 
     Returns
     -------
@@ -677,11 +1053,21 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     if null_shifts is not None:
         null_sum = np.zeros((null_shifts.n_draws, t))
         null_count = np.zeros(t)
+    _check_inner_path(inner_path)
     for k, ((train, test), inner_k) in enumerate(zip(outer, inner)):
-        splits = [decompose(B, gram, tr, va, cache) for tr, va in inner_k]
-        for s in splits:
-            prepare_filters(B, s, alphas, t, dtype_name)
         outer_split = decompose(B, gram, train, test, cache)
+        # the joint models need each inner split's own spectrum (_joint.split_pieces): the direct path
+        path = "direct" if joint is not None else plan_inner(B, gram, outer_split, inner_k, alphas, t,
+                                                              inner_path, cache, dtype_name)
+        if path == "deletion":
+            for tr, _ in inner_k:  # their eigendecompositions are not needed: release the cache's
+                cache.take(np.asarray(tr))
+            splits = [deletion_split(B, gram, outer_split, tr, va, alphas, dtype_name, t)
+                      for tr, va in inner_k]
+        else:
+            splits = [decompose(B, gram, tr, va, cache) for tr, va in inner_k]
+            for s in splits:
+                prepare_filters(B, s, alphas, t, dtype_name)
         counter["flops"] += sum(s.flops for s in splits) + outer_split.flops
         if joint is not None:
             jsplits = [_joint.split_pieces(B, s, gram, joint, XtN) for s in splits]
@@ -693,15 +1079,17 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             XtY = gram.X.T @ Yc if form == "primal" else None  # shared by all splits
             if XtY is not None:
                 counter["flops"] += 2.0 * n * p * Yc.shape[1]
+            Z = None
+            if path == "deletion" and any(s.ok.any() for s in splits):
+                Z = outer_split.project(B, gram, Yc, XtY)  # shared by all inner splits
+                counter["flops"] += outer_split.project_flops(gram, Yc.shape[1])
             total = None
             jlosses = []
             if joint is not None:
                 Ynp = np.asarray(B.to_numpy(Yc), dtype=np.float64)
                 b_alpha = np.nan_to_num(joint.base_alpha[k, cols], nan=1.0)
             for s_i, s in enumerate(splits):
-                if joint is None:
-                    loss = to_float64(B, cv_losses(B, s, gram, Yc, alphas, XtY, counter))
-                else:
+                if joint is not None:
                     loss, E = cv_losses(B, s, gram, Yc, alphas, XtY, counter, return_residuals=True)
                     loss = to_float64(B, loss)
                     js = jsplits[s_i]
@@ -711,6 +1099,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                                              b_alpha, _invalid_alphas(B, s.lam, alphas))
                     del E
                     jlosses.append(jl)
+                elif path == "deletion":
+                    loss = to_float64(B, deletion_losses(B, s, outer_split, gram, Yc, Z, alphas, XtY, counter))
+                else:
+                    loss = to_float64(B, cv_losses(B, s, gram, Yc, alphas, XtY, counter))
                 total = loss if total is None else total + loss
             best = select_alphas(B, total, len(splits), alphas)
             pred = refit_predict(B, outer_split, gram, Yc, alphas, best, XtY, counter)
@@ -792,9 +1184,9 @@ def comparison_draws(X, signal, residuals, outer, alphas, fold_best, draws, *, f
     total = np.zeros((draws.n_draws, t))
     count = np.zeros(t)
     for k, (train, test) in enumerate(outer):
-        split = decompose(B, gram, train, test)
-        counter["flops"] += split.flops
         defined = fold_best[k] >= 0
+        split = refit_split(B, gram, train, test, np.unique(fold_best[k][defined]), alphas, t, draws.n_draws)
+        counter["flops"] += split.flops
         for start in range(0, t, batch):
             cols = np.arange(start, min(start + batch, t))
             cols = cols[defined[cols]]
@@ -826,21 +1218,33 @@ def refit_layer(X, Y, splits, alphas, *, form: str = "auto", n_targets_batch: in
     form = choose_form(n, p, form)
     gram = LayerGram.compute(X, form)
     itemsize = 4 if "32" in str(X.dtype) else 8
+    dtype_name = "float32" if itemsize == 4 else "float64"
     batch = n_targets_batch or auto_batch(a, max(va.size for _, va in splits), itemsize, t)
-    decs = [decompose(B, gram, tr, va) for tr, va in splits]
-    for s in decs:
-        prepare_filters(B, s, alphas, t, "float32" if itemsize == 4 else "float64")
+    # the spectrum of all samples, which the refit needs, also gives the CV losses when cheaper
+    full = decompose(B, gram, np.arange(n), np.arange(0))
+    path = plan_inner(B, gram, full, splits, alphas, t, "auto", None, dtype_name)
+    if path == "deletion":
+        decs = [deletion_split(B, gram, full, tr, va, alphas, dtype_name, t) for tr, va in splits]
+    else:
+        decs = [decompose(B, gram, tr, va) for tr, va in splits]
+        for s in decs:
+            prepare_filters(B, s, alphas, t, dtype_name)
     best_all = []
     for start in range(0, t, batch):
         Yc = Y[:, start:start + batch]
         XtY = gram.X.T @ Yc if form == "primal" else None
+        Z = full.project(B, gram, Yc, XtY) if path == "deletion" else None
         total = None
         for s in decs:
-            loss = to_float64(B, cv_losses(B, s, gram, Yc, alphas, XtY))
+            if path == "deletion":
+                loss = deletion_losses(B, s, full, gram, Yc, Z, alphas, XtY)
+            else:
+                loss = cv_losses(B, s, gram, Yc, alphas, XtY)
+            loss = to_float64(B, loss)
             total = loss if total is None else total + loss
         best_all.append(np.asarray(B.to_numpy(select_alphas(B, total, len(decs), alphas))))
     del decs
     best = np.concatenate(best_all)
-    kind, coef = dual_or_primal_coef(B, gram, Y, alphas, as_index(B, best))
+    kind, coef = dual_or_primal_coef(B, gram, Y, alphas, as_index(B, best), spectrum=(full.lam, full.V))
     alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
     return kind, coef, alphas_np[best]

@@ -78,6 +78,11 @@ class SpectrumStore:
             self.hits += 1
             return entry[0]
 
+    def has(self, key: bytes, part: bytes) -> bool:
+        """Whether an entry is kept (counts neither a hit nor a miss)."""
+        with self.lock:
+            return (key, part) in self._entries
+
     def put(self, key: bytes, part: bytes, value: Any) -> None:
         size = sum(int(getattr(v, "nbytes", 0)) for v in (value if isinstance(value, tuple) else (value,)))
         if size > self.max_bytes:
