@@ -70,7 +70,7 @@ def group_responses(per_subject: Mapping[str, Any], ids: Sequence[str], n_splits
     "cv": [Choices("auto"), *STIMULUS_CV_PATTERNS, *CV_OBJECTS],
     **{name: constraints_of(LayerSweep)[name]
        for name in ("alphas", "inner_cv", "n_permutations", "permutation", "random_state", "backend", "dtype",
-                    "n_targets_batch", "compare", "compare_alpha")},
+                    "n_targets_batch", "compare", "compare_alpha", "memory")},
     "save_weights": constraints_of(_encode.fit_encoding)["save_weights"],
 })
 def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: Any = None,
@@ -78,7 +78,8 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
                 permutation: str = "auto", random_state: int = 0, backend: str = "auto", dtype: str = "auto",
                 n_targets_batch: int | None = None, compare: bool | str = "auto", compare_alpha: float = 0.05,
                 layers: Sequence[int] | None = None, save_weights: bool = False, provenance: dict | None = None,
-                settings: dict | None = None, verbose: bool | str | int | None = None):
+                settings: dict | None = None, verbose: bool | str | int | None = None,
+                memory: int | str | None = None):
     """Fit a ridge model per layer to stimulus-level responses (see the module docstring).
 
     Parameters
@@ -102,7 +103,7 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
         ``provenance["baseline_models"]``, see :func:`~neuroenc.encoding.fit_encoding`).
     noise_ceiling : array (n_targets,) | None
     alphas, inner_cv, n_permutations, permutation, random_state, backend, dtype, n_targets_batch,
-    compare, compare_alpha : see :func:`~neuroenc.encoding.fit_encoding`
+    compare, compare_alpha, memory : see :func:`~neuroenc.encoding.fit_encoding`
     layers : sequence of int | None
         Fit only these layers (default: all in the features).
     save_weights : bool
@@ -142,4 +143,4 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
                         n_permutations=n_permutations, permutation=permutation, compare=compare,
                         compare_alpha=compare_alpha, random_state=random_state, baseline_models=True,
                         save_weights=save_weights, provenance=prov,
-                        settings=all_settings, verbose=verbose)
+                        settings=all_settings, verbose=verbose, memory=memory)
