@@ -13,8 +13,9 @@ Sizes: ``--samples`` x ``--targets`` (default the issue's {1,000, 3,000, 9,000} 
 80,000}), ``--layers`` layers (31) of ``--features`` columns (2,304), 5 runs, leave-one-run-out
 outer CV, 4 inner folds (leave-one-run-out inside), 10 penalties (``logspace(1, 4, 10)``, the
 LeBel cost measurement's), float32, ``--permutations`` draws of the refit null. Each size runs
-in a fresh process, so its peak RSS (``resource.getrusage``) is its own; the inputs' RSS before
-the fit is printed beside it. Per phase (:func:`neuroenc.encoding._ridge.record_phases`):
+in a fresh process; its peak RSS during the fit (``VmHWM`` of /proc/self/status, reset before
+the fit) is printed beside its RSS before the fit (the inputs, the interpreter and libraries).
+Per phase (:func:`neuroenc.encoding._ridge.record_phases`):
 kernels (Grams and ``X^T Y``), decompositions, penalty search (validation losses of every
 penalty), scores (refit predictions and scores), permutations (refit null), comparisons. Each
 process times a float32 and a float64 matrix product first (best of 3, 2,048 x 2,048): the
@@ -77,9 +78,11 @@ class Simulated:
         W = rng.standard_normal((latent, t), dtype=np.float32)
         W /= np.linalg.norm(W, axis=0, keepdims=True)
         Y = 0.5 * self.Z @ W
-        Y += smooth(rng, n, t)
-        Y -= Y.mean(0)
-        Y /= Y.std(0)
+        for start in range(0, t, 5000):  # in chunks: the generation's own peak stays small
+            cols = slice(start, min(start + 5000, t))
+            Y[:, cols] += smooth(rng, n, Y[:, cols].shape[1])
+            Y[:, cols] -= Y[:, cols].mean(0)
+            Y[:, cols] /= Y[:, cols].std(0)
         self.Y = Y
         self.groups = np.repeat(np.arange(n_runs), -(-n // n_runs))[:n]
 
@@ -108,9 +111,26 @@ def gemm_rate(dtype, size=2048, repeats=3):
     return 2.0 * size**3 / best / 1e9
 
 
-def rss_gib():
-    """Peak resident set size of this process so far (Linux: ru_maxrss in KiB)."""
+def rss_gib(field="VmHWM"):
+    """Resident set size of this process in GiB: its peak since :func:`reset_peak` (``VmHWM``) or
+    now (``VmRSS``), from /proc; elsewhere the peak of the process (``ru_maxrss``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def reset_peak():
+    """Start the peak RSS afresh (Linux: ``5`` into /proc/self/clear_refs resets ``VmHWM``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------------- one size (child process)
@@ -122,7 +142,8 @@ def sweep_size(n, t, n_layers, p, permutations, memory, seed, cv=None, groups=No
     rates = {"float32": gemm_rate(np.float32), "float64": gemm_rate(np.float64)}
     data = data or Simulated(n, p, t, n_layers, seed=seed)
     groups = data.groups if groups is None else groups
-    rss_inputs = rss_gib()
+    rss_inputs = rss_gib("VmRSS")
+    reset_peak()
     designs = LayerDesigns(list(range(n_layers)), data.layer, groups=groups)
     sweep = LayerSweep(alphas=ALPHAS, cv=cv or "runs", inner_cv=4 if cv is None else 5, dtype="float32",
                        backend="numpy", n_permutations=permutations,
@@ -222,7 +243,7 @@ def print_size(m):
     print(f"  matrix product here: {m['rates']['float32']:.1f} GFLOP/s float32, {m['rates']['float64']:.1f} float64: "
           f"the sweep did {rate / m['rates']['float32']:.0%} of float32's (its dtype), "
           f"{rate / m['rates']['float64']:.0%} of float64's")
-    print(f"  peak RSS {m['rss_peak']:.2f} GiB (inputs before the fit: {m['rss_inputs']:.2f} GiB)")
+    print(f"  peak RSS during the fit {m['rss_peak']:.2f} GiB (before the fit: {m['rss_inputs']:.2f} GiB)")
     print(f"  profile: best layer by mean r = {m['best_layer']} (planted peak {m['peak']})"
           f"{'' if m['best_layer'] == m['peak'] else '  <-- NOT RECOVERED'}")
 
