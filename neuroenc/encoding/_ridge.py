@@ -34,6 +34,8 @@ weights of every penalty (himalaya forms them); primal weights are never formed.
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,52 @@ FORMS = ("auto", "kernel", "primal")
 DEFAULT_BATCH_BYTES = 512 * 2**20
 #: Cap on the memory of one batch of draws of the refit permutation null.
 REFIT_BATCH_BYTES = 128 * 2**20
+#: The phases of a fit that :func:`record_phases` times (and charges with their FLOPs).
+PHASES = ("kernels", "decompositions", "penalty search", "scores", "permutations", "comparisons")
+_phases: dict | None = None  # the recording of :func:`record_phases`, None when off
+
+
+@contextmanager
+def record_phases():
+    """Time the phases of the fits run inside (and count their FLOPs): a dict phase ->
+    ``{"seconds", "flops", "calls"}``, filled as they run (wall-clock; on a GPU backend the
+    time is charged where the host waits for the device).
+
+    Off (the default), the solver only tests one module variable per phase.
+
+    Examples
+    --------
+    >>> from neuroenc.encoding.simulate import simulate_layers
+    >>> from neuroenc.encoding import LayerSweep
+    >>> layers, Y = simulate_layers(n_samples=120, n_targets=3, random_state=0)
+    >>> with record_phases() as phases:
+    ...     _ = LayerSweep(n_permutations=0, refit=False).fit(layers, Y)
+    >>> sorted(phases)
+    ['decompositions', 'kernels', 'penalty search', 'scores']
+    """
+    global _phases
+    previous, _phases = _phases, {}
+    try:
+        yield _phases
+    finally:
+        _phases = previous
+
+
+def _tic(counter: dict | None) -> tuple[float, float] | None:
+    """The start of a timed phase (None when phases are not recorded)."""
+    if _phases is None:
+        return None
+    return time.perf_counter(), (counter or {}).get("flops", 0.0)
+
+
+def _toc(phase: str, start: tuple[float, float] | None, counter: dict | None) -> None:
+    """Charge ``phase`` with the time and FLOPs since ``start`` (from :func:`_tic`)."""
+    if start is None or _phases is None:
+        return
+    entry = _phases.setdefault(phase, {"seconds": 0.0, "flops": 0.0, "calls": 0})
+    entry["seconds"] += time.perf_counter() - start[0]
+    entry["flops"] += (counter or {}).get("flops", 0.0) - start[1]
+    entry["calls"] += 1
 
 
 def choose_form(n_train: int, n_features: int, form: str = "auto") -> str:
@@ -950,6 +998,7 @@ def _layer_gram(X, outer, form: str, counter: dict | None,
     splits' eigendecompositions are kept there."""
     form = choose_form(max(tr.size for tr, _ in outer), X.shape[1], form)
     counter = {} if counter is None else counter
+    tic = _tic(counter)
     if store is not None and current_backend().name == "numpy":
         key = store.key(X, form)
         kept = store.get(key, b"gram")
@@ -957,16 +1006,19 @@ def _layer_gram(X, outer, form: str, counter: dict | None,
             kept = LayerGram.compute(X, form).gram
             counter["flops"] = counter.get("flops", 0.0) + LayerGram(form, X, kept).flops()
             store.put(key, b"gram", kept)
+        _toc("kernels", tic, counter)
         return form, LayerGram(form, X, kept, store, key), counter
     gram = LayerGram.compute(X, form)
     counter["flops"] = counter.get("flops", 0.0) + gram.flops()
+    _toc("kernels", tic, counter)
     return form, gram, counter
 
 
 def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_batch: int | None = None,
                  return_predictions: bool = True, counter: dict | None = None,
                  progress: Any = None, null_shifts: Any = None, joint: Any = None,
-                 store: SpectrumStore | None = None, inner_path: str = "auto") -> dict[str, np.ndarray]:
+                 store: SpectrumStore | None = None, inner_path: str = "auto",
+                 refit_batch_bytes: int = REFIT_BATCH_BYTES, resolve: bool = True) -> dict[str, np.ndarray]:
     """Nested-CV ridge of one layer on a chunk of targets.
 
     Parameters
@@ -1011,6 +1063,12 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         (``"deletion"``, :class:`Deletion`; the same losses to rounding); ``"auto"`` picks the
         one with fewer floating-point operations per outer fold (:func:`plan_inner`): deletion
         when the targets are few (stimulus sets, ROIs), direct for many (voxels).
+    refit_batch_bytes : int
+        Cap on one batch of draws of the refit null (:func:`refit_null`'s ``batch_bytes``).
+    resolve : bool
+        Allow the "resolve first" order (:func:`prepare_filters`), whose stacked matrices
+        (n_filters, n_validation, n_train) per inner split can take gigabytes; False keeps the
+        "project first" order whatever the number of targets (the same results).
 
     Returns
     -------
@@ -1055,6 +1113,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         null_count = np.zeros(t)
     _check_inner_path(inner_path)
     for k, ((train, test), inner_k) in enumerate(zip(outer, inner)):
+        tic = _tic(counter)
         outer_split = decompose(B, gram, train, test, cache)
         # the joint models need each inner split's own spectrum (_joint.split_pieces): the direct path
         path = "direct" if joint is not None else plan_inner(B, gram, outer_split, inner_k, alphas, t,
@@ -1067,18 +1126,22 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         else:
             splits = [decompose(B, gram, tr, va, cache) for tr, va in inner_k]
             for s in splits:
-                prepare_filters(B, s, alphas, t, dtype_name)
+                prepare_filters(B, s, alphas, t if resolve else 0, dtype_name)
         counter["flops"] += sum(s.flops for s in splits) + outer_split.flops
         if joint is not None:
             jsplits = [_joint.split_pieces(B, s, gram, joint, XtN) for s in splits]
             jouter = _joint.split_pieces(B, outer_split, gram, joint, XtN, clip=True)
             joint_splits.append(jouter)
+        _toc("decompositions", tic, counter)
         for start in range(0, t, batch):
             cols = slice(start, min(start + batch, t))
             Yc = Y[:, cols]
+            tic = _tic(counter)
             XtY = gram.X.T @ Yc if form == "primal" else None  # shared by all splits
             if XtY is not None:
                 counter["flops"] += 2.0 * n * p * Yc.shape[1]
+            _toc("kernels", tic, counter)
+            tic = _tic(counter)
             Z = None
             if path == "deletion" and any(s.ok.any() for s in splits):
                 Z = outer_split.project(B, gram, Yc, XtY)  # shared by all inner splits
@@ -1105,6 +1168,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                     loss = to_float64(B, cv_losses(B, s, gram, Yc, alphas, XtY, counter))
                 total = loss if total is None else total + loss
             best = select_alphas(B, total, len(splits), alphas)
+            _toc("penalty search", tic, counter)
+            tic = _tic(counter)
             pred = refit_predict(B, outer_split, gram, Yc, alphas, best, XtY, counter)
             if joint is not None:
                 pairs = _joint.select_pairs(np.stack(jlosses), alphas_np, ratios)
@@ -1123,8 +1188,12 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             fold_alpha[k, cols] = alphas_np[B.to_numpy(best)]
             if predictions is not None:
                 predictions[test, cols] = np.asarray(B.to_numpy(pred), dtype=np.float64)
+            _toc("scores", tic, counter)
             if null_shifts is not None:
-                nr = refit_null(B, outer_split, gram, Yc, alphas, best, null_shifts, counter=counter)
+                tic = _tic(counter)
+                nr = refit_null(B, outer_split, gram, Yc, alphas, best, null_shifts, counter=counter,
+                                batch_bytes=refit_batch_bytes)
+                _toc("permutations", tic, counter)
                 defined = np.isfinite(r)  # the folds the observed fold-mean uses
                 null_sum[:, cols] += np.where(defined[None, :], np.nan_to_num(nr), 0.0)
                 null_count[cols] += defined
@@ -1146,7 +1215,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
 
 def comparison_draws(X, signal, residuals, outer, alphas, fold_best, draws, *, form: str = "auto",
                      n_targets_batch: int | None = None, counter: dict | None = None,
-                     store: SpectrumStore | None = None) -> np.ndarray:
+                     store: SpectrumStore | None = None,
+                     refit_batch_bytes: int = REFIT_BATCH_BYTES) -> np.ndarray:
     """Held-out r of one layer's model refitted on each draw of ``signal + shifted residuals``.
 
     The draws of the layer comparisons (:mod:`neuroenc.encoding.compare`) for one response:
@@ -1168,7 +1238,7 @@ def comparison_draws(X, signal, residuals, outer, alphas, fold_best, draws, *, f
     fold_best : ndarray of int, shape (n_folds, n_targets)
         Index in ``alphas`` of the penalty chosen in each outer fold.
     draws : ShiftedDraws
-    form, n_targets_batch, counter, store
+    form, n_targets_batch, counter, store, refit_batch_bytes
         As in :func:`fit_layer_cv`.
 
     Returns
@@ -1185,8 +1255,10 @@ def comparison_draws(X, signal, residuals, outer, alphas, fold_best, draws, *, f
     count = np.zeros(t)
     for k, (train, test) in enumerate(outer):
         defined = fold_best[k] >= 0
+        tic = _tic(counter)
         split = refit_split(B, gram, train, test, np.unique(fold_best[k][defined]), alphas, t, draws.n_draws)
         counter["flops"] += split.flops
+        _toc("decompositions", tic, counter)
         for start in range(0, t, batch):
             cols = np.arange(start, min(start + batch, t))
             cols = cols[defined[cols]]
@@ -1194,8 +1266,10 @@ def comparison_draws(X, signal, residuals, outer, alphas, fold_best, draws, *, f
                 continue
             ci = as_index(B, cols)
             best = as_index(B, fold_best[k, cols])
+            tic = _tic(counter)
             nr = refit_null(B, split, gram, residuals[:, ci], alphas, best, draws, counter=counter,
-                            base=signal[:, ci])
+                            base=signal[:, ci], batch_bytes=refit_batch_bytes)
+            _toc("comparisons", tic, counter)
             total[:, cols] += np.nan_to_num(nr)
             count[cols] += 1
         del split

@@ -74,7 +74,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                  baseline_models: bool = False, save_weights: bool = False, scoring: str = "ridge",
                  trf: bool = False, provenance: dict | None = None,
                  settings: dict | None = None, verbose: bool | str | int | None = None,
-                 spectra: Any = None) -> EncodingResults:
+                 spectra: Any = None, memory: int | str | None = None) -> EncodingResults:
     """Fit a ridge model per layer and return held-out scores with statistics.
 
     Parameters
@@ -151,6 +151,9 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
     spectra : SpectrumStore | None
         Keeps each layer's Gram and eigendecompositions for later fits of the same design (the
         other subjects of a story; see :meth:`LayerSweep.fit`). The results are the same.
+    memory : int | str | None
+        A memory budget for the fit (bytes, or a size such as ``"4GB"``): targets and refit-null
+        draws are batched to keep under it, with the same results (see :class:`LayerSweep`).
 
     Returns
     -------
@@ -205,7 +208,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                   backend=backend, dtype=dtype, n_targets_batch=n_targets_batch,
                   n_permutations=n_permutations, permutation=permutation, refit=False,
                   compare=compare, compare_alpha=compare_alpha, unique=unique, unique_ratios=unique_ratios,
-                  random_state=random_state, verbose=verbose)
+                  random_state=random_state, verbose=verbose, memory=memory)
     if isinstance(block_size, str) or np.ndim(block_size) == 0:
         sweep_block = block_size
     else:

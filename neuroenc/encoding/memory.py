@@ -32,6 +32,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .._validation import _check_positive
 from ._ridge import REFIT_BATCH_BYTES, refit_null_draw_bytes, refit_null_flops
 from .compare import CHUNK_VALUES as COMPARE_CHUNK
@@ -283,4 +285,152 @@ def partition_fit(shape: FitShape, memory_limit: int, *, layers_per_task: int | 
                                 batch_bytes=batch_bytes)
 
 
-__all__ = ["FitShape", "fit_task_bytes", "partition_fit", "target_chunk_size"]
+#: The form of a memory size in a config or on the command line (``"4GB"``, ``"512MiB"``).
+MEMORY_PATTERN = r"\s*\d+(\.\d*)?\s*([kKMGTP]i?)?B\s*"
+_UNITS = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+          "ki": 2**10, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
+
+
+def parse_memory(value: int | str, name: str = "memory") -> int:
+    """Bytes of a memory size: an int, or a string such as ``"4GB"`` (10^9) or ``"4GiB"`` (2^30).
+
+    Examples
+    --------
+    >>> parse_memory("4GB"), parse_memory("512MiB"), parse_memory(1000)
+    (4000000000, 536870912, 1000)
+    """
+    import re
+
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"{name} must be a positive number of bytes or a size such as '4GB'; got {value!r}.")
+        return int(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kKMGTP]i?)?B\s*", str(value))
+    if not isinstance(value, str) or match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"{name} must be a positive number of bytes or a size such as '4GB' or "
+                         f"'512MiB'; got {value!r}.")
+    return int(float(match.group(1)) * _UNITS[match.group(2) or ""])
+
+
+@dataclass(frozen=True)
+class FitBudget:
+    """How one fit keeps under a memory budget (:func:`fit_budget`).
+
+    Attributes
+    ----------
+    memory : int
+        The budget in bytes.
+    fixed_bytes : int
+        What the fit holds whatever the batches: its copies of the responses, the score and null
+        arrays of every target, one layer's design, Gram and eigendecompositions.
+    per_target_bytes : int
+        Working memory per target of a batch (validation predictions of every penalty,
+        projections, held-out predictions and their float64 scores).
+    n_targets_batch : int
+        Targets per batch.
+    refit_batch_bytes : int
+        Cap on one batch of draws of the refit null.
+    resolve : bool
+        Whether the dual form's "resolve first" matrices are allowed.
+    """
+
+    memory: int
+    fixed_bytes: int
+    per_target_bytes: int
+    n_targets_batch: int
+    refit_batch_bytes: int
+    resolve: bool
+
+
+def fit_budget(memory: int | str, *, n_samples: int, n_features: int, n_targets: int, n_layers: int,
+               n_folds: int, inner_cv: int, n_validation: int, n_test: int, n_alphas: int,
+               n_permutations: int = 0, refit_null: bool = False, keep_predictions: int = 0,
+               refit: bool = False, itemsize: int = 8, n_targets_batch: int | None = None) -> FitBudget:
+    """Batches of targets (and of refit-null draws) that keep one fit's peak under ``memory``.
+
+    The fit's arrays that grow with all its targets (its copies of the responses, every
+    layer's fold scores, the permutation null, the layer comparisons' draws, kept predictions)
+    cannot be batched: they are ``fixed_bytes``, with one layer's design, Gram and
+    eigendecompositions. What is left is shared between one batch of targets (its validation
+    predictions of every penalty, projections and scores: ``per_target_bytes`` each), one batch
+    of refit-null draws, and the dual form's "resolve first" matrices when they fit in half of
+    it. The inputs (designs and responses as given) are not counted.
+
+    Parameters
+    ----------
+    memory : int | str
+        The budget: bytes, or a size such as ``"4GB"``.
+    n_samples, n_features, n_targets, n_layers, n_folds, inner_cv, n_alphas : int
+        The fit's shape.
+    n_validation, n_test : int
+        The largest inner validation set and outer test set.
+    n_permutations : int
+        Permutation draws (0: none).
+    refit_null : bool
+        Whether the null is refitted (its draws are batched) rather than shifted.
+    keep_predictions : int
+        Layers whose held-out predictions (n_samples x n_targets, float64) are kept at once.
+    refit : bool
+        Whether each target's best layer is refitted on all samples after (its coefficients).
+    itemsize : int
+        Bytes per value of the working dtype.
+    n_targets_batch : int | None
+        A batch size asked for: the budget's is not larger.
+
+    Returns
+    -------
+    budget : FitBudget
+
+    Raises
+    ------
+    ValueError
+        If even one target per batch does not fit.
+    """
+    mem = parse_memory(memory)
+    n, p, t, L, s = int(n_samples), int(n_features), int(n_targets), int(n_layers), int(itemsize)
+    a, n_val, n_te = int(n_alphas), int(n_validation), int(n_test)
+    n_train = max(n - n_te, 1)
+    m = min(n_train, p)  # the rank of a split's eigendecomposition
+    kernel = p > n_train
+    perm = int(n_permutations)
+    per_all = (
+        8 * n + s * n  # the responses checked (float64) and on the backend
+        + 8 * (3 * n_folds * L + 6 * L + 3 * n_folds + 6)  # fold and mean scores, sums, p-values
+        + (8 * 3 * perm + 4 * perm * L if perm else 0)  # null maximum, a layer's null, the comparisons' draws
+        + (0 if refit_null or not perm else 8 * 5 * n_te)  # a shifted null's FFTs
+        + 8 * n * max(int(keep_predictions), 0)
+        + (3 * s * m if refit else 0)  # the refit's coefficients
+    )
+    per_layer = (
+        n * p * s  # the layer's design on the backend
+        + min(n, p) ** 2 * s  # its Gram
+        + 2 * (inner_cv + 1) * (m * m + max(n_val, n_te) * m) * s  # eigendecompositions (cached ones too)
+        + 2 * m * m * s  # eigh workspace
+    )
+    fixed = per_all * t + per_layer
+    per_target = (
+        s * (n + p + 2 * m + (3 * a + 1) * n_val + 2 * n_te)  # projections, filters' predictions
+        + 8 * (2 * a + 11 * n_te)  # float64 losses and scores
+        + (8 * 3 * perm if refit_null else 0)  # the batch's null draws and their sums
+    )
+    room = mem - fixed
+    if room < per_target:
+        need = fixed + per_target
+        raise ValueError(
+            f"memory={memory!r} is too small for this fit ({n} samples x {p} columns, {t} targets, "
+            f"{L} layer(s), {perm} permutations): it needs {_gib(fixed)} for what grows with every "
+            f"target and one layer's decompositions, plus {per_target / 2**20:.2f} MiB per target of a "
+            f"batch, so at least {_gib(need)}. Give memory >= {need / 1e9:.2f}GB, or fit fewer targets "
+            "or layers at a time (neuroenc run chunks them), or fewer permutations.")
+    resolve_bytes = inner_cv * a * n_val * n_train * s if kernel else 0
+    resolve = kernel and resolve_bytes <= room // 2
+    avail = room - (resolve_bytes if resolve else 0)
+    batch = int(max(1, min(t, (avail // 2) // per_target)))
+    if n_targets_batch is not None:
+        batch = min(batch, int(n_targets_batch))
+    refit_bytes = int(max(1, min(REFIT_BATCH_BYTES, avail - batch * per_target)))
+    return FitBudget(mem, int(fixed), int(per_target), batch, refit_bytes, bool(resolve))
+
+
+__all__ = ["FitBudget", "FitShape", "fit_budget", "fit_task_bytes", "parse_memory", "partition_fit",
+           "target_chunk_size"]

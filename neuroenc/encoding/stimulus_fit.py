@@ -71,7 +71,7 @@ def group_responses(per_subject: Mapping[str, Any], ids: Sequence[str], n_splits
     "spillover": SPILLOVER_CONSTRAINTS,
     **{name: constraints_of(LayerSweep)[name]
        for name in ("alphas", "inner_cv", "n_permutations", "permutation", "random_state", "backend", "dtype",
-                    "n_targets_batch", "compare", "compare_alpha", "unique", "unique_ratios")},
+                    "n_targets_batch", "compare", "compare_alpha", "unique", "unique_ratios", "memory")},
     **{name: constraints_of(_encode.fit_encoding)[name] for name in ("save_weights", "scoring")},
 })
 def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: Any = None,
@@ -81,7 +81,8 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
                 n_targets_batch: int | None = None, compare: bool | str = "auto", compare_alpha: float = 0.05,
                 unique: bool = True, unique_ratios: Any = None, layers: Sequence[int] | None = None,
                 save_weights: bool = False, scoring: str = "ridge", provenance: dict | None = None,
-                settings: dict | None = None, verbose: bool | str | int | None = None):
+                settings: dict | None = None, verbose: bool | str | int | None = None,
+                memory: int | str | None = None):
     """Fit a ridge model per layer to stimulus-level responses (see the module docstring).
 
     Parameters
@@ -113,7 +114,7 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
         :func:`~neuroenc.align.make_stimulus_design`).
     noise_ceiling : array (n_targets,) | None
     alphas, inner_cv, n_permutations, permutation, random_state, backend, dtype, n_targets_batch,
-    compare, compare_alpha, unique, unique_ratios : see :func:`~neuroenc.encoding.fit_encoding`
+    compare, compare_alpha, unique, unique_ratios, memory : see :func:`~neuroenc.encoding.fit_encoding`
     layers : sequence of int | None
         Fit only these layers (default: all in the features).
     save_weights : bool
@@ -159,4 +160,4 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
                         compare_alpha=compare_alpha, unique=unique, unique_ratios=unique_ratios,
                         random_state=random_state, baseline_models=True, save_weights=save_weights,
                         scoring=scoring, provenance=prov,
-                        settings=all_settings, verbose=verbose)
+                        settings=all_settings, verbose=verbose, memory=memory)

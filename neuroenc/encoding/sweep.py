@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from .._logging import show_progress
-from .._settings import VERBOSE, Choices, Interval, ListOf, Logspace, check_params
+from .._settings import VERBOSE, Choices, Interval, ListOf, Logspace, Pattern, check_params
 from .._validation import _check_option, _check_random_state, _preview
 from . import _joint, _ridge
 from ._joint import DEFAULT_RATIOS, JointBand
@@ -35,6 +35,7 @@ from .cv import (
     resolve_cv,
 )
 from .designs import LayerDesigns, as_layer_designs, gap_for
+from .memory import MEMORY_PATTERN, fit_budget
 from .stats import (
     PERMUTATIONS,
     REFIT_NULL_BUDGET,
@@ -142,6 +143,16 @@ def resolve_permutation(permutation: str, n_samples: int, n_features: int, n_tar
     return cheap
 
 
+class _DefaultBatches:
+    """The batches of a fit without a memory budget: what the solver chooses by default."""
+
+    refit_batch_bytes = _ridge.REFIT_BATCH_BYTES
+    resolve = True
+
+    def __init__(self, n_targets_batch: int | None) -> None:
+        self.n_targets_batch = n_targets_batch
+
+
 class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Ridge encoding models of every layer, with per-target penalties chosen by nested CV.
 
@@ -191,6 +202,12 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Working precision (``"auto"``: float32 on a GPU, the input's on CPU).
     n_targets_batch : int | None
         Targets per batch (default: from a 512 MiB budget for the predictions).
+    memory : int | str | None
+        A memory budget for the fit: bytes, or a size such as ``"4GB"`` or ``"512MiB"``. The
+        targets (and the refit null's draws) are then processed in batches small enough that the
+        fit's own arrays stay under it (:func:`~neuroenc.encoding.memory.fit_budget`; the inputs
+        are not counted), with the same results; a budget too small for one target is an error
+        that says how much is needed. None: the default batches.
     n_permutations : int
         Permutations for p-values of r (0: none; default 1000, as :func:`fit_encoding`). The
         draws are the same for every layer and target, so the maximum over layers of the null
@@ -330,6 +347,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         "backend": [Choices(BACKENDS)],
         "dtype": [Choices(DTYPES)],
         "n_targets_batch": [None, Interval(Integral, 1, None, closed="left")],
+        "memory": [None, Interval(Integral, 1, None, closed="left"),
+                   Pattern(MEMORY_PATTERN, "a size such as '4GB' or '512MiB'")],
         "n_permutations": [Interval(Integral, 0, None, closed="left")],
         "permutation": [Choices(PERMUTATIONS)],
         "block_size": [Choices("auto"), Interval(Integral, 1, None, closed="left"),
@@ -347,7 +366,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def __init__(self, alphas=None, cv="auto", n_blocks=5, gap=None, inner_cv=5, form="auto",
                  backend="auto", dtype="auto", n_targets_batch=None, n_permutations=1000,
                  permutation="auto", block_size="auto", compare="auto", compare_alpha=0.05,
-                 unique=True, unique_ratios=None, refit=True, random_state=0, verbose=None):
+                 unique=True, unique_ratios=None, refit=True, random_state=0, verbose=None, memory=None):
         self.alphas = alphas
         self.cv = cv
         self.n_blocks = n_blocks
@@ -357,6 +376,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.backend = backend
         self.dtype = dtype
         self.n_targets_batch = n_targets_batch
+        self.memory = memory
         self.n_permutations = n_permutations
         self.permutation = permutation
         self.block_size = block_size
@@ -487,6 +507,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         dtype = resolve_compute_dtype(self.dtype, backend_name, Y)
         # the same permutation draws for every layer (and every target chunk and layer subset)
         perm_seed = int(_check_random_state(self.random_state).integers(2**62))
+        budget = None
         with use_backend(backend_name) as B:
             Yb = B.asarray(Y, dtype=dtype)
             ab = B.asarray(alphas, dtype=dtype)
@@ -526,13 +547,17 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                         predictions = np.full((n_l, n, t), np.nan)
                     elif compare_mode == "null":
                         nulls = np.full((n_perm, n_l, t), np.nan, dtype=np.float32)
+                if budget is None or self.memory is not None:  # each layer's own width
+                    budget = self._budget(n, X.shape[1], t, n_l, outer, inner, len(alphas), n_perm, method,
+                                          compare_mode, dtype)
                 Xb = B.asarray(X, dtype=dtype)
                 out = _ridge.fit_layer_cv(Xb, Yb, outer, inner, ab, form=self.form,
-                                          n_targets_batch=self.n_targets_batch,
+                                          n_targets_batch=budget.n_targets_batch,
                                           return_predictions=method in ("circular", "block")
                                           or compare_mode == "residual",
                                           counter=counter, null_shifts=null_shifts, joint=band,
-                                          store=spectra)
+                                          store=spectra, refit_batch_bytes=budget.refit_batch_bytes,
+                                          resolve=budget.resolve)
                 if band is not None:
                     for key in jfold:
                         jfold[key][:, j] = out[f"joint_fold_{key}"]
@@ -588,7 +613,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self.pvalues_best_ = null_pvalues(null_max, self.r_[best, np.arange(t)])
         if compare_mode == "residual" and n_perm >= 2:
             draws = self._comparison_draws(designs, Y, outer, alphas, predictions, best, backend_name,
-                                           dtype, make_draws(_derived_seed(perm_seed)), counter, spectra)
+                                           dtype, make_draws(_derived_seed(perm_seed)), counter, spectra,
+                                           budget)
             del predictions
             self.comparison_ = compare_layers(self.r_, centred_null(draws), alpha=self.compare_alpha,
                                               source="residual" if rows == "samples" else STIMULUS_RESIDUAL_SOURCE)
@@ -603,8 +629,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.flops_ = counter["flops"]
         self.backend_, self.dtype_ = backend_name, dtype
         self.coefs_ = {}
+        self.budget_ = budget if self.memory is not None else None
         if self.refit:
-            self._refit(designs, Y, outer, alphas, backend_name, dtype)
+            self._refit(designs, Y, outer, alphas, backend_name, dtype, budget)
         return self
 
     @staticmethod
@@ -633,6 +660,21 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             jfold[key] = np.where(off, base_out[f"fold_{key}"][:, None, :], jfold[key])
         return unique_contribution(jfold["r2"], base_out["fold_r2"], jfold["r"], base_out["fold_r"], samples,
                                    alpha=self.compare_alpha, source=UNIQUE_SOURCES[rows])
+    def _budget(self, n, p, t, n_layers, outer, inner, n_alphas, n_perm, method, compare_mode, dtype):
+        """The batches of the fit: from ``memory`` (:func:`~neuroenc.encoding.memory.fit_budget`),
+        else the defaults (``n_targets_batch`` or a 512 MiB block of predictions)."""
+        if self.memory is None:
+            return _DefaultBatches(self.n_targets_batch)
+        # kept held-out predictions: every layer's for the residual comparisons (and then their signal,
+        # residuals and backend copies), else one layer's for a shifted null
+        keep = n_layers + 3 if compare_mode == "residual" else (1 if method in ("circular", "block") else 0)
+        return fit_budget(self.memory, n_samples=n, n_features=p, n_targets=t, n_layers=n_layers,
+                          n_folds=len(outer), inner_cv=max(len(inn) for inn in inner),
+                          n_validation=max(va.size for inn in inner for _, va in inn),
+                          n_test=max(te.size for _, te in outer), n_alphas=n_alphas,
+                          n_permutations=n_perm, refit_null=method == "refit", keep_predictions=keep,
+                          refit=bool(self.refit), itemsize=np.dtype(dtype).itemsize,
+                          n_targets_batch=self.n_targets_batch)
 
     def _compare_mode(self, method: str, n: int, n_layers: int, n_targets: int) -> str | None:
         """How the layers are compared: ``"residual"`` (refits on the best layer's prediction plus
@@ -651,7 +693,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return "residual" if method == "refit" and affordable else "null"
 
     def _comparison_draws(self, designs, Y, outer, alphas, predictions, best, backend_name, dtype,
-                          draws, counter, spectra=None) -> np.ndarray:
+                          draws, counter, spectra=None, budget=None) -> np.ndarray:
         """Draws of every layer's fold-mean r for the layer comparisons, shape (n_draws, n_layers, t).
 
         The signal is each target's best-layer held-out prediction, scaled to the response by
@@ -676,13 +718,15 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 chosen = np.where(np.isfinite(self.fold_r_[:, j]), self.fold_alphas_[:, j], np.nan)
                 fold_best = np.where(np.isfinite(chosen), np.searchsorted(grid, np.nan_to_num(chosen)), -1)
                 Xb = B.asarray(designs[layer], dtype=dtype)
-                out[:, j] = _ridge.comparison_draws(Xb, sb, rb, outer, ab, fold_best, draws, form=self.form,
-                                                    n_targets_batch=self.n_targets_batch, counter=counter,
-                                                    store=spectra)
+                out[:, j] = _ridge.comparison_draws(
+                    Xb, sb, rb, outer, ab, fold_best, draws, form=self.form,
+                    n_targets_batch=self.n_targets_batch if budget is None else budget.n_targets_batch,
+                    counter=counter, store=spectra,
+                    refit_batch_bytes=_ridge.REFIT_BATCH_BYTES if budget is None else budget.refit_batch_bytes)
                 del Xb
         return out
 
-    def _refit(self, designs, Y, outer, alphas, backend_name, dtype) -> None:
+    def _refit(self, designs, Y, outer, alphas, backend_name, dtype, budget=None) -> None:
         """Refit each target's best layer on all samples (dual coefficients in kernel form)."""
         self.refit_alphas_ = np.full(Y.shape[1], np.nan)
         with use_backend(backend_name) as B:
@@ -692,7 +736,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 X = designs[int(layer)]
                 Xb = B.asarray(X, dtype=dtype)
                 kind, coef, best = _ridge.refit_layer(Xb, B.asarray(Y[:, cols], dtype=dtype), outer, ab,
-                                                      form=self.form, n_targets_batch=self.n_targets_batch)
+                                                      form=self.form,
+                                                      n_targets_batch=self.n_targets_batch if budget is None
+                                                      else budget.n_targets_batch)
                 self.coefs_[int(layer)] = {
                     "targets": cols, "kind": kind, "coef": to_numpy(coef),
                     "X_fit": np.asarray(X, dtype=dtype) if kind == "dual" else None,
