@@ -150,17 +150,26 @@ def inner_losses(js: JointSplit, E: np.ndarray, Zy: np.ndarray, NtY: np.ndarray,
     out = np.full((n_a * n_r + 1, t), -1e5)
     F = js.baseline_predict(NtY, base_alpha) - Yh
     out[-1] = -(F * F).sum(0) / n_te
-    for i, alpha in enumerate(alphas):
-        if invalid[i]:
-            continue
-        _, S, R, ZuD = _terms(js, float(alpha))
-        # (I / w + S)^{-1} g for every target's w at once, from one eigendecomposition of S
-        lam_s, Q = np.linalg.eigh(0.5 * (S + S.T))
-        h = Q.T @ _g(js, ZuD, Zy, NtY, float(alpha))  # (k, t)
-        for m, ratio in enumerate(ratios):
-            inv_w = base_alpha * ratio / float(alpha)  # 1 / w = alpha_baseline / alpha_layer, per target
-            F = E[i] + R @ (Q @ (h / (lam_s[:, None] + inv_w[None, :])))
-            out[i * n_r + m] = -(F * F).sum(0) / n_te
+    ok = np.flatnonzero(~np.asarray(invalid, dtype=bool))
+    if ok.size == 0:
+        return out
+    # every valid penalty at once (the terms of _terms and _g, stacked along the penalties)
+    a = np.asarray(alphas, dtype=np.float64)[ok]
+    D = 1.0 / (js.lam[None, :] + a[:, None])  # (n_ok, r)
+    ZuD = js.Zu.T[None, :, :] * D[:, None, :]  # (n_ok, k, r)
+    S = ZuD @ js.Zu  # (n_ok, k, k)
+    g = ZuD @ Zy  # (n_ok, k, t)
+    if js.form == "primal":
+        S = (js.NtN[None] - S) / a[:, None, None]
+        g = (NtY[None] - g) / a[:, None, None]
+    R = js.NH[None] - js.P[None] @ np.swapaxes(ZuD, 1, 2)  # (n_ok, n_held, k)
+    # (I / w + S)^{-1} g for every target's w at once, from one eigendecomposition of each S
+    lam_s, Q = np.linalg.eigh(0.5 * (S + np.swapaxes(S, 1, 2)))
+    h = np.swapaxes(Q, 1, 2) @ g  # (n_ok, k, t)
+    for m, ratio in enumerate(ratios):
+        inv_w = base_alpha[None, :] * ratio / a[:, None]  # 1 / w = alpha_baseline / alpha_layer, per target
+        F = E[ok] + R @ (Q @ (h / (lam_s[:, :, None] + inv_w[:, None, :])))
+        out[ok * n_r + m] = -(F * F).sum(1) / n_te
     return out
 
 
