@@ -903,6 +903,11 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
             return idx.shape[0], idx[:, split.train].T.reshape(-1), idx[:, split.test].T.reshape(-1)
 
         kept = [rows_of(start) for start in starts] if keep else None
+        # every target's draws gathered once, then each penalty's columns taken from them (the
+        # gathers, not the products, dominate for a few targets), when they all fit a batch
+        shared = None
+        if keep and used.size > 1 and n_draws * n * t * itemsize <= batch_bytes:
+            shared = [(take_rows(B, Y, tr_rows), take_rows(B, Y, te_rows)) for _, tr_rows, te_rows in kept]
         for a in used:
             cols = np.flatnonzero(best_np == a)
             c = cols.size
@@ -918,8 +923,12 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
             bc = base[:, as_index(B, cols)] if base is not None else None
             for b, start in enumerate(starts):
                 k, tr_rows, te_rows = kept[b] if keep else rows_of(start)
-                ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
-                yte = take_rows(B, Yc, te_rows).reshape(n_te, k * c)
+                if shared is not None:
+                    ytr = shared[b][0][:, as_index(B, cols)].reshape(n_tr, k * c)
+                    yte = shared[b][1][:, as_index(B, cols)].reshape(n_te, k * c)
+                else:
+                    ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
+                    yte = take_rows(B, Yc, te_rows).reshape(n_te, k * c)
                 if bc is not None:
                     ytr = (ytr.reshape(n_tr, k, c) + take_rows(B, bc, split.train)[:, None, :]).reshape(n_tr, k * c)
                     yte = (yte.reshape(n_te, k, c) + take_rows(B, bc, split.test)[:, None, :]).reshape(n_te, k * c)
