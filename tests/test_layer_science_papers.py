@@ -78,8 +78,8 @@ def test_layer_similarity_finds_a_shared_middle(papers, rng):
 @pytest.fixture(scope="module")
 def tiny_data(papers):
     rng = np.random.default_rng(0)
-    transcript = tiny_transcript(n_words=300)  # 100 s of words
-    group = Response(rng.standard_normal((51, 3)), tr=2.0, names=["A", "B", "C"], run=transcript.name)
+    transcript = tiny_transcript(n_words=300, rate=1.5)  # 200 s of words
+    group = Response(rng.standard_normal((102, 3)), tr=2.0, names=["A", "B", "C"], run=transcript.name)
     words = TINY_TEXT.split()
     words = (words * (1 + 180 // len(words)))[:180]
     ids = [f"{1 + i // 60}.{i % 60}" for i in range(180)]
