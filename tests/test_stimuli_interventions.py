@@ -90,3 +90,26 @@ def test_context_interventions_need_last_pooling_and_no_surprisal(lm):
         StimulusExtractor(lm, pooling="last", surprisal=True, intervention="random-context:1").transform(s)
     with pytest.raises(ValueError, match="unknown kind 'jump'"):
         StimulusExtractor(lm, pooling="last", intervention="jump:1").transform(s)
+
+
+def test_extract_cli_stimuli_with_swap_context_from_a_stimulus_id(tmp_path, capsys):
+    from _stimuli_fixtures import write_sentences
+
+    from neuroenc.cli import main
+    from neuroenc.features import load_stimulus_features
+
+    tiny_llama(path=tmp_path / "model")
+    path = tmp_path / "sentences.csv"
+    write_sentences(path, n_passages=2)
+    long = " ".join(SENTENCES[:4])
+    path.write_text(path.read_text() + f'src,"{long}",p9\n')
+    out = tmp_path / "f.h5"
+    code = main(["extract", "--model", str(tmp_path / "model"), "--stimuli", str(path), "--text-column",
+                 "sentence", "--group-column", "passage", "--pooling", "last", "--intervention",
+                 "swap-context:1:stimulus=src", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    fs = load_stimulus_features(out)
+    assert fs.attrs["intervention"]["source"] == "stimulus=src"
+    lm = tiny_llama()
+    ref = _direct_last(lm, [], SENTENCES[1].split(), "swap-context:1:stimulus=src", sources={"src": long})
+    np.testing.assert_allclose(fs[4][1], ref[4], rtol=1e-4, atol=1e-4)
