@@ -89,6 +89,7 @@ class Settings:
     rt_cv_words: int = 200             # reading-time CV: blocks of this many words held out
     metric_window: int = 32            # words per prompt for the Skean metrics
     bridge: bool = True
+    brain: bool = True                 # False: the LM side only (Painters, Attend first)
     brain_results: Any = None          # results files of the intact fits (skip those fits)
     rt_results: Any = None
     cache_dir: Any = CACHE_DIR
@@ -513,26 +514,37 @@ def run(s: Settings, lm: Any = None, data: Data | None = None) -> dict[str, Any]
     from neuroenc.encoding.results import EncodingResults
     from neuroenc.features import StimulusExtractor, extract_features, load_model
 
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     times: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # CPU seconds of this process (all threads): the work, whatever the load
     lm = load_model(s.model) if lm is None else lm
     n_blocks = lm.n_layers - 1
     data = load_data(s) if data is None else data
     words = list(data.words)
     times["load model and data"] = time.time() - t0
+    cpu["load model and data"] = time.process_time() - c0
 
     # ---------------------------------------------------------------- LM side
-    t = time.time()
+    t, c = time.time(), time.process_time()
     structural, contextual, lm_runs = run_lm(lm, words, words[: s.context_words], data.swap_text, s)
     times["LM runs"] = time.time() - t
-    t = time.time()
+    cpu["LM runs"] = time.process_time() - c
+    logger.info("LM runs: %.0f s (%.0f s CPU)", times["LM runs"], cpu["LM runs"])
+    t, c = time.time(), time.process_time()
     sim_checks, similarity = layer_similarity(hidden_state_rows(lm, words), s.similarity_chunks)
     times["layer similarity"] = time.time() - t
+    cpu["layer similarity"] = time.process_time() - c
     claims = painters_claims(structural, n_blocks, s, sim_checks)
     claims += attend_first_claims(contextual, structural, n_blocks, s)
 
+    if not s.brain:
+        times["total"], cpu["total"] = time.time() - t0, time.process_time() - c0
+        return _tables(claims, lm_runs, pd.DataFrame(), pd.DataFrame(columns=["metric", "layer", "value"]),
+                       similarity, pd.DataFrame(columns=["layer", "relative_depth", "r"]),
+                       pd.DataFrame(columns=["layer", "relative_depth", "r"]), times, cpu, s, lm)
+
     # ---------------------------------------------------------------- brain and reading times
-    t = time.time()
+    t, c = time.time(), time.process_time()
     transcript, group = data.transcript, data.group
     layers = fit_layers(lm.n_layers, s.layer_step)
     kw = dict(context_tokens=s.alice_context, stride=s.alice_stride, pooling="last", cache_dir=s.cache_dir)
@@ -541,22 +553,28 @@ def run(s: Settings, lm: Any = None, data: Data | None = None) -> dict[str, Any]
     rt_kw = dict(context="group", context_tokens=s.rt_context, pooling="last", cache_dir=s.cache_dir)
     rt_features = StimulusExtractor(lm, **rt_kw).transform(rt_set)
     times["features (intact)"] = time.time() - t
-    t = time.time()
+    cpu["features (intact)"] = time.process_time() - c
+    logger.info("features (intact): %.0f s (%.0f s CPU)", times["features (intact)"], cpu["features (intact)"])
+    t, c = time.time(), time.process_time()
     brain_res = (EncodingResults.load(s.brain_results) if s.brain_results
                  else alice_fit(alice_features, group, s, layers))
     rt_res = (EncodingResults.load(s.rt_results) if s.rt_results
               else rt_fit(rt_features, rt_resp, layers, s.rt_cv_words))
     brain, rt = profile(brain_res), profile(rt_res)
     times["fits (intact)"] = time.time() - t
-    t = time.time()
+    cpu["fits (intact)"] = time.process_time() - c
+    logger.info("fits (intact): %.0f s (%.0f s CPU)", times["fits (intact)"], cpu["fits (intact)"])
+    t, c = time.time(), time.process_time()
     lbl, metrics = layer_by_layer_claims(alice_features, brain, rt, s)
     claims += lbl
     times["layer metrics"] = time.time() - t
+    cpu["layer metrics"] = time.process_time() - c
+    logger.info("layer metrics: %.0f s (%.0f s CPU)", times["layer metrics"], cpu["layer metrics"])
 
     # ---------------------------------------------------------------- the bridge
     bridge = pd.DataFrame()
     if s.bridge:
-        t = time.time()
+        t, c = time.time(), time.process_time()
         r = block_ranges(n_blocks)
         i, j = r["middle"]
         k = depth_block(2 / 3, n_blocks)
@@ -608,12 +626,46 @@ def run(s: Settings, lm: Any = None, data: Data | None = None) -> dict[str, Any]
                          **{f"rt_{a}": v for a, v in cr.items()}})
         bridge = pd.DataFrame(rows)
         times["bridge"] = time.time() - t
+        cpu["bridge"] = time.process_time() - c
     times["total"] = time.time() - t0
+    cpu["total"] = time.process_time() - c0
+    return _tables(claims, lm_runs, bridge, metrics, similarity, brain, rt, times, cpu, s, lm)
+
+
+def _tables(claims, lm_runs, bridge, metrics, similarity, brain, rt, times, cpu, s, lm) -> dict[str, Any]:
     table = pd.DataFrame(claims)
     checks = pd.DataFrame([dict(claim_id=c["claim_id"], **chk) for c in claims for chk in c["checks"]])
     return {"claims": table.drop(columns="checks"), "checks": checks, "lm_runs": lm_runs, "bridge": bridge,
             "metrics": metrics, "similarity": similarity, "brain_profile": brain, "rt_profile": rt,
-            "times": times, "settings": s, "model": getattr(lm, "name", str(s.model))}
+            "times": times, "cpu_times": cpu, "settings": s, "model": getattr(lm, "name", str(s.model))}
+
+
+def plot_overview(out: dict) -> Any:
+    """Three panels: loss vs skipped block, loss vs the depth of a context manipulation, and the
+    brain and reading-time profiles (each scaled to its maximum) against relative depth."""
+    import matplotlib.pyplot as plt
+
+    runs = out["lm_runs"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
+    single = runs[runs.run.str.match(r"skip block \d+$")]
+    blocks = single.run.str.extract(r"(\d+)$")[0].astype(int)
+    axes[0].errorbar(blocks, single.delta_bits, yerr=2 * single.se, fmt="o-")
+    axes[0].set(xlabel="skipped block", ylabel="Δ bits/word (±2 SE)", title="Painters: one block skipped")
+    for kind in ("freeze-context", "random-context", "swap-context"):
+        sub = runs[runs.run.str.startswith(kind + " from")]
+        depth = sub.run.str.extract(r"(\d+)$")[0].astype(int)
+        axes[1].errorbar(depth, sub.delta_bits, yerr=2 * sub.se, fmt="o-", label=kind)
+    axes[1].set(xlabel="first manipulated block", ylabel="Δ bits/word (±2 SE)", title="Attend first: context")
+    axes[1].legend(fontsize=8)
+    for name, prof in (("Alice brain r", out["brain_profile"]), ("reading-time r", out["rt_profile"])):
+        r = prof["r"].to_numpy(float)
+        if not np.isfinite(r).any():  # the LM side only
+            continue
+        axes[2].plot(prof["relative_depth"], r / np.nanmax(np.abs(r)), "o-", label=name)
+    axes[2].set(xlabel="relative depth", ylabel="r / max r", title="Layer by layer: per-layer scores")
+    axes[2].legend(fontsize=8)
+    fig.suptitle(f"{out['model']}: the papers' interventions and per-layer scores")
+    return fig
 
 
 def write_outputs(out: dict, out_dir: Path) -> list[Path]:
@@ -627,13 +679,20 @@ def write_outputs(out: dict, out_dir: Path) -> list[Path]:
         out[name].to_csv(p, index=False)
         paths.append(p)
     meta = {"model": out["model"], "model_note": MODEL_NOTE, "verdict_rule": VERDICT_RULE,
-            "z_crit": Z_CRIT, "times_s": out["times"], "settings": asdict(out["settings"])}
+            "z_crit": Z_CRIT, "times_s": out["times"], "cpu_s": out["cpu_times"], "settings": asdict(out["settings"])}
     p = out_dir / "claims.json"
     p.write_text(json.dumps({"meta": meta, "claims": json.loads(out["claims"].to_json(orient="records")),
                              "checks": json.loads(out["checks"].to_json(orient="records")),
                              "bridge": json.loads(out["bridge"].to_json(orient="records"))},
                             indent=1, default=str))
     paths.append(p)
+    fig = plot_overview(out)
+    p = out_dir / "overview.png"
+    fig.savefig(p, dpi=110)
+    paths.append(p)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
     p = out_dir / "claims.md"
     p.write_text(claims_markdown(out["claims"], bridge=out["bridge"], rule=VERDICT_RULE, model=MODEL_NOTE))
     paths.append(p)
@@ -650,10 +709,12 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--brain-results", default=None, help="EncodingResults file of the Alice group-mean fit")
     parser.add_argument("--rt-results", default=None, help="EncodingResults file of the reading-time fit")
     parser.add_argument("--no-bridge", action="store_true", help="leave out the bridge (item 5)")
+    parser.add_argument("--lm-only", action="store_true",
+                        help="the LM side only (Painters, Attend first): no brain, reading times or bridge")
     parser.add_argument("--out-dir", default=str(OUT_DIR))
     args = parser.parse_args(argv)
-    s = Settings(brain_results=args.brain_results, rt_results=args.rt_results, bridge=not args.no_bridge,
-                 out_dir=Path(args.out_dir))
+    s = Settings(brain_results=args.brain_results, rt_results=args.rt_results,
+                 bridge=not (args.no_bridge or args.lm_only), brain=not args.lm_only, out_dir=Path(args.out_dir))
     if args.quick:
         s = replace(s, **QUICK)
     return s, args
@@ -675,11 +736,13 @@ def main(argv: list[str] | None = None, *, lm: Any = None, settings: Settings | 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
+    logger.setLevel(logging.INFO)
     result = main()
     pd.set_option("display.width", 200, "display.max_colwidth", 120)
     print(result["claims"][["claim_id", "verdict", "claim", "measured"]].to_string(index=False))
     if len(result["bridge"]):
         print("\nBridge:")
         print(result["bridge"].round(3).to_string(index=False))
-    print("\nSeconds: " + ", ".join(f"{k} {v:.0f}" for k, v in result["times"].items()))
+    print("\nSeconds (wall / CPU): " + ", ".join(f"{k} {v:.0f}/{result['cpu_times'][k]:.0f}"
+                                                 for k, v in result["times"].items()))
     print(f"wrote {', '.join(str(p) for p in result['paths'])}")

@@ -116,7 +116,20 @@ def test_main_runs_end_to_end_on_a_tiny_model(papers, tiny_data, tmp_path):
     # the hidden states below a skipped block are the intact ones: no change of the brain profile there
     assert out["bridge"]["brain_delta_r_changed_layers"].notna().all()
     written = {p.name for p in out["paths"]}
-    assert {"claims.csv", "claims.json", "claims.md", "claims.html", "bridge.csv"} <= written
+    assert {"claims.csv", "claims.json", "claims.md", "claims.html", "bridge.csv", "overview.png"} <= written
     meta = json.loads((tmp_path / "claims.json").read_text())["meta"]
     assert meta["z_crit"] == papers.Z_CRIT and "SmolLM2-135M-Instruct" in meta["model_note"]
     assert pd.read_csv(tmp_path / "claims.csv")["verdict"].isin(["holds", "partly", "not on this model"]).all()
+
+
+def test_lm_only_gives_the_painters_and_attend_first_rows(papers, tiny_data, tmp_path):
+    lm = tiny_gpt2(n_layer=6)
+    s = papers.Settings(lm_context=64, context_words=10, context_tokens=8, skip_step=3, skip_counts=(1, 2),
+                        context_depths=(1 / 6, 2 / 3), similarity_chunks=3, brain=False, bridge=False,
+                        cache_dir=None, out_dir=tmp_path)
+    out = papers.main(lm=lm, settings=s, data=tiny_data)
+    assert list(out["claims"].claim_id) == ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "A1", "A2", "A3", "A4"]
+    assert out["bridge"].empty and (tmp_path / "claims.md").exists()
+    assert out["cpu_times"]["total"] > 0 and set(out["times"]) == set(out["cpu_times"])
+    s2, args = papers.parse_args(["--lm-only", "--quick", "--out-dir", str(tmp_path)])
+    assert not s2.brain and not s2.bridge and s2.lm_words == papers.QUICK["lm_words"]
