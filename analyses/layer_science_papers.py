@@ -48,7 +48,8 @@ MODEL = "smollm2-135m"
 MODEL_NOTE = "SmolLM2-135M-Instruct (alias smollm2-135m), Q4_1 de-quantised to float32"
 OUT_DIR = Path("neuroenc-demo") / "layer-science-papers"
 CACHE_DIR = Path(".neuroenc_cache") / "features"
-TORCH_THREADS, BLAS_THREADS = 2, 1
+TORCH_THREADS, BLAS_THREADS = 2, 1      # torch threads: 2 on 2 idle cores; 1 on a busy machine, where
+                                        # two threads wait on each other at every op (--threads 1)
 #: A check supports a claim when its estimate is at least Z_CRIT standard errors in the
 #: direction the paper predicts.
 Z_CRIT = 2.0
@@ -90,6 +91,7 @@ class Settings:
     metric_window: int = 32            # words per prompt for the Skean metrics
     bridge: bool = True
     brain: bool = True                 # False: the LM side only (Painters, Attend first)
+    torch_threads: int = TORCH_THREADS
     brain_results: Any = None          # results files of the intact fits (skip those fits)
     rt_results: Any = None
     cache_dir: Any = CACHE_DIR
@@ -663,7 +665,8 @@ def plot_overview(out: dict) -> Any:
             continue
         axes[2].plot(prof["relative_depth"], r / np.nanmax(np.abs(r)), "o-", label=name)
     axes[2].set(xlabel="relative depth", ylabel="r / max r", title="Layer by layer: per-layer scores")
-    axes[2].legend(fontsize=8)
+    if axes[2].lines:
+        axes[2].legend(fontsize=8)
     fig.suptitle(f"{out['model']}: the papers' interventions and per-layer scores")
     return fig
 
@@ -712,9 +715,11 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--lm-only", action="store_true",
                         help="the LM side only (Painters, Attend first): no brain, reading times or bridge")
     parser.add_argument("--out-dir", default=str(OUT_DIR))
+    parser.add_argument("--threads", type=int, default=TORCH_THREADS, help="torch threads (1 on a busy machine)")
     args = parser.parse_args(argv)
     s = Settings(brain_results=args.brain_results, rt_results=args.rt_results,
-                 bridge=not (args.no_bridge or args.lm_only), brain=not args.lm_only, out_dir=Path(args.out_dir))
+                 bridge=not (args.no_bridge or args.lm_only), brain=not args.lm_only, out_dir=Path(args.out_dir),
+                 torch_threads=args.threads)
     if args.quick:
         s = replace(s, **QUICK)
     return s, args
@@ -727,7 +732,7 @@ def main(argv: list[str] | None = None, *, lm: Any = None, settings: Settings | 
     from threadpoolctl import threadpool_limits
 
     s = settings if settings is not None else parse_args(argv)[0]
-    torch.set_num_threads(TORCH_THREADS)
+    torch.set_num_threads(s.torch_threads)
     with threadpool_limits(BLAS_THREADS, user_api="blas"):
         out = run(s, lm, data)
     out["paths"] = write_outputs(out, Path(s.out_dir))

@@ -93,7 +93,8 @@ def test_main_runs_end_to_end_on_a_tiny_model(papers, tiny_data, tmp_path):
     s = papers.Settings(lm_context=64, context_words=20, context_tokens=12, skip_step=3, skip_counts=(1, 2),
                         context_depths=(1 / 6, 2 / 3), n_cv_blocks=3,
                         similarity_chunks=4, alice_context=32, alice_stride=16, window_context=6,
-                        layer_step=2, metric_window=12, rt_cv_words=20, cache_dir=None, out_dir=tmp_path)
+                        layer_step=2, metric_window=12, rt_cv_words=20, cache_dir=None, out_dir=tmp_path,
+                        torch_threads=1)
     out = papers.main(lm=lm, settings=s, data=tiny_data)
     claims = out["claims"]
     assert list(claims.columns) == ["paper", "claim_id", "claim", "measured", "unit", "n_checks", "n_pass",
@@ -126,7 +127,7 @@ def test_lm_only_gives_the_painters_and_attend_first_rows(papers, tiny_data, tmp
     lm = tiny_gpt2(n_layer=6)
     s = papers.Settings(lm_context=64, context_words=10, context_tokens=8, skip_step=3, skip_counts=(1, 2),
                         context_depths=(1 / 6, 2 / 3), similarity_chunks=3, brain=False, bridge=False,
-                        cache_dir=None, out_dir=tmp_path)
+                        cache_dir=None, out_dir=tmp_path, torch_threads=1)
     out = papers.main(lm=lm, settings=s, data=tiny_data)
     assert list(out["claims"].claim_id) == ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "A1", "A2", "A3", "A4"]
     assert out["bridge"].empty and (tmp_path / "claims.md").exists()
