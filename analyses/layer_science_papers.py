@@ -26,7 +26,14 @@
 # layer, no permutations; freeze-context needs one pass per word (window policy, WINDOW_CONTEXT
 # tokens), so it is compared with the intact model read the same way, on fewer stories.
 #
-# Run from the repository root:  python analyses/layer_science_papers.py [--quick]
+# Standard errors: LM checks are paired over words (compare the same words under two
+# conditions; neighbouring words are not independent, so the SEs are somewhat small); the
+# similarity checks use a jackknife over chunks of tokens; the compression valley pairs prompts;
+# "best minus last layer" pairs CV folds (the best layer is chosen on the same data: biased up);
+# the metric-vs-profile checks are Fisher z of Spearman's rho across layers (neighbouring
+# layers are alike, so these are optimistic too). The verdicts inherit these caveats.
+#
+# Run from the repository root:  python analyses/layer_science_papers.py [--quick] [--threads 1]
 # Writes OUT_DIR/claims.csv, claims.json, checks.csv, lm_runs.csv, bridge.csv, claims.md and
 # claims.html (a report section), and a figure; prints the claims table and the time taken.
 from __future__ import annotations
