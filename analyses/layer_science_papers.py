@@ -518,8 +518,11 @@ def load_data(s: Settings) -> Data:
                 _stories(s.data_dir, s.rt_stories), _stories(s.data_dir, s.rt_window_stories))
 
 
-def run(s: Settings, lm: Any = None, data: Data | None = None) -> dict[str, Any]:
-    """The whole analysis; returns its tables (claims, checks, lm_runs, bridge, metrics, ...)."""
+def run(s: Settings, lm: Any = None, data: Data | None = None, on_partial: Any = None) -> dict[str, Any]:
+    """The whole analysis; returns its tables (claims, checks, lm_runs, bridge, metrics, ...).
+
+    ``on_partial(tables)`` (optional) is called with the tables so far once the claims are done
+    and after each bridge condition, so a long run leaves its results behind as it goes."""
     from neuroenc.encoding.results import EncodingResults
     from neuroenc.features import StimulusExtractor, extract_features, load_model
 
@@ -582,6 +585,8 @@ def run(s: Settings, lm: Any = None, data: Data | None = None) -> dict[str, Any]
 
     # ---------------------------------------------------------------- the bridge
     bridge = pd.DataFrame()
+    if on_partial is not None:  # the claims are done: write them before the (slow) bridge
+        on_partial(_tables(claims, lm_runs, bridge, metrics, similarity, brain, rt, times, cpu, s, lm))
     if s.bridge:
         t, c = time.time(), time.process_time()
         r = block_ranges(n_blocks)
@@ -633,6 +638,9 @@ def run(s: Settings, lm: Any = None, data: Data | None = None) -> dict[str, Any]
             rows.append({"intervention": name, "spec": spec, "policy": policy, "delta_bits_per_word": dq,
                          "se": dse, **{f"brain_{a}": v for a, v in cb.items()},
                          **{f"rt_{a}": v for a, v in cr.items()}})
+            if on_partial is not None:
+                on_partial(_tables(claims, lm_runs, pd.DataFrame(rows), metrics, similarity, brain, rt, times, cpu,
+                                   s, lm))
         bridge = pd.DataFrame(rows)
         times["bridge"] = time.time() - t
         cpu["bridge"] = time.process_time() - c
@@ -741,7 +749,7 @@ def main(argv: list[str] | None = None, *, lm: Any = None, settings: Settings | 
     s = settings if settings is not None else parse_args(argv)[0]
     torch.set_num_threads(s.torch_threads)
     with threadpool_limits(BLAS_THREADS, user_api="blas"):
-        out = run(s, lm, data)
+        out = run(s, lm, data, on_partial=lambda partial: write_outputs(partial, Path(s.out_dir)))
     out["paths"] = write_outputs(out, Path(s.out_dir))
     return out
 
