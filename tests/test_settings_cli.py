@@ -141,9 +141,11 @@ def test_extract_options_of_both_extractors():
     assert extractor_settings("transcript")["prepend_bos"].default == "auto"
     action = next(a for a in _subparser("extract")._actions if "--prepend-bos" in a.option_strings)
     assert "(default: auto)" in " ".join(action.help.split()) and "with --transcript" not in action.help
-    for flag in ("--policy", "--intervention", "--right-context"):
+    for flag in ("--policy", "--right-context"):
         action = next(a for a in _subparser("extract")._actions if flag in a.option_strings)
         assert action.help.endswith("(--transcript only)"), flag
+    action = next(a for a in _subparser("extract")._actions if "--intervention" in a.option_strings)
+    assert "only)" not in action.help  # both extractors take an intervention (issue 21)
     for flag in ("--context", "--padding-side"):
         action = next(a for a in _subparser("extract")._actions if flag in a.option_strings)
         assert action.help.endswith("(--stimuli only)"), flag

@@ -283,7 +283,7 @@ def test_stimulus_config_sections_are_the_stimulus_calls():
      r"unknown key model.policy in 'run.yaml': it applies to story data sets \(FeatureExtractor\), and "
      r"dataset.loader 'stimuli' is one of the stimulus-level data sets \(StimulusExtractor\); drop "
      r"model.policy. Allowed keys: \['name', 'layers', 'pooling', 'context'"),
-    ({"model": {"intervention": "skip:1-2"}}, r"unknown key model.intervention .* applies to story data sets"),
+    ({"model": {"right_context": 2}}, r"unknown key model.right_context .* applies to story data sets"),
     ({"model": {"pooling": "first"}},
      r"Invalid value for 'model.pooling' in 'run.yaml'. Allowed values are 'mean', 'last', 'last-word', but got "
      r"'first' instead: 'first' applies to story data sets \(FeatureExtractor\)"),

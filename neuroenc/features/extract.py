@@ -684,6 +684,7 @@ def run_plan(
     last_layer: str = "normed",
     padding_side: str = "right",
     on_batch: Any = None,
+    sources: Any = None,
 ) -> tuple[dict[int, np.ndarray], int]:
     """Run the forward sequences of ``plan`` and gather each word's pooled hidden states.
 
@@ -718,6 +719,9 @@ def run_plan(
         Called after each batch's forward pass as ``on_batch(seqs, states, offset)`` (the
         sequences, the model's hidden states as it returns them, each row's left padding), e.g.
         to read surprisal from the same pass (:class:`~neuroenc.features.surprisal.SurprisalAccumulator`).
+    sources : mapping of str -> str | StimulusSet | None
+        For ``swap-context:K:stimulus=ID``: the text of each stimulus id (see
+        :func:`~neuroenc.features.interventions_patch.apply_intervention`).
 
     Returns
     -------
@@ -757,7 +761,7 @@ def run_plan(
     iv_cm = contextlib.nullcontext(None)
     if intervention is not None:
         _, apply_intervention, _ = _intervention_tools()
-        iv_cm = apply_intervention(lm, intervention)
+        iv_cm = apply_intervention(lm, intervention, sources=sources)
     last_cm = contextlib.nullcontext(None)
     if last_layer == "pre-norm":
         from .prenorm import capture_last_block

@@ -27,6 +27,13 @@ How a stimulus's feature is computed
 4. Sequences are batched longest first with padding and an attention mask (``padding_side``
    ``"right"`` or ``"left"``; with left padding explicit position ids keep every token at the
    position it has alone), so a batch gives the same features as one stimulus at a time.
+5. An ``intervention`` (:mod:`~neuroenc.features.interventions`) changes the model during the
+   forward passes, as in the story path. The context kinds (``freeze-context``,
+   ``random-context``, ``swap-context``) define "the previous tokens" relative to the last
+   token of a pass, so they need ``pooling="last"`` and one pass per stimulus: each stimulus
+   alone, or, with ``context="group"``, a window of its context ending at the stimulus (for
+   causal models too). ``swap-context:K:stimulus=ID`` takes its source from the stimulus set
+   being read (the text of stimulus ``ID``).
 """
 from __future__ import annotations
 
@@ -97,6 +104,11 @@ class StimulusExtractor(FeatureExtractor):
     device, dtype, revision, gguf_file : see :func:`~neuroenc.features.load_model`
     cache_dir : path-like | None
         Folder of the HDF5 feature cache (content-hashed file names; ``None``: no cache).
+    intervention : None | str | dict | Intervention
+        A model intervention applied during the forward passes (see
+        :mod:`neuroenc.features.interventions`); recorded in provenance and the cache key. The
+        context kinds need ``pooling="last"`` and read one pass per stimulus (see above);
+        ``swap-context:K:stimulus=ID`` reads stimulus ``ID`` of the set being extracted.
     surprisal : bool
         Causal models: also the surprisal of each stimulus (bits, summed over its tokens, given
         its context), read from the same forward passes as the features
@@ -122,7 +134,7 @@ class StimulusExtractor(FeatureExtractor):
     _parameter_constraints: dict = {
         **{name: constraints_of(FeatureExtractor)[name]
            for name in ("model", "layers", "stride", "prepend_bos", "last_layer", "batch_size", "device",
-                        "dtype", "revision", "gguf_file", "cache_dir")},
+                        "dtype", "revision", "gguf_file", "cache_dir", "intervention")},
         "pooling": [Choices(STIMULUS_POOLINGS)],
         "context": [Choices(STIMULUS_CONTEXTS)],
         "context_tokens": [Hidden(None), *CONTEXT_TOKENS],  # None: not given (see the docstring)
@@ -136,11 +148,12 @@ class StimulusExtractor(FeatureExtractor):
                  padding_side: str = "right", device: Any = "auto", dtype: Any = "auto",
                  revision: str | None = None, gguf_file: str | None = None,
                  cache_dir: str | os.PathLike | None = None, surprisal: bool = False,
-                 verbose: bool | str | int | None = None) -> None:
+                 verbose: bool | str | int | None = None, intervention: Any = None) -> None:
         super().__init__(model, layers=layers, context_tokens=context_tokens, stride=stride,
                          pooling=pooling, prepend_bos=prepend_bos, last_layer=last_layer,
                          batch_size=batch_size, device=device, dtype=dtype, revision=revision,
-                         gguf_file=gguf_file, cache_dir=cache_dir, verbose=verbose)
+                         gguf_file=gguf_file, cache_dir=cache_dir, intervention=intervention,
+                         verbose=verbose)
         self.context = context
         self.padding_side = padding_side
         self.surprisal = surprisal
@@ -167,7 +180,29 @@ class StimulusExtractor(FeatureExtractor):
                 S = None
             else:
                 S = int(max(int(C) // 2, 1) if self.stride is None else self.stride)
-        return {"context_tokens": C, "stride": S, "layers": layers_key(self.layers), "intervention": None}
+        return {"context_tokens": C, "stride": S, "layers": layers_key(self.layers),
+                "intervention": self._check_intervention()}
+
+    def _check_intervention(self) -> Any:
+        """The parsed intervention (None without one); the context kinds need ``pooling="last"``."""
+        from .interventions import parse_intervention
+
+        iv = parse_intervention(self.intervention)
+        if iv is None or not iv.needs_last_token:
+            return iv
+        if self.pooling != "last":
+            raise ValueError(
+                f"intervention {str(iv)!r} changes the context of the last token of each forward pass, so "
+                f"stimulus features need pooling='last' (got pooling={self.pooling!r}); pass pooling='last' "
+                "(each stimulus is then read in its own pass, ending at its last token)."
+            )
+        if self.surprisal:
+            raise ValueError(
+                f"surprisal=True reads every token of a pass, but intervention {str(iv)!r} defines the context "
+                "of the last token only; drop surprisal (use neuroenc.features.lm_quality for the model's "
+                "surprisal under it)."
+            )
+        return iv
 
     def _settings(self, stimuli: StimulusSet, checked: dict[str, Any]) -> dict[str, Any]:
         """Everything that changes the features (the cache key's content)."""
@@ -189,6 +224,8 @@ class StimulusExtractor(FeatureExtractor):
         }
         if self.surprisal:
             settings["surprisal"] = True
+        if checked["intervention"] is not None:  # absent without one: older cache keys stay valid
+            settings["intervention"] = checked["intervention"].to_dict()
         return settings
 
     # ------------------------------------------------------------------ cache
@@ -252,7 +289,10 @@ class StimulusExtractor(FeatureExtractor):
         layers = resolve_layers(self.layers, lm.n_layers, repr(lm.name))
         prefix = sequence_prefix(lm, self.prepend_bos)
         C, S = checked["context_tokens"], checked["stride"]
-        tokens = plan_stimuli(stimuli, lm, self.context, C, S, len(prefix) + len(lm.suffix_ids))
+        iv = checked["intervention"]
+        per_stimulus = iv is not None and iv.needs_last_token
+        tokens = plan_stimuli(stimuli, lm, self.context, C, S, len(prefix) + len(lm.suffix_ids),
+                              window=per_stimulus)
         warnings = []
         if not prefix and lm.kind == "causal":
             at_zero = np.flatnonzero(tokens.stim_start == tokens.plan.seq_start[tokens.plan.word_seq])
@@ -280,11 +320,12 @@ class StimulusExtractor(FeatureExtractor):
             def on_batch(seqs, states, offset):
                 acc.add(seqs, states[-1], offset)
 
-        data, n_forwards = run_plan(lm, pooled, tokens.plan, layers, pool, self.batch_size, None,
+        data, n_forwards = run_plan(lm, pooled, tokens.plan, layers, pool, self.batch_size, iv,
                                     desc=stimuli.name, verbose=self.verbose, prefix_ids=prefix,
                                     last_layer=self.last_layer, padding_side=self.padding_side,
-                                    on_batch=on_batch)
-        policy = "alone" if self.context == "none" else ("strided" if lm.kind == "causal" else "window")
+                                    on_batch=on_batch, sources=stimuli)
+        policy = "alone" if self.context == "none" else (
+            "strided" if lm.kind == "causal" and not per_stimulus else "window")
         attrs = {
             **lm.provenance(),
             "model_identity": lm.identity,
@@ -299,6 +340,7 @@ class StimulusExtractor(FeatureExtractor):
             "suffix_ids": [int(t) for t in lm.suffix_ids],
             "last_layer": self.last_layer,
             "padding_side": self.padding_side,
+            "intervention": None if iv is None else iv.to_dict(),
             "layers": layers,
             "stimuli_sha256": stimuli.sha256(),
             "stimuli_source": stimuli.source,
@@ -320,7 +362,8 @@ class StimulusExtractor(FeatureExtractor):
     def __repr__(self) -> str:
         return (f"StimulusExtractor(model={getattr(self.model, 'name', self.model)!r}, layers={self.layers!r}, "
                 f"pooling={self.pooling!r}, context={self.context!r}, context_tokens={self.context_tokens!r}, "
-                f"prepend_bos={self.prepend_bos!r})")
+                f"prepend_bos={self.prepend_bos!r}"
+                + ("" if self.intervention is None else f", intervention={self.intervention!r}") + ")")
 
 
 def extract_stimulus_features(stimuli: StimulusSet, model: Any, **params: Any) -> StimulusFeatures:

@@ -64,7 +64,7 @@ class StimulusTokens:
 
 
 def plan_stimuli(stimuli: StimulusSet, lm: Any, context: str = "none", context_tokens: Any = None,
-                 stride: int | None = None, n_special: int = 0) -> StimulusTokens:
+                 stride: int | None = None, n_special: int = 0, window: bool = False) -> StimulusTokens:
     """Tokenise a stimulus set and plan its forward sequences (see the module docstring).
 
     Every unit (a stimulus alone with ``context="none"``, a group with ``"group"``) is tokenised
@@ -85,6 +85,9 @@ def plan_stimuli(stimuli: StimulusSet, lm: Any, context: str = "none", context_t
         Causal models with a number of ``context_tokens``: the step between chunks.
     n_special : int
         Special tokens added to every sequence (prefix + suffix), to check the model's limit.
+    window : bool
+        With ``"group"``: one sequence per stimulus (its context and itself), for causal models
+        too (the masked models' policy; the context interventions need it).
 
     Raises
     ------
@@ -114,7 +117,7 @@ def plan_stimuli(stimuli: StimulusSet, lm: Any, context: str = "none", context_t
         ctx_start = a_loc
     else:
         C = check_context_tokens(context_tokens)
-        policy = "strided" if lm.kind == "causal" else "window"
+        policy = "strided" if lm.kind == "causal" and not window else "window"
         S = 1 if (C == FULL and lm.kind == "causal") else (stride or 1)
         S = int(_check_positive("stride", S, integer=True))
         C_u = n_tok[unit_of] if C == FULL else np.full(n, int(C), dtype=np.int64)

@@ -1,0 +1,136 @@
+"""analyses/layer_science_papers.py: the verdict rule, the paired contrasts and the whole run on a tiny model."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _features_helpers import one_torch_thread  # noqa: F401
+
+from neuroenc.features.quality import LMQuality
+from neuroenc.responses import Response
+from neuroenc.stimuli import StimulusSet
+from neuroenc.testing import TINY_TEXT, tiny_gpt2, tiny_transcript
+
+SCRIPT = Path(__file__).resolve().parents[1] / "analyses" / "layer_science_papers.py"
+
+
+@pytest.fixture(scope="module")
+def papers():
+    spec = importlib.util.spec_from_file_location("layer_science_papers", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def _run(values, name="x"):
+    v = np.asarray(values, dtype=float)
+    return LMQuality([f"w{i}" for i in range(v.size)], v, np.ones_like(v), v, np.ones_like(v),
+                     np.arange(v.size), intervention=name)
+
+
+def test_verdict_rule_on_known_z(papers):
+    assert papers.verdict([2.0, 5.0]) == "holds"            # z >= 2 passes (inclusive)
+    assert papers.verdict([2.5, 1.9]) == "partly"
+    assert papers.verdict([1.99]) == "not on this model"
+    assert papers.verdict([-3.0, np.nan]) == "not on this model"
+    assert papers.verdict([3.0, np.nan]) == "partly"        # a check without an SE never passes
+    with pytest.raises(ValueError, match="at least one check"):
+        papers.verdict([])
+
+
+def test_contrast_is_a_paired_mean_with_its_standard_error(papers):
+    runs = {"a": _run([1.0, 2.0, 3.0, 4.0]), "b": _run([2.0, 2.5, 5.0, 4.5]), "ref": _run([0.0, 0.0, 1.0, np.nan])}
+    c = papers.contrast(runs, {"b": 1, "a": -1}, "b - a")
+    d = np.array([1.0, 0.5, 2.0, 0.5])
+    np.testing.assert_allclose([c.estimate, c.se], [d.mean(), d.std(ddof=1) / 2])
+    # a word missing in one run is left out of every run of the contrast
+    c3 = papers.contrast(runs, {"b": 0.25, "a": -1, "ref": 0.75}, "mix")
+    d3 = 0.25 * np.array([2.0, 2.5, 5.0]) - np.array([1.0, 2.0, 3.0]) + 0.75 * np.array([0.0, 0.0, 1.0])
+    np.testing.assert_allclose(c3.estimate, d3.mean())
+    row = papers.claim_row("Paper", "X1", "b costs more than a", [c, papers.Check("other", 0.1, 1.0)])
+    assert row["verdict"] == "partly" and row["n_pass"] == 1 and row["n_checks"] == 2
+    assert row["measured"].startswith("b - a: +1 ± 0.35")
+    with pytest.raises(ValueError, match="different numbers of words"):
+        papers.contrast({"a": _run([1.0, 2.0]), "b": _run([1.0, 2.0, 3.0])}, {"a": 1, "b": -1}, "bad")
+
+
+def test_layer_similarity_finds_a_shared_middle(papers, rng):
+    # 7 hidden states (6 blocks): the middle outputs (3, 4) share one space, the others do not
+    base = rng.standard_normal((80, 16))
+    states = [rng.standard_normal((80, 16)) for _ in range(7)]
+    for i in (3, 4):
+        states[i] = base + 0.05 * rng.standard_normal((80, 16))
+    checks, tidy = papers.layer_similarity(states, n_chunks=4)
+    for name in ("cosine", "linear CKA"):
+        assert all(c.z > 5 for c in checks[name])
+    cka = tidy[tidy.measure == "linear CKA"].set_index(["layer_a", "layer_b"])["value"]
+    np.testing.assert_allclose(cka.loc[(2, 2)], 1.0)
+    assert cka.loc[(3, 4)] > 0.95 and cka.loc[(1, 3)] < 0.5
+
+
+@pytest.fixture(scope="module")
+def tiny_data(papers):
+    rng = np.random.default_rng(0)
+    transcript = tiny_transcript(n_words=300, rate=1.5)  # 200 s of words
+    group = Response(rng.standard_normal((102, 3)), tr=2.0, names=["A", "B", "C"], run=transcript.name)
+    words = TINY_TEXT.split()
+    words = (words * (1 + 180 // len(words)))[:180]
+    ids = [f"{1 + i // 60}.{i % 60}" for i in range(180)]
+    stimuli = StimulusSet(ids, words, [f"story-{1 + i // 60}" for i in range(180)], name="tiny-rt")
+    rt = Response(300 + 10 * rng.standard_normal((180, 1)), ids=ids, names=["rt"])
+    return papers.Data(words[:60], " ".join(words[60:120]), transcript, group, (stimuli, rt), (stimuli, rt))
+
+
+def test_main_runs_end_to_end_on_a_tiny_model(papers, tiny_data, tmp_path):
+    lm = tiny_gpt2(n_layer=6)  # 6 blocks: the thirds have 2 blocks each (reverse needs 2)
+    s = papers.Settings(lm_context=64, context_words=20, context_tokens=12, skip_step=3, skip_counts=(1, 2),
+                        context_depths=(1 / 6, 2 / 3), n_cv_blocks=3,
+                        similarity_chunks=4, alice_context=32, alice_stride=16, window_context=6,
+                        layer_step=2, metric_window=12, rt_cv_words=20, cache_dir=None, out_dir=tmp_path,
+                        torch_threads=1)
+    out = papers.main(lm=lm, settings=s, data=tiny_data)
+    claims = out["claims"]
+    assert list(claims.columns) == ["paper", "claim_id", "claim", "measured", "unit", "n_checks", "n_pass",
+                                    "min_z", "verdict"]
+    assert {"P1", "P2", "P3", "P4", "P5", "P6", "P7", "A1", "A2", "A3", "A4", "L1", "L2"} <= set(claims.claim_id)
+    assert len(claims) == 13 + 5  # one row per Skean metric
+    # every verdict follows the rule from the checks it lists
+    checks = out["checks"]
+    for row in claims.itertuples():
+        z = checks[checks.claim_id == row.claim_id]["z"].to_numpy(float)
+        assert z.size >= 1
+        assert row.verdict == papers.verdict(z) and row.n_checks == z.size
+    # the LM numbers are paired differences from the intact reading
+    runs = out["lm_runs"].set_index("run")
+    assert np.isnan(runs.loc["intact", "delta_bits"]) and runs.loc["skip block 0", "se"] > 0
+    np.testing.assert_allclose(runs.loc["intact (per token)", "bits_per_word"],
+                               runs.loc["intact (per token)", "bits_per_word"])
+    assert list(out["bridge"].intervention) == ["skip middle third", "parallel middle third",
+                                                "freeze-context from 4"]
+    # the hidden states below a skipped block are the intact ones: no change of the brain profile there
+    assert out["bridge"]["brain_delta_r_changed_layers"].notna().all()
+    written = {p.name for p in out["paths"]}
+    assert {"claims.csv", "claims.json", "claims.md", "claims.html", "bridge.csv", "overview.png"} <= written
+    meta = json.loads((tmp_path / "claims.json").read_text())["meta"]
+    assert meta["z_crit"] == papers.Z_CRIT and "SmolLM2-135M-Instruct" in meta["model_note"]
+    assert pd.read_csv(tmp_path / "claims.csv")["verdict"].isin(["holds", "partly", "not on this model"]).all()
+
+
+def test_lm_only_gives_the_painters_and_attend_first_rows(papers, tiny_data, tmp_path):
+    lm = tiny_gpt2(n_layer=6)
+    s = papers.Settings(lm_context=64, context_words=10, context_tokens=8, skip_step=3, skip_counts=(1, 2),
+                        context_depths=(1 / 6, 2 / 3), similarity_chunks=3, brain=False, bridge=False,
+                        cache_dir=None, out_dir=tmp_path, torch_threads=1)
+    out = papers.main(lm=lm, settings=s, data=tiny_data)
+    assert list(out["claims"].claim_id) == ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "A1", "A2", "A3", "A4"]
+    assert out["bridge"].empty and (tmp_path / "claims.md").exists()
+    assert out["cpu_times"]["total"] > 0 and set(out["times"]) == set(out["cpu_times"])
+    s2, args = papers.parse_args(["--lm-only", "--quick", "--out-dir", str(tmp_path)])
+    assert not s2.brain and not s2.bridge and s2.lm_words == papers.QUICK["lm_words"]
