@@ -46,6 +46,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -98,17 +99,11 @@ class Simulated:
 
 # ---------------------------------------------------------------------- measures
 def gemm_rate(dtype, size=2048, repeats=3):
-    """Best GFLOP/s of a size x size matrix product in ``dtype``."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size)).astype(dtype)
-    b = rng.standard_normal((size, size)).astype(dtype)
-    a @ b
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * size**3 / best / 1e9
+    """Best GFLOP/s of a size x size matrix product in ``dtype`` (benchmarks/ridge.py's measure)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from ridge import matmul_rate
+
+    return matmul_rate(dtype, size=size, repeats=repeats)
 
 
 def rss_gib(field="VmHWM"):

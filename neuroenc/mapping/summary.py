@@ -191,34 +191,23 @@ def _fmt_p(p: float) -> str:
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
 
+def _one_target(cube: ScoreCube, **fields) -> ScoreCube:
+    """A cube with one pseudo-target, "mean of N targets", holding ``fields``."""
+    return ScoreCube(unit=cube.unit, units=cube.units, layers=cube.layers, depth=cube.depth,
+                     targets=[f"mean of {len(cube.targets)} targets"], model=cube.model, **fields)
+
+
 def _mean_over_targets(cube: ScoreCube, score: str) -> ScoreCube:
     """A cube with one pseudo-target: the mean score over all targets."""
-    mean = nanmean(cube.values(score), axis=2)[..., None]
-    return ScoreCube(
-        unit=cube.unit,
-        units=cube.units,
-        layers=cube.layers,
-        depth=cube.depth,
-        targets=[f"mean of {len(cube.targets)} targets"],
-        layer_fields={score: mean},
-        model=cube.model,
-    )
+    return _one_target(cube, layer_fields={score: nanmean(cube.values(score), axis=2)[..., None]})
 
 
 def _mean_unique(cube: ScoreCube) -> ScoreCube:
     """A cube with one pseudo-target whose unique contribution is the mean Δr² over all targets
     (the name of :func:`_mean_over_targets`'s); one subject's own tests do not carry over."""
-    return ScoreCube(
-        unit=cube.unit,
-        units=cube.units,
-        layers=cube.layers,
-        depth=cube.depth,
-        targets=[f"mean of {len(cube.targets)} targets"],
-        model=cube.model,
-        unique={name: nanmean(cube.unique[name], axis=2)[..., None] for name in ("delta_r2", "delta_r")
-                if name in cube.unique},
-        unique_baseline=cube.unique_baseline,
-    )
+    return _one_target(cube, unique={name: nanmean(cube.unique[name], axis=2)[..., None]
+                                     for name in ("delta_r2", "delta_r") if name in cube.unique},
+                       unique_baseline=cube.unique_baseline)
 
 
 def _own_comparison(results: EncodingResults, cube: ScoreCube) -> LayerComparison | None:
