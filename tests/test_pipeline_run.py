@@ -67,7 +67,11 @@ def test_alice_end_to_end_and_cache_reuse(tiny_model_dir, tmp_path, data_dir):
     # the summary tables, as CSV beside the results
     import pandas as pd
 
-    assert set(first.tables) == {"best_layers", "best_layers_per_subject", "group_mean_best_layers"}
+    # with a baseline, what each layer adds beyond it (unique contributions) is a table too
+    assert set(first.tables) == {"best_layers", "best_layers_per_subject", "group_mean_best_layers",
+                                 "unique_layers"}
+    assert res.unique is not None and res.unique.pvalues is None  # a subject among several: sign flips
+    assert group.unique is not None and group.unique.pvalues is not None  # one response: its own draws
     written = pd.read_csv(first.tables["best_layers"])
     assert list(written["target"]) == res.targets and {"best_set", "delta_last", "delta_last_low"} <= set(written)
     # NaN where the 3 subjects share no signal (mean inter-subject r <= 0): no ceiling to estimate

@@ -52,6 +52,9 @@ FORMS = ("auto", "kernel", "primal")
 DEFAULT_BATCH_BYTES = 512 * 2**20
 #: Cap on the memory of one batch of draws of the refit permutation null.
 REFIT_BATCH_BYTES = 128 * 2**20
+#: The refit null's "hat" order gathers every target's draws at once below this size (a few
+#: targets: ROIs, sentences' networks), else each penalty's targets apart.
+REFIT_SHARED_BYTES = 16 * 2**20
 #: The phases of a fit that :func:`record_phases` times (and charges with their FLOPs).
 PHASES = ("kernels", "decompositions", "penalty search", "scores", "permutations", "comparisons")
 _phases: dict | None = None  # the recording of :func:`record_phases`, None when off
@@ -906,7 +909,7 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
         # every target's draws gathered once, then each penalty's columns taken from them (the
         # gathers, not the products, dominate for a few targets), when they all fit a batch
         shared = None
-        if keep and used.size > 1 and n_draws * n * t * itemsize <= batch_bytes:
+        if keep and used.size > 1 and n_draws * n * t * itemsize <= REFIT_SHARED_BYTES:
             shared = [(take_rows(B, Y, tr_rows), take_rows(B, Y, te_rows)) for _, tr_rows, te_rows in kept]
         for a in used:
             cols = np.flatnonzero(best_np == a)
