@@ -225,15 +225,15 @@ def decompose(B, gram: LayerGram, train: np.ndarray, test: np.ndarray, cache: Ei
     train, test = np.asarray(train), np.asarray(test)
     entry = cache.take(train) if cache is not None else None
     flops = 0.0
-    if entry is None and gram.store is not None:
-        entry = gram.store.get(gram.key, train.tobytes())
-    if entry is None:
-        entry = _train_spectrum(B, gram, train)
-        flops += entry[3]
-        if gram.store is not None:
-            gram.store.put(gram.key, train.tobytes(), entry)
-    if cache is not None:
-        cache.offer(train, entry)
+    if entry is None:  # not shared within this fit: kept from an earlier fit of the design, or computed
+        entry = gram.store.get(gram.key, train.tobytes()) if gram.store is not None else None
+        if entry is None:
+            entry = _train_spectrum(B, gram, train)
+            flops += entry[3]
+            if gram.store is not None:
+                gram.store.put(gram.key, train.tobytes(), entry)
+        if cache is not None:
+            cache.offer(train, entry)
     lam, V, removed, _ = entry
     r = lam.shape[0]
     if gram.form == "kernel":

@@ -111,6 +111,7 @@ class ShiftedDraws:
         self._all = None
         if self.n_draws * self.n_samples * 4 <= cache_bytes:
             self._all = self._compute(0, self.n_draws)
+        self._distinct: tuple[ShiftedDraws, np.ndarray | None] | None = None
 
     @property
     def n_draws(self) -> int:
@@ -130,7 +131,7 @@ class ShiftedDraws:
         """The distinct draws and, per draw, the index of its copy among them (None when every
         draw is distinct). A run of n samples has only n - 1 shifts, so 1,000 draws of one run
         of a few hundred samples repeat most of them: a refit null computes each once."""
-        if not hasattr(self, "_distinct"):
+        if self._distinct is None:
             unique, inverse = np.unique(self.shifts, axis=0, return_inverse=True)
             self._distinct = (self, None) if unique.shape[0] == self.n_draws else (
                 ShiftedDraws(self.runs, unique, self.n_samples), np.asarray(inverse).reshape(-1))
