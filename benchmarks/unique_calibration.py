@@ -16,9 +16,12 @@ Printed:
   ``L`` is the best layer by unique contribution;
 - **calibration**: the share of unique p-values below 0.05 per layer, under "the layer adds
   nothing" (baseline only) and under pure noise, with its standard error
-  ``sqrt(0.05 * 0.95 / n)`` (calibrated: within 0.05 +- 2 SE), overall and where the layer
-  entered the joint model in at least one fold (elsewhere the inner CV switched it off, the
-  delta is exactly 0 and p = 1, so the overall share is below 0.05 by construction);
+  ``sqrt(0.05 * 0.95 / n)`` (calibrated: within 0.05 +- 2 SE; the responses of one fit share
+  its layers, so the p-values are not quite independent and the SE is a little small),
+  overall and, as a breakdown, where the layer entered the joint model in at least one fold
+  (elsewhere the inner CV switched it off and the delta is exactly 0; its draws apply the
+  same rule, so such a layer's p is large, and the share among the layers that entered is
+  above 0.05 by as much as the overall share needs);
 - **cost**: the fit time of a demo-sized fit (one run of 362 TRs, 2304 columns per layer, six
   targets, 1000 permutations, 8 baseline columns) with and without the unique contributions.
 
@@ -96,7 +99,7 @@ def main() -> None:
     print("unique p < 0.05 under 'the layer adds nothing' (baseline only), all layers: " + rate(p_h0.ravel()))
     print("  per layer: " + ", ".join(f"{np.mean(p_h0[j] < 0.05):.3f}" for j in range(args.layers)))
     print(f"  where the layer entered the joint model in some fold ({np.mean(on_h0):.2f} of cases; elsewhere "
-          "delta = 0 exactly and p = 1): " + rate(p_h0[on_h0]))
+          "delta = 0 exactly and p large): " + rate(p_h0[on_h0]))
     print("unique p < 0.05 on pure noise, all layers: " + rate(p_noise.ravel()))
     print(f"  where the layer entered the joint model in some fold ({np.mean(on_noise):.2f} of cases): "
           + rate(p_noise[on_noise]))

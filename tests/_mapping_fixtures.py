@@ -83,6 +83,7 @@ class UniqueStub:
     fold_delta_r2: np.ndarray | None = None  # (n_folds, n_layers, n_targets)
     fold_delta_r: np.ndarray | None = None
     pvalues_best: np.ndarray | None = None  # (n_targets,)
+    score: str | None = None  # what r² is ("squared-r" or "R2"; None: the default)
 
 
 def with_unique(res: EncodingResults, delta_r2: np.ndarray, baseline: Sequence[str] = ("length", "position"),

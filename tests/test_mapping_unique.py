@@ -55,7 +55,8 @@ def test_unique_in_the_summary():
     assert (f"layer 3 adds Δr² = {x:+.4f} [{lo:+.4f}, {hi:+.4f}] beyond the baseline (length, position) "
             f"(p = 0.0039)") in text
     assert "the best layer by unique contribution differs from the raw best (6, which is not in its set)" in text
-    assert "Unique contributions: held-out Δr² = R²(baseline + layer) − R²(baseline)" in text
+    assert ("Unique contributions: held-out Δr² = r²(baseline + layer) − r²(baseline), r² = r·|r| of the "
+            "held-out predictions") in text
     # "nothing": its best layer by unique contribution is noise (p >= 1/2), and the line says so
     y, ylo, yhi, yp = (g.loc["nothing", f"unique_{c}"] for c in ("delta_r2", "delta_r2_low", "delta_r2_high", "p"))
     line = next(x for x in text.splitlines() if x.startswith("- nothing:"))
@@ -150,3 +151,14 @@ def test_unique_of_many_targets_profiles_their_mean():
     assert len(mapping.group) == 30 and mapping.group["unique_best_layer"].notna().all()
     best = np.argmax(values.mean(0), axis=0)
     np.testing.assert_array_equal(mapping.group["unique_best_layer"], best)
+
+
+def test_unique_score_is_said_and_must_be_one_for_all_subjects():
+    group = make_unique_group()
+    for res in group:
+        res.unique.score = "R2"
+    text = map_layers(group, n_boot=20, n_permutations=200, random_state=0).summary()
+    assert "Unique contributions: held-out Δr² = R²(baseline + layer) − R²(baseline), fitted" in text
+    group[0].unique.score = "squared-r"
+    with pytest.raises(ValueError, match="scored differently.*same encoding.unique_score"):
+        map_layers(group, n_boot=20, n_permutations=200, random_state=0)

@@ -44,7 +44,7 @@ def test_report_has_the_unique_section_only_with_unique_results(mapping, tmp_pat
     out = make_report(mapping, tmp_path / "unique.html")
     html = out.read_text(encoding="utf-8")
     page = _parse(out)
-    assert "Beyond the baseline" in html and "Δr² = R²(baseline + layer) − R²(baseline)" in html
+    assert "Beyond the baseline" in html and "Δr² = r²(baseline + layer) − r²(baseline), r² = r·|r|" in html
     rows = {row["target"][0]: row for row in page.tables["unique"]}
     assert rows["adds"]["unique_best_layer"][0] == "3" and rows["adds"]["best_layer"][0] == "6"
     g = mapping.group.set_index("target")

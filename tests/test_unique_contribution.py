@@ -172,7 +172,7 @@ def test_unique_on_stimulus_rows_permutes_within_groups(rng):
     n = 120
     X = rng.standard_normal((n, 30))
     N = rng.standard_normal((n, 2))
-    Y = N @ rng.standard_normal((2, 3)) + 0.5 * X[:, :2] @ rng.standard_normal((2, 3)) + rng.standard_normal((n, 3))
+    Y = N @ rng.standard_normal((2, 3)) + X[:, :2] @ rng.standard_normal((2, 3)) + rng.standard_normal((n, 3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = fit_encoding([X], Y, np.repeat(np.arange(6), 20), nuisance=N, cv="group-kfold:3",
@@ -237,3 +237,47 @@ def test_a_subject_among_several_keeps_fold_values_without_its_own_draws(rng):
     np.testing.assert_allclose(among.unique.fold_delta_r2, full.unique.fold_delta_r2, rtol=0, atol=1e-12)
     np.testing.assert_allclose(among.unique.delta_r2, full.unique.delta_r2, rtol=0, atol=1e-12)
     assert full.unique.pvalues is not None and among.unique.pvalues is None
+
+
+def test_unique_score_is_the_signed_squared_correlation_by_default(rng):
+    layers, N, Y, groups = _sim(4, driven=1, n_targets=5)
+    kw = dict(n_permutations=0, gap=2, alphas=ALPHAS)
+    res = fit_encoding(layers, Y, groups, nuisance=N, **kw)
+    assert res.unique.score == "squared-r"
+    # the baseline alone, fitted as a layer on the same folds: its fold r
+    rb = fit_encoding([N], Y, groups, **kw).fold_r[:, 0]  # (n_folds, t)
+    rj = rb[:, None, :] + res.unique.fold_delta_r
+    expected = rj * np.abs(rj) - (rb * np.abs(rb))[:, None, :]
+    np.testing.assert_allclose(res.unique.fold_delta_r2, expected, rtol=0, atol=1e-10)
+    other = fit_encoding(layers, Y, groups, nuisance=N, unique_score="R2", **kw)
+    assert other.unique.score == "R2"
+    np.testing.assert_allclose(other.unique.fold_delta_r, res.unique.fold_delta_r, rtol=0, atol=1e-12)
+    assert np.abs(other.unique.fold_delta_r2 - res.unique.fold_delta_r2).max() > 1e-4
+    with pytest.raises(ValueError, match="unique_score"):
+        fit_encoding(layers, Y, groups, nuisance=N, unique_score="r", **kw)
+
+
+def test_unique_draws_apply_the_inner_rule_again_so_p_is_not_piled_at_one():
+    # the baseline drives every response: no layer adds anything
+    layers, N, Y, groups = simulate_baseline_layers(n_samples=200, n_runs=4, n_features=20, n_layers=3,
+                                                    n_targets=60, random_state=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u = fit_encoding(layers, Y, groups, nuisance=N, n_permutations=99, gap=2, alphas=ALPHAS).unique
+    off = (u.fold_delta_r2 == 0).all(0)
+    assert off.mean() > 0.3  # most layers switched off in every fold: delta exactly 0 ...
+    # ... and compared with draws that are off (0), on and worse, or on and better: p spreads over
+    # (0, 1] instead of sitting at 1 (where, with the data's selection fixed, every draw tied at 0)
+    assert (u.pvalues[off] == 1).mean() < 0.5
+    assert (u.pvalues[off] < 0.5).any()
+
+
+def test_unique_draws_agree_between_the_kernel_and_primal_forms():
+    layers, N, Y, groups = _sim(5, driven=1, n_targets=4)
+    kw = dict(nuisance=N, n_permutations=40, gap=2, alphas=ALPHAS, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kernel = fit_encoding(layers, Y, groups, form="kernel", **kw).unique
+        primal = fit_encoding(layers, Y, groups, form="primal", **kw).unique
+    for name in ("delta_r2", "pvalues", "ci_low", "ci_high", "pvalues_best"):
+        np.testing.assert_allclose(getattr(primal, name), getattr(kernel, name), rtol=0, atol=1e-8)

@@ -1030,7 +1030,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                  return_predictions: bool = True, counter: dict | None = None,
                  progress: Any = None, null_shifts: Any = None, joint: Any = None,
                  store: SpectrumStore | None = None, inner_path: str = "auto",
-                 refit_batch_bytes: int = REFIT_BATCH_BYTES, resolve: bool = True) -> dict[str, np.ndarray]:
+                 refit_batch_bytes: int = REFIT_BATCH_BYTES, resolve: bool = True,
+                 joint_inner: bool = False) -> dict[str, np.ndarray]:
     """Nested-CV ridge of one layer on a chunk of targets.
 
     Parameters
@@ -1066,6 +1067,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         A baseline band (:class:`~neuroenc.encoding._joint.JointBand`): also fit the joint
         banded ridge of [baseline + layer] with a penalty per band, the pair chosen per target
         by the same inner CV, from the same eigendecompositions (:mod:`~neuroenc.encoding._joint`).
+    joint_inner : bool
+        With ``joint``, also return the joint pieces of every inner split (for the draws of the
+        unique-contribution tests, which apply the inner CV's rule again on each draw).
     store : SpectrumStore | None
         Where the layer's Gram and its splits' eigendecompositions are looked up and kept, for
         later fits of the same design (other subjects of the same story).
@@ -1093,7 +1097,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         target with none). With ``joint``: ``joint_fold_r``, ``joint_fold_r2``,
         ``joint_fold_alpha`` (the layer band's penalty; inf where the inner CV switched the layer
         off) and ``joint_fold_alpha_base`` (the baseline band's), (n_folds, n_targets), of the
-        joint models; ``joint_splits``, the joint pieces of each outer fold
+        joint models; ``joint_fold_alpha_kept`` and ``joint_fold_alpha_base_kept``: the
+        penalties of the best joint candidate by the inner CV, also where the layer was switched
+        off; ``joint_splits``, the joint pieces of each outer fold, and with ``joint_inner``
+        ``joint_inner_splits``, those of its inner splits
         (:class:`~neuroenc.encoding._joint.JointSplit`, for the draws of the tests).
     """
     B = current_backend()
@@ -1106,8 +1113,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
 
         XtN = gram.X.T @ joint.N if form == "primal" else None
         ratios = np.asarray(joint.ratios, dtype=np.float64)
-        jfold = {key: np.full((len(outer), t), np.nan) for key in ("r", "r2", "alpha", "alpha_base")}
-        joint_splits = []
+        jfold = {key: np.full((len(outer), t), np.nan) for key in ("r", "r2", "alpha", "alpha_base", "alpha_kept",
+                                                                    "alpha_base_kept")}
+        joint_splits, inner_pieces = [], []
     itemsize = 4 if "32" in str(X.dtype) else 8
     dtype_name = "float32" if itemsize == 4 else "float64"
     max_held = max(max(va.size for _, va in inn) for inn in inner)
@@ -1144,6 +1152,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             jsplits = [_joint.split_pieces(B, s, gram, joint, XtN) for s in splits]
             jouter = _joint.split_pieces(B, outer_split, gram, joint, XtN, clip=True)
             joint_splits.append(jouter)
+            if joint_inner:
+                inner_pieces.append(jsplits)
         _toc("decompositions", tic, counter)
         for start in range(0, t, batch):
             cols = slice(start, min(start + batch, t))
@@ -1184,7 +1194,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             tic = _tic(counter)
             pred = refit_predict(B, outer_split, gram, Yc, alphas, best, XtY, counter)
             if joint is not None:
-                pairs = _joint.select_pairs(np.stack(jlosses), alphas_np, ratios)
+                jlosses = np.stack(jlosses)
+                kept = _joint.best_pairs(jlosses, alphas_np, ratios)
+                pairs = _joint.select_pairs(jlosses, alphas_np, ratios, kept)
                 Zy = _joint.to_np(B, outer_split.project(B, gram, Yc, XtY))
                 NtY = joint.N64[train].T @ Ynp[train]
                 a_layer, a_base = _joint.pair_penalties(pairs, alphas_np, ratios, b_alpha)
@@ -1192,6 +1204,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                 jr, jr2 = _joint.scores(Ynp[test], jpred)
                 jfold["r"][k, cols], jfold["r2"][k, cols] = jr, jr2
                 jfold["alpha"][k, cols], jfold["alpha_base"][k, cols] = a_layer, a_base
+                # the best joint candidate, kept also where the rule switched the layer off (the draws
+                # of the tests apply the rule to it again)
+                k_layer, k_base = _joint.pair_penalties(kept, alphas_np, ratios, b_alpha)
+                jfold["alpha_kept"][k, cols], jfold["alpha_base_kept"][k, cols] = k_layer, k_base
             Yt = take_rows(B, Yc, test)
             r, r2 = fold_scores(B, Yt, pred)
             sums[:, cols] += pooled_sums(B, Yt, pred)
@@ -1219,6 +1235,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     if joint is not None:
         out.update({f"joint_fold_{key}": value for key, value in jfold.items()})
         out["joint_splits"] = joint_splits
+        if joint_inner:
+            out["joint_inner_splits"] = inner_pieces
     if null_shifts is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
             out["null"] = np.where(null_count > 0, null_sum / np.maximum(null_count, 1), np.nan)

@@ -3,15 +3,23 @@
 Per layer and target, the joint banded ridge of [baseline + layer] (a penalty per band) and the
 baseline alone are fitted on the same outer and inner folds (:func:`~neuroenc.encoding.fit_encoding`
 with a ``nuisance``; the maths in :mod:`neuroenc.encoding._joint`). The unique contribution is
-``delta_r2 = R²(joint) - R²(baseline)`` (and ``delta_r``), per outer fold and its mean.
+``delta_r2 = r²(joint) - r²(baseline)`` (and ``delta_r``), per outer fold and its mean, with
+``r²`` the signed squared correlation ``r |r|`` of the held-out predictions by default
+(``score="squared-r"``: blind to how the held-out predictions are scaled, so a baseline with a
+negative held-out R² at positive r, as in short runs z-scored one by one, does not inflate the
+delta) or the coefficient of determination R² (``score="R2"``).
 
 For one response (a subject, or the group-mean response) its test uses residual draws, as the
 layer comparisons do: each draw's response is the baseline's held-out prediction (scaled to the
 response) plus the residuals, resampled as the permutation null resamples responses (each run
 shifted circularly; stimuli permuted within groups); the joint and the baseline models are
 refitted fold by fold with the penalties chosen on the real data and ``delta_r2`` recomputed.
-The draws hold the response to what the baseline explains, so they are the null distribution
-of ``delta_r2`` ("the layer adds nothing"): ``p = (1 + #{draws >= delta_r2}) / (1 + n_draws)``.
+Each draw's response is the baseline's least-squares fit plus the resampled residuals, so the
+draws are the null distribution of ``delta_r2`` ("the layer adds nothing"); on each draw and fold
+the layer band enters the joint model only where it passes the inner CV's rule again (as on the
+data), so a delta of exactly 0 (the layer switched off) is compared with draws that are off, on
+and better, or on and worse: ``p = (1 + #{draws >= delta_r2}) / (1 + n_draws)``, calibrated on
+null data (``benchmarks/unique_calibration.py``).
 The 95 % intervals hold for all layers at once (the best layer is picked on the same data):
 ``delta_r2 - mean(draws) -+ c s``, ``s`` the draws' standard deviation (at least the folds'
 standard error) and ``c`` the quantile of the studentized maximum over layers
@@ -47,6 +55,13 @@ LAYER_ARRAYS = ("delta_r2", "delta_r", "pvalues", "ci_low", "ci_high", "in_best_
 FOLD_ARRAYS = ("fold_delta_r2", "fold_delta_r")
 
 
+def delta_formula(score: str) -> str:
+    """How ``delta_r2`` is computed, in words, for a score (:data:`~neuroenc.encoding._joint.UNIQUE_SCORES`)."""
+    if score == "R2":
+        return "R²(baseline + layer) − R²(baseline)"
+    return "r²(baseline + layer) − r²(baseline), r² = r·|r| of the held-out predictions"
+
+
 def _fold_mean(values: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -60,8 +75,9 @@ class UniqueContribution:
     Attributes
     ----------
     delta_r2, delta_r : ndarray, shape (n_layers, n_targets)
-        ``R²(baseline + layer) - R²(baseline)`` and ``r(baseline + layer) - r(baseline)``,
-        held out, mean over outer folds.
+        ``r²(baseline + layer) - r²(baseline)`` (``score``) and ``r(baseline + layer) -
+        r(baseline)``, held out, mean over outer folds (0 where the inner CV switched the layer
+        off).
     pvalues : ndarray, shape (n_layers, n_targets) | None
         One-sided p-value of ``delta_r2`` against "the layer adds nothing" (residual draws).
     ci_low, ci_high : ndarray, shape (n_layers, n_targets) | None
@@ -78,6 +94,9 @@ class UniqueContribution:
         (maximum over layers of the draws).
     alpha, ci : float
         Level of the best-layer set and of the intervals.
+    score : {"squared-r", "R2"}
+        What ``r²`` is: the signed squared correlation ``r |r|``, or the coefficient of
+        determination (:data:`~neuroenc.encoding._joint.UNIQUE_SCORES`).
     n_draws : int
     source : str
         Where the draws came from.
@@ -95,6 +114,7 @@ class UniqueContribution:
     pvalues_best: np.ndarray | None = None
     alpha: float = DEFAULT_ALPHA
     ci: float = 0.95
+    score: str = "squared-r"
     n_draws: int = 0
     source: str = ""
 
@@ -128,7 +148,7 @@ class UniqueContribution:
     def attrs(self) -> dict[str, Any]:
         """The settings stored beside the arrays."""
         return {"baseline_names": json.dumps(self.baseline_names), "alpha": float(self.alpha),
-                "ci": float(self.ci), "n_draws": int(self.n_draws), "source": self.source}
+                "ci": float(self.ci), "score": self.score, "n_draws": int(self.n_draws), "source": self.source}
 
     def best(self, layers: Any, targets: Any = None) -> pd.DataFrame:
         """The best layer by unique contribution per target, as
@@ -192,7 +212,7 @@ class UniqueContribution:
                                                     *FOLD_ARRAYS)},
                    in_best_set=cat("in_best_set") if along_targets else None,
                    pvalues_best=cat("pvalues_best") if along_targets else None,
-                   baseline_names=first.baseline_names, alpha=first.alpha, ci=first.ci,
+                   baseline_names=first.baseline_names, alpha=first.alpha, ci=first.ci, score=first.score,
                    n_draws=first.n_draws, source=first.source)
 
     def save(self, group) -> None:
@@ -213,6 +233,7 @@ class UniqueContribution:
         return cls(**{name: opt(name) for name in (*LAYER_ARRAYS, *FOLD_ARRAYS, "pvalues_best")},
                    baseline_names=json.loads(group.attrs.get("baseline_names", "[]")),
                    alpha=float(group.attrs["alpha"]), ci=float(group.attrs["ci"]),
+                   score=str(group.attrs.get("score", "R2")),  # files written before the score was stored: R²
                    n_draws=int(group.attrs["n_draws"]), source=str(group.attrs["source"]))
 
 
@@ -252,7 +273,7 @@ def simultaneous_intervals(observed: np.ndarray, draws: np.ndarray, ci: float = 
 
 
 def unique_contribution(fold_r2_joint: np.ndarray, fold_r2_base: np.ndarray, fold_r_joint: np.ndarray,
-                        fold_r_base: np.ndarray, draws: np.ndarray | None = None, *,
+                        fold_r_base: np.ndarray, draws: np.ndarray | None = None, *, score: str = "squared-r",
                         baseline_names: Any = (), alpha: float = DEFAULT_ALPHA, ci: float = 0.95,
                         source: str = "") -> UniqueContribution:
     """The unique contribution from the joint and baseline fold scores, and its tests.
@@ -260,12 +281,14 @@ def unique_contribution(fold_r2_joint: np.ndarray, fold_r2_base: np.ndarray, fol
     Parameters
     ----------
     fold_r2_joint, fold_r_joint : ndarray, shape (n_folds, n_layers, n_targets)
-        Held-out R² and r of the joint models.
+        Held-out scores (``score``: r |r| or R²) and r of the joint models.
     fold_r2_base, fold_r_base : ndarray, shape (n_folds, n_targets)
         Those of the baseline alone (the same folds).
     draws : ndarray, shape (n_draws, n_layers, n_targets) | None
         ``delta_r2`` of each residual draw (:mod:`neuroenc.encoding.contribution`); None: no
         tests (p-values, intervals and set are None).
+    score : {"squared-r", "R2"}
+        What the scores are (stored).
     baseline_names, alpha, ci, source
         Stored as given (``alpha``: level of the best-layer set and of ``at_chance``).
     """
@@ -273,7 +296,8 @@ def unique_contribution(fold_r2_joint: np.ndarray, fold_r2_base: np.ndarray, fol
     fold_d = np.asarray(fold_r_joint, dtype=np.float64) - np.asarray(fold_r_base, dtype=np.float64)[:, None, :]
     delta_r2, delta_r = _fold_mean(fold_d2), _fold_mean(fold_d)
     out = UniqueContribution(delta_r2=delta_r2, delta_r=delta_r, fold_delta_r2=fold_d2, fold_delta_r=fold_d,
-                             baseline_names=list(baseline_names), alpha=float(alpha), ci=float(ci), source=source)
+                             baseline_names=list(baseline_names), alpha=float(alpha), ci=float(ci), score=score,
+                             source=source)
     if draws is None or np.shape(draws)[0] < 2:
         return out
     draws = np.asarray(draws, dtype=np.float64)

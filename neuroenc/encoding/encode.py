@@ -70,7 +70,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                  backend: str = "auto", dtype: str = "auto", n_targets_batch: int | None = None,
                  n_permutations: int = 1000, permutation: str = "auto", block_size: Any = "auto",
                  compare: bool | str = "auto", compare_alpha: float = 0.05, unique: bool = True,
-                 unique_ratios: Any = None, random_state: int = 0,
+                 unique_ratios: Any = None, unique_score: str = "squared-r", random_state: int = 0,
                  baseline_models: bool = False, save_weights: bool = False, scoring: str = "ridge",
                  trf: bool = False, provenance: dict | None = None,
                  settings: dict | None = None, verbose: bool | str | int | None = None,
@@ -112,12 +112,12 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         Compare every layer with each target's best layer from the permutation draws, and the
         level of the best-layer set (see :class:`LayerSweep` and
         :mod:`neuroenc.encoding.compare`).
-    unique, unique_ratios : bool, sequence of float | None
+    unique, unique_ratios, unique_score : bool, sequence of float | None, str
         With a ``nuisance``, also fit per layer the joint banded ridge of [baseline + layer] (a
         penalty per band, the same folds) and store each layer's unique contribution beyond the
         baseline in ``results.unique`` (see :class:`LayerSweep` and
         :mod:`neuroenc.encoding.contribution`); ``unique_ratios``: the grid of the baseline
-        band's relative weight.
+        band's relative weight; ``unique_score``: ``"squared-r"`` (r |r|, default) or ``"R2"``.
     random_state : int
         Seed of the permutation draws (the same draws for every layer and target).
     baseline_models : bool
@@ -208,7 +208,7 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
                   backend=backend, dtype=dtype, n_targets_batch=n_targets_batch,
                   n_permutations=n_permutations, permutation=permutation, refit=False,
                   compare=compare, compare_alpha=compare_alpha, unique=unique, unique_ratios=unique_ratios,
-                  random_state=random_state, verbose=verbose, memory=memory)
+                  unique_score=unique_score, random_state=random_state, verbose=verbose, memory=memory)
     if isinstance(block_size, str) or np.ndim(block_size) == 0:
         sweep_block = block_size
     else:

@@ -71,7 +71,8 @@ def group_responses(per_subject: Mapping[str, Any], ids: Sequence[str], n_splits
     "spillover": SPILLOVER_CONSTRAINTS,
     **{name: constraints_of(LayerSweep)[name]
        for name in ("alphas", "inner_cv", "n_permutations", "permutation", "random_state", "backend", "dtype",
-                    "n_targets_batch", "compare", "compare_alpha", "unique", "unique_ratios", "memory")},
+                    "n_targets_batch", "compare", "compare_alpha", "unique", "unique_ratios", "unique_score",
+                    "memory")},
     **{name: constraints_of(_encode.fit_encoding)[name] for name in ("save_weights", "scoring")},
 })
 def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: Any = None,
@@ -79,7 +80,8 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
                 noise_ceiling: Any = None, alphas: Any = None, inner_cv: int = 5, n_permutations: int = 1000,
                 permutation: str = "auto", random_state: int = 0, backend: str = "auto", dtype: str = "auto",
                 n_targets_batch: int | None = None, compare: bool | str = "auto", compare_alpha: float = 0.05,
-                unique: bool = True, unique_ratios: Any = None, layers: Sequence[int] | None = None,
+                unique: bool = True, unique_ratios: Any = None, unique_score: str = "squared-r",
+                layers: Sequence[int] | None = None,
                 save_weights: bool = False, scoring: str = "ridge", provenance: dict | None = None,
                 settings: dict | None = None, verbose: bool | str | int | None = None,
                 memory: int | str | None = None):
@@ -114,7 +116,7 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
         :func:`~neuroenc.align.make_stimulus_design`).
     noise_ceiling : array (n_targets,) | None
     alphas, inner_cv, n_permutations, permutation, random_state, backend, dtype, n_targets_batch,
-    compare, compare_alpha, unique, unique_ratios, memory : see :func:`~neuroenc.encoding.fit_encoding`
+    compare, compare_alpha, unique, unique_ratios, unique_score, memory : see :func:`~neuroenc.encoding.fit_encoding`
     layers : sequence of int | None
         Fit only these layers (default: all in the features).
     save_weights : bool
@@ -158,6 +160,6 @@ def fit_stimuli(features: Any, responses: Any, *, cv: Any = "auto", baseline: An
                         inner_cv=inner_cv, backend=backend, dtype=dtype, n_targets_batch=n_targets_batch,
                         n_permutations=n_permutations, permutation=permutation, compare=compare,
                         compare_alpha=compare_alpha, unique=unique, unique_ratios=unique_ratios,
-                        random_state=random_state, baseline_models=True, save_weights=save_weights,
-                        scoring=scoring, provenance=prov,
+                        unique_score=unique_score, random_state=random_state, baseline_models=True,
+                        save_weights=save_weights, scoring=scoring, provenance=prov,
                         settings=all_settings, verbose=verbose, memory=memory)

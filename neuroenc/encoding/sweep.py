@@ -16,7 +16,7 @@ from .._logging import show_progress
 from .._settings import VERBOSE, Choices, Interval, ListOf, Logspace, Pattern, check_params
 from .._validation import _check_option, _check_random_state, _preview
 from . import _joint, _ridge
-from ._joint import DEFAULT_RATIOS, JointBand
+from ._joint import DEFAULT_RATIOS, UNIQUE_SCORES, JointBand
 from .backend import BACKENDS, DTYPES, resolve_backend, resolve_compute_dtype, to_numpy, use_backend
 from .best import best_index
 from .compare import centred_null, compare_layers
@@ -263,6 +263,13 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         baseline alone chose in the same outer fold, searched with the layer band's penalty (the
         ``alphas``) by the inner CV (default :data:`~neuroenc.encoding._joint.DEFAULT_RATIOS`:
         1, the baseline band as the baseline model has it).
+    unique_score : {"squared-r", "R2"}
+        The score of the unique contribution (``delta_r2``): ``"squared-r"`` (default), the
+        signed squared correlation ``r |r|`` of the held-out predictions, joint minus baseline:
+        the variance a linear rescaling of each model's prediction explains, so a baseline whose
+        held-out predictions are badly scaled (negative R² at positive r, as in short runs
+        z-scored one by one) does not inflate the delta; ``"R2"``: the coefficient of
+        determination ``1 - SSE / SST`` (variance partitioning as in de Heer et al. 2017).
     refit : bool
         Refit each target's best layer on all samples (penalty chosen by CV over the outer
         splits), so that :meth:`predict` works. Dual coefficients are kept when features
@@ -357,6 +364,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         "compare_alpha": [Interval(Real, 0, 1, closed="neither")],
         "unique": ["boolean"],
         "unique_ratios": [None, Logspace(), ListOf(Interval(Real, 0, None, closed="neither"))],
+        "unique_score": [Choices(*UNIQUE_SCORES)],
         "refit": ["boolean"],
         "random_state": [None, Interval(Integral, 0, 2**32 - 1, closed="both"), np.random.Generator,
                          np.random.RandomState],
@@ -366,7 +374,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def __init__(self, alphas=None, cv="auto", n_blocks=5, gap=None, inner_cv=5, form="auto",
                  backend="auto", dtype="auto", n_targets_batch=None, n_permutations=1000,
                  permutation="auto", block_size="auto", compare="auto", compare_alpha=0.05,
-                 unique=True, unique_ratios=None, refit=True, random_state=0, verbose=None, memory=None):
+                 unique=True, unique_ratios=None, unique_score="squared-r", refit=True, random_state=0,
+                 verbose=None, memory=None):
         self.alphas = alphas
         self.cv = cv
         self.n_blocks = n_blocks
@@ -384,6 +393,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.compare_alpha = compare_alpha
         self.unique = unique
         self.unique_ratios = unique_ratios
+        self.unique_score = unique_score
         self.refit = refit
         self.random_state = random_state
         self.verbose = verbose
@@ -550,6 +560,9 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 if budget is None or self.memory is not None:  # each layer's own width
                     budget = self._budget(n, X.shape[1], t, n_l, outer, inner, len(alphas), n_perm, method,
                                           compare_mode, dtype)
+                # the unique contributions' residual draws, as the layer comparisons': skipped where
+                # those are (compare "null" / False: a subject among several, tested across subjects)
+                unique_draws = band is not None and n_perm >= 2 and method == "refit" and compare_mode == "residual"
                 Xb = B.asarray(X, dtype=dtype)
                 out = _ridge.fit_layer_cv(Xb, Yb, outer, inner, ab, form=self.form,
                                           n_targets_batch=budget.n_targets_batch,
@@ -557,22 +570,23 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                           or compare_mode == "residual",
                                           counter=counter, null_shifts=null_shifts, joint=band,
                                           store=spectra, refit_batch_bytes=budget.refit_batch_bytes,
-                                          resolve=budget.resolve)
+                                          resolve=budget.resolve, joint_inner=unique_draws)
                 if band is not None:
                     for key in jfold:
                         jfold[key][:, j] = out[f"joint_fold_{key}"]
-                    # the unique contributions' residual draws, as the layer comparisons': skipped where
-                    # those are (compare "null" / False: a subject among several, tested across subjects)
-                    if n_perm >= 2 and method == "refit" and compare_mode == "residual":
+                    if unique_draws:
                         if udraws is None:
-                            udraws = _joint.UniqueDraws(Y, N, outer, base_out["predictions"], base_out["fold_alpha"],
-                                                        base_out["fold_r2"], make_draws(_derived_seed(perm_seed, 2)))
+                            udraws = _joint.UniqueDraws(Y, N, outer, base_out["fold_alpha"], base_out["fold_r2"],
+                                                        make_draws(_derived_seed(perm_seed, 2)),
+                                                        score=self.unique_score)
                             usamples = np.full((n_perm, n_l, t), np.nan)
                         Xn = np.asarray(X, dtype=np.float64) if out["form"] == "primal" else None
-                        usamples[:, j] = udraws.layer(out["joint_splits"], Xn, out["joint_fold_alpha"],
-                                                      out["joint_fold_alpha_base"])
+                        usamples[:, j] = udraws.layer(out["joint_splits"], out["joint_inner_splits"], Xn,
+                                                      out["joint_fold_alpha"], out["joint_fold_alpha_kept"],
+                                                      out["joint_fold_alpha_base_kept"])
                         del Xn
                 out.pop("joint_splits", None)
+                out.pop("joint_inner_splits", None)
                 del Xb, X
                 fold_r[:, j], fold_r2[:, j], fold_alpha[:, j] = out["fold_r"], out["fold_r2"], out["fold_alpha"]
                 if predictions is not None:
@@ -651,15 +665,19 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _unique(self, base_out, jfold, samples, rows) -> UniqueContribution:
         """The unique contribution of every layer beyond the baseline, with its tests when there
         are residual draws (``samples``, (n_draws, n_layers, n_targets), from
-        :class:`~neuroenc.encoding._joint.UniqueDraws`: each draw the baseline's held-out
-        prediction plus resampled residuals, the baseline and every joint model refitted with
-        the penalties chosen on the real responses)."""
+        :class:`~neuroenc.encoding._joint.UniqueDraws`: each draw the baseline's fit plus
+        resampled residuals, the baseline and every joint model refitted with the penalties
+        chosen on the real responses, the layer band kept by the inner CV's rule on the draw)."""
         # where the inner CV switched the layer off, the joint model is the baseline: delta 0
         off = np.isinf(jfold["alpha"])
         for key in ("r", "r2"):
             jfold[key] = np.where(off, base_out[f"fold_{key}"][:, None, :], jfold[key])
-        return unique_contribution(jfold["r2"], base_out["fold_r2"], jfold["r"], base_out["fold_r"], samples,
+        score = self.unique_score
+        joint = _joint.unique_score(jfold["r"], jfold["r2"], score)
+        base = _joint.unique_score(base_out["fold_r"], base_out["fold_r2"], score)
+        return unique_contribution(joint, base, jfold["r"], base_out["fold_r"], samples, score=score,
                                    alpha=self.compare_alpha, source=UNIQUE_SOURCES[rows])
+
     def _budget(self, n, p, t, n_layers, outer, inner, n_alphas, n_perm, method, compare_mode, dtype):
         """The batches of the fit: from ``memory`` (:func:`~neuroenc.encoding.memory.fit_budget`),
         else the defaults (``n_targets_batch`` or a 512 MiB block of predictions)."""

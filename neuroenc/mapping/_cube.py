@@ -44,6 +44,8 @@ class ScoreCube:
     unique: dict[str, np.ndarray] = field(default_factory=dict)
     #: The names of the baseline regressors the unique contributions are beyond.
     unique_baseline: list[str] = field(default_factory=list)
+    #: What the unique contributions' r² is (:data:`~neuroenc.encoding._joint.UNIQUE_SCORES`).
+    unique_score: str = "squared-r"
 
     def values(self, score: str) -> np.ndarray:
         """The (n_units, n_layers, n_targets) array of one score."""
@@ -144,6 +146,7 @@ def cube_from_results(results: Sequence[EncodingResults]) -> ScoreCube:
             [a if a is not None else np.full(n_t, np.nan) for a in arrays]
         )
     cube.unique, cube.unique_baseline = unique_arrays(results, cube.units, order, n_t)
+    cube.unique_score = unique_score_of(results, cube.units)
     return cube
 
 
@@ -154,6 +157,22 @@ UNIQUE_FIELDS = ("delta_r2", "delta_r", "pvalues", "ci_low", "ci_high", "in_best
 def _field(unique: Any, name: str) -> Any:
     """A field of ``results.unique`` (an object with attributes, or a mapping)."""
     return unique.get(name) if isinstance(unique, Mapping) else getattr(unique, name, None)
+
+
+def unique_score_of(results: Sequence[Any], units: Sequence[str]) -> str:
+    """What the results' unique contributions' r² is (one for all; ``"squared-r"`` without any).
+
+    Raises
+    ------
+    ValueError
+        When the results' unique contributions have different scores.
+    """
+    scores = {s: str(_field(u, "score") or "squared-r") for s, u in
+              zip(units, (getattr(res, "unique", None) for res in results)) if u is not None}
+    if len(set(scores.values())) > 1:
+        raise ValueError(f"the unique contributions were scored differently ({scores}); refit them with the "
+                         "same encoding.unique_score.")
+    return next(iter(scores.values()), "squared-r")
 
 
 def unique_arrays(results: Sequence[Any], units: Sequence[str], order: np.ndarray, n_targets: int

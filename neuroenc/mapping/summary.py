@@ -14,6 +14,7 @@ import pandas as pd
 from .._settings import Choices, Interval, declare
 from .._validation import _check_random_state
 from ..encoding.compare import DEFAULT_ALPHA, LayerComparison, best_rows
+from ..encoding.contribution import delta_formula
 from ..encoding.results import EncodingResults
 from ._cube import ScoreCube, cube_from_folds, cube_from_results
 from .collect import load_results, scores_table
@@ -123,7 +124,8 @@ class LayerMapping:
             how = ("the mean over subjects, its p and 95 % interval from sign flips across subjects, its set "
                    "tested against the other layers by the same flips" if self.n_subjects > 1 else
                    "the fit's own p, interval and set")
-            tail.append(f"Unique contributions: held-out Δr² = R²(baseline + layer) − R²(baseline), fitted on the "
+            score = str(g["unique_score"].iloc[0]) if "unique_score" in g and len(g) else "squared-r"
+            tail.append(f"Unique contributions: held-out Δr² = {delta_formula(score)}, fitted on the "
                         f"same folds ({how}); p tests Δr² > 0.")
         return "\n".join([f"{head}:"] + [f"- {p}." for p in parts] + tail)
 
@@ -207,7 +209,7 @@ def _mean_unique(cube: ScoreCube) -> ScoreCube:
     (the name of :func:`_mean_over_targets`'s); one subject's own tests do not carry over."""
     return _one_target(cube, unique={name: nanmean(cube.unique[name], axis=2)[..., None]
                                      for name in ("delta_r2", "delta_r") if name in cube.unique},
-                       unique_baseline=cube.unique_baseline)
+                       unique_baseline=cube.unique_baseline, unique_score=cube.unique_score)
 
 
 def _own_comparison(results: EncodingResults, cube: ScoreCube) -> LayerComparison | None:

@@ -144,6 +144,7 @@ def unique_columns(cube: Any, arrays: dict[str, np.ndarray], raw_best_layer: Any
         "unique_raw_best_in_set": np.array([bool(raw_ok[j] and ok[j] and int(raw_vals[j]) in set(layers[in_set[:, j]]))
                                             for j in cols]),
         "unique_baseline": np.full(n_t, ", ".join(cube.unique_baseline), dtype=object),
+        "unique_score": np.full(n_t, cube.unique_score, dtype=object),
     }
     values = cube.unique["delta_r2"]
     n_s = values.shape[0]

@@ -27,6 +27,7 @@ from .._io import atomic_path
 from .._owned import check_replace
 from .._validation import _check_positive
 from ..encoding.compare import describe_comparison
+from ..encoding.contribution import delta_formula
 from ..encoding.results import P_MAX_OVER_LAYERS, EncodingResults
 from ..encoding.stats import describe_null
 from ..mapping import LayerMapping, map_layers
@@ -458,8 +459,9 @@ def _unique_section(mapping: LayerMapping, max_rows: int) -> dict[str, Any] | No
     else:
         how = ("Per layer, the fit's own p-value (Δr² > 0), interval and best-layer set of the unique "
                "contribution, from the same kind of draws as its layer comparisons.")
-    text = (f"What each layer adds beyond the baseline ({names}): the held-out Δr² = R²(baseline + layer) − "
-            "R²(baseline), the baseline and the layer fitted together (a banded ridge, one penalty per band) "
+    score = str(g["unique_score"].iloc[0]) if "unique_score" in g and len(g) else "squared-r"
+    text = (f"What each layer adds beyond the baseline ({names}): the held-out Δr² = {delta_formula(score)}, "
+            "the baseline and the layer fitted together (a banded ridge, one penalty per band) "
             "and the baseline alone, on the same folds. A layer that only re-encodes the baseline (word rate, "
             "length, frequency, position, surprisal) adds nothing, however high its raw r. Δr² is held out, so "
             f"it can be negative (the added band costs more than it brings). {how} The margins compare "
@@ -666,7 +668,8 @@ _HOW_TO_READ = [
                                             "layer of the middle third of the depth, with a 95% interval; "
                                             "an interval that includes 0 means no reliable difference. "
                                             "The margins compare held-out r, which can be negative."),
-    ("Unique contribution (Δr²)", "What a layer adds beyond the baseline regressors: the held-out R² of the "
+    ("Unique contribution (Δr²)", "What a layer adds beyond the baseline regressors: the held-out r² (r·|r|, "
+                                  "or R² with encoding.unique_score: R2) of the "
                                   "baseline and the layer fitted together minus that of the baseline alone, on "
                                   "the same folds (shown only when the fits have a baseline). It can be "
                                   "negative; its best layer and set can differ from the raw ones."),
