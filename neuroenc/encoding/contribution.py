@@ -20,10 +20,11 @@ the layer band enters the joint model only where it passes the inner CV's rule a
 data), so a delta of exactly 0 (the layer switched off) is compared with draws that are off, on
 and better, or on and worse: ``p = (1 + #{draws >= delta_r2}) / (1 + n_draws)``, calibrated on
 null data (``benchmarks/unique_calibration.py``).
-The 95 % intervals hold for all layers at once (the best layer is picked on the same data):
-``delta_r2 - mean(draws) -+ c s``, ``s`` the draws' standard deviation (at least the folds'
-standard error) and ``c`` the quantile of the studentized maximum over layers
-(:func:`simultaneous_intervals`). The draws are paired across layers
+The 95 % intervals hold for all layers at once (the best layer is picked on the same data), from
+the quantiles of each layer's centred draws at a tail level chosen so that 95 % of the draws lie
+inside every layer's band at once (:func:`simultaneous_intervals`): the draws of a held-out delta
+are skewed (a layer band let in by chance costs more than it can bring), so the intervals are
+asymmetric, like the p-values' one-sided test. The draws are paired across layers
 (the same resampling for every layer), so the best layer by unique contribution, the set of
 layers not reliably worse than it (:func:`~neuroenc.encoding.compare.compare_layers`) and
 ``pvalues_best`` (the best layer's p, corrected for the choice by the maximum over layers) are
@@ -243,33 +244,60 @@ def simultaneous_intervals(observed: np.ndarray, draws: np.ndarray, ci: float = 
 
     ``observed`` (n_layers, n_targets), ``draws`` (n_draws, n_layers, n_targets) of the deltas
     under "no layer adds anything", paired across layers. The pivot ``delta_j - theta_j`` of
-    layer ``j`` is taken to vary as its draws do, location included (the draws' mean is the
-    bias of a held-out delta when the layer adds nothing: a joint model's extra band costs
-    variance); studentized by the draws' standard deviation ``s_j``, the maximum over layers of
-    ``|draw_j - mean_j| / s_j`` gives the critical value ``c`` (its ``ci`` quantile), and the
-    interval is ``delta_j - mean_j -+ c s_j``. The best layer is chosen on the same data, so its
-    interval must hold jointly with the others' to be read on its own. The draws keep the
-    penalties chosen on the data, so they miss the variance of that choice (a layer band
-    switched on in one fold by a chance correlation in its training runs, and off in the
-    others); with ``fold_values`` (n_folds, n_layers, n_targets), ``s_j`` is at least the
-    standard error of the fold values (sd / sqrt(n_folds)), which holds it. A layer whose
-    deltas vary in neither (switched off in every fold) gets ``delta_j - mean_j`` at both ends.
+    layer ``j`` is taken to vary as its draws do about their mean ``m_j`` (the mean is the bias
+    of a held-out delta when the layer adds nothing: an extra band costs variance). With
+    ``e_j = draws_j - m_j`` and ``q_j(g)`` its quantile at ``g``, the interval is
+    ``[delta_j - m_j - q_j(1 - g), delta_j - m_j - q_j(g)]``, the tail level ``g`` the largest
+    for which at most ``1 - ci`` of the draws leave some layer's band (a percentile band,
+    simultaneous over layers by the draws' own maximum): asymmetric where the draws are skewed.
+    The best layer is chosen on the same data, so its interval must hold jointly with the
+    others' to be read on its own. With ``fold_values`` (n_folds, n_layers, n_targets), each
+    half-width is at least ``c`` standard errors of the fold values (sd / sqrt(n_folds)), ``c``
+    the studentized maximum's critical value of the draws, so a layer whose draws barely vary
+    still gets the spread of its folds. A layer whose deltas vary in neither (switched off
+    everywhere) gets ``delta_j - m_j`` at both ends.
     """
     observed = np.asarray(observed, dtype=np.float64)
+    draws = np.asarray(draws, dtype=np.float64)
+    n_d, n_l, n_t = draws.shape
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(draws, 0)
-        sd = np.nanstd(draws, 0)
-        z = np.abs(draws - mean[None]) / np.where(sd > 0, sd, np.inf)[None]
-        top = np.nanmax(np.where(np.isfinite(draws), z, np.nan), axis=1)  # (n_draws, n_targets)
-        c = np.nanquantile(top, ci, axis=0, method="higher")
+        e = draws - mean[None]
+        srt = np.sort(np.where(np.isfinite(e), e, np.nan), axis=0)  # NaN last
+        count = np.isfinite(e).sum(0)  # (n_l, n_t)
+        low_q = np.zeros((n_l, n_t))
+        high_q = np.zeros((n_l, n_t))
+        allowed = (1.0 - ci) * n_d
+        for j in range(n_t):
+            ok = count[:, j] > 0
+            if not ok.any():
+                low_q[:, j] = high_q[:, j] = np.nan
+                continue
+            ej, sj, cj = e[:, ok, j], srt[:, ok, j], count[ok, j]
+            best_k = 0
+            for k in range(int(np.ceil(n_d * (1.0 - ci) / 2)) + 1):  # k draws cut from each tail
+                lo = sj[np.minimum(k, cj - 1), np.arange(cj.size)]
+                hi = sj[np.maximum(cj - 1 - k, 0), np.arange(cj.size)]
+                outside = ((ej < lo[None]) | (ej > hi[None])).any(1).sum()
+                if outside > allowed:
+                    break
+                best_k = k
+            low_q[ok, j] = sj[np.minimum(best_k, cj - 1), np.arange(cj.size)]
+            high_q[ok, j] = sj[np.maximum(cj - 1 - best_k, 0), np.arange(cj.size)]
+            low_q[~ok, j] = high_q[~ok, j] = np.nan
+        centre = observed - mean
+        lower, upper = centre - high_q, centre - low_q
         if fold_values is not None:
+            sd = np.nanstd(draws, 0)
+            z = np.abs(e) / np.where(sd > 0, sd, np.inf)[None]
+            c = np.nanquantile(np.nanmax(np.where(np.isfinite(e), z, np.nan), axis=1), ci, axis=0,
+                               method="higher")
             k = np.isfinite(fold_values).sum(0)
-            se = np.nanstd(fold_values, 0, ddof=1) / np.sqrt(k)
-            sd = np.fmax(sd, np.where(k >= 2, se, np.nan))
-    centre = observed - mean
-    half = c[None, :] * np.where(sd > 0, sd, 0.0)
-    return centre - half, centre + half
+            se = np.where(k >= 2, np.nanstd(fold_values, 0, ddof=1) / np.sqrt(k), 0.0)
+            half = np.nan_to_num(c[None, :] * se)
+            lower, upper = np.fmin(lower, centre - half), np.fmax(upper, centre + half)
+    return lower, upper
 
 
 def unique_contribution(fold_r2_joint: np.ndarray, fold_r2_base: np.ndarray, fold_r_joint: np.ndarray,
