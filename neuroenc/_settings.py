@@ -243,7 +243,8 @@ class _Methods:
         self.methods = list(methods)
 
     def is_satisfied_by(self, value: Any) -> bool:
-        return all(callable(getattr(value, m, None)) for m in self.methods)
+        # a string has methods too (str.split): it is never the object meant here
+        return not isinstance(value, (str, bytes)) and all(callable(getattr(value, m, None)) for m in self.methods)
 
     def describe(self, style: str = "yaml") -> str:
         return f"an object with {', '.join(m + '()' for m in self.methods)}"

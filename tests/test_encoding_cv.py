@@ -114,3 +114,11 @@ def test_make_cv_accepts_sklearn_splitters_and_lists():
     assert explicit[1][1].tolist() == list(range(6, 12))
     with pytest.raises(TypeError, match="cv must be 'auto', 'runs', 'blocks', an int"):
         make_cv(2.5, None, 12)
+
+
+def test_a_misspelt_cv_string_is_refused_when_the_call_is_checked(rng):
+    # a string has a .split method: it must not pass for a scikit-learn splitter
+    from neuroenc.encoding import fit_encoding
+
+    with pytest.raises(ValueError, match=r"cv must be .*kfold:K.*got 'kfol:3'"):
+        fit_encoding([rng.standard_normal((60, 5))], rng.standard_normal((60, 2)), n_permutations=0, cv="kfol:3")

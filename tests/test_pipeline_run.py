@@ -59,6 +59,10 @@ def test_alice_end_to_end_and_cache_reuse(tiny_model_dir, tmp_path, data_dir):
     assert np.all((res.pvalues > 0) & (res.pvalues <= 1))
     group = EncodingResults.load(first.results["group"])
     assert group.provenance["group_members"] == ["s18", "s22", "s23"]
+    # each fit records the sha256 of the responses it fitted (the mapping refuses a subject twice)
+    hashes = [EncodingResults.load(first.results[s]).provenance["responses_sha256"]["alice"]
+              for s in ("s18", "s22", "s23", "group")]
+    assert len(set(hashes)) == 4 and all(len(h) == 64 for h in hashes)
     # layers compared: the group mean by the residual draws, subjects of a group by their own null's
     # draws (the group's comparison across subjects is the mapping's sign flips)
     assert group.comparison.source == "residual" and res.comparison.source == "refit"

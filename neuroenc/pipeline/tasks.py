@@ -433,6 +433,8 @@ def fit_subject(
         "runs": list(responses),
         "features_sha256": {run: _sha256_file(features[run]) for run in responses},
         "features_files": {run: str(features[run]) for run in responses},
+        # each run's response as fitted: the mapping refuses two results of the same responses
+        "responses_sha256": {run: _array_sha256(responses[run].data) for run in responses},
         "config": config.to_dict(effective=True),
         "config_file": config.source,
         "results_key": key,
@@ -526,6 +528,16 @@ def write_report(config: RunConfig, results: Sequence[str | Path], out: str | Pa
     path = make_report(mapping, out, title=title, sections=sections, metrics=metrics,
                        interventions=interventions)
     return Path(path), mapping
+
+
+def _array_sha256(data: Any) -> str:
+    """The sha256 of an array's values (little-endian bytes), shape and dtype."""
+    data = np.ascontiguousarray(data)
+    if data.dtype.byteorder == ">":
+        data = data.astype(data.dtype.newbyteorder("<"))
+    h = hashlib.sha256(json.dumps([list(data.shape), data.dtype.str]).encode())
+    h.update(memoryview(data).cast("B"))
+    return h.hexdigest()
 
 
 def subject_data_hash(dataset: Any, subject: str) -> str:
