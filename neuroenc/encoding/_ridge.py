@@ -52,9 +52,6 @@ FORMS = ("auto", "kernel", "primal")
 DEFAULT_BATCH_BYTES = 512 * 2**20
 #: Cap on the memory of one batch of draws of the refit permutation null.
 REFIT_BATCH_BYTES = 128 * 2**20
-#: The refit null's "hat" order gathers every target's draws at once below this size (a few
-#: targets: ROIs, sentences' networks), else each penalty's targets apart.
-REFIT_SHARED_BYTES = 16 * 2**20
 #: The phases of a fit that :func:`record_phases` times (and charges with their FLOPs).
 PHASES = ("kernels", "decompositions", "penalty search", "scores", "permutations", "comparisons")
 _phases: dict | None = None  # the recording of :func:`record_phases`, None when off
@@ -236,12 +233,40 @@ def decompose(B, gram: LayerGram, train: np.ndarray, test: np.ndarray, cache: Ei
             cache.offer(train, entry)
     lam, V, removed, _ = entry
     r = lam.shape[0]
-    if gram.form == "kernel":
-        P = take_block(B, gram.gram, test, train) @ V
-    else:
-        P = take_rows(B, gram.X, test) @ V
-    flops += 2.0 * test.size * r * r
+    P = _kept(gram, b"P", train, test)
+    if P is None:  # the held-out rows' projection: kept with the spectrum, as it depends on the design only
+        if gram.form == "kernel":
+            P = take_block(B, gram.gram, test, train) @ V
+        else:
+            P = take_rows(B, gram.X, test) @ V
+        flops += 2.0 * test.size * r * r
+        _keep(gram, b"P", train, test, P)
     return Split(train, test, lam, P, V, gram.form, flops, removed=removed)
+
+
+def _part(kind: bytes, *rows: np.ndarray) -> bytes:
+    """The store's part name of a split's piece ``kind``: its row sets' sizes and bytes."""
+    rows = tuple(np.asarray(r) for r in rows)
+    head = kind + b"|" + "|".join(f"{r.dtype.str}{r.size}" for r in rows).encode() + b"|"
+    return head + b"".join(r.tobytes() for r in rows)
+
+
+def _kept(gram: LayerGram, kind: bytes, *rows: np.ndarray) -> Any:
+    """A piece of a split kept in the design's store (:class:`SpectrumStore`), or None.
+
+    Everything kept depends on the design (and the split's rows, the penalty grid, the
+    baseline) only, never on the responses: later fits of the design (other subjects of the
+    story) reuse it, the same numbers."""
+    if gram.store is None:
+        return None
+    return gram.store.get(gram.key, _part(kind, *rows))
+
+
+def _keep(gram: LayerGram, kind: bytes, *rows_and_value: Any) -> None:
+    """Keep a piece (the last argument) of a split in the design's store (see :func:`_kept`)."""
+    if gram.store is not None:
+        *rows, value = rows_and_value
+        gram.store.put(gram.key, _part(kind, *rows), value)
 
 
 def _weights(B, lam, alphas):
@@ -302,15 +327,26 @@ def filter_basis(lam: np.ndarray, alphas: np.ndarray, tol: float) -> tuple[np.nd
     return scale[:, None] * U[:, :m] * S[:m], Wt[:m]
 
 
-def prepare_filters(B, split: Split, alphas, t_total: int, dtype: str) -> None:
-    """Choose the filters of a split (all penalties, or a low-rank basis) and the product order."""
-    basis = filter_basis(B.to_numpy(split.lam), B.to_numpy(alphas), FILTER_TOL.get(dtype, 1e-15))
-    if basis is None:
-        split.filters, split.combine = _weights(B, split.lam, alphas), None
-    else:
-        C, G = basis
-        split.filters = B.asarray_like(G, split.P)
-        split.combine = B.asarray_like(C, split.P)
+def prepare_filters(B, split: Split, alphas, t_total: int, dtype: str, gram: LayerGram | None = None) -> None:
+    """Choose the filters of a split (all penalties, or a low-rank basis) and the product order.
+
+    With the layer's ``gram``, the filters are kept in its design's store (they depend on the
+    training rows' spectrum and the penalties only) and reused by later fits of the design."""
+    kept = None
+    if gram is not None:
+        grid = np.asarray(B.to_numpy(alphas), dtype=np.float64)
+        tag = b"filters|" + dtype.encode()
+        kept = _kept(gram, tag, split.train, grid)
+    if kept is None:
+        basis = filter_basis(B.to_numpy(split.lam), B.to_numpy(alphas), FILTER_TOL.get(dtype, 1e-15))
+        if basis is None:
+            kept = (_weights(B, split.lam, alphas), None)
+        else:
+            C, G = basis
+            kept = (B.asarray_like(G, split.P), B.asarray_like(C, split.P))
+        if gram is not None:
+            _keep(gram, tag, split.train, grid, kept)
+    split.filters, split.combine = kept
     m = split.filters.shape[0]
     if _resolve_first(split, m, t_total):
         # one stacked matrix for all filters: (m, n_test, n_train), reused by every target batch
@@ -906,11 +942,6 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
             return idx.shape[0], idx[:, split.train].T.reshape(-1), idx[:, split.test].T.reshape(-1)
 
         kept = [rows_of(start) for start in starts] if keep else None
-        # every target's draws gathered once, then each penalty's columns taken from them (the
-        # gathers, not the products, dominate for a few targets), when they all fit a batch
-        shared = None
-        if keep and used.size > 1 and n_draws * n * t * itemsize <= REFIT_SHARED_BYTES:
-            shared = [(take_rows(B, Y, tr_rows), take_rows(B, Y, te_rows)) for _, tr_rows, te_rows in kept]
         for a in used:
             cols = np.flatnonzero(best_np == a)
             c = cols.size
@@ -926,12 +957,9 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
             bc = base[:, as_index(B, cols)] if base is not None else None
             for b, start in enumerate(starts):
                 k, tr_rows, te_rows = kept[b] if keep else rows_of(start)
-                if shared is not None:
-                    ytr = shared[b][0][:, as_index(B, cols)].reshape(n_tr, k * c)
-                    yte = shared[b][1][:, as_index(B, cols)].reshape(n_te, k * c)
-                else:
-                    ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
-                    yte = take_rows(B, Yc, te_rows).reshape(n_te, k * c)
+                # each target's draws gathered once, with its penalty's group (take_rows)
+                ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
+                yte = take_rows(B, Yc, te_rows).reshape(n_te, k * c)
                 if bc is not None:
                     ytr = (ytr.reshape(n_tr, k, c) + take_rows(B, bc, split.train)[:, None, :]).reshape(n_tr, k * c)
                     yte = (yte.reshape(n_te, k, c) + take_rows(B, bc, split.test)[:, None, :]).reshape(n_te, k * c)
@@ -1138,7 +1166,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         else:
             splits = [decompose(B, gram, tr, va, cache) for tr, va in inner_k]
             for s in splits:
-                prepare_filters(B, s, alphas, t if resolve else 0, dtype_name)
+                prepare_filters(B, s, alphas, t if resolve else 0, dtype_name, gram)
         counter["flops"] += sum(s.flops for s in splits) + outer_split.flops
         if joint is not None:
             jsplits = [_joint.split_pieces(B, s, gram, joint, XtN) for s in splits]

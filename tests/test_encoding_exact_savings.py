@@ -1,0 +1,102 @@
+"""The speed-ups of the demo's fit change no number: each saving is pinned against the path it
+replaces (issue 23: the same results to 1e-8; in float32, the demo's dtype, bit for bit)."""
+import numpy as np
+import pytest
+
+from neuroenc.encoding import _ridge, fit_encoding
+from neuroenc.encoding.backend import take_block, take_rows, use_backend
+from neuroenc.encoding.spectra import SpectrumStore
+from neuroenc.encoding.stats import ShiftedDraws, run_indices, run_shifts
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_take_rows_and_blocks_are_fancy_indexing(rng, backend):
+    A = rng.standard_normal((30, 4)).astype(np.float32)
+    idx = rng.integers(0, 30, (7, 5)).astype(np.int32)  # any shape, as the draws' sample orders
+    rows, cols = np.array([3, 1, 29, 3]), np.array([2, 0])
+    with use_backend(backend) as B:
+        Ab = B.asarray(A)
+        got = B.to_numpy(take_rows(B, Ab, idx))
+        np.testing.assert_array_equal(got, A[idx])
+        assert got.shape == (7, 5, 4) and got.dtype == np.float32
+        np.testing.assert_array_equal(B.to_numpy(take_rows(B, Ab, rows)), A[rows])
+        np.testing.assert_array_equal(B.to_numpy(take_block(B, Ab, rows, cols)), A[rows][:, cols])
+
+
+def _explicit_null(X, Y, train, test, alphas, best, idx, base=None):
+    """Each draw refitted on its own: kernel ridge of the shifted training responses."""
+    K = X @ X.T
+    out = np.empty((idx.shape[0], Y.shape[1]))
+    for d, order in enumerate(idx):
+        Yd = Y[order] + (0 if base is None else base)
+        for c in range(Y.shape[1]):
+            a = alphas[best[c]]
+            w = np.linalg.solve(K[np.ix_(train, train)] + a * np.eye(train.size), Yd[train, c])
+            out[d, c] = np.corrcoef(K[np.ix_(test, train)] @ w, Yd[test, c])[0, 1]
+    return out
+
+
+@pytest.mark.parametrize("with_base", [False, True])
+def test_refit_null_hat_order_gathers_each_penalty_group_apart_with_the_same_null(rng, with_base):
+    """The hat order takes each penalty's targets' draws directly (no gather of every target
+    then a copy of its columns): the same null as refitting every draw."""
+    n, t = 40, 5
+    X, Y = rng.standard_normal((n, 60)), rng.standard_normal((n, t))
+    base = rng.standard_normal((n, t)) if with_base else None
+    runs = run_indices(np.repeat([0, 1], 20))
+    draws = ShiftedDraws(runs, run_shifts(runs, 25, 0), n)
+    train, test = np.r_[0:22, 30:40], np.arange(24, 30)
+    alphas, best = np.array([0.5, 5.0, 50.0]), np.array([2, 0, 2, 1, 0])  # three groups, of 1 or 2 targets
+    with use_backend("numpy") as B:
+        gram = _ridge.LayerGram.compute(X, "kernel")
+        split = _ridge.decompose(B, gram, train, test)
+        for batch_bytes in (_ridge.REFIT_BATCH_BYTES, 3000):  # one batch of draws, or several
+            got = _ridge.refit_null(B, split, gram, Y, alphas, best, draws, order="hat", base=base,
+                                    batch_bytes=batch_bytes)
+            ref = _explicit_null(X, Y, train, test, alphas, best, draws.indices(0, draws.n_draws), base)
+            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+
+
+def _design(rng, n=60, p=90):
+    layer = rng.standard_normal((n, p))
+    return [layer, layer[:, ::-1] + 0.3 * rng.standard_normal((n, p))]
+
+
+@pytest.mark.parametrize("baseline", [False, True])
+def test_a_design_kept_in_the_store_gives_the_same_bits_in_float32(rng, baseline):
+    """The held-out projections and penalty filters of every split are kept with its spectrum:
+    a later subject's float32 fit (the demo's dtype) equals a fit without the store bit for bit."""
+    layers = [x.astype(np.float32) for x in _design(rng)]
+    kw = dict(alphas=np.logspace(-1, 4, 6), cv=3, inner_cv=3, n_permutations=30, random_state=1,
+              backend="numpy", dtype="float32", compare="null")
+    if baseline:
+        kw["nuisance"] = {"rate": rng.standard_normal((60, 2))}
+    store = SpectrumStore()
+    for _ in range(2):
+        Y = (layers[0][:, :2] @ rng.standard_normal((2, 3)) + rng.standard_normal((60, 3))).astype(np.float32)
+        shared = fit_encoding(layers, Y, spectra=store, **kw)
+        alone = fit_encoding(layers, Y, **kw)
+        for name in ("r", "r2", "pvalues", "alphas", "fold_r", "pvalues_best"):
+            np.testing.assert_array_equal(getattr(shared, name), getattr(alone, name))
+        if baseline:
+            np.testing.assert_array_equal(shared.unique.delta_r2, alone.unique.delta_r2)
+
+
+def test_a_later_fit_of_the_design_reuses_its_projections_and_filters(rng, monkeypatch):
+    layers = _design(rng)
+    kw = dict(alphas=np.logspace(-1, 4, 6), cv=3, inner_cv=3, n_permutations=0, backend="numpy",
+              dtype="float64", nuisance={"rate": rng.standard_normal((60, 2))})  # the joint models: direct inner CV
+    store = SpectrumStore()
+    calls = []
+    real = _ridge.filter_basis
+    monkeypatch.setattr(_ridge, "filter_basis", lambda *a: calls.append(1) or real(*a))
+    kinds = []
+    get = store.get
+    monkeypatch.setattr(store, "get", lambda key, part: kinds.append(part.split(b"|")[0]) or get(key, part))
+    fit_encoding(layers, rng.standard_normal((60, 2)), spectra=store, **kw)
+    first, misses = len(calls), store.misses
+    kinds.clear()
+    fit_encoding(layers, rng.standard_normal((60, 2)), spectra=store, **kw)
+    # the layers' 2 x 3 x 3 inner splits take their filters from the store (the baseline's fits have none)
+    assert len(calls) - first == first - 2 * 3 * 3
+    assert store.misses == misses and kinds.count(b"P") == 2 * 3 * 4 and kinds.count(b"filters") == 2 * 3 * 3
