@@ -100,3 +100,32 @@ def test_a_later_fit_of_the_design_reuses_its_projections_and_filters(rng, monke
     # the layers' 2 x 3 x 3 inner splits take their filters from the store (the baseline's fits have none)
     assert len(calls) - first == first - 2 * 3 * 3
     assert store.misses == misses and kinds.count(b"P") == 2 * 3 * 4 and kinds.count(b"filters") == 2 * 3 * 3
+
+
+def test_unique_contribution_draws_are_computed_once_per_distinct_shift(rng, monkeypatch):
+    """A short run has few circular shifts: the unique contributions' residual draws compute each
+    distinct one once and copy it to its repeats, with the same tests as computing every draw."""
+    from neuroenc.encoding import _joint
+    from neuroenc.encoding.stats import ShiftedDraws
+
+    layers = _design(rng, n=60, p=50)
+    Y = layers[0][:, :2] @ rng.standard_normal((2, 2)) + rng.standard_normal((60, 2))
+    kw = dict(alphas=np.logspace(-1, 4, 5), cv=3, inner_cv=3, n_permutations=100, random_state=2,
+              backend="numpy", dtype="float64", compare="residual", nuisance={"rate": rng.standard_normal((60, 2))})
+    seen = []
+    real = _joint.UniqueDraws.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append(args[-1].n_draws)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(_joint.UniqueDraws, "__init__", spy)
+    once = fit_encoding(layers, Y, **kw)
+    assert seen and seen[0] < 60  # at most 59 shifts of a 60-sample run, not 100 draws
+    monkeypatch.setattr(ShiftedDraws, "distinct", lambda self: (self, None))  # every draw computed
+    every = fit_encoding(layers, Y, **kw)
+    assert seen[-1] == 100
+    for name in ("delta_r2", "delta_r", "pvalues", "ci_low", "ci_high"):
+        np.testing.assert_allclose(getattr(once.unique, name), getattr(every.unique, name), rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(once.unique.in_best_set, every.unique.in_best_set)
+    assert once.unique.n_draws == every.unique.n_draws == 100

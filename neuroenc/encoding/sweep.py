@@ -511,7 +511,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         with use_backend(backend_name) as B:
             Yb = B.asarray(Y, dtype=dtype)
             ab = B.asarray(alphas, dtype=dtype)
-            band = base_out = jfold = udraws = usamples = None
+            band = base_out = jfold = udraws = usamples = uinverse = None
             if N is not None:
                 # the baseline alone, and its band in every layer's joint model: the same splits
                 base_out = _ridge.fit_layer_cv(B.asarray(N, dtype=dtype), Yb, outer, inner, ab, form=self.form,
@@ -565,12 +565,15 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     # those are (compare "null" / False: a subject among several, tested across subjects)
                     if n_perm >= 2 and method == "refit" and compare_mode == "residual":
                         if udraws is None:
+                            # each distinct draw once (a short run has few shifts), copied to its repeats
+                            udistinct, uinverse = make_draws(_derived_seed(perm_seed, 2)).distinct()
                             udraws = _joint.UniqueDraws(Y, N, outer, base_out["predictions"], base_out["fold_alpha"],
-                                                        base_out["fold_r2"], make_draws(_derived_seed(perm_seed, 2)))
+                                                        base_out["fold_r2"], udistinct)
                             usamples = np.full((n_perm, n_l, t), np.nan)
                         Xn = np.asarray(X, dtype=np.float64) if out["form"] == "primal" else None
-                        usamples[:, j] = udraws.layer(out["joint_splits"], Xn, out["joint_fold_alpha"],
-                                                      out["joint_fold_alpha_base"])
+                        layer_draws = udraws.layer(out["joint_splits"], Xn, out["joint_fold_alpha"],
+                                                   out["joint_fold_alpha_base"])
+                        usamples[:, j] = layer_draws if uinverse is None else layer_draws[uinverse]
                         del Xn
                 out.pop("joint_splits", None)
                 del Xb, X
