@@ -129,3 +129,52 @@ def test_unique_contribution_draws_are_computed_once_per_distinct_shift(rng, mon
         np.testing.assert_allclose(getattr(once.unique, name), getattr(every.unique, name), rtol=0, atol=1e-10)
     np.testing.assert_array_equal(once.unique.in_best_set, every.unique.in_best_set)
     assert once.unique.n_draws == every.unique.n_draws == 100
+
+
+def test_refit_null_hat_maps_are_kept_for_later_fits_of_the_design(rng):
+    """The hat order's (n_test, n_train) map of each penalty depends on the design only: a later
+    subject takes it from the store, the same bits."""
+    n, t = 40, 3
+    X = rng.standard_normal((n, 60)).astype(np.float32)
+    runs = run_indices(np.zeros(n))
+    draws = ShiftedDraws(runs, run_shifts(runs, 20, 0), n)
+    alphas, best = np.array([0.5, 5.0], dtype=np.float32), np.array([1, 0, 1])
+    store = SpectrumStore()
+    with use_backend("numpy") as B:
+        outer = [(np.r_[0:25, 33:40], np.arange(27, 31))]
+        for k in range(2):
+            Y = rng.standard_normal((n, t)).astype(np.float32)
+            _, gram, _ = _ridge._layer_gram(X, outer, "kernel", None, store)
+            split = _ridge.decompose(B, gram, *outer[0])
+            hits, counter = store.hits, {"flops": 0.0}
+            got = _ridge.refit_null(B, split, gram, Y, alphas, best, draws, order="hat", counter=counter)
+            fresh = _ridge.LayerGram.compute(X, "kernel")
+            ref = _ridge.refit_null(B, _ridge.decompose(B, fresh, *outer[0]), fresh, Y, alphas, best, draws,
+                                    order="hat")
+            np.testing.assert_array_equal(got, ref)
+            if k:  # both maps from the store: only the draws' products counted
+                assert store.hits - hits == 2  # the two penalties' maps
+                assert counter["flops"] == 2.0 * 4 * 32 * draws.distinct()[0].n_draws * t
+
+
+def test_a_features_file_is_read_and_hashed_once_per_worker(tmp_path, monkeypatch):
+    from neuroenc._validation import _sha256_file
+    from neuroenc.features import featureset, kinds
+    from neuroenc.pipeline import tasks
+
+    fs = featureset.FeatureSet({0: np.ones((4, 3)), 1: np.zeros((4, 3))}, np.arange(4.0), run="r")
+    path = featureset.save_features(fs, tmp_path / "f.h5")
+    reads = []
+    real = kinds.load_feature_file
+    monkeypatch.setattr(kinds, "load_feature_file", lambda *a, **k: reads.append(1) or real(*a, **k))
+    store = SpectrumStore()
+    first, digest = tasks._read_features(path, None, store)
+    again, digest2 = tasks._read_features(path, None, store)
+    assert again is first and digest == digest2 == _sha256_file(path) and len(reads) == 1
+    assert store.nbytes == sum(first[i].nbytes for i in first.layer_indices) > 0
+    tasks._read_features(path, [1], store)  # other layers: read
+    featureset.save_features(featureset.FeatureSet({0: 2 * np.ones((4, 3))}, np.arange(4.0), run="r"), path)
+    changed, digest3 = tasks._read_features(path, None, store)  # a rewritten file: read again
+    assert len(reads) == 3 and digest3 != digest and changed[0][0, 0] == 2.0
+    alone, digest4 = tasks._read_features(path, None)  # no store: read every time
+    assert len(reads) == 4 and digest4 == digest3

@@ -930,6 +930,7 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
     out = np.empty((n_draws, t))
     flops = 0.0
     if order == "hat":
+        alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
         # batches of draws sized for the largest group of targets sharing a penalty
         c_max = int(max(np.sum(best_np == a) for a in used))
         step = int(max(1, min(n_draws, batch_bytes // refit_null_draw_bytes(n_tr, 0, 0, n_te, c_max, itemsize))))
@@ -945,14 +946,20 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
         for a in used:
             cols = np.flatnonzero(best_np == a)
             c = cols.size
-            if solved:
-                M, f = split.hat_map(B, gram, float(B.to_numpy(alphas[int(a)])))
-                flops += f
-            else:
-                M = (split.P * (1.0 / (lam + alphas[int(a)]))[None, :]) @ split.V.T  # (n_te, r)
-                if split.form == "primal":
-                    M = M @ take_rows(B, gram.X, split.train).T  # (n_te, n_tr)
-                flops += 2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if split.form == "primal" else 0.0)
+            # the map depends on the design, the split and the penalty only: kept for later fits of the design
+            tag = b"hat-map|" + (b"solve|" if solved else b"spectral|") + str(Y.dtype).encode()
+            penalty = alphas_np[int(a):int(a) + 1]
+            M = _kept(gram, tag, split.train, split.test, penalty)
+            if M is None:
+                if solved:
+                    M, f = split.hat_map(B, gram, float(penalty[0]))
+                    flops += f
+                else:
+                    M = (split.P * (1.0 / (lam + alphas[int(a)]))[None, :]) @ split.V.T  # (n_te, r)
+                    if split.form == "primal":
+                        M = M @ take_rows(B, gram.X, split.train).T  # (n_te, n_tr)
+                    flops += 2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if split.form == "primal" else 0.0)
+                _keep(gram, tag, split.train, split.test, penalty, M)
             Yc = Y[:, as_index(B, cols)]
             bc = base[:, as_index(B, cols)] if base is not None else None
             for b, start in enumerate(starts):

@@ -83,8 +83,10 @@ class SpectrumStore:
         with self.lock:
             return (key, part) in self._entries
 
-    def put(self, key: bytes, part: bytes, value: Any) -> None:
+    def put(self, key: bytes, part: bytes, value: Any, nbytes: int | None = None) -> None:
+        """Keep ``value`` (an array or a tuple of them; ``nbytes``: its size, for other objects)."""
         size = sum(int(getattr(v, "nbytes", 0)) for v in (value if isinstance(value, tuple) else (value,)))
+        size = size if nbytes is None else int(nbytes)
         if size > self.max_bytes:
             return
         with self.lock:
