@@ -178,3 +178,23 @@ def test_a_features_file_is_read_and_hashed_once_per_worker(tmp_path, monkeypatc
     assert len(reads) == 3 and digest3 != digest and changed[0][0, 0] == 2.0
     alone, digest4 = tasks._read_features(path, None)  # no store: read every time
     assert len(reads) == 4 and digest4 == digest3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cv_losses_filter_all_at_once_as_one_at_a_time(rng, monkeypatch, dtype):
+    """The held-out projection filtered by every basis filter in one batched product: the same
+    GEMMs as one filter at a time (the path above FILTERED_BYTES), the same bits; and a projection
+    given by the caller (the joint models compute it once for both) changes nothing."""
+    X, Y = rng.standard_normal((50, 80)).astype(dtype), rng.standard_normal((50, 4)).astype(dtype)
+    alphas = np.logspace(-2, 6, 12).astype(dtype)
+    with use_backend("numpy") as B:
+        gram = _ridge.LayerGram.compute(X, "kernel")
+        split = _ridge.decompose(B, gram, np.arange(35), np.arange(40, 50))
+        _ridge.prepare_filters(B, split, alphas, 0, np.dtype(dtype).name)
+        batched, E = _ridge.cv_losses(B, split, gram, Y, alphas, return_residuals=True)
+        given = _ridge.cv_losses(B, split, gram, Y, alphas, Z=split.project(B, gram, Y))
+        monkeypatch.setattr(_ridge, "FILTERED_BYTES", 0)
+        looped, E2 = _ridge.cv_losses(B, split, gram, Y, alphas, return_residuals=True)
+    np.testing.assert_array_equal(batched, looped)
+    np.testing.assert_array_equal(E, E2)
+    np.testing.assert_array_equal(given, looped)

@@ -52,6 +52,9 @@ FORMS = ("auto", "kernel", "primal")
 DEFAULT_BATCH_BYTES = 512 * 2**20
 #: Cap on the memory of one batch of draws of the refit permutation null.
 REFIT_BATCH_BYTES = 128 * 2**20
+#: :func:`cv_losses` filters the held-out projection by every filter at once, (n_filters,
+#: n_heldout, rank), below this size, else one filter at a time.
+FILTERED_BYTES = 32 * 2**20
 #: The phases of a fit that :func:`record_phases` times (and charges with their FLOPs).
 PHASES = ("kernels", "decompositions", "penalty search", "scores", "permutations", "comparisons")
 _phases: dict | None = None  # the recording of :func:`record_phases`, None when off
@@ -361,14 +364,16 @@ def _sqsum(B, E):
     return (E * E).sum(-2)
 
 
-def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=None, return_residuals=False):
+def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=None, return_residuals=False,
+              Z=None):
     """himalaya's ``l2_neg_loss`` of every penalty on the held-out rows: (n_alphas, n_targets).
 
     ``Y`` is the chunk of targets for all samples (backend array); ``counter`` (a dict) gets
     the floating-point operations done added to its ``"flops"`` key. The split's filters must
     have been chosen (:func:`prepare_filters`). With ``return_residuals``, also the held-out
     residuals (prediction minus response) of every penalty, (n_alphas, n_heldout, n_targets),
-    for the joint models of :mod:`neuroenc.encoding._joint`.
+    for the joint models of :mod:`neuroenc.encoding._joint`. ``Z``: the split's projection of
+    ``Y`` (:meth:`Split.project`), when the caller has it.
     """
     Yh = take_rows(B, Y, split.test)
     n_te, t = Yh.shape
@@ -381,9 +386,13 @@ def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=Non
         H = split.resolve.reshape(m * n_te, -1) @ take_rows(B, Y, split.train)
         flops += 2.0 * m * n_te * split.train.size * t
     else:
-        Z = split.project(B, gram, Y, XtY)
-        flops += split.project_flops(gram, t)
-        H = B.stack([(split.P * G[i][None, :]) @ Z for i in range(m)])
+        if Z is None:
+            Z = split.project(B, gram, Y, XtY)
+            flops += split.project_flops(gram, t)
+        if m * split.P.shape[0] * split.P.shape[1] * (4 if "32" in str(split.P.dtype) else 8) <= FILTERED_BYTES:
+            H = (split.P[None, :, :] * G[:, None, :]) @ Z  # one batched product: the same GEMMs, fewer calls
+        else:
+            H = B.stack([(split.P * G[i][None, :]) @ Z for i in range(m)])
         flops += 2.0 * m * n_te * split.lam.shape[0] * t
     if split.combine is not None:
         # the predictions of every penalty from those of the basis filters
@@ -1200,10 +1209,12 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                 b_alpha = np.nan_to_num(joint.base_alpha[k, cols], nan=1.0)
             for s_i, s in enumerate(splits):
                 if joint is not None:
-                    loss, E = cv_losses(B, s, gram, Yc, alphas, XtY, counter, return_residuals=True)
+                    Zs = s.project(B, gram, Yc, XtY)  # the layer's and the joint models' (once)
+                    counter["flops"] += s.project_flops(gram, Yc.shape[1])
+                    loss, E = cv_losses(B, s, gram, Yc, alphas, XtY, counter, return_residuals=True, Z=Zs)
                     loss = to_float64(B, loss)
                     js = jsplits[s_i]
-                    Zy = _joint.to_np(B, s.project(B, gram, Yc, XtY))
+                    Zy = _joint.to_np(B, Zs)
                     NtY = joint.N64[s.train].T @ Ynp[s.train]
                     jl = _joint.inner_losses(js, _joint.to_np(B, E), Zy, NtY, Ynp[s.test], alphas_np, ratios,
                                              b_alpha, _invalid_alphas(B, s.lam, alphas))
