@@ -198,3 +198,17 @@ def test_cv_losses_filter_all_at_once_as_one_at_a_time(rng, monkeypatch, dtype):
     np.testing.assert_array_equal(batched, looped)
     np.testing.assert_array_equal(E, E2)
     np.testing.assert_array_equal(given, looped)
+
+
+def test_fold_scores_sums_without_temporaries_give_pearson_r_and_r2(rng):
+    Yt, pred = rng.standard_normal((30, 5)), rng.standard_normal((30, 5))
+    Yt[:, 3] = 1.0  # a constant response: NaN
+    pred[:, 4] = 2.0  # a constant prediction: r = 0
+    with use_backend("numpy") as B:
+        r, r2 = _ridge.fold_scores(B, Yt.astype(np.float32), pred.astype(np.float32))
+    Y64, P64 = Yt.astype(np.float32).astype(np.float64), pred.astype(np.float32).astype(np.float64)
+    for j in (0, 1, 2):
+        np.testing.assert_allclose(r[j], np.corrcoef(Y64[:, j], P64[:, j])[0, 1], rtol=0, atol=1e-12)
+        ss = ((Y64[:, j] - P64[:, j]) ** 2).sum() / ((Y64[:, j] - Y64[:, j].mean()) ** 2).sum()
+        np.testing.assert_allclose(r2[j], 1 - ss, rtol=0, atol=1e-12)
+    assert np.isnan(r[3]) and np.isnan(r2[3]) and r[4] == 0.0

@@ -787,10 +787,15 @@ def fold_scores(B, Yt, pred):
     pred = to_float64(B, pred)
     yc = Yt - Yt.mean(0)
     pc = pred - pred.mean(0)
-    syy = (yc * yc).sum(0)
-    spp = (pc * pc).sum(0)
-    spy = (pc * yc).sum(0)
-    ss_res = ((Yt - pred) ** 2).sum(0)
+    if B.name == "numpy":  # the sums of products without their temporaries (the refit null's many draws)
+        syy, spp, spy = (np.einsum("i...,i...->...", u, v) for u, v in ((yc, yc), (pc, pc), (pc, yc)))
+        Yt = Yt - pred
+        ss_res = np.einsum("i...,i...->...", Yt, Yt)
+    else:
+        syy = (yc * yc).sum(0)
+        spp = (pc * pc).sum(0)
+        spy = (pc * yc).sum(0)
+        ss_res = ((Yt - pred) ** 2).sum(0)
     syy_np, spp_np, spy_np, ss_np = (B.to_numpy(v) for v in (syy, spp, spy, ss_res))
     syy_np, spp_np = np.asarray(syy_np, float), np.asarray(spp_np, float)
     tiny = np.finfo(np.float64).tiny
