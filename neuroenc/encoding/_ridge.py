@@ -52,9 +52,9 @@ FORMS = ("auto", "kernel", "primal")
 DEFAULT_BATCH_BYTES = 512 * 2**20
 #: Cap on the memory of one batch of draws of the refit permutation null.
 REFIT_BATCH_BYTES = 128 * 2**20
-#: The refit null's "hat" order gathers every target's draws at once below this size (a few
-#: targets: ROIs, sentences' networks), else each penalty's targets apart.
-REFIT_SHARED_BYTES = 16 * 2**20
+#: :func:`cv_losses` filters the held-out projection by every filter at once, (n_filters,
+#: n_heldout, rank), below this size, else one filter at a time.
+FILTERED_BYTES = 32 * 2**20
 #: The phases of a fit that :func:`record_phases` times (and charges with their FLOPs).
 PHASES = ("kernels", "decompositions", "penalty search", "scores", "permutations", "comparisons")
 _phases: dict | None = None  # the recording of :func:`record_phases`, None when off
@@ -236,12 +236,40 @@ def decompose(B, gram: LayerGram, train: np.ndarray, test: np.ndarray, cache: Ei
             cache.offer(train, entry)
     lam, V, removed, _ = entry
     r = lam.shape[0]
-    if gram.form == "kernel":
-        P = take_block(B, gram.gram, test, train) @ V
-    else:
-        P = take_rows(B, gram.X, test) @ V
-    flops += 2.0 * test.size * r * r
+    P = _kept(gram, b"P", train, test)
+    if P is None:  # the held-out rows' projection: kept with the spectrum, as it depends on the design only
+        if gram.form == "kernel":
+            P = take_block(B, gram.gram, test, train) @ V
+        else:
+            P = take_rows(B, gram.X, test) @ V
+        flops += 2.0 * test.size * r * r
+        _keep(gram, b"P", train, test, P)
     return Split(train, test, lam, P, V, gram.form, flops, removed=removed)
+
+
+def _part(kind: bytes, *rows: np.ndarray) -> bytes:
+    """The store's part name of a split's piece ``kind``: its row sets' sizes and bytes."""
+    rows = tuple(np.asarray(r) for r in rows)
+    head = kind + b"|" + "|".join(f"{r.dtype.str}{r.size}" for r in rows).encode() + b"|"
+    return head + b"".join(r.tobytes() for r in rows)
+
+
+def _kept(gram: LayerGram, kind: bytes, *rows: np.ndarray) -> Any:
+    """A piece of a split kept in the design's store (:class:`SpectrumStore`), or None.
+
+    Everything kept depends on the design (and the split's rows, the penalty grid, the
+    baseline) only, never on the responses: later fits of the design (other subjects of the
+    story) reuse it, the same numbers."""
+    if gram.store is None:
+        return None
+    return gram.store.get(gram.key, _part(kind, *rows))
+
+
+def _keep(gram: LayerGram, kind: bytes, *rows_and_value: Any) -> None:
+    """Keep a piece (the last argument) of a split in the design's store (see :func:`_kept`)."""
+    if gram.store is not None:
+        *rows, value = rows_and_value
+        gram.store.put(gram.key, _part(kind, *rows), value)
 
 
 def _weights(B, lam, alphas):
@@ -302,15 +330,26 @@ def filter_basis(lam: np.ndarray, alphas: np.ndarray, tol: float) -> tuple[np.nd
     return scale[:, None] * U[:, :m] * S[:m], Wt[:m]
 
 
-def prepare_filters(B, split: Split, alphas, t_total: int, dtype: str) -> None:
-    """Choose the filters of a split (all penalties, or a low-rank basis) and the product order."""
-    basis = filter_basis(B.to_numpy(split.lam), B.to_numpy(alphas), FILTER_TOL.get(dtype, 1e-15))
-    if basis is None:
-        split.filters, split.combine = _weights(B, split.lam, alphas), None
-    else:
-        C, G = basis
-        split.filters = B.asarray_like(G, split.P)
-        split.combine = B.asarray_like(C, split.P)
+def prepare_filters(B, split: Split, alphas, t_total: int, dtype: str, gram: LayerGram | None = None) -> None:
+    """Choose the filters of a split (all penalties, or a low-rank basis) and the product order.
+
+    With the layer's ``gram``, the filters are kept in its design's store (they depend on the
+    training rows' spectrum and the penalties only) and reused by later fits of the design."""
+    kept = None
+    if gram is not None:
+        grid = np.asarray(B.to_numpy(alphas), dtype=np.float64)
+        tag = b"filters|" + dtype.encode()
+        kept = _kept(gram, tag, split.train, grid)
+    if kept is None:
+        basis = filter_basis(B.to_numpy(split.lam), B.to_numpy(alphas), FILTER_TOL.get(dtype, 1e-15))
+        if basis is None:
+            kept = (_weights(B, split.lam, alphas), None)
+        else:
+            C, G = basis
+            kept = (B.asarray_like(G, split.P), B.asarray_like(C, split.P))
+        if gram is not None:
+            _keep(gram, tag, split.train, grid, kept)
+    split.filters, split.combine = kept
     m = split.filters.shape[0]
     if _resolve_first(split, m, t_total):
         # one stacked matrix for all filters: (m, n_test, n_train), reused by every target batch
@@ -325,14 +364,16 @@ def _sqsum(B, E):
     return (E * E).sum(-2)
 
 
-def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=None, return_residuals=False):
+def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=None, return_residuals=False,
+              Z=None):
     """himalaya's ``l2_neg_loss`` of every penalty on the held-out rows: (n_alphas, n_targets).
 
     ``Y`` is the chunk of targets for all samples (backend array); ``counter`` (a dict) gets
     the floating-point operations done added to its ``"flops"`` key. The split's filters must
     have been chosen (:func:`prepare_filters`). With ``return_residuals``, also the held-out
     residuals (prediction minus response) of every penalty, (n_alphas, n_heldout, n_targets),
-    for the joint models of :mod:`neuroenc.encoding._joint`.
+    for the joint models of :mod:`neuroenc.encoding._joint`. ``Z``: the split's projection of
+    ``Y`` (:meth:`Split.project`), when the caller has it.
     """
     Yh = take_rows(B, Y, split.test)
     n_te, t = Yh.shape
@@ -345,9 +386,13 @@ def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=Non
         H = split.resolve.reshape(m * n_te, -1) @ take_rows(B, Y, split.train)
         flops += 2.0 * m * n_te * split.train.size * t
     else:
-        Z = split.project(B, gram, Y, XtY)
-        flops += split.project_flops(gram, t)
-        H = B.stack([(split.P * G[i][None, :]) @ Z for i in range(m)])
+        if Z is None:
+            Z = split.project(B, gram, Y, XtY)
+            flops += split.project_flops(gram, t)
+        if m * split.P.shape[0] * split.P.shape[1] * (4 if "32" in str(split.P.dtype) else 8) <= FILTERED_BYTES:
+            H = (split.P[None, :, :] * G[:, None, :]) @ Z  # one batched product: the same GEMMs, fewer calls
+        else:
+            H = B.stack([(split.P * G[i][None, :]) @ Z for i in range(m)])
         flops += 2.0 * m * n_te * split.lam.shape[0] * t
     if split.combine is not None:
         # the predictions of every penalty from those of the basis filters
@@ -742,10 +787,15 @@ def fold_scores(B, Yt, pred):
     pred = to_float64(B, pred)
     yc = Yt - Yt.mean(0)
     pc = pred - pred.mean(0)
-    syy = (yc * yc).sum(0)
-    spp = (pc * pc).sum(0)
-    spy = (pc * yc).sum(0)
-    ss_res = ((Yt - pred) ** 2).sum(0)
+    if B.name == "numpy":  # the sums of products without their temporaries (the refit null's many draws)
+        syy, spp, spy = (np.einsum("i...,i...->...", u, v) for u, v in ((yc, yc), (pc, pc), (pc, yc)))
+        Yt = Yt - pred
+        ss_res = np.einsum("i...,i...->...", Yt, Yt)
+    else:
+        syy = (yc * yc).sum(0)
+        spp = (pc * pc).sum(0)
+        spy = (pc * yc).sum(0)
+        ss_res = ((Yt - pred) ** 2).sum(0)
     syy_np, spp_np, spy_np, ss_np = (B.to_numpy(v) for v in (syy, spp, spy, ss_res))
     syy_np, spp_np = np.asarray(syy_np, float), np.asarray(spp_np, float)
     tiny = np.finfo(np.float64).tiny
@@ -894,6 +944,7 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
     out = np.empty((n_draws, t))
     flops = 0.0
     if order == "hat":
+        alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
         # batches of draws sized for the largest group of targets sharing a penalty
         c_max = int(max(np.sum(best_np == a) for a in used))
         step = int(max(1, min(n_draws, batch_bytes // refit_null_draw_bytes(n_tr, 0, 0, n_te, c_max, itemsize))))
@@ -906,32 +957,30 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
             return idx.shape[0], idx[:, split.train].T.reshape(-1), idx[:, split.test].T.reshape(-1)
 
         kept = [rows_of(start) for start in starts] if keep else None
-        # every target's draws gathered once, then each penalty's columns taken from them (the
-        # gathers, not the products, dominate for a few targets), when they all fit a batch
-        shared = None
-        if keep and used.size > 1 and n_draws * n * t * itemsize <= REFIT_SHARED_BYTES:
-            shared = [(take_rows(B, Y, tr_rows), take_rows(B, Y, te_rows)) for _, tr_rows, te_rows in kept]
         for a in used:
             cols = np.flatnonzero(best_np == a)
             c = cols.size
-            if solved:
-                M, f = split.hat_map(B, gram, float(B.to_numpy(alphas[int(a)])))
-                flops += f
-            else:
-                M = (split.P * (1.0 / (lam + alphas[int(a)]))[None, :]) @ split.V.T  # (n_te, r)
-                if split.form == "primal":
-                    M = M @ take_rows(B, gram.X, split.train).T  # (n_te, n_tr)
-                flops += 2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if split.form == "primal" else 0.0)
+            # the map depends on the design, the split and the penalty only: kept for later fits of the design
+            tag = b"hat-map|" + (b"solve|" if solved else b"spectral|") + str(Y.dtype).encode()
+            penalty = alphas_np[int(a):int(a) + 1]
+            M = _kept(gram, tag, split.train, split.test, penalty)
+            if M is None:
+                if solved:
+                    M, f = split.hat_map(B, gram, float(penalty[0]))
+                    flops += f
+                else:
+                    M = (split.P * (1.0 / (lam + alphas[int(a)]))[None, :]) @ split.V.T  # (n_te, r)
+                    if split.form == "primal":
+                        M = M @ take_rows(B, gram.X, split.train).T  # (n_te, n_tr)
+                    flops += 2.0 * n_te * r * r + (2.0 * n_te * r * n_tr if split.form == "primal" else 0.0)
+                _keep(gram, tag, split.train, split.test, penalty, M)
             Yc = Y[:, as_index(B, cols)]
             bc = base[:, as_index(B, cols)] if base is not None else None
             for b, start in enumerate(starts):
                 k, tr_rows, te_rows = kept[b] if keep else rows_of(start)
-                if shared is not None:
-                    ytr = shared[b][0][:, as_index(B, cols)].reshape(n_tr, k * c)
-                    yte = shared[b][1][:, as_index(B, cols)].reshape(n_te, k * c)
-                else:
-                    ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
-                    yte = take_rows(B, Yc, te_rows).reshape(n_te, k * c)
+                # each target's draws gathered once, with its penalty's group (take_rows)
+                ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
+                yte = take_rows(B, Yc, te_rows).reshape(n_te, k * c)
                 if bc is not None:
                     ytr = (ytr.reshape(n_tr, k, c) + take_rows(B, bc, split.train)[:, None, :]).reshape(n_tr, k * c)
                     yte = (yte.reshape(n_te, k, c) + take_rows(B, bc, split.test)[:, None, :]).reshape(n_te, k * c)
@@ -1146,7 +1195,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         else:
             splits = [decompose(B, gram, tr, va, cache) for tr, va in inner_k]
             for s in splits:
-                prepare_filters(B, s, alphas, t if resolve else 0, dtype_name)
+                prepare_filters(B, s, alphas, t if resolve else 0, dtype_name, gram)
         counter["flops"] += sum(s.flops for s in splits) + outer_split.flops
         if joint is not None:
             jsplits = [_joint.split_pieces(B, s, gram, joint, XtN) for s in splits]
@@ -1175,10 +1224,12 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                 b_alpha = np.nan_to_num(joint.base_alpha[k, cols], nan=1.0)
             for s_i, s in enumerate(splits):
                 if joint is not None:
-                    loss, E = cv_losses(B, s, gram, Yc, alphas, XtY, counter, return_residuals=True)
+                    Zs = s.project(B, gram, Yc, XtY)  # the layer's and the joint models' (once)
+                    counter["flops"] += s.project_flops(gram, Yc.shape[1])
+                    loss, E = cv_losses(B, s, gram, Yc, alphas, XtY, counter, return_residuals=True, Z=Zs)
                     loss = to_float64(B, loss)
                     js = jsplits[s_i]
-                    Zy = _joint.to_np(B, s.project(B, gram, Yc, XtY))
+                    Zy = _joint.to_np(B, Zs)
                     NtY = joint.N64[s.train].T @ Ynp[s.train]
                     jl = _joint.inner_losses(js, _joint.to_np(B, E), Zy, NtY, Ynp[s.test], alphas_np, ratios,
                                              b_alpha, _invalid_alphas(B, s.lam, alphas))

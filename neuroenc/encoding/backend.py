@@ -153,12 +153,18 @@ def eigh(B: Any, A: Any) -> tuple[Any, Any]:
 
 
 def take_rows(B: Any, A: Any, idx: np.ndarray) -> Any:
-    """``A[idx]`` for a backend array."""
+    """``A[idx]`` for a backend array (any shape of ``idx``: the result has ``idx.shape +
+    A.shape[1:]``). On NumPy, ``np.take``: the same values as fancy indexing, several times
+    faster for the narrow arrays of many rows that the permutation draws gather."""
+    if B.name == "numpy":
+        return np.take(A, idx, axis=0)
     return A[as_index(B, idx)]
 
 
 def take_block(B: Any, A: Any, rows: np.ndarray, cols: np.ndarray) -> Any:
     """``A[rows][:, cols]`` for a backend array."""
+    if B.name == "numpy":
+        return np.take(np.take(A, rows, axis=0), cols, axis=1)
     return A[as_index(B, rows)][:, as_index(B, cols)]
 
 

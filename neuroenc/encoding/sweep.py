@@ -521,7 +521,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         with use_backend(backend_name) as B:
             Yb = B.asarray(Y, dtype=dtype)
             ab = B.asarray(alphas, dtype=dtype)
-            band = base_out = jfold = udraws = usamples = None
+            band = base_out = jfold = udraws = usamples = uinverse = None
             if N is not None:
                 # the baseline alone, and its band in every layer's joint model: the same splits
                 base_out = _ridge.fit_layer_cv(B.asarray(N, dtype=dtype), Yb, outer, inner, ab, form=self.form,
@@ -576,14 +576,16 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                         jfold[key][:, j] = out[f"joint_fold_{key}"]
                     if unique_draws:
                         if udraws is None:
+                            # each distinct draw once (a short run has few shifts), copied to its repeats
+                            udistinct, uinverse = make_draws(_derived_seed(perm_seed, 2)).distinct()
                             udraws = _joint.UniqueDraws(Y, N, outer, base_out["fold_alpha"], base_out["fold_r2"],
-                                                        make_draws(_derived_seed(perm_seed, 2)),
-                                                        score=self.unique_score)
+                                                        udistinct, score=self.unique_score)
                             usamples = np.full((n_perm, n_l, t), np.nan)
                         Xn = np.asarray(X, dtype=np.float64) if out["form"] == "primal" else None
-                        usamples[:, j] = udraws.layer(out["joint_splits"], out["joint_inner_splits"], Xn,
-                                                      out["joint_fold_alpha"], out["joint_fold_alpha_kept"],
-                                                      out["joint_fold_alpha_base_kept"])
+                        layer_draws = udraws.layer(out["joint_splits"], out["joint_inner_splits"], Xn,
+                                                   out["joint_fold_alpha"], out["joint_fold_alpha_kept"],
+                                                   out["joint_fold_alpha_base_kept"])
+                        usamples[:, j] = layer_draws if uinverse is None else layer_draws[uinverse]
                         del Xn
                 out.pop("joint_splits", None)
                 out.pop("joint_inner_splits", None)

@@ -342,6 +342,30 @@ def comparison_mode(config: RunConfig, subject: str, dataset: Any) -> str:
 
 
 @logs_subject  # its warnings name the subject (printed once across subjects by the CLI)
+def _read_features(path: str | Path, layers: Sequence[int] | None, store: Any = None) -> tuple[Any, str]:
+    """A features file (:func:`~neuroenc.features.kinds.load_feature_file`) and its sha256.
+
+    With the worker's ``store`` (:class:`~neuroenc.encoding.spectra.SpectrumStore`), both are
+    kept there for the next subject of the same story, under the file's path, size,
+    modification time and inode (within its memory budget): the file is read and hashed once
+    per worker, not once per subject (features files are written once, by an atomic
+    replace, so a changed file has a new modification time and inode)."""
+    from ..features.kinds import load_feature_file
+
+    if store is None:
+        return load_feature_file(path, layers=layers), _sha256_file(path)
+    st = os.stat(path)
+    layer_key = None if layers is None else [int(x) if isinstance(x, (int, np.integer)) else x for x in layers]
+    part = repr((os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino, layer_key)).encode()
+    kept = store.get(b"features-file", part)
+    if kept is None:
+        fs = load_feature_file(path, layers=layers)
+        kept = (fs, _sha256_file(path))
+        arrays = getattr(fs, "_layers", {}).values()  # every kind's layers (features.layers.Layered)
+        store.put(b"features-file", part, kept, nbytes=sum(int(getattr(a, "nbytes", 0)) for a in arrays))
+    return kept
+
+
 def fit_subject(
     config: RunConfig,
     subject: str,
@@ -379,7 +403,6 @@ def fit_subject(
         :class:`~neuroenc.encoding.spectra.SpectrumStore`); the results are the same without.
     """
     from ..encoding import fit_encoding
-    from ..features.kinds import load_feature_file
 
     out = Path(out) if out is not None else results_path(config, subject)
     started = time.time()
@@ -400,7 +423,8 @@ def fit_subject(
         responses = {r: resp.select(np.arange(resp.n_targets)[targets]) for r, resp in responses.items()}
         if noise_ceiling is not None:
             noise_ceiling = np.asarray(noise_ceiling)[targets]
-    feats = {run: load_feature_file(features[run], layers=layers) for run in responses}
+    read = {run: _read_features(features[run], layers, spectra) for run in responses}
+    feats = {run: fs for run, (fs, _) in read.items()}
     design = _design(config, feats, responses)
     n_repeats = None
     if noise_ceiling is None and subject != GROUP:
@@ -431,7 +455,7 @@ def fit_subject(
         "model": config.model.name,
         "n_model_layers": first_fs.n_model_layers,
         "runs": list(responses),
-        "features_sha256": {run: _sha256_file(features[run]) for run in responses},
+        "features_sha256": {run: digest for run, (_, digest) in read.items()},
         "features_files": {run: str(features[run]) for run in responses},
         # each run's response as fitted: the mapping refuses two results of the same responses
         "responses_sha256": {run: _array_sha256(responses[run].data) for run in responses},
