@@ -24,9 +24,11 @@ Printed, on the first ``--words`` words of Natural Stories story 3 (default 500)
    ``lm_quality(context_tokens=N)`` reads the context kinds; ``full`` reads all of them (one
    pass per token over the whole text so far: quadratic, slow on a CPU).
 
-Run: ``python benchmarks/lm_quality_parity.py`` (about 1-2 minutes on 2 cores with the
-defaults; ``--help`` for the options). Block numbers in the specs are for a 30-block model;
-another model needs specs of its own (``--structural``, ``--context``).
+Run: ``python benchmarks/lm_quality_parity.py`` (``--help`` for the options). With the
+defaults, on one torch thread of a shared 2-core machine: about 40 s to load the model, 10-20 s
+per structural run, then about 100 s for neuroenc's freeze-context run, 300 s for the unbatched
+reference and 100 s for the intact run it is compared with (about 12 minutes in all). The
+block numbers in ``STRUCTURAL`` are for a 30-block model such as SmolLM2.
 """
 from __future__ import annotations
 
