@@ -23,8 +23,16 @@
 # parallel, freeze the context from 2/3 depth) the change of LM loss beside the change of the
 # per-layer brain and reading-time profiles (features under the intervention, the same fit).
 # To stay cheap it fits the Alice group mean only (not the 27 subjects), every LAYER_STEP-th
-# layer, no permutations; freeze-context needs one pass per word (window policy, WINDOW_CONTEXT
-# tokens), so it is compared with the intact model read the same way, on fewer stories.
+# layer, no permutations, and refits only the layers an intervention changed (a layer below the
+# first changed block has the reference's features, checked equal, hence the reference's fit);
+# freeze-context needs one pass per word (window policy, WINDOW_CONTEXT tokens), so it is
+# compared with the intact model read the same way, on fewer stories.
+#
+# Cost (the full run, cold feature cache, CPU seconds of 2 torch threads on the shared 2-core
+# machine, 2026-12-07): LM runs ~780 (of which the one-pass-per-token context runs ~70%),
+# intact features ~210, intact fits ~70, layer metrics ~10, the bridge ~1000 (most of it
+# extracting features under the interventions, the window-policy ones above all). Features are
+# cached (CACHE_DIR): a second run extracts nothing.
 #
 # Standard errors: LM checks are paired over words (compare the same words under two
 # conditions; neighbouring words are not independent, so the SEs are somewhat small); the
