@@ -23,8 +23,16 @@
 # parallel, freeze the context from 2/3 depth) the change of LM loss beside the change of the
 # per-layer brain and reading-time profiles (features under the intervention, the same fit).
 # To stay cheap it fits the Alice group mean only (not the 27 subjects), every LAYER_STEP-th
-# layer, no permutations; freeze-context needs one pass per word (window policy, WINDOW_CONTEXT
-# tokens), so it is compared with the intact model read the same way, on fewer stories.
+# layer, no permutations, and refits only the layers an intervention changed (a layer below the
+# first changed block has the reference's features, checked equal, hence the reference's fit);
+# freeze-context needs one pass per word (window policy, WINDOW_CONTEXT tokens), so it is
+# compared with the intact model read the same way, on fewer stories.
+#
+# Cost (the full run, cold feature cache, CPU seconds of 2 torch threads on the shared 2-core
+# machine, 2026-12-07): LM runs ~780 (of which the one-pass-per-token context runs ~70%),
+# intact features ~210, intact fits ~70, layer metrics ~10, the bridge ~1000 (most of it
+# extracting features under the interventions, the window-policy ones above all). Features are
+# cached (CACHE_DIR): a second run extracts nothing.
 #
 # Standard errors: LM checks are paired over words (compare the same words under two
 # conditions; neighbouring words are not independent, so the SEs are somewhat small); the
@@ -214,6 +222,16 @@ def context_specs(n_blocks: int, s: Settings) -> dict[str, str]:
     return specs
 
 
+def same_blocks_key(spec: str | None, n_blocks: int) -> str:
+    """One key for the specs that run the same blocks: the ``order:`` form of an alias."""
+    from neuroenc.features.interventions import ORDER_ALIASES, parse_intervention
+
+    iv = parse_intervention(spec)
+    if iv is None:
+        return "none"
+    return str(iv.as_order(n_blocks) if iv.kind in ORDER_ALIASES else iv)
+
+
 def run_lm(lm: Any, words: list[str], context_words: list[str], swap_text: str,
            s: Settings) -> tuple[dict, dict, pd.DataFrame]:
     """Every LM run: (structural runs, context runs, a tidy table of their numbers)."""
@@ -221,9 +239,15 @@ def run_lm(lm: Any, words: list[str], context_words: list[str], swap_text: str,
 
     n_blocks = lm.n_layers - 1
     rows, structural, contextual = [], {}, {}
+    done: dict[str, str] = {}  # the same blocks under another name (skip:15 and skip:15-15) are read once
     for name, spec in structural_specs(n_blocks, s).items():
         t = time.time()
-        structural[name] = lm_quality(words, lm, intervention=spec, context_tokens=s.lm_context)
+        key = same_blocks_key(spec, n_blocks)
+        if key in done:
+            structural[name] = replace(structural[done[key]], intervention=spec)
+        else:
+            structural[name] = lm_quality(words, lm, intervention=spec, context_tokens=s.lm_context)
+            done[key] = name
         rows.append(dict(run=name, spec=spec or "none", words=len(words), seconds=time.time() - t))
     for name, spec in context_specs(n_blocks, s).items():
         t = time.time()
@@ -475,6 +499,23 @@ def profile_change(ref: pd.DataFrame, new: pd.DataFrame, first_changed: int) -> 
             "delta_best_r": float(b.max() - a.max())}
 
 
+def refit_changed(fit: Any, features: Any, ref_features: Any, ref_profile: pd.DataFrame, layers: list[int],
+                  first_changed: int) -> pd.DataFrame:
+    """The profile of ``features`` fitted on ``layers``, refitting only the layers that changed.
+
+    A layer below ``first_changed`` whose features equal the reference's exactly gets the same
+    fit (the ridge fits are per layer and deterministic: same rows, same folds, same alphas),
+    so its row is taken from ``ref_profile``; every other layer is fitted with ``fit(features,
+    layers)``. The profile is the one fitting every layer gives, for less time.
+    """
+    same = [x for x in layers if x < first_changed and x in ref_features and x in features
+            and np.array_equal(features[x], ref_features[x])]
+    todo = [x for x in layers if x not in same]
+    new = profile(fit(features, todo)) if todo else ref_profile.iloc[:0]
+    kept = ref_profile[ref_profile["layer"].isin(same)]
+    return pd.concat([kept, new], ignore_index=True).sort_values("layer", ignore_index=True)
+
+
 def first_changed_layer(spec: str, n_blocks: int) -> int:
     from neuroenc.features.interventions import parse_intervention
 
@@ -603,6 +644,7 @@ def run(s: Settings, lm: Any = None, data: Data | None = None, on_partial: Any =
                                    intervention=win_ref_spec, cache_dir=s.cache_dir).transform(win_set)
         refs = {"strided": (ref_brain, ref_rt), "window": (profile(alice_fit(win_alice, group, s, layers)),
                                                            profile(rt_fit(win_rt, win_resp, layers, s.rt_cv_words)))}
+        ref_features = {"strided": (alice_features, rt_features), "window": (win_alice, win_rt)}
         conditions = [("skip middle third", f"skip:{i}-{j}", "strided", structural, "intact"),
                       ("parallel middle third", f"parallel:{i}-{j}", "strided", structural, "intact")]
         ctx_name = f"freeze-context from {k}"
@@ -632,9 +674,12 @@ def run(s: Settings, lm: Any = None, data: Data | None = None, on_partial: Any =
                                        intervention=spec, cache_dir=s.cache_dir).transform(win_set)
             first = first_changed_layer(spec, n_blocks)
             rb, rr = refs[policy]
-            cb = profile_change(rb, profile(alice_fit(fa, group, s, layers)), first)
-            cr = profile_change(rr, profile(rt_fit(fr, rt_resp if policy == "strided" else win_resp, layers,
-                                                   s.rt_cv_words)), first)
+            base_a, base_r = ref_features[policy]
+            cb = profile_change(rb, refit_changed(lambda f, ls: alice_fit(f, group, s, ls), fa, base_a, rb,
+                                                  layers, first), first)
+            resp = rt_resp if policy == "strided" else win_resp
+            cr = profile_change(rr, refit_changed(lambda f, ls, resp=resp: rt_fit(f, resp, ls, s.rt_cv_words),
+                                                  fr, base_r, rr, layers, first), first)
             rows.append({"intervention": name, "spec": spec, "policy": policy, "delta_bits_per_word": dq,
                          "se": dse, **{f"brain_{a}": v for a, v in cb.items()},
                          **{f"rt_{a}": v for a, v in cr.items()}})

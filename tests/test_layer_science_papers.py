@@ -134,3 +134,71 @@ def test_lm_only_gives_the_painters_and_attend_first_rows(papers, tiny_data, tmp
     assert out["cpu_times"]["total"] > 0 and set(out["times"]) == set(out["cpu_times"])
     s2, args = papers.parse_args(["--lm-only", "--quick", "--out-dir", str(tmp_path)])
     assert not s2.brain and not s2.bridge and s2.lm_words == papers.QUICK["lm_words"]
+
+
+def test_specs_running_the_same_blocks_are_read_once(papers, tiny_data, monkeypatch):
+    assert papers.same_blocks_key("skip:15", 30) == papers.same_blocks_key("skip:15-15", 30) \
+        == papers.same_blocks_key("order:0-14,16-29", 30) == "order:0-14,16-29"
+    assert papers.same_blocks_key("reverse:10-19", 30) != papers.same_blocks_key("shuffle:10-19:seed=0", 30)
+    assert papers.same_blocks_key(None, 30) == "none"
+    assert papers.same_blocks_key("freeze-context:5", 30) == "freeze-context:5"
+    import neuroenc.features.quality as quality
+
+    calls = []
+    original = quality.lm_quality
+
+    def spy(text, lm, intervention=None, **kwargs):
+        calls.append(intervention)
+        return original(text, lm, intervention=intervention, **kwargs)
+
+    monkeypatch.setattr(quality, "lm_quality", spy)
+    lm = tiny_gpt2(n_layer=6)
+    s = papers.Settings(lm_context=64, context_tokens=8, skip_step=3, skip_counts=(1, 2), context_depths=(1 / 6,))
+    words = tiny_data.words[:20]
+    structural, _, table = papers.run_lm(lm, words, words[:6], tiny_data.swap_text, s)
+    specs = papers.structural_specs(6, s)
+    assert specs["skip 1 middle"] == "skip:3-3" and specs["skip block 3"] == "skip:3"
+    assert "skip:3-3" not in calls and calls.count("skip:3") == 1
+    distinct = {papers.same_blocks_key(v, 6) for v in specs.values()}
+    # skip:3-3 = skip:3; skip 2 middle = the middle third (2 blocks), whose shuffle is its reverse
+    assert len(distinct) == len(specs) - 3
+    assert len(calls) == len(distinct) + len(papers.context_specs(6, s))
+    np.testing.assert_array_equal(structural["skip 1 middle"].word_surprisal, structural["skip block 3"].word_surprisal)
+    assert structural["skip 1 middle"].intervention == "skip:3-3"
+    row = table.set_index("run").loc["skip 1 middle"]
+    assert row["delta_bits"] == pytest.approx(table.set_index("run").loc["skip block 3", "delta_bits"])
+
+
+def test_bridge_refits_only_the_changed_layers_with_the_same_profile(papers, tiny_data):
+    from neuroenc.features import extract_features
+
+    lm = tiny_gpt2(n_layer=6)
+    s = papers.Settings(n_cv_blocks=3)
+    kw = dict(context_tokens=32, stride=16, pooling="last", cache_dir=None)
+    intact = extract_features(tiny_data.transcript, lm, **kw)
+    skipped = extract_features(tiny_data.transcript, lm, intervention="skip:2-3", **kw)
+    layers = papers.fit_layers(lm.n_layers, 2)
+    assert layers == [0, 2, 4, 6]
+    first = papers.first_changed_layer("skip:2-3", 6)
+    assert first == 3
+    ref = papers.profile(papers.alice_fit(intact, tiny_data.group, s, layers))
+    full = papers.profile(papers.alice_fit(skipped, tiny_data.group, s, layers))
+    calls = []
+
+    def fit(features, ls):
+        calls.append(list(ls))
+        return papers.alice_fit(features, tiny_data.group, s, ls)
+
+    narrowed = papers.refit_changed(fit, skipped, intact, ref, layers, first)
+    assert calls == [[4, 6]]
+    assert list(narrowed.columns) == list(full.columns) and list(narrowed["layer"]) == layers
+    np.testing.assert_allclose(narrowed.drop(columns="layer").to_numpy(float),
+                               full.drop(columns="layer").to_numpy(float), rtol=1e-10, atol=1e-12)
+    # a layer whose features differ is refitted even below the first changed block
+    calls.clear()
+    papers.refit_changed(fit, skipped, intact, ref, layers, first_changed=5)
+    assert calls == [[4, 6]]
+    other = extract_features(tiny_data.transcript, lm, intervention="skip:0", **kw)
+    calls.clear()
+    papers.refit_changed(fit, other, intact, ref, layers, first_changed=5)
+    assert calls == [[2, 4, 6]]  # layer 0 (the embeddings) is the same; layer 2 is not
