@@ -28,11 +28,13 @@
 # freeze-context needs one pass per word (window policy, WINDOW_CONTEXT tokens), so it is
 # compared with the intact model read the same way, on fewer stories.
 #
-# Cost (the full run, cold feature cache, CPU seconds of 2 torch threads on the shared 2-core
-# machine, 2026-12-07): LM runs ~780 (of which the one-pass-per-token context runs ~70%),
-# intact features ~210, intact fits ~70, layer metrics ~10, the bridge ~1000 (most of it
-# extracting features under the interventions, the window-policy ones above all). Features are
-# cached (CACHE_DIR): a second run extracts nothing.
+# Cost (CPU seconds, 2 torch threads, shared 2-core machine, 2026-12-07). Cold feature cache,
+# 2475 in all: LM runs 779 (the one-pass-per-token context runs ~70% of it), layer similarity
+# 23, intact features 211, intact fits 67, layer metrics 11, the bridge 1365 (extracting
+# features under the interventions, the window-policy ones above all). Features are cached
+# (CACHE_DIR): with them cached the bridge took 143 (its fits, narrowed to the changed layers),
+# about 1050 in all. The run is bound by the forward passes; the next cut is exact sharing of
+# the blocks below K between the context kinds at depth K (about a third of their passes).
 #
 # Standard errors: LM checks are paired over words (compare the same words under two
 # conditions; neighbouring words are not independent, so the SEs are somewhat small); the
