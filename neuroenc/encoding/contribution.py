@@ -263,7 +263,9 @@ def simultaneous_intervals(observed: np.ndarray, draws: np.ndarray, ci: float = 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(draws, 0)
-        e = draws - mean[None]
+        # the band is found on the draws themselves: the mean cancels from the interval's ends
+        # (delta - mean - (q - mean) = delta - q), so none of its rounding reaches them
+        e = draws
         srt = np.sort(np.where(np.isfinite(e), e, np.nan), axis=0)  # NaN last
         count = np.isfinite(e).sum(0)  # (n_l, n_t)
         low_q = np.zeros((n_l, n_t))
@@ -287,11 +289,11 @@ def simultaneous_intervals(observed: np.ndarray, draws: np.ndarray, ci: float = 
             high_q[ok, j] = sj[np.maximum(cj - 1 - best_k, 0), np.arange(cj.size)]
             low_q[~ok, j] = high_q[~ok, j] = np.nan
         centre = observed - mean
-        lower, upper = centre - high_q, centre - low_q
+        lower, upper = observed - high_q, observed - low_q
         if fold_values is not None:
             sd = np.nanstd(draws, 0)
-            z = np.abs(e) / np.where(sd > 0, sd, np.inf)[None]
-            c = np.nanquantile(np.nanmax(np.where(np.isfinite(e), z, np.nan), axis=1), ci, axis=0,
+            z = np.abs(draws - mean[None]) / np.where(sd > 0, sd, np.inf)[None]
+            c = np.nanquantile(np.nanmax(np.where(np.isfinite(draws), z, np.nan), axis=1), ci, axis=0,
                                method="higher")
             k = np.isfinite(fold_values).sum(0)
             se = np.where(k >= 2, np.nanstd(fold_values, 0, ddof=1) / np.sqrt(k), 0.0)
