@@ -341,7 +341,6 @@ def comparison_mode(config: RunConfig, subject: str, dataset: Any) -> str:
     return "null" if subject != GROUP and several else "auto"
 
 
-@logs_subject  # its warnings name the subject (printed once across subjects by the CLI)
 def _read_features(path: str | Path, layers: Sequence[int] | None, store: Any = None) -> tuple[Any, str]:
     """A features file (:func:`~neuroenc.features.kinds.load_feature_file`) and its sha256.
 
@@ -366,6 +365,7 @@ def _read_features(path: str | Path, layers: Sequence[int] | None, store: Any = 
     return kept
 
 
+@logs_subject  # its warnings name the subject (printed once across subjects by the CLI)
 def fit_subject(
     config: RunConfig,
     subject: str,
@@ -419,6 +419,8 @@ def fit_subject(
     if missing:
         raise ValueError(f"no features for run(s) {missing} of subject {subject!r}; extract them first.")
     n_targets_all = next(iter(responses.values())).n_targets
+    # each run's whole response (every target: the same in every target chunk of the subject)
+    responses_sha256 = {run: _array_sha256(resp.data) for run, resp in responses.items()}
     if targets is not None:
         responses = {r: resp.select(np.arange(resp.n_targets)[targets]) for r, resp in responses.items()}
         if noise_ceiling is not None:
@@ -458,7 +460,7 @@ def fit_subject(
         "features_sha256": {run: digest for run, (_, digest) in read.items()},
         "features_files": {run: str(features[run]) for run in responses},
         # each run's response as fitted: the mapping refuses two results of the same responses
-        "responses_sha256": {run: _array_sha256(responses[run].data) for run in responses},
+        "responses_sha256": responses_sha256,
         "config": config.to_dict(effective=True),
         "config_file": config.source,
         "results_key": key,
