@@ -243,18 +243,14 @@ def _groups(alpha_layer: np.ndarray, alpha_base: np.ndarray, cols: np.ndarray):
     return [((float(a), float(b)), cols[inv.reshape(-1) == i]) for i, (a, b) in enumerate(uniq)]
 
 
-def joint_hat(js: JointSplit, X_T: np.ndarray | None, N_T: np.ndarray, alpha: float, w: float) -> np.ndarray:
-    """The joint model's map from training responses to held-out predictions: (n_held, n_train).
-
-    ``X_T``, ``N_T``: the training rows of the layer (primal form only) and of the baseline.
-    """
+def joint_hat(js: JointSplit, alpha: float, w: float) -> np.ndarray:
+    """The joint model's map from training responses to held-out predictions, (n_held,
+    n_train), of a split in the kernel form (the primal form predicts through ``X_T^T y``
+    instead: :class:`_Predictor`)."""
     D, S, R, _ = _terms(js, alpha)
     k = S.shape[0]
     RC = R @ np.linalg.inv(0.5 * (S + S.T) + np.eye(k) / w)  # (n_held, k)
-    if js.form == "kernel":
-        return (js.P + RC @ js.Zu.T) @ (D[:, None] * js.V.T)
-    left = (js.P - RC @ js.Zu.T / alpha) @ (D[:, None] * js.V.T)  # (n_held, p)
-    return left @ X_T.T + RC @ N_T.T / alpha
+    return (js.P + RC @ js.Zu.T) @ (D[:, None] * js.V.T)
 
 
 def ridge_hat(N_T: np.ndarray, N_H: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -297,23 +293,6 @@ def unique_score(r: np.ndarray, r2: np.ndarray, score: str) -> np.ndarray:
     if score == "R2":
         return np.asarray(r2, dtype=np.float64)
     raise ValueError(f"Invalid unique score {score!r}; use one of {UNIQUE_SCORES}.")
-
-
-def numpy_split(X: np.ndarray, N: np.ndarray, train: np.ndarray, test: np.ndarray, form: str) -> JointSplit:
-    """The joint pieces of an outer split computed in numpy float64 (for the draws), negative
-    eigenvalues (round-off) as zeros."""
-    XT, XH = X[train], X[test]
-    NT = N[train]
-    if form == "kernel":
-        lam, V = np.linalg.eigh(XT @ XT.T)
-        P = (XH @ XT.T) @ V
-        Zu = V.T @ NT
-    else:
-        lam, V = np.linalg.eigh(XT.T @ XT)
-        P = XH @ V
-        Zu = V.T @ (XT.T @ NT)
-    return JointSplit(form, np.asarray(train), np.asarray(test), np.clip(lam, 0, None), P, V, Zu, N[test],
-                      NT.T @ NT)
 
 
 #: Bytes one batch of draws of the unique-contribution tests may take (responses of every draw).
@@ -459,20 +438,19 @@ class _Predictor:
     form) or None."""
 
     def __init__(self, js: JointSplit, X: np.ndarray | None, N: np.ndarray, a: float, b: float) -> None:
-        self.js, self.N, self.a, self.b = js, N, float(a), float(b)
+        self.js, self.X, self.N, self.a, self.b = js, X, N, float(a), float(b)
         if js.form == "kernel":
-            self.M = joint_hat(js, None, N[js.train], a, a / b)
+            self.M = joint_hat(js, a, a / b)
         else:
             left = np.ones(N.shape[0], dtype=bool)
             left[js.train] = False
-            self.left = np.flatnonzero(left)  # the rows out of the training set
-            self.X_left = X[self.left]
+            self.left = np.flatnonzero(left)  # the rows out of the training set (gathered when used)
 
     def __call__(self, Y: np.ndarray, G: np.ndarray | None) -> np.ndarray:
         js = self.js
         if js.form == "kernel":
             return self.M @ Y[js.train]
-        XtY = G - self.X_left.T @ Y[self.left]
+        XtY = G - np.take(self.X, self.left, axis=0).T @ Y[self.left]
         m = Y.shape[1]
         return outer_predict(js, js.V.T @ XtY, self.N[js.train].T @ Y[js.train], np.full(m, self.a),
                              np.full(m, self.b))

@@ -238,6 +238,24 @@ class UniqueContribution:
                    n_draws=int(group.attrs["n_draws"]), source=str(group.attrs["source"]))
 
 
+def _percentile_band(d: np.ndarray, srt: np.ndarray, count: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each layer's lower and upper quantile of its draws ``d`` (n_draws, n_layers; ``srt``
+    sorted, NaN last, ``count`` finite per layer), cutting as many draws ``k`` from each tail as
+    keeps the draws that leave some layer's band at ``(1 - ci)`` of them or fewer."""
+    cols = np.arange(count.size)
+
+    def band(k):
+        return srt[np.minimum(k, count - 1), cols], srt[np.maximum(count - 1 - k, 0), cols]
+
+    best = 0
+    for k in range(1, int(np.ceil(d.shape[0] * (1.0 - ci) / 2)) + 1):
+        lo, hi = band(k)
+        if ((d < lo[None]) | (d > hi[None])).any(1).sum() > (1.0 - ci) * d.shape[0]:
+            break
+        best = k
+    return band(best)
+
+
 def simultaneous_intervals(observed: np.ndarray, draws: np.ndarray, ci: float = 0.95,
                            fold_values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Intervals of every layer's unique contribution that hold for all layers at once.
@@ -265,29 +283,14 @@ def simultaneous_intervals(observed: np.ndarray, draws: np.ndarray, ci: float = 
         mean = np.nanmean(draws, 0)
         # the band is found on the draws themselves: the mean cancels from the interval's ends
         # (delta - mean - (q - mean) = delta - q), so none of its rounding reaches them
-        e = draws
-        srt = np.sort(np.where(np.isfinite(e), e, np.nan), axis=0)  # NaN last
-        count = np.isfinite(e).sum(0)  # (n_l, n_t)
-        low_q = np.zeros((n_l, n_t))
-        high_q = np.zeros((n_l, n_t))
-        allowed = (1.0 - ci) * n_d
+        srt = np.sort(np.where(np.isfinite(draws), draws, np.nan), axis=0)  # NaN last
+        count = np.isfinite(draws).sum(0)  # (n_l, n_t)
+        low_q = np.full((n_l, n_t), np.nan)
+        high_q = np.full((n_l, n_t), np.nan)
         for j in range(n_t):
             ok = count[:, j] > 0
-            if not ok.any():
-                low_q[:, j] = high_q[:, j] = np.nan
-                continue
-            ej, sj, cj = e[:, ok, j], srt[:, ok, j], count[ok, j]
-            best_k = 0
-            for k in range(int(np.ceil(n_d * (1.0 - ci) / 2)) + 1):  # k draws cut from each tail
-                lo = sj[np.minimum(k, cj - 1), np.arange(cj.size)]
-                hi = sj[np.maximum(cj - 1 - k, 0), np.arange(cj.size)]
-                outside = ((ej < lo[None]) | (ej > hi[None])).any(1).sum()
-                if outside > allowed:
-                    break
-                best_k = k
-            low_q[ok, j] = sj[np.minimum(best_k, cj - 1), np.arange(cj.size)]
-            high_q[ok, j] = sj[np.maximum(cj - 1 - best_k, 0), np.arange(cj.size)]
-            low_q[~ok, j] = high_q[~ok, j] = np.nan
+            if ok.any():
+                low_q[ok, j], high_q[ok, j] = _percentile_band(draws[:, ok, j], srt[:, ok, j], count[ok, j], ci)
         centre = observed - mean
         lower, upper = observed - high_q, observed - low_q
         if fold_values is not None:

@@ -525,7 +525,8 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             if N is not None:
                 # the baseline alone, and its band in every layer's joint model: the same splits
                 base_out = _ridge.fit_layer_cv(B.asarray(N, dtype=dtype), Yb, outer, inner, ab, form=self.form,
-                                               n_targets_batch=self.n_targets_batch, counter=counter)
+                                               n_targets_batch=self.n_targets_batch, counter=counter,
+                                               return_predictions=False)
                 band = JointBand(B.asarray(N, dtype=dtype), N, np.asarray(
                     DEFAULT_RATIOS if self.unique_ratios is None else self.unique_ratios, dtype=np.float64),
                     base_out["fold_alpha"])

@@ -556,11 +556,15 @@ def write_report(config: RunConfig, results: Sequence[str | Path], out: str | Pa
     return Path(path), mapping
 
 
+def _little_endian(data: Any) -> np.ndarray:
+    """An array's values as contiguous little-endian bytes (what the hashes read)."""
+    data = np.ascontiguousarray(data)
+    return data.astype(data.dtype.newbyteorder("<")) if data.dtype.byteorder == ">" else data
+
+
 def _array_sha256(data: Any) -> str:
     """The sha256 of an array's values (little-endian bytes), shape and dtype."""
-    data = np.ascontiguousarray(data)
-    if data.dtype.byteorder == ">":
-        data = data.astype(data.dtype.newbyteorder("<"))
+    data = _little_endian(data)
     h = hashlib.sha256(json.dumps([list(data.shape), data.dtype.str]).encode())
     h.update(memoryview(data).cast("B"))
     return h.hexdigest()
@@ -585,9 +589,7 @@ def subject_data_hash(dataset: Any, subject: str) -> str:
             if part == "confounds" and run not in responses:
                 continue
             item = items[run]
-            data = np.ascontiguousarray(item.data)
-            if data.dtype.byteorder == ">":
-                data = data.astype(data.dtype.newbyteorder("<"))
+            data = _little_endian(item.data)
             meta = [part, str(run), list(map(str, item.names)), item.kind, list(item.grid),
                     list(data.shape), data.dtype.str]
             h.update(json.dumps(meta).encode())
