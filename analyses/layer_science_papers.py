@@ -12,8 +12,9 @@
 #   (raw cosine and linear CKA, jackknife SE over chunks of tokens).
 # - Ben-Artzy & Schwartz 2024, "Attend First, Consolidate Later": the loss when the previous
 #   tokens' states are frozen, randomised or swapped for another text's from several depths
-#   (one forward pass per predicted token, CONTEXT_TOKENS tokens of context, on the first
-#   CONTEXT_WORDS words), and when the upper or lower blocks lose attention.
+#   (every token read as the current one with all the text before it as context, in one paired
+#   pass: neuroenc.features.paired_context, exactly one pass per token), on the same words as
+#   the Painters runs, and when the upper or lower blocks lose attention.
 # - Skean et al. 2025, "Layer by Layer": each representation metric per layer
 #   (layer_metrics(preset="skean2025"), on the Alice word features) beside the per-layer
 #   brain scores (the Alice group mean, 6 ROIs) and reading-time scores (Natural Stories),
@@ -24,9 +25,8 @@
 # per-layer brain and reading-time profiles (features under the intervention, the same fit).
 # To stay cheap it fits the Alice group mean only (not the 27 subjects), every LAYER_STEP-th
 # layer, no permutations, and refits only the layers an intervention changed (a layer below the
-# first changed block has the reference's features, checked equal, hence the reference's fit);
-# freeze-context needs one pass per word (window policy, WINDOW_CONTEXT tokens), so it is
-# compared with the intact model read the same way, on fewer stories.
+# first changed block has the reference's features, checked equal, hence the reference's fit).
+# Every condition, freeze-context included (paired passes), reads the intact model's chunks.
 #
 # Cost (CPU seconds, 2 torch threads, shared 2-core machine, 2026-12-07). Cold feature cache,
 # 2475 in all: LM runs 779 (the one-pass-per-token context runs ~70% of it), layer similarity
@@ -70,6 +70,8 @@ TORCH_THREADS, BLAS_THREADS = 2, 1      # torch threads: 2 on 2 idle cores; 1 on
 #: A check supports a claim when its estimate is at least Z_CRIT standard errors in the
 #: direction the paper predicts.
 Z_CRIT = 2.0
+#: The context kinds' reference: the intact model read the same way (paired), frozen from the last block.
+REF_CONTEXT = "intact (paired)"
 VERDICT_RULE = (
     f"Each claim is tested by one or more checks, each an estimate in the direction the paper "
     f"predicts with its standard error (SE); a check passes when estimate / SE >= {Z_CRIT:g}. "
@@ -88,8 +90,6 @@ class Settings:
     lm_story: int = 3                  # Natural Stories story read by the LM side
     lm_words: int = 500                # its first words
     lm_context: Any = "full"           # structural kinds: the whole text in one pass
-    context_words: int = 250           # context kinds: one pass per token, on the first words ...
-    context_tokens: int = 32           # ... each predicted from this many tokens before its word
     context_depths: tuple = (1 / 6, 1 / 3, 2 / 3)   # where freeze/random/swap-context start
     swap_story: int = 1                # the source text of swap-context (another story)
     skip_step: int = 3                 # single-block skips every skip_step blocks (+ the last)
@@ -97,13 +97,11 @@ class Settings:
     similarity_chunks: int = 10        # jackknife chunks of tokens for the similarity SEs
     alice_context: int = 128           # Alice features: strided chunks (as the other analyses)
     alice_stride: int = 64
-    window_context: int = 16           # window policy (freeze-context and its intact reference)
     delays: tuple = (1, 2, 3, 4)
     n_cv_blocks: int = 5
     layer_step: int = 2                # brain / reading-time fits on every layer_step-th layer
     rt_stories: tuple = tuple(range(1, 11))
     rt_context: int = 128              # reading times: each word after its story (strided)
-    rt_window_stories: tuple = (1, 2)  # freeze-context reading times: fewer stories
     rt_cv_words: int = 200             # reading-time CV: blocks of this many words held out
     metric_window: int = 32            # words per prompt for the Skean metrics
     bridge: bool = True
@@ -118,8 +116,8 @@ class Settings:
 
 
 #: --quick: the same analysis on less (to measure and extrapolate the run time).
-QUICK = dict(lm_words=200, context_words=60, context_depths=(1 / 6, 2 / 3), skip_step=6, skip_counts=(1, 4),
-             layer_step=5, rt_stories=(1, 2, 3), rt_window_stories=(1, 2))
+QUICK = dict(lm_words=200, context_depths=(1 / 6, 2 / 3), skip_step=6, skip_counts=(1, 4),
+             layer_step=5, rt_stories=(1, 2, 3))
 
 
 # ----------------------------------------------------------------------------- the rule
@@ -213,9 +211,9 @@ def structural_specs(n_blocks: int, s: Settings) -> dict[str, str | None]:
 
 
 def context_specs(n_blocks: int, s: Settings) -> dict[str, str]:
-    """name -> spec of the context kinds (one pass per token); the reference is exactly intact:
-    frozen from the last block, the last block still reads the intact context."""
-    specs = {"intact (per token)": f"freeze-context:{n_blocks - 1}"}
+    """name -> spec of the context kinds (paired passes); the reference is exactly intact, read
+    the same way: frozen from the last block, the last block still reads the intact context."""
+    specs = {REF_CONTEXT: f"freeze-context:{n_blocks - 1}"}
     for d in s.context_depths:
         k = depth_block(d, n_blocks)
         specs[f"freeze-context from {k}"] = f"freeze-context:{k}"
@@ -234,8 +232,7 @@ def same_blocks_key(spec: str | None, n_blocks: int) -> str:
     return str(iv.as_order(n_blocks) if iv.kind in ORDER_ALIASES else iv)
 
 
-def run_lm(lm: Any, words: list[str], context_words: list[str], swap_text: str,
-           s: Settings) -> tuple[dict, dict, pd.DataFrame]:
+def run_lm(lm: Any, words: list[str], swap_text: str, s: Settings) -> tuple[dict, dict, pd.DataFrame]:
     """Every LM run: (structural runs, context runs, a tidy table of their numbers)."""
     from neuroenc.features.quality import compare_quality, lm_quality
 
@@ -253,13 +250,13 @@ def run_lm(lm: Any, words: list[str], context_words: list[str], swap_text: str,
         rows.append(dict(run=name, spec=spec or "none", words=len(words), seconds=time.time() - t))
     for name, spec in context_specs(n_blocks, s).items():
         t = time.time()
-        contextual[name] = lm_quality(context_words, lm, intervention=spec, context_tokens=s.context_tokens,
+        contextual[name] = lm_quality(words, lm, intervention=spec, context_tokens=s.lm_context,
                                       sources={"other": swap_text})
-        rows.append(dict(run=name, spec=spec, words=len(context_words), seconds=time.time() - t))
+        rows.append(dict(run=name, spec=spec, words=len(words), seconds=time.time() - t))
     table = pd.DataFrame(rows)
     out = []
     for row in rows:
-        runs, ref = (structural, "intact") if row["run"] in structural else (contextual, "intact (per token)")
+        runs, ref = (structural, "intact") if row["run"] in structural else (contextual, REF_CONTEXT)
         q = runs[row["run"]]
         d = compare_quality(runs[ref], q) if row["run"] != ref else None
         out.append(dict(bits_per_word=q.bits_per_word, accuracy=q.accuracy,
@@ -312,7 +309,7 @@ def attend_first_claims(ctx: dict, runs: dict, n_blocks: int, s: Settings) -> li
                 "swap-context": "swapped for another text's"}[kind]
         checks = [contrast(ctx, {f"{kind} from {a}": 1, f"{kind} from {b}": -1}, f"from {a} - from {b}")
                   for a, b in zip(ks, ks[1:])]
-        lo, hi, ref = f"{kind} from {ks[0]}", f"{kind} from {ks[-1]}", "intact (per token)"
+        lo, hi, ref = f"{kind} from {ks[0]}", f"{kind} from {ks[-1]}", REF_CONTEXT
         checks.append(contrast(ctx, {lo: 0.25, hi: -1, ref: 0.75},
                                f"cost from {ks[-1]} < 1/4 of cost from {ks[0]}"))
         rows.append(claim_row(paper, cid, f"Previous tokens' states {what} in the upper blocks cost little, "
@@ -530,14 +527,13 @@ def first_changed_layer(spec: str, n_blocks: int) -> int:
 @dataclass
 class Data:
     """What the analysis reads: the LM text, the Alice story and group-mean ROI time courses,
-    and the reading times (all stories fitted; fewer for the one-pass-per-word bridge)."""
+    and the reading times."""
 
     words: list            # the LM text (words)
     swap_text: str         # the source of swap-context
     transcript: Any        # the Alice transcript
     group: Any             # the Alice group-mean response
     rt: tuple              # (StimulusSet, Response) of the reading times
-    rt_window: tuple       # the same for the freeze-context bridge
 
 
 def _stories(data_dir: Any, stories: tuple) -> tuple[Any, Any]:
@@ -554,11 +550,11 @@ def load_data(s: Settings) -> Data:
     from neuroenc.pipeline.loaders import add_group_mean
 
     words = _stories(s.data_dir, (s.lm_story,))[0].texts[: s.lm_words]
-    swap = _stories(s.data_dir, (s.swap_story,))[0].texts[: 4 * s.context_tokens]
+    swap = _stories(s.data_dir, (s.swap_story,))[0].texts[: 2 * s.lm_words]  # as long as any context
     alice = load_alice(s.data_dir, download=False)
     add_group_mean(alice)
     return Data(list(words), " ".join(swap), alice.transcripts["alice"], alice.responses["group"]["alice"],
-                _stories(s.data_dir, s.rt_stories), _stories(s.data_dir, s.rt_window_stories))
+                _stories(s.data_dir, s.rt_stories))
 
 
 def run(s: Settings, lm: Any = None, data: Data | None = None, on_partial: Any = None) -> dict[str, Any]:
@@ -581,7 +577,7 @@ def run(s: Settings, lm: Any = None, data: Data | None = None, on_partial: Any =
 
     # ---------------------------------------------------------------- LM side
     t, c = time.time(), time.process_time()
-    structural, contextual, lm_runs = run_lm(lm, words, words[: s.context_words], data.swap_text, s)
+    structural, contextual, lm_runs = run_lm(lm, words, data.swap_text, s)
     times["LM runs"] = time.time() - t
     cpu["LM runs"] = time.process_time() - c
     logger.info("LM runs: %.0f s (%.0f s CPU)", times["LM runs"], cpu["LM runs"])
@@ -638,52 +634,26 @@ def run(s: Settings, lm: Any = None, data: Data | None = None, on_partial: Any =
         # intact references fitted the same way as each condition (not from results files)
         ref_brain = profile(alice_fit(alice_features, group, s, layers)) if s.brain_results else brain
         ref_rt = profile(rt_fit(rt_features, rt_resp, layers, s.rt_cv_words)) if s.rt_results else rt
-        win_set, win_resp = data.rt_window
-        win_ref_spec = f"freeze-context:{n_blocks - 1}"  # exactly the intact model, one pass per word
-        win_alice = extract_features(transcript, lm, context_tokens=s.window_context, policy="window",
-                                     pooling="last", cache_dir=s.cache_dir)
-        win_rt = StimulusExtractor(lm, context="group", context_tokens=s.window_context, pooling="last",
-                                   intervention=win_ref_spec, cache_dir=s.cache_dir).transform(win_set)
-        refs = {"strided": (ref_brain, ref_rt), "window": (profile(alice_fit(win_alice, group, s, layers)),
-                                                           profile(rt_fit(win_rt, win_resp, layers, s.rt_cv_words)))}
-        ref_features = {"strided": (alice_features, rt_features), "window": (win_alice, win_rt)}
-        conditions = [("skip middle third", f"skip:{i}-{j}", "strided", structural, "intact"),
-                      ("parallel middle third", f"parallel:{i}-{j}", "strided", structural, "intact")]
-        ctx_name = f"freeze-context from {k}"
-        conditions.append((ctx_name, f"freeze-context:{k}", "window", contextual, "intact (per token)"))
+        conditions = [("skip middle third", f"skip:{i}-{j}", structural, "intact"),
+                      ("parallel middle third", f"parallel:{i}-{j}", structural, "intact"),
+                      (f"freeze-context from {k}", f"freeze-context:{k}", contextual, REF_CONTEXT)]
         rows = []
-        for name, spec, policy, runs, ref in conditions:
-            from neuroenc.features.quality import compare_quality
+        for name, spec, runs, ref in conditions:
+            from neuroenc.features.quality import compare_quality, lm_quality
 
-            if name in runs:
-                d = compare_quality(runs[ref], runs[name])
-                dq, dse = d.mean, d.se
-            else:
-                from neuroenc.features.quality import lm_quality
-
-                base = lm_quality(words[: s.context_words], lm, intervention=f"freeze-context:{n_blocks - 1}",
-                                  context_tokens=s.context_tokens)
-                d = compare_quality(base, lm_quality(words[: s.context_words], lm, intervention=spec,
-                                                     context_tokens=s.context_tokens))
-                dq, dse = d.mean, d.se
-            if policy == "strided":
-                fa = extract_features(transcript, lm, intervention=spec, **kw)
-                fr = StimulusExtractor(lm, intervention=spec, **rt_kw).transform(rt_set)
-            else:
-                fa = extract_features(transcript, lm, context_tokens=s.window_context, policy="window",
-                                      pooling="last", intervention=spec, cache_dir=s.cache_dir)
-                fr = StimulusExtractor(lm, context="group", context_tokens=s.window_context, pooling="last",
-                                       intervention=spec, cache_dir=s.cache_dir).transform(win_set)
+            if name not in runs:  # a depth the LM side did not read
+                runs[name] = lm_quality(words, lm, intervention=spec, context_tokens=s.lm_context)
+            d = compare_quality(runs[ref], runs[name])
+            # the intact model's chunks; a context kind reads them in paired passes (exact)
+            fa = extract_features(transcript, lm, intervention=spec, **kw)
+            fr = StimulusExtractor(lm, intervention=spec, **rt_kw).transform(rt_set)
             first = first_changed_layer(spec, n_blocks)
-            rb, rr = refs[policy]
-            base_a, base_r = ref_features[policy]
-            cb = profile_change(rb, refit_changed(lambda f, ls: alice_fit(f, group, s, ls), fa, base_a, rb,
-                                                  layers, first), first)
-            resp = rt_resp if policy == "strided" else win_resp
-            cr = profile_change(rr, refit_changed(lambda f, ls, resp=resp: rt_fit(f, resp, ls, s.rt_cv_words),
-                                                  fr, base_r, rr, layers, first), first)
-            rows.append({"intervention": name, "spec": spec, "policy": policy, "delta_bits_per_word": dq,
-                         "se": dse, **{f"brain_{a}": v for a, v in cb.items()},
+            cb = profile_change(ref_brain, refit_changed(lambda f, ls: alice_fit(f, group, s, ls), fa,
+                                                         alice_features, ref_brain, layers, first), first)
+            cr = profile_change(ref_rt, refit_changed(lambda f, ls: rt_fit(f, rt_resp, ls, s.rt_cv_words),
+                                                      fr, rt_features, ref_rt, layers, first), first)
+            rows.append({"intervention": name, "spec": spec, "policy": "strided", "delta_bits_per_word": d.mean,
+                         "se": d.se, **{f"brain_{a}": v for a, v in cb.items()},
                          **{f"rt_{a}": v for a, v in cr.items()}})
             if on_partial is not None:
                 on_partial(_tables(claims, lm_runs, pd.DataFrame(rows), metrics, similarity, brain, rt, times, cpu,

@@ -65,9 +65,50 @@ def test_freeze_context_through_the_window_policy(transcript, lm, intact):
     assert not np.allclose(noisy[2], ref[2], atol=1e-3)
 
 
-def test_context_interventions_need_the_window_policy(transcript, lm):
-    with pytest.raises(ValueError, match="needs policy='window' and pooling='last'"):
-        _extract(transcript, lm, "freeze-context:1", policy="strided")
+@pytest.mark.parametrize("spec", ["freeze-context:1", "freeze-context:1-2", "random-context:1:seed=3",
+                                  "random-context:2:keep-sink", "swap-context:1-2:text=" + " ".join(["a b c"] * 30)])
+def test_strided_context_interventions_equal_one_pass_per_word(transcript, lm, spec):
+    """With the full context, one paired pass (policy='strided') gives exactly the features of
+    one pass per word (policy='window'): every word's context is the story before it."""
+    kw = dict(context_tokens="full", pooling="last", intervention=spec)
+    window = extract_features(transcript, lm, policy="window", **kw)
+    strided = extract_features(transcript, lm, policy="strided", **kw)
+    for layer in window.layer_indices:
+        np.testing.assert_allclose(strided[layer], window[layer], rtol=1e-5, atol=1e-5)
+    intact = extract_features(transcript, lm, policy="strided", context_tokens="full", pooling="last")
+    assert not np.allclose(strided[N_BLOCKS], intact[N_BLOCKS], atol=1e-3)  # the intervention acts
+    assert strided.attrs["n_token_forwards"] < window.attrs["n_token_forwards"] / 5
+
+
+def test_strided_context_interventions_chunks_and_surprisal(transcript, lm):
+    """Strided chunks: each word is read with its chunk's earlier tokens as context, and the
+    surprisal read from the same paired pass is each token's, under the intervention."""
+    from neuroenc.features.quality import lm_quality
+
+    f = extract_features(transcript, lm, context_tokens=12, stride=6, policy="strided", pooling="last",
+                         intervention="freeze-context:1", surprisal=True)
+    # a word's window pass over exactly its recorded context gives the same features
+    window = extract_features(transcript, lm, context_tokens=12, policy="window", pooling="last",
+                              intervention="freeze-context:1")
+    same = np.asarray(f.attrs["context_len"]) == np.asarray(window.attrs["context_len"])
+    assert same.sum() >= 3
+    np.testing.assert_allclose(f[N_BLOCKS][same], window[N_BLOCKS][same], rtol=1e-5, atol=1e-5)
+    full = extract_features(transcript, lm, context_tokens="full", policy="strided", pooling="last",
+                            intervention="freeze-context:1", surprisal=True)
+    q = lm_quality(transcript.words, lm, intervention="freeze-context:1")
+    np.testing.assert_allclose(full.attrs["surprisal"], q.word_surprisal, rtol=1e-4, atol=1e-4)
+
+
+def test_context_interventions_on_a_masked_model_need_the_window_policy(transcript):
+    from neuroenc.testing import tiny_bert
+
+    bert = tiny_bert(n_layer=2)
+    with pytest.raises(ValueError, match="needs a causal model; this model is 'masked'"):
+        extract_features(transcript, bert, context_tokens=12, policy="strided", pooling="last",
+                         intervention="freeze-context:1")
+    with pytest.raises(ValueError, match="with policy='window' .* needs pooling='last'"):
+        extract_features(transcript, bert, context_tokens=12, policy="window", pooling="mean",
+                         intervention="freeze-context:1")
 
 
 def test_random_context_does_not_depend_on_batching(transcript, lm):
@@ -84,4 +125,4 @@ def test_random_context_does_not_depend_on_batching(transcript, lm):
     other = extract_features(transcript, lm, batch_size=3, **dict(kw, intervention="random-context:1:seed=4"))
     assert not np.allclose(other[2], one[2], atol=1e-3)
     assert one.attrs["intervention"] == {"kind": "random-context", "start": 1, "seed": 3,
-                                         "noise": "per-sequence", "spec": "random-context:1:seed=3"}
+                                         "noise": "per-prefix", "spec": "random-context:1:seed=3"}

@@ -53,9 +53,9 @@ def test_str_and_dict_forms():
         "kind": "freeze-context", "start": 2, "spec": "freeze-context:2"}
     # random-context records how its vectors are drawn, so other draws never share a cache key.
     assert parse_intervention("random-context:2").to_dict() == {
-        "kind": "random-context", "start": 2, "seed": 0, "noise": "per-sequence",
+        "kind": "random-context", "start": 2, "seed": 0, "noise": "per-prefix",
         "spec": "random-context:2:seed=0"}
-    assert parse_intervention({"kind": "random-context", "start": 2, "seed": 1}).to_dict()["noise"] == "per-sequence"
+    assert parse_intervention({"kind": "random-context", "start": 2, "seed": 1}).to_dict()["noise"] == "per-prefix"
     shuffled = parse_intervention("shuffle:0-3:seed=1").to_dict()
     assert sorted(shuffled["order"]) == [0, 1, 2, 3]
     assert parse_intervention({"kind": "skip", "start": 2}) == Intervention("skip", 2, 2)
@@ -165,10 +165,13 @@ def test_bad_dicts_and_types():
     with pytest.raises(TypeError, match="must be a spec string"):
         parse_intervention(3)
     with pytest.raises(ValueError, match=r"the recorded noise 'per-batch' is not how this version draws "
-                       r"random contexts \('per-sequence', for 'random-context' only\).*Re-extract them"):
+                       r"random contexts \('per-prefix', for 'random-context' only\).*Re-extract them"):
         parse_intervention({"kind": "random-context", "start": 1, "seed": 0, "noise": "per-batch"})
     with pytest.raises(ValueError, match="the recorded noise 'per-sequence' is not how"):
         parse_intervention({"kind": "skip", "start": 1, "noise": "per-sequence"})
+    # features drawn per sequence (before the paired passes) are refused: re-extract them
+    with pytest.raises(ValueError, match=r"the recorded noise 'per-sequence' is not how .*Re-extract them"):
+        parse_intervention({"kind": "random-context", "start": 1, "seed": 0, "noise": "per-sequence"})
 
 
 def test_check_blocks():
@@ -192,8 +195,8 @@ def test_check_context_policy():
     check_context_policy(parse_intervention("freeze-context:1"), "window", "last")
     assert parse_intervention("random-context:1").needs_last_token
     assert not parse_intervention("no-attention:1").needs_last_token
-    with pytest.raises(ValueError, match=r"needs policy='window' and pooling='last' \(got "
-                                         r"policy='strided', pooling='last'\)"):
-        check_context_policy(parse_intervention("freeze-context:1"), "strided", "last")
-    with pytest.raises(ValueError, match="pooling='mean'"):
+    # strided: a paired pass reads every token as the current one (any pooling)
+    check_context_policy(parse_intervention("freeze-context:1"), "strided", "last")
+    check_context_policy(parse_intervention("freeze-context:1"), "strided", "mean")
+    with pytest.raises(ValueError, match=r"with policy='window' .* needs pooling='last' \(got pooling='mean'\)"):
         check_context_policy(parse_intervention("random-context:1"), "window", "mean")

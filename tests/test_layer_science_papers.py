@@ -85,14 +85,14 @@ def tiny_data(papers):
     ids = [f"{1 + i // 60}.{i % 60}" for i in range(180)]
     stimuli = StimulusSet(ids, words, [f"story-{1 + i // 60}" for i in range(180)], name="tiny-rt")
     rt = Response(300 + 10 * rng.standard_normal((180, 1)), ids=ids, names=["rt"])
-    return papers.Data(words[:60], " ".join(words[60:120]), transcript, group, (stimuli, rt), (stimuli, rt))
+    return papers.Data(words[:60], " ".join(words[60:180]), transcript, group, (stimuli, rt))
 
 
 def test_main_runs_end_to_end_on_a_tiny_model(papers, tiny_data, tmp_path):
     lm = tiny_gpt2(n_layer=6)  # 6 blocks: the thirds have 2 blocks each (reverse needs 2)
-    s = papers.Settings(lm_context=64, context_words=20, context_tokens=12, skip_step=3, skip_counts=(1, 2),
+    s = papers.Settings(lm_context="full", skip_step=3, skip_counts=(1, 2),
                         context_depths=(1 / 6, 2 / 3), n_cv_blocks=3,
-                        similarity_chunks=4, alice_context=32, alice_stride=16, window_context=6,
+                        similarity_chunks=4, alice_context=32, alice_stride=16,
                         layer_step=2, metric_window=12, rt_cv_words=20, cache_dir=None, out_dir=tmp_path,
                         torch_threads=1)
     out = papers.main(lm=lm, settings=s, data=tiny_data)
@@ -110,8 +110,11 @@ def test_main_runs_end_to_end_on_a_tiny_model(papers, tiny_data, tmp_path):
     # the LM numbers are paired differences from the intact reading
     runs = out["lm_runs"].set_index("run")
     assert np.isnan(runs.loc["intact", "delta_bits"]) and runs.loc["skip block 0", "se"] > 0
-    np.testing.assert_allclose(runs.loc["intact (per token)", "bits_per_word"],
-                               runs.loc["intact (per token)", "bits_per_word"])
+    # the context kinds' reference (paired pass, frozen from the last block) is the intact model
+    assert runs.loc[papers.REF_CONTEXT, "words"] == runs.loc["intact", "words"] == 60
+    np.testing.assert_allclose(runs.loc[papers.REF_CONTEXT, "bits_per_word"], runs.loc["intact", "bits_per_word"],
+                               rtol=1e-5)
+    assert runs.loc["freeze-context from 1", "se"] > 1e-3  # it changes the words' surprisal
     assert list(out["bridge"].intervention) == ["skip middle third", "parallel middle third",
                                                 "freeze-context from 4"]
     # the hidden states below a skipped block are the intact ones: no change of the brain profile there
@@ -125,7 +128,7 @@ def test_main_runs_end_to_end_on_a_tiny_model(papers, tiny_data, tmp_path):
 
 def test_lm_only_gives_the_painters_and_attend_first_rows(papers, tiny_data, tmp_path):
     lm = tiny_gpt2(n_layer=6)
-    s = papers.Settings(lm_context=64, context_words=10, context_tokens=8, skip_step=3, skip_counts=(1, 2),
+    s = papers.Settings(lm_context=64, skip_step=3, skip_counts=(1, 2),
                         context_depths=(1 / 6, 2 / 3), similarity_chunks=3, brain=False, bridge=False,
                         cache_dir=None, out_dir=tmp_path, torch_threads=1)
     out = papers.main(lm=lm, settings=s, data=tiny_data)
@@ -153,9 +156,9 @@ def test_specs_running_the_same_blocks_are_read_once(papers, tiny_data, monkeypa
 
     monkeypatch.setattr(quality, "lm_quality", spy)
     lm = tiny_gpt2(n_layer=6)
-    s = papers.Settings(lm_context=64, context_tokens=8, skip_step=3, skip_counts=(1, 2), context_depths=(1 / 6,))
+    s = papers.Settings(lm_context=64, skip_step=3, skip_counts=(1, 2), context_depths=(1 / 6,))
     words = tiny_data.words[:20]
-    structural, _, table = papers.run_lm(lm, words, words[:6], tiny_data.swap_text, s)
+    structural, _, table = papers.run_lm(lm, words, tiny_data.swap_text, s)
     specs = papers.structural_specs(6, s)
     assert specs["skip 1 middle"] == "skip:3-3" and specs["skip block 3"] == "skip:3"
     assert "skip:3-3" not in calls and calls.count("skip:3") == 1

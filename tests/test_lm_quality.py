@@ -122,7 +122,11 @@ def test_context_kinds_equal_one_pass_per_position(lm, spec, context_tokens):
     for t, value in bits.items():
         assert abs(q.token_surprisal[t] - value) <= 1e-5, (t, q.token_surprisal[t], value)
     np.testing.assert_allclose(q.word_surprisal, _word_bits(al, bits), atol=1e-5)
-    assert q.settings["n_forward_passes"] == sum(int(b - a) for a, b in zip(al.word_start, al.word_stop))
+    if context_tokens == "full":  # one paired pass (neuroenc.features.paired_context)
+        assert q.settings["n_forward_passes"] == 1 and q.settings["paired"]
+    else:
+        assert q.settings["n_forward_passes"] == sum(int(b - a) for a, b in zip(al.word_start, al.word_stop))
+        assert not q.settings["paired"]
 
 
 def test_context_kind_is_not_one_pass_garbage(lm):

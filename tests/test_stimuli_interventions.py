@@ -48,10 +48,13 @@ def test_structural_intervention_equals_a_direct_pass(lm):
     assert fs.attrs["intervention"]["spec"] == "skip:1-2" and intact.attrs["intervention"] is None
 
 
-def test_context_intervention_reads_one_pass_per_stimulus_in_its_group(lm):
+def test_context_intervention_reads_each_group_in_a_paired_pass(lm):
+    """A causal model reads a group's stimuli in the intact model's chunks, each stimulus's last
+    token the current one (paired passes): equal to one pass per stimulus."""
     s = _stimuli()
     fs = StimulusExtractor(lm, pooling="last", context="group", intervention="freeze-context:1").transform(s)
-    assert fs.attrs["policy"] == "window"
+    assert fs.attrs["policy"] == "strided" and fs.attrs["n_token_forwards"] == 2 * sum(  # two streams
+        len(lm.tokenizer(" ".join(s.texts[g:g + 3]), add_special_tokens=False)["input_ids"]) + 1 for g in (0, 3))
     for i in (1, 5):  # read after the earlier stimuli of its group, which are its frozen context
         before = " ".join(s.texts[3 * (i // 3):i]).split()
         ref = _direct_last(lm, before, s.texts[i].split(), "freeze-context:1")

@@ -189,6 +189,10 @@ class FeatureExtractor:
     intervention : None | str | dict | Intervention
         A model intervention applied during the forward passes (see
         :mod:`neuroenc.features.interventions`); recorded in provenance and the cache key.
+        The context kinds (``freeze-context``, ``random-context``, ``swap-context``) read
+        each word as the current token: with ``policy="window"`` in its own pass (pooling
+        ``last``), with ``"strided"`` (causal models) in paired passes over the same chunks
+        as the intact model (:mod:`~neuroenc.features.paired_context`), exactly.
     reference : {"onset", "midpoint"}
         Which word time the feature rows are placed at (not part of the cache key: cached
         features are returned at this reference).
@@ -201,7 +205,8 @@ class FeatureExtractor:
         BOS: ``prepend_bos=False``). Equal to :func:`~neuroenc.features.word_surprisal` with the
         same ``context_tokens``, ``stride`` and ``prepend_bos`` (``policy="window"``: as a stride
         of 1). An error for a masked model, and with a context intervention (``freeze-context``,
-        ``random-context``, ``swap-context``).
+        ``random-context``, ``swap-context``) under ``policy="window"``; under ``"strided"``
+        each token's surprisal is read from the paired pass, as the current token.
     verbose : bool | str | int | None
         Level of this extractor's messages (mne style); ``None`` (default) inherits the
         ``neuroenc`` logger's level. The shared logger is never changed. A progress bar shows
@@ -314,12 +319,13 @@ class FeatureExtractor:
             intervention = parse(self.intervention)
             if intervention is not None:
                 check_policy(intervention, self.policy, self.pooling)
-                if self.surprisal and intervention.needs_last_token:
+                if self.surprisal and intervention.needs_last_token and self.policy == "window":
                     raise ValueError(
                         f"surprisal=True reads each word's tokens from its forward pass, but intervention "
-                        f"{str(intervention)!r} treats every token of a pass but the last as context, which "
-                        "would give wrong surprisal. Pass surprisal=False, or compute it with "
-                        "neuroenc.features.lm_quality(words, model, intervention=...) (one pass per token)."
+                        f"{str(intervention)!r} with policy='window' treats every token of a pass but the last "
+                        "as context, which would give wrong surprisal. Pass policy='strided' (a causal model "
+                        "then reads every token as the current one, surprisal included), surprisal=False, or "
+                        "compute it with neuroenc.features.lm_quality(words, model, intervention=...)."
                     )
         return {"context_tokens": context, "stride": stride, "layers": layers,
                 "intervention": intervention}
@@ -698,7 +704,9 @@ def run_plan(
     pooling : {"last", "mean", "first"}
     batch_size : int | "auto"
     intervention : Intervention | None
-        Applied (patched in) around all forward passes.
+        Applied (patched in) around all forward passes. A context kind runs paired passes
+        (:func:`~neuroenc.features.paired_context.paired_hidden_states`) unless each sequence
+        serves one word pooled at its last token (then that token is the current one).
     desc : str
         Progress-bar label.
     verbose : bool | str | int | None
@@ -727,7 +735,8 @@ def run_plan(
     -------
     features : dict of int -> ndarray, shape (n_words, hidden), float32
     n_token_forwards : int
-        Tokens forwarded (special tokens included, padding excluded).
+        Tokens forwarded (special tokens included, padding excluded; twice each in paired
+        passes).
     """
     import torch
     from tqdm.auto import tqdm
@@ -769,6 +778,16 @@ def run_plan(
         last_cm = capture_last_block(lm)
     log = CallLog(verbose, logger)
     done = 0
+    # The context kinds read the last token of each pass as the current one; a plan whose
+    # sequences serve several words reads every token as the current one in a paired pass.
+    paired = (intervention is not None and getattr(intervention, "needs_last_token", False)
+              and (np.unique(plan.word_seq).size < n_words or pooling != "last"))
+    if paired and lm.kind != "causal":
+        raise ValueError(
+            f"intervention {str(intervention)!r} on {lm.name!r}: a sequence that serves several words reads "
+            "each of them as the current token in a paired pass, which needs a causal model; this model "
+            f"is {lm.kind!r}. Read one word per pass: policy='window' and pooling='last'."
+        )
     with iv_cm as handle, last_cm as last_block, torch.inference_mode(), tqdm(
         total=plan.n_sequences, desc=f"features {desc}".strip(), unit="seq", disable=not log.progress,
         leave=False,
@@ -778,7 +797,7 @@ def run_plan(
             try:
                 _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_seq,
                            seq_bounds, pos0, n_pool, layer_list, out, handle, a, b, last_block,
-                           padding_side == "left", on_batch)
+                           padding_side == "left", on_batch, paired)
             except Exception as err:  # noqa: BLE001 - only memory errors are retried
                 if not _is_oom(err) or size == 1:
                     raise
@@ -790,7 +809,7 @@ def run_plan(
                 continue
             done += len(seqs)
             bar.update(len(seqs))
-    return out, int(lengths.sum())
+    return out, int(lengths.sum()) * (2 if paired else 1)  # a paired pass forwards each token twice
 
 
 def batch_inputs(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, left: bool = False):
@@ -825,7 +844,8 @@ def batch_inputs(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, lef
 
 
 def _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_seq, seq_bounds,
-               pos0, n_pool, layers, out, handle, a, b, last_block=None, left=False, on_batch=None) -> None:
+               pos0, n_pool, layers, out, handle, a, b, last_block=None, left=False, on_batch=None,
+               paired=False) -> None:
     import torch
 
     B = len(seqs)
@@ -840,14 +860,19 @@ def _run_batch(lm, alignment, plan, seqs, lengths, prefix, suffix, pad_id, by_se
     counts = n_pool[words]
     seg = np.repeat(np.arange(words.size), counts)
     flat = np.repeat(rows * L + offset[rows] + pos0[words], counts) + concatenated_ranges(counts)
-    if handle is not None and getattr(handle.intervention, "needs_last_token", False):
-        # Context-freezing interventions run one word per sequence (the window policy): its
-        # last token is the "current" token, also when right context or [SEP] follows it.
-        last = np.zeros(B, dtype=np.int64)
-        last[rows] = offset[rows] + P + (b[words] - 1) - plan.seq_start[plan.word_seq[words]]
-        handle.query_positions = torch.from_numpy(last).to(device)
-    states = lm.hidden_states(input_ids, mask, positions) if positions is not None else \
-        lm.hidden_states(input_ids, mask)
+    if paired:  # every token read as the current token (neuroenc.features.paired_context)
+        from .paired_context import paired_hidden_states
+
+        states = paired_hidden_states(lm, handle, input_ids, mask, positions, last_block)
+    else:
+        if handle is not None and getattr(handle.intervention, "needs_last_token", False):
+            # One word per sequence (the window policy): its last token is the "current"
+            # token, also when right context or [SEP] follows it.
+            last = np.zeros(B, dtype=np.int64)
+            last[rows] = offset[rows] + P + (b[words] - 1) - plan.seq_start[plan.word_seq[words]]
+            handle.query_positions = torch.from_numpy(last).to(device)
+        states = lm.hidden_states(input_ids, mask, positions) if positions is not None else \
+            lm.hidden_states(input_ids, mask)
     if on_batch is not None:
         on_batch(seqs, states, offset)
     if last_block is not None:

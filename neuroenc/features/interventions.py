@@ -65,9 +65,13 @@ Every alias gives exactly the hidden states of its ``order:`` form
 
 **The context kinds** define "previous tokens" relative to a *current* token, by default the
 last real token of each forward pass (``handle.query_positions`` sets it): every other
-position is context. So they need one forward pass per predicted token (the extractor's
-``window`` policy with ``last`` pooling; :func:`neuroenc.features.lm_quality` runs one pass
-per position); see :func:`check_context_policy`.
+position is context. Read literally that is one forward pass per predicted token (the
+extractor's ``window`` policy with ``last`` pooling). In a causal model the previous tokens'
+states under these kinds do not depend on which token is current, so one *paired* pass (a
+context stream beside a current-token stream, :mod:`neuroenc.features.paired_context`) reads
+every token as the current one, exactly: the extractor's ``strided`` policy and
+:func:`neuroenc.features.lm_quality` with ``context_tokens="full"`` use it; see
+:func:`check_context_policy`.
 
 ``None`` and ``"none"`` mean no intervention (:func:`parse_intervention` returns ``None``).
 
@@ -119,8 +123,8 @@ _GRAMMAR = (
 _RANGE_KINDS = ("skip", "reverse", "shuffle", "parallel")
 _SEED_KINDS = ("shuffle", "random-context")
 #: How ``random-context`` draws its vectors (recorded in :meth:`Intervention.to_dict`, hence in
-#: cache keys): one generator per sequence, seeded from the seed and the sequence's tokens.
-RANDOM_CONTEXT_NOISE = "per-sequence"
+#: cache keys): one generator per token, seeded from the seed and the tokens up to it.
+RANDOM_CONTEXT_NOISE = "per-prefix"
 
 
 @dataclass(frozen=True)
@@ -244,7 +248,8 @@ class Intervention:
 
         True for the context kinds: in one forward pass every position but the current
         token's is treated as context, so each word needs its own forward pass that ends at
-        that word (the extractor's ``window`` policy with ``last`` pooling); see
+        that word (the extractor's ``window`` policy with ``last`` pooling), or, in a causal
+        model, a paired pass (:mod:`neuroenc.features.paired_context`); see
         :func:`check_context_policy`.
         """
         return self.kind in CONTEXT_KINDS
@@ -658,12 +663,18 @@ def check_context_policy(intervention: Intervention | None, context_policy: str,
     """Raise a ValueError if an extraction setting cannot honour ``intervention``.
 
     The context kinds (``freeze-context``, ``random-context``, ``swap-context``) treat every
-    token of a forward pass but the current one as context, and take the current token to be
-    the last (non-padding) token of each sequence. A ``strided`` chunk holds many words, each
-    with its own "previous tokens", so one pass cannot change the context of all of them; the
-    ``window`` policy (one forward pass per word, ending at the word) with ``last`` pooling
-    gives every word exactly the manipulation of Ben-Artzy & Schwartz (2024). Other
-    interventions work with every policy.
+    token of a forward pass but the current one as context.
+
+    - ``window`` (one forward pass per word, ending at the word): the current token is the
+      word's last token, so the pooling must be ``last``. This is exactly the manipulation of
+      Ben-Artzy & Schwartz (2024), for causal and masked models.
+    - ``strided`` (causal models only): each chunk runs as one *paired* pass
+      (:mod:`neuroenc.features.paired_context`) in which every token is read as the current
+      token, with the chunk's earlier tokens as its context: exactly one pass per token,
+      at twice the tokens of the intact chunk. Any pooling then pools current-token states.
+      The extractor refuses a masked model here, once the model is loaded.
+
+    Other interventions work with every policy.
 
     Parameters
     ----------
@@ -676,10 +687,10 @@ def check_context_policy(intervention: Intervention | None, context_policy: str,
     """
     if intervention is None or not intervention.needs_last_token:
         return
-    if context_policy != "window" or pooling != "last":
+    if context_policy == "window" and pooling != "last":
         raise ValueError(
-            f"intervention {str(intervention)!r} freezes the context of the last token of each "
-            f"forward pass, so it needs policy='window' and pooling='last' (got "
-            f"policy={context_policy!r}, pooling={pooling!r}); extract with policy='window' "
-            "and pooling='last' (one forward pass per word, ending at the word)."
+            f"intervention {str(intervention)!r} with policy='window' changes the context of the last "
+            f"token of each forward pass, so it needs pooling='last' (got pooling={pooling!r}); pass "
+            "pooling='last', or use policy='strided' (a causal model then reads every token as the "
+            "current one)."
         )

@@ -29,7 +29,6 @@ encoders (``encoder.layer``, attention ``attention`` with its residual and Layer
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -79,6 +78,8 @@ class InterventionHandle:
         # Recorded by the base model's pre-hook at every forward pass.
         self._mask: torch.Tensor | None = None
         self._inputs: torch.Tensor | None = None
+        # Set by paired_hidden_states while a paired pass runs (see neuroenc.features.paired_context).
+        self._paired: Any = None
 
     def __repr__(self) -> str:
         return f"<InterventionHandle {str(self.intervention)!r} on {self.n_blocks} blocks>"
@@ -408,6 +409,10 @@ def _context_forward(caller: _Caller, position: int, iv: Intervention, handle: I
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         hidden = _split_hidden(args, kwargs)
+        if handle._paired is not None:  # a paired pass: every token is a current token
+            from .paired_context import paired_block
+
+            return paired_block(caller, position, handle, hidden, args, kwargs)
         queries = handle._queries(hidden)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         if iv.kind == "swap-context":
@@ -462,6 +467,13 @@ def _prepare_source(handle: InterventionHandle, arch: Architecture, model: Any, 
     variants: dict[int | None, list[int]] = {None: ids}
     if bos is not None and ids[0] != bos:
         variants[int(bos)] = [int(bos)] + ids
+    # A context never holds more tokens than the model has positions: the source's states past
+    # them could never be used (nor computed), so the source is read up to that length.
+    from .models import _max_positions
+
+    limit = _max_positions(getattr(arch.base, "config", None))
+    if limit is not None:
+        variants = {key: seq[:limit] for key, seq in variants.items()}
     device = next(arch.base.parameters()).device
     with torch.no_grad():
         for key, seq in variants.items():
@@ -473,27 +485,11 @@ def _prepare_source(handle: InterventionHandle, arch: Architecture, model: Any, 
 def _swap_context(hidden: torch.Tensor, queries: torch.Tensor, position: int,
                   handle: InterventionHandle) -> torch.Tensor:
     """The previous real positions of each row get the source's hidden state ``position``."""
+    from .paired_context import source_states
+
     real = _real_positions(hidden, handle)
-    inputs = handle._inputs
-    out = hidden.clone()
-    for row in range(hidden.shape[0]):
-        q = int(queries[row])
-        before = torch.nonzero(real[row, :q]).reshape(-1)
-        if before.numel() == 0:
-            continue
-        first = None
-        if inputs is not None and inputs.dtype in (torch.long, torch.int):
-            token = int(inputs[row, int(before[0])])
-            first = token if token in handle._source else None
-        states = handle._source[first][position]
-        if states.shape[0] < before.numel():
-            raise ValueError(
-                f"intervention {str(handle.intervention)!r}: the source prompt has {states.shape[0]} "
-                f"token(s) but a context has {before.numel()}; give a source at least as long as the "
-                "longest context (or shorter contexts)."
-            )
-        out[row, before.to(hidden.device)] = states[: before.numel()].to(hidden.dtype)
-    return out
+    before = (real & (torch.arange(hidden.shape[1])[None, :] < queries.cpu()[:, None])).sum(dim=1)
+    return source_states(hidden, real, handle._inputs, position, handle, before)
 
 
 def _real_positions(hidden: torch.Tensor, handle: InterventionHandle) -> torch.Tensor:
@@ -505,23 +501,18 @@ def _real_positions(hidden: torch.Tensor, handle: InterventionHandle) -> torch.T
     return mask.detach().to("cpu").to(torch.bool)
 
 
-def _row_seed(seed: int, row_inputs: torch.Tensor) -> int:
-    """A 63-bit generator seed from the intervention's seed and one row's tokens."""
-    data = row_inputs.detach().to("cpu").contiguous()
-    digest = hashlib.sha256()
-    digest.update(f"neuroenc-random-context:{int(seed)}:{data.dtype}:{tuple(data.shape)}:".encode("ascii"))
-    digest.update(data.view(-1).view(torch.uint8).numpy().tobytes())
-    return int.from_bytes(digest.digest()[:8], "little") & ((1 << 63) - 1)
-
-
 def _randomise_context(hidden: torch.Tensor, rows: torch.Tensor, queries: torch.Tensor,
                        handle: InterventionHandle) -> torch.Tensor:
     """Random Gaussian directions scaled to each token's norm, except at the query tokens.
 
-    Each row's vectors come from its own generator, seeded with the intervention's seed and a
-    hash of the row's tokens (padding left out), so they do not depend on batching. Padding
-    positions keep their hidden state.
+    Each token's vector comes from a generator seeded with the intervention's seed and a hash
+    of the row's tokens up to and including it (padding left out; see
+    :func:`~neuroenc.features.paired_context.prefix_noise`), so it does not depend on
+    batching, on the tokens after it, or on which token is current. Padding positions keep
+    their hidden state.
     """
+    from .paired_context import random_states
+
     batch, length, dim = hidden.shape
     real = _real_positions(hidden, handle)
     inputs = handle._inputs
@@ -532,20 +523,7 @@ def _randomise_context(hidden: torch.Tensor, rows: torch.Tensor, queries: torch.
             f"({batch}, {length}) passed to the model (was a block called on its own?); call the "
             "whole model with input_ids."
         )
-    noise = torch.zeros((batch, length, dim), dtype=torch.float32)
-    for row in range(batch):
-        positions = torch.nonzero(real[row]).reshape(-1)
-        generator = torch.Generator(device="cpu")
-        generator.manual_seed(_row_seed(handle.seed, inputs[row, positions.to(inputs.device)]))
-        noise[row, positions] = torch.randn((positions.numel(), dim), generator=generator,
-                                            dtype=torch.float32)
-    noise = noise.to(hidden.device, hidden.dtype)
-    scale = hidden.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    keep = ~real
-    if handle.intervention.keep_sink:  # the first real token of each row keeps its state
-        first = torch.argmax(real.to(torch.int8), dim=1)
-        keep[torch.arange(batch), first] = True
-    out = torch.where(keep.to(hidden.device)[..., None], hidden, noise * scale)
+    out = random_states(hidden, real, inputs, handle.seed, handle.intervention.keep_sink)
     out[rows, queries] = hidden[rows, queries]
     return out
 

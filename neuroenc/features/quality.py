@@ -17,15 +17,21 @@ on the last hidden state, after the final norm).
   (a number), as :func:`~neuroenc.features.word_surprisal` reads them.
 - The context kinds (``freeze-context``, ``random-context``, ``swap-context``) define "the
   previous tokens" relative to *one* current token: in a pass, every position but the
-  current one is context. So each predicted token gets its own forward pass that ends at the
-  position predicting it (the intervention's current token), with only the earlier tokens as
-  context: the tokens of word ``i`` are predicted from the ``context_tokens`` tokens before
-  the word's first token (all of them with ``"full"``) plus the word's own earlier tokens.
-  Reading many tokens in one pass would treat later tokens' context wrongly (the error that
-  made ``word_surprisal`` under ``freeze-context`` 39 bits/word instead of 7), so it is never
-  done: the passes are batched (right padding, the current token found from the attention
-  mask), which changes nothing in the result. It costs one pass per token (quadratic in the
-  context length): use a number of ``context_tokens`` for long texts.
+  current one is context. So each predicted token is read as the current token of its own
+  prediction, with only the earlier tokens as context: the tokens of word ``i`` are
+  predicted from the ``context_tokens`` tokens before the word's first token (all of them
+  with ``"full"``) plus the word's own earlier tokens. Reading many tokens in one ordinary
+  pass would treat later tokens' context wrongly (the error that made ``word_surprisal``
+  under ``freeze-context`` 39 bits/word instead of 7), so it is never done.
+
+  - ``"full"``: one *paired* pass over the whole text (a context stream beside a
+    current-token stream, :mod:`~neuroenc.features.paired_context`): every token is the
+    current token of its prediction, exactly as in one pass per token (to float summation
+    order), at twice the tokens of the intact pass.
+  - a number: each word's window starts at its own place, so each predicted token gets its
+    own forward pass that ends at the position predicting it; the passes are batched (right
+    padding, the current token found from the attention mask), which changes nothing in the
+    result. It costs one pass per token (quadratic in the context length).
 
 A token with nothing before it (the first token of a sequence without a BOS) has no
 prediction: its surprisal and accuracy are NaN, and so are its word's.
@@ -300,7 +306,8 @@ def lm_quality(
     intervention : str | dict | Intervention | None
         The intervention, e.g. ``"skip:10-14"``, ``"order:0-13,14,14,14,17-29"`` or
         ``"freeze-context:20"`` (grammar in :mod:`neuroenc.features.interventions`); None:
-        the intact model. The context kinds get one forward pass per predicted token.
+        the intact model. The context kinds read every predicted token as the current one:
+        in one paired pass with ``"full"``, in one pass per token with a number.
     context_tokens : int | "full"
         Tokens before each word's first token that it is predicted from: ``"full"``
         (default: all of them; one pass over the whole text for the intact model and the
@@ -349,7 +356,8 @@ def lm_quality(
     token_word = np.full(n_tokens, -1, dtype=np.int64)
     for w, (a, b) in enumerate(zip(al.word_start, al.word_stop)):
         token_word[a:b] = w
-    if iv is not None and iv.needs_last_token:
+    paired = iv is not None and iv.needs_last_token and C == FULL
+    if iv is not None and iv.needs_last_token and C != FULL:
         if stride is not None:
             raise ValueError(f"stride={stride!r} applies to strided chunks, but intervention {str(iv)!r} reads "
                              "one pass per token; drop stride.")
@@ -367,7 +375,7 @@ def lm_quality(
     else:
         size = int(batch_size)
     pad_id = int(getattr(lm.tokenizer, "pad_token_id", None) or 0)
-    with apply_intervention(lm, iv, sources=sources), torch.inference_mode():
+    with apply_intervention(lm, iv, sources=sources) as handle, torch.inference_mode():
         for b0 in range(0, len(order), size):
             batch = [passes[k] for k in order[b0:b0 + size] if passes[k][2]]
             if not batch:
@@ -384,7 +392,12 @@ def lm_quality(
                     targets.append(t)
             ids_t = torch.from_numpy(rows).to(lm.device)
             mask_t = torch.from_numpy(mask).to(lm.device)
-            last = lm.hidden_states(ids_t, mask_t)[-1]
+            if paired:  # every token read as the current one, exactly (paired_context)
+                from .paired_context import paired_hidden_states
+
+                last = paired_hidden_states(lm, handle, ids_t, mask_t)[-1]
+            else:
+                last = lm.hidden_states(ids_t, mask_t)[-1]
             h = last.reshape(-1, last.shape[-1]).index_select(0, torch.tensor(flat, device=last.device))
             logp = torch.log_softmax(head(h).float(), dim=-1)
             tgt = torch.from_numpy(ids[np.asarray(targets)]).to(last.device)
@@ -396,7 +409,7 @@ def lm_quality(
         logger.warning("lm_quality: %d word(s) have a token with nothing before it (no BOS); their values "
                        "are NaN: pass prepend_bos='auto' or True.", int(np.isnan(word_bits).sum()))
     settings = dict(context_tokens=C, stride=stride, prepend_bos=prepend_bos, prefix_ids=list(prefix),
-                    n_forward_passes=len(passes))
+                    n_forward_passes=len(passes), paired=bool(paired))
     return LMQuality(words, word_bits, word_acc, bits, correct, token_word, model=lm.name,
                      intervention=None if iv is None else str(iv), settings=settings)
 

@@ -30,10 +30,12 @@ How a stimulus's feature is computed
 5. An ``intervention`` (:mod:`~neuroenc.features.interventions`) changes the model during the
    forward passes, as in the story path. The context kinds (``freeze-context``,
    ``random-context``, ``swap-context``) define "the previous tokens" relative to the last
-   token of a pass, so they need ``pooling="last"`` and one pass per stimulus: each stimulus
-   alone, or, with ``context="group"``, a window of its context ending at the stimulus (for
-   causal models too). ``swap-context:K:stimulus=ID`` takes its source from the stimulus set
-   being read (the text of stimulus ``ID``).
+   token of a pass, so they need ``pooling="last"``: each stimulus alone is one pass ending
+   at it; with ``context="group"`` a causal model reads the intact model's chunks in paired
+   passes (:mod:`~neuroenc.features.paired_context`: every token read as the current one,
+   exactly as one pass per stimulus), and a masked model one window per stimulus, ending at
+   it. ``swap-context:K:stimulus=ID`` takes its source from the stimulus set being read (the
+   text of stimulus ``ID``).
 """
 from __future__ import annotations
 
@@ -290,7 +292,9 @@ class StimulusExtractor(FeatureExtractor):
         prefix = sequence_prefix(lm, self.prepend_bos)
         C, S = checked["context_tokens"], checked["stride"]
         iv = checked["intervention"]
-        per_stimulus = iv is not None and iv.needs_last_token
+        # the context kinds: one pass per stimulus, or, in a causal model, paired passes
+        # (neuroenc.features.paired_context) over the same chunks as the intact model
+        per_stimulus = iv is not None and iv.needs_last_token and lm.kind != "causal"
         tokens = plan_stimuli(stimuli, lm, self.context, C, S, len(prefix) + len(lm.suffix_ids),
                               window=per_stimulus)
         warnings = []
