@@ -10,9 +10,9 @@
 # the first changed block are identical to the intact model's, so the main table averages the
 # change of r over the layers an intervention changes.
 #
-# freeze-context needs one forward pass per word (the `window` policy), which is costly on CPU,
-# so it runs with a short context (WINDOW_CONTEXT tokens) and is compared with the intact model
-# extracted the same way ("intact (window)"); the other conditions use strided chunks.
+# Every condition reads the same strided chunks as the intact model; freeze-context reads them in
+# paired passes (neuroenc.features.paired_context: every word the current token, with the chunk's
+# earlier tokens as its frozen context; exactly one pass per word, at most twice an intact pass).
 #
 # Run from the repository root:  python analyses/alice_interventions.py
 # (about 10 min on 2 free CPU cores; features are cached, so a second run takes about 2 min).
@@ -27,8 +27,7 @@ from pathlib import Path
 
 # ----------------------------------------------------------------------------- parameters
 MODEL = "smollm2-135m"
-CONTEXT_TOKENS, STRIDE = 128, 64          # strided extraction (intact and structural conditions)
-WINDOW_CONTEXT = 16                       # window extraction (freeze-context and its baseline)
+CONTEXT_TOKENS, STRIDE = 128, 64          # strided extraction (every condition)
 DELAYS = (1, 2, 3, 4)                     # FIR delays in TRs
 N_BLOCKS = 5                              # outer CV: contiguous blocks of the single run
 OUT_DIR = Path("neuroenc-demo") / "layer-science"
@@ -38,21 +37,17 @@ TORCH_THREADS, BLAS_THREADS = 2, 1        # one BLAS thread: multi-threaded BLAS
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def conditions(n_blocks: int) -> list[tuple[str, str | None, str]]:
-    """(name, intervention spec, context policy) for the middle and upper thirds."""
+def conditions(n_blocks: int) -> list[tuple[str, str | None]]:
+    """(name, intervention spec) for the middle and upper thirds."""
     third = n_blocks // 3
     mid = (third, 2 * third - 1)
     up = (2 * third, n_blocks - 1)
-    out = [("intact", None, "strided")]
+    out = [("intact", None)]
     for name, (i, j) in (("middle", mid), ("upper", up)):
-        out += [
-            (f"skip {name}", f"skip:{i}-{j}", "strided"),
-            (f"no-attention {name}", f"no-attention:{i}-{j}", "strided"),
-        ]
-    out.append(("swap middle/upper", f"swap:{mid[0]}-{mid[1]},{up[0]}-{up[1]}", "strided"))
-    out.append(("intact (window)", None, "window"))
+        out += [(f"skip {name}", f"skip:{i}-{j}"), (f"no-attention {name}", f"no-attention:{i}-{j}")]
+    out.append(("swap middle/upper", f"swap:{mid[0]}-{mid[1]},{up[0]}-{up[1]}"))
     for name, (i, _) in (("middle", mid), ("upper", up)):
-        out.append((f"freeze-context {name}", f"freeze-context:{i}", "window"))
+        out.append((f"freeze-context {name}", f"freeze-context:{i}"))
     return out
 
 
@@ -97,58 +92,49 @@ def main() -> None:
           f"({time.time() - t0:.0f} s)")
 
     rows = []
-    for name, spec, policy in conditions(n_blocks):
+    for name, spec in conditions(n_blocks):
         t = time.time()
-        context = CONTEXT_TOKENS if policy == "strided" else WINDOW_CONTEXT
-        features = extract_features(
-            transcript, lm, context_tokens=context, stride=STRIDE if policy == "strided" else None,
-            policy=policy, pooling="last", intervention=spec, cache_dir=CACHE_DIR,
-        )
+        features = extract_features(transcript, lm, context_tokens=CONTEXT_TOKENS, stride=STRIDE, pooling="last",
+                                    intervention=spec, cache_dir=CACHE_DIR)
         t_feat = time.time() - t
         design = make_fmri_design(features, group, delays=DELAYS)
         results = fit_encoding(design, targets=list(group.names), n_blocks=N_BLOCKS, n_permutations=0,
                                backend="numpy")
         table = results.to_frame()[["layer", "relative_depth", "target", "r", "r2"]]
-        rows.append(table.assign(intervention=name, spec=spec or "none", policy=policy))
+        rows.append(table.assign(intervention=name, spec=spec or "none"))
         print(f"{name:24s} {spec or '-':22s} features {t_feat:5.0f} s, fit {time.time() - t - t_feat:4.0f} s, "
               f"best r {table.groupby('target').r.max().round(3).to_dict()}")
 
     scores = pd.concat(rows, ignore_index=True)
     scores.to_csv(OUT_DIR / "interventions.csv", index=False)
 
-    # Changes against the intact model extracted the same way.
-    strided = scores[scores.policy == "strided"]
-    window = scores[scores.policy == "window"]
-    effects = pd.concat([
-        intervention_effects(strided, reference="intact"),
-        intervention_effects(window, reference="intact (window)"),
-    ], ignore_index=True)
+    # Changes against the intact model (the same chunks).
+    effects = intervention_effects(scores, reference="intact")
     effects.to_csv(OUT_DIR / "intervention_effects.csv", index=False)
 
-    fig = plot_intervention_profiles(strided, title="Held-out r per layer: structural interventions")
+    frozen = scores.spec.str.startswith("freeze-context")
+    fig = plot_intervention_profiles(scores[~frozen], title="Held-out r per layer: structural interventions")
     fig.savefig(OUT_DIR / "interventions_structural.png", dpi=120)
-    fig = plot_intervention_profiles(window, title=f"Held-out r per layer: frozen context "
-                                                   f"(window of {WINDOW_CONTEXT} tokens)")
+    fig = plot_intervention_profiles(scores[frozen | (scores.spec == "none")],
+                                     title="Held-out r per layer: frozen context (paired passes)")
     fig.savefig(OUT_DIR / "interventions_freeze_context.png", dpi=120)
 
-    # Mean change of r over the layers each intervention changes, against the matching intact
-    # model (same extraction policy), per ROI.
-    refs = {"strided": "intact", "window": "intact (window)"}
-    ref_r = {p: scores[scores.intervention == name].set_index(["target", "layer"]).r for p, name in refs.items()}
+    # Mean change of r over the layers each intervention changes, against the intact model, per ROI.
+    ref_r = scores[scores.intervention == "intact"].set_index(["target", "layer"]).r
     changes = []
-    for (name, spec, policy), sub in scores.groupby(["intervention", "spec", "policy"], sort=False):
+    for (name, spec), sub in scores.groupby(["intervention", "spec"], sort=False):
         if spec == "none":
             continue
         first = first_changed_layer(spec, n_blocks)
         sub = sub[sub.layer >= first].set_index(["target", "layer"]).r
-        diff = (sub - ref_r[policy].loc[sub.index]).groupby("target").mean()
+        diff = (sub - ref_r.loc[sub.index]).groupby("target").mean()
         changes.append(diff.rename(name))
     mean_change = pd.DataFrame(changes)
     mean_change["mean"] = mean_change.mean(axis=1)
     mean_change = mean_change.sort_values("mean")
     mean_change.to_csv(OUT_DIR / "intervention_mean_change.csv")
     delta_best = effects.pivot(index="intervention", columns="target", values="delta_best").loc[mean_change.index]
-    intact_best = effects[effects.intervention.isin(refs.values())].pivot(
+    intact_best = effects[effects.intervention == "intact"].pivot(
         index="intervention", columns="target", values="r")
     pd.set_option("display.width", 160)
     print("\nBest-layer r of the intact model:")

@@ -21,8 +21,9 @@ Printed, on the first ``--words`` words of Natural Stories story 3 (default 500)
    largest per-word |difference|, and the cost of the intervention (freeze - intact, paired SE)
    for scale (acceptance: the difference within 2 standard errors). Each token is predicted
    from ``--context-tokens`` tokens before its word plus its word's earlier tokens, as
-   ``lm_quality(context_tokens=N)`` reads the context kinds; ``full`` reads all of them (one
-   pass per token over the whole text so far: quadratic, slow on a CPU).
+   ``lm_quality(context_tokens=N)`` reads the context kinds; ``full`` reads all of them
+   (neuroenc: one paired pass, :mod:`neuroenc.features.paired_context`; the reference: one
+   pass per token over the whole text so far, quadratic, slow on a CPU: use fewer ``--words``).
 
 Run: ``python benchmarks/lm_quality_parity.py`` (``--help`` for the options). With the
 defaults, on one torch thread of a shared 2-core machine: about 40 s to load the model, 10-20 s
@@ -183,8 +184,8 @@ def main(argv=None):
               f"{np.abs(q.word_surprisal - ref).max():17.1e}{time.time() - t:6.0f}")
 
     spec = f"freeze-context:{args.freeze}"
-    print(f"\n2. {spec} (blocks {args.freeze}-{len(run.layers) - 1}), one pass per predicted token, "
-          f"context_tokens={C}")
+    how = "one paired pass" if C == "full" else "one pass per predicted token"
+    print(f"\n2. {spec} (blocks {args.freeze}-{len(run.layers) - 1}), neuroenc: {how}, context_tokens={C}")
     t = time.time()
     q = lm_quality(words, lm, intervention=spec, context_tokens=C)
     t_neuroenc = time.time() - t

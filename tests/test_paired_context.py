@@ -88,3 +88,23 @@ def test_paired_pass_needs_a_causal_model_and_a_context_kind(ids):
     lm = tiny_gpt2(n_layer=2, n_embd=32)
     with apply_intervention(lm, "skip:1") as handle, pytest.raises(ValueError, match="needs a context intervention"):
         paired_hidden_states(lm, handle, ids)
+
+
+def test_blocks_below_the_range_run_one_stream(lm, ids):
+    """Below block K both streams hold the intact states: those blocks run once, on L tokens."""
+    from neuroenc.features.interventions_patch import Architecture, unwrap_model
+
+    blocks = Architecture(unwrap_model(lm.model)).blocks
+    seen = {}
+    hooks = [b.mlp.register_forward_pre_hook(lambda m, a, p=p: seen.__setitem__(p, a[0].shape[1]))
+             for p, b in enumerate(blocks)]
+    try:
+        with apply_intervention(lm, "freeze-context:2") as handle, torch.inference_mode():
+            paired_hidden_states(lm, handle, ids)
+            paired = dict(seen)
+            lm.hidden_states(ids)  # outside a paired pass the patched blocks are the model's own
+    finally:
+        for h in hooks:
+            h.remove()
+    L = ids.shape[1]
+    assert paired == {0: L, 1: L, 2: 2 * L, 3: 2 * L} and seen == {0: L, 1: L, 2: L, 3: L}

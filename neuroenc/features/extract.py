@@ -736,7 +736,7 @@ def run_plan(
     features : dict of int -> ndarray, shape (n_words, hidden), float32
     n_token_forwards : int
         Tokens forwarded (special tokens included, padding excluded; twice each in paired
-        passes).
+        passes, whose blocks below the intervention's range run them once).
     """
     import torch
     from tqdm.auto import tqdm

@@ -670,8 +670,8 @@ def check_context_policy(intervention: Intervention | None, context_policy: str,
       Ben-Artzy & Schwartz (2024), for causal and masked models.
     - ``strided`` (causal models only): each chunk runs as one *paired* pass
       (:mod:`neuroenc.features.paired_context`) in which every token is read as the current
-      token, with the chunk's earlier tokens as its context: exactly one pass per token,
-      at twice the tokens of the intact chunk. Any pooling then pools current-token states.
+      token, with the chunk's earlier tokens as its context: exactly one pass per token, at
+      most twice the cost of the intact chunk. Any pooling then pools current-token states.
       The extractor refuses a masked model here, once the model is loaded.
 
     Other interventions work with every policy.

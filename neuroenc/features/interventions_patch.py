@@ -319,6 +319,10 @@ def _install(arch: Architecture, iv: Intervention, handle: InterventionHandle, p
     if iv.needs_last_token:
         for p in iv.block_range(arch.n_blocks):
             patches.set_forward(arch.blocks[p], _context_forward(callers[p], p, iv, handle))
+        from .paired_context import lower_block
+
+        for p in range(iv.block_range(arch.n_blocks).start):  # in a paired pass: one stream below the range
+            patches.set_forward(arch.blocks[p], lower_block(callers[p], handle))
         return
     plan = iv.plan(arch.n_blocks)
     for p, step in enumerate(plan):

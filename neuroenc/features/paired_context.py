@@ -20,7 +20,9 @@ the current token of its own prediction). A 4-D attention mask lets current toke
 to the context stream's tokens ``s < t`` and to itself, and the context stream only to itself,
 causally; both streams get position ids ``0..L-1``. Every position of the current stream then
 equals the last position of a pass over tokens ``0..t`` alone (up to float summation order):
-the exact cached equivalent of one pass per token, at twice the tokens of one pass.
+the exact cached equivalent of one pass per token. Below block ``K`` both streams hold the
+intact states, so those blocks run once on one stream (:func:`lower_block`); a paired pass
+costs ``K`` blocks on ``L`` tokens plus the rest on ``2L``: at most twice an intact pass.
 
 Only causal models qualify (a masked model's previous tokens see the current one);
 :func:`~neuroenc.features.interventions_patch.apply_intervention` applies the per-block
@@ -254,6 +256,49 @@ def source_states(hidden: torch.Tensor, real: torch.Tensor, inputs: torch.Tensor
         m = min(take, positions.numel(), states.shape[0])
         out[row, positions[:m].to(hidden.device)] = states[:m].to(hidden.dtype)
     return out
+
+
+def _first_stream(value: Any, length: int) -> Any:
+    """``value`` cut to the first stream: 4-D masks to their first L x L, per-token tensors
+    (position ids, cache positions, rotary cos/sin) to their first L positions."""
+    if isinstance(value, torch.Tensor):
+        if value.ndim == 4 and value.shape[-1] == value.shape[-2] == 2 * length:
+            return value[..., :length, :length]
+        if value.ndim == 1 and value.shape[0] == 2 * length:
+            return value[:length]
+        if value.ndim >= 2 and value.shape[1] == 2 * length:
+            return value[:, :length]
+        return value
+    if isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
+        return tuple(_first_stream(v, length) for v in value)
+    return value
+
+
+def lower_block(caller: Any, handle: Any) -> Any:
+    """The forward of a block below the intervention's range.
+
+    Outside a paired pass it is the block's own. In a paired pass both streams hold the intact
+    states below the range (the context stream is causal; each current token attends to the
+    earlier context tokens, which equal its own stream's, and to itself), so the block runs
+    once, causally, on the first stream (its mask, positions and rotary embeddings cut to it),
+    and both streams take the result: exact, and the blocks below ``K`` cost one stream.
+    """
+    from .interventions_patch import _hidden_of, _replace_hidden, _split_hidden
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        hidden = _split_hidden(args, kwargs)
+        pair = handle._paired
+        if pair is None:
+            return caller(hidden, args, kwargs)
+        length = pair.length
+        first = hidden[:, :length]
+        cut_args = (first,) + tuple(_first_stream(a, length) for a in args[1:]) if args else ()
+        cut_kwargs = {k: _first_stream(v, length) for k, v in kwargs.items() if k != "hidden_states"}
+        out = caller(first, cut_args, cut_kwargs)
+        h = _hidden_of(out)
+        return _replace_hidden(out, torch.cat([h, h], dim=1))
+
+    return forward
 
 
 def paired_block(caller: Any, block: int, handle: Any, hidden: torch.Tensor, args: tuple,

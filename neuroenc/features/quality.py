@@ -27,7 +27,7 @@ on the last hidden state, after the final norm).
   - ``"full"``: one *paired* pass over the whole text (a context stream beside a
     current-token stream, :mod:`~neuroenc.features.paired_context`): every token is the
     current token of its prediction, exactly as in one pass per token (to float summation
-    order), at twice the tokens of the intact pass.
+    order), at most twice the cost of the intact pass.
   - a number: each word's window starts at its own place, so each predicted token gets its
     own forward pass that ends at the position predicting it; the passes are batched (right
     padding, the current token found from the attention mask), which changes nothing in the

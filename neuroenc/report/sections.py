@@ -382,7 +382,7 @@ def intervention_effects(
         The intervention name of the intact model; ``delta_best`` (best score minus the
         reference's best score) and ``mean_delta`` (mean over layers of the score minus the
         reference's score at the same layer) are NaN when it is absent. With a ``policy``
-        column (context policies differ, e.g. freeze-context needs ``window``), each policy's
+        column (features read with different context policies, e.g. ``window``), each policy's
         conditions are compared with the intact model of that policy: the one named
         ``reference``, or whose name starts with it (``"intact (window)"``).
 
