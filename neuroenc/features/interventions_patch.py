@@ -162,10 +162,16 @@ def apply_intervention(
 
     The model is restored exactly on exit, also when the body raises: every ``forward``
     attribute and hook the intervention added is removed (parameters are never touched).
-    ``random-context`` draws the random vectors of each row (sequence) from a generator
-    seeded with the intervention's seed and a hash of that row's tokens (its non-padding
-    ``input_ids``, or ``inputs_embeds``), so a sequence gets the same random context whatever
-    the batch it is in, its row, the padding around it or the calls before it.
+    ``random-context`` draws the random vector of each token from a generator seeded with the
+    intervention's seed and a hash of its row's tokens up to and including it (non-padding
+    ``input_ids``, or ``inputs_embeds``), so a token gets the same random state whatever the
+    batch it is in, its row, the padding around it, the tokens after it or the calls before
+    it (hence in one pass per token and in a paired pass alike).
+
+    For the context kinds, a *paired pass*
+    (:func:`~neuroenc.features.paired_context.paired_hidden_states`) reads every token of a
+    causal model as the current one in one forward pass; outside it the current token of each
+    row is ``handle.query_positions`` (default: the last real token).
 
     Examples
     --------
