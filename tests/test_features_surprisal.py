@@ -147,7 +147,8 @@ def test_surprisal_bad_settings(gpt2, transcript):
                                          r"encoding.baseline\), or use a causal model"):
         FeatureExtractor(bert, layers=[0], context_tokens=8, surprisal=True).transform(tiny_transcript(10))
     with pytest.raises(ValueError, match=r"surprisal=True reads each word's tokens from its forward pass, but "
-                                         r"intervention 'freeze-context:1' .*Pass surprisal=False"):
+                                         r"intervention 'freeze-context:1' with policy='window' .*Pass "
+                                         r"policy='strided' .*surprisal=False"):
         FeatureExtractor(gpt2, context_tokens=8, policy="window", intervention="freeze-context:1",
                          surprisal=True).check_params()
     with pytest.raises(ValueError, match=r"surprisal must be True or False; got 'yes' \(str\)"):
