@@ -897,9 +897,29 @@ def refit_split(B, gram: LayerGram, train: np.ndarray, test: np.ndarray, used: n
     return decompose(B, gram, train, test)
 
 
+#: Bytes the held-out responses of every draw of one outer fold may take (float64) for
+#: :func:`refit_null` to keep them for the next layers (:func:`held_out_r`).
+HELD_BYTES = 64 * 2**20
+
+
+def held_out_r(pred, yc, syy) -> np.ndarray:
+    """Pearson r of held-out predictions, as :func:`fold_scores` (the same numbers, on NumPy), from
+    the centred held-out responses ``yc`` (float64) and their sums of squares ``syy``, which the
+    draws of a refit null share across layers: only the predictions' terms are computed."""
+    pred = np.asarray(pred, dtype=np.float64)
+    pc = pred - pred.mean(0)
+    spp, spy = (np.einsum("i...,i...->...", u, v) for u, v in ((pc, pc), (pc, yc)))
+    tiny = np.finfo(np.float64).tiny
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = spy / np.sqrt(syy * spp)
+    r = np.where(spp <= tiny, 0.0, r)
+    r = np.where(syy <= tiny, np.nan, r)
+    return np.clip(r, -1.0, 1.0)
+
+
 def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
                batch_bytes: int = REFIT_BATCH_BYTES, counter=None, order: str = "auto",
-               base=None) -> np.ndarray:
+               base=None, held: dict | None = None) -> np.ndarray:
     """Held-out r of the refitted model for each draw of the responses: (n_draws, t).
 
     For each draw, every run's response is shifted circularly (``draws``: a
@@ -919,11 +939,16 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
     With ``base`` (a backend array shaped like ``Y``), each draw's response is ``base + Y[idx]``
     instead of ``Y[idx]``: a fixed signal plus shifted residuals (the draws of the layer
     comparisons, :func:`comparison_draws`).
+
+    ``held``: a dict that the calls of every layer for the same split, responses ``Y`` and
+    draws share (:func:`fit_layer_cv` keeps one per outer fold and target batch): the draws'
+    sample orders and, in the ``"hat"`` order on NumPy, their centred held-out responses are
+    made by the first layer and reused by the others (:func:`held_out_r`; the same numbers).
     """
     distinct, inverse = draws.distinct() if hasattr(draws, "distinct") else (draws, None)
     if inverse is not None:  # repeated draws (few shifts of a short run): each computed once
         return refit_null(B, split, gram, Y, alphas, best, distinct, batch_bytes=batch_bytes,
-                          counter=counter, order=order, base=base)[inverse]
+                          counter=counter, order=order, base=base, held=held)[inverse]
     solved = isinstance(split, SolveSplit)
     lam = None if solved else B.clip(split.lam, 0, None)
     n, t = Y.shape
@@ -956,7 +981,31 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
             idx = draws.indices(start, start + step)
             return idx.shape[0], idx[:, split.train].T.reshape(-1), idx[:, split.test].T.reshape(-1)
 
-        kept = [rows_of(start) for start in starts] if keep else None
+        if held is not None and held.get("step") != step:  # batches of another size: start again
+            held.clear()
+            held["step"] = step
+        kept = None
+        if keep:
+            kept = held.get("rows") if held is not None else None
+            if kept is None:
+                kept = [rows_of(start) for start in starts]
+                if held is not None:
+                    held["rows"] = kept
+        # the centred held-out responses of every draw and target, shared by every layer (NumPy;
+        # not for one column, whose sums NumPy orders otherwise)
+        share = held is not None and keep and base is None and B.name == "numpy" and \
+            n_te * n_draws * t * 8 <= HELD_BYTES
+
+        def held_of(b):
+            entry = held.get(("held", b))
+            if entry is None:
+                k, _, te_rows = kept[b]
+                yte = np.asarray(B.to_numpy(take_rows(B, Y, te_rows)), dtype=np.float64).reshape(n_te, k * t)
+                yc = yte - yte.mean(0)
+                entry = held[("held", b)] = (yc.reshape(n_te, k, t),
+                                             np.einsum("i...,i...->...", yc, yc).reshape(k, t))
+            return entry
+
         for a in used:
             cols = np.flatnonzero(best_np == a)
             c = cols.size
@@ -980,6 +1029,13 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
                 k, tr_rows, te_rows = kept[b] if keep else rows_of(start)
                 # each target's draws gathered once, with its penalty's group (take_rows)
                 ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
+                if share and k * c >= 2:
+                    yc_all, syy_all = held_of(b)
+                    yc = yc_all[:, :, cols].reshape(n_te, k * c)
+                    rk = held_out_r(M @ ytr, yc, syy_all[:, cols].reshape(k * c))
+                    out[start:start + k, cols] = rk.reshape(k, c)
+                    flops += 2.0 * n_te * n_tr * k * c
+                    continue
                 yte = take_rows(B, Yc, te_rows).reshape(n_te, k * c)
                 if bc is not None:
                     ytr = (ytr.reshape(n_tr, k, c) + take_rows(B, bc, split.train)[:, None, :]).reshape(n_tr, k * c)
@@ -1061,7 +1117,7 @@ def _layer_gram(X, outer, form: str, counter: dict | None,
     counter = {} if counter is None else counter
     tic = _tic(counter)
     if store is not None and current_backend().name == "numpy":
-        key = store.key(X, form)
+        key = store.key_of(X, form)
         kept = store.get(key, b"gram")
         if kept is None:
             kept = LayerGram.compute(X, form).gram
@@ -1080,7 +1136,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                  progress: Any = None, null_shifts: Any = None, joint: Any = None,
                  store: SpectrumStore | None = None, inner_path: str = "auto",
                  refit_batch_bytes: int = REFIT_BATCH_BYTES, resolve: bool = True,
-                 joint_inner: bool = False) -> dict[str, np.ndarray]:
+                 joint_inner: bool = False, shared: dict | None = None) -> dict[str, np.ndarray]:
     """Nested-CV ridge of one layer on a chunk of targets.
 
     Parameters
@@ -1134,6 +1190,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         Allow the "resolve first" order (:func:`prepare_filters`), whose stacked matrices
         (n_filters, n_validation, n_train) per inner split can take gigabytes; False keeps the
         "project first" order whatever the number of targets (the same results).
+    shared : dict | None
+        What the layers of one sweep share (the same ``Y``, splits, penalties and draws): one
+        dict that every layer's call gets, filled by the first (the refit null's held-out
+        responses, :func:`refit_null`'s ``held``). The results are the same without.
 
     Returns
     -------
@@ -1270,8 +1330,11 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             _toc("scores", tic, counter)
             if null_shifts is not None:
                 tic = _tic(counter)
+                held = None
+                if shared is not None:
+                    held = shared.setdefault((b"null", train.tobytes(), test.tobytes(), cols.start, cols.stop), {})
                 nr = refit_null(B, outer_split, gram, Yc, alphas, best, null_shifts, counter=counter,
-                                batch_bytes=refit_batch_bytes)
+                                batch_bytes=refit_batch_bytes, held=held)
                 _toc("permutations", tic, counter)
                 defined = np.isfinite(r)  # the folds the observed fold-mean uses
                 null_sum[:, cols] += np.where(defined[None, :], np.nan_to_num(nr), 0.0)

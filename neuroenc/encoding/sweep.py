@@ -518,6 +518,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         # the same permutation draws for every layer (and every target chunk and layer subset)
         perm_seed = int(_check_random_state(self.random_state).integers(2**62))
         budget = None
+        shared: dict = {}  # what every layer's fit shares (fit_layer_cv's shared), dropped with the fit
         with use_backend(backend_name) as B:
             Yb = B.asarray(Y, dtype=dtype)
             ab = B.asarray(alphas, dtype=dtype)
@@ -571,7 +572,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                           or compare_mode == "residual",
                                           counter=counter, null_shifts=null_shifts, joint=band,
                                           store=spectra, refit_batch_bytes=budget.refit_batch_bytes,
-                                          resolve=budget.resolve, joint_inner=unique_draws)
+                                          resolve=budget.resolve, joint_inner=unique_draws, shared=shared)
                 if band is not None:
                     for key in jfold:
                         jfold[key][:, j] = out[f"joint_fold_{key}"]
