@@ -77,8 +77,8 @@ class JointSplit:
     bV: np.ndarray | None = None  # (k, k)
 
     def __post_init__(self) -> None:
-        lam, V = np.linalg.eigh(self.NtN)
-        self.blam, self.bP, self.bV = np.clip(lam, 0, None), self.NH @ V, V
+        if self.blam is None:  # else given with NH and NtN by baseline_pieces (the same numbers)
+            self.blam, self.bP, self.bV = baseline_pieces(self.NH, self.NtN)
 
     def baseline_predict(self, NtY: np.ndarray, alpha: Any) -> np.ndarray:
         """Held-out predictions of the baseline alone with penalty ``alpha`` (scalar, or one
@@ -92,17 +92,35 @@ def to_np(B, a) -> np.ndarray:
     return np.asarray(B.to_numpy(a), dtype=np.float64)
 
 
-def split_pieces(B, split, gram, band: JointBand, XtN=None, clip: bool = False) -> JointSplit:
+def baseline_pieces(NH: np.ndarray, NtN: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(blam, bP, bV)`` of :class:`JointSplit`: the baseline's own spectrum on a split."""
+    lam, V = np.linalg.eigh(NtN)
+    return np.clip(lam, 0, None), NH @ V, V
+
+
+def split_pieces(B, split, gram, band: JointBand, XtN=None, clip: bool = False,
+                 shared: dict | None = None) -> JointSplit:
     """The joint pieces of a decomposed split (:func:`~neuroenc.encoding._ridge.decompose`);
     ``XtN = X^T N`` (primal form); ``clip``: negative eigenvalues (round-off) as zeros, as the
-    refit of an outer fold does."""
+    refit of an outer fold does. ``shared``: a dict that the layers of one fit share (the same
+    baseline and rows): the baseline's own pieces of the split (its rows of ``N``, ``N_T^T N_T``
+    and their spectrum, which no layer changes) are made by the first layer only."""
     lam = to_np(B, split.lam)
     if clip:
         lam = np.clip(lam, 0, None)
     Zu = to_np(B, split.project(B, gram, band.N, XtN))
-    NT = band.N64[split.train]
-    return JointSplit(split.form, np.asarray(split.train), np.asarray(split.test), lam, to_np(B, split.P),
-                      to_np(B, split.V), Zu, band.N64[split.test], NT.T @ NT)
+    train, test = np.asarray(split.train), np.asarray(split.test)
+    key = (b"joint-baseline", train.tobytes(), test.tobytes())
+    base = shared.get(key) if shared is not None else None
+    if base is None:
+        NT = band.N64[train]
+        NH, NtN = band.N64[test], NT.T @ NT
+        base = (NH, NtN) + baseline_pieces(NH, NtN)
+        if shared is not None:
+            shared[key] = base
+    NH, NtN, blam, bP, bV = base
+    return JointSplit(split.form, train, test, lam, to_np(B, split.P), to_np(B, split.V), Zu, NH, NtN,
+                      blam, bP, bV)
 
 
 def _terms(js: JointSplit, alpha: float):
@@ -132,8 +150,15 @@ def _solve(S: np.ndarray, ratios: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.linalg.solve(M, np.broadcast_to(g, (ratios.size,) + g.shape))
 
 
+def baseline_loss(js: JointSplit, NtY: np.ndarray, Yh: np.ndarray, base_alpha: np.ndarray) -> np.ndarray:
+    """The last candidate of :func:`inner_losses`: the baseline alone's ``l2_neg_loss`` (t,)."""
+    F = js.baseline_predict(NtY, base_alpha) - Yh
+    return -(F * F).sum(0) / Yh.shape[0]
+
+
 def inner_losses(js: JointSplit, E: np.ndarray, Zy: np.ndarray, NtY: np.ndarray, Yh: np.ndarray,
-                 alphas: np.ndarray, ratios: np.ndarray, base_alpha: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+                 alphas: np.ndarray, ratios: np.ndarray, base_alpha: np.ndarray, invalid: np.ndarray,
+                 base_loss: np.ndarray | None = None) -> np.ndarray:
     """himalaya's ``l2_neg_loss`` of every candidate on the held-out rows: (n_alphas * n_r + 1, t).
 
     Candidate ``i * n_r + m``: the joint model with ``alpha_layer = alphas[i]`` and
@@ -143,13 +168,13 @@ def inner_losses(js: JointSplit, E: np.ndarray, Zy: np.ndarray, NtY: np.ndarray,
     n_held, t): the layer's held-out residuals at each alpha
     (:func:`~neuroenc.encoding._ridge.cv_losses`); ``Zy`` (r, t) and ``NtY = N_T^T y_T`` (k,
     t) projections of the training responses; ``Yh`` (n_held, t) the held-out responses.
-    ``invalid`` penalties of the layer get -1e5, as the layer's.
+    ``invalid`` penalties of the layer get -1e5, as the layer's. ``base_loss``: the last
+    candidate's losses when already computed (:func:`baseline_loss`, the same for every layer).
     """
     n_a, n_te, t = E.shape
     n_r = ratios.size
     out = np.full((n_a * n_r + 1, t), -1e5)
-    F = js.baseline_predict(NtY, base_alpha) - Yh
-    out[-1] = -(F * F).sum(0) / n_te
+    out[-1] = baseline_loss(js, NtY, Yh, base_alpha) if base_loss is None else base_loss
     ok = np.flatnonzero(~np.asarray(invalid, dtype=bool))
     if ok.size == 0:
         return out

@@ -1258,8 +1258,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                 prepare_filters(B, s, alphas, t if resolve else 0, dtype_name, gram)
         counter["flops"] += sum(s.flops for s in splits) + outer_split.flops
         if joint is not None:
-            jsplits = [_joint.split_pieces(B, s, gram, joint, XtN) for s in splits]
-            jouter = _joint.split_pieces(B, outer_split, gram, joint, XtN, clip=True)
+            jsplits = [_joint.split_pieces(B, s, gram, joint, XtN, shared=shared) for s in splits]
+            jouter = _joint.split_pieces(B, outer_split, gram, joint, XtN, clip=True, shared=shared)
             joint_splits.append(jouter)
             if joint_inner:
                 inner_pieces.append(jsplits)
@@ -1282,6 +1282,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             if joint is not None:
                 Ynp = np.asarray(B.to_numpy(Yc), dtype=np.float64)
                 b_alpha = np.nan_to_num(joint.base_alpha[k, cols], nan=1.0)
+                # what no layer changes (the baseline's projections and losses on each inner split),
+                # kept for the next layers of the fit
+                jshared = {} if shared is None else shared.setdefault(
+                    (b"joint", k, train.tobytes(), test.tobytes(), cols.start, cols.stop), {})
             for s_i, s in enumerate(splits):
                 if joint is not None:
                     Zs = s.project(B, gram, Yc, XtY)  # the layer's and the joint models' (once)
@@ -1290,9 +1294,12 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                     loss = to_float64(B, loss)
                     js = jsplits[s_i]
                     Zy = _joint.to_np(B, Zs)
-                    NtY = joint.N64[s.train].T @ Ynp[s.train]
+                    if s_i not in jshared:
+                        NtY = joint.N64[s.train].T @ Ynp[s.train]
+                        jshared[s_i] = (NtY, _joint.baseline_loss(js, NtY, Ynp[s.test], b_alpha))
+                    NtY, base_loss = jshared[s_i]
                     jl = _joint.inner_losses(js, _joint.to_np(B, E), Zy, NtY, Ynp[s.test], alphas_np, ratios,
-                                             b_alpha, _invalid_alphas(B, s.lam, alphas))
+                                             b_alpha, _invalid_alphas(B, s.lam, alphas), base_loss=base_loss)
                     del E
                     jlosses.append(jl)
                 elif path == "deletion":
@@ -1309,7 +1316,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                 kept = _joint.best_pairs(jlosses, alphas_np, ratios)
                 pairs = _joint.select_pairs(jlosses, alphas_np, ratios, kept)
                 Zy = _joint.to_np(B, outer_split.project(B, gram, Yc, XtY))
-                NtY = joint.N64[train].T @ Ynp[train]
+                if "outer" not in jshared:
+                    jshared["outer"] = joint.N64[train].T @ Ynp[train]
+                NtY = jshared["outer"]
                 a_layer, a_base = _joint.pair_penalties(pairs, alphas_np, ratios, b_alpha)
                 jpred = _joint.outer_predict(jouter, Zy, NtY, a_layer, a_base)
                 jr, jr2 = _joint.scores(Ynp[test], jpred)

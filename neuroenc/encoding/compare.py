@@ -212,6 +212,8 @@ def compare_layers(observed: np.ndarray, draws: np.ndarray, *, alpha: float = DE
         sl = slice(start, min(start + step, n_t))
         obs = observed[:, sl]
         e = np.asarray(draws[:, :, sl], dtype=np.float64)  # (D, L, t)
+        # without NaN draws, nanmean is mean (the same sums and counts), without its masked copies
+        mean = np.mean if np.isfinite(e).all() else np.nanmean
         b = safe[sl]
         tt = np.arange(obs.shape[1])
         # intervals of delta_j = s_j - s_best: delta - quantiles of (e_j - e_best)
@@ -223,7 +225,7 @@ def compare_layers(observed: np.ndarray, draws: np.ndarray, *, alpha: float = DE
             d = e - e[:, j:j + 1, :]  # (D, L, t): e_k - e_j
             with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                sd = np.sqrt(np.nanmean((d - np.nanmean(d, 0)) ** 2, 0))  # (L, t)
+                sd = np.sqrt(mean((d - mean(d, 0)) ** 2, 0))  # (L, t)
                 scale = np.where(sd > 0, sd, np.inf)
                 stat_obs = (obs - obs[j]) / scale  # (L, t)
                 stat_null = d / scale
