@@ -268,14 +268,22 @@ def _groups(alpha_layer: np.ndarray, alpha_base: np.ndarray, cols: np.ndarray):
     return [((float(a), float(b)), cols[inv.reshape(-1) == i]) for i, (a, b) in enumerate(uniq)]
 
 
-def joint_hat(js: JointSplit, alpha: float, w: float) -> np.ndarray:
+def joint_hat(js: JointSplit, alpha: float, w: float, memo: dict | None = None) -> np.ndarray:
     """The joint model's map from training responses to held-out predictions, (n_held,
     n_train), of a split in the kernel form (the primal form predicts through ``X_T^T y``
-    instead: :class:`_Predictor`)."""
-    D, S, R, _ = _terms(js, alpha)
+    instead: :class:`_Predictor`). ``memo``: a dict kept while ``js`` lives, where the terms
+    of each penalty ``alpha`` (which every ``w`` shares) are kept."""
+    key = (id(js), float(alpha))
+    terms = memo.get(key) if memo is not None else None
+    if terms is None:
+        D, S, R, _ = _terms(js, alpha)
+        terms = (S, R, D[:, None] * js.V.T)
+        if memo is not None:
+            memo[key] = terms
+    S, R, DVt = terms
     k = S.shape[0]
     RC = R @ np.linalg.inv(0.5 * (S + S.T) + np.eye(k) / w)  # (n_held, k)
-    return (js.P + RC @ js.Zu.T) @ (D[:, None] * js.V.T)
+    return (js.P + RC @ js.Zu.T) @ DVt
 
 
 def ridge_hat(N_T: np.ndarray, N_H: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -394,7 +402,16 @@ class UniqueDraws:
             self.batches = list(draw_batches(self.signal, self.residuals, draws, KEEP_BYTES))
         hats = [[(cols, ridge_hat(N[tr], N[te], b)) for cols, _, b in pair_groups(base_alpha[k], base_alpha[k])]
                 for k, (tr, te) in enumerate(outer)]
+        self._ridge_hats: dict = {}  # the baseline's maps on the inner splits, which every layer shares
         self.base = hat_draws(hats, self.signal, self.residuals, outer, draws, batch_bytes, self.batches, score)
+
+    def _ridge_hat(self, js: JointSplit, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`ridge_hat` of the baseline on the rows of ``js``, made once for every layer."""
+        key = (js.train.tobytes(), js.test.tobytes(), float(alpha))
+        hat = self._ridge_hats.get(key)
+        if hat is None:
+            hat = self._ridge_hats[key] = ridge_hat(self.N[js.train], self.N[js.test], alpha)
+        return hat
 
     def _batches(self):
         if self.batches is not None:
@@ -422,6 +439,7 @@ class UniqueDraws:
         out = np.full((self.draws.n_draws, n_f, t), np.nan)
         defined = np.isfinite(self.base_r2) & ~np.isnan(alpha_layer)
         plans = []  # per fold: (k, cols, predictors of the outer split and of each inner split, b0)
+        memo: dict = {}  # joint_hat's terms per split and penalty, while this layer's splits live
         for k in range(n_f):
             ok = np.flatnonzero(defined[k] & np.isfinite(kept_layer[k]) & np.isfinite(self.base_alpha[k]))
             if ok.size == 0:
@@ -429,9 +447,8 @@ class UniqueDraws:
             keys = np.stack([kept_layer[k, ok], kept_base[k, ok], self.base_alpha[k, ok]], 1)
             uniq, inv = np.unique(keys, axis=0, return_inverse=True)
             for g, (a, b, b0) in enumerate(uniq):
-                plans.append((k, ok[inv.reshape(-1) == g], _Predictor(splits[k], X, N, a, b),
-                              [(_Predictor(sp, X, N, a, b), ridge_hat(N[sp.train], N[sp.test], b0))
-                               for sp in inner[k]]))
+                plans.append((k, ok[inv.reshape(-1) == g], _Predictor(splits[k], X, N, a, b, memo),
+                              [(_Predictor(sp, X, N, a, b, memo), self._ridge_hat(sp, b0)) for sp in inner[k]]))
         primal = any(pl[2].js.form == "primal" for pl in plans)
         for start, Yd in self._batches():
             kd = Yd.shape[1]
@@ -443,8 +460,9 @@ class UniqueDraws:
                 gains = []
                 for pred, (A, Bt) in rule:
                     yv = Yg[pred.js.test]
-                    ej = yv - pred(Yg, Gg)
-                    eb = yv - A @ (Bt @ Yg[pred.js.train])
+                    ytr = Yg[pred.js.train]  # the training rows, gathered once for both models
+                    ej = yv - pred(Yg, Gg, ytr)
+                    eb = yv - A @ (Bt @ ytr)
                     gains.append(((eb * eb).sum(0) - (ej * ej).sum(0)) / pred.js.test.size)
                 gains = np.asarray(gains)
                 se = gains.std(0, ddof=1) / np.sqrt(len(gains)) if len(gains) >= 2 else 0.0
@@ -462,22 +480,25 @@ class _Predictor:
     on the baseline band) from the responses of all rows: ``pred(Y, G)``, ``G = X^T Y`` (primal
     form) or None."""
 
-    def __init__(self, js: JointSplit, X: np.ndarray | None, N: np.ndarray, a: float, b: float) -> None:
+    def __init__(self, js: JointSplit, X: np.ndarray | None, N: np.ndarray, a: float, b: float,
+                 memo: dict | None = None) -> None:
         self.js, self.X, self.N, self.a, self.b = js, X, N, float(a), float(b)
         if js.form == "kernel":
-            self.M = joint_hat(js, a, a / b)
+            self.M = joint_hat(js, a, a / b, memo)
         else:
             left = np.ones(N.shape[0], dtype=bool)
             left[js.train] = False
             self.left = np.flatnonzero(left)  # the rows out of the training set (gathered when used)
 
-    def __call__(self, Y: np.ndarray, G: np.ndarray | None) -> np.ndarray:
+    def __call__(self, Y: np.ndarray, G: np.ndarray | None, Y_train: np.ndarray | None = None) -> np.ndarray:
+        """``Y_train``: ``Y[js.train]``, when the caller has it."""
         js = self.js
+        Y_train = Y[js.train] if Y_train is None else Y_train
         if js.form == "kernel":
-            return self.M @ Y[js.train]
+            return self.M @ Y_train
         XtY = G - np.take(self.X, self.left, axis=0).T @ Y[self.left]
         m = Y.shape[1]
-        return outer_predict(js, js.V.T @ XtY, self.N[js.train].T @ Y[js.train], np.full(m, self.a),
+        return outer_predict(js, js.V.T @ XtY, self.N[js.train].T @ Y_train, np.full(m, self.a),
                              np.full(m, self.b))
 
 

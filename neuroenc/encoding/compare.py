@@ -160,6 +160,12 @@ def best_rows(observed: np.ndarray) -> np.ndarray:
     return best_index(observed, axis=0)[0]
 
 
+def _mean_of(draws: np.ndarray):
+    """The mean over draws that :func:`compare_layers` takes: ``np.nanmean``, or ``np.mean`` when
+    no draw is NaN or infinite (then the same sums and counts, without ``nanmean``'s masked copies)."""
+    return np.mean if np.isfinite(draws).all() else np.nanmean
+
+
 def compare_layers(observed: np.ndarray, draws: np.ndarray, *, alpha: float = DEFAULT_ALPHA,
                    ci: float = 0.95, source: str = "draws", exact: bool = False) -> LayerComparison:
     """Compare every layer with the best, per target, from paired draws of the scores' errors.
@@ -212,8 +218,7 @@ def compare_layers(observed: np.ndarray, draws: np.ndarray, *, alpha: float = DE
         sl = slice(start, min(start + step, n_t))
         obs = observed[:, sl]
         e = np.asarray(draws[:, :, sl], dtype=np.float64)  # (D, L, t)
-        # without NaN draws, nanmean is mean (the same sums and counts), without its masked copies
-        mean = np.mean if np.isfinite(e).all() else np.nanmean
+        mean = _mean_of(e)
         b = safe[sl]
         tt = np.arange(obs.shape[1])
         # intervals of delta_j = s_j - s_best: delta - quantiles of (e_j - e_best)
