@@ -181,7 +181,7 @@ def inner_losses(js: JointSplit, E: np.ndarray, Zy: np.ndarray, NtY: np.ndarray,
     # every valid penalty at once (the terms of _terms and _g, stacked along the penalties)
     a = np.asarray(alphas, dtype=np.float64)[ok]
     D = 1.0 / (js.lam[None, :] + a[:, None])  # (n_ok, r)
-    ZuD = js.Zu.T[None, :, :] * D[:, None, :]  # (n_ok, k, r)
+    ZuD = np.ascontiguousarray(js.Zu.T)[None, :, :] * D[:, None, :]  # (n_ok, k, r)
     S = ZuD @ js.Zu  # (n_ok, k, k)
     g = ZuD @ Zy  # (n_ok, k, t)
     if js.form == "primal":
@@ -191,9 +191,10 @@ def inner_losses(js: JointSplit, E: np.ndarray, Zy: np.ndarray, NtY: np.ndarray,
     # (I / w + S)^{-1} g for every target's w at once, from one eigendecomposition of each S
     lam_s, Q = np.linalg.eigh(0.5 * (S + np.swapaxes(S, 1, 2)))
     h = np.swapaxes(Q, 1, 2) @ g  # (n_ok, k, t)
+    E_ok = E if ok.size == n_a else E[ok]
     for m, ratio in enumerate(ratios):
         inv_w = base_alpha[None, :] * ratio / a[:, None]  # 1 / w = alpha_baseline / alpha_layer, per target
-        F = E[ok] + R @ (Q @ (h / (lam_s[:, :, None] + inv_w[:, None, :])))
+        F = E_ok + R @ (Q @ (h / (lam_s[:, :, None] + inv_w[:, None, :])))
         out[ok * n_r + m] = -(F * F).sum(1) / n_te
     return out
 
