@@ -193,3 +193,38 @@ def test_a_writable_array_is_hashed_every_time(rng):
     key = store.key_of(X, "kernel")
     X[0, 0] += 1.0
     assert store.key_of(X, "kernel") == SpectrumStore.key(X, "kernel") != key
+
+
+def test_the_circular_shift_draws_of_one_seed_are_made_once(rng):
+    from neuroenc.encoding.sweep import shifted_draws
+
+    runs = run_indices(np.repeat([0, 1], [40, 30]))
+    first = shifted_draws(runs, 50, 7, 70)
+    fresh = ShiftedDraws(runs, run_shifts(runs, 50, 7), 70)
+    np.testing.assert_array_equal(first.indices(0, 50), fresh.indices(0, 50))
+    assert shifted_draws(runs, 50, 7, 70) is first  # the next fit of the same runs and seed
+    assert shifted_draws(runs, 50, 8, 70) is not first
+    with pytest.raises(ValueError, match="read-only"):
+        first.indices(0, 1)[0, 0] = 3  # shared: never changed
+
+
+def test_fold_scores_without_r2_gives_the_same_r(rng):
+    Yt, pred = rng.standard_normal((20, 9)), rng.standard_normal((20, 9)).astype(np.float32)
+    with use_backend("numpy") as B:
+        r, r2 = _ridge.fold_scores(B, Yt, pred)
+        r_only, none = _ridge.fold_scores(B, Yt, pred, r2=False)
+    np.testing.assert_array_equal(r_only, r)
+    assert none is None and r2 is not None
+
+
+def test_groups_of_penalty_pairs_are_those_of_np_unique(rng):
+    a = rng.choice([1.0, 10.0, np.inf], 40)
+    b = rng.choice([2.0, 3.0], 40)
+    cols = np.flatnonzero(rng.random(40) < 0.8)
+    keys = np.stack([a[cols], b[cols]], 1)
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    ref = [((float(x), float(y)), cols[inv.reshape(-1) == i]) for i, (x, y) in enumerate(uniq)]
+    got = _joint._groups(a, b, cols)
+    assert [g[0] for g in got] == [g[0] for g in ref]
+    for (_, c1), (_, c2) in zip(got, ref):
+        np.testing.assert_array_equal(c1, c2)

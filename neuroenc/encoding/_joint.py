@@ -264,9 +264,10 @@ def _groups(alpha_layer: np.ndarray, alpha_base: np.ndarray, cols: np.ndarray):
     """``((alpha_layer, alpha_base), cols)`` for each distinct pair among ``cols``."""
     if cols.size == 0:
         return []
-    keys = np.stack([alpha_layer[cols], alpha_base[cols]], 1)
-    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-    return [((float(a), float(b)), cols[inv.reshape(-1) == i]) for i, (a, b) in enumerate(uniq)]
+    a_cols, b_cols = alpha_layer[cols], alpha_base[cols]
+    # the distinct pairs in lexicographic order (as np.unique(axis=0), without its structured sort)
+    pairs = sorted(set(zip(a_cols.tolist(), b_cols.tolist())))
+    return [((float(a), float(b)), cols[(a_cols == a) & (b_cols == b)]) for a, b in pairs]
 
 
 def joint_hat(js: JointSplit, alpha: float, w: float, memo: dict | None = None) -> np.ndarray:

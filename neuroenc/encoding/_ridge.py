@@ -777,36 +777,41 @@ def dual_or_primal_coef(B, gram: LayerGram, Y, alphas, best, train=None, spectru
     return "primal", V @ (Z / (lam[:, None] + lam_alpha))
 
 
-def fold_scores(B, Yt, pred):
+def fold_scores(B, Yt, pred, r2: bool = True):
     """Pearson r and R² per target of held-out predictions: two (n_targets,) float64 arrays.
 
     A target constant in the held-out part gets r = NaN and R² = NaN; a constant prediction
-    (e.g. every penalty maximal) gets r = 0.
+    (e.g. every penalty maximal) gets r = 0. ``r2=False``: R² is not computed (None), as the
+    refit null needs only r (the same r).
     """
+    want_r2 = r2
     Yt = to_float64(B, Yt)
     pred = to_float64(B, pred)
     yc = Yt - Yt.mean(0)
     pc = pred - pred.mean(0)
     if B.name == "numpy":  # the sums of products without their temporaries (the refit null's many draws)
         syy, spp, spy = (np.einsum("i...,i...->...", u, v) for u, v in ((yc, yc), (pc, pc), (pc, yc)))
-        Yt = Yt - pred
-        ss_res = np.einsum("i...,i...->...", Yt, Yt)
+        if want_r2:
+            Yt = Yt - pred
+            ss_res = np.einsum("i...,i...->...", Yt, Yt)
     else:
         syy = (yc * yc).sum(0)
         spp = (pc * pc).sum(0)
         spy = (pc * yc).sum(0)
-        ss_res = ((Yt - pred) ** 2).sum(0)
-    syy_np, spp_np, spy_np, ss_np = (B.to_numpy(v) for v in (syy, spp, spy, ss_res))
+        if want_r2:
+            ss_res = ((Yt - pred) ** 2).sum(0)
+    syy_np, spp_np, spy_np = (B.to_numpy(v) for v in (syy, spp, spy))
     syy_np, spp_np = np.asarray(syy_np, float), np.asarray(spp_np, float)
     tiny = np.finfo(np.float64).tiny
     const_y = syy_np <= tiny
     const_p = spp_np <= tiny
     with np.errstate(invalid="ignore", divide="ignore"):
         r = spy_np / np.sqrt(syy_np * spp_np)
-        r2 = 1.0 - ss_np / syy_np
+        r2 = 1.0 - B.to_numpy(ss_res) / syy_np if want_r2 else None
     r = np.where(const_p, 0.0, r)
     r = np.where(const_y, np.nan, r)
-    r2 = np.where(const_y, np.nan, r2)
+    if want_r2:
+        r2 = np.where(const_y, np.nan, r2)
     return np.clip(r, -1.0, 1.0), r2
 
 
@@ -1040,7 +1045,7 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
                 if bc is not None:
                     ytr = (ytr.reshape(n_tr, k, c) + take_rows(B, bc, split.train)[:, None, :]).reshape(n_tr, k * c)
                     yte = (yte.reshape(n_te, k, c) + take_rows(B, bc, split.test)[:, None, :]).reshape(n_te, k * c)
-                rk, _ = fold_scores(B, yte, M @ ytr)
+                rk, _ = fold_scores(B, yte, M @ ytr, r2=False)
                 out[start:start + k, cols] = rk.reshape(k, c)
                 flops += 2.0 * n_te * n_tr * k * c
         if counter is not None:
@@ -1059,7 +1064,7 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
         XtY = gram.X.T @ Yp if split.removed is not None else None
         Z = split.project(B, gram, Yp, XtY)
         pred = split.P @ (Z.reshape(r, k, t) * D[:, None, :]).reshape(r, k * t)
-        rk, _ = fold_scores(B, take_rows(B, Yp, split.test), pred)
+        rk, _ = fold_scores(B, take_rows(B, Yp, split.test), pred, r2=False)
         out[start:start + k] = rk.reshape(k, t)
         flops += split.project_flops(gram, k * t) + 2.0 * split.test.size * r * k * t
         if XtY is not None:
