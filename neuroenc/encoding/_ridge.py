@@ -999,16 +999,21 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
         # the centred held-out responses of every draw and target, shared by every layer (NumPy;
         # not for one column, whose sums NumPy orders otherwise)
         share = held is not None and keep and base is None and B.name == "numpy" and \
-            n_te * n_draws * t * 8 <= HELD_BYTES
+            n_draws * t * (8 * 2 * n_te + itemsize * n_tr) <= HELD_BYTES
 
         def held_of(b):
+            # per batch of draws: the centred held-out responses (all targets, and each target's
+            # alone, contiguous), their sums of squares, and each target's training draws
             entry = held.get(("held", b))
             if entry is None:
-                k, _, te_rows = kept[b]
+                k, tr_rows, te_rows = kept[b]
                 yte = np.asarray(B.to_numpy(take_rows(B, Y, te_rows)), dtype=np.float64).reshape(n_te, k * t)
                 yc = yte - yte.mean(0)
-                entry = held[("held", b)] = (yc.reshape(n_te, k, t),
-                                             np.einsum("i...,i...->...", yc, yc).reshape(k, t))
+                yc3 = yc.reshape(n_te, k, t)
+                ytr3 = take_rows(B, Y, tr_rows).reshape(n_tr, k, t)
+                entry = held[("held", b)] = (yc3, np.einsum("i...,i...->...", yc, yc).reshape(k, t),
+                                             [np.ascontiguousarray(yc3[:, :, j]) for j in range(t)],
+                                             [np.ascontiguousarray(ytr3[:, :, j]) for j in range(t)])
             return entry
 
         for a in used:
@@ -1032,15 +1037,19 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
             bc = base[:, as_index(B, cols)] if base is not None else None
             for b, start in enumerate(starts):
                 k, tr_rows, te_rows = kept[b] if keep else rows_of(start)
-                # each target's draws gathered once, with its penalty's group (take_rows)
-                ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
                 if share and k * c >= 2:
-                    yc_all, syy_all = held_of(b)
-                    yc = yc_all[:, :, cols].reshape(n_te, k * c)
+                    yc_all, syy_all, yc_one, ytr_one = held_of(b)
+                    if c == 1:  # a target alone: its draws as kept (the same array the gather gives)
+                        ytr, yc = ytr_one[cols[0]], yc_one[cols[0]]
+                    else:
+                        ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
+                        yc = yc_all[:, :, cols].reshape(n_te, k * c)
                     rk = held_out_r(M @ ytr, yc, syy_all[:, cols].reshape(k * c))
                     out[start:start + k, cols] = rk.reshape(k, c)
                     flops += 2.0 * n_te * n_tr * k * c
                     continue
+                # each target's draws gathered once, with its penalty's group (take_rows)
+                ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
                 yte = take_rows(B, Yc, te_rows).reshape(n_te, k * c)
                 if bc is not None:
                     ytr = (ytr.reshape(n_tr, k, c) + take_rows(B, bc, split.train)[:, None, :]).reshape(n_tr, k * c)
