@@ -253,8 +253,11 @@ def outer_predict(js: JointSplit, Zy: np.ndarray, NtY: np.ndarray, alpha_layer: 
     if on.size:
         D_t = 1.0 / (js.lam[:, None] + alpha_layer[on][None, :])
         pred[:, on] = js.P @ (D_t * Zy[:, on])
+    terms: dict = {}  # per penalty of the layer band, shared by its baseline penalties
     for (alpha, beta), cols in _groups(alpha_layer, alpha_base, on):
-        _, S, R, ZuD = _terms(js, alpha)
+        if alpha not in terms:
+            terms[alpha] = _terms(js, alpha)
+        _, S, R, ZuD = terms[alpha]
         g = _g(js, ZuD, Zy[:, cols], NtY[:, cols], alpha)
         pred[:, cols] += R @ _solve(S, np.array([alpha / beta]), g)[0]
     return pred

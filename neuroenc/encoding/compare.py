@@ -237,7 +237,7 @@ def compare_layers(observed: np.ndarray, draws: np.ndarray, *, alpha: float = DE
             stat_obs[j] = -np.inf
             stat_null[:, j] = -np.inf
             stat_obs = np.where(np.isfinite(obs), np.nan_to_num(stat_obs, nan=-np.inf), -np.inf)
-            stat_null = np.nan_to_num(stat_null, nan=-np.inf)
+            stat_null = np.nan_to_num(stat_null, nan=-np.inf, copy=False)  # a temporary: in place
             T = stat_obs.max(0)  # (t,)
             M = stat_null.max(1)  # (D, t)
             hits = (M >= T[None, :] - 1e-12).sum(0)
