@@ -33,7 +33,8 @@ def test_the_refit_null_of_layers_sharing_their_held_out_responses_is_unchanged(
                 got = _ridge.refit_null(B, split, gram, Y, alphas, best, draws, order="hat", held=held)
                 ref = _ridge.refit_null(B, split, gram, Y, alphas, best, draws, order="hat")
                 np.testing.assert_array_equal(got, ref)
-    assert ("held", 0) in held and "rows" in held  # made by the first layer, used by the others
+    hat = [v for k, v in held.items() if isinstance(k, tuple) and k[0] == "hat"]
+    assert hat and ("held", 0) in hat[0] and "rows" in hat[0]  # made by the first layer, used by the others
 
 
 def test_held_out_r_is_fold_scores_r(rng):
@@ -228,3 +229,39 @@ def test_groups_of_penalty_pairs_are_those_of_np_unique(rng):
     assert [g[0] for g in got] == [g[0] for g in ref]
     for (_, c1), (_, c2) in zip(got, ref):
         np.testing.assert_array_equal(c1, c2)
+
+
+@pytest.mark.parametrize("order", ["hat", "project"])
+def test_a_held_dict_serves_only_its_draws_and_responses(rng, order):
+    n, t = 50, 3
+    X = rng.standard_normal((n, 6))
+    Y = rng.standard_normal((n, t))
+    runs = run_indices(np.zeros(n))
+    alphas, best = np.logspace(-1, 2, 4), np.array([0, 2, 2])
+    held: dict = {}
+    with use_backend("numpy") as B:
+        gram = _ridge.LayerGram.compute(X, "primal")
+        split = _ridge.decompose(B, gram, np.arange(35), np.arange(40, 50))
+        for seed, Yk in ((0, Y), (0, Y), (1, Y), (1, Y + 1.0), (0, Y)):  # other draws or responses: made again
+            draws = ShiftedDraws(runs, run_shifts(runs, 30, seed), n)
+            got = _ridge.refit_null(B, split, gram, Yk, alphas, best, draws, order=order, held=held)
+            ref = _ridge.refit_null(B, split, gram, Yk, alphas, best, draws, order=order)
+            np.testing.assert_array_equal(got, ref)
+    assert any(isinstance(k, tuple) and k[0] == order for k in held)
+
+
+def test_the_baseline_models_share_their_null_draws_with_the_same_results(rng):
+    from neuroenc.encoding import fit_encoding
+
+    layers = _layers(rng, n=80, p=60, n_layers=1)
+    Y = layers[0][:, :2] + rng.standard_normal((80, 2))
+    nuisance = {"rate": rng.standard_normal((80, 2)), "power": rng.standard_normal((80, 1))}
+    kw = dict(alphas=np.logspace(-1, 4, 5), cv=4, inner_cv=3, n_permutations=40, random_state=1,
+              backend="numpy", dtype="float64", baseline_models=True)
+    res = fit_encoding(layers, Y, nuisance=nuisance, **kw)
+    for name, N in (("rate", nuisance["rate"]), ("power", nuisance["power"])):
+        alone = LayerSweep(alphas=kw["alphas"], cv=4, inner_cv=3, n_permutations=40, random_state=1,
+                           backend="numpy", dtype="float64", refit=False, compare=False, unique=False).fit(N, Y)
+        rows = [r for r in res.provenance["baseline_models"] if r["model"] == name]
+        np.testing.assert_array_equal([r["r"] for r in rows], alone.r_[0])
+        np.testing.assert_array_equal([r["p"] for r in rows], alone.pvalues_[0])

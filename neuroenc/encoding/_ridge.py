@@ -947,8 +947,9 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
 
     ``held``: a dict that the calls of every layer for the same split, responses ``Y`` and
     draws share (:func:`fit_layer_cv` keeps one per outer fold and target batch): the draws'
-    sample orders and, in the ``"hat"`` order on NumPy, their centred held-out responses are
-    made by the first layer and reused by the others (:func:`held_out_r`; the same numbers).
+    sample orders (``"hat"``) or responses (``"project"``) and, on NumPy, their centred held-out
+    responses are made by the first layer and reused by the others (:func:`held_out_r`; the
+    same numbers).
     """
     distinct, inverse = draws.distinct() if hasattr(draws, "distinct") else (draws, None)
     if inverse is not None:  # repeated draws (few shifts of a short run): each computed once
@@ -957,6 +958,12 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
     solved = isinstance(split, SolveSplit)
     lam = None if solved else B.clip(split.lam, 0, None)
     n, t = Y.shape
+    if held is not None:  # kept for these draws and responses only
+        kept_y = held.get("Y")
+        if held.get("draws") is not draws or kept_y is None or kept_y.shape != tuple(Y.shape) or \
+                not np.array_equal(kept_y, np.asarray(B.to_numpy(Y))):
+            held.clear()
+            held["draws"], held["Y"] = draws, np.array(B.to_numpy(Y))
     r = split.train.size if solved else lam.shape[0]
     n_draws = draws.n_draws
     n_te, n_tr = split.test.size, split.train.size
@@ -986,16 +993,14 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
             idx = draws.indices(start, start + step)
             return idx.shape[0], idx[:, split.train].T.reshape(-1), idx[:, split.test].T.reshape(-1)
 
-        if held is not None and held.get("step") != step:  # batches of another size: start again
-            held.clear()
-            held["step"] = step
+        hh = held.setdefault(("hat", step), {}) if held is not None else None  # per size of the batches
         kept = None
         if keep:
-            kept = held.get("rows") if held is not None else None
+            kept = hh.get("rows") if hh is not None else None
             if kept is None:
                 kept = [rows_of(start) for start in starts]
-                if held is not None:
-                    held["rows"] = kept
+                if hh is not None:
+                    hh["rows"] = kept
         # the centred held-out responses of every draw and target, shared by every layer (NumPy;
         # not for one column, whose sums NumPy orders otherwise)
         share = held is not None and keep and base is None and B.name == "numpy" and \
@@ -1004,14 +1009,14 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
         def held_of(b):
             # per batch of draws: the centred held-out responses (all targets, and each target's
             # alone, contiguous), their sums of squares, and each target's training draws
-            entry = held.get(("held", b))
+            entry = hh.get(("held", b))
             if entry is None:
                 k, tr_rows, te_rows = kept[b]
                 yte = np.asarray(B.to_numpy(take_rows(B, Y, te_rows)), dtype=np.float64).reshape(n_te, k * t)
                 yc = yte - yte.mean(0)
                 yc3 = yc.reshape(n_te, k, t)
                 ytr3 = take_rows(B, Y, tr_rows).reshape(n_tr, k, t)
-                entry = held[("held", b)] = (yc3, np.einsum("i...,i...->...", yc, yc).reshape(k, t),
+                entry = hh[("held", b)] = (yc3, np.einsum("i...,i...->...", yc, yc).reshape(k, t),
                                              [np.ascontiguousarray(yc3[:, :, j]) for j in range(t)],
                                              [np.ascontiguousarray(ytr3[:, :, j]) for j in range(t)])
             return entry
@@ -1063,17 +1068,35 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
     D = 1.0 / (lam[:, None] + alphas[best][None, :])  # (r, t)
     per_draw = refit_null_draw_bytes(n, p_xty, r, split.test.size, t, itemsize)
     step = int(max(1, min(n_draws, batch_bytes // per_draw)))
+    # the draws' responses and centred held-out responses, kept for the next calls (NumPy, small)
+    kept_p = None
+    if held is not None and base is None and B.name == "numpy" and \
+            n_draws * t * (itemsize * n + 8 * 2 * n_te) <= HELD_BYTES:
+        kept_p = held.setdefault(("project", step), {})
     for start in range(0, n_draws, step):
-        idx = draws.indices(start, start + step)  # (k, n)
-        k = idx.shape[0]
-        # sample-major: row i, column d * t + c is draw d's response of target c at sample i
-        Yp = take_rows(B, Y, idx.T.reshape(-1)).reshape(n, k * t)
-        if base is not None:
-            Yp = (Yp.reshape(n, k, t) + base[:, None, :]).reshape(n, k * t)
+        entry = kept_p.get(start) if kept_p is not None else None
+        if entry is None:
+            idx = draws.indices(start, start + step)  # (k, n)
+            k = idx.shape[0]
+            # sample-major: row i, column d * t + c is draw d's response of target c at sample i
+            Yp = take_rows(B, Y, idx.T.reshape(-1)).reshape(n, k * t)
+            if base is not None:
+                Yp = (Yp.reshape(n, k, t) + base[:, None, :]).reshape(n, k * t)
+            yc = syy = None
+            if kept_p is not None:
+                yte = np.asarray(B.to_numpy(take_rows(B, Yp, split.test)), dtype=np.float64)
+                yc = yte - yte.mean(0)
+                syy = np.einsum("i...,i...->...", yc, yc)
+                kept_p[start] = (k, Yp, yc, syy)
+        else:
+            k, Yp, yc, syy = entry
         XtY = gram.X.T @ Yp if split.removed is not None else None
         Z = split.project(B, gram, Yp, XtY)
         pred = split.P @ (Z.reshape(r, k, t) * D[:, None, :]).reshape(r, k * t)
-        rk, _ = fold_scores(B, take_rows(B, Yp, split.test), pred, r2=False)
+        if yc is not None:
+            rk = held_out_r(pred, yc, syy)
+        else:
+            rk, _ = fold_scores(B, take_rows(B, Yp, split.test), pred, r2=False)
         out[start:start + k] = rk.reshape(k, t)
         flops += split.project_flops(gram, k * t) + 2.0 * split.test.size * r * k * t
         if XtY is not None:

@@ -448,7 +448,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         check_params(self)  # each parameter against its declaration (_parameter_constraints)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, groups=None, nuisance=None, spectra=None):
+    def fit(self, X, y=None, groups=None, nuisance=None, spectra=None, shared=None):
         """Fit and score every layer.
 
         Parameters
@@ -466,6 +466,11 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Where each layer's Gram and its splits' eigendecompositions are looked up and kept
             (:class:`~neuroenc.encoding.spectra.SpectrumStore`): fits of the same design (subjects
             of the same story) then share them, with the same results.
+        shared : dict | None
+            What fits of the same responses, splits, penalties and draws share beyond the
+            design (the refit null's draws and held-out responses): one dict given to each (the
+            baseline models of :func:`~neuroenc.encoding.fit_encoding`); default one per fit.
+            The results are the same.
 
         Returns
         -------
@@ -545,7 +550,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         # the same permutation draws for every layer (and every target chunk and layer subset)
         perm_seed = int(_check_random_state(self.random_state).integers(2**62))
         budget = None
-        shared: dict = {}  # what every layer's fit shares (fit_layer_cv's shared), dropped with the fit
+        shared = {} if shared is None else shared  # what every layer's fit shares (fit_layer_cv's shared)
         with use_backend(backend_name) as B:
             Yb = B.asarray(Y, dtype=dtype)
             ab = B.asarray(alphas, dtype=dtype)
