@@ -1274,9 +1274,15 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
     cache = EigenCache([tr for inn in inner for tr, _ in inn] + [tr for tr, _ in outer])
     sums = np.zeros((6, t))
+    keep_null = False
     if null_shifts is not None:
         null_sum = np.zeros((null_shifts.n_draws, t))
         null_count = np.zeros(t)
+        # the refit null's draws kept for the next layers (refit_null's held), every fold's within the
+        # null's batch budget
+        n_te_max = max(te.size for _, te in outer)
+        keep_null = n_folds * null_shifts.n_draws * min(batch, t) * (16 * n_te_max + itemsize * n) \
+            <= refit_batch_bytes
     _check_inner_path(inner_path)
     for k, ((train, test), inner_k) in enumerate(zip(outer, inner)):
         tic = _tic(counter)
@@ -1377,7 +1383,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             if null_shifts is not None:
                 tic = _tic(counter)
                 held = None
-                if shared is not None:
+                if shared is not None and keep_null:
                     held = shared.setdefault((b"null", train.tobytes(), test.tobytes(), cols.start, cols.stop), {})
                 nr = refit_null(B, outer_split, gram, Yc, alphas, best, null_shifts, counter=counter,
                                 batch_bytes=refit_batch_bytes, held=held)
