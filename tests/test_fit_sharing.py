@@ -73,6 +73,10 @@ def test_the_layers_of_a_fit_sharing_their_baseline_pieces_give_the_same_results
     got = _fit_layers(layers, Y, N, shared)
     ref = _fit_layers(layers, Y, N, None)
     assert any(k[0] == b"joint" for k in shared if isinstance(k, tuple))
+    # another baseline with the same dict: its own pieces, not the first band's
+    N2 = rng.standard_normal((90, 2))
+    got += _fit_layers(layers, Y, N2, shared)
+    ref += _fit_layers(layers, Y, N2, None)
     for g, r in zip(got, ref):
         for key, value in r.items():
             if isinstance(value, np.ndarray):

@@ -1229,8 +1229,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         "project first" order whatever the number of targets (the same results).
     shared : dict | None
         What the layers of one sweep share (the same ``Y``, splits, penalties and draws): one
-        dict that every layer's call gets, filled by the first (the refit null's held-out
-        responses, :func:`refit_null`'s ``held``). The results are the same without.
+        dict that every layer's call gets, filled by the first (the refit null's draws and
+        held-out responses, :func:`refit_null`'s ``held``, checked against the draws and ``Y``;
+        the pieces of ``joint``'s baseline band, kept per band). The results are the same without.
 
     Returns
     -------
@@ -1256,6 +1257,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     form, gram, counter = _layer_gram(X, outer, form, counter, store)
     if joint is not None:
         from . import _joint
+
+        # what the layers share of this baseline band (its pieces of each split, its inner losses),
+        # apart from other bands' (the band is kept with them: its id names no other while they live)
+        band_shared = None if shared is None else shared.setdefault((b"joint", id(joint)), {"band": joint})
 
         XtN = gram.X.T @ joint.N if form == "primal" else None
         ratios = np.asarray(joint.ratios, dtype=np.float64)
@@ -1301,8 +1306,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                 prepare_filters(B, s, alphas, t if resolve else 0, dtype_name, gram)
         counter["flops"] += sum(s.flops for s in splits) + outer_split.flops
         if joint is not None:
-            jsplits = [_joint.split_pieces(B, s, gram, joint, XtN, shared=shared) for s in splits]
-            jouter = _joint.split_pieces(B, outer_split, gram, joint, XtN, clip=True, shared=shared)
+            jsplits = [_joint.split_pieces(B, s, gram, joint, XtN, shared=band_shared) for s in splits]
+            jouter = _joint.split_pieces(B, outer_split, gram, joint, XtN, clip=True, shared=band_shared)
             joint_splits.append(jouter)
             if joint_inner:
                 inner_pieces.append(jsplits)
@@ -1327,8 +1332,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                 b_alpha = np.nan_to_num(joint.base_alpha[k, cols], nan=1.0)
                 # what no layer changes (the baseline's projections and losses on each inner split),
                 # kept for the next layers of the fit
-                jshared = {} if shared is None else shared.setdefault(
-                    (b"joint", k, train.tobytes(), test.tobytes(), cols.start, cols.stop), {})
+                jshared = {} if band_shared is None else band_shared.setdefault(
+                    (k, train.tobytes(), test.tobytes(), cols.start, cols.stop), {})
             for s_i, s in enumerate(splits):
                 if joint is not None:
                     Zs = s.project(B, gram, Yc, XtY)  # the layer's and the joint models' (once)
