@@ -183,6 +183,7 @@ class Design:
         self.target_names = list(runs[0].response.names)
         self.space = runs[0].response.space
         self._feature_stats: dict[int, dict[str, ZStats]] = {}
+        self._shared: tuple[Any, bytes] | None = None  # (store, content key): see share_layers
         self.response_stats: dict[str, ZStats | None] = {}
         Y = np.empty((self.n_samples, len(self.target_names)), dtype=self.dtype)
         for run, sl in zip(runs, self._slices):
@@ -267,6 +268,16 @@ class Design:
         layer = self._check_layer(layer)
         nf = self.n_features(layer)
         dtype = self.dtype if dtype is None else np.dtype(dtype)
+        part = b"design-X|%d|%s" % (layer, dtype.str.encode())
+        if self._shared is not None:
+            kept = self._shared[0].get(self._shared[1], part)
+            if kept is not None:  # made for an earlier design of the same content: the same bookkeeping
+                out, stats = kept
+                for name, st in stats.items():
+                    self._warn_constant(st, f"layer {layer} of the features for run {name!r}")
+                if self.zscore:
+                    self._feature_stats[layer] = dict(stats)
+                return out
         n_bytes = self.n_samples * nf * self.n_delays * dtype.itemsize
         if n_bytes > 4e9:
             logger.warning(
@@ -286,7 +297,41 @@ class Design:
             _write_delayed(out[sl], grid, run.keep, self.delays)
         if self.zscore:
             self._feature_stats[layer] = stats
+        if self._shared is not None:
+            out.setflags(write=False)  # shared with later designs of the same content: never changed
+            self._shared[0].put(self._shared[1], part, (out, dict(stats)), nbytes=out.nbytes)
         return out
+
+    def share_layers(self, store: Any, features_keys: dict[str, str]) -> bool:
+        """Keep the layers' designs (:meth:`X`) in ``store`` for later designs of the same content.
+
+        Subjects who heard the same story get designs of the same words, features, response grid
+        and settings: every layer's ``X`` is then the same array, made once per ``store`` (a
+        :class:`~neuroenc.encoding.spectra.SpectrumStore`) and returned read-only. The content
+        key covers the settings, each run's grid, word times and trimming, and its features
+        (``features_keys``: a content hash of each run's features, e.g. its file's sha256).
+        Returns False (nothing shared) when a run has no features key.
+        """
+        import hashlib
+        import json
+
+        if any(run.name not in features_keys for run in self._runs):
+            return False
+        h = hashlib.sha256()
+        h.update(json.dumps({"kind": self.kind, "delays": [int(d) for d in self.delays], "hrf": self.hrf,
+                             "zscore": self.zscore, "resampling": self._resampling},
+                            sort_keys=True, default=str).encode())
+        for run in self._runs:
+            resp = run.response
+            h.update(json.dumps([run.name, str(features_keys[run.name]), run.n_pre, run.n_post, run.first,
+                                 run.last, resp.n_samples, repr(float(resp.start)), repr(float(resp.period))]
+                                ).encode())
+            for a in (run.times, run.onsets, run.offsets):
+                a = np.ascontiguousarray(a, dtype="<f8")
+                h.update(b"%d|" % a.size)
+                h.update(a.tobytes())
+        self._shared = (store, b"design|" + h.digest())
+        return True
 
     def feature_stats(self, layer: int) -> dict[str, ZStats]:
         """Per run, the z-scoring statistics of one layer (computed by :meth:`X` if needed).

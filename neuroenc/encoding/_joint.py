@@ -77,8 +77,8 @@ class JointSplit:
     bV: np.ndarray | None = None  # (k, k)
 
     def __post_init__(self) -> None:
-        lam, V = np.linalg.eigh(self.NtN)
-        self.blam, self.bP, self.bV = np.clip(lam, 0, None), self.NH @ V, V
+        if self.blam is None:  # else given with NH and NtN by baseline_pieces (the same numbers)
+            self.blam, self.bP, self.bV = baseline_pieces(self.NH, self.NtN)
 
     def baseline_predict(self, NtY: np.ndarray, alpha: Any) -> np.ndarray:
         """Held-out predictions of the baseline alone with penalty ``alpha`` (scalar, or one
@@ -92,17 +92,35 @@ def to_np(B, a) -> np.ndarray:
     return np.asarray(B.to_numpy(a), dtype=np.float64)
 
 
-def split_pieces(B, split, gram, band: JointBand, XtN=None, clip: bool = False) -> JointSplit:
+def baseline_pieces(NH: np.ndarray, NtN: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(blam, bP, bV)`` of :class:`JointSplit`: the baseline's own spectrum on a split."""
+    lam, V = np.linalg.eigh(NtN)
+    return np.clip(lam, 0, None), NH @ V, V
+
+
+def split_pieces(B, split, gram, band: JointBand, XtN=None, clip: bool = False,
+                 shared: dict | None = None) -> JointSplit:
     """The joint pieces of a decomposed split (:func:`~neuroenc.encoding._ridge.decompose`);
     ``XtN = X^T N`` (primal form); ``clip``: negative eigenvalues (round-off) as zeros, as the
-    refit of an outer fold does."""
+    refit of an outer fold does. ``shared``: a dict that the layers of one fit share (the same
+    baseline and rows): the baseline's own pieces of the split (its rows of ``N``, ``N_T^T N_T``
+    and their spectrum, which no layer changes) are made by the first layer only."""
     lam = to_np(B, split.lam)
     if clip:
         lam = np.clip(lam, 0, None)
     Zu = to_np(B, split.project(B, gram, band.N, XtN))
-    NT = band.N64[split.train]
-    return JointSplit(split.form, np.asarray(split.train), np.asarray(split.test), lam, to_np(B, split.P),
-                      to_np(B, split.V), Zu, band.N64[split.test], NT.T @ NT)
+    train, test = np.asarray(split.train), np.asarray(split.test)
+    key = (b"joint-baseline", train.tobytes(), test.tobytes())
+    base = shared.get(key) if shared is not None else None
+    if base is None:
+        NT = band.N64[train]
+        NH, NtN = band.N64[test], NT.T @ NT
+        base = (NH, NtN) + baseline_pieces(NH, NtN)
+        if shared is not None:
+            shared[key] = base
+    NH, NtN, blam, bP, bV = base
+    return JointSplit(split.form, train, test, lam, to_np(B, split.P), to_np(B, split.V), Zu, NH, NtN,
+                      blam, bP, bV)
 
 
 def _terms(js: JointSplit, alpha: float):
@@ -132,8 +150,15 @@ def _solve(S: np.ndarray, ratios: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.linalg.solve(M, np.broadcast_to(g, (ratios.size,) + g.shape))
 
 
+def baseline_loss(js: JointSplit, NtY: np.ndarray, Yh: np.ndarray, base_alpha: np.ndarray) -> np.ndarray:
+    """The last candidate of :func:`inner_losses`: the baseline alone's ``l2_neg_loss`` (t,)."""
+    F = js.baseline_predict(NtY, base_alpha) - Yh
+    return -(F * F).sum(0) / Yh.shape[0]
+
+
 def inner_losses(js: JointSplit, E: np.ndarray, Zy: np.ndarray, NtY: np.ndarray, Yh: np.ndarray,
-                 alphas: np.ndarray, ratios: np.ndarray, base_alpha: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+                 alphas: np.ndarray, ratios: np.ndarray, base_alpha: np.ndarray, invalid: np.ndarray,
+                 base_loss: np.ndarray | None = None) -> np.ndarray:
     """himalaya's ``l2_neg_loss`` of every candidate on the held-out rows: (n_alphas * n_r + 1, t).
 
     Candidate ``i * n_r + m``: the joint model with ``alpha_layer = alphas[i]`` and
@@ -143,20 +168,20 @@ def inner_losses(js: JointSplit, E: np.ndarray, Zy: np.ndarray, NtY: np.ndarray,
     n_held, t): the layer's held-out residuals at each alpha
     (:func:`~neuroenc.encoding._ridge.cv_losses`); ``Zy`` (r, t) and ``NtY = N_T^T y_T`` (k,
     t) projections of the training responses; ``Yh`` (n_held, t) the held-out responses.
-    ``invalid`` penalties of the layer get -1e5, as the layer's.
+    ``invalid`` penalties of the layer get -1e5, as the layer's. ``base_loss``: the last
+    candidate's losses when already computed (:func:`baseline_loss`, the same for every layer).
     """
     n_a, n_te, t = E.shape
     n_r = ratios.size
     out = np.full((n_a * n_r + 1, t), -1e5)
-    F = js.baseline_predict(NtY, base_alpha) - Yh
-    out[-1] = -(F * F).sum(0) / n_te
+    out[-1] = baseline_loss(js, NtY, Yh, base_alpha) if base_loss is None else base_loss
     ok = np.flatnonzero(~np.asarray(invalid, dtype=bool))
     if ok.size == 0:
         return out
     # every valid penalty at once (the terms of _terms and _g, stacked along the penalties)
     a = np.asarray(alphas, dtype=np.float64)[ok]
     D = 1.0 / (js.lam[None, :] + a[:, None])  # (n_ok, r)
-    ZuD = js.Zu.T[None, :, :] * D[:, None, :]  # (n_ok, k, r)
+    ZuD = np.ascontiguousarray(js.Zu.T)[None, :, :] * D[:, None, :]  # (n_ok, k, r)
     S = ZuD @ js.Zu  # (n_ok, k, k)
     g = ZuD @ Zy  # (n_ok, k, t)
     if js.form == "primal":
@@ -166,9 +191,10 @@ def inner_losses(js: JointSplit, E: np.ndarray, Zy: np.ndarray, NtY: np.ndarray,
     # (I / w + S)^{-1} g for every target's w at once, from one eigendecomposition of each S
     lam_s, Q = np.linalg.eigh(0.5 * (S + np.swapaxes(S, 1, 2)))
     h = np.swapaxes(Q, 1, 2) @ g  # (n_ok, k, t)
+    E_ok = E if ok.size == n_a else E[ok]
     for m, ratio in enumerate(ratios):
         inv_w = base_alpha[None, :] * ratio / a[:, None]  # 1 / w = alpha_baseline / alpha_layer, per target
-        F = E[ok] + R @ (Q @ (h / (lam_s[:, :, None] + inv_w[:, None, :])))
+        F = E_ok + R @ (Q @ (h / (lam_s[:, :, None] + inv_w[:, None, :])))
         out[ok * n_r + m] = -(F * F).sum(1) / n_te
     return out
 
@@ -227,8 +253,11 @@ def outer_predict(js: JointSplit, Zy: np.ndarray, NtY: np.ndarray, alpha_layer: 
     if on.size:
         D_t = 1.0 / (js.lam[:, None] + alpha_layer[on][None, :])
         pred[:, on] = js.P @ (D_t * Zy[:, on])
+    terms: dict = {}  # per penalty of the layer band, shared by its baseline penalties
     for (alpha, beta), cols in _groups(alpha_layer, alpha_base, on):
-        _, S, R, ZuD = _terms(js, alpha)
+        if alpha not in terms:
+            terms[alpha] = _terms(js, alpha)
+        _, S, R, ZuD = terms[alpha]
         g = _g(js, ZuD, Zy[:, cols], NtY[:, cols], alpha)
         pred[:, cols] += R @ _solve(S, np.array([alpha / beta]), g)[0]
     return pred
@@ -238,19 +267,28 @@ def _groups(alpha_layer: np.ndarray, alpha_base: np.ndarray, cols: np.ndarray):
     """``((alpha_layer, alpha_base), cols)`` for each distinct pair among ``cols``."""
     if cols.size == 0:
         return []
-    keys = np.stack([alpha_layer[cols], alpha_base[cols]], 1)
-    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-    return [((float(a), float(b)), cols[inv.reshape(-1) == i]) for i, (a, b) in enumerate(uniq)]
+    a_cols, b_cols = alpha_layer[cols], alpha_base[cols]
+    # the distinct pairs in lexicographic order (as np.unique(axis=0), without its structured sort)
+    pairs = sorted(set(zip(a_cols.tolist(), b_cols.tolist())))
+    return [((float(a), float(b)), cols[(a_cols == a) & (b_cols == b)]) for a, b in pairs]
 
 
-def joint_hat(js: JointSplit, alpha: float, w: float) -> np.ndarray:
+def joint_hat(js: JointSplit, alpha: float, w: float, memo: dict | None = None) -> np.ndarray:
     """The joint model's map from training responses to held-out predictions, (n_held,
     n_train), of a split in the kernel form (the primal form predicts through ``X_T^T y``
-    instead: :class:`_Predictor`)."""
-    D, S, R, _ = _terms(js, alpha)
+    instead: :class:`_Predictor`). ``memo``: a dict kept while ``js`` lives, where the terms
+    of each penalty ``alpha`` (which every ``w`` shares) are kept."""
+    key = (id(js), float(alpha))
+    terms = memo.get(key) if memo is not None else None
+    if terms is None:
+        D, S, R, _ = _terms(js, alpha)
+        terms = (S, R, D[:, None] * js.V.T)
+        if memo is not None:
+            memo[key] = terms
+    S, R, DVt = terms
     k = S.shape[0]
     RC = R @ np.linalg.inv(0.5 * (S + S.T) + np.eye(k) / w)  # (n_held, k)
-    return (js.P + RC @ js.Zu.T) @ (D[:, None] * js.V.T)
+    return (js.P + RC @ js.Zu.T) @ DVt
 
 
 def ridge_hat(N_T: np.ndarray, N_H: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -369,7 +407,16 @@ class UniqueDraws:
             self.batches = list(draw_batches(self.signal, self.residuals, draws, KEEP_BYTES))
         hats = [[(cols, ridge_hat(N[tr], N[te], b)) for cols, _, b in pair_groups(base_alpha[k], base_alpha[k])]
                 for k, (tr, te) in enumerate(outer)]
+        self._ridge_hats: dict = {}  # the baseline's maps on the inner splits, which every layer shares
         self.base = hat_draws(hats, self.signal, self.residuals, outer, draws, batch_bytes, self.batches, score)
+
+    def _ridge_hat(self, js: JointSplit, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`ridge_hat` of the baseline on the rows of ``js``, made once for every layer."""
+        key = (js.train.tobytes(), js.test.tobytes(), float(alpha))
+        hat = self._ridge_hats.get(key)
+        if hat is None:
+            hat = self._ridge_hats[key] = ridge_hat(self.N[js.train], self.N[js.test], alpha)
+        return hat
 
     def _batches(self):
         if self.batches is not None:
@@ -397,6 +444,7 @@ class UniqueDraws:
         out = np.full((self.draws.n_draws, n_f, t), np.nan)
         defined = np.isfinite(self.base_r2) & ~np.isnan(alpha_layer)
         plans = []  # per fold: (k, cols, predictors of the outer split and of each inner split, b0)
+        memo: dict = {}  # joint_hat's terms per split and penalty, while this layer's splits live
         for k in range(n_f):
             ok = np.flatnonzero(defined[k] & np.isfinite(kept_layer[k]) & np.isfinite(self.base_alpha[k]))
             if ok.size == 0:
@@ -404,9 +452,8 @@ class UniqueDraws:
             keys = np.stack([kept_layer[k, ok], kept_base[k, ok], self.base_alpha[k, ok]], 1)
             uniq, inv = np.unique(keys, axis=0, return_inverse=True)
             for g, (a, b, b0) in enumerate(uniq):
-                plans.append((k, ok[inv.reshape(-1) == g], _Predictor(splits[k], X, N, a, b),
-                              [(_Predictor(sp, X, N, a, b), ridge_hat(N[sp.train], N[sp.test], b0))
-                               for sp in inner[k]]))
+                plans.append((k, ok[inv.reshape(-1) == g], _Predictor(splits[k], X, N, a, b, memo),
+                              [(_Predictor(sp, X, N, a, b, memo), self._ridge_hat(sp, b0)) for sp in inner[k]]))
         primal = any(pl[2].js.form == "primal" for pl in plans)
         for start, Yd in self._batches():
             kd = Yd.shape[1]
@@ -418,8 +465,9 @@ class UniqueDraws:
                 gains = []
                 for pred, (A, Bt) in rule:
                     yv = Yg[pred.js.test]
-                    ej = yv - pred(Yg, Gg)
-                    eb = yv - A @ (Bt @ Yg[pred.js.train])
+                    ytr = Yg[pred.js.train]  # the training rows, gathered once for both models
+                    ej = yv - pred(Yg, Gg, ytr)
+                    eb = yv - A @ (Bt @ ytr)
                     gains.append(((eb * eb).sum(0) - (ej * ej).sum(0)) / pred.js.test.size)
                 gains = np.asarray(gains)
                 se = gains.std(0, ddof=1) / np.sqrt(len(gains)) if len(gains) >= 2 else 0.0
@@ -437,22 +485,25 @@ class _Predictor:
     on the baseline band) from the responses of all rows: ``pred(Y, G)``, ``G = X^T Y`` (primal
     form) or None."""
 
-    def __init__(self, js: JointSplit, X: np.ndarray | None, N: np.ndarray, a: float, b: float) -> None:
+    def __init__(self, js: JointSplit, X: np.ndarray | None, N: np.ndarray, a: float, b: float,
+                 memo: dict | None = None) -> None:
         self.js, self.X, self.N, self.a, self.b = js, X, N, float(a), float(b)
         if js.form == "kernel":
-            self.M = joint_hat(js, a, a / b)
+            self.M = joint_hat(js, a, a / b, memo)
         else:
             left = np.ones(N.shape[0], dtype=bool)
             left[js.train] = False
             self.left = np.flatnonzero(left)  # the rows out of the training set (gathered when used)
 
-    def __call__(self, Y: np.ndarray, G: np.ndarray | None) -> np.ndarray:
+    def __call__(self, Y: np.ndarray, G: np.ndarray | None, Y_train: np.ndarray | None = None) -> np.ndarray:
+        """``Y_train``: ``Y[js.train]``, when the caller has it."""
         js = self.js
+        Y_train = Y[js.train] if Y_train is None else Y_train
         if js.form == "kernel":
-            return self.M @ Y[js.train]
+            return self.M @ Y_train
         XtY = G - np.take(self.X, self.left, axis=0).T @ Y[self.left]
         m = Y.shape[1]
-        return outer_predict(js, js.V.T @ XtY, self.N[js.train].T @ Y[js.train], np.full(m, self.a),
+        return outer_predict(js, js.V.T @ XtY, self.N[js.train].T @ Y_train, np.full(m, self.a),
                              np.full(m, self.b))
 
 

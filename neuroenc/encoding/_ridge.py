@@ -777,36 +777,41 @@ def dual_or_primal_coef(B, gram: LayerGram, Y, alphas, best, train=None, spectru
     return "primal", V @ (Z / (lam[:, None] + lam_alpha))
 
 
-def fold_scores(B, Yt, pred):
+def fold_scores(B, Yt, pred, r2: bool = True):
     """Pearson r and R² per target of held-out predictions: two (n_targets,) float64 arrays.
 
     A target constant in the held-out part gets r = NaN and R² = NaN; a constant prediction
-    (e.g. every penalty maximal) gets r = 0.
+    (e.g. every penalty maximal) gets r = 0. ``r2=False``: R² is not computed (None), as the
+    refit null needs only r (the same r).
     """
+    want_r2 = r2
     Yt = to_float64(B, Yt)
     pred = to_float64(B, pred)
     yc = Yt - Yt.mean(0)
     pc = pred - pred.mean(0)
     if B.name == "numpy":  # the sums of products without their temporaries (the refit null's many draws)
         syy, spp, spy = (np.einsum("i...,i...->...", u, v) for u, v in ((yc, yc), (pc, pc), (pc, yc)))
-        Yt = Yt - pred
-        ss_res = np.einsum("i...,i...->...", Yt, Yt)
+        if want_r2:
+            Yt = Yt - pred
+            ss_res = np.einsum("i...,i...->...", Yt, Yt)
     else:
         syy = (yc * yc).sum(0)
         spp = (pc * pc).sum(0)
         spy = (pc * yc).sum(0)
-        ss_res = ((Yt - pred) ** 2).sum(0)
-    syy_np, spp_np, spy_np, ss_np = (B.to_numpy(v) for v in (syy, spp, spy, ss_res))
+        if want_r2:
+            ss_res = ((Yt - pred) ** 2).sum(0)
+    syy_np, spp_np, spy_np = (B.to_numpy(v) for v in (syy, spp, spy))
     syy_np, spp_np = np.asarray(syy_np, float), np.asarray(spp_np, float)
     tiny = np.finfo(np.float64).tiny
     const_y = syy_np <= tiny
     const_p = spp_np <= tiny
     with np.errstate(invalid="ignore", divide="ignore"):
         r = spy_np / np.sqrt(syy_np * spp_np)
-        r2 = 1.0 - ss_np / syy_np
+        r2 = 1.0 - B.to_numpy(ss_res) / syy_np if want_r2 else None
     r = np.where(const_p, 0.0, r)
     r = np.where(const_y, np.nan, r)
-    r2 = np.where(const_y, np.nan, r2)
+    if want_r2:
+        r2 = np.where(const_y, np.nan, r2)
     return np.clip(r, -1.0, 1.0), r2
 
 
@@ -897,9 +902,29 @@ def refit_split(B, gram: LayerGram, train: np.ndarray, test: np.ndarray, used: n
     return decompose(B, gram, train, test)
 
 
+#: Bytes the held-out responses of every draw of one outer fold may take (float64) for
+#: :func:`refit_null` to keep them for the next layers (:func:`held_out_r`).
+HELD_BYTES = 64 * 2**20
+
+
+def held_out_r(pred, yc, syy) -> np.ndarray:
+    """Pearson r of held-out predictions, as :func:`fold_scores` (the same numbers, on NumPy), from
+    the centred held-out responses ``yc`` (float64) and their sums of squares ``syy``, which the
+    draws of a refit null share across layers: only the predictions' terms are computed."""
+    pred = np.asarray(pred, dtype=np.float64)
+    pc = pred - pred.mean(0)
+    spp, spy = (np.einsum("i...,i...->...", u, v) for u, v in ((pc, pc), (pc, yc)))
+    tiny = np.finfo(np.float64).tiny
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = spy / np.sqrt(syy * spp)
+    r = np.where(spp <= tiny, 0.0, r)
+    r = np.where(syy <= tiny, np.nan, r)
+    return np.clip(r, -1.0, 1.0)
+
+
 def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
                batch_bytes: int = REFIT_BATCH_BYTES, counter=None, order: str = "auto",
-               base=None) -> np.ndarray:
+               base=None, held: dict | None = None) -> np.ndarray:
     """Held-out r of the refitted model for each draw of the responses: (n_draws, t).
 
     For each draw, every run's response is shifted circularly (``draws``: a
@@ -919,14 +944,26 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
     With ``base`` (a backend array shaped like ``Y``), each draw's response is ``base + Y[idx]``
     instead of ``Y[idx]``: a fixed signal plus shifted residuals (the draws of the layer
     comparisons, :func:`comparison_draws`).
+
+    ``held``: a dict that the calls of every layer for the same split, responses ``Y`` and
+    draws share (:func:`fit_layer_cv` keeps one per outer fold and target batch): the draws'
+    sample orders (``"hat"``) or responses (``"project"``) and, on NumPy, their centred held-out
+    responses are made by the first layer and reused by the others (:func:`held_out_r`; the
+    same numbers).
     """
     distinct, inverse = draws.distinct() if hasattr(draws, "distinct") else (draws, None)
     if inverse is not None:  # repeated draws (few shifts of a short run): each computed once
         return refit_null(B, split, gram, Y, alphas, best, distinct, batch_bytes=batch_bytes,
-                          counter=counter, order=order, base=base)[inverse]
+                          counter=counter, order=order, base=base, held=held)[inverse]
     solved = isinstance(split, SolveSplit)
     lam = None if solved else B.clip(split.lam, 0, None)
     n, t = Y.shape
+    if held is not None:  # kept for these draws and responses only
+        kept_y = held.get("Y")
+        if held.get("draws") is not draws or kept_y is None or kept_y.shape != tuple(Y.shape) or \
+                not np.array_equal(kept_y, np.asarray(B.to_numpy(Y))):
+            held.clear()
+            held["draws"], held["Y"] = draws, np.array(B.to_numpy(Y))
     r = split.train.size if solved else lam.shape[0]
     n_draws = draws.n_draws
     n_te, n_tr = split.test.size, split.train.size
@@ -956,7 +993,34 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
             idx = draws.indices(start, start + step)
             return idx.shape[0], idx[:, split.train].T.reshape(-1), idx[:, split.test].T.reshape(-1)
 
-        kept = [rows_of(start) for start in starts] if keep else None
+        hh = held.setdefault(("hat", step), {}) if held is not None else None  # per size of the batches
+        kept = None
+        if keep:
+            kept = hh.get("rows") if hh is not None else None
+            if kept is None:
+                kept = [rows_of(start) for start in starts]
+                if hh is not None:
+                    hh["rows"] = kept
+        # the centred held-out responses of every draw and target, shared by every layer (NumPy;
+        # not for one column, whose sums NumPy orders otherwise)
+        share = held is not None and keep and base is None and B.name == "numpy" and \
+            n_draws * t * (8 * 2 * n_te + itemsize * n_tr) <= HELD_BYTES
+
+        def held_of(b):
+            # per batch of draws: the centred held-out responses (all targets, and each target's
+            # alone, contiguous), their sums of squares, and each target's training draws
+            entry = hh.get(("held", b))
+            if entry is None:
+                k, tr_rows, te_rows = kept[b]
+                yte = np.asarray(B.to_numpy(take_rows(B, Y, te_rows)), dtype=np.float64).reshape(n_te, k * t)
+                yc = yte - yte.mean(0)
+                yc3 = yc.reshape(n_te, k, t)
+                ytr3 = take_rows(B, Y, tr_rows).reshape(n_tr, k, t)
+                entry = hh[("held", b)] = (yc3, np.einsum("i...,i...->...", yc, yc).reshape(k, t),
+                                             [np.ascontiguousarray(yc3[:, :, j]) for j in range(t)],
+                                             [np.ascontiguousarray(ytr3[:, :, j]) for j in range(t)])
+            return entry
+
         for a in used:
             cols = np.flatnonzero(best_np == a)
             c = cols.size
@@ -978,13 +1042,24 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
             bc = base[:, as_index(B, cols)] if base is not None else None
             for b, start in enumerate(starts):
                 k, tr_rows, te_rows = kept[b] if keep else rows_of(start)
+                if share and k * c >= 2:
+                    yc_all, syy_all, yc_one, ytr_one = held_of(b)
+                    if c == 1:  # a target alone: its draws as kept (the same array the gather gives)
+                        ytr, yc = ytr_one[cols[0]], yc_one[cols[0]]
+                    else:
+                        ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
+                        yc = yc_all[:, :, cols].reshape(n_te, k * c)
+                    rk = held_out_r(M @ ytr, yc, syy_all[:, cols].reshape(k * c))
+                    out[start:start + k, cols] = rk.reshape(k, c)
+                    flops += 2.0 * n_te * n_tr * k * c
+                    continue
                 # each target's draws gathered once, with its penalty's group (take_rows)
                 ytr = take_rows(B, Yc, tr_rows).reshape(n_tr, k * c)
                 yte = take_rows(B, Yc, te_rows).reshape(n_te, k * c)
                 if bc is not None:
                     ytr = (ytr.reshape(n_tr, k, c) + take_rows(B, bc, split.train)[:, None, :]).reshape(n_tr, k * c)
                     yte = (yte.reshape(n_te, k, c) + take_rows(B, bc, split.test)[:, None, :]).reshape(n_te, k * c)
-                rk, _ = fold_scores(B, yte, M @ ytr)
+                rk, _ = fold_scores(B, yte, M @ ytr, r2=False)
                 out[start:start + k, cols] = rk.reshape(k, c)
                 flops += 2.0 * n_te * n_tr * k * c
         if counter is not None:
@@ -993,17 +1068,35 @@ def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,
     D = 1.0 / (lam[:, None] + alphas[best][None, :])  # (r, t)
     per_draw = refit_null_draw_bytes(n, p_xty, r, split.test.size, t, itemsize)
     step = int(max(1, min(n_draws, batch_bytes // per_draw)))
+    # the draws' responses and centred held-out responses, kept for the next calls (NumPy, small)
+    kept_p = None
+    if held is not None and base is None and B.name == "numpy" and \
+            n_draws * t * (itemsize * n + 8 * 2 * n_te) <= HELD_BYTES:
+        kept_p = held.setdefault(("project", step), {})
     for start in range(0, n_draws, step):
-        idx = draws.indices(start, start + step)  # (k, n)
-        k = idx.shape[0]
-        # sample-major: row i, column d * t + c is draw d's response of target c at sample i
-        Yp = take_rows(B, Y, idx.T.reshape(-1)).reshape(n, k * t)
-        if base is not None:
-            Yp = (Yp.reshape(n, k, t) + base[:, None, :]).reshape(n, k * t)
+        entry = kept_p.get(start) if kept_p is not None else None
+        if entry is None:
+            idx = draws.indices(start, start + step)  # (k, n)
+            k = idx.shape[0]
+            # sample-major: row i, column d * t + c is draw d's response of target c at sample i
+            Yp = take_rows(B, Y, idx.T.reshape(-1)).reshape(n, k * t)
+            if base is not None:
+                Yp = (Yp.reshape(n, k, t) + base[:, None, :]).reshape(n, k * t)
+            yc = syy = None
+            if kept_p is not None:
+                yte = np.asarray(B.to_numpy(take_rows(B, Yp, split.test)), dtype=np.float64)
+                yc = yte - yte.mean(0)
+                syy = np.einsum("i...,i...->...", yc, yc)
+                kept_p[start] = (k, Yp, yc, syy)
+        else:
+            k, Yp, yc, syy = entry
         XtY = gram.X.T @ Yp if split.removed is not None else None
         Z = split.project(B, gram, Yp, XtY)
         pred = split.P @ (Z.reshape(r, k, t) * D[:, None, :]).reshape(r, k * t)
-        rk, _ = fold_scores(B, take_rows(B, Yp, split.test), pred)
+        if yc is not None:
+            rk = held_out_r(pred, yc, syy)
+        else:
+            rk, _ = fold_scores(B, take_rows(B, Yp, split.test), pred, r2=False)
         out[start:start + k] = rk.reshape(k, t)
         flops += split.project_flops(gram, k * t) + 2.0 * split.test.size * r * k * t
         if XtY is not None:
@@ -1061,7 +1154,7 @@ def _layer_gram(X, outer, form: str, counter: dict | None,
     counter = {} if counter is None else counter
     tic = _tic(counter)
     if store is not None and current_backend().name == "numpy":
-        key = store.key(X, form)
+        key = store.key_of(X, form)
         kept = store.get(key, b"gram")
         if kept is None:
             kept = LayerGram.compute(X, form).gram
@@ -1080,7 +1173,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                  progress: Any = None, null_shifts: Any = None, joint: Any = None,
                  store: SpectrumStore | None = None, inner_path: str = "auto",
                  refit_batch_bytes: int = REFIT_BATCH_BYTES, resolve: bool = True,
-                 joint_inner: bool = False) -> dict[str, np.ndarray]:
+                 joint_inner: bool = False, shared: dict | None = None) -> dict[str, np.ndarray]:
     """Nested-CV ridge of one layer on a chunk of targets.
 
     Parameters
@@ -1134,6 +1227,11 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         Allow the "resolve first" order (:func:`prepare_filters`), whose stacked matrices
         (n_filters, n_validation, n_train) per inner split can take gigabytes; False keeps the
         "project first" order whatever the number of targets (the same results).
+    shared : dict | None
+        What the layers of one sweep share (the same ``Y``, splits, penalties and draws): one
+        dict that every layer's call gets, filled by the first (the refit null's draws and
+        held-out responses, :func:`refit_null`'s ``held``, checked against the draws and ``Y``;
+        the pieces of ``joint``'s baseline band, kept per band). The results are the same without.
 
     Returns
     -------
@@ -1160,6 +1258,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     if joint is not None:
         from . import _joint
 
+        # what the layers share of this baseline band (its pieces of each split, its inner losses),
+        # apart from other bands' (the band is kept with them: its id names no other while they live)
+        band_shared = None if shared is None else shared.setdefault((b"joint", id(joint)), {"band": joint})
+
         XtN = gram.X.T @ joint.N if form == "primal" else None
         ratios = np.asarray(joint.ratios, dtype=np.float64)
         jfold = {key: np.full((len(outer), t), np.nan) for key in ("r", "r2", "alpha", "alpha_base", "alpha_kept",
@@ -1177,9 +1279,15 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
     alphas_np = np.asarray(B.to_numpy(alphas), dtype=np.float64)
     cache = EigenCache([tr for inn in inner for tr, _ in inn] + [tr for tr, _ in outer])
     sums = np.zeros((6, t))
+    keep_null = False
     if null_shifts is not None:
         null_sum = np.zeros((null_shifts.n_draws, t))
         null_count = np.zeros(t)
+        # the refit null's draws kept for the next layers (refit_null's held), every fold's within the
+        # null's batch budget
+        n_te_max = max(te.size for _, te in outer)
+        keep_null = n_folds * null_shifts.n_draws * min(batch, t) * (16 * n_te_max + itemsize * n) \
+            <= refit_batch_bytes
     _check_inner_path(inner_path)
     for k, ((train, test), inner_k) in enumerate(zip(outer, inner)):
         tic = _tic(counter)
@@ -1198,8 +1306,8 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                 prepare_filters(B, s, alphas, t if resolve else 0, dtype_name, gram)
         counter["flops"] += sum(s.flops for s in splits) + outer_split.flops
         if joint is not None:
-            jsplits = [_joint.split_pieces(B, s, gram, joint, XtN) for s in splits]
-            jouter = _joint.split_pieces(B, outer_split, gram, joint, XtN, clip=True)
+            jsplits = [_joint.split_pieces(B, s, gram, joint, XtN, shared=band_shared) for s in splits]
+            jouter = _joint.split_pieces(B, outer_split, gram, joint, XtN, clip=True, shared=band_shared)
             joint_splits.append(jouter)
             if joint_inner:
                 inner_pieces.append(jsplits)
@@ -1222,6 +1330,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             if joint is not None:
                 Ynp = np.asarray(B.to_numpy(Yc), dtype=np.float64)
                 b_alpha = np.nan_to_num(joint.base_alpha[k, cols], nan=1.0)
+                # what no layer changes (the baseline's projections and losses on each inner split),
+                # kept for the next layers of the fit
+                jshared = {} if band_shared is None else band_shared.setdefault(
+                    (k, train.tobytes(), test.tobytes(), cols.start, cols.stop), {})
             for s_i, s in enumerate(splits):
                 if joint is not None:
                     Zs = s.project(B, gram, Yc, XtY)  # the layer's and the joint models' (once)
@@ -1230,9 +1342,12 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                     loss = to_float64(B, loss)
                     js = jsplits[s_i]
                     Zy = _joint.to_np(B, Zs)
-                    NtY = joint.N64[s.train].T @ Ynp[s.train]
+                    if s_i not in jshared:
+                        NtY = joint.N64[s.train].T @ Ynp[s.train]
+                        jshared[s_i] = (NtY, _joint.baseline_loss(js, NtY, Ynp[s.test], b_alpha))
+                    NtY, base_loss = jshared[s_i]
                     jl = _joint.inner_losses(js, _joint.to_np(B, E), Zy, NtY, Ynp[s.test], alphas_np, ratios,
-                                             b_alpha, _invalid_alphas(B, s.lam, alphas))
+                                             b_alpha, _invalid_alphas(B, s.lam, alphas), base_loss=base_loss)
                     del E
                     jlosses.append(jl)
                 elif path == "deletion":
@@ -1249,7 +1364,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
                 kept = _joint.best_pairs(jlosses, alphas_np, ratios)
                 pairs = _joint.select_pairs(jlosses, alphas_np, ratios, kept)
                 Zy = _joint.to_np(B, outer_split.project(B, gram, Yc, XtY))
-                NtY = joint.N64[train].T @ Ynp[train]
+                if "outer" not in jshared:
+                    jshared["outer"] = joint.N64[train].T @ Ynp[train]
+                NtY = jshared["outer"]
                 a_layer, a_base = _joint.pair_penalties(pairs, alphas_np, ratios, b_alpha)
                 jpred = _joint.outer_predict(jouter, Zy, NtY, a_layer, a_base)
                 jr, jr2 = _joint.scores(Ynp[test], jpred)
@@ -1270,8 +1387,11 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             _toc("scores", tic, counter)
             if null_shifts is not None:
                 tic = _tic(counter)
+                held = None
+                if shared is not None and keep_null:
+                    held = shared.setdefault((b"null", train.tobytes(), test.tobytes(), cols.start, cols.stop), {})
                 nr = refit_null(B, outer_split, gram, Yc, alphas, best, null_shifts, counter=counter,
-                                batch_bytes=refit_batch_bytes)
+                                batch_bytes=refit_batch_bytes, held=held)
                 _toc("permutations", tic, counter)
                 defined = np.isfinite(r)  # the folds the observed fold-mean uses
                 null_sum[:, cols] += np.where(defined[None, :], np.nan_to_num(nr), 0.0)

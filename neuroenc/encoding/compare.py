@@ -160,6 +160,12 @@ def best_rows(observed: np.ndarray) -> np.ndarray:
     return best_index(observed, axis=0)[0]
 
 
+def _mean_of(draws: np.ndarray):
+    """The mean over draws that :func:`compare_layers` takes: ``np.nanmean``, or ``np.mean`` when
+    no draw is NaN or infinite (then the same sums and counts, without ``nanmean``'s masked copies)."""
+    return np.mean if np.isfinite(draws).all() else np.nanmean
+
+
 def compare_layers(observed: np.ndarray, draws: np.ndarray, *, alpha: float = DEFAULT_ALPHA,
                    ci: float = 0.95, source: str = "draws", exact: bool = False) -> LayerComparison:
     """Compare every layer with the best, per target, from paired draws of the scores' errors.
@@ -212,6 +218,7 @@ def compare_layers(observed: np.ndarray, draws: np.ndarray, *, alpha: float = DE
         sl = slice(start, min(start + step, n_t))
         obs = observed[:, sl]
         e = np.asarray(draws[:, :, sl], dtype=np.float64)  # (D, L, t)
+        mean = _mean_of(e)
         b = safe[sl]
         tt = np.arange(obs.shape[1])
         # intervals of delta_j = s_j - s_best: delta - quantiles of (e_j - e_best)
@@ -223,14 +230,14 @@ def compare_layers(observed: np.ndarray, draws: np.ndarray, *, alpha: float = DE
             d = e - e[:, j:j + 1, :]  # (D, L, t): e_k - e_j
             with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                sd = np.sqrt(np.nanmean((d - np.nanmean(d, 0)) ** 2, 0))  # (L, t)
+                sd = np.sqrt(mean((d - mean(d, 0)) ** 2, 0))  # (L, t)
                 scale = np.where(sd > 0, sd, np.inf)
                 stat_obs = (obs - obs[j]) / scale  # (L, t)
                 stat_null = d / scale
             stat_obs[j] = -np.inf
             stat_null[:, j] = -np.inf
             stat_obs = np.where(np.isfinite(obs), np.nan_to_num(stat_obs, nan=-np.inf), -np.inf)
-            stat_null = np.nan_to_num(stat_null, nan=-np.inf)
+            stat_null = np.nan_to_num(stat_null, nan=-np.inf, copy=False)  # a temporary: in place
             T = stat_obs.max(0)  # (t,)
             M = stat_null.max(1)  # (D, t)
             hits = (M >= T[None, :] - 1e-12).sum(0)

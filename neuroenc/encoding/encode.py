@@ -241,11 +241,13 @@ def fit_encoding(designs: Any, Y: Any = None, groups: Any = None, *, targets: Se
         same = dict(common, cv=sweep.cv_, gap=sweep.gap_, permutation=sweep.permutation_ or permutation,
                     compare=False, unique=False)
 
+        shared: dict = {}  # the baseline models' refit nulls share their draws' responses (the same Y and draws)
+
         def fit_baseline(N: np.ndarray) -> LayerSweep:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*constant.*", category=UserWarning)
                 return LayerSweep(block_size=sweep_block, **same).fit(
-                    LayerDesigns([0], lambda _: N, n, None, rows=designs.rows), Y, groups=groups)
+                    LayerDesigns([0], lambda _: N, n, None, rows=designs.rows), Y, groups=groups, shared=shared)
 
         base = fit_baseline(N)
         baseline = {"r": base.r_[0], "r2": base.r2_[0], "alphas": base.alphas_[0]}

@@ -45,6 +45,7 @@ class SpectrumStore:
         self._entries: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock: Any = None
+        self._keys: dict[int, tuple[Any, dict[str, bytes]]] = {}  # id -> (weakref, form -> key): key_of
 
     def __reduce__(self):  # a store travels empty (to a Dask worker, in a pickled task)
         return (SpectrumStore, (self.max_bytes,))
@@ -69,6 +70,27 @@ class SpectrumStore:
         h.update(f"{form}|{A.shape}|{A.dtype.str}|".encode())
         h.update(A.view(np.uint8).reshape(-1))
         return h.digest()
+
+    def key_of(self, X: Any, form: str) -> bytes:
+        """:meth:`key`, computed once for an array that this store keeps read-only (a layer's
+        design kept for the next subject, :meth:`~neuroenc.align.Design.share_layers`): such an
+        array cannot change, so its key is remembered with it (hashing a layer's design again
+        for every subject costs more than the rest of its lookups)."""
+        entry = self._keys.get(id(X))
+        if entry is not None and entry[0]() is X:
+            key = entry[1].get(form)
+            if key is None:
+                key = entry[1][form] = self.key(X, form)
+            return key
+        return self.key(X, form)
+
+    def _remember(self, value: Any) -> None:
+        """Remember the arrays of a kept value that cannot change (read-only, owning their data)."""
+        import weakref
+
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, np.ndarray) and not v.flags.writeable and v.flags.owndata:
+                self._keys[id(v)] = (weakref.ref(v), {})
 
     def get(self, key: bytes, part: bytes) -> Any:
         with self.lock:
@@ -96,9 +118,12 @@ class SpectrumStore:
             self._bytes -= old[1] if old is not None else 0
             self._entries[(key, part)] = (value, size)
             self._bytes += size
+            self._remember(value)
             while self._bytes > self.max_bytes:
-                _, (_, dropped) = self._entries.popitem(last=False)
+                _, (gone, dropped) = self._entries.popitem(last=False)
                 self._bytes -= dropped
+                for v in gone if isinstance(gone, tuple) else (gone,):
+                    self._keys.pop(id(v), None)
 
     @property
     def nbytes(self) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -65,6 +66,32 @@ STIMULUS_NULL_SOURCE = "permuted stimuli (refit)"
 STIMULUS_RESIDUAL_SOURCE = "residual (permuted stimuli)"
 #: Ridge penalties used when none are given: 10^-1 ... 10^7 (17 values).
 DEFAULT_ALPHAS = tuple(np.logspace(-1, 7, 17).tolist())
+#: The circular-shift draws made last (:func:`shifted_draws`), for the next fits of the same runs.
+_DRAWS: dict = {}
+_DRAWS_KEPT = 4
+_DRAWS_LOCK = threading.Lock()
+
+
+def shifted_draws(runs: list[np.ndarray], n_permutations: int, seed: int, n_samples: int) -> ShiftedDraws:
+    """``ShiftedDraws(runs, run_shifts(runs, n_permutations, seed), n_samples)``, the same draws,
+    kept for the next fits with the same runs and seed (the baseline models of a subject, the
+    other subjects of the story): the last few are kept, with their sample orders read-only."""
+    if not isinstance(seed, (int, np.integer)):
+        return ShiftedDraws(runs, run_shifts(runs, n_permutations, seed), n_samples)
+    key = (tuple(np.asarray(r, dtype=np.int64).tobytes() for r in runs), int(n_permutations), int(seed),
+           int(n_samples))
+    with _DRAWS_LOCK:
+        draws = _DRAWS.pop(key, None)
+    if draws is None:
+        draws = ShiftedDraws(runs, run_shifts(runs, n_permutations, seed), n_samples)
+        for idx in (draws._all, draws.shifts):
+            if idx is not None:
+                idx.setflags(write=False)
+    with _DRAWS_LOCK:
+        _DRAWS[key] = draws  # the most recent last
+        while len(_DRAWS) > _DRAWS_KEPT:
+            _DRAWS.pop(next(iter(_DRAWS)))
+    return draws
 
 
 def _derived_seed(seed: int, which: int = 1) -> int:
@@ -421,7 +448,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         check_params(self)  # each parameter against its declaration (_parameter_constraints)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, groups=None, nuisance=None, spectra=None):
+    def fit(self, X, y=None, groups=None, nuisance=None, spectra=None, shared=None):
         """Fit and score every layer.
 
         Parameters
@@ -439,6 +466,11 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Where each layer's Gram and its splits' eigendecompositions are looked up and kept
             (:class:`~neuroenc.encoding.spectra.SpectrumStore`): fits of the same design (subjects
             of the same story) then share them, with the same results.
+        shared : dict | None
+            What fits of the same responses, splits, penalties and draws share beyond the
+            design (the refit null's draws and held-out responses): one dict given to each (the
+            baseline models of :func:`~neuroenc.encoding.fit_encoding`); default one per fit.
+            The results are the same.
 
         Returns
         -------
@@ -518,6 +550,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
         # the same permutation draws for every layer (and every target chunk and layer subset)
         perm_seed = int(_check_random_state(self.random_state).integers(2**62))
         budget = None
+        shared = {} if shared is None else shared  # what every layer's fit shares (fit_layer_cv's shared)
         with use_backend(backend_name) as B:
             Yb = B.asarray(Y, dtype=dtype)
             ab = B.asarray(alphas, dtype=dtype)
@@ -546,7 +579,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                         runs = run_indices(groups)
 
                         def make_draws(seed, runs=runs):  # each run shifted circularly
-                            return ShiftedDraws(runs, run_shifts(runs, n_perm, seed), n)
+                            return shifted_draws(runs, n_perm, seed, n)
                     if method == "refit":
                         null_shifts = make_draws(perm_seed)
                     elif rows == "stimuli":  # each test fold's stimuli shuffled against fixed predictions
@@ -571,7 +604,7 @@ class LayerSweep(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                           or compare_mode == "residual",
                                           counter=counter, null_shifts=null_shifts, joint=band,
                                           store=spectra, refit_batch_bytes=budget.refit_batch_bytes,
-                                          resolve=budget.resolve, joint_inner=unique_draws)
+                                          resolve=budget.resolve, joint_inner=unique_draws, shared=shared)
                 if band is not None:
                     for key in jfold:
                         jfold[key][:, j] = out[f"joint_fold_{key}"]
