@@ -28,13 +28,12 @@
 # first changed block has the reference's features, checked equal, hence the reference's fit).
 # Every condition, freeze-context included (paired passes), reads the intact model's chunks.
 #
-# Cost (CPU seconds, 2 torch threads, shared 2-core machine, 2026-12-07). Cold feature cache,
-# 2475 in all: LM runs 779 (the one-pass-per-token context runs ~70% of it), layer similarity
-# 23, intact features 211, intact fits 67, layer metrics 11, the bridge 1365 (extracting
-# features under the interventions, the window-policy ones above all). Features are cached
-# (CACHE_DIR): with them cached the bridge took 143 (its fits, narrowed to the changed layers),
-# about 1050 in all. The run is bound by the forward passes; the next cut is exact sharing of
-# the blocks below K between the context kinds at depth K (about a third of their passes).
+# Cost (2 torch threads, 1 BLAS thread, 2 idle cores, 2026-12-07), cold feature cache: 10 min 8 s
+# wall, 970 CPU-s. Wall / CPU seconds: load 15/14, LM runs 88/173 (the context kinds in paired
+# passes: one pass per run, at most twice an intact pass), layer similarity 13/14, intact features
+# 76/146, intact fits 64/64, layer metrics 10/10, the bridge 336/548 (extracting the Alice and
+# reading-time features under three interventions, then refitting the changed layers). Features are
+# cached (CACHE_DIR), so a second run skips the extraction.
 #
 # Standard errors: LM checks are paired over words (compare the same words under two
 # conditions; neighbouring words are not independent, so the SEs are somewhat small); the
