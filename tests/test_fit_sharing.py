@@ -164,6 +164,7 @@ def _story(rng, n_words=220, n_trs=40):
 
 def test_subjects_of_one_story_share_each_layer_design(rng):
     from neuroenc.align import make_fmri_design
+    from neuroenc.align.shared_designs import share_layers
 
     fs, subject = _story(rng)
     store = SpectrumStore()
@@ -171,7 +172,7 @@ def test_subjects_of_one_story_share_each_layer_design(rng):
     first = make_fmri_design({"story": fs}, {"story": subject("s1")}, delays=(1, 2))
     second = make_fmri_design({"story": fs}, {"story": subject("s2")}, delays=(1, 2))
     alone = make_fmri_design({"story": fs}, {"story": subject("s3")}, delays=(1, 2))
-    assert first.share_layers(store, keys) and second.share_layers(store, keys)
+    assert share_layers(first, store, keys) and share_layers(second, store, keys)
     for layer in (1, 2):
         X1 = first.X(layer)
         X2 = second.X(layer)
@@ -185,10 +186,10 @@ def test_subjects_of_one_story_share_each_layer_design(rng):
     assert store._keys[id(X1)][1]["kernel"] == SpectrumStore.key(X1, "kernel")
     # other delays or other features: not shared
     other = make_fmri_design({"story": fs}, {"story": subject("s4")}, delays=(1, 2, 3))
-    assert other.share_layers(store, keys) and other.X(1).shape[1] == 12
+    assert share_layers(other, store, keys) and other.X(1).shape[1] == 12
     renamed = make_fmri_design({"story": fs}, {"story": subject("s5")}, delays=(1, 2))
-    assert renamed.share_layers(store, {"story": "another-file"}) and renamed.X(1) is not X1
-    assert not make_fmri_design({"story": fs}, {"story": subject("s6")}, delays=(1, 2)).share_layers(store, {})
+    assert share_layers(renamed, store, {"story": "another-file"}) and renamed.X(1) is not X1
+    assert not share_layers(make_fmri_design({"story": fs}, {"story": subject("s6")}, delays=(1, 2)), store, {})
 
 
 def test_a_writable_array_is_hashed_every_time(rng):

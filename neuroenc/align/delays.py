@@ -245,3 +245,20 @@ class Delayer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         return reshape_by_delays(Xt, len(self.delays_), axis=axis)
 
+
+def write_delayed(dest: np.ndarray, grid: np.ndarray, keep: slice, delays: tuple[int, ...]) -> None:
+    """``dest[:, block k] = grid[keep shifted by delays[k]]`` (the extended grid covers it).
+
+    Parameters
+    ----------
+    dest : ndarray, shape (n_kept, n_delays * n_features)
+        Written in place, delay-major.
+    grid : ndarray, shape (n_extended, n_features)
+        Features on a response grid extended before ``keep`` by the largest delay.
+    keep : slice
+        The kept rows of ``grid``.
+    delays : tuple of int
+    """
+    nf = grid.shape[1]
+    for k, d in enumerate(delays):
+        dest[:, k * nf:(k + 1) * nf] = grid[keep.start - d:keep.stop - d]

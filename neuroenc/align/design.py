@@ -29,11 +29,12 @@ from .._validation import _check_finite, _preview
 from ..features.featureset import FeatureSet, extraction_provenance
 from ..responses import Response
 from .checks import as_run_dict
-from .delays import reshape_by_delays
+from .delays import reshape_by_delays, write_delayed
 from .events import event_matrix
 from .hrf import convolve_hrf, hrf_kernel
 from .nuisance import response_band
 from .resample import filter_matrix, kernel_reach
+from .shared_designs import keep_layer, kept_layer
 from .zscore import ZStats, zscore_stats
 
 logger = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ class Design:
         self.target_names = list(runs[0].response.names)
         self.space = runs[0].response.space
         self._feature_stats: dict[int, dict[str, ZStats]] = {}
-        self._shared: tuple[Any, bytes] | None = None  # (store, content key): see share_layers
+        self._shared: tuple[Any, bytes] | None = None  # (store, content key): shared_designs.share_layers
         self.response_stats: dict[str, ZStats | None] = {}
         Y = np.empty((self.n_samples, len(self.target_names)), dtype=self.dtype)
         for run, sl in zip(runs, self._slices):
@@ -268,16 +269,9 @@ class Design:
         layer = self._check_layer(layer)
         nf = self.n_features(layer)
         dtype = self.dtype if dtype is None else np.dtype(dtype)
-        part = b"design-X|%d|%s" % (layer, dtype.str.encode())
-        if self._shared is not None:
-            kept = self._shared[0].get(self._shared[1], part)
-            if kept is not None:  # made for an earlier design of the same content: the same bookkeeping
-                out, stats = kept
-                for name, st in stats.items():
-                    self._warn_constant(st, f"layer {layer} of the features for run {name!r}")
-                if self.zscore:
-                    self._feature_stats[layer] = dict(stats)
-                return out
+        kept = kept_layer(self, layer, dtype)
+        if kept is not None:  # made for an earlier design of the same content
+            return kept
         n_bytes = self.n_samples * nf * self.n_delays * dtype.itemsize
         if n_bytes > 4e9:
             logger.warning(
@@ -294,44 +288,11 @@ class Design:
             if st is not None:
                 stats[run.name] = st
                 self._warn_constant(st, f"layer {layer} of the features for run {run.name!r}")
-            _write_delayed(out[sl], grid, run.keep, self.delays)
+            write_delayed(out[sl], grid, run.keep, self.delays)
         if self.zscore:
             self._feature_stats[layer] = stats
-        if self._shared is not None:
-            out.setflags(write=False)  # shared with later designs of the same content: never changed
-            self._shared[0].put(self._shared[1], part, (out, dict(stats)), nbytes=out.nbytes)
+        keep_layer(self, layer, dtype, out, stats)
         return out
-
-    def share_layers(self, store: Any, features_keys: dict[str, str]) -> bool:
-        """Keep the layers' designs (:meth:`X`) in ``store`` for later designs of the same content.
-
-        Subjects who heard the same story get designs of the same words, features, response grid
-        and settings: every layer's ``X`` is then the same array, made once per ``store`` (a
-        :class:`~neuroenc.encoding.spectra.SpectrumStore`) and returned read-only. The content
-        key covers the settings, each run's grid, word times and trimming, and its features
-        (``features_keys``: a content hash of each run's features, e.g. its file's sha256).
-        Returns False (nothing shared) when a run has no features key.
-        """
-        import hashlib
-        import json
-
-        if any(run.name not in features_keys for run in self._runs):
-            return False
-        h = hashlib.sha256()
-        h.update(json.dumps({"kind": self.kind, "delays": [int(d) for d in self.delays], "hrf": self.hrf,
-                             "zscore": self.zscore, "resampling": self._resampling},
-                            sort_keys=True, default=str).encode())
-        for run in self._runs:
-            resp = run.response
-            h.update(json.dumps([run.name, str(features_keys[run.name]), run.n_pre, run.n_post, run.first,
-                                 run.last, resp.n_samples, repr(float(resp.start)), repr(float(resp.period))]
-                                ).encode())
-            for a in (run.times, run.onsets, run.offsets):
-                a = np.ascontiguousarray(a, dtype="<f8")
-                h.update(b"%d|" % a.size)
-                h.update(a.tobytes())
-        self._shared = (store, b"design|" + h.digest())
-        return True
 
     def feature_stats(self, layer: int) -> dict[str, ZStats]:
         """Per run, the z-scoring statistics of one layer (computed by :meth:`X` if needed).
@@ -481,11 +442,3 @@ def _run_matrix(run: RunPlan, kind: str, **resampling: Any) -> sp.csr_matrix:
     onsets = run.times if event_kind == "impulse" else run.onsets
     return event_matrix(onsets, run.n_ext, run.response.sfreq, start=run.ext_start,
                         offsets=run.offsets, kind=event_kind)
-
-
-def _write_delayed(dest: np.ndarray, grid: np.ndarray, keep: slice, delays: tuple[int, ...]) -> None:
-    """``dest[:, block k] = grid[keep shifted by delays[k]]`` (the extended grid covers it)."""
-    nf = grid.shape[1]
-    for k, d in enumerate(delays):
-        dest[:, k * nf:(k + 1) * nf] = grid[keep.start - d:keep.stop - d]
-

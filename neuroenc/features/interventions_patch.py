@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .block_io import hidden_of, replace_hidden, split_hidden
 from .interventions import Intervention, Step, parse_intervention
 
 logger = logging.getLogger(__name__)
@@ -300,18 +301,6 @@ class _Caller:
         return self.forward(**dict(kwargs, hidden_states=hidden))
 
 
-def _hidden_of(output: Any) -> torch.Tensor:
-    return output[0] if isinstance(output, tuple) else output
-
-
-def _replace_hidden(output: Any, hidden: torch.Tensor) -> Any:
-    return (hidden,) + tuple(output[1:]) if isinstance(output, tuple) else hidden
-
-
-def _split_hidden(args: tuple, kwargs: dict) -> torch.Tensor:
-    return args[0] if args else kwargs["hidden_states"]
-
-
 # ------------------------------------------------------------------ installing
 def _install(arch: Architecture, iv: Intervention, handle: InterventionHandle, patches: _Patches) -> None:
     callers = [_Caller(block) for block in arch.blocks]
@@ -338,24 +327,24 @@ def _install(arch: Architecture, iv: Intervention, handle: InterventionHandle, p
 
 def _step_forward(step: Step, callers: Sequence[_Caller]) -> Callable:
     def forward(*args: Any, **kwargs: Any) -> Any:
-        hidden = _split_hidden(args, kwargs)
+        hidden = split_hidden(args, kwargs)
         if step.mode == "chain":
             out: Any = hidden
             for b in step.blocks:
-                out = callers[b](_hidden_of(out), args, kwargs)
+                out = callers[b](hidden_of(out), args, kwargs)
             return out
         outputs = [callers[b](hidden, args, kwargs) for b in step.blocks]
         if len(outputs) == 1:
             return outputs[0]
-        mean = torch.stack([_hidden_of(o) for o in outputs]).mean(dim=0)
-        return _replace_hidden(outputs[-1], mean)
+        mean = torch.stack([hidden_of(o) for o in outputs]).mean(dim=0)
+        return replace_hidden(outputs[-1], mean)
 
     return forward
 
 
 def _no_attention_forward(mode: str) -> Callable:
     def forward(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, None]:
-        hidden = _split_hidden(args, kwargs)
+        hidden = split_hidden(args, kwargs)
         return (torch.zeros_like(hidden) if mode == "zero" else hidden), None
 
     return forward
@@ -418,7 +407,7 @@ def _context_forward(caller: _Caller, position: int, iv: Intervention, handle: I
     """
 
     def forward(*args: Any, **kwargs: Any) -> Any:
-        hidden = _split_hidden(args, kwargs)
+        hidden = split_hidden(args, kwargs)
         if handle._paired is not None:  # a paired pass: every token is a current token
             from .paired_context import paired_block
 
@@ -432,8 +421,8 @@ def _context_forward(caller: _Caller, position: int, iv: Intervention, handle: I
             hidden = _randomise_context(hidden, rows, queries, handle)
         out = caller(hidden, args, kwargs)
         new = hidden.clone()
-        new[rows, queries] = _hidden_of(out)[rows, queries]
-        return _replace_hidden(out, new)
+        new[rows, queries] = hidden_of(out)[rows, queries]
+        return replace_hidden(out, new)
 
     return forward
 
@@ -479,9 +468,9 @@ def _prepare_source(handle: InterventionHandle, arch: Architecture, model: Any, 
         variants[int(bos)] = [int(bos)] + ids
     # A context never holds more tokens than the model has positions: the source's states past
     # them could never be used (nor computed), so the source is read up to that length.
-    from .models import _max_positions
+    from .models import config_max_positions
 
-    limit = _max_positions(getattr(arch.base, "config", None))
+    limit = config_max_positions(getattr(arch.base, "config", None))
     if limit is not None:
         variants = {key: seq[:limit] for key, seq in variants.items()}
     device = next(arch.base.parameters()).device

@@ -157,7 +157,8 @@ def _detect_kind(config: Any) -> str:
     return "causal"
 
 
-def _max_positions(config: Any) -> int | None:
+def config_max_positions(config: Any) -> int | None:
+    """The positions a model's config allows (None when it names none)."""
     for attr in ("max_position_embeddings", "n_positions", "max_positions", "n_ctx"):
         value = getattr(config, attr, None)
         if isinstance(value, int) and value > 0:
@@ -388,7 +389,7 @@ class LoadedModel:
         self.device = torch.device(device) if device is not None else (
             first.device if first is not None else torch.device("cpu"))
         self.dtype = dtype if dtype is not None else (first.dtype if first is not None else torch.float32)
-        self.max_positions = _max_positions(model.config)
+        self.max_positions = config_max_positions(model.config)
         self.head = None
         self.position_offset = (int(getattr(model.config, "pad_token_id", 1) or 1) + 1
                                 if getattr(model.config, "model_type", None) in _OFFSET_POSITION_TYPES else 0)

@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .block_io import hidden_of, replace_hidden, split_hidden
+
 
 @dataclass
 class Pairing:
@@ -283,10 +285,8 @@ def lower_block(caller: Any, handle: Any) -> Any:
     once, causally, on the first stream (its mask, positions and rotary embeddings cut to it),
     and both streams take the result: exact, and the blocks below ``K`` cost one stream.
     """
-    from .interventions_patch import _hidden_of, _replace_hidden, _split_hidden
-
     def forward(*args: Any, **kwargs: Any) -> Any:
-        hidden = _split_hidden(args, kwargs)
+        hidden = split_hidden(args, kwargs)
         pair = handle._paired
         if pair is None:
             return caller(hidden, args, kwargs)
@@ -295,8 +295,8 @@ def lower_block(caller: Any, handle: Any) -> Any:
         cut_args = (first,) + tuple(_first_stream(a, length) for a in args[1:]) if args else ()
         cut_kwargs = {k: _first_stream(v, length) for k, v in kwargs.items() if k != "hidden_states"}
         out = caller(first, cut_args, cut_kwargs)
-        h = _hidden_of(out)
-        return _replace_hidden(out, torch.cat([h, h], dim=1))
+        h = hidden_of(out)
+        return replace_hidden(out, torch.cat([h, h], dim=1))
 
     return forward
 
@@ -308,8 +308,6 @@ def paired_block(caller: Any, block: int, handle: Any, hidden: torch.Tensor, arg
     The context stream (the first ``L`` positions) is changed as the intervention says; the
     current stream runs the block as usual.
     """
-    from .interventions_patch import _hidden_of, _replace_hidden
-
     pair = handle._paired
     iv = handle.intervention
     length = pair.length
@@ -323,7 +321,7 @@ def paired_block(caller: Any, block: int, handle: Any, hidden: torch.Tensor, arg
         context = random_states(context, pair.real, pair.inputs, handle.seed, iv.keep_sink)
         hidden = torch.cat([context, hidden[:, length:]], dim=1)
     out = caller(hidden, args, kwargs)
-    return _replace_hidden(out, torch.cat([context, _hidden_of(out)[:, length:]], dim=1))
+    return replace_hidden(out, torch.cat([context, hidden_of(out)[:, length:]], dim=1))
 
 
 __all__ = ["Pairing", "paired_hidden_states", "paired_mask", "prefix_noise"]

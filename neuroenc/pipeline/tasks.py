@@ -428,8 +428,11 @@ def fit_subject(
     read = {run: _read_features(features[run], layers, spectra) for run in responses}
     feats = {run: fs for run, (fs, _) in read.items()}
     design = _design(config, feats, responses)
-    if spectra is not None and hasattr(design, "share_layers"):  # the next subject of the story reuses its layers
-        design.share_layers(spectra, {run: digest for run, (_, digest) in read.items()})
+    from ..align.design import Design
+    from ..align.shared_designs import share_layers
+
+    if spectra is not None and isinstance(design, Design):  # the next subject of the story reuses its layers
+        share_layers(design, spectra, {run: digest for run, (_, digest) in read.items()})
     n_repeats = None
     if noise_ceiling is None and subject != GROUP:
         noise_ceiling, n_repeats = holdout_ceiling(config, design, targets)
