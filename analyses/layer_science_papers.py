@@ -636,10 +636,10 @@ def run(s: Settings, lm: Any = None, data: Data | None = None, on_partial: Any =
         conditions = [("skip middle third", f"skip:{i}-{j}", structural, "intact"),
                       ("parallel middle third", f"parallel:{i}-{j}", structural, "intact"),
                       (f"freeze-context from {k}", f"freeze-context:{k}", contextual, REF_CONTEXT)]
+        from neuroenc.features.quality import compare_quality, lm_quality
+
         rows = []
         for name, spec, runs, ref in conditions:
-            from neuroenc.features.quality import compare_quality, lm_quality
-
             if name not in runs:  # a depth the LM side did not read
                 runs[name] = lm_quality(words, lm, intervention=spec, context_tokens=s.lm_context)
             d = compare_quality(runs[ref], runs[name])

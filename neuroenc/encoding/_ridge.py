@@ -784,35 +784,39 @@ def fold_scores(B, Yt, pred, r2: bool = True):
     (e.g. every penalty maximal) gets r = 0. ``r2=False``: R² is not computed (None), as the
     refit null needs only r (the same r).
     """
-    want_r2 = r2
     Yt = to_float64(B, Yt)
     pred = to_float64(B, pred)
     yc = Yt - Yt.mean(0)
     pc = pred - pred.mean(0)
     if B.name == "numpy":  # the sums of products without their temporaries (the refit null's many draws)
         syy, spp, spy = (np.einsum("i...,i...->...", u, v) for u, v in ((yc, yc), (pc, pc), (pc, yc)))
-        if want_r2:
+        if r2:
             Yt = Yt - pred
             ss_res = np.einsum("i...,i...->...", Yt, Yt)
     else:
         syy = (yc * yc).sum(0)
         spp = (pc * pc).sum(0)
         spy = (pc * yc).sum(0)
-        if want_r2:
+        if r2:
             ss_res = ((Yt - pred) ** 2).sum(0)
     syy_np, spp_np, spy_np = (B.to_numpy(v) for v in (syy, spp, spy))
     syy_np, spp_np = np.asarray(syy_np, float), np.asarray(spp_np, float)
-    tiny = np.finfo(np.float64).tiny
-    const_y = syy_np <= tiny
-    const_p = spp_np <= tiny
+    if not r2:
+        return _pearson(spy_np, syy_np, spp_np), None
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = spy_np / np.sqrt(syy_np * spp_np)
-        r2 = 1.0 - B.to_numpy(ss_res) / syy_np if want_r2 else None
-    r = np.where(const_p, 0.0, r)
-    r = np.where(const_y, np.nan, r)
-    if want_r2:
-        r2 = np.where(const_y, np.nan, r2)
-    return np.clip(r, -1.0, 1.0), r2
+        r2_np = 1.0 - B.to_numpy(ss_res) / syy_np
+    return _pearson(spy_np, syy_np, spp_np), np.where(syy_np <= np.finfo(np.float64).tiny, np.nan, r2_np)
+
+
+def _pearson(spy, syy, spp) -> np.ndarray:
+    """Pearson r from the sums of products of centred predictions and responses: NaN for a
+    constant response, 0 for a constant prediction, clipped to [-1, 1]."""
+    tiny = np.finfo(np.float64).tiny
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = spy / np.sqrt(syy * spp)
+    r = np.where(spp <= tiny, 0.0, r)
+    r = np.where(syy <= tiny, np.nan, r)
+    return np.clip(r, -1.0, 1.0)
 
 
 def pooled_sums(B, Yt, pred) -> np.ndarray:
@@ -914,12 +918,7 @@ def held_out_r(pred, yc, syy) -> np.ndarray:
     pred = np.asarray(pred, dtype=np.float64)
     pc = pred - pred.mean(0)
     spp, spy = (np.einsum("i...,i...->...", u, v) for u, v in ((pc, pc), (pc, yc)))
-    tiny = np.finfo(np.float64).tiny
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = spy / np.sqrt(syy * spp)
-    r = np.where(spp <= tiny, 0.0, r)
-    r = np.where(syy <= tiny, np.nan, r)
-    return np.clip(r, -1.0, 1.0)
+    return _pearson(spy, syy, spp)
 
 
 def refit_null(B, split, gram: LayerGram, Y, alphas, best, draws, *,

@@ -50,14 +50,13 @@ class Pairing:
         ``L``: tokens per stream (the context stream is positions ``0..L-1`` of the doubled
         sequence, the current stream ``L..2L-1``).
     real : torch.Tensor of bool, shape (batch, L), on CPU
-        Which positions of each row are tokens (not padding).
-    inputs : torch.Tensor, shape (batch, L, ...), on CPU
-        Each row's input ids (or input embeddings): the random context's seeds.
+        Which positions of each row are tokens (not padding). Each row's tokens (the random
+        context's seeds, the source's BOS check) are the first stream of the input ids the
+        handle records (``handle._inputs[:, :L]``).
     """
 
     length: int
     real: torch.Tensor
-    inputs: torch.Tensor
 
 
 def paired_mask(real: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -136,7 +135,7 @@ def paired_hidden_states(lm: Any, handle: Any, input_ids: torch.Tensor, attentio
         position_ids = torch.arange(length, device=device).expand(batch, length)
     dtype = next(lm.model.parameters()).dtype
     mask = paired_mask(real, dtype if dtype.is_floating_point else torch.float32)
-    handle._paired = Pairing(length, real.cpu(), input_ids.detach().cpu())
+    handle._paired = Pairing(length, real.cpu())
     try:
         states = lm.hidden_states(torch.cat([input_ids, input_ids], dim=1), mask,
                                   torch.cat([position_ids, position_ids], dim=1))
@@ -312,13 +311,14 @@ def paired_block(caller: Any, block: int, handle: Any, hidden: torch.Tensor, arg
     iv = handle.intervention
     length = pair.length
     context = hidden[:, :length]
+    inputs = handle._inputs[:, :length]
     if iv.kind == "swap-context":
         # every context token but the row's last is some current token's context
         count = pair.real.sum(dim=1)
-        context = source_states(context, pair.real, pair.inputs, block, handle, (count - 1).clamp_min(0), count)
+        context = source_states(context, pair.real, inputs, block, handle, (count - 1).clamp_min(0), count)
         return caller(torch.cat([context, hidden[:, length:]], dim=1), args, kwargs)
     if iv.kind == "random-context" and block == iv.start:
-        context = random_states(context, pair.real, pair.inputs, handle.seed, iv.keep_sink)
+        context = random_states(context, pair.real, inputs, handle.seed, iv.keep_sink)
         hidden = torch.cat([context, hidden[:, length:]], dim=1)
     out = caller(hidden, args, kwargs)
     return replace_hidden(out, torch.cat([context, hidden_of(out)[:, length:]], dim=1))
