@@ -27,7 +27,10 @@ outer folds, inner folds and penalties, back to back in one process, with the sc
 difference. ``--lebel`` measures one layer at LeBel 2023's size (84 stories x 334 TRs = 28,056
 samples x 2,304 columns, 5 inner folds, 10 penalties) on 2 of its 84 folds at two target
 counts, so the per-fold fixed and per-target FLOPs of each phase can be extrapolated
-(docs/scaling.md).
+(docs/scaling.md); ``--lebel-reference`` measures it twice, side by side on the same data: with
+the validation losses from the QR factors of the held-out projections (forced at these target
+counts) and from every penalty's predictions, and prints the ratios and the largest difference
+of a target's r.
 
 ``--quick`` (about 2 minutes on a shared 2-core machine): 1,000 samples x 1,500 targets,
 3 layers, 20 permutations, and the himalaya comparison on 1 layer x 1,000 targets.
@@ -36,6 +39,7 @@ counts, so the per-fold fixed and per-target FLOPs of each phase can be extrapol
     OPENBLAS_NUM_THREADS=1 python benchmarks/voxelwise.py --quick
     python benchmarks/voxelwise.py --samples 1000,3000 --targets 10000 --layers 2
     python benchmarks/voxelwise.py --samples 1000 --targets 80000 --layers 1 --memory 4GB --permutations 0
+    python benchmarks/voxelwise.py --no-sizes --himalaya "" --lebel 1000,2000 --lebel-reference --permutations 0
 """
 from __future__ import annotations
 
@@ -155,6 +159,8 @@ def sweep_size(n, t, n_layers, p, permutations, memory, seed, cv=None, groups=No
            "rss_peak": rss_gib(), "form": sweep.forms_[0], "peak": int(data.peak),
            "best_layer": int(np.argmax(mean_r)), "mean_r": mean_r.tolist(),
            "batch": sweep.budget_.n_targets_batch if sweep.budget_ is not None else None}
+    if sweep.r_.size <= 10**5:  # small enough to compare runs target by target
+        out["r"] = np.asarray(sweep.r_, dtype=float).tolist()
     return out
 
 
@@ -203,15 +209,29 @@ def himalaya_size(n, t, n_layers, p, seed):
             "rates": {"float32": gemm_rate(np.float32)}}
 
 
-def lebel_costs(targets, permutations, seed):
-    """One layer at LeBel's size, 2 of 84 leave-one-story-out folds, at ``targets`` targets."""
+def lebel_costs(targets, permutations, seed, losses="auto"):
+    """One layer at LeBel's size, 2 of 84 leave-one-story-out folds, at ``targets`` targets.
+
+    ``losses="qr"``: the validation losses from the QR factors of the held-out projections
+    (``_ridge.qr_losses``) whatever the targets (their factorisation, which pays off from about
+    2,000 targets at this size, counted as free in the choice); ``"predictions"``: from every
+    penalty's predictions, the QR path switched off, for the side-by-side reference."""
+    from contextlib import nullcontext
+    from unittest import mock
+
+    from neuroenc.encoding import _ridge
     from neuroenc.encoding.cv import make_cv
 
     runs, run_len = 84, 334
     n = runs * run_len
     data = Simulated(n, 2304, targets, 1, n_runs=runs, seed=seed)
     outer = make_cv("runs", data.groups, n, 5, 5)[:2]
-    return sweep_size(n, targets, 1, 2304, permutations, None, seed, cv=outer, data=data)
+    force = {"predictions": mock.patch.object(_ridge, "validation_flops", lambda *a, **k: (0.0, 1.0, 1.0)),
+             "qr": mock.patch.object(_ridge, "QR_WEIGHT", 0.0)}.get(losses, nullcontext())
+    with force:
+        out = sweep_size(n, targets, 1, 2304, permutations, None, seed, cv=outer, data=data)
+    out["losses"] = losses
+    return out
 
 
 # ---------------------------------------------------------------------- printing
@@ -260,6 +280,9 @@ def main(argv=None):
                         help="samples x targets x layers of the himalaya comparison ('' to skip)")
     parser.add_argument("--no-sizes", action="store_true", help="only the himalaya / LeBel parts")
     parser.add_argument("--lebel", default="", help="LeBel-size cost measurement at these targets, e.g. 100,200")
+    parser.add_argument("--lebel-reference", action="store_true",
+                        help="with --lebel, the validation losses from QR factors and from every "
+                             "penalty's predictions, side by side")
     parser.add_argument("--quick", action="store_true", help="a run of about 2 minutes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -293,20 +316,51 @@ def main(argv=None):
               f"(float32 near-ties of the CV loss), largest |r| difference there {h['max_r_diff_all']:.1e}")
     if args.lebel:
         counts = [int(x) for x in args.lebel.split(",")]
-        got = [_child("lebel", targets=c, permutations=args.permutations, seed=args.seed) for c in counts]
-        for m in got:
-            print_size(m)
-        if len(got) >= 2:
-            a, b = got[0], got[-1]
-            dt = b["t"] - a["t"]
-            print("\nLeBel size, per fold (2 folds measured): fixed + per target, by phase")
+        per_target, runs = {}, {}
+        for losses in ("qr", "predictions") if args.lebel_reference else ("auto",):
+            got = runs[losses] = [_child("lebel", targets=c, permutations=args.permutations, seed=args.seed,
+                                         losses=losses) for c in counts]
+            for m in got:
+                print_size(m)
+            if len(got) >= 2:
+                per_target[losses] = lebel_per_target(got[0], got[-1], losses)
+        if len(runs) == 2:  # the same data: each target's r, both ways
+            diff = max(float(np.nanmax(np.abs(np.subtract(a["r"], b["r"]))))
+                       for a, b in zip(runs["qr"], runs["predictions"]))
+            print(f"\nLargest difference of a target's r between the two: {diff:.1e}")
+        if len(per_target) == 2:
+            new, old = per_target["qr"], per_target["predictions"]
+            print("\nLeBel size, per target and fold, side by side (QR losses vs every penalty's predictions):")
             for name in PHASES:
-                fa, fb = a["phases"].get(name), b["phases"].get(name)
-                if fa and fb:
-                    per = (fb["flops"] - fa["flops"]) / dt / 2
-                    fixed = (fa["flops"] - per * a["t"] * 2) / 2
-                    print(f"  {name:<16} {fixed / 1e9:10.1f} GFLOP + {per / 1e6:10.2f} MFLOP per target")
+                if name in new and name in old and old[name][0] > 0:
+                    print(f"  {name:<16} {new[name][0] / 1e6:9.1f} vs {old[name][0] / 1e6:9.1f} MFLOP "
+                          f"({old[name][0] / max(new[name][0], 1):.2f}x), {new[name][1] * 1e3:8.2f} vs "
+                          f"{old[name][1] * 1e3:8.2f} ms ({old[name][1] / max(new[name][1], 1e-12):.2f}x)")
+            tot_new = sum(v[0] for v in new.values())
+            tot_old = sum(v[0] for v in old.values())
+            sec_new = sum(v[1] for v in new.values())
+            sec_old = sum(v[1] for v in old.values())
+            print(f"  {'all phases':<16} {tot_new / 1e6:9.1f} vs {tot_old / 1e6:9.1f} MFLOP "
+                  f"({tot_old / tot_new:.2f}x), {sec_new * 1e3:8.2f} vs {sec_old * 1e3:8.2f} ms "
+                  f"({sec_old / sec_new:.2f}x)")
     return 0
+
+
+def lebel_per_target(a, b, label):
+    """Print and return each phase's fixed and per-target FLOPs (and seconds) per fold, from two
+    LeBel-size runs at different target counts (2 folds each): ``{phase: (flops, seconds)}`` per target."""
+    dt = b["t"] - a["t"]
+    print(f"\nLeBel size, per fold (2 folds measured), validation losses {label}: fixed + per target, by phase")
+    out = {}
+    for name in PHASES:
+        fa, fb = a["phases"].get(name), b["phases"].get(name)
+        if fa and fb:
+            per = (fb["flops"] - fa["flops"]) / dt / 2
+            sec = (fb["seconds"] - fa["seconds"]) / dt / 2
+            fixed = (fa["flops"] - per * a["t"] * 2) / 2
+            print(f"  {name:<16} {fixed / 1e9:10.1f} GFLOP + {per / 1e6:10.2f} MFLOP per target ({sec * 1e3:.2f} ms)")
+            out[name] = (per, sec)
+    return out
 
 
 if __name__ == "__main__":

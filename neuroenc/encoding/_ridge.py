@@ -24,6 +24,10 @@ replaced by a few basis filters when that saves work (:func:`filter_basis`, exac
 the rounding of the products). The predictions of all filters are then either
 ``P @ (g_m * (Q^T Y[T]))`` ("project first") or ``((P * g_m) @ Q^T) @ Y[T]`` ("resolve first",
 one stacked matrix reused for every target batch); the cheaper order is chosen from the shapes.
+Where the held-out rows outnumber the columns (primal form at many samples), the losses of all
+penalties come instead from the QR factors of the held-out projection, ``P = Q R``, without
+forming any prediction (:func:`qr_losses`: a product by the triangle ``R`` per penalty instead
+of one by ``P``), when the targets are many enough to pay for the factorisation.
 Inner-CV scores are himalaya's (``l2_neg_loss`` averaged over inner folds in float64, ties
 broken towards larger penalties), so the chosen penalties are those of
 ``himalaya.kernel_ridge.KernelRidgeCV`` / ``himalaya.ridge.RidgeCV`` given the same folds (to
@@ -41,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import as_index, current_backend, eigh, take_block, take_rows, to_float64
+from .backend import as_index, current_backend, eigh, qr, take_block, take_rows, to_float64
 from .spectra import SpectrumStore
 from .stats import REFIT_INDEX_BYTES
 
@@ -149,6 +153,9 @@ class Split:
     removed: np.ndarray | None = None  # primal: rows not in train, when subtracting is cheaper
     filters: Any = None  # (n_filters, r): the spectral filters g_m applied (d_a, or a basis of them)
     combine: Any = None  # (n_alphas, n_filters): d_a = sum_m combine[a, m] g_m, or None if g = d
+    # the QR factors of the held-out projection, P = Q R, when the losses come from them (qr_losses)
+    Q: Any = None  # (n_test, r)
+    R: Any = None  # (r, r), upper triangular
 
     def project(self, B, gram: LayerGram, Y, XtY=None):
         """``Q^T Y[T]`` for a chunk ``Y`` (all samples); primal may use ``XtY = X^T Y``."""
@@ -295,6 +302,13 @@ def _resolve_first(split: Split, n_filters: int, t_total: int) -> bool:
 #: Relative tolerance of the low-rank basis of the spectral filters, per working precision:
 #: far below the rounding of the matrix products that use it.
 FILTER_TOL = {"float32": 1e-9, "float64": 1e-15}
+#: A QR factorisation's operations count this many times a matrix product's when choosing
+#: whether it saves work (:func:`prepare_filters`): LAPACK's ``geqrf`` + ``orgqr`` ran at a
+#: third of the float32 matrix product's rate (29 vs 104 GFLOP/s on one core, 5,545 x 2,304).
+QR_WEIGHT = 3.0
+#: Levels of halving in :func:`_upper_product` (backends without a triangular matrix product):
+#: its cost is ``(1 + 2^-depth)`` r^2 per column, against 2 r^2 for a full product.
+TRIANGLE_DEPTH = 3
 
 
 def filter_basis(lam: np.ndarray, alphas: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -330,11 +344,47 @@ def filter_basis(lam: np.ndarray, alphas: np.ndarray, tol: float) -> tuple[np.nd
     return scale[:, None] * U[:, :m] * S[:m], Wt[:m]
 
 
-def prepare_filters(B, split: Split, alphas, t_total: int, dtype: str, gram: LayerGram | None = None) -> None:
-    """Choose the filters of a split (all penalties, or a low-rank basis) and the product order.
+def validation_flops(n_val: int, rank: int, n_alphas: int, n_filters: int, basis: bool, triangular: bool
+                     ) -> tuple[float, float, float]:
+    """Per target, the floating-point operations of one split's validation losses of every
+    penalty from the predictions (:func:`cv_losses`) and from the QR factors of the held-out
+    projection (:func:`qr_losses`; ``triangular``: the product by ``R`` as BLAS's triangular
+    one, else by halving, :func:`_upper_product`), and the factorisation's own (once per
+    split): ``(predictions, qr, factorisation)``. The projection of the training responses
+    (:meth:`Split.project`), which both need, is not counted."""
+    v, r, a, m = float(n_val), float(rank), float(n_alphas), float(n_filters)
+    predictions = 2.0 * m * v * r + (2.0 * a * m * v if basis else 0.0) + 3.0 * a * v
+    qr = 2.0 * v * r + 2.0 * v + 2.0 * r + a * ((1.0 if triangular else 1.0 + 0.5**TRIANGLE_DEPTH) * r * r + 4.0 * r)
+    return predictions, qr, max(4.0 * v * r * r - 4.0 / 3.0 * r**3, 0.0)
+
+
+def prepare_filters(B, split: Split, alphas, t_total: int, dtype: str, gram: LayerGram | None = None,
+                    qr_targets: int | None = None) -> None:
+    """Choose the filters of a split (all penalties, or a low-rank basis), the product order and
+    how the validation losses are computed.
 
     With the layer's ``gram``, the filters are kept in its design's store (they depend on the
-    training rows' spectrum and the penalties only) and reused by later fits of the design."""
+    training rows' spectrum and the penalties only) and reused by later fits of the design.
+    ``qr_targets``: the targets whose losses this split will give (default ``t_total``; 0 when
+    the held-out residuals themselves are needed); the losses come from the QR factors of the
+    held-out projection (:func:`qr_losses`) when that saves work for them."""
+    qr_targets = t_total if qr_targets is None else qr_targets
+    if qr_targets and split.resolve is None and split.P.shape[0] > split.P.shape[1]:
+        r, v = split.lam.shape[0], split.test.size
+        a = int(alphas.shape[0])
+        held = _kept(gram, b"qr", split.train, split.test) if gram is not None else None
+        basis = filter_basis(B.to_numpy(split.lam), B.to_numpy(alphas), FILTER_TOL.get(dtype, 1e-15))
+        m = a if basis is None else basis[1].shape[0]
+        pred, qr_cost, factor = validation_flops(v, r, a, m, basis is not None, B.name == "numpy")
+        if qr_targets * (pred - qr_cost) > (0.0 if held is not None else QR_WEIGHT * factor):
+            if held is None:
+                held = qr(B, split.P)
+                split.flops += factor
+                if gram is not None:
+                    _keep(gram, b"qr", split.train, split.test, held)
+            split.Q, split.R = held
+            split.filters, split.combine = _weights(B, split.lam, alphas), None
+            return
     kept = None
     if gram is not None:
         grid = np.asarray(B.to_numpy(alphas), dtype=np.float64)
@@ -375,6 +425,8 @@ def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=Non
     for the joint models of :mod:`neuroenc.encoding._joint`. ``Z``: the split's projection of
     ``Y`` (:meth:`Split.project`), when the caller has it.
     """
+    if split.R is not None and not return_residuals:
+        return qr_losses(B, split, gram, Y, alphas, XtY, counter, Z)
     Yh = take_rows(B, Y, split.test)
     n_te, t = Yh.shape
     a = alphas.shape[0]
@@ -411,6 +463,67 @@ def cv_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=Non
         counter["flops"] = counter.get("flops", 0.0) + flops
     if return_residuals:
         return loss, pred
+    return loss
+
+
+def _upper_product(B, R, W, depth: int):
+    """``R @ W`` for an upper-triangular ``R`` (r, r) and a stack ``W`` (..., r, k), skipping the
+    zero lower triangle by halving ``depth`` times (torch has no triangular matrix product)."""
+    r = R.shape[0]
+    if depth <= 0 or r < 64:
+        return R @ W
+    h = r // 2
+    top = _upper_product(B, R[:h, :h], W[..., :h, :], depth - 1) + R[:h, h:] @ W[..., h:, :]
+    return B.concatenate([top, _upper_product(B, R[h:, h:], W[..., h:, :], depth - 1)], W.ndim - 2)
+
+
+def qr_losses(B, split: Split, gram: LayerGram, Y, alphas, XtY=None, counter=None, Z=None):
+    """The losses of :func:`cv_losses` without forming any validation prediction.
+
+    With the held-out projection factorised, ``P = Q R`` (:func:`prepare_filters`), and
+    ``c = Q^T y_H``, the validation residual of penalty ``a`` splits into the part inside the
+    span of ``Q`` and the part orthogonal to it, which no penalty changes:
+    ``||y_H - P w_a||^2 = ||c - R w_a||^2 + (||y_H||^2 - ||c||^2)``, with ``w_a = d_a * z`` and
+    ``z`` the split's projection of the training responses (:meth:`Split.project`).
+    Per target and penalty this costs a product by the (r, r) triangle ``R`` instead of the
+    (n_validation, r) ``P``: less work when the validation rows outnumber the columns (primal
+    form at many samples, e.g. 5,545 validation rows × 2,304 columns in LeBel et al. 2023).
+    The same losses to rounding; the orthogonal part is summed in float64. Returns float64.
+    """
+    Yh = take_rows(B, Y, split.test)
+    n_te, t = Yh.shape
+    a, r = alphas.shape[0], split.lam.shape[0]
+    flops = 0.0
+    if Z is None:
+        Z = split.project(B, gram, Y, XtY)
+        flops += split.project_flops(gram, t)
+    c = split.Q.T @ Yh  # (r, t)
+    rest = to_float64(B, _sqsum(B, Yh)) - to_float64(B, _sqsum(B, c))  # ||y_H||^2 - ||c||^2
+    if B.name == "numpy":
+        from scipy.linalg import get_blas_funcs
+
+        # (a, t, r) rows w_a^T, whose (a t, r) matrix is the Fortran-ordered (r, a t) of columns w_a
+        W = np.empty((a, t, r), dtype=Z.dtype)
+        np.multiply(Z.T[None, :, :], split.filters[:, None, :], out=W)
+        trmm = get_blas_funcs("trmm", (split.R, W))
+        RW = trmm(1.0, split.R, W.reshape(a * t, r).T, overwrite_b=1).T.reshape(a, t, r)  # (R w_a)^T
+        del W
+        RW -= c.T[None]
+        inside = np.einsum("atr,atr->at", RW, RW)
+        flops += a * t * r * r
+    else:
+        RW = _upper_product(B, split.R, split.filters[:, :, None] * Z[None], TRIANGLE_DEPTH)  # (a, r, t)
+        RW -= c[None]
+        inside = _sqsum(B, RW)
+        flops += (1.0 + 0.5**TRIANGLE_DEPTH) * a * t * r * r
+    del RW
+    loss = -(to_float64(B, inside) + rest[None, :]) / n_te
+    flops += 2.0 * n_te * r * t + 2.0 * (n_te + r) * t + a * t * 4.0 * r
+    invalid = _invalid_alphas(B, split.lam, alphas)
+    if invalid.any():
+        loss[as_index(B, np.flatnonzero(invalid))] = -1e5
+    if counter is not None:
+        counter["flops"] = counter.get("flops", 0.0) + flops
     return loss
 
 
@@ -529,8 +642,12 @@ def direct_flops(form: str, n_train: int, n_val: int, rank: int, n_features: int
     r, n_tr, v = float(rank), float(n_train), float(n_val)
     setup = 0.0 if decomposed else 9.0 * r**3 + (2.0 * min(n_train, n_features) * r * r if form == "primal" else 0.0)
     setup += 2.0 * v * r * r
-    per_target = 2.0 * r * n_tr + 2.0 * n_filters * v * r + 2.0 * n_alphas * n_filters * v + 3.0 * n_alphas * v
-    return setup + n_targets * per_target
+    losses = 2.0 * n_filters * v * r + 2.0 * n_alphas * n_filters * v + 3.0 * n_alphas * v
+    if v > r:  # the losses from the held-out projection's QR factors, when cheaper (prepare_filters)
+        _, qr_cost, factor = validation_flops(n_val, rank, n_alphas, n_filters, n_filters < n_alphas, True)
+        if n_targets * (losses - qr_cost) > QR_WEIGHT * factor:
+            losses, setup = qr_cost, setup + QR_WEIGHT * factor
+    return setup + n_targets * (2.0 * r * n_tr + losses)
 
 
 def deletion_split(B, gram: LayerGram, outer: Split, train: np.ndarray, val: np.ndarray, alphas,
@@ -1288,6 +1405,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         keep_null = n_folds * null_shifts.n_draws * min(batch, t) * (16 * n_te_max + itemsize * n) \
             <= refit_batch_bytes
     _check_inner_path(inner_path)
+    xty: dict[int, Any] = {}  # primal: X^T Y of each batch of targets, the same in every fold
     for k, ((train, test), inner_k) in enumerate(zip(outer, inner)):
         tic = _tic(counter)
         outer_split = decompose(B, gram, train, test, cache)
@@ -1302,7 +1420,9 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
         else:
             splits = [decompose(B, gram, tr, va, cache) for tr, va in inner_k]
             for s in splits:
-                prepare_filters(B, s, alphas, t if resolve else 0, dtype_name, gram)
+                # the joint models need the held-out residuals themselves: no QR losses there
+                prepare_filters(B, s, alphas, t if resolve else 0, dtype_name, gram,
+                                qr_targets=0 if joint is not None else t)
         counter["flops"] += sum(s.flops for s in splits) + outer_split.flops
         if joint is not None:
             jsplits = [_joint.split_pieces(B, s, gram, joint, XtN, shared=band_shared) for s in splits]
@@ -1315,8 +1435,10 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             cols = slice(start, min(start + batch, t))
             Yc = Y[:, cols]
             tic = _tic(counter)
-            XtY = gram.X.T @ Yc if form == "primal" else None  # shared by all splits
-            if XtY is not None:
+            # shared by all splits, and kept for the next folds (p x t: less than the responses, n > p)
+            XtY = xty.get(start) if form == "primal" else None
+            if form == "primal" and XtY is None:
+                XtY = xty[start] = gram.X.T @ Yc
                 counter["flops"] += 2.0 * n * p * Yc.shape[1]
             _toc("kernels", tic, counter)
             tic = _tic(counter)

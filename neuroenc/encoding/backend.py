@@ -152,6 +152,18 @@ def eigh(B: Any, A: Any) -> tuple[Any, Any]:
     return B.eigh(A)
 
 
+def qr(B: Any, A: Any) -> tuple[Any, Any]:
+    """The reduced QR factorisation ``A = Q R`` of a tall matrix (``Q`` with orthonormal columns,
+    ``R`` upper triangular), in ``A``'s dtype; on NumPy ``R`` is Fortran-ordered, as BLAS's
+    triangular products take it."""
+    if B.name == "numpy":
+        Q, R = np.linalg.qr(A, mode="reduced")
+        return Q, np.asfortranarray(R)
+    import torch
+
+    return torch.linalg.qr(A, mode="reduced")
+
+
 def take_rows(B: Any, A: Any, idx: np.ndarray) -> Any:
     """``A[idx]`` for a backend array (any shape of ``idx``: the result has ``idx.shape +
     A.shape[1:]``). On NumPy, ``np.take``: the same values as fancy indexing, several times

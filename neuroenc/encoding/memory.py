@@ -9,10 +9,12 @@ as :func:`neuroenc.pipeline.tasks.fit_subject` runs it) holds, at its peak, what
   of the task's layers (float32, every word of every run); one layer's design at a time (and
   its copy in the working dtype); the layer's Gram matrix (``X X^T``, n × n, in the dual form
   used when features outnumber samples; ``X^T X`` otherwise); the eigendecompositions of the
-  inner and outer splits of one outer fold, held together;
+  inner and outer splits of one outer fold, held together (and, in the primal form with more
+  validation rows than columns, the QR factors of the inner splits' held-out projections);
 - per target: the responses of the chunk and their copies (z-scored design ``Y``, backend
-  copy), the held-out predictions of one layer, the permutation null (FFT of each fold and
-  ``n_permutations`` draws), every layer's draws kept for the layer comparisons (float32) and,
+  copy), ``X^T Y`` in the primal form, the held-out predictions of one layer, the
+  permutation null (FFT of each fold and ``n_permutations`` draws), every layer's draws kept
+  for the layer comparisons (float32) and,
   with a refitted null, every layer's held-out predictions (the comparisons' residual draws),
   and the score arrays; plus, once, the comparisons' working chunk;
 - per batch of targets: the predictions of every penalty for the validation rows, capped by
@@ -156,12 +158,15 @@ def fit_task_bytes(shape: FitShape, n_targets: int | None = None, n_layers: int 
         + min(n, p) ** 2 * s  # the Gram matrix (kernel n x n, or primal p x p)
         + (shape.inner_cv + 1) * (m * m + max(n_val, n_test) * m) * s  # eigenvectors, projections
         + 2 * m * m * s  # eigh workspace
+        # primal with more validation rows than columns: the QR factors of each inner split's projection
+        + (shape.inner_cv * (n_val * m + m * m) * s if not kernel and n_val > m else 0)
     )
     resolve_first = kernel and shape.n_alphas * n_val < t  # as neuroenc.encoding._ridge._resolve_first
     per_target = (
         8 * n  # the chunk of the subject's responses (a selection, float64)
         + s * n  # the design's z-scored responses Y
         + 8 * n  # held-out predictions of one layer (float64)
+        + (0 if kernel else s * p)  # primal: X^T Y, kept for every fold
         + 8 * (5 * n_test + 3 * shape.n_permutations)  # one fold's FFTs, or the refit null's sums
         + 8 * (3 * shape.n_folds + 5) * L  # fold and mean scores, alphas, p-values
         + 4 * shape.n_permutations * L  # every layer's comparison draws (float32)
@@ -400,12 +405,15 @@ def fit_budget(memory: int | str, *, n_samples: int, n_features: int, n_targets:
         + (0 if refit_null or not perm else 8 * 5 * n_te)  # a shifted null's FFTs
         + 8 * n * max(int(keep_predictions), 0)
         + (3 * s * m if refit else 0)  # the refit's coefficients
+        + (0 if kernel else s * p)  # primal: X^T Y, kept for every fold
     )
     per_layer = (
         n * p * s  # the layer's design on the backend
         + min(n, p) ** 2 * s  # its Gram
         + 2 * (inner_cv + 1) * (m * m + max(n_val, n_te) * m) * s  # eigendecompositions (cached ones too)
         + 2 * m * m * s  # eigh workspace
+        # primal with more validation rows than columns: the QR factors of each inner split's projection
+        + (2 * inner_cv * (n_val * m + m * m) * s if not kernel and n_val > m else 0)
     )
     fixed = per_all * t + per_layer
     per_target = (
