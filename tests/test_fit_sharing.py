@@ -270,3 +270,29 @@ def test_the_baseline_models_share_their_null_draws_with_the_same_results(rng):
         rows = [r for r in res.provenance["baseline_models"] if r["model"] == name]
         np.testing.assert_array_equal([r["r"] for r in rows], alone.r_[0])
         np.testing.assert_array_equal([r["p"] for r in rows], alone.pvalues_[0])
+
+
+def test_xty_kept_across_folds_gives_the_same_fit_with_one_product(rng, monkeypatch):
+    """Primal form: X^T Y of all samples is made once for all outer folds (and recomputed in
+    every fold when larger than XTY_KEEP_BYTES), the same numbers bit for bit."""
+    n, p, t = 300, 12, 7
+    X = rng.standard_normal((n, p))
+    Y = X[:, :3] @ rng.standard_normal((3, t)) + rng.standard_normal((n, t))
+    groups = np.repeat(np.arange(5), 60)
+    outer = make_cv("runs", groups, n)
+    inner = [inner_splits(tr, groups, 4, 0) for tr, _ in outer]
+    alphas = np.logspace(-1, 4, 6)
+
+    def fit():
+        with use_backend("numpy") as B, _ridge.record_phases() as phases:
+            out = _ridge.fit_layer_cv(B.asarray(X), B.asarray(Y), outer, inner, B.asarray(alphas), form="primal")
+        return out, phases["kernels"]["flops"]
+
+    kept, kernel_flops = fit()
+    gram, xty = 2.0 * n * p * p, 2.0 * n * p * t
+    assert kernel_flops == gram + xty  # once, not once per outer fold
+    monkeypatch.setattr(_ridge, "XTY_KEEP_BYTES", 0)
+    again, kernel_flops = fit()
+    assert kernel_flops == gram + len(outer) * xty
+    for key in ("fold_r", "fold_alpha", "predictions"):
+        np.testing.assert_array_equal(kept[key], again[key])

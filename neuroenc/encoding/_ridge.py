@@ -56,6 +56,9 @@ FORMS = ("auto", "kernel", "primal")
 DEFAULT_BATCH_BYTES = 512 * 2**20
 #: Cap on the memory of one batch of draws of the refit permutation null.
 REFIT_BATCH_BYTES = 128 * 2**20
+#: Largest ``X^T Y`` (all targets of a primal fit) kept from one outer fold to the next; a
+#: larger one is recomputed in every fold.
+XTY_KEEP_BYTES = 512 * 2**20
 #: :func:`cv_losses` filters the held-out projection by every filter at once, (n_filters,
 #: n_heldout, rank), below this size, else one filter at a time.
 FILTERED_BYTES = 32 * 2**20
@@ -1406,6 +1409,7 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             <= refit_batch_bytes
     _check_inner_path(inner_path)
     xty: dict[int, Any] = {}  # primal: X^T Y of each batch of targets, the same in every fold
+    keep_xty = form == "primal" and p * t * itemsize <= XTY_KEEP_BYTES
     for k, ((train, test), inner_k) in enumerate(zip(outer, inner)):
         tic = _tic(counter)
         outer_split = decompose(B, gram, train, test, cache)
@@ -1435,11 +1439,13 @@ def fit_layer_cv(X, Y, outer, inner, alphas, *, form: str = "auto", n_targets_ba
             cols = slice(start, min(start + batch, t))
             Yc = Y[:, cols]
             tic = _tic(counter)
-            # shared by all splits, and kept for the next folds (p x t: less than the responses, n > p)
+            # shared by all splits, and kept for the next folds when small enough (XTY_KEEP_BYTES)
             XtY = xty.get(start) if form == "primal" else None
             if form == "primal" and XtY is None:
-                XtY = xty[start] = gram.X.T @ Yc
+                XtY = gram.X.T @ Yc
                 counter["flops"] += 2.0 * n * p * Yc.shape[1]
+                if keep_xty:
+                    xty[start] = XtY
             _toc("kernels", tic, counter)
             tic = _tic(counter)
             Z = None

@@ -10,11 +10,12 @@ as :func:`neuroenc.pipeline.tasks.fit_subject` runs it) holds, at its peak, what
   its copy in the working dtype); the layer's Gram matrix (``X X^T``, n × n, in the dual form
   used when features outnumber samples; ``X^T X`` otherwise); the eigendecompositions of the
   inner and outer splits of one outer fold, held together (and, in the primal form with more
-  validation rows than columns, the QR factors of the inner splits' held-out projections);
+  validation rows than columns, the QR factors of the inner splits' held-out projections;
+  and ``X^T Y`` of every target, kept from fold to fold up to
+  :data:`neuroenc.encoding._ridge.XTY_KEEP_BYTES`);
 - per target: the responses of the chunk and their copies (z-scored design ``Y``, backend
-  copy), ``X^T Y`` in the primal form, the held-out predictions of one layer, the
-  permutation null (FFT of each fold and ``n_permutations`` draws), every layer's draws kept
-  for the layer comparisons (float32) and,
+  copy), the held-out predictions of one layer, the permutation null (FFT of each fold and
+  ``n_permutations`` draws), every layer's draws kept for the layer comparisons (float32) and,
   with a refitted null, every layer's held-out predictions (the comparisons' residual draws),
   and the score arrays; plus, once, the comparisons' working chunk;
 - per batch of targets: the predictions of every penalty for the validation rows, capped by
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import _check_positive
-from ._ridge import REFIT_BATCH_BYTES, refit_null_draw_bytes, refit_null_flops
+from ._ridge import REFIT_BATCH_BYTES, XTY_KEEP_BYTES, refit_null_draw_bytes, refit_null_flops
 from .compare import CHUNK_VALUES as COMPARE_CHUNK
 from .stats import REFIT_INDEX_BYTES, REFIT_NULL_BUDGET
 
@@ -161,12 +162,13 @@ def fit_task_bytes(shape: FitShape, n_targets: int | None = None, n_layers: int 
         # primal with more validation rows than columns: the QR factors of each inner split's projection
         + (shape.inner_cv * (n_val * m + m * m) * s if not kernel and n_val > m else 0)
     )
+    if not kernel and s * p * t <= XTY_KEEP_BYTES:  # primal: X^T Y of every target, kept for every fold
+        fixed += s * p * t
     resolve_first = kernel and shape.n_alphas * n_val < t  # as neuroenc.encoding._ridge._resolve_first
     per_target = (
         8 * n  # the chunk of the subject's responses (a selection, float64)
         + s * n  # the design's z-scored responses Y
         + 8 * n  # held-out predictions of one layer (float64)
-        + (0 if kernel else s * p)  # primal: X^T Y, kept for every fold
         + 8 * (5 * n_test + 3 * shape.n_permutations)  # one fold's FFTs, or the refit null's sums
         + 8 * (3 * shape.n_folds + 5) * L  # fold and mean scores, alphas, p-values
         + 4 * shape.n_permutations * L  # every layer's comparison draws (float32)
@@ -405,7 +407,6 @@ def fit_budget(memory: int | str, *, n_samples: int, n_features: int, n_targets:
         + (0 if refit_null or not perm else 8 * 5 * n_te)  # a shifted null's FFTs
         + 8 * n * max(int(keep_predictions), 0)
         + (3 * s * m if refit else 0)  # the refit's coefficients
-        + (0 if kernel else s * p)  # primal: X^T Y, kept for every fold
     )
     per_layer = (
         n * p * s  # the layer's design on the backend
@@ -416,6 +417,8 @@ def fit_budget(memory: int | str, *, n_samples: int, n_features: int, n_targets:
         + (2 * inner_cv * (n_val * m + m * m) * s if not kernel and n_val > m else 0)
     )
     fixed = per_all * t + per_layer
+    if not kernel and s * p * t <= XTY_KEEP_BYTES:  # primal: X^T Y of every target, kept for every fold
+        fixed += s * p * t
     per_target = (
         s * (n + p + 2 * m + (3 * a + 1) * n_val + 2 * n_te)  # projections, filters' predictions
         + 8 * (2 * a + 11 * n_te)  # float64 losses and scores
@@ -428,7 +431,7 @@ def fit_budget(memory: int | str, *, n_samples: int, n_features: int, n_targets:
             f"memory={memory!r} is too small for this fit ({n} samples x {p} columns, {t} targets, "
             f"{L} layer(s), {perm} permutations): it needs {_gib(fixed)} for what grows with every "
             f"target and one layer's decompositions, plus {per_target / 2**20:.2f} MiB per target of a "
-            f"batch, so at least {_gib(need)}. Give memory >= {need / 1e9:.2f}GB, or fit fewer targets "
+            f"batch, so at least {_gib(need)}. Give memory >= {math.ceil(need / 1e7) / 100:.2f}GB, or fit fewer targets "
             "or layers at a time (neuroenc run chunks them), or fewer permutations.")
     resolve_bytes = inner_cv * a * n_val * n_train * s if kernel else 0
     resolve = kernel and resolve_bytes <= room // 2
