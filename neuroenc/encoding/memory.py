@@ -431,8 +431,8 @@ def fit_budget(memory: int | str, *, n_samples: int, n_features: int, n_targets:
             f"memory={memory!r} is too small for this fit ({n} samples x {p} columns, {t} targets, "
             f"{L} layer(s), {perm} permutations): it needs {_gib(fixed)} for what grows with every "
             f"target and one layer's decompositions, plus {per_target / 2**20:.2f} MiB per target of a "
-            f"batch, so at least {_gib(need)}. Give memory >= {math.ceil(need / 1e7) / 100:.2f}GB, or fit fewer targets "
-            "or layers at a time (neuroenc run chunks them), or fewer permutations.")
+            f"batch, so at least {_gib(need)}. Give memory >= {math.ceil(need / 1e7) / 100:.2f}GB, or fit fewer "
+            "targets or layers at a time (neuroenc run chunks them), or fewer permutations.")
     resolve_bytes = inner_cv * a * n_val * n_train * s if kernel else 0
     resolve = kernel and resolve_bytes <= room // 2
     avail = room - (resolve_bytes if resolve else 0)
