@@ -138,3 +138,17 @@ def test_the_halved_triangular_product_is_the_full_product(rng):
         for depth in (0, 1, 3):
             got = _ridge._upper_product(B, R, W, depth)
             np.testing.assert_allclose(got.numpy(), (R @ W).numpy(), rtol=1e-12, atol=1e-10)
+
+
+def test_qr_losses_of_a_numerically_low_rank_design(rng):
+    """Collinear columns (rank 5 of 24): R has near-zero diagonal entries, Q stays orthonormal,
+    and the losses still equal those from the predictions."""
+    n, p, t = 420, 24, 5
+    X = rng.standard_normal((n, 5)) @ rng.standard_normal((5, p)) + 1e-6 * rng.standard_normal((n, p))
+    Y = X[:, :2] @ rng.standard_normal((2, t)) + rng.standard_normal((n, t))
+    train, val = np.arange(0, 300), np.arange(300, n)
+    alphas = np.logspace(-1, 6, 12)
+    with use_backend("numpy") as B:
+        ref, _ = _losses(B, X, Y, train, val, alphas, use_qr=False)
+        got, _ = _losses(B, X, Y, train, val, alphas, use_qr=True)
+    np.testing.assert_allclose(got, ref, rtol=1e-9)
