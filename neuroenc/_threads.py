@@ -13,7 +13,7 @@ the number from :func:`resolve_threads`:
 4. the default: the cores this process may use (:func:`available_cores`: its CPU affinity
    and its cgroup's CPU quota, not the machine's core count) over the processes that share
    them, so that processes × threads ≤ cores; and no more than the machine's idle cores (its
-   cores less its load average: on a busy machine extra threads only spin);
+   cores less its load, :func:`system_load`: on a busy machine extra threads only spin);
    ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS``, when set lower, cap
    it too (a cluster's ``OMP_NUM_THREADS=1`` holds).
 
@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,11 @@ logger = logging.getLogger(__name__)
 ENV_VAR = "NEUROENC_THREADS"
 #: Where the cgroup file systems are mounted (a parameter for tests).
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: The kernel's load file: its fourth field counts the tasks runnable now (a parameter for tests).
+LOADAVG = Path("/proc/loadavg")
+#: Reads of the runnable tasks, and the seconds between them (the fewest seen counts: a task that
+#: runs for a moment is not a busy machine).
+RUNNABLE_READS, RUNNABLE_GAP = 3, 0.005
 #: The environment variables that libraries loaded later read their pool size from.
 _POOL_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -61,7 +67,7 @@ class ThreadSetting:
     processes : int
         Processes sharing those cores (the default divides by it).
     load : float | None
-        The machine's load average over the last minute (None where unknown).
+        The machine's load (:func:`system_load`; None where unknown).
     """
 
     threads: int
@@ -144,13 +150,35 @@ def cpu_affinity() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
+def runnable_now() -> int | None:
+    """The tasks runnable on the machine now, other than this one: the fewest of a few reads
+    of the kernel's count (``/proc/loadavg``), so that a task that runs for a moment does not
+    count (None where the system does not say)."""
+    seen = []
+    for i in range(RUNNABLE_READS):
+        text = _read(LOADAVG)
+        fields = text.split() if text else []
+        if len(fields) < 4 or not fields[3].partition("/")[0].isdigit():
+            return None
+        seen.append(int(fields[3].partition("/")[0]) - 1)  # the reading task runs too
+        if i + 1 < RUNNABLE_READS:
+            time.sleep(RUNNABLE_GAP)
+    return max(min(seen), 0)
+
+
 def system_load() -> float | None:
-    """The machine's load average over the last minute (runnable processes; None where the
-    system does not say)."""
+    """The machine's load: the larger of its load average over the last minute and the tasks
+    runnable now (:func:`runnable_now`). The average lags a job that has just started by up to
+    a minute, so two jobs started together each see an idle machine in it; the count sees them
+    at once. None where the system says neither."""
     try:
-        return round(float(os.getloadavg()[0]), 2)
+        average = round(float(os.getloadavg()[0]), 2)
     except (AttributeError, OSError):  # Windows
-        return None
+        average = None
+    now = runnable_now()
+    if average is None or now is None:
+        return average if now is None else float(now)
+    return max(average, float(now))
 
 
 def available_cores() -> int:
@@ -323,4 +351,5 @@ def worker_threads(nthreads: int) -> int:
 
 
 __all__ = ["ENV_VAR", "ThreadSetting", "available_cores", "cgroup_cpu_quota", "check_threads", "cpu_affinity",
-           "current_threads", "resolve_threads", "system_load", "thread_limits", "threads_provenance", "worker_threads"]
+           "current_threads", "resolve_threads", "runnable_now", "system_load", "thread_limits", "threads_provenance",
+           "worker_threads"]

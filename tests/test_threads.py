@@ -33,6 +33,7 @@ def machine(monkeypatch, tmp_path):
     monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     monkeypatch.setattr(_threads.os, "cpu_count", lambda: 16)
     monkeypatch.setattr(_threads.os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # an idle machine
+    monkeypatch.setattr(_threads, "LOADAVG", tmp_path / "loadavg")  # no count of runnable tasks (written by tests)
     for name in (ENV_VAR, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     return root
@@ -60,6 +61,26 @@ def test_the_load_caps_the_default(machine, monkeypatch):
     assert resolve_threads(2).threads == 2  # an explicit number is not capped
     monkeypatch.setenv(ENV_VAR, "4")
     assert resolve_threads().threads == 4
+
+
+def test_tasks_runnable_now_cap_the_default_before_the_average_sees_them(machine, monkeypatch, tmp_path):
+    """Two jobs started together: the load average is still low, the count of runnable tasks
+    is not (the kernel's fourth field of /proc/loadavg, less the reading task)."""
+    (tmp_path / "loadavg").write_text("0.50 0.40 0.30 12/412 4242\n")
+    assert _threads.runnable_now() == 11
+    setting = resolve_threads()
+    assert (setting.threads, setting.source, setting.load) == (5, "load", 11.0)  # 16 CPUs - 11
+    # a task that runs for a moment is not a busy machine: the fewest of the reads counts
+    reads = iter(["0.50 0.40 0.30 12/412 1", "0.50 0.40 0.30 1/412 1", "0.50 0.40 0.30 9/412 1"])
+    monkeypatch.setattr(_threads, "_read", lambda path: next(reads))
+    assert _threads.runnable_now() == 0
+    # an average above the count wins
+    (tmp_path / "loadavg").write_text("0.50 0.40 0.30 2/412 4242\n")
+    monkeypatch.setattr(_threads, "_read", lambda path: path.read_text().strip())
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (12.6, 9.0, 9.0))
+    assert _threads.system_load() == 12.6
+    (tmp_path / "loadavg").write_text("garbled")
+    assert _threads.runnable_now() is None and _threads.system_load() == 12.6
 
 
 def test_the_pools_own_variables_cap_the_default(machine, monkeypatch):
