@@ -158,9 +158,10 @@ def runnable_now() -> int | None:
     for i in range(RUNNABLE_READS):
         text = _read(LOADAVG)
         fields = text.split() if text else []
-        if len(fields) < 4 or not fields[3].partition("/")[0].isdigit():
+        running = fields[3].partition("/")[0] if len(fields) >= 4 else ""
+        if not running.isdigit():
             return None
-        seen.append(int(fields[3].partition("/")[0]) - 1)  # the reading task runs too
+        seen.append(int(running) - 1)  # the reading task runs too
         if i + 1 < RUNNABLE_READS:
             time.sleep(RUNNABLE_GAP)
     return max(min(seen), 0)

@@ -372,22 +372,6 @@ def prepare_filters(B, split: Split, alphas, t_total: int, dtype: str, gram: Lay
     the held-out residuals themselves are needed); the losses come from the QR factors of the
     held-out projection (:func:`qr_losses`) when that saves work for them."""
     qr_targets = t_total if qr_targets is None else qr_targets
-    if qr_targets and split.resolve is None and split.P.shape[0] > split.P.shape[1]:
-        r, v = split.lam.shape[0], split.test.size
-        a = int(alphas.shape[0])
-        held = _kept(gram, b"qr", split.train, split.test) if gram is not None else None
-        basis = filter_basis(B.to_numpy(split.lam), B.to_numpy(alphas), FILTER_TOL.get(dtype, 1e-15))
-        m = a if basis is None else basis[1].shape[0]
-        pred, qr_cost, factor = validation_flops(v, r, a, m, basis is not None, B.name == "numpy")
-        if qr_targets * (pred - qr_cost) > (0.0 if held is not None else QR_WEIGHT * factor):
-            if held is None:
-                held = qr(B, split.P)
-                split.flops += factor
-                if gram is not None:
-                    _keep(gram, b"qr", split.train, split.test, held)
-            split.Q, split.R = held
-            split.filters, split.combine = _weights(B, split.lam, alphas), None
-            return
     kept = None
     if gram is not None:
         grid = np.asarray(B.to_numpy(alphas), dtype=np.float64)
@@ -404,6 +388,21 @@ def prepare_filters(B, split: Split, alphas, t_total: int, dtype: str, gram: Lay
             _keep(gram, tag, split.train, grid, kept)
     split.filters, split.combine = kept
     m = split.filters.shape[0]
+    if qr_targets and split.P.shape[0] > split.P.shape[1]:
+        a = int(alphas.shape[0])
+        held = _kept(gram, b"qr", split.train, split.test) if gram is not None else None
+        pred, qr_cost, factor = validation_flops(split.test.size, split.lam.shape[0], a, m,
+                                                 split.combine is not None, B.name == "numpy")
+        if qr_targets * (pred - qr_cost) > (0.0 if held is not None else QR_WEIGHT * factor):
+            if held is None:
+                held = qr(B, split.P)
+                split.flops += factor
+                if gram is not None:
+                    _keep(gram, b"qr", split.train, split.test, held)
+            split.Q, split.R = held
+            if split.combine is not None:  # every penalty's own filter: a product by R each
+                split.filters, split.combine = _weights(B, split.lam, alphas), None
+            return
     if _resolve_first(split, m, t_total):
         # one stacked matrix for all filters: (m, n_test, n_train), reused by every target batch
         split.resolve = (split.P[None, :, :] * split.filters[:, None, :]) @ split.V.T
@@ -645,9 +644,8 @@ def direct_flops(form: str, n_train: int, n_val: int, rank: int, n_features: int
     r, n_tr, v = float(rank), float(n_train), float(n_val)
     setup = 0.0 if decomposed else 9.0 * r**3 + (2.0 * min(n_train, n_features) * r * r if form == "primal" else 0.0)
     setup += 2.0 * v * r * r
-    losses = 2.0 * n_filters * v * r + 2.0 * n_alphas * n_filters * v + 3.0 * n_alphas * v
+    losses, qr_cost, factor = validation_flops(n_val, rank, n_alphas, n_filters, True, True)
     if v > r:  # the losses from the held-out projection's QR factors, when cheaper (prepare_filters)
-        _, qr_cost, factor = validation_flops(n_val, rank, n_alphas, n_filters, n_filters < n_alphas, True)
         if n_targets * (losses - qr_cost) > QR_WEIGHT * factor:
             losses, setup = qr_cost, setup + QR_WEIGHT * factor
     return setup + n_targets * (2.0 * r * n_tr + losses)
